@@ -1,0 +1,184 @@
+/** Test helpers for the store tests: temp trees, tree snapshots, hand-made packs. */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { sha256 } from '../../src/util/bytes.js';
+import type { Codec } from '../../src/store/codec.js';
+
+export interface Sandbox {
+  readonly base: string;
+  /** The store root. */
+  readonly store: string;
+  /** A workspace with outputs under it. */
+  readonly ws: string;
+  /** A sentinel directory outside both: must stay empty. */
+  readonly outside: string;
+  cleanup(): Promise<void>;
+}
+
+export async function sandbox(): Promise<Sandbox> {
+  const base = await fs.mkdtemp(path.join(os.tmpdir(), 'clyde-store-test-'));
+  const store = path.join(base, 'store');
+  const ws = path.join(base, 'ws');
+  const outside = path.join(base, 'outside');
+  await fs.mkdir(ws);
+  await fs.mkdir(outside);
+  return {
+    base,
+    store,
+    ws,
+    outside,
+    cleanup: async () => {
+      // Restores may leave read-only directories: make everything writable first.
+      await chmodTree(base);
+      await fs.rm(base, { recursive: true, force: true });
+    },
+  };
+}
+
+async function chmodTree(p: string): Promise<void> {
+  const st = await fs.lstat(p).catch(() => undefined);
+  if (!st?.isDirectory()) return;
+  await fs.chmod(p, 0o700);
+  for (const name of await fs.readdir(p)) await chmodTree(path.join(p, name));
+}
+
+/** Writes files: path -> content (string or Buffer); a trailing '/' makes a directory. */
+export async function writeTree(
+  root: string,
+  files: Record<string, string | Buffer>,
+): Promise<void> {
+  for (const [rel, content] of Object.entries(files)) {
+    const abs = path.join(root, rel);
+    if (rel.endsWith('/')) {
+      await fs.mkdir(abs, { recursive: true });
+      continue;
+    }
+    await fs.mkdir(path.dirname(abs), { recursive: true });
+    await fs.writeFile(abs, content);
+  }
+}
+
+export interface TreeItem {
+  readonly type: 'file' | 'dir' | 'symlink' | 'other';
+  readonly mode: number;
+  readonly content?: string;
+  readonly target?: string;
+}
+
+/** Everything under `root` (lstat, no following): relative path -> type, mode, content. */
+export async function snapshotTree(root: string): Promise<Record<string, TreeItem>> {
+  const out: Record<string, TreeItem> = {};
+  async function visit(dir: string, rel: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names.sort()) {
+      const abs = path.join(dir, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const st = await fs.lstat(abs);
+      const mode = st.mode & 0o777;
+      if (st.isDirectory()) {
+        out[r] = { type: 'dir', mode };
+        await visit(abs, r);
+      } else if (st.isFile()) {
+        out[r] = { type: 'file', mode, content: sha256(await fs.readFile(abs)) };
+      } else if (st.isSymbolicLink()) {
+        out[r] = { type: 'symlink', mode: 0, target: await fs.readlink(abs) };
+      } else {
+        out[r] = { type: 'other', mode };
+      }
+    }
+  }
+  await visit(root, '');
+  return out;
+}
+
+export interface PackBlob {
+  readonly digest: string;
+  readonly frame: Buffer;
+}
+
+/** A pack in the documented format, built by hand (so tests can make broken ones). */
+export function buildPack(
+  header: unknown,
+  blobs: readonly PackBlob[],
+  opts: { magic?: string; version?: number; end?: boolean } = {},
+): Buffer {
+  const parts: Buffer[] = [];
+  parts.push(Buffer.from(opts.magic ?? 'CLYDEPK\n', 'latin1'));
+  const u32 = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  parts.push(u32(opts.version ?? 1));
+  const h = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header), 'utf8');
+  parts.push(u32(h.length), h);
+  for (const b of blobs) {
+    const rec = Buffer.alloc(40);
+    Buffer.from(b.digest, 'hex').copy(rec);
+    rec.writeBigUInt64BE(BigInt(b.frame.length), 32);
+    parts.push(rec, b.frame);
+  }
+  if (opts.end !== false) parts.push(Buffer.alloc(40));
+  return Buffer.concat(parts);
+}
+
+export function blobOf(codec: Codec, content: string | Buffer): PackBlob & { size: number } {
+  const buf = typeof content === 'string' ? Buffer.from(content) : content;
+  return { digest: sha256(buf), frame: codec.compress(buf), size: buf.length };
+}
+
+export function fileEntry(
+  p: string,
+  content: string | Buffer,
+  mode = 0o644,
+): Record<string, unknown> {
+  const buf = typeof content === 'string' ? Buffer.from(content) : content;
+  return {
+    path: p,
+    type: 'file',
+    mode,
+    size: buf.length,
+    mtimeMs: 1_600_000_000_000,
+    digest: sha256(buf),
+  };
+}
+
+export function dirEntry(p: string, mode = 0o755): Record<string, unknown> {
+  return { path: p, type: 'dir', mode, size: 0, mtimeMs: 1_600_000_000_000 };
+}
+
+export function linkEntry(p: string, target: string): Record<string, unknown> {
+  return { path: p, type: 'symlink', mode: 0o777, size: 0, mtimeMs: 1_600_000_000_000, target };
+}
+
+export function packMeta(key: string, hash = 'ab'.repeat(32)): Record<string, unknown> {
+  const now = new Date().toISOString();
+  return {
+    schema: 1,
+    key,
+    package: 'pkg',
+    version: '1.0.0',
+    hash,
+    platform: 'linux-x64',
+    variant: 'release',
+    createdAt: now,
+    lastAccessAt: now,
+    sizeBytes: 0,
+    storedBytes: 0,
+    files: 0,
+    roots: ['out'],
+  };
+}
+
+export function dirManifest(entries: readonly Record<string, unknown>[], name = 'out'): unknown {
+  return {
+    schema: 1,
+    roots: [{ name, kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_000_000, entries }],
+  };
+}

@@ -1,0 +1,74 @@
+/** Pieces restore and save share: the key's inputs, opening the store, scratch space, errors. */
+import * as core from '@actions/core';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { errorMessage, isInputError } from '../errors.js';
+import type { Config } from '../inputs.js';
+import type { KeyInputs } from '../key/types.js';
+import { LocalStore, loadCodec } from '../store/index.js';
+import type { OutputRoot } from '../store/types.js';
+import { tempName } from '../util/fsx.js';
+
+export function keyInputs(config: Config): KeyInputs {
+  return {
+    workspace: config.workspace,
+    name: config.name,
+    version: config.version,
+    variant: config.variant,
+    platform: config.platform,
+    sources: config.sources,
+    excludePaths: config.paths.map((p) => p.absPath),
+    lockfiles: config.lockfiles,
+    config: config.config,
+  };
+}
+
+export function outputRoots(config: Config): OutputRoot[] {
+  return config.paths.map((p) => ({ name: p.name, absPath: p.absPath }));
+}
+
+/** RUNNER_TEMP/clyde-cache (or the OS temp dir outside a runner). */
+export function scratchRoot(): string {
+  return path.join(process.env['RUNNER_TEMP'] ?? os.tmpdir(), 'clyde-cache');
+}
+
+export async function makeWorkDir(): Promise<string> {
+  const dir = tempName(scratchRoot(), 'work');
+  await fs.mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * The local store, or, when it cannot be opened (unwritable directory, full disk), a store under
+ * RUNNER_TEMP that lives for this job only, so the runner cache tier still works.
+ */
+export async function openStore(config: Config, notes: string[]): Promise<LocalStore> {
+  const codec = await loadCodec();
+  core.info(`zstd: ${codec.name}`);
+  try {
+    return await LocalStore.open(config.localCacheDir);
+  } catch (err) {
+    const fallback = path.join(scratchRoot(), 'job-store');
+    const msg = `Local store at ${config.localCacheDir} could not be opened (${errorMessage(err)}); using a store for this job only.`;
+    core.warning(msg);
+    notes.push(msg);
+    return LocalStore.open(fallback);
+  }
+}
+
+/**
+ * One error handler per phase (STYLE.md habit 4): configuration errors fail the step; every
+ * other error is a cache problem, reported once as a warning and otherwise ignored.
+ * Returns true when the step was failed.
+ */
+export function handlePhaseError(phase: string, err: unknown, notes?: string[]): boolean {
+  if (isInputError(err)) {
+    core.setFailed(errorMessage(err));
+    return true;
+  }
+  const msg = `${phase}: ${errorMessage(err)}`;
+  core.warning(msg);
+  notes?.push(msg);
+  return false;
+}

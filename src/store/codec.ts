@@ -1,0 +1,140 @@
+/**
+ * zstd at level 3, from zstd-napi where its native binary loads, else Node 24's `node:zlib`.
+ * Both backends write plain zstd frames, so each reads the other's output.
+ *
+ * `decompress` takes the size the content must have (it is always known: the manifest records
+ * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes.
+ */
+import * as zlib from 'node:zlib';
+import { StoreError } from '../errors.js';
+
+export type CodecName = 'zstd-napi' | 'node:zlib';
+
+export interface Codec {
+  readonly name: CodecName;
+  compress(buf: Buffer): Buffer;
+  /** Decompresses `buf`, which must hold exactly `expectedSize` bytes of content. */
+  decompress(buf: Buffer, expectedSize: number): Buffer;
+}
+
+const LEVEL = 3;
+
+/**
+ * The frame holds a different amount of content than expected. Unlike a frame that will not
+ * decode, this may be the manifest's fault rather than the blob's.
+ */
+export class FrameSizeMismatch extends StoreError {}
+
+/** The environment variable that picks a backend: `node` forces node:zlib, `native` requires zstd-napi. */
+export const BACKEND_ENV = 'CLYDE_ZSTD_BACKEND';
+
+function nodeCodec(): Codec {
+  if (typeof zlib.zstdCompressSync !== 'function') {
+    throw new StoreError('node:zlib has no zstd support (Node 24 or later is required)');
+  }
+  // Never set ZSTD_c_nbWorkers: the async and stream forms break with workers (performance-notes).
+  const params = { [zlib.constants.ZSTD_c_compressionLevel]: LEVEL };
+  return {
+    name: 'node:zlib',
+    compress: (buf) => zlib.zstdCompressSync(buf, { params }),
+    decompress(buf, expectedSize) {
+      let out: Buffer;
+      try {
+        // maxOutputLength must be at least 1; the size check below catches the difference.
+        out = zlib.zstdDecompressSync(buf, { maxOutputLength: Math.max(1, expectedSize) });
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+          throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+        }
+        throw new StoreError(`corrupt zstd frame: ${err}`);
+      }
+      if (out.length !== expectedSize) {
+        throw new FrameSizeMismatch(
+          `zstd frame holds ${out.length} bytes, expected ${expectedSize}`,
+        );
+      }
+      return out;
+    },
+  };
+}
+
+interface NapiModule {
+  compress(data: Uint8Array, parameters?: { compressionLevel?: number }): Buffer;
+}
+interface NapiBinding {
+  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number };
+}
+
+async function nativeCodec(): Promise<Codec> {
+  // Dynamic imports of the CommonJS package: the form @vercel/ncc carries, binary included.
+  const mod = (await import('zstd-napi')) as unknown as { default?: NapiModule } & NapiModule;
+  const napi: NapiModule = mod.default ?? mod;
+  const bindingMod = (await import('zstd-napi/binding.js')) as unknown as {
+    default?: NapiBinding;
+  } & NapiBinding;
+  const binding: NapiBinding = bindingMod.default ?? bindingMod;
+  const dctx = new binding.DCtx();
+  const codec: Codec = {
+    name: 'zstd-napi',
+    compress: (buf) => napi.compress(buf, { compressionLevel: LEVEL }),
+    decompress(buf, expectedSize) {
+      // Decompressing into a buffer of exactly the expected size bounds the output: a frame
+      // holding more fails with "destination buffer is too small".
+      const out = Buffer.allocUnsafe(expectedSize);
+      let n: number;
+      try {
+        n = dctx.decompress(out, buf);
+      } catch (err) {
+        if (/too small/i.test(String(err))) {
+          throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+        }
+        throw new StoreError(`corrupt zstd frame: ${err}`);
+      }
+      if (n !== expectedSize) {
+        throw new FrameSizeMismatch(`zstd frame holds ${n} bytes, expected ${expectedSize}`);
+      }
+      return out;
+    },
+  };
+  // A binary that loads but misbehaves must not be trusted with the store.
+  const probe = Buffer.from('clyde-cache codec probe');
+  if (!codec.decompress(codec.compress(probe), probe.length).equals(probe)) {
+    throw new StoreError('zstd-napi failed its round-trip check');
+  }
+  return codec;
+}
+
+/**
+ * A codec with the given backend, not memoised (tests use it to check interoperability).
+ * `native` throws when zstd-napi will not load.
+ */
+export async function createCodec(backend: 'native' | 'node'): Promise<Codec> {
+  if (backend === 'node') return nodeCodec();
+  try {
+    return await nativeCodec();
+  } catch (err) {
+    throw new StoreError(`zstd-napi is not available: ${err instanceof Error ? err.message : err}`);
+  }
+}
+
+let memo: Promise<Codec> | undefined;
+
+/**
+ * The process-wide codec: zstd-napi if it loads, else node:zlib. `CLYDE_ZSTD_BACKEND=node`
+ * forces node:zlib; `=native` requires zstd-napi (the promise rejects if it will not load).
+ */
+export function loadCodec(): Promise<Codec> {
+  memo ??= pickCodec();
+  return memo;
+}
+
+async function pickCodec(): Promise<Codec> {
+  const wanted = (process.env[BACKEND_ENV] ?? '').trim().toLowerCase();
+  if (wanted === 'node') return nodeCodec();
+  if (wanted === 'native') return createCodec('native');
+  try {
+    return await nativeCodec();
+  } catch {
+    return nodeCodec();
+  }
+}

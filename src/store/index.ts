@@ -1,0 +1,11 @@
+/** The local content-addressed store: see local-store.ts for the layout and guarantees. */
+export { LocalStore, type LocalStoreOptions } from './local-store.js';
+export { loadCodec, createCodec, BACKEND_ENV, type Codec, type CodecName } from './codec.js';
+export type {
+  OutputRoot,
+  EntryMeta,
+  SaveRequest,
+  SaveResult,
+  RestoreResult,
+  RestoreOptions,
+} from './types.js';

@@ -1,0 +1,200 @@
+/**
+ * The pack: one file per entry for the runner-cache tier.
+ *
+ *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE
+ *   header length u32 BE | header JSON (utf-8): { meta, manifest }
+ *   per blob: sha256 (32 raw bytes) | compressed length u64 BE | the stored zstd frame
+ *   end: 32 zero bytes | length 0
+ *
+ * Reading is sequential and one blob at a time; nothing is trusted until verified: the header
+ * goes through the same validation as a local manifest, every blob is decompressed and
+ * hashed before it is stored, and the entry appears only after every needed blob was seen.
+ */
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+import { StoreError } from '../errors.js';
+import { tempName } from '../util/fsx.js';
+import type { BlobStore } from './blobs.js';
+import { blobSizes, parseManifest, type Manifest } from './manifest.js';
+import { sortBytes } from '../util/bytes.js';
+import type { EntryMeta } from './types.js';
+
+export const PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');
+export const PACK_VERSION = 1;
+/** A header this large would describe far more files than any real entry. */
+export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+const DIGEST_BYTES = 32;
+const END = Buffer.alloc(DIGEST_BYTES);
+
+/** The most compressed bytes a frame of `size` content bytes can honestly take. */
+function maxFrameBytes(size: number): number {
+  return size + Math.floor(size / 128) + 4096;
+}
+
+export interface PackHeader {
+  readonly meta: unknown;
+  readonly manifest: unknown;
+}
+
+/** Writes the pack of an entry to `destFile` (temp file + rename); returns its size. */
+export async function writePack(
+  blobs: BlobStore,
+  meta: EntryMeta,
+  manifest: Manifest,
+  destFile: string,
+): Promise<number> {
+  const header = Buffer.from(JSON.stringify({ meta, manifest }), 'utf8');
+  if (header.length > MAX_HEADER_BYTES) throw new StoreError('entry too large to pack');
+  const sizes = blobSizes(manifest);
+  const tmp = tempName(path.dirname(destFile), `${path.basename(destFile)}.part`);
+  const out = await fs.open(tmp, 'wx');
+  let bytes = 0;
+  const write = async (buf: Buffer): Promise<void> => {
+    await out.write(buf);
+    bytes += buf.length;
+  };
+  try {
+    const u32 = Buffer.alloc(4);
+    await write(PACK_MAGIC);
+    u32.writeUInt32BE(PACK_VERSION);
+    await write(Buffer.from(u32));
+    u32.writeUInt32BE(header.length);
+    await write(Buffer.from(u32));
+    await write(header);
+    for (const digest of sortBytes(sizes.keys())) {
+      const frame = await blobs.readFrame(digest);
+      // A corrupt blob must not be uploaded: the remote copy could never be replaced.
+      blobs.verifyFrame(digest, sizes.get(digest) ?? 0, frame);
+      const rec = Buffer.alloc(DIGEST_BYTES + 8);
+      Buffer.from(digest, 'hex').copy(rec, 0);
+      rec.writeBigUInt64BE(BigInt(frame.length), DIGEST_BYTES);
+      await write(rec);
+      await write(frame);
+    }
+    await write(Buffer.concat([END, Buffer.alloc(8)]));
+    await out.sync();
+  } catch (err) {
+    await out.close();
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await out.close();
+  await fs.rename(tmp, destFile);
+  return bytes;
+}
+
+class PackReader {
+  private pos = 0;
+  constructor(private readonly fh: FileHandle) {}
+
+  /** Exactly `n` bytes, or StoreError when the pack ends first. */
+  async read(n: number, what: string): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      const { bytesRead } = await this.fh.read(buf, got, n - got, this.pos);
+      if (bytesRead === 0) throw new StoreError(`pack is truncated (in ${what})`);
+      got += bytesRead;
+      this.pos += bytesRead;
+    }
+    return buf;
+  }
+
+  async atEnd(): Promise<boolean> {
+    const { bytesRead } = await this.fh.read(Buffer.alloc(1), 0, 1, this.pos);
+    return bytesRead === 0;
+  }
+}
+
+export interface ReadPack {
+  readonly header: PackHeader;
+  readonly manifest: Manifest;
+  /** Compressed bytes of the blobs the pack carried. */
+  readonly storedBytes: number;
+  readonly newBlobs: number;
+}
+
+/**
+ * Reads and verifies a pack, storing its blobs. `accept` sees the validated header first and
+ * may stop the import (returning false: nothing more is read). Throws StoreError (or
+ * UnsafeEntryError) on anything wrong; blobs stored before the failure are verified content.
+ */
+export async function readPack(
+  blobs: BlobStore,
+  packFile: string,
+  accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
+): Promise<ReadPack | undefined> {
+  let fh: FileHandle;
+  try {
+    fh = await fs.open(packFile, 'r');
+  } catch (err) {
+    throw new StoreError(`cannot open pack ${packFile}: ${err}`);
+  }
+  try {
+    const r = new PackReader(fh);
+    if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
+      throw new StoreError('not a clyde pack (bad magic)');
+    }
+    const version = (await r.read(4, 'version')).readUInt32BE(0);
+    if (version !== PACK_VERSION) throw new StoreError(`unsupported pack version ${version}`);
+    const headerLen = (await r.read(4, 'header length')).readUInt32BE(0);
+    if (headerLen > MAX_HEADER_BYTES)
+      throw new StoreError(`pack header too large (${headerLen} bytes)`);
+    let header: PackHeader;
+    try {
+      const raw: unknown = JSON.parse((await r.read(headerLen, 'header')).toString('utf8'));
+      if (typeof raw !== 'object' || raw === null) throw new Error('not an object');
+      header = raw as PackHeader;
+    } catch (err) {
+      throw err instanceof StoreError ? err : new StoreError(`pack header is not JSON: ${err}`);
+    }
+    const manifest = parseManifest(header.manifest);
+    if (!(await accept(header, manifest))) return undefined;
+
+    const needed = blobSizes(manifest);
+    const seen = new Set<string>();
+    let storedBytes = 0;
+    let newBlobs = 0;
+    for (;;) {
+      const rec = await r.read(DIGEST_BYTES + 8, 'blob record');
+      const raw = rec.subarray(0, DIGEST_BYTES);
+      const len = rec.readBigUInt64BE(DIGEST_BYTES);
+      if (raw.equals(END)) {
+        if (len !== 0n) throw new StoreError('pack end marker is malformed');
+        break;
+      }
+      const digest = raw.toString('hex');
+      const size = needed.get(digest);
+      if (size === undefined)
+        throw new StoreError(`pack carries blob ${digest} that its entry does not use`);
+      if (seen.has(digest)) throw new StoreError(`pack carries blob ${digest} twice`);
+      if (len > BigInt(maxFrameBytes(size))) {
+        throw new StoreError(
+          `pack blob ${digest}: ${len} compressed bytes for ${size} bytes of content`,
+        );
+      }
+      const frame = await r.read(Number(len), `blob ${digest}`);
+      try {
+        blobs.verifyFrame(digest, size, frame);
+      } catch (err) {
+        throw new StoreError(
+          `pack blob ${digest} is corrupt: ${err instanceof Error ? err.message : err}`,
+        );
+      }
+      if (await blobs.putFrame(digest, frame)) newBlobs++;
+      seen.add(digest);
+      storedBytes += frame.length;
+    }
+    if (!(await r.atEnd())) throw new StoreError('pack has data after its end marker');
+    const missing = [...needed.keys()].filter((d) => !seen.has(d));
+    if (missing.length > 0) {
+      throw new StoreError(
+        `pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`,
+      );
+    }
+    return { header, manifest, storedBytes, newBlobs };
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,50 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+
+/** A unique name for a temporary file or directory inside `dir`. */
+export function tempName(dir: string, hint = 'tmp'): string {
+  return path.join(dir, `${hint}-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/**
+ * Write `data` to `dest` atomically: a temp file in `tmpDir` (same filesystem as `dest`), fsync,
+ * then rename over `dest`. A crash at any point leaves either the old file or the new one.
+ */
+export async function writeFileAtomic(
+  dest: string,
+  data: string | Uint8Array,
+  tmpDir = path.dirname(dest),
+): Promise<void> {
+  await fs.mkdir(tmpDir, { recursive: true });
+  const tmp = tempName(tmpDir, path.basename(dest));
+  const handle = await fs.open(tmp, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await fs.rename(tmp, dest);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** True when `child` is `parent` or lies inside it (both absolute, already resolved). */
+export function isInside(parent: string, child: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

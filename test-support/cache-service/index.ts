@@ -1,0 +1,192 @@
+/**
+ * Loopback emulation of GitHub's runner cache service (v2), for tests and demos; never imported
+ * by `src/`. Speaks what `@actions/cache` 6.3.0 speaks (see docs in
+ * /work/shared/runner-cache-protocol.md): the three Twirp calls at the root of its URL, and
+ * Azure-shaped blob PUT/GET on signed URLs under `/devstoreaccount1/actions-cache/<id>`. Branch
+ * scopes come from the runtime token's `ac` claim; faults can be switched on per call.
+ *
+ *   const service = await startCacheService();
+ *   Object.assign(process.env, service.env());   // then use @actions/cache as on a runner
+ *   ...
+ *   await service.close();
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { errorMessage } from '../../src/errors.js';
+import { handleBlob } from './blob.js';
+import { FaultState, type Faults } from './faults.js';
+import type { ServiceContext } from './http.js';
+import { EntryStore, type StoredEntry } from './store.js';
+import { DEFAULT_SCOPES, mintToken, type Scope } from './token.js';
+import { handleTwirp, twirpCode } from './twirp.js';
+
+export type { DownloadFault, FaultSpec, Faults, TwirpMethod } from './faults.js';
+export type { StoredEntry } from './store.js';
+export type { Scope } from './token.js';
+
+export interface RequestRecord {
+  method: string;
+  /** Path plus query, without the URL's signature parameters (`sv`, `sp`, `sig`). */
+  path: string;
+  /** Status sent; 0 while the request is still being answered or if none was sent. */
+  status: number;
+}
+
+export interface CacheService {
+  /** Base URL, e.g. `http://127.0.0.1:PORT/`; the service answers at the root. */
+  readonly url: string;
+  /** JWT-shaped runtime token whose `ac` claim holds the scopes (default: main, read+write). */
+  token(scopes?: Scope[]): string;
+  /** ACTIONS_CACHE_SERVICE_V2, ACTIONS_RESULTS_URL, ACTIONS_RUNTIME_TOKEN. */
+  env(scopes?: Scope[]): Record<string, string>;
+  /** Replace the current faults; `setFaults({})` clears them. */
+  setFaults(f: Faults): void;
+  /** Snapshot of every entry, reserved or finalized, in creation order. */
+  entries(): StoredEntry[];
+  /** Store a finalized entry with these raw archive bytes (default scope refs/heads/main). */
+  seedEntry(e: {
+    key: string;
+    version: string;
+    scope?: string;
+    data: Buffer;
+    createdAt?: Date;
+  }): StoredEntry;
+  /** The stored blob of an entry. */
+  readEntry(id: number): Buffer;
+  /** Every request received since start or reset(), in arrival order. */
+  requests(): RequestRecord[];
+  /** Drop entries, faults and the request log. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Where blobs are kept; default a fresh temp dir, removed by close(). */
+  dataDir?: string;
+  /** Interface to bind; default 127.0.0.1. */
+  host?: string;
+  /** Port; default 0 (ephemeral). */
+  port?: number;
+}
+
+const SIGNATURE_PARAMS = ['sv', 'sp', 'sig'];
+
+function logPath(url: URL): string {
+  const q = new URLSearchParams(url.search);
+  for (const p of SIGNATURE_PARAMS) q.delete(p);
+  const s = q.toString();
+  return s ? `${url.pathname}?${s}` : url.pathname;
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function snapshot(e: StoredEntry): StoredEntry {
+  return {
+    id: e.id,
+    key: e.key,
+    version: e.version,
+    scope: e.scope,
+    sizeBytes: e.sizeBytes,
+    createdAt: new Date(e.createdAt),
+    lastAccessedAt: new Date(e.lastAccessedAt),
+    finalized: e.finalized,
+    file: e.file,
+  };
+}
+
+export async function startCacheService(opts: StartOptions = {}): Promise<CacheService> {
+  const host = opts.host ?? '127.0.0.1';
+  const ownDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'clyde-cache-service-'));
+  const store = new EntryStore(dataDir);
+  const faults = new FaultState();
+  const secret = randomBytes(32);
+  let log: RequestRecord[] = [];
+  // Listen first: the signed URLs need the port, and the handler needs the URLs.
+  const server = http.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${urlHost(host)}:${port}/`;
+  const ctx: ServiceContext = { secret, store, faults, url };
+
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const reqUrl = new URL(req.url ?? '/', url);
+    const record: RequestRecord = { method: req.method ?? '', path: logPath(reqUrl), status: 0 };
+    log.push(record);
+    res.on('close', () => {
+      if (res.headersSent) record.status = res.statusCode;
+    });
+    const work = reqUrl.pathname.startsWith('/twirp/')
+      ? handleTwirp(ctx, req, res, reqUrl.pathname)
+      : handleBlob(ctx, req, res, reqUrl);
+    work.catch((err: unknown) => {
+      if (!res.headersSent) {
+        const msg = `loopback cache service: ${errorMessage(err)}`;
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ code: twirpCode(500), msg }));
+      } else {
+        res.destroy();
+      }
+    });
+  });
+
+  const token = (scopes: Scope[] = [...DEFAULT_SCOPES]): string => mintToken(secret, scopes);
+
+  return {
+    url,
+    token,
+    env: (scopes) => ({
+      ACTIONS_CACHE_SERVICE_V2: 'true',
+      ACTIONS_RESULTS_URL: url,
+      ACTIONS_RUNTIME_TOKEN: token(scopes),
+    }),
+    setFaults: (f) => faults.set(f),
+    entries: () => store.all().map(snapshot),
+    seedEntry: ({ key, version, scope = 'refs/heads/main', data, createdAt }) => {
+      if (store.find(key, version, scope)) {
+        throw new Error(`seedEntry: ${key} (version ${version}) already exists in ${scope}`);
+      }
+      const entry = store.create(key, version, scope, createdAt ?? new Date());
+      const tmp = store.tempFile('seed');
+      fs.writeFileSync(tmp, data);
+      fs.renameSync(tmp, entry.file);
+      entry.committed = true;
+      entry.finalized = true;
+      entry.sizeBytes = data.length;
+      return snapshot(entry);
+    },
+    readEntry: (id) => {
+      const entry = store.get(id);
+      if (!entry?.committed) throw new Error(`readEntry: entry ${id} has no stored blob`);
+      return fs.readFileSync(entry.file);
+    },
+    requests: () => log.map((r) => ({ ...r })),
+    reset: () => {
+      store.clear();
+      faults.set({});
+      log = [];
+    },
+    close: async () => {
+      const closed = new Promise<void>((resolve, reject) =>
+        server.close((err) => (err ? reject(err) : resolve())),
+      );
+      server.closeAllConnections();
+      await closed;
+      if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * A small world for end-to-end runs: a loopback runner-cache service, a git checkout of the demo
+ * project as the workspace, a persistent local store, and the action's own directory. Used by
+ * the e2e tests and by `npm run demo`, so both run the same jobs the same way.
+ */
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCacheService, type CacheService } from './cache-service/index.js';
+import { Job, type StepResult } from './runner.js';
+
+/** The repository root (this file runs from build/test-support/). */
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DEMO_PROJECT = path.join(REPO, 'demo', 'project');
+
+export interface World {
+  readonly root: string;
+  readonly workspace: string;
+  readonly localStore: string;
+  readonly service: CacheService;
+  close(): Promise<void>;
+}
+
+function git(cwd: string, ...args: string[]): string {
+  return execFileSync(
+    'git',
+    [
+      '-c',
+      'user.email=ci@example.com',
+      '-c',
+      'user.name=CI',
+      '-c',
+      'init.defaultBranch=main',
+      ...args,
+    ],
+    { cwd, encoding: 'utf8' },
+  );
+}
+
+export async function createWorld(): Promise<World> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'clyde-world-'));
+  const workspace = path.join(root, 'workspace');
+  const localStore = path.join(root, 'local-store');
+  await fs.cp(DEMO_PROJECT, workspace, {
+    recursive: true,
+    filter: (src) => !src.split(path.sep).includes('out'),
+  });
+  git(workspace, 'init', '-q');
+  git(workspace, 'add', '-A');
+  git(workspace, 'commit', '-q', '-m', 'demo project');
+  const service = await startCacheService({ dataDir: path.join(root, 'service') });
+  return {
+    root,
+    workspace,
+    localStore,
+    service,
+    async close() {
+      await service.close();
+      await fs.rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface JobRun {
+  readonly main: StepResult;
+  readonly built: boolean;
+  readonly buildLog: string;
+  readonly posts: StepResult[];
+  readonly job: Job;
+}
+
+export interface JobSpec {
+  /** Inputs beyond the demo's defaults. */
+  readonly with?: Record<string, string>;
+  readonly env?: Record<string, string>;
+  /** Make the build step fail (to exercise the save policy). */
+  readonly failBuild?: boolean;
+  readonly ref?: string;
+  /** The action's directory (action.yml + dist/); default this repository. */
+  readonly action?: string;
+}
+
+/** The inputs every demo job uses. */
+export function demoInputs(world: World): Record<string, string> {
+  return { path: 'out', name: 'demo', 'local-cache-dir': world.localStore };
+}
+
+/** One CI job: checkout is the world's workspace; the action; `make` unless an exact hit; post. */
+export async function runDemoJob(world: World, spec: JobSpec = {}): Promise<JobRun> {
+  const job = new Job({
+    workspace: world.workspace,
+    env: { ...world.service.env(), ...(spec.env ?? {}) },
+    ...(spec.ref ? { ref: spec.ref } : {}),
+  });
+  const main = await job.uses(
+    spec.action ?? REPO,
+    { ...demoInputs(world), ...(spec.with ?? {}) },
+    'cache',
+  );
+  let built = false;
+  let buildLog = '';
+  await job.run('build', () => {
+    if (spec.failBuild) throw new Error('the build failed');
+    if (main.outputs['cache-hit'] === 'true') return;
+    buildLog = execFileSync('make', ['--no-print-directory'], {
+      cwd: world.workspace,
+      encoding: 'utf8',
+    });
+    built = true;
+  });
+  const posts = await job.finish();
+  return { main, built, buildLog, posts, job };
+}
