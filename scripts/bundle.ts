@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const ENTRIES = ['restore', 'save'] as const;
+export const ENTRIES = ['restore', 'save', 'gc'] as const;
 
 function bundle(entry: string): void {
   const out = path.join(repo, 'dist', entry);

@@ -4,6 +4,7 @@
  * that main hands to post through state, so post never re-reads or re-derives anything.
  */
 import * as core from '@actions/core';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InputError } from './errors.js';
@@ -29,6 +30,9 @@ export const Inputs = {
   LookupOnly: 'lookup-only',
   FailOnCacheMiss: 'fail-on-cache-miss',
   Key: 'key',
+  Env: 'env',
+  Toolchain: 'toolchain',
+  Packages: 'packages',
 } as const;
 
 export interface OutputPath {
@@ -57,6 +61,67 @@ export interface Config {
   readonly failOnCacheMiss: boolean;
   /** Save sub-action only: an explicit key (otherwise computed as main would). */
   readonly key?: string;
+  /** Names of environment variables whose values enter the key. */
+  readonly env: readonly string[];
+  /** Commands whose output (e.g. a compiler's version) enters the key. */
+  readonly toolchain: readonly string[];
+  /** A workspace of several packages (from the `packages` input or .clyde/cache.yml). */
+  readonly packages?: WorkspaceSource;
+  /** How the save step prunes the local store. */
+  readonly prune: PruneConfig;
+}
+
+/** The text of a workspace file and where it came from (for error messages). */
+export interface WorkspaceSource {
+  readonly source: string;
+  readonly text: string;
+}
+
+/** Where a workspace file is looked for when neither `path` nor `packages` is given. */
+export const DEFAULT_WORKSPACE_FILE = '.clyde/cache.yml';
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function parseEnvNames(raw: string): string[] {
+  const names = parseList(raw.replace(/[ ,]+/g, '\n'));
+  for (const n of names) {
+    if (!ENV_NAME.test(n)) {
+      throw new InputError(
+        Inputs.Env,
+        `'${n}' is not an environment variable name; list names such as CC or CFLAGS, separated by spaces, commas or new lines.`,
+      );
+    }
+  }
+  return [...new Set(names)];
+}
+
+/**
+ * The `packages` input: a path to a workspace file (relative to the workspace), or the YAML
+ * itself. Empty: .clyde/cache.yml when it exists and no `path` was given.
+ */
+export function readWorkspaceSource(
+  raw: string,
+  workspace: string,
+  pathGiven: boolean,
+): WorkspaceSource | undefined {
+  const v = raw.trim();
+  if (v === '') {
+    if (pathGiven) return undefined;
+    const file = path.join(workspace, DEFAULT_WORKSPACE_FILE);
+    if (!fs.existsSync(file)) return undefined;
+    return { source: DEFAULT_WORKSPACE_FILE, text: fs.readFileSync(file, 'utf8') };
+  }
+  if (v.includes('\n') || v.startsWith('packages:'))
+    return { source: "the 'packages' input", text: v };
+  const file = path.resolve(workspace, v);
+  try {
+    return { source: toPosix(v), text: fs.readFileSync(file, 'utf8') };
+  } catch (err) {
+    throw new InputError(
+      Inputs.Packages,
+      `cannot read the workspace file '${v}' (${(err as NodeJS.ErrnoException).code ?? String(err)}); give a path relative to the workspace, or the YAML itself.`,
+    );
+  }
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -115,7 +180,7 @@ export function parseOutputPaths(raw: string, workspace: string, home: string): 
   if (lines.length === 0) {
     throw new InputError(
       Inputs.Path,
-      'is required; list the build outputs to cache, one per line.',
+      "is required; list the build outputs to cache, one per line (or describe several packages in .clyde/cache.yml or the 'packages' input).",
     );
   }
   const out: OutputPath[] = [];
@@ -242,9 +307,21 @@ export function readConfig(
   }
 
   const platformRaw = get(Inputs.Platform).trim();
+  const pathRaw = get(Inputs.Path);
+  const packages = readWorkspaceSource(
+    get(Inputs.Packages),
+    workspace,
+    parseList(pathRaw).length > 0,
+  );
+  if (packages && parseList(pathRaw).length > 0) {
+    throw new InputError(
+      Inputs.Packages,
+      "and 'path' were both given; list outputs per package in the workspace file, or use 'path' alone.",
+    );
+  }
   const config: Config = {
     workspace,
-    paths: parseOutputPaths(get(Inputs.Path), workspace, home),
+    paths: packages ? [] : parseOutputPaths(pathRaw, workspace, home),
     sources: parseList(get(Inputs.Sources)),
     lockfiles,
     config: get(Inputs.Config),
@@ -263,6 +340,10 @@ export function readConfig(
     lookupOnly: parseBoolean(Inputs.LookupOnly, get(Inputs.LookupOnly), false),
     failOnCacheMiss: parseBoolean(Inputs.FailOnCacheMiss, get(Inputs.FailOnCacheMiss), false),
     ...(key !== undefined ? { key } : {}),
+    env: parseEnvNames(get(Inputs.Env)),
+    toolchain: parseList(get(Inputs.Toolchain)),
+    ...(packages ? { packages } : {}),
+    prune: readPruneConfig(get),
   };
   return deepFreeze(config);
 }
@@ -278,4 +359,253 @@ function deepFreeze<T>(value: T): T {
 /** Rebuild a frozen Config from what main serialised (post never re-reads inputs). */
 export function configFromJson(json: unknown): Config {
   return deepFreeze(structuredClone(json) as Config);
+}
+
+// ---- prune and garbage collection (issue 5) ---------------------------------------------------
+
+/** Names of the prune inputs (root action.yml, restore/action.yml, gc/action.yml). */
+export const PruneInputs = {
+  MaxSize: 'max-size',
+  MaxAge: 'max-age',
+  Ttl: 'ttl',
+  KeepVersions: 'keep-versions',
+  CleanupInterval: 'cleanup-interval',
+} as const;
+
+/** Names of the inputs only the gc sub-action has. */
+export const GcInputs = {
+  Token: 'token',
+  LocalCacheDir: 'local-cache-dir',
+  Local: 'local',
+  Remote: 'remote',
+  DryRun: 'dry-run',
+  KeyPrefix: 'key-prefix',
+  IncludeForeignKeys: 'include-foreign-keys',
+} as const;
+
+/**
+ * Limits of the prune policy (src/prune/policy.ts). Durations and sizes are plain numbers
+ * (milliseconds, bytes); `null` means "no such limit".
+ */
+export interface PruneConfig {
+  /** Size budget in bytes (LRU eviction down to it), or null for none. */
+  readonly maxSizeBytes: number | null;
+  /** Entries created longer ago than this are deleted (keep-versions still applies). */
+  readonly maxAgeMs: number | null;
+  readonly ttl: {
+    /** `content`: entries unused (last access) for longer than this are expired. */
+    readonly contentMs: number | null;
+    /** `metadata`: leftovers that are not entries (see src/prune/policy.ts). */
+    readonly metadataMs: number | null;
+  };
+  /** At least this many entries per package+platform+variant survive every rule but pinning. */
+  readonly keepVersions: number;
+  /** Post prunes only when this long has passed since the last prune; 0 = every run. */
+  readonly cleanupIntervalMs: number;
+}
+
+/** Documented defaults of the prune inputs (as in action.yml). */
+export const PRUNE_DEFAULTS = {
+  ttl: 'content=7d, metadata=1d',
+  keepVersions: 1,
+  cleanupInterval: '1d',
+} as const;
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+const SIZE_FORM =
+  'a number with a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. 10GB';
+
+/** '10GB', '512MiB', '1.5 TB', '1024' (bytes). Empty: `fallback`. */
+export function parseSize(
+  input: string,
+  raw: string,
+  fallback: number | null = null,
+): number | null {
+  const v = raw.trim();
+  if (v === '') return fallback;
+  const m = /^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$/.exec(v);
+  const factor = m ? SIZE_UNITS[(m[2] || 'b').toLowerCase()] : undefined;
+  if (!m || factor === undefined)
+    throw new InputError(input, `'${raw}' is not a size; use ${SIZE_FORM}.`);
+  const bytes = Math.floor(Number(m[1]) * factor);
+  if (!Number.isSafeInteger(bytes)) throw new InputError(input, `'${raw}' is too large.`);
+  return bytes;
+}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+const DURATION_FORM = 'a number with a unit s, m, h, d or w (e.g. 30d, 12h), or 0';
+
+/** '30d', '12h', '1.5h', '0'. Empty: `fallback`. */
+export function parseDuration(
+  input: string,
+  raw: string,
+  fallback: number | null = null,
+): number | null {
+  const v = raw.trim();
+  if (v === '') return fallback;
+  if (/^0+(?:\.0+)?$/.test(v)) return 0;
+  const m = /^(\d+(?:\.\d+)?)\s*([smhdw])$/.exec(v);
+  const factor = m ? DURATION_UNITS[m[2] ?? ''] : undefined;
+  if (!m || factor === undefined) {
+    throw new InputError(input, `'${raw}' is not a duration; use ${DURATION_FORM}.`);
+  }
+  const ms = Math.round(Number(m[1]) * factor);
+  if (!Number.isSafeInteger(ms)) throw new InputError(input, `'${raw}' is too long.`);
+  return ms;
+}
+
+/** A whole number >= min. Empty: `fallback`. */
+export function parseCount(input: string, raw: string, fallback: number, min = 0): number {
+  const v = raw.trim();
+  if (v === '') return fallback;
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < min) {
+    throw new InputError(input, `'${raw}' is not a whole number >= ${min}.`);
+  }
+  return Number(v);
+}
+
+const TTL_FORM =
+  "comma- or line-separated class=duration pairs for the classes 'content' and 'metadata', e.g. content=7d, metadata=1d ('none' for no TTL)";
+
+/**
+ * 'content=7d, metadata=1d'. A class left out keeps its default; 'none' (or 'off') switches the
+ * class's TTL off.
+ */
+export function parseTtl(input: string, raw: string): PruneConfig['ttl'] {
+  const d = parseTtlPairs(input, PRUNE_DEFAULTS.ttl, {});
+  return parseTtlPairs(input, raw, { content: d.contentMs, metadata: d.metadataMs });
+}
+
+function parseTtlPairs(
+  input: string,
+  raw: string,
+  base: Partial<Record<'content' | 'metadata', number | null>>,
+): PruneConfig['ttl'] {
+  const out = { ...base };
+  const seen = new Set<string>();
+  for (const part of raw.split(/[,\n]/)) {
+    const p = part.trim();
+    if (p === '') continue;
+    const eq = p.indexOf('=');
+    const cls = (eq < 0 ? '' : p.slice(0, eq)).trim().toLowerCase();
+    if (eq < 0 || (cls !== 'content' && cls !== 'metadata')) {
+      throw new InputError(input, `'${p}' is not a TTL; use ${TTL_FORM}.`);
+    }
+    if (seen.has(cls)) throw new InputError(input, `'${cls}' is given twice; use ${TTL_FORM}.`);
+    seen.add(cls);
+    const value = p.slice(eq + 1).trim();
+    out[cls] = ['none', 'off'].includes(value.toLowerCase())
+      ? null
+      : parseDuration(input, value === '' ? 'x' : value);
+  }
+  return { contentMs: out.content ?? null, metadataMs: out.metadata ?? null };
+}
+
+/** The prune limits: read by main (into the Config handed to post) and by the gc sub-action. */
+export function readPruneConfig(get: InputReader = actionInputs): PruneConfig {
+  const config: PruneConfig = {
+    maxSizeBytes: parseSize(PruneInputs.MaxSize, get(PruneInputs.MaxSize)),
+    maxAgeMs: parseDuration(PruneInputs.MaxAge, get(PruneInputs.MaxAge)),
+    ttl: parseTtl(PruneInputs.Ttl, get(PruneInputs.Ttl)),
+    keepVersions: parseCount(
+      PruneInputs.KeepVersions,
+      get(PruneInputs.KeepVersions),
+      PRUNE_DEFAULTS.keepVersions,
+    ),
+    cleanupIntervalMs:
+      parseDuration(
+        PruneInputs.CleanupInterval,
+        get(PruneInputs.CleanupInterval),
+        parseDuration(PruneInputs.CleanupInterval, PRUNE_DEFAULTS.cleanupInterval),
+      ) ?? 0,
+  };
+  return deepFreeze(config);
+}
+
+export interface GcConfig {
+  /** For the REST API; empty when `remote` is false. */
+  readonly token: string;
+  /** GITHUB_API_URL (default https://api.github.com). */
+  readonly apiUrl: string;
+  /** owner/name from GITHUB_REPOSITORY. */
+  readonly repository: string;
+  readonly local: boolean;
+  readonly localCacheDir: string;
+  readonly remote: boolean;
+  readonly dryRun: boolean;
+  /** Keys `<prefix><name>-<platform>-<variant>-<hash>` are clyde keys. */
+  readonly keyPrefix: string;
+  /** Apply the rules that need no package (TTL, max-age, closed-pr, budget) to other keys too. */
+  readonly includeForeignKeys: boolean;
+  readonly prune: PruneConfig;
+}
+
+/** Every input of the gc sub-action, parsed once. */
+export function readGcConfig(get: InputReader = actionInputs, env: Env = process.env): GcConfig {
+  const home = env['HOME'] ?? env['USERPROFILE'] ?? os.homedir();
+  const workspace = path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
+  const localRaw = get(GcInputs.LocalCacheDir).trim();
+  let localCacheDir = defaultLocalCacheDir(env, home);
+  if (localRaw !== '') {
+    localCacheDir =
+      localRaw === '~' || localRaw.startsWith('~/')
+        ? path.join(home, localRaw.slice(1))
+        : path.resolve(workspace, localRaw);
+  }
+  const local = parseBoolean(GcInputs.Local, get(GcInputs.Local), false);
+  const remote = parseBoolean(GcInputs.Remote, get(GcInputs.Remote), true);
+  const token = get(GcInputs.Token).trim();
+  const repository = env['GITHUB_REPOSITORY'] ?? '';
+  if (remote && token === '') {
+    throw new InputError(
+      GcInputs.Token,
+      "is empty; pass a token with 'actions: write' (the default is ${{ github.token }}), or set 'remote: false'.",
+    );
+  }
+  if (remote && !/^[^/\s]+\/[^/\s]+$/.test(repository)) {
+    throw new InputError(
+      GcInputs.Remote,
+      `GITHUB_REPOSITORY is '${repository}', not owner/name; run on a runner or set 'remote: false'.`,
+    );
+  }
+  const keyPrefix = get(GcInputs.KeyPrefix).trim() || 'clyde-';
+  if (keyPrefix.includes(',') || keyPrefix.length > 100) {
+    throw new InputError(
+      GcInputs.KeyPrefix,
+      `'${keyPrefix}' is not a key prefix; no commas, at most 100 characters.`,
+    );
+  }
+  const config: GcConfig = {
+    token,
+    apiUrl: (env['GITHUB_API_URL'] ?? '').trim() || 'https://api.github.com',
+    repository,
+    local,
+    localCacheDir,
+    remote,
+    dryRun: parseBoolean(GcInputs.DryRun, get(GcInputs.DryRun), false),
+    keyPrefix,
+    includeForeignKeys: parseBoolean(
+      GcInputs.IncludeForeignKeys,
+      get(GcInputs.IncludeForeignKeys),
+      false,
+    ),
+    prune: readPruneConfig(get),
+  };
+  return deepFreeze(config);
 }

@@ -1,29 +1,39 @@
 /**
  * What main hands to post: one versioned object in one state variable (STYLE.md habit 3).
- * Post never recomputes what main knew. The key manifest can be large (one hash per source
- * file), so it travels in a file under RUNNER_TEMP and state carries its path.
+ * Post never recomputes what main knew. Key manifests can be large (one hash per source file),
+ * so they travel in files under RUNNER_TEMP and state carries their paths.
  */
 import * as core from '@actions/core';
 import type { Config } from './inputs.js';
 import { configFromJson } from './inputs.js';
+import type { OutputRoot } from './store/types.js';
 
 export const STATE_NAME = 'clyde';
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 2;
 
 export type Tier = 'local' | 'remote' | 'none';
 
-export interface MainState {
-  readonly v: typeof STATE_VERSION;
-  readonly config: Config;
-  /** Absent when no key could be computed (then post saves nothing). */
-  readonly key?: string;
-  readonly prefix?: string;
-  readonly hash?: string;
-  readonly matchedKey?: string;
+/** One package as main left it. */
+export interface PackageState {
+  readonly name: string;
+  readonly version: string;
+  readonly variant: string;
+  readonly roots: readonly OutputRoot[];
+  readonly key: string;
+  readonly prefix: string;
+  readonly hash: string;
+  readonly matchedKey: string;
   readonly tier: Tier;
   readonly exactHit: boolean;
   /** Path of a JSON file holding the key manifest. */
   readonly manifestFile?: string;
+}
+
+export interface MainState {
+  readonly v: typeof STATE_VERSION;
+  readonly config: Config;
+  /** Empty when no key could be computed (then post saves nothing). */
+  readonly packages: readonly PackageState[];
   /** Main's phase timings, so post's summary can show the whole job. */
   readonly timings: Readonly<Record<string, number>>;
 }

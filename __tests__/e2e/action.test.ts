@@ -96,7 +96,7 @@ describe('the four demo jobs: miss, local hit, remote hit, fallback', () => {
     });
     expect(run.built).toBe(false);
     expect(await snapshot(path.join(world.workspace, 'out'))).toEqual(built);
-    expect(run.posts[0]!.stdout).toContain('Not saving: exact hit');
+    expect(run.posts[0]!.stdout).toContain('exact hit on');
     expect(run.main.summary).toContain('clyde-cache restore');
   });
 

@@ -104,3 +104,12 @@ export async function captureStdout(fn: () => void | Promise<void>): Promise<str
   }
   return chunks.join('');
 }
+
+/** Git's own blob id of `content` (`git hash-object`, no filters): the oracle for file ids. */
+export function blob(content: string | Buffer): string {
+  return execFileSync('git', ['hash-object', '--no-filters', '--stdin'], {
+    input: content,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  }).trim();
+}

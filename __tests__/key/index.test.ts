@@ -12,6 +12,7 @@ import {
 } from '../../src/key/index.js';
 import {
   changedComponents,
+  blob,
   captureStdout,
   cleanup,
   component,
@@ -93,13 +94,14 @@ describe('computeKey: what changes the key', () => {
     {
       what: 'changing a lockfile',
       change: (ws) => (writeTree(ws, { 'package-lock.json': '{"lockfileVersion": 2}\n' }), {}),
-      changed: ['lockfile:package-lock.json', 'sources'],
+      // A lockfile is its own component, not also a source file.
+      changed: ['lockfile:package-lock.json'],
     },
     {
       what: 'a lockfile checked out with CRLF',
       change: (ws) => (writeTree(ws, { 'package-lock.json': '{"lockfileVersion": 3}\r\n' }), {}),
-      // The lockfile component is normalised; the raw bytes are still a source.
-      changed: ['sources'],
+      // The lockfile component is normalised, and the lockfile is not also a source.
+      changed: [],
     },
     {
       what: 'changing a config value',
@@ -164,7 +166,7 @@ describe('computeKey: what changes the key', () => {
     expect(Object.keys(after.manifest.files).some((p) => p.startsWith('out/'))).toBe(false);
     // Without the exclusion the same outputs are sources.
     const unexcluded = await computeKey(inputs(ws));
-    expect(unexcluded.manifest.files['out/app']).toBe(hex('binary v2'));
+    expect(unexcluded.manifest.files['out/app']).toBe(blob('binary v2'));
   });
 });
 
@@ -178,7 +180,7 @@ describe('computeKey: key string and manifest', () => {
     expect(key.prefix).toBe('clyde-octo_org_my.lib-linux_x64-rel_asan-');
     expect(key.key).toBe(key.prefix + key.hash);
     expect(key.manifest.schema).toBe(KEY_SCHEMA);
-    expect(KEY_SCHEMA).toBe(1);
+    expect(KEY_SCHEMA).toBe(2);
   });
 
   it('lists components in the fixed order, lockfiles sorted by path', async () => {
@@ -196,9 +198,10 @@ describe('computeKey: key string and manifest', () => {
       'lockfile:yarn.lock',
       'sources',
     ]);
-    expect(component(key, 'salt')?.value).toBe('clyde-key-v1');
+    expect(component(key, 'salt')?.value).toBe('clyde-key-v2');
     expect(component(key, 'variant')?.value).toBe('release');
-    expect(component(key, 'sources')?.fileCount).toBe(7);
+    // 7 files, 3 of them lockfiles (components of their own).
+    expect(component(key, 'sources')?.fileCount).toBe(4);
   });
 
   it('hashes the documented canonical forms', async () => {
@@ -209,10 +212,10 @@ describe('computeKey: key string and manifest', () => {
     const lines = ['B.c', '_x.c', 'a.c']
       .map((p) => `${p}\0${key.manifest.files[p] as string}\n`)
       .join('');
-    expect(key.manifest.files['a.c']).toBe(hex('lower'));
-    expect(component(key, 'sources')?.hash).toBe(hex(lines));
+    expect(key.manifest.files['a.c']).toBe(blob('lower'));
+    expect(component(key, 'sources')?.hash).toBe(hex(`sha1\n${lines}`));
     const canonical = JSON.stringify({
-      schema: 1,
+      schema: 2,
       components: key.manifest.components.map((c) => [c.kind, c.name, c.hash]),
     });
     expect(key.hash).toBe(hex(canonical));
@@ -274,6 +277,6 @@ describe('logKey', () => {
       ).toBe(true);
     }
     expect(out).toContain('"release"');
-    expect(out).toContain('5 files');
+    expect(out).toContain('4 files');
   });
 });

@@ -78,3 +78,123 @@ describe('lockfiles', () => {
     },
   );
 });
+
+/** [file name, lockfile text, the same versions reformatted, one version changed, expected]. */
+const FORMATS: [string, string, string, string, Record<string, string>][] = [
+  [
+    'package-lock.json',
+    '{"lockfileVersion":3,"packages":{"":{"name":"r"},"node_modules/a":{"version":"1.0.0","integrity":"sha512-a"},"node_modules/b/node_modules/a":{"version":"2.0.0"}}}',
+    '{\n  "packages": {\n    "node_modules/b/node_modules/a": { "version": "2.0.0" },\n    "node_modules/a": {"integrity": "sha512-a", "version": "1.0.0"}, "": {"name": "r"}\n  },\n  "lockfileVersion": 3\n}\n',
+    '{"lockfileVersion":3,"packages":{"node_modules/a":{"version":"1.0.1","integrity":"sha512-a"},"node_modules/b/node_modules/a":{"version":"2.0.0"}}}',
+    { a: '1.0.0, 2.0.0' },
+  ],
+  [
+    'yarn.lock',
+    '# yarn lockfile v1\n\n"@s/x@^1.0.0", "@s/x@^1.1.0":\n  version "1.2.0"\n  integrity sha512-x\n\ny@^2:\n  version "2.0.0"\n',
+    'y@^2:\n  version "2.0.0"\n\n\n"@s/x@^1.1.0", "@s/x@^1.0.0":\n  integrity sha512-x\n  version "1.2.0"\n',
+    '"@s/x@^1.0.0", "@s/x@^1.1.0":\n  version "1.3.0"\n  integrity sha512-x\n\ny@^2:\n  version "2.0.0"\n',
+    { '@s/x': '1.2.0', y: '2.0.0' },
+  ],
+  [
+    'yarn.lock',
+    '__metadata:\n  version: 8\n\n"a@npm:^1.0.0":\n  version: 1.0.2\n  resolution: "a@npm:1.0.2"\n  checksum: abc\n',
+    '"a@npm:^1.0.0": {version: 1.0.2, resolution: "a@npm:1.0.2", checksum: abc}\n__metadata: {version: 8}\n',
+    '__metadata:\n  version: 8\n\n"a@npm:^1.0.0":\n  version: 1.0.3\n  resolution: "a@npm:1.0.3"\n  checksum: abc\n',
+    { a: '1.0.2' },
+  ],
+  [
+    'pnpm-lock.yaml',
+    "lockfileVersion: '9.0'\npackages:\n  '@s/a@1.0.0':\n    resolution: {integrity: sha512-a}\n  b@2.0.0(react@18.0.0):\n    resolution: {integrity: sha512-b}\n",
+    "packages:\n  b@2.0.0(react@18.0.0): {resolution: {integrity: sha512-b}}\n  '@s/a@1.0.0': {resolution: {integrity: sha512-a}}\nlockfileVersion: '9.0'\n",
+    "lockfileVersion: '9.0'\npackages:\n  '@s/a@1.0.1':\n    resolution: {integrity: sha512-a}\n  b@2.0.0(react@18.0.0):\n    resolution: {integrity: sha512-b}\n",
+    { '@s/a': '1.0.0', b: '2.0.0' },
+  ],
+  [
+    'Cargo.lock',
+    'version = 3\n\n[[package]]\nname = "libc"\nversion = "0.2.150"\nchecksum = "ab"\n\n[[package]]\nname = "me"\nversion = "0.1.0"\n',
+    '[[package]]\nname = "me"\nversion = "0.1.0"\n[[package]]\nchecksum = "ab"\nname    = "libc"\nversion = "0.2.150"\n',
+    'version = 3\n\n[[package]]\nname = "libc"\nversion = "0.2.151"\nchecksum = "ab"\n\n[[package]]\nname = "me"\nversion = "0.1.0"\n',
+    { libc: '0.2.150', me: '0.1.0' },
+  ],
+  [
+    'poetry.lock',
+    '[[package]]\nname = "requests"\nversion = "2.31.0"\nfiles = [{file = "r.whl", hash = "sha256:1"}]\n',
+    '[[package]]\nversion = "2.31.0"\nname = "requests"\nfiles = [\n  {hash = "sha256:1", file = "r.whl"},\n]\n',
+    '[[package]]\nname = "requests"\nversion = "2.32.0"\nfiles = [{file = "r.whl", hash = "sha256:1"}]\n',
+    { requests: '2.31.0' },
+  ],
+  [
+    'uv.lock',
+    'version = 1\n[[package]]\nname = "idna"\nversion = "3.6"\nsdist = { url = "u", hash = "sha256:2" }\n',
+    '[[package]]\nname = "idna"\nsdist = { hash = "sha256:2", url = "u" }\nversion = "3.6"\n',
+    'version = 1\n[[package]]\nname = "idna"\nversion = "3.7"\nsdist = { url = "u", hash = "sha256:2" }\n',
+    { idna: '3.6' },
+  ],
+  [
+    'composer.lock',
+    '{"packages":[{"name":"monolog/monolog","version":"3.5.0","dist":{"shasum":"x"}}],"packages-dev":[]}',
+    '{\n    "packages-dev": [],\n    "packages": [\n        {"version": "3.5.0", "name": "monolog/monolog", "dist": {"shasum": "x"}}\n    ]\n}',
+    '{"packages":[{"name":"monolog/monolog","version":"3.6.0","dist":{"shasum":"x"}}],"packages-dev":[]}',
+    { 'monolog/monolog': '3.5.0' },
+  ],
+  [
+    'Pipfile.lock',
+    '{"default":{"flask":{"version":"==3.0.0","hashes":["sha256:b","sha256:a"]}},"develop":{}}',
+    '{"develop": {}, "default": {"flask": {"hashes": ["sha256:a", "sha256:b"], "version": "==3.0.0"}}}',
+    '{"default":{"flask":{"version":"==3.0.1","hashes":["sha256:b","sha256:a"]}},"develop":{}}',
+    { flask: '3.0.0' },
+  ],
+  [
+    'packages.lock.json',
+    '{"version":1,"dependencies":{"net8.0":{"Newtonsoft.Json":{"type":"Direct","resolved":"13.0.3","contentHash":"h"}}}}',
+    '{\n  "dependencies": {"net8.0": {"Newtonsoft.Json": {"contentHash": "h", "resolved": "13.0.3", "type": "Direct"}}},\n  "version": 1\n}',
+    '{"version":1,"dependencies":{"net8.0":{"Newtonsoft.Json":{"type":"Direct","resolved":"13.0.4","contentHash":"h"}}}}',
+    { 'Newtonsoft.Json': '13.0.3' },
+  ],
+  [
+    'go.sum',
+    'golang.org/x/text v0.14.0 h1:a=\ngolang.org/x/text v0.14.0/go.mod h1:b=\n',
+    'golang.org/x/text  v0.14.0/go.mod   h1:b=\r\n\r\ngolang.org/x/text\tv0.14.0 h1:a=\r\n',
+    'golang.org/x/text v0.15.0 h1:a=\ngolang.org/x/text v0.15.0/go.mod h1:b=\n',
+    { 'golang.org/x/text': 'v0.14.0, v0.14.0/go.mod' },
+  ],
+  [
+    'gradle.lockfile',
+    '# This is a Gradle generated file\ncom.google:guava:32.0.0-jre=compileClasspath\nempty=\n',
+    'empty=\n\ncom.google:guava:32.0.0-jre = compileClasspath\n# comment\n',
+    '# This is a Gradle generated file\ncom.google:guava:33.0.0-jre=compileClasspath\nempty=\n',
+    { '(empty)': '', 'com.google:guava': '32.0.0-jre' },
+  ],
+];
+
+describe('lockfiles read as resolved sets', () => {
+  const lockOf = (name: string, text: string) =>
+    computeKey(inputs(makeTree({ [name]: text, 'a.c': 'a' }), { lockfiles: [name] }));
+  const hashOf = (key: CacheKey) =>
+    key.manifest.components.find((c) => c.kind === 'lockfile')?.hash;
+
+  it.each(FORMATS)('%s', async (name, text, reformatted, bumped, versions) => {
+    const base = await lockOf(name, text);
+    expect(base.manifest.dependencies).toEqual({ [name]: versions });
+    expect(hashOf(base)).not.toBe(hex(text)); // not the bytes
+    expect((await lockOf(name, reformatted)).key).toBe(base.key);
+    expect(hashOf(await lockOf(name, bumped))).not.toBe(hashOf(base));
+  });
+
+  it('changes with an integrity hash, not only a version', async () => {
+    const [name, text] = FORMATS[0] as (typeof FORMATS)[number];
+    const base = await lockOf(name, text);
+    expect(hashOf(await lockOf(name, text.replace('sha512-a', 'sha512-z')))).not.toBe(hashOf(base));
+  });
+
+  it.each([
+    ['package-lock.json', '{"lockfileVersion": 3'],
+    ['Cargo.lock', 'not = [toml'],
+    ['go.sum', 'one-field-only\n'],
+    ['yarn.lock', '<<<<<<< HEAD\na@1:\n  version "1"\n=======\n'],
+  ])('falls back to the bytes for a %s it cannot read', async (name, text) => {
+    const key = await lockOf(name, text);
+    expect(hashOf(key)).toBe(hex(text));
+    expect(key.manifest.dependencies).toBeUndefined();
+  });
+});

@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isInputError } from '../../src/errors.js';
 import { computeKey, type CacheKey } from '../../src/key/index.js';
 import { LARGE_FILE_BYTES } from '../../src/key/sources.js';
 import {
+  blob,
   captureStdout,
   cleanup,
   component,
@@ -18,7 +18,6 @@ import {
 
 afterEach(cleanup);
 
-const hex = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
 const files = (key: CacheKey) => Object.keys(key.manifest.files);
 
 describe('default sources in a git work tree', () => {
@@ -45,7 +44,7 @@ describe('default sources in a git work tree', () => {
     writeTree(ws, { 'src/a.c': 'a, edited\n' });
     const edited = await computeKey(inputs(ws));
     expect(edited.key).not.toBe(before.key);
-    expect(edited.manifest.files['src/a.c']).toBe(hex('a, edited\n'));
+    expect(edited.manifest.files['src/a.c']).toBe(blob('a, edited\n'));
   });
 
   it('skips a tracked file that was deleted from the work tree', async () => {
@@ -68,7 +67,7 @@ describe('default sources in a git work tree', () => {
     writeTree(ws, { 'untracked.o': 'o' });
     const key = await computeKey(inputs(ws));
     expect(files(key)).toEqual(['lib/x.c', 'y.c']);
-    expect(key.manifest.files['y.c']).toBe(hex('y\n'));
+    expect(key.manifest.files['y.c']).toBe(blob('y\n'));
   });
 
   it('drops tracked files under excludePaths', async () => {
@@ -157,8 +156,9 @@ describe('symlinks', () => {
     const key = await computeKey(inputs(ws));
     const linkHash = key.manifest.files['link'];
     expect(linkHash).toBeDefined();
-    expect(linkHash).not.toBe(hex('target.txt'));
-    expect(linkHash).not.toBe(hex('content'));
+    expect(linkHash).toBe(`link:${blob('target.txt')}`);
+    expect(linkHash).not.toBe(blob('target.txt'));
+    expect(linkHash).not.toBe(blob('content'));
 
     // Changing what the link points at changes its hash; changing the target's content does not.
     writeTree(ws, { 'target.txt': 'other content' });
@@ -269,7 +269,7 @@ describe('glob sources', () => {
     writeTree(ws, { 'a.ts': 'a' });
     writeTree(parent, { 'ws1x/a.ts': 'decoy' });
     const key = await computeKey(inputs(ws, { sources: ['*.ts'] }));
-    expect(key.manifest.files).toEqual({ 'a.ts': hex('a') });
+    expect(key.manifest.files).toEqual({ 'a.ts': blob('a') });
   });
 });
 
@@ -283,7 +283,7 @@ describe('hashing', () => {
     );
     const key = await computeKey(inputs(ws));
     expect(files(key)).toEqual(['__proto__', 'constructor']);
-    expect(Object.getOwnPropertyDescriptor(key.manifest.files, '__proto__')?.value).toBe(hex('p'));
+    expect(Object.getOwnPropertyDescriptor(key.manifest.files, '__proto__')?.value).toBe(blob('p'));
   });
 
   it('rejects a workspace that is not a directory', async () => {
@@ -291,20 +291,20 @@ describe('hashing', () => {
     await expect(computeKey(inputs(ws))).rejects.toThrow('not a directory');
   });
 
-  it('hashes a large file (read in chunks) to the sha256 of its bytes', async () => {
+  it('hashes a large file (read in chunks) to its git blob id', async () => {
     const big = Buffer.alloc(LARGE_FILE_BYTES + 12345);
     for (let i = 0; i < big.length; i += 4096) big[i] = i % 251;
     const ws = makeTree({ 'big.bin': big, 'small.txt': 'small' });
     const key = await computeKey(inputs(ws));
-    expect(key.manifest.files['big.bin']).toBe(hex(big));
-    expect(key.manifest.files['small.txt']).toBe(hex('small'));
+    expect(key.manifest.files['big.bin']).toBe(blob(big));
+    expect(key.manifest.files['small.txt']).toBe(blob('small'));
   });
 
   it('hashes file contents without line-ending normalisation (sources are raw bytes)', async () => {
     const ws = makeTree({ 'a.txt': 'x\r\n' });
     writeFileSync(path.join(ws, 'b.txt'), 'x\n');
     const key = await computeKey(inputs(ws));
-    expect(key.manifest.files['a.txt']).toBe(hex('x\r\n'));
-    expect(key.manifest.files['b.txt']).toBe(hex('x\n'));
+    expect(key.manifest.files['a.txt']).toBe(blob('x\r\n'));
+    expect(key.manifest.files['b.txt']).toBe(blob('x\n'));
   });
 });

@@ -182,3 +182,13 @@ export function dirManifest(entries: readonly Record<string, unknown>[], name = 
     roots: [{ name, kind: 'dir', mode: 0o755, mtimeMs: 1_600_000_000_000, entries }],
   };
 }
+
+/** Run `fn` in a fresh sandbox and clean it up afterwards, whatever happens. */
+export async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<void> {
+  const sb = await sandbox();
+  try {
+    await fn(sb);
+  } finally {
+    await sb.cleanup();
+  }
+}

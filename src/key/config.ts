@@ -62,3 +62,30 @@ function yamlMappingAsJson(text: string): string | undefined {
     throw err;
   }
 }
+
+/**
+ * The config values by path (`a.b.c` -> canonical JSON of the leaf) when the config is a YAML
+ * mapping, so explain can name a changed flag; undefined for text. Sequences are leaves.
+ */
+export function flattenConfig(config: string): Record<string, string> | undefined {
+  const canonical = canonicalConfig(config);
+  if (canonical.form !== 'yaml') return undefined;
+  const out: Record<string, string> = {};
+  const visitValue = (prefix: string, value: unknown) => {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      const entries = Object.entries(value as Record<string, unknown>);
+      if (entries.length > 0 || prefix === '') {
+        for (const [k, v] of entries) visitValue(prefix === '' ? k : `${prefix}.${k}`, v);
+        return;
+      }
+    }
+    Object.defineProperty(out, prefix, {
+      value: canonicalJson(value),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  };
+  visitValue('', JSON.parse(canonical.text) as unknown);
+  return out;
+}

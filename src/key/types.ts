@@ -14,16 +14,48 @@ export interface KeyInputs {
   readonly lockfiles: readonly string[] | 'auto';
   /** Free text or YAML of build configuration. */
   readonly config: string;
+  /**
+   * Names of environment variables whose values enter the key (the manifest records only
+   * whether each is set and a hash of its value). Omitted means none.
+   */
+  readonly env?: readonly string[];
+  /** Where `env` values are read; default process.env. */
+  readonly envValues?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Commands (e.g. `gcc --version`) run once each through the platform shell in the workspace;
+   * their trimmed stdout enters the key. Omitted means none.
+   */
+  readonly toolchain?: readonly string[];
+  /** Timeout per toolchain command; default 60 000 ms. */
+  readonly toolchainTimeoutMs?: number;
+  /** False: do not ask git (hash every file). Default true. */
+  readonly useGit?: boolean;
 }
 
 /** One input of the key and its hash, as recorded in meta.json and diffed by explain. */
 export interface KeyComponent {
   readonly kind:
-    'salt' | 'name' | 'version' | 'platform' | 'variant' | 'config' | 'lockfile' | 'sources';
-  /** e.g. 'sources', 'lockfile:package-lock.json', 'config'. */
+    | 'salt'
+    | 'name'
+    | 'version'
+    | 'platform'
+    | 'variant'
+    | 'config'
+    | 'env'
+    | 'toolchain'
+    | 'lockfile'
+    | 'dep'
+    | 'sources';
+  /**
+   * e.g. 'sources', 'lockfile:package-lock.json', 'config', 'env:CC', 'toolchain:gcc --version',
+   * 'dep:core'.
+   */
   readonly name: string;
   readonly hash: string;
-  /** Short human form where one exists (the platform string, the variant). */
+  /**
+   * Short human form where one exists (the platform string, the variant, the first line of a
+   * toolchain's output, 'set'/'unset' for an env variable, a dependency's key). Never a secret.
+   */
   readonly value?: string;
   /** How many files the component covers (the sources component). */
   readonly fileCount?: number;
@@ -32,8 +64,15 @@ export interface KeyComponent {
 export interface KeyManifest {
   readonly schema: number;
   readonly components: readonly KeyComponent[];
-  /** Relative posix path -> sha256 of content, byte-order sorted: what explain diffs. */
+  /**
+   * Relative posix path -> git blob id of the content (`link:<id>` for a symlink): what
+   * explain diffs. Not necessarily in byte order (integer-like names come first in JS).
+   */
   readonly files: Readonly<Record<string, string>>;
+  /** Flattened config mapping (`a.b.c` -> canonical JSON of the value); absent for text. */
+  readonly config?: Readonly<Record<string, string>>;
+  /** Per parsed lockfile: dependency name -> resolved version(s). */
+  readonly dependencies?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 export interface CacheKey {

@@ -21,6 +21,8 @@ export function keyInputs(config: Config): KeyInputs {
     excludePaths: config.paths.map((p) => p.absPath),
     lockfiles: config.lockfiles,
     config: config.config,
+    env: config.env,
+    toolchain: config.toolchain,
   };
 }
 

@@ -1,36 +1,38 @@
 /**
- * Main step: compute the key, then restore in this order — local exact, remote exact, local
- * fallback, remote fallback, miss — and hand post everything it needs in state.
+ * Main step: compute the keys, then restore each package in this order — local exact, remote
+ * exact, local fallback, remote fallback, miss — explain every miss or fallback, and hand post
+ * everything it needs in state.
  */
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage } from '../errors.js';
 import { readConfig, type Config } from '../inputs.js';
-import { computeKey, logKey } from '../key/index.js';
-import type { CacheKey } from '../key/types.js';
+import { explain, formatExplanation, logKey, type Explanation } from '../key/index.js';
+import type { KeyManifest } from '../key/types.js';
 import { openRemote, type RemoteHit, type RemoteTier } from '../remote/index.js';
 import {
   setRestoreOutputs,
   Timer,
   writeRestoreSummary,
   type HitKind,
-  type RestoreReport,
+  type PackageOutcome,
 } from '../report.js';
-import { saveState, type Tier } from '../state.js';
+import { saveState, type PackageState, type Tier } from '../state.js';
 import type { LocalStore } from '../store/index.js';
 import { writeFileAtomic } from '../util/fsx.js';
-import {
-  handlePhaseError,
-  keyInputs,
-  makeWorkDir,
-  openStore,
-  outputRoots,
-  scratchRoot,
-} from './common.js';
+import { handlePhaseError, makeWorkDir, openStore, scratchRoot } from './common.js';
+import { planPackages, type PackagePlan } from './packages.js';
 
 /** Exported to the job's environment when save is 'always', read by action.yml's post-if. */
 export const SAVE_ON_FAILURE_ENV = 'CLYDE_CACHE_SAVE_ON_FAILURE';
+
+/**
+ * Saved mtimes are restored: a make-style build then sees outputs as old as the build that made
+ * them, so a source edited since (or checked out since) is rebuilt. Restoring with the current
+ * time would make stale outputs look newer than edited sources after a fallback hit.
+ */
+const RESTORE_OPTIONS = { mtimes: true } as const;
 
 interface Outcome {
   tier: Tier;
@@ -40,13 +42,6 @@ interface Outcome {
   bytes: number;
   downloadedBytes: number;
 }
-
-/**
- * Saved mtimes are restored: a make-style build then sees outputs as old as the build that made
- * them, so a source edited since (or checked out since) is rebuilt. Restoring with the current
- * time would make stale outputs look newer than edited sources after a fallback hit.
- */
-const RESTORE_OPTIONS = { mtimes: true } as const;
 
 const MISS: Outcome = {
   tier: 'none',
@@ -69,79 +64,129 @@ export async function runRestore(): Promise<void> {
 
   const timer = new Timer();
   const notes: string[] = [];
-  let key: CacheKey;
+  let plans: PackagePlan[];
   try {
-    key = await timer.time('key', () => computeKey(keyInputs(config)));
+    plans = await timer.time('key', () => planPackages(config));
   } catch (err) {
     if (handlePhaseError('Computing the cache key', err, notes)) return;
-    setRestoreOutputs({ key: '', matchedKey: '', tier: 'none', hitKind: 'none' });
-    saveState({ v: 1, config, tier: 'none', exactHit: false, timings: timer.timings });
+    setRestoreOutputs([]);
+    saveState({ v: 2, config, packages: [], timings: timer.timings });
     return;
   }
-  logKey(key);
+  for (const p of plans) logKey(p.key);
 
-  let outcome = MISS;
+  const results: PackageOutcome[] = [];
+  const states: PackageState[] = [];
   const workDir = await makeWorkDir().catch(() => scratchRoot());
+  let store: LocalStore | undefined;
   try {
-    const store = await timer.time('open', () => openStore(config, notes));
-    const remote = openRemote(config.remote);
-    outcome = await timer.time('restore', () =>
-      restoreLadder(config, key, store, remote, workDir, notes),
-    );
+    store = await timer.time('open', () => openStore(config, notes));
   } catch (err) {
-    handlePhaseError('Restore', err, notes);
-    outcome = MISS;
+    handlePhaseError('Opening the local store', err, notes);
+  }
+  const remote = openRemote(config.remote);
+  try {
+    for (const plan of plans) {
+      let outcome = MISS;
+      if (store) {
+        try {
+          outcome = await timer.time('restore', () =>
+            restoreLadder(config, plan, store, remote, workDir, notes),
+          );
+        } catch (err) {
+          handlePhaseError(`Restoring ${plan.name}`, err, notes);
+        }
+      }
+      const explanation =
+        outcome.hitKind === 'exact' ? undefined : await explainMiss(plan, outcome, store);
+      const formatted = explanation ? formatExplanation(explanation) : undefined;
+      if (formatted) {
+        core.startGroup(`Why ${plan.name} ${outcome.tier === 'none' ? 'missed' : 'fell back'}`);
+        core.info(formatted);
+        core.endGroup();
+      }
+      results.push({ name: plan.name, key: plan.key.key, ...outcome, explanation, formatted });
+      states.push(await packageState(plan, outcome));
+    }
   } finally {
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
 
-  let manifestFile: string | undefined = path.join(scratchRoot(), `manifest-${key.hash}.json`);
+  saveState({ v: 2, config, packages: states, timings: timer.timings });
+  setRestoreOutputs(results);
+  for (const r of results) {
+    core.info(
+      r.tier === 'none'
+        ? `Cache miss for ${r.key}`
+        : `Cache ${r.hitKind} hit from the ${r.tier} tier: ${r.matchedKey}` +
+            (config.lookupOnly ? ' (lookup only, nothing restored)' : ''),
+    );
+  }
+  await writeRestoreSummary(results, timer.timings, notes);
+
+  const missed = results.filter((r) => r.tier === 'none').map((r) => r.key);
+  if (config.failOnCacheMiss && missed.length > 0) {
+    core.setFailed(
+      `No cache entry for ${missed.join(', ')} or its restore keys, and 'fail-on-cache-miss' is true.`,
+    );
+  }
+}
+
+async function packageState(plan: PackagePlan, outcome: Outcome): Promise<PackageState> {
+  let manifestFile: string | undefined = path.join(scratchRoot(), `manifest-${plan.key.hash}.json`);
   try {
-    await writeFileAtomic(manifestFile, JSON.stringify(key.manifest));
+    await writeFileAtomic(manifestFile, JSON.stringify(plan.key.manifest));
   } catch (err) {
     core.info(`Key manifest not kept for post: ${errorMessage(err)}`);
     manifestFile = undefined;
   }
-
-  saveState({
-    v: 1,
-    config,
-    key: key.key,
-    prefix: key.prefix,
-    hash: key.hash,
+  return {
+    name: plan.name,
+    version: plan.version,
+    variant: plan.variant,
+    roots: plan.roots,
+    key: plan.key.key,
+    prefix: plan.key.prefix,
+    hash: plan.key.hash,
     matchedKey: outcome.matchedKey,
     tier: outcome.tier,
     exactHit: outcome.hitKind === 'exact',
     ...(manifestFile ? { manifestFile } : {}),
-    timings: timer.timings,
-  });
-  const report: RestoreReport = { key: key.key, ...outcome, timings: timer.timings, notes };
-  setRestoreOutputs(report);
-  core.info(
-    outcome.tier === 'none'
-      ? `Cache miss for ${key.key}`
-      : `Cache ${outcome.hitKind} hit from the ${outcome.tier} tier: ${outcome.matchedKey}` +
-          (config.lookupOnly ? ' (lookup only, nothing restored)' : ''),
-  );
-  await writeRestoreSummary(report);
+  };
+}
 
-  if (config.failOnCacheMiss && outcome.tier === 'none') {
-    core.setFailed(
-      `No cache entry for ${key.key} or its restore keys, and 'fail-on-cache-miss' is true.`,
-    );
+/** Compare with the entry restored (a fallback) or the nearest one in the local store (a miss). */
+async function explainMiss(
+  plan: PackagePlan,
+  outcome: Outcome,
+  store: LocalStore | undefined,
+): Promise<Explanation | undefined> {
+  try {
+    let previous: KeyManifest | undefined;
+    if (store) {
+      const meta = outcome.matchedKey
+        ? await store.get(outcome.matchedKey)
+        : await store.findByPrefix([plan.key.prefix]);
+      previous = meta?.keyManifest as KeyManifest | undefined;
+    }
+    return explain(previous, plan.key.manifest);
+  } catch (err) {
+    core.info(`No explanation for ${plan.name}: ${errorMessage(err)}`);
+    return undefined;
   }
 }
 
 async function restoreLadder(
   config: Config,
-  key: CacheKey,
+  plan: PackagePlan,
   store: LocalStore,
   remote: RemoteTier,
   workDir: string,
   notes: string[],
 ): Promise<Outcome> {
+  const key = plan.key;
   const restoreKeys = config.restoreKeys === 'auto' ? [key.prefix] : [...config.restoreKeys];
-  const roots = outputRoots(config);
+  const roots = plan.roots;
 
   const fromLocal = async (matchedKey: string, hitKind: HitKind): Promise<Outcome | undefined> => {
     if (config.lookupOnly) return { ...MISS, tier: 'local', hitKind, matchedKey };

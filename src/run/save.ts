@@ -1,138 +1,225 @@
 /**
  * Post step (or the save sub-action): store what the job built in the local store, then upload
- * the entry to the runner cache as one pack. In post, everything comes from main's state; the
+ * each entry to the runner cache as one pack. In post, everything comes from main's state; the
  * save sub-action reads its inputs and takes the key explicitly or computes it as main would.
  */
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { errorMessage } from '../errors.js';
-import { readConfig, type Config } from '../inputs.js';
-import { computeKey, logKey } from '../key/index.js';
-import { openRemote, PACK_NAME } from '../remote/index.js';
+import { errorMessage, InputError } from '../errors.js';
+import { Inputs, readConfig, type Config } from '../inputs.js';
+import { logKey } from '../key/index.js';
+import { openRemote, PACK_NAME, type RemoteTier } from '../remote/index.js';
 import { Timer, writeSaveSummary, type SaveReport } from '../report.js';
 import { loadState, type MainState } from '../state.js';
+import type { LocalStore } from '../store/index.js';
+import type { OutputRoot } from '../store/types.js';
 import { sha256 } from '../util/bytes.js';
 import { exists } from '../util/fsx.js';
-import { handlePhaseError, keyInputs, makeWorkDir, openStore, outputRoots } from './common.js';
+import { handlePhaseError, makeWorkDir, openStore } from './common.js';
+import { planPackages } from './packages.js';
+import { prunePostStep, renderPruneSummary } from '../prune/post.js';
 
-interface SavePlan {
-  config: Config;
-  key: string;
-  hash: string;
-  keyManifest?: unknown;
+/** One package to save. */
+interface SaveItem {
+  readonly name: string;
+  readonly version: string;
+  readonly variant: string;
+  readonly platform: string;
+  readonly roots: readonly OutputRoot[];
+  readonly key: string;
+  readonly hash: string;
+  /** The entry main restored from, when it was a fallback: the basis of an incremental save. */
+  readonly basis?: string;
+  readonly keyManifest?: unknown;
 }
 
-/** Work out what to save, or why nothing is saved (a string). */
-async function plan(state: MainState | undefined, timer: Timer): Promise<SavePlan | string> {
-  if (state) {
-    if (state.config.save === 'never') return "'save' is never";
-    if (!state.key || !state.hash) return 'main computed no key';
-    if (state.exactHit) return `exact hit on ${state.key} (${state.tier}); nothing new to save`;
-    let keyManifest: unknown;
-    if (state.manifestFile) {
-      keyManifest = JSON.parse(await fs.readFile(state.manifestFile, 'utf8')) as unknown;
+interface SavePlan {
+  readonly config: Config;
+  readonly items: readonly SaveItem[];
+  /** Keys main restored or this step saves: never pruned by this job. */
+  readonly pinned: readonly string[];
+}
+
+async function fromState(state: MainState): Promise<SavePlan | string> {
+  if (state.config.save === 'never') return "'save' is never";
+  if (state.packages.length === 0) return 'main computed no key';
+  const items: SaveItem[] = [];
+  for (const p of state.packages) {
+    if (p.exactHit) {
+      core.info(`Not saving ${p.name}: exact hit on ${p.key} (${p.tier}); nothing new to save.`);
+      continue;
     }
-    return { config: state.config, key: state.key, hash: state.hash, keyManifest };
+    let keyManifest: unknown;
+    if (p.manifestFile) {
+      keyManifest = JSON.parse(await fs.readFile(p.manifestFile, 'utf8')) as unknown;
+    }
+    items.push({
+      name: p.name,
+      version: p.version,
+      variant: p.variant,
+      platform: state.config.platform,
+      roots: p.roots,
+      key: p.key,
+      hash: p.hash,
+      ...(p.matchedKey ? { basis: p.matchedKey } : {}),
+      keyManifest,
+    });
   }
+  const pinned = state.packages.flatMap((p) => (p.matchedKey ? [p.key, p.matchedKey] : [p.key]));
+  return { config: state.config, items, pinned };
+}
+
+async function fromInputs(timer: Timer): Promise<SavePlan | string> {
   const config = readConfig('save');
   if (config.save === 'never') return "'save' is never";
-  if (config.key !== undefined) return { config, key: config.key, hash: sha256(config.key) };
-  const key = await timer.time('key', () => computeKey(keyInputs(config)));
-  logKey(key);
-  return { config, key: key.key, hash: key.hash, keyManifest: key.manifest };
+  if (config.key !== undefined) {
+    if (config.packages) {
+      throw new InputError(
+        Inputs.Key,
+        'cannot be given with packages; each package has its own key.',
+      );
+    }
+    const item: SaveItem = {
+      name: config.name,
+      version: config.version,
+      variant: config.variant,
+      platform: config.platform,
+      roots: config.paths,
+      key: config.key,
+      hash: sha256(config.key),
+    };
+    return { config, items: [item], pinned: [config.key] };
+  }
+  const plans = await timer.time('key', () => planPackages(config));
+  for (const p of plans) logKey(p.key);
+  const items = plans.map((p) => ({
+    name: p.name,
+    version: p.version,
+    variant: p.variant,
+    platform: config.platform,
+    roots: p.roots,
+    key: p.key.key,
+    hash: p.key.hash,
+    keyManifest: p.key.manifest,
+  }));
+  return { config, items, pinned: items.map((i) => i.key) };
 }
 
 export async function runSave(): Promise<void> {
   const timer = new Timer();
   const notes: string[] = [];
-  let p: SavePlan | string;
+  let plan: SavePlan | string;
   try {
-    p = await plan(loadState(), timer);
+    const state = loadState();
+    plan = state ? await fromState(state) : await fromInputs(timer);
   } catch (err) {
     handlePhaseError('Preparing the save', err, notes);
     return;
   }
-  if (typeof p === 'string') {
-    core.info(`Not saving: ${p}.`);
-    return;
-  }
-  const { config, key } = p;
-  const roots = outputRoots(config);
-  const present = await Promise.all(roots.map((r) => exists(r.absPath)));
-  if (!present.some(Boolean)) {
-    core.warning(
-      `Not saving ${key}: none of the paths exist (${roots.map((r) => r.name).join(', ')}).`,
-    );
+  if (typeof plan === 'string') {
+    core.info(`Not saving: ${plan}.`);
     return;
   }
 
+  const workDir = await makeWorkDir();
+  const reports: SaveReport[] = [];
+  const pruneSummary: string[] = [];
+  try {
+    const store = await timer.time('open', () => openStore(plan.config, notes));
+    // Prune before saving (the seeds' order), never touching what this job restored or saves.
+    const pruned = await timer.time('prune', () =>
+      prunePostStep(store, plan.config.prune, [...plan.pinned]),
+    );
+    pruneSummary.push(...renderPruneSummary(pruned));
+    const remote = openRemote(plan.config.remote);
+    for (const item of plan.items) {
+      reports.push(await saveOne(item, store, remote, workDir, timer, notes));
+    }
+  } catch (err) {
+    handlePhaseError('Saving', err, notes);
+  } finally {
+    await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+  await writeSaveSummary(reports, timer.timings, notes, pruneSummary);
+}
+
+async function saveOne(
+  item: SaveItem,
+  store: LocalStore,
+  remote: RemoteTier,
+  workDir: string,
+  timer: Timer,
+  notes: string[],
+): Promise<SaveReport> {
   const report: { -readonly [K in keyof SaveReport]: SaveReport[K] } = {
-    key,
+    name: item.name,
+    key: item.key,
     local: 'not saved',
     remote: 'not saved',
     files: 0,
     bytes: 0,
     newBytes: 0,
     uploadedBytes: 0,
-    timings: {},
-    notes,
   };
-  const workDir = await makeWorkDir();
-  try {
-    const store = await timer.time('open', () => openStore(config, notes));
-    let saved = false;
-    try {
-      const r = await timer.time('local', () =>
-        store.save({
-          key,
-          package: config.name,
-          version: config.version,
-          hash: p.hash,
-          platform: config.platform,
-          variant: config.variant,
-          roots,
-          keyManifest: p.keyManifest,
-        }),
-      );
-      saved = true;
-      report.local = r.created ? 'saved' : 'already present';
-      report.files = r.entry.files;
-      report.bytes = r.entry.sizeBytes;
-      report.newBytes = r.newBytes;
-      core.info(
-        `Local store: ${report.local} ${key} (${r.entry.files} files, ${r.newBlobs} new blobs).`,
-      );
-    } catch (err) {
-      handlePhaseError('Saving to the local store', err, notes);
-    }
-
-    const remote = openRemote(config.remote);
-    if (!saved) {
-      report.remote = 'skipped (nothing stored locally to upload)';
-    } else if (!remote.writable) {
-      report.remote = `off: ${remote.disabledReason ?? 'ACTIONS_CACHE_MODE does not allow writes'}`;
-    } else {
-      report.remote = await timer.time('remote', async () => {
-        const present = await remote.exists(key);
-        if (present === undefined) return `off: ${remote.disabledReason ?? 'unavailable'}`;
-        if (present) return 'already present';
-        const packFile = path.join(workDir, PACK_NAME);
-        try {
-          const { bytes } = await store.exportPack(key, packFile);
-          const outcome = await remote.upload(packFile, key);
-          if (outcome === 'saved') report.uploadedBytes = bytes;
-          return outcome;
-        } catch (err) {
-          handlePhaseError('Saving to the runner cache', err, notes);
-          return `failed: ${errorMessage(err)}`;
-        }
-      });
-      core.info(`Runner cache: ${report.remote} ${key}.`);
-    }
-  } finally {
-    await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  const present = await Promise.all(item.roots.map((r) => exists(r.absPath)));
+  if (!present.some(Boolean)) {
+    const msg = `Not saving ${item.key}: none of the paths exist (${item.roots.map((r) => r.name).join(', ')}).`;
+    core.warning(msg);
+    report.local = report.remote = 'nothing to save';
+    return report;
   }
-  report.timings = timer.timings;
-  await writeSaveSummary(report);
+
+  let saved = false;
+  try {
+    const r = await timer.time('local', () =>
+      store.save({
+        key: item.key,
+        package: item.name,
+        version: item.version,
+        hash: item.hash,
+        platform: item.platform,
+        variant: item.variant,
+        roots: item.roots,
+        keyManifest: item.keyManifest,
+        ...(item.basis ? { basis: item.basis } : {}),
+      }),
+    );
+    saved = true;
+    report.local = r.created ? 'saved' : 'already present';
+    report.files = r.entry.files;
+    report.bytes = r.entry.sizeBytes;
+    report.newBytes = r.newBytes;
+    core.info(
+      `Local store: ${report.local} ${item.key} (${r.entry.files} files, ${r.newBlobs} new blobs).`,
+    );
+  } catch (err) {
+    handlePhaseError(`Saving ${item.name} to the local store`, err, notes);
+  }
+
+  if (!saved) {
+    report.remote = 'skipped (nothing stored locally to upload)';
+  } else if (!remote.writable) {
+    report.remote = `off: ${remote.disabledReason ?? 'ACTIONS_CACHE_MODE does not allow writes'}`;
+  } else {
+    report.remote = await timer.time('remote', async () => {
+      const there = await remote.exists(item.key);
+      if (there === undefined) return `off: ${remote.disabledReason ?? 'unavailable'}`;
+      if (there) return 'already present';
+      const packFile = path.join(workDir, PACK_NAME);
+      try {
+        const { bytes } = await store.exportPack(item.key, packFile);
+        const outcome = await remote.upload(packFile, item.key);
+        if (outcome === 'saved') report.uploadedBytes = bytes;
+        return outcome;
+      } catch (err) {
+        handlePhaseError(`Saving ${item.name} to the runner cache`, err, notes);
+        return `failed: ${errorMessage(err)}`;
+      } finally {
+        await fs.rm(packFile, { force: true }).catch(() => undefined);
+      }
+    });
+    core.info(`Runner cache: ${report.remote} ${item.key}.`);
+  }
+  return report;
 }

@@ -1,31 +1,95 @@
 /**
- * Content-addressed blobs: `<root>/blobs/<aa>/<sha256>` holds one zstd frame whose content
- * hashes to the name. Writes go through `<root>/tmp/` and a rename, so a blob is either absent
- * or complete; concurrent writers of one blob are harmless (same content). Reads always verify.
+ * Content-addressed blobs. Every blob is one zstd frame named by the sha256 of its content:
+ *
+ *   <root>/blobs/<aa>/<sha256>        a compressed frame, or (incompressible content, "stored as
+ *                                     it is") a frame of raw blocks: `isRawFrame` tells them
+ *                                     apart, any zstd decoder reads both
+ *   <root>/blobs/<aa>/<sha256>        a group blob: the contents of several small files of one
+ *                                     save back to back, compressed together (small files
+ *                                     compress far worse alone); named by the digest of the
+ *                                     concatenation, so it is an ordinary blob on disk
+ *   <root>/blobs/<aa>/<id>.loc        a locator: for one manifest, where each grouped file lives
+ *                                     (group, offset); `id` is `locatorId(manifest)`
+ *
+ * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
+ * of that name, and `locate` finds it through the locator of a manifest that lists it. Writes go
+ * through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
+ * of one blob are harmless (same content). Reads always verify.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { sha256 } from '../util/bytes.js';
 import { writeFileAtomic } from '../util/fsx.js';
-import { FrameSizeMismatch, type Codec } from './codec.js';
+import { FrameSizeMismatch, isRawFrame, rawFrame, type Codec } from './codec.js';
+import { manifestFiles, type Manifest } from './manifest.js';
+import { MIN_SAVING, sharedPool, type PoolDirs, type WorkerPool } from './pool.js';
 
 const DIGEST = /^[0-9a-f]{64}$/;
+const LOCATOR_SUFFIX = '.loc';
+
+/** Where a grouped file's content lives. */
+export interface Location {
+  /** The group blob's digest. */
+  readonly group: string;
+  /** Uncompressed size of the whole group. */
+  readonly groupSize: number;
+  readonly offset: number;
+  readonly size: number;
+}
+
+interface LocatorFile {
+  readonly v: 1;
+  /** [group digest, uncompressed size] */
+  readonly groups: [string, number][];
+  /** [file digest, index into groups, offset, size] */
+  readonly files: [string, number, number, number][];
+}
+
+/** The name of a manifest's locator: the digest of its files' digests and sizes, in order. */
+export function locatorId(m: Manifest): string {
+  const lines: string[] = [];
+  for (const f of manifestFiles(m)) lines.push(`${f.digest} ${f.size}\n`);
+  return sha256(lines.join(''));
+}
+
+export { isRawFrame };
 
 export class BlobStore {
+  /** digest -> location of every grouped file this process has seen a locator for. */
+  private readonly locations = new Map<string, Location>();
+  private scanned = false;
+
   constructor(
     readonly dir: string,
     private readonly tmpDir: string,
     private readonly codec: Codec,
   ) {}
 
+  /** The uncompressed copies used for hard links and clones (materialize.ts). */
+  get unpackedDir(): string {
+    return path.join(path.dirname(this.dir), 'unpacked');
+  }
+
+  get dirs(): PoolDirs {
+    return { blobDir: this.dir, tmpDir: this.tmpDir };
+  }
+
+  pool(): WorkerPool {
+    return sharedPool();
+  }
+
   pathOf(digest: string): string {
     if (!DIGEST.test(digest)) throw new StoreError(`not a sha256 digest: ${digest}`);
     return path.join(this.dir, digest.slice(0, 2), digest);
   }
 
-  /** Compressed size of the stored blob, or undefined when absent. */
-  async storedSize(digest: string): Promise<number | undefined> {
+  private locatorPath(id: string): string {
+    return `${this.pathOf(id)}${LOCATOR_SUFFIX}`;
+  }
+
+  /** Size on disk of the standalone blob `digest`, or undefined when there is none. */
+  async ownSize(digest: string): Promise<number | undefined> {
     try {
       const st = await fs.stat(this.pathOf(digest));
       return st.isFile() ? st.size : undefined;
@@ -35,31 +99,191 @@ export class BlobStore {
   }
 
   /**
-   * Stores `content` (whose sha256 is `digest`) unless the blob exists. Returns the compressed
-   * size and whether this call wrote it.
+   * Stored size of the blob holding `digest`: its own, or (a grouped file) its group's.
+   * Undefined when the content is not in the store.
+   */
+  async storedSize(digest: string): Promise<number | undefined> {
+    const own = await this.ownSize(digest);
+    if (own !== undefined) return own;
+    const loc = await this.locate(digest);
+    return loc === undefined ? undefined : this.ownSize(loc.group);
+  }
+
+  /** Where grouped content `digest` lives, if a locator this process has read says so. */
+  async locate(digest: string, scan = true): Promise<Location | undefined> {
+    const known = this.locations.get(digest);
+    if (known !== undefined || !scan || this.scanned) return known;
+    await this.scanLocators();
+    return this.locations.get(digest);
+  }
+
+  /** Records locations (a save that grouped files registers them before its commit). */
+  remember(digest: string, loc: Location): void {
+    this.locations.set(digest, loc);
+  }
+
+  /** Reads the locator of `m`, if it has one; returns the locations of its grouped files. */
+  async loadLocator(m: Manifest): Promise<Map<string, Location>> {
+    return this.readLocatorFile(this.locatorPath(locatorId(m)));
+  }
+
+  /** Writes the locator of `m` for the files in `locs` (no file when none is grouped). */
+  async writeLocator(m: Manifest, locs: ReadonlyMap<string, Location>): Promise<number> {
+    const groups = new Map<string, number>();
+    const file: LocatorFile = { v: 1, groups: [], files: [] };
+    const seen = new Set<string>();
+    for (const f of manifestFiles(m)) {
+      const loc = locs.get(f.digest);
+      if (loc === undefined || seen.has(f.digest)) continue;
+      seen.add(f.digest);
+      let gi = groups.get(loc.group);
+      if (gi === undefined) {
+        gi = file.groups.length;
+        groups.set(loc.group, gi);
+        file.groups.push([loc.group, loc.groupSize]);
+      }
+      file.files.push([f.digest, gi, loc.offset, loc.size]);
+    }
+    if (file.files.length === 0) return 0;
+    const text = Buffer.from(JSON.stringify(file), 'utf8');
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(text.length);
+    const body = Buffer.concat([len, this.codec.compress(text)]);
+    await writeFileAtomic(this.locatorPath(locatorId(m)), body, this.tmpDir);
+    return body.length;
+  }
+
+  /** Blobs `m` needs on disk: standalone digests, group digests, and its locator (name -> size). */
+  async referencedBlobs(m: Manifest): Promise<Map<string, number | undefined>> {
+    const locs = await this.loadLocator(m);
+    const out = new Map<string, number | undefined>();
+    for (const f of manifestFiles(m)) {
+      const loc = locs.get(f.digest);
+      const name = loc === undefined ? f.digest : loc.group;
+      if (!out.has(name)) out.set(name, await this.ownSize(name));
+    }
+    if (locs.size > 0) {
+      const id = locatorId(m);
+      const st = await fs.stat(this.locatorPath(id)).catch(() => undefined);
+      out.set(`${id}${LOCATOR_SUFFIX}`, st?.size);
+    }
+    return out;
+  }
+
+  private async readLocatorFile(file: string): Promise<Map<string, Location>> {
+    const out = new Map<string, Location>();
+    let body: Buffer;
+    try {
+      body = await fs.readFile(file);
+    } catch {
+      return out;
+    }
+    let parsed: LocatorFile;
+    try {
+      // u32 BE length, then a zstd frame of JSON; a locator is tens of bytes per grouped file,
+      // so 64 MiB bounds a hostile one.
+      const len = body.readUInt32BE(0);
+      if (len > 64 * 1024 * 1024) throw new Error('too large');
+      const text = this.codec.decompress(body.subarray(4), len).toString('utf8');
+      parsed = JSON.parse(text) as LocatorFile;
+      if (parsed.v !== 1 || !Array.isArray(parsed.groups) || !Array.isArray(parsed.files)) {
+        throw new Error('bad shape');
+      }
+    } catch (err) {
+      throw new StoreError(`unreadable locator ${path.basename(file)}: ${err}`);
+    }
+    for (const [digest, gi, offset, size] of parsed.files) {
+      const g = parsed.groups[gi];
+      if (
+        g === undefined ||
+        !DIGEST.test(digest) ||
+        !DIGEST.test(g[0]) ||
+        !Number.isSafeInteger(offset) ||
+        !Number.isSafeInteger(size) ||
+        offset < 0 ||
+        size < 0 ||
+        offset + size > g[1]
+      ) {
+        throw new StoreError(`locator ${path.basename(file)} is malformed`);
+      }
+      const loc: Location = { group: g[0], groupSize: g[1], offset, size };
+      out.set(digest, loc);
+      this.locations.set(digest, loc);
+    }
+    return out;
+  }
+
+  /** Reads every locator in the store once (export of an entry this process has not loaded). */
+  private async scanLocators(): Promise<void> {
+    this.scanned = true;
+    let shards: string[];
+    try {
+      shards = await fs.readdir(this.dir);
+    } catch {
+      return;
+    }
+    for (const shard of shards) {
+      let names: string[];
+      try {
+        names = await fs.readdir(path.join(this.dir, shard));
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        if (!n.endsWith(LOCATOR_SUFFIX)) continue;
+        try {
+          await this.readLocatorFile(path.join(this.dir, shard, n));
+        } catch {
+          // a damaged locator only costs its entry: restore reports it
+        }
+      }
+    }
+  }
+
+  /**
+   * Stores `content` (whose sha256 is `digest`) unless the blob exists. Returns the stored size
+   * and whether this call wrote it. Incompressible content is stored as it is (raw frame).
    */
   async put(digest: string, content: Buffer): Promise<{ stored: number; written: boolean }> {
-    const existing = await this.storedSize(digest);
+    const existing = await this.ownSize(digest);
     if (existing !== undefined) return { stored: existing, written: false };
-    const frame = this.codec.compress(content);
+    let frame = this.codec.compress(content);
+    if (frame.length > content.length * (1 - MIN_SAVING)) frame = rawFrame(content);
     await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
     return { stored: frame.length, written: true };
   }
 
   /** Stores an already-compressed frame that the caller has verified. */
   async putFrame(digest: string, frame: Buffer): Promise<boolean> {
-    if ((await this.storedSize(digest)) !== undefined) return false;
+    if ((await this.ownSize(digest)) !== undefined) return false;
     await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
     return true;
   }
 
-  /** The stored frame, unverified (pack export verifies it with `verifyFrame`). */
+  /**
+   * A frame holding exactly the content `digest` (pack export verifies it with `verifyFrame`):
+   * the stored blob, or for a grouped file its slice of the group, compressed on its own.
+   */
   async readFrame(digest: string): Promise<Buffer> {
     try {
       return await fs.readFile(this.pathOf(digest));
     } catch (err) {
-      throw new StoreError(`blob ${digest} is missing from the store: ${err}`);
+      const loc = await this.locate(digest);
+      if (loc === undefined)
+        throw new StoreError(`blob ${digest} is missing from the store: ${err}`);
+      const content = await this.readGroupSlice(digest, loc);
+      const frame = this.codec.compress(content);
+      return frame.length > content.length * (1 - MIN_SAVING) ? rawFrame(content) : frame;
     }
+  }
+
+  private async readGroupSlice(digest: string, loc: Location): Promise<Buffer> {
+    const group = await this.read(loc.group, loc.groupSize, false);
+    const slice = group.subarray(loc.offset, loc.offset + loc.size);
+    if (sha256(slice) !== digest) {
+      throw new StoreError(`blob ${digest}: content does not match its digest`);
+    }
+    return slice;
   }
 
   /** Decompresses `frame` and checks that it holds `size` bytes hashing to `digest`. */
@@ -72,13 +296,21 @@ export class BlobStore {
   }
 
   /**
-   * The verified content of a blob. A blob that will not decode, or decodes to content that
-   * does not hash to its name, is deleted from the store (it can never become valid) and the
-   * error is thrown. A size that disagrees with the manifest's is only thrown: the manifest may
-   * be the one at fault, and the blob may be shared.
+   * The verified content `digest` (standalone or grouped). A blob that will not decode, or
+   * decodes to content that does not hash to its name, is deleted from the store (it can never
+   * become valid) and the error is thrown. A size that disagrees with the manifest's is only
+   * thrown: the manifest may be the one at fault, and the blob may be shared.
    */
-  async read(digest: string, size: number): Promise<Buffer> {
-    const frame = await this.readFrame(digest);
+  async read(digest: string, size: number, group = true): Promise<Buffer> {
+    let frame: Buffer;
+    try {
+      frame = await fs.readFile(this.pathOf(digest));
+    } catch (err) {
+      const loc = group ? await this.locate(digest) : undefined;
+      if (loc === undefined)
+        throw new StoreError(`blob ${digest} is missing from the store: ${err}`);
+      return this.readGroupSlice(digest, loc);
+    }
     try {
       return this.verifyFrame(digest, size, frame);
     } catch (err) {

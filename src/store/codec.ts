@@ -17,7 +17,43 @@ export interface Codec {
   decompress(buf: Buffer, expectedSize: number): Buffer;
 }
 
-const LEVEL = 3;
+export const LEVEL = 3;
+
+/**
+ * Incompressible content is stored "as it is" inside a zstd frame made of raw blocks: every
+ * zstd decoder reads it (so blobs stay plain zstd frames, and pack export, import and
+ * verification need no marker), and decoding it is a memory copy. Header: magic, a frame
+ * descriptor with no content size, no checksum and no dictionary, and a 128 KiB window.
+ */
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+const RAW_FRAME_HEADER = Buffer.concat([ZSTD_MAGIC, Buffer.from([0x00, 0x38])]);
+export const RAW_BLOCK_MAX = 128 * 1024;
+
+function rawBlockHeader(size: number, last: boolean): Buffer {
+  const v = (size << 3) | (last ? 1 : 0); // block type 0 (raw) in bits 1-2
+  return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
+}
+
+/** `content` as a zstd frame of raw (uncompressed) blocks. */
+export function rawFrame(content: Buffer): Buffer {
+  const parts: Buffer[] = [RAW_FRAME_HEADER];
+  if (content.length === 0) parts.push(rawBlockHeader(0, true));
+  for (let off = 0; off < content.length; off += RAW_BLOCK_MAX) {
+    const end = Math.min(content.length, off + RAW_BLOCK_MAX);
+    parts.push(rawBlockHeader(end - off, end === content.length), content.subarray(off, end));
+  }
+  return Buffer.concat(parts);
+}
+
+/** True when `frame` starts with the zstd magic number (every blob does). */
+export function isZstdFrame(frame: Buffer): boolean {
+  return frame.length >= 4 && frame.subarray(0, 4).equals(ZSTD_MAGIC);
+}
+
+/** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
+export function isRawFrame(frame: Buffer): boolean {
+  return frame.length >= 6 && frame.subarray(0, 6).equals(RAW_FRAME_HEADER);
+}
 
 /**
  * The frame holds a different amount of content than expected. Unlike a frame that will not

@@ -8,4 +8,10 @@ export type {
   SaveResult,
   RestoreResult,
   RestoreOptions,
+  RemoveManyResult,
+  SnapshotEntry,
+  StoreSnapshot,
+  StoreStats,
+  VerifyOptions,
+  VerifyReport,
 } from './types.js';

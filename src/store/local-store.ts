@@ -1,106 +1,157 @@
 /**
  * The local content-addressed store (layout in docs/ARCHITECTURE.md):
  *
- *   <root>/index.json                            key -> entry dir + summary (rebuildable)
+ *   <root>/index.bin                             entries, blob sizes and reference counts
+ *                                                (index-file.ts; rebuildable from the entries)
  *   <root>/<package>/<version>/<hash>/meta.json  EntryMeta
  *   <root>/<package>/<version>/<hash>/artifact   the manifest (manifest.ts)
  *   <root>/blobs/<aa>/<sha256>                   zstd frames (blobs.ts)
  *   <root>/tmp/                                  every write goes through here, then rename
+ *   <root>/store.lock                            the lock (lock.ts), held only for commits
+ *   <root>/stats.json, <root>/markers/<name>     lookup counters and markers (stats.ts)
  *
- * meta.json and artifact are the truth; index.json is a lookup aid. An entry becomes visible
- * by one rename of its finished directory, and index changes, entry commits and blob deletion
- * happen under one lock, so a removal can never delete a blob that a commit is relying on.
+ * What a listed entry is: the index says so. meta.json and artifact are the entry's content;
+ * the index is rebuilt from them when it is missing or fails its checks. Blob writes take no
+ * lock (content addressing: one name, one content; rename is atomic). Commits and removals
+ * take the lock, re-read the index if another process changed it, and write it back by temp
+ * file + fsync + rename. A commit checks under the lock that every blob it references is on
+ * disk (re-writing from the saved files any that a concurrent removal deleted), and a removal
+ * deletes a blob only when its reference count reaches zero, so neither can strand the other.
+ *
+ * Crash ordering: a commit renames the entry into place and then indexes it; a removal
+ * un-indexes the entry and then deletes its directory and freed blobs. A crash in between
+ * leaves garbage (a stray directory, orphan blobs) that `verify({ repair })` collects, never a
+ * listed entry that lacks something. Leftovers in tmp/ of dead processes go on the next open.
  */
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import lockfile from 'proper-lockfile';
 import { StoreError } from '../errors.js';
-import { compareBytes } from '../util/bytes.js';
+import { compareBytes, sha256 } from '../util/bytes.js';
 import { exists, tempName, writeFileAtomic } from '../util/fsx.js';
 import { BlobStore } from './blobs.js';
 import { loadCodec, type Codec } from './codec.js';
-import { blobSizes, manifestFiles, parseManifest, type Manifest } from './manifest.js';
 import {
-  checkHash,
-  checkKey,
-  entryDirName,
-  makeIndex,
-  parseIndex,
-  parseMeta,
-  toRecord,
-  type IndexFile,
-  type IndexRecord,
-} from './meta.js';
+  compareHex,
+  decodeIndex,
+  dirOfEntry,
+  encodeIndex,
+  indexToJson,
+  BLOB_NAME,
+  StoreIndex,
+  type IndexEntry,
+} from './index-file.js';
+import { DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, withLock } from './lock.js';
+import { blobSizes, manifestFiles, parseManifest, type Manifest } from './manifest.js';
+import { checkHash, checkKey, entryDirName, parseMeta } from './meta.js';
 import { readPack, writePack } from './pack.js';
 import { restoreRoots, type RootToRestore } from './restore.js';
+import { loadBasis } from './basis.js';
 import { snapshotRoots } from './snapshot.js';
+import { writeStatCache } from './statcache.js';
+import { bumpCounter, readCounters, readMarker, writeMarker } from './stats.js';
+import { injectBlobFaults, pausePoint } from './test-hooks.js';
 import type {
   EntryMeta,
   OutputRoot,
+  RemoveManyResult,
   RestoreOptions,
   RestoreResult,
   SaveRequest,
   SaveResult,
+  SnapshotEntry,
+  StoreSnapshot,
+  StoreStats,
+  VerifyOptions,
+  VerifyReport,
 } from './types.js';
 
+/** Leftovers in tmp/ without a pid in their name are removed after this long. */
 const TMP_MAX_AGE_MS = 60 * 60 * 1000;
+/** Leftovers of a live pid are kept this long (the pid may have been reused meanwhile). */
+const TMP_LIVE_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+const ORPHAN_MIN_AGE_MS = 10 * 60 * 1000;
 const META = 'meta.json';
 const ARTIFACT = 'artifact';
+const INDEX = 'index.bin';
+/** The JSON index of earlier versions: ignored, removed once index.bin exists. */
+const OLD_INDEX = 'index.json';
+/** tempName(): `<hint>-<pid>-<12 hex>`; the worker pool's blob writes: `blob-<pid>-<n>-<n>`. */
+const TMP_PID = [/-(\d+)-[0-9a-f]{12}$/, /^blob-(\d+)-\d+-\d+$/];
+/** Top-level directories that are not packages. */
+const NOT_ENTRIES = new Set(['blobs', 'tmp', 'markers', 'unpacked', 'statcache']);
 
 export interface LocalStoreOptions {
   /** The codec for new blobs and for reading; defaults to the process-wide `loadCodec()`. */
   readonly codec?: Codec;
+  /** How long to wait for the store lock before StoreError('lock timeout ...'). Default 30 s. */
+  readonly lockTimeoutMs?: number;
+  /** A lock not refreshed for this long belongs to a dead process and is taken over. Default
+   *  15 s; proper-lockfile's minimum is 2 s. */
+  readonly lockStaleMs?: number;
+}
+
+/** The stat fields that change whenever index.bin is replaced (rename gives a new inode). */
+interface FileSig {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
 }
 
 export class LocalStore {
   private readonly indexPath: string;
   private readonly tmpDir: string;
   private readonly blobs: BlobStore;
+  private readonly lockTimeoutMs: number;
+  private readonly lockStaleMs: number;
+  /** The index as last read or written by this instance, and the file it came from. */
+  private cached: { index: StoreIndex; sig: FileSig } | undefined;
 
   private constructor(
     readonly root: string,
     readonly codec: Codec,
+    options: LocalStoreOptions,
   ) {
-    this.indexPath = path.join(root, 'index.json');
+    this.indexPath = path.join(root, INDEX);
     this.tmpDir = path.join(root, 'tmp');
     this.blobs = new BlobStore(path.join(root, 'blobs'), this.tmpDir, codec);
+    injectBlobFaults(this.blobs);
+    this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    this.lockStaleMs = options.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
   }
 
   /**
    * Opens (creating if needed) the store at `root`: makes the layout, removes leftovers in tmp/
-   * older than an hour (younger ones may belong to a live writer), and rebuilds index.json when
-   * it is missing or unreadable.
+   * of processes that are gone, and loads the index, rebuilding it (with a warning) when it is
+   * missing, truncated or fails its checks.
    */
   static async open(root: string, options: LocalStoreOptions = {}): Promise<LocalStore> {
     const abs = path.resolve(root);
     await fs.mkdir(path.join(abs, 'blobs'), { recursive: true });
     await fs.mkdir(path.join(abs, 'tmp'), { recursive: true });
-    const store = new LocalStore(abs, options.codec ?? (await loadCodec()));
-    await store.cleanTmp(Date.now() - TMP_MAX_AGE_MS);
-    await store.readIndex();
+    const store = new LocalStore(abs, options.codec ?? (await loadCodec()), options);
+    await store.cleanTmp();
+    await store.index();
     return store;
   }
 
   // ---- lookups -------------------------------------------------------------------------
 
   async get(key: string): Promise<EntryMeta | undefined> {
-    const rec = (await this.readIndex()).entries.find((r) => r.key === key);
+    const rec = (await this.index()).entries.get(key);
     if (rec === undefined) return undefined;
-    return this.readMetaOf(rec.dir, key);
+    return this.readMetaOf(dirOfEntry(rec), key);
   }
 
   /** For each prefix in order: the newest entry (createdAt) whose key starts with it. */
   async findByPrefix(prefixes: readonly string[]): Promise<EntryMeta | undefined> {
-    const { entries } = await this.readIndex();
+    const entries = [...(await this.index()).entries.values()];
     for (const prefix of prefixes) {
       const candidates = entries
         .filter((r) => r.key.startsWith(prefix))
-        .sort(
-          (a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || compareBytes(b.key, a.key),
-        );
+        .sort((a, b) => b.createdAt - a.createdAt || compareBytes(b.key, a.key));
       for (const c of candidates) {
-        const meta = await this.readMetaOf(c.dir, c.key);
+        const meta = await this.readMetaOf(dirOfEntry(c), c.key);
         if (meta !== undefined) return meta;
       }
     }
@@ -110,11 +161,38 @@ export class LocalStore {
   /** Every readable entry, by key in byte order. */
   async list(): Promise<EntryMeta[]> {
     const out: EntryMeta[] = [];
-    for (const r of (await this.readIndex()).entries) {
-      const meta = await this.readMetaOf(r.dir, r.key);
+    for (const r of (await this.index()).sortedEntries()) {
+      const meta = await this.readMetaOf(dirOfEntry(r), r.key);
       if (meta !== undefined) out.push(meta);
     }
     return out;
+  }
+
+  /**
+   * Every entry with its blobs, and every blob's size on disk, straight from the index (no
+   * per-entry or per-blob file access): what the prune policy plans from.
+   */
+  async snapshot(): Promise<StoreSnapshot> {
+    const ix = await this.index();
+    const entries: SnapshotEntry[] = ix.sortedEntries().map((e) => ({
+      key: e.key,
+      package: e.package,
+      version: e.version,
+      platform: e.platform,
+      variant: e.variant,
+      sizeBytes: e.sizeBytes,
+      createdAt: e.createdAt,
+      lastAccessAt: e.lastAccessAt,
+      blobs: e.blobs,
+    }));
+    const sizes = new Map<string, number>();
+    for (const [d, info] of ix.blobs) sizes.set(d, info.size);
+    return { entries, blobSizes: sizes };
+  }
+
+  /** The index as readable JSON (entries by key, blobs with size and reference count). */
+  async exportIndexJson(): Promise<string> {
+    return indexToJson(await this.index());
   }
 
   // ---- save and restore ----------------------------------------------------------------
@@ -132,9 +210,26 @@ export class LocalStore {
     if (existing !== undefined)
       return { entry: existing, created: false, newBlobs: 0, newBytes: 0 };
 
-    const snap = await snapshotRoots(req.roots, this.blobs);
+    // [store-speed] the previous entry of the package: unchanged files are not read again.
+    const basis = await loadBasis(
+      this.root,
+      this.blobs,
+      req,
+      (k) => this.get(k),
+      () => this.list(),
+      async (k) => (await this.load(k)).manifest,
+    );
+    const snap = await snapshotRoots(req.roots, this.blobs, basis, req.groupSmallFiles === true);
+    await pausePoint('after-blobs');
     // What we save must pass what restore demands; this catches a walk that went wrong.
     const manifest = parseManifest({ schema: 1, roots: snap.roots });
+    // [store-speed] where the grouped small files live, and the stat cache for the next save.
+    const locatorBytes = await this.blobs.writeLocator(manifest, snap.locations);
+    req.onStats?.({
+      ...snap.stats,
+      blobsWritten: snap.stats.blobsWritten + (locatorBytes > 0 ? 1 : 0),
+      bytesWritten: snap.stats.bytesWritten + locatorBytes,
+    });
     const now = new Date().toISOString();
     const meta: EntryMeta = {
       schema: 1,
@@ -150,7 +245,11 @@ export class LocalStore {
       storedBytes: [...snap.stored.values()].reduce((a, b) => a + b, 0),
       ...(req.keyManifest !== undefined ? { keyManifest: req.keyManifest } : {}),
     };
-    const { entry, created } = await this.commit(meta, manifest);
+    const { entry, created } = await this.commit(meta, manifest, (digest) =>
+      this.rewriteFromRoots(digest, manifest, req.roots),
+    );
+    // [store-speed] what the files looked like, so the next save of the package skips them.
+    await writeStatCache(this.root, this.tmpDir, req.roots, { ...snap.statCache, key: req.key });
     return created
       ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes }
       : { entry, created, newBlobs: 0, newBytes: 0 };
@@ -159,7 +258,8 @@ export class LocalStore {
   /**
    * Restores the requested roots of `key`. Roots the entry lacks (or recorded as absent) are
    * left alone; roots the entry has but were not requested are not restored. Throws
-   * StoreError/UnsafeEntryError with the workspace untouched on any failure. Does not update
+   * StoreError/UnsafeEntryError with the workspace untouched on any failure; a blob found
+   * corrupt is deleted and every entry that needs it leaves the index. Does not update
    * lastAccessAt: call `touch`.
    */
   async restore(
@@ -173,7 +273,17 @@ export class LocalStore {
       const m = manifest.roots.find((r) => r.name === root.name);
       if (m !== undefined && m.kind !== 'absent') jobs.push({ root, manifest: m });
     }
-    return restoreRoots(this.blobs, jobs, opts);
+    try {
+      // [store-speed] grouped small files are found through the entry's locator; the stat
+      // cache lets the next save of this package skip the files the build leaves alone.
+      await this.blobs.loadLocator(manifest);
+      const { statCache, ...result } = await restoreRoots(this.blobs, jobs, opts);
+      await writeStatCache(this.root, this.tmpDir, roots, { ...statCache, key }).catch(() => {});
+      return result;
+    } catch (err) {
+      if (err instanceof Error && err.name === 'StoreError') await this.dropBroken(manifest);
+      throw err;
+    }
   }
 
   // ---- packs ---------------------------------------------------------------------------
@@ -211,55 +321,188 @@ export class LocalStore {
 
   // ---- maintenance ---------------------------------------------------------------------
 
-  /** Removes the entry, then the blobs it referenced that no remaining entry references. */
+  /** Removes the entry, then the blobs no remaining entry references. */
   async remove(key: string): Promise<void> {
-    await this.locked(async () => {
-      const index = await this.readIndex(true);
-      const rec = index.entries.find((r) => r.key === key);
-      if (rec === undefined) return;
-      const dir = this.dirOf(rec.dir);
-      let digests: string[] = [];
-      try {
-        digests = [...blobSizes(await this.readManifest(dir)).keys()];
-      } catch (err) {
-        core.debug(`clyde-cache: ${key}: unreadable manifest, its blobs stay: ${err}`);
-      }
-      if (await exists(dir)) {
-        const trash = tempName(this.tmpDir, 'removed');
-        await fs.rename(dir, trash);
-        await fs.rm(trash, { recursive: true, force: true });
-      }
-      await this.writeIndex(makeIndex(index.entries.filter((r) => r.key !== key)));
+    await this.removeMany([key]);
+  }
 
-      const inUse = new Set<string>();
-      for (const other of await this.scanEntryDirs()) {
-        try {
-          for (const f of manifestFiles(await this.readManifest(this.dirOf(other))))
-            inUse.add(f.digest);
-        } catch (err) {
-          // An entry we cannot read might need any blob: delete nothing.
-          core.debug(`clyde-cache: ${other}: unreadable manifest, keeping all blobs: ${err}`);
-          return;
-        }
+  /**
+   * Removes the entries (unknown keys are skipped) under one lock: the index first, then
+   * their directories and the blobs whose reference count fell to zero.
+   */
+  async removeMany(keys: readonly string[]): Promise<RemoveManyResult> {
+    return this.mutate(async (ix) => {
+      const removed: string[] = [];
+      const dirs: string[] = [];
+      const freed = new Map<string, number>();
+      for (const key of new Set(keys)) {
+        const gone = ix.delete(key);
+        if (gone === undefined) continue;
+        removed.push(key);
+        dirs.push(dirOfEntry(gone.entry));
+        for (const [d, size] of gone.freed) freed.set(d, size);
       }
-      for (const d of digests) if (!inUse.has(d)) await this.blobs.remove(d);
+      if (removed.length === 0) return { removed, freedBytes: 0 };
+      await this.persist(ix);
+      await pausePoint('after-remove-index');
+      for (const rel of dirs) await this.deleteEntryDir(rel);
+      let freedBytes = 0;
+      for (const [d, size] of freed) {
+        await this.deleteBlob(d);
+        freedBytes += size;
+      }
+      return { removed, freedBytes };
     });
   }
 
   /** Sets lastAccessAt to now. */
   async touch(key: string): Promise<void> {
-    await this.locked(async () => {
-      const index = await this.readIndex(true);
-      const rec = index.entries.find((r) => r.key === key);
+    await this.mutate(async (ix) => {
+      const rec = ix.entries.get(key);
       if (rec === undefined) return;
-      const meta = await this.readMetaOf(rec.dir, key);
+      const meta = await this.readMetaOf(dirOfEntry(rec), key);
       if (meta === undefined) return;
-      const updated: EntryMeta = { ...meta, lastAccessAt: new Date().toISOString() };
-      await writeFileAtomic(path.join(this.dirOf(rec.dir), META), json(updated), this.tmpDir);
-      await this.writeIndex(
-        makeIndex(index.entries.map((r) => (r.key === key ? toRecord(updated) : r))),
+      const now = Date.now();
+      const updated: EntryMeta = { ...meta, lastAccessAt: new Date(now).toISOString() };
+      await writeFileAtomic(
+        path.join(this.dirOf(dirOfEntry(rec)), META),
+        json(updated),
+        this.tmpDir,
       );
+      rec.lastAccessAt = now;
+      await this.persist(ix);
     });
+  }
+
+  /** Counts a lookup for `stats()` (best-effort: never throws, never waits long). */
+  async recordLookup(hit: boolean): Promise<void> {
+    await bumpCounter(path.join(this.root, 'stats.json'), this.tmpDir, hit);
+  }
+
+  async stats(): Promise<StoreStats> {
+    const ix = await this.index();
+    let logicalBytes = 0;
+    let referencedBytes = 0;
+    let storedBytes = 0;
+    for (const e of ix.entries.values()) {
+      logicalBytes += e.sizeBytes;
+      for (const d of e.blobs) referencedBytes += ix.blobs.get(d)?.size ?? 0;
+    }
+    for (const info of ix.blobs.values()) storedBytes += info.size;
+    const { hits, misses } = await readCounters(path.join(this.root, 'stats.json'));
+    return {
+      entries: ix.entries.size,
+      blobs: ix.blobs.size,
+      logicalBytes,
+      referencedBytes,
+      storedBytes,
+      dedupRatio: storedBytes > 0 ? referencedBytes / storedBytes : 1,
+      spaceRatio: storedBytes > 0 ? logicalBytes / storedBytes : 1,
+      hits,
+      misses,
+      hitRate: hits + misses > 0 ? hits / (hits + misses) : 0,
+    };
+  }
+
+  /** The time stored under `name` (e.g. 'last-prune'), or undefined if never written. */
+  readMarker(name: string): Promise<number | undefined> {
+    return readMarker(path.join(this.root, 'markers'), name);
+  }
+
+  writeMarker(name: string, epochMs: number): Promise<void> {
+    return writeMarker(path.join(this.root, 'markers'), this.tmpDir, name, epochMs);
+  }
+
+  /**
+   * Checks that every listed entry's meta.json and artifact parse, validate and agree with the
+   * index, that every referenced blob exists (`deep`: and decodes to its digest), and that the
+   * reference counts are right; lists orphan blobs and stray entry directories. `repair`
+   * then fixes what was found, under the lock.
+   */
+  async verify(opts: VerifyOptions = {}): Promise<VerifyReport> {
+    const ix = await this.index();
+    const problems: string[] = [];
+    const badEntries: string[] = [];
+    const missing = new Set<string>();
+    const corrupt = new Set<string>();
+    const counted = new Map<string, number>();
+    const contentSize = new Map<string, number>();
+    for (const e of ix.sortedEntries()) {
+      const rel = dirOfEntry(e);
+      const meta = await this.readMetaOf(rel, e.key);
+      let manifest: Manifest | undefined;
+      try {
+        manifest = await this.readManifest(this.dirOf(rel));
+      } catch (err) {
+        problems.push(`entry ${e.key}: ${err instanceof Error ? err.message : err}`);
+      }
+      if (meta === undefined) problems.push(`entry ${e.key}: meta.json unreadable or not its own`);
+      if (manifest !== undefined) {
+        try {
+          // content size of each blob file: a standalone file's own, a group's whole
+          const locs = await this.blobs.loadLocator(manifest);
+          for (const [d, size] of blobSizes(manifest)) {
+            const loc = locs.get(d);
+            if (loc === undefined) contentSize.set(d, size);
+            else contentSize.set(loc.group, loc.groupSize);
+          }
+          const names = [...(await this.blobs.referencedBlobs(manifest)).keys()];
+          const listed = new Set(e.blobs);
+          if (names.length !== listed.size || names.some((d) => !listed.has(d))) {
+            problems.push(`entry ${e.key}: the index lists other blobs than its artifact`);
+            manifest = undefined;
+          }
+        } catch (err) {
+          problems.push(`entry ${e.key}: ${err instanceof Error ? err.message : err}`);
+          manifest = undefined;
+        }
+      }
+      if (meta === undefined || manifest === undefined) badEntries.push(e.key);
+      for (const d of e.blobs) counted.set(d, (counted.get(d) ?? 0) + 1);
+    }
+    for (const d of counted.keys()) {
+      if ((await this.blobSize(d)) === undefined) {
+        missing.add(d);
+        problems.push(`blob ${d} is missing`);
+      } else if (opts.deep && !d.endsWith('.loc')) {
+        // (a locator was checked when it was parsed above)
+        try {
+          const frame = await fs.readFile(this.blobFile(d));
+          this.blobs.verifyFrame(d, contentSize.get(d) ?? 0, frame);
+        } catch (err) {
+          corrupt.add(d);
+          problems.push(`blob ${d} is corrupt: ${err instanceof Error ? err.message : err}`);
+        }
+      }
+    }
+    const mismatches: string[] = [];
+    for (const [d, info] of ix.blobs) {
+      if (info.refs !== (counted.get(d) ?? 0)) mismatches.push(d);
+    }
+    for (const d of counted.keys()) if (!ix.blobs.has(d)) mismatches.push(d);
+    for (const d of mismatches) problems.push(`blob ${d}: reference count is wrong`);
+
+    const onDisk = await this.listBlobFiles();
+    const orphans = onDisk.filter((d) => !counted.has(d)).sort(compareHex);
+    const listedDirs = new Set([...ix.entries.values()].map(dirOfEntry));
+    const strays = (await this.scanEntryDirs()).filter((rel) => !listedDirs.has(rel));
+
+    const report: VerifyReport = {
+      ok: problems.length === 0,
+      entries: ix.entries.size,
+      blobs: ix.blobs.size,
+      problems,
+      badEntries,
+      missingBlobs: [...missing].sort(compareHex),
+      corruptBlobs: [...corrupt].sort(compareHex),
+      refcountMismatches: mismatches.sort(compareHex),
+      orphanBlobs: orphans,
+      strayDirs: strays,
+      repaired: false,
+    };
+    if (!opts.repair) return report;
+    await this.repair(report, opts.orphanMinAgeMs ?? ORPHAN_MIN_AGE_MS);
+    return { ...report, repaired: true };
   }
 
   // ---- internals -----------------------------------------------------------------------
@@ -269,11 +512,11 @@ export class LocalStore {
   }
 
   private async load(key: string): Promise<{ meta: EntryMeta; manifest: Manifest }> {
-    const rec = (await this.readIndex()).entries.find((r) => r.key === key);
-    const meta = rec && (await this.readMetaOf(rec.dir, key));
+    const rec = (await this.index()).entries.get(key);
+    const meta = rec && (await this.readMetaOf(dirOfEntry(rec), key));
     if (rec === undefined || meta === undefined)
       throw new StoreError(`no entry ${key} in the store`);
-    return { meta, manifest: await this.readManifest(this.dirOf(rec.dir)) };
+    return { meta, manifest: await this.readManifest(this.dirOf(dirOfEntry(rec))) };
   }
 
   private async readManifest(dir: string): Promise<Manifest> {
@@ -298,10 +541,15 @@ export class LocalStore {
     }
   }
 
-  /** Writes the entry directory in tmp/, then (locked) renames it into place and indexes it. */
+  /**
+   * Writes the entry directory in tmp/, then (locked) checks its blobs, renames it into place
+   * and indexes it. `rewrite` puts back a blob that a concurrent removal deleted (true when
+   * it could).
+   */
   private async commit(
     meta: EntryMeta,
     manifest: Manifest,
+    rewrite?: (digest: string) => Promise<boolean>,
   ): Promise<{ entry: EntryMeta; created: boolean }> {
     const rel = entryDirName(meta);
     const staging = tempName(this.tmpDir, 'entry');
@@ -309,26 +557,36 @@ export class LocalStore {
     try {
       await writeFileAtomic(path.join(staging, ARTIFACT), JSON.stringify(manifest), staging);
       await writeFileAtomic(path.join(staging, META), json(meta), staging);
-      return await this.locked(async () => {
+      await pausePoint('after-artifact-tmp');
+      return await this.mutate(async (ix) => {
+        const listed = ix.entries.get(meta.key);
+        if (listed !== undefined) {
+          const there = await this.readMetaOf(dirOfEntry(listed), meta.key);
+          if (there !== undefined) return { entry: there, created: false };
+          throw new StoreError(`entry ${meta.key} is listed but unreadable (verify can repair it)`);
+        }
+        // Never index an entry whose content is not all there: a removal may have deleted a
+        // blob since the save found it present.
+        const stored = new Map<string, number>();
+        for (const [name, found] of await this.blobs.referencedBlobs(manifest)) {
+          let size = found ?? (await this.blobSize(name));
+          if (size === undefined && rewrite !== undefined && (await rewrite(name))) {
+            size = await this.blobSize(name);
+          }
+          if (size === undefined) {
+            throw new StoreError(`blob ${name} vanished while saving ${meta.key}`);
+          }
+          stored.set(name, size);
+        }
+        await pausePoint('before-rename');
         const dest = this.dirOf(rel);
-        if (await exists(dest)) {
-          const there = await this.readMetaOf(rel, meta.key);
-          if (there === undefined) {
-            throw new StoreError(`entry directory ${rel} exists and does not hold ${meta.key}`);
-          }
-          return { entry: there, created: false };
-        }
-        // A blob may have been removed since it was found present: never index an entry
-        // whose content is not all there.
-        for (const digest of blobSizes(manifest).keys()) {
-          if ((await this.blobs.storedSize(digest)) === undefined) {
-            throw new StoreError(`blob ${digest} vanished while saving ${meta.key}`);
-          }
-        }
+        // A directory the index does not list is a stray of a killed save: replace it.
+        if (await exists(dest)) await this.deleteEntryDir(rel);
         await fs.mkdir(path.dirname(dest), { recursive: true });
         await fs.rename(staging, dest);
-        const index = await this.readIndex(true);
-        await this.writeIndex(makeIndex([...index.entries, toRecord(meta)]));
+        await pausePoint('before-index');
+        ix.add(toIndexEntry(meta, [...stored.keys()]), stored);
+        await this.persist(ix);
         return { entry: meta, created: true };
       });
     } finally {
@@ -336,29 +594,243 @@ export class LocalStore {
     }
   }
 
-  /**
-   * index.json, rebuilt from the meta.json files when missing or unreadable. `haveLock` says
-   * the caller holds the store lock (the rebuild needs it).
-   */
-  private async readIndex(haveLock = false): Promise<IndexFile> {
-    try {
-      return parseIndex(await fs.readFile(this.indexPath, 'utf8'));
-    } catch {
-      const rebuild = async (): Promise<IndexFile> => {
+  /** Re-stores a blob from the saved files that hold its content (unchanged since the walk). */
+  private async rewriteFromRoots(
+    digest: string,
+    manifest: Manifest,
+    roots: readonly OutputRoot[],
+  ): Promise<boolean> {
+    for (const m of manifest.roots) {
+      const root = roots.find((r) => r.name === m.name);
+      if (root === undefined) continue;
+      const files = m.kind === 'file' && m.file ? [m.file] : m.entries;
+      for (const f of files) {
+        if (f.type !== 'file' || f.digest !== digest) continue;
+        const abs = f.path === '' ? root.absPath : path.join(root.absPath, ...f.path.split('/'));
         try {
-          return parseIndex(await fs.readFile(this.indexPath, 'utf8'));
+          const content = await fs.readFile(abs);
+          if (sha256(content) !== digest) continue;
+          await this.blobs.put(digest, content);
+          return true;
         } catch {
-          const rebuilt = await this.rebuildIndex();
-          await this.writeIndex(rebuilt);
-          return rebuilt;
+          // changed or gone: try another file with this content
         }
-      };
-      return haveLock ? rebuild() : this.locked(rebuild);
+      }
+    }
+    return false;
+  }
+
+  /**
+   * After a failed restore: if some of the entry's blobs are gone (a corrupt one is deleted
+   * when read), every entry needing them leaves the index, so it becomes a plain miss.
+   */
+  private async dropBroken(manifest: Manifest): Promise<void> {
+    const gone: string[] = [];
+    let names: string[];
+    try {
+      names = [...(await this.blobs.referencedBlobs(manifest)).keys()];
+    } catch {
+      return; // an unreadable locator: restore reported it; verify finds the entry
+    }
+    for (const d of names) if ((await this.blobSize(d)) === undefined) gone.push(d);
+    if (gone.length === 0) return;
+    try {
+      await this.mutate(async (ix) => {
+        const still = new Set<string>();
+        for (const d of gone) if ((await this.blobSize(d)) === undefined) still.add(d);
+        const broken = [...ix.entries.values()].filter((e) => e.blobs.some((d) => still.has(d)));
+        if (broken.length === 0) return;
+        core.warning(
+          `clyde-cache: ${still.size} blob(s) of the local store are missing or were corrupt; dropping ${broken.length} entr${broken.length === 1 ? 'y' : 'ies'} that need them`,
+        );
+        const freed = new Map<string, number>();
+        for (const e of broken) for (const [d, s] of ix.delete(e.key)?.freed ?? []) freed.set(d, s);
+        await this.persist(ix);
+        for (const e of broken) await this.deleteEntryDir(dirOfEntry(e));
+        for (const d of freed.keys()) await this.deleteBlob(d);
+      });
+    } catch (err) {
+      core.debug(`clyde-cache: could not drop broken entries: ${err}`);
     }
   }
 
-  private async writeIndex(index: IndexFile): Promise<void> {
-    await writeFileAtomic(this.indexPath, json(index), this.tmpDir);
+  private async repair(report: VerifyReport, orphanMinAgeMs: number): Promise<void> {
+    await this.mutate(async (ix) => {
+      const bad = new Set([...report.badEntries]);
+      const gone = new Set([...report.missingBlobs, ...report.corruptBlobs]);
+      for (const d of report.corruptBlobs) await this.deleteBlob(d);
+      // Rebuild the counts from the entries that stay; sizes from the files.
+      const fresh = new StoreIndex();
+      fresh.generation = ix.generation;
+      for (const e of ix.sortedEntries()) {
+        if (bad.has(e.key) || e.blobs.some((d) => gone.has(d))) continue;
+        const sizes = new Map<string, number>();
+        let complete = true;
+        for (const d of e.blobs) {
+          const size = fresh.blobs.get(d)?.size ?? (await this.blobSize(d));
+          if (size === undefined) complete = false;
+          else sizes.set(d, size);
+        }
+        if (complete) fresh.add(e, sizes);
+      }
+      await this.persist(fresh);
+      const keep = new Set([...fresh.entries.values()].map(dirOfEntry));
+      for (const e of ix.entries.values()) {
+        if (!fresh.entries.has(e.key)) await this.deleteEntryDir(dirOfEntry(e));
+      }
+      for (const rel of await this.scanEntryDirs()) {
+        if (!keep.has(rel)) await this.deleteEntryDir(rel);
+      }
+      const cutoff = Date.now() - orphanMinAgeMs;
+      for (const d of await this.listBlobFiles()) {
+        if (fresh.blobs.has(d)) continue;
+        try {
+          if ((await fs.lstat(this.blobFile(d))).mtimeMs <= cutoff) await this.deleteBlob(d);
+        } catch {
+          // gone already
+        }
+      }
+    });
+  }
+
+  /** The file of a blob or locator named in the index. */
+  private blobFile(name: string): string {
+    if (!BLOB_NAME.test(name)) throw new StoreError(`not a blob name: ${name}`);
+    return path.join(this.blobs.dir, name.slice(0, 2), name);
+  }
+
+  private async blobSize(name: string): Promise<number | undefined> {
+    try {
+      const st = await fs.stat(this.blobFile(name));
+      return st.isFile() ? st.size : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async deleteBlob(name: string): Promise<void> {
+    await fs.rm(this.blobFile(name), { force: true });
+  }
+
+  /** Moves an entry directory to tmp/ (one rename, so it vanishes at once), then deletes it. */
+  private async deleteEntryDir(rel: string): Promise<void> {
+    const dir = this.dirOf(rel);
+    const trash = tempName(this.tmpDir, 'removed');
+    try {
+      await fs.rename(dir, trash);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    await fs.rm(trash, { recursive: true, force: true });
+  }
+
+  // ---- the index -----------------------------------------------------------------------
+
+  /**
+   * The index, re-read when index.bin was replaced since this instance last saw it (another
+   * process committed), rebuilt under the lock when it is missing or fails its checks.
+   */
+  private async index(): Promise<StoreIndex> {
+    const loaded = await this.tryLoad();
+    if (loaded !== undefined) return loaded;
+    return withLock(this.lockSettings(), async () => {
+      return (await this.tryLoad()) ?? (await this.rebuild());
+    });
+  }
+
+  /** The cached or freshly read index; undefined when the file is missing or bad. */
+  private async tryLoad(): Promise<StoreIndex | undefined> {
+    let sig: FileSig;
+    try {
+      const st = await fs.stat(this.indexPath);
+      sig = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+    } catch {
+      return undefined;
+    }
+    const c = this.cached;
+    if (c && c.sig.ino === sig.ino && c.sig.size === sig.size && c.sig.mtimeMs === sig.mtimeMs) {
+      return c.index;
+    }
+    try {
+      const index = decodeIndex(await fs.readFile(this.indexPath));
+      this.cached = { index, sig };
+      return index;
+    } catch (err) {
+      this.problem = err instanceof Error ? err.message : String(err);
+      return undefined;
+    }
+  }
+
+  /** Why the index file was last refused (for the rebuild warning). */
+  private problem: string | undefined;
+
+  /** Rebuilds index.bin from the entry directories; the caller holds the lock. */
+  private async rebuild(): Promise<StoreIndex> {
+    const ix = new StoreIndex();
+    const dirs = await this.scanEntryDirs();
+    const sizeOf = new Map<string, number | undefined>();
+    for (const rel of dirs) {
+      try {
+        const meta = parseMeta(
+          JSON.parse(await fs.readFile(path.join(this.dirOf(rel), META), 'utf8')),
+        );
+        if (entryDirName(meta) !== rel || ix.entries.has(meta.key)) continue;
+        const refs = await this.blobs.referencedBlobs(await this.readManifest(this.dirOf(rel)));
+        const digests = [...refs.keys()];
+        const sizes = new Map<string, number>();
+        for (const [d, size] of refs) {
+          if (!sizeOf.has(d)) sizeOf.set(d, size);
+          if (size !== undefined) sizes.set(d, size);
+        }
+        // An entry missing a blob cannot be restored: it stays out (verify repair deletes it).
+        if (sizes.size === digests.length) ix.add(toIndexEntry(meta, digests), sizes);
+      } catch {
+        // not an entry (or a damaged one): leave it out
+      }
+    }
+    const hadIndex = this.problem !== undefined;
+    if (hadIndex || dirs.length > 0) {
+      core.warning(
+        `clyde-cache: the local store index ${this.indexPath} was ${hadIndex ? `unusable (${this.problem})` : 'missing'}; rebuilt it from ${ix.entries.size} entr${ix.entries.size === 1 ? 'y' : 'ies'}`,
+      );
+    }
+    this.problem = undefined;
+    await this.persist(ix);
+    await fs.rm(path.join(this.root, OLD_INDEX), { force: true });
+    return ix;
+  }
+
+  /**
+   * Runs `fn` under the lock on the current index. `fn` calls `persist` to write its changes;
+   * if it throws, the cached index (possibly half-changed) is dropped and re-read next time.
+   */
+  private async mutate<T>(fn: (ix: StoreIndex) => Promise<T>): Promise<T> {
+    return withLock(this.lockSettings(), async () => {
+      const ix = (await this.tryLoad()) ?? (await this.rebuild());
+      try {
+        return await fn(ix);
+      } catch (err) {
+        this.cached = undefined;
+        throw err;
+      }
+    });
+  }
+
+  private async persist(ix: StoreIndex): Promise<void> {
+    ix.generation++;
+    await writeFileAtomic(this.indexPath, encodeIndex(ix), this.tmpDir);
+    const st = await fs.stat(this.indexPath);
+    this.cached = { index: ix, sig: { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs } };
+  }
+
+  private lockSettings(): { target: string; lockPath: string; timeoutMs: number; staleMs: number } {
+    return {
+      target: this.indexPath,
+      lockPath: path.join(this.root, 'store.lock'),
+      timeoutMs: this.lockTimeoutMs,
+      staleMs: this.lockStaleMs,
+    };
   }
 
   /** `<package>/<version>/<hash>` of every directory that looks like an entry. */
@@ -374,61 +846,82 @@ export class LocalStore {
       }
     };
     for (const pkg of await dirs(this.root)) {
-      if (pkg === 'blobs' || pkg === 'tmp') continue;
+      if (NOT_ENTRIES.has(pkg) || pkg.endsWith('.lock')) continue;
       for (const ver of await dirs(path.join(this.root, pkg))) {
         for (const hash of await dirs(path.join(this.root, pkg, ver))) {
           out.push(`${pkg}/${ver}/${hash}`);
         }
       }
     }
+    return out.sort(compareBytes);
+  }
+
+  /** Digests of every blob file on disk. */
+  private async listBlobFiles(): Promise<string[]> {
+    const out: string[] = [];
+    const dir = path.join(this.root, 'blobs');
+    for (const shard of await fs.readdir(dir)) {
+      let names: string[];
+      try {
+        names = await fs.readdir(path.join(dir, shard));
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (BLOB_NAME.test(name) && name.startsWith(shard)) out.push(name);
+      }
+    }
     return out;
   }
 
-  private async rebuildIndex(): Promise<IndexFile> {
-    const records: IndexRecord[] = [];
-    for (const rel of await this.scanEntryDirs()) {
-      try {
-        const meta = parseMeta(
-          JSON.parse(await fs.readFile(path.join(this.dirOf(rel), META), 'utf8')),
-        );
-        if (entryDirName(meta) === rel) records.push(toRecord(meta));
-      } catch {
-        // not an entry (or a damaged one): leave it out
-      }
-    }
-    return makeIndex(records);
-  }
-
-  private async cleanTmp(olderThanMs: number): Promise<void> {
+  /**
+   * Removes what dead processes left in tmp/: names carrying a pid (tempName) go when that
+   * process is gone; others, and those of a pid that may since have been reused, by age.
+   */
+  private async cleanTmp(): Promise<void> {
+    const now = Date.now();
     for (const name of await fs.readdir(this.tmpDir)) {
       const p = path.join(this.tmpDir, name);
       try {
-        if ((await fs.lstat(p)).mtimeMs < olderThanMs)
-          await fs.rm(p, { recursive: true, force: true });
+        const pid = TMP_PID.map((re) => re.exec(name)?.[1]).find((m) => m !== undefined);
+        const age = now - (await fs.lstat(p)).mtimeMs;
+        const stale =
+          pid === undefined
+            ? age > TMP_MAX_AGE_MS
+            : !isAlive(Number(pid)) || age > TMP_LIVE_MAX_AGE_MS;
+        if (stale) await fs.rm(p, { recursive: true, force: true });
       } catch {
         // gone already
       }
     }
   }
+}
 
-  /** Runs `fn` holding the store lock (a directory next to index.json; stale after 20 s). */
-  private async locked<T>(fn: () => Promise<T>): Promise<T> {
-    let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(this.indexPath, {
-        realpath: false,
-        stale: 20_000,
-        retries: { retries: 100, factor: 1.3, minTimeout: 10, maxTimeout: 500 },
-      });
-    } catch (err) {
-      throw new StoreError(`cannot lock the store at ${this.root}: ${err}`);
-    }
-    try {
-      return await fn();
-    } finally {
-      await release();
-    }
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+function toIndexEntry(meta: EntryMeta, blobs: string[]): IndexEntry {
+  return {
+    key: meta.key,
+    package: meta.package,
+    version: meta.version,
+    hash: meta.hash,
+    platform: meta.platform,
+    variant: meta.variant,
+    createdAt: Date.parse(meta.createdAt),
+    lastAccessAt: Date.parse(meta.lastAccessAt),
+    sizeBytes: meta.sizeBytes,
+    storedBytes: meta.storedBytes,
+    files: meta.files,
+    blobs,
+  };
 }
 
 function totals(m: Manifest): { sizeBytes: number; files: number; roots: string[] } {

@@ -1,13 +1,25 @@
 /**
- * Entry metadata on disk (meta.json) and the index (index.json): their validation, and the
- * mapping from a request's package/version/hash to the entry directory.
+ * Entry metadata on disk (meta.json): its validation, and the mapping from a request's
+ * package/version/hash to the entry directory. The index is index-file.ts.
  */
 import { StoreError } from '../errors.js';
-import { compareBytes, sha256 } from '../util/bytes.js';
+import { sha256 } from '../util/bytes.js';
 import type { EntryMeta } from './types.js';
 
 /** Names at the top of the store that a package directory must never take. */
-const RESERVED = new Set(['blobs', 'tmp', 'index.json', 'index.json.lock']);
+const RESERVED = new Set([
+  'blobs',
+  'tmp',
+  'markers',
+  'unpacked',
+  'statcache',
+  'index.bin',
+  'index.json',
+  'index.json.lock',
+  'store.lock',
+  'stats.json',
+  'stats.json.lock',
+]);
 const HASH = /^[0-9a-f]{8,128}$/;
 const MAX_NAME = 100;
 const MAX_KEY = 1024;
@@ -94,80 +106,4 @@ export function parseMeta(raw: unknown): EntryMeta {
     roots: roots as string[],
   };
   return 'keyManifest' in raw ? { ...meta, keyManifest: raw['keyManifest'] } : meta;
-}
-
-/** One line of index.json: where the entry lives plus the fields lookups need. */
-export interface IndexRecord {
-  readonly key: string;
-  readonly dir: string;
-  readonly package: string;
-  readonly version: string;
-  readonly hash: string;
-  readonly platform: string;
-  readonly variant: string;
-  readonly createdAt: string;
-  readonly lastAccessAt: string;
-  readonly sizeBytes: number;
-  readonly storedBytes: number;
-  readonly files: number;
-}
-
-export interface IndexFile {
-  readonly schema: 1;
-  /** Sorted by key, byte order. */
-  readonly entries: readonly IndexRecord[];
-}
-
-export function toRecord(m: EntryMeta): IndexRecord {
-  return {
-    key: m.key,
-    dir: entryDirName(m),
-    package: m.package,
-    version: m.version,
-    hash: m.hash,
-    platform: m.platform,
-    variant: m.variant,
-    createdAt: m.createdAt,
-    lastAccessAt: m.lastAccessAt,
-    sizeBytes: m.sizeBytes,
-    storedBytes: m.storedBytes,
-    files: m.files,
-  };
-}
-
-export function makeIndex(records: Iterable<IndexRecord>): IndexFile {
-  const byKey = new Map<string, IndexRecord>();
-  for (const r of records) byKey.set(r.key, r);
-  const entries = [...byKey.values()].sort((a, b) => compareBytes(a.key, b.key));
-  return { schema: 1, entries };
-}
-
-/** Parses index.json; throws when it is not a well-formed index (the caller rebuilds it). */
-export function parseIndex(text: string): IndexFile {
-  const raw: unknown = JSON.parse(text);
-  if (!isObject(raw) || raw['schema'] !== 1 || !Array.isArray(raw['entries'])) {
-    throw new StoreError('index.json is not an index');
-  }
-  const records: IndexRecord[] = [];
-  for (const r of raw['entries'] as unknown[]) {
-    if (!isObject(r)) throw new StoreError('index.json: bad record');
-    const rec: IndexRecord = {
-      key: checkKey(r['key']),
-      dir: str(r, 'dir', 512),
-      package: str(r, 'package'),
-      version: str(r, 'version'),
-      hash: checkHash(r['hash']),
-      platform: str(r, 'platform'),
-      variant: str(r, 'variant'),
-      createdAt: time(r, 'createdAt'),
-      lastAccessAt: time(r, 'lastAccessAt'),
-      sizeBytes: count(r, 'sizeBytes'),
-      storedBytes: count(r, 'storedBytes'),
-      files: count(r, 'files'),
-    };
-    // The directory is never taken from the file: it must be the one the fields name.
-    if (rec.dir !== entryDirName(rec)) throw new StoreError('index.json: record points elsewhere');
-    records.push(rec);
-  }
-  return makeIndex(records);
 }

@@ -1,3 +1,18 @@
+/**
+ * Concurrency helpers for the store: `mapLimit` for async work on the main thread, and the
+ * worker pool that hashes, compresses, decompresses and writes files off the main thread
+ * (worker-source.ts holds the code the workers run).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { StoreError } from '../errors.js';
+import { BACKEND_ENV, LEVEL } from './codec.js';
+import { WORKER_SOURCE } from './worker-source.js';
+
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
 export async function mapLimit<T, R>(
   items: readonly T[],
@@ -22,4 +37,176 @@ export async function mapLimit<T, R>(
   const settled = await Promise.allSettled(workers);
   for (const s of settled) if (s.status === 'rejected') throw s.reason;
   return results;
+}
+
+/** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
+export const STREAM_AT = 16 * 1024 * 1024;
+/** A compressed blob must save at least this fraction, or the content is stored as it is. */
+export const MIN_SAVING = 0.03;
+/** Environment variable: the number of worker threads (default: cores, at most 4). */
+export const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
+
+/** Why a worker operation failed: `corrupt` blobs are deleted by the caller, `size` are not. */
+export type WorkerFailureKind = 'corrupt' | 'size' | 'missing' | 'changed' | 'io';
+
+export class WorkerOpError extends StoreError {
+  constructor(
+    message: string,
+    readonly kind: WorkerFailureKind,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Where zstd-napi's native binary is: beside the bundle (`dist/<entry>/build/Release`, where
+ * scripts/bundle.ts puts it) or in node_modules. Undefined when neither exists or the
+ * environment forces node:zlib.
+ */
+export function nativeBindingPath(): string | undefined {
+  if ((process.env[BACKEND_ENV] ?? '').trim().toLowerCase() === 'node') return undefined;
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.join(here, 'build', 'Release', 'binding.node')];
+  try {
+    const req = createRequire(import.meta.url);
+    const js = req.resolve('zstd-napi/binding.js');
+    candidates.push(path.join(path.dirname(js), 'build', 'Release', 'binding.node'));
+  } catch {
+    // not resolvable from here (bundled)
+  }
+  return candidates.find((c) => existsSync(c));
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  readonly ready: Promise<string>;
+  busy: boolean;
+}
+
+/** Every job names the store it works on: `{ dirs: { blobDir, tmpDir }, ... }`. */
+export interface PoolDirs {
+  readonly blobDir: string;
+  readonly tmpDir: string;
+}
+
+/**
+ * A fixed set of worker threads for one store; jobs queue and go to the next idle worker.
+ * Workers are unref'd while idle, so an idle pool never keeps the process alive.
+ */
+export class WorkerPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: { op: string; args: unknown; p: Pending }[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private seq = 0;
+  private closed = false;
+
+  constructor(size = defaultWorkers()) {
+    const workerData = {
+      binding: nativeBindingPath(),
+      level: LEVEL,
+      streamAt: STREAM_AT,
+      minSaving: MIN_SAVING,
+    };
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
+      worker.unref();
+      const ready = new Promise<string>((resolve, reject) => {
+        worker.once('error', reject);
+        worker.once('message', (m: { backend: string }) => resolve(m.backend));
+      });
+      const slot: Slot = { worker, ready, busy: false };
+      worker.on('error', (err) => this.failAll(err));
+      ready.then(
+        () => {
+          worker.on('message', (m: Reply) => this.onReply(slot, m));
+          // (An unref before the worker is online does not hold; repeat it once it is.)
+          if (!slot.busy) worker.unref();
+        },
+        (err: unknown) => this.failAll(err),
+      );
+      this.slots.push(slot);
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** The backend the workers use ('zstd-napi' or 'node:zlib'). */
+  async backend(): Promise<string> {
+    return (this.slots[0] as Slot).ready;
+  }
+
+  run<T>(op: string, args: unknown): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreError('the store worker pool is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ op, args, p: { resolve: resolve as (v: unknown) => void, reject } });
+      this.dispatch();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (slot.busy) continue;
+      const job = this.queue.shift();
+      if (job === undefined) return;
+      const id = this.seq++;
+      slot.busy = true;
+      slot.worker.ref();
+      this.pending.set(id, job.p);
+      void slot.ready.then(() => slot.worker.postMessage({ id, op: job.op, args: job.args }));
+    }
+  }
+
+  private onReply(slot: Slot, m: Reply): void {
+    const p = this.pending.get(m.id);
+    this.pending.delete(m.id);
+    slot.busy = false;
+    slot.worker.unref();
+    if (p !== undefined) {
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new WorkerOpError(m.error ?? 'worker failed', m.kind ?? 'io'));
+    }
+    this.dispatch();
+  }
+
+  private failAll(err: unknown): void {
+    const e = new StoreError(`store worker failed: ${err instanceof Error ? err.message : err}`);
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+    for (const j of this.queue.splice(0)) j.p.reject(e);
+    this.closed = true;
+  }
+}
+
+interface Reply {
+  readonly id: number;
+  readonly ok: boolean;
+  readonly result?: unknown;
+  readonly error?: string;
+  readonly kind?: WorkerFailureKind;
+}
+
+let shared: WorkerPool | undefined;
+
+/** The process-wide pool (created on first use; idle workers never keep the process alive). */
+export function sharedPool(): WorkerPool {
+  if (shared === undefined || shared.isClosed) shared = new WorkerPool();
+  return shared;
+}
+
+function defaultWorkers(): number {
+  const n = Number.parseInt(process.env[WORKERS_ENV] ?? '', 10);
+  if (Number.isInteger(n) && n > 0) return Math.min(n, 16);
+  return Math.max(1, Math.min(os.availableParallelism(), 4));
 }

@@ -4,15 +4,27 @@
  * is anything moved into the workspace. The manifest has already been validated
  * (`parseManifest`), and the move never follows a symlink that sits in the workspace.
  */
-import { promises as fs, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  constants as fsConstants,
+  copyFileSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  promises as fs,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  type Stats,
+} from 'node:fs';
 import * as path from 'node:path';
 import { StoreError, UnsafeEntryError } from '../errors.js';
 import type { BlobStore } from './blobs.js';
 import type { ManifestEntry, ManifestRoot } from './manifest.js';
-import { mapLimit } from './pool.js';
+import { STREAM_AT, WorkerOpError } from './pool.js';
+import { CLOCK_LAG_MS, type StatCacheFile, type StatRecord } from './statcache.js';
 import type { OutputRoot, RestoreOptions, RestoreResult } from './types.js';
 
-const FILES_IN_FLIGHT = 8;
 const STAGING_PREFIX = '.clyde-restore-';
 
 export interface RootToRestore {
@@ -67,50 +79,222 @@ async function preflight(job: RootToRestore): Promise<void> {
   }
 }
 
-async function writeFile(
-  blobs: BlobStore,
-  dest: string,
-  e: ManifestEntry,
-  opts: RestoreOptions,
-): Promise<void> {
-  if (e.digest === undefined) throw new StoreError(`file ${e.path} has no digest`);
-  const content = await blobs.read(e.digest, e.size);
-  // 'wx': never write through anything already there (staging is ours and fresh anyway).
-  await fs.writeFile(dest, content, { flag: 'wx', mode: 0o600 });
-  await fs.chmod(dest, e.mode);
-  if (opts.mtimes) await fs.utimes(dest, new Date(e.mtimeMs), new Date(e.mtimeMs));
+/** One file to materialise: its manifest entry and where it goes in staging. */
+interface FileJob {
+  readonly e: ManifestEntry & { digest: string };
+  readonly dest: string;
 }
 
-async function stage(blobs: BlobStore, job: RootToRestore, opts: RestoreOptions): Promise<Staged> {
+interface WriteMember {
+  digest: string;
+  offset: number;
+  size: number;
+  dest: string;
+  mode: number;
+  mtimeMs: number | null;
+  renameTo: string | null;
+}
+
+interface WriteJob {
+  blob: string;
+  blobSize: number;
+  stream: boolean;
+  members: WriteMember[];
+}
+
+/** Unpacked copies carry this mtime: one that differs was touched after we wrote it. */
+const UNPACKED_MTIME_MS = 1_000_000_000_000;
+/** Content per message to a worker. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Writes files from their blobs in the worker pool: one job per group blob (decompressed once,
+ * every member verified) and batches of standalone blobs; large blobs stream.
+ */
+async function writeFromBlobs(blobs: BlobStore, files: readonly WriteMember[]): Promise<void> {
+  const byBlob = new Map<string, WriteJob>();
+  for (const m of files) {
+    // Grouped content is found through the entry's locator (loaded by the caller), in memory.
+    const loc = await blobs.locate(m.digest, false);
+    const blob = loc?.group ?? m.digest;
+    let job = byBlob.get(blob);
+    if (job === undefined) {
+      job = {
+        blob,
+        blobSize: loc?.groupSize ?? m.size,
+        stream: loc === undefined && m.size >= STREAM_AT,
+        members: [],
+      };
+      byBlob.set(blob, job);
+    }
+    job.members.push({ ...m, offset: loc?.offset ?? 0 });
+  }
+  // A streamed blob is decoded once per member; members beyond the first are separate jobs.
+  const jobs: WriteJob[] = [];
+  for (const j of byBlob.values()) {
+    if (j.stream) for (const m of j.members) jobs.push({ ...j, members: [m] });
+    else jobs.push(j);
+  }
+  jobs.sort((a, b) => b.blobSize - a.blobSize);
+  const batches: WriteJob[][] = [];
+  let cur: WriteJob[] = [];
+  let bytes = 0;
+  for (const j of jobs) {
+    if (cur.length > 0 && bytes + j.blobSize > BATCH_BYTES) {
+      batches.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(j);
+    bytes += j.blobSize;
+  }
+  if (cur.length > 0) batches.push(cur);
+  const pool = blobs.pool();
+  const dirs = blobs.dirs;
+  try {
+    await Promise.all(batches.map((b) => pool.run<number>('writeBatch', { dirs, jobs: b })));
+  } catch (err) {
+    if (err instanceof WorkerOpError && err.kind === 'corrupt') {
+      // A blob that decodes wrongly can never become valid: drop it (its entries become misses).
+      const bad = /blob ([0-9a-f]{64})/.exec(err.message)?.[1];
+      if (bad !== undefined) await blobs.remove(bad);
+    }
+    throw err instanceof StoreError ? err : new StoreError(String(err));
+  }
+}
+
+function unpackedPath(blobs: BlobStore, digest: string, mode: number): string {
+  return path.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
+}
+
+/**
+ * An unpacked copy is used only while it is exactly as we left it: a read-only regular file of
+ * the right size and our sentinel mtime. Anything else (a build that chmod-ed and rewrote a
+ * hard-linked file) is dropped and unpacked again from its verified blob.
+ */
+function unpackedIsIntact(p: string, size: number, mode: number): boolean {
+  let st: Stats;
+  try {
+    st = lstatSync(p);
+  } catch {
+    return false;
+  }
+  const ok =
+    st.isFile() &&
+    st.size === size &&
+    (st.mode & 0o777) === mode &&
+    st.mtimeMs === UNPACKED_MTIME_MS;
+  if (!ok) rmSync(p, { force: true });
+  return ok;
+}
+
+/** Link or clone every file from the unpacked area, filling it from the blobs first. */
+async function materializeLinked(
+  blobs: BlobStore,
+  files: readonly FileJob[],
+  mode: 'hardlink' | 'clone',
+  opts: RestoreOptions,
+): Promise<void> {
+  const tmpDir = blobs.dirs.tmpDir;
+  const need = new Map<string, WriteMember>();
+  let seq = 0;
+  for (const { e } of files) {
+    const m = e.mode & ~0o222;
+    const u = unpackedPath(blobs, e.digest, m);
+    if (need.has(u) || unpackedIsIntact(u, e.size, m)) continue;
+    need.set(u, {
+      digest: e.digest,
+      offset: 0,
+      size: e.size,
+      dest: path.join(tmpDir, `unpack-${process.pid}-${seq++}-${e.digest.slice(0, 16)}`),
+      mode: m,
+      mtimeMs: UNPACKED_MTIME_MS,
+      renameTo: u,
+    });
+  }
+  await writeFromBlobs(blobs, [...need.values()]);
+  let crossDevice = false;
+  for (const { e, dest } of files) {
+    const u = unpackedPath(blobs, e.digest, e.mode & ~0o222);
+    if (mode === 'hardlink' && !crossDevice) {
+      try {
+        linkSync(u, dest);
+        continue;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+        crossDevice = true; // the store is on another filesystem: copy instead
+      }
+    }
+    copyFileSync(u, dest, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
+    chmodSync(dest, e.mode);
+    if (opts.mtimes) utimesSync(dest, new Date(e.mtimeMs), new Date(e.mtimeMs));
+  }
+}
+
+/** Writes the files of all staged roots, the way `opts.mode` asks. */
+async function materialize(
+  blobs: BlobStore,
+  files: readonly FileJob[],
+  opts: RestoreOptions,
+): Promise<void> {
+  let mode = opts.mode ?? 'copy';
+  // Hard links share one inode, so one mtime: with mtimes requested, clone instead.
+  if (mode === 'hardlink' && opts.mtimes) mode = 'clone';
+  if (mode === 'copy') {
+    await writeFromBlobs(
+      blobs,
+      files.map(({ e, dest }) => ({
+        digest: e.digest,
+        offset: 0,
+        size: e.size,
+        dest,
+        mode: e.mode,
+        mtimeMs: opts.mtimes ? e.mtimeMs : null,
+        renameTo: null,
+      })),
+    );
+    return;
+  }
+  await materializeLinked(blobs, files, mode, opts);
+}
+
+function fileJob(e: ManifestEntry, dest: string): FileJob {
+  if (e.digest === undefined) throw new StoreError(`file ${e.path} has no digest`);
+  return { e: { ...e, digest: e.digest }, dest };
+}
+
+async function stage(job: RootToRestore, files: FileJob[]): Promise<Staged> {
   const parent = await existingAncestor(path.dirname(job.root.absPath));
   const container = await fs.mkdtemp(path.join(parent, STAGING_PREFIX));
   const item = path.join(container, 'root');
   const staged: Staged = { job, container, item };
+  const m = job.manifest;
   try {
-    const m = job.manifest;
     if (m.kind === 'file') {
       if (m.file === undefined) throw new StoreError(`root ${m.name} has no file`);
-      await writeFile(blobs, item, m.file, opts);
+      files.push(fileJob(m.file, item));
       return staged;
     }
-    await fs.mkdir(item, { mode: 0o700 });
+    mkdirSync(item, { mode: 0o700 });
     // Directories first (parents precede children in a valid manifest), then content.
     for (const e of m.entries) {
-      if (e.type === 'dir') await fs.mkdir(path.join(item, ...e.path.split('/')), { mode: 0o700 });
+      if (e.type === 'dir') mkdirSync(path.join(item, ...e.path.split('/')), { mode: 0o700 });
     }
-    const files = m.entries.filter((e) => e.type === 'file');
-    await mapLimit(files, FILES_IN_FLIGHT, (e) =>
-      writeFile(blobs, path.join(item, ...e.path.split('/')), e, opts),
-    );
     for (const e of m.entries) {
-      if (e.type === 'symlink' && e.target !== undefined) {
-        await fs.symlink(e.target, path.join(item, ...e.path.split('/')));
-      }
+      if (e.type === 'file') files.push(fileJob(e, path.join(item, ...e.path.split('/'))));
     }
     return staged;
   } catch (err) {
     await fs.rm(container, { recursive: true, force: true });
     throw err;
+  }
+}
+
+function linkSymlinks(s: Staged): void {
+  for (const e of s.job.manifest.entries) {
+    if (e.type === 'symlink' && e.target !== undefined) {
+      symlinkSync(e.target, path.join(s.item, ...e.path.split('/')));
+    }
   }
 }
 
@@ -186,17 +370,48 @@ async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
   }
 }
 
+/** The result, and what the restored files look like now (for the next save's stat cache). */
+export interface RestoreRootsResult extends RestoreResult {
+  readonly statCache: StatCacheFile;
+}
+
 export async function restoreRoots(
   blobs: BlobStore,
   jobs: readonly RootToRestore[],
   opts: RestoreOptions = {},
-): Promise<RestoreResult> {
+): Promise<RestoreRootsResult> {
   const live = jobs.filter((j) => j.manifest.kind !== 'absent');
   for (const j of live) await preflight(j);
   const staged: Staged[] = [];
+  const statRoots: StatCacheFile['roots'] = {};
+  let recordedAt = 0;
   try {
-    for (const j of live) staged.push(await stage(blobs, j, opts));
+    const files: FileJob[] = [];
+    for (const j of live) staged.push(await stage(j, files));
+    await materialize(blobs, files, opts);
+    for (const s of staged) linkSymlinks(s);
     for (const s of staged) await moveIntoPlace(s, opts);
+    // Record the files as they now are: rename keeps inode and mtime.
+    for (const j of live) {
+      const rec: Record<string, StatRecord> = {};
+      const list =
+        j.manifest.kind === 'file' && j.manifest.file ? [j.manifest.file] : j.manifest.entries;
+      for (const e of list) {
+        if (e.type !== 'file' || e.digest === undefined) continue;
+        const abs =
+          e.path === '' ? j.root.absPath : path.join(j.root.absPath, ...e.path.split('/'));
+        try {
+          const st = lstatSync(abs);
+          if (st.isFile()) rec[e.path] = [st.size, st.mtimeMs, st.ino, e.digest];
+        } catch {
+          // replaced meanwhile: not recorded
+        }
+      }
+      statRoots[j.root.name] = { abs: path.resolve(j.root.absPath), files: rec };
+    }
+    recordedAt = Date.now();
+    // Past one clock tick, so whatever the build changes next gets a later mtime (statcache.ts).
+    await new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
   } finally {
     for (const s of staged) await fs.rm(s.container, { recursive: true, force: true });
   }
@@ -211,5 +426,5 @@ export async function restoreRoots(
       bytes += e.size;
     }
   }
-  return { files, bytes };
+  return { files, bytes, statCache: { v: 1, key: '', recordedAt, roots: statRoots } };
 }

@@ -37,6 +37,20 @@ export interface SaveRequest {
   readonly variant: string;
   readonly roots: readonly OutputRoot[];
   readonly keyManifest?: unknown;
+  /**
+   * The key of the entry restored in main, if any. Files whose size, mtime and inode are
+   * unchanged since that restore (or save) are not read again. When absent, the newest entry
+   * with the same package, platform and variant serves.
+   */
+  readonly basis?: string;
+  /**
+   * Store the small files of this save in shared group blobs (about 1 MiB of content each):
+   * within 5% of one tar+zstd stream instead of ~14% larger. Off by default until the index
+   * counts group blobs and locators as references (see blobs.ts `referencedBlobs`).
+   */
+  readonly groupSmallFiles?: boolean;
+  /** Called with the save's counters (files read and reused, bytes written; snapshot.ts). */
+  readonly onStats?: (stats: import('./snapshot.js').SaveStats) => void;
 }
 
 export interface SaveResult {
@@ -56,4 +70,95 @@ export interface RestoreResult {
 export interface RestoreOptions {
   /** Set file mtimes to the saved ones (for make-style incremental builds). */
   readonly mtimes?: boolean;
+  /**
+   * How files are materialised (restore.ts): `copy` (default) writes them from the blobs;
+   * `clone` copies from an uncompressed copy in the store, copy-on-write where the filesystem
+   * can; `hardlink` links to that copy, read-only, for outputs that are never modified in place.
+   */
+  readonly mode?: 'copy' | 'clone' | 'hardlink';
+}
+
+/** One entry as the prune policy sees it (local store or runner cache). */
+export interface SnapshotEntry {
+  readonly key: string;
+  readonly package: string;
+  readonly version: string;
+  readonly platform: string;
+  readonly variant: string;
+  /** Uncompressed size of the entry's files. */
+  readonly sizeBytes: number;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+  readonly lastAccessAt: number;
+  /** Digests of the blobs the entry references (local store only). */
+  readonly blobs: readonly string[];
+}
+
+/** What the prune policy plans from: every entry, and the stored size of every blob. */
+export interface StoreSnapshot {
+  readonly entries: readonly SnapshotEntry[];
+  /** digest -> bytes on disk (compressed). */
+  readonly blobSizes: ReadonlyMap<string, number>;
+}
+
+export interface RemoveManyResult {
+  /** Keys that were in the store and are gone. */
+  readonly removed: string[];
+  /** Bytes on disk of the blobs deleted because nothing references them any more. */
+  readonly freedBytes: number;
+}
+
+export interface VerifyOptions {
+  /** Decompress and re-hash every referenced blob (slow: reads the whole store). */
+  readonly deep?: boolean;
+  /**
+   * Fix what was found, under the lock: drop entries that are damaged or miss blobs, recount
+   * references, delete orphan blobs and stray entry directories.
+   */
+  readonly repair?: boolean;
+  /**
+   * Repair leaves orphan blobs younger than this alone (a running save may be about to
+   * reference them). Default 10 minutes.
+   */
+  readonly orphanMinAgeMs?: number;
+}
+
+export interface VerifyReport {
+  /** True when no entry is damaged, no referenced blob is missing or corrupt, and every
+   *  reference count is right. Orphans and strays are garbage, not damage. */
+  readonly ok: boolean;
+  readonly entries: number;
+  readonly blobs: number;
+  /** One line per problem found. */
+  readonly problems: readonly string[];
+  /** Keys whose meta.json or artifact is unreadable, invalid or disagrees with the index. */
+  readonly badEntries: readonly string[];
+  readonly missingBlobs: readonly string[];
+  readonly corruptBlobs: readonly string[];
+  /** Blobs whose counted references differ from the entries that reference them. */
+  readonly refcountMismatches: readonly string[];
+  /** Blob files no entry references (left by a killed save or an unfinished removal). */
+  readonly orphanBlobs: readonly string[];
+  /** Entry directories the index does not list (a save killed before indexing). */
+  readonly strayDirs: readonly string[];
+  readonly repaired: boolean;
+}
+
+export interface StoreStats {
+  readonly entries: number;
+  readonly blobs: number;
+  /** Sum of the entries' uncompressed sizes. */
+  readonly logicalBytes: number;
+  /** Sum of the entries' compressed sizes, shared blobs counted once per entry. */
+  readonly referencedBytes: number;
+  /** Sum of the blobs' sizes on disk, each blob once. */
+  readonly storedBytes: number;
+  /** referencedBytes / storedBytes: what deduplication saves (1 when nothing is shared). */
+  readonly dedupRatio: number;
+  /** logicalBytes / storedBytes: deduplication and compression together. */
+  readonly spaceRatio: number;
+  readonly hits: number;
+  readonly misses: number;
+  /** hits / (hits + misses), 0 before any lookup. */
+  readonly hitRate: number;
 }

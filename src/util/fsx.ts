@@ -18,17 +18,18 @@ export async function writeFileAtomic(
 ): Promise<void> {
   await fs.mkdir(tmpDir, { recursive: true });
   const tmp = tempName(tmpDir, path.basename(dest));
-  const handle = await fs.open(tmp, 'w');
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    const handle = await fs.open(tmp, 'w');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await fs.mkdir(path.dirname(dest), { recursive: true });
     await fs.rename(tmp, dest);
   } catch (err) {
+    // A failed write (a full disk, say) must not leave its temp file taking the space.
     await fs.rm(tmp, { force: true });
     throw err;
   }

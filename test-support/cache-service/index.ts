@@ -21,12 +21,21 @@ import { errorMessage } from '../../src/errors.js';
 import { handleBlob } from './blob.js';
 import { FaultState, type Faults } from './faults.js';
 import type { ServiceContext } from './http.js';
+import {
+  API_PREFIX,
+  handleRest,
+  RestState,
+  type PullRequestState,
+  type RestFault,
+  type RestTokenOptions,
+} from './rest.js';
 import { EntryStore, type StoredEntry } from './store.js';
 import { DEFAULT_SCOPES, mintToken, type Scope } from './token.js';
 import { handleTwirp, twirpCode } from './twirp.js';
 
 export type { DownloadFault, FaultSpec, Faults, TwirpMethod } from './faults.js';
 export type { StoredEntry } from './store.js';
+export type { PullRequestState, RestCache, RestFault, RestTokenOptions } from './rest.js';
 export type { Scope } from './token.js';
 
 export interface RequestRecord {
@@ -44,6 +53,14 @@ export interface CacheService {
   token(scopes?: Scope[]): string;
   /** ACTIONS_CACHE_SERVICE_V2, ACTIONS_RESULTS_URL, ACTIONS_RUNTIME_TOKEN. */
   env(scopes?: Scope[]): Record<string, string>;
+  /** Base URL of the GitHub REST emulation (GITHUB_API_URL), e.g. `http://127.0.0.1:PORT/api`. */
+  readonly apiUrl: string;
+  /** A REST token (default permission 'write'; 'read' gets 403 on deletes, 'none' 404). */
+  restToken(opts?: RestTokenOptions): string;
+  /** Pull request states for `GET /repos/{o}/{r}/pulls/{n}`; merged is closed with merged: true. */
+  setPullRequests(table: Readonly<Record<number, PullRequestState>>): void;
+  /** Replace the REST faults; `setRestFaults([])` clears them. */
+  setRestFaults(faults: readonly RestFault[]): void;
   /** Replace the current faults; `setFaults({})` clears them. */
   setFaults(f: Faults): void;
   /** Snapshot of every entry, reserved or finalized, in creation order. */
@@ -55,12 +72,14 @@ export interface CacheService {
     scope?: string;
     data: Buffer;
     createdAt?: Date;
+    /** Default: createdAt. */
+    lastAccessedAt?: Date;
   }): StoredEntry;
   /** The stored blob of an entry. */
   readEntry(id: number): Buffer;
   /** Every request received since start or reset(), in arrival order. */
   requests(): RequestRecord[];
-  /** Drop entries, faults and the request log. */
+  /** Drop entries, faults (Twirp, blob, REST), pull request states and the request log. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -108,6 +127,7 @@ export async function startCacheService(opts: StartOptions = {}): Promise<CacheS
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'clyde-cache-service-'));
   const store = new EntryStore(dataDir);
   const faults = new FaultState();
+  const rest = new RestState();
   const secret = randomBytes(32);
   let log: RequestRecord[] = [];
   // Listen first: the signed URLs need the port, and the handler needs the URLs.
@@ -132,7 +152,9 @@ export async function startCacheService(opts: StartOptions = {}): Promise<CacheS
     });
     const work = reqUrl.pathname.startsWith('/twirp/')
       ? handleTwirp(ctx, req, res, reqUrl.pathname)
-      : handleBlob(ctx, req, res, reqUrl);
+      : reqUrl.pathname.startsWith(`${API_PREFIX}/`)
+        ? handleRest(ctx, rest, req, res, reqUrl)
+        : handleBlob(ctx, req, res, reqUrl);
     work.catch((err: unknown) => {
       if (!res.headersSent) {
         const msg = `loopback cache service: ${errorMessage(err)}`;
@@ -154,9 +176,13 @@ export async function startCacheService(opts: StartOptions = {}): Promise<CacheS
       ACTIONS_RESULTS_URL: url,
       ACTIONS_RUNTIME_TOKEN: token(scopes),
     }),
+    apiUrl: new URL(API_PREFIX, url).href,
+    restToken: (opts) => rest.mintToken(opts),
+    setPullRequests: (table) => rest.setPullRequests(table),
+    setRestFaults: (f) => rest.setFaults(f),
     setFaults: (f) => faults.set(f),
     entries: () => store.all().map(snapshot),
-    seedEntry: ({ key, version, scope = 'refs/heads/main', data, createdAt }) => {
+    seedEntry: ({ key, version, scope = 'refs/heads/main', data, createdAt, lastAccessedAt }) => {
       if (store.find(key, version, scope)) {
         throw new Error(`seedEntry: ${key} (version ${version}) already exists in ${scope}`);
       }
@@ -167,6 +193,7 @@ export async function startCacheService(opts: StartOptions = {}): Promise<CacheS
       entry.committed = true;
       entry.finalized = true;
       entry.sizeBytes = data.length;
+      if (lastAccessedAt) entry.lastAccessedAt = lastAccessedAt;
       return snapshot(entry);
     },
     readEntry: (id) => {
@@ -178,6 +205,7 @@ export async function startCacheService(opts: StartOptions = {}): Promise<CacheS
     reset: () => {
       store.clear();
       faults.set({});
+      rest.reset();
       log = [];
     },
     close: async () => {

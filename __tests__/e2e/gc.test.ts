@@ -1,0 +1,176 @@
+/**
+ * End to end: the bundled gc sub-action (dist/gc/index.js), run as the runner runs it, against
+ * the loopback service's REST endpoints holding a few hundred caches (several packages,
+ * platforms, branches, open and closed pull requests, and caches of other tools).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startCacheService, type CacheService } from '../../test-support/cache-service/index.js';
+import { Job, type StepResult } from '../../test-support/runner.js';
+import { REPO } from '../../test-support/world.js';
+
+const DAY = 86_400_000;
+const PACKAGES = ['app', 'lib', 'tool'];
+const PLATFORMS = ['linux_x64', 'windows_x64', 'macos_arm64'];
+const REFS = [
+  'refs/heads/main',
+  'refs/heads/dev',
+  'refs/pull/7/merge',
+  'refs/pull/8/merge',
+  'refs/pull/9/merge',
+];
+const CLOSED_REFS = new Set(['refs/pull/8/merge', 'refs/pull/9/merge']);
+const INPUTS = { 'max-size': '20KB', 'keep-versions': '1', ttl: 'content=7d' };
+
+interface PlanTarget {
+  target: string;
+  entriesBefore: number;
+  deletions: { handle: string; key: string; reason: string; ref?: string }[];
+  kept: { key: string; wanted: string; keptBy: string }[];
+}
+
+let service: CacheService;
+let root: string;
+let initialIds: number[];
+
+/** 5 builds of each package, platform and ref, 2 days apart; the older two unused for over 7 days. */
+function seed(): void {
+  const now = Date.now();
+  let n = 0;
+  for (const pkg of PACKAGES) {
+    for (const platform of PLATFORMS) {
+      for (const ref of REFS) {
+        for (let v = 0; v < 5; v++) {
+          const created = now - (10 - 2 * v) * DAY;
+          const hash = (n++).toString(16).padStart(64, '0');
+          service.seedEntry({
+            key: `clyde-${pkg}-${platform}-release-${hash}`,
+            version: 'v1',
+            scope: ref,
+            data: Buffer.alloc(200 + ((n * 37) % 1000)),
+            createdAt: new Date(created),
+            lastAccessedAt: new Date(created + DAY / 2),
+          });
+        }
+      }
+    }
+  }
+  for (let i = 0; i < 20; i++) {
+    const created = now - (i % 4) * DAY;
+    service.seedEntry({
+      key: `node-modules-${i}`,
+      version: 'v1',
+      scope: i % 2 ? 'refs/heads/main' : 'refs/pull/8/merge',
+      data: Buffer.alloc(500),
+      createdAt: new Date(created),
+      lastAccessedAt: new Date(created),
+    });
+  }
+}
+
+async function gc(withInputs: Record<string, string>): Promise<StepResult> {
+  const workspace = path.join(root, `ws-${Math.random().toString(36).slice(2)}`);
+  await fs.mkdir(workspace, { recursive: true });
+  const job = new Job({
+    workspace,
+    repository: 'octo/demo',
+    env: { GITHUB_API_URL: service.apiUrl },
+  });
+  const step = await job.uses(path.join(REPO, 'gc'), withInputs);
+  await job.finish();
+  return step;
+}
+
+function planOf(step: StepResult): PlanTarget {
+  const plan = JSON.parse(step.outputs['plan'] ?? '{}') as { targets: PlanTarget[] };
+  expect(plan.targets.map((t) => t.target)).toEqual(['remote']);
+  return plan.targets[0]!;
+}
+
+function errors(step: StepResult): string[] {
+  return step.annotations.filter((a) => a.level !== 'notice').map((a) => a.message);
+}
+
+describe('gc sub-action against the runner caches', () => {
+  let dryPlan: PlanTarget;
+
+  beforeAll(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'clyde-gc-e2e-'));
+    service = await startCacheService({ dataDir: path.join(root, 'service') });
+    service.setPullRequests({ 7: 'open', 8: 'closed', 9: 'merged' });
+    seed();
+    initialIds = service.entries().map((e) => e.id);
+  });
+  afterAll(async () => {
+    await service.close();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('holds a few hundred caches to start with', () => {
+    expect(initialIds.length).toBe(PACKAGES.length * PLATFORMS.length * REFS.length * 5 + 20);
+  });
+
+  it('a dry run prints the plan and deletes nothing', async () => {
+    const step = await gc({ ...INPUTS, token: service.restToken(), 'dry-run': 'true' });
+    expect(step.exitCode).toBe(0);
+    expect(errors(step)).toEqual([]);
+    expect(step.outputs['deleted-count']).toBe('0');
+    expect(service.entries().map((e) => e.id)).toEqual(initialIds);
+    expect(service.requests().filter((r) => r.method === 'DELETE')).toEqual([]);
+
+    dryPlan = planOf(step);
+    const reasons = new Set(dryPlan.deletions.map((d) => d.reason));
+    expect([...reasons].sort()).toEqual(['closed-pr', 'expired', 'size-budget', 'superseded']);
+    for (const d of dryPlan.deletions) {
+      expect(step.stdout).toContain(`would delete ${d.key} on ${d.ref}`);
+    }
+    expect(step.summary).toContain('(dry run: nothing deleted)');
+    expect(step.summary).toMatch(/\| would delete: closed-pr \| \d+ \|/);
+  });
+
+  it('a real run deletes exactly the planned set, and the same plan', async () => {
+    const step = await gc({ ...INPUTS, token: service.restToken() });
+    expect(step.exitCode).toBe(0);
+    expect(errors(step)).toEqual([]);
+    const plan = planOf(step);
+    const summary = (p: PlanTarget) => p.deletions.map((d) => [d.handle, d.reason]);
+    expect(summary(plan)).toEqual(summary(dryPlan));
+    expect(step.outputs['deleted-count']).toBe(String(plan.deletions.length));
+
+    const deleted = new Set(plan.deletions.map((d) => Number(d.handle)));
+    const left = service.entries();
+    expect(left.map((e) => e.id)).toEqual(initialIds.filter((id) => !deleted.has(id)));
+    expect(step.summary).toMatch(/\| deleted: superseded \| \d+ \|/);
+    expect(step.summary).toMatch(/\| after \| \d+ \|/);
+
+    // What the rules promise, checked against the service directly.
+    const clyde = left.filter((e) => e.key.startsWith('clyde-'));
+    expect(clyde.filter((e) => CLOSED_REFS.has(e.scope))).toEqual([]);
+    expect(left.filter((e) => e.key.startsWith('node-modules-'))).toHaveLength(20);
+    const perRefGroup = new Map<string, number>();
+    for (const e of clyde) {
+      const g = `${e.scope} ${e.key.split('-').slice(0, 4).join('-')}`;
+      perRefGroup.set(g, (perRefGroup.get(g) ?? 0) + 1);
+    }
+    expect([...perRefGroup.values()].every((c) => c === 1)).toBe(true);
+    // keep-versions 1: every package and platform still has an entry.
+    const groups = new Set(clyde.map((e) => e.key.split('-').slice(0, 4).join('-')));
+    expect(groups.size).toBe(PACKAGES.length * PLATFORMS.length);
+  });
+
+  it('a token that may not delete ends with the permission the workflow needs', async () => {
+    service.seedEntry({
+      key: `clyde-app-linux_x64-release-${'f'.repeat(64)}`,
+      version: 'v1',
+      scope: 'refs/pull/8/merge',
+      data: Buffer.alloc(10),
+    });
+    const before = service.entries().length;
+    const step = await gc({ ...INPUTS, token: service.restToken({ permission: 'read' }) });
+    expect(step.exitCode).not.toBe(0);
+    expect(errors(step).join('\n')).toMatch(/permissions: actions: write/);
+    expect(service.entries()).toHaveLength(before);
+  });
+});

@@ -1,0 +1,97 @@
+/**
+ * Materialisation modes: hard links to read-only unpacked copies, clones (copies where the
+ * filesystem has no copy-on-write), and what happens when a build rewrites a linked file.
+ */
+import { describe, it, expect } from '@jest/globals';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { LocalStore } from '../../src/store/index.js';
+import { sandbox, snapshotTree, writeTree, type Sandbox } from './helpers.js';
+
+async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<void> {
+  const sb = await sandbox();
+  try {
+    await fn(sb);
+  } finally {
+    await sb.cleanup();
+  }
+}
+
+const files = {
+  'bin/tool': 'tool binary\n'.repeat(500),
+  'lib/a.o': 'object a\n'.repeat(300),
+  'lib/b.o': 'object b\n'.repeat(300),
+};
+
+async function seeded(
+  sb: Sandbox,
+): Promise<{ store: LocalStore; before: Record<string, unknown> }> {
+  const out = path.join(sb.ws, 'out');
+  await writeTree(out, files);
+  await fs.chmod(path.join(out, 'bin/tool'), 0o755);
+  const store = await LocalStore.open(sb.store);
+  await store.save({
+    key: 'k',
+    package: 'pkg',
+    version: '1',
+    hash: createHash('sha256').update('k').digest('hex'),
+    platform: 'linux-x64',
+    variant: 'release',
+    roots: [{ name: 'out', absPath: out }],
+    groupSmallFiles: true,
+  });
+  return { store, before: await snapshotTree(out) };
+}
+
+/** Content only: linked files are read-only, so their modes differ by the write bits. */
+function contents(t: Record<string, { type: string; content?: string }>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, [v.type, v.content]]));
+}
+
+describe('materialisation', () => {
+  it('hardlink: read-only links; a file rewritten in place does not corrupt the store', () =>
+    withSandbox(async (sb) => {
+      const { store, before } = await seeded(sb);
+      const first = path.join(sb.base, 'r1', 'out');
+      await store.restore('k', [{ name: 'out', absPath: first }], { mode: 'hardlink' });
+      expect(contents((await snapshotTree(first)) as never)).toEqual(contents(before as never));
+      const victim = path.join(first, 'lib/a.o');
+      const st = await fs.stat(victim);
+      expect(st.nlink).toBeGreaterThan(1);
+      expect(st.mode & 0o222).toBe(0);
+      expect(st.mode & 0o111).toBe(0);
+      expect((await fs.stat(path.join(first, 'bin/tool'))).mode & 0o111).not.toBe(0);
+
+      // A build that forces its way in and rewrites the linked file, same size.
+      await fs.chmod(victim, 0o644);
+      const fh = await fs.open(victim, 'r+');
+      await fh.write(Buffer.from('CORRUPTED'), 0, 9, 0);
+      await fh.close();
+
+      for (const mode of ['hardlink', 'copy', 'clone'] as const) {
+        const again = path.join(sb.base, `r-${mode}`, 'out');
+        await store.restore('k', [{ name: 'out', absPath: again }], { mode });
+        expect(contents((await snapshotTree(again)) as never)).toEqual(contents(before as never));
+      }
+      const report = await store.verify({ deep: true });
+      expect(report.corruptBlobs).toEqual([]);
+    }));
+
+  it('clone and copy give the saved modes; hardlink with mtimes clones instead', () =>
+    withSandbox(async (sb) => {
+      const { store, before } = await seeded(sb);
+      for (const mode of ['clone', 'copy'] as const) {
+        const dest = path.join(sb.base, mode, 'out');
+        await store.restore('k', [{ name: 'out', absPath: dest }], { mode });
+        expect(await snapshotTree(dest)).toEqual(before);
+      }
+      const dest = path.join(sb.base, 'mt', 'out');
+      await store.restore('k', [{ name: 'out', absPath: dest }], {
+        mode: 'hardlink',
+        mtimes: true,
+      });
+      expect(await snapshotTree(dest)).toEqual(before);
+      expect((await fs.stat(path.join(dest, 'lib/a.o'))).nlink).toBe(1);
+    }));
+});

@@ -1,0 +1,139 @@
+/**
+ * The gc sub-action, for scheduled workflows: the prune policy over (1) the local store of a
+ * self-hosted runner and (2) the repository's runner caches through the REST API. Each target:
+ * snapshot, plan (pure), then execute or, on a dry run, print the plan. Outputs: deleted-count,
+ * deleted-bytes, plan (JSON); the job summary gets a table per target.
+ */
+import * as core from '@actions/core';
+import { readGcConfig, type GcConfig } from '../inputs.js';
+import {
+  executePlan,
+  formatBytes,
+  type ExecuteResult,
+  type PruneTarget,
+} from '../prune/execute.js';
+import { limitsOf, planPrune } from '../prune/policy.js';
+import { remotePruneTarget } from '../prune/remote.js';
+import { renderPlanLines } from '../prune/summary.js';
+import type { PrunePlan } from '../prune/types.js';
+import { openCacheApi } from '../remote/rest.js';
+import { LocalStore } from '../store/index.js';
+import { handlePhaseError } from './common.js';
+
+export const GcOutputs = {
+  DeletedCount: 'deleted-count',
+  DeletedBytes: 'deleted-bytes',
+  Plan: 'plan',
+} as const;
+
+interface TargetRun {
+  readonly name: 'local' | 'remote';
+  readonly title: string;
+  readonly plan: PrunePlan;
+  readonly result: ExecuteResult;
+}
+
+/** Snapshot, plan, execute (or print) one target. */
+async function gcTarget(
+  name: TargetRun['name'],
+  title: string,
+  target: PruneTarget,
+  config: GcConfig,
+  now: number,
+  batchSize: number,
+): Promise<TargetRun> {
+  const snapshot = await target.snapshot();
+  const plan = planPrune(snapshot, limitsOf(config.prune), now);
+  core.info(
+    `${title}: ${plan.entriesBefore} entries, ${formatBytes(plan.bytesBefore)}; the plan deletes ` +
+      `${plan.deletions.length} (${formatBytes(plan.bytesBefore - plan.bytesAfter)}).`,
+  );
+  const result = await executePlan(target, plan, {
+    dryRun: config.dryRun,
+    label: title,
+    batchSize,
+  });
+  return { name, title, plan, result };
+}
+
+export async function runGc(now: number = Date.now()): Promise<void> {
+  let config: GcConfig;
+  try {
+    config = readGcConfig();
+  } catch (err) {
+    handlePhaseError('Inputs', err);
+    return;
+  }
+
+  const runs: TargetRun[] = [];
+  const notes: string[] = [];
+  let failed = false;
+
+  if (config.local) {
+    try {
+      const store = await LocalStore.open(config.localCacheDir);
+      runs.push(
+        await gcTarget('local', `Local store ${config.localCacheDir}`, store, config, now, 100),
+      );
+    } catch (err) {
+      failed ||= handlePhaseError('GC of the local store', err, notes);
+    }
+  }
+  if (config.remote && !failed) {
+    try {
+      const api = openCacheApi({
+        token: config.token,
+        apiUrl: config.apiUrl,
+        repository: config.repository,
+      });
+      const target = remotePruneTarget(api, {
+        keyPrefix: config.keyPrefix,
+        includeForeignKeys: config.includeForeignKeys,
+      });
+      runs.push(
+        await gcTarget('remote', `Runner caches of ${config.repository}`, target, config, now, 1),
+      );
+    } catch (err) {
+      failed ||= handlePhaseError('GC of the runner caches', err, notes);
+    }
+  }
+
+  const deleted = runs.flatMap((r) => r.result.deleted);
+  core.setOutput(GcOutputs.DeletedCount, String(deleted.length));
+  core.setOutput(GcOutputs.DeletedBytes, String(deleted.reduce((a, d) => a + d.freedBytes, 0)));
+  core.setOutput(GcOutputs.Plan, gcPlanJson(config.dryRun, runs));
+  core.info(
+    config.dryRun
+      ? `Dry run: ${runs.reduce((a, r) => a + r.plan.deletions.length, 0)} entries would be deleted; nothing was.`
+      : `Deleted ${deleted.length} entries.`,
+  );
+
+  const lines = [`## clyde-cache gc${config.dryRun ? ' (dry run)' : ''}`, ''];
+  for (const r of runs) lines.push(...renderPlanLines(r.title, r.plan, r.result), '');
+  if (runs.length === 0) lines.push('Nothing to collect: both `local` and `remote` are off.');
+  for (const n of notes) lines.push(`> ${n.replace(/\r?\n/g, ' ')}`);
+  try {
+    await core.summary.addRaw(`${lines.join('\n')}\n`).write();
+  } catch (err) {
+    core.info(`Job summary not written: ${String(err)}`);
+  }
+}
+
+/** The `plan` output: per target, the deletions and kept entries with their reasons. */
+export function gcPlanJson(dryRun: boolean, runs: readonly TargetRun[]): string {
+  return JSON.stringify({
+    dryRun,
+    targets: runs.map((r) => ({
+      target: r.name,
+      entriesBefore: r.plan.entriesBefore,
+      bytesBefore: r.plan.bytesBefore,
+      entriesAfter: r.plan.entriesAfter,
+      bytesAfter: r.plan.bytesAfter,
+      maxSizeBytes: r.plan.maxSizeBytes,
+      budgetMet: r.plan.budgetMet,
+      deletions: r.plan.deletions,
+      kept: r.plan.kept,
+      failed: r.result.failed.map((f) => ({ handle: f.deletion.handle, error: f.error })),
+    })),
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * The basis of a save: the previous entry of the same package, whose stat cache and locator let
+ * the save skip files that did not change (issue 4, the 1%-changed save). Finding no basis, or
+ * a damaged one, only makes the save read everything.
+ */
+import { compareBytes } from '../util/bytes.js';
+import type { BlobStore } from './blobs.js';
+import type { Manifest } from './manifest.js';
+import type { Basis } from './snapshot.js';
+import { readStatCache } from './statcache.js';
+import type { EntryMeta, SaveRequest } from './types.js';
+
+export async function loadBasis(
+  storeRoot: string,
+  blobs: BlobStore,
+  req: SaveRequest,
+  get: (key: string) => Promise<EntryMeta | undefined>,
+  list: () => Promise<EntryMeta[]>,
+  manifestOf: (key: string) => Promise<Manifest>,
+): Promise<Basis | undefined> {
+  try {
+    let key: string | undefined;
+    if (req.basis !== undefined && (await get(req.basis)) !== undefined) key = req.basis;
+    if (key === undefined) {
+      const same = (await list())
+        .filter(
+          (e) =>
+            e.package === req.package &&
+            e.platform === req.platform &&
+            e.variant === req.variant &&
+            e.key !== req.key,
+        )
+        .sort(
+          (a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || compareBytes(b.key, a.key),
+        );
+      key = same[0]?.key;
+    }
+    if (key === undefined) return undefined;
+    const locations = await blobs.loadLocator(await manifestOf(key));
+    return { stat: await readStatCache(storeRoot, key, req.roots), locations };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The stat cache: what the files of an entry looked like on disk (size, mtime, inode) the last
+ * time this machine saved or restored that entry, and their digests. The next save of the same
+ * package reads, hashes and compresses only the files whose stat changed (issue 4, the
+ * 1%-changed save). It is a hint, never the truth: a digest taken from it is used only when its
+ * content is still in the store, and a lost or damaged cache only makes the save read more.
+ *
+ *   <root>/statcache/<sha256(key, root paths)>.json
+ *
+ * `recordedAt` is chosen so that any change made after the stat was taken has a later mtime
+ * (git's "racily clean" case): a save uses the start of its walk minus one clock tick; a restore
+ * the end of its writes, and it waits one tick before returning. A file whose mtime is later
+ * than `recordedAt` is not trusted.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { sha256 } from '../util/bytes.js';
+import { writeFileAtomic } from '../util/fsx.js';
+import type { OutputRoot } from './types.js';
+
+export const STATCACHE_DIR = 'statcache';
+/** The most a file's mtime lags the clock (the kernel's coarse clock: one tick). */
+export const CLOCK_LAG_MS = 20;
+const DIGEST = /^[0-9a-f]{64}$/;
+
+/** [size, mtimeMs, inode, digest] */
+export type StatRecord = [number, number, number, string];
+
+export interface StatCacheFile {
+  readonly v: 1;
+  readonly key: string;
+  /** Epoch ms: changes after this moment show in a file's mtime. */
+  readonly recordedAt: number;
+  /** root name -> { abs path, relative path ('' for a file root) -> record } */
+  readonly roots: Record<string, { abs: string; files: Record<string, StatRecord> }>;
+}
+
+function fileName(storeRoot: string, key: string, roots: readonly OutputRoot[]): string {
+  const id = sha256(
+    JSON.stringify([key, roots.map((r) => [r.name, path.resolve(r.absPath)]).sort()]),
+  );
+  return path.join(storeRoot, STATCACHE_DIR, `${id}.json`);
+}
+
+export async function writeStatCache(
+  storeRoot: string,
+  tmpDir: string,
+  roots: readonly OutputRoot[],
+  cache: StatCacheFile,
+): Promise<void> {
+  await writeFileAtomic(fileName(storeRoot, cache.key, roots), JSON.stringify(cache), tmpDir);
+}
+
+/** Lookup of unchanged files: `digestOf(root, path, size, mtimeMs, ino)`. */
+export class StatLookup {
+  constructor(private readonly cache: StatCacheFile | undefined) {}
+
+  digestOf(
+    root: OutputRoot,
+    rel: string,
+    size: number,
+    mtimeMs: number,
+    ino: number,
+  ): string | undefined {
+    const c = this.cache;
+    if (c === undefined) return undefined;
+    const r = c.roots[root.name];
+    if (r === undefined || r.abs !== path.resolve(root.absPath)) return undefined;
+    const rec = r.files[rel];
+    if (rec === undefined) return undefined;
+    if (rec[0] !== size || rec[1] !== mtimeMs || rec[2] !== ino) return undefined;
+    if (mtimeMs > c.recordedAt) return undefined;
+    return DIGEST.test(rec[3]) ? rec[3] : undefined;
+  }
+}
+
+export async function readStatCache(
+  storeRoot: string,
+  key: string,
+  roots: readonly OutputRoot[],
+): Promise<StatLookup> {
+  try {
+    const raw = JSON.parse(
+      await fs.readFile(fileName(storeRoot, key, roots), 'utf8'),
+    ) as StatCacheFile;
+    if (raw.v !== 1 || raw.key !== key || typeof raw.recordedAt !== 'number') {
+      return new StatLookup(undefined);
+    }
+    return new StatLookup(raw);
+  } catch {
+    return new StatLookup(undefined);
+  }
+}

@@ -1,0 +1,470 @@
+/**
+ * The code the store's worker threads run, kept as a string and started with `eval: true`, so
+ * that the bundled action (one file per entrypoint, made by @vercel/ncc) needs no second file
+ * and the bundler never rewrites the worker's `require` calls. The worker loads zstd-napi's
+ * binary from the path the main thread found (`workerData.binding`) and falls back to
+ * `node:zlib` when there is none or it will not load.
+ *
+ * Operations (message `{ id, op, args }`, reply `{ id, ok, result | error, kind }`):
+ *   putFiles  { files: [{ abs, size }], known: digests to skip }  -> one blob per file
+ *   putGroup  { files: [{ abs, size }] }   -> one group blob: the members' contents back to back
+ *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ digest, offset, size, dest, mode,
+ *               mtimeMs, renameTo }] }] }  -> verified files written from each blob
+ *
+ * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
+ * the other waits on I/O) except the node:zlib streaming path for large files. Blobs are
+ * written to tmp/ and renamed into place; a blob that exists already is not rewritten.
+ */
+export const WORKER_SOURCE = String.raw`
+'use strict';
+const { parentPort, workerData, threadId } = require('node:worker_threads');
+const fs = require('node:fs');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const zlib = require('node:zlib');
+const { pipeline } = require('node:stream/promises');
+const { Transform } = require('node:stream');
+
+const LEVEL = workerData.level;
+const STREAM_AT = workerData.streamAt;
+const CHUNK = 4 * 1024 * 1024;
+const RAW_BLOCK = 128 * 1024;
+const MIN_SAVING = workerData.minSaving;
+const RAW_HEADER = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
+const STORED_AS_IS = /\.(gz|tgz|zip|jar|whl|zst|xz|txz|bz2|br|7z|rar|png|jpe?g|gif|webp|avif|woff2?|mp[34]|mkv|webm|ogg)$/i;
+
+let napi = null;
+if (workerData.binding) {
+  try {
+    napi = require(workerData.binding);
+  } catch {
+    napi = null;
+  }
+}
+let cctx = null;
+let dctx = null;
+if (napi) {
+  cctx = new napi.CCtx();
+  cctx.setParameter(napi.CParameter.compressionLevel, LEVEL);
+  dctx = new napi.DCtx();
+}
+const zparams = { [zlib.constants.ZSTD_c_compressionLevel]: LEVEL };
+
+let dirs = { blobDir: '', tmpDir: '' };
+let tmpSeq = 0;
+function tmpName(hint) {
+  return path.join(dirs.tmpDir, hint + '-' + process.pid + '-' + threadId + '-' + tmpSeq++);
+}
+function blobPath(digest) {
+  return path.join(dirs.blobDir, digest.slice(0, 2), digest);
+}
+function storedSize(digest) {
+  try {
+    const st = fs.statSync(blobPath(digest));
+    return st.isFile() ? st.size : -1;
+  } catch {
+    return -1;
+  }
+}
+
+// Scratch buffers, reused: fresh memory is slow to touch on these machines.
+let scratch = Buffer.allocUnsafe(0);
+function scratchOf(n) {
+  if (scratch.length < n) scratch = Buffer.allocUnsafe(Math.max(n, scratch.length * 2, 1 << 20));
+  return scratch;
+}
+
+function compress(buf) {
+  if (napi) {
+    const out = scratchOf(napi.compressBound(buf.length));
+    const n = cctx.compress2(out, buf);
+    return out.subarray(0, n);
+  }
+  return zlib.zstdCompressSync(buf, { params: zparams });
+}
+
+function rawBlockHeader(size, last) {
+  const v = (size << 3) | (last ? 1 : 0);
+  return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
+}
+function rawParts(content) {
+  const parts = [RAW_HEADER];
+  if (content.length === 0) parts.push(rawBlockHeader(0, true));
+  for (let off = 0; off < content.length; off += RAW_BLOCK) {
+    const end = Math.min(content.length, off + RAW_BLOCK);
+    parts.push(rawBlockHeader(end - off, end === content.length), content.subarray(off, end));
+  }
+  return parts;
+}
+
+/** Writes parts to tmp/ and renames them to the blob's place (unless it appeared meanwhile). */
+function writeBlob(digest, parts) {
+  const tmp = tmpName('blob');
+  const fd = fs.openSync(tmp, 'wx', 0o444);
+  let n = 0;
+  try {
+    for (const p of parts) {
+      fs.writeSync(fd, p);
+      n += p.length;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  const dest = blobPath(digest);
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  fs.renameSync(tmp, dest);
+  return n;
+}
+
+/** Compressed parts of content, or raw parts when compression saves too little. */
+function encode(content, name) {
+  if (content.length >= 64 && !STORED_AS_IS.test(name)) {
+    const frame = compress(content);
+    if (frame.length <= content.length * (1 - MIN_SAVING)) return { parts: [frame], raw: false };
+  }
+  return { parts: rawParts(content), raw: true };
+}
+
+function readWhole(abs) {
+  return fs.readFileSync(abs);
+}
+
+async function putLarge(abs, size) {
+  // Trial: compress the first chunk; if it saves too little, store the file as it is.
+  const fd = fs.openSync(abs, 'r');
+  const buf = Buffer.allocUnsafe(CHUNK);
+  const hash = crypto.createHash('sha256');
+  const tmp = tmpName('blob');
+  const out = fs.openSync(tmp, 'wx', 0o444);
+  let total = 0;
+  let stored = 0;
+  let raw = false;
+  const put = (b) => {
+    fs.writeSync(out, b);
+    stored += b.length;
+  };
+  try {
+    const first = fs.readSync(fd, buf, 0, CHUNK, 0);
+    const trial = STORED_AS_IS.test(abs) ? first : compress(buf.subarray(0, first)).length;
+    raw = trial > first * (1 - MIN_SAVING);
+    if (raw) {
+      put(RAW_HEADER);
+      let n = first;
+      let pos = 0;
+      while (n > 0) {
+        const chunk = buf.subarray(0, n);
+        hash.update(chunk);
+        total += n;
+        pos += n;
+        const lastChunk = pos >= size;
+        for (let off = 0; off < n; off += RAW_BLOCK) {
+          const end = Math.min(n, off + RAW_BLOCK);
+          put(rawBlockHeader(end - off, lastChunk && end === n));
+          put(chunk.subarray(off, end));
+        }
+        if (lastChunk) break;
+        n = fs.readSync(fd, buf, 0, CHUNK, pos);
+      }
+    } else if (napi) {
+      cctx.reset(napi.ResetDirective.sessionOnly);
+      const dst = Buffer.allocUnsafe(napi.cStreamOutSize() * 4);
+      let pos = 0;
+      let n = first;
+      for (;;) {
+        const chunk = buf.subarray(0, n);
+        hash.update(chunk);
+        total += n;
+        pos += n;
+        const end = pos >= size || n === 0;
+        let src = chunk;
+        for (;;) {
+          const [remaining, produced, consumed] = cctx.compressStream2(dst, src, end ? 2 : 0);
+          if (produced > 0) put(dst.subarray(0, produced));
+          src = src.subarray(consumed);
+          if (end ? remaining === 0 : src.length === 0) break;
+        }
+        if (end) break;
+        n = fs.readSync(fd, buf, 0, CHUNK, pos);
+      }
+    } else {
+      fs.closeSync(out);
+      const result = await nodeStreamCompress(abs, tmp, hash);
+      total = result.total;
+      stored = result.stored;
+    }
+  } finally {
+    fs.closeSync(fd);
+    try {
+      fs.closeSync(out);
+    } catch {
+      // closed already (node:zlib path)
+    }
+  }
+  if (total !== size) {
+    fs.rmSync(tmp, { force: true });
+    throw Object.assign(new Error(abs + ' changed while it was being saved'), { kind: 'changed' });
+  }
+  const digest = hash.digest('hex');
+  const existing = storedSize(digest);
+  if (existing >= 0) {
+    fs.rmSync(tmp, { force: true });
+    return { digest, size: total, stored: existing, written: false, raw };
+  }
+  const dest = blobPath(digest);
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  fs.renameSync(tmp, dest);
+  return { digest, size: total, stored, written: true, raw };
+}
+
+async function nodeStreamCompress(abs, tmp, hash) {
+  let total = 0;
+  let stored = 0;
+  const tap = new Transform({
+    transform(chunk, _enc, cb) {
+      hash.update(chunk);
+      total += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const count = new Transform({
+    transform(chunk, _enc, cb) {
+      stored += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  await pipeline(
+    fs.createReadStream(abs, { highWaterMark: 1 << 20 }),
+    tap,
+    zlib.createZstdCompress({ chunkSize: 256 * 1024, params: zparams }),
+    count,
+    fs.createWriteStream(tmp, { flags: 'w', mode: 0o444 }),
+  );
+  return { total, stored };
+}
+
+async function putFiles({ files, known }) {
+  const skip = new Set(known || []);
+  const out = [];
+  for (const f of files) {
+    if (f.size >= STREAM_AT) {
+      out.push(await putLarge(f.abs, f.size));
+      continue;
+    }
+    const content = readWhole(f.abs);
+    const digest = crypto.createHash('sha256').update(content).digest('hex');
+    if (skip.has(digest)) {
+      out.push({ digest, size: content.length, stored: 0, written: false, raw: false, known: true });
+      continue;
+    }
+    const existing = storedSize(digest);
+    if (existing >= 0) {
+      out.push({ digest, size: content.length, stored: existing, written: false, raw: false });
+      continue;
+    }
+    const { parts, raw } = encode(content, f.abs);
+    const stored = writeBlob(digest, parts);
+    out.push({ digest, size: content.length, stored, written: true, raw });
+  }
+  return out;
+}
+
+async function putGroup({ files, known }) {
+  const skip = new Set(known || []);
+  const members = [];
+  const contents = [];
+  let offset = 0;
+  for (const f of files) {
+    const content = readWhole(f.abs);
+    const digest = crypto.createHash('sha256').update(content).digest('hex');
+    if (skip.has(digest)) {
+      members.push({ digest, size: content.length, offset: -1 });
+      continue;
+    }
+    members.push({ digest, size: content.length, offset });
+    contents.push(content);
+    offset += content.length;
+  }
+  if (contents.length === 0) return { group: null, size: 0, stored: 0, written: false, members };
+  const all = Buffer.concat(contents, offset);
+  const group = crypto.createHash('sha256').update(all).digest('hex');
+  const existing = storedSize(group);
+  if (existing >= 0) return { group, size: offset, stored: existing, written: false, members };
+  const { parts, raw } = encode(all, '');
+  const stored = writeBlob(group, parts);
+  return { group, size: offset, stored, written: true, raw, members };
+}
+
+function fail(kind, message) {
+  throw Object.assign(new Error(message), { kind });
+}
+
+function decodeWhole(frame, size, blob) {
+  if (napi) {
+    const out = scratchOf(Math.max(size, 1)).subarray(0, size);
+    let n;
+    try {
+      n = dctx.decompress(out, frame);
+    } catch (err) {
+      if (/too small/i.test(String(err))) fail('size', 'blob ' + blob + ' holds more than ' + size + ' bytes');
+      fail('corrupt', 'blob ' + blob + ': corrupt zstd frame: ' + err);
+    }
+    if (n !== size) fail('size', 'blob ' + blob + ' holds ' + n + ' bytes, expected ' + size);
+    return out;
+  }
+  let out;
+  try {
+    out = zlib.zstdDecompressSync(frame, { maxOutputLength: Math.max(1, size) });
+  } catch (err) {
+    if (err && err.code === 'ERR_BUFFER_TOO_LARGE') fail('size', 'blob ' + blob + ' holds more than ' + size + ' bytes');
+    fail('corrupt', 'blob ' + blob + ': corrupt zstd frame: ' + err);
+  }
+  if (out.length !== size) fail('size', 'blob ' + blob + ' holds ' + out.length + ' bytes, expected ' + size);
+  return out;
+}
+
+function readBlobFile(blob) {
+  try {
+    return fs.readFileSync(blobPath(blob));
+  } catch (err) {
+    fail('missing', 'blob ' + blob + ' is missing from the store: ' + err);
+  }
+}
+
+function finish(m) {
+  if (m.mtimeMs !== null && m.mtimeMs !== undefined) {
+    const t = new Date(m.mtimeMs);
+    fs.utimesSync(m.dest, t, t);
+  }
+  if (m.renameTo) {
+    fs.mkdirSync(path.dirname(m.renameTo), { recursive: true });
+    fs.renameSync(m.dest, m.renameTo);
+  }
+}
+
+function writeMember(m, content) {
+  const fd = fs.openSync(m.dest, 'wx', 0o600);
+  try {
+    fs.writeSync(fd, content);
+    fs.fchmodSync(fd, m.mode);
+  } finally {
+    fs.closeSync(fd);
+  }
+  finish(m);
+}
+
+/** Streams a large standalone blob into one file, verifying as it goes. */
+async function writeLarge(blob, m) {
+  const src = fs.openSync(blobPath(blob), 'r');
+  const out = fs.openSync(m.dest, 'wx', 0o600);
+  const hash = crypto.createHash('sha256');
+  let total = 0;
+  try {
+    if (napi) {
+      dctx.reset(napi.ResetDirective.sessionOnly);
+      const inBuf = Buffer.allocUnsafe(CHUNK);
+      const dst = Buffer.allocUnsafe(CHUNK);
+      let pos = 0;
+      let last = 1;
+      for (;;) {
+        const n = fs.readSync(src, inBuf, 0, CHUNK, pos);
+        if (n === 0) break;
+        pos += n;
+        let s = inBuf.subarray(0, n);
+        for (;;) {
+          let r;
+          try {
+            r = dctx.decompressStream(dst, s);
+          } catch (err) {
+            fail('corrupt', 'blob ' + blob + ': corrupt zstd frame: ' + err);
+          }
+          const [ret, produced, consumed] = r;
+          // (A call after the frame's end, with nothing in or out, answers a new frame's hint.)
+          if (produced > 0 || consumed > 0) last = ret;
+          if (produced > 0) {
+            total += produced;
+            if (total > m.size) fail('size', 'blob ' + blob + ' holds more than ' + m.size + ' bytes');
+            const piece = dst.subarray(0, produced);
+            hash.update(piece);
+            fs.writeSync(out, piece);
+          }
+          s = s.subarray(consumed);
+          // Done with this chunk only when it is consumed and nothing more comes out.
+          if (s.length === 0 && produced === 0) break;
+        }
+      }
+      if (last !== 0) fail('corrupt', 'blob ' + blob + ': truncated zstd frame');
+    } else {
+      fs.closeSync(out);
+      const tap = new Transform({
+        transform(chunk, _enc, cb) {
+          total += chunk.length;
+          if (total > m.size) return cb(Object.assign(new Error('blob ' + blob + ' holds more than ' + m.size + ' bytes'), { kind: 'size' }));
+          hash.update(chunk);
+          cb(null, chunk);
+        },
+      });
+      try {
+        await pipeline(
+          fs.createReadStream(blobPath(blob), { highWaterMark: 1 << 20, fd: src, autoClose: false }),
+          zlib.createZstdDecompress({ chunkSize: 256 * 1024 }),
+          tap,
+          fs.createWriteStream(m.dest, { flags: 'w', mode: 0o600 }),
+        );
+      } catch (err) {
+        if (err && err.kind) throw err;
+        fail('corrupt', 'blob ' + blob + ': corrupt zstd frame: ' + err);
+      }
+    }
+  } finally {
+    fs.closeSync(src);
+    try {
+      fs.closeSync(out);
+    } catch {
+      // closed already (node:zlib path)
+    }
+  }
+  if (total !== m.size) fail('size', 'blob ' + blob + ' holds ' + total + ' bytes, expected ' + m.size);
+  if (hash.digest('hex') !== m.digest) fail('corrupt', 'blob ' + blob + ': content does not match its digest');
+  fs.chmodSync(m.dest, m.mode);
+  finish(m);
+}
+
+async function write({ blob, blobSize, stream, members }) {
+  if (stream) {
+    await writeLarge(blob, members[0]);
+    return members.length;
+  }
+  const content = decodeWhole(readBlobFile(blob), blobSize, blob);
+  for (const m of members) {
+    const slice = content.subarray(m.offset, m.offset + m.size);
+    if (m.offset + m.size > content.length) fail('corrupt', 'blob ' + blob + ' is shorter than its members');
+    const d = crypto.createHash('sha256').update(slice).digest('hex');
+    if (d !== m.digest) fail('corrupt', 'blob ' + blob + ': content does not match its digest');
+  }
+  for (const m of members) writeMember(m, content.subarray(m.offset, m.offset + m.size));
+  return members.length;
+}
+
+async function writeBatch({ jobs }) {
+  let n = 0;
+  for (const j of jobs) n += await write(j);
+  return n;
+}
+
+const ops = { putFiles, putGroup, writeBatch };
+parentPort.postMessage({ ready: true, backend: napi ? 'zstd-napi' : 'node:zlib' });
+parentPort.on('message', async (msg) => {
+  try {
+    dirs = msg.args.dirs;
+    const result = await ops[msg.op](msg.args);
+    parentPort.postMessage({ id: msg.id, ok: true, result });
+  } catch (err) {
+    parentPort.postMessage({
+      id: msg.id,
+      ok: false,
+      error: err && err.message ? err.message : String(err),
+      kind: (err && err.kind) || 'io',
+    });
+  }
+});
+`;
