@@ -14,6 +14,11 @@ import { Job, type StepResult } from './runner.js';
 /** The repository root (this file runs from build/test-support/). */
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEMO_PROJECT = path.join(REPO, 'demo', 'project');
+/** Three packages (app -> lib -> core) described in .clyde/cache.yml. */
+export const DEMO_WORKSPACE = path.join(REPO, 'demo', 'workspace');
+
+/** Output directories the demo projects' .gitignore files name: never copied into a world. */
+const BUILD_OUTPUTS = new Set(['out', 'build', 'dist']);
 
 export interface World {
   readonly root: string;
@@ -39,13 +44,17 @@ function git(cwd: string, ...args: string[]): string {
   );
 }
 
-export async function createWorld(): Promise<World> {
+export async function createWorld(project: string = DEMO_PROJECT): Promise<World> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'clyde-world-'));
   const workspace = path.join(root, 'workspace');
   const localStore = path.join(root, 'local-store');
-  await fs.cp(DEMO_PROJECT, workspace, {
+  await fs.cp(project, workspace, {
     recursive: true,
-    filter: (src) => !src.split(path.sep).includes('out'),
+    filter: (src) =>
+      !path
+        .relative(project, src)
+        .split(path.sep)
+        .some((p) => BUILD_OUTPUTS.has(p)),
   });
   git(workspace, 'init', '-q');
   git(workspace, 'add', '-A');
@@ -80,6 +89,10 @@ export interface JobSpec {
   readonly ref?: string;
   /** The action's directory (action.yml + dist/); default this repository. */
   readonly action?: string;
+  /** Replace the demo's inputs instead of adding to them. */
+  readonly inputs?: Record<string, string>;
+  /** Make targets from the main step's outputs; default: all, unless an exact hit. */
+  readonly targets?: (main: StepResult) => string[] | undefined;
 }
 
 /** The inputs every demo job uses. */
@@ -96,15 +109,20 @@ export async function runDemoJob(world: World, spec: JobSpec = {}): Promise<JobR
   });
   const main = await job.uses(
     spec.action ?? REPO,
-    { ...demoInputs(world), ...(spec.with ?? {}) },
+    { ...(spec.inputs ?? demoInputs(world)), ...(spec.with ?? {}) },
     'cache',
   );
   let built = false;
   let buildLog = '';
   await job.run('build', () => {
     if (spec.failBuild) throw new Error('the build failed');
-    if (main.outputs['cache-hit'] === 'true') return;
-    buildLog = execFileSync('make', ['--no-print-directory'], {
+    const targets = spec.targets
+      ? spec.targets(main)
+      : main.outputs['cache-hit'] === 'true'
+        ? undefined
+        : [];
+    if (targets === undefined) return;
+    buildLog = execFileSync('make', ['--no-print-directory', ...targets], {
       cwd: world.workspace,
       encoding: 'utf8',
     });
