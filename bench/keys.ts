@@ -3,9 +3,13 @@
  *   - computeKey on the git checkout (ids from git's index: the fast path)
  *   - computeKey on the same files without .git (every file read and hashed)
  *   - @actions/glob hashFiles('**') on the files without .git
- *   - find . -type f -print0 | xargs -0 sha256sum | sort, on the files without .git
- * Median of 3 runs for hashFiles, 5 for the rest; rounds interleave the methods so that each
- * sees the same cache conditions. Ratios are hashFiles / method.
+ *   - find (files and symlinks) | xargs -0 sha256sum | sort, on the files without .git
+ * Every method covers the same files and symlinks (hashFiles and sha256sum read a symlink's
+ * target, computeKey hashes the link itself); the two computeKey runs must give the same key
+ * over that many files, or the benchmark fails. Each method runs once to warm up (page cache,
+ * JIT, git's index stat refresh), then median of 3 runs for hashFiles, 5 for the rest, in
+ * interleaved rounds whose starting method rotates, so that no method always runs right after
+ * the same other. Ratios are hashFiles / method.
  *
  * Run alone: `node build/bench/keys.js [targetFiles]` from the repository root.
  */
@@ -14,7 +18,7 @@ import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { hashFiles } from '@actions/glob';
-import { computeKey, type KeyInputs } from '../src/key/index.js';
+import { computeKey, type CacheKey, type KeyInputs } from '../src/key/index.js';
 import { buildCorpus, countFiles } from './corpus.js';
 
 export interface BenchRow {
@@ -54,18 +58,27 @@ export async function benchKeys(corpusDir: string): Promise<BenchRow[]> {
   const repo = realpathSync(path.join(corpusDir, 'repo'));
   const plain = realpathSync(path.join(corpusDir, 'plain'));
   const files = countFiles(plain);
+  // Both computeKey paths must agree with each other and cover every file, on every run.
+  let expected: string | undefined;
+  const checked = async (workspace: string) => {
+    const key: CacheKey = await computeKey(keyInputs(workspace));
+    const counted = key.manifest.components.find((c) => c.kind === 'sources')?.fileCount;
+    if (counted !== files) throw new Error(`computeKey hashed ${counted} files, not ${files}`);
+    expected ??= key.key;
+    if (key.key !== expected) throw new Error(`${workspace}: key ${key.key}, expected ${expected}`);
+  };
   const methods: Method[] = [
     {
       name: 'computeKey, git fast path',
       runs: 5,
       files,
-      run: () => computeKey(keyInputs(repo)),
+      run: () => checked(repo),
     },
     {
       name: 'computeKey, no git',
       runs: 5,
       files,
-      run: () => computeKey(keyInputs(plain)),
+      run: () => checked(plain),
     },
     {
       name: "@actions/glob hashFiles('**')",
@@ -94,7 +107,10 @@ export async function benchKeys(corpusDir: string): Promise<BenchRow[]> {
       run: async () => {
         execFileSync(
           'sh',
-          ['-c', 'find . -type f -print0 | xargs -0 sha256sum | sort >/dev/null'],
+          [
+            '-c',
+            'find . \\( -type f -o -type l \\) -print0 | xargs -0 sha256sum | sort >/dev/null',
+          ],
           {
             cwd: plain,
             stdio: ['ignore', 'ignore', 'inherit'],
@@ -104,11 +120,12 @@ export async function benchKeys(corpusDir: string): Promise<BenchRow[]> {
     },
   ];
   const times = new Map<string, number[]>(methods.map((m) => [m.name, []]));
-  // One warm-up of each (page cache, git's index stat refresh), then interleaved rounds.
-  for (const m of methods) if (m.runs > 3) await m.run();
+  // One warm-up of each, then interleaved rounds, each starting one method further on.
+  for (const m of methods) await m.run();
   const rounds = Math.max(...methods.map((m) => m.runs));
   for (let r = 0; r < rounds; r++) {
-    for (const m of methods) {
+    for (let i = 0; i < methods.length; i++) {
+      const m = methods[(r + i) % methods.length] as Method;
       if (r >= m.runs) continue;
       const start = process.hrtime.bigint();
       await m.run();

@@ -168,7 +168,6 @@ export async function benchStore(): Promise<BenchRow[]> {
           key: key1,
           hash: 'a'.repeat(16),
           roots: [{ name: 'out', absPath: tree }],
-          groupSmallFiles: true,
         });
         stored = r.newBytes;
       }),
@@ -215,7 +214,6 @@ export async function benchStore(): Promise<BenchRow[]> {
           hash: 'b'.repeat(16),
           roots: [{ name: 'out', absPath: wsOut }],
           basis: key1,
-          groupSmallFiles: true,
           onStats: (st) => {
             secondStats = st;
           },
@@ -238,6 +236,7 @@ export async function benchStore(): Promise<BenchRow[]> {
         key: 'plain',
         hash: 'c'.repeat(16),
         roots: [{ name: 'out', absPath: tree }],
+        groupSmallFiles: false,
       })
     ).newBytes;
   });

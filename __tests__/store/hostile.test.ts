@@ -7,10 +7,11 @@ import { describe, it, expect } from '@jest/globals';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
+import { PACK_VERSION } from '../../src/store/pack.js';
 import { sha256 } from '../../src/util/bytes.js';
 import {
   blobOf,
-  buildPack,
+  buildPack as buildAnyPack,
   dirEntry,
   dirManifest,
   fileEntry,
@@ -23,6 +24,10 @@ import {
 } from './helpers.js';
 
 const PAYLOAD = 'payload';
+
+function buildPack(header: unknown, blobs: Parameters<typeof buildAnyPack>[1]): Buffer {
+  return buildAnyPack(header, blobs, { version: PACK_VERSION });
+}
 
 /** name -> manifest entries of the root 'out' (whose absPath is <ws>/out). */
 function hostileCases(sb: Sandbox): Record<string, Record<string, unknown>[]> {
@@ -120,6 +125,8 @@ describe('hostile manifests in the local store', () => {
         platform: 'linux',
         variant: 'rel',
         roots: [{ name: 'out', absPath: out }],
+        // a blob of its own, which the lying manifest reaches directly
+        groupSmallFiles: false,
       });
       const artifact = path.join(sb.store, 'p', '1', sha256(key), 'artifact');
       const good = await fs.readFile(artifact, 'utf8');

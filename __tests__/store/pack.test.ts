@@ -4,9 +4,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createCodec, LocalStore, type Codec } from '../../src/store/index.js';
 import { sha256 } from '../../src/util/bytes.js';
+import { PACK_VERSION } from '../../src/store/pack.js';
 import {
   blobOf,
-  buildPack,
+  buildPack as buildAnyPack,
   dirEntry,
   dirManifest,
   fileEntry,
@@ -16,6 +17,15 @@ import {
   writeTree,
   type Sandbox,
 } from './helpers.js';
+
+/** A pack of the current format unless `opts.version` says otherwise. */
+function buildPack(
+  header: unknown,
+  blobs: Parameters<typeof buildAnyPack>[1],
+  opts: Parameters<typeof buildAnyPack>[2] = {},
+): Buffer {
+  return buildAnyPack(header, blobs, { version: PACK_VERSION, ...opts });
+}
 
 async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<void> {
   const sb = await sandbox();
@@ -118,11 +128,14 @@ describe('packs', () => {
       const header = { meta: packMeta('k'), manifest: dirManifest([]) };
       await fs.writeFile(pack, buildPack(header, [], { magic: 'NOTAPACK' }));
       await expect(store.importPack(pack)).rejects.toThrow(/magic/);
-      await fs.writeFile(pack, buildPack(header, [], { version: 2 }));
+      await fs.writeFile(pack, buildPack(header, [], { version: 99 }));
       await expect(store.importPack(pack)).rejects.toThrow(/version/);
+      // format 1 (one blob per file, before groups) is refused, saying why
+      await fs.writeFile(pack, buildPack(header, [], { version: 1 }));
+      await expect(store.importPack(pack)).rejects.toThrow(/version 1 .*older clyde-cache/);
       const huge = Buffer.concat([
         Buffer.from('CLYDEPK\n', 'latin1'),
-        Buffer.from([0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff]),
+        Buffer.from([0, 0, 0, PACK_VERSION, 0x7f, 0xff, 0xff, 0xff]),
       ]);
       await fs.writeFile(pack, huge);
       await expect(store.importPack(pack)).rejects.toThrow(/too large/);
@@ -222,5 +235,109 @@ describe('packs', () => {
       );
       await expect(store.importPack(pack)).rejects.toThrow(/too many entries/);
       expect(await entriesIn(store)).toEqual([]);
+    }));
+
+  it('carries group blobs and the locator as they are, and restores them in a second store', () =>
+    withSandbox(async (sb) => {
+      const out = path.join(sb.ws, 'out');
+      const files: Record<string, string | Buffer> = { 'big.bin': randomBytes(200_000) };
+      for (let i = 0; i < 60; i++) files[`src/m${i}.js`] = `module ${i}\n`.repeat(40 + i);
+      await writeTree(out, files);
+      const before = await snapshotTree(out);
+      const store = await LocalStore.open(path.join(sb.base, 'store-a'));
+      const key = 'clyde-pack-grouped';
+      await store.save({
+        key,
+        package: 'pack',
+        version: '1',
+        hash: sha256(key),
+        platform: 'linux-x64',
+        variant: 'rel',
+        roots: [{ name: 'out', absPath: out }],
+      });
+      const pack = path.join(sb.base, 'grouped.pack');
+      await store.exportPack(key, pack);
+      const bytes = await fs.readFile(pack);
+      const headerLen = bytes.readUInt32BE(12);
+      const header = JSON.parse(bytes.subarray(16, 16 + headerLen).toString('utf8')) as {
+        locator?: { groups: [string, number][]; files: unknown[] };
+      };
+      // the small files travel in their group blobs, byte for byte as stored
+      expect(header.locator?.files.length).toBe(60);
+      const groups = header.locator?.groups ?? [];
+      expect(groups.length).toBeGreaterThan(0);
+      for (const [group] of groups) {
+        const frame = await fs.readFile(
+          path.join(sb.base, 'store-a', 'blobs', group.slice(0, 2), group),
+        );
+        expect(bytes.includes(frame)).toBe(true);
+      }
+
+      const second = await LocalStore.open(path.join(sb.base, 'store-b'));
+      const meta = await second.importPack(pack);
+      expect(meta.files).toBe(61);
+      expect((await second.verify({ deep: true })).ok).toBe(true);
+      const dest = path.join(sb.base, 'r', 'out');
+      await second.restore(key, [{ name: 'out', absPath: dest }]);
+      expect(await snapshotTree(dest)).toEqual(before);
+    }));
+
+  it('verifies every grouped file: a wrong slice, a stray placement or a bad locator is refused', () =>
+    withSandbox(async (sb) => {
+      const codec = await createCodec('native');
+      const store = await LocalStore.open(sb.store, { codec });
+      const content = Buffer.from('aaaabbbb');
+      const group = { digest: sha256(content), frame: codec.compress(content) };
+      const manifest = dirManifest([fileEntry('a', 'aaaa'), fileEntry('b', 'bbbb')]);
+      const locator = (files: unknown[], size = 8): unknown => ({
+        v: 1,
+        groups: [[group.digest, size]],
+        files,
+      });
+      const pack = path.join(sb.base, 'p');
+      const cases: [string, unknown, RegExp][] = [
+        [
+          'a file placed on the wrong slice',
+          locator([
+            [sha256('aaaa'), 0, 0, 4],
+            [sha256('bbbb'), 0, 0, 4],
+          ]),
+          /does not match its digest/,
+        ],
+        [
+          'a placement of a file the entry does not hold',
+          locator([
+            [sha256('aaaa'), 0, 0, 4],
+            [sha256('bbbb'), 0, 4, 4],
+            [sha256('cccc'), 0, 4, 4],
+          ]),
+          /does not hold/,
+        ],
+        ['a slice outside its group', locator([[sha256('aaaa'), 0, 6, 4]]), /malformed/],
+        ['a group of the wrong size', locator([[sha256('aaaa'), 0, 0, 4]], 9), /corrupt|holds/],
+      ];
+      for (const [name, loc, why] of cases) {
+        const header = { meta: packMeta(`k-${name}`), manifest, locator: loc };
+        await fs.writeFile(pack, buildPack(header, [group, blobOf(codec, 'bbbb')]));
+        const err = await store.importPack(pack).then(
+          () => new Error(`${name}: imported`),
+          (e: unknown) => e as Error,
+        );
+        expect([name, err.name, why.test(err.message)]).toEqual([name, 'StoreError', true]);
+      }
+      expect(await entriesIn(store)).toEqual([]);
+      // the honest one is accepted and restores
+      const good = locator([
+        [sha256('aaaa'), 0, 0, 4],
+        [sha256('bbbb'), 0, 4, 4],
+      ]);
+      await fs.writeFile(
+        pack,
+        buildPack({ meta: packMeta('k-good'), manifest, locator: good }, [group]),
+      );
+      await store.importPack(pack);
+      const dest = path.join(sb.base, 'good');
+      await store.restore('k-good', [{ name: 'out', absPath: dest }]);
+      expect(await fs.readFile(path.join(dest, 'b'), 'utf8')).toBe('bbbb');
     }));
 });

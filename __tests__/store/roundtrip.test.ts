@@ -9,30 +9,11 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createCodec, isRawFrame } from '../../src/store/codec.js';
 import { LocalStore } from '../../src/store/index.js';
+import { requestFor } from '../../test-support/store/fixtures.js';
 import type { SaveStats } from '../../src/store/snapshot.js';
-import { sandbox, snapshotTree, writeTree, type Sandbox } from './helpers.js';
+import { snapshotTree, withSandbox, writeTree } from './helpers.js';
 
-async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<void> {
-  const sb = await sandbox();
-  try {
-    await fn(sb);
-  } finally {
-    await sb.cleanup();
-  }
-}
-
-function request(key: string, out: string, extra: Record<string, unknown> = {}) {
-  return {
-    key,
-    package: 'pkg',
-    version: '1.0.0',
-    hash: createHash('sha256').update(key).digest('hex'),
-    platform: 'linux-x64',
-    variant: 'release',
-    roots: [{ name: 'out', absPath: out }],
-    ...extra,
-  };
-}
+const request = requestFor;
 
 function blobFile(store: string, digest: string): string {
   return path.join(store, 'blobs', digest.slice(0, 2), digest);
@@ -49,7 +30,7 @@ async function fileDigest(p: string): Promise<string> {
 
 describe('store round trips through every blob kind', () => {
   for (const grouped of [false, true]) {
-    it(`compressed, raw, empty and small files (grouping ${grouped ? 'on' : 'off'})`, () =>
+    it(`compressed, raw, empty and small files (grouping ${grouped ? 'on, the default' : 'off'})`, () =>
       withSandbox(async (sb) => {
         const out = path.join(sb.ws, 'out');
         const random = randomBytes(300_000);
@@ -67,7 +48,7 @@ describe('store round trips through every blob kind', () => {
 
         const store = await LocalStore.open(sb.store);
         const saved = await store.save(
-          request('k1', out, grouped ? { groupSmallFiles: true } : {}),
+          request('k1', out, grouped ? {} : { groupSmallFiles: false }),
         );
         expect(saved.entry.files).toBe(44);
         // Incompressible content is stored as it is, in a frame any zstd decoder reads.

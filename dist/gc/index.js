@@ -31565,7 +31565,7 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3620);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7022);
 /* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
 
 
@@ -31576,7 +31576,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3620:
+/***/ 7022:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -37798,6 +37798,148 @@ async function exists(p) {
 //# sourceMappingURL=fsx.js.map
 // EXTERNAL MODULE: external "node:zlib"
 var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./build/src/store/access-journal.js
+/**
+ * The access journal (`<root>/access.journal`): entries' last-access times since the index was
+ * last written. A hit (`touch`) appends one small record with one O_APPEND write and takes no
+ * lock, instead of rewriting the whole index; readers apply new records on top of the index
+ * (the latest time wins, so reading a record twice is harmless), and the next structural write
+ * (save, remove) carries the times into index.bin and, once the journal has grown past
+ * JOURNAL_ROTATE_BYTES, removes it.
+ *
+ * Record: "CLAJ" | payload length u16 LE | crc32 of the payload u32 LE | payload: time f64 LE
+ * (epoch ms) and the entry key in utf-8. A record cut short at the end of the file is left for
+ * the next read (it may still be being written); a damaged one (a torn append after a crash) is
+ * skipped up to the next "CLAJ". Nothing here can make the index wrong: at worst a touch is lost
+ * (a record appended in the instant between the last read and the removal of the journal).
+ */
+
+
+const JOURNAL_NAME = 'access.journal';
+/** A structural write removes the journal (its times now in the index) past this size. */
+const JOURNAL_ROTATE_BYTES = 64 * 1024;
+const MARK = Buffer.from('CLAJ', 'latin1');
+const HEAD = 10;
+const MAX_PAYLOAD = 0xffff;
+/** One touch record. */
+function touchRecord(key, at) {
+    const keyBytes = Buffer.from(key, 'utf8');
+    const len = 8 + keyBytes.length;
+    if (len > MAX_PAYLOAD)
+        throw new RangeError('journal: key too long');
+    const rec = Buffer.alloc(HEAD + len);
+    MARK.copy(rec, 0);
+    rec.writeUInt16LE(len, 4);
+    rec.writeDoubleLE(at, HEAD);
+    keyBytes.copy(rec, HEAD + 8);
+    rec.writeUInt32LE((0,external_node_zlib_.crc32)(rec.subarray(HEAD)), 6);
+    return rec;
+}
+/** Appends a touch in one write (O_APPEND: concurrent appenders never interleave). */
+async function appendTouch(file, key, at) {
+    const rec = touchRecord(key, at);
+    const handle = await external_node_fs_namespaceObject.promises.open(file, 'a');
+    try {
+        const { bytesWritten } = await handle.write(rec, 0, rec.length);
+        if (bytesWritten !== rec.length)
+            throw new Error('journal: short append');
+    }
+    finally {
+        await handle.close();
+    }
+}
+/**
+ * Adds the touches in `buf` to `into` (latest time per key); returns how many bytes were
+ * consumed (up to a record cut short at the end, which the next read starts at).
+ */
+function parseTouches(buf, into) {
+    let p = 0;
+    while (p < buf.length) {
+        if (buf.length - p < HEAD)
+            return p;
+        if (buf.compare(MARK, 0, 4, p, p + 4) !== 0) {
+            p = resync(buf, p);
+            continue;
+        }
+        const len = buf.readUInt16LE(p + 4);
+        if (buf.length - p - HEAD < len)
+            return p;
+        const payload = buf.subarray(p + HEAD, p + HEAD + len);
+        const at = len >= 8 ? payload.readDoubleLE(0) : Number.NaN;
+        if ((0,external_node_zlib_.crc32)(payload) !== buf.readUInt32LE(p + 6) || !Number.isFinite(at) || at < 0) {
+            p = resync(buf, p);
+            continue;
+        }
+        const key = payload.toString('utf8', 8);
+        if (!((into.get(key) ?? -1) >= at))
+            into.set(key, at);
+        p += HEAD + len;
+    }
+    return p;
+}
+/** The next record mark after `p`, or the end. */
+function resync(buf, p) {
+    const next = buf.indexOf(MARK, p + 1);
+    return next < 0 ? buf.length : next;
+}
+/** What one reader has consumed of the journal: which file (a removed one is new) and how far. */
+class JournalTail {
+    file;
+    id;
+    offset = 0;
+    constructor(file) {
+        this.file = file;
+    }
+    /** Forget the position: the next read starts at the beginning. */
+    reset() {
+        this.id = undefined;
+        this.offset = 0;
+    }
+    /** Touches appended since the last read (key -> latest time); empty when there is none. */
+    async read() {
+        const touches = new Map();
+        let handle;
+        try {
+            handle = await external_node_fs_namespaceObject.promises.open(this.file, 'r');
+        }
+        catch {
+            this.reset();
+            return touches;
+        }
+        try {
+            const st = await handle.stat();
+            const id = `${st.dev}:${st.ino}:${st.birthtimeMs}`;
+            if (id !== this.id || st.size < this.offset) {
+                this.id = id;
+                this.offset = 0;
+            }
+            if (st.size === this.offset)
+                return touches;
+            const buf = Buffer.allocUnsafe(st.size - this.offset);
+            const { bytesRead } = await handle.read(buf, 0, buf.length, this.offset);
+            this.offset += parseTouches(buf.subarray(0, bytesRead), touches);
+            return touches;
+        }
+        finally {
+            await handle.close();
+        }
+    }
+    /** Bytes read so far from the current journal. */
+    get consumed() {
+        return this.offset;
+    }
+    /** True when the journal is still the file last read and nothing was appended since. */
+    async unchanged() {
+        try {
+            const st = await external_node_fs_namespaceObject.promises.stat(this.file);
+            return `${st.dev}:${st.ino}:${st.birthtimeMs}` === this.id && st.size === this.offset;
+        }
+        catch {
+            return false;
+        }
+    }
+}
+//# sourceMappingURL=access-journal.js.map
 ;// CONCATENATED MODULE: ./build/src/store/codec.js
 /**
  * zstd at level 3, from zstd-napi where its native binary loads, else Node 24's `node:zlib`.
@@ -38211,8 +38353,13 @@ var external_node_worker_threads_ = __nccwpck_require__(5919);
  * Operations (message `{ id, op, args }`, reply `{ id, ok, result | error, kind }`):
  *   putFiles  { files: [{ abs, size }], known: digests to skip }  -> one blob per file
  *   putGroup  { files: [{ abs, size }] }   -> one group blob: the members' contents back to back
- *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ digest, offset, size, dest, mode,
- *               mtimeMs, renameTo }] }] }  -> verified files written from each blob
+ *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ id, digest, offset, size, dest,
+ *               mode, mtimeMs, renameTo }] }] }  -> verified files written from each blob;
+ *               [id, inode, mtimeMs] of each file written, flat
+ *   linkBatch  { items: [{ src, dest, size, umode, mode, mtimeMs }], clone }  -> each file
+ *               linked (or copied, cloning where the filesystem can) from its unpacked copy,
+ *               used only while that copy is intact; [inode, mtimeMs] of each, or 0 where the
+ *               copy is missing or was changed (and is then removed)
  *
  * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
  * the other waits on I/O) except the node:zlib streaming path for large files. Blobs are
@@ -38533,30 +38680,42 @@ function readBlobFile(blob) {
   }
 }
 
-function finish(m) {
+/** Mode and mtime through the open file, then its [id, inode, mtimeMs] into done. */
+function settle(fd, m, done) {
+  fs.fchmodSync(fd, m.mode);
   if (m.mtimeMs !== null && m.mtimeMs !== undefined) {
-    const t = new Date(m.mtimeMs);
-    fs.utimesSync(m.dest, t, t);
+    const t = m.mtimeMs / 1000;
+    fs.futimesSync(fd, t, t);
   }
+  const st = fs.fstatSync(fd);
+  done.push(m.id, st.ino, st.mtimeMs);
+}
+
+function place(m) {
   if (m.renameTo) {
-    fs.mkdirSync(path.dirname(m.renameTo), { recursive: true });
-    fs.renameSync(m.dest, m.renameTo);
+    try {
+      fs.renameSync(m.dest, m.renameTo);
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+      fs.mkdirSync(path.dirname(m.renameTo), { recursive: true });
+      fs.renameSync(m.dest, m.renameTo);
+    }
   }
 }
 
-function writeMember(m, content) {
+function writeMember(m, content, done) {
   const fd = fs.openSync(m.dest, 'wx', 0o600);
   try {
     fs.writeSync(fd, content);
-    fs.fchmodSync(fd, m.mode);
+    settle(fd, m, done);
   } finally {
     fs.closeSync(fd);
   }
-  finish(m);
+  place(m);
 }
 
 /** Streams a large standalone blob into one file, verifying as it goes. */
-async function writeLarge(blob, m) {
+async function writeLarge(blob, m, done) {
   const src = fs.openSync(blobPath(blob), 'r');
   const out = fs.openSync(m.dest, 'wx', 0o600);
   const hash = crypto.createHash('sha256');
@@ -38628,14 +38787,19 @@ async function writeLarge(blob, m) {
   }
   if (total !== m.size) fail('size', 'blob ' + blob + ' holds ' + total + ' bytes, expected ' + m.size);
   if (hash.digest('hex') !== m.digest) fail('corrupt', 'blob ' + blob + ': content does not match its digest');
-  fs.chmodSync(m.dest, m.mode);
-  finish(m);
+  const fd = fs.openSync(m.dest, 'r');
+  try {
+    settle(fd, m, done);
+  } finally {
+    fs.closeSync(fd);
+  }
+  place(m);
 }
 
-async function write({ blob, blobSize, stream, members }) {
+async function write({ blob, blobSize, stream, members }, done) {
   if (stream) {
-    await writeLarge(blob, members[0]);
-    return members.length;
+    await writeLarge(blob, members[0], done);
+    return;
   }
   const content = decodeWhole(readBlobFile(blob), blobSize, blob);
   for (const m of members) {
@@ -38644,17 +38808,62 @@ async function write({ blob, blobSize, stream, members }) {
     const d = crypto.createHash('sha256').update(slice).digest('hex');
     if (d !== m.digest) fail('corrupt', 'blob ' + blob + ': content does not match its digest');
   }
-  for (const m of members) writeMember(m, content.subarray(m.offset, m.offset + m.size));
-  return members.length;
+  for (const m of members) writeMember(m, content.subarray(m.offset, m.offset + m.size), done);
 }
 
 async function writeBatch({ jobs }) {
-  let n = 0;
-  for (const j of jobs) n += await write(j);
-  return n;
+  const done = [];
+  for (const j of jobs) await write(j, done);
+  return done;
 }
 
-const ops = { putFiles, putGroup, writeBatch };
+const UNPACKED_MTIME_MS = workerData.unpackedMtimeMs;
+let crossDevice = false;
+
+function intact(st, it) {
+  return st.isFile() && st.size === it.size && (st.mode & 0o777) === it.umode && st.mtimeMs === UNPACKED_MTIME_MS;
+}
+
+function linkOne(it) {
+  try {
+    fs.linkSync(it.src, it.dest);
+  } catch (err) {
+    if (err.code === 'ENOENT') return 0;
+    if (err.code !== 'EXDEV') throw err;
+    crossDevice = true; // the store is on another filesystem: copy instead
+    return copyOne(it);
+  }
+  // The link shares the copy's inode: checking it checks the copy.
+  const st = fs.lstatSync(it.dest);
+  if (intact(st, it)) return [st.ino, st.mtimeMs];
+  fs.unlinkSync(it.dest);
+  fs.rmSync(it.src, { force: true });
+  return 0;
+}
+
+function copyOne(it) {
+  const src = fs.lstatSync(it.src, { throwIfNoEntry: false });
+  if (src === undefined) return 0;
+  if (!intact(src, it)) {
+    fs.rmSync(it.src, { force: true });
+    return 0;
+  }
+  fs.copyFileSync(it.src, it.dest, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+  const fd = fs.openSync(it.dest, 'r');
+  try {
+    const done = [];
+    settle(fd, { id: 0, mode: it.mode, mtimeMs: it.mtimeMs }, done);
+    return [done[1], done[2]];
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function linkBatch({ items, clone }) {
+  return items.map((it) => (clone || crossDevice ? copyOne(it) : linkOne(it)));
+}
+
+const ops = { putFiles, putGroup, writeBatch, linkBatch };
 parentPort.postMessage({ ready: true, backend: napi ? 'zstd-napi' : 'node:zlib' });
 parentPort.on('message', async (msg) => {
   try {
@@ -38715,6 +38924,8 @@ async function mapLimit(items, limit, fn) {
 const STREAM_AT = 16 * 1024 * 1024;
 /** A compressed blob must save at least this fraction, or the content is stored as it is. */
 const MIN_SAVING = 0.03;
+/** Unpacked copies (restore.ts) carry this mtime: one that differs was touched after we wrote it. */
+const UNPACKED_MTIME_MS = 1_000_000_000_000;
 /** Environment variable: the number of worker threads (default: cores, at most 4). */
 const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
 class WorkerOpError extends errors/* StoreError */.AD {
@@ -38760,6 +38971,7 @@ class WorkerPool {
             level: LEVEL,
             streamAt: STREAM_AT,
             minSaving: MIN_SAVING,
+            unpackedMtimeMs: UNPACKED_MTIME_MS,
         };
         for (let i = 0; i < size; i++) {
             const worker = new external_node_worker_threads_.Worker(WORKER_SOURCE, { eval: true, workerData });
@@ -38768,9 +38980,10 @@ class WorkerPool {
                 worker.once('error', reject);
                 worker.once('message', (m) => resolve(m.backend));
             });
-            const slot = { worker, ready, busy: false };
+            const slot = { worker, ready, busy: false, online: false };
             worker.on('error', (err) => this.failAll(err));
             ready.then(() => {
+                slot.online = true;
                 worker.on('message', (m) => this.onReply(slot, m));
                 // (An unref before the worker is online does not hold; repeat it once it is.)
                 if (!slot.busy)
@@ -38786,11 +38999,19 @@ class WorkerPool {
     async backend() {
         return this.slots[0].ready;
     }
-    run(op, args) {
+    /**
+     * Queues a job; an idle worker takes the queued job of highest `priority` (the largest first,
+     * so that the workers finish together), the oldest among equals.
+     */
+    run(op, args, priority = 0) {
         if (this.closed)
             return Promise.reject(new errors/* StoreError */.AD('the store worker pool is closed'));
         return new Promise((resolve, reject) => {
-            this.queue.push({ op, args, p: { resolve: resolve, reject } });
+            const job = { op, args, priority, p: { resolve: resolve, reject } };
+            let i = this.queue.length;
+            while (i > 0 && this.queue[i - 1].priority < priority)
+                i--;
+            this.queue.splice(i, 0, job);
             this.dispatch();
         });
     }
@@ -38809,7 +39030,11 @@ class WorkerPool {
             slot.busy = true;
             slot.worker.ref();
             this.pending.set(id, job.p);
-            void slot.ready.then(() => slot.worker.postMessage({ id, op: job.op, args: job.args }));
+            const msg = { id, op: job.op, args: job.args };
+            if (slot.online)
+                slot.worker.postMessage(msg);
+            else
+                void slot.ready.then(() => slot.worker.postMessage(msg));
         }
     }
     onReply(slot, m) {
@@ -38878,6 +39103,74 @@ function defaultWorkers() {
 
 const blobs_DIGEST = /^[0-9a-f]{64}$/;
 const LOCATOR_SUFFIX = '.loc';
+function sameFile(a, b) {
+    return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.dev === b.dev;
+}
+/** The locator of `m` for the files in `locs`, in manifest order; undefined when none is grouped. */
+function buildLocator(m, locs) {
+    const groups = new Map();
+    const file = { v: 1, groups: [], files: [] };
+    const seen = new Set();
+    for (const f of manifestFiles(m)) {
+        const loc = locs.get(f.digest);
+        if (loc === undefined || seen.has(f.digest))
+            continue;
+        seen.add(f.digest);
+        let gi = groups.get(loc.group);
+        if (gi === undefined) {
+            gi = file.groups.length;
+            groups.set(loc.group, gi);
+            file.groups.push([loc.group, loc.groupSize]);
+        }
+        file.files.push([f.digest, gi, loc.offset, loc.size]);
+    }
+    return file.files.length === 0 ? undefined : file;
+}
+/**
+ * The locations an untrusted locator describes; throws StoreError on anything malformed (a
+ * bad shape, a name that is not a digest, a slice outside its group, a group listed twice).
+ */
+function parseLocator(raw, what) {
+    const bad = (why) => {
+        throw new errors/* StoreError */.AD(`locator ${what} is malformed: ${why}`);
+    };
+    const l = raw;
+    if (typeof l !== 'object' || l === null || l.v !== 1)
+        bad('not a version 1 locator');
+    const groups = l.groups;
+    const files = l.files;
+    if (!Array.isArray(groups) || !Array.isArray(files))
+        bad('groups or files is not a list');
+    const names = new Set();
+    for (const g of groups) {
+        if (!Array.isArray(g) || typeof g[0] !== 'string' || !blobs_DIGEST.test(g[0]))
+            bad('bad group');
+        if (!Number.isSafeInteger(g[1]) || g[1] < 0)
+            bad('bad group size');
+        if (names.has(g[0]))
+            bad(`group ${g[0]} listed twice`);
+        names.add(g[0]);
+    }
+    const out = new Map();
+    for (const f of files) {
+        if (!Array.isArray(f))
+            bad('bad file');
+        const [digest, gi, offset, size] = f;
+        const g = Number.isSafeInteger(gi) ? groups[gi] : undefined;
+        if (g === undefined ||
+            typeof digest !== 'string' ||
+            !blobs_DIGEST.test(digest) ||
+            !Number.isSafeInteger(offset) ||
+            !Number.isSafeInteger(size) ||
+            offset < 0 ||
+            size < 0 ||
+            offset + size > g[1]) {
+            bad(`bad file record ${JSON.stringify(f)?.slice(0, 200)}`);
+        }
+        out.set(digest, { group: g[0], groupSize: g[1], offset, size });
+    }
+    return out;
+}
 /** The name of a manifest's locator: the digest of its files' digests and sizes, in order. */
 function locatorId(m) {
     const lines = [];
@@ -38945,6 +39238,10 @@ class BlobStore {
         await this.scanLocators();
         return this.locations.get(digest);
     }
+    /** Where grouped content `digest` lives, from the locators already read (no disk access). */
+    located(digest) {
+        return this.locations.get(digest);
+    }
     /** Records locations (a save that grouped files registers them before its commit). */
     remember(digest, loc) {
         this.locations.set(digest, loc);
@@ -38955,29 +39252,16 @@ class BlobStore {
     }
     /** Writes the locator of `m` for the files in `locs` (no file when none is grouped). */
     async writeLocator(m, locs) {
-        const groups = new Map();
-        const file = { v: 1, groups: [], files: [] };
-        const seen = new Set();
-        for (const f of manifestFiles(m)) {
-            const loc = locs.get(f.digest);
-            if (loc === undefined || seen.has(f.digest))
-                continue;
-            seen.add(f.digest);
-            let gi = groups.get(loc.group);
-            if (gi === undefined) {
-                gi = file.groups.length;
-                groups.set(loc.group, gi);
-                file.groups.push([loc.group, loc.groupSize]);
-            }
-            file.files.push([f.digest, gi, loc.offset, loc.size]);
-        }
-        if (file.files.length === 0)
+        const file = buildLocator(m, locs);
+        if (file === undefined)
             return 0;
         const text = Buffer.from(JSON.stringify(file), 'utf8');
         const len = Buffer.alloc(4);
         len.writeUInt32BE(text.length);
         const body = Buffer.concat([len, this.codec.compress(text)]);
-        await writeFileAtomic(this.locatorPath(locatorId(m)), body, this.tmpDir);
+        const dest = this.locatorPath(locatorId(m));
+        await writeFileAtomic(dest, body, this.tmpDir);
+        await this.memoLocator(dest, parseLocator(file, external_node_path_namespaceObject.basename(dest)));
         return body.length;
     }
     /** Blobs `m` needs on disk: standalone digests, group digests, and its locator (name -> size). */
@@ -38997,16 +39281,29 @@ class BlobStore {
         }
         return out;
     }
+    /**
+     * The locations in a locator file. The last one read or written is kept in memory while the
+     * file's size, mtime and inode stay the same (a save's commit reads back what it just wrote).
+     */
     async readLocatorFile(file) {
-        const out = new Map();
+        let st;
+        try {
+            st = await external_node_fs_namespaceObject.promises.stat(file);
+        }
+        catch {
+            return new Map();
+        }
+        const memo = this.locatorMemo;
+        if (memo?.file === file && sameFile(memo.st, st))
+            return this.learn(memo.locs);
         let body;
         try {
             body = await external_node_fs_namespaceObject.promises.readFile(file);
         }
         catch {
-            return out;
+            return new Map();
         }
-        let parsed;
+        let locs;
         try {
             // u32 BE length, then a zstd frame of JSON; a locator is tens of bytes per grouped file,
             // so 64 MiB bounds a hostile one.
@@ -39014,31 +39311,29 @@ class BlobStore {
             if (len > 64 * 1024 * 1024)
                 throw new Error('too large');
             const text = this.codec.decompress(body.subarray(4), len).toString('utf8');
-            parsed = JSON.parse(text);
-            if (parsed.v !== 1 || !Array.isArray(parsed.groups) || !Array.isArray(parsed.files)) {
-                throw new Error('bad shape');
-            }
+            locs = parseLocator(JSON.parse(text), external_node_path_namespaceObject.basename(file));
         }
         catch (err) {
             throw new errors/* StoreError */.AD(`unreadable locator ${external_node_path_namespaceObject.basename(file)}: ${err}`);
         }
-        for (const [digest, gi, offset, size] of parsed.files) {
-            const g = parsed.groups[gi];
-            if (g === undefined ||
-                !blobs_DIGEST.test(digest) ||
-                !blobs_DIGEST.test(g[0]) ||
-                !Number.isSafeInteger(offset) ||
-                !Number.isSafeInteger(size) ||
-                offset < 0 ||
-                size < 0 ||
-                offset + size > g[1]) {
-                throw new errors/* StoreError */.AD(`locator ${external_node_path_namespaceObject.basename(file)} is malformed`);
-            }
-            const loc = { group: g[0], groupSize: g[1], offset, size };
-            out.set(digest, loc);
-            this.locations.set(digest, loc);
+        this.locatorMemo = { file, st, locs };
+        return this.learn(locs);
+    }
+    locatorMemo;
+    async memoLocator(file, locs) {
+        try {
+            this.locatorMemo = { file, st: await external_node_fs_namespaceObject.promises.stat(file), locs };
         }
-        return out;
+        catch {
+            this.locatorMemo = undefined;
+        }
+        this.learn(locs);
+    }
+    /** Remembers the locations (for `locate`) and returns a copy the caller may keep. */
+    learn(locs) {
+        for (const [d, loc] of locs)
+            this.locations.set(d, loc);
+        return new Map(locs);
     }
     /** Reads every locator in the store once (export of an entry this process has not loaded). */
     async scanLocators() {
@@ -39091,21 +39386,13 @@ class BlobStore {
         await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
         return true;
     }
-    /**
-     * A frame holding exactly the content `digest` (pack export verifies it with `verifyFrame`):
-     * the stored blob, or for a grouped file its slice of the group, compressed on its own.
-     */
-    async readFrame(digest) {
+    /** The stored frame of blob `name` (standalone or group) as it is on disk. */
+    async readFrame(name) {
         try {
-            return await external_node_fs_namespaceObject.promises.readFile(this.pathOf(digest));
+            return await external_node_fs_namespaceObject.promises.readFile(this.pathOf(name));
         }
         catch (err) {
-            const loc = await this.locate(digest);
-            if (loc === undefined)
-                throw new errors/* StoreError */.AD(`blob ${digest} is missing from the store: ${err}`);
-            const content = await this.readGroupSlice(digest, loc);
-            const frame = this.codec.compress(content);
-            return frame.length > content.length * (1 - MIN_SAVING) ? rawFrame(content) : frame;
+            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
         }
     }
     async readGroupSlice(digest, loc) {
@@ -39172,6 +39459,7 @@ const RESERVED = new Set([
     'index.bin',
     'index.json',
     'index.json.lock',
+    'access.journal',
     'store.lock',
     'stats.json',
     'stats.json.lock',
@@ -39261,87 +39549,438 @@ function parseMeta(raw) {
 //# sourceMappingURL=meta.js.map
 ;// CONCATENATED MODULE: ./build/src/store/index-file.js
 /**
- * The store index (`<root>/index.bin`): every entry with the digests it references, and every
- * blob with its size on disk and its reference count. Binary so that 10k entries and a million
- * blobs load in well under a second; `indexToJson` gives the readable export.
+ * The store index (`<root>/index.bin`): every entry with the blobs it references, and every blob
+ * with its size on disk; reference counts are recounted from the entries on load. Binary and
+ * columnar so that 10k entries and a million blobs load in about a tenth of a second: the blob
+ * columns are used in place (typed-array views over the file), blobs are small integers (slots)
+ * inside the process, and a digest becomes a hex string only when someone asks for its name.
+ * `indexToJson` gives the readable export. Access times newer than the file are in the access
+ * journal (access-journal.ts).
  *
- * Layout (little-endian):
+ * Layout (little-endian; every section starts 8-byte aligned):
  *
  *   header (72 bytes)
- *     0  magic "CLYDEIX\n"         8  format version u32     12  entry count u32
- *     16 blob count u32           20  reference count u32   24  string-table bytes u32
- *     28 reserved u32 (0)         32  generation f64        40  sha256 of bytes 0-39 and the body
+ *     0  magic "CLYDEIX\n"         8  format version u32 (2)  12  entry count u32
+ *     16 blob count u32           20  reference count u32    24  string-table bytes u32
+ *     28 reserved u32 (0)         32  generation f64         40  sha256 of bytes 0-39 and the body
  *   body
- *     blobs   (48 bytes each)  digest (32 raw bytes) | stored size f64 | refs u32 | kind u32
- *                              (0: the blob `<digest>`, 1: a locator `<digest>.loc`, blobs.ts)
- *     entries (96 bytes each)  6 x (offset u32, length u32) into the string table for key,
- *                              package, version, hash, platform, variant | createdAt f64 |
- *                              lastAccessAt f64 | sizeBytes f64 | storedBytes f64 | files f64 |
- *                              first reference u32 | reference count u32
- *     references (u32 each)    blob numbers, entry by entry
- *     strings                  utf-8
+ *     digests     32 raw bytes per blob
+ *     sizes       f64 per blob: bytes on disk
+ *     references  u32 per reference: blob numbers, entry by entry (in entry order, contiguous)
+ *     kinds       u8 per blob (0: the blob `<digest>`, 1: a locator `<digest>.loc`, blobs.ts),
+ *                 zero-padded to a multiple of 8
+ *     entries     96 bytes each, by key in byte order: 6 x (offset u32, length u32) into the
+ *                 string table for key, package, version, hash, platform, variant | createdAt f64
+ *                 | lastAccessAt f64 | sizeBytes f64 | storedBytes f64 | files f64 | first
+ *                 reference u32 | reference count u32
+ *     strings     utf-8
  *
  * Nothing read is trusted: the checksum, every count and offset, every field (through the same
- * checks as meta.json) and every reference count (recounted from the entries) must agree, or
- * `decodeIndex` throws and the store rebuilds the index from the entry directories.
+ * checks as meta.json), every blob (named once, referenced at least once, at most once per
+ * entry) must agree, or `decodeIndex` throws and the store rebuilds the index from the entry
+ * directories. The checks are typed-array loops, not per-record objects.
  */
 
 
 
 
 const INDEX_MAGIC = Buffer.from('CLYDEIX\n', 'latin1');
-const INDEX_VERSION = 1;
+const INDEX_VERSION = 2;
 const HEADER = 72;
-const BLOB_REC = 48;
+const index_file_DIGEST = 32;
 const ENTRY_REC = 96;
 const MAX_FIELD = 1024;
 /** A blob file's name in blobs/<aa>/: a digest, or a locator (blobs.ts). */
 const BLOB_NAME = /^[0-9a-f]{64}(\.loc)?$/;
 const LOCATOR = '.loc';
+/** Typed arrays use the host's byte order; the file is little-endian (swapped on other hosts). */
+const LITTLE_ENDIAN = external_node_os_namespaceObject.endianness() === 'LE';
+// Used in per-blob loops: module bindings, not global lookups (slow in vm contexts, e.g. jest).
+const { imul } = Math;
+const { isSafeInteger, isNaN: index_file_isNaN } = Number;
+const scratch = Buffer.allocUnsafeSlow(index_file_DIGEST);
+const scratchWords = new Uint32Array(scratch.buffer, scratch.byteOffset, index_file_DIGEST / 4);
+/**
+ * Every blob the index knows, in columns indexed by slot. A slot's name never changes; a blob
+ * whose last reference goes stays in its slot (dead, refs 0) until the next encode compacts the
+ * file, and comes back to life there if it is added again. Lookups by name go through an
+ * open-addressing hash table over the raw digests.
+ */
+class BlobTable {
+    used = 0;
+    alive = 0;
+    digests;
+    words;
+    sizes;
+    refs;
+    kinds;
+    /** slot + 1 per bucket, 0 when empty; at most half full. */
+    table = new Int32Array(0);
+    /** Hex names by slot, made on demand (`names()` fills them all at once). */
+    nameCache = [];
+    constructor(capacity = 256) {
+        this.digests = Buffer.allocUnsafeSlow(capacity * index_file_DIGEST);
+        this.words = new Uint32Array(this.digests.buffer, 0, capacity * 8);
+        this.sizes = new Float64Array(capacity);
+        this.refs = new Uint32Array(capacity);
+        this.kinds = new Uint8Array(capacity);
+        this.rehash(capacity);
+    }
+    /** A table over decoded columns (taken over, not copied); throws on a blob named twice. */
+    static fromColumns(digests, sizes, kinds, refs) {
+        const t = new BlobTable(0);
+        const n = kinds.length;
+        t.digests = digests.byteOffset % 4 === 0 ? digests : Buffer.from(digests);
+        t.words = new Uint32Array(t.digests.buffer, t.digests.byteOffset, n * 8);
+        t.sizes = sizes;
+        t.kinds = kinds;
+        t.refs = refs;
+        t.used = n;
+        t.alive = n;
+        if (!t.rehash(n))
+            throw new errors/* StoreError */.AD('index: a blob is listed twice');
+        return t;
+    }
+    /** Live blobs (referenced by at least one entry). */
+    get size() {
+        return this.alive;
+    }
+    /** Slots in use, live or dead: every slot is below this. */
+    get slotCount() {
+        return this.used;
+    }
+    /** The slot of a blob name, live or dead; -1 when the table never held it. */
+    find(name) {
+        const kind = parseName(name);
+        if (kind < 0)
+            return -1;
+        const mask = this.table.length - 1;
+        let b = hashWords(scratchWords, 0, kind) & mask;
+        for (;;) {
+            const s = this.table[b] - 1;
+            if (s < 0)
+                return -1;
+            if (this.kinds[s] === kind && this.sameDigest(s))
+                return s;
+            b = (b + 1) & mask;
+        }
+    }
+    /** Size and reference count of a live blob. */
+    get(name) {
+        const s = this.find(name);
+        return s >= 0 && this.isLive(s) ? { size: this.sizeOf(s), refs: this.refsOf(s) } : undefined;
+    }
+    has(name) {
+        const s = this.find(name);
+        return s >= 0 && this.isLive(s);
+    }
+    isLive(slot) {
+        return this.refs[slot] > 0;
+    }
+    sizeOf(slot) {
+        return this.sizes[slot];
+    }
+    refsOf(slot) {
+        return this.refs[slot];
+    }
+    name(slot) {
+        let n = this.nameCache[slot];
+        if (n === undefined) {
+            n = this.digests.toString('hex', slot * index_file_DIGEST, (slot + 1) * index_file_DIGEST);
+            if (this.kinds[slot] === 1)
+                n += LOCATOR;
+            this.nameCache[slot] = n;
+        }
+        return n;
+    }
+    /** Every slot's name (index = slot): one hex conversion per 64k blobs, then substrings. */
+    names() {
+        const cache = this.nameCache;
+        const CHUNK = 65_536;
+        for (let from = 0; from < this.used; from += CHUNK) {
+            const to = Math.min(this.used, from + CHUNK);
+            let complete = true;
+            for (let s = from; s < to && complete; s++)
+                complete = cache[s] !== undefined;
+            if (complete)
+                continue;
+            const hex = this.digests.toString('hex', from * index_file_DIGEST, to * index_file_DIGEST);
+            for (let s = from; s < to; s++) {
+                if (cache[s] !== undefined)
+                    continue;
+                const n = hex.slice((s - from) * 64, (s - from + 1) * 64);
+                cache[s] = this.kinds[s] === 1 ? n + LOCATOR : n;
+            }
+        }
+        return cache;
+    }
+    /** Live blobs as [name, info], in slot order. */
+    *[Symbol.iterator]() {
+        for (let s = 0; s < this.used; s++) {
+            if (this.isLive(s))
+                yield [this.name(s), { size: this.sizeOf(s), refs: this.refsOf(s) }];
+        }
+    }
+    /**
+     * The slot for `name`, added (dead, with `size`) when the table does not hold it; a dead slot
+     * takes the new size. Does not count a reference.
+     */
+    intern(name, size) {
+        const found = this.find(name);
+        if (found >= 0) {
+            if (!this.isLive(found))
+                this.sizes[found] = size;
+            return found;
+        }
+        const kind = parseName(name);
+        if (kind < 0)
+            throw new errors/* StoreError */.AD(`index: bad blob name ${name}`);
+        if (this.used === this.kinds.length)
+            this.grow();
+        const s = this.used++;
+        scratch.copy(this.digests, s * index_file_DIGEST);
+        this.kinds[s] = kind;
+        this.sizes[s] = size;
+        this.refs[s] = 0;
+        this.nameCache[s] = name;
+        if (this.used * 2 > this.table.length)
+            this.rehash(this.used);
+        else
+            this.insert(s);
+        return s;
+    }
+    /** Counts one more reference. */
+    retain(slot) {
+        if (this.refs[slot] === 0)
+            this.alive++;
+        this.refs[slot] = this.refs[slot] + 1;
+    }
+    /** Counts one reference less; true when that was the last one. */
+    release(slot) {
+        const left = this.refs[slot] - 1;
+        if (left < 0)
+            return false;
+        this.refs[slot] = left;
+        if (left === 0)
+            this.alive--;
+        return left === 0;
+    }
+    /** Raw columns for the encoder. */
+    columns() {
+        const n = this.used;
+        return {
+            digests: this.digests.subarray(0, n * index_file_DIGEST),
+            sizes: this.sizes.subarray(0, n),
+            kinds: this.kinds.subarray(0, n),
+            refs: this.refs.subarray(0, n),
+        };
+    }
+    /** A frozen digest -> size view of the live blobs (what a StoreSnapshot carries). */
+    sizeView() {
+        const sizes = this.sizes.slice(0, this.used);
+        for (let s = 0; s < this.used; s++)
+            if (!this.isLive(s))
+                sizes[s] = NaN;
+        return new BlobSizes(this, this.names(), sizes, this.alive);
+    }
+    sameDigest(s) {
+        const w = this.words;
+        const o = s * 8;
+        for (let i = 0; i < 8; i++)
+            if (w[o + i] !== scratchWords[i])
+                return false;
+        return true;
+    }
+    grow() {
+        const cap = Math.max(256, Math.ceil(this.kinds.length * 1.5));
+        const digests = Buffer.allocUnsafeSlow(cap * index_file_DIGEST);
+        this.digests.copy(digests, 0, 0, this.used * index_file_DIGEST);
+        this.digests = digests;
+        this.words = new Uint32Array(digests.buffer, 0, cap * 8);
+        const sizes = new Float64Array(cap);
+        sizes.set(this.sizes.subarray(0, this.used));
+        this.sizes = sizes;
+        const refs = new Uint32Array(cap);
+        refs.set(this.refs.subarray(0, this.used));
+        this.refs = refs;
+        const kinds = new Uint8Array(cap);
+        kinds.set(this.kinds.subarray(0, this.used));
+        this.kinds = kinds;
+    }
+    /** A table for at least `n` slots, every used slot inserted; false on a duplicate. */
+    rehash(n) {
+        let buckets = 16;
+        while (buckets < n * 2)
+            buckets *= 2;
+        this.table = new Int32Array(buckets);
+        for (let s = 0; s < this.used; s++)
+            if (!this.insert(s))
+                return false;
+        return true;
+    }
+    insert(s) {
+        const w = this.words;
+        const o = s * 8;
+        const kind = this.kinds[s];
+        const mask = this.table.length - 1;
+        let b = hashWords(w, o, kind) & mask;
+        for (;;) {
+            const t = this.table[b] - 1;
+            if (t < 0)
+                break;
+            if (this.kinds[t] === kind) {
+                let same = true;
+                for (let i = 0; i < 8 && same; i++)
+                    same = w[t * 8 + i] === w[o + i];
+                if (same)
+                    return false;
+            }
+            b = (b + 1) & mask;
+        }
+        this.table[b] = s + 1;
+        return true;
+    }
+}
+/** A blob name's kind (0 blob, 1 locator) with its digest in `scratch`; -1 if not a name. */
+function parseName(name) {
+    if (!BLOB_NAME.test(name))
+        return -1;
+    scratch.write(name, 0, index_file_DIGEST, 'hex');
+    return name.length === 64 ? 0 : 1;
+}
+function hashWords(w, o, kind) {
+    let h = 0x811c9dc5 ^ kind;
+    for (let i = 0; i < 8; i++)
+        h = imul(h ^ w[o + i], 0x9e3779b1);
+    h ^= h >>> 15;
+    h = imul(h, 0x85ebca6b);
+    return h ^ (h >>> 13);
+}
+/** The snapshot's digest -> size map: names and sizes copied, lookups through the table. */
+class BlobSizes {
+    table;
+    slotNames;
+    sizes;
+    size;
+    constructor(table, slotNames, 
+    /** NaN for a blob that was dead when the view was made. */
+    sizes, size) {
+        this.table = table;
+        this.slotNames = slotNames;
+        this.sizes = sizes;
+        this.size = size;
+    }
+    get(name) {
+        const s = this.table.find(name);
+        if (s < 0 || s >= this.sizes.length)
+            return undefined;
+        const size = this.sizes[s];
+        return index_file_isNaN(size) ? undefined : size;
+    }
+    has(name) {
+        return this.get(name) !== undefined;
+    }
+    *entries() {
+        for (let s = 0; s < this.sizes.length; s++) {
+            const size = this.sizes[s];
+            if (!index_file_isNaN(size))
+                yield [this.slotNames[s], size];
+        }
+    }
+    *keys() {
+        for (const [name] of this.entries())
+            yield name;
+    }
+    *values() {
+        for (const [, size] of this.entries())
+            yield size;
+    }
+    [Symbol.iterator]() {
+        return this.entries();
+    }
+    forEach(fn) {
+        for (const [name, size] of this.entries())
+            fn(size, name, this);
+    }
+}
 /** The index in memory. Blobs are only ever added or freed through `add` and `delete`. */
 class StoreIndex {
+    blobs;
     generation = 0;
     entries = new Map();
-    blobs = new Map();
-    /** Adds an entry, counting one reference for each of its blobs (`sizes`: digest -> bytes). */
+    sorted;
+    constructor(blobs = new BlobTable()) {
+        this.blobs = blobs;
+    }
+    /** Adds an entry, counting one reference for each of its blobs (`sizes`: name -> bytes). */
     add(entry, sizes) {
         if (this.entries.has(entry.key))
             throw new errors/* StoreError */.AD(`index already holds ${entry.key}`);
-        for (const d of entry.blobs) {
-            const info = this.blobs.get(d);
-            if (info !== undefined) {
-                info.refs++;
-                continue;
-            }
-            const size = sizes.get(d);
-            if (size === undefined)
+        // Check everything before changing anything.
+        const known = entry.blobs.map((d) => {
+            const s = this.blobs.find(d);
+            if (s >= 0 && this.blobs.isLive(s))
+                return s;
+            if (!BLOB_NAME.test(d))
+                throw new errors/* StoreError */.AD(`index: bad blob name ${d}`);
+            if (sizes.get(d) === undefined) {
                 throw new errors/* StoreError */.AD(`no size for blob ${d} of ${entry.key}`);
-            this.blobs.set(d, { size, refs: 1 });
+            }
+            return -1;
+        });
+        if (new Set(entry.blobs).size !== entry.blobs.length) {
+            throw new errors/* StoreError */.AD(`index: ${entry.key} lists a blob twice`);
         }
-        this.entries.set(entry.key, entry);
+        const slots = new Uint32Array(entry.blobs.length);
+        entry.blobs.forEach((d, i) => {
+            const s = known[i];
+            slots[i] = s >= 0 ? s : this.blobs.intern(d, sizes.get(d));
+            this.blobs.retain(slots[i]);
+        });
+        const rec = {
+            key: entry.key,
+            package: entry.package,
+            version: entry.version,
+            hash: entry.hash,
+            platform: entry.platform,
+            variant: entry.variant,
+            createdAt: entry.createdAt,
+            lastAccessAt: entry.lastAccessAt,
+            sizeBytes: entry.sizeBytes,
+            storedBytes: entry.storedBytes,
+            files: entry.files,
+            slots,
+        };
+        this.entries.set(rec.key, rec);
+        this.sorted = undefined;
+        return rec;
     }
-    /** Drops an entry; returns the blobs no entry references any more (removed from the index). */
+    /** Drops an entry; returns the blobs no entry references any more (name -> bytes). */
     delete(key) {
         const entry = this.entries.get(key);
         if (entry === undefined)
             return undefined;
         this.entries.delete(key);
+        this.sorted = undefined;
         const freed = new Map();
-        for (const d of entry.blobs) {
-            const info = this.blobs.get(d);
-            if (info === undefined)
-                continue;
-            info.refs--;
-            if (info.refs <= 0) {
-                this.blobs.delete(d);
-                freed.set(d, info.size);
-            }
+        for (const s of entry.slots) {
+            if (this.blobs.release(s))
+                freed.set(this.blobs.name(s), this.blobs.sizeOf(s));
         }
         return { entry, freed };
     }
-    /** Entries by key in byte order. */
+    /** The names of an entry's blobs. */
+    blobNames(e) {
+        return Array.from(e.slots, (s) => this.blobs.name(s));
+    }
+    /** Entries by key in byte order (kept until the next add or delete: do not modify). */
     sortedEntries() {
-        return [...this.entries.values()].sort((a, b) => compareBytes(a.key, b.key));
+        if (this.sorted === undefined) {
+            const keyed = [...this.entries.values()].map((e) => ({ e, k: Buffer.from(e.key, 'utf8') }));
+            keyed.sort((a, b) => Buffer.compare(a.k, b.k));
+            this.sorted = keyed.map((x) => x.e);
+        }
+        return this.sorted;
     }
 }
 function dirOfEntry(e) {
@@ -39357,74 +39996,132 @@ function checkTime(v, what) {
         throw new errors/* StoreError */.AD(`index: bad ${what}`);
     return v;
 }
+function pad8(n) {
+    return (n + 7) & ~7;
+}
+function layout(blobs, refs, entries, stringBytes) {
+    const sizesAt = HEADER + blobs * index_file_DIGEST;
+    const refsAt = sizesAt + blobs * 8;
+    const kindsAt = pad8(refsAt + refs * 4);
+    const entriesAt = pad8(kindsAt + blobs);
+    const stringsAt = entriesAt + entries * ENTRY_REC;
+    return { sizesAt, refsAt, kindsAt, entriesAt, stringsAt, total: stringsAt + stringBytes };
+}
+/** Live slots renumbered in slot order; the identity (undefined) when none is dead. */
+function compaction(refs) {
+    let dead = 0;
+    for (let s = 0; s < refs.length; s++)
+        if (refs[s] === 0)
+            dead++;
+    if (dead === 0)
+        return { map: undefined, live: refs.length };
+    const map = new Int32Array(refs.length);
+    let next = 0;
+    for (let s = 0; s < refs.length; s++)
+        map[s] = refs[s] === 0 ? -1 : next++;
+    return { map, live: next };
+}
 function encodeIndex(ix) {
     const entries = ix.sortedEntries();
-    const blobNo = new Map();
+    const cols = ix.blobs.columns();
+    const { map, live } = compaction(cols.refs);
     let refTotal = 0;
-    const strings = [];
     let stringBytes = 0;
-    const fields = [];
+    const fieldsOf = (e) => [
+        e.key,
+        e.package,
+        e.version,
+        e.hash,
+        e.platform,
+        e.variant,
+    ];
     for (const e of entries) {
-        refTotal += e.blobs.length;
-        const f = [];
-        for (const s of [e.key, e.package, e.version, e.hash, e.platform, e.variant]) {
-            const b = Buffer.from(s, 'utf8');
-            f.push([stringBytes, b.length]);
-            strings.push(b);
-            stringBytes += b.length;
+        refTotal += e.slots.length;
+        for (const s of fieldsOf(e))
+            stringBytes += Buffer.byteLength(s, 'utf8');
+    }
+    const at = layout(live, refTotal, entries.length, stringBytes);
+    const buf = Buffer.alloc(at.total);
+    // blob columns: one copy each when nothing is dead, else runs of live slots
+    const sizes = new Float64Array(buf.buffer, buf.byteOffset + at.sizesAt, live);
+    const kinds = buf.subarray(at.kindsAt, at.kindsAt + live);
+    if (map === undefined) {
+        cols.digests.copy(buf, HEADER);
+        sizes.set(cols.sizes);
+        kinds.set(cols.kinds);
+    }
+    else {
+        for (let s = 0; s < cols.refs.length;) {
+            if (map[s] === -1) {
+                s++;
+                continue;
+            }
+            let end = s;
+            while (end < cols.refs.length && map[end] !== -1)
+                end++;
+            const to = map[s];
+            cols.digests.copy(buf, HEADER + to * index_file_DIGEST, s * index_file_DIGEST, end * index_file_DIGEST);
+            sizes.set(cols.sizes.subarray(s, end), to);
+            kinds.set(cols.kinds.subarray(s, end), to);
+            s = end;
         }
-        fields.push(f);
     }
-    const blobsAt = HEADER;
-    const entriesAt = blobsAt + ix.blobs.size * BLOB_REC;
-    const refsAt = entriesAt + entries.length * ENTRY_REC;
-    const stringsAt = refsAt + refTotal * 4;
-    const buf = Buffer.alloc(stringsAt + stringBytes);
-    let o = blobsAt;
-    let n = 0;
-    for (const [digest, info] of ix.blobs) {
-        const locator = digest.endsWith(LOCATOR);
-        if (!BLOB_NAME.test(digest))
-            throw new errors/* StoreError */.AD(`index: bad blob name ${digest}`);
-        buf.write(digest, o, 32, 'hex');
-        buf.writeDoubleLE(info.size, o + 32);
-        buf.writeUInt32LE(info.refs, o + 40);
-        buf.writeUInt32LE(locator ? 1 : 0, o + 44);
-        blobNo.set(digest, n++);
-        o += BLOB_REC;
-    }
-    let r = refsAt;
+    const refs = new Uint32Array(buf.buffer, buf.byteOffset + at.refsAt, refTotal);
+    let r = 0;
+    let str = 0;
     entries.forEach((e, i) => {
-        const eo = entriesAt + i * ENTRY_REC;
-        (fields[i] ?? []).forEach(([off, len], j) => {
-            buf.writeUInt32LE(off, eo + j * 8);
+        const eo = at.entriesAt + i * ENTRY_REC;
+        fieldsOf(e).forEach((s, j) => {
+            const len = buf.write(s, at.stringsAt + str, 'utf8');
+            buf.writeUInt32LE(str, eo + j * 8);
             buf.writeUInt32LE(len, eo + j * 8 + 4);
+            str += len;
         });
         buf.writeDoubleLE(e.createdAt, eo + 48);
         buf.writeDoubleLE(e.lastAccessAt, eo + 56);
         buf.writeDoubleLE(e.sizeBytes, eo + 64);
         buf.writeDoubleLE(e.storedBytes, eo + 72);
         buf.writeDoubleLE(e.files, eo + 80);
-        buf.writeUInt32LE((r - refsAt) / 4, eo + 88);
-        buf.writeUInt32LE(e.blobs.length, eo + 92);
-        for (const d of e.blobs) {
-            const no = blobNo.get(d);
-            if (no === undefined)
-                throw new errors/* StoreError */.AD(`index: ${e.key} references unknown blob ${d}`);
-            buf.writeUInt32LE(no, r);
-            r += 4;
+        buf.writeUInt32LE(r, eo + 88);
+        buf.writeUInt32LE(e.slots.length, eo + 92);
+        if (map === undefined) {
+            refs.set(e.slots, r);
+            r += e.slots.length;
+        }
+        else {
+            for (const s of e.slots)
+                refs[r++] = map[s];
         }
     });
-    Buffer.concat(strings).copy(buf, stringsAt);
+    if (!LITTLE_ENDIAN) {
+        buf.subarray(at.sizesAt, at.refsAt).swap64();
+        buf.subarray(at.refsAt, at.refsAt + refTotal * 4).swap32();
+    }
     INDEX_MAGIC.copy(buf, 0);
     buf.writeUInt32LE(INDEX_VERSION, 8);
     buf.writeUInt32LE(entries.length, 12);
-    buf.writeUInt32LE(ix.blobs.size, 16);
+    buf.writeUInt32LE(live, 16);
     buf.writeUInt32LE(refTotal, 20);
     buf.writeUInt32LE(stringBytes, 24);
     buf.writeDoubleLE(ix.generation, 32);
     checksum(buf).copy(buf, 40);
     return buf;
+}
+/** A typed-array view of a section, copied when unaligned (or swapped on a big-endian host). */
+function column(make, bytes, buf, at, n) {
+    const off = buf.byteOffset + at;
+    if (LITTLE_ENDIAN && off % bytes === 0)
+        return new make(buf.buffer, off, n);
+    const out = new make(n);
+    const raw = Buffer.from(out.buffer, 0, n * bytes);
+    buf.copy(raw, 0, at, at + n * bytes);
+    if (!LITTLE_ENDIAN) {
+        if (bytes === 8)
+            raw.swap64();
+        else
+            raw.swap32();
+    }
+    return out;
 }
 /** Parses and checks an index file; throws StoreError on anything inconsistent. */
 function decodeIndex(buf) {
@@ -39439,59 +40136,73 @@ function decodeIndex(buf) {
     const blobCount = buf.readUInt32LE(16);
     const refTotal = buf.readUInt32LE(20);
     const stringBytes = buf.readUInt32LE(24);
-    const blobsAt = HEADER;
-    const entriesAt = blobsAt + blobCount * BLOB_REC;
-    const refsAt = entriesAt + entryCount * ENTRY_REC;
-    const stringsAt = refsAt + refTotal * 4;
-    if (buf.length !== stringsAt + stringBytes) {
-        throw new errors/* StoreError */.AD(`index: ${buf.length} bytes where the counts say ${stringsAt + stringBytes}`);
+    const at = layout(blobCount, refTotal, entryCount, stringBytes);
+    if (buf.length !== at.total) {
+        throw new errors/* StoreError */.AD(`index: ${buf.length} bytes where the counts say ${at.total}`);
     }
     if (buf.readUInt32LE(28) !== 0)
         throw new errors/* StoreError */.AD('index: bad reserved field');
-    if (!checksum(buf).equals(buf.subarray(40, 72))) {
+    if (!checksum(buf).equals(buf.subarray(40, HEADER))) {
         throw new errors/* StoreError */.AD('index: checksum mismatch');
     }
-    const ix = new StoreIndex();
-    ix.generation = checkCount(buf.readDoubleLE(32), 'generation');
-    const digests = new Array(blobCount);
-    const recounted = new Uint32Array(blobCount);
-    for (let i = 0, o = blobsAt; i < blobCount; i++, o += BLOB_REC) {
-        const kind = buf.readUInt32LE(o + 44);
-        if (kind > 1)
-            throw new errors/* StoreError */.AD('index: bad blob kind');
-        const digest = buf.toString('hex', o, o + 32) + (kind === 1 ? LOCATOR : '');
-        if (ix.blobs.has(digest))
-            throw new errors/* StoreError */.AD(`index: blob ${digest} listed twice`);
-        ix.blobs.set(digest, {
-            size: checkCount(buf.readDoubleLE(o + 32), 'blob size'),
-            refs: buf.readUInt32LE(o + 40),
-        });
-        digests[i] = digest;
+    const generation = checkCount(buf.readDoubleLE(32), 'generation');
+    const sizes = column(Float64Array, 8, buf, at.sizesAt, blobCount);
+    for (let s = 0; s < blobCount; s++) {
+        const v = sizes[s];
+        if (!isSafeInteger(v) || v < 0)
+            throw new errors/* StoreError */.AD('index: bad blob size');
     }
+    const kinds = buf.subarray(at.kindsAt, at.kindsAt + blobCount);
+    for (let s = 0; s < blobCount; s++) {
+        if (kinds[s] > 1)
+            throw new errors/* StoreError */.AD('index: bad blob kind');
+    }
+    for (let p = at.kindsAt + blobCount; p < at.entriesAt; p++) {
+        if (buf[p] !== 0)
+            throw new errors/* StoreError */.AD('index: bad padding');
+    }
+    const refs = column(Uint32Array, 4, buf, at.refsAt, refTotal);
+    // Reference counts, recounted; an entry names a blob at most once (`seenBy` the last entry).
+    const counts = new Uint32Array(blobCount);
+    const seenBy = new Int32Array(blobCount).fill(-1);
+    const slotsOf = new Array(entryCount);
+    let next = 0;
+    for (let i = 0; i < entryCount; i++) {
+        const eo = at.entriesAt + i * ENTRY_REC;
+        const first = buf.readUInt32LE(eo + 88);
+        const count = buf.readUInt32LE(eo + 92);
+        if (first !== next || first + count > refTotal) {
+            throw new errors/* StoreError */.AD('index: references out of range');
+        }
+        next = first + count;
+        for (let p = first; p < next; p++) {
+            const no = refs[p];
+            if (no >= blobCount || seenBy[no] === i)
+                throw new errors/* StoreError */.AD('index: bad blob reference');
+            seenBy[no] = i;
+            counts[no] = counts[no] + 1;
+        }
+        slotsOf[i] = refs.subarray(first, next);
+    }
+    if (next !== refTotal)
+        throw new errors/* StoreError */.AD('index: references out of range');
+    for (let s = 0; s < blobCount; s++) {
+        if (counts[s] === 0)
+            throw new errors/* StoreError */.AD('index: a blob no entry references');
+    }
+    const table = BlobTable.fromColumns(buf.subarray(HEADER, HEADER + blobCount * index_file_DIGEST), sizes, kinds, counts);
+    const ix = new StoreIndex(table);
+    ix.generation = generation;
     const str = (eo, j) => {
         const off = buf.readUInt32LE(eo + j * 8);
         const len = buf.readUInt32LE(eo + j * 8 + 4);
         if (len > MAX_FIELD * 4 || off + len > stringBytes)
             throw new errors/* StoreError */.AD('index: bad string');
-        return buf.toString('utf8', stringsAt + off, stringsAt + off + len);
+        return buf.toString('utf8', at.stringsAt + off, at.stringsAt + off + len);
     };
+    let previous;
     for (let i = 0; i < entryCount; i++) {
-        const eo = entriesAt + i * ENTRY_REC;
-        const first = buf.readUInt32LE(eo + 88);
-        const count = buf.readUInt32LE(eo + 92);
-        if (first + count > refTotal)
-            throw new errors/* StoreError */.AD('index: references out of range');
-        const blobs = new Array(count);
-        const seen = new Set();
-        for (let j = 0; j < count; j++) {
-            const no = buf.readUInt32LE(refsAt + (first + j) * 4);
-            const d = digests[no];
-            if (d === undefined || seen.has(no))
-                throw new errors/* StoreError */.AD('index: bad blob reference');
-            seen.add(no);
-            recounted[no] = (recounted[no] ?? 0) + 1;
-            blobs[j] = d;
-        }
+        const eo = at.entriesAt + i * ENTRY_REC;
         const entry = {
             key: checkKey(str(eo, 0)),
             package: fieldOf(str(eo, 1), 'package'),
@@ -39504,19 +40215,17 @@ function decodeIndex(buf) {
             sizeBytes: checkCount(buf.readDoubleLE(eo + 64), 'sizeBytes'),
             storedBytes: checkCount(buf.readDoubleLE(eo + 72), 'storedBytes'),
             files: checkCount(buf.readDoubleLE(eo + 80), 'files'),
-            blobs,
+            slots: slotsOf[i],
         };
         entryDirName(entry); // throws on a hash that could not name a directory
-        if (ix.entries.has(entry.key))
-            throw new errors/* StoreError */.AD(`index: ${entry.key} listed twice`);
-        ix.entries.set(entry.key, entry);
-    }
-    for (let i = 0; i < blobCount; i++) {
-        const d = digests[i];
-        const refs = ix.blobs.get(d).refs;
-        if (refs === 0 || refs !== recounted[i]) {
-            throw new errors/* StoreError */.AD(`index: blob ${d} counts ${refs} references, entries make ${recounted[i]}`);
+        // Keys strictly increasing in byte order: sorted, and none listed twice.
+        const keyAt = at.stringsAt + buf.readUInt32LE(eo);
+        const key = buf.subarray(keyAt, keyAt + buf.readUInt32LE(eo + 4));
+        if (previous !== undefined && Buffer.compare(previous, key) >= 0) {
+            throw new errors/* StoreError */.AD(`index: ${entry.key} out of order or listed twice`);
         }
+        previous = key;
+        ix.entries.set(entry.key, entry);
     }
     return ix;
 }
@@ -39530,11 +40239,11 @@ function fieldOf(s, what) {
 }
 /** The readable export: entries by key (ISO times), blobs by digest with size and refs. */
 function indexToJson(ix) {
+    const live = [...ix.blobs];
+    live.sort((a, b) => compareHex(a[0], b[0]));
     const blobs = {};
-    for (const d of [...ix.blobs.keys()].sort(compareHex)) {
-        const info = ix.blobs.get(d);
+    for (const [d, info] of live)
         blobs[d] = { size: info.size, refs: info.refs };
-    }
     const entries = ix.sortedEntries().map((e) => ({
         key: e.key,
         dir: entryDirName(e),
@@ -39548,7 +40257,7 @@ function indexToJson(ix) {
         sizeBytes: e.sizeBytes,
         storedBytes: e.storedBytes,
         files: e.files,
-        blobs: [...e.blobs].sort(compareHex),
+        blobs: ix.blobNames(e).sort(compareHex),
     }));
     return `${JSON.stringify({ schema: 1, generation: ix.generation, entries, blobs }, null, 1)}\n`;
 }
@@ -39616,14 +40325,19 @@ async function withLock(s, fn) {
 /**
  * The pack: one file per entry for the runner-cache tier.
  *
- *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE
- *   header length u32 BE | header JSON (utf-8): { meta, manifest }
+ *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE (2)
+ *   header length u32 BE | header JSON (utf-8): { meta, manifest, locator? }
  *   per blob: sha256 (32 raw bytes) | compressed length u64 BE | the stored zstd frame
  *   end: 32 zero bytes | length 0
  *
+ * Blobs travel as they are stored: a standalone file's blob, and the group blobs of grouped
+ * small files, whose places the header's `locator` gives (blobs.ts `LocatorFile`); nothing is
+ * recompressed. Format 1 (one blob per file, from before groups) is refused.
+ *
  * Reading is sequential and one blob at a time; nothing is trusted until verified: the header
- * goes through the same validation as a local manifest, every blob is decompressed and
- * hashed before it is stored, and the entry appears only after every needed blob was seen.
+ * goes through the same validation as a local manifest and locator, every blob is
+ * decompressed and hashed before it is stored, every grouped file's slice is hashed against its
+ * digest, and the entry appears only after every needed blob was seen.
  */
 
 
@@ -39631,22 +40345,73 @@ async function withLock(s, fn) {
 
 
 
+
 const PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');
-const PACK_VERSION = 1;
+const PACK_VERSION = 2;
 /** A header this large would describe far more files than any real entry. */
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+/** Saves write groups of about 1 MiB; a pack's group beyond this is refused unread. */
+const MAX_GROUP_BYTES = 64 * 1024 * 1024;
 const DIGEST_BYTES = 32;
 const END = Buffer.alloc(DIGEST_BYTES);
 /** The most compressed bytes a frame of `size` content bytes can honestly take. */
 function maxFrameBytes(size) {
     return size + Math.floor(size / 128) + 4096;
 }
+/**
+ * Every blob the entry needs, by name: standalone files and groups (from `locs`). Throws
+ * StoreError when the locator and the manifest disagree.
+ */
+function neededBlobs(m, locs) {
+    const out = new Map();
+    const files = new Set();
+    for (const f of manifestFiles(m)) {
+        if (files.has(f.digest))
+            continue;
+        files.add(f.digest);
+        const loc = locs.get(f.digest);
+        const name = loc?.group ?? f.digest;
+        const size = loc?.groupSize ?? f.size;
+        if (loc !== undefined && loc.size !== f.size) {
+            throw new errors/* StoreError */.AD(`locator places ${f.digest} with ${loc.size} bytes, not ${f.size}`);
+        }
+        let b = out.get(name);
+        if (b === undefined) {
+            b = { size, members: [] };
+            out.set(name, b);
+        }
+        else if (b.size !== size) {
+            throw new errors/* StoreError */.AD(`blob ${name} is needed with two sizes`);
+        }
+        if (loc !== undefined)
+            b.members.push({ digest: f.digest, offset: loc.offset, size: loc.size });
+    }
+    for (const d of locs.keys()) {
+        if (!files.has(d))
+            throw new errors/* StoreError */.AD(`locator places ${d}, which its entry does not hold`);
+    }
+    return out;
+}
+/**
+ * Decompresses `frame` and checks it holds the content `name` needs: its digest and, for a
+ * group, every member's slice against the member's digest.
+ */
+function verifyBlob(blobs, name, need, frame) {
+    const content = blobs.verifyFrame(name, need.size, frame);
+    for (const m of need.members) {
+        if (sha256(content.subarray(m.offset, m.offset + m.size)) !== m.digest) {
+            throw new errors/* StoreError */.AD(`blob ${name}: grouped file ${m.digest} does not match its digest`);
+        }
+    }
+}
 /** Writes the pack of an entry to `destFile` (temp file + rename); returns its size. */
 async function writePack(blobs, meta, manifest, destFile) {
-    const header = Buffer.from(JSON.stringify({ meta, manifest }), 'utf8');
+    const locs = await blobs.loadLocator(manifest);
+    const locator = buildLocator(manifest, locs);
+    const header = Buffer.from(JSON.stringify({ meta, manifest, ...(locator !== undefined ? { locator } : {}) }), 'utf8');
     if (header.length > MAX_HEADER_BYTES)
         throw new errors/* StoreError */.AD('entry too large to pack');
-    const sizes = blobSizes(manifest);
+    const needed = neededBlobs(manifest, locs);
     const tmp = fsx_tempName(external_node_path_namespaceObject.dirname(destFile), `${external_node_path_namespaceObject.basename(destFile)}.part`);
     const out = await external_node_fs_namespaceObject.promises.open(tmp, 'wx');
     let bytes = 0;
@@ -39662,12 +40427,12 @@ async function writePack(blobs, meta, manifest, destFile) {
         u32.writeUInt32BE(header.length);
         await write(Buffer.from(u32));
         await write(header);
-        for (const digest of sortBytes(sizes.keys())) {
-            const frame = await blobs.readFrame(digest);
+        for (const name of sortBytes(needed.keys())) {
+            const frame = await blobs.readFrame(name);
             // A corrupt blob must not be uploaded: the remote copy could never be replaced.
-            blobs.verifyFrame(digest, sizes.get(digest) ?? 0, frame);
+            verifyBlob(blobs, name, needed.get(name), frame);
             const rec = Buffer.alloc(DIGEST_BYTES + 8);
-            Buffer.from(digest, 'hex').copy(rec, 0);
+            Buffer.from(name, 'hex').copy(rec, 0);
             rec.writeBigUInt64BE(BigInt(frame.length), DIGEST_BYTES);
             await write(rec);
             await write(frame);
@@ -39727,6 +40492,9 @@ async function readPack(blobs, packFile, accept) {
             throw new errors/* StoreError */.AD('not a clyde pack (bad magic)');
         }
         const version = (await r.read(4, 'version')).readUInt32BE(0);
+        if (version === 1) {
+            throw new errors/* StoreError */.AD('unsupported pack version 1 (written by an older clyde-cache, before grouped files); the entry will be saved again');
+        }
         if (version !== PACK_VERSION)
             throw new errors/* StoreError */.AD(`unsupported pack version ${version}`);
         const headerLen = (await r.read(4, 'header length')).readUInt32BE(0);
@@ -39745,7 +40513,15 @@ async function readPack(blobs, packFile, accept) {
         const manifest = parseManifest(header.manifest);
         if (!(await accept(header, manifest)))
             return undefined;
-        const needed = blobSizes(manifest);
+        const locs = header.locator === undefined
+            ? new Map()
+            : parseLocator(header.locator, 'in the pack');
+        const needed = neededBlobs(manifest, locs);
+        for (const [name, b] of needed) {
+            if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
+                throw new errors/* StoreError */.AD(`pack group ${name} claims ${b.size} bytes`);
+            }
+        }
         const seen = new Set();
         let storedBytes = 0;
         let newBlobs = 0;
@@ -39759,17 +40535,17 @@ async function readPack(blobs, packFile, accept) {
                 break;
             }
             const digest = raw.toString('hex');
-            const size = needed.get(digest);
-            if (size === undefined)
+            const need = needed.get(digest);
+            if (need === undefined)
                 throw new errors/* StoreError */.AD(`pack carries blob ${digest} that its entry does not use`);
             if (seen.has(digest))
                 throw new errors/* StoreError */.AD(`pack carries blob ${digest} twice`);
-            if (len > BigInt(maxFrameBytes(size))) {
-                throw new errors/* StoreError */.AD(`pack blob ${digest}: ${len} compressed bytes for ${size} bytes of content`);
+            if (len > BigInt(maxFrameBytes(need.size))) {
+                throw new errors/* StoreError */.AD(`pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`);
             }
             const frame = await r.read(Number(len), `blob ${digest}`);
             try {
-                blobs.verifyFrame(digest, size, frame);
+                verifyBlob(blobs, digest, need, frame);
             }
             catch (err) {
                 throw new errors/* StoreError */.AD(`pack blob ${digest} is corrupt: ${err instanceof Error ? err.message : err}`);
@@ -39785,6 +40561,8 @@ async function readPack(blobs, packFile, accept) {
         if (missing.length > 0) {
             throw new errors/* StoreError */.AD(`pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`);
         }
+        // The entry's locator, written here so the commit finds its groups (as a save's would).
+        await blobs.writeLocator(manifest, locs);
         return { header, manifest, storedBytes, newBlobs };
     }
     finally {
@@ -39797,8 +40575,11 @@ async function readPack(blobs, packFile, accept) {
  * The stat cache: what the files of an entry looked like on disk (size, mtime, inode) the last
  * time this machine saved or restored that entry, and their digests. The next save of the same
  * package reads, hashes and compresses only the files whose stat changed (issue 4, the
- * 1%-changed save). It is a hint, never the truth: a digest taken from it is used only when its
- * content is still in the store, and a lost or damaged cache only makes the save read more.
+ * 1%-changed save). It also says where each grouped file lives (group blob, offset), so such a
+ * save needs neither the previous manifest nor its locator. It is a hint, never the truth: a
+ * digest taken from it is used only when its content (its own blob, or its group) is still in
+ * the store, a location it gives is verified whenever the content is read (restore and export
+ * hash every grouped file), and a lost or damaged cache only makes the save read more.
  *
  *   <root>/statcache/<sha256(key, root paths)>.json
  *
@@ -39815,6 +40596,31 @@ const STATCACHE_DIR = 'statcache';
 /** The most a file's mtime lags the clock (the kernel's coarse clock: one tick). */
 const CLOCK_LAG_MS = 20;
 const statcache_DIGEST = /^[0-9a-f]{64}$/;
+/** Builds the records of a stat cache, numbering the groups as they come. */
+class StatCacheBuilder {
+    groupIndex = new Map();
+    groups = [];
+    roots = {};
+    root(name, absPath) {
+        const files = {};
+        this.roots[name] = { abs: external_node_path_namespaceObject.resolve(absPath), files };
+        return files;
+    }
+    record(size, mtimeMs, ino, digest, loc) {
+        if (loc === undefined)
+            return [size, mtimeMs, ino, digest];
+        let gi = this.groupIndex.get(loc.group);
+        if (gi === undefined) {
+            gi = this.groups.length;
+            this.groupIndex.set(loc.group, gi);
+            this.groups.push([loc.group, loc.groupSize]);
+        }
+        return [size, mtimeMs, ino, digest, gi, loc.offset];
+    }
+    build(key, recordedAt) {
+        return { v: 2, key, recordedAt, groups: this.groups, roots: this.roots };
+    }
+}
 function fileName(storeRoot, key, roots) {
     const id = sha256(JSON.stringify([key, roots.map((r) => [r.name, external_node_path_namespaceObject.resolve(r.absPath)]).sort()]));
     return external_node_path_namespaceObject.join(storeRoot, STATCACHE_DIR, `${id}.json`);
@@ -39827,6 +40633,9 @@ class StatLookup {
     cache;
     constructor(cache) {
         this.cache = cache;
+    }
+    get usable() {
+        return this.cache !== undefined;
     }
     digestOf(root, rel, size, mtimeMs, ino) {
         const c = this.cache;
@@ -39844,11 +40653,32 @@ class StatLookup {
             return undefined;
         return statcache_DIGEST.test(rec[3]) ? rec[3] : undefined;
     }
+    /** Where each grouped file of the cached entry lives (records that do not add up are skipped). */
+    locations() {
+        const out = new Map();
+        const c = this.cache;
+        if (c === undefined || !Array.isArray(c.groups))
+            return out;
+        for (const r of Object.values(c.roots)) {
+            for (const rec of Object.values(r.files)) {
+                if (rec.length !== 6)
+                    continue;
+                const [size, , , digest, gi, offset] = rec;
+                const g = c.groups[gi];
+                if (g === undefined || !statcache_DIGEST.test(g[0]) || !statcache_DIGEST.test(digest))
+                    continue;
+                if (!Number.isSafeInteger(offset) || offset < 0 || offset + size > g[1])
+                    continue;
+                out.set(digest, { group: g[0], groupSize: g[1], offset, size });
+            }
+        }
+        return out;
+    }
 }
 async function readStatCache(storeRoot, key, roots) {
     try {
         const raw = JSON.parse(await external_node_fs_namespaceObject.promises.readFile(fileName(storeRoot, key, roots), 'utf8'));
-        if (raw.v !== 1 || raw.key !== key || typeof raw.recordedAt !== 'number') {
+        if (raw.v !== 2 || raw.key !== key || typeof raw.recordedAt !== 'number') {
             return new StatLookup(undefined);
         }
         return new StatLookup(raw);
@@ -39908,19 +40738,20 @@ async function preflight(job) {
         throw new errors/* StoreError */.AD(`output ${job.root.name} is a directory in the workspace, the entry holds a file`);
     }
 }
-/** Unpacked copies carry this mtime: one that differs was touched after we wrote it. */
-const UNPACKED_MTIME_MS = 1_000_000_000_000;
 /** Content per message to a worker. */
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** Files per link or clone message to a worker. */
+const LINK_BATCH = 1024;
 /**
  * Writes files from their blobs in the worker pool: one job per group blob (decompressed once,
- * every member verified) and batches of standalone blobs; large blobs stream.
+ * every member verified) and batches of standalone blobs; large blobs stream. Returns what
+ * each file looks like, by member id.
  */
 async function writeFromBlobs(blobs, files) {
     const byBlob = new Map();
     for (const m of files) {
         // Grouped content is found through the entry's locator (loaded by the caller), in memory.
-        const loc = await blobs.locate(m.digest, false);
+        const loc = blobs.located(m.digest);
         const blob = loc?.group ?? m.digest;
         let job = byBlob.get(blob);
         if (job === undefined) {
@@ -39949,7 +40780,7 @@ async function writeFromBlobs(blobs, files) {
     let bytes = 0;
     for (const j of jobs) {
         if (cur.length > 0 && bytes + j.blobSize > BATCH_BYTES) {
-            batches.push(cur);
+            batches.push({ jobs: cur, bytes });
             cur = [];
             bytes = 0;
         }
@@ -39957,11 +40788,17 @@ async function writeFromBlobs(blobs, files) {
         bytes += j.blobSize;
     }
     if (cur.length > 0)
-        batches.push(cur);
+        batches.push({ jobs: cur, bytes });
     const pool = blobs.pool();
     const dirs = blobs.dirs;
+    const out = new Map();
     try {
-        await Promise.all(batches.map((b) => pool.run('writeBatch', { dirs, jobs: b })));
+        await Promise.all(batches.map(async (b) => {
+            const done = await pool.run('writeBatch', { dirs, jobs: b.jobs }, b.bytes);
+            for (let i = 0; i + 2 < done.length; i += 3) {
+                out.set(done[i], [done[i + 1], done[i + 2]]);
+            }
+        }));
     }
     catch (err) {
         if (err instanceof WorkerOpError && err.kind === 'corrupt') {
@@ -39972,91 +40809,103 @@ async function writeFromBlobs(blobs, files) {
         }
         throw err instanceof errors/* StoreError */.AD ? err : new errors/* StoreError */.AD(String(err));
     }
+    return out;
 }
 function unpackedPath(blobs, digest, mode) {
     return external_node_path_namespaceObject.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
 }
-/**
- * An unpacked copy is used only while it is exactly as we left it: a read-only regular file of
- * the right size and our sentinel mtime. Anything else (a build that chmod-ed and rewrote a
- * hard-linked file) is dropped and unpacked again from its verified blob.
- */
-function unpackedIsIntact(p, size, mode) {
-    let st;
+/** Links or clones in the workers; per item [inode, mtimeMs], or 0 where the copy was unusable. */
+async function linkInWorkers(blobs, items, clone) {
+    const pool = blobs.pool();
+    const dirs = blobs.dirs;
+    const parts = [];
+    for (let i = 0; i < items.length; i += LINK_BATCH) {
+        const batch = items.slice(i, i + LINK_BATCH);
+        parts.push(pool.run('linkBatch', { dirs, items: batch, clone }));
+    }
     try {
-        st = (0,external_node_fs_namespaceObject.lstatSync)(p);
+        return (await Promise.all(parts)).flat();
     }
-    catch {
-        return false;
+    catch (err) {
+        throw err instanceof errors/* StoreError */.AD ? err : new errors/* StoreError */.AD(String(err));
     }
-    const ok = st.isFile() &&
-        st.size === size &&
-        (st.mode & 0o777) === mode &&
-        st.mtimeMs === UNPACKED_MTIME_MS;
-    if (!ok)
-        (0,external_node_fs_namespaceObject.rmSync)(p, { force: true });
-    return ok;
 }
-/** Link or clone every file from the unpacked area, filling it from the blobs first. */
+/**
+ * Link or clone every file from the unpacked area. An unpacked copy is used only while it is
+ * exactly as we left it: a read-only regular file of the right size and our sentinel mtime
+ * (checked on the linked inode itself). Anything else (a build that chmod-ed and rewrote a
+ * hard-linked file) is dropped and unpacked again from its verified blob, as are missing ones.
+ */
 async function materializeLinked(blobs, files, mode, opts) {
-    const tmpDir = blobs.dirs.tmpDir;
-    const need = new Map();
-    let seq = 0;
-    for (const { e } of files) {
-        const m = e.mode & ~0o222;
-        const u = unpackedPath(blobs, e.digest, m);
-        if (need.has(u) || unpackedIsIntact(u, e.size, m))
-            continue;
-        need.set(u, {
-            digest: e.digest,
-            offset: 0,
-            size: e.size,
-            dest: external_node_path_namespaceObject.join(tmpDir, `unpack-${process.pid}-${seq++}-${e.digest.slice(0, 16)}`),
-            mode: m,
-            mtimeMs: UNPACKED_MTIME_MS,
-            renameTo: u,
+    const items = files.map(({ e, dest }) => ({
+        src: unpackedPath(blobs, e.digest, e.mode & ~0o222),
+        dest,
+        size: e.size,
+        umode: e.mode & ~0o222,
+        mode: e.mode,
+        mtimeMs: opts.mtimes ? e.mtimeMs : null,
+    }));
+    const got = await linkInWorkers(blobs, items, mode === 'clone');
+    const retry = [];
+    for (let i = 0; i < got.length; i++)
+        if (got[i] === 0)
+            retry.push(i);
+    if (retry.length > 0) {
+        const tmpDir = blobs.dirs.tmpDir;
+        const need = new Map();
+        for (const i of retry) {
+            const { e } = files[i];
+            const it = items[i];
+            if (need.has(it.src))
+                continue;
+            need.set(it.src, {
+                id: i,
+                digest: e.digest,
+                offset: 0,
+                size: e.size,
+                dest: external_node_path_namespaceObject.join(tmpDir, `unpack-${process.pid}-${i}-${e.digest.slice(0, 16)}`),
+                mode: it.umode,
+                mtimeMs: UNPACKED_MTIME_MS,
+                renameTo: it.src,
+            });
+        }
+        await writeFromBlobs(blobs, [...need.values()]);
+        const again = await linkInWorkers(blobs, retry.map((i) => items[i]), mode === 'clone');
+        retry.forEach((i, k) => {
+            got[i] = again[k];
         });
     }
-    await writeFromBlobs(blobs, [...need.values()]);
-    let crossDevice = false;
-    for (const { e, dest } of files) {
-        const u = unpackedPath(blobs, e.digest, e.mode & ~0o222);
-        if (mode === 'hardlink' && !crossDevice) {
-            try {
-                (0,external_node_fs_namespaceObject.linkSync)(u, dest);
-                continue;
-            }
-            catch (err) {
-                if (err.code !== 'EXDEV')
-                    throw err;
-                crossDevice = true; // the store is on another filesystem: copy instead
-            }
+    return got.map((w, i) => {
+        if (w === 0) {
+            throw new errors/* StoreError */.AD(`the unpacked copy of ${files[i]?.e.digest} changed while restoring`);
         }
-        (0,external_node_fs_namespaceObject.copyFileSync)(u, dest, external_node_fs_namespaceObject.constants.COPYFILE_FICLONE | external_node_fs_namespaceObject.constants.COPYFILE_EXCL);
-        (0,external_node_fs_namespaceObject.chmodSync)(dest, e.mode);
-        if (opts.mtimes)
-            (0,external_node_fs_namespaceObject.utimesSync)(dest, new Date(e.mtimeMs), new Date(e.mtimeMs));
-    }
+        return w;
+    });
 }
-/** Writes the files of all staged roots, the way `opts.mode` asks. */
+/** Writes the files of all staged roots, the way `opts.mode` asks; what each looks like. */
 async function materialize(blobs, files, opts) {
     let mode = opts.mode ?? 'copy';
     // Hard links share one inode, so one mtime: with mtimes requested, clone instead.
     if (mode === 'hardlink' && opts.mtimes)
         mode = 'clone';
-    if (mode === 'copy') {
-        await writeFromBlobs(blobs, files.map(({ e, dest }) => ({
-            digest: e.digest,
-            offset: 0,
-            size: e.size,
-            dest,
-            mode: e.mode,
-            mtimeMs: opts.mtimes ? e.mtimeMs : null,
-            renameTo: null,
-        })));
-        return;
-    }
-    await materializeLinked(blobs, files, mode, opts);
+    if (mode !== 'copy')
+        return materializeLinked(blobs, files, mode, opts);
+    const written = await writeFromBlobs(blobs, files.map(({ e, dest }, id) => ({
+        id,
+        digest: e.digest,
+        offset: 0,
+        size: e.size,
+        dest,
+        mode: e.mode,
+        mtimeMs: opts.mtimes ? e.mtimeMs : null,
+        renameTo: null,
+    })));
+    return files.map((f, i) => {
+        const w = written.get(i);
+        if (w === undefined)
+            throw new errors/* StoreError */.AD(`file ${f.e.path} was not written`);
+        return w;
+    });
 }
 function fileJob(e, dest) {
     if (e.digest === undefined)
@@ -40169,44 +41018,43 @@ async function moveIntoPlace(s, opts) {
         await finishDirs(s.job, true, opts);
     }
 }
+/**
+ * Restores the roots. The caller must await `quiet` before the build may touch the files: past
+ * one clock tick, whatever the build changes gets a later mtime than the stat cache's.
+ */
 async function restoreRoots(blobs, jobs, opts = {}) {
     const live = jobs.filter((j) => j.manifest.kind !== 'absent');
     for (const j of live)
         await preflight(j);
     const staged = [];
-    const statRoots = {};
+    const cache = new StatCacheBuilder();
     let recordedAt = 0;
+    let quiet = Promise.resolve();
     try {
         const files = [];
-        for (const j of live)
+        const owners = [];
+        for (const j of live) {
+            const before = files.length;
             staged.push(await stage(j, files));
-        await materialize(blobs, files, opts);
+            for (let i = before; i < files.length; i++)
+                owners.push(j);
+        }
+        const written = await materialize(blobs, files, opts);
         for (const s of staged)
             linkSymlinks(s);
         for (const s of staged)
             await moveIntoPlace(s, opts);
         // Record the files as they now are: rename keeps inode and mtime.
-        for (const j of live) {
-            const rec = {};
-            const list = j.manifest.kind === 'file' && j.manifest.file ? [j.manifest.file] : j.manifest.entries;
-            for (const e of list) {
-                if (e.type !== 'file' || e.digest === undefined)
-                    continue;
-                const abs = e.path === '' ? j.root.absPath : external_node_path_namespaceObject.join(j.root.absPath, ...e.path.split('/'));
-                try {
-                    const st = (0,external_node_fs_namespaceObject.lstatSync)(abs);
-                    if (st.isFile())
-                        rec[e.path] = [st.size, st.mtimeMs, st.ino, e.digest];
-                }
-                catch {
-                    // replaced meanwhile: not recorded
-                }
-            }
-            statRoots[j.root.name] = { abs: external_node_path_namespaceObject.resolve(j.root.absPath), files: rec };
-        }
+        const records = new Map();
+        for (const j of live)
+            records.set(j, cache.root(j.root.name, j.root.absPath));
+        files.forEach(({ e }, i) => {
+            const [ino, mtimeMs] = written[i];
+            const rec = records.get(owners[i]);
+            rec[e.path] = cache.record(e.size, mtimeMs, ino, e.digest, blobs.located(e.digest));
+        });
         recordedAt = Date.now();
-        // Past one clock tick, so whatever the build changes next gets a later mtime (statcache.ts).
-        await new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
+        quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
     }
     finally {
         for (const s of staged)
@@ -40223,14 +41071,16 @@ async function restoreRoots(blobs, jobs, opts = {}) {
             bytes += e.size;
         }
     }
-    return { files, bytes, statCache: { v: 1, key: '', recordedAt, roots: statRoots } };
+    return { files, bytes, statCache: cache.build('', recordedAt), quiet };
 }
 //# sourceMappingURL=restore.js.map
 ;// CONCATENATED MODULE: ./build/src/store/basis.js
 /**
  * The basis of a save: the previous entry of the same package, whose stat cache and locator let
  * the save skip files that did not change (issue 4, the 1%-changed save). Finding no basis, or
- * a damaged one, only makes the save read everything.
+ * a damaged one, only makes the save read everything. The stat cache carries the digests and
+ * the group locations, so the previous manifest is parsed only when there is no stat cache (its
+ * locator still lets the save skip writing content that is already grouped).
  */
 
 
@@ -40250,8 +41100,10 @@ async function loadBasis(storeRoot, blobs, req, get, list, manifestOf) {
         }
         if (key === undefined)
             return undefined;
-        const locations = await blobs.loadLocator(await manifestOf(key));
-        return { stat: await readStatCache(storeRoot, key, req.roots), locations };
+        const stat = await readStatCache(storeRoot, key, req.roots);
+        if (stat.usable)
+            return { stat, locations: stat.locations() };
+        return { stat, locations: await blobs.loadLocator(await manifestOf(key)) };
     }
     catch {
         return undefined;
@@ -40262,9 +41114,14 @@ async function loadBasis(storeRoot, blobs, req, get, list, manifestOf) {
 /**
  * The save side: walk each output root with lstat (never following a symlink), hash and store
  * the files' content as blobs (in worker threads, pool.ts), and describe everything in a
- * manifest. What restore would refuse
- * (symlinks that leave their root, special files) is skipped here with a warning.
+ * manifest. What restore would refuse (unsafe paths, symlinks that leave their root, special
+ * files) is skipped here with a warning, so the manifest built here passes `parseManifest`.
+ *
+ * The walk and the workers overlap: jobs go out while the walk goes on (small files in groups
+ * of about 1 MiB as they fill, larger files in batches), and the pool hands the largest queued
+ * job to the next idle worker, so the two workers finish together.
  */
+
 
 
 
@@ -40284,13 +41141,21 @@ function perm(st) {
 function isPending(e) {
     return !('type' in e);
 }
+/** Lets the event loop run (worker replies, dispatch) during a long synchronous walk. */
+const tick = () => new Promise((r) => setImmediate(r));
+/** Directories walked between two ticks. */
+const DIRS_PER_TICK = 16;
 /**
- * Lists a directory root: entries in byte order, parents before children. Synchronous: one
- * save walks alone, and sync lstat is several times faster than the promise form per file.
+ * Lists a directory root: entries in byte order, parents before children, handing each regular
+ * file to `onFile` as it is found. Synchronous per directory (sync lstat is several times
+ * faster than the promise form per file); it yields now and then so jobs keep flowing.
  */
-function walkDir(rootAbs, rootName) {
+async function walkDir(rootAbs, rootName, onFile) {
     const out = [];
-    function visit(dirAbs, rel) {
+    let dirs = 0;
+    async function visit(dirAbs, rel) {
+        if (++dirs % DIRS_PER_TICK === 0)
+            await tick();
         const names = sortBytes((0,external_node_fs_namespaceObject.readdirSync)(dirAbs));
         for (const name of names) {
             const abs = external_node_path_namespaceObject.join(dirAbs, name);
@@ -40300,28 +41165,24 @@ function walkDir(rootAbs, rootName) {
                 lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
                 continue;
             }
-            let st;
-            try {
-                st = (0,external_node_fs_namespaceObject.lstatSync)(abs);
-            }
-            catch (err) {
-                if (err.code === 'ENOENT')
-                    continue; // vanished meanwhile
-                throw err;
-            }
+            const st = (0,external_node_fs_namespaceObject.lstatSync)(abs, { throwIfNoEntry: false });
+            if (st === undefined)
+                continue; // vanished meanwhile
             if (st.isDirectory()) {
                 out.push({ path: p, type: 'dir', mode: perm(st), size: 0, mtimeMs: st.mtimeMs });
-                visit(abs, p);
+                await visit(abs, p);
             }
             else if (st.isFile()) {
-                out.push({
+                const f = {
                     absPath: abs,
                     path: p,
                     mode: perm(st),
                     mtimeMs: st.mtimeMs,
                     size: st.size,
                     ino: st.ino,
-                });
+                };
+                out.push(f);
+                onFile(f);
             }
             else if (st.isSymbolicLink()) {
                 const target = (0,external_node_fs_namespaceObject.readlinkSync)(abs);
@@ -40339,7 +41200,7 @@ function walkDir(rootAbs, rootName) {
             }
         }
     }
-    visit(rootAbs, '');
+    await visit(rootAbs, '');
     return out;
 }
 /** Drops symlinks that are absolute or resolve outside their root, with a warning each. */
@@ -40356,6 +41217,8 @@ function dropUnsafeLinks(rootName, entries) {
             }
         }
     }
+    if (links.size === 0)
+        return entries;
     const keep = new Set();
     // Decide on the full set first, then drop: a dropped link only makes others resolve as plain
     // names, which restore validates again anyway.
@@ -40367,7 +41230,7 @@ function dropUnsafeLinks(rootName, entries) {
     }
     return entries.filter((e) => !('type' in e && e.type === 'symlink') || keep.has(e.path));
 }
-function walkRoot(root) {
+async function walkRoot(root, onFile) {
     let st;
     try {
         st = (0,external_node_fs_namespaceObject.lstatSync)(root.absPath);
@@ -40386,170 +41249,222 @@ function walkRoot(root) {
             size: st.size,
             ino: st.ino,
         };
+        onFile(file);
         return { root, kind: 'file', mode: file.mode, mtimeMs: file.mtimeMs, entries: [file] };
     }
     if (!st.isDirectory()) {
         lib_core/* warning */.$e(`clyde-cache: not caching ${root.name}: it is a symlink or special file, not a directory or file`);
         return { root, kind: 'absent', entries: [] };
     }
-    const entries = dropUnsafeLinks(root.name, walkDir(root.absPath, root.name));
+    const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile));
     return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, entries };
 }
 /**
- * Walks the roots and stores their files: unchanged files (stat cache) are not read; the rest
- * are hashed and compressed by the worker pool, small files grouped into shared blobs, large
- * ones streamed. Jobs go out largest first so the two workers finish together.
+ * Decides, file by file as the walk finds them, what each needs (nothing when the stat cache
+ * vouches for it; a place in a group; a blob of its own), and sends the work to the pool.
  */
-async function snapshotRoots(roots, blobs, basis, groupSmall = false) {
+class Planner {
+    blobs;
+    basis;
+    groupSmall;
+    stored = new Map();
+    locations = new Map();
+    digests = new Map();
+    newBlobs = 0;
+    newBytes = 0;
+    reused = 0;
+    read = 0;
+    bytesRead = 0;
+    groups = 0;
+    rawBlobs = 0;
+    counted = new Set();
+    groupSeen = new Map();
+    known = [];
+    running = [];
+    small = [];
+    smallBytes = 0;
+    large = [];
+    largeBytes = 0;
+    pool;
+    dirs;
+    constructor(blobs, basis, groupSmall) {
+        this.blobs = blobs;
+        this.basis = basis;
+        this.groupSmall = groupSmall;
+        this.pool = blobs.pool();
+        this.dirs = blobs.dirs;
+        // Grouped content already in the store: workers leave it out of new groups.
+        for (const [d, loc] of basis?.locations ?? []) {
+            if (this.groupSize(loc.group) !== undefined)
+                this.known.push(d);
+        }
+    }
+    /** Stored size of a group blob (undefined when it is gone), one stat per group. */
+    groupSize(group) {
+        if (!this.groupSeen.has(group))
+            this.groupSeen.set(group, ownSizeSync(this.blobs, group));
+        return this.groupSeen.get(group);
+    }
+    add(root, e) {
+        const d = this.basis?.stat.digestOf(root, e.path, e.size, e.mtimeMs, e.ino);
+        if (d !== undefined && this.reuse(e, d))
+            return;
+        if (this.groupSmall && e.size < SMALL_FILE) {
+            this.small.push(e);
+            this.smallBytes += e.size;
+            if (this.smallBytes >= GROUP_BYTES)
+                this.flushSmall();
+        }
+        else if (e.size >= STREAM_AT) {
+            this.runFiles([e], e.size);
+        }
+        else {
+            this.large.push(e);
+            this.largeBytes += e.size;
+            if (this.largeBytes >= JOB_BYTES)
+                this.flushLarge();
+        }
+    }
+    /** Sends what is still gathered, then waits for every job. */
+    async finish() {
+        this.flushSmall();
+        this.flushLarge();
+        await Promise.all(this.running);
+    }
+    /** Waits for the jobs already sent, whatever their outcome (after a failed walk). */
+    async settle() {
+        await Promise.allSettled(this.running);
+    }
+    track(job) {
+        job.catch(() => { }); // handled: finish() or settle() reports it
+        this.running.push(job);
+    }
+    /** An unchanged file whose content is still in the store: true when it needs nothing. */
+    reuse(e, d) {
+        const loc = this.basis?.locations.get(d);
+        if (loc !== undefined) {
+            if (loc.size !== e.size)
+                return false;
+            const size = this.groupSize(loc.group);
+            if (size === undefined)
+                return false;
+            this.locations.set(d, loc);
+            this.blobs.remember(d, loc);
+            this.stored.set(loc.group, size);
+        }
+        else {
+            const size = ownSizeSync(this.blobs, d);
+            if (size === undefined)
+                return false;
+            this.stored.set(d, size);
+        }
+        this.digests.set(e, { digest: d, size: e.size });
+        this.reused++;
+        return true;
+    }
+    note(name, size, written) {
+        this.stored.set(name, size);
+        if (written && !this.counted.has(name)) {
+            this.counted.add(name);
+            this.newBlobs++;
+            this.newBytes += size;
+        }
+    }
+    flushSmall() {
+        if (this.small.length === 0)
+            return;
+        const members = this.small;
+        const bytes = this.smallBytes;
+        this.small = [];
+        this.smallBytes = 0;
+        this.track(this.runGroup(members, bytes));
+    }
+    flushLarge() {
+        if (this.large.length === 0)
+            return;
+        const batch = this.large;
+        const bytes = this.largeBytes;
+        this.large = [];
+        this.largeBytes = 0;
+        this.runFiles(batch, bytes);
+    }
+    async runGroup(members, bytes) {
+        const r = await this.pool.run('putGroup', {
+            dirs: this.dirs,
+            files: members.map((f) => ({ abs: f.absPath, size: f.size })),
+            known: this.known,
+        }, bytes);
+        if (r.group !== null) {
+            this.note(r.group, r.stored, r.written);
+            if (r.written)
+                this.groups++;
+        }
+        r.members.forEach((m, k) => {
+            const f = members[k];
+            this.read++;
+            this.bytesRead += m.size;
+            this.digests.set(f, { digest: m.digest, size: m.size });
+            const loc = m.offset >= 0 && r.group !== null
+                ? { group: r.group, groupSize: r.size, offset: m.offset, size: m.size }
+                : this.basis?.locations.get(m.digest);
+            if (loc === undefined)
+                throw new errors/* StoreError */.AD(`no location for ${f.absPath}`);
+            if (!this.locations.has(m.digest))
+                this.locations.set(m.digest, loc);
+            this.blobs.remember(m.digest, loc);
+            if (m.offset < 0)
+                this.stored.set(loc.group, this.groupSeen.get(loc.group) ?? 0);
+        });
+    }
+    runFiles(batch, bytes) {
+        const job = async () => {
+            const rs = await this.pool.run('putFiles', { dirs: this.dirs, files: batch.map((f) => ({ abs: f.absPath, size: f.size })) }, bytes);
+            rs.forEach((r, k) => {
+                this.read++;
+                this.bytesRead += r.size;
+                this.digests.set(batch[k], { digest: r.digest, size: r.size });
+                this.note(r.digest, r.stored, r.written);
+                if (r.written && r.raw)
+                    this.rawBlobs++;
+            });
+        };
+        this.track(job());
+    }
+}
+/**
+ * Walks the roots and stores their files: unchanged files (stat cache) are not read; the rest
+ * are hashed and compressed by the worker pool, small files grouped into shared blobs (unless
+ * `groupSmall` is false), large ones streamed.
+ */
+async function snapshotRoots(roots, blobs, basis, groupSmall = true) {
     // A change after our lstat gets an mtime of at least this (statcache.ts).
     const recordedAt = Date.now() - CLOCK_LAG_MS;
-    const walked = roots.map(walkRoot);
-    const stored = new Map();
-    const locations = new Map();
-    const digests = new Map();
-    const counted = new Set();
-    let newBlobs = 0;
-    let newBytes = 0;
-    let reused = 0;
-    let read = 0;
-    let bytesRead = 0;
-    let groups = 0;
-    let rawBlobs = 0;
-    const note = (name, size, written) => {
-        stored.set(name, size);
-        if (written && !counted.has(name)) {
-            counted.add(name);
-            newBlobs++;
-            newBytes += size;
-        }
-    };
-    // Unchanged files: their digest is reused when their content is still in the store.
-    const small = [];
-    const large = [];
-    const groupSeen = new Map();
-    for (const w of walked) {
-        for (const e of w.entries) {
-            if (!isPending(e))
-                continue;
-            const d = basis?.stat.digestOf(w.root, e.path, e.size, e.mtimeMs, e.ino);
-            if (d !== undefined) {
-                const loc = basis?.locations.get(d);
-                let size;
-                if (loc !== undefined) {
-                    if (!groupSeen.has(loc.group))
-                        groupSeen.set(loc.group, ownSizeSync(blobs, loc.group));
-                    size = groupSeen.get(loc.group);
-                    if (size !== undefined) {
-                        locations.set(d, loc);
-                        blobs.remember(d, loc);
-                        stored.set(loc.group, size);
-                    }
-                }
-                else {
-                    size = ownSizeSync(blobs, d);
-                    if (size !== undefined)
-                        stored.set(d, size);
-                }
-                if (size !== undefined) {
-                    digests.set(e, { digest: d, size: e.size });
-                    reused++;
-                    continue;
-                }
-            }
-            (groupSmall && e.size < SMALL_FILE ? small : large).push(e);
-        }
+    const plan = new Planner(blobs, basis, groupSmall);
+    const walked = [];
+    try {
+        for (const root of roots)
+            walked.push(await walkRoot(root, (f) => plan.add(root, f)));
     }
-    // Jobs: groups of small files (walk order keeps related files together), batches of large.
-    const known = [];
-    for (const [d, loc] of basis?.locations ?? []) {
-        if (!groupSeen.has(loc.group))
-            groupSeen.set(loc.group, ownSizeSync(blobs, loc.group));
-        if (groupSeen.get(loc.group) !== undefined)
-            known.push(d);
+    catch (err) {
+        await plan.settle(); // never leave jobs running behind a failed walk
+        throw err;
     }
-    const pool = blobs.pool();
-    const dirs = blobs.dirs;
-    const jobs = [];
-    for (let i = 0; i < small.length;) {
-        const members = [];
-        let bytes = 0;
-        while (i < small.length && bytes < GROUP_BYTES) {
-            const f = small[i++];
-            members.push(f);
-            bytes += f.size;
-        }
-        jobs.push({
-            bytes,
-            run: async () => {
-                const r = await pool.run('putGroup', {
-                    dirs,
-                    files: members.map((f) => ({ abs: f.absPath, size: f.size })),
-                    known,
-                });
-                if (r.group !== null) {
-                    note(r.group, r.stored, r.written);
-                    if (r.written)
-                        groups++;
-                }
-                r.members.forEach((m, k) => {
-                    const f = members[k];
-                    read++;
-                    bytesRead += m.size;
-                    digests.set(f, { digest: m.digest, size: m.size });
-                    const loc = m.offset >= 0 && r.group !== null
-                        ? { group: r.group, groupSize: r.size, offset: m.offset, size: m.size }
-                        : basis?.locations.get(m.digest);
-                    if (loc === undefined)
-                        throw new errors/* StoreError */.AD(`no location for ${f.absPath}`);
-                    if (!locations.has(m.digest))
-                        locations.set(m.digest, loc);
-                    blobs.remember(m.digest, loc);
-                    if (m.offset < 0)
-                        stored.set(loc.group, groupSeen.get(loc.group) ?? 0);
-                });
-            },
-        });
-    }
-    large.sort((a, b) => b.size - a.size);
-    for (let i = 0; i < large.length;) {
-        const batch = [];
-        let bytes = 0;
-        while (i < large.length &&
-            (batch.length === 0 || bytes + large[i].size <= JOB_BYTES)) {
-            const f = large[i++];
-            batch.push(f);
-            bytes += f.size;
-        }
-        jobs.push({
-            bytes,
-            run: async () => {
-                const rs = await pool.run('putFiles', {
-                    dirs,
-                    files: batch.map((f) => ({ abs: f.absPath, size: f.size })),
-                });
-                rs.forEach((r, k) => {
-                    read++;
-                    bytesRead += r.size;
-                    digests.set(batch[k], { digest: r.digest, size: r.size });
-                    note(r.digest, r.stored, r.written);
-                    if (r.written && r.raw)
-                        rawBlobs++;
-                });
-            },
-        });
-    }
-    jobs.sort((a, b) => b.bytes - a.bytes);
-    await Promise.all(jobs.map((j) => j.run()));
-    const statRoots = {};
+    await plan.finish();
+    const { digests, locations } = plan;
+    const cache = new StatCacheBuilder();
+    let files = 0;
     const manifestRoots = walked.map((w) => {
-        const files = {};
+        if (w.kind === 'absent')
+            return { name: w.root.name, kind: 'absent', entries: [] };
+        const records = cache.root(w.root.name, w.root.absPath);
         const done = w.entries.map((e) => {
             if (!isPending(e))
                 return e;
             const d = digests.get(e);
             if (d === undefined)
                 throw new errors/* StoreError */.AD(`file ${e.absPath} was not stored`);
-            files[e.path] = [d.size, e.mtimeMs, e.ino, d.digest];
+            files++;
+            records[e.path] = cache.record(d.size, e.mtimeMs, e.ino, d.digest, locations.get(d.digest));
             return {
                 path: e.path,
                 type: 'file',
@@ -40559,10 +41474,6 @@ async function snapshotRoots(roots, blobs, basis, groupSmall = false) {
                 digest: d.digest,
             };
         });
-        if (w.kind !== 'absent')
-            statRoots[w.root.name] = { abs: external_node_path_namespaceObject.resolve(w.root.absPath), files };
-        if (w.kind === 'absent')
-            return { name: w.root.name, kind: 'absent', entries: [] };
         if (w.kind === 'file') {
             const file = { ...done[0], path: '' };
             return {
@@ -40582,24 +41493,23 @@ async function snapshotRoots(roots, blobs, basis, groupSmall = false) {
             entries: done,
         };
     });
-    const files = [...digests.keys()].length;
     return {
         roots: manifestRoots,
-        newBlobs,
-        newBytes,
-        stored,
+        newBlobs: plan.newBlobs,
+        newBytes: plan.newBytes,
+        stored: plan.stored,
         locations,
         stats: {
             files,
-            reused,
-            read,
-            bytesRead,
-            blobsWritten: newBlobs,
-            bytesWritten: newBytes,
-            groups,
-            rawBlobs,
+            reused: plan.reused,
+            read: plan.read,
+            bytesRead: plan.bytesRead,
+            blobsWritten: plan.newBlobs,
+            bytesWritten: plan.newBytes,
+            groups: plan.groups,
+            rawBlobs: plan.rawBlobs,
         },
-        statCache: { v: 1, key: '', recordedAt, roots: statRoots },
+        statCache: cache.build('', recordedAt),
     };
 }
 function ownSizeSync(blobs, digest) {
@@ -40724,6 +41634,8 @@ function injectBlobFaults(blobs) {
  *
  *   <root>/index.bin                             entries, blob sizes and reference counts
  *                                                (index-file.ts; rebuildable from the entries)
+ *   <root>/access.journal                        access times since index.bin was written
+ *                                                (access-journal.ts)
  *   <root>/<package>/<version>/<hash>/meta.json  EntryMeta
  *   <root>/<package>/<version>/<hash>/artifact   the manifest (manifest.ts)
  *   <root>/blobs/<aa>/<sha256>                   zstd frames (blobs.ts)
@@ -40735,7 +41647,9 @@ function injectBlobFaults(blobs) {
  * the index is rebuilt from them when it is missing or fails its checks. Blob writes take no
  * lock (content addressing: one name, one content; rename is atomic). Commits and removals
  * take the lock, re-read the index if another process changed it, and write it back by temp
- * file + fsync + rename. A commit checks under the lock that every blob it references is on
+ * file + fsync + rename. A hit (`touch`) takes no lock and rewrites nothing: it appends to the
+ * access journal, which every read of the index applies and the next commit or removal folds
+ * in. A commit checks under the lock that every blob it references is on
  * disk (re-writing from the saved files any that a concurrent removal deleted), and a removal
  * deletes a blob only when its reference count reaches zero, so neither can strand the other.
  *
@@ -40744,6 +41658,7 @@ function injectBlobFaults(blobs) {
  * leaves garbage (a stray directory, orphan blobs) that `verify({ repair })` collects, never a
  * listed entry that lacks something. Leftovers in tmp/ of dead processes go on the next open.
  */
+
 
 
 
@@ -40787,10 +41702,13 @@ class local_store_LocalStore {
     lockStaleMs;
     /** The index as last read or written by this instance, and the file it came from. */
     cached;
+    /** How much of the access journal the cached index has taken in. */
+    journal;
     constructor(root, codec, options) {
         this.root = root;
         this.codec = codec;
         this.indexPath = external_node_path_namespaceObject.join(root, INDEX);
+        this.journal = new JournalTail(external_node_path_namespaceObject.join(root, JOURNAL_NAME));
         this.tmpDir = external_node_path_namespaceObject.join(root, 'tmp');
         this.blobs = new BlobStore(external_node_path_namespaceObject.join(root, 'blobs'), this.tmpDir, codec);
         injectBlobFaults(this.blobs);
@@ -40816,7 +41734,7 @@ class local_store_LocalStore {
         const rec = (await this.index()).entries.get(key);
         if (rec === undefined)
             return undefined;
-        return this.readMetaOf(dirOfEntry(rec), key);
+        return this.metaOf(rec);
     }
     /** For each prefix in order: the newest entry (createdAt) whose key starts with it. */
     async findByPrefix(prefixes) {
@@ -40826,7 +41744,7 @@ class local_store_LocalStore {
                 .filter((r) => r.key.startsWith(prefix))
                 .sort((a, b) => b.createdAt - a.createdAt || compareBytes(b.key, a.key));
             for (const c of candidates) {
-                const meta = await this.readMetaOf(dirOfEntry(c), c.key);
+                const meta = await this.metaOf(c);
                 if (meta !== undefined)
                     return meta;
             }
@@ -40837,7 +41755,7 @@ class local_store_LocalStore {
     async list() {
         const out = [];
         for (const r of (await this.index()).sortedEntries()) {
-            const meta = await this.readMetaOf(dirOfEntry(r), r.key);
+            const meta = await this.metaOf(r);
             if (meta !== undefined)
                 out.push(meta);
         }
@@ -40849,6 +41767,7 @@ class local_store_LocalStore {
      */
     async snapshot() {
         const ix = await this.index();
+        const names = ix.blobs.names();
         const entries = ix.sortedEntries().map((e) => ({
             key: e.key,
             package: e.package,
@@ -40858,12 +41777,9 @@ class local_store_LocalStore {
             sizeBytes: e.sizeBytes,
             createdAt: e.createdAt,
             lastAccessAt: e.lastAccessAt,
-            blobs: e.blobs,
+            blobs: Array.from(e.slots, (s) => names[s]),
         }));
-        const sizes = new Map();
-        for (const [d, info] of ix.blobs)
-            sizes.set(d, info.size);
-        return { entries, blobSizes: sizes };
+        return { entries, blobSizes: ix.blobs.sizeView() };
     }
     /** The index as readable JSON (entries by key, blobs with size and reference count). */
     async exportIndexJson() {
@@ -40885,11 +41801,17 @@ class local_store_LocalStore {
             return { entry: existing, created: false, newBlobs: 0, newBytes: 0 };
         // [store-speed] the previous entry of the package: unchanged files are not read again.
         const basis = await loadBasis(this.root, this.blobs, req, (k) => this.get(k), () => this.list(), async (k) => (await this.load(k)).manifest);
-        const snap = await snapshotRoots(req.roots, this.blobs, basis, req.groupSmallFiles === true);
+        const snap = await snapshotRoots(req.roots, this.blobs, basis, req.groupSmallFiles !== false);
         await pausePoint('after-blobs');
-        // What we save must pass what restore demands; this catches a walk that went wrong.
-        const manifest = parseManifest({ schema: 1, roots: snap.roots });
-        // [store-speed] where the grouped small files live, and the stat cache for the next save.
+        // The walk keeps only what restore accepts (snapshot.ts), so this passes parseManifest;
+        // restore validates it again whenever it is read.
+        const manifest = { schema: 1, roots: snap.roots };
+        // [store-speed] where the grouped small files live, and the stat cache for the next save
+        // (written meanwhile: the stat cache of a key that is not in the store is never consulted).
+        const statCacheWritten = writeStatCache(this.root, this.tmpDir, req.roots, {
+            ...snap.statCache,
+            key: req.key,
+        }).catch(() => { });
         const locatorBytes = await this.blobs.writeLocator(manifest, snap.locations);
         req.onStats?.({
             ...snap.stats,
@@ -40913,7 +41835,7 @@ class local_store_LocalStore {
         };
         const { entry, created } = await this.commit(meta, manifest, (digest) => this.rewriteFromRoots(digest, manifest, req.roots));
         // [store-speed] what the files looked like, so the next save of the package skips them.
-        await writeStatCache(this.root, this.tmpDir, req.roots, { ...snap.statCache, key: req.key });
+        await statCacheWritten;
         return created
             ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes }
             : { entry, created, newBlobs: 0, newBytes: 0 };
@@ -40937,8 +41859,11 @@ class local_store_LocalStore {
             // [store-speed] grouped small files are found through the entry's locator; the stat
             // cache lets the next save of this package skip the files the build leaves alone.
             await this.blobs.loadLocator(manifest);
-            const { statCache, ...result } = await restoreRoots(this.blobs, jobs, opts);
-            await writeStatCache(this.root, this.tmpDir, roots, { ...statCache, key }).catch(() => { });
+            const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts);
+            await Promise.all([
+                writeStatCache(this.root, this.tmpDir, roots, { ...statCache, key }).catch(() => { }),
+                quiet,
+            ]);
             return result;
         }
         catch (err) {
@@ -41016,21 +41941,19 @@ class local_store_LocalStore {
             return { removed, freedBytes };
         });
     }
-    /** Sets lastAccessAt to now. */
+    /**
+     * Sets lastAccessAt to now: one append to the access journal, no lock, no rewrite (the next
+     * commit or removal carries it into index.bin). meta.json keeps the time of the save; `get`
+     * and `list` report the index's.
+     */
     async touch(key) {
-        await this.mutate(async (ix) => {
-            const rec = ix.entries.get(key);
-            if (rec === undefined)
-                return;
-            const meta = await this.readMetaOf(dirOfEntry(rec), key);
-            if (meta === undefined)
-                return;
-            const now = Date.now();
-            const updated = { ...meta, lastAccessAt: new Date(now).toISOString() };
-            await writeFileAtomic(external_node_path_namespaceObject.join(this.dirOf(dirOfEntry(rec)), META), json(updated), this.tmpDir);
+        const rec = (await this.index()).entries.get(key);
+        if (rec === undefined)
+            return;
+        const now = Date.now();
+        await appendTouch(this.journal.file, key, now);
+        if (now > rec.lastAccessAt)
             rec.lastAccessAt = now;
-            await this.persist(ix);
-        });
     }
     /** Counts a lookup for `stats()` (best-effort: never throws, never waits long). */
     async recordLookup(hit) {
@@ -41043,11 +41966,13 @@ class local_store_LocalStore {
         let storedBytes = 0;
         for (const e of ix.entries.values()) {
             logicalBytes += e.sizeBytes;
-            for (const d of e.blobs)
-                referencedBytes += ix.blobs.get(d)?.size ?? 0;
+            for (const s of e.slots)
+                referencedBytes += ix.blobs.sizeOf(s);
         }
-        for (const info of ix.blobs.values())
-            storedBytes += info.size;
+        for (let s = 0; s < ix.blobs.slotCount; s++) {
+            if (ix.blobs.isLive(s))
+                storedBytes += ix.blobs.sizeOf(s);
+        }
         const { hits, misses } = await readCounters(external_node_path_namespaceObject.join(this.root, 'stats.json'));
         return {
             entries: ix.entries.size,
@@ -41107,7 +42032,7 @@ class local_store_LocalStore {
                             contentSize.set(loc.group, loc.groupSize);
                     }
                     const names = [...(await this.blobs.referencedBlobs(manifest)).keys()];
-                    const listed = new Set(e.blobs);
+                    const listed = new Set(ix.blobNames(e));
                     if (names.length !== listed.size || names.some((d) => !listed.has(d))) {
                         problems.push(`entry ${e.key}: the index lists other blobs than its artifact`);
                         manifest = undefined;
@@ -41120,7 +42045,7 @@ class local_store_LocalStore {
             }
             if (meta === undefined || manifest === undefined)
                 badEntries.push(e.key);
-            for (const d of e.blobs)
+            for (const d of ix.blobNames(e))
                 counted.set(d, (counted.get(d) ?? 0) + 1);
         }
         for (const d of counted.keys()) {
@@ -41193,6 +42118,13 @@ class local_store_LocalStore {
         }
         return parseManifest(raw);
     }
+    /** The entry's meta.json, with the index's lastAccessAt where a later touch moved it. */
+    async metaOf(rec) {
+        const meta = await this.readMetaOf(dirOfEntry(rec), rec.key);
+        if (meta === undefined || !(rec.lastAccessAt > Date.parse(meta.lastAccessAt)))
+            return meta;
+        return { ...meta, lastAccessAt: new Date(rec.lastAccessAt).toISOString() };
+    }
     /** The meta of the entry in `rel`, if it is readable, valid and really holds `key`. */
     async readMetaOf(rel, key) {
         try {
@@ -41219,7 +42151,7 @@ class local_store_LocalStore {
             return await this.mutate(async (ix) => {
                 const listed = ix.entries.get(meta.key);
                 if (listed !== undefined) {
-                    const there = await this.readMetaOf(dirOfEntry(listed), meta.key);
+                    const there = await this.metaOf(listed);
                     if (there !== undefined)
                         return { entry: there, created: false };
                     throw new errors/* StoreError */.AD(`entry ${meta.key} is listed but unreadable (verify can repair it)`);
@@ -41303,7 +42235,7 @@ class local_store_LocalStore {
                 for (const d of gone)
                     if ((await this.blobSize(d)) === undefined)
                         still.add(d);
-                const broken = [...ix.entries.values()].filter((e) => e.blobs.some((d) => still.has(d)));
+                const broken = [...ix.entries.values()].filter((e) => ix.blobNames(e).some((d) => still.has(d)));
                 if (broken.length === 0)
                     return;
                 lib_core/* warning */.$e(`clyde-cache: ${still.size} blob(s) of the local store are missing or were corrupt; dropping ${broken.length} entr${broken.length === 1 ? 'y' : 'ies'} that need them`);
@@ -41332,11 +42264,12 @@ class local_store_LocalStore {
             const fresh = new StoreIndex();
             fresh.generation = ix.generation;
             for (const e of ix.sortedEntries()) {
-                if (bad.has(e.key) || e.blobs.some((d) => gone.has(d)))
+                const names = ix.blobNames(e);
+                if (bad.has(e.key) || names.some((d) => gone.has(d)))
                     continue;
                 const sizes = new Map();
                 let complete = true;
-                for (const d of e.blobs) {
+                for (const d of names) {
                     const size = fresh.blobs.get(d)?.size ?? (await this.blobSize(d));
                     if (size === undefined)
                         complete = false;
@@ -41344,7 +42277,7 @@ class local_store_LocalStore {
                         sizes.set(d, size);
                 }
                 if (complete)
-                    fresh.add(e, sizes);
+                    fresh.add({ ...fieldsOf(e), blobs: names }, sizes);
             }
             await this.persist(fresh);
             const keep = new Set([...fresh.entries.values()].map(dirOfEntry));
@@ -41426,17 +42359,38 @@ class local_store_LocalStore {
             return undefined;
         }
         const c = this.cached;
+        let index;
         if (c && c.sig.ino === sig.ino && c.sig.size === sig.size && c.sig.mtimeMs === sig.mtimeMs) {
-            return c.index;
+            index = c.index;
         }
-        try {
-            const index = decodeIndex(await external_node_fs_namespaceObject.promises.readFile(this.indexPath));
+        else {
+            try {
+                index = decodeIndex(await external_node_fs_namespaceObject.promises.readFile(this.indexPath));
+            }
+            catch (err) {
+                this.problem = err instanceof Error ? err.message : String(err);
+                return undefined;
+            }
             this.cached = { index, sig };
-            return index;
+            this.journal.reset();
+        }
+        await this.applyJournal(index);
+        return index;
+    }
+    /** Applies the touches appended to the access journal since this instance last read it. */
+    async applyJournal(ix) {
+        let touches;
+        try {
+            touches = await this.journal.read();
         }
         catch (err) {
-            this.problem = err instanceof Error ? err.message : String(err);
-            return undefined;
+            lib_core/* debug */.Yz(`clyde-cache: access journal unreadable: ${err}`);
+            return;
+        }
+        for (const [key, at] of touches) {
+            const e = ix.entries.get(key);
+            if (e !== undefined && at > e.lastAccessAt)
+                e.lastAccessAt = at;
         }
     }
     /** Why the index file was last refused (for the rebuild warning). */
@@ -41473,6 +42427,8 @@ class local_store_LocalStore {
             lib_core/* warning */.$e(`clyde-cache: the local store index ${this.indexPath} was ${hadIndex ? `unusable (${this.problem})` : 'missing'}; rebuilt it from ${ix.entries.size} entr${ix.entries.size === 1 ? 'y' : 'ies'}`);
         }
         this.problem = undefined;
+        // Access times since the entries were saved: whatever the journal still holds.
+        this.journal.reset();
         await this.persist(ix);
         await external_node_fs_namespaceObject.promises.rm(external_node_path_namespaceObject.join(this.root, OLD_INDEX), { force: true });
         return ix;
@@ -41493,11 +42449,20 @@ class local_store_LocalStore {
             }
         });
     }
+    /**
+     * Writes `ix` (with the journal's latest touches folded in) as index.bin; the caller holds the
+     * lock. Removes the journal when it has grown large and nothing was appended since it was read.
+     */
     async persist(ix) {
         ix.generation++;
+        await this.applyJournal(ix);
         await writeFileAtomic(this.indexPath, encodeIndex(ix), this.tmpDir);
         const st = await external_node_fs_namespaceObject.promises.stat(this.indexPath);
         this.cached = { index: ix, sig: { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs } };
+        if (this.journal.consumed >= JOURNAL_ROTATE_BYTES && (await this.journal.unchanged())) {
+            await external_node_fs_namespaceObject.promises.rm(this.journal.file, { force: true });
+            this.journal.reset();
+        }
     }
     lockSettings() {
         return {
@@ -41598,6 +42563,22 @@ function toIndexEntry(meta, blobs) {
         storedBytes: meta.storedBytes,
         files: meta.files,
         blobs,
+    };
+}
+/** An index entry's fields, without its blob slots (to add it to another index). */
+function fieldsOf(e) {
+    return {
+        key: e.key,
+        package: e.package,
+        version: e.version,
+        hash: e.hash,
+        platform: e.platform,
+        variant: e.variant,
+        createdAt: e.createdAt,
+        lastAccessAt: e.lastAccessAt,
+        sizeBytes: e.sizeBytes,
+        storedBytes: e.storedBytes,
+        files: e.files,
     };
 }
 function totals(m) {

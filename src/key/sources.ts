@@ -11,27 +11,25 @@
  * takes the id git already keeps in its index, and the key is the same as hashing every file.
  * A symlink is the blob id of its target string with a `link:` prefix (never followed).
  *
- * Hashing what git cannot vouch for: per-file overhead dominates (docs/performance-notes), so
- * each file is one open/fstat/read/close, no streams; many files go to two worker threads
- * pulling batches of the sorted list; a few are hashed on the main thread.
+ * Hashing what git cannot vouch for is hashing.ts. Without git, the walk feeds the hasher as it
+ * lists (sorted, directory by directory), so reading files overlaps listing them.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as core from '@actions/core';
 import * as glob from '@actions/glob';
 import { InputError, errorMessage } from '../errors.js';
 import { compareBytes, toPosix } from '../util/bytes.js';
 import { isInside } from '../util/fsx.js';
+import { BlobHasher, hashPaths, type ObjectFormat } from './hashing.js';
+
+export { LARGE_FILE_BYTES, type ObjectFormat } from './hashing.js';
 
 /** How the source list was obtained (for the log and the sources component's value). */
 export type SourceOrigin = 'git' | 'walk' | 'glob';
-
-/** Git's object format: which hash a blob id uses. */
-export type ObjectFormat = 'sha1' | 'sha256';
 
 export interface SourceList {
   readonly origin: SourceOrigin;
@@ -45,14 +43,8 @@ export interface SourceFile {
   readonly id: string;
 }
 
-/** Files at or above this size are hashed in chunks instead of being read whole. */
-export const LARGE_FILE_BYTES = 8 * 1024 * 1024;
-const CHUNK_BYTES = 1024 * 1024;
-/** Below this many files to hash, starting worker threads costs more than it saves. */
-const WORKER_THRESHOLD = 512;
-const BATCH_FILES = 256;
-/** More than two threads was slower on the measured 2-core runners (performance notes). */
-const MAX_WORKERS = 2;
+/** The walk lets finished batches through to the hashing workers every this many files. */
+const WALK_YIELD_FILES = 1024;
 
 /** What git says about the work tree: ids of tracked files whose content matches the index. */
 interface GitState {
@@ -65,10 +57,13 @@ interface GitState {
 
 /**
  * One listing of the workspace shared by every key computed from it (all packages of a
- * workspace file): git runs once, and each file is hashed at most once.
+ * workspace file): git runs once, and each file is hashed at most once. Without git, `list()`
+ * starts hashing what it lists while it walks, and `hash()` collects the ids.
  */
 export class SourceIndex {
   private readonly cache = new Map<string, string | null>();
+  /** Hashing started by a walk, not yet collected by hash(). */
+  private pending: Promise<void> | undefined;
 
   private constructor(
     readonly workspace: string,
@@ -101,10 +96,10 @@ export class SourceIndex {
     excludePaths: readonly string[],
     skip: ReadonlySet<string> = new Set(),
   ): Promise<SourceList> {
-    const excluded = makeExcluder(this.workspace, excludePaths);
     const keep = (rel: string) => !skip.has(rel);
     const wanted = patterns.map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith('#'));
     if (wanted.length > 0) {
+      const excluded = makeExcluder(this.workspace, excludePaths);
       const paths = await globSources(this.workspace, wanted, excluded);
       return { origin: 'glob', paths: paths.filter(keep) };
     }
@@ -113,7 +108,24 @@ export class SourceIndex {
       const paths = this.git.tracked.filter((rel) => keep(rel) && !excludedRel(rel));
       return { origin: 'git', paths: uniqueSorted(paths) };
     }
-    return { origin: 'walk', paths: uniqueSorted(walk(this.workspace, excluded)).filter(keep) };
+    // Hash while listing, unless an earlier walk's hashing is still running (then hash() does).
+    const hasher =
+      this.pending === undefined
+        ? new BlobHasher(this.workspace, this.format, (rel, id) => this.cache.set(rel, id))
+        : undefined;
+    let paths: string[];
+    try {
+      paths = await walk(this.workspace, makeRelExcluder(this.workspace, excludePaths), (rel) => {
+        if (!keep(rel)) return false;
+        if (hasher !== undefined && !this.cache.has(rel)) hasher.add(rel);
+        return true;
+      });
+    } catch (err) {
+      hasher?.abort(err as Error);
+      throw err;
+    }
+    if (hasher !== undefined) this.pending = hasher.end();
+    return { origin: 'walk', paths: uniqueSorted(paths) };
   }
 
   /**
@@ -121,6 +133,9 @@ export class SourceIndex {
    * file), directories (an uninitialised submodule) and special files are skipped.
    */
   async hash(paths: readonly string[]): Promise<SourceFile[]> {
+    const pending = this.pending;
+    this.pending = undefined;
+    await pending;
     const todo: string[] = [];
     for (const rel of paths) {
       if (this.cache.has(rel)) continue;
@@ -141,15 +156,43 @@ export class SourceIndex {
 
 /** The sources component's hash: over `<relpath>\0<id>\n` lines in byte order of path. */
 export function sourcesDigest(format: ObjectFormat, files: readonly SourceFile[]): string {
-  const sorted = isSorted(files) ? files : [...files].sort((a, b) => compareBytes(a.path, b.path));
+  const sorted = isSorted(files) ? files : [...files].sort((a, b) => byteOrder(a.path, b.path));
   const hash = createHash('sha256').update(`${format}\n`);
-  for (const f of sorted) hash.update(`${f.path}\0${f.id}\n`);
-  return hash.digest('hex');
+  // The same bytes as one update per line, in fewer calls.
+  let lines = '';
+  for (const f of sorted) {
+    lines += `${f.path}\0${f.id}\n`;
+    if (lines.length >= 1 << 16) {
+      hash.update(lines);
+      lines = '';
+    }
+  }
+  return hash.update(lines).digest('hex');
+}
+
+/**
+ * compareBytes without its two allocations per call, for the per-file loops: UTF-16 code units
+ * sort as UTF-8 bytes below the surrogates; where a surrogate or U+E000..U+FFFF decides (or a
+ * string ends in a high surrogate), compareBytes itself answers.
+ */
+export function byteOrder(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x < 0xd800 && y < 0xd800) return x < y ? -1 : 1;
+    return compareBytes(a, b);
+  }
+  const last = n > 0 ? a.charCodeAt(n - 1) : 0;
+  if (last >= 0xd800 && last < 0xdc00) return compareBytes(a, b);
+  return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
 }
 
 function isSorted(files: readonly SourceFile[]): boolean {
   for (let i = 1; i < files.length; i++) {
-    if (compareBytes((files[i - 1] as SourceFile).path, (files[i] as SourceFile).path) >= 0) {
+    if (byteOrder((files[i - 1] as SourceFile).path, (files[i] as SourceFile).path) >= 0) {
       return false;
     }
   }
@@ -160,144 +203,6 @@ function isSorted(files: readonly SourceFile[]): boolean {
 export function blobId(data: string | Buffer, format: ObjectFormat = 'sha1'): string {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   return createHash(format).update(`blob ${bytes.length}\0`).update(bytes).digest('hex');
-}
-
-// ---- hashing ---------------------------------------------------------------------------------
-
-type HashResult = { id: string | null } | { error: string };
-
-/**
- * The id of one path, or null for something that is not a file or symlink (or is gone).
- * Self-contained (everything it uses is a parameter): its source is also the worker's code.
- * One open (no-follow, non-blocking so a FIFO cannot hang us), one fstat, reads, one close.
- */
-function hashPath(
-  fsm: typeof fs,
-  makeHash: typeof createHash,
-  abs: string,
-  format: string,
-  chunk: Buffer,
-  largeBytes: number,
-): HashResult {
-  const blob = (bytes: Buffer): string =>
-    makeHash(format).update(`blob ${bytes.length}\0`).update(bytes).digest('hex');
-  const gone = (err: unknown): boolean => {
-    const code = (err as { code?: string } | undefined)?.code;
-    return code === 'ENOENT' || code === 'ENOTDIR';
-  };
-  try {
-    const c = fsm.constants;
-    const noFollow = c.O_NOFOLLOW;
-    if (noFollow === undefined && fsm.lstatSync(abs).isSymbolicLink()) {
-      return { id: 'link:' + blob(Buffer.from(fsm.readlinkSync(abs), 'utf8')) };
-    }
-    let fd: number;
-    try {
-      fd = fsm.openSync(abs, c.O_RDONLY | (noFollow ?? 0) | (c.O_NONBLOCK ?? 0));
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ELOOP') throw err;
-      return { id: 'link:' + blob(Buffer.from(fsm.readlinkSync(abs), 'utf8')) };
-    }
-    try {
-      const st = fsm.fstatSync(fd);
-      if (!st.isFile()) return { id: null };
-      if (st.size < largeBytes) {
-        const data = Buffer.allocUnsafe(st.size);
-        let n = 0;
-        while (n < st.size) {
-          const got = fsm.readSync(fd, data, n, st.size - n, null);
-          if (got === 0) break;
-          n += got;
-        }
-        if (n !== st.size || fsm.readSync(fd, chunk, 0, 1, null) !== 0) {
-          return { error: `${abs} changed while it was being hashed` };
-        }
-        return { id: blob(data) };
-      }
-      const h = makeHash(format).update(`blob ${st.size}\0`);
-      let total = 0;
-      for (;;) {
-        const got = fsm.readSync(fd, chunk, 0, chunk.length, null);
-        if (got === 0) break;
-        total += got;
-        h.update(chunk.subarray(0, got));
-      }
-      if (total !== st.size) return { error: `${abs} changed while it was being hashed` };
-      return { id: h.digest('hex') };
-    } finally {
-      fsm.closeSync(fd);
-    }
-  } catch (err) {
-    if (gone(err)) return { id: null };
-    return { error: `${abs}: ${String((err as Error).message ?? err)}` };
-  }
-}
-
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const { createHash } = require('node:crypto');
-const path = require('node:path');
-const hashPath = (${hashPath.toString()});
-const chunk = Buffer.allocUnsafe(${CHUNK_BYTES});
-parentPort.on('message', (batch) => {
-  parentPort.postMessage(batch.map((rel) =>
-    hashPath(fs, createHash, path.join(workerData.workspace, rel), workerData.format, chunk,
-      ${LARGE_FILE_BYTES})));
-});
-`;
-
-async function hashPaths(
-  workspace: string,
-  paths: readonly string[],
-  format: ObjectFormat,
-): Promise<Map<string, string | null>> {
-  const out = new Map<string, string | null>();
-  const take = (rel: string, r: HashResult) => {
-    if ('error' in r) throw new Error(`Could not hash a source file: ${r.error}`);
-    out.set(rel, r.id);
-  };
-  const workers = Math.min(MAX_WORKERS, os.availableParallelism());
-  if (paths.length < WORKER_THRESHOLD || workers < 2) {
-    const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-    for (const rel of paths) {
-      take(
-        rel,
-        hashPath(fs, createHash, path.join(workspace, rel), format, chunk, LARGE_FILE_BYTES),
-      );
-    }
-    return out;
-  }
-  let next = 0;
-  const runWorker = () =>
-    new Promise<void>((resolve, reject) => {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { workspace, format } });
-      let batch: string[] = [];
-      const send = () => {
-        batch = paths.slice(next, next + BATCH_FILES) as string[];
-        next += batch.length;
-        if (batch.length === 0) {
-          void worker.terminate();
-          resolve();
-        } else {
-          worker.postMessage(batch);
-        }
-      };
-      worker.on('message', (results: HashResult[]) => {
-        try {
-          batch.forEach((rel, i) => take(rel, results[i] as HashResult));
-        } catch (err) {
-          void worker.terminate();
-          reject(err as Error);
-          return;
-        }
-        send();
-      });
-      worker.on('error', reject);
-      send();
-    });
-  await Promise.all(Array.from({ length: workers }, runWorker));
-  return out;
 }
 
 // ---- listing ---------------------------------------------------------------------------------
@@ -356,23 +261,53 @@ function uniqueSorted(paths: Iterable<string>): string[] {
   const list = [...paths];
   let sorted = true;
   for (let i = 1; i < list.length && sorted; i++) {
-    sorted = compareBytes(list[i - 1] as string, list[i] as string) < 0;
+    sorted = byteOrder(list[i - 1] as string, list[i] as string) < 0;
   }
-  return sorted ? list : [...new Set(list)].sort(compareBytes);
+  return sorted ? list : [...new Set(list)].sort(byteOrder);
 }
 
-/** Every file and symlink under `workspace`, relative posix paths; excluded dirs are pruned. */
-function walk(workspace: string, excluded: Excluder): string[] {
+/**
+ * Every file and symlink under `workspace` that `take` accepts, as relative posix paths in byte
+ * order; `.git` and excluded directories are pruned, symlinks are never followed. Each directory
+ * is read once (the entry types come with the names: no stat per file) and its entries sorted
+ * with a directory as `name/`, so that depth-first order is the byte order of the whole paths.
+ * `take` sees each path as it is found; the walk yields to the event loop now and then.
+ */
+async function walk(
+  workspace: string,
+  excluded: (rel: string) => boolean,
+  take: (rel: string) => boolean,
+): Promise<string[]> {
   const out: string[] = [];
-  const stack: string[] = [workspace];
+  let sinceYield = 0;
+  // Depth first, in order: a stack of directories, each with its sorted entries still to visit.
+  const stack: { prefix: string; entries: string[]; next: number }[] = [];
+  const enter = (prefix: string) => {
+    const abs = prefix === '' ? workspace : path.join(workspace, prefix);
+    const entries: string[] = [];
+    for (const entry of fs.readdirSync(abs, { withFileTypes: true })) {
+      const name = entry.name;
+      if (name === '.git') continue;
+      if (entry.isDirectory()) entries.push(`${name}/`);
+      else if (entry.isFile() || entry.isSymbolicLink()) entries.push(name);
+    }
+    stack.push({ prefix, entries: entries.sort(byteOrder), next: 0 });
+  };
+  enter('');
   while (stack.length > 0) {
-    const dir = stack.pop() as string;
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const abs = path.join(dir, entry.name);
-      if (entry.name === '.git' || excluded(abs)) continue;
-      if (entry.isDirectory()) stack.push(abs);
-      else if (entry.isFile() || entry.isSymbolicLink()) {
-        out.push(toPosix(path.relative(workspace, abs)));
+    const dir = stack[stack.length - 1] as (typeof stack)[number];
+    if (dir.next === dir.entries.length) {
+      stack.pop();
+      continue;
+    }
+    const rel = dir.prefix + (dir.entries[dir.next++] as string);
+    if (rel.endsWith('/')) {
+      if (!excluded(rel.slice(0, -1))) enter(rel);
+    } else if (!excluded(rel) && take(rel)) {
+      out.push(rel);
+      if (++sinceYield >= WALK_YIELD_FILES) {
+        sinceYield = 0;
+        await nextTurn();
       }
     }
   }

@@ -1,7 +1,9 @@
 /**
  * The basis of a save: the previous entry of the same package, whose stat cache and locator let
  * the save skip files that did not change (issue 4, the 1%-changed save). Finding no basis, or
- * a damaged one, only makes the save read everything.
+ * a damaged one, only makes the save read everything. The stat cache carries the digests and
+ * the group locations, so the previous manifest is parsed only when there is no stat cache (its
+ * locator still lets the save skip writing content that is already grouped).
  */
 import { compareBytes } from '../util/bytes.js';
 import type { BlobStore } from './blobs.js';
@@ -36,8 +38,9 @@ export async function loadBasis(
       key = same[0]?.key;
     }
     if (key === undefined) return undefined;
-    const locations = await blobs.loadLocator(await manifestOf(key));
-    return { stat: await readStatCache(storeRoot, key, req.roots), locations };
+    const stat = await readStatCache(storeRoot, key, req.roots);
+    if (stat.usable) return { stat, locations: stat.locations() };
+    return { stat, locations: await blobs.loadLocator(await manifestOf(key)) };
   } catch {
     return undefined;
   }

@@ -16,7 +16,7 @@
  * through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
  * of one blob are harmless (same content). Reads always verify.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { sha256 } from '../util/bytes.js';
@@ -28,6 +28,10 @@ import { MIN_SAVING, sharedPool, type PoolDirs, type WorkerPool } from './pool.j
 const DIGEST = /^[0-9a-f]{64}$/;
 const LOCATOR_SUFFIX = '.loc';
 
+function sameFile(a: Stats, b: Stats): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.dev === b.dev;
+}
+
 /** Where a grouped file's content lives. */
 export interface Location {
   /** The group blob's digest. */
@@ -38,12 +42,78 @@ export interface Location {
   readonly size: number;
 }
 
-interface LocatorFile {
+/** A locator's content (also carried as it is in a pack's header, pack.ts). */
+export interface LocatorFile {
   readonly v: 1;
   /** [group digest, uncompressed size] */
   readonly groups: [string, number][];
   /** [file digest, index into groups, offset, size] */
   readonly files: [string, number, number, number][];
+}
+
+/** The locator of `m` for the files in `locs`, in manifest order; undefined when none is grouped. */
+export function buildLocator(
+  m: Manifest,
+  locs: ReadonlyMap<string, Location>,
+): LocatorFile | undefined {
+  const groups = new Map<string, number>();
+  const file: LocatorFile = { v: 1, groups: [], files: [] };
+  const seen = new Set<string>();
+  for (const f of manifestFiles(m)) {
+    const loc = locs.get(f.digest);
+    if (loc === undefined || seen.has(f.digest)) continue;
+    seen.add(f.digest);
+    let gi = groups.get(loc.group);
+    if (gi === undefined) {
+      gi = file.groups.length;
+      groups.set(loc.group, gi);
+      file.groups.push([loc.group, loc.groupSize]);
+    }
+    file.files.push([f.digest, gi, loc.offset, loc.size]);
+  }
+  return file.files.length === 0 ? undefined : file;
+}
+
+/**
+ * The locations an untrusted locator describes; throws StoreError on anything malformed (a
+ * bad shape, a name that is not a digest, a slice outside its group, a group listed twice).
+ */
+export function parseLocator(raw: unknown, what: string): Map<string, Location> {
+  const bad: (why: string) => never = (why) => {
+    throw new StoreError(`locator ${what} is malformed: ${why}`);
+  };
+  const l = raw as Partial<LocatorFile> | null;
+  if (typeof l !== 'object' || l === null || l.v !== 1) bad('not a version 1 locator');
+  const groups = (l as LocatorFile).groups;
+  const files = (l as LocatorFile).files;
+  if (!Array.isArray(groups) || !Array.isArray(files)) bad('groups or files is not a list');
+  const names = new Set<string>();
+  for (const g of groups) {
+    if (!Array.isArray(g) || typeof g[0] !== 'string' || !DIGEST.test(g[0])) bad('bad group');
+    if (!Number.isSafeInteger(g[1]) || g[1] < 0) bad('bad group size');
+    if (names.has(g[0])) bad(`group ${g[0]} listed twice`);
+    names.add(g[0]);
+  }
+  const out = new Map<string, Location>();
+  for (const f of files) {
+    if (!Array.isArray(f)) bad('bad file');
+    const [digest, gi, offset, size] = f;
+    const g = Number.isSafeInteger(gi) ? groups[gi] : undefined;
+    if (
+      g === undefined ||
+      typeof digest !== 'string' ||
+      !DIGEST.test(digest) ||
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(size) ||
+      offset < 0 ||
+      size < 0 ||
+      offset + size > g[1]
+    ) {
+      bad(`bad file record ${JSON.stringify(f)?.slice(0, 200)}`);
+    }
+    out.set(digest, { group: g[0], groupSize: g[1], offset, size });
+  }
+  return out;
 }
 
 /** The name of a manifest's locator: the digest of its files' digests and sizes, in order. */
@@ -117,6 +187,11 @@ export class BlobStore {
     return this.locations.get(digest);
   }
 
+  /** Where grouped content `digest` lives, from the locators already read (no disk access). */
+  located(digest: string): Location | undefined {
+    return this.locations.get(digest);
+  }
+
   /** Records locations (a save that grouped files registers them before its commit). */
   remember(digest: string, loc: Location): void {
     this.locations.set(digest, loc);
@@ -129,27 +204,15 @@ export class BlobStore {
 
   /** Writes the locator of `m` for the files in `locs` (no file when none is grouped). */
   async writeLocator(m: Manifest, locs: ReadonlyMap<string, Location>): Promise<number> {
-    const groups = new Map<string, number>();
-    const file: LocatorFile = { v: 1, groups: [], files: [] };
-    const seen = new Set<string>();
-    for (const f of manifestFiles(m)) {
-      const loc = locs.get(f.digest);
-      if (loc === undefined || seen.has(f.digest)) continue;
-      seen.add(f.digest);
-      let gi = groups.get(loc.group);
-      if (gi === undefined) {
-        gi = file.groups.length;
-        groups.set(loc.group, gi);
-        file.groups.push([loc.group, loc.groupSize]);
-      }
-      file.files.push([f.digest, gi, loc.offset, loc.size]);
-    }
-    if (file.files.length === 0) return 0;
+    const file = buildLocator(m, locs);
+    if (file === undefined) return 0;
     const text = Buffer.from(JSON.stringify(file), 'utf8');
     const len = Buffer.alloc(4);
     len.writeUInt32BE(text.length);
     const body = Buffer.concat([len, this.codec.compress(text)]);
-    await writeFileAtomic(this.locatorPath(locatorId(m)), body, this.tmpDir);
+    const dest = this.locatorPath(locatorId(m));
+    await writeFileAtomic(dest, body, this.tmpDir);
+    await this.memoLocator(dest, parseLocator(file, path.basename(dest)));
     return body.length;
   }
 
@@ -170,47 +233,55 @@ export class BlobStore {
     return out;
   }
 
+  /**
+   * The locations in a locator file. The last one read or written is kept in memory while the
+   * file's size, mtime and inode stay the same (a save's commit reads back what it just wrote).
+   */
   private async readLocatorFile(file: string): Promise<Map<string, Location>> {
-    const out = new Map<string, Location>();
+    let st: Stats;
+    try {
+      st = await fs.stat(file);
+    } catch {
+      return new Map();
+    }
+    const memo = this.locatorMemo;
+    if (memo?.file === file && sameFile(memo.st, st)) return this.learn(memo.locs);
     let body: Buffer;
     try {
       body = await fs.readFile(file);
     } catch {
-      return out;
+      return new Map();
     }
-    let parsed: LocatorFile;
+    let locs: Map<string, Location>;
     try {
       // u32 BE length, then a zstd frame of JSON; a locator is tens of bytes per grouped file,
       // so 64 MiB bounds a hostile one.
       const len = body.readUInt32BE(0);
       if (len > 64 * 1024 * 1024) throw new Error('too large');
       const text = this.codec.decompress(body.subarray(4), len).toString('utf8');
-      parsed = JSON.parse(text) as LocatorFile;
-      if (parsed.v !== 1 || !Array.isArray(parsed.groups) || !Array.isArray(parsed.files)) {
-        throw new Error('bad shape');
-      }
+      locs = parseLocator(JSON.parse(text), path.basename(file));
     } catch (err) {
       throw new StoreError(`unreadable locator ${path.basename(file)}: ${err}`);
     }
-    for (const [digest, gi, offset, size] of parsed.files) {
-      const g = parsed.groups[gi];
-      if (
-        g === undefined ||
-        !DIGEST.test(digest) ||
-        !DIGEST.test(g[0]) ||
-        !Number.isSafeInteger(offset) ||
-        !Number.isSafeInteger(size) ||
-        offset < 0 ||
-        size < 0 ||
-        offset + size > g[1]
-      ) {
-        throw new StoreError(`locator ${path.basename(file)} is malformed`);
-      }
-      const loc: Location = { group: g[0], groupSize: g[1], offset, size };
-      out.set(digest, loc);
-      this.locations.set(digest, loc);
+    this.locatorMemo = { file, st, locs };
+    return this.learn(locs);
+  }
+
+  private locatorMemo: { file: string; st: Stats; locs: Map<string, Location> } | undefined;
+
+  private async memoLocator(file: string, locs: Map<string, Location>): Promise<void> {
+    try {
+      this.locatorMemo = { file, st: await fs.stat(file), locs };
+    } catch {
+      this.locatorMemo = undefined;
     }
-    return out;
+    this.learn(locs);
+  }
+
+  /** Remembers the locations (for `locate`) and returns a copy the caller may keep. */
+  private learn(locs: Map<string, Location>): Map<string, Location> {
+    for (const [d, loc] of locs) this.locations.set(d, loc);
+    return new Map(locs);
   }
 
   /** Reads every locator in the store once (export of an entry this process has not loaded). */
@@ -260,20 +331,12 @@ export class BlobStore {
     return true;
   }
 
-  /**
-   * A frame holding exactly the content `digest` (pack export verifies it with `verifyFrame`):
-   * the stored blob, or for a grouped file its slice of the group, compressed on its own.
-   */
-  async readFrame(digest: string): Promise<Buffer> {
+  /** The stored frame of blob `name` (standalone or group) as it is on disk. */
+  async readFrame(name: string): Promise<Buffer> {
     try {
-      return await fs.readFile(this.pathOf(digest));
+      return await fs.readFile(this.pathOf(name));
     } catch (err) {
-      const loc = await this.locate(digest);
-      if (loc === undefined)
-        throw new StoreError(`blob ${digest} is missing from the store: ${err}`);
-      const content = await this.readGroupSlice(digest, loc);
-      const frame = this.codec.compress(content);
-      return frame.length > content.length * (1 - MIN_SAVING) ? rawFrame(content) : frame;
+      throw new StoreError(`blob ${name} is missing from the store: ${err}`);
     }
   }
 

@@ -3,6 +3,8 @@
  *
  *   <root>/index.bin                             entries, blob sizes and reference counts
  *                                                (index-file.ts; rebuildable from the entries)
+ *   <root>/access.journal                        access times since index.bin was written
+ *                                                (access-journal.ts)
  *   <root>/<package>/<version>/<hash>/meta.json  EntryMeta
  *   <root>/<package>/<version>/<hash>/artifact   the manifest (manifest.ts)
  *   <root>/blobs/<aa>/<sha256>                   zstd frames (blobs.ts)
@@ -14,7 +16,9 @@
  * the index is rebuilt from them when it is missing or fails its checks. Blob writes take no
  * lock (content addressing: one name, one content; rename is atomic). Commits and removals
  * take the lock, re-read the index if another process changed it, and write it back by temp
- * file + fsync + rename. A commit checks under the lock that every blob it references is on
+ * file + fsync + rename. A hit (`touch`) takes no lock and rewrites nothing: it appends to the
+ * access journal, which every read of the index applies and the next commit or removal folds
+ * in. A commit checks under the lock that every blob it references is on
  * disk (re-writing from the saved files any that a concurrent removal deleted), and a removal
  * deletes a blob only when its reference count reaches zero, so neither can strand the other.
  *
@@ -29,6 +33,7 @@ import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { compareBytes, sha256 } from '../util/bytes.js';
 import { exists, tempName, writeFileAtomic } from '../util/fsx.js';
+import { appendTouch, JOURNAL_NAME, JOURNAL_ROTATE_BYTES, JournalTail } from './access-journal.js';
 import { BlobStore } from './blobs.js';
 import { loadCodec, type Codec } from './codec.js';
 import {
@@ -40,6 +45,7 @@ import {
   BLOB_NAME,
   StoreIndex,
   type IndexEntry,
+  type NewEntry,
 } from './index-file.js';
 import { DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, withLock } from './lock.js';
 import { blobSizes, manifestFiles, parseManifest, type Manifest } from './manifest.js';
@@ -106,6 +112,8 @@ export class LocalStore {
   private readonly lockStaleMs: number;
   /** The index as last read or written by this instance, and the file it came from. */
   private cached: { index: StoreIndex; sig: FileSig } | undefined;
+  /** How much of the access journal the cached index has taken in. */
+  private readonly journal: JournalTail;
 
   private constructor(
     readonly root: string,
@@ -113,6 +121,7 @@ export class LocalStore {
     options: LocalStoreOptions,
   ) {
     this.indexPath = path.join(root, INDEX);
+    this.journal = new JournalTail(path.join(root, JOURNAL_NAME));
     this.tmpDir = path.join(root, 'tmp');
     this.blobs = new BlobStore(path.join(root, 'blobs'), this.tmpDir, codec);
     injectBlobFaults(this.blobs);
@@ -140,7 +149,7 @@ export class LocalStore {
   async get(key: string): Promise<EntryMeta | undefined> {
     const rec = (await this.index()).entries.get(key);
     if (rec === undefined) return undefined;
-    return this.readMetaOf(dirOfEntry(rec), key);
+    return this.metaOf(rec);
   }
 
   /** For each prefix in order: the newest entry (createdAt) whose key starts with it. */
@@ -151,7 +160,7 @@ export class LocalStore {
         .filter((r) => r.key.startsWith(prefix))
         .sort((a, b) => b.createdAt - a.createdAt || compareBytes(b.key, a.key));
       for (const c of candidates) {
-        const meta = await this.readMetaOf(dirOfEntry(c), c.key);
+        const meta = await this.metaOf(c);
         if (meta !== undefined) return meta;
       }
     }
@@ -162,7 +171,7 @@ export class LocalStore {
   async list(): Promise<EntryMeta[]> {
     const out: EntryMeta[] = [];
     for (const r of (await this.index()).sortedEntries()) {
-      const meta = await this.readMetaOf(dirOfEntry(r), r.key);
+      const meta = await this.metaOf(r);
       if (meta !== undefined) out.push(meta);
     }
     return out;
@@ -174,6 +183,7 @@ export class LocalStore {
    */
   async snapshot(): Promise<StoreSnapshot> {
     const ix = await this.index();
+    const names = ix.blobs.names();
     const entries: SnapshotEntry[] = ix.sortedEntries().map((e) => ({
       key: e.key,
       package: e.package,
@@ -183,11 +193,9 @@ export class LocalStore {
       sizeBytes: e.sizeBytes,
       createdAt: e.createdAt,
       lastAccessAt: e.lastAccessAt,
-      blobs: e.blobs,
+      blobs: Array.from(e.slots, (s) => names[s] as string),
     }));
-    const sizes = new Map<string, number>();
-    for (const [d, info] of ix.blobs) sizes.set(d, info.size);
-    return { entries, blobSizes: sizes };
+    return { entries, blobSizes: ix.blobs.sizeView() };
   }
 
   /** The index as readable JSON (entries by key, blobs with size and reference count). */
@@ -219,11 +227,17 @@ export class LocalStore {
       () => this.list(),
       async (k) => (await this.load(k)).manifest,
     );
-    const snap = await snapshotRoots(req.roots, this.blobs, basis, req.groupSmallFiles === true);
+    const snap = await snapshotRoots(req.roots, this.blobs, basis, req.groupSmallFiles !== false);
     await pausePoint('after-blobs');
-    // What we save must pass what restore demands; this catches a walk that went wrong.
-    const manifest = parseManifest({ schema: 1, roots: snap.roots });
-    // [store-speed] where the grouped small files live, and the stat cache for the next save.
+    // The walk keeps only what restore accepts (snapshot.ts), so this passes parseManifest;
+    // restore validates it again whenever it is read.
+    const manifest: Manifest = { schema: 1, roots: snap.roots };
+    // [store-speed] where the grouped small files live, and the stat cache for the next save
+    // (written meanwhile: the stat cache of a key that is not in the store is never consulted).
+    const statCacheWritten = writeStatCache(this.root, this.tmpDir, req.roots, {
+      ...snap.statCache,
+      key: req.key,
+    }).catch(() => {});
     const locatorBytes = await this.blobs.writeLocator(manifest, snap.locations);
     req.onStats?.({
       ...snap.stats,
@@ -249,7 +263,7 @@ export class LocalStore {
       this.rewriteFromRoots(digest, manifest, req.roots),
     );
     // [store-speed] what the files looked like, so the next save of the package skips them.
-    await writeStatCache(this.root, this.tmpDir, req.roots, { ...snap.statCache, key: req.key });
+    await statCacheWritten;
     return created
       ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes }
       : { entry, created, newBlobs: 0, newBytes: 0 };
@@ -277,8 +291,11 @@ export class LocalStore {
       // [store-speed] grouped small files are found through the entry's locator; the stat
       // cache lets the next save of this package skip the files the build leaves alone.
       await this.blobs.loadLocator(manifest);
-      const { statCache, ...result } = await restoreRoots(this.blobs, jobs, opts);
-      await writeStatCache(this.root, this.tmpDir, roots, { ...statCache, key }).catch(() => {});
+      const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts);
+      await Promise.all([
+        writeStatCache(this.root, this.tmpDir, roots, { ...statCache, key }).catch(() => {}),
+        quiet,
+      ]);
       return result;
     } catch (err) {
       if (err instanceof Error && err.name === 'StoreError') await this.dropBroken(manifest);
@@ -355,23 +372,17 @@ export class LocalStore {
     });
   }
 
-  /** Sets lastAccessAt to now. */
+  /**
+   * Sets lastAccessAt to now: one append to the access journal, no lock, no rewrite (the next
+   * commit or removal carries it into index.bin). meta.json keeps the time of the save; `get`
+   * and `list` report the index's.
+   */
   async touch(key: string): Promise<void> {
-    await this.mutate(async (ix) => {
-      const rec = ix.entries.get(key);
-      if (rec === undefined) return;
-      const meta = await this.readMetaOf(dirOfEntry(rec), key);
-      if (meta === undefined) return;
-      const now = Date.now();
-      const updated: EntryMeta = { ...meta, lastAccessAt: new Date(now).toISOString() };
-      await writeFileAtomic(
-        path.join(this.dirOf(dirOfEntry(rec)), META),
-        json(updated),
-        this.tmpDir,
-      );
-      rec.lastAccessAt = now;
-      await this.persist(ix);
-    });
+    const rec = (await this.index()).entries.get(key);
+    if (rec === undefined) return;
+    const now = Date.now();
+    await appendTouch(this.journal.file, key, now);
+    if (now > rec.lastAccessAt) rec.lastAccessAt = now;
   }
 
   /** Counts a lookup for `stats()` (best-effort: never throws, never waits long). */
@@ -386,9 +397,11 @@ export class LocalStore {
     let storedBytes = 0;
     for (const e of ix.entries.values()) {
       logicalBytes += e.sizeBytes;
-      for (const d of e.blobs) referencedBytes += ix.blobs.get(d)?.size ?? 0;
+      for (const s of e.slots) referencedBytes += ix.blobs.sizeOf(s);
     }
-    for (const info of ix.blobs.values()) storedBytes += info.size;
+    for (let s = 0; s < ix.blobs.slotCount; s++) {
+      if (ix.blobs.isLive(s)) storedBytes += ix.blobs.sizeOf(s);
+    }
     const { hits, misses } = await readCounters(path.join(this.root, 'stats.json'));
     return {
       entries: ix.entries.size,
@@ -447,7 +460,7 @@ export class LocalStore {
             else contentSize.set(loc.group, loc.groupSize);
           }
           const names = [...(await this.blobs.referencedBlobs(manifest)).keys()];
-          const listed = new Set(e.blobs);
+          const listed = new Set(ix.blobNames(e));
           if (names.length !== listed.size || names.some((d) => !listed.has(d))) {
             problems.push(`entry ${e.key}: the index lists other blobs than its artifact`);
             manifest = undefined;
@@ -458,7 +471,7 @@ export class LocalStore {
         }
       }
       if (meta === undefined || manifest === undefined) badEntries.push(e.key);
-      for (const d of e.blobs) counted.set(d, (counted.get(d) ?? 0) + 1);
+      for (const d of ix.blobNames(e)) counted.set(d, (counted.get(d) ?? 0) + 1);
     }
     for (const d of counted.keys()) {
       if ((await this.blobSize(d)) === undefined) {
@@ -529,6 +542,13 @@ export class LocalStore {
     return parseManifest(raw);
   }
 
+  /** The entry's meta.json, with the index's lastAccessAt where a later touch moved it. */
+  private async metaOf(rec: IndexEntry): Promise<EntryMeta | undefined> {
+    const meta = await this.readMetaOf(dirOfEntry(rec), rec.key);
+    if (meta === undefined || !(rec.lastAccessAt > Date.parse(meta.lastAccessAt))) return meta;
+    return { ...meta, lastAccessAt: new Date(rec.lastAccessAt).toISOString() };
+  }
+
   /** The meta of the entry in `rel`, if it is readable, valid and really holds `key`. */
   private async readMetaOf(rel: string, key: string): Promise<EntryMeta | undefined> {
     try {
@@ -561,7 +581,7 @@ export class LocalStore {
       return await this.mutate(async (ix) => {
         const listed = ix.entries.get(meta.key);
         if (listed !== undefined) {
-          const there = await this.readMetaOf(dirOfEntry(listed), meta.key);
+          const there = await this.metaOf(listed);
           if (there !== undefined) return { entry: there, created: false };
           throw new StoreError(`entry ${meta.key} is listed but unreadable (verify can repair it)`);
         }
@@ -638,7 +658,9 @@ export class LocalStore {
       await this.mutate(async (ix) => {
         const still = new Set<string>();
         for (const d of gone) if ((await this.blobSize(d)) === undefined) still.add(d);
-        const broken = [...ix.entries.values()].filter((e) => e.blobs.some((d) => still.has(d)));
+        const broken = [...ix.entries.values()].filter((e) =>
+          ix.blobNames(e).some((d) => still.has(d)),
+        );
         if (broken.length === 0) return;
         core.warning(
           `clyde-cache: ${still.size} blob(s) of the local store are missing or were corrupt; dropping ${broken.length} entr${broken.length === 1 ? 'y' : 'ies'} that need them`,
@@ -663,15 +685,16 @@ export class LocalStore {
       const fresh = new StoreIndex();
       fresh.generation = ix.generation;
       for (const e of ix.sortedEntries()) {
-        if (bad.has(e.key) || e.blobs.some((d) => gone.has(d))) continue;
+        const names = ix.blobNames(e);
+        if (bad.has(e.key) || names.some((d) => gone.has(d))) continue;
         const sizes = new Map<string, number>();
         let complete = true;
-        for (const d of e.blobs) {
+        for (const d of names) {
           const size = fresh.blobs.get(d)?.size ?? (await this.blobSize(d));
           if (size === undefined) complete = false;
           else sizes.set(d, size);
         }
-        if (complete) fresh.add(e, sizes);
+        if (complete) fresh.add({ ...fieldsOf(e), blobs: names }, sizes);
       }
       await this.persist(fresh);
       const keep = new Set([...fresh.entries.values()].map(dirOfEntry));
@@ -749,16 +772,35 @@ export class LocalStore {
       return undefined;
     }
     const c = this.cached;
+    let index: StoreIndex;
     if (c && c.sig.ino === sig.ino && c.sig.size === sig.size && c.sig.mtimeMs === sig.mtimeMs) {
-      return c.index;
-    }
-    try {
-      const index = decodeIndex(await fs.readFile(this.indexPath));
+      index = c.index;
+    } else {
+      try {
+        index = decodeIndex(await fs.readFile(this.indexPath));
+      } catch (err) {
+        this.problem = err instanceof Error ? err.message : String(err);
+        return undefined;
+      }
       this.cached = { index, sig };
-      return index;
+      this.journal.reset();
+    }
+    await this.applyJournal(index);
+    return index;
+  }
+
+  /** Applies the touches appended to the access journal since this instance last read it. */
+  private async applyJournal(ix: StoreIndex): Promise<void> {
+    let touches: Map<string, number>;
+    try {
+      touches = await this.journal.read();
     } catch (err) {
-      this.problem = err instanceof Error ? err.message : String(err);
-      return undefined;
+      core.debug(`clyde-cache: access journal unreadable: ${err}`);
+      return;
+    }
+    for (const [key, at] of touches) {
+      const e = ix.entries.get(key);
+      if (e !== undefined && at > e.lastAccessAt) e.lastAccessAt = at;
     }
   }
 
@@ -796,6 +838,8 @@ export class LocalStore {
       );
     }
     this.problem = undefined;
+    // Access times since the entries were saved: whatever the journal still holds.
+    this.journal.reset();
     await this.persist(ix);
     await fs.rm(path.join(this.root, OLD_INDEX), { force: true });
     return ix;
@@ -817,11 +861,20 @@ export class LocalStore {
     });
   }
 
+  /**
+   * Writes `ix` (with the journal's latest touches folded in) as index.bin; the caller holds the
+   * lock. Removes the journal when it has grown large and nothing was appended since it was read.
+   */
   private async persist(ix: StoreIndex): Promise<void> {
     ix.generation++;
+    await this.applyJournal(ix);
     await writeFileAtomic(this.indexPath, encodeIndex(ix), this.tmpDir);
     const st = await fs.stat(this.indexPath);
     this.cached = { index: ix, sig: { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs } };
+    if (this.journal.consumed >= JOURNAL_ROTATE_BYTES && (await this.journal.unchanged())) {
+      await fs.rm(this.journal.file, { force: true });
+      this.journal.reset();
+    }
   }
 
   private lockSettings(): { target: string; lockPath: string; timeoutMs: number; staleMs: number } {
@@ -907,7 +960,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function toIndexEntry(meta: EntryMeta, blobs: string[]): IndexEntry {
+function toIndexEntry(meta: EntryMeta, blobs: string[]): NewEntry {
   return {
     key: meta.key,
     package: meta.package,
@@ -921,6 +974,23 @@ function toIndexEntry(meta: EntryMeta, blobs: string[]): IndexEntry {
     storedBytes: meta.storedBytes,
     files: meta.files,
     blobs,
+  };
+}
+
+/** An index entry's fields, without its blob slots (to add it to another index). */
+function fieldsOf(e: IndexEntry): Omit<NewEntry, 'blobs'> {
+  return {
+    key: e.key,
+    package: e.package,
+    version: e.version,
+    hash: e.hash,
+    platform: e.platform,
+    variant: e.variant,
+    createdAt: e.createdAt,
+    lastAccessAt: e.lastAccessAt,
+    sizeBytes: e.sizeBytes,
+    storedBytes: e.storedBytes,
+    files: e.files,
   };
 }
 

@@ -16,6 +16,7 @@ const RESERVED = new Set([
   'index.bin',
   'index.json',
   'index.json.lock',
+  'access.journal',
   'store.lock',
   'stats.json',
   'stats.json.lock',

@@ -1,29 +1,36 @@
 /**
  * The pack: one file per entry for the runner-cache tier.
  *
- *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE
- *   header length u32 BE | header JSON (utf-8): { meta, manifest }
+ *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE (2)
+ *   header length u32 BE | header JSON (utf-8): { meta, manifest, locator? }
  *   per blob: sha256 (32 raw bytes) | compressed length u64 BE | the stored zstd frame
  *   end: 32 zero bytes | length 0
  *
+ * Blobs travel as they are stored: a standalone file's blob, and the group blobs of grouped
+ * small files, whose places the header's `locator` gives (blobs.ts `LocatorFile`); nothing is
+ * recompressed. Format 1 (one blob per file, from before groups) is refused.
+ *
  * Reading is sequential and one blob at a time; nothing is trusted until verified: the header
- * goes through the same validation as a local manifest, every blob is decompressed and
- * hashed before it is stored, and the entry appears only after every needed blob was seen.
+ * goes through the same validation as a local manifest and locator, every blob is
+ * decompressed and hashed before it is stored, every grouped file's slice is hashed against its
+ * digest, and the entry appears only after every needed blob was seen.
  */
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
+import { sha256, sortBytes } from '../util/bytes.js';
 import { tempName } from '../util/fsx.js';
-import type { BlobStore } from './blobs.js';
-import { blobSizes, parseManifest, type Manifest } from './manifest.js';
-import { sortBytes } from '../util/bytes.js';
+import { buildLocator, parseLocator, type BlobStore, type Location } from './blobs.js';
+import { manifestFiles, parseManifest, type Manifest } from './manifest.js';
 import type { EntryMeta } from './types.js';
 
 export const PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');
-export const PACK_VERSION = 1;
+export const PACK_VERSION = 2;
 /** A header this large would describe far more files than any real entry. */
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+/** Saves write groups of about 1 MiB; a pack's group beyond this is refused unread. */
+export const MAX_GROUP_BYTES = 64 * 1024 * 1024;
 const DIGEST_BYTES = 32;
 const END = Buffer.alloc(DIGEST_BYTES);
 
@@ -35,6 +42,57 @@ function maxFrameBytes(size: number): number {
 export interface PackHeader {
   readonly meta: unknown;
   readonly manifest: unknown;
+  readonly locator?: unknown;
+}
+
+/** One blob of an entry: its content size and, for a group, the grouped files in it. */
+interface NeededBlob {
+  readonly size: number;
+  readonly members: { digest: string; offset: number; size: number }[];
+}
+
+/**
+ * Every blob the entry needs, by name: standalone files and groups (from `locs`). Throws
+ * StoreError when the locator and the manifest disagree.
+ */
+function neededBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Map<string, NeededBlob> {
+  const out = new Map<string, NeededBlob>();
+  const files = new Set<string>();
+  for (const f of manifestFiles(m)) {
+    if (files.has(f.digest)) continue;
+    files.add(f.digest);
+    const loc = locs.get(f.digest);
+    const name = loc?.group ?? f.digest;
+    const size = loc?.groupSize ?? f.size;
+    if (loc !== undefined && loc.size !== f.size) {
+      throw new StoreError(`locator places ${f.digest} with ${loc.size} bytes, not ${f.size}`);
+    }
+    let b = out.get(name);
+    if (b === undefined) {
+      b = { size, members: [] };
+      out.set(name, b);
+    } else if (b.size !== size) {
+      throw new StoreError(`blob ${name} is needed with two sizes`);
+    }
+    if (loc !== undefined) b.members.push({ digest: f.digest, offset: loc.offset, size: loc.size });
+  }
+  for (const d of locs.keys()) {
+    if (!files.has(d)) throw new StoreError(`locator places ${d}, which its entry does not hold`);
+  }
+  return out;
+}
+
+/**
+ * Decompresses `frame` and checks it holds the content `name` needs: its digest and, for a
+ * group, every member's slice against the member's digest.
+ */
+function verifyBlob(blobs: BlobStore, name: string, need: NeededBlob, frame: Buffer): void {
+  const content = blobs.verifyFrame(name, need.size, frame);
+  for (const m of need.members) {
+    if (sha256(content.subarray(m.offset, m.offset + m.size)) !== m.digest) {
+      throw new StoreError(`blob ${name}: grouped file ${m.digest} does not match its digest`);
+    }
+  }
 }
 
 /** Writes the pack of an entry to `destFile` (temp file + rename); returns its size. */
@@ -44,9 +102,14 @@ export async function writePack(
   manifest: Manifest,
   destFile: string,
 ): Promise<number> {
-  const header = Buffer.from(JSON.stringify({ meta, manifest }), 'utf8');
+  const locs = await blobs.loadLocator(manifest);
+  const locator = buildLocator(manifest, locs);
+  const header = Buffer.from(
+    JSON.stringify({ meta, manifest, ...(locator !== undefined ? { locator } : {}) }),
+    'utf8',
+  );
   if (header.length > MAX_HEADER_BYTES) throw new StoreError('entry too large to pack');
-  const sizes = blobSizes(manifest);
+  const needed = neededBlobs(manifest, locs);
   const tmp = tempName(path.dirname(destFile), `${path.basename(destFile)}.part`);
   const out = await fs.open(tmp, 'wx');
   let bytes = 0;
@@ -62,12 +125,12 @@ export async function writePack(
     u32.writeUInt32BE(header.length);
     await write(Buffer.from(u32));
     await write(header);
-    for (const digest of sortBytes(sizes.keys())) {
-      const frame = await blobs.readFrame(digest);
+    for (const name of sortBytes(needed.keys())) {
+      const frame = await blobs.readFrame(name);
       // A corrupt blob must not be uploaded: the remote copy could never be replaced.
-      blobs.verifyFrame(digest, sizes.get(digest) ?? 0, frame);
+      verifyBlob(blobs, name, needed.get(name) as NeededBlob, frame);
       const rec = Buffer.alloc(DIGEST_BYTES + 8);
-      Buffer.from(digest, 'hex').copy(rec, 0);
+      Buffer.from(name, 'hex').copy(rec, 0);
       rec.writeBigUInt64BE(BigInt(frame.length), DIGEST_BYTES);
       await write(rec);
       await write(frame);
@@ -137,6 +200,11 @@ export async function readPack(
       throw new StoreError('not a clyde pack (bad magic)');
     }
     const version = (await r.read(4, 'version')).readUInt32BE(0);
+    if (version === 1) {
+      throw new StoreError(
+        'unsupported pack version 1 (written by an older clyde-cache, before grouped files); the entry will be saved again',
+      );
+    }
     if (version !== PACK_VERSION) throw new StoreError(`unsupported pack version ${version}`);
     const headerLen = (await r.read(4, 'header length')).readUInt32BE(0);
     if (headerLen > MAX_HEADER_BYTES)
@@ -152,7 +220,16 @@ export async function readPack(
     const manifest = parseManifest(header.manifest);
     if (!(await accept(header, manifest))) return undefined;
 
-    const needed = blobSizes(manifest);
+    const locs =
+      header.locator === undefined
+        ? new Map<string, Location>()
+        : parseLocator(header.locator, 'in the pack');
+    const needed = neededBlobs(manifest, locs);
+    for (const [name, b] of needed) {
+      if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
+        throw new StoreError(`pack group ${name} claims ${b.size} bytes`);
+      }
+    }
     const seen = new Set<string>();
     let storedBytes = 0;
     let newBlobs = 0;
@@ -165,18 +242,18 @@ export async function readPack(
         break;
       }
       const digest = raw.toString('hex');
-      const size = needed.get(digest);
-      if (size === undefined)
+      const need = needed.get(digest);
+      if (need === undefined)
         throw new StoreError(`pack carries blob ${digest} that its entry does not use`);
       if (seen.has(digest)) throw new StoreError(`pack carries blob ${digest} twice`);
-      if (len > BigInt(maxFrameBytes(size))) {
+      if (len > BigInt(maxFrameBytes(need.size))) {
         throw new StoreError(
-          `pack blob ${digest}: ${len} compressed bytes for ${size} bytes of content`,
+          `pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`,
         );
       }
       const frame = await r.read(Number(len), `blob ${digest}`);
       try {
-        blobs.verifyFrame(digest, size, frame);
+        verifyBlob(blobs, digest, need, frame);
       } catch (err) {
         throw new StoreError(
           `pack blob ${digest} is corrupt: ${err instanceof Error ? err.message : err}`,
@@ -193,6 +270,8 @@ export async function readPack(
         `pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`,
       );
     }
+    // The entry's locator, written here so the commit finds its groups (as a save's would).
+    await blobs.writeLocator(manifest, locs);
     return { header, manifest, storedBytes, newBlobs };
   } finally {
     await fh.close();

@@ -43,6 +43,8 @@ export async function mapLimit<T, R>(
 export const STREAM_AT = 16 * 1024 * 1024;
 /** A compressed blob must save at least this fraction, or the content is stored as it is. */
 export const MIN_SAVING = 0.03;
+/** Unpacked copies (restore.ts) carry this mtime: one that differs was touched after we wrote it. */
+export const UNPACKED_MTIME_MS = 1_000_000_000_000;
 /** Environment variable: the number of worker threads (default: cores, at most 4). */
 export const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
 
@@ -86,6 +88,8 @@ interface Slot {
   readonly worker: Worker;
   readonly ready: Promise<string>;
   busy: boolean;
+  /** Ready has resolved: messages can be posted at once. */
+  online: boolean;
 }
 
 /** Every job names the store it works on: `{ dirs: { blobDir, tmpDir }, ... }`. */
@@ -100,7 +104,7 @@ export interface PoolDirs {
  */
 export class WorkerPool {
   private readonly slots: Slot[] = [];
-  private readonly queue: { op: string; args: unknown; p: Pending }[] = [];
+  private readonly queue: { op: string; args: unknown; priority: number; p: Pending }[] = [];
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
   private closed = false;
@@ -111,6 +115,7 @@ export class WorkerPool {
       level: LEVEL,
       streamAt: STREAM_AT,
       minSaving: MIN_SAVING,
+      unpackedMtimeMs: UNPACKED_MTIME_MS,
     };
     for (let i = 0; i < size; i++) {
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
@@ -119,10 +124,11 @@ export class WorkerPool {
         worker.once('error', reject);
         worker.once('message', (m: { backend: string }) => resolve(m.backend));
       });
-      const slot: Slot = { worker, ready, busy: false };
+      const slot: Slot = { worker, ready, busy: false, online: false };
       worker.on('error', (err) => this.failAll(err));
       ready.then(
         () => {
+          slot.online = true;
           worker.on('message', (m: Reply) => this.onReply(slot, m));
           // (An unref before the worker is online does not hold; repeat it once it is.)
           if (!slot.busy) worker.unref();
@@ -142,10 +148,17 @@ export class WorkerPool {
     return (this.slots[0] as Slot).ready;
   }
 
-  run<T>(op: string, args: unknown): Promise<T> {
+  /**
+   * Queues a job; an idle worker takes the queued job of highest `priority` (the largest first,
+   * so that the workers finish together), the oldest among equals.
+   */
+  run<T>(op: string, args: unknown, priority = 0): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError('the store worker pool is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ op, args, p: { resolve: resolve as (v: unknown) => void, reject } });
+      const job = { op, args, priority, p: { resolve: resolve as (v: unknown) => void, reject } };
+      let i = this.queue.length;
+      while (i > 0 && (this.queue[i - 1] as { priority: number }).priority < priority) i--;
+      this.queue.splice(i, 0, job);
       this.dispatch();
     });
   }
@@ -164,7 +177,9 @@ export class WorkerPool {
       slot.busy = true;
       slot.worker.ref();
       this.pending.set(id, job.p);
-      void slot.ready.then(() => slot.worker.postMessage({ id, op: job.op, args: job.args }));
+      const msg = { id, op: job.op, args: job.args };
+      if (slot.online) slot.worker.postMessage(msg);
+      else void slot.ready.then(() => slot.worker.postMessage(msg));
     }
   }
 

@@ -4,25 +4,18 @@
  * is anything moved into the workspace. The manifest has already been validated
  * (`parseManifest`), and the move never follows a symlink that sits in the workspace.
  */
-import {
-  chmodSync,
-  constants as fsConstants,
-  copyFileSync,
-  linkSync,
-  lstatSync,
-  mkdirSync,
-  promises as fs,
-  rmSync,
-  symlinkSync,
-  utimesSync,
-  type Stats,
-} from 'node:fs';
+import { mkdirSync, promises as fs, symlinkSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError, UnsafeEntryError } from '../errors.js';
 import type { BlobStore } from './blobs.js';
 import type { ManifestEntry, ManifestRoot } from './manifest.js';
-import { STREAM_AT, WorkerOpError } from './pool.js';
-import { CLOCK_LAG_MS, type StatCacheFile, type StatRecord } from './statcache.js';
+import { STREAM_AT, UNPACKED_MTIME_MS, WorkerOpError } from './pool.js';
+import {
+  CLOCK_LAG_MS,
+  StatCacheBuilder,
+  type StatCacheFile,
+  type StatRecord,
+} from './statcache.js';
 import type { OutputRoot, RestoreOptions, RestoreResult } from './types.js';
 
 const STAGING_PREFIX = '.clyde-restore-';
@@ -85,7 +78,12 @@ interface FileJob {
   readonly dest: string;
 }
 
+/** What a written file looks like: [inode, mtimeMs] (renames into place keep both). */
+type Written = readonly [number, number];
+
 interface WriteMember {
+  /** Index into the caller's list, for the answer. */
+  id: number;
   digest: string;
   offset: number;
   size: number;
@@ -102,20 +100,24 @@ interface WriteJob {
   members: WriteMember[];
 }
 
-/** Unpacked copies carry this mtime: one that differs was touched after we wrote it. */
-const UNPACKED_MTIME_MS = 1_000_000_000_000;
 /** Content per message to a worker. */
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** Files per link or clone message to a worker. */
+const LINK_BATCH = 1024;
 
 /**
  * Writes files from their blobs in the worker pool: one job per group blob (decompressed once,
- * every member verified) and batches of standalone blobs; large blobs stream.
+ * every member verified) and batches of standalone blobs; large blobs stream. Returns what
+ * each file looks like, by member id.
  */
-async function writeFromBlobs(blobs: BlobStore, files: readonly WriteMember[]): Promise<void> {
+async function writeFromBlobs(
+  blobs: BlobStore,
+  files: readonly WriteMember[],
+): Promise<Map<number, Written>> {
   const byBlob = new Map<string, WriteJob>();
   for (const m of files) {
     // Grouped content is found through the entry's locator (loaded by the caller), in memory.
-    const loc = await blobs.locate(m.digest, false);
+    const loc = blobs.located(m.digest);
     const blob = loc?.group ?? m.digest;
     let job = byBlob.get(blob);
     if (job === undefined) {
@@ -136,23 +138,31 @@ async function writeFromBlobs(blobs: BlobStore, files: readonly WriteMember[]): 
     else jobs.push(j);
   }
   jobs.sort((a, b) => b.blobSize - a.blobSize);
-  const batches: WriteJob[][] = [];
+  const batches: { jobs: WriteJob[]; bytes: number }[] = [];
   let cur: WriteJob[] = [];
   let bytes = 0;
   for (const j of jobs) {
     if (cur.length > 0 && bytes + j.blobSize > BATCH_BYTES) {
-      batches.push(cur);
+      batches.push({ jobs: cur, bytes });
       cur = [];
       bytes = 0;
     }
     cur.push(j);
     bytes += j.blobSize;
   }
-  if (cur.length > 0) batches.push(cur);
+  if (cur.length > 0) batches.push({ jobs: cur, bytes });
   const pool = blobs.pool();
   const dirs = blobs.dirs;
+  const out = new Map<number, Written>();
   try {
-    await Promise.all(batches.map((b) => pool.run<number>('writeBatch', { dirs, jobs: b })));
+    await Promise.all(
+      batches.map(async (b) => {
+        const done = await pool.run<number[]>('writeBatch', { dirs, jobs: b.jobs }, b.bytes);
+        for (let i = 0; i + 2 < done.length; i += 3) {
+          out.set(done[i] as number, [done[i + 1] as number, done[i + 2] as number]);
+        }
+      }),
+    );
   } catch (err) {
     if (err instanceof WorkerOpError && err.kind === 'corrupt') {
       // A blob that decodes wrongly can never become valid: drop it (its entries become misses).
@@ -161,101 +171,131 @@ async function writeFromBlobs(blobs: BlobStore, files: readonly WriteMember[]): 
     }
     throw err instanceof StoreError ? err : new StoreError(String(err));
   }
+  return out;
 }
 
 function unpackedPath(blobs: BlobStore, digest: string, mode: number): string {
   return path.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
 }
 
-/**
- * An unpacked copy is used only while it is exactly as we left it: a read-only regular file of
- * the right size and our sentinel mtime. Anything else (a build that chmod-ed and rewrote a
- * hard-linked file) is dropped and unpacked again from its verified blob.
- */
-function unpackedIsIntact(p: string, size: number, mode: number): boolean {
-  let st: Stats;
-  try {
-    st = lstatSync(p);
-  } catch {
-    return false;
-  }
-  const ok =
-    st.isFile() &&
-    st.size === size &&
-    (st.mode & 0o777) === mode &&
-    st.mtimeMs === UNPACKED_MTIME_MS;
-  if (!ok) rmSync(p, { force: true });
-  return ok;
+interface LinkItem {
+  readonly src: string;
+  readonly dest: string;
+  readonly size: number;
+  /** The unpacked copy's mode: the file's, read-only. */
+  readonly umode: number;
+  /** The restored file's mode and mtime (copies only). */
+  readonly mode: number;
+  readonly mtimeMs: number | null;
 }
 
-/** Link or clone every file from the unpacked area, filling it from the blobs first. */
+/** Links or clones in the workers; per item [inode, mtimeMs], or 0 where the copy was unusable. */
+async function linkInWorkers(
+  blobs: BlobStore,
+  items: readonly LinkItem[],
+  clone: boolean,
+): Promise<(Written | 0)[]> {
+  const pool = blobs.pool();
+  const dirs = blobs.dirs;
+  const parts: Promise<(Written | 0)[]>[] = [];
+  for (let i = 0; i < items.length; i += LINK_BATCH) {
+    const batch = items.slice(i, i + LINK_BATCH);
+    parts.push(pool.run<(Written | 0)[]>('linkBatch', { dirs, items: batch, clone }));
+  }
+  try {
+    return (await Promise.all(parts)).flat();
+  } catch (err) {
+    throw err instanceof StoreError ? err : new StoreError(String(err));
+  }
+}
+
+/**
+ * Link or clone every file from the unpacked area. An unpacked copy is used only while it is
+ * exactly as we left it: a read-only regular file of the right size and our sentinel mtime
+ * (checked on the linked inode itself). Anything else (a build that chmod-ed and rewrote a
+ * hard-linked file) is dropped and unpacked again from its verified blob, as are missing ones.
+ */
 async function materializeLinked(
   blobs: BlobStore,
   files: readonly FileJob[],
   mode: 'hardlink' | 'clone',
   opts: RestoreOptions,
-): Promise<void> {
-  const tmpDir = blobs.dirs.tmpDir;
-  const need = new Map<string, WriteMember>();
-  let seq = 0;
-  for (const { e } of files) {
-    const m = e.mode & ~0o222;
-    const u = unpackedPath(blobs, e.digest, m);
-    if (need.has(u) || unpackedIsIntact(u, e.size, m)) continue;
-    need.set(u, {
-      digest: e.digest,
-      offset: 0,
-      size: e.size,
-      dest: path.join(tmpDir, `unpack-${process.pid}-${seq++}-${e.digest.slice(0, 16)}`),
-      mode: m,
-      mtimeMs: UNPACKED_MTIME_MS,
-      renameTo: u,
+): Promise<Written[]> {
+  const items: LinkItem[] = files.map(({ e, dest }) => ({
+    src: unpackedPath(blobs, e.digest, e.mode & ~0o222),
+    dest,
+    size: e.size,
+    umode: e.mode & ~0o222,
+    mode: e.mode,
+    mtimeMs: opts.mtimes ? e.mtimeMs : null,
+  }));
+  const got = await linkInWorkers(blobs, items, mode === 'clone');
+  const retry: number[] = [];
+  for (let i = 0; i < got.length; i++) if (got[i] === 0) retry.push(i);
+  if (retry.length > 0) {
+    const tmpDir = blobs.dirs.tmpDir;
+    const need = new Map<string, WriteMember>();
+    for (const i of retry) {
+      const { e } = files[i] as FileJob;
+      const it = items[i] as LinkItem;
+      if (need.has(it.src)) continue;
+      need.set(it.src, {
+        id: i,
+        digest: e.digest,
+        offset: 0,
+        size: e.size,
+        dest: path.join(tmpDir, `unpack-${process.pid}-${i}-${e.digest.slice(0, 16)}`),
+        mode: it.umode,
+        mtimeMs: UNPACKED_MTIME_MS,
+        renameTo: it.src,
+      });
+    }
+    await writeFromBlobs(blobs, [...need.values()]);
+    const again = await linkInWorkers(
+      blobs,
+      retry.map((i) => items[i] as LinkItem),
+      mode === 'clone',
+    );
+    retry.forEach((i, k) => {
+      got[i] = again[k] as Written | 0;
     });
   }
-  await writeFromBlobs(blobs, [...need.values()]);
-  let crossDevice = false;
-  for (const { e, dest } of files) {
-    const u = unpackedPath(blobs, e.digest, e.mode & ~0o222);
-    if (mode === 'hardlink' && !crossDevice) {
-      try {
-        linkSync(u, dest);
-        continue;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-        crossDevice = true; // the store is on another filesystem: copy instead
-      }
+  return got.map((w, i) => {
+    if (w === 0) {
+      throw new StoreError(`the unpacked copy of ${files[i]?.e.digest} changed while restoring`);
     }
-    copyFileSync(u, dest, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
-    chmodSync(dest, e.mode);
-    if (opts.mtimes) utimesSync(dest, new Date(e.mtimeMs), new Date(e.mtimeMs));
-  }
+    return w;
+  });
 }
 
-/** Writes the files of all staged roots, the way `opts.mode` asks. */
+/** Writes the files of all staged roots, the way `opts.mode` asks; what each looks like. */
 async function materialize(
   blobs: BlobStore,
   files: readonly FileJob[],
   opts: RestoreOptions,
-): Promise<void> {
+): Promise<Written[]> {
   let mode = opts.mode ?? 'copy';
   // Hard links share one inode, so one mtime: with mtimes requested, clone instead.
   if (mode === 'hardlink' && opts.mtimes) mode = 'clone';
-  if (mode === 'copy') {
-    await writeFromBlobs(
-      blobs,
-      files.map(({ e, dest }) => ({
-        digest: e.digest,
-        offset: 0,
-        size: e.size,
-        dest,
-        mode: e.mode,
-        mtimeMs: opts.mtimes ? e.mtimeMs : null,
-        renameTo: null,
-      })),
-    );
-    return;
-  }
-  await materializeLinked(blobs, files, mode, opts);
+  if (mode !== 'copy') return materializeLinked(blobs, files, mode, opts);
+  const written = await writeFromBlobs(
+    blobs,
+    files.map(({ e, dest }, id) => ({
+      id,
+      digest: e.digest,
+      offset: 0,
+      size: e.size,
+      dest,
+      mode: e.mode,
+      mtimeMs: opts.mtimes ? e.mtimeMs : null,
+      renameTo: null,
+    })),
+  );
+  return files.map((f, i) => {
+    const w = written.get(i);
+    if (w === undefined) throw new StoreError(`file ${f.e.path} was not written`);
+    return w;
+  });
 }
 
 function fileJob(e: ManifestEntry, dest: string): FileJob {
@@ -370,11 +410,17 @@ async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
   }
 }
 
-/** The result, and what the restored files look like now (for the next save's stat cache). */
+/** The result, what the restored files look like now (for the next save's stat cache), and
+ *  a promise that settles one clock tick after the last write (see `restoreRoots`). */
 export interface RestoreRootsResult extends RestoreResult {
   readonly statCache: StatCacheFile;
+  readonly quiet: Promise<void>;
 }
 
+/**
+ * Restores the roots. The caller must await `quiet` before the build may touch the files: past
+ * one clock tick, whatever the build changes gets a later mtime than the stat cache's.
+ */
 export async function restoreRoots(
   blobs: BlobStore,
   jobs: readonly RootToRestore[],
@@ -383,35 +429,30 @@ export async function restoreRoots(
   const live = jobs.filter((j) => j.manifest.kind !== 'absent');
   for (const j of live) await preflight(j);
   const staged: Staged[] = [];
-  const statRoots: StatCacheFile['roots'] = {};
+  const cache = new StatCacheBuilder();
   let recordedAt = 0;
+  let quiet: Promise<void> = Promise.resolve();
   try {
     const files: FileJob[] = [];
-    for (const j of live) staged.push(await stage(j, files));
-    await materialize(blobs, files, opts);
+    const owners: RootToRestore[] = [];
+    for (const j of live) {
+      const before = files.length;
+      staged.push(await stage(j, files));
+      for (let i = before; i < files.length; i++) owners.push(j);
+    }
+    const written = await materialize(blobs, files, opts);
     for (const s of staged) linkSymlinks(s);
     for (const s of staged) await moveIntoPlace(s, opts);
     // Record the files as they now are: rename keeps inode and mtime.
-    for (const j of live) {
-      const rec: Record<string, StatRecord> = {};
-      const list =
-        j.manifest.kind === 'file' && j.manifest.file ? [j.manifest.file] : j.manifest.entries;
-      for (const e of list) {
-        if (e.type !== 'file' || e.digest === undefined) continue;
-        const abs =
-          e.path === '' ? j.root.absPath : path.join(j.root.absPath, ...e.path.split('/'));
-        try {
-          const st = lstatSync(abs);
-          if (st.isFile()) rec[e.path] = [st.size, st.mtimeMs, st.ino, e.digest];
-        } catch {
-          // replaced meanwhile: not recorded
-        }
-      }
-      statRoots[j.root.name] = { abs: path.resolve(j.root.absPath), files: rec };
-    }
+    const records = new Map<RootToRestore, Record<string, StatRecord>>();
+    for (const j of live) records.set(j, cache.root(j.root.name, j.root.absPath));
+    files.forEach(({ e }, i) => {
+      const [ino, mtimeMs] = written[i] as Written;
+      const rec = records.get(owners[i] as RootToRestore) as Record<string, StatRecord>;
+      rec[e.path] = cache.record(e.size, mtimeMs, ino, e.digest, blobs.located(e.digest));
+    });
     recordedAt = Date.now();
-    // Past one clock tick, so whatever the build changes next gets a later mtime (statcache.ts).
-    await new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
+    quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
   } finally {
     for (const s of staged) await fs.rm(s.container, { recursive: true, force: true });
   }
@@ -426,5 +467,5 @@ export async function restoreRoots(
       bytes += e.size;
     }
   }
-  return { files, bytes, statCache: { v: 1, key: '', recordedAt, roots: statRoots } };
+  return { files, bytes, statCache: cache.build('', recordedAt), quiet };
 }

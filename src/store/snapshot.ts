@@ -1,8 +1,12 @@
 /**
  * The save side: walk each output root with lstat (never following a symlink), hash and store
  * the files' content as blobs (in worker threads, pool.ts), and describe everything in a
- * manifest. What restore would refuse
- * (symlinks that leave their root, special files) is skipped here with a warning.
+ * manifest. What restore would refuse (unsafe paths, symlinks that leave their root, special
+ * files) is skipped here with a warning, so the manifest built here passes `parseManifest`.
+ *
+ * The walk and the workers overlap: jobs go out while the walk goes on (small files in groups
+ * of about 1 MiB as they fill, larger files in batches), and the pool hands the largest queued
+ * job to the next idle worker, so the two workers finish together.
  */
 import * as core from '@actions/core';
 import { lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
@@ -17,7 +21,14 @@ import {
   type ManifestEntry,
   type ManifestRoot,
 } from './manifest.js';
-import { CLOCK_LAG_MS, type StatCacheFile, type StatLookup, type StatRecord } from './statcache.js';
+import { STREAM_AT, type PoolDirs, type WorkerPool } from './pool.js';
+import {
+  CLOCK_LAG_MS,
+  StatCacheBuilder,
+  type StatCacheFile,
+  type StatLookup,
+  type StatRecord,
+} from './statcache.js';
 import type { OutputRoot } from './types.js';
 
 /** Files below this size are grouped with others of the same save (they compress far better). */
@@ -60,7 +71,7 @@ export interface SnapshotResult {
 /** What the previous entry of the package tells this save. */
 export interface Basis {
   readonly stat: StatLookup;
-  /** Grouped content already in the store: digest -> where. */
+  /** Grouped content of that entry: digest -> where (a hint: checked when read). */
   readonly locations: ReadonlyMap<string, Location>;
 }
 
@@ -81,13 +92,25 @@ function isPending(e: ManifestEntry | PendingFile): e is PendingFile {
   return !('type' in e);
 }
 
+/** Lets the event loop run (worker replies, dispatch) during a long synchronous walk. */
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** Directories walked between two ticks. */
+const DIRS_PER_TICK = 16;
+
 /**
- * Lists a directory root: entries in byte order, parents before children. Synchronous: one
- * save walks alone, and sync lstat is several times faster than the promise form per file.
+ * Lists a directory root: entries in byte order, parents before children, handing each regular
+ * file to `onFile` as it is found. Synchronous per directory (sync lstat is several times
+ * faster than the promise form per file); it yields now and then so jobs keep flowing.
  */
-function walkDir(rootAbs: string, rootName: string): (ManifestEntry | PendingFile)[] {
+async function walkDir(
+  rootAbs: string,
+  rootName: string,
+  onFile: (f: PendingFile) => void,
+): Promise<(ManifestEntry | PendingFile)[]> {
   const out: (ManifestEntry | PendingFile)[] = [];
-  function visit(dirAbs: string, rel: string): void {
+  let dirs = 0;
+  async function visit(dirAbs: string, rel: string): Promise<void> {
+    if (++dirs % DIRS_PER_TICK === 0) await tick();
     const names = sortBytes(readdirSync(dirAbs));
     for (const name of names) {
       const abs = path.join(dirAbs, name);
@@ -97,25 +120,22 @@ function walkDir(rootAbs: string, rootName: string): (ManifestEntry | PendingFil
         core.warning(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
         continue;
       }
-      let st: Stats;
-      try {
-        st = lstatSync(abs);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // vanished meanwhile
-        throw err;
-      }
+      const st = lstatSync(abs, { throwIfNoEntry: false });
+      if (st === undefined) continue; // vanished meanwhile
       if (st.isDirectory()) {
         out.push({ path: p, type: 'dir', mode: perm(st), size: 0, mtimeMs: st.mtimeMs });
-        visit(abs, p);
+        await visit(abs, p);
       } else if (st.isFile()) {
-        out.push({
+        const f: PendingFile = {
           absPath: abs,
           path: p,
           mode: perm(st),
           mtimeMs: st.mtimeMs,
           size: st.size,
           ino: st.ino,
-        });
+        };
+        out.push(f);
+        onFile(f);
       } else if (st.isSymbolicLink()) {
         const target = readlinkSync(abs);
         out.push({
@@ -131,7 +151,7 @@ function walkDir(rootAbs: string, rootName: string): (ManifestEntry | PendingFil
       }
     }
   }
-  visit(rootAbs, '');
+  await visit(rootAbs, '');
   return out;
 }
 
@@ -151,6 +171,7 @@ function dropUnsafeLinks(
       }
     }
   }
+  if (links.size === 0) return entries;
   const keep = new Set<string>();
   // Decide on the full set first, then drop: a dropped link only makes others resolve as plain
   // names, which restore validates again anyway.
@@ -190,7 +211,7 @@ interface WalkedRoot {
   readonly entries: (ManifestEntry | PendingFile)[];
 }
 
-function walkRoot(root: OutputRoot): WalkedRoot {
+async function walkRoot(root: OutputRoot, onFile: (f: PendingFile) => void): Promise<WalkedRoot> {
   let st: Stats;
   try {
     st = lstatSync(root.absPath);
@@ -207,6 +228,7 @@ function walkRoot(root: OutputRoot): WalkedRoot {
       size: st.size,
       ino: st.ino,
     };
+    onFile(file);
     return { root, kind: 'file', mode: file.mode, mtimeMs: file.mtimeMs, entries: [file] };
   }
   if (!st.isDirectory()) {
@@ -215,164 +237,219 @@ function walkRoot(root: OutputRoot): WalkedRoot {
     );
     return { root, kind: 'absent', entries: [] };
   }
-  const entries = dropUnsafeLinks(root.name, walkDir(root.absPath, root.name));
+  const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile));
   return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, entries };
 }
 
 /**
+ * Decides, file by file as the walk finds them, what each needs (nothing when the stat cache
+ * vouches for it; a place in a group; a blob of its own), and sends the work to the pool.
+ */
+class Planner {
+  readonly stored = new Map<string, number>();
+  readonly locations = new Map<string, Location>();
+  readonly digests = new Map<PendingFile, { digest: string; size: number }>();
+  newBlobs = 0;
+  newBytes = 0;
+  reused = 0;
+  read = 0;
+  bytesRead = 0;
+  groups = 0;
+  rawBlobs = 0;
+  private readonly counted = new Set<string>();
+  private readonly groupSeen = new Map<string, number | undefined>();
+  private readonly known: string[] = [];
+  private readonly running: Promise<void>[] = [];
+  private small: PendingFile[] = [];
+  private smallBytes = 0;
+  private large: PendingFile[] = [];
+  private largeBytes = 0;
+  private readonly pool: WorkerPool;
+  private readonly dirs: PoolDirs;
+
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly basis: Basis | undefined,
+    private readonly groupSmall: boolean,
+  ) {
+    this.pool = blobs.pool();
+    this.dirs = blobs.dirs;
+    // Grouped content already in the store: workers leave it out of new groups.
+    for (const [d, loc] of basis?.locations ?? []) {
+      if (this.groupSize(loc.group) !== undefined) this.known.push(d);
+    }
+  }
+
+  /** Stored size of a group blob (undefined when it is gone), one stat per group. */
+  private groupSize(group: string): number | undefined {
+    if (!this.groupSeen.has(group)) this.groupSeen.set(group, ownSizeSync(this.blobs, group));
+    return this.groupSeen.get(group);
+  }
+
+  add(root: OutputRoot, e: PendingFile): void {
+    const d = this.basis?.stat.digestOf(root, e.path, e.size, e.mtimeMs, e.ino);
+    if (d !== undefined && this.reuse(e, d)) return;
+    if (this.groupSmall && e.size < SMALL_FILE) {
+      this.small.push(e);
+      this.smallBytes += e.size;
+      if (this.smallBytes >= GROUP_BYTES) this.flushSmall();
+    } else if (e.size >= STREAM_AT) {
+      this.runFiles([e], e.size);
+    } else {
+      this.large.push(e);
+      this.largeBytes += e.size;
+      if (this.largeBytes >= JOB_BYTES) this.flushLarge();
+    }
+  }
+
+  /** Sends what is still gathered, then waits for every job. */
+  async finish(): Promise<void> {
+    this.flushSmall();
+    this.flushLarge();
+    await Promise.all(this.running);
+  }
+
+  /** Waits for the jobs already sent, whatever their outcome (after a failed walk). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.running);
+  }
+
+  private track(job: Promise<void>): void {
+    job.catch(() => {}); // handled: finish() or settle() reports it
+    this.running.push(job);
+  }
+
+  /** An unchanged file whose content is still in the store: true when it needs nothing. */
+  private reuse(e: PendingFile, d: string): boolean {
+    const loc = this.basis?.locations.get(d);
+    if (loc !== undefined) {
+      if (loc.size !== e.size) return false;
+      const size = this.groupSize(loc.group);
+      if (size === undefined) return false;
+      this.locations.set(d, loc);
+      this.blobs.remember(d, loc);
+      this.stored.set(loc.group, size);
+    } else {
+      const size = ownSizeSync(this.blobs, d);
+      if (size === undefined) return false;
+      this.stored.set(d, size);
+    }
+    this.digests.set(e, { digest: d, size: e.size });
+    this.reused++;
+    return true;
+  }
+
+  private note(name: string, size: number, written: boolean): void {
+    this.stored.set(name, size);
+    if (written && !this.counted.has(name)) {
+      this.counted.add(name);
+      this.newBlobs++;
+      this.newBytes += size;
+    }
+  }
+
+  private flushSmall(): void {
+    if (this.small.length === 0) return;
+    const members = this.small;
+    const bytes = this.smallBytes;
+    this.small = [];
+    this.smallBytes = 0;
+    this.track(this.runGroup(members, bytes));
+  }
+
+  private flushLarge(): void {
+    if (this.large.length === 0) return;
+    const batch = this.large;
+    const bytes = this.largeBytes;
+    this.large = [];
+    this.largeBytes = 0;
+    this.runFiles(batch, bytes);
+  }
+
+  private async runGroup(members: PendingFile[], bytes: number): Promise<void> {
+    const r = await this.pool.run<GroupResult>(
+      'putGroup',
+      {
+        dirs: this.dirs,
+        files: members.map((f) => ({ abs: f.absPath, size: f.size })),
+        known: this.known,
+      },
+      bytes,
+    );
+    if (r.group !== null) {
+      this.note(r.group, r.stored, r.written);
+      if (r.written) this.groups++;
+    }
+    r.members.forEach((m, k) => {
+      const f = members[k] as PendingFile;
+      this.read++;
+      this.bytesRead += m.size;
+      this.digests.set(f, { digest: m.digest, size: m.size });
+      const loc =
+        m.offset >= 0 && r.group !== null
+          ? { group: r.group, groupSize: r.size, offset: m.offset, size: m.size }
+          : this.basis?.locations.get(m.digest);
+      if (loc === undefined) throw new StoreError(`no location for ${f.absPath}`);
+      if (!this.locations.has(m.digest)) this.locations.set(m.digest, loc);
+      this.blobs.remember(m.digest, loc);
+      if (m.offset < 0) this.stored.set(loc.group, this.groupSeen.get(loc.group) ?? 0);
+    });
+  }
+
+  private runFiles(batch: PendingFile[], bytes: number): void {
+    const job = async (): Promise<void> => {
+      const rs = await this.pool.run<PutResult[]>(
+        'putFiles',
+        { dirs: this.dirs, files: batch.map((f) => ({ abs: f.absPath, size: f.size })) },
+        bytes,
+      );
+      rs.forEach((r, k) => {
+        this.read++;
+        this.bytesRead += r.size;
+        this.digests.set(batch[k] as PendingFile, { digest: r.digest, size: r.size });
+        this.note(r.digest, r.stored, r.written);
+        if (r.written && r.raw) this.rawBlobs++;
+      });
+    };
+    this.track(job());
+  }
+}
+
+/**
  * Walks the roots and stores their files: unchanged files (stat cache) are not read; the rest
- * are hashed and compressed by the worker pool, small files grouped into shared blobs, large
- * ones streamed. Jobs go out largest first so the two workers finish together.
+ * are hashed and compressed by the worker pool, small files grouped into shared blobs (unless
+ * `groupSmall` is false), large ones streamed.
  */
 export async function snapshotRoots(
   roots: readonly OutputRoot[],
   blobs: BlobStore,
   basis?: Basis,
-  groupSmall = false,
+  groupSmall = true,
 ): Promise<SnapshotResult> {
   // A change after our lstat gets an mtime of at least this (statcache.ts).
   const recordedAt = Date.now() - CLOCK_LAG_MS;
-  const walked = roots.map(walkRoot);
-  const stored = new Map<string, number>();
-  const locations = new Map<string, Location>();
-  const digests = new Map<PendingFile, { digest: string; size: number }>();
-  const counted = new Set<string>();
-  let newBlobs = 0;
-  let newBytes = 0;
-  let reused = 0;
-  let read = 0;
-  let bytesRead = 0;
-  let groups = 0;
-  let rawBlobs = 0;
-
-  const note = (name: string, size: number, written: boolean): void => {
-    stored.set(name, size);
-    if (written && !counted.has(name)) {
-      counted.add(name);
-      newBlobs++;
-      newBytes += size;
-    }
-  };
-
-  // Unchanged files: their digest is reused when their content is still in the store.
-  const small: PendingFile[] = [];
-  const large: PendingFile[] = [];
-  const groupSeen = new Map<string, number | undefined>();
-  for (const w of walked) {
-    for (const e of w.entries) {
-      if (!isPending(e)) continue;
-      const d = basis?.stat.digestOf(w.root, e.path, e.size, e.mtimeMs, e.ino);
-      if (d !== undefined) {
-        const loc = basis?.locations.get(d);
-        let size: number | undefined;
-        if (loc !== undefined) {
-          if (!groupSeen.has(loc.group)) groupSeen.set(loc.group, ownSizeSync(blobs, loc.group));
-          size = groupSeen.get(loc.group);
-          if (size !== undefined) {
-            locations.set(d, loc);
-            blobs.remember(d, loc);
-            stored.set(loc.group, size);
-          }
-        } else {
-          size = ownSizeSync(blobs, d);
-          if (size !== undefined) stored.set(d, size);
-        }
-        if (size !== undefined) {
-          digests.set(e, { digest: d, size: e.size });
-          reused++;
-          continue;
-        }
-      }
-      (groupSmall && e.size < SMALL_FILE ? small : large).push(e);
-    }
+  const plan = new Planner(blobs, basis, groupSmall);
+  const walked: WalkedRoot[] = [];
+  try {
+    for (const root of roots) walked.push(await walkRoot(root, (f) => plan.add(root, f)));
+  } catch (err) {
+    await plan.settle(); // never leave jobs running behind a failed walk
+    throw err;
   }
+  await plan.finish();
+  const { digests, locations } = plan;
 
-  // Jobs: groups of small files (walk order keeps related files together), batches of large.
-  const known: string[] = [];
-  for (const [d, loc] of basis?.locations ?? []) {
-    if (!groupSeen.has(loc.group)) groupSeen.set(loc.group, ownSizeSync(blobs, loc.group));
-    if (groupSeen.get(loc.group) !== undefined) known.push(d);
-  }
-  const pool = blobs.pool();
-  const dirs = blobs.dirs;
-  const jobs: { bytes: number; run: () => Promise<void> }[] = [];
-  for (let i = 0; i < small.length;) {
-    const members: PendingFile[] = [];
-    let bytes = 0;
-    while (i < small.length && bytes < GROUP_BYTES) {
-      const f = small[i++] as PendingFile;
-      members.push(f);
-      bytes += f.size;
-    }
-    jobs.push({
-      bytes,
-      run: async () => {
-        const r = await pool.run<GroupResult>('putGroup', {
-          dirs,
-          files: members.map((f) => ({ abs: f.absPath, size: f.size })),
-          known,
-        });
-        if (r.group !== null) {
-          note(r.group, r.stored, r.written);
-          if (r.written) groups++;
-        }
-        r.members.forEach((m, k) => {
-          const f = members[k] as PendingFile;
-          read++;
-          bytesRead += m.size;
-          digests.set(f, { digest: m.digest, size: m.size });
-          const loc =
-            m.offset >= 0 && r.group !== null
-              ? { group: r.group, groupSize: r.size, offset: m.offset, size: m.size }
-              : basis?.locations.get(m.digest);
-          if (loc === undefined) throw new StoreError(`no location for ${f.absPath}`);
-          if (!locations.has(m.digest)) locations.set(m.digest, loc);
-          blobs.remember(m.digest, loc);
-          if (m.offset < 0) stored.set(loc.group, groupSeen.get(loc.group) ?? 0);
-        });
-      },
-    });
-  }
-  large.sort((a, b) => b.size - a.size);
-  for (let i = 0; i < large.length;) {
-    const batch: PendingFile[] = [];
-    let bytes = 0;
-    while (
-      i < large.length &&
-      (batch.length === 0 || bytes + (large[i] as PendingFile).size <= JOB_BYTES)
-    ) {
-      const f = large[i++] as PendingFile;
-      batch.push(f);
-      bytes += f.size;
-    }
-    jobs.push({
-      bytes,
-      run: async () => {
-        const rs = await pool.run<PutResult[]>('putFiles', {
-          dirs,
-          files: batch.map((f) => ({ abs: f.absPath, size: f.size })),
-        });
-        rs.forEach((r, k) => {
-          read++;
-          bytesRead += r.size;
-          digests.set(batch[k] as PendingFile, { digest: r.digest, size: r.size });
-          note(r.digest, r.stored, r.written);
-          if (r.written && r.raw) rawBlobs++;
-        });
-      },
-    });
-  }
-  jobs.sort((a, b) => b.bytes - a.bytes);
-  await Promise.all(jobs.map((j) => j.run()));
-
-  const statRoots: StatCacheFile['roots'] = {};
+  const cache = new StatCacheBuilder();
+  let files = 0;
   const manifestRoots: ManifestRoot[] = walked.map((w) => {
-    const files: Record<string, StatRecord> = {};
+    if (w.kind === 'absent') return { name: w.root.name, kind: 'absent', entries: [] };
+    const records: Record<string, StatRecord> = cache.root(w.root.name, w.root.absPath);
     const done = w.entries.map((e): ManifestEntry => {
       if (!isPending(e)) return e;
       const d = digests.get(e);
       if (d === undefined) throw new StoreError(`file ${e.absPath} was not stored`);
-      files[e.path] = [d.size, e.mtimeMs, e.ino, d.digest];
+      files++;
+      records[e.path] = cache.record(d.size, e.mtimeMs, e.ino, d.digest, locations.get(d.digest));
       return {
         path: e.path,
         type: 'file',
@@ -382,8 +459,6 @@ export async function snapshotRoots(
         digest: d.digest,
       };
     });
-    if (w.kind !== 'absent') statRoots[w.root.name] = { abs: path.resolve(w.root.absPath), files };
-    if (w.kind === 'absent') return { name: w.root.name, kind: 'absent', entries: [] };
     if (w.kind === 'file') {
       const file = { ...(done[0] as ManifestEntry), path: '' };
       return {
@@ -404,24 +479,23 @@ export async function snapshotRoots(
     };
   });
 
-  const files = [...digests.keys()].length;
   return {
     roots: manifestRoots,
-    newBlobs,
-    newBytes,
-    stored,
+    newBlobs: plan.newBlobs,
+    newBytes: plan.newBytes,
+    stored: plan.stored,
     locations,
     stats: {
       files,
-      reused,
-      read,
-      bytesRead,
-      blobsWritten: newBlobs,
-      bytesWritten: newBytes,
-      groups,
-      rawBlobs,
+      reused: plan.reused,
+      read: plan.read,
+      bytesRead: plan.bytesRead,
+      blobsWritten: plan.newBlobs,
+      bytesWritten: plan.newBytes,
+      groups: plan.groups,
+      rawBlobs: plan.rawBlobs,
     },
-    statCache: { v: 1, key: '', recordedAt, roots: statRoots },
+    statCache: cache.build('', recordedAt),
   };
 }
 

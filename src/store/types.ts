@@ -45,8 +45,9 @@ export interface SaveRequest {
   readonly basis?: string;
   /**
    * Store the small files of this save in shared group blobs (about 1 MiB of content each):
-   * within 5% of one tar+zstd stream instead of ~14% larger. Off by default until the index
-   * counts group blobs and locators as references (see blobs.ts `referencedBlobs`).
+   * within 5% of one tar+zstd stream instead of ~14% larger. On by default (the index counts
+   * group blobs and locators as references, blobs.ts `referencedBlobs`); false stores one blob
+   * per file.
    */
   readonly groupSmallFiles?: boolean;
   /** Called with the save's counters (files read and reused, bytes written; snapshot.ts). */

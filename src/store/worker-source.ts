@@ -8,8 +8,13 @@
  * Operations (message `{ id, op, args }`, reply `{ id, ok, result | error, kind }`):
  *   putFiles  { files: [{ abs, size }], known: digests to skip }  -> one blob per file
  *   putGroup  { files: [{ abs, size }] }   -> one group blob: the members' contents back to back
- *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ digest, offset, size, dest, mode,
- *               mtimeMs, renameTo }] }] }  -> verified files written from each blob
+ *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ id, digest, offset, size, dest,
+ *               mode, mtimeMs, renameTo }] }] }  -> verified files written from each blob;
+ *               [id, inode, mtimeMs] of each file written, flat
+ *   linkBatch  { items: [{ src, dest, size, umode, mode, mtimeMs }], clone }  -> each file
+ *               linked (or copied, cloning where the filesystem can) from its unpacked copy,
+ *               used only while that copy is intact; [inode, mtimeMs] of each, or 0 where the
+ *               copy is missing or was changed (and is then removed)
  *
  * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
  * the other waits on I/O) except the node:zlib streaming path for large files. Blobs are
@@ -330,30 +335,42 @@ function readBlobFile(blob) {
   }
 }
 
-function finish(m) {
+/** Mode and mtime through the open file, then its [id, inode, mtimeMs] into done. */
+function settle(fd, m, done) {
+  fs.fchmodSync(fd, m.mode);
   if (m.mtimeMs !== null && m.mtimeMs !== undefined) {
-    const t = new Date(m.mtimeMs);
-    fs.utimesSync(m.dest, t, t);
+    const t = m.mtimeMs / 1000;
+    fs.futimesSync(fd, t, t);
   }
+  const st = fs.fstatSync(fd);
+  done.push(m.id, st.ino, st.mtimeMs);
+}
+
+function place(m) {
   if (m.renameTo) {
-    fs.mkdirSync(path.dirname(m.renameTo), { recursive: true });
-    fs.renameSync(m.dest, m.renameTo);
+    try {
+      fs.renameSync(m.dest, m.renameTo);
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+      fs.mkdirSync(path.dirname(m.renameTo), { recursive: true });
+      fs.renameSync(m.dest, m.renameTo);
+    }
   }
 }
 
-function writeMember(m, content) {
+function writeMember(m, content, done) {
   const fd = fs.openSync(m.dest, 'wx', 0o600);
   try {
     fs.writeSync(fd, content);
-    fs.fchmodSync(fd, m.mode);
+    settle(fd, m, done);
   } finally {
     fs.closeSync(fd);
   }
-  finish(m);
+  place(m);
 }
 
 /** Streams a large standalone blob into one file, verifying as it goes. */
-async function writeLarge(blob, m) {
+async function writeLarge(blob, m, done) {
   const src = fs.openSync(blobPath(blob), 'r');
   const out = fs.openSync(m.dest, 'wx', 0o600);
   const hash = crypto.createHash('sha256');
@@ -425,14 +442,19 @@ async function writeLarge(blob, m) {
   }
   if (total !== m.size) fail('size', 'blob ' + blob + ' holds ' + total + ' bytes, expected ' + m.size);
   if (hash.digest('hex') !== m.digest) fail('corrupt', 'blob ' + blob + ': content does not match its digest');
-  fs.chmodSync(m.dest, m.mode);
-  finish(m);
+  const fd = fs.openSync(m.dest, 'r');
+  try {
+    settle(fd, m, done);
+  } finally {
+    fs.closeSync(fd);
+  }
+  place(m);
 }
 
-async function write({ blob, blobSize, stream, members }) {
+async function write({ blob, blobSize, stream, members }, done) {
   if (stream) {
-    await writeLarge(blob, members[0]);
-    return members.length;
+    await writeLarge(blob, members[0], done);
+    return;
   }
   const content = decodeWhole(readBlobFile(blob), blobSize, blob);
   for (const m of members) {
@@ -441,17 +463,62 @@ async function write({ blob, blobSize, stream, members }) {
     const d = crypto.createHash('sha256').update(slice).digest('hex');
     if (d !== m.digest) fail('corrupt', 'blob ' + blob + ': content does not match its digest');
   }
-  for (const m of members) writeMember(m, content.subarray(m.offset, m.offset + m.size));
-  return members.length;
+  for (const m of members) writeMember(m, content.subarray(m.offset, m.offset + m.size), done);
 }
 
 async function writeBatch({ jobs }) {
-  let n = 0;
-  for (const j of jobs) n += await write(j);
-  return n;
+  const done = [];
+  for (const j of jobs) await write(j, done);
+  return done;
 }
 
-const ops = { putFiles, putGroup, writeBatch };
+const UNPACKED_MTIME_MS = workerData.unpackedMtimeMs;
+let crossDevice = false;
+
+function intact(st, it) {
+  return st.isFile() && st.size === it.size && (st.mode & 0o777) === it.umode && st.mtimeMs === UNPACKED_MTIME_MS;
+}
+
+function linkOne(it) {
+  try {
+    fs.linkSync(it.src, it.dest);
+  } catch (err) {
+    if (err.code === 'ENOENT') return 0;
+    if (err.code !== 'EXDEV') throw err;
+    crossDevice = true; // the store is on another filesystem: copy instead
+    return copyOne(it);
+  }
+  // The link shares the copy's inode: checking it checks the copy.
+  const st = fs.lstatSync(it.dest);
+  if (intact(st, it)) return [st.ino, st.mtimeMs];
+  fs.unlinkSync(it.dest);
+  fs.rmSync(it.src, { force: true });
+  return 0;
+}
+
+function copyOne(it) {
+  const src = fs.lstatSync(it.src, { throwIfNoEntry: false });
+  if (src === undefined) return 0;
+  if (!intact(src, it)) {
+    fs.rmSync(it.src, { force: true });
+    return 0;
+  }
+  fs.copyFileSync(it.src, it.dest, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+  const fd = fs.openSync(it.dest, 'r');
+  try {
+    const done = [];
+    settle(fd, { id: 0, mode: it.mode, mtimeMs: it.mtimeMs }, done);
+    return [done[1], done[2]];
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function linkBatch({ items, clone }) {
+  return items.map((it) => (clone || crossDevice ? copyOne(it) : linkOne(it)));
+}
+
+const ops = { putFiles, putGroup, writeBatch, linkBatch };
 parentPort.postMessage({ ready: true, backend: napi ? 'zstd-napi' : 'node:zlib' });
 parentPort.on('message', async (msg) => {
   try {

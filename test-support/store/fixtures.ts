@@ -59,7 +59,11 @@ export function sameContent(a: Record<string, Buffer>, b: Record<string, Buffer>
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k]!.equals(b[k] as Buffer));
 }
 
-export function requestFor(key: string, dir: string): SaveRequest {
+export function requestFor(
+  key: string,
+  dir: string,
+  extra: Partial<SaveRequest> = {},
+): SaveRequest {
   return {
     key,
     package: 'pkg',
@@ -68,6 +72,7 @@ export function requestFor(key: string, dir: string): SaveRequest {
     platform: 'linux-x64',
     variant: 'release',
     roots: [{ name: 'out', absPath: dir }],
+    ...extra,
   };
 }
 

@@ -1,0 +1,117 @@
+/**
+ * What the fast paths of issue 4 rely on, checked as behaviour (never timed): the 1%-changed
+ * save works from the stat cache alone, restores record what they wrote, hard-link restores
+ * re-unpack only the copies that are gone or were touched, and mtimes survive every mode.
+ */
+import { describe, it, expect } from '@jest/globals';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { LocalStore } from '../../src/store/index.js';
+import { requestFor } from '../../test-support/store/fixtures.js';
+import type { SaveStats } from '../../src/store/snapshot.js';
+import { snapshotTree, withSandbox, writeTree } from './helpers.js';
+
+const request = requestFor;
+
+const text = (n: number, seed: string): string =>
+  Array.from({ length: n }, (_, i) => `${seed} line ${i}\n`).join('');
+
+function tree(seed: string): Record<string, string> {
+  const files: Record<string, string> = { 'big.txt': text(20_000, `${seed} big`) };
+  for (let i = 0; i < 50; i++) files[`lib/m${i % 5}/f${i}.js`] = text(10 + i, `${seed} ${i}`);
+  return files;
+}
+
+describe('fast paths', () => {
+  it('the 1%-changed save needs only the stat cache, not the previous manifest', () =>
+    withSandbox(async (sb) => {
+      const out = path.join(sb.ws, 'out');
+      await writeTree(out, tree('v1'));
+      const store = await LocalStore.open(sb.store);
+      await store.save(request('v1', out));
+      const ws = path.join(sb.base, 'ws2', 'out');
+      await store.restore('v1', [{ name: 'out', absPath: ws }]);
+      await new Promise((r) => setTimeout(r, 60));
+      await fs.appendFile(path.join(ws, 'lib/m2/f7.js'), 'changed\n');
+      const expected = await snapshotTree(ws);
+
+      // The previous entry's manifest becomes unreadable: the save must not need it.
+      const artifact = path.join(sb.store, 'pkg', '1.0.0', request('v1', out).hash, 'artifact');
+      await fs.writeFile(artifact, '{ not json');
+      let stats: SaveStats | undefined;
+      await store.save(request('v2', ws, { basis: 'v1', onStats: (s: SaveStats) => (stats = s) }));
+      expect(stats).toMatchObject({ files: 51, reused: 50, read: 1 });
+
+      const check = path.join(sb.base, 'check', 'out');
+      await (await LocalStore.open(sb.store)).restore('v2', [{ name: 'out', absPath: check }]);
+      expect(await snapshotTree(check)).toEqual(expected);
+      expect((await store.verify({ deep: true })).corruptBlobs).toEqual([]);
+    }));
+
+  it('a file changed right after a restore is read again (hard links and copies)', () =>
+    withSandbox(async (sb) => {
+      const out = path.join(sb.ws, 'out');
+      await writeTree(out, tree('v1'));
+      const store = await LocalStore.open(sb.store);
+      await store.save(request('v1', out));
+      for (const mode of ['copy', 'hardlink', 'clone'] as const) {
+        const ws = path.join(sb.base, `ws-${mode}`, 'out');
+        await store.restore('v1', [{ name: 'out', absPath: ws }], { mode });
+        // No waiting: restore returns only once a change gets a later mtime than it recorded.
+        const f = path.join(ws, 'lib/m0/f5.js');
+        await fs.rm(f, { force: true });
+        await fs.writeFile(f, text(15, 'v1 5').replace('line 3', 'line X'));
+        let stats: SaveStats | undefined;
+        await store.save(
+          request(`v2-${mode}`, ws, { basis: 'v1', onStats: (s: SaveStats) => (stats = s) }),
+        );
+        expect([mode, stats?.read]).toEqual([mode, 1]);
+      }
+    }));
+
+  it('hardlink restore re-unpacks only copies that are gone or were touched', () =>
+    withSandbox(async (sb) => {
+      const out = path.join(sb.ws, 'out');
+      await writeTree(out, tree('v1'));
+      const before = await snapshotTree(out);
+      const store = await LocalStore.open(sb.store);
+      await store.save(request('v1', out));
+      const first = path.join(sb.base, 'l1', 'out');
+      await store.restore('v1', [{ name: 'out', absPath: first }], { mode: 'hardlink' });
+      // One copy rewritten through its hard link (mode and mtime change); a shard of copies gone.
+      const a = path.join(first, 'lib/m3/f3.js');
+      const st = await fs.stat(a);
+      await fs.chmod(a, 0o644);
+      await fs.writeFile(a, 'x'.repeat(st.size));
+      const unpacked = path.join(sb.store, 'unpacked');
+      const shard = (await fs.readdir(unpacked))[0] as string;
+      await fs.rm(path.join(unpacked, shard), { recursive: true });
+
+      const second = path.join(sb.base, 'l2', 'out');
+      await store.restore('v1', [{ name: 'out', absPath: second }], { mode: 'hardlink' });
+      const got = await snapshotTree(second);
+      for (const [p, item] of Object.entries(before)) {
+        expect([p, got[p]?.type, got[p]?.content]).toEqual([p, item.type, item.content]);
+      }
+      expect((await fs.stat(path.join(second, 'lib/m0/f0.js'))).nlink).toBeGreaterThan(1);
+    }));
+
+  it('restores saved mtimes in copy and clone modes', () =>
+    withSandbox(async (sb) => {
+      const out = path.join(sb.ws, 'out');
+      await writeTree(out, tree('v1'));
+      const when = 1_600_000_000.25;
+      await fs.utimes(path.join(out, 'big.txt'), when, when);
+      await fs.utimes(path.join(out, 'lib/m4/f9.js'), when, when);
+      const store = await LocalStore.open(sb.store);
+      await store.save(request('v1', out));
+      for (const mode of ['copy', 'clone', 'hardlink'] as const) {
+        const dest = path.join(sb.base, `mt-${mode}`, 'out');
+        await store.restore('v1', [{ name: 'out', absPath: dest }], { mode, mtimes: true });
+        for (const f of ['big.txt', 'lib/m4/f9.js']) {
+          const ms = (await fs.stat(path.join(dest, f))).mtimeMs;
+          expect([mode, f, Math.abs(ms - when * 1000) < 1]).toEqual([mode, f, true]);
+        }
+      }
+    }));
+});
