@@ -223,6 +223,26 @@ describe('inputs and policies', () => {
     ).toBe(true);
   });
 
+  it.each([
+    ['a glob that matches nothing', { sources: 'nothing/**' }, /Input 'sources'.*nothing\/\*\*/],
+    ['a failing toolchain command', { toolchain: 'false' }, /Input 'toolchain'.*false/],
+    ['a malformed workspace file', { path: '', packages: 'packages: [1, 2]' }, /Input 'packages'/],
+    [
+      'a dependency cycle',
+      {
+        path: '',
+        packages:
+          'packages:\n  a: { sources: [src/**], outputs: [out/a], depends: [b] }\n  b: { sources: [src/**], outputs: [out/b], depends: [a] }',
+      },
+      /Input 'packages'.*cycle/,
+    ],
+  ])('%s stops the step with a message naming it', async (_label, inputs, message) => {
+    const run = await runDemoJob(world, { with: { ...inputs, save: 'never' } });
+    expect(run.main.exitCode).not.toBe(0);
+    const errors = run.main.annotations.filter((a) => a.level === 'error').map((a) => a.message);
+    expect(errors.join('\n')).toMatch(message);
+  });
+
   it("save 'on-success' skips the post after a failed build; 'always' saves anyway", async () => {
     const failed = await runDemoJob(world, { failBuild: true });
     expect(failed.posts[0]!.skipped).toBe(true);
