@@ -4,6 +4,9 @@
  */
 import * as core from '@actions/core';
 import type { Tier } from './state.js';
+import { formatBytes } from './util/bytes.js';
+
+export { formatBytes };
 
 export const Outputs = {
   CacheHit: 'cache-hit',
@@ -92,17 +95,6 @@ export interface SaveReport {
   readonly bytes: number;
   readonly newBytes: number;
   readonly uploadedBytes: number;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
 }
 
 function formatTimings(t: Readonly<Record<string, number>>): string {

@@ -103,14 +103,4 @@ export async function executePlan(
   return { dryRun, deleted, failed, freedBytes };
 }
 
-/** 1536 -> '1.5 KiB'. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
+export { formatBytes } from '../util/bytes.js';

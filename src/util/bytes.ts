@@ -22,3 +22,15 @@ export function toPosix(p: string): string {
   if (s.length > 1 && s.endsWith('/')) s = s.slice(0, -1);
   return s;
 }
+
+/** 1536 -> '1.5 KiB'. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
