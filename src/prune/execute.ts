@@ -7,6 +7,7 @@
 import * as core from '@actions/core';
 import { errorMessage, isInputError } from '../errors.js';
 import type { PlannedDeletion, PrunePlan, PruneSnapshot } from './types.js';
+import { formatBytes } from '../util/bytes.js';
 
 /** What the executor deletes through; LocalStore satisfies it, and so does the REST target. */
 export interface PruneTarget {
@@ -103,4 +104,4 @@ export async function executePlan(
   return { dryRun, deleted, failed, freedBytes };
 }
 
-export { formatBytes } from '../util/bytes.js';
+export { formatBytes };
