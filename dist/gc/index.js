@@ -31622,6 +31622,17 @@ function bytes_toPosix(p) {
         s = s.slice(0, -1);
     return s;
 }
+/** 1536 -> '1.5 KiB'. */
+function formatBytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let v = n;
+    let u = 0;
+    while (Math.abs(v) >= 1024 && u < units.length - 1) {
+        v /= 1024;
+        u++;
+    }
+    return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
 //# sourceMappingURL=bytes.js.map
 ;// CONCATENATED MODULE: ./build/src/inputs.js
 /**
@@ -32058,6 +32069,7 @@ function readGcConfig(get = actionInputs, env = process.env) {
  */
 
 
+
 function describeDeletion(d) {
     const where = d.ref !== undefined ? ` on ${d.ref}` : '';
     return `${d.key}${where} (${d.reason}, ${formatBytes(d.freedBytes)})`;
@@ -32122,17 +32134,7 @@ async function executePlan(target, plan, opts = {}) {
     }
     return { dryRun, deleted, failed, freedBytes };
 }
-/** 1536 -> '1.5 KiB'. */
-function formatBytes(n) {
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let v = n;
-    let u = 0;
-    while (Math.abs(v) >= 1024 && u < units.length - 1) {
-        v /= 1024;
-        u++;
-    }
-    return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
+
 //# sourceMappingURL=execute.js.map
 ;// CONCATENATED MODULE: ./build/src/prune/types.js
 const DELETE_REASONS = [
