@@ -13,7 +13,8 @@
  * slower on this machine, whichever side runs next); everything is removed at the end.
  * Medians of RUNS.
  *
- * Run alone: `node build/bench/store.js` (Node 24).
+ * Run alone: `node build/bench/store.js` (Node 24); CLYDE_BENCH_SAMPLES=1 also prints every
+ * run's seconds (the write-heavy rows vary a lot on small VMs: judge medians by their spread).
  */
 import { execFileSync, execSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
@@ -240,6 +241,10 @@ export async function benchStore(): Promise<BenchRow[]> {
       })
     ).newBytes;
   });
+  if (process.env['CLYDE_BENCH_SAMPLES'] === '1') {
+    // Every run's seconds, for judging the spread behind each median.
+    console.error(JSON.stringify(t));
+  }
   const tzstBytes = (await fs.stat(tzst)).size;
   execFileSync('chmod', ['-R', 'u+w', scratch]);
   await fs.rm(scratch, { recursive: true, force: true });

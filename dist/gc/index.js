@@ -31565,7 +31565,7 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7022);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5554);
 /* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
 
 
@@ -31576,7 +31576,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7022:
+/***/ 5554:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -38353,8 +38353,16 @@ var external_node_worker_threads_ = __nccwpck_require__(5919);
  * `node:zlib` when there is none or it will not load.
  *
  * Operations (message `{ id, op, args }`, reply `{ id, ok, result | error, kind }`):
- *   putFiles  { files: [{ abs, size }], known: digests to skip }  -> one blob per file
+ *   putFiles  { files: [{ abs, size }], known: digests to skip }  -> one blob per file (files
+ *               below STREAM_AT; larger ones are read on the main thread and their chunks
+ *               come here through compressChunk)
  *   putGroup  { files: [{ abs, size }] }   -> one group blob: the members' contents back to back
+ *   compressChunk { data, out, length, name } -> one zstd frame of data[0, length) written into
+ *               out (compressed, or raw blocks when that saves too little); both buffers come
+ *               back (transferred) with { length, raw } (chunked.ts: large files)
+ *   lstatBatch { paths } -> Float64Array, five numbers per path: kind (0 gone, 1 file, 2 dir,
+ *               3 symlink, 4 other), permission bits, size, mtimeMs, inode (snapshot.ts's walk)
+ *   mkdirBatch { paths } -> null: the directories made (0700), a missing parent made first
  *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ id, digest, offset, size, dest,
  *               mode, mtimeMs, renameTo }] }] }  -> verified files written from each blob;
  *               [id, inode, mtimeMs] of each file written, flat
@@ -38364,7 +38372,7 @@ var external_node_worker_threads_ = __nccwpck_require__(5919);
  *               copy is missing or was changed (and is then removed)
  *
  * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
- * the other waits on I/O) except the node:zlib streaming path for large files. Blobs are
+ * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
  * written to tmp/ and renamed into place; a blob that exists already is not rewritten.
  */
 const WORKER_SOURCE = String.raw `
@@ -38378,7 +38386,6 @@ const { pipeline } = require('node:stream/promises');
 const { Transform } = require('node:stream');
 
 const LEVEL = workerData.level;
-const STREAM_AT = workerData.streamAt;
 const CHUNK = 4 * 1024 * 1024;
 const RAW_BLOCK = 128 * 1024;
 const MIN_SAVING = workerData.minSaving;
@@ -38462,10 +38469,19 @@ function writeBlob(digest, parts) {
   } finally {
     fs.closeSync(fd);
   }
-  const dest = blobPath(digest);
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  fs.renameSync(tmp, dest);
+  renameToBlob(tmp, blobPath(digest));
   return n;
+}
+
+/** Renames a finished tmp file into its shard, making the shard only when it is missing. */
+function renameToBlob(tmp, dest) {
+  try {
+    fs.renameSync(tmp, dest);
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.renameSync(tmp, dest);
+  }
 }
 
 /** Compressed parts of content, or raw parts when compression saves too little. */
@@ -38481,127 +38497,10 @@ function readWhole(abs) {
   return fs.readFileSync(abs);
 }
 
-async function putLarge(abs, size) {
-  // Trial: compress the first chunk; if it saves too little, store the file as it is.
-  const fd = fs.openSync(abs, 'r');
-  const buf = Buffer.allocUnsafe(CHUNK);
-  const hash = crypto.createHash('sha256');
-  const tmp = tmpName('blob');
-  const out = fs.openSync(tmp, 'wx', 0o444);
-  let total = 0;
-  let stored = 0;
-  let raw = false;
-  const put = (b) => {
-    fs.writeSync(out, b);
-    stored += b.length;
-  };
-  try {
-    const first = fs.readSync(fd, buf, 0, CHUNK, 0);
-    const trial = STORED_AS_IS.test(abs) ? first : compress(buf.subarray(0, first)).length;
-    raw = trial > first * (1 - MIN_SAVING);
-    if (raw) {
-      put(RAW_HEADER);
-      let n = first;
-      let pos = 0;
-      while (n > 0) {
-        const chunk = buf.subarray(0, n);
-        hash.update(chunk);
-        total += n;
-        pos += n;
-        const lastChunk = pos >= size;
-        for (let off = 0; off < n; off += RAW_BLOCK) {
-          const end = Math.min(n, off + RAW_BLOCK);
-          put(rawBlockHeader(end - off, lastChunk && end === n));
-          put(chunk.subarray(off, end));
-        }
-        if (lastChunk) break;
-        n = fs.readSync(fd, buf, 0, CHUNK, pos);
-      }
-    } else if (napi) {
-      cctx.reset(napi.ResetDirective.sessionOnly);
-      const dst = Buffer.allocUnsafe(napi.cStreamOutSize() * 4);
-      let pos = 0;
-      let n = first;
-      for (;;) {
-        const chunk = buf.subarray(0, n);
-        hash.update(chunk);
-        total += n;
-        pos += n;
-        const end = pos >= size || n === 0;
-        let src = chunk;
-        for (;;) {
-          const [remaining, produced, consumed] = cctx.compressStream2(dst, src, end ? 2 : 0);
-          if (produced > 0) put(dst.subarray(0, produced));
-          src = src.subarray(consumed);
-          if (end ? remaining === 0 : src.length === 0) break;
-        }
-        if (end) break;
-        n = fs.readSync(fd, buf, 0, CHUNK, pos);
-      }
-    } else {
-      fs.closeSync(out);
-      const result = await nodeStreamCompress(abs, tmp, hash);
-      total = result.total;
-      stored = result.stored;
-    }
-  } finally {
-    fs.closeSync(fd);
-    try {
-      fs.closeSync(out);
-    } catch {
-      // closed already (node:zlib path)
-    }
-  }
-  if (total !== size) {
-    fs.rmSync(tmp, { force: true });
-    throw Object.assign(new Error(abs + ' changed while it was being saved'), { kind: 'changed' });
-  }
-  const digest = hash.digest('hex');
-  const existing = storedSize(digest);
-  if (existing >= 0) {
-    fs.rmSync(tmp, { force: true });
-    return { digest, size: total, stored: existing, written: false, raw };
-  }
-  const dest = blobPath(digest);
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  fs.renameSync(tmp, dest);
-  return { digest, size: total, stored, written: true, raw };
-}
-
-async function nodeStreamCompress(abs, tmp, hash) {
-  let total = 0;
-  let stored = 0;
-  const tap = new Transform({
-    transform(chunk, _enc, cb) {
-      hash.update(chunk);
-      total += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  const count = new Transform({
-    transform(chunk, _enc, cb) {
-      stored += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  await pipeline(
-    fs.createReadStream(abs, { highWaterMark: 1 << 20 }),
-    tap,
-    zlib.createZstdCompress({ chunkSize: 256 * 1024, params: zparams }),
-    count,
-    fs.createWriteStream(tmp, { flags: 'w', mode: 0o444 }),
-  );
-  return { total, stored };
-}
-
 async function putFiles({ files, known }) {
   const skip = new Set(known || []);
   const out = [];
   for (const f of files) {
-    if (f.size >= STREAM_AT) {
-      out.push(await putLarge(f.abs, f.size));
-      continue;
-    }
     const content = readWhole(f.abs);
     const digest = crypto.createHash('sha256').update(content).digest('hex');
     if (skip.has(digest)) {
@@ -38620,24 +38519,56 @@ async function putFiles({ files, known }) {
   return out;
 }
 
+// The members of a group are read straight into this buffer, back to back (reused).
+let groupBuf = Buffer.allocUnsafe(0);
+function groupRoom(n) {
+  if (groupBuf.length >= n) return;
+  const next = Buffer.allocUnsafe(Math.max(n, groupBuf.length * 2, 4 << 20));
+  groupBuf.copy(next);
+  groupBuf = next;
+}
+
+/** Reads the file (size bytes when walked) into groupBuf at offset at; returns its length. */
+function readInto(abs, size, at) {
+  groupRoom(at + size + 1);
+  const fd = fs.openSync(abs, 'r');
+  let n = 0;
+  try {
+    for (;;) {
+      const r = fs.readSync(fd, groupBuf, at + n, size + 1 - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n > size) break;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (n <= size) return n;
+  // It grew since the walk: take it whole.
+  const content = readWhole(abs);
+  groupRoom(at + content.length);
+  content.copy(groupBuf, at);
+  return content.length;
+}
+
 async function putGroup({ files, known }) {
   const skip = new Set(known || []);
   const members = [];
-  const contents = [];
   let offset = 0;
   for (const f of files) {
-    const content = readWhole(f.abs);
-    const digest = crypto.createHash('sha256').update(content).digest('hex');
+    const n = readInto(f.abs, f.size, offset);
+    const digest = crypto.createHash('sha256').update(groupBuf.subarray(offset, offset + n)).digest('hex');
     if (skip.has(digest)) {
-      members.push({ digest, size: content.length, offset: -1 });
+      members.push({ digest, size: n, offset: -1 });
       continue;
     }
-    members.push({ digest, size: content.length, offset });
-    contents.push(content);
-    offset += content.length;
+    members.push({ digest, size: n, offset });
+    offset += n;
   }
-  if (contents.length === 0) return { group: null, size: 0, stored: 0, written: false, members };
-  const all = Buffer.concat(contents, offset);
+  if (members.every((m) => m.offset < 0)) {
+    return { group: null, size: 0, stored: 0, written: false, members };
+  }
+  const all = groupBuf.subarray(0, offset);
   const group = crypto.createHash('sha256').update(all).digest('hex');
   const existing = storedSize(group);
   if (existing >= 0) return { group, size: offset, stored: existing, written: false, members };
@@ -38865,13 +38796,71 @@ function linkBatch({ items, clone }) {
   return items.map((it) => (clone || crossDevice ? copyOne(it) : linkOne(it)));
 }
 
-const ops = { putFiles, putGroup, writeBatch, linkBatch };
+/** Buffers the current reply hands back to the main thread (moved, not copied). */
+let transfers = [];
+
+function compressChunk({ data, out, length, name }) {
+  const asIs = STORED_AS_IS.test(name);
+  const src = Buffer.from(data.buffer, data.byteOffset, length);
+  const dst = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  let n = -1;
+  if (!asIs && length >= 64) {
+    if (napi) {
+      n = cctx.compress2(dst, src);
+    } else {
+      const frame = zlib.zstdCompressSync(src, { params: zparams });
+      if (frame.length <= dst.length) n = frame.copy(dst);
+    }
+    if (n > length * (1 - MIN_SAVING)) n = -1;
+  }
+  const raw = n < 0;
+  if (raw) {
+    n = 0;
+    for (const p of rawParts(src)) n += p.copy(dst, n);
+  }
+  transfers = [data.buffer, out.buffer];
+  return { data, out, length: n, raw };
+}
+
+/** [kind (0 gone, 1 file, 2 dir, 3 symlink, 4 other), permission bits, size, mtimeMs, inode] each. */
+function lstatBatch({ paths }) {
+  const out = new Float64Array(paths.length * 5);
+  for (let i = 0; i < paths.length; i++) {
+    const st = fs.lstatSync(paths[i], { throwIfNoEntry: false });
+    if (st === undefined) continue;
+    const kind = st.isFile() ? 1 : st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
+    const o = i * 5;
+    out[o] = kind;
+    out[o + 1] = st.mode & 0o777;
+    out[o + 2] = st.size;
+    out[o + 3] = st.mtimeMs;
+    out[o + 4] = st.ino;
+  }
+  transfers = [out.buffer];
+  return out;
+}
+
+/** Makes the directories (mode 0700), parents first; a missing parent is made on the way. */
+function mkdirBatch({ paths }) {
+  for (const p of paths) {
+    try {
+      fs.mkdirSync(p, 0o700);
+    } catch (err) {
+      if (err.code === 'ENOENT') fs.mkdirSync(p, { recursive: true, mode: 0o700 });
+      else if (err.code !== 'EEXIST' || !fs.lstatSync(p).isDirectory()) throw err;
+    }
+  }
+  return null;
+}
+
+const ops = { putFiles, putGroup, compressChunk, lstatBatch, mkdirBatch, writeBatch, linkBatch };
 parentPort.postMessage({ ready: true, backend: napi ? 'zstd-napi' : 'node:zlib' });
 parentPort.on('message', async (msg) => {
   try {
     dirs = msg.args.dirs;
+    transfers = [];
     const result = await ops[msg.op](msg.args);
-    parentPort.postMessage({ id: msg.id, ok: true, result });
+    parentPort.postMessage({ id: msg.id, ok: true, result }, transfers);
   } catch (err) {
     parentPort.postMessage({
       id: msg.id,
@@ -38971,7 +38960,6 @@ class WorkerPool {
         const workerData = {
             binding: nativeBindingPath(),
             level: LEVEL,
-            streamAt: STREAM_AT,
             minSaving: MIN_SAVING,
             unpackedMtimeMs: UNPACKED_MTIME_MS,
         };
@@ -39003,13 +38991,15 @@ class WorkerPool {
     }
     /**
      * Queues a job; an idle worker takes the queued job of highest `priority` (the largest first,
-     * so that the workers finish together), the oldest among equals.
+     * so that the workers finish together), the oldest among equals. The buffers in `transfer`
+     * move to the worker (no copy) and are unusable here until a reply hands them back.
      */
-    run(op, args, priority = 0) {
+    run(op, args, priority = 0, transfer = []) {
         if (this.closed)
             return Promise.reject(new errors/* StoreError */.AD('the store worker pool is closed'));
         return new Promise((resolve, reject) => {
-            const job = { op, args, priority, p: { resolve: resolve, reject } };
+            const p = { resolve: resolve, reject };
+            const job = { op, args, priority, transfer, p };
             let i = this.queue.length;
             while (i > 0 && this.queue[i - 1].priority < priority)
                 i--;
@@ -39033,10 +39023,11 @@ class WorkerPool {
             slot.worker.ref();
             this.pending.set(id, job.p);
             const msg = { id, op: job.op, args: job.args };
+            const transfer = job.transfer;
             if (slot.online)
-                slot.worker.postMessage(msg);
+                slot.worker.postMessage(msg, transfer);
             else
-                void slot.ready.then(() => slot.worker.postMessage(msg));
+                void slot.ready.then(() => slot.worker.postMessage(msg, transfer));
         }
     }
     onReply(slot, m) {
@@ -39175,11 +39166,19 @@ function parseLocator(raw, what) {
 }
 /** The name of a manifest's locator: the digest of its files' digests and sizes, in order. */
 function locatorId(m) {
-    const lines = [];
-    for (const f of manifestFiles(m))
-        lines.push(`${f.digest} ${f.size}\n`);
-    return sha256(lines.join(''));
+    // (A save asks for it when writing the locator and again when committing: remembered per
+    // manifest object; manifests are never changed once built.)
+    let id = locatorIds.get(m);
+    if (id === undefined) {
+        const lines = [];
+        for (const f of manifestFiles(m))
+            lines.push(`${f.digest} ${f.size}\n`);
+        id = sha256(lines.join(''));
+        locatorIds.set(m, id);
+    }
+    return id;
 }
+const locatorIds = new WeakMap();
 
 class BlobStore {
     dir;
@@ -40914,7 +40913,29 @@ function fileJob(e, dest) {
         throw new errors/* StoreError */.AD(`file ${e.path} has no digest`);
     return { e: { ...e, digest: e.digest }, dest };
 }
-async function stage(job, files) {
+/** Below this many directories, one worker makes them all. */
+const MKDIR_SPLIT = 64;
+/**
+ * Makes a staged tree's directories in the workers, the list (parents before children) cut in
+ * two halves made at once: a directory whose parent the other half has not made yet gets it
+ * made first (the staging container is ours alone and holds no symlink yet, so nothing can
+ * redirect that). Per-directory kernel time, not JavaScript, is what this spreads.
+ */
+async function makeDirs(blobs, paths) {
+    if (paths.length === 0)
+        return;
+    const half = Math.ceil(paths.length / 2);
+    const parts = paths.length < MKDIR_SPLIT ? [paths] : [paths.slice(0, half), paths.slice(half)];
+    const pool = blobs.pool();
+    const dirs = blobs.dirs;
+    const settled = await Promise.allSettled(parts.map((p) => pool.run('mkdirBatch', { dirs, paths: p }, Number.MAX_SAFE_INTEGER)));
+    for (const r of settled) {
+        if (r.status === 'rejected') {
+            throw r.reason instanceof errors/* StoreError */.AD ? r.reason : new errors/* StoreError */.AD(String(r.reason));
+        }
+    }
+}
+async function stage(blobs, job, files) {
     const parent = await existingAncestor(external_node_path_namespaceObject.dirname(job.root.absPath));
     const container = await external_node_fs_namespaceObject.promises.mkdtemp(external_node_path_namespaceObject.join(parent, STAGING_PREFIX));
     const item = external_node_path_namespaceObject.join(container, 'root');
@@ -40928,11 +40949,13 @@ async function stage(job, files) {
             return staged;
         }
         (0,external_node_fs_namespaceObject.mkdirSync)(item, { mode: 0o700 });
-        // Directories first (parents precede children in a valid manifest), then content.
+        // Directories first, then content.
+        const dirs = [];
         for (const e of m.entries) {
             if (e.type === 'dir')
-                (0,external_node_fs_namespaceObject.mkdirSync)(external_node_path_namespaceObject.join(item, ...e.path.split('/')), { mode: 0o700 });
+                dirs.push(external_node_path_namespaceObject.join(item, ...e.path.split('/')));
         }
+        await makeDirs(blobs, dirs);
         for (const e of m.entries) {
             if (e.type === 'file')
                 files.push(fileJob(e, external_node_path_namespaceObject.join(item, ...e.path.split('/'))));
@@ -41037,7 +41060,7 @@ async function restoreRoots(blobs, jobs, opts = {}) {
         const owners = [];
         for (const j of live) {
             const before = files.length;
-            staged.push(await stage(j, files));
+            staged.push(await stage(blobs, j, files));
             for (let i = before; i < files.length; i++)
                 owners.push(j);
         }
@@ -41082,22 +41105,24 @@ async function restoreRoots(blobs, jobs, opts = {}) {
  * the save skip files that did not change (issue 4, the 1%-changed save). Finding no basis, or
  * a damaged one, only makes the save read everything. The stat cache carries the digests and
  * the group locations, so the previous manifest is parsed only when there is no stat cache (its
- * locator still lets the save skip writing content that is already grouped).
+ * locator still lets the save skip writing content that is already grouped). The newest entry of
+ * the package is found in the index (it holds package, platform, variant and createdAt), never by
+ * reading every entry's meta.json.
  */
 
 
-async function loadBasis(storeRoot, blobs, req, get, list, manifestOf) {
+async function loadBasis(storeRoot, blobs, req, get, indexed, manifestOf) {
     try {
         let key;
         if (req.basis !== undefined && (await get(req.basis)) !== undefined)
             key = req.basis;
         if (key === undefined) {
-            const same = (await list())
+            const same = (await indexed())
                 .filter((e) => e.package === req.package &&
                 e.platform === req.platform &&
                 e.variant === req.variant &&
                 e.key !== req.key)
-                .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || compareBytes(b.key, a.key));
+                .sort((a, b) => b.createdAt - a.createdAt || compareBytes(b.key, a.key));
             key = same[0]?.key;
         }
         if (key === undefined)
@@ -41112,6 +41137,125 @@ async function loadBasis(storeRoot, blobs, req, get, list, manifestOf) {
     }
 }
 //# sourceMappingURL=basis.js.map
+;// CONCATENATED MODULE: ./build/src/store/chunked.js
+/**
+ * Large files (at least STREAM_AT) on the save side: the file is read here in order, in chunks,
+ * and hashed as it is read (the blob's name is the sha256 of the whole file); each chunk goes to
+ * the worker pool, where any idle worker compresses it into a zstd frame of its own; the frames
+ * are written to one blob in order. Concatenated zstd frames are one valid zstd stream, which
+ * every decoder we use (zstd-napi, node:zlib, the zstd CLI) reads through, so restore, packs and
+ * verification read such a blob as they read any other.
+ *
+ * The bytes a worker compresses are the very bytes hashed here (the chunk buffer moves to the
+ * worker and back, never re-read), so a file that changes meanwhile can never give a blob whose
+ * content differs from its name; a size that differs from the walk's is reported as 'changed'.
+ * A few buffer pairs circulate, so memory stays bounded whatever the file's size.
+ */
+
+
+
+
+
+/** Content per frame. */
+const CHUNK_BYTES = 4 * 1024 * 1024;
+/** Chunks out at once (two per worker keeps both busy while this thread reads and writes). */
+const IN_FLIGHT = 4;
+/** Room for a chunk's compressed frame (zstd's bound) or its raw-block frame, with margin. */
+function newBuffers() {
+    return {
+        data: new Uint8Array(CHUNK_BYTES),
+        out: new Uint8Array(CHUNK_BYTES + (CHUNK_BYTES >> 7) + 1024),
+    };
+}
+async function sizeOf(p) {
+    try {
+        const st = await external_node_fs_namespaceObject.promises.stat(p);
+        return st.isFile() ? st.size : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Stores the file `abs` (`size` bytes when walked) as a blob of independent frames. */
+async function putChunked(pool, dirs, abs, size) {
+    const tmp = fsx_tempName(dirs.tmpDir, 'blob');
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    const free = [];
+    const inflight = [];
+    let pos = 0;
+    let stored = 0;
+    let raw = true;
+    const src = await external_node_fs_namespaceObject.promises.open(abs, 'r');
+    let out;
+    try {
+        out = await external_node_fs_namespaceObject.promises.open(tmp, 'wx', 0o444);
+        const sink = out;
+        const drainOne = async () => {
+            const r = await inflight.shift();
+            await sink.write(r.out, 0, r.length);
+            stored += r.length;
+            raw &&= r.raw;
+            free.push({ data: r.data, out: r.out });
+        };
+        for (;;) {
+            if (free.length === 0 && inflight.length >= IN_FLIGHT)
+                await drainOne();
+            const bufs = free.pop() ?? newBuffers();
+            let n = 0;
+            // A short read before the end of the file is possible: fill the chunk.
+            while (n < CHUNK_BYTES) {
+                const { bytesRead } = await src.read(bufs.data, n, CHUNK_BYTES - n, pos + n);
+                if (bytesRead === 0)
+                    break;
+                n += bytesRead;
+            }
+            if (n === 0)
+                break;
+            hash.update(bufs.data.subarray(0, n));
+            pos += n;
+            const job = pool.run('compressChunk', { dirs, data: bufs.data, out: bufs.out, length: n, name: abs }, CHUNK_BYTES, [bufs.data.buffer, bufs.out.buffer]);
+            job.catch(() => { }); // awaited in order below, or settled in finally
+            inflight.push(job);
+            if (n < CHUNK_BYTES || pos > size)
+                break;
+        }
+        while (inflight.length > 0)
+            await drainOne();
+    }
+    catch (err) {
+        await Promise.allSettled(inflight);
+        await out?.close();
+        out = undefined;
+        await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
+        throw err;
+    }
+    finally {
+        await src.close();
+        await out?.close();
+    }
+    if (pos !== size) {
+        await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
+        throw new WorkerOpError(`${abs} changed while it was being saved`, 'changed');
+    }
+    const digest = hash.digest('hex');
+    const dest = external_node_path_namespaceObject.join(dirs.blobDir, digest.slice(0, 2), digest);
+    const existing = await sizeOf(dest);
+    if (existing !== undefined) {
+        await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
+        return { digest, size, stored: existing, written: false, raw };
+    }
+    try {
+        await external_node_fs_namespaceObject.promises.rename(tmp, dest);
+    }
+    catch (err) {
+        if (err.code !== 'ENOENT')
+            throw err;
+        await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
+        await external_node_fs_namespaceObject.promises.rename(tmp, dest);
+    }
+    return { digest, size, stored, written: true, raw };
+}
+//# sourceMappingURL=chunked.js.map
 ;// CONCATENATED MODULE: ./build/src/store/snapshot.js
 /**
  * The save side: walk each output root with lstat (never following a symlink), hash and store
@@ -41120,9 +41264,11 @@ async function loadBasis(storeRoot, blobs, req, get, list, manifestOf) {
  * files) is skipped here with a warning, so the manifest built here passes `parseManifest`.
  *
  * The walk and the workers overlap: jobs go out while the walk goes on (small files in groups
- * of about 1 MiB as they fill, larger files in batches), and the pool hands the largest queued
- * job to the next idle worker, so the two workers finish together.
+ * of about 1 MiB as they fill, larger files in batches, files of STREAM_AT or more in chunks
+ * that every worker compresses, chunked.ts), and the pool hands the largest queued job to the
+ * next idle worker, so the two workers finish together.
  */
+
 
 
 
@@ -41143,67 +41289,94 @@ function perm(st) {
 function isPending(e) {
     return !('type' in e);
 }
-/** Lets the event loop run (worker replies, dispatch) during a long synchronous walk. */
-const tick = () => new Promise((r) => setImmediate(r));
-/** Directories walked between two ticks. */
-const DIRS_PER_TICK = 16;
+/** Paths per lstat job. */
+const STAT_BATCH = 1024;
+/** lstat kinds as the workers report them (0: gone). */
+const KIND = { gone: 0, file: 1, dir: 2, symlink: 3, other: 4 };
 /**
- * Lists a directory root: entries in byte order, parents before children, handing each regular
- * file to `onFile` as it is found. Synchronous per directory (sync lstat is several times
- * faster than the promise form per file); it yields now and then so jobs keep flowing.
+ * Lists a directory root: every entry in byte order, parents before children. Only readdir
+ * runs here (it tells directories apart); the lstat of each entry, most of a walk's cost, is
+ * done by the workers in batches (`stat`), and the entries are handed on batch by batch, each
+ * regular file to `onFile` as its batch comes back, so jobs start while the rest is stat-ed.
  */
-async function walkDir(rootAbs, rootName, onFile) {
-    const out = [];
-    let dirs = 0;
-    async function visit(dirAbs, rel) {
-        if (++dirs % DIRS_PER_TICK === 0)
-            await tick();
-        const names = sortBytes((0,external_node_fs_namespaceObject.readdirSync)(dirAbs));
-        for (const name of names) {
-            const abs = external_node_path_namespaceObject.join(dirAbs, name);
+async function walkDir(rootAbs, rootName, onFile, stat) {
+    const found = [];
+    const batches = [];
+    // Each full batch goes out at once: the workers stat it while the listing goes on.
+    const send = () => {
+        const from = batches.length * STAT_BATCH;
+        const job = stat(found.slice(from, from + STAT_BATCH).map((f) => f.abs));
+        job.catch(() => { }); // awaited in order below
+        batches.push(job);
+    };
+    const visit = (dirAbs, rel) => {
+        const dirents = (0,external_node_fs_namespaceObject.readdirSync)(dirAbs, { withFileTypes: true });
+        const isDir = new Map();
+        for (const d of dirents) {
+            // (DT_UNKNOWN on some filesystems: ask lstat)
+            const known = d.isDirectory() || d.isFile() || d.isSymbolicLink();
+            const special = d.isBlockDevice() || d.isCharacterDevice() || d.isFIFO() || d.isSocket();
+            const dir = known || special ? d.isDirectory() : isDirectory(external_node_path_namespaceObject.join(dirAbs, d.name));
+            isDir.set(d.name, dir);
+        }
+        for (const name of sortBytes([...isDir.keys()])) {
             const p = rel === '' ? name : `${rel}/${name}`;
             const why = unsafePathReason(p);
             if (why !== undefined) {
                 lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
                 continue;
             }
-            const st = (0,external_node_fs_namespaceObject.lstatSync)(abs, { throwIfNoEntry: false });
-            if (st === undefined)
-                continue; // vanished meanwhile
-            if (st.isDirectory()) {
-                out.push({ path: p, type: 'dir', mode: perm(st), size: 0, mtimeMs: st.mtimeMs });
-                await visit(abs, p);
-            }
-            else if (st.isFile()) {
-                const f = {
-                    absPath: abs,
-                    path: p,
-                    mode: perm(st),
-                    mtimeMs: st.mtimeMs,
-                    size: st.size,
-                    ino: st.ino,
-                };
-                out.push(f);
-                onFile(f);
-            }
-            else if (st.isSymbolicLink()) {
-                const target = (0,external_node_fs_namespaceObject.readlinkSync)(abs);
-                out.push({
-                    path: p,
-                    type: 'symlink',
-                    mode: perm(st),
-                    size: 0,
-                    mtimeMs: st.mtimeMs,
-                    target,
-                });
-            }
-            else {
-                lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
+            const abs = external_node_path_namespaceObject.join(dirAbs, name);
+            const dir = isDir.get(name) === true;
+            found.push({ abs, path: p, dir });
+            if (found.length % STAT_BATCH === 0)
+                send();
+            if (dir)
+                visit(abs, p);
+        }
+    };
+    visit(rootAbs, '');
+    if (found.length > batches.length * STAT_BATCH)
+        send();
+    const out = [];
+    try {
+        for (let b = 0; b < batches.length; b++) {
+            const st = await batches[b];
+            const base = b * STAT_BATCH;
+            const n = Math.min(STAT_BATCH, found.length - base);
+            for (let k = 0; k < n; k++) {
+                const f = found[base + k];
+                const [kind, mode, size, mtimeMs, ino] = st.subarray(k * 5, k * 5 + 5);
+                if (kind === KIND.gone)
+                    continue; // vanished meanwhile (its children, if any, too)
+                if ((kind === KIND.dir) !== f.dir) {
+                    throw new errors/* StoreError */.AD(`${rootName}/${f.path} changed while it was being saved`);
+                }
+                if (kind === KIND.dir) {
+                    out.push({ path: f.path, type: 'dir', mode, size: 0, mtimeMs });
+                }
+                else if (kind === KIND.file) {
+                    const file = { absPath: f.abs, path: f.path, mode, mtimeMs, size, ino };
+                    out.push(file);
+                    onFile(file);
+                }
+                else if (kind === KIND.symlink) {
+                    const target = (0,external_node_fs_namespaceObject.readlinkSync)(f.abs);
+                    out.push({ path: f.path, type: 'symlink', mode, size: 0, mtimeMs, target });
+                }
+                else {
+                    lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${f.path}: not a file, directory or symlink`);
+                }
             }
         }
     }
-    await visit(rootAbs, '');
+    finally {
+        await Promise.allSettled(batches);
+    }
     return out;
+}
+function isDirectory(abs) {
+    return (0,external_node_fs_namespaceObject.lstatSync)(abs, { throwIfNoEntry: false })?.isDirectory() === true;
 }
 /** Drops symlinks that are absolute or resolve outside their root, with a warning each. */
 function dropUnsafeLinks(rootName, entries) {
@@ -41232,7 +41405,7 @@ function dropUnsafeLinks(rootName, entries) {
     }
     return entries.filter((e) => !('type' in e && e.type === 'symlink') || keep.has(e.path));
 }
-async function walkRoot(root, onFile) {
+async function walkRoot(root, onFile, stat) {
     let st;
     try {
         st = (0,external_node_fs_namespaceObject.lstatSync)(root.absPath);
@@ -41258,7 +41431,7 @@ async function walkRoot(root, onFile) {
         lib_core/* warning */.$e(`clyde-cache: not caching ${root.name}: it is a symlink or special file, not a directory or file`);
         return { root, kind: 'absent', entries: [] };
     }
-    const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile));
+    const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile, stat));
     return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, entries };
 }
 /**
@@ -41318,7 +41491,7 @@ class Planner {
                 this.flushSmall();
         }
         else if (e.size >= STREAM_AT) {
-            this.runFiles([e], e.size);
+            this.runChunked(e);
         }
         else {
             this.large.push(e);
@@ -41418,6 +41591,21 @@ class Planner {
                 this.stored.set(loc.group, this.groupSeen.get(loc.group) ?? 0);
         });
     }
+    /** A large file: read and hashed here, its chunks compressed on every worker (chunked.ts). */
+    runChunked(f) {
+        const job = async () => {
+            const r = await putChunked(this.pool, this.dirs, f.absPath, f.size);
+            this.read++;
+            this.bytesRead += r.size;
+            this.digests.set(f, { digest: r.digest, size: r.size });
+            this.note(r.digest, r.stored, r.written);
+            if (r.written && r.raw)
+                this.rawBlobs++;
+        };
+        this.track(job());
+    }
+    /** lstat of `paths` in the workers, ahead of every queued compression job. */
+    stat = (paths) => this.pool.run('lstatBatch', { dirs: this.dirs, paths }, Number.MAX_SAFE_INTEGER);
     runFiles(batch, bytes) {
         const job = async () => {
             const rs = await this.pool.run('putFiles', { dirs: this.dirs, files: batch.map((f) => ({ abs: f.absPath, size: f.size })) }, bytes);
@@ -41444,8 +41632,9 @@ async function snapshotRoots(roots, blobs, basis, groupSmall = true) {
     const plan = new Planner(blobs, basis, groupSmall);
     const walked = [];
     try {
-        for (const root of roots)
-            walked.push(await walkRoot(root, (f) => plan.add(root, f)));
+        for (const root of roots) {
+            walked.push(await walkRoot(root, (f) => plan.add(root, f), plan.stat));
+        }
     }
     catch (err) {
         await plan.settle(); // never leave jobs running behind a failed walk
@@ -41802,7 +41991,7 @@ class local_store_LocalStore {
         if (existing !== undefined)
             return { entry: existing, created: false, newBlobs: 0, newBytes: 0 };
         // [store-speed] the previous entry of the package: unchanged files are not read again.
-        const basis = await loadBasis(this.root, this.blobs, req, (k) => this.get(k), () => this.list(), async (k) => (await this.load(k)).manifest);
+        const basis = await loadBasis(this.root, this.blobs, req, (k) => this.get(k), async () => [...(await this.index()).entries.values()], async (k) => (await this.load(k)).manifest);
         const snap = await snapshotRoots(req.roots, this.blobs, basis, req.groupSmallFiles !== false);
         await pausePoint('after-blobs');
         // The walk keeps only what restore accepts (snapshot.ts), so this passes parseManifest;

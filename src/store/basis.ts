@@ -3,7 +3,9 @@
  * the save skip files that did not change (issue 4, the 1%-changed save). Finding no basis, or
  * a damaged one, only makes the save read everything. The stat cache carries the digests and
  * the group locations, so the previous manifest is parsed only when there is no stat cache (its
- * locator still lets the save skip writing content that is already grouped).
+ * locator still lets the save skip writing content that is already grouped). The newest entry of
+ * the package is found in the index (it holds package, platform, variant and createdAt), never by
+ * reading every entry's meta.json.
  */
 import { compareBytes } from '../util/bytes.js';
 import type { BlobStore } from './blobs.js';
@@ -12,19 +14,29 @@ import type { Basis } from './snapshot.js';
 import { readStatCache } from './statcache.js';
 import type { EntryMeta, SaveRequest } from './types.js';
 
+/** What the index says of an entry: enough to pick the basis without reading any meta.json. */
+export interface BasisCandidate {
+  readonly key: string;
+  readonly package: string;
+  readonly platform: string;
+  readonly variant: string;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+}
+
 export async function loadBasis(
   storeRoot: string,
   blobs: BlobStore,
   req: SaveRequest,
   get: (key: string) => Promise<EntryMeta | undefined>,
-  list: () => Promise<EntryMeta[]>,
+  indexed: () => Promise<readonly BasisCandidate[]>,
   manifestOf: (key: string) => Promise<Manifest>,
 ): Promise<Basis | undefined> {
   try {
     let key: string | undefined;
     if (req.basis !== undefined && (await get(req.basis)) !== undefined) key = req.basis;
     if (key === undefined) {
-      const same = (await list())
+      const same = (await indexed())
         .filter(
           (e) =>
             e.package === req.package &&
@@ -32,9 +44,7 @@ export async function loadBasis(
             e.variant === req.variant &&
             e.key !== req.key,
         )
-        .sort(
-          (a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || compareBytes(b.key, a.key),
-        );
+        .sort((a, b) => b.createdAt - a.createdAt || compareBytes(b.key, a.key));
       key = same[0]?.key;
     }
     if (key === undefined) return undefined;

@@ -118,10 +118,19 @@ export function parseLocator(raw: unknown, what: string): Map<string, Location> 
 
 /** The name of a manifest's locator: the digest of its files' digests and sizes, in order. */
 export function locatorId(m: Manifest): string {
-  const lines: string[] = [];
-  for (const f of manifestFiles(m)) lines.push(`${f.digest} ${f.size}\n`);
-  return sha256(lines.join(''));
+  // (A save asks for it when writing the locator and again when committing: remembered per
+  // manifest object; manifests are never changed once built.)
+  let id = locatorIds.get(m);
+  if (id === undefined) {
+    const lines: string[] = [];
+    for (const f of manifestFiles(m)) lines.push(`${f.digest} ${f.size}\n`);
+    id = sha256(lines.join(''));
+    locatorIds.set(m, id);
+  }
+  return id;
 }
+
+const locatorIds = new WeakMap<Manifest, string>();
 
 export { isRawFrame };
 

@@ -224,7 +224,7 @@ export class LocalStore {
       this.blobs,
       req,
       (k) => this.get(k),
-      () => this.list(),
+      async () => [...(await this.index()).entries.values()],
       async (k) => (await this.load(k)).manifest,
     );
     const snap = await snapshotRoots(req.roots, this.blobs, basis, req.groupSmallFiles !== false);

@@ -104,7 +104,13 @@ export interface PoolDirs {
  */
 export class WorkerPool {
   private readonly slots: Slot[] = [];
-  private readonly queue: { op: string; args: unknown; priority: number; p: Pending }[] = [];
+  private readonly queue: {
+    op: string;
+    args: unknown;
+    priority: number;
+    transfer: readonly ArrayBuffer[];
+    p: Pending;
+  }[] = [];
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
   private closed = false;
@@ -113,7 +119,6 @@ export class WorkerPool {
     const workerData = {
       binding: nativeBindingPath(),
       level: LEVEL,
-      streamAt: STREAM_AT,
       minSaving: MIN_SAVING,
       unpackedMtimeMs: UNPACKED_MTIME_MS,
     };
@@ -150,12 +155,19 @@ export class WorkerPool {
 
   /**
    * Queues a job; an idle worker takes the queued job of highest `priority` (the largest first,
-   * so that the workers finish together), the oldest among equals.
+   * so that the workers finish together), the oldest among equals. The buffers in `transfer`
+   * move to the worker (no copy) and are unusable here until a reply hands them back.
    */
-  run<T>(op: string, args: unknown, priority = 0): Promise<T> {
+  run<T>(
+    op: string,
+    args: unknown,
+    priority = 0,
+    transfer: readonly ArrayBuffer[] = [],
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError('the store worker pool is closed'));
     return new Promise<T>((resolve, reject) => {
-      const job = { op, args, priority, p: { resolve: resolve as (v: unknown) => void, reject } };
+      const p = { resolve: resolve as (v: unknown) => void, reject };
+      const job = { op, args, priority, transfer, p };
       let i = this.queue.length;
       while (i > 0 && (this.queue[i - 1] as { priority: number }).priority < priority) i--;
       this.queue.splice(i, 0, job);
@@ -178,8 +190,9 @@ export class WorkerPool {
       slot.worker.ref();
       this.pending.set(id, job.p);
       const msg = { id, op: job.op, args: job.args };
-      if (slot.online) slot.worker.postMessage(msg);
-      else void slot.ready.then(() => slot.worker.postMessage(msg));
+      const transfer = job.transfer as ArrayBuffer[];
+      if (slot.online) slot.worker.postMessage(msg, transfer);
+      else void slot.ready.then(() => slot.worker.postMessage(msg, transfer));
     }
   }
 

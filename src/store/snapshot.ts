@@ -5,8 +5,9 @@
  * files) is skipped here with a warning, so the manifest built here passes `parseManifest`.
  *
  * The walk and the workers overlap: jobs go out while the walk goes on (small files in groups
- * of about 1 MiB as they fill, larger files in batches), and the pool hands the largest queued
- * job to the next idle worker, so the two workers finish together.
+ * of about 1 MiB as they fill, larger files in batches, files of STREAM_AT or more in chunks
+ * that every worker compresses, chunked.ts), and the pool hands the largest queued job to the
+ * next idle worker, so the two workers finish together.
  */
 import * as core from '@actions/core';
 import { lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
@@ -14,6 +15,7 @@ import * as path from 'node:path';
 import { sortBytes } from '../util/bytes.js';
 import { StoreError } from '../errors.js';
 import type { BlobStore, Location } from './blobs.js';
+import { putChunked } from './chunked.js';
 import {
   resolveLink,
   unsafePathReason,
@@ -92,67 +94,111 @@ function isPending(e: ManifestEntry | PendingFile): e is PendingFile {
   return !('type' in e);
 }
 
-/** Lets the event loop run (worker replies, dispatch) during a long synchronous walk. */
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-/** Directories walked between two ticks. */
-const DIRS_PER_TICK = 16;
+/** lstat in the workers: paths in, five numbers per path out (see worker-source.ts). */
+export type StatBatch = (paths: string[]) => Promise<Float64Array>;
+/** Paths per lstat job. */
+const STAT_BATCH = 1024;
+/** lstat kinds as the workers report them (0: gone). */
+const KIND = { gone: 0, file: 1, dir: 2, symlink: 3, other: 4 } as const;
+
+interface Found {
+  readonly abs: string;
+  readonly path: string;
+  /** What readdir said it is; 'dir' means its children are listed after it. */
+  readonly dir: boolean;
+}
 
 /**
- * Lists a directory root: entries in byte order, parents before children, handing each regular
- * file to `onFile` as it is found. Synchronous per directory (sync lstat is several times
- * faster than the promise form per file); it yields now and then so jobs keep flowing.
+ * Lists a directory root: every entry in byte order, parents before children. Only readdir
+ * runs here (it tells directories apart); the lstat of each entry, most of a walk's cost, is
+ * done by the workers in batches (`stat`), and the entries are handed on batch by batch, each
+ * regular file to `onFile` as its batch comes back, so jobs start while the rest is stat-ed.
  */
 async function walkDir(
   rootAbs: string,
   rootName: string,
   onFile: (f: PendingFile) => void,
+  stat: StatBatch,
 ): Promise<(ManifestEntry | PendingFile)[]> {
-  const out: (ManifestEntry | PendingFile)[] = [];
-  let dirs = 0;
-  async function visit(dirAbs: string, rel: string): Promise<void> {
-    if (++dirs % DIRS_PER_TICK === 0) await tick();
-    const names = sortBytes(readdirSync(dirAbs));
-    for (const name of names) {
-      const abs = path.join(dirAbs, name);
+  const found: Found[] = [];
+  const batches: Promise<Float64Array>[] = [];
+  // Each full batch goes out at once: the workers stat it while the listing goes on.
+  const send = (): void => {
+    const from = batches.length * STAT_BATCH;
+    const job = stat(found.slice(from, from + STAT_BATCH).map((f) => f.abs));
+    job.catch(() => {}); // awaited in order below
+    batches.push(job);
+  };
+  const visit = (dirAbs: string, rel: string): void => {
+    const dirents = readdirSync(dirAbs, { withFileTypes: true });
+    const isDir = new Map<string, boolean>();
+    for (const d of dirents) {
+      // (DT_UNKNOWN on some filesystems: ask lstat)
+      const known = d.isDirectory() || d.isFile() || d.isSymbolicLink();
+      const special = d.isBlockDevice() || d.isCharacterDevice() || d.isFIFO() || d.isSocket();
+      const dir = known || special ? d.isDirectory() : isDirectory(path.join(dirAbs, d.name));
+      isDir.set(d.name, dir);
+    }
+    for (const name of sortBytes([...isDir.keys()])) {
       const p = rel === '' ? name : `${rel}/${name}`;
       const why = unsafePathReason(p);
       if (why !== undefined) {
         core.warning(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
         continue;
       }
-      const st = lstatSync(abs, { throwIfNoEntry: false });
-      if (st === undefined) continue; // vanished meanwhile
-      if (st.isDirectory()) {
-        out.push({ path: p, type: 'dir', mode: perm(st), size: 0, mtimeMs: st.mtimeMs });
-        await visit(abs, p);
-      } else if (st.isFile()) {
-        const f: PendingFile = {
-          absPath: abs,
-          path: p,
-          mode: perm(st),
-          mtimeMs: st.mtimeMs,
-          size: st.size,
-          ino: st.ino,
-        };
-        out.push(f);
-        onFile(f);
-      } else if (st.isSymbolicLink()) {
-        const target = readlinkSync(abs);
-        out.push({
-          path: p,
-          type: 'symlink',
-          mode: perm(st),
-          size: 0,
-          mtimeMs: st.mtimeMs,
-          target,
-        });
-      } else {
-        core.warning(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
+      const abs = path.join(dirAbs, name);
+      const dir = isDir.get(name) === true;
+      found.push({ abs, path: p, dir });
+      if (found.length % STAT_BATCH === 0) send();
+      if (dir) visit(abs, p);
+    }
+  };
+  visit(rootAbs, '');
+
+  if (found.length > batches.length * STAT_BATCH) send();
+  const out: (ManifestEntry | PendingFile)[] = [];
+  try {
+    for (let b = 0; b < batches.length; b++) {
+      const st = await (batches[b] as Promise<Float64Array>);
+      const base = b * STAT_BATCH;
+      const n = Math.min(STAT_BATCH, found.length - base);
+      for (let k = 0; k < n; k++) {
+        const f = found[base + k] as Found;
+        const [kind, mode, size, mtimeMs, ino] = st.subarray(k * 5, k * 5 + 5) as unknown as [
+          number,
+          number,
+          number,
+          number,
+          number,
+        ];
+        if (kind === KIND.gone) continue; // vanished meanwhile (its children, if any, too)
+        if ((kind === KIND.dir) !== f.dir) {
+          throw new StoreError(`${rootName}/${f.path} changed while it was being saved`);
+        }
+        if (kind === KIND.dir) {
+          out.push({ path: f.path, type: 'dir', mode, size: 0, mtimeMs });
+        } else if (kind === KIND.file) {
+          const file: PendingFile = { absPath: f.abs, path: f.path, mode, mtimeMs, size, ino };
+          out.push(file);
+          onFile(file);
+        } else if (kind === KIND.symlink) {
+          const target = readlinkSync(f.abs);
+          out.push({ path: f.path, type: 'symlink', mode, size: 0, mtimeMs, target });
+        } else {
+          core.warning(
+            `clyde-cache: not caching ${rootName}/${f.path}: not a file, directory or symlink`,
+          );
+        }
       }
     }
+  } finally {
+    await Promise.allSettled(batches);
   }
-  await visit(rootAbs, '');
   return out;
+}
+
+function isDirectory(abs: string): boolean {
+  return lstatSync(abs, { throwIfNoEntry: false })?.isDirectory() === true;
 }
 
 /** Drops symlinks that are absolute or resolve outside their root, with a warning each. */
@@ -211,7 +257,11 @@ interface WalkedRoot {
   readonly entries: (ManifestEntry | PendingFile)[];
 }
 
-async function walkRoot(root: OutputRoot, onFile: (f: PendingFile) => void): Promise<WalkedRoot> {
+async function walkRoot(
+  root: OutputRoot,
+  onFile: (f: PendingFile) => void,
+  stat: StatBatch,
+): Promise<WalkedRoot> {
   let st: Stats;
   try {
     st = lstatSync(root.absPath);
@@ -237,7 +287,7 @@ async function walkRoot(root: OutputRoot, onFile: (f: PendingFile) => void): Pro
     );
     return { root, kind: 'absent', entries: [] };
   }
-  const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile));
+  const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile, stat));
   return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, entries };
 }
 
@@ -294,7 +344,7 @@ class Planner {
       this.smallBytes += e.size;
       if (this.smallBytes >= GROUP_BYTES) this.flushSmall();
     } else if (e.size >= STREAM_AT) {
-      this.runFiles([e], e.size);
+      this.runChunked(e);
     } else {
       this.large.push(e);
       this.largeBytes += e.size;
@@ -396,6 +446,23 @@ class Planner {
     });
   }
 
+  /** A large file: read and hashed here, its chunks compressed on every worker (chunked.ts). */
+  private runChunked(f: PendingFile): void {
+    const job = async (): Promise<void> => {
+      const r = await putChunked(this.pool, this.dirs, f.absPath, f.size);
+      this.read++;
+      this.bytesRead += r.size;
+      this.digests.set(f, { digest: r.digest, size: r.size });
+      this.note(r.digest, r.stored, r.written);
+      if (r.written && r.raw) this.rawBlobs++;
+    };
+    this.track(job());
+  }
+
+  /** lstat of `paths` in the workers, ahead of every queued compression job. */
+  readonly stat: StatBatch = (paths) =>
+    this.pool.run<Float64Array>('lstatBatch', { dirs: this.dirs, paths }, Number.MAX_SAFE_INTEGER);
+
   private runFiles(batch: PendingFile[], bytes: number): void {
     const job = async (): Promise<void> => {
       const rs = await this.pool.run<PutResult[]>(
@@ -431,7 +498,9 @@ export async function snapshotRoots(
   const plan = new Planner(blobs, basis, groupSmall);
   const walked: WalkedRoot[] = [];
   try {
-    for (const root of roots) walked.push(await walkRoot(root, (f) => plan.add(root, f)));
+    for (const root of roots) {
+      walked.push(await walkRoot(root, (f) => plan.add(root, f), plan.stat));
+    }
   } catch (err) {
     await plan.settle(); // never leave jobs running behind a failed walk
     throw err;

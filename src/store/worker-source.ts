@@ -6,8 +6,16 @@
  * `node:zlib` when there is none or it will not load.
  *
  * Operations (message `{ id, op, args }`, reply `{ id, ok, result | error, kind }`):
- *   putFiles  { files: [{ abs, size }], known: digests to skip }  -> one blob per file
+ *   putFiles  { files: [{ abs, size }], known: digests to skip }  -> one blob per file (files
+ *               below STREAM_AT; larger ones are read on the main thread and their chunks
+ *               come here through compressChunk)
  *   putGroup  { files: [{ abs, size }] }   -> one group blob: the members' contents back to back
+ *   compressChunk { data, out, length, name } -> one zstd frame of data[0, length) written into
+ *               out (compressed, or raw blocks when that saves too little); both buffers come
+ *               back (transferred) with { length, raw } (chunked.ts: large files)
+ *   lstatBatch { paths } -> Float64Array, five numbers per path: kind (0 gone, 1 file, 2 dir,
+ *               3 symlink, 4 other), permission bits, size, mtimeMs, inode (snapshot.ts's walk)
+ *   mkdirBatch { paths } -> null: the directories made (0700), a missing parent made first
  *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ id, digest, offset, size, dest,
  *               mode, mtimeMs, renameTo }] }] }  -> verified files written from each blob;
  *               [id, inode, mtimeMs] of each file written, flat
@@ -17,7 +25,7 @@
  *               copy is missing or was changed (and is then removed)
  *
  * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
- * the other waits on I/O) except the node:zlib streaming path for large files. Blobs are
+ * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
  * written to tmp/ and renamed into place; a blob that exists already is not rewritten.
  */
 export const WORKER_SOURCE = String.raw`
@@ -31,7 +39,6 @@ const { pipeline } = require('node:stream/promises');
 const { Transform } = require('node:stream');
 
 const LEVEL = workerData.level;
-const STREAM_AT = workerData.streamAt;
 const CHUNK = 4 * 1024 * 1024;
 const RAW_BLOCK = 128 * 1024;
 const MIN_SAVING = workerData.minSaving;
@@ -115,10 +122,19 @@ function writeBlob(digest, parts) {
   } finally {
     fs.closeSync(fd);
   }
-  const dest = blobPath(digest);
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  fs.renameSync(tmp, dest);
+  renameToBlob(tmp, blobPath(digest));
   return n;
+}
+
+/** Renames a finished tmp file into its shard, making the shard only when it is missing. */
+function renameToBlob(tmp, dest) {
+  try {
+    fs.renameSync(tmp, dest);
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.renameSync(tmp, dest);
+  }
 }
 
 /** Compressed parts of content, or raw parts when compression saves too little. */
@@ -134,127 +150,10 @@ function readWhole(abs) {
   return fs.readFileSync(abs);
 }
 
-async function putLarge(abs, size) {
-  // Trial: compress the first chunk; if it saves too little, store the file as it is.
-  const fd = fs.openSync(abs, 'r');
-  const buf = Buffer.allocUnsafe(CHUNK);
-  const hash = crypto.createHash('sha256');
-  const tmp = tmpName('blob');
-  const out = fs.openSync(tmp, 'wx', 0o444);
-  let total = 0;
-  let stored = 0;
-  let raw = false;
-  const put = (b) => {
-    fs.writeSync(out, b);
-    stored += b.length;
-  };
-  try {
-    const first = fs.readSync(fd, buf, 0, CHUNK, 0);
-    const trial = STORED_AS_IS.test(abs) ? first : compress(buf.subarray(0, first)).length;
-    raw = trial > first * (1 - MIN_SAVING);
-    if (raw) {
-      put(RAW_HEADER);
-      let n = first;
-      let pos = 0;
-      while (n > 0) {
-        const chunk = buf.subarray(0, n);
-        hash.update(chunk);
-        total += n;
-        pos += n;
-        const lastChunk = pos >= size;
-        for (let off = 0; off < n; off += RAW_BLOCK) {
-          const end = Math.min(n, off + RAW_BLOCK);
-          put(rawBlockHeader(end - off, lastChunk && end === n));
-          put(chunk.subarray(off, end));
-        }
-        if (lastChunk) break;
-        n = fs.readSync(fd, buf, 0, CHUNK, pos);
-      }
-    } else if (napi) {
-      cctx.reset(napi.ResetDirective.sessionOnly);
-      const dst = Buffer.allocUnsafe(napi.cStreamOutSize() * 4);
-      let pos = 0;
-      let n = first;
-      for (;;) {
-        const chunk = buf.subarray(0, n);
-        hash.update(chunk);
-        total += n;
-        pos += n;
-        const end = pos >= size || n === 0;
-        let src = chunk;
-        for (;;) {
-          const [remaining, produced, consumed] = cctx.compressStream2(dst, src, end ? 2 : 0);
-          if (produced > 0) put(dst.subarray(0, produced));
-          src = src.subarray(consumed);
-          if (end ? remaining === 0 : src.length === 0) break;
-        }
-        if (end) break;
-        n = fs.readSync(fd, buf, 0, CHUNK, pos);
-      }
-    } else {
-      fs.closeSync(out);
-      const result = await nodeStreamCompress(abs, tmp, hash);
-      total = result.total;
-      stored = result.stored;
-    }
-  } finally {
-    fs.closeSync(fd);
-    try {
-      fs.closeSync(out);
-    } catch {
-      // closed already (node:zlib path)
-    }
-  }
-  if (total !== size) {
-    fs.rmSync(tmp, { force: true });
-    throw Object.assign(new Error(abs + ' changed while it was being saved'), { kind: 'changed' });
-  }
-  const digest = hash.digest('hex');
-  const existing = storedSize(digest);
-  if (existing >= 0) {
-    fs.rmSync(tmp, { force: true });
-    return { digest, size: total, stored: existing, written: false, raw };
-  }
-  const dest = blobPath(digest);
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  fs.renameSync(tmp, dest);
-  return { digest, size: total, stored, written: true, raw };
-}
-
-async function nodeStreamCompress(abs, tmp, hash) {
-  let total = 0;
-  let stored = 0;
-  const tap = new Transform({
-    transform(chunk, _enc, cb) {
-      hash.update(chunk);
-      total += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  const count = new Transform({
-    transform(chunk, _enc, cb) {
-      stored += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  await pipeline(
-    fs.createReadStream(abs, { highWaterMark: 1 << 20 }),
-    tap,
-    zlib.createZstdCompress({ chunkSize: 256 * 1024, params: zparams }),
-    count,
-    fs.createWriteStream(tmp, { flags: 'w', mode: 0o444 }),
-  );
-  return { total, stored };
-}
-
 async function putFiles({ files, known }) {
   const skip = new Set(known || []);
   const out = [];
   for (const f of files) {
-    if (f.size >= STREAM_AT) {
-      out.push(await putLarge(f.abs, f.size));
-      continue;
-    }
     const content = readWhole(f.abs);
     const digest = crypto.createHash('sha256').update(content).digest('hex');
     if (skip.has(digest)) {
@@ -273,24 +172,56 @@ async function putFiles({ files, known }) {
   return out;
 }
 
+// The members of a group are read straight into this buffer, back to back (reused).
+let groupBuf = Buffer.allocUnsafe(0);
+function groupRoom(n) {
+  if (groupBuf.length >= n) return;
+  const next = Buffer.allocUnsafe(Math.max(n, groupBuf.length * 2, 4 << 20));
+  groupBuf.copy(next);
+  groupBuf = next;
+}
+
+/** Reads the file (size bytes when walked) into groupBuf at offset at; returns its length. */
+function readInto(abs, size, at) {
+  groupRoom(at + size + 1);
+  const fd = fs.openSync(abs, 'r');
+  let n = 0;
+  try {
+    for (;;) {
+      const r = fs.readSync(fd, groupBuf, at + n, size + 1 - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n > size) break;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (n <= size) return n;
+  // It grew since the walk: take it whole.
+  const content = readWhole(abs);
+  groupRoom(at + content.length);
+  content.copy(groupBuf, at);
+  return content.length;
+}
+
 async function putGroup({ files, known }) {
   const skip = new Set(known || []);
   const members = [];
-  const contents = [];
   let offset = 0;
   for (const f of files) {
-    const content = readWhole(f.abs);
-    const digest = crypto.createHash('sha256').update(content).digest('hex');
+    const n = readInto(f.abs, f.size, offset);
+    const digest = crypto.createHash('sha256').update(groupBuf.subarray(offset, offset + n)).digest('hex');
     if (skip.has(digest)) {
-      members.push({ digest, size: content.length, offset: -1 });
+      members.push({ digest, size: n, offset: -1 });
       continue;
     }
-    members.push({ digest, size: content.length, offset });
-    contents.push(content);
-    offset += content.length;
+    members.push({ digest, size: n, offset });
+    offset += n;
   }
-  if (contents.length === 0) return { group: null, size: 0, stored: 0, written: false, members };
-  const all = Buffer.concat(contents, offset);
+  if (members.every((m) => m.offset < 0)) {
+    return { group: null, size: 0, stored: 0, written: false, members };
+  }
+  const all = groupBuf.subarray(0, offset);
   const group = crypto.createHash('sha256').update(all).digest('hex');
   const existing = storedSize(group);
   if (existing >= 0) return { group, size: offset, stored: existing, written: false, members };
@@ -518,13 +449,71 @@ function linkBatch({ items, clone }) {
   return items.map((it) => (clone || crossDevice ? copyOne(it) : linkOne(it)));
 }
 
-const ops = { putFiles, putGroup, writeBatch, linkBatch };
+/** Buffers the current reply hands back to the main thread (moved, not copied). */
+let transfers = [];
+
+function compressChunk({ data, out, length, name }) {
+  const asIs = STORED_AS_IS.test(name);
+  const src = Buffer.from(data.buffer, data.byteOffset, length);
+  const dst = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  let n = -1;
+  if (!asIs && length >= 64) {
+    if (napi) {
+      n = cctx.compress2(dst, src);
+    } else {
+      const frame = zlib.zstdCompressSync(src, { params: zparams });
+      if (frame.length <= dst.length) n = frame.copy(dst);
+    }
+    if (n > length * (1 - MIN_SAVING)) n = -1;
+  }
+  const raw = n < 0;
+  if (raw) {
+    n = 0;
+    for (const p of rawParts(src)) n += p.copy(dst, n);
+  }
+  transfers = [data.buffer, out.buffer];
+  return { data, out, length: n, raw };
+}
+
+/** [kind (0 gone, 1 file, 2 dir, 3 symlink, 4 other), permission bits, size, mtimeMs, inode] each. */
+function lstatBatch({ paths }) {
+  const out = new Float64Array(paths.length * 5);
+  for (let i = 0; i < paths.length; i++) {
+    const st = fs.lstatSync(paths[i], { throwIfNoEntry: false });
+    if (st === undefined) continue;
+    const kind = st.isFile() ? 1 : st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
+    const o = i * 5;
+    out[o] = kind;
+    out[o + 1] = st.mode & 0o777;
+    out[o + 2] = st.size;
+    out[o + 3] = st.mtimeMs;
+    out[o + 4] = st.ino;
+  }
+  transfers = [out.buffer];
+  return out;
+}
+
+/** Makes the directories (mode 0700), parents first; a missing parent is made on the way. */
+function mkdirBatch({ paths }) {
+  for (const p of paths) {
+    try {
+      fs.mkdirSync(p, 0o700);
+    } catch (err) {
+      if (err.code === 'ENOENT') fs.mkdirSync(p, { recursive: true, mode: 0o700 });
+      else if (err.code !== 'EEXIST' || !fs.lstatSync(p).isDirectory()) throw err;
+    }
+  }
+  return null;
+}
+
+const ops = { putFiles, putGroup, compressChunk, lstatBatch, mkdirBatch, writeBatch, linkBatch };
 parentPort.postMessage({ ready: true, backend: napi ? 'zstd-napi' : 'node:zlib' });
 parentPort.on('message', async (msg) => {
   try {
     dirs = msg.args.dirs;
+    transfers = [];
     const result = await ops[msg.op](msg.args);
-    parentPort.postMessage({ id: msg.id, ok: true, result });
+    parentPort.postMessage({ id: msg.id, ok: true, result }, transfers);
   } catch (err) {
     parentPort.postMessage({
       id: msg.id,
