@@ -49,7 +49,9 @@ async function main(): Promise<void> {
 
     const src = path.join(world.workspace, 'src');
     const file = (await fs.readdir(src)).filter((f) => f.endsWith('.c')).sort()[0]!;
-    await fs.appendFile(path.join(src, file), '\n/* edited by the demo */\n');
+    // A real code change (a comment alone would compile to identical objects, which the
+    // store would then deduplicate down to nothing new).
+    await fs.appendFile(path.join(src, file), '\nint clyde_demo_edit(void) { return 4; }\n');
     show(`job 4: after editing src/${file}`, await runDemoJob(world));
 
     console.log(

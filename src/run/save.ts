@@ -10,7 +10,7 @@ import { errorMessage, InputError } from '../errors.js';
 import { Inputs, readConfig, type Config } from '../inputs.js';
 import { logKey } from '../key/index.js';
 import { openRemote, PACK_NAME, type RemoteTier } from '../remote/index.js';
-import { Timer, writeSaveSummary, type SaveReport } from '../report.js';
+import { formatBytes, Timer, writeSaveSummary, type SaveReport } from '../report.js';
 import { loadState, type MainState } from '../state.js';
 import type { LocalStore } from '../store/index.js';
 import type { OutputRoot } from '../store/types.js';
@@ -191,7 +191,8 @@ async function saveOne(
     report.bytes = r.entry.sizeBytes;
     report.newBytes = r.newBytes;
     core.info(
-      `Local store: ${report.local} ${item.key} (${r.entry.files} files, ${r.newBlobs} new blobs).`,
+      `Local store: ${report.local} ${item.key} (${r.entry.files} files; ` +
+        `${r.newBlobs} new blob${r.newBlobs === 1 ? '' : 's'}, ${formatBytes(r.newBytes)} written).`,
     );
   } catch (err) {
     handlePhaseError(`Saving ${item.name} to the local store`, err, notes);
