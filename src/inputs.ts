@@ -239,6 +239,14 @@ export function defaultLocalCacheDir(env: Env, home: string): string {
   return path.join(home, '.clyde', 'cache');
 }
 
+/** `local-cache-dir`: '~/' expands to the home directory, relative paths are the workspace's. */
+export function parseLocalCacheDir(raw: string, env: Env, home: string, workspace: string): string {
+  const v = raw.trim();
+  if (v === '') return defaultLocalCacheDir(env, home);
+  if (v === '~' || v.startsWith('~/')) return path.join(home, v.slice(1));
+  return path.resolve(workspace, v);
+}
+
 /** What an input reader looks like: core.getInput in the action, a map in tests. */
 export type InputReader = (name: string) => string;
 
@@ -283,14 +291,7 @@ export function readConfig(
     restoreKeys = rkRaw;
   }
 
-  const localRaw = get(Inputs.LocalCacheDir).trim();
-  let localCacheDir = defaultLocalCacheDir(env, home);
-  if (localRaw !== '') {
-    localCacheDir =
-      localRaw === '~' || localRaw.startsWith('~/')
-        ? path.join(home, localRaw.slice(1))
-        : path.resolve(workspace, localRaw);
-  }
+  const localCacheDir = parseLocalCacheDir(get(Inputs.LocalCacheDir), env, home, workspace);
 
   let key: string | undefined;
   if (mode === 'save') {
@@ -560,14 +561,7 @@ export interface GcConfig {
 export function readGcConfig(get: InputReader = actionInputs, env: Env = process.env): GcConfig {
   const home = env['HOME'] ?? env['USERPROFILE'] ?? os.homedir();
   const workspace = path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
-  const localRaw = get(GcInputs.LocalCacheDir).trim();
-  let localCacheDir = defaultLocalCacheDir(env, home);
-  if (localRaw !== '') {
-    localCacheDir =
-      localRaw === '~' || localRaw.startsWith('~/')
-        ? path.join(home, localRaw.slice(1))
-        : path.resolve(workspace, localRaw);
-  }
+  const localCacheDir = parseLocalCacheDir(get(GcInputs.LocalCacheDir), env, home, workspace);
   const local = parseBoolean(GcInputs.Local, get(GcInputs.Local), false);
   const remote = parseBoolean(GcInputs.Remote, get(GcInputs.Remote), true);
   const token = get(GcInputs.Token).trim();

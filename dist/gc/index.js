@@ -31797,6 +31797,15 @@ function defaultLocalCacheDir(env, home) {
         return external_node_path_namespaceObject.join(toolCache, 'clyde-cache');
     return external_node_path_namespaceObject.join(home, '.clyde', 'cache');
 }
+/** `local-cache-dir`: '~/' expands to the home directory, relative paths are the workspace's. */
+function parseLocalCacheDir(raw, env, home, workspace) {
+    const v = raw.trim();
+    if (v === '')
+        return defaultLocalCacheDir(env, home);
+    if (v === '~' || v.startsWith('~/'))
+        return external_node_path_namespaceObject.join(home, v.slice(1));
+    return external_node_path_namespaceObject.resolve(workspace, v);
+}
 const actionInputs = (name) => lib_core/* getInput */.V4(name);
 /**
  * Parse every input once. `mode` says which step is reading: the save sub-action also takes an
@@ -31831,14 +31840,7 @@ function readConfig(mode, get = actionInputs, env = process.env) {
         }
         restoreKeys = rkRaw;
     }
-    const localRaw = get(Inputs.LocalCacheDir).trim();
-    let localCacheDir = defaultLocalCacheDir(env, home);
-    if (localRaw !== '') {
-        localCacheDir =
-            localRaw === '~' || localRaw.startsWith('~/')
-                ? path.join(home, localRaw.slice(1))
-                : path.resolve(workspace, localRaw);
-    }
+    const localCacheDir = parseLocalCacheDir(get(Inputs.LocalCacheDir), env, home, workspace);
     let key;
     if (mode === 'save') {
         const k = get(Inputs.Key).trim();
@@ -32023,14 +32025,7 @@ function readPruneConfig(get = actionInputs) {
 function readGcConfig(get = actionInputs, env = process.env) {
     const home = env['HOME'] ?? env['USERPROFILE'] ?? external_node_os_namespaceObject.homedir();
     const workspace = external_node_path_namespaceObject.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
-    const localRaw = get(GcInputs.LocalCacheDir).trim();
-    let localCacheDir = defaultLocalCacheDir(env, home);
-    if (localRaw !== '') {
-        localCacheDir =
-            localRaw === '~' || localRaw.startsWith('~/')
-                ? external_node_path_namespaceObject.join(home, localRaw.slice(1))
-                : external_node_path_namespaceObject.resolve(workspace, localRaw);
-    }
+    const localCacheDir = parseLocalCacheDir(get(GcInputs.LocalCacheDir), env, home, workspace);
     const local = parseBoolean(GcInputs.Local, get(GcInputs.Local), false);
     const remote = parseBoolean(GcInputs.Remote, get(GcInputs.Remote), true);
     const token = get(GcInputs.Token).trim();
