@@ -17,10 +17,10 @@ import {
   fileEntry,
   linkEntry,
   packMeta,
-  sandbox,
   snapshotTree,
   writeTree,
   type Sandbox,
+  withSandbox,
 } from './helpers.js';
 
 const PAYLOAD = 'payload';
@@ -66,15 +66,6 @@ function hostileCases(sb: Sandbox): Record<string, Record<string, unknown>[]> {
     'file under a file': [fileEntry('f', PAYLOAD), fileEntry('f/x', PAYLOAD)],
     'bad digest': [{ ...fileEntry('x', PAYLOAD), digest: '../../../outside' }],
   };
-}
-
-async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<void> {
-  const sb = await sandbox();
-  try {
-    await fn(sb);
-  } finally {
-    await sb.cleanup();
-  }
 }
 
 describe('hostile manifests in the local store', () => {

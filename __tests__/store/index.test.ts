@@ -12,16 +12,7 @@ import { JOURNAL_NAME, touchRecord } from '../../src/store/access-journal.js';
 import { decodeIndex, encodeIndex, StoreIndex, type NewEntry } from '../../src/store/index-file.js';
 import { sha256 } from '../../src/util/bytes.js';
 import { contentFor, requestFor, writeContent } from '../../test-support/store/fixtures.js';
-import { sandbox, writeTree, type Sandbox } from './helpers.js';
-
-async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<void> {
-  const sb = await sandbox();
-  try {
-    await fn(sb);
-  } finally {
-    await sb.cleanup();
-  }
-}
+import { writeTree, withSandbox } from './helpers.js';
 
 async function blobFiles(root: string): Promise<string[]> {
   const out: string[] = [];

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
 import type { OutputRoot, SaveRequest } from '../../src/store/index.js';
 import { sha256 } from '../../src/util/bytes.js';
-import { sandbox, snapshotTree, writeTree, type Sandbox } from './helpers.js';
+import { snapshotTree, writeTree, withSandbox } from './helpers.js';
 
 function request(key: string, roots: readonly OutputRoot[], hash = sha256(key)): SaveRequest {
   return {
@@ -18,15 +18,6 @@ function request(key: string, roots: readonly OutputRoot[], hash = sha256(key)):
     roots,
     keyManifest: { schema: 1, components: [] },
   };
-}
-
-async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<void> {
-  const sb = await sandbox();
-  try {
-    await fn(sb);
-  } finally {
-    await sb.cleanup();
-  }
 }
 
 async function blobCount(store: string): Promise<number> {

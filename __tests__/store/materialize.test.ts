@@ -7,16 +7,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
-import { sandbox, snapshotTree, writeTree, type Sandbox } from './helpers.js';
-
-async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<void> {
-  const sb = await sandbox();
-  try {
-    await fn(sb);
-  } finally {
-    await sb.cleanup();
-  }
-}
+import { snapshotTree, writeTree, type Sandbox, withSandbox } from './helpers.js';
 
 const files = {
   'bin/tool': 'tool binary\n'.repeat(500),

@@ -12,10 +12,10 @@ import {
   dirManifest,
   fileEntry,
   packMeta,
-  sandbox,
   snapshotTree,
   writeTree,
   type Sandbox,
+  withSandbox,
 } from './helpers.js';
 
 /** A pack of the current format unless `opts.version` says otherwise. */
@@ -25,15 +25,6 @@ function buildPack(
   opts: Parameters<typeof buildAnyPack>[2] = {},
 ): Buffer {
   return buildAnyPack(header, blobs, { version: PACK_VERSION, ...opts });
-}
-
-async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<void> {
-  const sb = await sandbox();
-  try {
-    await fn(sb);
-  } finally {
-    await sb.cleanup();
-  }
 }
 
 async function saveFixture(

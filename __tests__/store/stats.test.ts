@@ -4,16 +4,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
 import { contentFor, requestFor, writeContent } from '../../test-support/store/fixtures.js';
-import { sandbox, type Sandbox } from './helpers.js';
-
-async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<void> {
-  const sb = await sandbox();
-  try {
-    await fn(sb);
-  } finally {
-    await sb.cleanup();
-  }
-}
+import { withSandbox } from './helpers.js';
 
 describe('stats', () => {
   it('counts entries, blobs, bytes, dedup and lookups', () =>

@@ -38,12 +38,17 @@ function cacheModeAllows(mode: Mode, env = process.env): boolean {
 }
 
 class RunnerCacheTier implements RemoteTier {
-  disabledReason: string | undefined;
-  private readonly compression = twirp.compressionMethod();
+  private compressionMemo: twirp.Compression | undefined;
 
-  constructor(private readonly env: twirp.ServiceEnv | undefined) {
-    if (!env || !remoteAvailable())
-      this.disabledReason = 'the runner cache service is not available';
+  constructor(
+    private readonly env: twirp.ServiceEnv | undefined,
+    public disabledReason: string | undefined,
+  ) {}
+
+  /** Asked of `zstd` only when the tier is actually used (it spawns a process). */
+  private get compression(): twirp.Compression {
+    this.compressionMemo ??= twirp.compressionMethod();
+    return this.compressionMemo;
   }
 
   private off(err: unknown, what: string): void {
@@ -99,10 +104,9 @@ class RunnerCacheTier implements RemoteTier {
 }
 
 export function openRemote(enabled: boolean): RemoteTier {
-  if (!enabled) {
-    return Object.assign(new RunnerCacheTier(undefined), {
-      disabledReason: "the 'remote' input is false",
-    });
-  }
-  return new RunnerCacheTier(twirp.serviceEnv());
+  if (!enabled) return new RunnerCacheTier(undefined, "the 'remote' input is false");
+  const env = twirp.serviceEnv();
+  return env && remoteAvailable()
+    ? new RunnerCacheTier(env, undefined)
+    : new RunnerCacheTier(undefined, 'the runner cache service is not available');
 }

@@ -3,13 +3,12 @@
  * is a workspace of one; a workspace file declares several, each with its own outputs and a key
  * that includes the keys of the packages it depends on.
  */
-import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { Inputs, parseOutputPaths, type Config } from '../inputs.js';
 import { computeKey, computePackageKeys, parseWorkspace } from '../key/index.js';
 import type { CacheKey } from '../key/types.js';
 import type { OutputRoot } from '../store/types.js';
-import { keyInputs } from './common.js';
+import { keyInputs, outputRoots } from './common.js';
 
 export interface PackagePlan {
   readonly name: string;
@@ -28,7 +27,7 @@ export async function planPackages(config: Config): Promise<PackagePlan[]> {
         name: config.name,
         version: config.version,
         variant: config.variant,
-        roots: config.paths.map((p) => ({ name: p.name, absPath: p.absPath })),
+        roots: outputRoots(config),
         depends: [],
         key,
       },
@@ -57,7 +56,7 @@ export async function planPackages(config: Config): Promise<PackagePlan[]> {
       name: k.name,
       version: k.version,
       variant: k.variant,
-      roots: roots.map((r) => ({ name: r.name, absPath: path.resolve(r.absPath) })),
+      roots,
       depends: k.depends,
       key: k.key,
     };

@@ -133,12 +133,18 @@ export async function runRestore(): Promise<void> {
 }
 
 async function packageState(plan: PackagePlan, outcome: Outcome): Promise<PackageState> {
-  let manifestFile: string | undefined = path.join(scratchRoot(), `manifest-${plan.key.hash}.json`);
-  try {
-    await writeFileAtomic(manifestFile, JSON.stringify(plan.key.manifest));
-  } catch (err) {
-    core.info(`Key manifest not kept for post: ${errorMessage(err)}`);
-    manifestFile = undefined;
+  const exactHit = outcome.hitKind === 'exact';
+  // Post saves nothing after an exact hit, so only a package it will save needs its manifest
+  // (one hash per source file: large) written out.
+  let manifestFile: string | undefined;
+  if (!exactHit) {
+    const file = path.join(scratchRoot(), `manifest-${plan.key.hash}.json`);
+    try {
+      await writeFileAtomic(file, JSON.stringify(plan.key.manifest));
+      manifestFile = file;
+    } catch (err) {
+      core.info(`Key manifest not kept for post: ${errorMessage(err)}`);
+    }
   }
   return {
     name: plan.name,
@@ -150,7 +156,7 @@ async function packageState(plan: PackagePlan, outcome: Outcome): Promise<Packag
     hash: plan.key.hash,
     matchedKey: outcome.matchedKey,
     tier: outcome.tier,
-    exactHit: outcome.hitKind === 'exact',
+    exactHit,
     ...(manifestFile ? { manifestFile } : {}),
   };
 }
