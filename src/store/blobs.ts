@@ -221,8 +221,19 @@ export class BlobStore {
     const body = Buffer.concat([len, this.codec.compress(text)]);
     const dest = this.locatorPath(locatorId(m));
     await writeFileAtomic(dest, body, this.tmpDir);
-    await this.memoLocator(dest, parseLocator(file, path.basename(dest)));
+    // (Built here from the save's own locations: no need to validate it as a read one is.)
+    const mine = new Map<string, Location>();
+    for (const [digest, gi, offset, size] of file.files) {
+      const [group, groupSize] = file.groups[gi] as [string, number];
+      mine.set(digest, { group, groupSize, offset, size });
+    }
+    await this.memoLocator(dest, mine);
     return body.length;
+  }
+
+  /** The locator file name of `m` (whether or not it has one). */
+  locatorName(m: Manifest): string {
+    return `${locatorId(m)}${LOCATOR_SUFFIX}`;
   }
 
   /** Blobs `m` needs on disk: standalone digests, group digests, and its locator (name -> size). */

@@ -16,7 +16,7 @@
  * the index is rebuilt from them when it is missing or fails its checks. Blob writes take no
  * lock (content addressing: one name, one content; rename is atomic). Commits and removals
  * take the lock, re-read the index if another process changed it, and write it back by temp
- * file + fsync + rename. A hit (`touch`) takes no lock and rewrites nothing: it appends to the
+ * file + rename. A hit (`touch`) takes no lock and rewrites nothing: it appends to the
  * access journal, which every read of the index applies and the next commit or removal folds
  * in. A commit checks under the lock that every blob it references is on
  * disk (re-writing from the saved files any that a concurrent removal deleted), and a removal
@@ -53,7 +53,7 @@ import { checkHash, checkKey, entryDirName, parseMeta } from './meta.js';
 import { readPack, writePack } from './pack.js';
 import { restoreRoots, type RootToRestore } from './restore.js';
 import { loadBasis } from './basis.js';
-import { snapshotRoots } from './snapshot.js';
+import { snapshotRoots, type SnapshotResult } from './snapshot.js';
 import { writeStatCache } from './statcache.js';
 import { bumpCounter, readCounters, readMarker, writeMarker } from './stats.js';
 import { injectBlobFaults, pausePoint } from './test-hooks.js';
@@ -217,6 +217,9 @@ export class LocalStore {
     const existing = await this.get(req.key);
     if (existing !== undefined)
       return { entry: existing, created: false, newBlobs: 0, newBytes: 0 };
+    // The index as this save found it: if it is still the same at commit, nothing was removed
+    // meanwhile, and the blobs the walk found or wrote are all still there.
+    const startSig = this.cached?.sig;
 
     // [store-speed] the previous entry of the package: unchanged files are not read again.
     const basis = await loadBasis(
@@ -259,8 +262,13 @@ export class LocalStore {
       storedBytes: [...snap.stored.values()].reduce((a, b) => a + b, 0),
       ...(req.keyManifest !== undefined ? { keyManifest: req.keyManifest } : {}),
     };
-    const { entry, created } = await this.commit(meta, manifest, (digest) =>
-      this.rewriteFromRoots(digest, manifest, req.roots),
+    const { entry, created } = await this.commit(
+      meta,
+      manifest,
+      (digest) => this.rewriteFromRoots(digest, manifest, req.roots),
+      startSig === undefined
+        ? undefined
+        : { sig: startSig, sizes: this.savedSizes(manifest, snap, locatorBytes) },
     );
     // [store-speed] what the files looked like, so the next save of the package skips them.
     await statCacheWritten;
@@ -570,6 +578,7 @@ export class LocalStore {
     meta: EntryMeta,
     manifest: Manifest,
     rewrite?: (digest: string) => Promise<boolean>,
+    saved?: { sig: FileSig; sizes: Map<string, number> | undefined },
   ): Promise<{ entry: EntryMeta; created: boolean }> {
     const rel = entryDirName(meta);
     const staging = tempName(this.tmpDir, 'entry');
@@ -586,9 +595,12 @@ export class LocalStore {
           throw new StoreError(`entry ${meta.key} is listed but unreadable (verify can repair it)`);
         }
         // Never index an entry whose content is not all there: a removal may have deleted a
-        // blob since the save found it present.
+        // blob since the save found it present. When the index is the very one the save began
+        // with (no commit or removal since), the sizes the save saw still hold.
+        const unchanged = saved?.sizes !== undefined && this.cached?.sig === saved.sig;
         const stored = new Map<string, number>();
-        for (const [name, found] of await this.blobs.referencedBlobs(manifest)) {
+        const refs = unchanged ? saved.sizes : await this.blobs.referencedBlobs(manifest);
+        for (const [name, found] of refs ?? []) {
           let size = found ?? (await this.blobSize(name));
           if (size === undefined && rewrite !== undefined && (await rewrite(name))) {
             size = await this.blobSize(name);
@@ -612,6 +624,27 @@ export class LocalStore {
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Every blob `manifest` references with the size the save saw (its snapshot's `stored`, the
+   * locator just written), or undefined if the snapshot does not account for one of them.
+   */
+  private savedSizes(
+    manifest: Manifest,
+    snap: Pick<SnapshotResult, 'stored' | 'locations'>,
+    locatorBytes: number,
+  ): Map<string, number> | undefined {
+    const out = new Map<string, number>();
+    for (const f of manifestFiles(manifest)) {
+      const name = snap.locations.get(f.digest)?.group ?? f.digest;
+      if (out.has(name)) continue;
+      const size = snap.stored.get(name);
+      if (size === undefined) return undefined;
+      out.set(name, size);
+    }
+    if (locatorBytes > 0) out.set(this.blobs.locatorName(manifest), locatorBytes);
+    return out;
   }
 
   /** Re-stores a blob from the saved files that hold its content (unchanged since the walk). */

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { StoreError } from '../errors.js';
-import { BACKEND_ENV, LEVEL } from './codec.js';
+import { BACKEND_ENV, CHAIN_LOG, HASH_LOG, LEVEL } from './codec.js';
 import { WORKER_SOURCE } from './worker-source.js';
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
@@ -84,10 +84,17 @@ interface Pending {
   reject(e: unknown): void;
 }
 
+/**
+ * Jobs handed to one worker at once: the next waits in the worker's own message queue, so a
+ * worker never idles while the main thread is busy between a reply and the next dispatch.
+ */
+const DEPTH = 2;
+
 interface Slot {
   readonly worker: Worker;
   readonly ready: Promise<string>;
-  busy: boolean;
+  /** Jobs sent to it and not yet answered. */
+  inflight: number;
   /** Ready has resolved: messages can be posted at once. */
   online: boolean;
 }
@@ -119,6 +126,8 @@ export class WorkerPool {
     const workerData = {
       binding: nativeBindingPath(),
       level: LEVEL,
+      hashLog: HASH_LOG,
+      chainLog: CHAIN_LOG,
       minSaving: MIN_SAVING,
       unpackedMtimeMs: UNPACKED_MTIME_MS,
     };
@@ -129,14 +138,14 @@ export class WorkerPool {
         worker.once('error', reject);
         worker.once('message', (m: { backend: string }) => resolve(m.backend));
       });
-      const slot: Slot = { worker, ready, busy: false, online: false };
+      const slot: Slot = { worker, ready, inflight: 0, online: false };
       worker.on('error', (err) => this.failAll(err));
       ready.then(
         () => {
           slot.online = true;
           worker.on('message', (m: Reply) => this.onReply(slot, m));
           // (An unref before the worker is online does not hold; repeat it once it is.)
-          if (!slot.busy) worker.unref();
+          if (slot.inflight === 0) worker.unref();
         },
         (err: unknown) => this.failAll(err),
       );
@@ -181,26 +190,36 @@ export class WorkerPool {
   }
 
   private dispatch(): void {
-    for (const slot of this.slots) {
-      if (slot.busy) continue;
-      const job = this.queue.shift();
-      if (job === undefined) return;
-      const id = this.seq++;
-      slot.busy = true;
-      slot.worker.ref();
-      this.pending.set(id, job.p);
-      const msg = { id, op: job.op, args: job.args };
-      const transfer = job.transfer as ArrayBuffer[];
-      if (slot.online) slot.worker.postMessage(msg, transfer);
-      else void slot.ready.then(() => slot.worker.postMessage(msg, transfer));
+    // The least loaded worker first, so that both start at once; then each up to DEPTH.
+    for (let depth = 1; depth <= DEPTH; depth++) {
+      for (const slot of this.slots) {
+        if (slot.inflight >= depth) continue;
+        const job = this.queue.shift();
+        if (job === undefined) return;
+        this.send(slot, job);
+      }
     }
+  }
+
+  private send(
+    slot: Slot,
+    job: { op: string; args: unknown; transfer: readonly ArrayBuffer[]; p: Pending },
+  ): void {
+    const id = this.seq++;
+    slot.inflight++;
+    slot.worker.ref();
+    this.pending.set(id, job.p);
+    const msg = { id, op: job.op, args: job.args };
+    const transfer = job.transfer as ArrayBuffer[];
+    if (slot.online) slot.worker.postMessage(msg, transfer);
+    else void slot.ready.then(() => slot.worker.postMessage(msg, transfer));
   }
 
   private onReply(slot: Slot, m: Reply): void {
     const p = this.pending.get(m.id);
     this.pending.delete(m.id);
-    slot.busy = false;
-    slot.worker.unref();
+    slot.inflight--;
+    if (slot.inflight === 0) slot.worker.unref();
     if (p !== undefined) {
       if (m.ok) p.resolve(m.result);
       else p.reject(new WorkerOpError(m.error ?? 'worker failed', m.kind ?? 'io'));

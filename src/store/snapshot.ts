@@ -10,9 +10,8 @@
  * next idle worker, so the two workers finish together.
  */
 import * as core from '@actions/core';
-import { lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
-import { sortBytes } from '../util/bytes.js';
 import { StoreError } from '../errors.js';
 import type { BlobStore, Location } from './blobs.js';
 import { putChunked } from './chunked.js';
@@ -31,12 +30,15 @@ import {
   type StatLookup,
   type StatRecord,
 } from './statcache.js';
+import { preclaimed } from './test-hooks.js';
 import type { OutputRoot } from './types.js';
 
 /** Files below this size are grouped with others of the same save (they compress far better). */
 export const SMALL_FILE = 64 * 1024;
 /** Content per group blob. */
 export const GROUP_BYTES = 1024 * 1024;
+/** Slots of a save's content-claim table (8 bytes each; a fuller table only dedups less). */
+const CLAIM_SLOTS = 1 << 17;
 /** Content per job of standalone files sent to one worker. */
 const JOB_BYTES = 4 * 1024 * 1024;
 
@@ -70,6 +72,23 @@ export interface SnapshotResult {
   readonly statCache: StatCacheFile;
 }
 
+/**
+ * A save's claim table (see `claim` in worker-source.ts, which it must match): 64-bit slots,
+ * open addressing on the first 64 bits of a digest; `taken` are claimed from the start.
+ */
+function newClaims(taken: readonly string[]): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(8 * CLAIM_SLOTS);
+  const tab = new BigInt64Array(sab);
+  for (const d of taken) {
+    let key = BigInt.asIntN(64, BigInt(`0x${d.slice(0, 16)}`));
+    if (key === 0n) key = 1n;
+    let i = Number(BigInt.asUintN(32, key)) & (CLAIM_SLOTS - 1);
+    while (tab[i] !== 0n && tab[i] !== key) i = (i + 1) & (CLAIM_SLOTS - 1);
+    tab[i] = key;
+  }
+  return sab;
+}
+
 /** What the previous entry of the package tells this save. */
 export interface Basis {
   readonly stat: StatLookup;
@@ -94,111 +113,153 @@ function isPending(e: ManifestEntry | PendingFile): e is PendingFile {
   return !('type' in e);
 }
 
-/** lstat in the workers: paths in, five numbers per path out (see worker-source.ts). */
-export type StatBatch = (paths: string[]) => Promise<Float64Array>;
-/** Paths per lstat job. */
-const STAT_BATCH = 1024;
+/**
+ * Directory listing in the workers (worker-source.ts `listDirs`): for each directory, its
+ * entry names in byte order and five numbers per entry from lstat (kind, permission bits,
+ * size, mtimeMs, inode), plus each symlink's target; `missing` where the directory is gone.
+ */
+export interface DirListing {
+  readonly dir: string;
+  readonly names: string[];
+  readonly stats: Float64Array;
+  readonly targets: (string | null)[];
+  readonly missing?: boolean;
+}
+export type ListDirs = (dirs: string[], budget: number) => Promise<DirListing[]>;
 /** lstat kinds as the workers report them (0: gone). */
 const KIND = { gone: 0, file: 1, dir: 2, symlink: 3, other: 4 } as const;
+/** Entries per listing job: a worker lists its directories and goes on below them until this. */
+const LIST_BUDGET = 1024;
+/** Directories per listing job, at most (fewer while few are known, so both workers list). */
+const LIST_BATCH = 64;
 
-interface Found {
+interface DirNode {
   readonly abs: string;
-  readonly path: string;
-  /** What readdir said it is; 'dir' means its children are listed after it. */
-  readonly dir: boolean;
+  readonly rel: string;
+  /** Its entries in byte order (children of a sub-directory follow that directory). */
+  entries?: (ManifestEntry | PendingFile)[];
+  /** The sub-directories among them, by name. */
+  readonly subdirs: Map<string, DirNode>;
 }
 
 /**
- * Lists a directory root: every entry in byte order, parents before children. Only readdir
- * runs here (it tells directories apart); the lstat of each entry, most of a walk's cost, is
- * done by the workers in batches (`stat`), and the entries are handed on batch by batch, each
- * regular file to `onFile` as its batch comes back, so jobs start while the rest is stat-ed.
+ * Lists a directory root: every entry, parents before children, each directory's entries in
+ * byte order. The listing and the lstat of every entry (most of a walk's cost) run in the
+ * workers, directories in batches, ahead of any compression job; each regular file goes to
+ * `onFile` as soon as its directory's listing comes back, so compression starts while the
+ * rest of the tree is still being listed.
  */
 async function walkDir(
   rootAbs: string,
   rootName: string,
   onFile: (f: PendingFile) => void,
-  stat: StatBatch,
+  list: ListDirs,
 ): Promise<(ManifestEntry | PendingFile)[]> {
-  const found: Found[] = [];
-  const batches: Promise<Float64Array>[] = [];
-  // Each full batch goes out at once: the workers stat it while the listing goes on.
-  const send = (): void => {
-    const from = batches.length * STAT_BATCH;
-    const job = stat(found.slice(from, from + STAT_BATCH).map((f) => f.abs));
-    job.catch(() => {}); // awaited in order below
-    batches.push(job);
-  };
-  const visit = (dirAbs: string, rel: string): void => {
-    const dirents = readdirSync(dirAbs, { withFileTypes: true });
-    const isDir = new Map<string, boolean>();
-    for (const d of dirents) {
-      // (DT_UNKNOWN on some filesystems: ask lstat)
-      const known = d.isDirectory() || d.isFile() || d.isSymbolicLink();
-      const special = d.isBlockDevice() || d.isCharacterDevice() || d.isFIFO() || d.isSocket();
-      const dir = known || special ? d.isDirectory() : isDirectory(path.join(dirAbs, d.name));
-      isDir.set(d.name, dir);
-    }
-    for (const name of sortBytes([...isDir.keys()])) {
-      const p = rel === '' ? name : `${rel}/${name}`;
+  const root: DirNode = { abs: rootAbs, rel: '', subdirs: new Map() };
+  const queue: DirNode[] = [root];
+  /** Directories found and not listed yet, by absolute path. */
+  const unlisted = new Map<string, DirNode>([[rootAbs, root]]);
+  const jobs: Promise<void>[] = [];
+  let failure: unknown;
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+
+  const take = (node: DirNode, l: DirListing, listed: ReadonlySet<string>): void => {
+    unlisted.delete(node.abs);
+    const entries: (ManifestEntry | PendingFile)[] = [];
+    node.entries = entries;
+    if (l.missing === true) return; // gone since its parent was listed
+    for (let k = 0; k < l.names.length; k++) {
+      const name = l.names[k] as string;
+      const o = k * 5;
+      const kind = l.stats[o] as number;
+      if (kind === KIND.gone) continue; // vanished meanwhile
+      const p = node.rel === '' ? name : `${node.rel}/${name}`;
       const why = unsafePathReason(p);
       if (why !== undefined) {
         core.warning(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
         continue;
       }
-      const abs = path.join(dirAbs, name);
-      const dir = isDir.get(name) === true;
-      found.push({ abs, path: p, dir });
-      if (found.length % STAT_BATCH === 0) send();
-      if (dir) visit(abs, p);
-    }
-  };
-  visit(rootAbs, '');
-
-  if (found.length > batches.length * STAT_BATCH) send();
-  const out: (ManifestEntry | PendingFile)[] = [];
-  try {
-    for (let b = 0; b < batches.length; b++) {
-      const st = await (batches[b] as Promise<Float64Array>);
-      const base = b * STAT_BATCH;
-      const n = Math.min(STAT_BATCH, found.length - base);
-      for (let k = 0; k < n; k++) {
-        const f = found[base + k] as Found;
-        const [kind, mode, size, mtimeMs, ino] = st.subarray(k * 5, k * 5 + 5) as unknown as [
-          number,
-          number,
-          number,
-          number,
-          number,
-        ];
-        if (kind === KIND.gone) continue; // vanished meanwhile (its children, if any, too)
-        if ((kind === KIND.dir) !== f.dir) {
-          throw new StoreError(`${rootName}/${f.path} changed while it was being saved`);
-        }
-        if (kind === KIND.dir) {
-          out.push({ path: f.path, type: 'dir', mode, size: 0, mtimeMs });
-        } else if (kind === KIND.file) {
-          const file: PendingFile = { absPath: f.abs, path: f.path, mode, mtimeMs, size, ino };
-          out.push(file);
-          onFile(file);
-        } else if (kind === KIND.symlink) {
-          const target = readlinkSync(f.abs);
-          out.push({ path: f.path, type: 'symlink', mode, size: 0, mtimeMs, target });
-        } else {
-          core.warning(
-            `clyde-cache: not caching ${rootName}/${f.path}: not a file, directory or symlink`,
-          );
-        }
+      const mode = l.stats[o + 1] as number;
+      const mtimeMs = l.stats[o + 3] as number;
+      const abs = `${node.abs}${path.sep}${name}`;
+      if (kind === KIND.dir) {
+        entries.push({ path: p, type: 'dir', mode, size: 0, mtimeMs });
+        const child: DirNode = { abs, rel: p, subdirs: new Map() };
+        node.subdirs.set(name, child);
+        unlisted.set(abs, child);
+        if (!listed.has(abs)) queue.push(child);
+      } else if (kind === KIND.file) {
+        const size = l.stats[o + 2] as number;
+        const ino = l.stats[o + 4] as number;
+        const file: PendingFile = { absPath: abs, path: p, mode, mtimeMs, size, ino };
+        entries.push(file);
+        onFile(file);
+      } else if (kind === KIND.symlink) {
+        const target = l.targets[k];
+        if (typeof target !== 'string') continue; // replaced meanwhile
+        entries.push({ path: p, type: 'symlink', mode, size: 0, mtimeMs, target });
+      } else {
+        core.warning(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
       }
     }
-  } finally {
-    await Promise.allSettled(batches);
-  }
-  return out;
-}
+  };
 
-function isDirectory(abs: string): boolean {
-  return lstatSync(abs, { throwIfNoEntry: false })?.isDirectory() === true;
+  // Sends what is queued in batches: half of it per job while little is known (both workers
+  // list), at most LIST_BATCH directories per job.
+  const pump = (): void => {
+    while (queue.length > 0 && failure === undefined) {
+      const n = Math.min(LIST_BATCH, Math.max(1, Math.ceil(queue.length / 2)));
+      const batch = queue.splice(0, n);
+      inFlight++;
+      const job = list(
+        batch.map((d) => d.abs),
+        LIST_BUDGET,
+      ).then(
+        (ls) => {
+          // A listing follows its parent's: each directory is known by the time it comes.
+          const listed = new Set(ls.map((l) => l.dir));
+          for (const l of ls) {
+            const node = unlisted.get(l.dir);
+            if (node === undefined) throw new StoreError(`unexpected listing of ${l.dir}`);
+            take(node, l, listed);
+          }
+        },
+        (err: unknown) => {
+          failure ??= err;
+        },
+      );
+      jobs.push(
+        job.finally(() => {
+          inFlight--;
+          pump();
+          wake?.();
+        }),
+      );
+    }
+  };
+  pump();
+  while (inFlight > 0) {
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+  }
+  await Promise.all(jobs);
+  if (failure !== undefined) throw failure;
+
+  // Parents before children, each directory's entries in byte order.
+  const out: (ManifestEntry | PendingFile)[] = [];
+  const flatten = (node: DirNode): void => {
+    for (const e of node.entries ?? []) {
+      out.push(e);
+      if (!isPending(e) && e.type === 'dir') {
+        const child = node.subdirs.get(e.path.slice(e.path.lastIndexOf('/') + 1));
+        if (child !== undefined) flatten(child);
+      }
+    }
+  };
+  flatten(root);
+  return out;
 }
 
 /** Drops symlinks that are absolute or resolve outside their root, with a warning each. */
@@ -238,6 +299,8 @@ interface PutResult {
   readonly written: boolean;
   readonly raw?: boolean;
   readonly known?: boolean;
+  /** Another file of this save claimed the content first (see `claim` in the workers). */
+  readonly dup?: boolean;
 }
 
 interface GroupResult {
@@ -245,7 +308,7 @@ interface GroupResult {
   readonly size: number;
   readonly stored: number;
   readonly written: boolean;
-  readonly members: { digest: string; size: number; offset: number }[];
+  readonly members: { digest: string; size: number; offset: number; dup?: boolean }[];
 }
 
 /** One root as walked: its manifest shell and the files still to be stored. */
@@ -260,7 +323,7 @@ interface WalkedRoot {
 async function walkRoot(
   root: OutputRoot,
   onFile: (f: PendingFile) => void,
-  stat: StatBatch,
+  list: ListDirs,
 ): Promise<WalkedRoot> {
   let st: Stats;
   try {
@@ -287,7 +350,7 @@ async function walkRoot(
     );
     return { root, kind: 'absent', entries: [] };
   }
-  const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile, stat));
+  const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile, list));
   return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, entries };
 }
 
@@ -309,6 +372,13 @@ class Planner {
   private readonly counted = new Set<string>();
   private readonly groupSeen = new Map<string, number | undefined>();
   private readonly known: string[] = [];
+  /**
+   * Content claims of this save, shared by the workers (one 64-bit slot each): a file whose
+   * content another file of the save claimed is neither compressed nor written again.
+   */
+  private readonly claims = newClaims(preclaimed());
+  /** Files whose content another file of this save holds, paired up in finish(). */
+  private readonly dups: PendingFile[] = [];
   private readonly running: Promise<void>[] = [];
   private small: PendingFile[] = [];
   private smallBytes = 0;
@@ -357,6 +427,25 @@ class Planner {
     this.flushSmall();
     this.flushLarge();
     await Promise.all(this.running);
+    // Each duplicate shares its claimer's blob; one whose claimer differs beyond the first 64
+    // bits of digest (never seen, but possible) is stored after all, unclaimed.
+    const unmatched = this.dups.filter((f) => !this.pairDup(f));
+    if (unmatched.length > 0) {
+      this.running.length = 0;
+      this.runFiles(unmatched, 0, false);
+      await Promise.all(this.running);
+    }
+  }
+
+  /** Points a duplicate at the blob its claimer stored; false when there is none. */
+  private pairDup(f: PendingFile): boolean {
+    const d = this.digests.get(f)?.digest as string;
+    const loc = this.locations.get(d);
+    if (loc !== undefined) {
+      this.blobs.remember(d, loc);
+      return true;
+    }
+    return this.stored.has(d);
   }
 
   /** Waits for the jobs already sent, whatever their outcome (after a failed walk). */
@@ -423,6 +512,7 @@ class Planner {
         dirs: this.dirs,
         files: members.map((f) => ({ abs: f.absPath, size: f.size })),
         known: this.known,
+        claims: this.claims,
       },
       bytes,
     );
@@ -435,6 +525,10 @@ class Planner {
       this.read++;
       this.bytesRead += m.size;
       this.digests.set(f, { digest: m.digest, size: m.size });
+      if (m.dup === true) {
+        this.dups.push(f);
+        return;
+      }
       const loc =
         m.offset >= 0 && r.group !== null
           ? { group: r.group, groupSize: r.size, offset: m.offset, size: m.size }
@@ -459,21 +553,38 @@ class Planner {
     this.track(job());
   }
 
-  /** lstat of `paths` in the workers, ahead of every queued compression job. */
-  readonly stat: StatBatch = (paths) =>
-    this.pool.run<Float64Array>('lstatBatch', { dirs: this.dirs, paths }, Number.MAX_SAFE_INTEGER);
+  /** Directory listings in the workers, ahead of every queued compression job. */
+  readonly list: ListDirs = (dirs, budget) =>
+    this.pool.run<DirListing[]>(
+      'listDirs',
+      { dirs: this.dirs, paths: dirs, budget },
+      Number.MAX_SAFE_INTEGER,
+    );
 
-  private runFiles(batch: PendingFile[], bytes: number): void {
+  /** Standalone blobs for `batch` (claiming content for this save unless `claim` is false). */
+  private runFiles(batch: PendingFile[], bytes: number, claim = true): void {
     const job = async (): Promise<void> => {
       const rs = await this.pool.run<PutResult[]>(
         'putFiles',
-        { dirs: this.dirs, files: batch.map((f) => ({ abs: f.absPath, size: f.size })) },
+        {
+          dirs: this.dirs,
+          files: batch.map((f) => ({ abs: f.absPath, size: f.size })),
+          ...(claim ? { claims: this.claims } : {}),
+        },
         bytes,
       );
       rs.forEach((r, k) => {
-        this.read++;
-        this.bytesRead += r.size;
-        this.digests.set(batch[k] as PendingFile, { digest: r.digest, size: r.size });
+        const f = batch[k] as PendingFile;
+        this.digests.set(f, { digest: r.digest, size: r.size });
+        if (claim) {
+          // (The unclaimed run stores duplicates already counted.)
+          this.read++;
+          this.bytesRead += r.size;
+        }
+        if (r.dup === true) {
+          this.dups.push(f);
+          return;
+        }
         this.note(r.digest, r.stored, r.written);
         if (r.written && r.raw) this.rawBlobs++;
       });
@@ -499,7 +610,7 @@ export async function snapshotRoots(
   const walked: WalkedRoot[] = [];
   try {
     for (const root of roots) {
-      walked.push(await walkRoot(root, (f) => plan.add(root, f), plan.stat));
+      walked.push(await walkRoot(root, (f) => plan.add(root, f), plan.list));
     }
   } catch (err) {
     await plan.settle(); // never leave jobs running behind a failed walk

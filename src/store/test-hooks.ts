@@ -6,6 +6,8 @@
  *   named by `CLYDE_STORE_TEST_PAUSE_MARKER` and waits forever, so a test can SIGKILL it there.
  * - `CLYDE_STORE_TEST_ENOSPC_AFTER=<n>`: blob writes after the n-th fail with ENOSPC, as on a
  *   full disk (for machines where a small tmpfs cannot be mounted).
+ * - `CLYDE_STORE_TEST_PRECLAIM=<digest>,...`: a save starts with the first 64 bits of these
+ *   digests claimed, as if other content of the save shared them (a prefix collision).
  */
 import { writeFileSync } from 'node:fs';
 import type { BlobStore } from './blobs.js';
@@ -13,6 +15,12 @@ import type { BlobStore } from './blobs.js';
 export const PAUSE_AT_ENV = 'CLYDE_STORE_TEST_PAUSE_AT';
 export const PAUSE_MARKER_ENV = 'CLYDE_STORE_TEST_PAUSE_MARKER';
 export const ENOSPC_AFTER_ENV = 'CLYDE_STORE_TEST_ENOSPC_AFTER';
+export const PRECLAIM_ENV = 'CLYDE_STORE_TEST_PRECLAIM';
+
+/** The digests a save must treat as claimed before it starts (none unless the env asks). */
+export function preclaimed(): string[] {
+  return (process.env[PRECLAIM_ENV] ?? '').split(',').filter((d) => /^[0-9a-f]{64}$/.test(d));
+}
 
 export type PausePoint =
   /** save: every blob written, nothing else yet. */

@@ -13,8 +13,11 @@
  *   compressChunk { data, out, length, name } -> one zstd frame of data[0, length) written into
  *               out (compressed, or raw blocks when that saves too little); both buffers come
  *               back (transferred) with { length, raw } (chunked.ts: large files)
- *   lstatBatch { paths } -> Float64Array, five numbers per path: kind (0 gone, 1 file, 2 dir,
- *               3 symlink, 4 other), permission bits, size, mtimeMs, inode (snapshot.ts's walk)
+ *   listDirs   { paths, budget } -> the listing of each directory in paths and, depth first, of
+ *               the directories below them up to about budget entries: { dir, names (byte
+ *               order), stats: Float64Array of five numbers per name from lstat: kind (0 gone,
+ *               1 file, 2 dir, 3 symlink, 4 other), permission bits, size, mtimeMs, inode;
+ *               targets: each symlink's target } or { dir, missing: true } (snapshot.ts's walk)
  *   mkdirBatch { paths } -> null: the directories made (0700), a missing parent made first
  *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ id, digest, offset, size, dest,
  *               mode, mtimeMs, renameTo }] }] }  -> verified files written from each blob;
@@ -58,9 +61,15 @@ let dctx = null;
 if (napi) {
   cctx = new napi.CCtx();
   cctx.setParameter(napi.CParameter.compressionLevel, LEVEL);
+  cctx.setParameter(napi.CParameter.hashLog, workerData.hashLog);
+  cctx.setParameter(napi.CParameter.chainLog, workerData.chainLog);
   dctx = new napi.DCtx();
 }
-const zparams = { [zlib.constants.ZSTD_c_compressionLevel]: LEVEL };
+const zparams = {
+  [zlib.constants.ZSTD_c_compressionLevel]: LEVEL,
+  [zlib.constants.ZSTD_c_hashLog]: workerData.hashLog,
+  [zlib.constants.ZSTD_c_chainLog]: workerData.chainLog,
+};
 
 let dirs = { blobDir: '', tmpDir: '' };
 let tmpSeq = 0;
@@ -150,14 +159,42 @@ function readWhole(abs) {
   return fs.readFileSync(abs);
 }
 
-async function putFiles({ files, known }) {
+/**
+ * Claims content for this save in the save's table shared by every worker (a SharedArrayBuffer
+ * of 64-bit slots, open addressing): false when another file of the save claimed the same
+ * first 64 bits of digest first. The caller stores the content only when it holds the claim;
+ * the main thread pairs each duplicate with its claimer by the full digest, and stores it
+ * after all when none matches. A full table claims nothing (everything is stored).
+ */
+function claim(claims, digest) {
+  if (!claims) return true;
+  const tab = new BigInt64Array(claims);
+  let key = BigInt.asIntN(64, BigInt('0x' + digest.slice(0, 16)));
+  if (key === 0n) key = 1n;
+  const mask = tab.length - 1;
+  let i = Number(BigInt.asUintN(32, key)) & mask;
+  for (let probe = 0; probe < 64; probe++, i = (i + 1) & mask) {
+    const prev = Atomics.compareExchange(tab, i, 0n, key);
+    if (prev === 0n) return true;
+    if (prev === key) return false;
+  }
+  return true;
+}
+
+async function putFiles({ files, known, claims }) {
   const skip = new Set(known || []);
   const out = [];
   for (const f of files) {
-    const content = readWhole(f.abs);
+    // Read into the reused buffer: fresh memory per file costs page faults and collections.
+    const n = readInto(f.abs, f.size, 0);
+    const content = groupBuf.subarray(0, n);
     const digest = crypto.createHash('sha256').update(content).digest('hex');
     if (skip.has(digest)) {
       out.push({ digest, size: content.length, stored: 0, written: false, raw: false, known: true });
+      continue;
+    }
+    if (!claim(claims, digest)) {
+      out.push({ digest, size: content.length, stored: 0, written: false, raw: false, dup: true });
       continue;
     }
     const existing = storedSize(digest);
@@ -204,7 +241,7 @@ function readInto(abs, size, at) {
   return content.length;
 }
 
-async function putGroup({ files, known }) {
+async function putGroup({ files, known, claims }) {
   const skip = new Set(known || []);
   const members = [];
   let offset = 0;
@@ -213,6 +250,10 @@ async function putGroup({ files, known }) {
     const digest = crypto.createHash('sha256').update(groupBuf.subarray(offset, offset + n)).digest('hex');
     if (skip.has(digest)) {
       members.push({ digest, size: n, offset: -1 });
+      continue;
+    }
+    if (!claim(claims, digest)) {
+      members.push({ digest, size: n, offset: -1, dup: true });
       continue;
     }
     members.push({ digest, size: n, offset });
@@ -475,21 +516,69 @@ function compressChunk({ data, out, length, name }) {
   return { data, out, length: n, raw };
 }
 
-/** [kind (0 gone, 1 file, 2 dir, 3 symlink, 4 other), permission bits, size, mtimeMs, inode] each. */
-function lstatBatch({ paths }) {
-  const out = new Float64Array(paths.length * 5);
-  for (let i = 0; i < paths.length; i++) {
-    const st = fs.lstatSync(paths[i], { throwIfNoEntry: false });
-    if (st === undefined) continue;
-    const kind = st.isFile() ? 1 : st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
-    const o = i * 5;
-    out[o] = kind;
-    out[o + 1] = st.mode & 0o777;
-    out[o + 2] = st.size;
-    out[o + 3] = st.mtimeMs;
-    out[o + 4] = st.ino;
+function byteOrder(a, b) {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/**
+ * Lists the directories in paths and, depth first, the directories below them until about
+ * budget entries are listed: per directory { dir, names (byte order), stats: five numbers per
+ * name from lstat [kind (0 gone, 1 file, 2 dir, 3 symlink, 4 other), permission bits, size,
+ * mtimeMs, inode], targets: each symlink's target }, or { dir, missing: true } when it is gone.
+ * A directory appears after its parent; sub-directories not reached are left to the caller.
+ */
+function listDirs({ paths, budget }) {
+  const out = [];
+  const stack = paths.slice().reverse();
+  let listed = 0;
+  while (stack.length > 0) {
+    const dir = stack.pop();
+    let names;
+    try {
+      names = fs.readdirSync(dir);
+    } catch (err) {
+      if (err.code === 'ENOENT') {
+        out.push({ dir, names: [], stats: new Float64Array(0), targets: [], missing: true });
+        continue;
+      }
+      if (err.code === 'ENOTDIR') fail('changed', dir + ' changed while it was being saved');
+      throw err;
+    }
+    // UTF-16 order is byte order but for characters outside the BMP.
+    names.sort();
+    if (names.some((n) => /[\uD800-\uDFFF]/.test(n))) names.sort(byteOrder);
+    const stats = new Float64Array(names.length * 5);
+    const targets = new Array(names.length).fill(null);
+    const subdirs = [];
+    for (let i = 0; i < names.length; i++) {
+      const abs = dir + path.sep + names[i];
+      const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+      if (st === undefined) continue;
+      const kind = st.isFile() ? 1 : st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
+      if (kind === 3) {
+        try {
+          targets[i] = fs.readlinkSync(abs);
+        } catch (err) {
+          if (err.code !== 'ENOENT' && err.code !== 'EINVAL') throw err;
+          continue; // gone or replaced meanwhile: left out
+        }
+      }
+      if (kind === 2) subdirs.push(abs);
+      const o = i * 5;
+      stats[o] = kind;
+      stats[o + 1] = st.mode & 0o777;
+      stats[o + 2] = st.size;
+      stats[o + 3] = st.mtimeMs;
+      stats[o + 4] = st.ino;
+    }
+    listed += names.length;
+    out.push({ dir, names, stats, targets });
+    transfers.push(stats.buffer);
+    // Deeper only within the budget (the directories asked for are always listed).
+    if (listed < budget) {
+      for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]);
+    }
   }
-  transfers = [out.buffer];
   return out;
 }
 
@@ -506,9 +595,15 @@ function mkdirBatch({ paths }) {
   return null;
 }
 
-const ops = { putFiles, putGroup, compressChunk, lstatBatch, mkdirBatch, writeBatch, linkBatch };
+const ops = { putFiles, putGroup, compressChunk, listDirs, mkdirBatch, writeBatch, linkBatch };
 parentPort.postMessage({ ready: true, backend: napi ? 'zstd-napi' : 'node:zlib' });
-parentPort.on('message', async (msg) => {
+// One job at a time, in arrival order: the pool sends the next before this one is answered, and
+// an op that awaits must not interleave with another (they share scratch buffers).
+let chain = Promise.resolve();
+parentPort.on('message', (msg) => {
+  chain = chain.then(() => handle(msg));
+});
+async function handle(msg) {
   try {
     dirs = msg.args.dirs;
     transfers = [];
@@ -522,5 +617,5 @@ parentPort.on('message', async (msg) => {
       kind: (err && err.kind) || 'io',
     });
   }
-});
+}
 `;

@@ -8,8 +8,12 @@ export function tempName(dir: string, hint = 'tmp'): string {
 }
 
 /**
- * Write `data` to `dest` atomically: a temp file in `tmpDir` (same filesystem as `dest`), fsync,
- * then rename over `dest`. A crash at any point leaves either the old file or the new one.
+ * Write `data` to `dest` atomically: a temp file in `tmpDir` (same filesystem as `dest`), then a
+ * rename over `dest`. A process killed at any point leaves either the old file or the new one.
+ * There is no fsync: everything written this way is cache data that is checked when read back
+ * (the index's checksum, blob digests, manifest and meta parsing), so a power loss that leaves a
+ * renamed file short costs misses, never wrong content; and an fsync per file would cost the
+ * saves more than everything else they write (store benchmark).
  */
 export async function writeFileAtomic(
   dest: string,
@@ -22,7 +26,6 @@ export async function writeFileAtomic(
     const handle = await fs.open(tmp, 'w');
     try {
       await handle.writeFile(data);
-      await handle.sync();
     } finally {
       await handle.close();
     }
