@@ -307,19 +307,38 @@ function fileJob(e: ManifestEntry, dest: string): FileJob {
 const MKDIR_SPLIT = 64;
 
 /**
+ * A directory whose mode lets its owner in (rwx) gets that mode as it is made, in staging;
+ * any other waits until its content is in (`finishDirs`).
+ */
+function modeAtOnce(mode: number): boolean {
+  return (mode & 0o700) === 0o700;
+}
+
+/**
  * Makes a staged tree's directories in the workers, the list (parents before children) cut in
  * two halves made at once: a directory whose parent the other half has not made yet gets it
  * made first (the staging container is ours alone and holds no symlink yet, so nothing can
- * redirect that). Per-directory kernel time, not JavaScript, is what this spreads.
+ * redirect that). Each gets its mode there and then (`modes[i]`, -1: stays 0700 for now).
+ * Per-directory kernel time, not JavaScript, is what this spreads.
  */
-async function makeDirs(blobs: BlobStore, paths: readonly string[]): Promise<void> {
+async function makeDirs(
+  blobs: BlobStore,
+  paths: readonly string[],
+  modes: readonly number[],
+): Promise<void> {
   if (paths.length === 0) return;
   const half = Math.ceil(paths.length / 2);
-  const parts = paths.length < MKDIR_SPLIT ? [paths] : [paths.slice(0, half), paths.slice(half)];
+  const parts =
+    paths.length < MKDIR_SPLIT
+      ? [{ paths, modes }]
+      : [
+          { paths: paths.slice(0, half), modes: modes.slice(0, half) },
+          { paths: paths.slice(half), modes: modes.slice(half) },
+        ];
   const pool = blobs.pool();
   const dirs = blobs.dirs;
   const settled = await Promise.allSettled(
-    parts.map((p) => pool.run('mkdirBatch', { dirs, paths: p }, Number.MAX_SAFE_INTEGER)),
+    parts.map((p) => pool.run('mkdirBatch', { dirs, ...p }, Number.MAX_SAFE_INTEGER)),
   );
   for (const r of settled) {
     if (r.status === 'rejected') {
@@ -343,10 +362,13 @@ async function stage(blobs: BlobStore, job: RootToRestore, files: FileJob[]): Pr
     mkdirSync(item, { mode: 0o700 });
     // Directories first, then content.
     const dirs: string[] = [];
+    const modes: number[] = [];
     for (const e of m.entries) {
-      if (e.type === 'dir') dirs.push(path.join(item, ...e.path.split('/')));
+      if (e.type !== 'dir') continue;
+      dirs.push(path.join(item, ...e.path.split('/')));
+      modes.push(modeAtOnce(e.mode) ? e.mode : -1);
     }
-    await makeDirs(blobs, dirs);
+    await makeDirs(blobs, dirs, modes);
     for (const e of m.entries) {
       if (e.type === 'file') files.push(fileJob(e, path.join(item, ...e.path.split('/'))));
     }
@@ -367,10 +389,16 @@ function linkSymlinks(s: Staged): void {
 
 /**
  * Moves the staged children of `src` into the existing real directory `dest`. A staged
- * directory meeting a real directory is merged; anything else in the way (a file, a symlink,
- * a directory where the entry has a file) is replaced, never written through.
+ * directory meeting a real directory is merged (its relative path, under `rel`, goes into
+ * `merged`); anything else in the way (a file, a symlink, a directory where the entry has a
+ * file) is replaced, never written through.
  */
-async function mergeInto(src: string, dest: string): Promise<void> {
+async function mergeInto(
+  src: string,
+  dest: string,
+  rel: string,
+  merged: Set<string>,
+): Promise<void> {
   for (const name of await fs.readdir(src)) {
     const s = path.join(src, name);
     const d = path.join(dest, name);
@@ -379,7 +407,9 @@ async function mergeInto(src: string, dest: string): Promise<void> {
     if (sst.isDirectory() && dst?.isDirectory()) {
       // Writable while we merge; finishDirs sets the entry's mode afterwards.
       await fs.chmod(d, (dst.mode & 0o777) | 0o700);
-      await mergeInto(s, d);
+      const r = rel === '' ? name : `${rel}/${name}`;
+      merged.add(r);
+      await mergeInto(s, d, r, merged);
       continue;
     }
     if (dst !== undefined && (dst.isDirectory() || sst.isDirectory())) {
@@ -390,14 +420,24 @@ async function mergeInto(src: string, dest: string): Promise<void> {
   }
 }
 
-/** Directory modes and mtimes are set last, deepest first, so nothing blocks the writes. */
+/**
+ * What staging could not settle, set last, deepest first, so nothing blocks the writes: the
+ * modes of directories that shut their owner out, of directories merged into existing ones
+ * (`merged`) and of the root, and with `opts.mtimes` every directory's mtime.
+ */
 async function finishDirs(
   job: RootToRestore,
   wholeRoot: boolean,
   opts: RestoreOptions,
+  merged: ReadonlySet<string> = new Set(),
 ): Promise<void> {
   const m = job.manifest;
-  const dirs = m.entries.filter((e) => e.type === 'dir').reverse();
+  const dirs = m.entries
+    .filter(
+      (e) =>
+        e.type === 'dir' && (opts.mtimes === true || !modeAtOnce(e.mode) || merged.has(e.path)),
+    )
+    .reverse();
   const targets: { abs: string; mode: number; mtimeMs: number }[] = dirs.map((e) => ({
     abs: path.join(job.root.absPath, ...e.path.split('/')),
     mode: e.mode,
@@ -428,8 +468,9 @@ async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
     await fs.rename(s.item, dest);
     await finishDirs(s.job, true, opts);
   } else if (st.isDirectory()) {
-    await mergeInto(s.item, dest);
-    await finishDirs(s.job, false, opts);
+    const merged = new Set<string>();
+    await mergeInto(s.item, dest, '', merged);
+    await finishDirs(s.job, false, opts, merged);
   } else {
     await fs.rm(dest, { force: true });
     await fs.rename(s.item, dest);
@@ -468,6 +509,11 @@ export async function restoreRoots(
       for (let i = before; i < files.length; i++) owners.push(j);
     }
     const written = await materialize(blobs, files, opts);
+    // The last file write is done (renames keep mtimes): the clock tick starts now. An mtime
+    // is finer than a millisecond, so one written in this very millisecond is later than
+    // Date.now(); a millisecond more covers it (nothing touches the files before `quiet`).
+    recordedAt = Date.now() + 1;
+    quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
     for (const s of staged) linkSymlinks(s);
     for (const s of staged) await moveIntoPlace(s, opts);
     // Record the files as they now are: rename keeps inode and mtime.
@@ -478,8 +524,6 @@ export async function restoreRoots(
       const rec = records.get(owners[i] as RootToRestore) as Record<string, StatRecord>;
       rec[e.path] = cache.record(e.size, mtimeMs, ino, e.digest, blobs.located(e.digest));
     });
-    recordedAt = Date.now();
-    quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
   } finally {
     for (const s of staged) await fs.rm(s.container, { recursive: true, force: true });
   }

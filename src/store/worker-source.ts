@@ -15,7 +15,8 @@
  *               back (transferred) with { length, raw } (chunked.ts: large files)
  *   lstatBatch { paths } -> Float64Array, five numbers per path: kind (0 gone, 1 file, 2 dir,
  *               3 symlink, 4 other), permission bits, size, mtimeMs, inode (snapshot.ts's walk)
- *   mkdirBatch { paths } -> null: the directories made (0700), a missing parent made first
+ *   mkdirBatch { paths, modes } -> null: the directories made, each then given modes[i] (-1:
+ *               left 0700), a missing parent made first (0700)
  *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ id, digest, offset, size, dest,
  *               mode, mtimeMs, renameTo }] }] }  -> verified files written from each blob;
  *               [id, inode, mtimeMs] of each file written, flat
@@ -266,14 +267,17 @@ function readBlobFile(blob) {
   }
 }
 
-/** Mode and mtime through the open file, then its [id, inode, mtimeMs] into done. */
+/**
+ * Mtime and mode through the open file, then its [id, inode, mtimeMs] into done. A file made
+ * with its mode (open's mode, less the umask) needs no chmod: the fstat tells.
+ */
 function settle(fd, m, done) {
-  fs.fchmodSync(fd, m.mode);
   if (m.mtimeMs !== null && m.mtimeMs !== undefined) {
     const t = m.mtimeMs / 1000;
     fs.futimesSync(fd, t, t);
   }
   const st = fs.fstatSync(fd);
+  if ((st.mode & 0o7777) !== m.mode) fs.fchmodSync(fd, m.mode);
   done.push(m.id, st.ino, st.mtimeMs);
 }
 
@@ -290,7 +294,8 @@ function place(m) {
 }
 
 function writeMember(m, content, done) {
-  const fd = fs.openSync(m.dest, 'wx', 0o600);
+  // (A new file's fd writes whatever mode it is made with.)
+  const fd = fs.openSync(m.dest, 'wx', m.mode);
   try {
     fs.writeSync(fd, content);
     settle(fd, m, done);
@@ -493,15 +498,20 @@ function lstatBatch({ paths }) {
   return out;
 }
 
-/** Makes the directories (mode 0700), parents first; a missing parent is made on the way. */
-function mkdirBatch({ paths }) {
-  for (const p of paths) {
+/**
+ * Makes the directories, parents first; a missing parent is made on the way (0700). Each gets
+ * its mode (modes[i]; -1 leaves it 0700), set exactly whatever the umask.
+ */
+function mkdirBatch({ paths, modes }) {
+  for (let i = 0; i < paths.length; i++) {
+    const p = paths[i];
     try {
       fs.mkdirSync(p, 0o700);
     } catch (err) {
       if (err.code === 'ENOENT') fs.mkdirSync(p, { recursive: true, mode: 0o700 });
       else if (err.code !== 'EEXIST' || !fs.lstatSync(p).isDirectory()) throw err;
     }
+    if (modes[i] >= 0) fs.chmodSync(p, modes[i]);
   }
   return null;
 }
