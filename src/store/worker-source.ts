@@ -20,10 +20,11 @@
  *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ id, digest, offset, size, dest,
  *               mode, mtimeMs, renameTo }] }] }  -> verified files written from each blob;
  *               [id, inode, mtimeMs] of each file written, flat
- *   linkBatch  { items: [{ src, dest, size, umode, mode, mtimeMs }], clone }  -> each file
- *               linked (or copied, cloning where the filesystem can) from its unpacked copy,
- *               used only while that copy is intact; [inode, mtimeMs] of each, or 0 where the
- *               copy is missing or was changed (and is then removed)
+ *   linkBatch  { unpackedDir, clone, bases, base, rels, digests, modes, sizes, mtimes } (one
+ *               string or typed array per field, restore.ts's LinkWire) -> each file linked (or
+ *               copied, cloning where the filesystem can) from its unpacked copy, used only
+ *               while that copy is intact; Float64Array [inode, mtimeMs] per file, inode -1
+ *               where the copy is missing or was changed (and is then removed)
  *
  * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
  * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
@@ -450,8 +451,33 @@ function copyOne(it) {
   }
 }
 
-function linkBatch({ items, clone }) {
-  return items.map((it) => (clone || crossDevice ? copyOne(it) : linkOne(it)));
+/** Where rel (a validated manifest path, '' for a file root) is staged under base. */
+function underRoot(base, rel) {
+  if (rel === '') return base;
+  return base + path.sep + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep));
+}
+
+function linkBatch({ unpackedDir, clone, bases, base, rels, digests, modes, sizes, mtimes }) {
+  const names = rels.split('\0');
+  const out = new Float64Array(names.length * 2);
+  for (let i = 0; i < names.length; i++) {
+    const d = digests.slice(i * 64, i * 64 + 64);
+    // The unpacked copy: the content with the file's mode, read-only.
+    const umode = modes[i] & ~0o222;
+    const it = {
+      src: unpackedDir + path.sep + d.slice(0, 2) + path.sep + d + '.' + umode.toString(8),
+      dest: underRoot(bases[base[i]], names[i]),
+      size: sizes[i],
+      umode,
+      mode: modes[i],
+      mtimeMs: Number.isNaN(mtimes[i]) ? null : mtimes[i],
+    };
+    const w = clone || crossDevice ? copyOne(it) : linkOne(it);
+    out[i * 2] = w === 0 ? -1 : w[0];
+    out[i * 2 + 1] = w === 0 ? 0 : w[1];
+  }
+  transfers = [out.buffer];
+  return out;
 }
 
 /** Buffers the current reply hands back to the main thread (moved, not copied). */
