@@ -86,6 +86,60 @@ describe('LocalStore save and restore', () => {
       expect((await fs.readdir(sb.ws)).sort()).toEqual(['out']);
     }));
 
+  it('gives files and directories their saved modes whatever the umask, fresh or merged', () =>
+    withSandbox(async (sb) => {
+      const out = path.join(sb.ws, 'out');
+      await writeTree(out, {
+        'open/a.txt': 'a',
+        'group/b.sh': 'b',
+        'shut/c.txt': 'c',
+        'shut/inner/d.txt': 'd',
+        'private.key': 'k',
+      });
+      const modes: [string, number][] = [
+        ['open/a.txt', 0o664],
+        ['group/b.sh', 0o775],
+        ['private.key', 0o600],
+        ['shut/inner/d.txt', 0o444],
+        ['shut/inner', 0o750],
+        ['open', 0o777],
+        ['group', 0o775],
+        ['shut', 0o555],
+      ];
+      for (const [rel, mode] of modes) await fs.chmod(path.join(out, rel), mode);
+      const before = await snapshotTree(out);
+      const store = await LocalStore.open(sb.store);
+      const { entry } = await store.save(request('k-modes', [{ name: 'out', absPath: out }]));
+      const old = process.umask(0o077);
+      try {
+        for (const mode of ['copy', 'clone', 'hardlink'] as const) {
+          const dest = path.join(sb.base, `fresh-${mode}`, 'out');
+          await store.restore(entry.key, [{ name: 'out', absPath: dest }], { mode });
+          const got = await snapshotTree(dest);
+          for (const [rel, m] of modes) {
+            // hard-linked files are the store's read-only copies: no write bits
+            const want = mode === 'hardlink' && before[rel]?.type === 'file' ? m & ~0o222 : m;
+            expect([mode, rel, (got[rel]?.mode ?? 0).toString(8)]).toEqual([
+              mode,
+              rel,
+              want.toString(8),
+            ]);
+          }
+        }
+        // Over an existing tree whose directories have other modes.
+        const dest = path.join(sb.base, 'merged', 'out');
+        await writeTree(dest, { 'open/mine.txt': 'mine', 'group/': '', 'shut/inner/': '' });
+        await fs.chmod(path.join(dest, 'open'), 0o700);
+        await fs.chmod(path.join(dest, 'shut/inner'), 0o555);
+        await store.restore(entry.key, [{ name: 'out', absPath: dest }]);
+        const got = await snapshotTree(dest);
+        delete got['open/mine.txt'];
+        expect(got).toEqual(before);
+      } finally {
+        process.umask(old);
+      }
+    }));
+
   it('restores into an existing directory, replacing files and keeping unrelated ones', () =>
     withSandbox(async (sb) => {
       const out = path.join(sb.ws, 'out');

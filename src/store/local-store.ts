@@ -289,6 +289,8 @@ export class LocalStore {
     roots: readonly OutputRoot[],
     opts: RestoreOptions = {},
   ): Promise<RestoreResult> {
+    // The workers start up (their own threads) while this one reads the manifest.
+    this.blobs.pool();
     const { manifest } = await this.load(key);
     const jobs: RootToRestore[] = [];
     for (const root of roots) {

@@ -48,6 +48,7 @@ export const MAX_ENTRIES = 500_000;
 export const MAX_ROOTS = 256;
 const MAX_SYMLINK_DEPTH = 40;
 const DIGEST = /^[0-9a-f]{64}$/;
+const DRIVE = /^[A-Za-z]:/;
 
 function refuse(message: string): never {
   throw new UnsafeEntryError(`unsafe entry: ${message}`);
@@ -61,12 +62,20 @@ export function unsafePathReason(p: unknown): string | undefined {
   if (p.includes('\0')) return 'NUL in path';
   if (p.includes('\\')) return 'backslash in path';
   if (p.startsWith('/')) return 'absolute path';
-  if (/^[A-Za-z]:/.test(p)) return 'drive letter in path';
-  for (const seg of p.split('/')) {
+  if (DRIVE.test(p)) return 'drive letter in path';
+  // One pass over the segments (this runs for every entry of every manifest read).
+  let start = 0;
+  for (;;) {
+    const end = p.indexOf('/', start);
+    const seg = p.slice(start, end < 0 ? p.length : end);
     if (seg === '' || seg === '.' || seg === '..') return `segment '${seg}' in path`;
-    if (Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) return 'path segment too long';
+    // A UTF-16 unit is at most 3 UTF-8 bytes: only long segments need counting.
+    if (seg.length * 3 > MAX_SEGMENT_BYTES && Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) {
+      return 'path segment too long';
+    }
+    if (end < 0) return undefined;
+    start = end + 1;
   }
-  return undefined;
 }
 
 /** Why a symlink target is refused on its face (before resolution), or undefined. */
@@ -77,7 +86,7 @@ export function unsafeTargetReason(t: unknown): string | undefined {
   if (t.includes('\0')) return 'NUL in target';
   if (t.includes('\\')) return 'backslash in target';
   if (t.startsWith('/')) return 'absolute target';
-  if (/^[A-Za-z]:/.test(t)) return 'drive letter in target';
+  if (DRIVE.test(t)) return 'drive letter in target';
   return undefined;
 }
 
@@ -127,15 +136,15 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function checkMode(v: unknown, where: string): number {
+function checkMode(v: unknown, where: () => string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0o777) {
-    refuse(`${where}: mode must be permission bits`);
+    refuse(`${where()}: mode must be permission bits`);
   }
   return v;
 }
 
-function checkMtime(v: unknown, where: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) refuse(`${where}: bad mtime`);
+function checkMtime(v: unknown, where: () => string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) refuse(`${where()}: bad mtime`);
   return v;
 }
 
@@ -146,30 +155,31 @@ function parseEntry(raw: unknown, allowEmptyPath: boolean): ManifestEntry {
     const why = unsafePathReason(p);
     if (why !== undefined) refuse(`${why}: ${JSON.stringify(p)?.slice(0, 200)}`);
   }
-  const where = JSON.stringify(p);
+  // (Named only when refusing: this runs for every entry of every manifest read.)
+  const where = (): string => JSON.stringify(p);
   const type = raw['type'];
   if (type !== 'file' && type !== 'dir' && type !== 'symlink') {
-    refuse(`${where}: type ${JSON.stringify(type)} is not file, dir or symlink`);
+    refuse(`${where()}: type ${JSON.stringify(type)} is not file, dir or symlink`);
   }
   const mode = checkMode(raw['mode'], where);
   const mtimeMs = checkMtime(raw['mtimeMs'], where);
   const size = raw['size'];
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-    refuse(`${where}: bad size`);
+    refuse(`${where()}: bad size`);
   }
-  const base = { path: p as string, type: type as ManifestEntryType, mode, mtimeMs };
+  const path = p as string;
   if (type === 'file') {
     const digest = raw['digest'];
-    if (typeof digest !== 'string' || !DIGEST.test(digest)) refuse(`${where}: bad digest`);
-    return { ...base, size, digest };
+    if (typeof digest !== 'string' || !DIGEST.test(digest)) refuse(`${where()}: bad digest`);
+    return { path, type, mode, mtimeMs, size, digest };
   }
   if (type === 'symlink') {
     const target = raw['target'];
     const why = unsafeTargetReason(target);
-    if (why !== undefined) refuse(`${where}: ${why}`);
-    return { ...base, size: 0, target: target as string };
+    if (why !== undefined) refuse(`${where()}: ${why}`);
+    return { path, type, mode, mtimeMs, size: 0, target: target as string };
   }
-  return { ...base, size: 0 };
+  return { path, type, mode, mtimeMs, size: 0 };
 }
 
 function parseRoot(raw: unknown): ManifestRoot {
@@ -186,8 +196,8 @@ function parseRoot(raw: unknown): ManifestRoot {
     return { name, kind, mode: file.mode, mtimeMs: file.mtimeMs, entries: [], file };
   }
   if (kind !== 'dir') refuse(`root ${name}: unknown kind ${JSON.stringify(kind)}`);
-  const mode = checkMode(raw['mode'], `root ${name}`);
-  const mtimeMs = checkMtime(raw['mtimeMs'], `root ${name}`);
+  const mode = checkMode(raw['mode'], () => `root ${name}`);
+  const mtimeMs = checkMtime(raw['mtimeMs'], () => `root ${name}`);
   const rawEntries = raw['entries'];
   if (!Array.isArray(rawEntries)) refuse(`root ${name}: entries is not a list`);
   if (rawEntries.length > MAX_ENTRIES) refuse(`root ${name}: too many entries`);
@@ -198,13 +208,11 @@ function parseRoot(raw: unknown): ManifestRoot {
   for (const e of entries) {
     if (byPath.has(e.path)) refuse(`root ${name}: duplicate path ${JSON.stringify(e.path)}`);
     // Every parent must be a directory listed earlier: so no path passes through a symlink
-    // (or a file) of this manifest, and staging never needs to invent a directory.
-    const segs = e.path.split('/');
-    for (let i = 1; i < segs.length; i++) {
-      const parent = byPath.get(segs.slice(0, i).join('/'));
-      if (parent?.type !== 'dir') {
-        refuse(`root ${name}: ${JSON.stringify(e.path)} does not sit under a listed directory`);
-      }
+    // (or a file) of this manifest, and staging never needs to invent a directory. The nearest
+    // parent is enough: it passed this same check when it was listed, and so on upwards.
+    const cut = e.path.lastIndexOf('/');
+    if (cut >= 0 && byPath.get(e.path.slice(0, cut))?.type !== 'dir') {
+      refuse(`root ${name}: ${JSON.stringify(e.path)} does not sit under a listed directory`);
     }
     byPath.set(e.path, e);
     if (e.type === 'symlink' && e.target !== undefined) links.set(e.path, e.target);
@@ -233,10 +241,13 @@ export function parseManifest(raw: unknown): Manifest {
   }
   if (total > MAX_ENTRIES) refuse('too many entries');
   const sizes = new Map<string, number>();
-  for (const f of manifestFiles({ schema: 1, roots })) {
-    const seen = sizes.get(f.digest);
-    if (seen !== undefined && seen !== f.size) refuse(`digest ${f.digest} with two sizes`);
-    sizes.set(f.digest, f.size);
+  for (const r of roots) {
+    for (const f of r.kind === 'file' && r.file ? [r.file] : r.entries) {
+      if (f.digest === undefined) continue;
+      const seen = sizes.get(f.digest);
+      if (seen !== undefined && seen !== f.size) refuse(`digest ${f.digest} with two sizes`);
+      sizes.set(f.digest, f.size);
+    }
   }
   return { schema: 1, roots };
 }

@@ -72,10 +72,18 @@ async function preflight(job: RootToRestore): Promise<void> {
   }
 }
 
-/** One file to materialise: its manifest entry and where it goes in staging. */
+/** One file to materialise: its manifest entry and the staged root it goes under. */
 interface FileJob {
-  readonly e: ManifestEntry & { digest: string };
-  readonly dest: string;
+  readonly e: ManifestEntry;
+  readonly digest: string;
+  /** The staged root (`Staged.item`); the file goes to its `e.path` ('' for a file root). */
+  readonly item: string;
+}
+
+/** Where `rel` (a manifest path, already validated; '' for a file root) is staged under `item`. */
+function stagedPath(item: string, rel: string): string {
+  if (rel === '') return item;
+  return item + path.sep + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep));
 }
 
 /** What a written file looks like: [inode, mtimeMs] (renames into place keep both). */
@@ -178,35 +186,98 @@ function unpackedPath(blobs: BlobStore, digest: string, mode: number): string {
   return path.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
 }
 
-interface LinkItem {
-  readonly src: string;
-  readonly dest: string;
-  readonly size: number;
-  /** The unpacked copy's mode: the file's, read-only. */
-  readonly umode: number;
-  /** The restored file's mode and mtime (copies only). */
-  readonly mode: number;
-  readonly mtimeMs: number | null;
+/**
+ * A batch of files to link or clone, in the form that crosses to a worker cheaply (a handful of
+ * strings and typed arrays, no object per file): file i goes to its staged root
+ * `bases[base[i]]` at the i-th of the NUL-separated `rels` (NUL is never in a manifest path);
+ * its digest is the i-th 64 characters of `digests`.
+ */
+interface LinkWire {
+  readonly unpackedDir: string;
+  readonly clone: boolean;
+  readonly bases: string[];
+  readonly base: Uint32Array;
+  readonly rels: string;
+  readonly digests: string;
+  readonly modes: Uint16Array;
+  readonly sizes: Float64Array;
+  /** The mtime to give a copy, NaN: none. */
+  readonly mtimes: Float64Array;
 }
 
-/** Links or clones in the workers; per item [inode, mtimeMs], or 0 where the copy was unusable. */
+function linkWire(
+  blobs: BlobStore,
+  files: readonly FileJob[],
+  which: readonly number[],
+  clone: boolean,
+  mtimes: boolean,
+): LinkWire {
+  const bases: string[] = [];
+  const baseIndex = new Map<string, number>();
+  const n = which.length;
+  const w = {
+    unpackedDir: blobs.unpackedDir,
+    clone,
+    bases,
+    base: new Uint32Array(n),
+    rels: '',
+    digests: '',
+    modes: new Uint16Array(n),
+    sizes: new Float64Array(n),
+    mtimes: new Float64Array(n),
+  };
+  const rels: string[] = [];
+  const digests: string[] = [];
+  which.forEach((fi, i) => {
+    const { e, digest, item } = files[fi] as FileJob;
+    let b = baseIndex.get(item);
+    if (b === undefined) {
+      b = bases.push(item) - 1;
+      baseIndex.set(item, b);
+    }
+    w.base[i] = b;
+    rels.push(e.path);
+    digests.push(digest);
+    w.modes[i] = e.mode;
+    w.sizes[i] = e.size;
+    w.mtimes[i] = mtimes ? e.mtimeMs : NaN;
+  });
+  w.rels = rels.join('\0');
+  w.digests = digests.join('');
+  return w;
+}
+
+/**
+ * Links or clones the files `which` (indexes into `files`) in the workers; per file
+ * [inode, mtimeMs], or 0 where its unpacked copy was missing or unusable.
+ */
 async function linkInWorkers(
   blobs: BlobStore,
-  items: readonly LinkItem[],
+  files: readonly FileJob[],
+  which: readonly number[],
   clone: boolean,
+  mtimes: boolean,
 ): Promise<(Written | 0)[]> {
   const pool = blobs.pool();
   const dirs = blobs.dirs;
-  const parts: Promise<(Written | 0)[]>[] = [];
-  for (let i = 0; i < items.length; i += LINK_BATCH) {
-    const batch = items.slice(i, i + LINK_BATCH);
-    parts.push(pool.run<(Written | 0)[]>('linkBatch', { dirs, items: batch, clone }));
+  const parts: Promise<Float64Array>[] = [];
+  for (let i = 0; i < which.length; i += LINK_BATCH) {
+    const wire = linkWire(blobs, files, which.slice(i, i + LINK_BATCH), clone, mtimes);
+    parts.push(pool.run<Float64Array>('linkBatch', { dirs, ...wire }));
   }
+  let done: Float64Array[];
   try {
-    return (await Promise.all(parts)).flat();
+    done = await Promise.all(parts);
   } catch (err) {
     throw err instanceof StoreError ? err : new StoreError(String(err));
   }
+  const out: (Written | 0)[] = [];
+  for (const d of done) {
+    for (let k = 0; k < d.length; k += 2) {
+      out.push((d[k] as number) < 0 ? 0 : [d[k] as number, d[k + 1] as number]);
+    }
+  }
+  return out;
 }
 
 /**
@@ -221,48 +292,40 @@ async function materializeLinked(
   mode: 'hardlink' | 'clone',
   opts: RestoreOptions,
 ): Promise<Written[]> {
-  const items: LinkItem[] = files.map(({ e, dest }) => ({
-    src: unpackedPath(blobs, e.digest, e.mode & ~0o222),
-    dest,
-    size: e.size,
-    umode: e.mode & ~0o222,
-    mode: e.mode,
-    mtimeMs: opts.mtimes ? e.mtimeMs : null,
-  }));
-  const got = await linkInWorkers(blobs, items, mode === 'clone');
+  const clone = mode === 'clone';
+  const mtimes = opts.mtimes === true;
+  const got = await linkInWorkers(blobs, files, [...files.keys()], clone, mtimes);
   const retry: number[] = [];
   for (let i = 0; i < got.length; i++) if (got[i] === 0) retry.push(i);
   if (retry.length > 0) {
     const tmpDir = blobs.dirs.tmpDir;
     const need = new Map<string, WriteMember>();
     for (const i of retry) {
-      const { e } = files[i] as FileJob;
-      const it = items[i] as LinkItem;
-      if (need.has(it.src)) continue;
-      need.set(it.src, {
+      const { e, digest } = files[i] as FileJob;
+      // The unpacked copy's mode: the file's, read-only (the worker names it the same way).
+      const umode = e.mode & ~0o222;
+      const src = unpackedPath(blobs, digest, umode);
+      if (need.has(src)) continue;
+      need.set(src, {
         id: i,
-        digest: e.digest,
+        digest,
         offset: 0,
         size: e.size,
-        dest: path.join(tmpDir, `unpack-${process.pid}-${i}-${e.digest.slice(0, 16)}`),
-        mode: it.umode,
+        dest: path.join(tmpDir, `unpack-${process.pid}-${i}-${digest.slice(0, 16)}`),
+        mode: umode,
         mtimeMs: UNPACKED_MTIME_MS,
-        renameTo: it.src,
+        renameTo: src,
       });
     }
     await writeFromBlobs(blobs, [...need.values()]);
-    const again = await linkInWorkers(
-      blobs,
-      retry.map((i) => items[i] as LinkItem),
-      mode === 'clone',
-    );
+    const again = await linkInWorkers(blobs, files, retry, clone, mtimes);
     retry.forEach((i, k) => {
       got[i] = again[k] as Written | 0;
     });
   }
   return got.map((w, i) => {
     if (w === 0) {
-      throw new StoreError(`the unpacked copy of ${files[i]?.e.digest} changed while restoring`);
+      throw new StoreError(`the unpacked copy of ${files[i]?.digest} changed while restoring`);
     }
     return w;
   });
@@ -280,12 +343,12 @@ async function materialize(
   if (mode !== 'copy') return materializeLinked(blobs, files, mode, opts);
   const written = await writeFromBlobs(
     blobs,
-    files.map(({ e, dest }, id) => ({
+    files.map(({ e, digest, item }, id) => ({
       id,
-      digest: e.digest,
+      digest,
       offset: 0,
       size: e.size,
-      dest,
+      dest: stagedPath(item, e.path),
       mode: e.mode,
       mtimeMs: opts.mtimes ? e.mtimeMs : null,
       renameTo: null,
@@ -298,28 +361,47 @@ async function materialize(
   });
 }
 
-function fileJob(e: ManifestEntry, dest: string): FileJob {
+function fileJob(e: ManifestEntry, item: string): FileJob {
   if (e.digest === undefined) throw new StoreError(`file ${e.path} has no digest`);
-  return { e: { ...e, digest: e.digest }, dest };
+  return { e, digest: e.digest, item };
 }
 
 /** Below this many directories, one worker makes them all. */
 const MKDIR_SPLIT = 64;
 
 /**
+ * A directory whose mode lets its owner in (rwx) gets that mode as it is made, in staging;
+ * any other waits until its content is in (`finishDirs`).
+ */
+function modeAtOnce(mode: number): boolean {
+  return (mode & 0o700) === 0o700;
+}
+
+/**
  * Makes a staged tree's directories in the workers, the list (parents before children) cut in
  * two halves made at once: a directory whose parent the other half has not made yet gets it
  * made first (the staging container is ours alone and holds no symlink yet, so nothing can
- * redirect that). Per-directory kernel time, not JavaScript, is what this spreads.
+ * redirect that). Each gets its mode there and then (`modes[i]`, -1: stays 0700 for now).
+ * Per-directory kernel time, not JavaScript, is what this spreads.
  */
-async function makeDirs(blobs: BlobStore, paths: readonly string[]): Promise<void> {
+async function makeDirs(
+  blobs: BlobStore,
+  paths: readonly string[],
+  modes: readonly number[],
+): Promise<void> {
   if (paths.length === 0) return;
   const half = Math.ceil(paths.length / 2);
-  const parts = paths.length < MKDIR_SPLIT ? [paths] : [paths.slice(0, half), paths.slice(half)];
+  const parts =
+    paths.length < MKDIR_SPLIT
+      ? [{ paths, modes }]
+      : [
+          { paths: paths.slice(0, half), modes: modes.slice(0, half) },
+          { paths: paths.slice(half), modes: modes.slice(half) },
+        ];
   const pool = blobs.pool();
   const dirs = blobs.dirs;
   const settled = await Promise.allSettled(
-    parts.map((p) => pool.run('mkdirBatch', { dirs, paths: p }, Number.MAX_SAFE_INTEGER)),
+    parts.map((p) => pool.run('mkdirBatch', { dirs, ...p }, Number.MAX_SAFE_INTEGER)),
   );
   for (const r of settled) {
     if (r.status === 'rejected') {
@@ -343,12 +425,15 @@ async function stage(blobs: BlobStore, job: RootToRestore, files: FileJob[]): Pr
     mkdirSync(item, { mode: 0o700 });
     // Directories first, then content.
     const dirs: string[] = [];
+    const modes: number[] = [];
     for (const e of m.entries) {
-      if (e.type === 'dir') dirs.push(path.join(item, ...e.path.split('/')));
+      if (e.type !== 'dir') continue;
+      dirs.push(path.join(item, ...e.path.split('/')));
+      modes.push(modeAtOnce(e.mode) ? e.mode : -1);
     }
-    await makeDirs(blobs, dirs);
+    await makeDirs(blobs, dirs, modes);
     for (const e of m.entries) {
-      if (e.type === 'file') files.push(fileJob(e, path.join(item, ...e.path.split('/'))));
+      if (e.type === 'file') files.push(fileJob(e, item));
     }
     return staged;
   } catch (err) {
@@ -367,10 +452,16 @@ function linkSymlinks(s: Staged): void {
 
 /**
  * Moves the staged children of `src` into the existing real directory `dest`. A staged
- * directory meeting a real directory is merged; anything else in the way (a file, a symlink,
- * a directory where the entry has a file) is replaced, never written through.
+ * directory meeting a real directory is merged (its relative path, under `rel`, goes into
+ * `merged`); anything else in the way (a file, a symlink, a directory where the entry has a
+ * file) is replaced, never written through.
  */
-async function mergeInto(src: string, dest: string): Promise<void> {
+async function mergeInto(
+  src: string,
+  dest: string,
+  rel: string,
+  merged: Set<string>,
+): Promise<void> {
   for (const name of await fs.readdir(src)) {
     const s = path.join(src, name);
     const d = path.join(dest, name);
@@ -379,7 +470,9 @@ async function mergeInto(src: string, dest: string): Promise<void> {
     if (sst.isDirectory() && dst?.isDirectory()) {
       // Writable while we merge; finishDirs sets the entry's mode afterwards.
       await fs.chmod(d, (dst.mode & 0o777) | 0o700);
-      await mergeInto(s, d);
+      const r = rel === '' ? name : `${rel}/${name}`;
+      merged.add(r);
+      await mergeInto(s, d, r, merged);
       continue;
     }
     if (dst !== undefined && (dst.isDirectory() || sst.isDirectory())) {
@@ -390,14 +483,24 @@ async function mergeInto(src: string, dest: string): Promise<void> {
   }
 }
 
-/** Directory modes and mtimes are set last, deepest first, so nothing blocks the writes. */
+/**
+ * What staging could not settle, set last, deepest first, so nothing blocks the writes: the
+ * modes of directories that shut their owner out, of directories merged into existing ones
+ * (`merged`) and of the root, and with `opts.mtimes` every directory's mtime.
+ */
 async function finishDirs(
   job: RootToRestore,
   wholeRoot: boolean,
   opts: RestoreOptions,
+  merged: ReadonlySet<string> = new Set(),
 ): Promise<void> {
   const m = job.manifest;
-  const dirs = m.entries.filter((e) => e.type === 'dir').reverse();
+  const dirs = m.entries
+    .filter(
+      (e) =>
+        e.type === 'dir' && (opts.mtimes === true || !modeAtOnce(e.mode) || merged.has(e.path)),
+    )
+    .reverse();
   const targets: { abs: string; mode: number; mtimeMs: number }[] = dirs.map((e) => ({
     abs: path.join(job.root.absPath, ...e.path.split('/')),
     mode: e.mode,
@@ -428,8 +531,9 @@ async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
     await fs.rename(s.item, dest);
     await finishDirs(s.job, true, opts);
   } else if (st.isDirectory()) {
-    await mergeInto(s.item, dest);
-    await finishDirs(s.job, false, opts);
+    const merged = new Set<string>();
+    await mergeInto(s.item, dest, '', merged);
+    await finishDirs(s.job, false, opts, merged);
   } else {
     await fs.rm(dest, { force: true });
     await fs.rename(s.item, dest);
@@ -461,25 +565,23 @@ export async function restoreRoots(
   let quiet: Promise<void> = Promise.resolve();
   try {
     const files: FileJob[] = [];
-    const owners: RootToRestore[] = [];
-    for (const j of live) {
-      const before = files.length;
-      staged.push(await stage(blobs, j, files));
-      for (let i = before; i < files.length; i++) owners.push(j);
-    }
+    for (const j of live) staged.push(await stage(blobs, j, files));
     const written = await materialize(blobs, files, opts);
+    // The last file write is done (renames keep mtimes): the clock tick starts now. An mtime
+    // is finer than a millisecond, so one written in this very millisecond is later than
+    // Date.now(); a millisecond more covers it (nothing touches the files before `quiet`).
+    recordedAt = Date.now() + 1;
+    quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
     for (const s of staged) linkSymlinks(s);
     for (const s of staged) await moveIntoPlace(s, opts);
     // Record the files as they now are: rename keeps inode and mtime.
-    const records = new Map<RootToRestore, Record<string, StatRecord>>();
-    for (const j of live) records.set(j, cache.root(j.root.name, j.root.absPath));
-    files.forEach(({ e }, i) => {
+    const records = new Map<string, Record<string, StatRecord>>();
+    for (const s of staged) records.set(s.item, cache.root(s.job.root.name, s.job.root.absPath));
+    files.forEach(({ e, digest, item }, i) => {
       const [ino, mtimeMs] = written[i] as Written;
-      const rec = records.get(owners[i] as RootToRestore) as Record<string, StatRecord>;
-      rec[e.path] = cache.record(e.size, mtimeMs, ino, e.digest, blobs.located(e.digest));
+      const rec = records.get(item) as Record<string, StatRecord>;
+      rec[e.path] = cache.record(e.size, mtimeMs, ino, digest, blobs.located(digest));
     });
-    recordedAt = Date.now();
-    quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
   } finally {
     for (const s of staged) await fs.rm(s.container, { recursive: true, force: true });
   }

@@ -18,14 +18,16 @@
  *               order), stats: Float64Array of five numbers per name from lstat: kind (0 gone,
  *               1 file, 2 dir, 3 symlink, 4 other), permission bits, size, mtimeMs, inode;
  *               targets: each symlink's target } or { dir, missing: true } (snapshot.ts's walk)
- *   mkdirBatch { paths } -> null: the directories made (0700), a missing parent made first
+ *   mkdirBatch { paths, modes } -> null: the directories made, each then given modes[i] (-1:
+ *               left 0700), a missing parent made first (0700)
  *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ id, digest, offset, size, dest,
  *               mode, mtimeMs, renameTo }] }] }  -> verified files written from each blob;
  *               [id, inode, mtimeMs] of each file written, flat
- *   linkBatch  { items: [{ src, dest, size, umode, mode, mtimeMs }], clone }  -> each file
- *               linked (or copied, cloning where the filesystem can) from its unpacked copy,
- *               used only while that copy is intact; [inode, mtimeMs] of each, or 0 where the
- *               copy is missing or was changed (and is then removed)
+ *   linkBatch  { unpackedDir, clone, bases, base, rels, digests, modes, sizes, mtimes } (one
+ *               string or typed array per field, restore.ts's LinkWire) -> each file linked (or
+ *               copied, cloning where the filesystem can) from its unpacked copy, used only
+ *               while that copy is intact; Float64Array [inode, mtimeMs] per file, inode -1
+ *               where the copy is missing or was changed (and is then removed)
  *
  * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
  * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
@@ -307,14 +309,17 @@ function readBlobFile(blob) {
   }
 }
 
-/** Mode and mtime through the open file, then its [id, inode, mtimeMs] into done. */
+/**
+ * Mtime and mode through the open file, then its [id, inode, mtimeMs] into done. A file made
+ * with its mode (open's mode, less the umask) needs no chmod: the fstat tells.
+ */
 function settle(fd, m, done) {
-  fs.fchmodSync(fd, m.mode);
   if (m.mtimeMs !== null && m.mtimeMs !== undefined) {
     const t = m.mtimeMs / 1000;
     fs.futimesSync(fd, t, t);
   }
   const st = fs.fstatSync(fd);
+  if ((st.mode & 0o7777) !== m.mode) fs.fchmodSync(fd, m.mode);
   done.push(m.id, st.ino, st.mtimeMs);
 }
 
@@ -331,7 +336,8 @@ function place(m) {
 }
 
 function writeMember(m, content, done) {
-  const fd = fs.openSync(m.dest, 'wx', 0o600);
+  // (A new file's fd writes whatever mode it is made with.)
+  const fd = fs.openSync(m.dest, 'wx', m.mode);
   try {
     fs.writeSync(fd, content);
     settle(fd, m, done);
@@ -486,8 +492,33 @@ function copyOne(it) {
   }
 }
 
-function linkBatch({ items, clone }) {
-  return items.map((it) => (clone || crossDevice ? copyOne(it) : linkOne(it)));
+/** Where rel (a validated manifest path, '' for a file root) is staged under base. */
+function underRoot(base, rel) {
+  if (rel === '') return base;
+  return base + path.sep + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep));
+}
+
+function linkBatch({ unpackedDir, clone, bases, base, rels, digests, modes, sizes, mtimes }) {
+  const names = rels.split('\0');
+  const out = new Float64Array(names.length * 2);
+  for (let i = 0; i < names.length; i++) {
+    const d = digests.slice(i * 64, i * 64 + 64);
+    // The unpacked copy: the content with the file's mode, read-only.
+    const umode = modes[i] & ~0o222;
+    const it = {
+      src: unpackedDir + path.sep + d.slice(0, 2) + path.sep + d + '.' + umode.toString(8),
+      dest: underRoot(bases[base[i]], names[i]),
+      size: sizes[i],
+      umode,
+      mode: modes[i],
+      mtimeMs: Number.isNaN(mtimes[i]) ? null : mtimes[i],
+    };
+    const w = clone || crossDevice ? copyOne(it) : linkOne(it);
+    out[i * 2] = w === 0 ? -1 : w[0];
+    out[i * 2 + 1] = w === 0 ? 0 : w[1];
+  }
+  transfers = [out.buffer];
+  return out;
 }
 
 /** Buffers the current reply hands back to the main thread (moved, not copied). */
@@ -582,15 +613,20 @@ function listDirs({ paths, budget }) {
   return out;
 }
 
-/** Makes the directories (mode 0700), parents first; a missing parent is made on the way. */
-function mkdirBatch({ paths }) {
-  for (const p of paths) {
+/**
+ * Makes the directories, parents first; a missing parent is made on the way (0700). Each gets
+ * its mode (modes[i]; -1 leaves it 0700), set exactly whatever the umask.
+ */
+function mkdirBatch({ paths, modes }) {
+  for (let i = 0; i < paths.length; i++) {
+    const p = paths[i];
     try {
       fs.mkdirSync(p, 0o700);
     } catch (err) {
       if (err.code === 'ENOENT') fs.mkdirSync(p, { recursive: true, mode: 0o700 });
       else if (err.code !== 'EEXIST' || !fs.lstatSync(p).isDirectory()) throw err;
     }
+    if (modes[i] >= 0) fs.chmodSync(p, modes[i]);
   }
   return null;
 }
