@@ -11,7 +11,8 @@
  * Each measured side starts after `sync` and writes to fresh paths: nothing is deleted between
  * measurements (deleting a tree of many files makes the next write-heavy run several seconds
  * slower on this machine, whichever side runs next); everything is removed at the end.
- * Medians of RUNS.
+ * Seconds are medians of RUNS; each ratio is the median of the runs' own ratios (a side and its
+ * baseline measured in the same run), since the machine's speed drifts between runs.
  *
  * Run alone: `node build/bench/store.js` (Node 24); CLYDE_BENCH_SAMPLES=1 also prints every
  * run's seconds (the write-heavy rows vary a lot on small VMs: judge medians by their spread).
@@ -248,11 +249,17 @@ export async function benchStore(): Promise<BenchRow[]> {
   const tzstBytes = (await fs.stat(tzst)).size;
   execFileSync('chmod', ['-R', 'u+w', scratch]);
   await fs.rm(scratch, { recursive: true, force: true });
-  const tarSave = median(t.tarSave);
-  const tarRestore = median(t.tarRestore);
-  const row = (name: string, xs: number[], baseline: number, note?: string): BenchRow => {
-    const seconds = median(xs);
-    return { name, seconds, baseline, ratio: seconds / baseline, ...(note ? { note } : {}) };
+  // The ratio is the median of each run's own pair (this side / the baseline measured in the
+  // same run, minutes apart at most), which drifts far less than either side's seconds.
+  const row = (name: string, xs: number[], base: number[], note?: string): BenchRow => {
+    const ratio = median(xs.map((x, i) => x / (base[i] as number)));
+    return {
+      name,
+      seconds: median(xs),
+      baseline: median(base),
+      ratio,
+      ...(note ? { note } : {}),
+    };
   };
   const st = secondStats;
   return [
@@ -261,7 +268,7 @@ export async function benchStore(): Promise<BenchRow[]> {
       bytes: inputBytes,
       note: `${fileCount} files under ${tree}`,
     },
-    row('first save', t.save, tarSave, 'vs tar --posix | zstd -T0 -3'),
+    row('first save', t.save, t.tarSave, 'vs tar --posix | zstd -T0 -3'),
     {
       name: 'stored size (grouped)',
       bytes: stored,
@@ -274,14 +281,14 @@ export async function benchStore(): Promise<BenchRow[]> {
       ratio: plainBytes / tzstBytes,
       note: `${((plainBytes / inputBytes) * 100).toFixed(1)}% of input`,
     },
-    row('restore copy', t.copy, tarRestore, 'vs zstd -d | tar -x'),
-    row('restore clone', t.clone, tarRestore, 'no reflink on ext4: a copy from unpacked/'),
-    row('restore hardlink (unpacked/ cold)', t.hardlinkCold, tarRestore, 'fills unpacked/ first'),
-    row('restore hardlink', t.hardlink, tarRestore, 'unpacked/ warm, verified'),
+    row('restore copy', t.copy, t.tarRestore, 'vs zstd -d | tar -x'),
+    row('restore clone', t.clone, t.tarRestore, 'no reflink on ext4: a copy from unpacked/'),
+    row('restore hardlink (unpacked/ cold)', t.hardlinkCold, t.tarRestore, 'fills unpacked/ first'),
+    row('restore hardlink', t.hardlink, t.tarRestore, 'unpacked/ warm, verified'),
     row(
       '1%-changed save',
       t.second,
-      tarSave,
+      t.tarSave,
       st
         ? `${changedFiles} files changed: read ${st.read}, reused ${st.reused}; wrote ${st.bytesWritten} B for ${changedBytes} changed B (${(st.bytesWritten / changedBytes).toFixed(2)}x)`
         : undefined,
