@@ -37754,8 +37754,12 @@ function fsx_tempName(dir, hint = 'tmp') {
     return external_node_path_namespaceObject.join(dir, `${hint}-${process.pid}-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
 }
 /**
- * Write `data` to `dest` atomically: a temp file in `tmpDir` (same filesystem as `dest`), fsync,
- * then rename over `dest`. A crash at any point leaves either the old file or the new one.
+ * Write `data` to `dest` atomically: a temp file in `tmpDir` (same filesystem as `dest`), then a
+ * rename over `dest`. A process killed at any point leaves either the old file or the new one.
+ * There is no fsync: everything written this way is cache data that is checked when read back
+ * (the index's checksum, blob digests, manifest and meta parsing), so a power loss that leaves a
+ * renamed file short costs misses, never wrong content; and an fsync per file would cost the
+ * saves more than everything else they write (store benchmark).
  */
 async function writeFileAtomic(dest, data, tmpDir = external_node_path_namespaceObject.dirname(dest)) {
     await external_node_fs_namespaceObject.promises.mkdir(tmpDir, { recursive: true });
@@ -37764,7 +37768,6 @@ async function writeFileAtomic(dest, data, tmpDir = external_node_path_namespace
         const handle = await external_node_fs_namespaceObject.promises.open(tmp, 'w');
         try {
             await handle.writeFile(data);
-            await handle.sync();
         }
         finally {
             await handle.close();
@@ -37939,7 +37942,7 @@ class JournalTail {
 //# sourceMappingURL=access-journal.js.map
 ;// CONCATENATED MODULE: ./build/src/store/codec.js
 /**
- * zstd at level 3, from zstd-napi where its native binary loads, else Node 24's `node:zlib`.
+ * zstd at level 3 (with smaller match tables, see HASH_LOG), from zstd-napi where its native binary loads, else Node 24's `node:zlib`.
  * Both backends write plain zstd frames, so each reads the other's output.
  *
  * `decompress` takes the size the content must have (it is always known: the manifest records
@@ -37948,6 +37951,13 @@ class JournalTail {
 
 
 const LEVEL = 3;
+/**
+ * Level 3 with smaller match tables than its own (hash 2^17, chain 2^16): these fit a core's L2
+ * cache, which makes compression about 7% faster for about 1% more bytes on the store
+ * benchmark's tree (measured with zstd-napi, both backends use the same library).
+ */
+const HASH_LOG = 16;
+const CHAIN_LOG = 15;
 /**
  * Incompressible content is stored "as it is" inside a zstd frame made of raw blocks: every
  * zstd decoder reads it (so blobs stay plain zstd frames, and pack export, import and
@@ -37993,7 +38003,11 @@ function nodeCodec() {
         throw new errors/* StoreError */.AD('node:zlib has no zstd support (Node 24 or later is required)');
     }
     // Never set ZSTD_c_nbWorkers: the async and stream forms break with workers (performance-notes).
-    const params = { [external_node_zlib_.constants.ZSTD_c_compressionLevel]: LEVEL };
+    const params = {
+        [external_node_zlib_.constants.ZSTD_c_compressionLevel]: LEVEL,
+        [external_node_zlib_.constants.ZSTD_c_hashLog]: HASH_LOG,
+        [external_node_zlib_.constants.ZSTD_c_chainLog]: CHAIN_LOG,
+    };
     return {
         name: 'node:zlib',
         compress: (buf) => external_node_zlib_.zstdCompressSync(buf, { params }),
@@ -38025,7 +38039,7 @@ async function nativeCodec() {
     const dctx = new binding.DCtx();
     const codec = {
         name: 'zstd-napi',
-        compress: (buf) => napi.compress(buf, { compressionLevel: LEVEL }),
+        compress: (buf) => napi.compress(buf, { compressionLevel: LEVEL, hashLog: HASH_LOG, chainLog: CHAIN_LOG }),
         decompress(buf, expectedSize) {
             // Decompressing into a buffer of exactly the expected size bounds the output: a frame
             // holding more fails with "destination buffer is too small".
@@ -38103,6 +38117,7 @@ const MAX_ENTRIES = 500_000;
 const MAX_ROOTS = 256;
 const MAX_SYMLINK_DEPTH = 40;
 const DIGEST = /^[0-9a-f]{64}$/;
+const DRIVE = /^[A-Za-z]:/;
 function refuse(message) {
     throw new errors/* UnsafeEntryError */.vF(`unsafe entry: ${message}`);
 }
@@ -38120,15 +38135,23 @@ function unsafePathReason(p) {
         return 'backslash in path';
     if (p.startsWith('/'))
         return 'absolute path';
-    if (/^[A-Za-z]:/.test(p))
+    if (DRIVE.test(p))
         return 'drive letter in path';
-    for (const seg of p.split('/')) {
+    // One pass over the segments (this runs for every entry of every manifest read).
+    let start = 0;
+    for (;;) {
+        const end = p.indexOf('/', start);
+        const seg = p.slice(start, end < 0 ? p.length : end);
         if (seg === '' || seg === '.' || seg === '..')
             return `segment '${seg}' in path`;
-        if (Buffer.byteLength(seg) > MAX_SEGMENT_BYTES)
+        // A UTF-16 unit is at most 3 UTF-8 bytes: only long segments need counting.
+        if (seg.length * 3 > MAX_SEGMENT_BYTES && Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) {
             return 'path segment too long';
+        }
+        if (end < 0)
+            return undefined;
+        start = end + 1;
     }
-    return undefined;
 }
 /** Why a symlink target is refused on its face (before resolution), or undefined. */
 function unsafeTargetReason(t) {
@@ -38144,7 +38167,7 @@ function unsafeTargetReason(t) {
         return 'backslash in target';
     if (t.startsWith('/'))
         return 'absolute target';
-    if (/^[A-Za-z]:/.test(t))
+    if (DRIVE.test(t))
         return 'drive letter in target';
     return undefined;
 }
@@ -38190,13 +38213,13 @@ function manifest_isPlainObject(v) {
 }
 function checkMode(v, where) {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0o777) {
-        refuse(`${where}: mode must be permission bits`);
+        refuse(`${where()}: mode must be permission bits`);
     }
     return v;
 }
 function checkMtime(v, where) {
     if (typeof v !== 'number' || !Number.isFinite(v))
-        refuse(`${where}: bad mtime`);
+        refuse(`${where()}: bad mtime`);
     return v;
 }
 function parseEntry(raw, allowEmptyPath) {
@@ -38208,32 +38231,33 @@ function parseEntry(raw, allowEmptyPath) {
         if (why !== undefined)
             refuse(`${why}: ${JSON.stringify(p)?.slice(0, 200)}`);
     }
-    const where = JSON.stringify(p);
+    // (Named only when refusing: this runs for every entry of every manifest read.)
+    const where = () => JSON.stringify(p);
     const type = raw['type'];
     if (type !== 'file' && type !== 'dir' && type !== 'symlink') {
-        refuse(`${where}: type ${JSON.stringify(type)} is not file, dir or symlink`);
+        refuse(`${where()}: type ${JSON.stringify(type)} is not file, dir or symlink`);
     }
     const mode = checkMode(raw['mode'], where);
     const mtimeMs = checkMtime(raw['mtimeMs'], where);
     const size = raw['size'];
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-        refuse(`${where}: bad size`);
+        refuse(`${where()}: bad size`);
     }
-    const base = { path: p, type: type, mode, mtimeMs };
+    const path = p;
     if (type === 'file') {
         const digest = raw['digest'];
         if (typeof digest !== 'string' || !DIGEST.test(digest))
-            refuse(`${where}: bad digest`);
-        return { ...base, size, digest };
+            refuse(`${where()}: bad digest`);
+        return { path, type, mode, mtimeMs, size, digest };
     }
     if (type === 'symlink') {
         const target = raw['target'];
         const why = unsafeTargetReason(target);
         if (why !== undefined)
-            refuse(`${where}: ${why}`);
-        return { ...base, size: 0, target: target };
+            refuse(`${where()}: ${why}`);
+        return { path, type, mode, mtimeMs, size: 0, target: target };
     }
-    return { ...base, size: 0 };
+    return { path, type, mode, mtimeMs, size: 0 };
 }
 function parseRoot(raw) {
     if (!manifest_isPlainObject(raw))
@@ -38253,8 +38277,8 @@ function parseRoot(raw) {
     }
     if (kind !== 'dir')
         refuse(`root ${name}: unknown kind ${JSON.stringify(kind)}`);
-    const mode = checkMode(raw['mode'], `root ${name}`);
-    const mtimeMs = checkMtime(raw['mtimeMs'], `root ${name}`);
+    const mode = checkMode(raw['mode'], () => `root ${name}`);
+    const mtimeMs = checkMtime(raw['mtimeMs'], () => `root ${name}`);
     const rawEntries = raw['entries'];
     if (!Array.isArray(rawEntries))
         refuse(`root ${name}: entries is not a list`);
@@ -38267,13 +38291,11 @@ function parseRoot(raw) {
         if (byPath.has(e.path))
             refuse(`root ${name}: duplicate path ${JSON.stringify(e.path)}`);
         // Every parent must be a directory listed earlier: so no path passes through a symlink
-        // (or a file) of this manifest, and staging never needs to invent a directory.
-        const segs = e.path.split('/');
-        for (let i = 1; i < segs.length; i++) {
-            const parent = byPath.get(segs.slice(0, i).join('/'));
-            if (parent?.type !== 'dir') {
-                refuse(`root ${name}: ${JSON.stringify(e.path)} does not sit under a listed directory`);
-            }
+        // (or a file) of this manifest, and staging never needs to invent a directory. The nearest
+        // parent is enough: it passed this same check when it was listed, and so on upwards.
+        const cut = e.path.lastIndexOf('/');
+        if (cut >= 0 && byPath.get(e.path.slice(0, cut))?.type !== 'dir') {
+            refuse(`root ${name}: ${JSON.stringify(e.path)} does not sit under a listed directory`);
         }
         byPath.set(e.path, e);
         if (e.type === 'symlink' && e.target !== undefined)
@@ -38307,11 +38329,15 @@ function parseManifest(raw) {
     if (total > MAX_ENTRIES)
         refuse('too many entries');
     const sizes = new Map();
-    for (const f of manifestFiles({ schema: 1, roots })) {
-        const seen = sizes.get(f.digest);
-        if (seen !== undefined && seen !== f.size)
-            refuse(`digest ${f.digest} with two sizes`);
-        sizes.set(f.digest, f.size);
+    for (const r of roots) {
+        for (const f of r.kind === 'file' && r.file ? [r.file] : r.entries) {
+            if (f.digest === undefined)
+                continue;
+            const seen = sizes.get(f.digest);
+            if (seen !== undefined && seen !== f.size)
+                refuse(`digest ${f.digest} with two sizes`);
+            sizes.set(f.digest, f.size);
+        }
     }
     return { schema: 1, roots };
 }
@@ -38355,16 +38381,21 @@ var external_node_worker_threads_ = __nccwpck_require__(5919);
  *   compressChunk { data, out, length, name } -> one zstd frame of data[0, length) written into
  *               out (compressed, or raw blocks when that saves too little); both buffers come
  *               back (transferred) with { length, raw } (chunked.ts: large files)
- *   lstatBatch { paths } -> Float64Array, five numbers per path: kind (0 gone, 1 file, 2 dir,
- *               3 symlink, 4 other), permission bits, size, mtimeMs, inode (snapshot.ts's walk)
- *   mkdirBatch { paths } -> null: the directories made (0700), a missing parent made first
+ *   listDirs   { paths, budget } -> the listing of each directory in paths and, depth first, of
+ *               the directories below them up to about budget entries: { dir, names (byte
+ *               order), stats: Float64Array of five numbers per name from lstat: kind (0 gone,
+ *               1 file, 2 dir, 3 symlink, 4 other), permission bits, size, mtimeMs, inode;
+ *               targets: each symlink's target } or { dir, missing: true } (snapshot.ts's walk)
+ *   mkdirBatch { paths, modes } -> null: the directories made, each then given modes[i] (-1:
+ *               left 0700), a missing parent made first (0700)
  *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ id, digest, offset, size, dest,
  *               mode, mtimeMs, renameTo }] }] }  -> verified files written from each blob;
  *               [id, inode, mtimeMs] of each file written, flat
- *   linkBatch  { items: [{ src, dest, size, umode, mode, mtimeMs }], clone }  -> each file
- *               linked (or copied, cloning where the filesystem can) from its unpacked copy,
- *               used only while that copy is intact; [inode, mtimeMs] of each, or 0 where the
- *               copy is missing or was changed (and is then removed)
+ *   linkBatch  { unpackedDir, clone, bases, base, rels, digests, modes, sizes, mtimes } (one
+ *               string or typed array per field, restore.ts's LinkWire) -> each file linked (or
+ *               copied, cloning where the filesystem can) from its unpacked copy, used only
+ *               while that copy is intact; Float64Array [inode, mtimeMs] per file, inode -1
+ *               where the copy is missing or was changed (and is then removed)
  *
  * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
  * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
@@ -38400,9 +38431,15 @@ let dctx = null;
 if (napi) {
   cctx = new napi.CCtx();
   cctx.setParameter(napi.CParameter.compressionLevel, LEVEL);
+  cctx.setParameter(napi.CParameter.hashLog, workerData.hashLog);
+  cctx.setParameter(napi.CParameter.chainLog, workerData.chainLog);
   dctx = new napi.DCtx();
 }
-const zparams = { [zlib.constants.ZSTD_c_compressionLevel]: LEVEL };
+const zparams = {
+  [zlib.constants.ZSTD_c_compressionLevel]: LEVEL,
+  [zlib.constants.ZSTD_c_hashLog]: workerData.hashLog,
+  [zlib.constants.ZSTD_c_chainLog]: workerData.chainLog,
+};
 
 let dirs = { blobDir: '', tmpDir: '' };
 let tmpSeq = 0;
@@ -38492,14 +38529,42 @@ function readWhole(abs) {
   return fs.readFileSync(abs);
 }
 
-async function putFiles({ files, known }) {
+/**
+ * Claims content for this save in the save's table shared by every worker (a SharedArrayBuffer
+ * of 64-bit slots, open addressing): false when another file of the save claimed the same
+ * first 64 bits of digest first. The caller stores the content only when it holds the claim;
+ * the main thread pairs each duplicate with its claimer by the full digest, and stores it
+ * after all when none matches. A full table claims nothing (everything is stored).
+ */
+function claim(claims, digest) {
+  if (!claims) return true;
+  const tab = new BigInt64Array(claims);
+  let key = BigInt.asIntN(64, BigInt('0x' + digest.slice(0, 16)));
+  if (key === 0n) key = 1n;
+  const mask = tab.length - 1;
+  let i = Number(BigInt.asUintN(32, key)) & mask;
+  for (let probe = 0; probe < 64; probe++, i = (i + 1) & mask) {
+    const prev = Atomics.compareExchange(tab, i, 0n, key);
+    if (prev === 0n) return true;
+    if (prev === key) return false;
+  }
+  return true;
+}
+
+async function putFiles({ files, known, claims }) {
   const skip = new Set(known || []);
   const out = [];
   for (const f of files) {
-    const content = readWhole(f.abs);
+    // Read into the reused buffer: fresh memory per file costs page faults and collections.
+    const n = readInto(f.abs, f.size, 0);
+    const content = groupBuf.subarray(0, n);
     const digest = crypto.createHash('sha256').update(content).digest('hex');
     if (skip.has(digest)) {
       out.push({ digest, size: content.length, stored: 0, written: false, raw: false, known: true });
+      continue;
+    }
+    if (!claim(claims, digest)) {
+      out.push({ digest, size: content.length, stored: 0, written: false, raw: false, dup: true });
       continue;
     }
     const existing = storedSize(digest);
@@ -38546,7 +38611,7 @@ function readInto(abs, size, at) {
   return content.length;
 }
 
-async function putGroup({ files, known }) {
+async function putGroup({ files, known, claims }) {
   const skip = new Set(known || []);
   const members = [];
   let offset = 0;
@@ -38555,6 +38620,10 @@ async function putGroup({ files, known }) {
     const digest = crypto.createHash('sha256').update(groupBuf.subarray(offset, offset + n)).digest('hex');
     if (skip.has(digest)) {
       members.push({ digest, size: n, offset: -1 });
+      continue;
+    }
+    if (!claim(claims, digest)) {
+      members.push({ digest, size: n, offset: -1, dup: true });
       continue;
     }
     members.push({ digest, size: n, offset });
@@ -38608,14 +38677,17 @@ function readBlobFile(blob) {
   }
 }
 
-/** Mode and mtime through the open file, then its [id, inode, mtimeMs] into done. */
+/**
+ * Mtime and mode through the open file, then its [id, inode, mtimeMs] into done. A file made
+ * with its mode (open's mode, less the umask) needs no chmod: the fstat tells.
+ */
 function settle(fd, m, done) {
-  fs.fchmodSync(fd, m.mode);
   if (m.mtimeMs !== null && m.mtimeMs !== undefined) {
     const t = m.mtimeMs / 1000;
     fs.futimesSync(fd, t, t);
   }
   const st = fs.fstatSync(fd);
+  if ((st.mode & 0o7777) !== m.mode) fs.fchmodSync(fd, m.mode);
   done.push(m.id, st.ino, st.mtimeMs);
 }
 
@@ -38632,7 +38704,8 @@ function place(m) {
 }
 
 function writeMember(m, content, done) {
-  const fd = fs.openSync(m.dest, 'wx', 0o600);
+  // (A new file's fd writes whatever mode it is made with.)
+  const fd = fs.openSync(m.dest, 'wx', m.mode);
   try {
     fs.writeSync(fd, content);
     settle(fd, m, done);
@@ -38787,8 +38860,33 @@ function copyOne(it) {
   }
 }
 
-function linkBatch({ items, clone }) {
-  return items.map((it) => (clone || crossDevice ? copyOne(it) : linkOne(it)));
+/** Where rel (a validated manifest path, '' for a file root) is staged under base. */
+function underRoot(base, rel) {
+  if (rel === '') return base;
+  return base + path.sep + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep));
+}
+
+function linkBatch({ unpackedDir, clone, bases, base, rels, digests, modes, sizes, mtimes }) {
+  const names = rels.split('\0');
+  const out = new Float64Array(names.length * 2);
+  for (let i = 0; i < names.length; i++) {
+    const d = digests.slice(i * 64, i * 64 + 64);
+    // The unpacked copy: the content with the file's mode, read-only.
+    const umode = modes[i] & ~0o222;
+    const it = {
+      src: unpackedDir + path.sep + d.slice(0, 2) + path.sep + d + '.' + umode.toString(8),
+      dest: underRoot(bases[base[i]], names[i]),
+      size: sizes[i],
+      umode,
+      mode: modes[i],
+      mtimeMs: Number.isNaN(mtimes[i]) ? null : mtimes[i],
+    };
+    const w = clone || crossDevice ? copyOne(it) : linkOne(it);
+    out[i * 2] = w === 0 ? -1 : w[0];
+    out[i * 2 + 1] = w === 0 ? 0 : w[1];
+  }
+  transfers = [out.buffer];
+  return out;
 }
 
 /** Buffers the current reply hands back to the main thread (moved, not copied). */
@@ -38817,40 +38915,99 @@ function compressChunk({ data, out, length, name }) {
   return { data, out, length: n, raw };
 }
 
-/** [kind (0 gone, 1 file, 2 dir, 3 symlink, 4 other), permission bits, size, mtimeMs, inode] each. */
-function lstatBatch({ paths }) {
-  const out = new Float64Array(paths.length * 5);
-  for (let i = 0; i < paths.length; i++) {
-    const st = fs.lstatSync(paths[i], { throwIfNoEntry: false });
-    if (st === undefined) continue;
-    const kind = st.isFile() ? 1 : st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
-    const o = i * 5;
-    out[o] = kind;
-    out[o + 1] = st.mode & 0o777;
-    out[o + 2] = st.size;
-    out[o + 3] = st.mtimeMs;
-    out[o + 4] = st.ino;
+function byteOrder(a, b) {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/**
+ * Lists the directories in paths and, depth first, the directories below them until about
+ * budget entries are listed: per directory { dir, names (byte order), stats: five numbers per
+ * name from lstat [kind (0 gone, 1 file, 2 dir, 3 symlink, 4 other), permission bits, size,
+ * mtimeMs, inode], targets: each symlink's target }, or { dir, missing: true } when it is gone.
+ * A directory appears after its parent; sub-directories not reached are left to the caller.
+ */
+function listDirs({ paths, budget }) {
+  const out = [];
+  const stack = paths.slice().reverse();
+  let listed = 0;
+  while (stack.length > 0) {
+    const dir = stack.pop();
+    let names;
+    try {
+      names = fs.readdirSync(dir);
+    } catch (err) {
+      if (err.code === 'ENOENT') {
+        out.push({ dir, names: [], stats: new Float64Array(0), targets: [], missing: true });
+        continue;
+      }
+      if (err.code === 'ENOTDIR') fail('changed', dir + ' changed while it was being saved');
+      throw err;
+    }
+    // UTF-16 order is byte order but for characters outside the BMP.
+    names.sort();
+    if (names.some((n) => /[\uD800-\uDFFF]/.test(n))) names.sort(byteOrder);
+    const stats = new Float64Array(names.length * 5);
+    const targets = new Array(names.length).fill(null);
+    const subdirs = [];
+    for (let i = 0; i < names.length; i++) {
+      const abs = dir + path.sep + names[i];
+      const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+      if (st === undefined) continue;
+      const kind = st.isFile() ? 1 : st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
+      if (kind === 3) {
+        try {
+          targets[i] = fs.readlinkSync(abs);
+        } catch (err) {
+          if (err.code !== 'ENOENT' && err.code !== 'EINVAL') throw err;
+          continue; // gone or replaced meanwhile: left out
+        }
+      }
+      if (kind === 2) subdirs.push(abs);
+      const o = i * 5;
+      stats[o] = kind;
+      stats[o + 1] = st.mode & 0o777;
+      stats[o + 2] = st.size;
+      stats[o + 3] = st.mtimeMs;
+      stats[o + 4] = st.ino;
+    }
+    listed += names.length;
+    out.push({ dir, names, stats, targets });
+    transfers.push(stats.buffer);
+    // Deeper only within the budget (the directories asked for are always listed).
+    if (listed < budget) {
+      for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]);
+    }
   }
-  transfers = [out.buffer];
   return out;
 }
 
-/** Makes the directories (mode 0700), parents first; a missing parent is made on the way. */
-function mkdirBatch({ paths }) {
-  for (const p of paths) {
+/**
+ * Makes the directories, parents first; a missing parent is made on the way (0700). Each gets
+ * its mode (modes[i]; -1 leaves it 0700), set exactly whatever the umask.
+ */
+function mkdirBatch({ paths, modes }) {
+  for (let i = 0; i < paths.length; i++) {
+    const p = paths[i];
     try {
       fs.mkdirSync(p, 0o700);
     } catch (err) {
       if (err.code === 'ENOENT') fs.mkdirSync(p, { recursive: true, mode: 0o700 });
       else if (err.code !== 'EEXIST' || !fs.lstatSync(p).isDirectory()) throw err;
     }
+    if (modes[i] >= 0) fs.chmodSync(p, modes[i]);
   }
   return null;
 }
 
-const ops = { putFiles, putGroup, compressChunk, lstatBatch, mkdirBatch, writeBatch, linkBatch };
+const ops = { putFiles, putGroup, compressChunk, listDirs, mkdirBatch, writeBatch, linkBatch };
 parentPort.postMessage({ ready: true, backend: napi ? 'zstd-napi' : 'node:zlib' });
-parentPort.on('message', async (msg) => {
+// One job at a time, in arrival order: the pool sends the next before this one is answered, and
+// an op that awaits must not interleave with another (they share scratch buffers).
+let chain = Promise.resolve();
+parentPort.on('message', (msg) => {
+  chain = chain.then(() => handle(msg));
+});
+async function handle(msg) {
   try {
     dirs = msg.args.dirs;
     transfers = [];
@@ -38864,7 +39021,7 @@ parentPort.on('message', async (msg) => {
       kind: (err && err.kind) || 'io',
     });
   }
-});
+}
 `;
 //# sourceMappingURL=worker-source.js.map
 ;// CONCATENATED MODULE: ./build/src/store/pool.js
@@ -38942,6 +39099,11 @@ function nativeBindingPath() {
     return candidates.find((c) => (0,external_node_fs_namespaceObject.existsSync)(c));
 }
 /**
+ * Jobs handed to one worker at once: the next waits in the worker's own message queue, so a
+ * worker never idles while the main thread is busy between a reply and the next dispatch.
+ */
+const DEPTH = 2;
+/**
  * A fixed set of worker threads for one store; jobs queue and go to the next idle worker.
  * Workers are unref'd while idle, so an idle pool never keeps the process alive.
  */
@@ -38955,6 +39117,8 @@ class WorkerPool {
         const workerData = {
             binding: nativeBindingPath(),
             level: LEVEL,
+            hashLog: HASH_LOG,
+            chainLog: CHAIN_LOG,
             minSaving: MIN_SAVING,
             unpackedMtimeMs: UNPACKED_MTIME_MS,
         };
@@ -38965,13 +39129,13 @@ class WorkerPool {
                 worker.once('error', reject);
                 worker.once('message', (m) => resolve(m.backend));
             });
-            const slot = { worker, ready, busy: false, online: false };
+            const slot = { worker, ready, inflight: 0, online: false };
             worker.on('error', (err) => this.failAll(err));
             ready.then(() => {
                 slot.online = true;
                 worker.on('message', (m) => this.onReply(slot, m));
                 // (An unref before the worker is online does not hold; repeat it once it is.)
-                if (!slot.busy)
+                if (slot.inflight === 0)
                     worker.unref();
             }, (err) => this.failAll(err));
             this.slots.push(slot);
@@ -39007,29 +39171,36 @@ class WorkerPool {
         await Promise.all(this.slots.map((s) => s.worker.terminate()));
     }
     dispatch() {
-        for (const slot of this.slots) {
-            if (slot.busy)
-                continue;
-            const job = this.queue.shift();
-            if (job === undefined)
-                return;
-            const id = this.seq++;
-            slot.busy = true;
-            slot.worker.ref();
-            this.pending.set(id, job.p);
-            const msg = { id, op: job.op, args: job.args };
-            const transfer = job.transfer;
-            if (slot.online)
-                slot.worker.postMessage(msg, transfer);
-            else
-                void slot.ready.then(() => slot.worker.postMessage(msg, transfer));
+        // The least loaded worker first, so that both start at once; then each up to DEPTH.
+        for (let depth = 1; depth <= DEPTH; depth++) {
+            for (const slot of this.slots) {
+                if (slot.inflight >= depth)
+                    continue;
+                const job = this.queue.shift();
+                if (job === undefined)
+                    return;
+                this.send(slot, job);
+            }
         }
+    }
+    send(slot, job) {
+        const id = this.seq++;
+        slot.inflight++;
+        slot.worker.ref();
+        this.pending.set(id, job.p);
+        const msg = { id, op: job.op, args: job.args };
+        const transfer = job.transfer;
+        if (slot.online)
+            slot.worker.postMessage(msg, transfer);
+        else
+            void slot.ready.then(() => slot.worker.postMessage(msg, transfer));
     }
     onReply(slot, m) {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
-        slot.busy = false;
-        slot.worker.unref();
+        slot.inflight--;
+        if (slot.inflight === 0)
+            slot.worker.unref();
         if (p !== undefined) {
             if (m.ok)
                 p.resolve(m.result);
@@ -39257,8 +39428,18 @@ class BlobStore {
         const body = Buffer.concat([len, this.codec.compress(text)]);
         const dest = this.locatorPath(locatorId(m));
         await writeFileAtomic(dest, body, this.tmpDir);
-        await this.memoLocator(dest, parseLocator(file, external_node_path_namespaceObject.basename(dest)));
+        // (Built here from the save's own locations: no need to validate it as a read one is.)
+        const mine = new Map();
+        for (const [digest, gi, offset, size] of file.files) {
+            const [group, groupSize] = file.groups[gi];
+            mine.set(digest, { group, groupSize, offset, size });
+        }
+        await this.memoLocator(dest, mine);
         return body.length;
+    }
+    /** The locator file name of `m` (whether or not it has one). */
+    locatorName(m) {
+        return `${locatorId(m)}${LOCATOR_SUFFIX}`;
     }
     /** Blobs `m` needs on disk: standalone digests, group digests, and its locator (name -> size). */
     async referencedBlobs(m) {
@@ -40734,6 +40915,12 @@ async function preflight(job) {
         throw new errors/* StoreError */.AD(`output ${job.root.name} is a directory in the workspace, the entry holds a file`);
     }
 }
+/** Where `rel` (a manifest path, already validated; '' for a file root) is staged under `item`. */
+function stagedPath(item, rel) {
+    if (rel === '')
+        return item;
+    return item + external_node_path_namespaceObject.sep + (external_node_path_namespaceObject.sep === '/' ? rel : rel.replaceAll('/', external_node_path_namespaceObject.sep));
+}
 /** Content per message to a worker. */
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** Files per link or clone message to a worker. */
@@ -40810,21 +40997,67 @@ async function writeFromBlobs(blobs, files) {
 function unpackedPath(blobs, digest, mode) {
     return external_node_path_namespaceObject.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
 }
-/** Links or clones in the workers; per item [inode, mtimeMs], or 0 where the copy was unusable. */
-async function linkInWorkers(blobs, items, clone) {
+function linkWire(blobs, files, which, clone, mtimes) {
+    const bases = [];
+    const baseIndex = new Map();
+    const n = which.length;
+    const w = {
+        unpackedDir: blobs.unpackedDir,
+        clone,
+        bases,
+        base: new Uint32Array(n),
+        rels: '',
+        digests: '',
+        modes: new Uint16Array(n),
+        sizes: new Float64Array(n),
+        mtimes: new Float64Array(n),
+    };
+    const rels = [];
+    const digests = [];
+    which.forEach((fi, i) => {
+        const { e, digest, item } = files[fi];
+        let b = baseIndex.get(item);
+        if (b === undefined) {
+            b = bases.push(item) - 1;
+            baseIndex.set(item, b);
+        }
+        w.base[i] = b;
+        rels.push(e.path);
+        digests.push(digest);
+        w.modes[i] = e.mode;
+        w.sizes[i] = e.size;
+        w.mtimes[i] = mtimes ? e.mtimeMs : NaN;
+    });
+    w.rels = rels.join('\0');
+    w.digests = digests.join('');
+    return w;
+}
+/**
+ * Links or clones the files `which` (indexes into `files`) in the workers; per file
+ * [inode, mtimeMs], or 0 where its unpacked copy was missing or unusable.
+ */
+async function linkInWorkers(blobs, files, which, clone, mtimes) {
     const pool = blobs.pool();
     const dirs = blobs.dirs;
     const parts = [];
-    for (let i = 0; i < items.length; i += LINK_BATCH) {
-        const batch = items.slice(i, i + LINK_BATCH);
-        parts.push(pool.run('linkBatch', { dirs, items: batch, clone }));
+    for (let i = 0; i < which.length; i += LINK_BATCH) {
+        const wire = linkWire(blobs, files, which.slice(i, i + LINK_BATCH), clone, mtimes);
+        parts.push(pool.run('linkBatch', { dirs, ...wire }));
     }
+    let done;
     try {
-        return (await Promise.all(parts)).flat();
+        done = await Promise.all(parts);
     }
     catch (err) {
         throw err instanceof errors/* StoreError */.AD ? err : new errors/* StoreError */.AD(String(err));
     }
+    const out = [];
+    for (const d of done) {
+        for (let k = 0; k < d.length; k += 2) {
+            out.push(d[k] < 0 ? 0 : [d[k], d[k + 1]]);
+        }
+    }
+    return out;
 }
 /**
  * Link or clone every file from the unpacked area. An unpacked copy is used only while it is
@@ -40833,15 +41066,9 @@ async function linkInWorkers(blobs, items, clone) {
  * hard-linked file) is dropped and unpacked again from its verified blob, as are missing ones.
  */
 async function materializeLinked(blobs, files, mode, opts) {
-    const items = files.map(({ e, dest }) => ({
-        src: unpackedPath(blobs, e.digest, e.mode & ~0o222),
-        dest,
-        size: e.size,
-        umode: e.mode & ~0o222,
-        mode: e.mode,
-        mtimeMs: opts.mtimes ? e.mtimeMs : null,
-    }));
-    const got = await linkInWorkers(blobs, items, mode === 'clone');
+    const clone = mode === 'clone';
+    const mtimes = opts.mtimes === true;
+    const got = await linkInWorkers(blobs, files, [...files.keys()], clone, mtimes);
     const retry = [];
     for (let i = 0; i < got.length; i++)
         if (got[i] === 0)
@@ -40850,30 +41077,32 @@ async function materializeLinked(blobs, files, mode, opts) {
         const tmpDir = blobs.dirs.tmpDir;
         const need = new Map();
         for (const i of retry) {
-            const { e } = files[i];
-            const it = items[i];
-            if (need.has(it.src))
+            const { e, digest } = files[i];
+            // The unpacked copy's mode: the file's, read-only (the worker names it the same way).
+            const umode = e.mode & ~0o222;
+            const src = unpackedPath(blobs, digest, umode);
+            if (need.has(src))
                 continue;
-            need.set(it.src, {
+            need.set(src, {
                 id: i,
-                digest: e.digest,
+                digest,
                 offset: 0,
                 size: e.size,
-                dest: external_node_path_namespaceObject.join(tmpDir, `unpack-${process.pid}-${i}-${e.digest.slice(0, 16)}`),
-                mode: it.umode,
+                dest: external_node_path_namespaceObject.join(tmpDir, `unpack-${process.pid}-${i}-${digest.slice(0, 16)}`),
+                mode: umode,
                 mtimeMs: UNPACKED_MTIME_MS,
-                renameTo: it.src,
+                renameTo: src,
             });
         }
         await writeFromBlobs(blobs, [...need.values()]);
-        const again = await linkInWorkers(blobs, retry.map((i) => items[i]), mode === 'clone');
+        const again = await linkInWorkers(blobs, files, retry, clone, mtimes);
         retry.forEach((i, k) => {
             got[i] = again[k];
         });
     }
     return got.map((w, i) => {
         if (w === 0) {
-            throw new errors/* StoreError */.AD(`the unpacked copy of ${files[i]?.e.digest} changed while restoring`);
+            throw new errors/* StoreError */.AD(`the unpacked copy of ${files[i]?.digest} changed while restoring`);
         }
         return w;
     });
@@ -40886,12 +41115,12 @@ async function materialize(blobs, files, opts) {
         mode = 'clone';
     if (mode !== 'copy')
         return materializeLinked(blobs, files, mode, opts);
-    const written = await writeFromBlobs(blobs, files.map(({ e, dest }, id) => ({
+    const written = await writeFromBlobs(blobs, files.map(({ e, digest, item }, id) => ({
         id,
-        digest: e.digest,
+        digest,
         offset: 0,
         size: e.size,
-        dest,
+        dest: stagedPath(item, e.path),
         mode: e.mode,
         mtimeMs: opts.mtimes ? e.mtimeMs : null,
         renameTo: null,
@@ -40903,27 +41132,40 @@ async function materialize(blobs, files, opts) {
         return w;
     });
 }
-function fileJob(e, dest) {
+function fileJob(e, item) {
     if (e.digest === undefined)
         throw new errors/* StoreError */.AD(`file ${e.path} has no digest`);
-    return { e: { ...e, digest: e.digest }, dest };
+    return { e, digest: e.digest, item };
 }
 /** Below this many directories, one worker makes them all. */
 const MKDIR_SPLIT = 64;
 /**
+ * A directory whose mode lets its owner in (rwx) gets that mode as it is made, in staging;
+ * any other waits until its content is in (`finishDirs`).
+ */
+function modeAtOnce(mode) {
+    return (mode & 0o700) === 0o700;
+}
+/**
  * Makes a staged tree's directories in the workers, the list (parents before children) cut in
  * two halves made at once: a directory whose parent the other half has not made yet gets it
  * made first (the staging container is ours alone and holds no symlink yet, so nothing can
- * redirect that). Per-directory kernel time, not JavaScript, is what this spreads.
+ * redirect that). Each gets its mode there and then (`modes[i]`, -1: stays 0700 for now).
+ * Per-directory kernel time, not JavaScript, is what this spreads.
  */
-async function makeDirs(blobs, paths) {
+async function makeDirs(blobs, paths, modes) {
     if (paths.length === 0)
         return;
     const half = Math.ceil(paths.length / 2);
-    const parts = paths.length < MKDIR_SPLIT ? [paths] : [paths.slice(0, half), paths.slice(half)];
+    const parts = paths.length < MKDIR_SPLIT
+        ? [{ paths, modes }]
+        : [
+            { paths: paths.slice(0, half), modes: modes.slice(0, half) },
+            { paths: paths.slice(half), modes: modes.slice(half) },
+        ];
     const pool = blobs.pool();
     const dirs = blobs.dirs;
-    const settled = await Promise.allSettled(parts.map((p) => pool.run('mkdirBatch', { dirs, paths: p }, Number.MAX_SAFE_INTEGER)));
+    const settled = await Promise.allSettled(parts.map((p) => pool.run('mkdirBatch', { dirs, ...p }, Number.MAX_SAFE_INTEGER)));
     for (const r of settled) {
         if (r.status === 'rejected') {
             throw r.reason instanceof errors/* StoreError */.AD ? r.reason : new errors/* StoreError */.AD(String(r.reason));
@@ -40946,14 +41188,17 @@ async function stage(blobs, job, files) {
         (0,external_node_fs_namespaceObject.mkdirSync)(item, { mode: 0o700 });
         // Directories first, then content.
         const dirs = [];
+        const modes = [];
         for (const e of m.entries) {
-            if (e.type === 'dir')
-                dirs.push(external_node_path_namespaceObject.join(item, ...e.path.split('/')));
+            if (e.type !== 'dir')
+                continue;
+            dirs.push(external_node_path_namespaceObject.join(item, ...e.path.split('/')));
+            modes.push(modeAtOnce(e.mode) ? e.mode : -1);
         }
-        await makeDirs(blobs, dirs);
+        await makeDirs(blobs, dirs, modes);
         for (const e of m.entries) {
             if (e.type === 'file')
-                files.push(fileJob(e, external_node_path_namespaceObject.join(item, ...e.path.split('/'))));
+                files.push(fileJob(e, item));
         }
         return staged;
     }
@@ -40971,10 +41216,11 @@ function linkSymlinks(s) {
 }
 /**
  * Moves the staged children of `src` into the existing real directory `dest`. A staged
- * directory meeting a real directory is merged; anything else in the way (a file, a symlink,
- * a directory where the entry has a file) is replaced, never written through.
+ * directory meeting a real directory is merged (its relative path, under `rel`, goes into
+ * `merged`); anything else in the way (a file, a symlink, a directory where the entry has a
+ * file) is replaced, never written through.
  */
-async function mergeInto(src, dest) {
+async function mergeInto(src, dest, rel, merged) {
     for (const name of await external_node_fs_namespaceObject.promises.readdir(src)) {
         const s = external_node_path_namespaceObject.join(src, name);
         const d = external_node_path_namespaceObject.join(dest, name);
@@ -40983,7 +41229,9 @@ async function mergeInto(src, dest) {
         if (sst.isDirectory() && dst?.isDirectory()) {
             // Writable while we merge; finishDirs sets the entry's mode afterwards.
             await external_node_fs_namespaceObject.promises.chmod(d, (dst.mode & 0o777) | 0o700);
-            await mergeInto(s, d);
+            const r = rel === '' ? name : `${rel}/${name}`;
+            merged.add(r);
+            await mergeInto(s, d, r, merged);
             continue;
         }
         if (dst !== undefined && (dst.isDirectory() || sst.isDirectory())) {
@@ -40993,10 +41241,16 @@ async function mergeInto(src, dest) {
         await external_node_fs_namespaceObject.promises.rename(s, d);
     }
 }
-/** Directory modes and mtimes are set last, deepest first, so nothing blocks the writes. */
-async function finishDirs(job, wholeRoot, opts) {
+/**
+ * What staging could not settle, set last, deepest first, so nothing blocks the writes: the
+ * modes of directories that shut their owner out, of directories merged into existing ones
+ * (`merged`) and of the root, and with `opts.mtimes` every directory's mtime.
+ */
+async function finishDirs(job, wholeRoot, opts, merged = new Set()) {
     const m = job.manifest;
-    const dirs = m.entries.filter((e) => e.type === 'dir').reverse();
+    const dirs = m.entries
+        .filter((e) => e.type === 'dir' && (opts.mtimes === true || !modeAtOnce(e.mode) || merged.has(e.path)))
+        .reverse();
     const targets = dirs.map((e) => ({
         abs: external_node_path_namespaceObject.join(job.root.absPath, ...e.path.split('/')),
         mode: e.mode,
@@ -41029,8 +41283,9 @@ async function moveIntoPlace(s, opts) {
         await finishDirs(s.job, true, opts);
     }
     else if (st.isDirectory()) {
-        await mergeInto(s.item, dest);
-        await finishDirs(s.job, false, opts);
+        const merged = new Set();
+        await mergeInto(s.item, dest, '', merged);
+        await finishDirs(s.job, false, opts, merged);
     }
     else {
         await external_node_fs_namespaceObject.promises.rm(dest, { force: true });
@@ -41052,29 +41307,27 @@ async function restoreRoots(blobs, jobs, opts = {}) {
     let quiet = Promise.resolve();
     try {
         const files = [];
-        const owners = [];
-        for (const j of live) {
-            const before = files.length;
+        for (const j of live)
             staged.push(await stage(blobs, j, files));
-            for (let i = before; i < files.length; i++)
-                owners.push(j);
-        }
         const written = await materialize(blobs, files, opts);
+        // The last file write is done (renames keep mtimes): the clock tick starts now. An mtime
+        // is finer than a millisecond, so one written in this very millisecond is later than
+        // Date.now(); a millisecond more covers it (nothing touches the files before `quiet`).
+        recordedAt = Date.now() + 1;
+        quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
         for (const s of staged)
             linkSymlinks(s);
         for (const s of staged)
             await moveIntoPlace(s, opts);
         // Record the files as they now are: rename keeps inode and mtime.
         const records = new Map();
-        for (const j of live)
-            records.set(j, cache.root(j.root.name, j.root.absPath));
-        files.forEach(({ e }, i) => {
+        for (const s of staged)
+            records.set(s.item, cache.root(s.job.root.name, s.job.root.absPath));
+        files.forEach(({ e, digest, item }, i) => {
             const [ino, mtimeMs] = written[i];
-            const rec = records.get(owners[i]);
-            rec[e.path] = cache.record(e.size, mtimeMs, ino, e.digest, blobs.located(e.digest));
+            const rec = records.get(item);
+            rec[e.path] = cache.record(e.size, mtimeMs, ino, digest, blobs.located(digest));
         });
-        recordedAt = Date.now();
-        quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
     }
     finally {
         for (const s of staged)
@@ -41251,6 +41504,54 @@ async function putChunked(pool, dirs, abs, size) {
     return { digest, size, stored, written: true, raw };
 }
 //# sourceMappingURL=chunked.js.map
+;// CONCATENATED MODULE: ./build/src/store/test-hooks.js
+/**
+ * Test-only fault hooks, inert unless their environment variables are set (the fault tests set
+ * them in child processes they then kill).
+ *
+ * - `CLYDE_STORE_TEST_PAUSE_AT=<point>`: at that point the process writes its pid to the file
+ *   named by `CLYDE_STORE_TEST_PAUSE_MARKER` and waits forever, so a test can SIGKILL it there.
+ * - `CLYDE_STORE_TEST_ENOSPC_AFTER=<n>`: blob writes after the n-th fail with ENOSPC, as on a
+ *   full disk (for machines where a small tmpfs cannot be mounted).
+ * - `CLYDE_STORE_TEST_PRECLAIM=<digest>,...`: a save starts with the first 64 bits of these
+ *   digests claimed, as if other content of the save shared them (a prefix collision).
+ */
+
+const PAUSE_AT_ENV = 'CLYDE_STORE_TEST_PAUSE_AT';
+const PAUSE_MARKER_ENV = 'CLYDE_STORE_TEST_PAUSE_MARKER';
+const ENOSPC_AFTER_ENV = 'CLYDE_STORE_TEST_ENOSPC_AFTER';
+const PRECLAIM_ENV = 'CLYDE_STORE_TEST_PRECLAIM';
+/** The digests a save must treat as claimed before it starts (none unless the env asks). */
+function preclaimed() {
+    return (process.env[PRECLAIM_ENV] ?? '').split(',').filter((d) => /^[0-9a-f]{64}$/.test(d));
+}
+async function pausePoint(point) {
+    if (process.env[PAUSE_AT_ENV] !== point)
+        return;
+    const marker = process.env[PAUSE_MARKER_ENV];
+    if (marker !== undefined)
+        (0,external_node_fs_namespaceObject.writeFileSync)(marker, String(process.pid));
+    // A timer keeps the process alive; the promise never settles.
+    setInterval(() => undefined, 60_000);
+    await new Promise(() => undefined);
+}
+/** Makes blob writes fail with ENOSPC after a number of them when the env variable asks. */
+function injectBlobFaults(blobs) {
+    const raw = process.env[ENOSPC_AFTER_ENV];
+    if (raw === undefined || !/^\d+$/.test(raw))
+        return;
+    let left = Number(raw);
+    const put = blobs.put.bind(blobs);
+    blobs.put = async (digest, content) => {
+        if ((await blobs.storedSize(digest)) === undefined && left-- <= 0) {
+            const err = new Error('ENOSPC: no space left on device, write (injected)');
+            err.code = 'ENOSPC';
+            throw err;
+        }
+        return put(digest, content);
+    };
+}
+//# sourceMappingURL=test-hooks.js.map
 ;// CONCATENATED MODULE: ./build/src/store/snapshot.js
 /**
  * The save side: walk each output root with lstat (never following a symlink), hash and store
@@ -41276,102 +41577,152 @@ async function putChunked(pool, dirs, abs, size) {
 const SMALL_FILE = 64 * 1024;
 /** Content per group blob. */
 const GROUP_BYTES = 1024 * 1024;
+/** Slots of a save's content-claim table (8 bytes each; a fuller table only dedups less). */
+const CLAIM_SLOTS = 1 << 17;
 /** Content per job of standalone files sent to one worker. */
 const JOB_BYTES = 4 * 1024 * 1024;
+/**
+ * A save's claim table (see `claim` in worker-source.ts, which it must match): 64-bit slots,
+ * open addressing on the first 64 bits of a digest; `taken` are claimed from the start.
+ */
+function newClaims(taken) {
+    const sab = new SharedArrayBuffer(8 * CLAIM_SLOTS);
+    const tab = new BigInt64Array(sab);
+    for (const d of taken) {
+        let key = BigInt.asIntN(64, BigInt(`0x${d.slice(0, 16)}`));
+        if (key === 0n)
+            key = 1n;
+        let i = Number(BigInt.asUintN(32, key)) & (CLAIM_SLOTS - 1);
+        while (tab[i] !== 0n && tab[i] !== key)
+            i = (i + 1) & (CLAIM_SLOTS - 1);
+        tab[i] = key;
+    }
+    return sab;
+}
 function perm(st) {
     return st.mode & 0o777;
 }
 function isPending(e) {
     return !('type' in e);
 }
-/** Paths per lstat job. */
-const STAT_BATCH = 1024;
 /** lstat kinds as the workers report them (0: gone). */
 const KIND = { gone: 0, file: 1, dir: 2, symlink: 3, other: 4 };
+/** Entries per listing job: a worker lists its directories and goes on below them until this. */
+const LIST_BUDGET = 1024;
+/** Directories per listing job, at most (fewer while few are known, so both workers list). */
+const LIST_BATCH = 64;
 /**
- * Lists a directory root: every entry in byte order, parents before children. Only readdir
- * runs here (it tells directories apart); the lstat of each entry, most of a walk's cost, is
- * done by the workers in batches (`stat`), and the entries are handed on batch by batch, each
- * regular file to `onFile` as its batch comes back, so jobs start while the rest is stat-ed.
+ * Lists a directory root: every entry, parents before children, each directory's entries in
+ * byte order. The listing and the lstat of every entry (most of a walk's cost) run in the
+ * workers, directories in batches, ahead of any compression job; each regular file goes to
+ * `onFile` as soon as its directory's listing comes back, so compression starts while the
+ * rest of the tree is still being listed.
  */
-async function walkDir(rootAbs, rootName, onFile, stat) {
-    const found = [];
-    const batches = [];
-    // Each full batch goes out at once: the workers stat it while the listing goes on.
-    const send = () => {
-        const from = batches.length * STAT_BATCH;
-        const job = stat(found.slice(from, from + STAT_BATCH).map((f) => f.abs));
-        job.catch(() => { }); // awaited in order below
-        batches.push(job);
-    };
-    const visit = (dirAbs, rel) => {
-        const dirents = (0,external_node_fs_namespaceObject.readdirSync)(dirAbs, { withFileTypes: true });
-        const isDir = new Map();
-        for (const d of dirents) {
-            // (DT_UNKNOWN on some filesystems: ask lstat)
-            const known = d.isDirectory() || d.isFile() || d.isSymbolicLink();
-            const special = d.isBlockDevice() || d.isCharacterDevice() || d.isFIFO() || d.isSocket();
-            const dir = known || special ? d.isDirectory() : isDirectory(external_node_path_namespaceObject.join(dirAbs, d.name));
-            isDir.set(d.name, dir);
-        }
-        for (const name of sortBytes([...isDir.keys()])) {
-            const p = rel === '' ? name : `${rel}/${name}`;
+async function walkDir(rootAbs, rootName, onFile, list) {
+    const root = { abs: rootAbs, rel: '', subdirs: new Map() };
+    const queue = [root];
+    /** Directories found and not listed yet, by absolute path. */
+    const unlisted = new Map([[rootAbs, root]]);
+    const jobs = [];
+    let failure;
+    let inFlight = 0;
+    let wake;
+    const take = (node, l, listed) => {
+        unlisted.delete(node.abs);
+        const entries = [];
+        node.entries = entries;
+        if (l.missing === true)
+            return; // gone since its parent was listed
+        for (let k = 0; k < l.names.length; k++) {
+            const name = l.names[k];
+            const o = k * 5;
+            const kind = l.stats[o];
+            if (kind === KIND.gone)
+                continue; // vanished meanwhile
+            const p = node.rel === '' ? name : `${node.rel}/${name}`;
             const why = unsafePathReason(p);
             if (why !== undefined) {
                 lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
                 continue;
             }
-            const abs = external_node_path_namespaceObject.join(dirAbs, name);
-            const dir = isDir.get(name) === true;
-            found.push({ abs, path: p, dir });
-            if (found.length % STAT_BATCH === 0)
-                send();
-            if (dir)
-                visit(abs, p);
-        }
-    };
-    visit(rootAbs, '');
-    if (found.length > batches.length * STAT_BATCH)
-        send();
-    const out = [];
-    try {
-        for (let b = 0; b < batches.length; b++) {
-            const st = await batches[b];
-            const base = b * STAT_BATCH;
-            const n = Math.min(STAT_BATCH, found.length - base);
-            for (let k = 0; k < n; k++) {
-                const f = found[base + k];
-                const [kind, mode, size, mtimeMs, ino] = st.subarray(k * 5, k * 5 + 5);
-                if (kind === KIND.gone)
-                    continue; // vanished meanwhile (its children, if any, too)
-                if ((kind === KIND.dir) !== f.dir) {
-                    throw new errors/* StoreError */.AD(`${rootName}/${f.path} changed while it was being saved`);
-                }
-                if (kind === KIND.dir) {
-                    out.push({ path: f.path, type: 'dir', mode, size: 0, mtimeMs });
-                }
-                else if (kind === KIND.file) {
-                    const file = { absPath: f.abs, path: f.path, mode, mtimeMs, size, ino };
-                    out.push(file);
-                    onFile(file);
-                }
-                else if (kind === KIND.symlink) {
-                    const target = (0,external_node_fs_namespaceObject.readlinkSync)(f.abs);
-                    out.push({ path: f.path, type: 'symlink', mode, size: 0, mtimeMs, target });
-                }
-                else {
-                    lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${f.path}: not a file, directory or symlink`);
-                }
+            const mode = l.stats[o + 1];
+            const mtimeMs = l.stats[o + 3];
+            const abs = `${node.abs}${external_node_path_namespaceObject.sep}${name}`;
+            if (kind === KIND.dir) {
+                entries.push({ path: p, type: 'dir', mode, size: 0, mtimeMs });
+                const child = { abs, rel: p, subdirs: new Map() };
+                node.subdirs.set(name, child);
+                unlisted.set(abs, child);
+                if (!listed.has(abs))
+                    queue.push(child);
+            }
+            else if (kind === KIND.file) {
+                const size = l.stats[o + 2];
+                const ino = l.stats[o + 4];
+                const file = { absPath: abs, path: p, mode, mtimeMs, size, ino };
+                entries.push(file);
+                onFile(file);
+            }
+            else if (kind === KIND.symlink) {
+                const target = l.targets[k];
+                if (typeof target !== 'string')
+                    continue; // replaced meanwhile
+                entries.push({ path: p, type: 'symlink', mode, size: 0, mtimeMs, target });
+            }
+            else {
+                lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
             }
         }
+    };
+    // Sends what is queued in batches: half of it per job while little is known (both workers
+    // list), at most LIST_BATCH directories per job.
+    const pump = () => {
+        while (queue.length > 0 && failure === undefined) {
+            const n = Math.min(LIST_BATCH, Math.max(1, Math.ceil(queue.length / 2)));
+            const batch = queue.splice(0, n);
+            inFlight++;
+            const job = list(batch.map((d) => d.abs), LIST_BUDGET).then((ls) => {
+                // A listing follows its parent's: each directory is known by the time it comes.
+                const listed = new Set(ls.map((l) => l.dir));
+                for (const l of ls) {
+                    const node = unlisted.get(l.dir);
+                    if (node === undefined)
+                        throw new errors/* StoreError */.AD(`unexpected listing of ${l.dir}`);
+                    take(node, l, listed);
+                }
+            }, (err) => {
+                failure ??= err;
+            });
+            jobs.push(job.finally(() => {
+                inFlight--;
+                pump();
+                wake?.();
+            }));
+        }
+    };
+    pump();
+    while (inFlight > 0) {
+        await new Promise((resolve) => {
+            wake = resolve;
+        });
     }
-    finally {
-        await Promise.allSettled(batches);
-    }
+    await Promise.all(jobs);
+    if (failure !== undefined)
+        throw failure;
+    // Parents before children, each directory's entries in byte order.
+    const out = [];
+    const flatten = (node) => {
+        for (const e of node.entries ?? []) {
+            out.push(e);
+            if (!isPending(e) && e.type === 'dir') {
+                const child = node.subdirs.get(e.path.slice(e.path.lastIndexOf('/') + 1));
+                if (child !== undefined)
+                    flatten(child);
+            }
+        }
+    };
+    flatten(root);
     return out;
-}
-function isDirectory(abs) {
-    return (0,external_node_fs_namespaceObject.lstatSync)(abs, { throwIfNoEntry: false })?.isDirectory() === true;
 }
 /** Drops symlinks that are absolute or resolve outside their root, with a warning each. */
 function dropUnsafeLinks(rootName, entries) {
@@ -41400,7 +41751,7 @@ function dropUnsafeLinks(rootName, entries) {
     }
     return entries.filter((e) => !('type' in e && e.type === 'symlink') || keep.has(e.path));
 }
-async function walkRoot(root, onFile, stat) {
+async function walkRoot(root, onFile, list) {
     let st;
     try {
         st = (0,external_node_fs_namespaceObject.lstatSync)(root.absPath);
@@ -41426,7 +41777,7 @@ async function walkRoot(root, onFile, stat) {
         lib_core/* warning */.$e(`clyde-cache: not caching ${root.name}: it is a symlink or special file, not a directory or file`);
         return { root, kind: 'absent', entries: [] };
     }
-    const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile, stat));
+    const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile, list));
     return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, entries };
 }
 /**
@@ -41450,6 +41801,13 @@ class Planner {
     counted = new Set();
     groupSeen = new Map();
     known = [];
+    /**
+     * Content claims of this save, shared by the workers (one 64-bit slot each): a file whose
+     * content another file of the save claimed is neither compressed nor written again.
+     */
+    claims = newClaims(preclaimed());
+    /** Files whose content another file of this save holds, paired up in finish(). */
+    dups = [];
     running = [];
     small = [];
     smallBytes = 0;
@@ -41500,6 +41858,24 @@ class Planner {
         this.flushSmall();
         this.flushLarge();
         await Promise.all(this.running);
+        // Each duplicate shares its claimer's blob; one whose claimer differs beyond the first 64
+        // bits of digest (never seen, but possible) is stored after all, unclaimed.
+        const unmatched = this.dups.filter((f) => !this.pairDup(f));
+        if (unmatched.length > 0) {
+            this.running.length = 0;
+            this.runFiles(unmatched, 0, false);
+            await Promise.all(this.running);
+        }
+    }
+    /** Points a duplicate at the blob its claimer stored; false when there is none. */
+    pairDup(f) {
+        const d = this.digests.get(f)?.digest;
+        const loc = this.locations.get(d);
+        if (loc !== undefined) {
+            this.blobs.remember(d, loc);
+            return true;
+        }
+        return this.stored.has(d);
     }
     /** Waits for the jobs already sent, whatever their outcome (after a failed walk). */
     async settle() {
@@ -41563,6 +41939,7 @@ class Planner {
             dirs: this.dirs,
             files: members.map((f) => ({ abs: f.absPath, size: f.size })),
             known: this.known,
+            claims: this.claims,
         }, bytes);
         if (r.group !== null) {
             this.note(r.group, r.stored, r.written);
@@ -41574,6 +41951,10 @@ class Planner {
             this.read++;
             this.bytesRead += m.size;
             this.digests.set(f, { digest: m.digest, size: m.size });
+            if (m.dup === true) {
+                this.dups.push(f);
+                return;
+            }
             const loc = m.offset >= 0 && r.group !== null
                 ? { group: r.group, groupSize: r.size, offset: m.offset, size: m.size }
                 : this.basis?.locations.get(m.digest);
@@ -41599,15 +41980,28 @@ class Planner {
         };
         this.track(job());
     }
-    /** lstat of `paths` in the workers, ahead of every queued compression job. */
-    stat = (paths) => this.pool.run('lstatBatch', { dirs: this.dirs, paths }, Number.MAX_SAFE_INTEGER);
-    runFiles(batch, bytes) {
+    /** Directory listings in the workers, ahead of every queued compression job. */
+    list = (dirs, budget) => this.pool.run('listDirs', { dirs: this.dirs, paths: dirs, budget }, Number.MAX_SAFE_INTEGER);
+    /** Standalone blobs for `batch` (claiming content for this save unless `claim` is false). */
+    runFiles(batch, bytes, claim = true) {
         const job = async () => {
-            const rs = await this.pool.run('putFiles', { dirs: this.dirs, files: batch.map((f) => ({ abs: f.absPath, size: f.size })) }, bytes);
+            const rs = await this.pool.run('putFiles', {
+                dirs: this.dirs,
+                files: batch.map((f) => ({ abs: f.absPath, size: f.size })),
+                ...(claim ? { claims: this.claims } : {}),
+            }, bytes);
             rs.forEach((r, k) => {
-                this.read++;
-                this.bytesRead += r.size;
-                this.digests.set(batch[k], { digest: r.digest, size: r.size });
+                const f = batch[k];
+                this.digests.set(f, { digest: r.digest, size: r.size });
+                if (claim) {
+                    // (The unclaimed run stores duplicates already counted.)
+                    this.read++;
+                    this.bytesRead += r.size;
+                }
+                if (r.dup === true) {
+                    this.dups.push(f);
+                    return;
+                }
                 this.note(r.digest, r.stored, r.written);
                 if (r.written && r.raw)
                     this.rawBlobs++;
@@ -41628,7 +42022,7 @@ async function snapshotRoots(roots, blobs, basis, groupSmall = true) {
     const walked = [];
     try {
         for (const root of roots) {
-            walked.push(await walkRoot(root, (f) => plan.add(root, f), plan.stat));
+            walked.push(await walkRoot(root, (f) => plan.add(root, f), plan.list));
         }
     }
     catch (err) {
@@ -41773,47 +42167,6 @@ async function writeMarker(dir, tmpDir, name, epochMs) {
     await writeFileAtomic(markerPath(dir, name), `${JSON.stringify({ at: epochMs })}\n`, tmpDir);
 }
 //# sourceMappingURL=stats.js.map
-;// CONCATENATED MODULE: ./build/src/store/test-hooks.js
-/**
- * Test-only fault hooks, inert unless their environment variables are set (the fault tests set
- * them in child processes they then kill).
- *
- * - `CLYDE_STORE_TEST_PAUSE_AT=<point>`: at that point the process writes its pid to the file
- *   named by `CLYDE_STORE_TEST_PAUSE_MARKER` and waits forever, so a test can SIGKILL it there.
- * - `CLYDE_STORE_TEST_ENOSPC_AFTER=<n>`: blob writes after the n-th fail with ENOSPC, as on a
- *   full disk (for machines where a small tmpfs cannot be mounted).
- */
-
-const PAUSE_AT_ENV = 'CLYDE_STORE_TEST_PAUSE_AT';
-const PAUSE_MARKER_ENV = 'CLYDE_STORE_TEST_PAUSE_MARKER';
-const ENOSPC_AFTER_ENV = 'CLYDE_STORE_TEST_ENOSPC_AFTER';
-async function pausePoint(point) {
-    if (process.env[PAUSE_AT_ENV] !== point)
-        return;
-    const marker = process.env[PAUSE_MARKER_ENV];
-    if (marker !== undefined)
-        (0,external_node_fs_namespaceObject.writeFileSync)(marker, String(process.pid));
-    // A timer keeps the process alive; the promise never settles.
-    setInterval(() => undefined, 60_000);
-    await new Promise(() => undefined);
-}
-/** Makes blob writes fail with ENOSPC after a number of them when the env variable asks. */
-function injectBlobFaults(blobs) {
-    const raw = process.env[ENOSPC_AFTER_ENV];
-    if (raw === undefined || !/^\d+$/.test(raw))
-        return;
-    let left = Number(raw);
-    const put = blobs.put.bind(blobs);
-    blobs.put = async (digest, content) => {
-        if ((await blobs.storedSize(digest)) === undefined && left-- <= 0) {
-            const err = new Error('ENOSPC: no space left on device, write (injected)');
-            err.code = 'ENOSPC';
-            throw err;
-        }
-        return put(digest, content);
-    };
-}
-//# sourceMappingURL=test-hooks.js.map
 ;// CONCATENATED MODULE: ./build/src/store/local-store.js
 /**
  * The local content-addressed store (layout in docs/ARCHITECTURE.md):
@@ -41833,7 +42186,7 @@ function injectBlobFaults(blobs) {
  * the index is rebuilt from them when it is missing or fails its checks. Blob writes take no
  * lock (content addressing: one name, one content; rename is atomic). Commits and removals
  * take the lock, re-read the index if another process changed it, and write it back by temp
- * file + fsync + rename. A hit (`touch`) takes no lock and rewrites nothing: it appends to the
+ * file + rename. A hit (`touch`) takes no lock and rewrites nothing: it appends to the
  * access journal, which every read of the index applies and the next commit or removal folds
  * in. A commit checks under the lock that every blob it references is on
  * disk (re-writing from the saved files any that a concurrent removal deleted), and a removal
@@ -41985,6 +42338,9 @@ class local_store_LocalStore {
         const existing = await this.get(req.key);
         if (existing !== undefined)
             return { entry: existing, created: false, newBlobs: 0, newBytes: 0 };
+        // The index as this save found it: if it is still the same at commit, nothing was removed
+        // meanwhile, and the blobs the walk found or wrote are all still there.
+        const startSig = this.cached?.sig;
         // [store-speed] the previous entry of the package: unchanged files are not read again.
         const basis = await loadBasis(this.root, this.blobs, req, (k) => this.get(k), async () => [...(await this.index()).entries.values()], async (k) => (await this.load(k)).manifest);
         const snap = await snapshotRoots(req.roots, this.blobs, basis, req.groupSmallFiles !== false);
@@ -42019,7 +42375,9 @@ class local_store_LocalStore {
             storedBytes: [...snap.stored.values()].reduce((a, b) => a + b, 0),
             ...(req.keyManifest !== undefined ? { keyManifest: req.keyManifest } : {}),
         };
-        const { entry, created } = await this.commit(meta, manifest, (digest) => this.rewriteFromRoots(digest, manifest, req.roots));
+        const { entry, created } = await this.commit(meta, manifest, (digest) => this.rewriteFromRoots(digest, manifest, req.roots), startSig === undefined
+            ? undefined
+            : { sig: startSig, sizes: this.savedSizes(manifest, snap, locatorBytes) });
         // [store-speed] what the files looked like, so the next save of the package skips them.
         await statCacheWritten;
         return created
@@ -42034,6 +42392,8 @@ class local_store_LocalStore {
      * lastAccessAt: call `touch`.
      */
     async restore(key, roots, opts = {}) {
+        // The workers start up (their own threads) while this one reads the manifest.
+        this.blobs.pool();
         const { manifest } = await this.load(key);
         const jobs = [];
         for (const root of roots) {
@@ -42326,7 +42686,7 @@ class local_store_LocalStore {
      * and indexes it. `rewrite` puts back a blob that a concurrent removal deleted (true when
      * it could).
      */
-    async commit(meta, manifest, rewrite) {
+    async commit(meta, manifest, rewrite, saved) {
         const rel = entryDirName(meta);
         const staging = fsx_tempName(this.tmpDir, 'entry');
         await external_node_fs_namespaceObject.promises.mkdir(staging, { recursive: true });
@@ -42343,9 +42703,12 @@ class local_store_LocalStore {
                     throw new errors/* StoreError */.AD(`entry ${meta.key} is listed but unreadable (verify can repair it)`);
                 }
                 // Never index an entry whose content is not all there: a removal may have deleted a
-                // blob since the save found it present.
+                // blob since the save found it present. When the index is the very one the save began
+                // with (no commit or removal since), the sizes the save saw still hold.
+                const unchanged = saved?.sizes !== undefined && this.cached?.sig === saved.sig;
                 const stored = new Map();
-                for (const [name, found] of await this.blobs.referencedBlobs(manifest)) {
+                const refs = unchanged ? saved.sizes : await this.blobs.referencedBlobs(manifest);
+                for (const [name, found] of refs ?? []) {
                     let size = found ?? (await this.blobSize(name));
                     if (size === undefined && rewrite !== undefined && (await rewrite(name))) {
                         size = await this.blobSize(name);
@@ -42371,6 +42734,25 @@ class local_store_LocalStore {
         finally {
             await external_node_fs_namespaceObject.promises.rm(staging, { recursive: true, force: true });
         }
+    }
+    /**
+     * Every blob `manifest` references with the size the save saw (its snapshot's `stored`, the
+     * locator just written), or undefined if the snapshot does not account for one of them.
+     */
+    savedSizes(manifest, snap, locatorBytes) {
+        const out = new Map();
+        for (const f of manifestFiles(manifest)) {
+            const name = snap.locations.get(f.digest)?.group ?? f.digest;
+            if (out.has(name))
+                continue;
+            const size = snap.stored.get(name);
+            if (size === undefined)
+                return undefined;
+            out.set(name, size);
+        }
+        if (locatorBytes > 0)
+            out.set(this.blobs.locatorName(manifest), locatorBytes);
+        return out;
     }
     /** Re-stores a blob from the saved files that hold its content (unchanged since the walk). */
     async rewriteFromRoots(digest, manifest, roots) {
