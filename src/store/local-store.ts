@@ -298,10 +298,12 @@ export class LocalStore {
       if (m !== undefined && m.kind !== 'absent') jobs.push({ root, manifest: m });
     }
     try {
-      // [store-speed] grouped small files are found through the entry's locator; the stat
-      // cache lets the next save of this package skip the files the build leaves alone.
-      await this.blobs.loadLocator(manifest);
-      const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts);
+      // [store-speed] grouped small files are found through the entry's locator (read while
+      // the workers make the staged directories); the stat cache lets the next save of this
+      // package skip the files the build leaves alone.
+      const located = this.blobs.loadLocator(manifest);
+      located.catch(() => {}); // restoreRoots awaits it
+      const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts, located);
       await Promise.all([
         writeStatCache(this.root, this.tmpDir, roots, { ...statCache, key }).catch(() => {}),
         quiet,

@@ -551,11 +551,14 @@ export interface RestoreRootsResult extends RestoreResult {
 /**
  * Restores the roots. The caller must await `quiet` before the build may touch the files: past
  * one clock tick, whatever the build changes gets a later mtime than the stat cache's.
+ * `located` settles once `blobs` knows where the entry's grouped files are (its locator is
+ * read while the directories are made); nothing is written from a blob before.
  */
 export async function restoreRoots(
   blobs: BlobStore,
   jobs: readonly RootToRestore[],
   opts: RestoreOptions = {},
+  located: Promise<unknown> = Promise.resolve(),
 ): Promise<RestoreRootsResult> {
   const live = jobs.filter((j) => j.manifest.kind !== 'absent');
   for (const j of live) await preflight(j);
@@ -566,6 +569,7 @@ export async function restoreRoots(
   try {
     const files: FileJob[] = [];
     for (const j of live) staged.push(await stage(blobs, j, files));
+    await located;
     const written = await materialize(blobs, files, opts);
     // The last file write is done (renames keep mtimes): the clock tick starts now. An mtime
     // is finer than a millisecond, so one written in this very millisecond is later than

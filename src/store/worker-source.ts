@@ -301,11 +301,35 @@ function decodeWhole(frame, size, blob) {
   return out;
 }
 
+// Blob files are read into this buffer (reused, like scratch: fresh memory is slow to touch).
+let frameBuf = Buffer.allocUnsafe(0);
+
+/** The blob's stored bytes, in frameBuf (valid until the next call). */
 function readBlobFile(blob) {
+  let fd;
   try {
-    return fs.readFileSync(blobPath(blob));
+    fd = fs.openSync(blobPath(blob), 'r');
   } catch (err) {
     fail('missing', 'blob ' + blob + ' is missing from the store: ' + err);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (frameBuf.length < size + 1) frameBuf = Buffer.allocUnsafe(Math.max(size + 1, frameBuf.length * 2, 1 << 20));
+    let n = 0;
+    for (;;) {
+      const r = fs.readSync(fd, frameBuf, n, frameBuf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n === frameBuf.length) {
+        // It grew since the fstat: room for the rest.
+        const next = Buffer.allocUnsafe(frameBuf.length * 2);
+        frameBuf.copy(next);
+        frameBuf = next;
+      }
+    }
+    return frameBuf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
