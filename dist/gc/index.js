@@ -38669,11 +38669,35 @@ function decodeWhole(frame, size, blob) {
   return out;
 }
 
+// Blob files are read into this buffer (reused, like scratch: fresh memory is slow to touch).
+let frameBuf = Buffer.allocUnsafe(0);
+
+/** The blob's stored bytes, in frameBuf (valid until the next call). */
 function readBlobFile(blob) {
+  let fd;
   try {
-    return fs.readFileSync(blobPath(blob));
+    fd = fs.openSync(blobPath(blob), 'r');
   } catch (err) {
     fail('missing', 'blob ' + blob + ' is missing from the store: ' + err);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (frameBuf.length < size + 1) frameBuf = Buffer.allocUnsafe(Math.max(size + 1, frameBuf.length * 2, 1 << 20));
+    let n = 0;
+    for (;;) {
+      const r = fs.readSync(fd, frameBuf, n, frameBuf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n === frameBuf.length) {
+        // It grew since the fstat: room for the rest.
+        const next = Buffer.allocUnsafe(frameBuf.length * 2);
+        frameBuf.copy(next);
+        frameBuf = next;
+      }
+    }
+    return frameBuf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -41296,8 +41320,10 @@ async function moveIntoPlace(s, opts) {
 /**
  * Restores the roots. The caller must await `quiet` before the build may touch the files: past
  * one clock tick, whatever the build changes gets a later mtime than the stat cache's.
+ * `located` settles once `blobs` knows where the entry's grouped files are (its locator is
+ * read while the directories are made); nothing is written from a blob before.
  */
-async function restoreRoots(blobs, jobs, opts = {}) {
+async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve()) {
     const live = jobs.filter((j) => j.manifest.kind !== 'absent');
     for (const j of live)
         await preflight(j);
@@ -41309,6 +41335,7 @@ async function restoreRoots(blobs, jobs, opts = {}) {
         const files = [];
         for (const j of live)
             staged.push(await stage(blobs, j, files));
+        await located;
         const written = await materialize(blobs, files, opts);
         // The last file write is done (renames keep mtimes): the clock tick starts now. An mtime
         // is finer than a millisecond, so one written in this very millisecond is later than
@@ -42402,10 +42429,12 @@ class local_store_LocalStore {
                 jobs.push({ root, manifest: m });
         }
         try {
-            // [store-speed] grouped small files are found through the entry's locator; the stat
-            // cache lets the next save of this package skip the files the build leaves alone.
-            await this.blobs.loadLocator(manifest);
-            const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts);
+            // [store-speed] grouped small files are found through the entry's locator (read while
+            // the workers make the staged directories); the stat cache lets the next save of this
+            // package skip the files the build leaves alone.
+            const located = this.blobs.loadLocator(manifest);
+            located.catch(() => { }); // restoreRoots awaits it
+            const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts, located);
             await Promise.all([
                 writeStatCache(this.root, this.tmpDir, roots, { ...statCache, key }).catch(() => { }),
                 quiet,
