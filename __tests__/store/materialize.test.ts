@@ -6,7 +6,7 @@ import { describe, it, expect } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { LocalStore } from '../../src/store/index.js';
+import { LocalStore, type OutputRoot } from '../../src/store/index.js';
 import { snapshotTree, writeTree, type Sandbox, withSandbox } from './helpers.js';
 
 const files = {
@@ -22,17 +22,21 @@ async function seeded(
   await writeTree(out, files);
   await fs.chmod(path.join(out, 'bin/tool'), 0o755);
   const store = await LocalStore.open(sb.store);
+  await saveAs(store, 'k', [{ name: 'out', absPath: out }]);
+  return { store, before: await snapshotTree(out) };
+}
+
+async function saveAs(store: LocalStore, key: string, roots: OutputRoot[]): Promise<void> {
   await store.save({
-    key: 'k',
+    key,
     package: 'pkg',
     version: '1',
-    hash: createHash('sha256').update('k').digest('hex'),
+    hash: createHash('sha256').update(key).digest('hex'),
     platform: 'linux-x64',
     variant: 'release',
-    roots: [{ name: 'out', absPath: out }],
+    roots,
     groupSmallFiles: true,
   });
-  return { store, before: await snapshotTree(out) };
 }
 
 /** Content only: linked files are read-only, so their modes differ by the write bits. */
@@ -99,21 +103,11 @@ describe('materialisation', () => {
       });
       await fs.writeFile(single, 'one file');
       await fs.chmod(single, 0o750);
-      const roots = [
+      const store = await LocalStore.open(sb.store);
+      await saveAs(store, 'k2', [
         { name: 'out', absPath: out },
         { name: 'app.bin', absPath: single },
-      ];
-      const store = await LocalStore.open(sb.store);
-      await store.save({
-        key: 'k2',
-        package: 'pkg',
-        version: '1',
-        hash: createHash('sha256').update('k2').digest('hex'),
-        platform: 'linux-x64',
-        variant: 'release',
-        roots,
-        groupSmallFiles: true,
-      });
+      ]);
       const before = await snapshotTree(out);
       for (const mode of ['copy', 'clone', 'hardlink'] as const) {
         const dir = path.join(sb.base, `awkward-${mode}`);
