@@ -85,8 +85,9 @@ type Written = readonly [number, number];
 
 /** A file for a worker to make: its content, and where and how it goes. */
 interface Placed {
-  /** The directory it goes under (a staged root, or tmp/) and its path there ('' for a file root). */
+  /** The directory it goes under (a staged root, or tmp/)... */
   readonly item: string;
+  /** ...and its path there ('' for a file root). */
   readonly rel: string;
   readonly digest: string;
   readonly size: number;
