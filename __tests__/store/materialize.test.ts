@@ -99,7 +99,8 @@ describe('materialisation', () => {
         'sp ace/ünï cødé.js': 'unicode',
         'a/b/c/deep#1.txt': 'deep',
         'empty.txt': '',
-        'big.bin': Buffer.alloc(200_000, 7),
+        // several write() pieces (worker-source.ts: WRITE_PIECE), not streamed
+        'big.bin': Buffer.from(Array.from({ length: 1_300_000 }, (_, i) => i % 251)),
       });
       await fs.writeFile(single, 'one file');
       await fs.chmod(single, 0o750);
