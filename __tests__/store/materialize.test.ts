@@ -6,7 +6,7 @@ import { describe, it, expect } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { LocalStore } from '../../src/store/index.js';
+import { LocalStore, type OutputRoot } from '../../src/store/index.js';
 import { snapshotTree, writeTree, type Sandbox, withSandbox } from './helpers.js';
 
 const files = {
@@ -22,17 +22,21 @@ async function seeded(
   await writeTree(out, files);
   await fs.chmod(path.join(out, 'bin/tool'), 0o755);
   const store = await LocalStore.open(sb.store);
+  await saveAs(store, 'k', [{ name: 'out', absPath: out }]);
+  return { store, before: await snapshotTree(out) };
+}
+
+async function saveAs(store: LocalStore, key: string, roots: OutputRoot[]): Promise<void> {
   await store.save({
-    key: 'k',
+    key,
     package: 'pkg',
     version: '1',
-    hash: createHash('sha256').update('k').digest('hex'),
+    hash: createHash('sha256').update(key).digest('hex'),
     platform: 'linux-x64',
     variant: 'release',
-    roots: [{ name: 'out', absPath: out }],
+    roots,
     groupSmallFiles: true,
   });
-  return { store, before: await snapshotTree(out) };
 }
 
 /** Content only: linked files are read-only, so their modes differ by the write bits. */
@@ -84,5 +88,73 @@ describe('materialisation', () => {
       });
       expect(await snapshotTree(dest)).toEqual(before);
       expect((await fs.stat(path.join(dest, 'lib/a.o'))).nlink).toBe(1);
+    }));
+
+  it('restores awkward names, a file root and a dir root together, in every mode', () =>
+    withSandbox(async (sb) => {
+      const out = path.join(sb.ws, 'out');
+      const single = path.join(sb.ws, 'app.bin');
+      await writeTree(out, {
+        'line\nbreak.txt': 'newline in the name',
+        'sp ace/ünï cødé.js': 'unicode',
+        'a/b/c/deep#1.txt': 'deep',
+        'empty.txt': '',
+        // several write() pieces (worker-source.ts: WRITE_PIECE), not streamed
+        'big.bin': Buffer.from(Array.from({ length: 1_300_000 }, (_, i) => i % 251)),
+      });
+      await fs.writeFile(single, 'one file');
+      await fs.chmod(single, 0o750);
+      const store = await LocalStore.open(sb.store);
+      await saveAs(store, 'k2', [
+        { name: 'out', absPath: out },
+        { name: 'app.bin', absPath: single },
+      ]);
+      const before = await snapshotTree(out);
+      for (const mode of ['copy', 'clone', 'hardlink'] as const) {
+        const dir = path.join(sb.base, `awkward-${mode}`);
+        const res = await store.restore(
+          'k2',
+          [
+            { name: 'out', absPath: path.join(dir, 'out') },
+            { name: 'app.bin', absPath: path.join(dir, 'app.bin') },
+          ],
+          { mode },
+        );
+        expect(res.files).toBe(6);
+        expect(contents((await snapshotTree(path.join(dir, 'out'))) as never)).toEqual(
+          contents(before as never),
+        );
+        expect(await fs.readFile(path.join(dir, 'app.bin'), 'utf8')).toBe('one file');
+        const want = mode === 'hardlink' ? 0o550 : 0o750;
+        expect((await fs.stat(path.join(dir, 'app.bin'))).mode & 0o777).toBe(want);
+        expect((await fs.readdir(dir)).sort()).toEqual(['app.bin', 'out']);
+      }
+    }));
+
+  it('a damaged locator fails the restore with the workspace untouched, in every mode', () =>
+    withSandbox(async (sb) => {
+      const { store } = await seeded(sb);
+      const locs: string[] = [];
+      for (const e of await fs.readdir(path.join(sb.store, 'blobs'), { recursive: true })) {
+        if (e.endsWith('.loc')) locs.push(path.join(sb.store, 'blobs', e));
+      }
+      expect(locs.length).toBe(1);
+      await fs.chmod(locs[0] as string, 0o644);
+      await fs.writeFile(locs[0] as string, 'not a locator');
+      for (const mode of ['copy', 'clone', 'hardlink'] as const) {
+        const dir = path.join(sb.base, `broken-${mode}`);
+        await writeTree(dir, { 'out/mine.txt': 'mine' });
+        const mine = await snapshotTree(dir);
+        await expect(
+          store.restore('k', [{ name: 'out', absPath: path.join(dir, 'out') }], { mode }),
+        ).rejects.toThrow(/locator/);
+        expect(await snapshotTree(dir)).toEqual(mine);
+        const fresh = path.join(sb.base, `broken-fresh-${mode}`);
+        await fs.mkdir(fresh);
+        await expect(
+          store.restore('k', [{ name: 'out', absPath: path.join(fresh, 'out') }], { mode }),
+        ).rejects.toThrow(/locator/);
+        expect(await fs.readdir(fresh)).toEqual([]);
+      }
     }));
 });

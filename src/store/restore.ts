@@ -80,25 +80,69 @@ interface FileJob {
   readonly item: string;
 }
 
-/** Where `rel` (a manifest path, already validated; '' for a file root) is staged under `item`. */
-function stagedPath(item: string, rel: string): string {
-  if (rel === '') return item;
-  return item + path.sep + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep));
-}
-
 /** What a written file looks like: [inode, mtimeMs] (renames into place keep both). */
 type Written = readonly [number, number];
 
-interface WriteMember {
+/** A file for a worker to make: its content, and where and how it goes. */
+interface Placed {
+  /** The directory it goes under (a staged root, or tmp/)... */
+  readonly item: string;
+  /** ...and its path there ('' for a file root). */
+  readonly rel: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly mode: number;
+  /** The mtime to give it; null leaves the write's. */
+  readonly mtimeMs: number | null;
+}
+
+/**
+ * Files in the form that crosses to a worker cheaply (a few strings and typed arrays, no object
+ * per file): file i goes under `bases[base[i]]` at the i-th of the NUL-separated `rels` (NUL is
+ * never in a manifest path or a tmp name); its digest is the i-th 64 characters of `digests`;
+ * NaN in `mtimes` leaves the mtime. (worker-source.ts reads it back: `fileAt`.)
+ */
+interface FilesWire {
+  readonly bases: string[];
+  readonly base: Uint32Array;
+  readonly rels: string;
+  readonly digests: string;
+  readonly sizes: Float64Array;
+  readonly modes: Uint16Array;
+  readonly mtimes: Float64Array;
+}
+
+function filesWire(files: readonly Placed[]): FilesWire {
+  const bases: string[] = [];
+  const baseIndex = new Map<string, number>();
+  const n = files.length;
+  const base = new Uint32Array(n);
+  const sizes = new Float64Array(n);
+  const modes = new Uint16Array(n);
+  const mtimes = new Float64Array(n);
+  const rels: string[] = [];
+  const digests: string[] = [];
+  files.forEach((f, i) => {
+    let b = baseIndex.get(f.item);
+    if (b === undefined) {
+      b = bases.push(f.item) - 1;
+      baseIndex.set(f.item, b);
+    }
+    base[i] = b;
+    rels.push(f.rel);
+    digests.push(f.digest);
+    sizes[i] = f.size;
+    modes[i] = f.mode;
+    mtimes[i] = f.mtimeMs ?? NaN;
+  });
+  return { bases, base, rels: rels.join('\0'), digests: digests.join(''), sizes, modes, mtimes };
+}
+
+interface WriteMember extends Placed {
   /** Index into the caller's list, for the answer. */
-  id: number;
-  digest: string;
-  offset: number;
-  size: number;
-  dest: string;
-  mode: number;
-  mtimeMs: number | null;
-  renameTo: string | null;
+  readonly id: number;
+  /** Renamed there once written and settled (unpacked copies), or null. */
+  readonly renameTo: string | null;
 }
 
 interface WriteJob {
@@ -106,6 +150,46 @@ interface WriteJob {
   blobSize: number;
   stream: boolean;
   members: WriteMember[];
+  /** Where each member sits in the blob's content. */
+  offsets: number[];
+}
+
+/**
+ * A batch of write jobs for a worker: the members of job j are files `starts[j]` up to
+ * `starts[j + 1]` of the files wire, each at `offsets[i]` in blob j's content (the j-th 64
+ * characters of `blobs`, `blobSizes[j]` bytes, `streams[j]` 1 when it is streamed).
+ */
+interface WriteWire extends FilesWire {
+  readonly blobs: string;
+  readonly blobSizes: Float64Array;
+  readonly streams: Uint8Array;
+  readonly starts: Uint32Array;
+  readonly ids: Uint32Array;
+  readonly offsets: Float64Array;
+  /** NUL-separated: where each file is renamed once written ('' for nowhere). */
+  readonly renames: string;
+}
+
+function writeWire(jobs: readonly WriteJob[]): WriteWire {
+  const members = jobs.flatMap((j) => j.members);
+  const starts = new Uint32Array(jobs.length + 1);
+  const offsets = new Float64Array(members.length);
+  let at = 0;
+  jobs.forEach((j, k) => {
+    starts[k] = at;
+    for (const o of j.offsets) offsets[at++] = o;
+  });
+  starts[jobs.length] = at;
+  return {
+    ...filesWire(members),
+    blobs: jobs.map((j) => j.blob).join(''),
+    blobSizes: Float64Array.from(jobs, (j) => j.blobSize),
+    streams: Uint8Array.from(jobs, (j) => (j.stream ? 1 : 0)),
+    starts,
+    ids: Uint32Array.from(members, (m) => m.id),
+    offsets,
+    renames: members.map((m) => m.renameTo ?? '').join('\0'),
+  };
 }
 
 /** Content per message to a worker. */
@@ -134,15 +218,17 @@ async function writeFromBlobs(
         blobSize: loc?.groupSize ?? m.size,
         stream: loc === undefined && m.size >= STREAM_AT,
         members: [],
+        offsets: [],
       };
       byBlob.set(blob, job);
     }
-    job.members.push({ ...m, offset: loc?.offset ?? 0 });
+    job.members.push(m);
+    job.offsets.push(loc?.offset ?? 0);
   }
   // A streamed blob is decoded once per member; members beyond the first are separate jobs.
   const jobs: WriteJob[] = [];
   for (const j of byBlob.values()) {
-    if (j.stream) for (const m of j.members) jobs.push({ ...j, members: [m] });
+    if (j.stream) for (const m of j.members) jobs.push({ ...j, members: [m], offsets: [0] });
     else jobs.push(j);
   }
   jobs.sort((a, b) => b.blobSize - a.blobSize);
@@ -165,7 +251,8 @@ async function writeFromBlobs(
   try {
     await Promise.all(
       batches.map(async (b) => {
-        const done = await pool.run<number[]>('writeBatch', { dirs, jobs: b.jobs }, b.bytes);
+        const wire = writeWire(b.jobs);
+        const done = await pool.run<number[]>('writeBatch', { dirs, ...wire }, b.bytes);
         for (let i = 0; i + 2 < done.length; i += 3) {
           out.set(done[i] as number, [done[i + 1] as number, done[i + 2] as number]);
         }
@@ -186,65 +273,10 @@ function unpackedPath(blobs: BlobStore, digest: string, mode: number): string {
   return path.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
 }
 
-/**
- * A batch of files to link or clone, in the form that crosses to a worker cheaply (a handful of
- * strings and typed arrays, no object per file): file i goes to its staged root
- * `bases[base[i]]` at the i-th of the NUL-separated `rels` (NUL is never in a manifest path);
- * its digest is the i-th 64 characters of `digests`.
- */
-interface LinkWire {
+/** A batch of files to link or clone from their unpacked copies. */
+interface LinkWire extends FilesWire {
   readonly unpackedDir: string;
   readonly clone: boolean;
-  readonly bases: string[];
-  readonly base: Uint32Array;
-  readonly rels: string;
-  readonly digests: string;
-  readonly modes: Uint16Array;
-  readonly sizes: Float64Array;
-  /** The mtime to give a copy, NaN: none. */
-  readonly mtimes: Float64Array;
-}
-
-function linkWire(
-  blobs: BlobStore,
-  files: readonly FileJob[],
-  which: readonly number[],
-  clone: boolean,
-  mtimes: boolean,
-): LinkWire {
-  const bases: string[] = [];
-  const baseIndex = new Map<string, number>();
-  const n = which.length;
-  const w = {
-    unpackedDir: blobs.unpackedDir,
-    clone,
-    bases,
-    base: new Uint32Array(n),
-    rels: '',
-    digests: '',
-    modes: new Uint16Array(n),
-    sizes: new Float64Array(n),
-    mtimes: new Float64Array(n),
-  };
-  const rels: string[] = [];
-  const digests: string[] = [];
-  which.forEach((fi, i) => {
-    const { e, digest, item } = files[fi] as FileJob;
-    let b = baseIndex.get(item);
-    if (b === undefined) {
-      b = bases.push(item) - 1;
-      baseIndex.set(item, b);
-    }
-    w.base[i] = b;
-    rels.push(e.path);
-    digests.push(digest);
-    w.modes[i] = e.mode;
-    w.sizes[i] = e.size;
-    w.mtimes[i] = mtimes ? e.mtimeMs : NaN;
-  });
-  w.rels = rels.join('\0');
-  w.digests = digests.join('');
-  return w;
 }
 
 /**
@@ -262,7 +294,17 @@ async function linkInWorkers(
   const dirs = blobs.dirs;
   const parts: Promise<Float64Array>[] = [];
   for (let i = 0; i < which.length; i += LINK_BATCH) {
-    const wire = linkWire(blobs, files, which.slice(i, i + LINK_BATCH), clone, mtimes);
+    const wire: LinkWire = {
+      ...filesWire(
+        which.slice(i, i + LINK_BATCH).map((fi) => {
+          const { e, digest, item } = files[fi] as FileJob;
+          const mtimeMs = mtimes ? e.mtimeMs : null;
+          return { item, rel: e.path, digest, size: e.size, mode: e.mode, mtimeMs };
+        }),
+      ),
+      unpackedDir: blobs.unpackedDir,
+      clone,
+    };
     parts.push(pool.run<Float64Array>('linkBatch', { dirs, ...wire }));
   }
   let done: Float64Array[];
@@ -309,9 +351,9 @@ async function materializeLinked(
       need.set(src, {
         id: i,
         digest,
-        offset: 0,
         size: e.size,
-        dest: path.join(tmpDir, `unpack-${process.pid}-${i}-${digest.slice(0, 16)}`),
+        item: tmpDir,
+        rel: `unpack-${process.pid}-${i}-${digest.slice(0, 16)}`,
         mode: umode,
         mtimeMs: UNPACKED_MTIME_MS,
         renameTo: src,
@@ -346,9 +388,9 @@ async function materialize(
     files.map(({ e, digest, item }, id) => ({
       id,
       digest,
-      offset: 0,
       size: e.size,
-      dest: stagedPath(item, e.path),
+      item,
+      rel: e.path,
       mode: e.mode,
       mtimeMs: opts.mtimes ? e.mtimeMs : null,
       renameTo: null,
