@@ -38388,14 +38388,14 @@ var external_node_worker_threads_ = __nccwpck_require__(5919);
  *               targets: each symlink's target } or { dir, missing: true } (snapshot.ts's walk)
  *   mkdirBatch { paths, modes } -> null: the directories made, each then given modes[i] (-1:
  *               left 0700), a missing parent made first (0700)
- *   writeBatch { jobs: [{ blob, blobSize, stream, members: [{ id, digest, offset, size, dest,
- *               mode, mtimeMs, renameTo }] }] }  -> verified files written from each blob;
- *               [id, inode, mtimeMs] of each file written, flat
- *   linkBatch  { unpackedDir, clone, bases, base, rels, digests, modes, sizes, mtimes } (one
- *               string or typed array per field, restore.ts's LinkWire) -> each file linked (or
- *               copied, cloning where the filesystem can) from its unpacked copy, used only
- *               while that copy is intact; Float64Array [inode, mtimeMs] per file, inode -1
- *               where the copy is missing or was changed (and is then removed)
+ *   writeBatch a files wire (restore.ts's FilesWire: the files, a few strings and typed
+ *               arrays) with the jobs (WriteWire: per blob, the range of files it holds, their
+ *               offsets, and where each is renamed once written) -> verified files written
+ *               from each blob; [id, inode, mtimeMs] of each file written, flat
+ *   linkBatch  a files wire with { unpackedDir, clone } (restore.ts's LinkWire) -> each file
+ *               linked (or copied, cloning where the filesystem can) from its unpacked copy,
+ *               used only while that copy is intact; Float64Array [inode, mtimeMs] per file,
+ *               inode -1 where the copy is missing or was changed (and is then removed)
  *
  * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
  * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
@@ -38440,6 +38440,20 @@ const zparams = {
   [zlib.constants.ZSTD_c_hashLog]: workerData.hashLog,
   [zlib.constants.ZSTD_c_chainLog]: workerData.chainLog,
 };
+
+/**
+ * Restored content is written at most this much per write(): on the machines measured, writes
+ * of 2 MiB and more filled the page cache ~10x slower than writes of 1 MiB or less (126 MB in
+ * ~300 ms against ~30 ms; the kernel gives large writes large folios, and fresh memory is slow
+ * to touch there), and small writes cost nothing measurable.
+ */
+const WRITE_PIECE = 512 * 1024;
+
+/** Writes all of buf to fd in pieces of at most WRITE_PIECE. */
+function writeAll(fd, buf) {
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, Math.min(WRITE_PIECE, buf.length - off));
+}
 
 let dirs = { blobDir: '', tmpDir: '' };
 let tmpSeq = 0;
@@ -38731,7 +38745,7 @@ function writeMember(m, content, done) {
   // (A new file's fd writes whatever mode it is made with.)
   const fd = fs.openSync(m.dest, 'wx', m.mode);
   try {
-    fs.writeSync(fd, content);
+    writeAll(fd, content);
     settle(fd, m, done);
   } finally {
     fs.closeSync(fd);
@@ -38772,7 +38786,7 @@ async function writeLarge(blob, m, done) {
             if (total > m.size) fail('size', 'blob ' + blob + ' holds more than ' + m.size + ' bytes');
             const piece = dst.subarray(0, produced);
             hash.update(piece);
-            fs.writeSync(out, piece);
+            writeAll(out, piece);
           }
           s = s.subarray(consumed);
           // Done with this chunk only when it is consumed and nothing more comes out.
@@ -38821,6 +38835,24 @@ async function writeLarge(blob, m, done) {
   place(m);
 }
 
+/** Where rel (a validated manifest path or tmp name, '' for a file root) goes under base. */
+function underRoot(base, rel) {
+  if (rel === '') return base;
+  return base + path.sep + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep));
+}
+
+/** File i of a files wire (restore.ts's FilesWire; names: its rels, split). */
+function fileAt(w, names, i) {
+  const mtime = w.mtimes[i];
+  return {
+    dest: underRoot(w.bases[w.base[i]], names[i]),
+    digest: w.digests.slice(i * 64, i * 64 + 64),
+    size: w.sizes[i],
+    mode: w.modes[i],
+    mtimeMs: Number.isNaN(mtime) ? null : mtime,
+  };
+}
+
 async function write({ blob, blobSize, stream, members }, done) {
   if (stream) {
     await writeLarge(blob, members[0], done);
@@ -38836,9 +38868,22 @@ async function write({ blob, blobSize, stream, members }, done) {
   for (const m of members) writeMember(m, content.subarray(m.offset, m.offset + m.size), done);
 }
 
-async function writeBatch({ jobs }) {
+async function writeBatch(w) {
+  const names = w.rels.split('\0');
+  const renames = w.renames.split('\0');
   const done = [];
-  for (const j of jobs) await write(j, done);
+  for (let j = 0; j + 1 < w.starts.length; j++) {
+    const members = [];
+    for (let i = w.starts[j]; i < w.starts[j + 1]; i++) {
+      const m = fileAt(w, names, i);
+      m.id = w.ids[i];
+      m.offset = w.offsets[i];
+      m.renameTo = renames[i] || null;
+      members.push(m);
+    }
+    const blob = w.blobs.slice(j * 64, j * 64 + 64);
+    await write({ blob, blobSize: w.blobSizes[j], stream: w.streams[j] === 1, members }, done);
+  }
   return done;
 }
 
@@ -38884,30 +38929,18 @@ function copyOne(it) {
   }
 }
 
-/** Where rel (a validated manifest path, '' for a file root) is staged under base. */
-function underRoot(base, rel) {
-  if (rel === '') return base;
-  return base + path.sep + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep));
-}
-
-function linkBatch({ unpackedDir, clone, bases, base, rels, digests, modes, sizes, mtimes }) {
-  const names = rels.split('\0');
+function linkBatch(w) {
+  const names = w.rels.split('\0');
   const out = new Float64Array(names.length * 2);
   for (let i = 0; i < names.length; i++) {
-    const d = digests.slice(i * 64, i * 64 + 64);
+    const it = fileAt(w, names, i);
     // The unpacked copy: the content with the file's mode, read-only.
-    const umode = modes[i] & ~0o222;
-    const it = {
-      src: unpackedDir + path.sep + d.slice(0, 2) + path.sep + d + '.' + umode.toString(8),
-      dest: underRoot(bases[base[i]], names[i]),
-      size: sizes[i],
-      umode,
-      mode: modes[i],
-      mtimeMs: Number.isNaN(mtimes[i]) ? null : mtimes[i],
-    };
-    const w = clone || crossDevice ? copyOne(it) : linkOne(it);
-    out[i * 2] = w === 0 ? -1 : w[0];
-    out[i * 2 + 1] = w === 0 ? 0 : w[1];
+    it.umode = it.mode & ~0o222;
+    const d = it.digest;
+    it.src = w.unpackedDir + path.sep + d.slice(0, 2) + path.sep + d + '.' + it.umode.toString(8);
+    const got = w.clone || crossDevice ? copyOne(it) : linkOne(it);
+    out[i * 2] = got === 0 ? -1 : got[0];
+    out[i * 2 + 1] = got === 0 ? 0 : got[1];
   }
   transfers = [out.buffer];
   return out;
@@ -40939,11 +40972,52 @@ async function preflight(job) {
         throw new errors/* StoreError */.AD(`output ${job.root.name} is a directory in the workspace, the entry holds a file`);
     }
 }
-/** Where `rel` (a manifest path, already validated; '' for a file root) is staged under `item`. */
-function stagedPath(item, rel) {
-    if (rel === '')
-        return item;
-    return item + external_node_path_namespaceObject.sep + (external_node_path_namespaceObject.sep === '/' ? rel : rel.replaceAll('/', external_node_path_namespaceObject.sep));
+function filesWire(files) {
+    const bases = [];
+    const baseIndex = new Map();
+    const n = files.length;
+    const base = new Uint32Array(n);
+    const sizes = new Float64Array(n);
+    const modes = new Uint16Array(n);
+    const mtimes = new Float64Array(n);
+    const rels = [];
+    const digests = [];
+    files.forEach((f, i) => {
+        let b = baseIndex.get(f.item);
+        if (b === undefined) {
+            b = bases.push(f.item) - 1;
+            baseIndex.set(f.item, b);
+        }
+        base[i] = b;
+        rels.push(f.rel);
+        digests.push(f.digest);
+        sizes[i] = f.size;
+        modes[i] = f.mode;
+        mtimes[i] = f.mtimeMs ?? NaN;
+    });
+    return { bases, base, rels: rels.join('\0'), digests: digests.join(''), sizes, modes, mtimes };
+}
+function writeWire(jobs) {
+    const members = jobs.flatMap((j) => j.members);
+    const starts = new Uint32Array(jobs.length + 1);
+    const offsets = new Float64Array(members.length);
+    let at = 0;
+    jobs.forEach((j, k) => {
+        starts[k] = at;
+        for (const o of j.offsets)
+            offsets[at++] = o;
+    });
+    starts[jobs.length] = at;
+    return {
+        ...filesWire(members),
+        blobs: jobs.map((j) => j.blob).join(''),
+        blobSizes: Float64Array.from(jobs, (j) => j.blobSize),
+        streams: Uint8Array.from(jobs, (j) => (j.stream ? 1 : 0)),
+        starts,
+        ids: Uint32Array.from(members, (m) => m.id),
+        offsets,
+        renames: members.map((m) => m.renameTo ?? '').join('\0'),
+    };
 }
 /** Content per message to a worker. */
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -40967,17 +41041,19 @@ async function writeFromBlobs(blobs, files) {
                 blobSize: loc?.groupSize ?? m.size,
                 stream: loc === undefined && m.size >= STREAM_AT,
                 members: [],
+                offsets: [],
             };
             byBlob.set(blob, job);
         }
-        job.members.push({ ...m, offset: loc?.offset ?? 0 });
+        job.members.push(m);
+        job.offsets.push(loc?.offset ?? 0);
     }
     // A streamed blob is decoded once per member; members beyond the first are separate jobs.
     const jobs = [];
     for (const j of byBlob.values()) {
         if (j.stream)
             for (const m of j.members)
-                jobs.push({ ...j, members: [m] });
+                jobs.push({ ...j, members: [m], offsets: [0] });
         else
             jobs.push(j);
     }
@@ -41001,7 +41077,8 @@ async function writeFromBlobs(blobs, files) {
     const out = new Map();
     try {
         await Promise.all(batches.map(async (b) => {
-            const done = await pool.run('writeBatch', { dirs, jobs: b.jobs }, b.bytes);
+            const wire = writeWire(b.jobs);
+            const done = await pool.run('writeBatch', { dirs, ...wire }, b.bytes);
             for (let i = 0; i + 2 < done.length; i += 3) {
                 out.set(done[i], [done[i + 1], done[i + 2]]);
             }
@@ -41021,41 +41098,6 @@ async function writeFromBlobs(blobs, files) {
 function unpackedPath(blobs, digest, mode) {
     return external_node_path_namespaceObject.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
 }
-function linkWire(blobs, files, which, clone, mtimes) {
-    const bases = [];
-    const baseIndex = new Map();
-    const n = which.length;
-    const w = {
-        unpackedDir: blobs.unpackedDir,
-        clone,
-        bases,
-        base: new Uint32Array(n),
-        rels: '',
-        digests: '',
-        modes: new Uint16Array(n),
-        sizes: new Float64Array(n),
-        mtimes: new Float64Array(n),
-    };
-    const rels = [];
-    const digests = [];
-    which.forEach((fi, i) => {
-        const { e, digest, item } = files[fi];
-        let b = baseIndex.get(item);
-        if (b === undefined) {
-            b = bases.push(item) - 1;
-            baseIndex.set(item, b);
-        }
-        w.base[i] = b;
-        rels.push(e.path);
-        digests.push(digest);
-        w.modes[i] = e.mode;
-        w.sizes[i] = e.size;
-        w.mtimes[i] = mtimes ? e.mtimeMs : NaN;
-    });
-    w.rels = rels.join('\0');
-    w.digests = digests.join('');
-    return w;
-}
 /**
  * Links or clones the files `which` (indexes into `files`) in the workers; per file
  * [inode, mtimeMs], or 0 where its unpacked copy was missing or unusable.
@@ -41065,7 +41107,15 @@ async function linkInWorkers(blobs, files, which, clone, mtimes) {
     const dirs = blobs.dirs;
     const parts = [];
     for (let i = 0; i < which.length; i += LINK_BATCH) {
-        const wire = linkWire(blobs, files, which.slice(i, i + LINK_BATCH), clone, mtimes);
+        const wire = {
+            ...filesWire(which.slice(i, i + LINK_BATCH).map((fi) => {
+                const { e, digest, item } = files[fi];
+                const mtimeMs = mtimes ? e.mtimeMs : null;
+                return { item, rel: e.path, digest, size: e.size, mode: e.mode, mtimeMs };
+            })),
+            unpackedDir: blobs.unpackedDir,
+            clone,
+        };
         parts.push(pool.run('linkBatch', { dirs, ...wire }));
     }
     let done;
@@ -41110,9 +41160,9 @@ async function materializeLinked(blobs, files, mode, opts) {
             need.set(src, {
                 id: i,
                 digest,
-                offset: 0,
                 size: e.size,
-                dest: external_node_path_namespaceObject.join(tmpDir, `unpack-${process.pid}-${i}-${digest.slice(0, 16)}`),
+                item: tmpDir,
+                rel: `unpack-${process.pid}-${i}-${digest.slice(0, 16)}`,
                 mode: umode,
                 mtimeMs: UNPACKED_MTIME_MS,
                 renameTo: src,
@@ -41142,9 +41192,9 @@ async function materialize(blobs, files, opts) {
     const written = await writeFromBlobs(blobs, files.map(({ e, digest, item }, id) => ({
         id,
         digest,
-        offset: 0,
         size: e.size,
-        dest: stagedPath(item, e.path),
+        item,
+        rel: e.path,
         mode: e.mode,
         mtimeMs: opts.mtimes ? e.mtimeMs : null,
         renameTo: null,
