@@ -39387,6 +39387,13 @@ function parseLocator(raw, what) {
     }
     return out;
 }
+/** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
+function contentBlobs(m, locs) {
+    const out = new Set();
+    for (const f of manifestFiles(m))
+        out.add(locs.get(f.digest)?.group ?? f.digest);
+    return out;
+}
 /** The name of a manifest's locator: the digest of its files' digests and sizes, in order. */
 function locatorId(m) {
     // (A save asks for it when writing the locator and again when committing: remembered per
@@ -39502,12 +39509,8 @@ class BlobStore {
     async referencedBlobs(m) {
         const locs = await this.loadLocator(m);
         const out = new Map();
-        for (const f of manifestFiles(m)) {
-            const loc = locs.get(f.digest);
-            const name = loc === undefined ? f.digest : loc.group;
-            if (!out.has(name))
-                out.set(name, await this.ownSize(name));
-        }
+        for (const name of contentBlobs(m, locs))
+            out.set(name, await this.ownSize(name));
         if (locs.size > 0) {
             const id = locatorId(m);
             const st = await external_node_fs_namespaceObject.promises.stat(this.locatorPath(id)).catch(() => undefined);
@@ -41700,10 +41703,9 @@ async function walkDir(rootAbs, rootName, onFile, list) {
     const queue = [root];
     /** Directories found and not listed yet, by absolute path. */
     const unlisted = new Map([[rootAbs, root]]);
+    /** Every listing job; a job's end sends the directories it found, so the list grows. */
     const jobs = [];
     let failure;
-    let inFlight = 0;
-    let wake;
     const take = (node, l, listed) => {
         unlisted.delete(node.abs);
         const entries = [];
@@ -41757,7 +41759,6 @@ async function walkDir(rootAbs, rootName, onFile, list) {
         while (queue.length > 0 && failure === undefined) {
             const n = Math.min(LIST_BATCH, Math.max(1, Math.ceil(queue.length / 2)));
             const batch = queue.splice(0, n);
-            inFlight++;
             const job = list(batch.map((d) => d.abs), LIST_BUDGET).then((ls) => {
                 // A listing follows its parent's: each directory is known by the time it comes.
                 const listed = new Set(ls.map((l) => l.dir));
@@ -41770,20 +41771,13 @@ async function walkDir(rootAbs, rootName, onFile, list) {
             }, (err) => {
                 failure ??= err;
             });
-            jobs.push(job.finally(() => {
-                inFlight--;
-                pump();
-                wake?.();
-            }));
+            jobs.push(job.finally(pump));
         }
     };
     pump();
-    while (inFlight > 0) {
-        await new Promise((resolve) => {
-            wake = resolve;
-        });
-    }
-    await Promise.all(jobs);
+    // (A job pushes the jobs it starts before it settles, so this reaches every one.)
+    for (let i = 0; i < jobs.length; i++)
+        await jobs[i];
     if (failure !== undefined)
         throw failure;
     // Parents before children, each directory's entries in byte order.
@@ -42820,10 +42814,7 @@ class local_store_LocalStore {
      */
     savedSizes(manifest, snap, locatorBytes) {
         const out = new Map();
-        for (const f of manifestFiles(manifest)) {
-            const name = snap.locations.get(f.digest)?.group ?? f.digest;
-            if (out.has(name))
-                continue;
+        for (const name of contentBlobs(manifest, snap.locations)) {
             const size = snap.stored.get(name);
             if (size === undefined)
                 return undefined;

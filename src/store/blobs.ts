@@ -116,6 +116,13 @@ export function parseLocator(raw: unknown, what: string): Map<string, Location> 
   return out;
 }
 
+/** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
+export function contentBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Set<string> {
+  const out = new Set<string>();
+  for (const f of manifestFiles(m)) out.add(locs.get(f.digest)?.group ?? f.digest);
+  return out;
+}
+
 /** The name of a manifest's locator: the digest of its files' digests and sizes, in order. */
 export function locatorId(m: Manifest): string {
   // (A save asks for it when writing the locator and again when committing: remembered per
@@ -240,11 +247,7 @@ export class BlobStore {
   async referencedBlobs(m: Manifest): Promise<Map<string, number | undefined>> {
     const locs = await this.loadLocator(m);
     const out = new Map<string, number | undefined>();
-    for (const f of manifestFiles(m)) {
-      const loc = locs.get(f.digest);
-      const name = loc === undefined ? f.digest : loc.group;
-      if (!out.has(name)) out.set(name, await this.ownSize(name));
-    }
+    for (const name of contentBlobs(m, locs)) out.set(name, await this.ownSize(name));
     if (locs.size > 0) {
       const id = locatorId(m);
       const st = await fs.stat(this.locatorPath(id)).catch(() => undefined);

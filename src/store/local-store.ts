@@ -34,7 +34,7 @@ import { StoreError } from '../errors.js';
 import { compareBytes, sha256 } from '../util/bytes.js';
 import { exists, tempName, writeFileAtomic } from '../util/fsx.js';
 import { appendTouch, JOURNAL_NAME, JOURNAL_ROTATE_BYTES, JournalTail } from './access-journal.js';
-import { BlobStore } from './blobs.js';
+import { BlobStore, contentBlobs } from './blobs.js';
 import { loadCodec, type Codec } from './codec.js';
 import {
   compareHex,
@@ -640,9 +640,7 @@ export class LocalStore {
     locatorBytes: number,
   ): Map<string, number> | undefined {
     const out = new Map<string, number>();
-    for (const f of manifestFiles(manifest)) {
-      const name = snap.locations.get(f.digest)?.group ?? f.digest;
-      if (out.has(name)) continue;
+    for (const name of contentBlobs(manifest, snap.locations)) {
       const size = snap.stored.get(name);
       if (size === undefined) return undefined;
       out.set(name, size);

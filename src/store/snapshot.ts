@@ -159,10 +159,9 @@ async function walkDir(
   const queue: DirNode[] = [root];
   /** Directories found and not listed yet, by absolute path. */
   const unlisted = new Map<string, DirNode>([[rootAbs, root]]);
+  /** Every listing job; a job's end sends the directories it found, so the list grows. */
   const jobs: Promise<void>[] = [];
   let failure: unknown;
-  let inFlight = 0;
-  let wake: (() => void) | undefined;
 
   const take = (node: DirNode, l: DirListing, listed: ReadonlySet<string>): void => {
     unlisted.delete(node.abs);
@@ -211,7 +210,6 @@ async function walkDir(
     while (queue.length > 0 && failure === undefined) {
       const n = Math.min(LIST_BATCH, Math.max(1, Math.ceil(queue.length / 2)));
       const batch = queue.splice(0, n);
-      inFlight++;
       const job = list(
         batch.map((d) => d.abs),
         LIST_BUDGET,
@@ -229,22 +227,12 @@ async function walkDir(
           failure ??= err;
         },
       );
-      jobs.push(
-        job.finally(() => {
-          inFlight--;
-          pump();
-          wake?.();
-        }),
-      );
+      jobs.push(job.finally(pump));
     }
   };
   pump();
-  while (inFlight > 0) {
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-    });
-  }
-  await Promise.all(jobs);
+  // (A job pushes the jobs it starts before it settles, so this reaches every one.)
+  for (let i = 0; i < jobs.length; i++) await jobs[i];
   if (failure !== undefined) throw failure;
 
   // Parents before children, each directory's entries in byte order.
