@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
 import { requestFor } from '../../test-support/store/fixtures.js';
 import type { SaveStats } from '../../src/store/snapshot.js';
-import { snapshotTree, withSandbox, writeTree } from './helpers.js';
+import { snapshotTree, withSandbox, writeTree, type Sandbox } from './helpers.js';
 
 const request = requestFor;
 
@@ -22,15 +22,23 @@ function tree(seed: string): Record<string, string> {
   return files;
 }
 
+/** Entry v1 saved from `out` and restored into `ws`. */
+async function savedAndRestored(
+  sb: Sandbox,
+): Promise<{ out: string; store: LocalStore; ws: string }> {
+  const out = path.join(sb.ws, 'out');
+  await writeTree(out, tree('v1'));
+  const store = await LocalStore.open(sb.store);
+  await store.save(request('v1', out));
+  const ws = path.join(sb.base, 'ws2', 'out');
+  await store.restore('v1', [{ name: 'out', absPath: ws }]);
+  return { out, store, ws };
+}
+
 describe('fast paths', () => {
   it('the 1%-changed save needs only the stat cache, not the previous manifest', () =>
     withSandbox(async (sb) => {
-      const out = path.join(sb.ws, 'out');
-      await writeTree(out, tree('v1'));
-      const store = await LocalStore.open(sb.store);
-      await store.save(request('v1', out));
-      const ws = path.join(sb.base, 'ws2', 'out');
-      await store.restore('v1', [{ name: 'out', absPath: ws }]);
+      const { out, store, ws } = await savedAndRestored(sb);
       await new Promise((r) => setTimeout(r, 60));
       await fs.appendFile(path.join(ws, 'lib/m2/f7.js'), 'changed\n');
       const expected = await snapshotTree(ws);
@@ -46,6 +54,64 @@ describe('fast paths', () => {
       await (await LocalStore.open(sb.store)).restore('v2', [{ name: 'out', absPath: check }]);
       expect(await snapshotTree(check)).toEqual(expected);
       expect((await store.verify({ deep: true })).corruptBlobs).toEqual([]);
+    }));
+
+  it('files added, removed and renamed in a directory: only the new names are read', () =>
+    withSandbox(async (sb) => {
+      const { store, ws } = await savedAndRestored(sb);
+      // lib/m1 holds f1, f6, f11, ...: one name before all of them, one removed, one renamed.
+      await fs.writeFile(path.join(ws, 'lib/m1/a-first.js'), 'new\n');
+      await fs.rm(path.join(ws, 'lib/m1/f6.js'));
+      await fs.rename(path.join(ws, 'lib/m1/f11.js'), path.join(ws, 'lib/m1/z-last.js'));
+      const expected = await snapshotTree(ws);
+      let stats: SaveStats | undefined;
+      await store.save(request('v2', ws, { basis: 'v1', onStats: (s: SaveStats) => (stats = s) }));
+      // 51 files: 1 added, 1 removed; the renamed one is read again under its new name.
+      expect(stats).toMatchObject({ files: 51, reused: 49, read: 2 });
+      const check = path.join(sb.base, 'check', 'out');
+      await store.restore('v2', [{ name: 'out', absPath: check }]);
+      expect(await snapshotTree(check)).toEqual(expected);
+    }));
+
+  it('a damaged stat cache only makes the save read everything', () =>
+    withSandbox(async (sb) => {
+      const out = path.join(sb.ws, 'out');
+      await writeTree(out, tree('v1'));
+      await new Promise((r) => setTimeout(r, 60)); // past the stat cache's racy window
+      const store = await LocalStore.open(sb.store);
+      await store.save(request('v1', out));
+      const dir = path.join(sb.store, 'statcache');
+      const [file] = await fs.readdir(dir);
+      type Out = { abs: string; dirs: Record<string, { d: string[]; s: number[] } | null> };
+      type Cache = { roots: { out: Out | number } };
+      const good = JSON.parse(await fs.readFile(path.join(dir, file as string), 'utf8')) as Cache;
+      const m2 = (c: Cache): { d: string[]; s: number[] } =>
+        (c.roots.out as Out).dirs['lib/m2'] as { d: string[]; s: number[] };
+      const damage: [string, (c: Cache) => void][] = [
+        ['a digest that is not hex', (c) => (m2(c).d[0] = 'z'.repeat(64))],
+        ['a record short of numbers', (c) => m2(c).s.pop()],
+        ['a directory that is not an object', (c) => ((c.roots.out as Out).dirs['lib/m2'] = null)],
+        [
+          'a root without directories',
+          (c) => (c.roots.out = { abs: (c.roots.out as Out).abs } as Out),
+        ],
+        ['a root that is a number', (c) => (c.roots.out = 7)],
+      ];
+      for (const [i, [what, spoil]] of damage.entries()) {
+        const c = structuredClone(good);
+        spoil(c);
+        await fs.writeFile(path.join(dir, file as string), JSON.stringify(c));
+        let stats: SaveStats | undefined;
+        await store.save(
+          request(`v2-${i}`, out, { basis: 'v1', onStats: (s: SaveStats) => (stats = s) }),
+        );
+        // The spoiled directory (lib/m2: 10 files) or the whole root is read again.
+        const read = what.startsWith('a root') ? 51 : 10;
+        expect([what, stats?.read, stats?.reused]).toEqual([what, read, 51 - read]);
+      }
+      const check = path.join(sb.base, 'check', 'out');
+      await store.restore('v2-0', [{ name: 'out', absPath: check }]);
+      expect(await snapshotTree(check)).toEqual(await snapshotTree(out));
     }));
 
   it('a file changed right after a restore is read again (hard links and copies)', () =>

@@ -208,11 +208,6 @@ export class BlobStore {
     return this.locations.get(digest);
   }
 
-  /** Records locations (a save that grouped files registers them before its commit). */
-  remember(digest: string, loc: Location): void {
-    this.locations.set(digest, loc);
-  }
-
   /** Reads the locator of `m`, if it has one; returns the locations of its grouped files. */
   async loadLocator(m: Manifest): Promise<Map<string, Location>> {
     return this.readLocatorFile(this.locatorPath(locatorId(m)));
@@ -268,7 +263,7 @@ export class BlobStore {
       return new Map();
     }
     const memo = this.locatorMemo;
-    if (memo?.file === file && sameFile(memo.st, st)) return this.learn(memo.locs);
+    if (memo?.file === file && sameFile(memo.st, st)) return new Map(this.learn(memo.locs));
     let body: Buffer;
     try {
       body = await fs.readFile(file);
@@ -287,7 +282,7 @@ export class BlobStore {
       throw new StoreError(`unreadable locator ${path.basename(file)}: ${err}`);
     }
     this.locatorMemo = { file, st, locs };
-    return this.learn(locs);
+    return new Map(this.learn(locs));
   }
 
   private locatorMemo: { file: string; st: Stats; locs: Map<string, Location> } | undefined;
@@ -301,10 +296,10 @@ export class BlobStore {
     this.learn(locs);
   }
 
-  /** Remembers the locations (for `locate`) and returns a copy the caller may keep. */
+  /** Remembers the locations (for `locate`); returns them. */
   private learn(locs: Map<string, Location>): Map<string, Location> {
     for (const [d, loc] of locs) this.locations.set(d, loc);
-    return new Map(locs);
+    return locs;
   }
 
   /** Reads every locator in the store once (export of an entry this process has not loaded). */

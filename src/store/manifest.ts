@@ -252,18 +252,29 @@ export function parseManifest(raw: unknown): Manifest {
   return { schema: 1, roots };
 }
 
-/** Every file of the manifest (file roots included), with its digest. */
-export function* manifestFiles(
-  m: Manifest,
-): Generator<ManifestEntry & { digest: string; root: string }> {
-  for (const r of m.roots) {
-    const files = r.kind === 'file' && r.file ? [r.file] : r.entries;
-    for (const e of files) {
-      if (e.type === 'file' && e.digest !== undefined)
-        yield { ...e, digest: e.digest, root: r.name };
+/** A file entry of a manifest, with its digest. */
+export type ManifestFile = ManifestEntry & { readonly digest: string };
+
+/**
+ * Every file of the manifest (file roots included), in manifest order. Manifests are never
+ * changed once built, so the list is worked out once per manifest object.
+ */
+export function manifestFiles(m: Manifest): readonly ManifestFile[] {
+  let files = filesOf.get(m);
+  if (files === undefined) {
+    files = [];
+    for (const r of m.roots) {
+      const entries = r.kind === 'file' && r.file ? [r.file] : r.entries;
+      for (const e of entries) {
+        if (e.type === 'file' && e.digest !== undefined) files.push(e as ManifestFile);
+      }
     }
+    filesOf.set(m, files);
   }
+  return files;
 }
+
+const filesOf = new WeakMap<Manifest, ManifestFile[]>();
 
 /** digest -> uncompressed size, for every blob the manifest needs. */
 export function blobSizes(m: Manifest): Map<string, number> {

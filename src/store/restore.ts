@@ -13,8 +13,8 @@ import { STREAM_AT, UNPACKED_MTIME_MS, WorkerOpError } from './pool.js';
 import {
   CLOCK_LAG_MS,
   StatCacheBuilder,
+  type RootRecords,
   type StatCacheFile,
-  type StatRecord,
 } from './statcache.js';
 import type { OutputRoot, RestoreOptions, RestoreResult } from './types.js';
 
@@ -621,12 +621,12 @@ export async function restoreRoots(
     for (const s of staged) linkSymlinks(s);
     for (const s of staged) await moveIntoPlace(s, opts);
     // Record the files as they now are: rename keeps inode and mtime.
-    const records = new Map<string, Record<string, StatRecord>>();
+    const records = new Map<string, RootRecords>();
     for (const s of staged) records.set(s.item, cache.root(s.job.root.name, s.job.root.absPath));
     files.forEach(({ e, digest, item }, i) => {
       const [ino, mtimeMs] = written[i] as Written;
-      const rec = records.get(item) as Record<string, StatRecord>;
-      rec[e.path] = cache.record(e.size, mtimeMs, ino, digest, blobs.located(digest));
+      const rec = records.get(item) as RootRecords;
+      rec.add(e.path, e.size, mtimeMs, ino, digest, blobs.located(digest));
     });
   } finally {
     for (const s of staged) await fs.rm(s.container, { recursive: true, force: true });

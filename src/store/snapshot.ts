@@ -26,9 +26,9 @@ import { STREAM_AT, type PoolDirs, type WorkerPool } from './pool.js';
 import {
   CLOCK_LAG_MS,
   StatCacheBuilder,
+  type DirLookup,
   type StatCacheFile,
   type StatLookup,
-  type StatRecord,
 } from './statcache.js';
 import { preclaimed } from './test-hooks.js';
 import type { OutputRoot } from './types.js';
@@ -103,6 +103,9 @@ interface PendingFile {
   readonly mtimeMs: number;
   readonly size: number;
   readonly ino: number;
+  /** Set once stored (or found unchanged): its digest and the size that digest is of. */
+  digest?: string;
+  contentSize?: number;
 }
 
 function perm(st: Stats): number {
@@ -130,6 +133,8 @@ export type ListDirs = (dirs: string[], budget: number) => Promise<DirListing[]>
 const KIND = { gone: 0, file: 1, dir: 2, symlink: 3, other: 4 } as const;
 /** Entries per listing job: a worker lists its directories and goes on below them until this. */
 const LIST_BUDGET = 1024;
+/** Entries of the first listing jobs, which find the directories both workers then list. */
+const FIRST_BUDGET = 64;
 /** Directories per listing job, at most (fewer while few are known, so both workers list). */
 const LIST_BATCH = 64;
 
@@ -152,8 +157,9 @@ interface DirNode {
 async function walkDir(
   rootAbs: string,
   rootName: string,
-  onFile: (f: PendingFile) => void,
+  onFile: OnFile,
   list: ListDirs,
+  cachedDir: (rel: string) => DirLookup | undefined,
 ): Promise<(ManifestEntry | PendingFile)[]> {
   const root: DirNode = { abs: rootAbs, rel: '', subdirs: new Map() };
   const queue: DirNode[] = [root];
@@ -168,6 +174,7 @@ async function walkDir(
     const entries: (ManifestEntry | PendingFile)[] = [];
     node.entries = entries;
     if (l.missing === true) return; // gone since its parent was listed
+    const cached = cachedDir(node.rel);
     for (let k = 0; k < l.names.length; k++) {
       const name = l.names[k] as string;
       const o = k * 5;
@@ -193,7 +200,7 @@ async function walkDir(
         const ino = l.stats[o + 4] as number;
         const file: PendingFile = { absPath: abs, path: p, mode, mtimeMs, size, ino };
         entries.push(file);
-        onFile(file);
+        onFile(file, cached?.digestOf(name, size, mtimeMs, ino));
       } else if (kind === KIND.symlink) {
         const target = l.targets[k];
         if (typeof target !== 'string') continue; // replaced meanwhile
@@ -210,9 +217,11 @@ async function walkDir(
     while (queue.length > 0 && failure === undefined) {
       const n = Math.min(LIST_BATCH, Math.max(1, Math.ceil(queue.length / 2)));
       const batch = queue.splice(0, n);
+      // (The first jobs come back quickly with directories to share out: the second worker
+      // starts listing sooner.)
       const job = list(
         batch.map((d) => d.abs),
-        LIST_BUDGET,
+        jobs.length < 2 ? FIRST_BUDGET : LIST_BUDGET,
       ).then(
         (ls) => {
           // A listing follows its parent's: each directory is known by the time it comes.
@@ -308,10 +317,14 @@ interface WalkedRoot {
   readonly entries: (ManifestEntry | PendingFile)[];
 }
 
+/** A file found by the walk, with its digest when the stat cache vouches for it. */
+type OnFile = (f: PendingFile, cached: string | undefined) => void;
+
 async function walkRoot(
   root: OutputRoot,
-  onFile: (f: PendingFile) => void,
+  onFile: OnFile,
   list: ListDirs,
+  stat: StatLookup | undefined,
 ): Promise<WalkedRoot> {
   let st: Stats;
   try {
@@ -329,7 +342,7 @@ async function walkRoot(
       size: st.size,
       ino: st.ino,
     };
-    onFile(file);
+    onFile(file, stat?.digestOf(root, '', file.size, file.mtimeMs, file.ino));
     return { root, kind: 'file', mode: file.mode, mtimeMs: file.mtimeMs, entries: [file] };
   }
   if (!st.isDirectory()) {
@@ -338,7 +351,11 @@ async function walkRoot(
     );
     return { root, kind: 'absent', entries: [] };
   }
-  const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile, list));
+  const cachedDir = (rel: string): DirLookup | undefined => stat?.dir(root, rel);
+  const entries = dropUnsafeLinks(
+    root.name,
+    await walkDir(root.absPath, root.name, onFile, list, cachedDir),
+  );
   return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, entries };
 }
 
@@ -349,7 +366,6 @@ async function walkRoot(
 class Planner {
   readonly stored = new Map<string, number>();
   readonly locations = new Map<string, Location>();
-  readonly digests = new Map<PendingFile, { digest: string; size: number }>();
   newBlobs = 0;
   newBytes = 0;
   reused = 0;
@@ -359,7 +375,8 @@ class Planner {
   rawBlobs = 0;
   private readonly counted = new Set<string>();
   private readonly groupSeen = new Map<string, number | undefined>();
-  private readonly known: string[] = [];
+  /** Grouped content already in the store, one digest per line (one string: cheap to post). */
+  private readonly known: string;
   /**
    * Content claims of this save, shared by the workers (one 64-bit slot each): a file whose
    * content another file of the save claimed is neither compressed nor written again.
@@ -383,9 +400,11 @@ class Planner {
     this.pool = blobs.pool();
     this.dirs = blobs.dirs;
     // Grouped content already in the store: workers leave it out of new groups.
+    const known: string[] = [];
     for (const [d, loc] of basis?.locations ?? []) {
-      if (this.groupSize(loc.group) !== undefined) this.known.push(d);
+      if (this.groupSize(loc.group) !== undefined) known.push(d);
     }
+    this.known = known.join('\n');
   }
 
   /** Stored size of a group blob (undefined when it is gone), one stat per group. */
@@ -394,9 +413,9 @@ class Planner {
     return this.groupSeen.get(group);
   }
 
-  add(root: OutputRoot, e: PendingFile): void {
-    const d = this.basis?.stat.digestOf(root, e.path, e.size, e.mtimeMs, e.ino);
-    if (d !== undefined && this.reuse(e, d)) return;
+  /** `cached`: its digest when the stat cache vouches for it. */
+  add(e: PendingFile, cached: string | undefined): void {
+    if (cached !== undefined && this.reuse(e, cached)) return;
     if (this.groupSmall && e.size < SMALL_FILE) {
       this.small.push(e);
       this.smallBytes += e.size;
@@ -427,13 +446,8 @@ class Planner {
 
   /** Points a duplicate at the blob its claimer stored; false when there is none. */
   private pairDup(f: PendingFile): boolean {
-    const d = this.digests.get(f)?.digest as string;
-    const loc = this.locations.get(d);
-    if (loc !== undefined) {
-      this.blobs.remember(d, loc);
-      return true;
-    }
-    return this.stored.has(d);
+    const d = f.digest as string;
+    return this.locations.has(d) || this.stored.has(d);
   }
 
   /** Waits for the jobs already sent, whatever their outcome (after a failed walk). */
@@ -454,14 +468,14 @@ class Planner {
       const size = this.groupSize(loc.group);
       if (size === undefined) return false;
       this.locations.set(d, loc);
-      this.blobs.remember(d, loc);
       this.stored.set(loc.group, size);
     } else {
       const size = ownSizeSync(this.blobs, d);
       if (size === undefined) return false;
       this.stored.set(d, size);
     }
-    this.digests.set(e, { digest: d, size: e.size });
+    e.digest = d;
+    e.contentSize = e.size;
     this.reused++;
     return true;
   }
@@ -512,7 +526,8 @@ class Planner {
       const f = members[k] as PendingFile;
       this.read++;
       this.bytesRead += m.size;
-      this.digests.set(f, { digest: m.digest, size: m.size });
+      f.digest = m.digest;
+      f.contentSize = m.size;
       if (m.dup === true) {
         this.dups.push(f);
         return;
@@ -523,7 +538,6 @@ class Planner {
           : this.basis?.locations.get(m.digest);
       if (loc === undefined) throw new StoreError(`no location for ${f.absPath}`);
       if (!this.locations.has(m.digest)) this.locations.set(m.digest, loc);
-      this.blobs.remember(m.digest, loc);
       if (m.offset < 0) this.stored.set(loc.group, this.groupSeen.get(loc.group) ?? 0);
     });
   }
@@ -534,7 +548,8 @@ class Planner {
       const r = await putChunked(this.pool, this.dirs, f.absPath, f.size);
       this.read++;
       this.bytesRead += r.size;
-      this.digests.set(f, { digest: r.digest, size: r.size });
+      f.digest = r.digest;
+      f.contentSize = r.size;
       this.note(r.digest, r.stored, r.written);
       if (r.written && r.raw) this.rawBlobs++;
     };
@@ -563,7 +578,8 @@ class Planner {
       );
       rs.forEach((r, k) => {
         const f = batch[k] as PendingFile;
-        this.digests.set(f, { digest: r.digest, size: r.size });
+        f.digest = r.digest;
+        f.contentSize = r.size;
         if (claim) {
           // (The unclaimed run stores duplicates already counted.)
           this.read++;
@@ -598,34 +614,30 @@ export async function snapshotRoots(
   const walked: WalkedRoot[] = [];
   try {
     for (const root of roots) {
-      walked.push(await walkRoot(root, (f) => plan.add(root, f), plan.list));
+      walked.push(await walkRoot(root, (f, d) => plan.add(f, d), plan.list, basis?.stat));
     }
   } catch (err) {
     await plan.settle(); // never leave jobs running behind a failed walk
     throw err;
   }
   await plan.finish();
-  const { digests, locations } = plan;
+  const { locations } = plan;
 
   const cache = new StatCacheBuilder();
   let files = 0;
   const manifestRoots: ManifestRoot[] = walked.map((w) => {
     if (w.kind === 'absent') return { name: w.root.name, kind: 'absent', entries: [] };
-    const records: Record<string, StatRecord> = cache.root(w.root.name, w.root.absPath);
+    const records = cache.root(w.root.name, w.root.absPath);
     const done = w.entries.map((e): ManifestEntry => {
       if (!isPending(e)) return e;
-      const d = digests.get(e);
-      if (d === undefined) throw new StoreError(`file ${e.absPath} was not stored`);
+      const digest = e.digest;
+      const size = e.contentSize;
+      if (digest === undefined || size === undefined) {
+        throw new StoreError(`file ${e.absPath} was not stored`);
+      }
       files++;
-      records[e.path] = cache.record(d.size, e.mtimeMs, e.ino, d.digest, locations.get(d.digest));
-      return {
-        path: e.path,
-        type: 'file',
-        mode: e.mode,
-        size: d.size,
-        mtimeMs: e.mtimeMs,
-        digest: d.digest,
-      };
+      records.add(e.path, size, e.mtimeMs, e.ino, digest, locations.get(digest));
+      return { path: e.path, type: 'file', mode: e.mode, size, mtimeMs: e.mtimeMs, digest };
     });
     if (w.kind === 'file') {
       const file = { ...(done[0] as ManifestEntry), path: '' };

@@ -6,10 +6,10 @@
  * `node:zlib` when there is none or it will not load.
  *
  * Operations (message `{ id, op, args }`, reply `{ id, ok, result | error, kind }`):
- *   putFiles  { files: [{ abs, size }], known: digests to skip }  -> one blob per file (files
+ *   putFiles  { files: [{ abs, size }], known: digests to skip, one per line }  -> one blob per file (files
  *               below STREAM_AT; larger ones are read on the main thread and their chunks
  *               come here through compressChunk)
- *   putGroup  { files: [{ abs, size }] }   -> one group blob: the members' contents back to back
+ *   putGroup  { files: [{ abs, size }], known }   -> one group blob: the members' contents back to back
  *   compressChunk { data, out, length, name } -> one zstd frame of data[0, length) written into
  *               out (compressed, or raw blocks when that saves too little); both buffers come
  *               back (transferred) with { length, raw } (chunked.ts: large files)
@@ -198,7 +198,7 @@ function claim(claims, digest) {
 }
 
 async function putFiles({ files, known, claims }) {
-  const skip = new Set(known || []);
+  const skip = new Set(known ? known.split('\n') : []);
   const out = [];
   for (const f of files) {
     // Read into the reused buffer: fresh memory per file costs page faults and collections.
@@ -258,7 +258,7 @@ function readInto(abs, size, at) {
 }
 
 async function putGroup({ files, known, claims }) {
-  const skip = new Set(known || []);
+  const skip = new Set(known ? known.split('\n') : []);
   const members = [];
   let offset = 0;
   for (const f of files) {
