@@ -9,7 +9,8 @@
  *                                     compress far worse alone); named by the digest of the
  *                                     concatenation, so it is an ordinary blob on disk
  *   <root>/blobs/<aa>/<id>.loc        a locator: for one manifest, where each grouped file lives
- *                                     (group, offset); `id` is `locatorId(manifest)`
+ *                                     (group, offset); `id` is `locatorId(manifest)`; binary,
+ *                                     see `encodeLocator`
  *
  * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
  * of that name, and `locate` finds it through the locator of a manifest that lists it. Writes go
@@ -116,6 +117,111 @@ export function parseLocator(raw: unknown, what: string): Map<string, Location> 
   return out;
 }
 
+/** A locator on disk: 'CLOC', u32 LE version, u32 LE group count, u32 LE file count. */
+const LOCATOR_MAGIC = Buffer.from('CLOC');
+const LOCATOR_VERSION = 2;
+const LOCATOR_HEAD = 16;
+/** Per group: its digest (32 bytes), its uncompressed size (f64 LE). */
+const LOCATOR_GROUP = 40;
+/** Per grouped file: its digest (32 bytes), u32 LE group index, f64 LE offset, f64 LE size. */
+const LOCATOR_FILE = 52;
+
+/**
+ * The locator of `m` for the files in `locs`, in manifest order, as stored on disk (binary:
+ * digests take 32 bytes, nothing to compress); undefined when no file of `m` is grouped.
+ */
+export function encodeLocator(
+  m: Manifest,
+  locs: ReadonlyMap<string, Location>,
+): { body: Buffer; locations: Map<string, Location> } | undefined {
+  const mine = new Map<string, Location>();
+  const groups = new Map<string, number>();
+  const groupList: Location[] = [];
+  for (const f of manifestFiles(m)) {
+    const loc = locs.get(f.digest);
+    if (loc === undefined || mine.has(f.digest)) continue;
+    mine.set(f.digest, loc);
+    if (!groups.has(loc.group)) {
+      groups.set(loc.group, groupList.length);
+      groupList.push(loc);
+    }
+  }
+  if (mine.size === 0) return undefined;
+  const body = Buffer.allocUnsafe(
+    LOCATOR_HEAD + groupList.length * LOCATOR_GROUP + mine.size * LOCATOR_FILE,
+  );
+  LOCATOR_MAGIC.copy(body, 0);
+  body.writeUInt32LE(LOCATOR_VERSION, 4);
+  body.writeUInt32LE(groupList.length, 8);
+  body.writeUInt32LE(mine.size, 12);
+  let o = LOCATOR_HEAD;
+  for (const g of groupList) {
+    body.write(g.group, o, 32, 'hex');
+    body.writeDoubleLE(g.groupSize, o + 32);
+    o += LOCATOR_GROUP;
+  }
+  for (const [digest, loc] of mine) {
+    body.write(digest, o, 32, 'hex');
+    body.writeUInt32LE(groups.get(loc.group) as number, o + 32);
+    body.writeDoubleLE(loc.offset, o + 36);
+    body.writeDoubleLE(loc.size, o + 44);
+    o += LOCATOR_FILE;
+  }
+  return { body, locations: mine };
+}
+
+/** Whether `body` is a locator in the binary form (`encodeLocator`). */
+function isBinaryLocator(body: Buffer): boolean {
+  return body.length >= LOCATOR_HEAD && body.subarray(0, 4).equals(LOCATOR_MAGIC);
+}
+
+/**
+ * The locations an untrusted binary locator describes; throws StoreError on anything
+ * malformed (a wrong length, a group listed twice, a slice outside its group).
+ */
+export function decodeLocator(body: Buffer, what: string): Map<string, Location> {
+  const bad: (why: string) => never = (why) => {
+    throw new StoreError(`locator ${what} is malformed: ${why}`);
+  };
+  if (!isBinaryLocator(body)) bad('not a locator');
+  if (body.readUInt32LE(4) !== LOCATOR_VERSION) bad('unknown version');
+  const nGroups = body.readUInt32LE(8);
+  const nFiles = body.readUInt32LE(12);
+  if (body.length !== LOCATOR_HEAD + nGroups * LOCATOR_GROUP + nFiles * LOCATOR_FILE) {
+    bad('wrong length');
+  }
+  const groups: [string, number][] = [];
+  const names = new Set<string>();
+  let o = LOCATOR_HEAD;
+  for (let i = 0; i < nGroups; i++, o += LOCATOR_GROUP) {
+    const name = body.toString('hex', o, o + 32);
+    const size = body.readDoubleLE(o + 32);
+    if (!Number.isSafeInteger(size) || size < 0) bad('bad group size');
+    if (names.has(name)) bad(`group ${name} listed twice`);
+    names.add(name);
+    groups.push([name, size]);
+  }
+  const out = new Map<string, Location>();
+  for (let i = 0; i < nFiles; i++, o += LOCATOR_FILE) {
+    const digest = body.toString('hex', o, o + 32);
+    const g = groups[body.readUInt32LE(o + 32)];
+    const offset = body.readDoubleLE(o + 36);
+    const size = body.readDoubleLE(o + 44);
+    if (
+      g === undefined ||
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(size) ||
+      offset < 0 ||
+      size < 0 ||
+      offset + size > g[1]
+    ) {
+      bad(`bad file record ${i}`);
+    }
+    out.set(digest, { group: g[0], groupSize: g[1], offset, size });
+  }
+  return out;
+}
+
 /** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
 export function contentBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Set<string> {
   const out = new Set<string>();
@@ -215,22 +321,13 @@ export class BlobStore {
 
   /** Writes the locator of `m` for the files in `locs` (no file when none is grouped). */
   async writeLocator(m: Manifest, locs: ReadonlyMap<string, Location>): Promise<number> {
-    const file = buildLocator(m, locs);
-    if (file === undefined) return 0;
-    const text = Buffer.from(JSON.stringify(file), 'utf8');
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(text.length);
-    const body = Buffer.concat([len, this.codec.compress(text)]);
+    const enc = encodeLocator(m, locs);
+    if (enc === undefined) return 0;
     const dest = this.locatorPath(locatorId(m));
-    await writeFileAtomic(dest, body, this.tmpDir);
+    await writeFileAtomic(dest, enc.body, this.tmpDir);
     // (Built here from the save's own locations: no need to validate it as a read one is.)
-    const mine = new Map<string, Location>();
-    for (const [digest, gi, offset, size] of file.files) {
-      const [group, groupSize] = file.groups[gi] as [string, number];
-      mine.set(digest, { group, groupSize, offset, size });
-    }
-    await this.memoLocator(dest, mine);
-    return body.length;
+    await this.memoLocator(dest, enc.locations);
+    return enc.body.length;
   }
 
   /** The locator file name of `m` (whether or not it has one). */
@@ -272,12 +369,16 @@ export class BlobStore {
     }
     let locs: Map<string, Location>;
     try {
-      // u32 BE length, then a zstd frame of JSON; a locator is tens of bytes per grouped file,
-      // so 64 MiB bounds a hostile one.
-      const len = body.readUInt32BE(0);
-      if (len > 64 * 1024 * 1024) throw new Error('too large');
-      const text = this.codec.decompress(body.subarray(4), len).toString('utf8');
-      locs = parseLocator(JSON.parse(text), path.basename(file));
+      if (isBinaryLocator(body)) {
+        locs = decodeLocator(body, path.basename(file));
+      } else {
+        // The first form (still read): u32 BE length, then a zstd frame of JSON; a locator is
+        // tens of bytes per grouped file, so 64 MiB bounds a hostile one.
+        const len = body.readUInt32BE(0);
+        if (len > 64 * 1024 * 1024) throw new Error('too large');
+        const text = this.codec.decompress(body.subarray(4), len).toString('utf8');
+        locs = parseLocator(JSON.parse(text), path.basename(file));
+      }
     } catch (err) {
       throw new StoreError(`unreadable locator ${path.basename(file)}: ${err}`);
     }

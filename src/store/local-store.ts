@@ -241,12 +241,14 @@ export class LocalStore {
       ...snap.statCache,
       key: req.key,
     }).catch(() => {});
-    const locatorBytes = await this.blobs.writeLocator(manifest, snap.locations);
-    req.onStats?.({
-      ...snap.stats,
-      blobsWritten: snap.stats.blobsWritten + (locatorBytes > 0 ? 1 : 0),
-      bytesWritten: snap.stats.bytesWritten + locatorBytes,
+    // The locator is written while the entry's files are staged (commit waits for it before
+    // the entry can become visible).
+    let locatorBytes = 0;
+    const sizes = this.blobs.writeLocator(manifest, snap.locations).then((n) => {
+      locatorBytes = n;
+      return this.savedSizes(manifest, snap, n);
     });
+    sizes.catch(() => {}); // (its failure is commit's to report, whenever it gets there)
     const now = new Date().toISOString();
     const meta: EntryMeta = {
       schema: 1,
@@ -266,10 +268,13 @@ export class LocalStore {
       meta,
       manifest,
       (digest) => this.rewriteFromRoots(digest, manifest, req.roots),
-      startSig === undefined
-        ? undefined
-        : { sig: startSig, sizes: this.savedSizes(manifest, snap, locatorBytes) },
+      { sig: startSig, sizes },
     );
+    req.onStats?.({
+      ...snap.stats,
+      blobsWritten: snap.stats.blobsWritten + (locatorBytes > 0 ? 1 : 0),
+      bytesWritten: snap.stats.bytesWritten + locatorBytes,
+    });
     // [store-speed] what the files looked like, so the next save of the package skips them.
     await statCacheWritten;
     return created
@@ -582,14 +587,16 @@ export class LocalStore {
     meta: EntryMeta,
     manifest: Manifest,
     rewrite?: (digest: string) => Promise<boolean>,
-    saved?: { sig: FileSig; sizes: Map<string, number> | undefined },
+    saved?: { sig: FileSig | undefined; sizes: Promise<Map<string, number> | undefined> },
   ): Promise<{ entry: EntryMeta; created: boolean }> {
     const rel = entryDirName(meta);
     const staging = tempName(this.tmpDir, 'entry');
-    await fs.mkdir(staging, { recursive: true });
     try {
+      await fs.mkdir(staging, { recursive: true });
       await writeFileAtomic(path.join(staging, ARTIFACT), JSON.stringify(manifest), staging);
       await writeFileAtomic(path.join(staging, META), json(meta), staging);
+      // (A save's locator is written meanwhile: the entry needs it before it is indexed.)
+      const sizes = await saved?.sizes;
       await pausePoint('after-artifact-tmp');
       return await this.mutate(async (ix) => {
         const listed = ix.entries.get(meta.key);
@@ -601,9 +608,10 @@ export class LocalStore {
         // Never index an entry whose content is not all there: a removal may have deleted a
         // blob since the save found it present. When the index is the very one the save began
         // with (no commit or removal since), the sizes the save saw still hold.
-        const unchanged = saved?.sizes !== undefined && this.cached?.sig === saved.sig;
+        const unchanged =
+          sizes !== undefined && saved?.sig !== undefined && this.cached?.sig === saved.sig;
         const stored = new Map<string, number>();
-        const refs = unchanged ? saved.sizes : await this.blobs.referencedBlobs(manifest);
+        const refs = unchanged ? sizes : await this.blobs.referencedBlobs(manifest);
         for (const [name, found] of refs ?? []) {
           let size = found ?? (await this.blobSize(name));
           if (size === undefined && rewrite !== undefined && (await rewrite(name))) {

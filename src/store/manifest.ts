@@ -67,15 +67,32 @@ export function unsafePathReason(p: unknown): string | undefined {
   let start = 0;
   for (;;) {
     const end = p.indexOf('/', start);
-    const seg = p.slice(start, end < 0 ? p.length : end);
-    if (seg === '' || seg === '.' || seg === '..') return `segment '${seg}' in path`;
-    // A UTF-16 unit is at most 3 UTF-8 bytes: only long segments need counting.
-    if (seg.length * 3 > MAX_SEGMENT_BYTES && Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) {
-      return 'path segment too long';
-    }
-    if (end < 0) return undefined;
+    const why = unsafeSegmentReason(p.slice(start, end < 0 ? p.length : end));
+    if (why !== undefined || end < 0) return why;
     start = end + 1;
   }
+}
+
+function unsafeSegmentReason(seg: string): string | undefined {
+  if (seg === '' || seg === '.' || seg === '..') return `segment '${seg}' in path`;
+  // A UTF-16 unit is at most 3 UTF-8 bytes: only long segments need counting.
+  if (seg.length * 3 > MAX_SEGMENT_BYTES && Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) {
+    return 'path segment too long';
+  }
+  return undefined;
+}
+
+/**
+ * `unsafePathReason` of `${parent}/${name}` (of `name` alone when `parent` is ''), for a
+ * `parent` already found safe: only the name and the length are left to check.
+ */
+export function unsafeChildReason(parent: string, name: string): string | undefined {
+  if (parent === '') return unsafePathReason(name);
+  if (parent.length + 1 + name.length > MAX_PATH_LENGTH) return 'path too long';
+  if (name.includes('/') || name.includes('\0') || name.includes('\\')) {
+    return unsafePathReason(`${parent}/${name}`);
+  }
+  return unsafeSegmentReason(name);
 }
 
 /** Why a symlink target is refused on its face (before resolution), or undefined. */

@@ -17,7 +17,7 @@ import type { BlobStore, Location } from './blobs.js';
 import { putChunked } from './chunked.js';
 import {
   resolveLink,
-  unsafePathReason,
+  unsafeChildReason,
   unsafeTargetReason,
   type ManifestEntry,
   type ManifestRoot,
@@ -169,35 +169,60 @@ async function walkDir(
   const jobs: Promise<void>[] = [];
   let failure: unknown;
 
-  const take = (node: DirNode, l: DirListing, listed: ReadonlySet<string>): void => {
+  /**
+   * The sub-directories of a listing, queued for listing unless `listed` already has them.
+   * Runs for every listing of a job before the files are looked at, so the workers get their
+   * next directories without waiting for that.
+   */
+  const found = (node: DirNode, l: DirListing, listed: ReadonlySet<string>): void => {
     unlisted.delete(node.abs);
+    if (l.missing === true) return; // gone since its parent was listed
+    for (let k = 0; k < l.names.length; k++) {
+      if (l.stats[k * 5] !== KIND.dir) continue;
+      const name = l.names[k] as string;
+      if (unsafeChildReason(node.rel, name) !== undefined) continue; // take() warns
+      const abs = `${node.abs}${path.sep}${name}`;
+      const child: DirNode = {
+        abs,
+        rel: node.rel === '' ? name : `${node.rel}/${name}`,
+        subdirs: new Map(),
+      };
+      node.subdirs.set(name, child);
+      unlisted.set(abs, child);
+      if (!listed.has(abs)) queue.push(child);
+    }
+  };
+
+  /** The entries of a listing, in byte order; each regular file goes to `onFile`. */
+  const take = (node: DirNode, l: DirListing): void => {
     const entries: (ManifestEntry | PendingFile)[] = [];
     node.entries = entries;
-    if (l.missing === true) return; // gone since its parent was listed
+    if (l.missing === true) return;
     const cached = cachedDir(node.rel);
     for (let k = 0; k < l.names.length; k++) {
       const name = l.names[k] as string;
       const o = k * 5;
       const kind = l.stats[o] as number;
       if (kind === KIND.gone) continue; // vanished meanwhile
+      const mode = l.stats[o + 1] as number;
+      const mtimeMs = l.stats[o + 3] as number;
+      if (kind === KIND.dir) {
+        const child = node.subdirs.get(name);
+        if (child !== undefined) {
+          entries.push({ path: child.rel, type: 'dir', mode, size: 0, mtimeMs });
+          continue;
+        }
+      }
       const p = node.rel === '' ? name : `${node.rel}/${name}`;
-      const why = unsafePathReason(p);
+      const why = unsafeChildReason(node.rel, name);
       if (why !== undefined) {
         core.warning(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
         continue;
       }
-      const mode = l.stats[o + 1] as number;
-      const mtimeMs = l.stats[o + 3] as number;
-      const abs = `${node.abs}${path.sep}${name}`;
-      if (kind === KIND.dir) {
-        entries.push({ path: p, type: 'dir', mode, size: 0, mtimeMs });
-        const child: DirNode = { abs, rel: p, subdirs: new Map() };
-        node.subdirs.set(name, child);
-        unlisted.set(abs, child);
-        if (!listed.has(abs)) queue.push(child);
-      } else if (kind === KIND.file) {
+      if (kind === KIND.file) {
         const size = l.stats[o + 2] as number;
         const ino = l.stats[o + 4] as number;
+        const abs = `${node.abs}${path.sep}${name}`;
         const file: PendingFile = { absPath: abs, path: p, mode, mtimeMs, size, ino };
         entries.push(file);
         onFile(file, cached?.digestOf(name, size, mtimeMs, ino));
@@ -226,11 +251,14 @@ async function walkDir(
         (ls) => {
           // A listing follows its parent's: each directory is known by the time it comes.
           const listed = new Set(ls.map((l) => l.dir));
-          for (const l of ls) {
+          const nodes = ls.map((l) => {
             const node = unlisted.get(l.dir);
             if (node === undefined) throw new StoreError(`unexpected listing of ${l.dir}`);
-            take(node, l, listed);
-          }
+            found(node, l, listed);
+            return node;
+          });
+          pump();
+          ls.forEach((l, k) => take(nodes[k] as DirNode, l));
         },
         (err: unknown) => {
           failure ??= err;
