@@ -54,7 +54,7 @@ import { readPack, writePack } from './pack.js';
 import { restoreRoots, type RootToRestore } from './restore.js';
 import { loadBasis } from './basis.js';
 import { snapshotRoots, type SnapshotResult } from './snapshot.js';
-import { writeStatCache } from './statcache.js';
+import { removeStatCaches, writeStatCache } from './statcache.js';
 import { bumpCounter, readCounters, readMarker, writeMarker } from './stats.js';
 import { injectBlobFaults, pausePoint } from './test-hooks.js';
 import type {
@@ -380,6 +380,7 @@ export class LocalStore {
       await this.persist(ix);
       await pausePoint('after-remove-index');
       for (const rel of dirs) await this.deleteEntryDir(rel);
+      for (const key of removed) await removeStatCaches(this.root, key);
       let freedBytes = 0;
       for (const [d, size] of freed) {
         await this.deleteBlob(d);

@@ -8,10 +8,12 @@
  * the store, a location it gives is verified whenever the content is read (restore and export
  * hash every grouped file), and a lost or damaged cache only makes the save read more.
  *
- *   <root>/statcache/<sha256(key, root paths)>.json
+ *   <root>/statcache/<sha256(key)>/<sha256(root paths)>.bin   (removed with the entry)
  *
  * Records are kept per directory, names in listing order, so a save finds a directory's
- * records once and then matches names in step with its own listing (no lookup per file).
+ * records once and then matches names in step with its own listing (no lookup per file). The
+ * file is binary (`encodeStatCache`): numbers as float64, digests as 32 bytes, so writing and
+ * reading it formats and parses no number.
  *
  * `recordedAt` is chosen so that any change made after the stat was taken has a later mtime
  * (git's "racily clean" case): a save uses the start of its walk minus one clock tick; a restore
@@ -29,7 +31,6 @@ export const STATCACHE_DIR = 'statcache';
 /** The most a file's mtime lags the clock (the kernel's coarse clock: one tick). */
 export const CLOCK_LAG_MS = 20;
 const DIGEST = /^[0-9a-f]{64}$/;
-const HEX = /^[0-9a-f]*$/;
 /** Numbers per file record: size, mtimeMs, inode, group index (-1: own blob), offset. */
 const NUMS = 5;
 
@@ -43,8 +44,8 @@ export interface DirRecords {
   readonly s: number[];
 }
 
+/** The records of a stat cache as built (`encodeStatCache` stores them). */
 export interface StatCacheFile {
-  readonly v: 3;
   readonly key: string;
   /** Epoch ms: changes after this moment show in a file's mtime. */
   readonly recordedAt: number;
@@ -120,15 +121,86 @@ export class StatCacheBuilder {
   }
 
   build(key: string, recordedAt: number): StatCacheFile {
-    return { v: 3, key, recordedAt, groups: this.groups, roots: this.roots };
+    return { key, recordedAt, groups: this.groups, roots: this.roots };
   }
 }
 
+/** The stat caches of `key` (one per set of root paths it was saved from or restored to). */
+function keyDir(storeRoot: string, key: string): string {
+  return path.join(storeRoot, STATCACHE_DIR, sha256(key));
+}
+
 function fileName(storeRoot: string, key: string, roots: readonly OutputRoot[]): string {
-  const id = sha256(
-    JSON.stringify([key, roots.map((r) => [r.name, path.resolve(r.absPath)]).sort()]),
-  );
-  return path.join(storeRoot, STATCACHE_DIR, `${id}.json`);
+  const id = sha256(JSON.stringify(roots.map((r) => [r.name, path.resolve(r.absPath)]).sort()));
+  return path.join(keyDir(storeRoot, key), `${id}.bin`);
+}
+
+/** Deletes every stat cache of `key` (its entry is gone). */
+export async function removeStatCaches(storeRoot: string, key: string): Promise<void> {
+  await fs.rm(keyDir(storeRoot, key), { recursive: true, force: true });
+}
+
+const MAGIC = Buffer.from('CSTC');
+const VERSION = 4;
+/** 'CSTC', u32 LE version, u32 LE header bytes, u32 LE name bytes. */
+const HEAD = 16;
+
+/** The header of a stat cache file (JSON): everything but the per-file records. */
+interface StatCacheHeader {
+  readonly key: string;
+  readonly recordedAt: number;
+  readonly groups: [string, number][];
+  /** Per root: its name, absolute path, and its directories with their file counts in order. */
+  readonly roots: { name: string; abs: string; dirs: [string, number][] }[];
+}
+
+/**
+ * A stat cache as stored: the head, the header JSON, every file name (UTF-8, NUL-separated;
+ * no file name holds a NUL), zero padding to a multiple of 8, then per file its digest (32
+ * bytes), then per file NUMS float64 (LE). Files come directory by directory, as the header
+ * lists the directories.
+ */
+export function encodeStatCache(cache: StatCacheFile): Buffer {
+  const roots: StatCacheHeader['roots'] = [];
+  const names: string[] = [];
+  const digests: string[] = [];
+  const nums: number[][] = [];
+  for (const [name, r] of Object.entries(cache.roots)) {
+    const dirs: [string, number][] = [];
+    for (const [rel, recs] of Object.entries(r.dirs)) {
+      dirs.push([rel, recs.n.length]);
+      for (const n of recs.n) names.push(n);
+      for (const d of recs.d) digests.push(d);
+      nums.push(recs.s);
+    }
+    roots.push({ name, abs: r.abs, dirs });
+  }
+  const header: StatCacheHeader = {
+    key: cache.key,
+    recordedAt: cache.recordedAt,
+    groups: cache.groups,
+    roots,
+  };
+  const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
+  const nameBytes = Buffer.from(names.join('\0'), 'utf8');
+  const start = HEAD + headerBytes.length + nameBytes.length;
+  const digestsAt = Math.ceil(start / 8) * 8;
+  const numsAt = digestsAt + digests.length * 32;
+  const out = Buffer.alloc(numsAt + digests.length * NUMS * 8);
+  MAGIC.copy(out, 0);
+  out.writeUInt32LE(VERSION, 4);
+  out.writeUInt32LE(headerBytes.length, 8);
+  out.writeUInt32LE(nameBytes.length, 12);
+  headerBytes.copy(out, HEAD);
+  nameBytes.copy(out, HEAD + headerBytes.length);
+  digests.forEach((d, i) => out.write(d, digestsAt + i * 32, 32, 'hex'));
+  const f64 = new Float64Array(out.buffer, out.byteOffset + numsAt, digests.length * NUMS);
+  let o = 0;
+  for (const s of nums) {
+    f64.set(s, o);
+    o += s.length;
+  }
+  return out;
 }
 
 export async function writeStatCache(
@@ -137,20 +209,62 @@ export async function writeStatCache(
   roots: readonly OutputRoot[],
   cache: StatCacheFile,
 ): Promise<void> {
-  await writeFileAtomic(fileName(storeRoot, cache.key, roots), JSON.stringify(cache), tmpDir);
+  await writeFileAtomic(fileName(storeRoot, cache.key, roots), encodeStatCache(cache), tmpDir);
 }
 
-/**
- * The cached records of one directory, checked when loaded: names, digests and numbers that
- * do not add up leave the directory out (its files are then read).
- */
+/** A stat cache file read back: its header and the records of every file, flat. */
+interface Decoded {
+  readonly header: StatCacheHeader;
+  readonly names: string[];
+  readonly body: Buffer;
+  readonly digestsAt: number;
+  readonly nums: Float64Array;
+}
+
+/** Reads a stat cache file; undefined when anything does not add up. */
+function decodeStatCache(body: Buffer, key: string): Decoded | undefined {
+  if (body.length < HEAD || !body.subarray(0, 4).equals(MAGIC)) return undefined;
+  if (body.readUInt32LE(4) !== VERSION) return undefined;
+  const headerLen = body.readUInt32LE(8);
+  const namesLen = body.readUInt32LE(12);
+  if (HEAD + headerLen + namesLen > body.length) return undefined;
+  const header = JSON.parse(body.toString('utf8', HEAD, HEAD + headerLen)) as StatCacheHeader;
+  if (header.key !== key || typeof header.recordedAt !== 'number') return undefined;
+  if (!Array.isArray(header.roots) || !Array.isArray(header.groups)) return undefined;
+  let files = 0;
+  for (const r of header.roots) {
+    if (typeof r?.name !== 'string' || typeof r.abs !== 'string' || !Array.isArray(r.dirs)) {
+      return undefined;
+    }
+    for (const d of r.dirs) {
+      if (!Array.isArray(d) || typeof d[0] !== 'string' || !Number.isSafeInteger(d[1])) {
+        return undefined;
+      }
+      if (d[1] < 0) return undefined;
+      files += d[1];
+    }
+  }
+  const start = HEAD + headerLen;
+  const names = files === 0 ? [] : body.toString('utf8', start, start + namesLen).split('\0');
+  if (names.length !== files) return undefined;
+  const digestsAt = Math.ceil((start + namesLen) / 8) * 8;
+  const numsAt = digestsAt + files * 32;
+  if (body.length !== numsAt + files * NUMS * 8) return undefined;
+  // (readFile gives a buffer of its own, 8-aligned; a copy otherwise.)
+  const aligned = (body.byteOffset + numsAt) % 8 === 0 ? body : Buffer.from(body);
+  const nums = new Float64Array(aligned.buffer, aligned.byteOffset + numsAt, files * NUMS);
+  return { header, names, body, digestsAt, nums };
+}
+
+/** The cached records of one directory: files [first, first + count) of the decoded file. */
 export class DirLookup {
   private next = 0;
   private byName: Map<string, number> | undefined;
 
   constructor(
-    private readonly recs: DirRecords,
-    private readonly recordedAt: number,
+    private readonly c: Decoded,
+    private readonly first: number,
+    private readonly count: number,
   ) {}
 
   /**
@@ -159,28 +273,45 @@ export class DirLookup {
    * so a lookup by name is only needed where the directory changed.
    */
   digestOf(name: string, size: number, mtimeMs: number, ino: number): string | undefined {
-    const n = this.recs.n;
+    const names = this.c.names;
     let i = this.next;
-    if (n[i] !== name) {
-      this.byName ??= new Map(n.map((x, k) => [x, k]));
+    if (i >= this.count || names[this.first + i] !== name) {
+      if (this.byName === undefined) {
+        this.byName = new Map();
+        for (let k = 0; k < this.count; k++) this.byName.set(names[this.first + k] as string, k);
+      }
       const k = this.byName.get(name);
       if (k === undefined) return undefined;
       i = k;
     }
     this.next = i + 1;
-    const s = this.recs.s;
-    const o = i * NUMS;
+    const f = this.first + i;
+    const s = this.c.nums;
+    const o = f * NUMS;
     if (s[o] !== size || s[o + 1] !== mtimeMs || s[o + 2] !== ino) return undefined;
-    if (mtimeMs > this.recordedAt) return undefined;
-    return this.recs.d[i];
+    if (mtimeMs > this.c.header.recordedAt) return undefined;
+    return this.c.body.toString('hex', this.c.digestsAt + f * 32, this.c.digestsAt + f * 32 + 32);
   }
 }
 
 /** Lookup of unchanged files, directory by directory. */
 export class StatLookup {
-  private rootMemo: { root: OutputRoot; dirs: Record<string, DirRecords> | undefined } | undefined;
+  /** Per root name: its absolute path and its directories (first file, count). */
+  private readonly roots = new Map<string, { abs: string; dirs: Map<string, [number, number]> }>();
+  private rootMemo:
+    { root: OutputRoot; dirs: Map<string, [number, number]> | undefined } | undefined;
 
-  constructor(private readonly cache: StatCacheFile | undefined) {}
+  constructor(private readonly cache: Decoded | undefined) {
+    let first = 0;
+    for (const r of cache?.header.roots ?? []) {
+      const dirs = new Map<string, [number, number]>();
+      for (const [rel, count] of r.dirs) {
+        dirs.set(rel, [first, count]);
+        first += count;
+      }
+      this.roots.set(r.name, { abs: r.abs, dirs });
+    }
+  }
 
   get usable(): boolean {
     return this.cache !== undefined;
@@ -193,19 +324,12 @@ export class StatLookup {
     let memo = this.rootMemo;
     if (memo?.root !== root) {
       // (Once per root, not per directory.)
-      const r = Object.hasOwn(c.roots, root.name) ? c.roots[root.name] : undefined;
-      const same =
-        typeof r === 'object' &&
-        r !== null &&
-        r.abs === path.resolve(root.absPath) &&
-        typeof r.dirs === 'object' &&
-        r.dirs !== null;
+      const r = this.roots.get(root.name);
+      const same = r !== undefined && r.abs === path.resolve(root.absPath);
       memo = this.rootMemo = { root, dirs: same ? r.dirs : undefined };
     }
-    const dirs = memo.dirs;
-    if (dirs === undefined || !Object.hasOwn(dirs, dir)) return undefined;
-    const recs = dirs[dir] as DirRecords;
-    return wellFormed(recs) ? new DirLookup(recs, c.recordedAt) : undefined;
+    const at = memo.dirs?.get(dir);
+    return at === undefined ? undefined : new DirLookup(c, at[0], at[1]);
   }
 
   /** The lookup of file `rel` of `root` ('' for a file root). */
@@ -224,8 +348,8 @@ export class StatLookup {
   locations(): Map<string, Location> {
     const out = new Map<string, Location>();
     const c = this.cache;
-    if (c === undefined || !Array.isArray(c.groups)) return out;
-    const groups = c.groups.map((g) =>
+    if (c === undefined) return out;
+    const groups = c.header.groups.map((g) =>
       Array.isArray(g) &&
       typeof g[0] === 'string' &&
       DIGEST.test(g[0]) &&
@@ -233,44 +357,21 @@ export class StatLookup {
         ? g
         : undefined,
     );
-    for (const r of Object.values(c.roots)) {
-      if (typeof r !== 'object' || r === null || typeof r.dirs !== 'object' || r.dirs === null) {
-        continue;
-      }
-      for (const recs of Object.values(r.dirs)) {
-        if (!wellFormed(recs)) continue;
-        const { d, s } = recs;
-        for (let i = 0; i < d.length; i++) {
-          const o = i * NUMS;
-          const size = s[o] as number;
-          const gi = s[o + 3] as number;
-          const offset = s[o + 4] as number;
-          if (gi < 0) continue;
-          const g = groups[gi];
-          if (g === undefined || !Number.isSafeInteger(offset) || offset < 0) continue;
-          if (offset + size > g[1]) continue;
-          out.set(d[i] as string, { group: g[0], groupSize: g[1], offset, size });
-        }
-      }
+    const s = c.nums;
+    for (let f = 0; f < c.names.length; f++) {
+      const o = f * NUMS;
+      const size = s[o] as number;
+      const gi = s[o + 3] as number;
+      const offset = s[o + 4] as number;
+      if (gi < 0) continue;
+      const g = groups[gi];
+      if (g === undefined || !Number.isSafeInteger(offset) || offset < 0) continue;
+      if (!Number.isSafeInteger(size) || size < 0 || offset + size > g[1]) continue;
+      const digest = c.body.toString('hex', c.digestsAt + f * 32, c.digestsAt + f * 32 + 32);
+      out.set(digest, { group: g[0], groupSize: g[1], offset, size });
     }
     return out;
   }
-}
-
-/** Checked once per directory record (remembered): shapes, lengths, every digest. */
-const checked = new WeakSet<DirRecords>();
-function wellFormed(recs: DirRecords): boolean {
-  if (checked.has(recs)) return true;
-  if (typeof recs !== 'object' || recs === null) return false;
-  const { n, d, s } = recs as Partial<DirRecords>;
-  if (!Array.isArray(n) || !Array.isArray(d) || !Array.isArray(s)) return false;
-  if (d.length !== n.length || s.length !== n.length * NUMS) return false;
-  for (const x of n) if (typeof x !== 'string') return false;
-  for (const x of d) if (typeof x !== 'string' || x.length !== 64) return false;
-  for (const x of s) if (typeof x !== 'number' || !Number.isFinite(x)) return false;
-  if (!HEX.test(d.join(''))) return false;
-  checked.add(recs);
-  return true;
 }
 
 export async function readStatCache(
@@ -279,14 +380,7 @@ export async function readStatCache(
   roots: readonly OutputRoot[],
 ): Promise<StatLookup> {
   try {
-    const raw = JSON.parse(
-      await fs.readFile(fileName(storeRoot, key, roots), 'utf8'),
-    ) as StatCacheFile;
-    if (raw.v !== 3 || raw.key !== key || typeof raw.recordedAt !== 'number') {
-      return new StatLookup(undefined);
-    }
-    if (typeof raw.roots !== 'object' || raw.roots === null) return new StatLookup(undefined);
-    return new StatLookup(raw);
+    return new StatLookup(decodeStatCache(await fs.readFile(fileName(storeRoot, key, roots)), key));
   } catch {
     return new StatLookup(undefined);
   }
