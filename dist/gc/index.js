@@ -38141,17 +38141,34 @@ function unsafePathReason(p) {
     let start = 0;
     for (;;) {
         const end = p.indexOf('/', start);
-        const seg = p.slice(start, end < 0 ? p.length : end);
-        if (seg === '' || seg === '.' || seg === '..')
-            return `segment '${seg}' in path`;
-        // A UTF-16 unit is at most 3 UTF-8 bytes: only long segments need counting.
-        if (seg.length * 3 > MAX_SEGMENT_BYTES && Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) {
-            return 'path segment too long';
-        }
-        if (end < 0)
-            return undefined;
+        const why = unsafeSegmentReason(p.slice(start, end < 0 ? p.length : end));
+        if (why !== undefined || end < 0)
+            return why;
         start = end + 1;
     }
+}
+function unsafeSegmentReason(seg) {
+    if (seg === '' || seg === '.' || seg === '..')
+        return `segment '${seg}' in path`;
+    // A UTF-16 unit is at most 3 UTF-8 bytes: only long segments need counting.
+    if (seg.length * 3 > MAX_SEGMENT_BYTES && Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) {
+        return 'path segment too long';
+    }
+    return undefined;
+}
+/**
+ * `unsafePathReason` of `${parent}/${name}` (of `name` alone when `parent` is ''), for a
+ * `parent` already found safe: only the name and the length are left to check.
+ */
+function unsafeChildReason(parent, name) {
+    if (parent === '')
+        return unsafePathReason(name);
+    if (parent.length + 1 + name.length > MAX_PATH_LENGTH)
+        return 'path too long';
+    if (name.includes('/') || name.includes('\0') || name.includes('\\')) {
+        return unsafePathReason(`${parent}/${name}`);
+    }
+    return unsafeSegmentReason(name);
 }
 /** Why a symlink target is refused on its face (before resolution), or undefined. */
 function unsafeTargetReason(t) {
@@ -38341,16 +38358,26 @@ function parseManifest(raw) {
     }
     return { schema: 1, roots };
 }
-/** Every file of the manifest (file roots included), with its digest. */
-function* manifestFiles(m) {
-    for (const r of m.roots) {
-        const files = r.kind === 'file' && r.file ? [r.file] : r.entries;
-        for (const e of files) {
-            if (e.type === 'file' && e.digest !== undefined)
-                yield { ...e, digest: e.digest, root: r.name };
+/**
+ * Every file of the manifest (file roots included), in manifest order. Manifests are never
+ * changed once built, so the list is worked out once per manifest object.
+ */
+function manifestFiles(m) {
+    let files = filesOf.get(m);
+    if (files === undefined) {
+        files = [];
+        for (const r of m.roots) {
+            const entries = r.kind === 'file' && r.file ? [r.file] : r.entries;
+            for (const e of entries) {
+                if (e.type === 'file' && e.digest !== undefined)
+                    files.push(e);
+            }
         }
+        filesOf.set(m, files);
     }
+    return files;
 }
+const filesOf = new WeakMap();
 /** digest -> uncompressed size, for every blob the manifest needs. */
 function blobSizes(m) {
     const out = new Map();
@@ -38374,10 +38401,10 @@ var external_node_worker_threads_ = __nccwpck_require__(5919);
  * `node:zlib` when there is none or it will not load.
  *
  * Operations (message `{ id, op, args }`, reply `{ id, ok, result | error, kind }`):
- *   putFiles  { files: [{ abs, size }], known: digests to skip }  -> one blob per file (files
+ *   putFiles  { files: [{ abs, size }], known: digests to skip, one per line }  -> one blob per file (files
  *               below STREAM_AT; larger ones are read on the main thread and their chunks
  *               come here through compressChunk)
- *   putGroup  { files: [{ abs, size }] }   -> one group blob: the members' contents back to back
+ *   putGroup  { files: [{ abs, size }], known }   -> one group blob: the members' contents back to back
  *   compressChunk { data, out, length, name } -> one zstd frame of data[0, length) written into
  *               out (compressed, or raw blocks when that saves too little); both buffers come
  *               back (transferred) with { length, raw } (chunked.ts: large files)
@@ -38566,7 +38593,7 @@ function claim(claims, digest) {
 }
 
 async function putFiles({ files, known, claims }) {
-  const skip = new Set(known || []);
+  const skip = new Set(known ? known.split('\n') : []);
   const out = [];
   for (const f of files) {
     // Read into the reused buffer: fresh memory per file costs page faults and collections.
@@ -38626,7 +38653,7 @@ function readInto(abs, size, at) {
 }
 
 async function putGroup({ files, known, claims }) {
-  const skip = new Set(known || []);
+  const skip = new Set(known ? known.split('\n') : []);
   const members = [];
   let offset = 0;
   for (const f of files) {
@@ -39302,7 +39329,8 @@ function defaultWorkers() {
  *                                     compress far worse alone); named by the digest of the
  *                                     concatenation, so it is an ordinary blob on disk
  *   <root>/blobs/<aa>/<id>.loc        a locator: for one manifest, where each grouped file lives
- *                                     (group, offset); `id` is `locatorId(manifest)`
+ *                                     (group, offset); `id` is `locatorId(manifest)`; binary,
+ *                                     see `encodeLocator`
  *
  * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
  * of that name, and `locate` finds it through the locator of a manifest that lists it. Writes go
@@ -39382,6 +39410,106 @@ function parseLocator(raw, what) {
             size < 0 ||
             offset + size > g[1]) {
             bad(`bad file record ${JSON.stringify(f)?.slice(0, 200)}`);
+        }
+        out.set(digest, { group: g[0], groupSize: g[1], offset, size });
+    }
+    return out;
+}
+/** A locator on disk: 'CLOC', u32 LE version, u32 LE group count, u32 LE file count. */
+const LOCATOR_MAGIC = Buffer.from('CLOC');
+const LOCATOR_VERSION = 2;
+const LOCATOR_HEAD = 16;
+/** Per group: its digest (32 bytes), its uncompressed size (f64 LE). */
+const LOCATOR_GROUP = 40;
+/** Per grouped file: its digest (32 bytes), u32 LE group index, f64 LE offset, f64 LE size. */
+const LOCATOR_FILE = 52;
+/**
+ * The locator of `m` for the files in `locs`, in manifest order, as stored on disk (binary:
+ * digests take 32 bytes, nothing to compress); undefined when no file of `m` is grouped.
+ */
+function encodeLocator(m, locs) {
+    const mine = new Map();
+    const groups = new Map();
+    const groupList = [];
+    for (const f of manifestFiles(m)) {
+        const loc = locs.get(f.digest);
+        if (loc === undefined || mine.has(f.digest))
+            continue;
+        mine.set(f.digest, loc);
+        if (!groups.has(loc.group)) {
+            groups.set(loc.group, groupList.length);
+            groupList.push(loc);
+        }
+    }
+    if (mine.size === 0)
+        return undefined;
+    const body = Buffer.allocUnsafe(LOCATOR_HEAD + groupList.length * LOCATOR_GROUP + mine.size * LOCATOR_FILE);
+    LOCATOR_MAGIC.copy(body, 0);
+    body.writeUInt32LE(LOCATOR_VERSION, 4);
+    body.writeUInt32LE(groupList.length, 8);
+    body.writeUInt32LE(mine.size, 12);
+    let o = LOCATOR_HEAD;
+    for (const g of groupList) {
+        body.write(g.group, o, 32, 'hex');
+        body.writeDoubleLE(g.groupSize, o + 32);
+        o += LOCATOR_GROUP;
+    }
+    for (const [digest, loc] of mine) {
+        body.write(digest, o, 32, 'hex');
+        body.writeUInt32LE(groups.get(loc.group), o + 32);
+        body.writeDoubleLE(loc.offset, o + 36);
+        body.writeDoubleLE(loc.size, o + 44);
+        o += LOCATOR_FILE;
+    }
+    return { body, locations: mine };
+}
+/** Whether `body` is a locator in the binary form (`encodeLocator`). */
+function isBinaryLocator(body) {
+    return body.length >= LOCATOR_HEAD && body.subarray(0, 4).equals(LOCATOR_MAGIC);
+}
+/**
+ * The locations an untrusted binary locator describes; throws StoreError on anything
+ * malformed (a wrong length, a group listed twice, a slice outside its group).
+ */
+function decodeLocator(body, what) {
+    const bad = (why) => {
+        throw new errors/* StoreError */.AD(`locator ${what} is malformed: ${why}`);
+    };
+    if (!isBinaryLocator(body))
+        bad('not a locator');
+    if (body.readUInt32LE(4) !== LOCATOR_VERSION)
+        bad('unknown version');
+    const nGroups = body.readUInt32LE(8);
+    const nFiles = body.readUInt32LE(12);
+    if (body.length !== LOCATOR_HEAD + nGroups * LOCATOR_GROUP + nFiles * LOCATOR_FILE) {
+        bad('wrong length');
+    }
+    const groups = [];
+    const names = new Set();
+    let o = LOCATOR_HEAD;
+    for (let i = 0; i < nGroups; i++, o += LOCATOR_GROUP) {
+        const name = body.toString('hex', o, o + 32);
+        const size = body.readDoubleLE(o + 32);
+        if (!Number.isSafeInteger(size) || size < 0)
+            bad('bad group size');
+        if (names.has(name))
+            bad(`group ${name} listed twice`);
+        names.add(name);
+        groups.push([name, size]);
+    }
+    const out = new Map();
+    for (let i = 0; i < nFiles; i++, o += LOCATOR_FILE) {
+        const digest = body.toString('hex', o, o + 32);
+        const g = groups[body.readUInt32LE(o + 32)];
+        const offset = body.readDoubleLE(o + 36);
+        const size = body.readDoubleLE(o + 44);
+        if (g === undefined ||
+            !Number.isSafeInteger(offset) ||
+            !Number.isSafeInteger(size) ||
+            offset < 0 ||
+            size < 0 ||
+            offset + size > g[1]) {
+            bad(`bad file record ${i}`);
         }
         out.set(digest, { group: g[0], groupSize: g[1], offset, size });
     }
@@ -39473,33 +39601,20 @@ class BlobStore {
     located(digest) {
         return this.locations.get(digest);
     }
-    /** Records locations (a save that grouped files registers them before its commit). */
-    remember(digest, loc) {
-        this.locations.set(digest, loc);
-    }
     /** Reads the locator of `m`, if it has one; returns the locations of its grouped files. */
     async loadLocator(m) {
         return this.readLocatorFile(this.locatorPath(locatorId(m)));
     }
     /** Writes the locator of `m` for the files in `locs` (no file when none is grouped). */
     async writeLocator(m, locs) {
-        const file = buildLocator(m, locs);
-        if (file === undefined)
+        const enc = encodeLocator(m, locs);
+        if (enc === undefined)
             return 0;
-        const text = Buffer.from(JSON.stringify(file), 'utf8');
-        const len = Buffer.alloc(4);
-        len.writeUInt32BE(text.length);
-        const body = Buffer.concat([len, this.codec.compress(text)]);
         const dest = this.locatorPath(locatorId(m));
-        await writeFileAtomic(dest, body, this.tmpDir);
+        await writeFileAtomic(dest, enc.body, this.tmpDir);
         // (Built here from the save's own locations: no need to validate it as a read one is.)
-        const mine = new Map();
-        for (const [digest, gi, offset, size] of file.files) {
-            const [group, groupSize] = file.groups[gi];
-            mine.set(digest, { group, groupSize, offset, size });
-        }
-        await this.memoLocator(dest, mine);
-        return body.length;
+        await this.memoLocator(dest, enc.locations);
+        return enc.body.length;
     }
     /** The locator file name of `m` (whether or not it has one). */
     locatorName(m) {
@@ -39532,7 +39647,7 @@ class BlobStore {
         }
         const memo = this.locatorMemo;
         if (memo?.file === file && sameFile(memo.st, st))
-            return this.learn(memo.locs);
+            return new Map(this.learn(memo.locs));
         let body;
         try {
             body = await external_node_fs_namespaceObject.promises.readFile(file);
@@ -39542,19 +39657,24 @@ class BlobStore {
         }
         let locs;
         try {
-            // u32 BE length, then a zstd frame of JSON; a locator is tens of bytes per grouped file,
-            // so 64 MiB bounds a hostile one.
-            const len = body.readUInt32BE(0);
-            if (len > 64 * 1024 * 1024)
-                throw new Error('too large');
-            const text = this.codec.decompress(body.subarray(4), len).toString('utf8');
-            locs = parseLocator(JSON.parse(text), external_node_path_namespaceObject.basename(file));
+            if (isBinaryLocator(body)) {
+                locs = decodeLocator(body, external_node_path_namespaceObject.basename(file));
+            }
+            else {
+                // The first form (still read): u32 BE length, then a zstd frame of JSON; a locator is
+                // tens of bytes per grouped file, so 64 MiB bounds a hostile one.
+                const len = body.readUInt32BE(0);
+                if (len > 64 * 1024 * 1024)
+                    throw new Error('too large');
+                const text = this.codec.decompress(body.subarray(4), len).toString('utf8');
+                locs = parseLocator(JSON.parse(text), external_node_path_namespaceObject.basename(file));
+            }
         }
         catch (err) {
             throw new errors/* StoreError */.AD(`unreadable locator ${external_node_path_namespaceObject.basename(file)}: ${err}`);
         }
         this.locatorMemo = { file, st, locs };
-        return this.learn(locs);
+        return new Map(this.learn(locs));
     }
     locatorMemo;
     async memoLocator(file, locs) {
@@ -39566,11 +39686,11 @@ class BlobStore {
         }
         this.learn(locs);
     }
-    /** Remembers the locations (for `locate`) and returns a copy the caller may keep. */
+    /** Remembers the locations (for `locate`); returns them. */
     learn(locs) {
         for (const [d, loc] of locs)
             this.locations.set(d, loc);
-        return new Map(locs);
+        return locs;
     }
     /** Reads every locator in the store once (export of an entry this process has not loaded). */
     async scanLocators() {
@@ -40818,7 +40938,12 @@ async function readPack(blobs, packFile, accept) {
  * the store, a location it gives is verified whenever the content is read (restore and export
  * hash every grouped file), and a lost or damaged cache only makes the save read more.
  *
- *   <root>/statcache/<sha256(key, root paths)>.json
+ *   <root>/statcache/<sha256(key)>/<sha256(root paths)>.bin   (removed with the entry)
+ *
+ * Records are kept per directory, names in listing order, so a save finds a directory's
+ * records once and then matches names in step with its own listing (no lookup per file). The
+ * file is binary (`encodeStatCache`): numbers as float64, digests as 32 bytes, so writing and
+ * reading it formats and parses no number.
  *
  * `recordedAt` is chosen so that any change made after the stat was taken has a later mtime
  * (git's "racily clean" case): a save uses the start of its walk minus one clock tick; a restore
@@ -40833,92 +40958,290 @@ const STATCACHE_DIR = 'statcache';
 /** The most a file's mtime lags the clock (the kernel's coarse clock: one tick). */
 const CLOCK_LAG_MS = 20;
 const statcache_DIGEST = /^[0-9a-f]{64}$/;
+/** Numbers per file record: size, mtimeMs, inode, group index (-1: own blob), offset. */
+const NUMS = 5;
+/** Where a relative path splits into directory and name. */
+function splitRel(rel) {
+    const i = rel.lastIndexOf('/');
+    return i < 0 ? ['', rel] : [rel.slice(0, i), rel.slice(i + 1)];
+}
+/** The records of one root being built. */
+class RootRecords {
+    builder;
+    dirs = Object.create(null);
+    last;
+    constructor(builder) {
+        this.builder = builder;
+    }
+    get records() {
+        return this.dirs;
+    }
+    /** The file at relative path `rel` ('' for a file root). */
+    add(rel, size, mtimeMs, ino, digest, loc) {
+        const [dir, name] = splitRel(rel);
+        let recs = this.last?.dir === dir ? this.last.recs : this.dirs[dir];
+        if (recs === undefined) {
+            recs = { n: [], d: [], s: [] };
+            this.dirs[dir] = recs;
+        }
+        this.last = { dir, recs };
+        recs.n.push(name);
+        recs.d.push(digest);
+        const gi = loc === undefined ? -1 : this.builder.groupOf(loc);
+        recs.s.push(size, mtimeMs, ino, gi, loc === undefined ? 0 : loc.offset);
+    }
+}
 /** Builds the records of a stat cache, numbering the groups as they come. */
 class StatCacheBuilder {
     groupIndex = new Map();
     groups = [];
     roots = {};
     root(name, absPath) {
-        const files = {};
-        this.roots[name] = { abs: external_node_path_namespaceObject.resolve(absPath), files };
-        return files;
+        const r = new RootRecords(this);
+        this.roots[name] = { abs: external_node_path_namespaceObject.resolve(absPath), dirs: r.records };
+        return r;
     }
-    record(size, mtimeMs, ino, digest, loc) {
-        if (loc === undefined)
-            return [size, mtimeMs, ino, digest];
+    groupOf(loc) {
         let gi = this.groupIndex.get(loc.group);
         if (gi === undefined) {
             gi = this.groups.length;
             this.groupIndex.set(loc.group, gi);
             this.groups.push([loc.group, loc.groupSize]);
         }
-        return [size, mtimeMs, ino, digest, gi, loc.offset];
+        return gi;
     }
     build(key, recordedAt) {
-        return { v: 2, key, recordedAt, groups: this.groups, roots: this.roots };
+        return { key, recordedAt, groups: this.groups, roots: this.roots };
     }
 }
+/** The stat caches of `key` (one per set of root paths it was saved from or restored to). */
+function keyDir(storeRoot, key) {
+    return external_node_path_namespaceObject.join(storeRoot, STATCACHE_DIR, sha256(key));
+}
 function fileName(storeRoot, key, roots) {
-    const id = sha256(JSON.stringify([key, roots.map((r) => [r.name, external_node_path_namespaceObject.resolve(r.absPath)]).sort()]));
-    return external_node_path_namespaceObject.join(storeRoot, STATCACHE_DIR, `${id}.json`);
+    const id = sha256(JSON.stringify(roots.map((r) => [r.name, external_node_path_namespaceObject.resolve(r.absPath)]).sort()));
+    return external_node_path_namespaceObject.join(keyDir(storeRoot, key), `${id}.bin`);
+}
+/** Deletes every stat cache of `key` (its entry is gone). */
+async function removeStatCaches(storeRoot, key) {
+    await external_node_fs_namespaceObject.promises.rm(keyDir(storeRoot, key), { recursive: true, force: true });
+}
+const MAGIC = Buffer.from('CSTC');
+const statcache_VERSION = 4;
+/** 'CSTC', u32 LE version, u32 LE header bytes, u32 LE name bytes. */
+const statcache_HEAD = 16;
+/**
+ * A stat cache as stored: the head, the header JSON, every file name (UTF-8, NUL-separated;
+ * no file name holds a NUL), zero padding to a multiple of 8, then per file its digest (32
+ * bytes), then per file NUMS float64 (LE). Files come directory by directory, as the header
+ * lists the directories.
+ */
+function encodeStatCache(cache) {
+    const roots = [];
+    const names = [];
+    const digests = [];
+    const nums = [];
+    for (const [name, r] of Object.entries(cache.roots)) {
+        const dirs = [];
+        for (const [rel, recs] of Object.entries(r.dirs)) {
+            dirs.push([rel, recs.n.length]);
+            for (const n of recs.n)
+                names.push(n);
+            for (const d of recs.d)
+                digests.push(d);
+            nums.push(recs.s);
+        }
+        roots.push({ name, abs: r.abs, dirs });
+    }
+    const header = {
+        key: cache.key,
+        recordedAt: cache.recordedAt,
+        groups: cache.groups,
+        roots,
+    };
+    const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
+    const nameBytes = Buffer.from(names.join('\0'), 'utf8');
+    const start = statcache_HEAD + headerBytes.length + nameBytes.length;
+    const digestsAt = Math.ceil(start / 8) * 8;
+    const numsAt = digestsAt + digests.length * 32;
+    const out = Buffer.alloc(numsAt + digests.length * NUMS * 8);
+    MAGIC.copy(out, 0);
+    out.writeUInt32LE(statcache_VERSION, 4);
+    out.writeUInt32LE(headerBytes.length, 8);
+    out.writeUInt32LE(nameBytes.length, 12);
+    headerBytes.copy(out, statcache_HEAD);
+    nameBytes.copy(out, statcache_HEAD + headerBytes.length);
+    digests.forEach((d, i) => out.write(d, digestsAt + i * 32, 32, 'hex'));
+    const f64 = new Float64Array(out.buffer, out.byteOffset + numsAt, digests.length * NUMS);
+    let o = 0;
+    for (const s of nums) {
+        f64.set(s, o);
+        o += s.length;
+    }
+    return out;
 }
 async function writeStatCache(storeRoot, tmpDir, roots, cache) {
-    await writeFileAtomic(fileName(storeRoot, cache.key, roots), JSON.stringify(cache), tmpDir);
+    await writeFileAtomic(fileName(storeRoot, cache.key, roots), encodeStatCache(cache), tmpDir);
 }
-/** Lookup of unchanged files: `digestOf(root, path, size, mtimeMs, ino)`. */
+/** Reads a stat cache file; undefined when anything does not add up. */
+function decodeStatCache(body, key) {
+    if (body.length < statcache_HEAD || !body.subarray(0, 4).equals(MAGIC))
+        return undefined;
+    if (body.readUInt32LE(4) !== statcache_VERSION)
+        return undefined;
+    const headerLen = body.readUInt32LE(8);
+    const namesLen = body.readUInt32LE(12);
+    if (statcache_HEAD + headerLen + namesLen > body.length)
+        return undefined;
+    const header = JSON.parse(body.toString('utf8', statcache_HEAD, statcache_HEAD + headerLen));
+    if (header.key !== key || typeof header.recordedAt !== 'number')
+        return undefined;
+    if (!Array.isArray(header.roots) || !Array.isArray(header.groups))
+        return undefined;
+    let files = 0;
+    for (const r of header.roots) {
+        if (typeof r?.name !== 'string' || typeof r.abs !== 'string' || !Array.isArray(r.dirs)) {
+            return undefined;
+        }
+        for (const d of r.dirs) {
+            if (!Array.isArray(d) || typeof d[0] !== 'string' || !Number.isSafeInteger(d[1])) {
+                return undefined;
+            }
+            if (d[1] < 0)
+                return undefined;
+            files += d[1];
+        }
+    }
+    const start = statcache_HEAD + headerLen;
+    const names = files === 0 ? [] : body.toString('utf8', start, start + namesLen).split('\0');
+    if (names.length !== files)
+        return undefined;
+    const digestsAt = Math.ceil((start + namesLen) / 8) * 8;
+    const numsAt = digestsAt + files * 32;
+    if (body.length !== numsAt + files * NUMS * 8)
+        return undefined;
+    // (readFile gives a buffer of its own, 8-aligned; a copy otherwise.)
+    const aligned = (body.byteOffset + numsAt) % 8 === 0 ? body : Buffer.from(body);
+    const nums = new Float64Array(aligned.buffer, aligned.byteOffset + numsAt, files * NUMS);
+    return { header, names, body, digestsAt, nums };
+}
+/** The cached records of one directory: files [first, first + count) of the decoded file. */
+class DirLookup {
+    c;
+    first;
+    count;
+    next = 0;
+    byName;
+    constructor(c, first, count) {
+        this.c = c;
+        this.first = first;
+        this.count = count;
+    }
+    /**
+     * The digest of file `name` if its size, mtime and inode are the recorded ones. Names are
+     * asked for in listing order, which is the recorded order: each is found at the next record,
+     * so a lookup by name is only needed where the directory changed.
+     */
+    digestOf(name, size, mtimeMs, ino) {
+        const names = this.c.names;
+        let i = this.next;
+        if (i >= this.count || names[this.first + i] !== name) {
+            if (this.byName === undefined) {
+                this.byName = new Map();
+                for (let k = 0; k < this.count; k++)
+                    this.byName.set(names[this.first + k], k);
+            }
+            const k = this.byName.get(name);
+            if (k === undefined)
+                return undefined;
+            i = k;
+        }
+        this.next = i + 1;
+        const f = this.first + i;
+        const s = this.c.nums;
+        const o = f * NUMS;
+        if (s[o] !== size || s[o + 1] !== mtimeMs || s[o + 2] !== ino)
+            return undefined;
+        if (mtimeMs > this.c.header.recordedAt)
+            return undefined;
+        return this.c.body.toString('hex', this.c.digestsAt + f * 32, this.c.digestsAt + f * 32 + 32);
+    }
+}
+/** Lookup of unchanged files, directory by directory. */
 class StatLookup {
     cache;
+    /** Per root name: its absolute path and its directories (first file, count). */
+    roots = new Map();
+    rootMemo;
     constructor(cache) {
         this.cache = cache;
+        let first = 0;
+        for (const r of cache?.header.roots ?? []) {
+            const dirs = new Map();
+            for (const [rel, count] of r.dirs) {
+                dirs.set(rel, [first, count]);
+                first += count;
+            }
+            this.roots.set(r.name, { abs: r.abs, dirs });
+        }
     }
     get usable() {
         return this.cache !== undefined;
     }
-    digestOf(root, rel, size, mtimeMs, ino) {
+    /** The records of directory `dir` (relative, '' for the root) of `root`, if there are any. */
+    dir(root, dir) {
         const c = this.cache;
         if (c === undefined)
             return undefined;
-        const r = c.roots[root.name];
-        if (r === undefined || r.abs !== external_node_path_namespaceObject.resolve(root.absPath))
-            return undefined;
-        const rec = r.files[rel];
-        if (rec === undefined)
-            return undefined;
-        if (rec[0] !== size || rec[1] !== mtimeMs || rec[2] !== ino)
-            return undefined;
-        if (mtimeMs > c.recordedAt)
-            return undefined;
-        return statcache_DIGEST.test(rec[3]) ? rec[3] : undefined;
+        let memo = this.rootMemo;
+        if (memo?.root !== root) {
+            // (Once per root, not per directory.)
+            const r = this.roots.get(root.name);
+            const same = r !== undefined && r.abs === external_node_path_namespaceObject.resolve(root.absPath);
+            memo = this.rootMemo = { root, dirs: same ? r.dirs : undefined };
+        }
+        const at = memo.dirs?.get(dir);
+        return at === undefined ? undefined : new DirLookup(c, at[0], at[1]);
+    }
+    /** The lookup of file `rel` of `root` ('' for a file root). */
+    digestOf(root, rel, size, mtimeMs, ino) {
+        const [dir, name] = splitRel(rel);
+        return this.dir(root, dir)?.digestOf(name, size, mtimeMs, ino);
     }
     /** Where each grouped file of the cached entry lives (records that do not add up are skipped). */
     locations() {
         const out = new Map();
         const c = this.cache;
-        if (c === undefined || !Array.isArray(c.groups))
+        if (c === undefined)
             return out;
-        for (const r of Object.values(c.roots)) {
-            for (const rec of Object.values(r.files)) {
-                if (rec.length !== 6)
-                    continue;
-                const [size, , , digest, gi, offset] = rec;
-                const g = c.groups[gi];
-                if (g === undefined || !statcache_DIGEST.test(g[0]) || !statcache_DIGEST.test(digest))
-                    continue;
-                if (!Number.isSafeInteger(offset) || offset < 0 || offset + size > g[1])
-                    continue;
-                out.set(digest, { group: g[0], groupSize: g[1], offset, size });
-            }
+        const groups = c.header.groups.map((g) => Array.isArray(g) &&
+            typeof g[0] === 'string' &&
+            statcache_DIGEST.test(g[0]) &&
+            Number.isSafeInteger(g[1])
+            ? g
+            : undefined);
+        const s = c.nums;
+        for (let f = 0; f < c.names.length; f++) {
+            const o = f * NUMS;
+            const size = s[o];
+            const gi = s[o + 3];
+            const offset = s[o + 4];
+            if (gi < 0)
+                continue;
+            const g = groups[gi];
+            if (g === undefined || !Number.isSafeInteger(offset) || offset < 0)
+                continue;
+            if (!Number.isSafeInteger(size) || size < 0 || offset + size > g[1])
+                continue;
+            const digest = c.body.toString('hex', c.digestsAt + f * 32, c.digestsAt + f * 32 + 32);
+            out.set(digest, { group: g[0], groupSize: g[1], offset, size });
         }
         return out;
     }
 }
 async function readStatCache(storeRoot, key, roots) {
     try {
-        const raw = JSON.parse(await external_node_fs_namespaceObject.promises.readFile(fileName(storeRoot, key, roots), 'utf8'));
-        if (raw.v !== 2 || raw.key !== key || typeof raw.recordedAt !== 'number') {
-            return new StatLookup(undefined);
-        }
-        return new StatLookup(raw);
+        return new StatLookup(decodeStatCache(await external_node_fs_namespaceObject.promises.readFile(fileName(storeRoot, key, roots)), key));
     }
     catch {
         return new StatLookup(undefined);
@@ -41406,7 +41729,7 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
         files.forEach(({ e, digest, item }, i) => {
             const [ino, mtimeMs] = written[i];
             const rec = records.get(item);
-            rec[e.path] = cache.record(e.size, mtimeMs, ino, digest, blobs.located(digest));
+            rec.add(e.path, e.size, mtimeMs, ino, digest, blobs.located(digest));
         });
     }
     finally {
@@ -41689,6 +42012,8 @@ function isPending(e) {
 const KIND = { gone: 0, file: 1, dir: 2, symlink: 3, other: 4 };
 /** Entries per listing job: a worker lists its directories and goes on below them until this. */
 const LIST_BUDGET = 1024;
+/** Entries of the first listing jobs, which find the directories both workers then list. */
+const FIRST_BUDGET = 64;
 /** Directories per listing job, at most (fewer while few are known, so both workers list). */
 const LIST_BATCH = 64;
 /**
@@ -41698,7 +42023,7 @@ const LIST_BATCH = 64;
  * `onFile` as soon as its directory's listing comes back, so compression starts while the
  * rest of the tree is still being listed.
  */
-async function walkDir(rootAbs, rootName, onFile, list) {
+async function walkDir(rootAbs, rootName, onFile, list, cachedDir) {
     const root = { abs: rootAbs, rel: '', subdirs: new Map() };
     const queue = [root];
     /** Directories found and not listed yet, by absolute path. */
@@ -41706,41 +42031,68 @@ async function walkDir(rootAbs, rootName, onFile, list) {
     /** Every listing job; a job's end sends the directories it found, so the list grows. */
     const jobs = [];
     let failure;
-    const take = (node, l, listed) => {
+    /**
+     * The sub-directories of a listing, queued for listing unless `listed` already has them.
+     * Runs for every listing of a job before the files are looked at, so the workers get their
+     * next directories without waiting for that.
+     */
+    const found = (node, l, listed) => {
         unlisted.delete(node.abs);
+        if (l.missing === true)
+            return; // gone since its parent was listed
+        for (let k = 0; k < l.names.length; k++) {
+            if (l.stats[k * 5] !== KIND.dir)
+                continue;
+            const name = l.names[k];
+            if (unsafeChildReason(node.rel, name) !== undefined)
+                continue; // take() warns
+            const abs = `${node.abs}${external_node_path_namespaceObject.sep}${name}`;
+            const child = {
+                abs,
+                rel: node.rel === '' ? name : `${node.rel}/${name}`,
+                subdirs: new Map(),
+            };
+            node.subdirs.set(name, child);
+            unlisted.set(abs, child);
+            if (!listed.has(abs))
+                queue.push(child);
+        }
+    };
+    /** The entries of a listing, in byte order; each regular file goes to `onFile`. */
+    const take = (node, l) => {
         const entries = [];
         node.entries = entries;
         if (l.missing === true)
-            return; // gone since its parent was listed
+            return;
+        const cached = cachedDir(node.rel);
         for (let k = 0; k < l.names.length; k++) {
             const name = l.names[k];
             const o = k * 5;
             const kind = l.stats[o];
             if (kind === KIND.gone)
                 continue; // vanished meanwhile
+            const mode = l.stats[o + 1];
+            const mtimeMs = l.stats[o + 3];
+            if (kind === KIND.dir) {
+                const child = node.subdirs.get(name);
+                if (child !== undefined) {
+                    entries.push({ path: child.rel, type: 'dir', mode, size: 0, mtimeMs });
+                    continue;
+                }
+            }
             const p = node.rel === '' ? name : `${node.rel}/${name}`;
-            const why = unsafePathReason(p);
+            const why = unsafeChildReason(node.rel, name);
             if (why !== undefined) {
                 lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
                 continue;
             }
-            const mode = l.stats[o + 1];
-            const mtimeMs = l.stats[o + 3];
-            const abs = `${node.abs}${external_node_path_namespaceObject.sep}${name}`;
-            if (kind === KIND.dir) {
-                entries.push({ path: p, type: 'dir', mode, size: 0, mtimeMs });
-                const child = { abs, rel: p, subdirs: new Map() };
-                node.subdirs.set(name, child);
-                unlisted.set(abs, child);
-                if (!listed.has(abs))
-                    queue.push(child);
-            }
-            else if (kind === KIND.file) {
+            if (kind === KIND.file) {
                 const size = l.stats[o + 2];
                 const ino = l.stats[o + 4];
+                const abs = `${node.abs}${external_node_path_namespaceObject.sep}${name}`;
                 const file = { absPath: abs, path: p, mode, mtimeMs, size, ino };
                 entries.push(file);
-                onFile(file);
+                onFile(file, cached?.digestOf(name, size, mtimeMs, ino));
             }
             else if (kind === KIND.symlink) {
                 const target = l.targets[k];
@@ -41759,15 +42111,20 @@ async function walkDir(rootAbs, rootName, onFile, list) {
         while (queue.length > 0 && failure === undefined) {
             const n = Math.min(LIST_BATCH, Math.max(1, Math.ceil(queue.length / 2)));
             const batch = queue.splice(0, n);
-            const job = list(batch.map((d) => d.abs), LIST_BUDGET).then((ls) => {
+            // (The first jobs come back quickly with directories to share out: the second worker
+            // starts listing sooner.)
+            const job = list(batch.map((d) => d.abs), jobs.length < 2 ? FIRST_BUDGET : LIST_BUDGET).then((ls) => {
                 // A listing follows its parent's: each directory is known by the time it comes.
                 const listed = new Set(ls.map((l) => l.dir));
-                for (const l of ls) {
+                const nodes = ls.map((l) => {
                     const node = unlisted.get(l.dir);
                     if (node === undefined)
                         throw new errors/* StoreError */.AD(`unexpected listing of ${l.dir}`);
-                    take(node, l, listed);
-                }
+                    found(node, l, listed);
+                    return node;
+                });
+                pump();
+                ls.forEach((l, k) => take(nodes[k], l));
             }, (err) => {
                 failure ??= err;
             });
@@ -41822,7 +42179,7 @@ function dropUnsafeLinks(rootName, entries) {
     }
     return entries.filter((e) => !('type' in e && e.type === 'symlink') || keep.has(e.path));
 }
-async function walkRoot(root, onFile, list) {
+async function walkRoot(root, onFile, list, stat) {
     let st;
     try {
         st = (0,external_node_fs_namespaceObject.lstatSync)(root.absPath);
@@ -41841,14 +42198,15 @@ async function walkRoot(root, onFile, list) {
             size: st.size,
             ino: st.ino,
         };
-        onFile(file);
+        onFile(file, stat?.digestOf(root, '', file.size, file.mtimeMs, file.ino));
         return { root, kind: 'file', mode: file.mode, mtimeMs: file.mtimeMs, entries: [file] };
     }
     if (!st.isDirectory()) {
         lib_core/* warning */.$e(`clyde-cache: not caching ${root.name}: it is a symlink or special file, not a directory or file`);
         return { root, kind: 'absent', entries: [] };
     }
-    const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile, list));
+    const cachedDir = (rel) => stat?.dir(root, rel);
+    const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile, list, cachedDir));
     return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, entries };
 }
 /**
@@ -41861,7 +42219,6 @@ class Planner {
     groupSmall;
     stored = new Map();
     locations = new Map();
-    digests = new Map();
     newBlobs = 0;
     newBytes = 0;
     reused = 0;
@@ -41871,7 +42228,8 @@ class Planner {
     rawBlobs = 0;
     counted = new Set();
     groupSeen = new Map();
-    known = [];
+    /** Grouped content already in the store, one digest per line (one string: cheap to post). */
+    known;
     /**
      * Content claims of this save, shared by the workers (one 64-bit slot each): a file whose
      * content another file of the save claimed is neither compressed nor written again.
@@ -41893,10 +42251,12 @@ class Planner {
         this.pool = blobs.pool();
         this.dirs = blobs.dirs;
         // Grouped content already in the store: workers leave it out of new groups.
+        const known = [];
         for (const [d, loc] of basis?.locations ?? []) {
             if (this.groupSize(loc.group) !== undefined)
-                this.known.push(d);
+                known.push(d);
         }
+        this.known = known.join('\n');
     }
     /** Stored size of a group blob (undefined when it is gone), one stat per group. */
     groupSize(group) {
@@ -41904,9 +42264,9 @@ class Planner {
             this.groupSeen.set(group, ownSizeSync(this.blobs, group));
         return this.groupSeen.get(group);
     }
-    add(root, e) {
-        const d = this.basis?.stat.digestOf(root, e.path, e.size, e.mtimeMs, e.ino);
-        if (d !== undefined && this.reuse(e, d))
+    /** `cached`: its digest when the stat cache vouches for it. */
+    add(e, cached) {
+        if (cached !== undefined && this.reuse(e, cached))
             return;
         if (this.groupSmall && e.size < SMALL_FILE) {
             this.small.push(e);
@@ -41940,13 +42300,8 @@ class Planner {
     }
     /** Points a duplicate at the blob its claimer stored; false when there is none. */
     pairDup(f) {
-        const d = this.digests.get(f)?.digest;
-        const loc = this.locations.get(d);
-        if (loc !== undefined) {
-            this.blobs.remember(d, loc);
-            return true;
-        }
-        return this.stored.has(d);
+        const d = f.digest;
+        return this.locations.has(d) || this.stored.has(d);
     }
     /** Waits for the jobs already sent, whatever their outcome (after a failed walk). */
     async settle() {
@@ -41966,7 +42321,6 @@ class Planner {
             if (size === undefined)
                 return false;
             this.locations.set(d, loc);
-            this.blobs.remember(d, loc);
             this.stored.set(loc.group, size);
         }
         else {
@@ -41975,7 +42329,8 @@ class Planner {
                 return false;
             this.stored.set(d, size);
         }
-        this.digests.set(e, { digest: d, size: e.size });
+        e.digest = d;
+        e.contentSize = e.size;
         this.reused++;
         return true;
     }
@@ -42021,7 +42376,8 @@ class Planner {
             const f = members[k];
             this.read++;
             this.bytesRead += m.size;
-            this.digests.set(f, { digest: m.digest, size: m.size });
+            f.digest = m.digest;
+            f.contentSize = m.size;
             if (m.dup === true) {
                 this.dups.push(f);
                 return;
@@ -42033,7 +42389,6 @@ class Planner {
                 throw new errors/* StoreError */.AD(`no location for ${f.absPath}`);
             if (!this.locations.has(m.digest))
                 this.locations.set(m.digest, loc);
-            this.blobs.remember(m.digest, loc);
             if (m.offset < 0)
                 this.stored.set(loc.group, this.groupSeen.get(loc.group) ?? 0);
         });
@@ -42044,7 +42399,8 @@ class Planner {
             const r = await putChunked(this.pool, this.dirs, f.absPath, f.size);
             this.read++;
             this.bytesRead += r.size;
-            this.digests.set(f, { digest: r.digest, size: r.size });
+            f.digest = r.digest;
+            f.contentSize = r.size;
             this.note(r.digest, r.stored, r.written);
             if (r.written && r.raw)
                 this.rawBlobs++;
@@ -42063,7 +42419,8 @@ class Planner {
             }, bytes);
             rs.forEach((r, k) => {
                 const f = batch[k];
-                this.digests.set(f, { digest: r.digest, size: r.size });
+                f.digest = r.digest;
+                f.contentSize = r.size;
                 if (claim) {
                     // (The unclaimed run stores duplicates already counted.)
                     this.read++;
@@ -42093,7 +42450,7 @@ async function snapshotRoots(roots, blobs, basis, groupSmall = true) {
     const walked = [];
     try {
         for (const root of roots) {
-            walked.push(await walkRoot(root, (f) => plan.add(root, f), plan.list));
+            walked.push(await walkRoot(root, (f, d) => plan.add(f, d), plan.list, basis?.stat));
         }
     }
     catch (err) {
@@ -42101,7 +42458,7 @@ async function snapshotRoots(roots, blobs, basis, groupSmall = true) {
         throw err;
     }
     await plan.finish();
-    const { digests, locations } = plan;
+    const { locations } = plan;
     const cache = new StatCacheBuilder();
     let files = 0;
     const manifestRoots = walked.map((w) => {
@@ -42111,19 +42468,14 @@ async function snapshotRoots(roots, blobs, basis, groupSmall = true) {
         const done = w.entries.map((e) => {
             if (!isPending(e))
                 return e;
-            const d = digests.get(e);
-            if (d === undefined)
+            const digest = e.digest;
+            const size = e.contentSize;
+            if (digest === undefined || size === undefined) {
                 throw new errors/* StoreError */.AD(`file ${e.absPath} was not stored`);
+            }
             files++;
-            records[e.path] = cache.record(d.size, e.mtimeMs, e.ino, d.digest, locations.get(d.digest));
-            return {
-                path: e.path,
-                type: 'file',
-                mode: e.mode,
-                size: d.size,
-                mtimeMs: e.mtimeMs,
-                digest: d.digest,
-            };
+            records.add(e.path, size, e.mtimeMs, e.ino, digest, locations.get(digest));
+            return { path: e.path, type: 'file', mode: e.mode, size, mtimeMs: e.mtimeMs, digest };
         });
         if (w.kind === 'file') {
             const file = { ...done[0], path: '' };
@@ -42425,12 +42777,14 @@ class local_store_LocalStore {
             ...snap.statCache,
             key: req.key,
         }).catch(() => { });
-        const locatorBytes = await this.blobs.writeLocator(manifest, snap.locations);
-        req.onStats?.({
-            ...snap.stats,
-            blobsWritten: snap.stats.blobsWritten + (locatorBytes > 0 ? 1 : 0),
-            bytesWritten: snap.stats.bytesWritten + locatorBytes,
+        // The locator is written while the entry's files are staged (commit waits for it before
+        // the entry can become visible).
+        let locatorBytes = 0;
+        const sizes = this.blobs.writeLocator(manifest, snap.locations).then((n) => {
+            locatorBytes = n;
+            return this.savedSizes(manifest, snap, n);
         });
+        sizes.catch(() => { }); // (its failure is commit's to report, whenever it gets there)
         const now = new Date().toISOString();
         const meta = {
             schema: 1,
@@ -42446,9 +42800,12 @@ class local_store_LocalStore {
             storedBytes: [...snap.stored.values()].reduce((a, b) => a + b, 0),
             ...(req.keyManifest !== undefined ? { keyManifest: req.keyManifest } : {}),
         };
-        const { entry, created } = await this.commit(meta, manifest, (digest) => this.rewriteFromRoots(digest, manifest, req.roots), startSig === undefined
-            ? undefined
-            : { sig: startSig, sizes: this.savedSizes(manifest, snap, locatorBytes) });
+        const { entry, created } = await this.commit(meta, manifest, (digest) => this.rewriteFromRoots(digest, manifest, req.roots), { sig: startSig, sizes });
+        req.onStats?.({
+            ...snap.stats,
+            blobsWritten: snap.stats.blobsWritten + (locatorBytes > 0 ? 1 : 0),
+            bytesWritten: snap.stats.bytesWritten + locatorBytes,
+        });
         // [store-speed] what the files looked like, so the next save of the package skips them.
         await statCacheWritten;
         return created
@@ -42552,6 +42909,8 @@ class local_store_LocalStore {
             await pausePoint('after-remove-index');
             for (const rel of dirs)
                 await this.deleteEntryDir(rel);
+            for (const key of removed)
+                await removeStatCaches(this.root, key);
             let freedBytes = 0;
             for (const [d, size] of freed) {
                 await this.deleteBlob(d);
@@ -42762,10 +43121,12 @@ class local_store_LocalStore {
     async commit(meta, manifest, rewrite, saved) {
         const rel = entryDirName(meta);
         const staging = fsx_tempName(this.tmpDir, 'entry');
-        await external_node_fs_namespaceObject.promises.mkdir(staging, { recursive: true });
         try {
+            await external_node_fs_namespaceObject.promises.mkdir(staging, { recursive: true });
             await writeFileAtomic(external_node_path_namespaceObject.join(staging, ARTIFACT), JSON.stringify(manifest), staging);
             await writeFileAtomic(external_node_path_namespaceObject.join(staging, META), json(meta), staging);
+            // (A save's locator is written meanwhile: the entry needs it before it is indexed.)
+            const sizes = await saved?.sizes;
             await pausePoint('after-artifact-tmp');
             return await this.mutate(async (ix) => {
                 const listed = ix.entries.get(meta.key);
@@ -42778,9 +43139,9 @@ class local_store_LocalStore {
                 // Never index an entry whose content is not all there: a removal may have deleted a
                 // blob since the save found it present. When the index is the very one the save began
                 // with (no commit or removal since), the sizes the save saw still hold.
-                const unchanged = saved?.sizes !== undefined && this.cached?.sig === saved.sig;
+                const unchanged = sizes !== undefined && saved?.sig !== undefined && this.cached?.sig === saved.sig;
                 const stored = new Map();
-                const refs = unchanged ? saved.sizes : await this.blobs.referencedBlobs(manifest);
+                const refs = unchanged ? sizes : await this.blobs.referencedBlobs(manifest);
                 for (const [name, found] of refs ?? []) {
                     let size = found ?? (await this.blobSize(name));
                     if (size === undefined && rewrite !== undefined && (await rewrite(name))) {
