@@ -134,40 +134,32 @@ export function encodeLocator(
   m: Manifest,
   locs: ReadonlyMap<string, Location>,
 ): { body: Buffer; locations: Map<string, Location> } | undefined {
-  const mine = new Map<string, Location>();
-  const groups = new Map<string, number>();
-  const groupList: Location[] = [];
-  for (const f of manifestFiles(m)) {
-    const loc = locs.get(f.digest);
-    if (loc === undefined || mine.has(f.digest)) continue;
-    mine.set(f.digest, loc);
-    if (!groups.has(loc.group)) {
-      groups.set(loc.group, groupList.length);
-      groupList.push(loc);
-    }
-  }
-  if (mine.size === 0) return undefined;
+  const file = buildLocator(m, locs);
+  if (file === undefined) return undefined;
   const body = Buffer.allocUnsafe(
-    LOCATOR_HEAD + groupList.length * LOCATOR_GROUP + mine.size * LOCATOR_FILE,
+    LOCATOR_HEAD + file.groups.length * LOCATOR_GROUP + file.files.length * LOCATOR_FILE,
   );
   LOCATOR_MAGIC.copy(body, 0);
   body.writeUInt32LE(LOCATOR_VERSION, 4);
-  body.writeUInt32LE(groupList.length, 8);
-  body.writeUInt32LE(mine.size, 12);
+  body.writeUInt32LE(file.groups.length, 8);
+  body.writeUInt32LE(file.files.length, 12);
   let o = LOCATOR_HEAD;
-  for (const g of groupList) {
-    body.write(g.group, o, 32, 'hex');
-    body.writeDoubleLE(g.groupSize, o + 32);
+  for (const [group, groupSize] of file.groups) {
+    body.write(group, o, 32, 'hex');
+    body.writeDoubleLE(groupSize, o + 32);
     o += LOCATOR_GROUP;
   }
-  for (const [digest, loc] of mine) {
+  const locations = new Map<string, Location>();
+  for (const [digest, gi, offset, size] of file.files) {
     body.write(digest, o, 32, 'hex');
-    body.writeUInt32LE(groups.get(loc.group) as number, o + 32);
-    body.writeDoubleLE(loc.offset, o + 36);
-    body.writeDoubleLE(loc.size, o + 44);
+    body.writeUInt32LE(gi, o + 32);
+    body.writeDoubleLE(offset, o + 36);
+    body.writeDoubleLE(size, o + 44);
     o += LOCATOR_FILE;
+    const [group, groupSize] = file.groups[gi] as [string, number];
+    locations.set(digest, { group, groupSize, offset, size });
   }
-  return { body, locations: mine };
+  return { body, locations };
 }
 
 /** Whether `body` is a locator in the binary form (`encodeLocator`). */

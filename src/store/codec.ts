@@ -52,11 +52,6 @@ export function rawFrame(content: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
-/** True when `frame` starts with the zstd magic number (every blob does). */
-export function isZstdFrame(frame: Buffer): boolean {
-  return frame.length >= 4 && frame.subarray(0, 4).equals(ZSTD_MAGIC);
-}
-
 /** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
 export function isRawFrame(frame: Buffer): boolean {
   return frame.length >= 6 && frame.subarray(0, 6).equals(RAW_FRAME_HEADER);

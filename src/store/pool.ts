@@ -1,7 +1,6 @@
 /**
- * Concurrency helpers for the store: `mapLimit` for async work on the main thread, and the
- * worker pool that hashes, compresses, decompresses and writes files off the main thread
- * (worker-source.ts holds the code the workers run).
+ * The store's worker pool: it hashes, compresses, decompresses and writes files off the main
+ * thread (worker-source.ts holds the code the workers run).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,32 +11,6 @@ import { Worker } from 'node:worker_threads';
 import { StoreError } from '../errors.js';
 import { BACKEND_ENV, CHAIN_LOG, HASH_LOG, LEVEL } from './codec.js';
 import { WORKER_SOURCE } from './worker-source.js';
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  async function worker(): Promise<void> {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i] as T, i);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  }
-  const workers = Array.from({ length: Math.min(limit, items.length) }, () => worker());
-  const settled = await Promise.allSettled(workers);
-  for (const s of settled) if (s.status === 'rejected') throw s.reason;
-  return results;
-}
 
 /** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
 export const STREAM_AT = 16 * 1024 * 1024;

@@ -256,6 +256,12 @@ function decodeStatCache(body: Buffer, key: string): Decoded | undefined {
   return { header, names, body, digestsAt, nums };
 }
 
+/** The digest of file `f` of a decoded stat cache. */
+function digestAt(c: Decoded, f: number): string {
+  const at = c.digestsAt + f * 32;
+  return c.body.toString('hex', at, at + 32);
+}
+
 /** The cached records of one directory: files [first, first + count) of the decoded file. */
 export class DirLookup {
   private next = 0;
@@ -290,7 +296,7 @@ export class DirLookup {
     const o = f * NUMS;
     if (s[o] !== size || s[o + 1] !== mtimeMs || s[o + 2] !== ino) return undefined;
     if (mtimeMs > this.c.header.recordedAt) return undefined;
-    return this.c.body.toString('hex', this.c.digestsAt + f * 32, this.c.digestsAt + f * 32 + 32);
+    return digestAt(this.c, f);
   }
 }
 
@@ -367,8 +373,7 @@ export class StatLookup {
       const g = groups[gi];
       if (g === undefined || !Number.isSafeInteger(offset) || offset < 0) continue;
       if (!Number.isSafeInteger(size) || size < 0 || offset + size > g[1]) continue;
-      const digest = c.body.toString('hex', c.digestsAt + f * 32, c.digestsAt + f * 32 + 32);
-      out.set(digest, { group: g[0], groupSize: g[1], offset, size });
+      out.set(digestAt(c, f), { group: g[0], groupSize: g[1], offset, size });
     }
     return out;
   }
