@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InputError } from './errors.js';
+import { DEFAULT_WORKSPACE_FILE } from './key/packages.js';
 import { toPosix } from './util/bytes.js';
 
 export const SAVE_POLICIES = ['on-success', 'always', 'never'] as const;
@@ -76,9 +77,6 @@ export interface WorkspaceSource {
   readonly source: string;
   readonly text: string;
 }
-
-/** Where a workspace file is looked for when neither `path` nor `packages` is given. */
-export const DEFAULT_WORKSPACE_FILE = '.clyde/cache.yml';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -6,8 +6,6 @@ import * as core from '@actions/core';
 import type { Tier } from './state.js';
 import { formatBytes } from './util/bytes.js';
 
-export { formatBytes };
-
 export const Outputs = {
   CacheHit: 'cache-hit',
   CacheKey: 'cache-key',

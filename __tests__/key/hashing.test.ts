@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { computeKey } from '../../src/key/index.js';
-import { byteOrder, LARGE_FILE_BYTES } from '../../src/key/sources.js';
+import { LARGE_FILE_BYTES } from '../../src/key/sources.js';
+import { compareBytes as byteOrder } from '../../src/util/bytes.js';
 import { compareBytes } from '../../src/util/bytes.js';
 import { blob, cleanup, component, inputs, makeRepo, makeTree, type Tree } from './helpers.js';
 

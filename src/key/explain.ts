@@ -5,7 +5,7 @@
  *
  * Env variables are named, never valued: the manifest holds only hashes of their values.
  */
-import { compareBytes, sortBytes } from '../util/bytes.js';
+import { sortBytes } from '../util/bytes.js';
 import type { KeyComponent, KeyManifest } from './types.js';
 
 /** Longest list of paths or values kept per category; counts are always complete. */
@@ -246,10 +246,11 @@ function diffMaps(
   old: Readonly<Record<string, string>>,
   now: Readonly<Record<string, string>>,
 ): ValueChange[] {
-  const keys = sortBytes(new Set([...Object.keys(old), ...Object.keys(now)]));
-  return keys
-    .filter((k) => own(old, k) !== own(now, k))
-    .map((k) => change(k, own(old, k), own(now, k)));
+  // (Only the keys that differ are sorted: a miss after a one-file change sorts one name.)
+  const differ = [...new Set([...Object.keys(old), ...Object.keys(now)])].filter(
+    (k) => own(old, k) !== own(now, k),
+  );
+  return sortBytes(differ).map((k) => change(k, own(old, k), own(now, k)));
 }
 
 function diffFiles(
@@ -266,7 +267,7 @@ function diffFiles(
   }
   const cap = (list: string[]): CappedList => ({
     count: list.length,
-    items: list.sort(compareBytes).slice(0, EXPLAIN_CAP),
+    items: list.slice(0, EXPLAIN_CAP), // (in byte order already: diffMaps sorts)
   });
   return { added: cap(added), removed: cap(removed), modified: cap(modified) };
 }

@@ -82,11 +82,6 @@ export class SourceIndex {
     return this.git?.format ?? 'sha1';
   }
 
-  /** True when ids come from git's index. */
-  get usesGit(): boolean {
-    return this.git !== undefined;
-  }
-
   /**
    * The files to hash: glob matches when `patterns` has any, else the tracked files (or every
    * file without git). Minus excludePaths, `.git` and `skip` (relative posix paths).
@@ -156,7 +151,7 @@ export class SourceIndex {
 
 /** The sources component's hash: over `<relpath>\0<id>\n` lines in byte order of path. */
 export function sourcesDigest(format: ObjectFormat, files: readonly SourceFile[]): string {
-  const sorted = isSorted(files) ? files : [...files].sort((a, b) => byteOrder(a.path, b.path));
+  const sorted = isSorted(files) ? files : [...files].sort((a, b) => compareBytes(a.path, b.path));
   const hash = createHash('sha256').update(`${format}\n`);
   // The same bytes as one update per line, in fewer calls.
   let lines = '';
@@ -170,39 +165,13 @@ export function sourcesDigest(format: ObjectFormat, files: readonly SourceFile[]
   return hash.update(lines).digest('hex');
 }
 
-/**
- * compareBytes without its two allocations per call, for the per-file loops: UTF-16 code units
- * sort as UTF-8 bytes below the surrogates; where a surrogate or U+E000..U+FFFF decides (or a
- * string ends in a high surrogate), compareBytes itself answers.
- */
-export function byteOrder(a: string, b: string): number {
-  if (a === b) return 0;
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    if (x < 0xd800 && y < 0xd800) return x < y ? -1 : 1;
-    return compareBytes(a, b);
-  }
-  const last = n > 0 ? a.charCodeAt(n - 1) : 0;
-  if (last >= 0xd800 && last < 0xdc00) return compareBytes(a, b);
-  return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
-}
-
 function isSorted(files: readonly SourceFile[]): boolean {
   for (let i = 1; i < files.length; i++) {
-    if (byteOrder((files[i - 1] as SourceFile).path, (files[i] as SourceFile).path) >= 0) {
+    if (compareBytes((files[i - 1] as SourceFile).path, (files[i] as SourceFile).path) >= 0) {
       return false;
     }
   }
   return true;
-}
-
-/** Git's blob id of `data`: the hash of `blob <size>\0` followed by the bytes. */
-export function blobId(data: string | Buffer, format: ObjectFormat = 'sha1'): string {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  return createHash(format).update(`blob ${bytes.length}\0`).update(bytes).digest('hex');
 }
 
 // ---- listing ---------------------------------------------------------------------------------
@@ -212,12 +181,11 @@ type Excluder = (absPath: string) => boolean;
 /** True for paths under a cached output or inside any `.git` directory (or a `.git` file). */
 function makeExcluder(workspace: string, excludePaths: readonly string[]): Excluder {
   const isExcludedRel = makeRelExcluder(workspace, excludePaths);
+  const roots = excludedRoots(workspace, excludePaths);
   return (abs) => {
     const rel = path.relative(workspace, abs);
     if (rel.startsWith('..') || path.isAbsolute(rel)) {
-      return (
-        isExcludedRel('') || excludedRoots(workspace, excludePaths).some((r) => isInside(r, abs))
-      );
+      return isExcludedRel('') || roots.some((r) => isInside(r, abs));
     }
     return isExcludedRel(toPosix(rel));
   };
@@ -261,9 +229,9 @@ function uniqueSorted(paths: Iterable<string>): string[] {
   const list = [...paths];
   let sorted = true;
   for (let i = 1; i < list.length && sorted; i++) {
-    sorted = byteOrder(list[i - 1] as string, list[i] as string) < 0;
+    sorted = compareBytes(list[i - 1] as string, list[i] as string) < 0;
   }
-  return sorted ? list : [...new Set(list)].sort(byteOrder);
+  return sorted ? list : [...new Set(list)].sort(compareBytes);
 }
 
 /**
@@ -291,7 +259,7 @@ async function walk(
       if (entry.isDirectory()) entries.push(`${name}/`);
       else if (entry.isFile() || entry.isSymbolicLink()) entries.push(name);
     }
-    stack.push({ prefix, entries: entries.sort(byteOrder), next: 0 });
+    stack.push({ prefix, entries: entries.sort(compareBytes), next: 0 });
   };
   enter('');
   while (stack.length > 0) {

@@ -103,5 +103,3 @@ export async function executePlan(
   }
   return { dryRun, deleted, failed, freedBytes };
 }
-
-export { formatBytes };

@@ -40,8 +40,6 @@ import type {
   PrunePlan,
 } from './types.js';
 
-export { DELETE_REASONS };
-
 /** Groups of entries keep-versions counts in: package, platform and variant. */
 function groupOf(e: PruneEntry): string {
   return `${e.package}\u0000${e.platform}\u0000${e.variant}`;

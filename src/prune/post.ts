@@ -6,7 +6,8 @@
 import * as core from '@actions/core';
 import { errorMessage } from '../errors.js';
 import type { PruneConfig } from '../inputs.js';
-import { executePlan, formatBytes, type ExecuteResult, type PruneTarget } from './execute.js';
+import { formatBytes } from '../util/bytes.js';
+import { executePlan, type ExecuteResult, type PruneTarget } from './execute.js';
 import { limitsOf, planPrune, pruneDue } from './policy.js';
 import { renderPlanLines } from './summary.js';
 import type { PrunePlan } from './types.js';

@@ -2,7 +2,7 @@
  * Rendering of a prune plan for the job summary (markdown lines), shared by post and
  * the gc sub-action.
  */
-import { formatBytes } from './execute.js';
+import { formatBytes } from '../util/bytes.js';
 import type { ExecuteResult } from './execute.js';
 import { totalsByReason } from './policy.js';
 import type { PrunePlan } from './types.js';

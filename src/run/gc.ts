@@ -6,12 +6,8 @@
  */
 import * as core from '@actions/core';
 import { readGcConfig, type GcConfig } from '../inputs.js';
-import {
-  executePlan,
-  formatBytes,
-  type ExecuteResult,
-  type PruneTarget,
-} from '../prune/execute.js';
+import { executePlan, type ExecuteResult, type PruneTarget } from '../prune/execute.js';
+import { formatBytes } from '../util/bytes.js';
 import { limitsOf, planPrune } from '../prune/policy.js';
 import { remotePruneTarget } from '../prune/remote.js';
 import { renderPlanLines } from '../prune/summary.js';

@@ -1,10 +1,27 @@
 import { createHash } from 'node:crypto';
 
-/** Byte-order comparison of strings (UTF-16 code units match UTF-8 order for the BMP we use). */
+/**
+ * Byte-order (UTF-8) comparison of strings, without allocating in the common case: UTF-16 code
+ * units sort as UTF-8 bytes below the surrogates; where a surrogate or U+E000..U+FFFF decides
+ * (or a string ends in a high surrogate), the UTF-8 bytes are compared.
+ */
 export function compareBytes(a: string, b: string): number {
-  const ab = Buffer.from(a, 'utf8');
-  const bb = Buffer.from(b, 'utf8');
-  return Buffer.compare(ab, bb);
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x < 0xd800 && y < 0xd800) return x < y ? -1 : 1;
+    return compareUtf8(a, b);
+  }
+  const last = n > 0 ? a.charCodeAt(n - 1) : 0;
+  if (last >= 0xd800 && last < 0xdc00) return compareUtf8(a, b);
+  return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
+}
+
+function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 export function sortBytes(values: Iterable<string>): string[] {

@@ -18,15 +18,24 @@ export function bytesFrom(seed: string, n: number): Buffer {
   return out;
 }
 
+/** The three files every key shares, built once (no caller changes them). */
+let sharedFiles: Record<string, Buffer> | undefined;
+function shared(): Record<string, Buffer> {
+  sharedFiles ??= {
+    'shared/common.txt': Buffer.from('common to every entry\n'.repeat(4000)),
+    'shared/big.bin': bytesFrom('big', 200_000),
+    'shared/nested/mid.bin': bytesFrom('mid', 70_000),
+  };
+  return sharedFiles;
+}
+
 /**
  * The files of `key`'s entry: three shared by every key, two its own. Every file is above the
  * store's small-file size (snapshot.ts SMALL_FILE), so each is a blob of its own.
  */
 export function contentFor(key: string): Record<string, Buffer> {
   return {
-    'shared/common.txt': Buffer.from('common to every entry\n'.repeat(4000)),
-    'shared/big.bin': bytesFrom('big', 200_000),
-    'shared/nested/mid.bin': bytesFrom('mid', 70_000),
+    ...shared(),
     [`own/${key}.txt`]: Buffer.from(`${key}\n`.repeat(70_000 / (key.length + 1) + 1)),
     'own/data.bin': bytesFrom(`data-${key}`, 70_000),
   };
