@@ -290,7 +290,7 @@ export async function benchStore(): Promise<BenchRow[]> {
       t.second,
       t.tarSave,
       st
-        ? `${changedFiles} files changed: read ${st.read}, reused ${st.reused}; wrote ${st.bytesWritten} B for ${changedBytes} changed B (${(st.bytesWritten / changedBytes).toFixed(2)}x)`
+        ? `${changedFiles} files changed: read ${st.read}, reused ${st.reused}; wrote ${st.bytesWritten} B of blobs + ${st.entryBytes} B of entry (table, meta.json) for ${changedBytes} changed B (${((st.bytesWritten + st.entryBytes) / changedBytes).toFixed(2)}x)`
         : undefined,
     ),
     {

@@ -22,13 +22,21 @@ describe('prune in post', () => {
   let world: World;
   let edit = 0;
 
-  /** Change what the build produces (a new function, so objects and binaries differ). */
+  /**
+   * Change every file the build produces: a kept constant in the header all units include, and
+   * the version (the generated header). No two versions then share content, so pruning one
+   * frees its bytes (a version that shares any file with a newer one shares that file's group
+   * blob, which stays while the newer version needs it).
+   */
   async function changeSources(): Promise<void> {
     edit++;
     await fs.appendFile(
-      path.join(world.workspace, 'src', 'words.c'),
-      `\nint clyde_prune_edit_${edit}(void) { return ${edit}; }\n`,
+      path.join(world.workspace, 'include', 'clyde_demo.h'),
+      `\n__attribute__((used)) static const char clyde_prune_edit_${edit}[] = "${edit}";\n`,
     );
+    const makefile = path.join(world.workspace, 'Makefile');
+    const text = await fs.readFile(makefile, 'utf8');
+    await fs.writeFile(makefile, text.replace(/^VERSION = .*$/m, `VERSION = 1.4.${edit}`));
   }
 
   async function build(name: string, version: string, extra: Record<string, string> = {}) {

@@ -1,16 +1,18 @@
 /**
- * Locators on disk (blobs.ts): the binary form a save writes, what a damaged one is refused
- * for, and the first form (a zstd frame of JSON) that stores written before still hold.
+ * Locators on disk (blobs.ts), which entries saved before artifacts became tables still have:
+ * the binary form, what a damaged one is refused for, and the first form (a zstd frame of
+ * JSON); such entries still restore.
  */
 import { describe, it, expect } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError } from '../../src/errors.js';
-import { decodeLocator, encodeLocator, type Location } from '../../src/store/blobs.js';
+import { decodeLocator, type Location } from '../../src/store/blobs.js';
 import { createCodec } from '../../src/store/codec.js';
 import { LocalStore } from '../../src/store/index.js';
 import type { Manifest, ManifestEntry } from '../../src/store/manifest.js';
+import { encodeLocator, toLegacyEntry } from '../../test-support/store/legacy.js';
 import { snapshotTree, withSandbox, writeTree } from './helpers.js';
 
 const hex = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -42,7 +44,7 @@ const locs = new Map<string, Location>([
 function encoded(): Buffer {
   const enc = encodeLocator(manifest, locs);
   if (enc === undefined) throw new Error('nothing encoded');
-  return enc.body;
+  return enc;
 }
 
 describe('locators', () => {
@@ -83,7 +85,7 @@ describe('locators', () => {
     }
   });
 
-  it('a locator in the first form (zstd frame of JSON) is still read', () =>
+  it('an entry of the earlier form (JSON artifact, locator file) still restores, its locator in either form', () =>
     withSandbox(async (sb) => {
       const out = path.join(sb.ws, 'out');
       const tree: Record<string, string> = {};
@@ -99,11 +101,13 @@ describe('locators', () => {
         variant: 'release',
         roots: [{ name: 'out', absPath: out }],
       });
-      const blobs = path.join(sb.store, 'blobs');
-      const loc = (await fs.readdir(blobs, { recursive: true })).find((e) => e.endsWith('.loc'));
-      const locFile = path.join(blobs, loc as string);
+      const entryDir = path.join(sb.store, 'pkg', '1', hex('k'));
+      const locFile = (await toLegacyEntry(sb.store, entryDir)) as string;
       const binary = decodeLocator(await fs.readFile(locFile), 'saved');
       expect(binary.size).toBe(20);
+      const first = path.join(sb.base, 'first', 'out');
+      await (await LocalStore.open(sb.store)).restore('k', [{ name: 'out', absPath: first }]);
+      expect(await snapshotTree(first)).toEqual(await snapshotTree(out));
       // Rewritten as the first form: u32 BE length, then a zstd frame of the JSON.
       const groups = [...new Set([...binary.values()].map((l) => l.group))];
       const json = Buffer.from(

@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore, type OutputRoot } from '../../src/store/index.js';
+import { AT, decodeTable, locationAt, NUMS, ROW } from '../../src/store/table.js';
+import { toLegacyEntry } from '../../test-support/store/legacy.js';
 import { snapshotTree, writeTree, type Sandbox, withSandbox } from './helpers.js';
 
 const files = {
@@ -131,30 +133,67 @@ describe('materialisation', () => {
       }
     }));
 
-  it('a damaged locator fails the restore with the workspace untouched, in every mode', () =>
+  it('a damaged artifact or locator fails the restore with the workspace untouched, in every mode', () =>
     withSandbox(async (sb) => {
       const { store } = await seeded(sb);
-      const locs: string[] = [];
-      for (const e of await fs.readdir(path.join(sb.store, 'blobs'), { recursive: true })) {
-        if (e.endsWith('.loc')) locs.push(path.join(sb.store, 'blobs', e));
+      const entry = path.join(sb.store, 'pkg', '1', createHash('sha256').update('k').digest('hex'));
+      const artifact = path.join(entry, 'artifact');
+      const good = await fs.readFile(artifact);
+      // A grouped file's row, its offset moved one byte on (still inside its group).
+      const t = decodeTable(good);
+      let row = -1;
+      for (let i = 0; i < t.rows && row < 0; i++) {
+        const loc = t.nums[i * NUMS] === ROW.file ? locationAt(t, i) : undefined;
+        if (loc !== undefined && loc.offset + loc.size < loc.groupSize) row = i;
       }
-      expect(locs.length).toBe(1);
-      await fs.chmod(locs[0] as string, 0o644);
-      await fs.writeFile(locs[0] as string, 'not a locator');
-      for (const mode of ['copy', 'clone', 'hardlink'] as const) {
-        const dir = path.join(sb.base, `broken-${mode}`);
-        await writeTree(dir, { 'out/mine.txt': 'mine' });
-        const mine = await snapshotTree(dir);
-        await expect(
-          store.restore('k', [{ name: 'out', absPath: path.join(dir, 'out') }], { mode }),
-        ).rejects.toThrow(/locator/);
-        expect(await snapshotTree(dir)).toEqual(mine);
-        const fresh = path.join(sb.base, `broken-fresh-${mode}`);
-        await fs.mkdir(fresh);
-        await expect(
-          store.restore('k', [{ name: 'out', absPath: path.join(fresh, 'out') }], { mode }),
-        ).rejects.toThrow(/locator/);
-        expect(await fs.readdir(fresh)).toEqual([]);
+      expect(row).toBeGreaterThanOrEqual(0);
+      const numsAt = t.nums.byteOffset - t.body.byteOffset;
+      const shifted = Buffer.from(good);
+      const at = numsAt + (row * NUMS + AT.offset) * 8;
+      shifted.writeDoubleLE(shifted.readDoubleLE(at) + 1, at);
+      const cases: [string, () => Promise<void>, RegExp][] = [
+        ['a grouped file placed wrongly', () => fs.writeFile(artifact, shifted), /where its entry/],
+        ['a truncated artifact', () => fs.writeFile(artifact, good.subarray(0, 100)), /malformed/],
+        [
+          'an entry of the earlier form whose locator is damaged',
+          async () => {
+            await fs.writeFile(artifact, good);
+            const loc = (await toLegacyEntry(sb.store, entry)) as string;
+            await fs.writeFile(loc, 'not a locator');
+          },
+          /locator/,
+        ],
+      ];
+      for (const [what, spoil, why] of cases) {
+        await spoil();
+        for (const mode of ['copy', 'clone', 'hardlink'] as const) {
+          const dir = path.join(sb.base, `broken-${what}-${mode}`);
+          await writeTree(dir, { 'out/mine.txt': 'mine' });
+          const mine = await snapshotTree(dir);
+          const back = (to: string): Promise<unknown> =>
+            store.restore('k', [{ name: 'out', absPath: to }], { mode }).then(
+              () => new Error('restored'),
+              (err: unknown) => err,
+            );
+          expect([what, mode, String(await back(path.join(dir, 'out')))]).toEqual([
+            what,
+            mode,
+            expect.stringMatching(why),
+          ]);
+          expect(await snapshotTree(dir)).toEqual(mine);
+          const fresh = path.join(sb.base, `broken-fresh-${what}-${mode}`);
+          await fs.mkdir(fresh);
+          expect(String(await back(path.join(fresh, 'out')))).toMatch(why);
+          expect(await fs.readdir(fresh)).toEqual([]);
+        }
       }
+      // The group the wrongly placed file pointed into was sound, and is still there; verify
+      // reports the entry, and calls no blob corrupt for it.
+      const report = await store.verify({ deep: true });
+      expect([report.badEntries, report.corruptBlobs, report.missingBlobs]).toEqual([
+        ['k'],
+        [],
+        [],
+      ]);
     }));
 });

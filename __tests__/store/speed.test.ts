@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
 import { requestFor } from '../../test-support/store/fixtures.js';
 import type { SaveStats } from '../../src/store/snapshot.js';
+import { AT, decodeTable, NUMS } from '../../src/store/table.js';
 import { snapshotTree, withSandbox, writeTree, type Sandbox } from './helpers.js';
 
 const request = requestFor;
@@ -85,27 +86,14 @@ describe('fast paths', () => {
       const files = await fs.readdir(dir, { recursive: true });
       const file = path.join(dir, files.find((f) => f.endsWith('.bin')) as string);
       const good = await fs.readFile(file);
-      // Layout: 'CSTC', version, header bytes, name bytes, header JSON, ..., then per file a
-      // 32-byte digest, then per file five float64 (size first).
-      const header = JSON.parse(good.toString('utf8', 16, 16 + good.readUInt32LE(8))) as {
-        roots: { dirs: [string, number][] }[];
-      };
-      const dirs = header.roots[0]?.dirs ?? [];
-      const count = dirs.reduce((a, [, n]) => a + n, 0);
-      let m2 = 0; // the first file of lib/m2
-      for (const [rel, n] of dirs) {
-        if (rel === 'lib/m2') break;
-        m2 += n;
-      }
-      const nameBytes = good.readUInt32LE(12);
-      const namesAt = 16 + good.readUInt32LE(8);
-      const big = good
-        .toString('utf8', namesAt, namesAt + nameBytes)
-        .split('\0')
-        .indexOf('big.txt');
-      expect(big).toBeGreaterThanOrEqual(0);
-      const numsAt = good.length - count * 40;
-      const digestsAt = numsAt - count * 32;
+      // A table (table.ts): after the head, header and names come 32 bytes of digest per row,
+      // then NUMS float64 per row (kind first, then mode, size, ...).
+      const t = decodeTable(good);
+      const [m2] = t.dirs[0]?.get('lib/m2') ?? [-1]; // the first row of lib/m2: a file
+      const big = t.names.indexOf('big.txt');
+      expect([m2 >= 0, big >= 0]).toEqual([true, true]);
+      const numsAt = t.nums.byteOffset - t.body.byteOffset;
+      const digestsAt = t.digestsAt;
       const damage: [string, number, (b: Buffer) => Buffer][] = [
         ['truncated', 51, (b) => b.subarray(0, b.length - 1)],
         ['one byte more', 51, (b) => Buffer.concat([b, Buffer.alloc(1)])],
@@ -114,7 +102,7 @@ describe('fast paths', () => {
         [
           'a size that is not a number',
           1,
-          (b) => (b.writeDoubleLE(Number.NaN, numsAt + m2 * 40), b),
+          (b) => (b.writeDoubleLE(Number.NaN, numsAt + (m2 * NUMS + AT.size) * 8), b),
         ],
         // big.txt has a blob of its own. Its stat still matches, but the digest given is not
         // in the store, so the file is read. (A wrong digest for a grouped file comes with a
@@ -125,7 +113,12 @@ describe('fast paths', () => {
           (b) => (b.writeUInt8(b.readUInt8(digestsAt + big * 32) ^ 1, digestsAt + big * 32), b),
         ],
       ];
+      // The stat cache of a save is a hard link to its entry's artifact.
+      const artifact = path.join(sb.store, 'pkg', '1.0.0', request('v1', out).hash, 'artifact');
+      expect((await fs.stat(file)).ino).toBe((await fs.stat(artifact)).ino);
       for (const [i, [what, read, spoil]] of damage.entries()) {
+        // (Replaced, not written through: the artifact stays as it is.)
+        await fs.rm(file);
         await fs.writeFile(file, spoil(Buffer.from(good)));
         let stats: SaveStats | undefined;
         await store.save(

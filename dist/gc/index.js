@@ -50439,7 +50439,7 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7811);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7792);
 /* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
 
 
@@ -50450,7 +50450,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7811:
+/***/ 7792:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -64087,7 +64087,7 @@ var external_node_url_ = __nccwpck_require__(3136);
  * `node:zlib` when there is none or it will not load.
  *
  * Operations (message `{ id, op, args }`, reply `{ id, ok, result | error, kind }`):
- *   putFiles  { files: [{ abs, size }], known: digests to skip, one per line }  -> one blob per file (files
+ *   putFiles  { files: [{ abs, size }], known: digests to skip, 32 bytes each }  -> one blob per file (files
  *               below STREAM_AT; larger ones are read on the main thread and their chunks
  *               come here through compressChunk)
  *   putGroup  { files: [{ abs, size }], known }   -> one group blob: the members' contents back to back
@@ -64278,8 +64278,17 @@ function claim(claims, digest) {
   return true;
 }
 
+/** The digests in known (32 bytes each), as hex. */
+function knownSet(known) {
+  const out = new Set();
+  if (!known || known.length === 0) return out;
+  const hex = Buffer.from(known.buffer, known.byteOffset, known.byteLength).toString('hex');
+  for (let i = 0; i < hex.length; i += 64) out.add(hex.slice(i, i + 64));
+  return out;
+}
+
 async function putFiles({ files, known, claims }) {
-  const skip = new Set(known ? known.split('\n') : []);
+  const skip = knownSet(known);
   const out = [];
   for (const f of files) {
     // Read into the reused buffer: fresh memory per file costs page faults and collections.
@@ -64339,7 +64348,7 @@ function readInto(abs, size, at) {
 }
 
 async function putGroup({ files, known, claims }) {
-  const skip = new Set(known ? known.split('\n') : []);
+  const skip = knownSet(known);
   const members = [];
   let offset = 0;
   for (const f of files) {
@@ -64574,9 +64583,18 @@ async function write({ blob, blobSize, stream, members }, done) {
   const content = decodeWhole(readBlobFile(blob), blobSize, blob);
   for (const m of members) {
     const slice = content.subarray(m.offset, m.offset + m.size);
-    if (m.offset + m.size > content.length) fail('corrupt', 'blob ' + blob + ' is shorter than its members');
-    const d = crypto.createHash('sha256').update(slice).digest('hex');
-    if (d !== m.digest) fail('corrupt', 'blob ' + blob + ': content does not match its digest');
+    let why = null;
+    if (m.offset + m.size > content.length) why = ' is shorter than its members';
+    else if (crypto.createHash('sha256').update(slice).digest('hex') !== m.digest) {
+      why = ': content does not match its digest';
+    }
+    if (why === null) continue;
+    // A group whose whole content still hashes to its name is sound: the entry placed the
+    // file wrongly (a damaged artifact), and only the entry is at fault.
+    if (blob !== m.digest && crypto.createHash('sha256').update(content).digest('hex') === blob) {
+      fail('size', 'blob ' + blob + ' does not hold ' + m.digest + ' where its entry says');
+    }
+    fail('corrupt', 'blob ' + blob + why);
   }
   for (const m of members) writeMember(m, content.subarray(m.offset, m.offset + m.size), done);
 }
@@ -64989,12 +65007,13 @@ function defaultWorkers() {
  *                                     save back to back, compressed together (small files
  *                                     compress far worse alone); named by the digest of the
  *                                     concatenation, so it is an ordinary blob on disk
- *   <root>/blobs/<aa>/<id>.loc        a locator: for one manifest, where each grouped file lives
- *                                     (group, offset); `id` is `locatorId(manifest)`; binary,
- *                                     see `encodeLocator`
+ *   <root>/blobs/<aa>/<id>.loc        a locator (entries saved before artifacts became tables):
+ *                                     for one manifest, where each grouped file lives (group,
+ *                                     offset); `id` is `locatorId(manifest)`; still read
  *
  * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
- * of that name, and `locate` finds it through the locator of a manifest that lists it. Writes go
+ * of that name: an entry's artifact says where it lives (table.ts; `attach`), or, for an entry
+ * in the JSON form, the locator of its manifest. Writes go
  * through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
  * of one blob are harmless (same content). Reads always verify.
  */
@@ -65076,7 +65095,11 @@ function parseLocator(raw, what) {
     }
     return out;
 }
-/** A locator on disk: 'CLOC', u32 LE version, u32 LE group count, u32 LE file count. */
+/**
+ * A locator on disk, as the last stores to write them did: 'CLOC', u32 LE version, u32 LE
+ * group count, u32 LE file count; per group its digest (32 bytes) and uncompressed size (f64
+ * LE); per grouped file its digest (32 bytes), u32 LE group index, f64 LE offset, f64 LE size.
+ */
 const LOCATOR_MAGIC = Buffer.from('CLOC');
 const LOCATOR_VERSION = 2;
 const LOCATOR_HEAD = 16;
@@ -65084,38 +65107,7 @@ const LOCATOR_HEAD = 16;
 const LOCATOR_GROUP = 40;
 /** Per grouped file: its digest (32 bytes), u32 LE group index, f64 LE offset, f64 LE size. */
 const LOCATOR_FILE = 52;
-/**
- * The locator of `m` for the files in `locs`, in manifest order, as stored on disk (binary:
- * digests take 32 bytes, nothing to compress); undefined when no file of `m` is grouped.
- */
-function encodeLocator(m, locs) {
-    const file = buildLocator(m, locs);
-    if (file === undefined)
-        return undefined;
-    const body = Buffer.allocUnsafe(LOCATOR_HEAD + file.groups.length * LOCATOR_GROUP + file.files.length * LOCATOR_FILE);
-    LOCATOR_MAGIC.copy(body, 0);
-    body.writeUInt32LE(LOCATOR_VERSION, 4);
-    body.writeUInt32LE(file.groups.length, 8);
-    body.writeUInt32LE(file.files.length, 12);
-    let o = LOCATOR_HEAD;
-    for (const [group, groupSize] of file.groups) {
-        body.write(group, o, 32, 'hex');
-        body.writeDoubleLE(groupSize, o + 32);
-        o += LOCATOR_GROUP;
-    }
-    const locations = new Map();
-    for (const [digest, gi, offset, size] of file.files) {
-        body.write(digest, o, 32, 'hex');
-        body.writeUInt32LE(gi, o + 32);
-        body.writeDoubleLE(offset, o + 36);
-        body.writeDoubleLE(size, o + 44);
-        o += LOCATOR_FILE;
-        const [group, groupSize] = file.groups[gi];
-        locations.set(digest, { group, groupSize, offset, size });
-    }
-    return { body, locations };
-}
-/** Whether `body` is a locator in the binary form (`encodeLocator`). */
+/** Whether `body` is a locator in the binary form. */
 function isBinaryLocator(body) {
     return body.length >= LOCATOR_HEAD && body.subarray(0, 4).equals(LOCATOR_MAGIC);
 }
@@ -65253,32 +65245,32 @@ class BlobStore {
     located(digest) {
         return this.locations.get(digest);
     }
-    /** Reads the locator of `m`, if it has one; returns the locations of its grouped files. */
+    /**
+     * Where the grouped files of `m` live: what its artifact carried (table.ts), or else (an
+     * artifact in the JSON form) its locator file, if it has one.
+     */
     async loadLocator(m) {
+        const carried = this.carried.get(m);
+        if (carried !== undefined)
+            return new Map(carried);
         return this.readLocatorFile(this.locatorPath(locatorId(m)));
     }
-    /** Writes the locator of `m` for the files in `locs` (no file when none is grouped). */
-    async writeLocator(m, locs) {
-        const enc = encodeLocator(m, locs);
-        if (enc === undefined)
-            return 0;
-        const dest = this.locatorPath(locatorId(m));
-        await writeFileAtomic(dest, enc.body, this.tmpDir);
-        // (Built here from the save's own locations: no need to validate it as a read one is.)
-        await this.memoLocator(dest, enc.locations);
-        return enc.body.length;
+    /** The locations an artifact in table form carries for its manifest `m`. */
+    attach(m, locs) {
+        this.carried.set(m, locs);
+        this.learn(locs);
     }
-    /** The locator file name of `m` (whether or not it has one). */
-    locatorName(m) {
-        return `${locatorId(m)}${LOCATOR_SUFFIX}`;
-    }
-    /** Blobs `m` needs on disk: standalone digests, group digests, and its locator (name -> size). */
+    carried = new WeakMap();
+    /**
+     * Blobs `m` needs on disk: standalone digests, group digests, and (an artifact in the JSON
+     * form) its locator (name -> size).
+     */
     async referencedBlobs(m) {
         const locs = await this.loadLocator(m);
         const out = new Map();
         for (const name of contentBlobs(m, locs))
             out.set(name, await this.ownSize(name));
-        if (locs.size > 0) {
+        if (locs.size > 0 && !this.carried.has(m)) {
             const id = locatorId(m);
             const st = await external_node_fs_namespaceObject.promises.stat(this.locatorPath(id)).catch(() => undefined);
             out.set(`${id}${LOCATOR_SUFFIX}`, st?.size);
@@ -65329,15 +65321,6 @@ class BlobStore {
         return new Map(this.learn(locs));
     }
     locatorMemo;
-    async memoLocator(file, locs) {
-        try {
-            this.locatorMemo = { file, st: await external_node_fs_namespaceObject.promises.stat(file), locs };
-        }
-        catch {
-            this.locatorMemo = undefined;
-        }
-        this.learn(locs);
-    }
     /** Remembers the locations (for `locate`); returns them. */
     learn(locs) {
         for (const [d, loc] of locs)
@@ -66570,15 +66553,445 @@ async function readPack(blobs, packFile, accept) {
         if (missing.length > 0) {
             throw new errors/* StoreError */.AD(`pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`);
         }
-        // The entry's locator, written here so the commit finds its groups (as a save's would).
-        await blobs.writeLocator(manifest, locs);
-        return { header, manifest, storedBytes, newBlobs };
+        return { header, manifest, locations: locs, storedBytes, newBlobs };
     }
     finally {
         await fh.close();
     }
 }
 //# sourceMappingURL=pack.js.map
+;// CONCATENATED MODULE: ./build/src/store/table.js
+/**
+ * Entry tables: the binary form of an entry's artifact (its manifest, with where each grouped
+ * file lives) and of its stat caches (statcache.ts). One row per entry, kept directory by
+ * directory, in listing order:
+ *
+ *   'CTBL', u32 LE version, u32 LE header bytes, u32 LE name bytes
+ *   header JSON  { key?, recordedAt?, groups: [[digest, uncompressed size]],
+ *                  roots: [{ name, kind, mode?, mtimeMs?, abs?, dirs: [[rel dir, rows]] }] }
+ *   names        UTF-8, NUL-separated: each row's name, a symlink's target right after it
+ *   zero padding to a multiple of 8
+ *   digests      32 bytes per row (zeros but for files)
+ *   numbers      NUMS float64 (LE) per row: kind, mode, size, mtimeMs, inode, group index
+ *                (-1: a blob of its own), offset in the group
+ *
+ * A save builds its rows while the walk lists the directories, and takes the rows of files it
+ * did not read from the stat cache (their digests are copied as bytes), so an unchanged file
+ * costs the save no string, object or JSON of its own. The same bytes are the new entry's
+ * artifact and the stat cache of the roots it was saved from. A table read from disk may be
+ * hostile: `decodeTable` checks its structure, and `tableManifest` rebuilds the manifest and
+ * hands it to `parseManifest`, the one place that decides what restore accepts.
+ */
+
+
+const MAGIC = Buffer.from('CTBL');
+const table_VERSION = 1;
+const table_HEAD = 16;
+/** Numbers per row. */
+const NUMS = 7;
+/** Where each number sits in a row. */
+const AT = { kind: 0, mode: 1, size: 2, mtimeMs: 3, ino: 4, group: 5, offset: 6 };
+/** Row kinds (0: dropped while building, never stored). */
+const ROW = { gone: 0, file: 1, dir: 2, symlink: 3 };
+const table_DIGEST = /^[0-9a-f]{64}$/;
+/** The rows of one directory as they are built (a save's walk, or a manifest's entries). */
+class DirRows {
+    count = 0;
+    names = [];
+    /** Symlink targets by row (rows of other kinds have none). */
+    targets;
+    nums;
+    digests;
+    /** A row was dropped: encoding leaves it out. */
+    dropped = false;
+    constructor(capacity = 8) {
+        const n = Math.max(1, capacity);
+        this.nums = new Float64Array(n * NUMS);
+        this.digests = Buffer.alloc(n * 32);
+    }
+    /** Appends a row (group index -1, offset 0, digest zero); returns its index. */
+    add(kind, name, mode, size, mtimeMs, ino) {
+        if (this.count * NUMS >= this.nums.length)
+            this.grow();
+        const j = this.count++;
+        this.names.push(name);
+        const s = this.nums;
+        const o = j * NUMS;
+        s[o] = kind;
+        s[o + 1] = mode;
+        s[o + 2] = size;
+        s[o + 3] = mtimeMs;
+        s[o + 4] = ino;
+        s[o + 5] = -1;
+        s[o + 6] = 0;
+        return j;
+    }
+    addSymlink(name, mode, mtimeMs, target) {
+        const j = this.add(ROW.symlink, name, mode, 0, mtimeMs, 0);
+        (this.targets ??= new Map()).set(j, target);
+        return j;
+    }
+    /** Sets row j's digest from its hex form. */
+    setDigest(j, hex) {
+        this.digests.write(hex, j * 32, 32, 'hex');
+    }
+    digestOf(j) {
+        return this.digests.toString('hex', j * 32, j * 32 + 32);
+    }
+    set(j, at, value) {
+        this.nums[j * NUMS + at] = value;
+    }
+    get(j, at) {
+        return this.nums[j * NUMS + at];
+    }
+    drop(j) {
+        this.nums[j * NUMS] = ROW.gone;
+        this.dropped = true;
+    }
+    grow() {
+        const nums = new Float64Array(this.nums.length * 2);
+        nums.set(this.nums);
+        this.nums = nums;
+        const digests = Buffer.alloc(this.digests.length * 2);
+        this.digests.copy(digests);
+        this.digests = digests;
+    }
+}
+/** The table of `roots`, as stored. */
+function encodeTable(head, roots) {
+    const names = [];
+    let rows = 0;
+    const headerRoots = roots.map((r) => {
+        const dirs = r.dirs.map(([rel, d]) => {
+            let live = 0;
+            for (let j = 0; j < d.count; j++) {
+                if (d.dropped && d.nums[j * NUMS] === ROW.gone)
+                    continue;
+                live++;
+                names.push(d.names[j]);
+                const target = d.targets?.get(j);
+                if (target !== undefined)
+                    names.push(target);
+            }
+            rows += live;
+            return [rel, live];
+        });
+        return {
+            name: r.name,
+            kind: r.kind,
+            ...(r.mode !== undefined ? { mode: r.mode } : {}),
+            ...(r.mtimeMs !== undefined ? { mtimeMs: r.mtimeMs } : {}),
+            ...(r.abs !== undefined ? { abs: r.abs } : {}),
+            dirs,
+        };
+    });
+    const header = { ...head, roots: headerRoots };
+    const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
+    const nameBytes = Buffer.from(names.join('\0'), 'utf8');
+    const digestsAt = Math.ceil((table_HEAD + headerBytes.length + nameBytes.length) / 8) * 8;
+    const numsAt = digestsAt + rows * 32;
+    const out = Buffer.alloc(numsAt + rows * NUMS * 8);
+    MAGIC.copy(out, 0);
+    out.writeUInt32LE(table_VERSION, 4);
+    out.writeUInt32LE(headerBytes.length, 8);
+    out.writeUInt32LE(nameBytes.length, 12);
+    headerBytes.copy(out, table_HEAD);
+    nameBytes.copy(out, table_HEAD + headerBytes.length);
+    const nums = new Float64Array(out.buffer, out.byteOffset + numsAt, rows * NUMS);
+    let row = 0;
+    for (const r of roots) {
+        for (const [, d] of r.dirs) {
+            if (!d.dropped) {
+                d.digests.copy(out, digestsAt + row * 32, 0, d.count * 32);
+                nums.set(d.nums.subarray(0, d.count * NUMS), row * NUMS);
+                row += d.count;
+                continue;
+            }
+            for (let j = 0; j < d.count; j++) {
+                if (d.nums[j * NUMS] === ROW.gone)
+                    continue;
+                d.digests.copy(out, digestsAt + row * 32, j * 32, j * 32 + 32);
+                nums.set(d.nums.subarray(j * NUMS, j * NUMS + NUMS), row * NUMS);
+                row++;
+            }
+        }
+    }
+    return out;
+}
+/** Whether `body` is a table (an artifact in this form, not the JSON one). */
+function isTable(body) {
+    return body.length >= table_HEAD && body.subarray(0, 4).equals(MAGIC);
+}
+/**
+ * Reads the structure of an untrusted table: the header's shape, the counts, the lengths, the
+ * row kinds. Throws StoreError on anything that does not add up.
+ */
+function decodeTable(body) {
+    const bad = (why) => {
+        throw new errors/* StoreError */.AD(`malformed table: ${why}`);
+    };
+    if (!isTable(body))
+        bad('not a table');
+    if (body.readUInt32LE(4) !== table_VERSION)
+        bad('unknown version');
+    const headerLen = body.readUInt32LE(8);
+    const namesLen = body.readUInt32LE(12);
+    if (table_HEAD + headerLen + namesLen > body.length)
+        bad('shorter than its header says');
+    let header;
+    try {
+        header = JSON.parse(body.toString('utf8', table_HEAD, table_HEAD + headerLen));
+    }
+    catch {
+        bad('header is not JSON');
+    }
+    if (typeof header !== 'object' || header === null)
+        bad('header is not an object');
+    if (header.key !== undefined && typeof header.key !== 'string')
+        bad('bad key');
+    if (header.recordedAt !== undefined && !Number.isFinite(header.recordedAt))
+        bad('bad time');
+    if (!Array.isArray(header.groups))
+        bad('groups is not a list');
+    for (const g of header.groups) {
+        if (!Array.isArray(g) || typeof g[0] !== 'string' || !table_DIGEST.test(g[0]))
+            bad('bad group');
+        if (!Number.isSafeInteger(g[1]) || g[1] < 0)
+            bad('bad group size');
+    }
+    if (!Array.isArray(header.roots) || header.roots.length > MAX_ROOTS)
+        bad('bad roots list');
+    let rows = 0;
+    const dirs = [];
+    for (const r of header.roots) {
+        if (typeof r !== 'object' || r === null || typeof r.name !== 'string')
+            bad('bad root');
+        if (r.kind !== 'dir' && r.kind !== 'file' && r.kind !== 'absent')
+            bad('bad root kind');
+        if (r.abs !== undefined && typeof r.abs !== 'string')
+            bad('bad root path');
+        if (!Array.isArray(r.dirs))
+            bad('bad directory list');
+        const byRel = new Map();
+        for (const d of r.dirs) {
+            if (!Array.isArray(d) || typeof d[0] !== 'string' || !Number.isSafeInteger(d[1])) {
+                bad('bad directory');
+            }
+            if (d[1] < 0 || byRel.has(d[0]))
+                bad(`bad directory ${JSON.stringify(d[0])}`);
+            byRel.set(d[0], [rows, d[1]]);
+            rows += d[1];
+            if (rows > MAX_ENTRIES)
+                bad('too many rows');
+        }
+        dirs.push(byRel);
+    }
+    const namesAt = table_HEAD + headerLen;
+    const digestsAt = Math.ceil((namesAt + namesLen) / 8) * 8;
+    const numsAt = digestsAt + rows * 32;
+    if (body.length !== numsAt + rows * NUMS * 8)
+        bad('wrong length');
+    // (readFile gives a buffer of its own, 8-aligned; a copy otherwise.)
+    const aligned = (body.byteOffset + numsAt) % 8 === 0 ? body : Buffer.from(body);
+    const nums = new Float64Array(aligned.buffer, aligned.byteOffset + numsAt, rows * NUMS);
+    const all = rows === 0 && namesLen === 0
+        ? []
+        : body.toString('utf8', namesAt, namesAt + namesLen).split('\0');
+    const names = new Array(rows);
+    const targets = new Map();
+    let n = 0;
+    for (let i = 0; i < rows; i++) {
+        const kind = nums[i * NUMS];
+        if (kind !== ROW.file && kind !== ROW.dir && kind !== ROW.symlink)
+            bad(`row ${i}: bad kind`);
+        if (n >= all.length)
+            bad('too few names');
+        names[i] = all[n++];
+        if (kind === ROW.symlink) {
+            if (n >= all.length)
+                bad('too few names');
+            targets.set(i, all[n++]);
+        }
+    }
+    if (n !== all.length)
+        bad('too many names');
+    return { header, body: aligned, rows, names, targets, digestsAt, nums, dirs };
+}
+/** The digest of row `i` of a table. */
+function digestAt(t, i) {
+    const at = t.digestsAt + i * 32;
+    return t.body.toString('hex', at, at + 32);
+}
+/** The group row `i`'s content lives in, if it is grouped and its numbers add up; else -1. */
+function groupAt(t, i) {
+    const s = t.nums;
+    const o = i * NUMS;
+    const gi = s[o + AT.group];
+    const g = gi >= 0 ? t.header.groups[gi] : undefined;
+    if (g === undefined)
+        return -1;
+    const size = s[o + AT.size];
+    const offset = s[o + AT.offset];
+    if (!Number.isSafeInteger(offset) || offset < 0)
+        return -1;
+    if (!Number.isSafeInteger(size) || size < 0 || offset + size > g[1])
+        return -1;
+    return gi;
+}
+/** Where row `i`'s content lives if it is grouped and its numbers add up; else undefined. */
+function locationAt(t, i) {
+    const gi = groupAt(t, i);
+    if (gi < 0)
+        return undefined;
+    const [group, groupSize] = t.header.groups[gi];
+    const o = i * NUMS;
+    return {
+        group,
+        groupSize,
+        offset: t.nums[o + AT.offset],
+        size: t.nums[o + AT.size],
+    };
+}
+/**
+ * The manifest an untrusted table describes, and where its grouped files live. Throws
+ * UnsafeEntryError (from parseManifest) or StoreError on anything it will not restore: every
+ * directory's rows must be reached from its root exactly once, names are single path segments,
+ * and a grouped file must lie inside its group.
+ */
+function tableManifest(t) {
+    const bad = (why) => {
+        throw new errors/* StoreError */.AD(`malformed artifact: ${why}`);
+    };
+    const s = t.nums;
+    const locations = new Map();
+    const entryAt = (i, p) => {
+        const o = i * NUMS;
+        const kind = s[o];
+        const base = { path: p, mode: s[o + AT.mode], mtimeMs: s[o + AT.mtimeMs] };
+        if (kind === ROW.dir)
+            return { ...base, type: 'dir', size: 0 };
+        if (kind === ROW.symlink)
+            return { ...base, type: 'symlink', size: 0, target: t.targets.get(i) };
+        const digest = digestAt(t, i);
+        if (s[o + AT.group] >= 0) {
+            const loc = locationAt(t, i);
+            if (loc === undefined || !Number.isInteger(s[o + AT.group]))
+                bad(`row ${i}: bad group`);
+            if (!locations.has(digest))
+                locations.set(digest, loc);
+        }
+        return { ...base, type: 'file', size: s[o + AT.size], digest };
+    };
+    const roots = t.header.roots.map((r, ri) => {
+        const dirs = t.dirs[ri];
+        if (r.kind === 'absent') {
+            if (dirs.size > 0)
+                bad(`absent root ${r.name} has rows`);
+            return { name: r.name, kind: r.kind };
+        }
+        if (r.kind === 'file') {
+            const only = dirs.get('');
+            if (dirs.size !== 1 || only === undefined || only[1] !== 1)
+                bad(`file root ${r.name}`);
+            if (t.names[only[0]] !== '' || s[only[0] * NUMS] !== ROW.file)
+                bad(`file root ${r.name}`);
+            return { name: r.name, kind: r.kind, file: entryAt(only[0], '') };
+        }
+        // Parents before children: each directory's rows, a sub-directory's rows right after it.
+        const entries = [];
+        const used = new Set();
+        const stack = [];
+        const open = (rel) => {
+            const range = dirs.get(rel);
+            if (range === undefined)
+                return; // an empty directory
+            if (used.has(rel))
+                bad(`directory ${JSON.stringify(rel)} listed twice`);
+            used.add(rel);
+            stack.push({ rel, at: range[0], end: range[0] + range[1] });
+        };
+        open('');
+        while (stack.length > 0) {
+            const top = stack[stack.length - 1];
+            if (top.at >= top.end) {
+                stack.pop();
+                continue;
+            }
+            const i = top.at++;
+            const name = t.names[i];
+            if (name === '' || name.includes('/'))
+                bad(`row ${i}: bad name ${JSON.stringify(name)}`);
+            const p = top.rel === '' ? name : `${top.rel}/${name}`;
+            entries.push(entryAt(i, p));
+            if (s[i * NUMS] === ROW.dir)
+                open(p);
+        }
+        if (used.size !== dirs.size)
+            bad(`root ${r.name}: rows of a directory it does not list`);
+        return { name: r.name, kind: r.kind, mode: r.mode, mtimeMs: r.mtimeMs, entries };
+    });
+    return { manifest: parseManifest({ schema: 1, roots }), locations };
+}
+/**
+ * The rows of manifest roots (files placed where `locate` says they live; `stat` gives a
+ * file's inode and mtime where known), root by root, for encodeTable.
+ */
+function manifestTable(roots, locate, groups, abs, stat) {
+    return roots.map((r) => {
+        const dirs = new Map();
+        const add = (rel, e) => {
+            const cut = rel.lastIndexOf('/');
+            const dir = cut < 0 ? '' : rel.slice(0, cut);
+            let d = dirs.get(dir);
+            if (d === undefined)
+                dirs.set(dir, (d = new DirRows()));
+            const name = rel.slice(cut + 1);
+            if (e.type === 'symlink') {
+                d.addSymlink(name, e.mode, e.mtimeMs, e.target ?? '');
+                return;
+            }
+            const st = stat?.(e);
+            const kind = e.type === 'dir' ? ROW.dir : ROW.file;
+            const j = d.add(kind, name, e.mode, e.size, st?.mtimeMs ?? e.mtimeMs, st?.ino ?? 0);
+            if (e.digest === undefined)
+                return;
+            d.setDigest(j, e.digest);
+            const loc = locate(e.digest);
+            if (loc !== undefined) {
+                d.set(j, AT.group, groups.add(loc.group, loc.groupSize));
+                d.set(j, AT.offset, loc.offset);
+            }
+        };
+        if (r.kind === 'file' && r.file)
+            add('', r.file);
+        else
+            for (const e of r.entries)
+                add(e.path, e);
+        const a = abs?.(r.name);
+        return {
+            name: r.name,
+            kind: r.kind,
+            ...(r.kind === 'dir' ? { mode: r.mode, mtimeMs: r.mtimeMs } : {}),
+            ...(a !== undefined ? { abs: a } : {}),
+            dirs: [...dirs],
+        };
+    });
+}
+/** The group blobs a table's rows point into, numbered as they come. */
+class GroupList {
+    index = new Map();
+    list = [];
+    add(group, size) {
+        let gi = this.index.get(group);
+        if (gi === undefined) {
+            gi = this.list.length;
+            this.index.set(group, gi);
+            this.list.push([group, size]);
+        }
+        return gi;
+    }
+}
+//# sourceMappingURL=table.js.map
 ;// CONCATENATED MODULE: ./build/src/store/statcache.js
 /**
  * The stat cache: what the files of an entry looked like on disk (size, mtime, inode) the last
@@ -66592,10 +67005,12 @@ async function readPack(blobs, packFile, accept) {
  *
  *   <root>/statcache/<sha256(key)>/<sha256(root paths)>.bin   (removed with the entry)
  *
- * Records are kept per directory, names in listing order, so a save finds a directory's
- * records once and then matches names in step with its own listing (no lookup per file). The
- * file is binary (`encodeStatCache`): numbers as float64, digests as 32 bytes, so writing and
- * reading it formats and parses no number.
+ * The file is a table (table.ts): rows per directory in listing order, so a save finds a
+ * directory once and then matches each name at the row of its listing position (a lookup by
+ * name only where the directory changed); numbers are float64 and digests 32 bytes, so writing
+ * and reading it formats and parses no number. A save's stat cache is the very table it
+ * stored as the entry's artifact (a hard link to it); a restore writes one for the paths it
+ * restored to.
  *
  * `recordedAt` is chosen so that any change made after the stat was taken has a later mtime
  * (git's "racily clean" case): a save uses the start of its walk minus one clock tick; a restore
@@ -66606,66 +67021,10 @@ async function readPack(blobs, packFile, accept) {
 
 
 
+
 const STATCACHE_DIR = 'statcache';
 /** The most a file's mtime lags the clock (the kernel's coarse clock: one tick). */
 const CLOCK_LAG_MS = 20;
-const statcache_DIGEST = /^[0-9a-f]{64}$/;
-/** Numbers per file record: size, mtimeMs, inode, group index (-1: own blob), offset. */
-const NUMS = 5;
-/** Where a relative path splits into directory and name. */
-function splitRel(rel) {
-    const i = rel.lastIndexOf('/');
-    return i < 0 ? ['', rel] : [rel.slice(0, i), rel.slice(i + 1)];
-}
-/** The records of one root being built. */
-class RootRecords {
-    builder;
-    dirs = Object.create(null);
-    last;
-    constructor(builder) {
-        this.builder = builder;
-    }
-    get records() {
-        return this.dirs;
-    }
-    /** The file at relative path `rel` ('' for a file root). */
-    add(rel, size, mtimeMs, ino, digest, loc) {
-        const [dir, name] = splitRel(rel);
-        let recs = this.last?.dir === dir ? this.last.recs : this.dirs[dir];
-        if (recs === undefined) {
-            recs = { n: [], d: [], s: [] };
-            this.dirs[dir] = recs;
-        }
-        this.last = { dir, recs };
-        recs.n.push(name);
-        recs.d.push(digest);
-        const gi = loc === undefined ? -1 : this.builder.groupOf(loc);
-        recs.s.push(size, mtimeMs, ino, gi, loc === undefined ? 0 : loc.offset);
-    }
-}
-/** Builds the records of a stat cache, numbering the groups as they come. */
-class StatCacheBuilder {
-    groupIndex = new Map();
-    groups = [];
-    roots = {};
-    root(name, absPath) {
-        const r = new RootRecords(this);
-        this.roots[name] = { abs: external_node_path_namespaceObject.resolve(absPath), dirs: r.records };
-        return r;
-    }
-    groupOf(loc) {
-        let gi = this.groupIndex.get(loc.group);
-        if (gi === undefined) {
-            gi = this.groups.length;
-            this.groupIndex.set(loc.group, gi);
-            this.groups.push([loc.group, loc.groupSize]);
-        }
-        return gi;
-    }
-    build(key, recordedAt) {
-        return { key, recordedAt, groups: this.groups, roots: this.roots };
-    }
-}
 /** The stat caches of `key` (one per set of root paths it was saved from or restored to). */
 function keyDir(storeRoot, key) {
     return external_node_path_namespaceObject.join(storeRoot, STATCACHE_DIR, bytes_sha256(key));
@@ -66678,226 +67037,130 @@ function fileName(storeRoot, key, roots) {
 async function removeStatCaches(storeRoot, key) {
     await external_node_fs_namespaceObject.promises.rm(keyDir(storeRoot, key), { recursive: true, force: true });
 }
-const MAGIC = Buffer.from('CSTC');
-const statcache_VERSION = 4;
-/** 'CSTC', u32 LE version, u32 LE header bytes, u32 LE name bytes. */
-const statcache_HEAD = 16;
+/** Stores `table` (encoded with `key`, `recordedAt` and each root's `abs`) as a stat cache. */
+async function writeStatCache(storeRoot, tmpDir, key, roots, table) {
+    await writeFileAtomic(fileName(storeRoot, key, roots), table, tmpDir);
+}
 /**
- * A stat cache as stored: the head, the header JSON, every file name (UTF-8, NUL-separated;
- * no file name holds a NUL), zero padding to a multiple of 8, then per file its digest (32
- * bytes), then per file NUMS float64 (LE). Files come directory by directory, as the header
- * lists the directories.
+ * Makes a committed artifact (a table encoded with `key`, `recordedAt` and each root's `abs`)
+ * the stat cache of the roots it was saved from: a hard link (no second copy; neither file is
+ * ever written in place), or a copy of `table` where the filesystem refuses links.
  */
-function encodeStatCache(cache) {
-    const roots = [];
-    const names = [];
-    const digests = [];
-    const nums = [];
-    for (const [name, r] of Object.entries(cache.roots)) {
-        const dirs = [];
-        for (const [rel, recs] of Object.entries(r.dirs)) {
-            dirs.push([rel, recs.n.length]);
-            for (const n of recs.n)
-                names.push(n);
-            for (const d of recs.d)
-                digests.push(d);
-            nums.push(recs.s);
-        }
-        roots.push({ name, abs: r.abs, dirs });
+async function linkStatCache(storeRoot, tmpDir, key, roots, artifact, table) {
+    const dest = fileName(storeRoot, key, roots);
+    const tmp = fsx_tempName(tmpDir, 'statcache');
+    try {
+        await external_node_fs_namespaceObject.promises.link(artifact, tmp);
     }
-    const header = {
-        key: cache.key,
-        recordedAt: cache.recordedAt,
-        groups: cache.groups,
-        roots,
-    };
-    const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
-    const nameBytes = Buffer.from(names.join('\0'), 'utf8');
-    const start = statcache_HEAD + headerBytes.length + nameBytes.length;
-    const digestsAt = Math.ceil(start / 8) * 8;
-    const numsAt = digestsAt + digests.length * 32;
-    const out = Buffer.alloc(numsAt + digests.length * NUMS * 8);
-    MAGIC.copy(out, 0);
-    out.writeUInt32LE(statcache_VERSION, 4);
-    out.writeUInt32LE(headerBytes.length, 8);
-    out.writeUInt32LE(nameBytes.length, 12);
-    headerBytes.copy(out, statcache_HEAD);
-    nameBytes.copy(out, statcache_HEAD + headerBytes.length);
-    digests.forEach((d, i) => out.write(d, digestsAt + i * 32, 32, 'hex'));
-    const f64 = new Float64Array(out.buffer, out.byteOffset + numsAt, digests.length * NUMS);
-    let o = 0;
-    for (const s of nums) {
-        f64.set(s, o);
-        o += s.length;
+    catch {
+        await writeStatCache(storeRoot, tmpDir, key, roots, table);
+        return;
     }
-    return out;
-}
-async function writeStatCache(storeRoot, tmpDir, roots, cache) {
-    await writeFileAtomic(fileName(storeRoot, cache.key, roots), encodeStatCache(cache), tmpDir);
-}
-/** Reads a stat cache file; undefined when anything does not add up. */
-function decodeStatCache(body, key) {
-    if (body.length < statcache_HEAD || !body.subarray(0, 4).equals(MAGIC))
-        return undefined;
-    if (body.readUInt32LE(4) !== statcache_VERSION)
-        return undefined;
-    const headerLen = body.readUInt32LE(8);
-    const namesLen = body.readUInt32LE(12);
-    if (statcache_HEAD + headerLen + namesLen > body.length)
-        return undefined;
-    const header = JSON.parse(body.toString('utf8', statcache_HEAD, statcache_HEAD + headerLen));
-    if (header.key !== key || typeof header.recordedAt !== 'number')
-        return undefined;
-    if (!Array.isArray(header.roots) || !Array.isArray(header.groups))
-        return undefined;
-    let files = 0;
-    for (const r of header.roots) {
-        if (typeof r?.name !== 'string' || typeof r.abs !== 'string' || !Array.isArray(r.dirs)) {
-            return undefined;
-        }
-        for (const d of r.dirs) {
-            if (!Array.isArray(d) || typeof d[0] !== 'string' || !Number.isSafeInteger(d[1])) {
-                return undefined;
-            }
-            if (d[1] < 0)
-                return undefined;
-            files += d[1];
-        }
+    try {
+        await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
+        await external_node_fs_namespaceObject.promises.rename(tmp, dest);
     }
-    const start = statcache_HEAD + headerLen;
-    const names = files === 0 ? [] : body.toString('utf8', start, start + namesLen).split('\0');
-    if (names.length !== files)
-        return undefined;
-    const digestsAt = Math.ceil((start + namesLen) / 8) * 8;
-    const numsAt = digestsAt + files * 32;
-    if (body.length !== numsAt + files * NUMS * 8)
-        return undefined;
-    // (readFile gives a buffer of its own, 8-aligned; a copy otherwise.)
-    const aligned = (body.byteOffset + numsAt) % 8 === 0 ? body : Buffer.from(body);
-    const nums = new Float64Array(aligned.buffer, aligned.byteOffset + numsAt, files * NUMS);
-    return { header, names, body, digestsAt, nums };
+    catch (err) {
+        await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
+        throw err;
+    }
 }
-/** The digest of file `f` of a decoded stat cache. */
-function digestAt(c, f) {
-    const at = c.digestsAt + f * 32;
-    return c.body.toString('hex', at, at + 32);
-}
-/** The cached records of one directory: files [first, first + count) of the decoded file. */
-class DirLookup {
-    c;
+/** The rows of one directory of a stat cache: [first, first + count). */
+class DirCursor {
+    table;
     first;
     count;
-    next = 0;
+    recordedAt;
     byName;
-    constructor(c, first, count) {
-        this.c = c;
+    constructor(table, first, count, recordedAt) {
+        this.table = table;
         this.first = first;
         this.count = count;
+        this.recordedAt = recordedAt;
     }
     /**
-     * The digest of file `name` if its size, mtime and inode are the recorded ones. Names are
-     * asked for in listing order, which is the recorded order: each is found at the next record,
-     * so a lookup by name is only needed where the directory changed.
+     * The row of file `name` (position k of its directory's listing) if its size, mtime and
+     * inode are the recorded ones, else -1. An unchanged directory lists its names in the
+     * recorded order, so the row at position k is checked first; a lookup by name is only needed
+     * where the directory changed.
      */
-    digestOf(name, size, mtimeMs, ino) {
-        const names = this.c.names;
-        let i = this.next;
+    match(k, name, size, mtimeMs, ino) {
+        const names = this.table.names;
+        let i = k;
         if (i >= this.count || names[this.first + i] !== name) {
             if (this.byName === undefined) {
                 this.byName = new Map();
-                for (let k = 0; k < this.count; k++)
-                    this.byName.set(names[this.first + k], k);
+                for (let r = 0; r < this.count; r++)
+                    this.byName.set(names[this.first + r], r);
             }
-            const k = this.byName.get(name);
-            if (k === undefined)
-                return undefined;
-            i = k;
+            const r = this.byName.get(name);
+            if (r === undefined)
+                return -1;
+            i = r;
         }
-        this.next = i + 1;
         const f = this.first + i;
-        const s = this.c.nums;
+        const s = this.table.nums;
         const o = f * NUMS;
-        if (s[o] !== size || s[o + 1] !== mtimeMs || s[o + 2] !== ino)
-            return undefined;
-        if (mtimeMs > this.c.header.recordedAt)
-            return undefined;
-        return digestAt(this.c, f);
+        if (s[o] !== ROW.file || s[o + AT.size] !== size || s[o + AT.ino] !== ino)
+            return -1;
+        if (s[o + AT.mtimeMs] !== mtimeMs || mtimeMs > this.recordedAt)
+            return -1;
+        return f;
     }
 }
 /** Lookup of unchanged files, directory by directory. */
 class StatLookup {
-    cache;
-    /** Per root name: its absolute path and its directories (first file, count). */
-    roots = new Map();
+    table;
     rootMemo;
-    constructor(cache) {
-        this.cache = cache;
-        let first = 0;
-        for (const r of cache?.header.roots ?? []) {
-            const dirs = new Map();
-            for (const [rel, count] of r.dirs) {
-                dirs.set(rel, [first, count]);
-                first += count;
-            }
-            this.roots.set(r.name, { abs: r.abs, dirs });
-        }
+    locs;
+    constructor(table) {
+        this.table = table;
     }
     get usable() {
-        return this.cache !== undefined;
+        return this.table !== undefined;
     }
-    /** The records of directory `dir` (relative, '' for the root) of `root`, if there are any. */
+    /** The rows of directory `dir` (relative, '' for the root) of `root`, if there are any. */
     dir(root, dir) {
-        const c = this.cache;
-        if (c === undefined)
+        const t = this.table;
+        if (t === undefined)
             return undefined;
         let memo = this.rootMemo;
         if (memo?.root !== root) {
             // (Once per root, not per directory.)
-            const r = this.roots.get(root.name);
-            const same = r !== undefined && r.abs === external_node_path_namespaceObject.resolve(root.absPath);
-            memo = this.rootMemo = { root, dirs: same ? r.dirs : undefined };
+            const at = t.header.roots.findIndex((r) => r.name === root.name);
+            const same = at >= 0 && t.header.roots[at]?.abs === external_node_path_namespaceObject.resolve(root.absPath);
+            memo = this.rootMemo = { root, dirs: same ? t.dirs[at] : undefined };
         }
-        const at = memo.dirs?.get(dir);
-        return at === undefined ? undefined : new DirLookup(c, at[0], at[1]);
+        const range = memo.dirs?.get(dir);
+        return range === undefined
+            ? undefined
+            : new DirCursor(t, range[0], range[1], t.header.recordedAt);
     }
-    /** The lookup of file `rel` of `root` ('' for a file root). */
-    digestOf(root, rel, size, mtimeMs, ino) {
-        const [dir, name] = splitRel(rel);
-        return this.dir(root, dir)?.digestOf(name, size, mtimeMs, ino);
-    }
-    /** Where each grouped file of the cached entry lives (records that do not add up are skipped). */
+    /** Where each grouped file of the cached entry lives (rows that do not add up are skipped). */
     locations() {
+        if (this.locs !== undefined)
+            return this.locs;
         const out = new Map();
-        const c = this.cache;
-        if (c === undefined)
-            return out;
-        const groups = c.header.groups.map((g) => Array.isArray(g) &&
-            typeof g[0] === 'string' &&
-            statcache_DIGEST.test(g[0]) &&
-            Number.isSafeInteger(g[1])
-            ? g
-            : undefined);
-        const s = c.nums;
-        for (let f = 0; f < c.names.length; f++) {
-            const o = f * NUMS;
-            const size = s[o];
-            const gi = s[o + 3];
-            const offset = s[o + 4];
-            if (gi < 0)
+        const t = this.table;
+        for (let i = 0; t !== undefined && i < t.rows; i++) {
+            if (t.nums[i * NUMS] !== ROW.file)
                 continue;
-            const g = groups[gi];
-            if (g === undefined || !Number.isSafeInteger(offset) || offset < 0)
-                continue;
-            if (!Number.isSafeInteger(size) || size < 0 || offset + size > g[1])
-                continue;
-            out.set(digestAt(c, f), { group: g[0], groupSize: g[1], offset, size });
+            const loc = locationAt(t, i);
+            if (loc !== undefined)
+                out.set(digestAt(t, i), loc);
         }
+        this.locs = out;
         return out;
     }
 }
+/** The stat cache of `key` for `roots`; an unusable lookup when there is none or it is damaged. */
 async function readStatCache(storeRoot, key, roots) {
     try {
-        return new StatLookup(decodeStatCache(await external_node_fs_namespaceObject.promises.readFile(fileName(storeRoot, key, roots)), key));
+        const t = decodeTable(await external_node_fs_namespaceObject.promises.readFile(fileName(storeRoot, key, roots)));
+        if (t.header.key !== key || typeof t.header.recordedAt !== 'number') {
+            return new StatLookup(undefined);
+        }
+        return new StatLookup(t);
     }
     catch {
         return new StatLookup(undefined);
@@ -66911,6 +67174,7 @@ async function readStatCache(storeRoot, key, roots) {
  * is anything moved into the workspace. The manifest has already been validated
  * (`parseManifest`), and the move never follows a symlink that sits in the workspace.
  */
+
 
 
 
@@ -67360,7 +67624,8 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
     for (const j of live)
         await preflight(j);
     const staged = [];
-    const cache = new StatCacheBuilder();
+    const groups = new GroupList();
+    const tableRoots = [];
     let recordedAt = 0;
     let quiet = Promise.resolve();
     try {
@@ -67379,14 +67644,15 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
         for (const s of staged)
             await moveIntoPlace(s, opts);
         // Record the files as they now are: rename keeps inode and mtime.
-        const records = new Map();
-        for (const s of staged)
-            records.set(s.item, cache.root(s.job.root.name, s.job.root.absPath));
-        files.forEach(({ e, digest, item }, i) => {
+        const now = new Map();
+        files.forEach(({ e }, i) => {
             const [ino, mtimeMs] = written[i];
-            const rec = records.get(item);
-            rec.add(e.path, e.size, mtimeMs, ino, digest, blobs.located(digest));
+            now.set(e, { ino, mtimeMs });
         });
+        for (const s of staged) {
+            const abs = external_node_path_namespaceObject.resolve(s.job.root.absPath);
+            tableRoots.push(...manifestTable([s.job.manifest], (d) => blobs.located(d), groups, () => abs, (e) => now.get(e)));
+        }
     }
     finally {
         for (const s of staged)
@@ -67403,7 +67669,12 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
             bytes += e.size;
         }
     }
-    return { files, bytes, statCache: cache.build('', recordedAt), quiet };
+    return {
+        files,
+        bytes,
+        statCache: { head: { recordedAt, groups: groups.list }, roots: tableRoots },
+        quiet,
+    };
 }
 //# sourceMappingURL=restore.js.map
 ;// CONCATENATED MODULE: ./build/src/store/basis.js
@@ -67436,8 +67707,9 @@ async function loadBasis(storeRoot, blobs, req, get, indexed, manifestOf) {
             return undefined;
         const stat = await readStatCache(storeRoot, key, req.roots);
         if (stat.usable)
-            return { stat, locations: stat.locations() };
-        return { stat, locations: await blobs.loadLocator(await manifestOf(key)) };
+            return { stat, locations: () => stat.locations() };
+        const locations = await blobs.loadLocator(await manifestOf(key));
+        return { stat, locations: () => locations };
     }
     catch {
         return undefined;
@@ -67632,6 +67904,7 @@ function injectBlobFaults(blobs) {
 
 
 
+
 /** Files below this size are grouped with others of the same save (they compress far better). */
 const SMALL_FILE = 64 * 1024;
 /** Content per group blob. */
@@ -67661,9 +67934,6 @@ function newClaims(taken) {
 function perm(st) {
     return st.mode & 0o777;
 }
-function isPending(e) {
-    return !('type' in e);
-}
 /** lstat kinds as the workers report them (0: gone). */
 const KIND = { gone: 0, file: 1, dir: 2, symlink: 3, other: 4 };
 /** Entries per listing job: a worker lists its directories and goes on below them until this. */
@@ -67673,13 +67943,13 @@ const FIRST_BUDGET = 64;
 /** Directories per listing job, at most (fewer while few are known, so both workers list). */
 const LIST_BATCH = 64;
 /**
- * Lists a directory root: every entry, parents before children, each directory's entries in
- * byte order. The listing and the lstat of every entry (most of a walk's cost) run in the
- * workers, directories in batches, ahead of any compression job; each regular file goes to
- * `onFile` as soon as its directory's listing comes back, so compression starts while the
- * rest of the tree is still being listed.
+ * Lists a directory root: each directory's entries in byte order, as rows (table.ts). The
+ * listing and the lstat of every entry (most of a walk's cost) run in the workers, directories
+ * in batches, ahead of any compression job; each regular file goes to `onFile` as soon as its
+ * directory's listing comes back, so compression starts while the rest of the tree is still
+ * being listed. Returns the directories that have entries, parents before children.
  */
-async function walkDir(rootAbs, rootName, onFile, list, cachedDir) {
+async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links) {
     const root = { abs: rootAbs, rel: '', subdirs: new Map() };
     const queue = [root];
     /** Directories found and not listed yet, by absolute path. */
@@ -67714,49 +67984,48 @@ async function walkDir(rootAbs, rootName, onFile, list, cachedDir) {
                 queue.push(child);
         }
     };
-    /** The entries of a listing, in byte order; each regular file goes to `onFile`. */
+    /** The entries of a listing, in byte order, as rows; each regular file goes to `onFile`. */
     const take = (node, l) => {
-        const entries = [];
-        node.entries = entries;
+        const rows = new DirRows(l.names.length);
+        node.rows = rows;
         if (l.missing === true)
             return;
         const cached = cachedDir(node.rel);
+        const st = l.stats;
         for (let k = 0; k < l.names.length; k++) {
             const name = l.names[k];
             const o = k * 5;
-            const kind = l.stats[o];
+            const kind = st[o];
             if (kind === KIND.gone)
                 continue; // vanished meanwhile
-            const mode = l.stats[o + 1];
-            const mtimeMs = l.stats[o + 3];
-            if (kind === KIND.dir) {
-                const child = node.subdirs.get(name);
-                if (child !== undefined) {
-                    entries.push({ path: child.rel, type: 'dir', mode, size: 0, mtimeMs });
-                    continue;
-                }
+            const mode = st[o + 1];
+            const mtimeMs = st[o + 3];
+            if (kind === KIND.dir && node.subdirs.has(name)) {
+                rows.add(ROW.dir, name, mode, 0, mtimeMs, 0);
+                continue;
             }
-            const p = node.rel === '' ? name : `${node.rel}/${name}`;
             const why = unsafeChildReason(node.rel, name);
             if (why !== undefined) {
+                const p = node.rel === '' ? name : `${node.rel}/${name}`;
                 lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
                 continue;
             }
             if (kind === KIND.file) {
-                const size = l.stats[o + 2];
-                const ino = l.stats[o + 4];
-                const abs = `${node.abs}${external_node_path_namespaceObject.sep}${name}`;
-                const file = { absPath: abs, path: p, mode, mtimeMs, size, ino };
-                entries.push(file);
-                onFile(file, cached?.digestOf(name, size, mtimeMs, ino));
+                const size = st[o + 2];
+                const ino = st[o + 4];
+                const j = rows.add(ROW.file, name, mode, size, mtimeMs, ino);
+                onFile(rows, j, node.abs, name, cached?.match(j, name, size, mtimeMs, ino) ?? -1);
             }
             else if (kind === KIND.symlink) {
                 const target = l.targets[k];
                 if (typeof target !== 'string')
                     continue; // replaced meanwhile
-                entries.push({ path: p, type: 'symlink', mode, size: 0, mtimeMs, target });
+                const j = rows.addSymlink(name, mode, mtimeMs, target);
+                const p = node.rel === '' ? name : `${node.rel}/${name}`;
+                links.push({ rows, j, path: p, target });
             }
             else {
+                const p = node.rel === '' ? name : `${node.rel}/${name}`;
                 lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
             }
         }
@@ -67793,47 +68062,45 @@ async function walkDir(rootAbs, rootName, onFile, list, cachedDir) {
         await jobs[i];
     if (failure !== undefined)
         throw failure;
-    // Parents before children, each directory's entries in byte order.
+    // Parents before children (the order a manifest is read back in).
     const out = [];
-    const flatten = (node) => {
-        for (const e of node.entries ?? []) {
-            out.push(e);
-            if (!isPending(e) && e.type === 'dir') {
-                const child = node.subdirs.get(e.path.slice(e.path.lastIndexOf('/') + 1));
-                if (child !== undefined)
-                    flatten(child);
-            }
+    const visit = (node) => {
+        const rows = node.rows;
+        if (rows === undefined)
+            return;
+        if (rows.count > 0)
+            out.push([node.rel, rows]);
+        for (let j = 0; j < rows.count; j++) {
+            if (rows.get(j, AT.kind) !== ROW.dir)
+                continue;
+            const child = node.subdirs.get(rows.names[j]);
+            if (child !== undefined)
+                visit(child);
         }
     };
-    flatten(root);
+    visit(root);
     return out;
 }
 /** Drops symlinks that are absolute or resolve outside their root, with a warning each. */
-function dropUnsafeLinks(rootName, entries) {
+function dropUnsafeLinks(rootName, found) {
     const links = new Map();
-    for (const e of entries) {
-        if ('type' in e && e.type === 'symlink' && e.target !== undefined) {
-            const why = unsafeTargetReason(e.target);
-            if (why !== undefined) {
-                lib_core/* warning */.$e(`clyde-cache: not caching symlink ${rootName}/${e.path}: ${why}`);
-            }
-            else {
-                links.set(e.path, e.target);
-            }
+    for (const l of found) {
+        const why = unsafeTargetReason(l.target);
+        if (why !== undefined) {
+            lib_core/* warning */.$e(`clyde-cache: not caching symlink ${rootName}/${l.path}: ${why}`);
+            l.rows.drop(l.j);
+        }
+        else {
+            links.set(l.path, l.target);
         }
     }
-    if (links.size === 0)
-        return entries;
-    const keep = new Set();
     // Decide on the full set first, then drop: a dropped link only makes others resolve as plain
     // names, which restore validates again anyway.
-    for (const p of links.keys()) {
-        if (resolveLink(links, p) !== undefined)
-            keep.add(p);
-        else
-            lib_core/* warning */.$e(`clyde-cache: not caching symlink ${rootName}/${p}: it points outside ${rootName}`);
+    const drop = found.filter((l) => links.has(l.path) && resolveLink(links, l.path) === undefined);
+    for (const l of drop) {
+        lib_core/* warning */.$e(`clyde-cache: not caching symlink ${rootName}/${l.path}: it points outside ${rootName}`);
+        l.rows.drop(l.j);
     }
-    return entries.filter((e) => !('type' in e && e.type === 'symlink') || keep.has(e.path));
 }
 async function walkRoot(root, onFile, list, stat) {
     let st;
@@ -67843,27 +68110,24 @@ async function walkRoot(root, onFile, list, stat) {
     catch (err) {
         if (err.code !== 'ENOENT')
             throw err;
-        return { root, kind: 'absent', entries: [] };
+        return { root, kind: 'absent', dirs: [] };
     }
     if (st.isFile()) {
-        const file = {
-            absPath: root.absPath,
-            path: '',
-            mode: perm(st),
-            mtimeMs: st.mtimeMs,
-            size: st.size,
-            ino: st.ino,
-        };
-        onFile(file, stat?.digestOf(root, '', file.size, file.mtimeMs, file.ino));
-        return { root, kind: 'file', mode: file.mode, mtimeMs: file.mtimeMs, entries: [file] };
+        const rows = new DirRows(1);
+        const j = rows.add(ROW.file, '', perm(st), st.size, st.mtimeMs, st.ino);
+        const cached = stat?.dir(root, '')?.match(j, '', st.size, st.mtimeMs, st.ino) ?? -1;
+        onFile(rows, j, root.absPath, '', cached);
+        return { root, kind: 'file', mode: perm(st), mtimeMs: st.mtimeMs, dirs: [['', rows]] };
     }
     if (!st.isDirectory()) {
         lib_core/* warning */.$e(`clyde-cache: not caching ${root.name}: it is a symlink or special file, not a directory or file`);
-        return { root, kind: 'absent', entries: [] };
+        return { root, kind: 'absent', dirs: [] };
     }
     const cachedDir = (rel) => stat?.dir(root, rel);
-    const entries = dropUnsafeLinks(root.name, await walkDir(root.absPath, root.name, onFile, list, cachedDir));
-    return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, entries };
+    const links = [];
+    const dirs = await walkDir(root.absPath, root.name, onFile, list, cachedDir, links);
+    dropUnsafeLinks(root.name, links);
+    return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, dirs };
 }
 /**
  * Decides, file by file as the walk finds them, what each needs (nothing when the stat cache
@@ -67873,19 +68137,28 @@ class Planner {
     blobs;
     basis;
     groupSmall;
+    /** Every blob the rows reference -> its stored size. */
     stored = new Map();
-    locations = new Map();
+    /** The group blobs the rows point into. */
+    groups = new GroupList();
     newBlobs = 0;
     newBytes = 0;
     reused = 0;
     read = 0;
     bytesRead = 0;
-    groups = 0;
+    groupsWritten = 0;
     rawBlobs = 0;
+    /** Files sent to be read. */
+    pending = [];
     counted = new Set();
     groupSeen = new Map();
-    /** Grouped content already in the store, one digest per line (one string: cheap to post). */
-    known;
+    /** Where this save put content it read into a group (its duplicates go there too). */
+    placed = new Map();
+    /** The stat cache's table, and per group of it: 0 not looked at, -1 gone, else new index + 1. */
+    cache;
+    groupMap;
+    /** Grouped content already in the store, 32 bytes per digest (worked out when first needed). */
+    knownDigests;
     /**
      * Content claims of this save, shared by the workers (one 64-bit slot each): a file whose
      * content another file of the save claimed is neither compressed nor written again.
@@ -67906,13 +68179,8 @@ class Planner {
         this.groupSmall = groupSmall;
         this.pool = blobs.pool();
         this.dirs = blobs.dirs;
-        // Grouped content already in the store: workers leave it out of new groups.
-        const known = [];
-        for (const [d, loc] of basis?.locations ?? []) {
-            if (this.groupSize(loc.group) !== undefined)
-                known.push(d);
-        }
-        this.known = known.join('\n');
+        this.cache = basis?.stat.table;
+        this.groupMap = new Int32Array(this.cache?.header.groups.length ?? 0);
     }
     /** Stored size of a group blob (undefined when it is gone), one stat per group. */
     groupSize(group) {
@@ -67920,26 +68188,34 @@ class Planner {
             this.groupSeen.set(group, ownSizeSync(this.blobs, group));
         return this.groupSeen.get(group);
     }
-    /** `cached`: its digest when the stat cache vouches for it. */
-    add(e, cached) {
-        if (cached !== undefined && this.reuse(e, cached))
+    /** A file of the walk: row j of `rows`; `cached` the stat cache row that vouches for it. */
+    file = (rows, j, dirAbs, name, cached) => {
+        if (cached >= 0 && this.reuse(rows, j, cached))
             return;
-        if (this.groupSmall && e.size < SMALL_FILE) {
+        const size = rows.get(j, AT.size);
+        const e = {
+            absPath: name === '' ? dirAbs : `${dirAbs}${external_node_path_namespaceObject.sep}${name}`,
+            size,
+            rows,
+            j,
+        };
+        this.pending.push(e);
+        if (this.groupSmall && size < SMALL_FILE) {
             this.small.push(e);
-            this.smallBytes += e.size;
+            this.smallBytes += size;
             if (this.smallBytes >= GROUP_BYTES)
                 this.flushSmall();
         }
-        else if (e.size >= STREAM_AT) {
+        else if (size >= STREAM_AT) {
             this.runChunked(e);
         }
         else {
             this.large.push(e);
-            this.largeBytes += e.size;
+            this.largeBytes += size;
             if (this.largeBytes >= JOB_BYTES)
                 this.flushLarge();
         }
-    }
+    };
     /** Sends what is still gathered, then waits for every job. */
     async finish() {
         this.flushSmall();
@@ -67957,7 +68233,10 @@ class Planner {
     /** Points a duplicate at the blob its claimer stored; false when there is none. */
     pairDup(f) {
         const d = f.digest;
-        return this.locations.has(d) || this.stored.has(d);
+        const loc = this.placed.get(d);
+        if (loc !== undefined)
+            this.place(f.rows, f.j, loc);
+        return loc !== undefined || this.stored.has(d);
     }
     /** Waits for the jobs already sent, whatever their outcome (after a failed walk). */
     async settle() {
@@ -67967,28 +68246,101 @@ class Planner {
         job.catch(() => { }); // handled: finish() or settle() reports it
         this.running.push(job);
     }
-    /** An unchanged file whose content is still in the store: true when it needs nothing. */
-    reuse(e, d) {
-        const loc = this.basis?.locations.get(d);
-        if (loc !== undefined) {
-            if (loc.size !== e.size)
+    /**
+     * A file the stat cache vouches for (its row i): true when its content is still in the
+     * store, its digest and place then copied from the cache (no string made for it).
+     */
+    reuse(rows, j, i) {
+        const t = this.cache;
+        const o = i * NUMS;
+        const gi = t.nums[o + AT.group];
+        if (gi >= 0) {
+            const g = this.mapGroup(gi);
+            if (g < 0)
                 return false;
-            const size = this.groupSize(loc.group);
-            if (size === undefined)
+            const offset = t.nums[o + AT.offset];
+            const size = rows.get(j, AT.size);
+            const groupSize = this.groups.list[g][1];
+            if (!Number.isSafeInteger(offset) || offset < 0 || offset + size > groupSize)
                 return false;
-            this.locations.set(d, loc);
-            this.stored.set(loc.group, size);
+            rows.set(j, AT.group, g);
+            rows.set(j, AT.offset, offset);
         }
         else {
+            const d = digestAt(t, i);
             const size = ownSizeSync(this.blobs, d);
             if (size === undefined)
                 return false;
             this.stored.set(d, size);
         }
-        e.digest = d;
-        e.contentSize = e.size;
+        t.body.copy(rows.digests, j * 32, t.digestsAt + i * 32, t.digestsAt + i * 32 + 32);
         this.reused++;
         return true;
+    }
+    /** Group gi of the stat cache in this save's numbering; -1 when it is not in the store. */
+    mapGroup(gi) {
+        let m = this.groupMap[gi];
+        if (m === undefined)
+            return -1; // (not a group index)
+        if (m === 0) {
+            const [group, uncompressed] = this.cache.header.groups[gi];
+            const size = this.groupSize(group);
+            if (size === undefined) {
+                m = -1;
+            }
+            else {
+                m = this.groups.add(group, uncompressed) + 1;
+                this.stored.set(group, size);
+            }
+            this.groupMap[gi] = m;
+        }
+        return m < 0 ? -1 : m - 1;
+    }
+    /** Row j's content lives at `loc`. */
+    place(rows, j, loc) {
+        rows.set(j, AT.group, this.groups.add(loc.group, loc.groupSize));
+        rows.set(j, AT.offset, loc.offset);
+    }
+    /** A file was read: its digest, and the size that digest is of. */
+    readDone(f, digest, size) {
+        f.digest = digest;
+        f.rows.setDigest(f.j, digest);
+        f.rows.set(f.j, AT.size, size);
+    }
+    /**
+     * Grouped content already in the store (the basis's groups that are still there): workers
+     * leave it out of new groups. 32 bytes per digest; worked out once, when a job first needs it.
+     */
+    known() {
+        if (this.knownDigests !== undefined)
+            return this.knownDigests;
+        const t = this.cache;
+        let out;
+        if (t !== undefined) {
+            out = Buffer.allocUnsafe(t.rows * 32);
+            let n = 0;
+            for (let i = 0; i < t.rows; i++) {
+                if (t.nums[i * NUMS] !== ROW.file)
+                    continue;
+                const gi = groupAt(t, i);
+                if (gi < 0 || this.groupSize(t.header.groups[gi][0]) === undefined) {
+                    continue;
+                }
+                t.body.copy(out, n * 32, t.digestsAt + i * 32, t.digestsAt + i * 32 + 32);
+                n++;
+            }
+            out = out.subarray(0, n * 32);
+        }
+        else {
+            const hex = [];
+            for (const [d, loc] of this.basis?.locations() ?? []) {
+                if (this.groupSize(loc.group) !== undefined)
+                    hex.push(d);
+            }
+            out = Buffer.from(hex.join(''), 'hex');
+        }
+        this.knownDigests = out;
+        return out;
     }
     note(name, size, written) {
         this.stored.set(name, size);
@@ -68020,31 +68372,31 @@ class Planner {
         const r = await this.pool.run('putGroup', {
             dirs: this.dirs,
             files: members.map((f) => ({ abs: f.absPath, size: f.size })),
-            known: this.known,
+            known: this.known(),
             claims: this.claims,
         }, bytes);
         if (r.group !== null) {
             this.note(r.group, r.stored, r.written);
             if (r.written)
-                this.groups++;
+                this.groupsWritten++;
         }
         r.members.forEach((m, k) => {
             const f = members[k];
             this.read++;
             this.bytesRead += m.size;
-            f.digest = m.digest;
-            f.contentSize = m.size;
+            this.readDone(f, m.digest, m.size);
             if (m.dup === true) {
                 this.dups.push(f);
                 return;
             }
             const loc = m.offset >= 0 && r.group !== null
                 ? { group: r.group, groupSize: r.size, offset: m.offset, size: m.size }
-                : this.basis?.locations.get(m.digest);
+                : this.basis?.locations().get(m.digest);
             if (loc === undefined)
                 throw new errors/* StoreError */.AD(`no location for ${f.absPath}`);
-            if (!this.locations.has(m.digest))
-                this.locations.set(m.digest, loc);
+            if (!this.placed.has(m.digest))
+                this.placed.set(m.digest, loc);
+            this.place(f.rows, f.j, loc);
             if (m.offset < 0)
                 this.stored.set(loc.group, this.groupSeen.get(loc.group) ?? 0);
         });
@@ -68055,8 +68407,7 @@ class Planner {
             const r = await putChunked(this.pool, this.dirs, f.absPath, f.size);
             this.read++;
             this.bytesRead += r.size;
-            f.digest = r.digest;
-            f.contentSize = r.size;
+            this.readDone(f, r.digest, r.size);
             this.note(r.digest, r.stored, r.written);
             if (r.written && r.raw)
                 this.rawBlobs++;
@@ -68075,8 +68426,7 @@ class Planner {
             }, bytes);
             rs.forEach((r, k) => {
                 const f = batch[k];
-                f.digest = r.digest;
-                f.contentSize = r.size;
+                this.readDone(f, r.digest, r.size);
                 if (claim) {
                     // (The unclaimed run stores duplicates already counted.)
                     this.read++;
@@ -68097,16 +68447,17 @@ class Planner {
 /**
  * Walks the roots and stores their files: unchanged files (stat cache) are not read; the rest
  * are hashed and compressed by the worker pool, small files grouped into shared blobs (unless
- * `groupSmall` is false), large ones streamed.
+ * `groupSmall` is false), large ones streamed. The result's table is the entry's artifact
+ * (and, with `key` in it, the stat cache of these roots).
  */
-async function snapshotRoots(roots, blobs, basis, groupSmall = true) {
+async function snapshotRoots(key, roots, blobs, basis, groupSmall = true) {
     // A change after our lstat gets an mtime of at least this (statcache.ts).
     const recordedAt = Date.now() - CLOCK_LAG_MS;
     const plan = new Planner(blobs, basis, groupSmall);
     const walked = [];
     try {
         for (const root of roots) {
-            walked.push(await walkRoot(root, (f, d) => plan.add(f, d), plan.list, basis?.stat));
+            walked.push(await walkRoot(root, plan.file, plan.list, basis?.stat));
         }
     }
     catch (err) {
@@ -68114,50 +68465,37 @@ async function snapshotRoots(roots, blobs, basis, groupSmall = true) {
         throw err;
     }
     await plan.finish();
-    const { locations } = plan;
-    const cache = new StatCacheBuilder();
+    for (const f of plan.pending) {
+        if (f.digest === undefined)
+            throw new errors/* StoreError */.AD(`file ${f.absPath} was not stored`);
+    }
     let files = 0;
-    const manifestRoots = walked.map((w) => {
-        if (w.kind === 'absent')
-            return { name: w.root.name, kind: 'absent', entries: [] };
-        const records = cache.root(w.root.name, w.root.absPath);
-        const done = w.entries.map((e) => {
-            if (!isPending(e))
-                return e;
-            const digest = e.digest;
-            const size = e.contentSize;
-            if (digest === undefined || size === undefined) {
-                throw new errors/* StoreError */.AD(`file ${e.absPath} was not stored`);
+    let sizeBytes = 0;
+    for (const w of walked) {
+        for (const [, rows] of w.dirs) {
+            for (let j = 0; j < rows.count; j++) {
+                if (rows.get(j, AT.kind) !== ROW.file)
+                    continue;
+                files++;
+                sizeBytes += rows.get(j, AT.size);
             }
-            files++;
-            records.add(e.path, size, e.mtimeMs, e.ino, digest, locations.get(digest));
-            return { path: e.path, type: 'file', mode: e.mode, size, mtimeMs: e.mtimeMs, digest };
-        });
-        if (w.kind === 'file') {
-            const file = { ...done[0], path: '' };
-            return {
-                name: w.root.name,
-                kind: 'file',
-                mode: file.mode,
-                mtimeMs: file.mtimeMs,
-                entries: [],
-                file,
-            };
         }
-        return {
-            name: w.root.name,
-            kind: 'dir',
-            mode: w.mode,
-            mtimeMs: w.mtimeMs,
-            entries: done,
-        };
-    });
+    }
+    const table = encodeTable({ key, recordedAt, groups: plan.groups.list }, walked.map((w) => ({
+        name: w.root.name,
+        kind: w.kind,
+        ...(w.kind === 'dir' ? { mode: w.mode, mtimeMs: w.mtimeMs } : {}),
+        abs: external_node_path_namespaceObject.resolve(w.root.absPath),
+        dirs: w.dirs,
+    })));
     return {
-        roots: manifestRoots,
+        table,
+        files,
+        sizeBytes,
+        roots: walked.filter((w) => w.kind !== 'absent').map((w) => w.root.name),
         newBlobs: plan.newBlobs,
         newBytes: plan.newBytes,
         stored: plan.stored,
-        locations,
         stats: {
             files,
             reused: plan.reused,
@@ -68165,10 +68503,9 @@ async function snapshotRoots(roots, blobs, basis, groupSmall = true) {
             bytesRead: plan.bytesRead,
             blobsWritten: plan.newBlobs,
             bytesWritten: plan.newBytes,
-            groups: plan.groups,
+            groups: plan.groupsWritten,
             rawBlobs: plan.rawBlobs,
         },
-        statCache: cache.build('', recordedAt),
     };
 }
 function ownSizeSync(blobs, digest) {
@@ -68276,6 +68613,7 @@ async function writeMarker(dir, tmpDir, name, epochMs) {
  * leaves garbage (a stray directory, orphan blobs) that `verify({ repair })` collects, never a
  * listed entry that lacks something. Leftovers in tmp/ of dead processes go on the next open.
  */
+
 
 
 
@@ -68422,25 +68760,8 @@ class local_store_LocalStore {
         const startSig = this.cached?.sig;
         // [store-speed] the previous entry of the package: unchanged files are not read again.
         const basis = await loadBasis(this.root, this.blobs, req, (k) => this.get(k), async () => [...(await this.index()).entries.values()], async (k) => (await this.load(k)).manifest);
-        const snap = await snapshotRoots(req.roots, this.blobs, basis, req.groupSmallFiles !== false);
+        const snap = await snapshotRoots(req.key, req.roots, this.blobs, basis, req.groupSmallFiles !== false);
         await pausePoint('after-blobs');
-        // The walk keeps only what restore accepts (snapshot.ts), so this passes parseManifest;
-        // restore validates it again whenever it is read.
-        const manifest = { schema: 1, roots: snap.roots };
-        // [store-speed] where the grouped small files live, and the stat cache for the next save
-        // (written meanwhile: the stat cache of a key that is not in the store is never consulted).
-        const statCacheWritten = writeStatCache(this.root, this.tmpDir, req.roots, {
-            ...snap.statCache,
-            key: req.key,
-        }).catch(() => { });
-        // The locator is written while the entry's files are staged (commit waits for it before
-        // the entry can become visible).
-        let locatorBytes = 0;
-        const sizes = this.blobs.writeLocator(manifest, snap.locations).then((n) => {
-            locatorBytes = n;
-            return this.savedSizes(manifest, snap, n);
-        });
-        sizes.catch(() => { }); // (its failure is commit's to report, whenever it gets there)
         const now = new Date().toISOString();
         const meta = {
             schema: 1,
@@ -68452,18 +68773,23 @@ class local_store_LocalStore {
             variant: req.variant,
             createdAt: now,
             lastAccessAt: now,
-            ...totals(manifest),
+            sizeBytes: snap.sizeBytes,
+            files: snap.files,
+            roots: snap.roots,
             storedBytes: [...snap.stored.values()].reduce((a, b) => a + b, 0),
             ...(req.keyManifest !== undefined ? { keyManifest: req.keyManifest } : {}),
         };
-        const { entry, created } = await this.commit(meta, manifest, (digest) => this.rewriteFromRoots(digest, manifest, req.roots), { sig: startSig, sizes });
-        req.onStats?.({
-            ...snap.stats,
-            blobsWritten: snap.stats.blobsWritten + (locatorBytes > 0 ? 1 : 0),
-            bytesWritten: snap.stats.bytesWritten + locatorBytes,
-        });
-        // [store-speed] what the files looked like, so the next save of the package skips them.
-        await statCacheWritten;
+        // (The manifest itself is only needed when the store changed meanwhile: read back then.)
+        const manifest = () => this.tableManifest(snap.table);
+        const { entry, created } = await this.commit(meta, snap.table, manifest, async (digest) => this.rewriteFromRoots(digest, manifest(), req.roots), { sig: startSig, sizes: snap.stored });
+        const metaBytes = Buffer.byteLength(json(meta));
+        req.onStats?.({ ...snap.stats, entryBytes: snap.table.length + metaBytes });
+        // [store-speed] the entry's table is also the stat cache of the roots just saved: the next
+        // save of the package skips the files that did not change.
+        if (created) {
+            const artifact = external_node_path_namespaceObject.join(this.dirOf(entryDirName(meta)), ARTIFACT);
+            await linkStatCache(this.root, this.tmpDir, req.key, req.roots, artifact, snap.table).catch(() => { });
+        }
         return created
             ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes }
             : { entry, created, newBlobs: 0, newBytes: 0 };
@@ -68492,8 +68818,9 @@ class local_store_LocalStore {
             const located = this.blobs.loadLocator(manifest);
             located.catch(() => { }); // restoreRoots awaits it
             const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts, located);
+            const table = encodeTable({ key, ...statCache.head }, statCache.roots);
             await Promise.all([
-                writeStatCache(this.root, this.tmpDir, roots, { ...statCache, key }).catch(() => { }),
+                writeStatCache(this.root, this.tmpDir, key, roots, table).catch(() => { }),
                 quiet,
             ]);
             return result;
@@ -68534,7 +68861,11 @@ class local_store_LocalStore {
             ...totals(read.manifest),
             storedBytes: read.storedBytes,
         };
-        return (await this.commit(meta, read.manifest)).entry;
+        const groups = new GroupList();
+        const rows = manifestTable(read.manifest.roots, (d) => read.locations.get(d), groups);
+        const table = encodeTable({ groups: groups.list }, rows);
+        this.blobs.attach(read.manifest, read.locations);
+        return (await this.commit(meta, table, () => read.manifest)).entry;
     }
     // ---- maintenance ---------------------------------------------------------------------
     /** Removes the entry, then the blobs no remaining entry references. */
@@ -68687,8 +69018,9 @@ class local_store_LocalStore {
                 missing.add(d);
                 problems.push(`blob ${d} is missing`);
             }
-            else if (opts.deep && !d.endsWith('.loc')) {
-                // (a locator was checked when it was parsed above)
+            else if (opts.deep && !d.endsWith('.loc') && contentSize.has(d)) {
+                // (A locator was checked when it was parsed above. A blob that only unreadable entries
+                // reference has no size to check it against: those entries are reported, not it.)
                 try {
                     const frame = await external_node_fs_namespaceObject.promises.readFile(this.blobFile(d));
                     this.blobs.verifyFrame(d, contentSize.get(d) ?? 0, frame);
@@ -68742,15 +69074,31 @@ class local_store_LocalStore {
             throw new errors/* StoreError */.AD(`no entry ${key} in the store`);
         return { meta, manifest: await this.readManifest(this.dirOf(dirOfEntry(rec))) };
     }
+    /**
+     * The manifest of the entry in `dir`: its artifact is a table (table.ts, which also says where
+     * its grouped files live) or, written before tables, JSON (its locator file says that).
+     */
     async readManifest(dir) {
+        let body;
         let raw;
         try {
-            raw = JSON.parse(await external_node_fs_namespaceObject.promises.readFile(external_node_path_namespaceObject.join(dir, ARTIFACT), 'utf8'));
+            body = await external_node_fs_namespaceObject.promises.readFile(external_node_path_namespaceObject.join(dir, ARTIFACT));
+            if (isTable(body))
+                return this.tableManifest(body);
+            raw = JSON.parse(body.toString('utf8'));
         }
         catch (err) {
-            throw new errors/* StoreError */.AD(`unreadable manifest in ${dir}: ${err}`);
+            if (err instanceof Error && err.name === 'UnsafeEntryError')
+                throw err;
+            throw new errors/* StoreError */.AD(`unreadable manifest in ${dir}: ${(0,errors/* errorMessage */.gJ)(err)}`);
         }
         return parseManifest(raw);
+    }
+    /** The manifest of an artifact table; the blob store learns where its grouped files live. */
+    tableManifest(body) {
+        const { manifest, locations } = tableManifest(decodeTable(body));
+        this.blobs.attach(manifest, locations);
+        return manifest;
     }
     /** The entry's meta.json, with the index's lastAccessAt where a later touch moved it. */
     async metaOf(rec) {
@@ -68774,15 +69122,18 @@ class local_store_LocalStore {
      * and indexes it. `rewrite` puts back a blob that a concurrent removal deleted (true when
      * it could).
      */
-    async commit(meta, manifest, rewrite, saved) {
+    async commit(meta, artifact, manifest, rewrite, saved) {
         const rel = entryDirName(meta);
         const staging = fsx_tempName(this.tmpDir, 'entry');
         try {
+            // (The staging directory is this commit's own, and is renamed whole: its files need no
+            // temporary names of their own.)
             await external_node_fs_namespaceObject.promises.mkdir(staging, { recursive: true });
-            await writeFileAtomic(external_node_path_namespaceObject.join(staging, ARTIFACT), JSON.stringify(manifest), staging);
-            await writeFileAtomic(external_node_path_namespaceObject.join(staging, META), json(meta), staging);
-            // (A save's locator is written meanwhile: the entry needs it before it is indexed.)
-            const sizes = await saved?.sizes;
+            await Promise.all([
+                external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(staging, ARTIFACT), artifact),
+                external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(staging, META), json(meta)),
+            ]);
+            const sizes = saved?.sizes;
             await pausePoint('after-artifact-tmp');
             return await this.mutate(async (ix) => {
                 const listed = ix.entries.get(meta.key);
@@ -68797,7 +69148,7 @@ class local_store_LocalStore {
                 // with (no commit or removal since), the sizes the save saw still hold.
                 const unchanged = sizes !== undefined && saved?.sig !== undefined && this.cached?.sig === saved.sig;
                 const stored = new Map();
-                const refs = unchanged ? sizes : await this.blobs.referencedBlobs(manifest);
+                const refs = unchanged ? sizes : await this.blobs.referencedBlobs(manifest());
                 for (const [name, found] of refs ?? []) {
                     let size = found ?? (await this.blobSize(name));
                     if (size === undefined && rewrite !== undefined && (await rewrite(name))) {
@@ -68824,22 +69175,6 @@ class local_store_LocalStore {
         finally {
             await external_node_fs_namespaceObject.promises.rm(staging, { recursive: true, force: true });
         }
-    }
-    /**
-     * Every blob `manifest` references with the size the save saw (its snapshot's `stored`, the
-     * locator just written), or undefined if the snapshot does not account for one of them.
-     */
-    savedSizes(manifest, snap, locatorBytes) {
-        const out = new Map();
-        for (const name of contentBlobs(manifest, snap.locations)) {
-            const size = snap.stored.get(name);
-            if (size === undefined)
-                return undefined;
-            out.set(name, size);
-        }
-        if (locatorBytes > 0)
-            out.set(this.blobs.locatorName(manifest), locatorBytes);
-        return out;
     }
     /** Re-stores a blob from the saved files that hold its content (unchanged since the walk). */
     async rewriteFromRoots(digest, manifest, roots) {

@@ -8,12 +8,13 @@
  *                                     save back to back, compressed together (small files
  *                                     compress far worse alone); named by the digest of the
  *                                     concatenation, so it is an ordinary blob on disk
- *   <root>/blobs/<aa>/<id>.loc        a locator: for one manifest, where each grouped file lives
- *                                     (group, offset); `id` is `locatorId(manifest)`; binary,
- *                                     see `encodeLocator`
+ *   <root>/blobs/<aa>/<id>.loc        a locator (entries saved before artifacts became tables):
+ *                                     for one manifest, where each grouped file lives (group,
+ *                                     offset); `id` is `locatorId(manifest)`; still read
  *
  * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
- * of that name, and `locate` finds it through the locator of a manifest that lists it. Writes go
+ * of that name: an entry's artifact says where it lives (table.ts; `attach`), or, for an entry
+ * in the JSON form, the locator of its manifest. Writes go
  * through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
  * of one blob are harmless (same content). Reads always verify.
  */
@@ -117,7 +118,11 @@ export function parseLocator(raw: unknown, what: string): Map<string, Location> 
   return out;
 }
 
-/** A locator on disk: 'CLOC', u32 LE version, u32 LE group count, u32 LE file count. */
+/**
+ * A locator on disk, as the last stores to write them did: 'CLOC', u32 LE version, u32 LE
+ * group count, u32 LE file count; per group its digest (32 bytes) and uncompressed size (f64
+ * LE); per grouped file its digest (32 bytes), u32 LE group index, f64 LE offset, f64 LE size.
+ */
 const LOCATOR_MAGIC = Buffer.from('CLOC');
 const LOCATOR_VERSION = 2;
 const LOCATOR_HEAD = 16;
@@ -126,43 +131,7 @@ const LOCATOR_GROUP = 40;
 /** Per grouped file: its digest (32 bytes), u32 LE group index, f64 LE offset, f64 LE size. */
 const LOCATOR_FILE = 52;
 
-/**
- * The locator of `m` for the files in `locs`, in manifest order, as stored on disk (binary:
- * digests take 32 bytes, nothing to compress); undefined when no file of `m` is grouped.
- */
-export function encodeLocator(
-  m: Manifest,
-  locs: ReadonlyMap<string, Location>,
-): { body: Buffer; locations: Map<string, Location> } | undefined {
-  const file = buildLocator(m, locs);
-  if (file === undefined) return undefined;
-  const body = Buffer.allocUnsafe(
-    LOCATOR_HEAD + file.groups.length * LOCATOR_GROUP + file.files.length * LOCATOR_FILE,
-  );
-  LOCATOR_MAGIC.copy(body, 0);
-  body.writeUInt32LE(LOCATOR_VERSION, 4);
-  body.writeUInt32LE(file.groups.length, 8);
-  body.writeUInt32LE(file.files.length, 12);
-  let o = LOCATOR_HEAD;
-  for (const [group, groupSize] of file.groups) {
-    body.write(group, o, 32, 'hex');
-    body.writeDoubleLE(groupSize, o + 32);
-    o += LOCATOR_GROUP;
-  }
-  const locations = new Map<string, Location>();
-  for (const [digest, gi, offset, size] of file.files) {
-    body.write(digest, o, 32, 'hex');
-    body.writeUInt32LE(gi, o + 32);
-    body.writeDoubleLE(offset, o + 36);
-    body.writeDoubleLE(size, o + 44);
-    o += LOCATOR_FILE;
-    const [group, groupSize] = file.groups[gi] as [string, number];
-    locations.set(digest, { group, groupSize, offset, size });
-  }
-  return { body, locations };
-}
-
-/** Whether `body` is a locator in the binary form (`encodeLocator`). */
+/** Whether `body` is a locator in the binary form. */
 function isBinaryLocator(body: Buffer): boolean {
   return body.length >= LOCATOR_HEAD && body.subarray(0, 4).equals(LOCATOR_MAGIC);
 }
@@ -306,33 +275,33 @@ export class BlobStore {
     return this.locations.get(digest);
   }
 
-  /** Reads the locator of `m`, if it has one; returns the locations of its grouped files. */
+  /**
+   * Where the grouped files of `m` live: what its artifact carried (table.ts), or else (an
+   * artifact in the JSON form) its locator file, if it has one.
+   */
   async loadLocator(m: Manifest): Promise<Map<string, Location>> {
+    const carried = this.carried.get(m);
+    if (carried !== undefined) return new Map(carried);
     return this.readLocatorFile(this.locatorPath(locatorId(m)));
   }
 
-  /** Writes the locator of `m` for the files in `locs` (no file when none is grouped). */
-  async writeLocator(m: Manifest, locs: ReadonlyMap<string, Location>): Promise<number> {
-    const enc = encodeLocator(m, locs);
-    if (enc === undefined) return 0;
-    const dest = this.locatorPath(locatorId(m));
-    await writeFileAtomic(dest, enc.body, this.tmpDir);
-    // (Built here from the save's own locations: no need to validate it as a read one is.)
-    await this.memoLocator(dest, enc.locations);
-    return enc.body.length;
+  /** The locations an artifact in table form carries for its manifest `m`. */
+  attach(m: Manifest, locs: Map<string, Location>): void {
+    this.carried.set(m, locs);
+    this.learn(locs);
   }
 
-  /** The locator file name of `m` (whether or not it has one). */
-  locatorName(m: Manifest): string {
-    return `${locatorId(m)}${LOCATOR_SUFFIX}`;
-  }
+  private readonly carried = new WeakMap<Manifest, Map<string, Location>>();
 
-  /** Blobs `m` needs on disk: standalone digests, group digests, and its locator (name -> size). */
+  /**
+   * Blobs `m` needs on disk: standalone digests, group digests, and (an artifact in the JSON
+   * form) its locator (name -> size).
+   */
   async referencedBlobs(m: Manifest): Promise<Map<string, number | undefined>> {
     const locs = await this.loadLocator(m);
     const out = new Map<string, number | undefined>();
     for (const name of contentBlobs(m, locs)) out.set(name, await this.ownSize(name));
-    if (locs.size > 0) {
+    if (locs.size > 0 && !this.carried.has(m)) {
       const id = locatorId(m);
       const st = await fs.stat(this.locatorPath(id)).catch(() => undefined);
       out.set(`${id}${LOCATOR_SUFFIX}`, st?.size);
@@ -379,15 +348,6 @@ export class BlobStore {
   }
 
   private locatorMemo: { file: string; st: Stats; locs: Map<string, Location> } | undefined;
-
-  private async memoLocator(file: string, locs: Map<string, Location>): Promise<void> {
-    try {
-      this.locatorMemo = { file, st: await fs.stat(file), locs };
-    } catch {
-      this.locatorMemo = undefined;
-    }
-    this.learn(locs);
-  }
 
   /** Remembers the locations (for `locate`); returns them. */
   private learn(locs: Map<string, Location>): Map<string, Location> {

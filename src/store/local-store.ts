@@ -30,11 +30,11 @@
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { StoreError } from '../errors.js';
+import { errorMessage, StoreError } from '../errors.js';
 import { compareBytes, sha256 } from '../util/bytes.js';
 import { exists, tempName, writeFileAtomic } from '../util/fsx.js';
 import { appendTouch, JOURNAL_NAME, JOURNAL_ROTATE_BYTES, JournalTail } from './access-journal.js';
-import { BlobStore, contentBlobs } from './blobs.js';
+import { BlobStore } from './blobs.js';
 import { loadCodec, type Codec } from './codec.js';
 import {
   compareHex,
@@ -53,8 +53,16 @@ import { checkHash, checkKey, entryDirName, parseMeta } from './meta.js';
 import { readPack, writePack } from './pack.js';
 import { restoreRoots, type RootToRestore } from './restore.js';
 import { loadBasis } from './basis.js';
-import { snapshotRoots, type SnapshotResult } from './snapshot.js';
-import { removeStatCaches, writeStatCache } from './statcache.js';
+import { snapshotRoots } from './snapshot.js';
+import { linkStatCache, removeStatCaches, writeStatCache } from './statcache.js';
+import {
+  decodeTable,
+  encodeTable,
+  GroupList,
+  isTable,
+  manifestTable,
+  tableManifest,
+} from './table.js';
 import { bumpCounter, readCounters, readMarker, writeMarker } from './stats.js';
 import { injectBlobFaults, pausePoint } from './test-hooks.js';
 import type {
@@ -230,25 +238,14 @@ export class LocalStore {
       async () => [...(await this.index()).entries.values()],
       async (k) => (await this.load(k)).manifest,
     );
-    const snap = await snapshotRoots(req.roots, this.blobs, basis, req.groupSmallFiles !== false);
+    const snap = await snapshotRoots(
+      req.key,
+      req.roots,
+      this.blobs,
+      basis,
+      req.groupSmallFiles !== false,
+    );
     await pausePoint('after-blobs');
-    // The walk keeps only what restore accepts (snapshot.ts), so this passes parseManifest;
-    // restore validates it again whenever it is read.
-    const manifest: Manifest = { schema: 1, roots: snap.roots };
-    // [store-speed] where the grouped small files live, and the stat cache for the next save
-    // (written meanwhile: the stat cache of a key that is not in the store is never consulted).
-    const statCacheWritten = writeStatCache(this.root, this.tmpDir, req.roots, {
-      ...snap.statCache,
-      key: req.key,
-    }).catch(() => {});
-    // The locator is written while the entry's files are staged (commit waits for it before
-    // the entry can become visible).
-    let locatorBytes = 0;
-    const sizes = this.blobs.writeLocator(manifest, snap.locations).then((n) => {
-      locatorBytes = n;
-      return this.savedSizes(manifest, snap, n);
-    });
-    sizes.catch(() => {}); // (its failure is commit's to report, whenever it gets there)
     const now = new Date().toISOString();
     const meta: EntryMeta = {
       schema: 1,
@@ -260,23 +257,31 @@ export class LocalStore {
       variant: req.variant,
       createdAt: now,
       lastAccessAt: now,
-      ...totals(manifest),
+      sizeBytes: snap.sizeBytes,
+      files: snap.files,
+      roots: snap.roots,
       storedBytes: [...snap.stored.values()].reduce((a, b) => a + b, 0),
       ...(req.keyManifest !== undefined ? { keyManifest: req.keyManifest } : {}),
     };
+    // (The manifest itself is only needed when the store changed meanwhile: read back then.)
+    const manifest = (): Manifest => this.tableManifest(snap.table);
     const { entry, created } = await this.commit(
       meta,
+      snap.table,
       manifest,
-      (digest) => this.rewriteFromRoots(digest, manifest, req.roots),
-      { sig: startSig, sizes },
+      async (digest) => this.rewriteFromRoots(digest, manifest(), req.roots),
+      { sig: startSig, sizes: snap.stored },
     );
-    req.onStats?.({
-      ...snap.stats,
-      blobsWritten: snap.stats.blobsWritten + (locatorBytes > 0 ? 1 : 0),
-      bytesWritten: snap.stats.bytesWritten + locatorBytes,
-    });
-    // [store-speed] what the files looked like, so the next save of the package skips them.
-    await statCacheWritten;
+    const metaBytes = Buffer.byteLength(json(meta));
+    req.onStats?.({ ...snap.stats, entryBytes: snap.table.length + metaBytes });
+    // [store-speed] the entry's table is also the stat cache of the roots just saved: the next
+    // save of the package skips the files that did not change.
+    if (created) {
+      const artifact = path.join(this.dirOf(entryDirName(meta)), ARTIFACT);
+      await linkStatCache(this.root, this.tmpDir, req.key, req.roots, artifact, snap.table).catch(
+        () => {},
+      );
+    }
     return created
       ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes }
       : { entry, created, newBlobs: 0, newBytes: 0 };
@@ -309,8 +314,9 @@ export class LocalStore {
       const located = this.blobs.loadLocator(manifest);
       located.catch(() => {}); // restoreRoots awaits it
       const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts, located);
+      const table = encodeTable({ key, ...statCache.head }, statCache.roots);
       await Promise.all([
-        writeStatCache(this.root, this.tmpDir, roots, { ...statCache, key }).catch(() => {}),
+        writeStatCache(this.root, this.tmpDir, key, roots, table).catch(() => {}),
         quiet,
       ]);
       return result;
@@ -350,7 +356,11 @@ export class LocalStore {
       ...totals(read.manifest),
       storedBytes: read.storedBytes,
     };
-    return (await this.commit(meta, read.manifest)).entry;
+    const groups = new GroupList();
+    const rows = manifestTable(read.manifest.roots, (d) => read.locations.get(d), groups);
+    const table = encodeTable({ groups: groups.list }, rows);
+    this.blobs.attach(read.manifest, read.locations);
+    return (await this.commit(meta, table, () => read.manifest)).entry;
   }
 
   // ---- maintenance ---------------------------------------------------------------------
@@ -495,8 +505,9 @@ export class LocalStore {
       if ((await this.blobSize(d)) === undefined) {
         missing.add(d);
         problems.push(`blob ${d} is missing`);
-      } else if (opts.deep && !d.endsWith('.loc')) {
-        // (a locator was checked when it was parsed above)
+      } else if (opts.deep && !d.endsWith('.loc') && contentSize.has(d)) {
+        // (A locator was checked when it was parsed above. A blob that only unreadable entries
+        // reference has no size to check it against: those entries are reported, not it.)
         try {
           const frame = await fs.readFile(this.blobFile(d));
           this.blobs.verifyFrame(d, contentSize.get(d) ?? 0, frame);
@@ -550,14 +561,29 @@ export class LocalStore {
     return { meta, manifest: await this.readManifest(this.dirOf(dirOfEntry(rec))) };
   }
 
+  /**
+   * The manifest of the entry in `dir`: its artifact is a table (table.ts, which also says where
+   * its grouped files live) or, written before tables, JSON (its locator file says that).
+   */
   private async readManifest(dir: string): Promise<Manifest> {
+    let body: Buffer;
     let raw: unknown;
     try {
-      raw = JSON.parse(await fs.readFile(path.join(dir, ARTIFACT), 'utf8'));
+      body = await fs.readFile(path.join(dir, ARTIFACT));
+      if (isTable(body)) return this.tableManifest(body);
+      raw = JSON.parse(body.toString('utf8'));
     } catch (err) {
-      throw new StoreError(`unreadable manifest in ${dir}: ${err}`);
+      if (err instanceof Error && err.name === 'UnsafeEntryError') throw err;
+      throw new StoreError(`unreadable manifest in ${dir}: ${errorMessage(err)}`);
     }
     return parseManifest(raw);
+  }
+
+  /** The manifest of an artifact table; the blob store learns where its grouped files live. */
+  private tableManifest(body: Buffer): Manifest {
+    const { manifest, locations } = tableManifest(decodeTable(body));
+    this.blobs.attach(manifest, locations);
+    return manifest;
   }
 
   /** The entry's meta.json, with the index's lastAccessAt where a later touch moved it. */
@@ -586,18 +612,22 @@ export class LocalStore {
    */
   private async commit(
     meta: EntryMeta,
-    manifest: Manifest,
+    artifact: Buffer,
+    manifest: () => Manifest,
     rewrite?: (digest: string) => Promise<boolean>,
-    saved?: { sig: FileSig | undefined; sizes: Promise<Map<string, number> | undefined> },
+    saved?: { sig: FileSig | undefined; sizes: Map<string, number> },
   ): Promise<{ entry: EntryMeta; created: boolean }> {
     const rel = entryDirName(meta);
     const staging = tempName(this.tmpDir, 'entry');
     try {
+      // (The staging directory is this commit's own, and is renamed whole: its files need no
+      // temporary names of their own.)
       await fs.mkdir(staging, { recursive: true });
-      await writeFileAtomic(path.join(staging, ARTIFACT), JSON.stringify(manifest), staging);
-      await writeFileAtomic(path.join(staging, META), json(meta), staging);
-      // (A save's locator is written meanwhile: the entry needs it before it is indexed.)
-      const sizes = await saved?.sizes;
+      await Promise.all([
+        fs.writeFile(path.join(staging, ARTIFACT), artifact),
+        fs.writeFile(path.join(staging, META), json(meta)),
+      ]);
+      const sizes = saved?.sizes;
       await pausePoint('after-artifact-tmp');
       return await this.mutate(async (ix) => {
         const listed = ix.entries.get(meta.key);
@@ -612,7 +642,7 @@ export class LocalStore {
         const unchanged =
           sizes !== undefined && saved?.sig !== undefined && this.cached?.sig === saved.sig;
         const stored = new Map<string, number>();
-        const refs = unchanged ? sizes : await this.blobs.referencedBlobs(manifest);
+        const refs = unchanged ? sizes : await this.blobs.referencedBlobs(manifest());
         for (const [name, found] of refs ?? []) {
           let size = found ?? (await this.blobSize(name));
           if (size === undefined && rewrite !== undefined && (await rewrite(name))) {
@@ -637,25 +667,6 @@ export class LocalStore {
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
     }
-  }
-
-  /**
-   * Every blob `manifest` references with the size the save saw (its snapshot's `stored`, the
-   * locator just written), or undefined if the snapshot does not account for one of them.
-   */
-  private savedSizes(
-    manifest: Manifest,
-    snap: Pick<SnapshotResult, 'stored' | 'locations'>,
-    locatorBytes: number,
-  ): Map<string, number> | undefined {
-    const out = new Map<string, number>();
-    for (const name of contentBlobs(manifest, snap.locations)) {
-      const size = snap.stored.get(name);
-      if (size === undefined) return undefined;
-      out.set(name, size);
-    }
-    if (locatorBytes > 0) out.set(this.blobs.locatorName(manifest), locatorBytes);
-    return out;
   }
 
   /** Re-stores a blob from the saved files that hold its content (unchanged since the walk). */

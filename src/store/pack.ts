@@ -173,6 +173,8 @@ class PackReader {
 export interface ReadPack {
   readonly header: PackHeader;
   readonly manifest: Manifest;
+  /** Where the entry's grouped files live (the pack's locator, checked). */
+  readonly locations: Map<string, Location>;
   /** Compressed bytes of the blobs the pack carried. */
   readonly storedBytes: number;
   readonly newBlobs: number;
@@ -270,9 +272,7 @@ export async function readPack(
         `pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`,
       );
     }
-    // The entry's locator, written here so the commit finds its groups (as a save's would).
-    await blobs.writeLocator(manifest, locs);
-    return { header, manifest, storedBytes, newBlobs };
+    return { header, manifest, locations: locs, storedBytes, newBlobs };
   } finally {
     await fh.close();
   }

@@ -21,7 +21,10 @@ export const UNPACKED_MTIME_MS = 1_000_000_000_000;
 /** Environment variable: the number of worker threads (default: cores, at most 4). */
 export const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
 
-/** Why a worker operation failed: `corrupt` blobs are deleted by the caller, `size` are not. */
+/**
+ * Why a worker operation failed: `corrupt` blobs are deleted by the caller; `size` (the entry
+ * disagrees with a sound blob: a wrong size, a grouped file placed wrongly) are not.
+ */
 export type WorkerFailureKind = 'corrupt' | 'size' | 'missing' | 'changed' | 'io';
 
 export class WorkerOpError extends StoreError {

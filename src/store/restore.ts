@@ -10,12 +10,8 @@ import { StoreError, UnsafeEntryError } from '../errors.js';
 import type { BlobStore } from './blobs.js';
 import type { ManifestEntry, ManifestRoot } from './manifest.js';
 import { STREAM_AT, UNPACKED_MTIME_MS, WorkerOpError } from './pool.js';
-import {
-  CLOCK_LAG_MS,
-  StatCacheBuilder,
-  type RootRecords,
-  type StatCacheFile,
-} from './statcache.js';
+import { CLOCK_LAG_MS } from './statcache.js';
+import { GroupList, manifestTable, type TableRoot } from './table.js';
 import type { OutputRoot, RestoreOptions, RestoreResult } from './types.js';
 
 const STAGING_PREFIX = '.clyde-restore-';
@@ -586,7 +582,11 @@ async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
 /** The result, what the restored files look like now (for the next save's stat cache), and
  *  a promise that settles one clock tick after the last write (see `restoreRoots`). */
 export interface RestoreRootsResult extends RestoreResult {
-  readonly statCache: StatCacheFile;
+  /** The rows of what was restored, as it now is on disk (the stat cache of these paths). */
+  readonly statCache: {
+    readonly head: { recordedAt: number; groups: [string, number][] };
+    readonly roots: TableRoot[];
+  };
   readonly quiet: Promise<void>;
 }
 
@@ -605,7 +605,8 @@ export async function restoreRoots(
   const live = jobs.filter((j) => j.manifest.kind !== 'absent');
   for (const j of live) await preflight(j);
   const staged: Staged[] = [];
-  const cache = new StatCacheBuilder();
+  const groups = new GroupList();
+  const tableRoots: TableRoot[] = [];
   let recordedAt = 0;
   let quiet: Promise<void> = Promise.resolve();
   try {
@@ -621,13 +622,23 @@ export async function restoreRoots(
     for (const s of staged) linkSymlinks(s);
     for (const s of staged) await moveIntoPlace(s, opts);
     // Record the files as they now are: rename keeps inode and mtime.
-    const records = new Map<string, RootRecords>();
-    for (const s of staged) records.set(s.item, cache.root(s.job.root.name, s.job.root.absPath));
-    files.forEach(({ e, digest, item }, i) => {
+    const now = new Map<ManifestEntry, { ino: number; mtimeMs: number }>();
+    files.forEach(({ e }, i) => {
       const [ino, mtimeMs] = written[i] as Written;
-      const rec = records.get(item) as RootRecords;
-      rec.add(e.path, e.size, mtimeMs, ino, digest, blobs.located(digest));
+      now.set(e, { ino, mtimeMs });
     });
+    for (const s of staged) {
+      const abs = path.resolve(s.job.root.absPath);
+      tableRoots.push(
+        ...manifestTable(
+          [s.job.manifest],
+          (d) => blobs.located(d),
+          groups,
+          () => abs,
+          (e) => now.get(e),
+        ),
+      );
+    }
   } finally {
     for (const s of staged) await fs.rm(s.container, { recursive: true, force: true });
   }
@@ -642,5 +653,10 @@ export async function restoreRoots(
       bytes += e.size;
     }
   }
-  return { files, bytes, statCache: cache.build('', recordedAt), quiet };
+  return {
+    files,
+    bytes,
+    statCache: { head: { recordedAt, groups: groups.list }, roots: tableRoots },
+    quiet,
+  };
 }

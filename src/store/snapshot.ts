@@ -15,21 +15,20 @@ import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import type { BlobStore, Location } from './blobs.js';
 import { putChunked } from './chunked.js';
-import {
-  resolveLink,
-  unsafeChildReason,
-  unsafeTargetReason,
-  type ManifestEntry,
-  type ManifestRoot,
-} from './manifest.js';
+import { resolveLink, unsafeChildReason, unsafeTargetReason } from './manifest.js';
 import { STREAM_AT, type PoolDirs, type WorkerPool } from './pool.js';
+import { CLOCK_LAG_MS, type DirCursor, type StatLookup } from './statcache.js';
 import {
-  CLOCK_LAG_MS,
-  StatCacheBuilder,
-  type DirLookup,
-  type StatCacheFile,
-  type StatLookup,
-} from './statcache.js';
+  AT,
+  DirRows,
+  GroupList,
+  NUMS,
+  ROW,
+  digestAt,
+  encodeTable,
+  groupAt,
+  type Table,
+} from './table.js';
 import { preclaimed } from './test-hooks.js';
 import type { OutputRoot } from './types.js';
 
@@ -51,25 +50,30 @@ export interface SaveStats {
   /** Files read and hashed. */
   readonly read: number;
   readonly bytesRead: number;
-  /** Blobs (standalone, group, locator) written and their bytes on disk. */
+  /** Blobs (standalone and group) written and their bytes on disk. */
   readonly blobsWritten: number;
   readonly bytesWritten: number;
+  /** Bytes of the entry itself (artifact and meta.json; its stat cache is a link to the artifact). */
+  readonly entryBytes: number;
   /** Group blobs written, and standalone blobs stored as they are (incompressible). */
   readonly groups: number;
   readonly rawBlobs: number;
 }
 
 export interface SnapshotResult {
-  readonly roots: ManifestRoot[];
+  /** The new entry's table (table.ts): its artifact, and the stat cache of the roots saved. */
+  readonly table: Buffer;
+  /** Regular files, and their bytes. */
+  readonly files: number;
+  readonly sizeBytes: number;
+  /** Names of the roots that exist. */
+  readonly roots: string[];
   readonly newBlobs: number;
   readonly newBytes: number;
-  /** digest -> compressed size, for every blob referenced (groups count once, under the group). */
+  /** Every blob the entry references (groups once, under the group) -> its stored size. */
   readonly stored: Map<string, number>;
-  /** Where the grouped files of this save live (the locator to write). */
-  readonly locations: Map<string, Location>;
-  readonly stats: SaveStats;
-  /** The stat records of every file saved, for the next save's stat cache. */
-  readonly statCache: StatCacheFile;
+  /** What the save did, but for the entry's own bytes (`entryBytes`, known at commit). */
+  readonly stats: Omit<SaveStats, 'entryBytes'>;
 }
 
 /**
@@ -91,29 +95,23 @@ function newClaims(taken: readonly string[]): SharedArrayBuffer {
 
 /** What the previous entry of the package tells this save. */
 export interface Basis {
+  /** Its stat cache for these roots (unusable when there is none). */
   readonly stat: StatLookup;
   /** Grouped content of that entry: digest -> where (a hint: checked when read). */
-  readonly locations: ReadonlyMap<string, Location>;
+  readonly locations: () => ReadonlyMap<string, Location>;
 }
 
+/** A file to read: row j of `rows`, its digest set once stored. */
 interface PendingFile {
   readonly absPath: string;
-  readonly path: string;
-  readonly mode: number;
-  readonly mtimeMs: number;
   readonly size: number;
-  readonly ino: number;
-  /** Set once stored (or found unchanged): its digest and the size that digest is of. */
+  readonly rows: DirRows;
+  readonly j: number;
   digest?: string;
-  contentSize?: number;
 }
 
 function perm(st: Stats): number {
   return st.mode & 0o777;
-}
-
-function isPending(e: ManifestEntry | PendingFile): e is PendingFile {
-  return !('type' in e);
 }
 
 /**
@@ -141,26 +139,41 @@ const LIST_BATCH = 64;
 interface DirNode {
   readonly abs: string;
   readonly rel: string;
-  /** Its entries in byte order (children of a sub-directory follow that directory). */
-  entries?: (ManifestEntry | PendingFile)[];
+  /** Its entries in byte order, once listed. */
+  rows?: DirRows;
   /** The sub-directories among them, by name. */
   readonly subdirs: Map<string, DirNode>;
 }
 
+/** A symlink found by the walk (unsafe ones are dropped once the whole root is known). */
+interface LinkRow {
+  readonly rows: DirRows;
+  readonly j: number;
+  readonly path: string;
+  readonly target: string;
+}
+
 /**
- * Lists a directory root: every entry, parents before children, each directory's entries in
- * byte order. The listing and the lstat of every entry (most of a walk's cost) run in the
- * workers, directories in batches, ahead of any compression job; each regular file goes to
- * `onFile` as soon as its directory's listing comes back, so compression starts while the
- * rest of the tree is still being listed.
+ * A regular file found by the walk: row j of `rows`, in directory `dirAbs` (a file root: its
+ * path, name ''), and the row of the stat cache that vouches for it (-1: none).
+ */
+type OnFile = (rows: DirRows, j: number, dirAbs: string, name: string, cached: number) => void;
+
+/**
+ * Lists a directory root: each directory's entries in byte order, as rows (table.ts). The
+ * listing and the lstat of every entry (most of a walk's cost) run in the workers, directories
+ * in batches, ahead of any compression job; each regular file goes to `onFile` as soon as its
+ * directory's listing comes back, so compression starts while the rest of the tree is still
+ * being listed. Returns the directories that have entries, parents before children.
  */
 async function walkDir(
   rootAbs: string,
   rootName: string,
   onFile: OnFile,
   list: ListDirs,
-  cachedDir: (rel: string) => DirLookup | undefined,
-): Promise<(ManifestEntry | PendingFile)[]> {
+  cachedDir: (rel: string) => DirCursor | undefined,
+  links: LinkRow[],
+): Promise<[string, DirRows][]> {
   const root: DirNode = { abs: rootAbs, rel: '', subdirs: new Map() };
   const queue: DirNode[] = [root];
   /** Directories found and not listed yet, by absolute path. */
@@ -193,44 +206,43 @@ async function walkDir(
     }
   };
 
-  /** The entries of a listing, in byte order; each regular file goes to `onFile`. */
+  /** The entries of a listing, in byte order, as rows; each regular file goes to `onFile`. */
   const take = (node: DirNode, l: DirListing): void => {
-    const entries: (ManifestEntry | PendingFile)[] = [];
-    node.entries = entries;
+    const rows = new DirRows(l.names.length);
+    node.rows = rows;
     if (l.missing === true) return;
     const cached = cachedDir(node.rel);
+    const st = l.stats;
     for (let k = 0; k < l.names.length; k++) {
       const name = l.names[k] as string;
       const o = k * 5;
-      const kind = l.stats[o] as number;
+      const kind = st[o] as number;
       if (kind === KIND.gone) continue; // vanished meanwhile
-      const mode = l.stats[o + 1] as number;
-      const mtimeMs = l.stats[o + 3] as number;
-      if (kind === KIND.dir) {
-        const child = node.subdirs.get(name);
-        if (child !== undefined) {
-          entries.push({ path: child.rel, type: 'dir', mode, size: 0, mtimeMs });
-          continue;
-        }
+      const mode = st[o + 1] as number;
+      const mtimeMs = st[o + 3] as number;
+      if (kind === KIND.dir && node.subdirs.has(name)) {
+        rows.add(ROW.dir, name, mode, 0, mtimeMs, 0);
+        continue;
       }
-      const p = node.rel === '' ? name : `${node.rel}/${name}`;
       const why = unsafeChildReason(node.rel, name);
       if (why !== undefined) {
+        const p = node.rel === '' ? name : `${node.rel}/${name}`;
         core.warning(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
         continue;
       }
       if (kind === KIND.file) {
-        const size = l.stats[o + 2] as number;
-        const ino = l.stats[o + 4] as number;
-        const abs = `${node.abs}${path.sep}${name}`;
-        const file: PendingFile = { absPath: abs, path: p, mode, mtimeMs, size, ino };
-        entries.push(file);
-        onFile(file, cached?.digestOf(name, size, mtimeMs, ino));
+        const size = st[o + 2] as number;
+        const ino = st[o + 4] as number;
+        const j = rows.add(ROW.file, name, mode, size, mtimeMs, ino);
+        onFile(rows, j, node.abs, name, cached?.match(j, name, size, mtimeMs, ino) ?? -1);
       } else if (kind === KIND.symlink) {
         const target = l.targets[k];
         if (typeof target !== 'string') continue; // replaced meanwhile
-        entries.push({ path: p, type: 'symlink', mode, size: 0, mtimeMs, target });
+        const j = rows.addSymlink(name, mode, mtimeMs, target);
+        const p = node.rel === '' ? name : `${node.rel}/${name}`;
+        links.push({ rows, j, path: p, target });
       } else {
+        const p = node.rel === '' ? name : `${node.rel}/${name}`;
         core.warning(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
       }
     }
@@ -272,49 +284,43 @@ async function walkDir(
   for (let i = 0; i < jobs.length; i++) await jobs[i];
   if (failure !== undefined) throw failure;
 
-  // Parents before children, each directory's entries in byte order.
-  const out: (ManifestEntry | PendingFile)[] = [];
-  const flatten = (node: DirNode): void => {
-    for (const e of node.entries ?? []) {
-      out.push(e);
-      if (!isPending(e) && e.type === 'dir') {
-        const child = node.subdirs.get(e.path.slice(e.path.lastIndexOf('/') + 1));
-        if (child !== undefined) flatten(child);
-      }
+  // Parents before children (the order a manifest is read back in).
+  const out: [string, DirRows][] = [];
+  const visit = (node: DirNode): void => {
+    const rows = node.rows;
+    if (rows === undefined) return;
+    if (rows.count > 0) out.push([node.rel, rows]);
+    for (let j = 0; j < rows.count; j++) {
+      if (rows.get(j, AT.kind) !== ROW.dir) continue;
+      const child = node.subdirs.get(rows.names[j] as string);
+      if (child !== undefined) visit(child);
     }
   };
-  flatten(root);
+  visit(root);
   return out;
 }
 
 /** Drops symlinks that are absolute or resolve outside their root, with a warning each. */
-function dropUnsafeLinks(
-  rootName: string,
-  entries: (ManifestEntry | PendingFile)[],
-): (ManifestEntry | PendingFile)[] {
+function dropUnsafeLinks(rootName: string, found: readonly LinkRow[]): void {
   const links = new Map<string, string>();
-  for (const e of entries) {
-    if ('type' in e && e.type === 'symlink' && e.target !== undefined) {
-      const why = unsafeTargetReason(e.target);
-      if (why !== undefined) {
-        core.warning(`clyde-cache: not caching symlink ${rootName}/${e.path}: ${why}`);
-      } else {
-        links.set(e.path, e.target);
-      }
+  for (const l of found) {
+    const why = unsafeTargetReason(l.target);
+    if (why !== undefined) {
+      core.warning(`clyde-cache: not caching symlink ${rootName}/${l.path}: ${why}`);
+      l.rows.drop(l.j);
+    } else {
+      links.set(l.path, l.target);
     }
   }
-  if (links.size === 0) return entries;
-  const keep = new Set<string>();
   // Decide on the full set first, then drop: a dropped link only makes others resolve as plain
   // names, which restore validates again anyway.
-  for (const p of links.keys()) {
-    if (resolveLink(links, p) !== undefined) keep.add(p);
-    else
-      core.warning(
-        `clyde-cache: not caching symlink ${rootName}/${p}: it points outside ${rootName}`,
-      );
+  const drop = found.filter((l) => links.has(l.path) && resolveLink(links, l.path) === undefined);
+  for (const l of drop) {
+    core.warning(
+      `clyde-cache: not caching symlink ${rootName}/${l.path}: it points outside ${rootName}`,
+    );
+    l.rows.drop(l.j);
   }
-  return entries.filter((e) => !('type' in e && e.type === 'symlink') || keep.has(e.path));
 }
 
 interface PutResult {
@@ -336,17 +342,14 @@ interface GroupResult {
   readonly members: { digest: string; size: number; offset: number; dup?: boolean }[];
 }
 
-/** One root as walked: its manifest shell and the files still to be stored. */
+/** One root as walked: its kind, and its directories' rows. */
 interface WalkedRoot {
   readonly root: OutputRoot;
   readonly kind: 'dir' | 'file' | 'absent';
   readonly mode?: number;
   readonly mtimeMs?: number;
-  readonly entries: (ManifestEntry | PendingFile)[];
+  readonly dirs: [string, DirRows][];
 }
-
-/** A file found by the walk, with its digest when the stat cache vouches for it. */
-type OnFile = (f: PendingFile, cached: string | undefined) => void;
 
 async function walkRoot(
   root: OutputRoot,
@@ -359,32 +362,26 @@ async function walkRoot(
     st = lstatSync(root.absPath);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    return { root, kind: 'absent', entries: [] };
+    return { root, kind: 'absent', dirs: [] };
   }
   if (st.isFile()) {
-    const file: PendingFile = {
-      absPath: root.absPath,
-      path: '',
-      mode: perm(st),
-      mtimeMs: st.mtimeMs,
-      size: st.size,
-      ino: st.ino,
-    };
-    onFile(file, stat?.digestOf(root, '', file.size, file.mtimeMs, file.ino));
-    return { root, kind: 'file', mode: file.mode, mtimeMs: file.mtimeMs, entries: [file] };
+    const rows = new DirRows(1);
+    const j = rows.add(ROW.file, '', perm(st), st.size, st.mtimeMs, st.ino);
+    const cached = stat?.dir(root, '')?.match(j, '', st.size, st.mtimeMs, st.ino) ?? -1;
+    onFile(rows, j, root.absPath, '', cached);
+    return { root, kind: 'file', mode: perm(st), mtimeMs: st.mtimeMs, dirs: [['', rows]] };
   }
   if (!st.isDirectory()) {
     core.warning(
       `clyde-cache: not caching ${root.name}: it is a symlink or special file, not a directory or file`,
     );
-    return { root, kind: 'absent', entries: [] };
+    return { root, kind: 'absent', dirs: [] };
   }
-  const cachedDir = (rel: string): DirLookup | undefined => stat?.dir(root, rel);
-  const entries = dropUnsafeLinks(
-    root.name,
-    await walkDir(root.absPath, root.name, onFile, list, cachedDir),
-  );
-  return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, entries };
+  const cachedDir = (rel: string): DirCursor | undefined => stat?.dir(root, rel);
+  const links: LinkRow[] = [];
+  const dirs = await walkDir(root.absPath, root.name, onFile, list, cachedDir, links);
+  dropUnsafeLinks(root.name, links);
+  return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, dirs };
 }
 
 /**
@@ -392,19 +389,28 @@ async function walkRoot(
  * vouches for it; a place in a group; a blob of its own), and sends the work to the pool.
  */
 class Planner {
+  /** Every blob the rows reference -> its stored size. */
   readonly stored = new Map<string, number>();
-  readonly locations = new Map<string, Location>();
+  /** The group blobs the rows point into. */
+  readonly groups = new GroupList();
   newBlobs = 0;
   newBytes = 0;
   reused = 0;
   read = 0;
   bytesRead = 0;
-  groups = 0;
+  groupsWritten = 0;
   rawBlobs = 0;
+  /** Files sent to be read. */
+  readonly pending: PendingFile[] = [];
   private readonly counted = new Set<string>();
   private readonly groupSeen = new Map<string, number | undefined>();
-  /** Grouped content already in the store, one digest per line (one string: cheap to post). */
-  private readonly known: string;
+  /** Where this save put content it read into a group (its duplicates go there too). */
+  private readonly placed = new Map<string, Location>();
+  /** The stat cache's table, and per group of it: 0 not looked at, -1 gone, else new index + 1. */
+  private readonly cache: Table | undefined;
+  private readonly groupMap: Int32Array;
+  /** Grouped content already in the store, 32 bytes per digest (worked out when first needed). */
+  private knownDigests: Uint8Array | undefined;
   /**
    * Content claims of this save, shared by the workers (one 64-bit slot each): a file whose
    * content another file of the save claimed is neither compressed nor written again.
@@ -427,12 +433,8 @@ class Planner {
   ) {
     this.pool = blobs.pool();
     this.dirs = blobs.dirs;
-    // Grouped content already in the store: workers leave it out of new groups.
-    const known: string[] = [];
-    for (const [d, loc] of basis?.locations ?? []) {
-      if (this.groupSize(loc.group) !== undefined) known.push(d);
-    }
-    this.known = known.join('\n');
+    this.cache = basis?.stat.table;
+    this.groupMap = new Int32Array(this.cache?.header.groups.length ?? 0);
   }
 
   /** Stored size of a group blob (undefined when it is gone), one stat per group. */
@@ -441,21 +443,29 @@ class Planner {
     return this.groupSeen.get(group);
   }
 
-  /** `cached`: its digest when the stat cache vouches for it. */
-  add(e: PendingFile, cached: string | undefined): void {
-    if (cached !== undefined && this.reuse(e, cached)) return;
-    if (this.groupSmall && e.size < SMALL_FILE) {
+  /** A file of the walk: row j of `rows`; `cached` the stat cache row that vouches for it. */
+  readonly file: OnFile = (rows, j, dirAbs, name, cached) => {
+    if (cached >= 0 && this.reuse(rows, j, cached)) return;
+    const size = rows.get(j, AT.size);
+    const e: PendingFile = {
+      absPath: name === '' ? dirAbs : `${dirAbs}${path.sep}${name}`,
+      size,
+      rows,
+      j,
+    };
+    this.pending.push(e);
+    if (this.groupSmall && size < SMALL_FILE) {
       this.small.push(e);
-      this.smallBytes += e.size;
+      this.smallBytes += size;
       if (this.smallBytes >= GROUP_BYTES) this.flushSmall();
-    } else if (e.size >= STREAM_AT) {
+    } else if (size >= STREAM_AT) {
       this.runChunked(e);
     } else {
       this.large.push(e);
-      this.largeBytes += e.size;
+      this.largeBytes += size;
       if (this.largeBytes >= JOB_BYTES) this.flushLarge();
     }
-  }
+  };
 
   /** Sends what is still gathered, then waits for every job. */
   async finish(): Promise<void> {
@@ -475,7 +485,9 @@ class Planner {
   /** Points a duplicate at the blob its claimer stored; false when there is none. */
   private pairDup(f: PendingFile): boolean {
     const d = f.digest as string;
-    return this.locations.has(d) || this.stored.has(d);
+    const loc = this.placed.get(d);
+    if (loc !== undefined) this.place(f.rows, f.j, loc);
+    return loc !== undefined || this.stored.has(d);
   }
 
   /** Waits for the jobs already sent, whatever their outcome (after a failed walk). */
@@ -488,24 +500,95 @@ class Planner {
     this.running.push(job);
   }
 
-  /** An unchanged file whose content is still in the store: true when it needs nothing. */
-  private reuse(e: PendingFile, d: string): boolean {
-    const loc = this.basis?.locations.get(d);
-    if (loc !== undefined) {
-      if (loc.size !== e.size) return false;
-      const size = this.groupSize(loc.group);
-      if (size === undefined) return false;
-      this.locations.set(d, loc);
-      this.stored.set(loc.group, size);
+  /**
+   * A file the stat cache vouches for (its row i): true when its content is still in the
+   * store, its digest and place then copied from the cache (no string made for it).
+   */
+  private reuse(rows: DirRows, j: number, i: number): boolean {
+    const t = this.cache as Table;
+    const o = i * NUMS;
+    const gi = t.nums[o + AT.group] as number;
+    if (gi >= 0) {
+      const g = this.mapGroup(gi);
+      if (g < 0) return false;
+      const offset = t.nums[o + AT.offset] as number;
+      const size = rows.get(j, AT.size);
+      const groupSize = (this.groups.list[g] as [string, number])[1];
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset + size > groupSize) return false;
+      rows.set(j, AT.group, g);
+      rows.set(j, AT.offset, offset);
     } else {
+      const d = digestAt(t, i);
       const size = ownSizeSync(this.blobs, d);
       if (size === undefined) return false;
       this.stored.set(d, size);
     }
-    e.digest = d;
-    e.contentSize = e.size;
+    t.body.copy(rows.digests, j * 32, t.digestsAt + i * 32, t.digestsAt + i * 32 + 32);
     this.reused++;
     return true;
+  }
+
+  /** Group gi of the stat cache in this save's numbering; -1 when it is not in the store. */
+  private mapGroup(gi: number): number {
+    let m = this.groupMap[gi];
+    if (m === undefined) return -1; // (not a group index)
+    if (m === 0) {
+      const [group, uncompressed] = (this.cache as Table).header.groups[gi] as [string, number];
+      const size = this.groupSize(group);
+      if (size === undefined) {
+        m = -1;
+      } else {
+        m = this.groups.add(group, uncompressed) + 1;
+        this.stored.set(group, size);
+      }
+      this.groupMap[gi] = m;
+    }
+    return m < 0 ? -1 : m - 1;
+  }
+
+  /** Row j's content lives at `loc`. */
+  private place(rows: DirRows, j: number, loc: Location): void {
+    rows.set(j, AT.group, this.groups.add(loc.group, loc.groupSize));
+    rows.set(j, AT.offset, loc.offset);
+  }
+
+  /** A file was read: its digest, and the size that digest is of. */
+  private readDone(f: PendingFile, digest: string, size: number): void {
+    f.digest = digest;
+    f.rows.setDigest(f.j, digest);
+    f.rows.set(f.j, AT.size, size);
+  }
+
+  /**
+   * Grouped content already in the store (the basis's groups that are still there): workers
+   * leave it out of new groups. 32 bytes per digest; worked out once, when a job first needs it.
+   */
+  private known(): Uint8Array {
+    if (this.knownDigests !== undefined) return this.knownDigests;
+    const t = this.cache;
+    let out: Buffer;
+    if (t !== undefined) {
+      out = Buffer.allocUnsafe(t.rows * 32);
+      let n = 0;
+      for (let i = 0; i < t.rows; i++) {
+        if (t.nums[i * NUMS] !== ROW.file) continue;
+        const gi = groupAt(t, i);
+        if (gi < 0 || this.groupSize((t.header.groups[gi] as [string, number])[0]) === undefined) {
+          continue;
+        }
+        t.body.copy(out, n * 32, t.digestsAt + i * 32, t.digestsAt + i * 32 + 32);
+        n++;
+      }
+      out = out.subarray(0, n * 32);
+    } else {
+      const hex: string[] = [];
+      for (const [d, loc] of this.basis?.locations() ?? []) {
+        if (this.groupSize(loc.group) !== undefined) hex.push(d);
+      }
+      out = Buffer.from(hex.join(''), 'hex');
+    }
+    this.knownDigests = out;
+    return out;
   }
 
   private note(name: string, size: number, written: boolean): void {
@@ -541,21 +624,20 @@ class Planner {
       {
         dirs: this.dirs,
         files: members.map((f) => ({ abs: f.absPath, size: f.size })),
-        known: this.known,
+        known: this.known(),
         claims: this.claims,
       },
       bytes,
     );
     if (r.group !== null) {
       this.note(r.group, r.stored, r.written);
-      if (r.written) this.groups++;
+      if (r.written) this.groupsWritten++;
     }
     r.members.forEach((m, k) => {
       const f = members[k] as PendingFile;
       this.read++;
       this.bytesRead += m.size;
-      f.digest = m.digest;
-      f.contentSize = m.size;
+      this.readDone(f, m.digest, m.size);
       if (m.dup === true) {
         this.dups.push(f);
         return;
@@ -563,9 +645,10 @@ class Planner {
       const loc =
         m.offset >= 0 && r.group !== null
           ? { group: r.group, groupSize: r.size, offset: m.offset, size: m.size }
-          : this.basis?.locations.get(m.digest);
+          : this.basis?.locations().get(m.digest);
       if (loc === undefined) throw new StoreError(`no location for ${f.absPath}`);
-      if (!this.locations.has(m.digest)) this.locations.set(m.digest, loc);
+      if (!this.placed.has(m.digest)) this.placed.set(m.digest, loc);
+      this.place(f.rows, f.j, loc);
       if (m.offset < 0) this.stored.set(loc.group, this.groupSeen.get(loc.group) ?? 0);
     });
   }
@@ -576,8 +659,7 @@ class Planner {
       const r = await putChunked(this.pool, this.dirs, f.absPath, f.size);
       this.read++;
       this.bytesRead += r.size;
-      f.digest = r.digest;
-      f.contentSize = r.size;
+      this.readDone(f, r.digest, r.size);
       this.note(r.digest, r.stored, r.written);
       if (r.written && r.raw) this.rawBlobs++;
     };
@@ -606,8 +688,7 @@ class Planner {
       );
       rs.forEach((r, k) => {
         const f = batch[k] as PendingFile;
-        f.digest = r.digest;
-        f.contentSize = r.size;
+        this.readDone(f, r.digest, r.size);
         if (claim) {
           // (The unclaimed run stores duplicates already counted.)
           this.read++;
@@ -628,9 +709,11 @@ class Planner {
 /**
  * Walks the roots and stores their files: unchanged files (stat cache) are not read; the rest
  * are hashed and compressed by the worker pool, small files grouped into shared blobs (unless
- * `groupSmall` is false), large ones streamed.
+ * `groupSmall` is false), large ones streamed. The result's table is the entry's artifact
+ * (and, with `key` in it, the stat cache of these roots).
  */
 export async function snapshotRoots(
+  key: string,
   roots: readonly OutputRoot[],
   blobs: BlobStore,
   basis?: Basis,
@@ -642,57 +725,45 @@ export async function snapshotRoots(
   const walked: WalkedRoot[] = [];
   try {
     for (const root of roots) {
-      walked.push(await walkRoot(root, (f, d) => plan.add(f, d), plan.list, basis?.stat));
+      walked.push(await walkRoot(root, plan.file, plan.list, basis?.stat));
     }
   } catch (err) {
     await plan.settle(); // never leave jobs running behind a failed walk
     throw err;
   }
   await plan.finish();
-  const { locations } = plan;
-
-  const cache = new StatCacheBuilder();
+  for (const f of plan.pending) {
+    if (f.digest === undefined) throw new StoreError(`file ${f.absPath} was not stored`);
+  }
   let files = 0;
-  const manifestRoots: ManifestRoot[] = walked.map((w) => {
-    if (w.kind === 'absent') return { name: w.root.name, kind: 'absent', entries: [] };
-    const records = cache.root(w.root.name, w.root.absPath);
-    const done = w.entries.map((e): ManifestEntry => {
-      if (!isPending(e)) return e;
-      const digest = e.digest;
-      const size = e.contentSize;
-      if (digest === undefined || size === undefined) {
-        throw new StoreError(`file ${e.absPath} was not stored`);
+  let sizeBytes = 0;
+  for (const w of walked) {
+    for (const [, rows] of w.dirs) {
+      for (let j = 0; j < rows.count; j++) {
+        if (rows.get(j, AT.kind) !== ROW.file) continue;
+        files++;
+        sizeBytes += rows.get(j, AT.size);
       }
-      files++;
-      records.add(e.path, size, e.mtimeMs, e.ino, digest, locations.get(digest));
-      return { path: e.path, type: 'file', mode: e.mode, size, mtimeMs: e.mtimeMs, digest };
-    });
-    if (w.kind === 'file') {
-      const file = { ...(done[0] as ManifestEntry), path: '' };
-      return {
-        name: w.root.name,
-        kind: 'file',
-        mode: file.mode,
-        mtimeMs: file.mtimeMs,
-        entries: [],
-        file,
-      };
     }
-    return {
+  }
+  const table = encodeTable(
+    { key, recordedAt, groups: plan.groups.list },
+    walked.map((w) => ({
       name: w.root.name,
-      kind: 'dir',
-      mode: w.mode as number,
-      mtimeMs: w.mtimeMs as number,
-      entries: done,
-    };
-  });
-
+      kind: w.kind,
+      ...(w.kind === 'dir' ? { mode: w.mode, mtimeMs: w.mtimeMs } : {}),
+      abs: path.resolve(w.root.absPath),
+      dirs: w.dirs,
+    })),
+  );
   return {
-    roots: manifestRoots,
+    table,
+    files,
+    sizeBytes,
+    roots: walked.filter((w) => w.kind !== 'absent').map((w) => w.root.name),
     newBlobs: plan.newBlobs,
     newBytes: plan.newBytes,
     stored: plan.stored,
-    locations,
     stats: {
       files,
       reused: plan.reused,
@@ -700,10 +771,9 @@ export async function snapshotRoots(
       bytesRead: plan.bytesRead,
       blobsWritten: plan.newBlobs,
       bytesWritten: plan.newBytes,
-      groups: plan.groups,
+      groups: plan.groupsWritten,
       rawBlobs: plan.rawBlobs,
     },
-    statCache: cache.build('', recordedAt),
   };
 }
 

@@ -10,10 +10,12 @@
  *
  *   <root>/statcache/<sha256(key)>/<sha256(root paths)>.bin   (removed with the entry)
  *
- * Records are kept per directory, names in listing order, so a save finds a directory's
- * records once and then matches names in step with its own listing (no lookup per file). The
- * file is binary (`encodeStatCache`): numbers as float64, digests as 32 bytes, so writing and
- * reading it formats and parses no number.
+ * The file is a table (table.ts): rows per directory in listing order, so a save finds a
+ * directory once and then matches each name at the row of its listing position (a lookup by
+ * name only where the directory changed); numbers are float64 and digests 32 bytes, so writing
+ * and reading it formats and parses no number. A save's stat cache is the very table it
+ * stored as the entry's artifact (a hard link to it); a restore writes one for the paths it
+ * restored to.
  *
  * `recordedAt` is chosen so that any change made after the stat was taken has a later mtime
  * (git's "racily clean" case): a save uses the start of its walk minus one clock tick; a restore
@@ -23,107 +25,14 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { sha256 } from '../util/bytes.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { tempName, writeFileAtomic } from '../util/fsx.js';
 import type { Location } from './blobs.js';
+import { AT, NUMS, ROW, decodeTable, digestAt, locationAt, type Table } from './table.js';
 import type { OutputRoot } from './types.js';
 
 export const STATCACHE_DIR = 'statcache';
 /** The most a file's mtime lags the clock (the kernel's coarse clock: one tick). */
 export const CLOCK_LAG_MS = 20;
-const DIGEST = /^[0-9a-f]{64}$/;
-/** Numbers per file record: size, mtimeMs, inode, group index (-1: own blob), offset. */
-const NUMS = 5;
-
-/**
- * One directory's files: `n` their names (listing order), `d` their digests, `s` NUMS numbers
- * each. A file root is the directory '' with the one name ''.
- */
-export interface DirRecords {
-  readonly n: string[];
-  readonly d: string[];
-  readonly s: number[];
-}
-
-/** The records of a stat cache as built (`encodeStatCache` stores them). */
-export interface StatCacheFile {
-  readonly key: string;
-  /** Epoch ms: changes after this moment show in a file's mtime. */
-  readonly recordedAt: number;
-  /** The group blobs the records point into: [digest, uncompressed size]. */
-  readonly groups: [string, number][];
-  /** root name -> { abs path, directory (relative, '' for the root) -> its files } */
-  readonly roots: Record<string, { abs: string; dirs: Record<string, DirRecords> }>;
-}
-
-/** Where a relative path splits into directory and name. */
-function splitRel(rel: string): [string, string] {
-  const i = rel.lastIndexOf('/');
-  return i < 0 ? ['', rel] : [rel.slice(0, i), rel.slice(i + 1)];
-}
-
-/** The records of one root being built. */
-export class RootRecords {
-  private readonly dirs: Record<string, DirRecords> = Object.create(null) as Record<
-    string,
-    DirRecords
-  >;
-  private last: { dir: string; recs: DirRecords } | undefined;
-
-  constructor(private readonly builder: StatCacheBuilder) {}
-
-  get records(): Record<string, DirRecords> {
-    return this.dirs;
-  }
-
-  /** The file at relative path `rel` ('' for a file root). */
-  add(
-    rel: string,
-    size: number,
-    mtimeMs: number,
-    ino: number,
-    digest: string,
-    loc?: Location,
-  ): void {
-    const [dir, name] = splitRel(rel);
-    let recs = this.last?.dir === dir ? this.last.recs : this.dirs[dir];
-    if (recs === undefined) {
-      recs = { n: [], d: [], s: [] };
-      this.dirs[dir] = recs;
-    }
-    this.last = { dir, recs };
-    recs.n.push(name);
-    recs.d.push(digest);
-    const gi = loc === undefined ? -1 : this.builder.groupOf(loc);
-    recs.s.push(size, mtimeMs, ino, gi, loc === undefined ? 0 : loc.offset);
-  }
-}
-
-/** Builds the records of a stat cache, numbering the groups as they come. */
-export class StatCacheBuilder {
-  private readonly groupIndex = new Map<string, number>();
-  private readonly groups: [string, number][] = [];
-  private readonly roots: Record<string, { abs: string; dirs: Record<string, DirRecords> }> = {};
-
-  root(name: string, absPath: string): RootRecords {
-    const r = new RootRecords(this);
-    this.roots[name] = { abs: path.resolve(absPath), dirs: r.records };
-    return r;
-  }
-
-  groupOf(loc: Location): number {
-    let gi = this.groupIndex.get(loc.group);
-    if (gi === undefined) {
-      gi = this.groups.length;
-      this.groupIndex.set(loc.group, gi);
-      this.groups.push([loc.group, loc.groupSize]);
-    }
-    return gi;
-  }
-
-  build(key: string, recordedAt: number): StatCacheFile {
-    return { key, recordedAt, groups: this.groups, roots: this.roots };
-  }
-}
 
 /** The stat caches of `key` (one per set of root paths it was saved from or restored to). */
 function keyDir(storeRoot: string, key: string): string {
@@ -140,252 +49,141 @@ export async function removeStatCaches(storeRoot: string, key: string): Promise<
   await fs.rm(keyDir(storeRoot, key), { recursive: true, force: true });
 }
 
-const MAGIC = Buffer.from('CSTC');
-const VERSION = 4;
-/** 'CSTC', u32 LE version, u32 LE header bytes, u32 LE name bytes. */
-const HEAD = 16;
-
-/** The header of a stat cache file (JSON): everything but the per-file records. */
-interface StatCacheHeader {
-  readonly key: string;
-  readonly recordedAt: number;
-  readonly groups: [string, number][];
-  /** Per root: its name, absolute path, and its directories with their file counts in order. */
-  readonly roots: { name: string; abs: string; dirs: [string, number][] }[];
-}
-
-/**
- * A stat cache as stored: the head, the header JSON, every file name (UTF-8, NUL-separated;
- * no file name holds a NUL), zero padding to a multiple of 8, then per file its digest (32
- * bytes), then per file NUMS float64 (LE). Files come directory by directory, as the header
- * lists the directories.
- */
-export function encodeStatCache(cache: StatCacheFile): Buffer {
-  const roots: StatCacheHeader['roots'] = [];
-  const names: string[] = [];
-  const digests: string[] = [];
-  const nums: number[][] = [];
-  for (const [name, r] of Object.entries(cache.roots)) {
-    const dirs: [string, number][] = [];
-    for (const [rel, recs] of Object.entries(r.dirs)) {
-      dirs.push([rel, recs.n.length]);
-      for (const n of recs.n) names.push(n);
-      for (const d of recs.d) digests.push(d);
-      nums.push(recs.s);
-    }
-    roots.push({ name, abs: r.abs, dirs });
-  }
-  const header: StatCacheHeader = {
-    key: cache.key,
-    recordedAt: cache.recordedAt,
-    groups: cache.groups,
-    roots,
-  };
-  const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
-  const nameBytes = Buffer.from(names.join('\0'), 'utf8');
-  const start = HEAD + headerBytes.length + nameBytes.length;
-  const digestsAt = Math.ceil(start / 8) * 8;
-  const numsAt = digestsAt + digests.length * 32;
-  const out = Buffer.alloc(numsAt + digests.length * NUMS * 8);
-  MAGIC.copy(out, 0);
-  out.writeUInt32LE(VERSION, 4);
-  out.writeUInt32LE(headerBytes.length, 8);
-  out.writeUInt32LE(nameBytes.length, 12);
-  headerBytes.copy(out, HEAD);
-  nameBytes.copy(out, HEAD + headerBytes.length);
-  digests.forEach((d, i) => out.write(d, digestsAt + i * 32, 32, 'hex'));
-  const f64 = new Float64Array(out.buffer, out.byteOffset + numsAt, digests.length * NUMS);
-  let o = 0;
-  for (const s of nums) {
-    f64.set(s, o);
-    o += s.length;
-  }
-  return out;
-}
-
+/** Stores `table` (encoded with `key`, `recordedAt` and each root's `abs`) as a stat cache. */
 export async function writeStatCache(
   storeRoot: string,
   tmpDir: string,
+  key: string,
   roots: readonly OutputRoot[],
-  cache: StatCacheFile,
+  table: Buffer,
 ): Promise<void> {
-  await writeFileAtomic(fileName(storeRoot, cache.key, roots), encodeStatCache(cache), tmpDir);
+  await writeFileAtomic(fileName(storeRoot, key, roots), table, tmpDir);
 }
 
-/** A stat cache file read back: its header and the records of every file, flat. */
-interface Decoded {
-  readonly header: StatCacheHeader;
-  readonly names: string[];
-  readonly body: Buffer;
-  readonly digestsAt: number;
-  readonly nums: Float64Array;
-}
-
-/** Reads a stat cache file; undefined when anything does not add up. */
-function decodeStatCache(body: Buffer, key: string): Decoded | undefined {
-  if (body.length < HEAD || !body.subarray(0, 4).equals(MAGIC)) return undefined;
-  if (body.readUInt32LE(4) !== VERSION) return undefined;
-  const headerLen = body.readUInt32LE(8);
-  const namesLen = body.readUInt32LE(12);
-  if (HEAD + headerLen + namesLen > body.length) return undefined;
-  const header = JSON.parse(body.toString('utf8', HEAD, HEAD + headerLen)) as StatCacheHeader;
-  if (header.key !== key || typeof header.recordedAt !== 'number') return undefined;
-  if (!Array.isArray(header.roots) || !Array.isArray(header.groups)) return undefined;
-  let files = 0;
-  for (const r of header.roots) {
-    if (typeof r?.name !== 'string' || typeof r.abs !== 'string' || !Array.isArray(r.dirs)) {
-      return undefined;
-    }
-    for (const d of r.dirs) {
-      if (!Array.isArray(d) || typeof d[0] !== 'string' || !Number.isSafeInteger(d[1])) {
-        return undefined;
-      }
-      if (d[1] < 0) return undefined;
-      files += d[1];
-    }
+/**
+ * Makes a committed artifact (a table encoded with `key`, `recordedAt` and each root's `abs`)
+ * the stat cache of the roots it was saved from: a hard link (no second copy; neither file is
+ * ever written in place), or a copy of `table` where the filesystem refuses links.
+ */
+export async function linkStatCache(
+  storeRoot: string,
+  tmpDir: string,
+  key: string,
+  roots: readonly OutputRoot[],
+  artifact: string,
+  table: Buffer,
+): Promise<void> {
+  const dest = fileName(storeRoot, key, roots);
+  const tmp = tempName(tmpDir, 'statcache');
+  try {
+    await fs.link(artifact, tmp);
+  } catch {
+    await writeStatCache(storeRoot, tmpDir, key, roots, table);
+    return;
   }
-  const start = HEAD + headerLen;
-  const names = files === 0 ? [] : body.toString('utf8', start, start + namesLen).split('\0');
-  if (names.length !== files) return undefined;
-  const digestsAt = Math.ceil((start + namesLen) / 8) * 8;
-  const numsAt = digestsAt + files * 32;
-  if (body.length !== numsAt + files * NUMS * 8) return undefined;
-  // (readFile gives a buffer of its own, 8-aligned; a copy otherwise.)
-  const aligned = (body.byteOffset + numsAt) % 8 === 0 ? body : Buffer.from(body);
-  const nums = new Float64Array(aligned.buffer, aligned.byteOffset + numsAt, files * NUMS);
-  return { header, names, body, digestsAt, nums };
+  try {
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await fs.rename(tmp, dest);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
 }
 
-/** The digest of file `f` of a decoded stat cache. */
-function digestAt(c: Decoded, f: number): string {
-  const at = c.digestsAt + f * 32;
-  return c.body.toString('hex', at, at + 32);
-}
-
-/** The cached records of one directory: files [first, first + count) of the decoded file. */
-export class DirLookup {
-  private next = 0;
+/** The rows of one directory of a stat cache: [first, first + count). */
+export class DirCursor {
   private byName: Map<string, number> | undefined;
 
   constructor(
-    private readonly c: Decoded,
+    readonly table: Table,
     private readonly first: number,
     private readonly count: number,
+    private readonly recordedAt: number,
   ) {}
 
   /**
-   * The digest of file `name` if its size, mtime and inode are the recorded ones. Names are
-   * asked for in listing order, which is the recorded order: each is found at the next record,
-   * so a lookup by name is only needed where the directory changed.
+   * The row of file `name` (position k of its directory's listing) if its size, mtime and
+   * inode are the recorded ones, else -1. An unchanged directory lists its names in the
+   * recorded order, so the row at position k is checked first; a lookup by name is only needed
+   * where the directory changed.
    */
-  digestOf(name: string, size: number, mtimeMs: number, ino: number): string | undefined {
-    const names = this.c.names;
-    let i = this.next;
+  match(k: number, name: string, size: number, mtimeMs: number, ino: number): number {
+    const names = this.table.names;
+    let i = k;
     if (i >= this.count || names[this.first + i] !== name) {
       if (this.byName === undefined) {
         this.byName = new Map();
-        for (let k = 0; k < this.count; k++) this.byName.set(names[this.first + k] as string, k);
+        for (let r = 0; r < this.count; r++) this.byName.set(names[this.first + r] as string, r);
       }
-      const k = this.byName.get(name);
-      if (k === undefined) return undefined;
-      i = k;
+      const r = this.byName.get(name);
+      if (r === undefined) return -1;
+      i = r;
     }
-    this.next = i + 1;
     const f = this.first + i;
-    const s = this.c.nums;
+    const s = this.table.nums;
     const o = f * NUMS;
-    if (s[o] !== size || s[o + 1] !== mtimeMs || s[o + 2] !== ino) return undefined;
-    if (mtimeMs > this.c.header.recordedAt) return undefined;
-    return digestAt(this.c, f);
+    if (s[o] !== ROW.file || s[o + AT.size] !== size || s[o + AT.ino] !== ino) return -1;
+    if (s[o + AT.mtimeMs] !== mtimeMs || mtimeMs > this.recordedAt) return -1;
+    return f;
   }
 }
 
 /** Lookup of unchanged files, directory by directory. */
 export class StatLookup {
-  /** Per root name: its absolute path and its directories (first file, count). */
-  private readonly roots = new Map<string, { abs: string; dirs: Map<string, [number, number]> }>();
   private rootMemo:
     { root: OutputRoot; dirs: Map<string, [number, number]> | undefined } | undefined;
+  private locs: Map<string, Location> | undefined;
 
-  constructor(private readonly cache: Decoded | undefined) {
-    let first = 0;
-    for (const r of cache?.header.roots ?? []) {
-      const dirs = new Map<string, [number, number]>();
-      for (const [rel, count] of r.dirs) {
-        dirs.set(rel, [first, count]);
-        first += count;
-      }
-      this.roots.set(r.name, { abs: r.abs, dirs });
-    }
-  }
+  constructor(readonly table: Table | undefined) {}
 
   get usable(): boolean {
-    return this.cache !== undefined;
+    return this.table !== undefined;
   }
 
-  /** The records of directory `dir` (relative, '' for the root) of `root`, if there are any. */
-  dir(root: OutputRoot, dir: string): DirLookup | undefined {
-    const c = this.cache;
-    if (c === undefined) return undefined;
+  /** The rows of directory `dir` (relative, '' for the root) of `root`, if there are any. */
+  dir(root: OutputRoot, dir: string): DirCursor | undefined {
+    const t = this.table;
+    if (t === undefined) return undefined;
     let memo = this.rootMemo;
     if (memo?.root !== root) {
       // (Once per root, not per directory.)
-      const r = this.roots.get(root.name);
-      const same = r !== undefined && r.abs === path.resolve(root.absPath);
-      memo = this.rootMemo = { root, dirs: same ? r.dirs : undefined };
+      const at = t.header.roots.findIndex((r) => r.name === root.name);
+      const same = at >= 0 && t.header.roots[at]?.abs === path.resolve(root.absPath);
+      memo = this.rootMemo = { root, dirs: same ? t.dirs[at] : undefined };
     }
-    const at = memo.dirs?.get(dir);
-    return at === undefined ? undefined : new DirLookup(c, at[0], at[1]);
+    const range = memo.dirs?.get(dir);
+    return range === undefined
+      ? undefined
+      : new DirCursor(t, range[0], range[1], t.header.recordedAt as number);
   }
 
-  /** The lookup of file `rel` of `root` ('' for a file root). */
-  digestOf(
-    root: OutputRoot,
-    rel: string,
-    size: number,
-    mtimeMs: number,
-    ino: number,
-  ): string | undefined {
-    const [dir, name] = splitRel(rel);
-    return this.dir(root, dir)?.digestOf(name, size, mtimeMs, ino);
-  }
-
-  /** Where each grouped file of the cached entry lives (records that do not add up are skipped). */
+  /** Where each grouped file of the cached entry lives (rows that do not add up are skipped). */
   locations(): Map<string, Location> {
+    if (this.locs !== undefined) return this.locs;
     const out = new Map<string, Location>();
-    const c = this.cache;
-    if (c === undefined) return out;
-    const groups = c.header.groups.map((g) =>
-      Array.isArray(g) &&
-      typeof g[0] === 'string' &&
-      DIGEST.test(g[0]) &&
-      Number.isSafeInteger(g[1])
-        ? g
-        : undefined,
-    );
-    const s = c.nums;
-    for (let f = 0; f < c.names.length; f++) {
-      const o = f * NUMS;
-      const size = s[o] as number;
-      const gi = s[o + 3] as number;
-      const offset = s[o + 4] as number;
-      if (gi < 0) continue;
-      const g = groups[gi];
-      if (g === undefined || !Number.isSafeInteger(offset) || offset < 0) continue;
-      if (!Number.isSafeInteger(size) || size < 0 || offset + size > g[1]) continue;
-      out.set(digestAt(c, f), { group: g[0], groupSize: g[1], offset, size });
+    const t = this.table;
+    for (let i = 0; t !== undefined && i < t.rows; i++) {
+      if (t.nums[i * NUMS] !== ROW.file) continue;
+      const loc = locationAt(t, i);
+      if (loc !== undefined) out.set(digestAt(t, i), loc);
     }
+    this.locs = out;
     return out;
   }
 }
 
+/** The stat cache of `key` for `roots`; an unusable lookup when there is none or it is damaged. */
 export async function readStatCache(
   storeRoot: string,
   key: string,
   roots: readonly OutputRoot[],
 ): Promise<StatLookup> {
   try {
-    return new StatLookup(decodeStatCache(await fs.readFile(fileName(storeRoot, key, roots)), key));
+    const t = decodeTable(await fs.readFile(fileName(storeRoot, key, roots)));
+    if (t.header.key !== key || typeof t.header.recordedAt !== 'number') {
+      return new StatLookup(undefined);
+    }
+    return new StatLookup(t);
   } catch {
     return new StatLookup(undefined);
   }
