@@ -65186,9 +65186,8 @@ class BlobStore {
     dir;
     tmpDir;
     codec;
-    /** digest -> location of every grouped file this process has seen a locator for. */
+    /** digest -> location of every grouped file this process has read an artifact or locator for. */
     locations = new Map();
-    scanned = false;
     constructor(dir, tmpDir, codec) {
         this.dir = dir;
         this.tmpDir = tmpDir;
@@ -65221,25 +65220,6 @@ class BlobStore {
         catch {
             return undefined;
         }
-    }
-    /**
-     * Stored size of the blob holding `digest`: its own, or (a grouped file) its group's.
-     * Undefined when the content is not in the store.
-     */
-    async storedSize(digest) {
-        const own = await this.ownSize(digest);
-        if (own !== undefined)
-            return own;
-        const loc = await this.locate(digest);
-        return loc === undefined ? undefined : this.ownSize(loc.group);
-    }
-    /** Where grouped content `digest` lives, if a locator this process has read says so. */
-    async locate(digest, scan = true) {
-        const known = this.locations.get(digest);
-        if (known !== undefined || !scan || this.scanned)
-            return known;
-        await this.scanLocators();
-        return this.locations.get(digest);
     }
     /** Where grouped content `digest` lives, from the locators already read (no disk access). */
     located(digest) {
@@ -65321,41 +65301,11 @@ class BlobStore {
         return new Map(this.learn(locs));
     }
     locatorMemo;
-    /** Remembers the locations (for `locate`); returns them. */
+    /** Remembers the locations (for `located`); returns them. */
     learn(locs) {
         for (const [d, loc] of locs)
             this.locations.set(d, loc);
         return locs;
-    }
-    /** Reads every locator in the store once (export of an entry this process has not loaded). */
-    async scanLocators() {
-        this.scanned = true;
-        let shards;
-        try {
-            shards = await external_node_fs_namespaceObject.promises.readdir(this.dir);
-        }
-        catch {
-            return;
-        }
-        for (const shard of shards) {
-            let names;
-            try {
-                names = await external_node_fs_namespaceObject.promises.readdir(external_node_path_namespaceObject.join(this.dir, shard));
-            }
-            catch {
-                continue;
-            }
-            for (const n of names) {
-                if (!n.endsWith(LOCATOR_SUFFIX))
-                    continue;
-                try {
-                    await this.readLocatorFile(external_node_path_namespaceObject.join(this.dir, shard, n));
-                }
-                catch {
-                    // a damaged locator only costs its entry: restore reports it
-                }
-            }
-        }
     }
     /**
      * Stores `content` (whose sha256 is `digest`) unless the blob exists. Returns the stored size
@@ -65387,14 +65337,6 @@ class BlobStore {
             throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
         }
     }
-    async readGroupSlice(digest, loc) {
-        const group = await this.read(loc.group, loc.groupSize, false);
-        const slice = group.subarray(loc.offset, loc.offset + loc.size);
-        if (bytes_sha256(slice) !== digest) {
-            throw new errors/* StoreError */.AD(`blob ${digest}: content does not match its digest`);
-        }
-        return slice;
-    }
     /** Decompresses `frame` and checks that it holds `size` bytes hashing to `digest`. */
     verifyFrame(digest, size, frame) {
         const content = this.codec.decompress(frame, size);
@@ -65402,32 +65344,6 @@ class BlobStore {
             throw new errors/* StoreError */.AD(`blob ${digest}: content does not match its digest`);
         }
         return content;
-    }
-    /**
-     * The verified content `digest` (standalone or grouped). A blob that will not decode, or
-     * decodes to content that does not hash to its name, is deleted from the store (it can never
-     * become valid) and the error is thrown. A size that disagrees with the manifest's is only
-     * thrown: the manifest may be the one at fault, and the blob may be shared.
-     */
-    async read(digest, size, group = true) {
-        let frame;
-        try {
-            frame = await external_node_fs_namespaceObject.promises.readFile(this.pathOf(digest));
-        }
-        catch (err) {
-            const loc = group ? await this.locate(digest) : undefined;
-            if (loc === undefined)
-                throw new errors/* StoreError */.AD(`blob ${digest} is missing from the store: ${err}`);
-            return this.readGroupSlice(digest, loc);
-        }
-        try {
-            return this.verifyFrame(digest, size, frame);
-        }
-        catch (err) {
-            if (!(err instanceof FrameSizeMismatch))
-                await this.remove(digest);
-            throw err instanceof errors/* StoreError */.AD ? err : new errors/* StoreError */.AD(String(err));
-        }
     }
     async remove(digest) {
         await external_node_fs_namespaceObject.promises.rm(this.pathOf(digest), { force: true });
@@ -67874,7 +67790,7 @@ function injectBlobFaults(blobs) {
     let left = Number(raw);
     const put = blobs.put.bind(blobs);
     blobs.put = async (digest, content) => {
-        if ((await blobs.storedSize(digest)) === undefined && left-- <= 0) {
+        if ((await blobs.ownSize(digest)) === undefined && left-- <= 0) {
             const err = new Error('ENOSPC: no space left on device, write (injected)');
             err.code = 'ENOSPC';
             throw err;

@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { sha256 } from '../util/bytes.js';
 import { writeFileAtomic } from '../util/fsx.js';
-import { FrameSizeMismatch, isRawFrame, rawFrame, type Codec } from './codec.js';
+import { isRawFrame, rawFrame, type Codec } from './codec.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { MIN_SAVING, sharedPool, type PoolDirs, type WorkerPool } from './pool.js';
 
@@ -209,9 +209,8 @@ const locatorIds = new WeakMap<Manifest, string>();
 export { isRawFrame };
 
 export class BlobStore {
-  /** digest -> location of every grouped file this process has seen a locator for. */
+  /** digest -> location of every grouped file this process has read an artifact or locator for. */
   private readonly locations = new Map<string, Location>();
-  private scanned = false;
 
   constructor(
     readonly dir: string,
@@ -249,25 +248,6 @@ export class BlobStore {
     } catch {
       return undefined;
     }
-  }
-
-  /**
-   * Stored size of the blob holding `digest`: its own, or (a grouped file) its group's.
-   * Undefined when the content is not in the store.
-   */
-  async storedSize(digest: string): Promise<number | undefined> {
-    const own = await this.ownSize(digest);
-    if (own !== undefined) return own;
-    const loc = await this.locate(digest);
-    return loc === undefined ? undefined : this.ownSize(loc.group);
-  }
-
-  /** Where grouped content `digest` lives, if a locator this process has read says so. */
-  async locate(digest: string, scan = true): Promise<Location | undefined> {
-    const known = this.locations.get(digest);
-    if (known !== undefined || !scan || this.scanned) return known;
-    await this.scanLocators();
-    return this.locations.get(digest);
   }
 
   /** Where grouped content `digest` lives, from the locators already read (no disk access). */
@@ -349,37 +329,10 @@ export class BlobStore {
 
   private locatorMemo: { file: string; st: Stats; locs: Map<string, Location> } | undefined;
 
-  /** Remembers the locations (for `locate`); returns them. */
+  /** Remembers the locations (for `located`); returns them. */
   private learn(locs: Map<string, Location>): Map<string, Location> {
     for (const [d, loc] of locs) this.locations.set(d, loc);
     return locs;
-  }
-
-  /** Reads every locator in the store once (export of an entry this process has not loaded). */
-  private async scanLocators(): Promise<void> {
-    this.scanned = true;
-    let shards: string[];
-    try {
-      shards = await fs.readdir(this.dir);
-    } catch {
-      return;
-    }
-    for (const shard of shards) {
-      let names: string[];
-      try {
-        names = await fs.readdir(path.join(this.dir, shard));
-      } catch {
-        continue;
-      }
-      for (const n of names) {
-        if (!n.endsWith(LOCATOR_SUFFIX)) continue;
-        try {
-          await this.readLocatorFile(path.join(this.dir, shard, n));
-        } catch {
-          // a damaged locator only costs its entry: restore reports it
-        }
-      }
-    }
   }
 
   /**
@@ -411,15 +364,6 @@ export class BlobStore {
     }
   }
 
-  private async readGroupSlice(digest: string, loc: Location): Promise<Buffer> {
-    const group = await this.read(loc.group, loc.groupSize, false);
-    const slice = group.subarray(loc.offset, loc.offset + loc.size);
-    if (sha256(slice) !== digest) {
-      throw new StoreError(`blob ${digest}: content does not match its digest`);
-    }
-    return slice;
-  }
-
   /** Decompresses `frame` and checks that it holds `size` bytes hashing to `digest`. */
   verifyFrame(digest: string, size: number, frame: Buffer): Buffer {
     const content = this.codec.decompress(frame, size);
@@ -427,30 +371,6 @@ export class BlobStore {
       throw new StoreError(`blob ${digest}: content does not match its digest`);
     }
     return content;
-  }
-
-  /**
-   * The verified content `digest` (standalone or grouped). A blob that will not decode, or
-   * decodes to content that does not hash to its name, is deleted from the store (it can never
-   * become valid) and the error is thrown. A size that disagrees with the manifest's is only
-   * thrown: the manifest may be the one at fault, and the blob may be shared.
-   */
-  async read(digest: string, size: number, group = true): Promise<Buffer> {
-    let frame: Buffer;
-    try {
-      frame = await fs.readFile(this.pathOf(digest));
-    } catch (err) {
-      const loc = group ? await this.locate(digest) : undefined;
-      if (loc === undefined)
-        throw new StoreError(`blob ${digest} is missing from the store: ${err}`);
-      return this.readGroupSlice(digest, loc);
-    }
-    try {
-      return this.verifyFrame(digest, size, frame);
-    } catch (err) {
-      if (!(err instanceof FrameSizeMismatch)) await this.remove(digest);
-      throw err instanceof StoreError ? err : new StoreError(String(err));
-    }
   }
 
   async remove(digest: string): Promise<void> {

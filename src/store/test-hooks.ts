@@ -50,7 +50,7 @@ export function injectBlobFaults(blobs: BlobStore): void {
   let left = Number(raw);
   const put = blobs.put.bind(blobs);
   blobs.put = async (digest, content) => {
-    if ((await blobs.storedSize(digest)) === undefined && left-- <= 0) {
+    if ((await blobs.ownSize(digest)) === undefined && left-- <= 0) {
       const err = new Error('ENOSPC: no space left on device, write (injected)');
       (err as NodeJS.ErrnoException).code = 'ENOSPC';
       throw err;
