@@ -50439,7 +50439,7 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7792);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2195);
 /* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
 
 
@@ -50450,7 +50450,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7792:
+/***/ 2195:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -50519,7 +50519,7 @@ function bytes_toPosix(p) {
     return s;
 }
 /** 1536 -> '1.5 KiB'. */
-function formatBytes(n) {
+function bytes_formatBytes(n) {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let v = n;
     let u = 0;
@@ -57816,9 +57816,9 @@ function readGcConfig(get = actionInputs, env = process.env) {
 
 function describeDeletion(d) {
     const where = d.ref !== undefined ? ` on ${d.ref}` : '';
-    return `${d.key}${where} (${d.reason}, ${formatBytes(d.freedBytes)})`;
+    return `${d.key}${where} (${d.reason}, ${bytes_formatBytes(d.freedBytes)})`;
 }
-async function executePlan(target, plan, opts = {}) {
+async function execute_executePlan(target, plan, opts = {}) {
     const log = opts.log ?? ((l) => lib_core/* info */.pq(l));
     const warn = opts.warn ?? ((l) => lib_core/* warning */.$e(l));
     const label = opts.label ?? 'cache';
@@ -57910,10 +57910,11 @@ const DELETE_REASONS = [
  * TTL classes (from the ARM seed: short for metadata, long for content):
  *   content   entries, by time since last access (local store and runner cache alike; the
  *             default 7d matches GitHub's own eviction of caches unused for 7 days).
- *   metadata  what is not an entry: in the local store, index.json, markers and tmp/ leftovers.
- *             These are the store's own housekeeping (it sweeps tmp/ when it opens), so the policy
- *             plans no deletions for this class; PruneConfig carries ttl.metadata for the store.
- *             The runner cache keeps no metadata of ours, so there it maps to nothing.
+ *   metadata  what is not an entry: in the local store, the uncompressed copies under unpacked/
+ *             that hard-link and clone restores link from, removed once no restore has used them
+ *             for longer (LocalStore.sweepUnpacked, run by post's prune and by gc; tmp/
+ *             leftovers are swept whenever the store opens). The policy plans no deletions for
+ *             this class. The runner cache keeps no metadata of ours, so there it maps to nothing.
  *
  * Sizes: with `blobSizes` (the content-addressed local store) an entry frees only the blobs no
  * remaining entry references, so a blob shared with a kept entry survives its other entries'
@@ -57932,7 +57933,7 @@ function isClosedPr(e) {
 function byteKeys(entries) {
     return entries.map((e) => Buffer.from(`${e.key}\u0000${e.remote?.ref ?? ''}\u0000${e.remote?.id ?? ''}`, 'utf8'));
 }
-function planPrune(snapshot, limits, now) {
+function policy_planPrune(snapshot, limits, now) {
     const entries = snapshot.entries;
     const n = entries.length;
     const sortKeys = byteKeys(entries);
@@ -58153,7 +58154,7 @@ function totalsByReason(plan) {
     }).filter((t) => t.entries > 0);
 }
 /** The prune limits a PruneConfig describes, with this job's pinned keys. */
-function limitsOf(config, pinnedKeys = []) {
+function policy_limitsOf(config, pinnedKeys = []) {
     return {
         maxSizeBytes: config.maxSizeBytes,
         maxAgeMs: config.maxAgeMs,
@@ -58163,10 +58164,132 @@ function limitsOf(config, pinnedKeys = []) {
     };
 }
 /** cleanup-interval: prune when none has run yet, or `intervalMs` has passed since the last. */
-function pruneDue(lastPruneMs, intervalMs, now) {
+function policy_pruneDue(lastPruneMs, intervalMs, now) {
     return lastPruneMs === undefined || intervalMs <= 0 || now - lastPruneMs >= intervalMs;
 }
 //# sourceMappingURL=policy.js.map
+;// CONCATENATED MODULE: ./build/src/prune/summary.js
+/**
+ * Rendering of a prune plan for the job summary (markdown lines), shared by post and
+ * the gc sub-action.
+ */
+
+
+/** Entries listed one by one in the summary; the rest are counted. */
+const LISTED = 50;
+function cell(s) {
+    return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+/**
+ * Markdown: a table of entries and bytes before, deleted (by reason) and after, then the deleted
+ * and kept entries with their reasons. On a dry run the "after" row is what the plan would leave.
+ */
+function summary_renderPlanLines(title, plan, result) {
+    const dry = result?.dryRun ?? false;
+    const failed = result?.failed ?? [];
+    const lines = [
+        `### ${cell(title)}${dry ? ' (dry run: nothing deleted)' : ''}`,
+        '',
+        '| | entries | bytes |',
+        '|---|---:|---:|',
+        `| before | ${plan.entriesBefore} | ${bytes_formatBytes(plan.bytesBefore)} |`,
+    ];
+    for (const t of totalsByReason(plan)) {
+        lines.push(`| ${dry ? 'would delete' : 'deleted'}: ${t.reason} | ${t.entries} | ${bytes_formatBytes(t.bytes)} |`);
+    }
+    if (failed.length > 0)
+        lines.push(`| not deleted (errors) | ${failed.length} | |`);
+    const failedBytes = failed.reduce((a, f) => a + f.deletion.freedBytes, 0);
+    lines.push(`| after | ${plan.entriesAfter + failed.length} | ${bytes_formatBytes(plan.bytesAfter + failedBytes)} |`);
+    if (plan.maxSizeBytes !== null) {
+        lines.push('', `Budget ${bytes_formatBytes(plan.maxSizeBytes)}: ${plan.budgetMet ? 'met' : 'not met (the rest is kept by keep-versions, pinning or references)'}.`);
+    }
+    if (plan.deletions.length > 0) {
+        lines.push('', `<details><summary>${dry ? 'Would delete' : 'Deleted'} (${plan.deletions.length})</summary>`, '');
+        for (const d of plan.deletions.slice(0, LISTED)) {
+            lines.push(`- \`${cell(d.key)}\`${d.ref !== undefined ? ` on \`${cell(d.ref)}\`` : ''}: ${d.reason}, ${bytes_formatBytes(d.freedBytes)}`);
+        }
+        if (plan.deletions.length > LISTED)
+            lines.push(`- ... and ${plan.deletions.length - LISTED} more`);
+        lines.push('', '</details>');
+    }
+    if (plan.kept.length > 0) {
+        lines.push('', `<details><summary>Kept although a rule wanted them gone (${plan.kept.length})</summary>`, '');
+        for (const k of plan.kept.slice(0, LISTED)) {
+            lines.push(`- \`${cell(k.key)}\`${k.ref !== undefined ? ` on \`${cell(k.ref)}\`` : ''}: ${k.wanted}, kept by ${k.keptBy}`);
+        }
+        if (plan.kept.length > LISTED)
+            lines.push(`- ... and ${plan.kept.length - LISTED} more`);
+        lines.push('', '</details>');
+    }
+    return lines;
+}
+//# sourceMappingURL=summary.js.map
+;// CONCATENATED MODULE: ./build/src/prune/post.js
+/**
+ * Prune in post: when cleanup-interval has passed since the last prune (a marker in the store),
+ * plan over a snapshot of the local store and apply the plan, never touching the keys this job
+ * restored or is saving. Never throws: every failure is one warning, and post carries on.
+ */
+
+
+
+
+
+
+/** The marker (epoch ms) of the last prune, kept in the store. */
+const PRUNE_MARKER = 'last-prune';
+async function prunePostStep(store, prune, pinnedKeys, now = Date.now()) {
+    let stage = 'reading the last prune time';
+    try {
+        const last = (await store.readMarker(PRUNE_MARKER)) ?? undefined;
+        if (!pruneDue(last, prune.cleanupIntervalMs, now)) {
+            const detail = `last prune ${new Date(last ?? 0).toISOString()}, cleanup-interval not yet passed`;
+            core.info(`Prune: skipped (${detail}).`);
+            return { status: 'skipped', detail };
+        }
+        stage = 'taking a snapshot of the store';
+        const snapshot = await store.snapshot();
+        const plan = planPrune(snapshot, limitsOf(prune, pinnedKeys), now);
+        stage = 'deleting';
+        const result = await executePlan(store, plan, { label: 'Prune' });
+        let swept;
+        if (prune.ttl.metadataMs !== null) {
+            stage = 'removing unused unpacked copies';
+            swept = await store.sweepUnpacked(prune.ttl.metadataMs, now);
+            if (swept.files > 0)
+                core.info(`Prune: ${sweptLine(swept)}.`);
+        }
+        stage = 'recording the prune time';
+        await store.writeMarker(PRUNE_MARKER, now);
+        core.info(`Prune: ${result.deleted.length} of ${plan.entriesBefore} entries deleted, ` +
+            `${formatBytes(plan.bytesBefore)} -> ${formatBytes(plan.bytesAfter)}` +
+            (result.failed.length > 0 ? ` (${result.failed.length} could not be deleted)` : '') +
+            '.');
+        return { status: 'pruned', plan, result, ...(swept !== undefined ? { swept } : {}) };
+    }
+    catch (err) {
+        const detail = `${stage}: ${errorMessage(err)}`;
+        core.warning(`Prune of the local store failed while ${detail}`);
+        return { status: 'failed', detail };
+    }
+}
+/** Job summary lines: what was pruned and why (or why nothing was). */
+function renderPruneSummary(report) {
+    if (report.status !== 'pruned' || report.plan === undefined) {
+        return [`### clyde-cache prune`, '', `Prune ${report.status}: ${report.detail ?? ''}`.trim()];
+    }
+    const lines = renderPlanLines('clyde-cache prune', report.plan, report.result);
+    if (report.swept !== undefined && report.swept.files > 0)
+        lines.push('', `${sweptLine(report.swept)}.`);
+    return lines;
+}
+/** What the `metadata` TTL class removed, as a sentence. */
+function sweptLine(swept, dryRun = false) {
+    return (`${swept.files} unpacked ${swept.files === 1 ? 'copy' : 'copies'} past the metadata TTL ` +
+        `${dryRun ? 'would be ' : ''}removed (${bytes_formatBytes(swept.bytes)} freed)`);
+}
+//# sourceMappingURL=post.js.map
 ;// CONCATENATED MODULE: ./build/src/prune/remote.js
 /**
  * The runner cache as a prune target: the REST listing turned into a policy snapshot (keys
@@ -58275,63 +58398,6 @@ async function forEachLimit(items, limit, fn) {
     await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 //# sourceMappingURL=remote.js.map
-;// CONCATENATED MODULE: ./build/src/prune/summary.js
-/**
- * Rendering of a prune plan for the job summary (markdown lines), shared by post and
- * the gc sub-action.
- */
-
-
-/** Entries listed one by one in the summary; the rest are counted. */
-const LISTED = 50;
-function cell(s) {
-    return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-}
-/**
- * Markdown: a table of entries and bytes before, deleted (by reason) and after, then the deleted
- * and kept entries with their reasons. On a dry run the "after" row is what the plan would leave.
- */
-function renderPlanLines(title, plan, result) {
-    const dry = result?.dryRun ?? false;
-    const failed = result?.failed ?? [];
-    const lines = [
-        `### ${cell(title)}${dry ? ' (dry run: nothing deleted)' : ''}`,
-        '',
-        '| | entries | bytes |',
-        '|---|---:|---:|',
-        `| before | ${plan.entriesBefore} | ${formatBytes(plan.bytesBefore)} |`,
-    ];
-    for (const t of totalsByReason(plan)) {
-        lines.push(`| ${dry ? 'would delete' : 'deleted'}: ${t.reason} | ${t.entries} | ${formatBytes(t.bytes)} |`);
-    }
-    if (failed.length > 0)
-        lines.push(`| not deleted (errors) | ${failed.length} | |`);
-    const failedBytes = failed.reduce((a, f) => a + f.deletion.freedBytes, 0);
-    lines.push(`| after | ${plan.entriesAfter + failed.length} | ${formatBytes(plan.bytesAfter + failedBytes)} |`);
-    if (plan.maxSizeBytes !== null) {
-        lines.push('', `Budget ${formatBytes(plan.maxSizeBytes)}: ${plan.budgetMet ? 'met' : 'not met (the rest is kept by keep-versions, pinning or references)'}.`);
-    }
-    if (plan.deletions.length > 0) {
-        lines.push('', `<details><summary>${dry ? 'Would delete' : 'Deleted'} (${plan.deletions.length})</summary>`, '');
-        for (const d of plan.deletions.slice(0, LISTED)) {
-            lines.push(`- \`${cell(d.key)}\`${d.ref !== undefined ? ` on \`${cell(d.ref)}\`` : ''}: ${d.reason}, ${formatBytes(d.freedBytes)}`);
-        }
-        if (plan.deletions.length > LISTED)
-            lines.push(`- ... and ${plan.deletions.length - LISTED} more`);
-        lines.push('', '</details>');
-    }
-    if (plan.kept.length > 0) {
-        lines.push('', `<details><summary>Kept although a rule wanted them gone (${plan.kept.length})</summary>`, '');
-        for (const k of plan.kept.slice(0, LISTED)) {
-            lines.push(`- \`${cell(k.key)}\`${k.ref !== undefined ? ` on \`${cell(k.ref)}\`` : ''}: ${k.wanted}, kept by ${k.keptBy}`);
-        }
-        if (plan.kept.length > LISTED)
-            lines.push(`- ... and ${plan.kept.length - LISTED} more`);
-        lines.push('', '</details>');
-    }
-    return lines;
-}
-//# sourceMappingURL=summary.js.map
 ;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
 
 
@@ -68827,6 +68893,51 @@ class local_store_LocalStore {
      * commit or removal carries it into index.bin). meta.json keeps the time of the save; `get`
      * and `list` report the index's.
      */
+    /**
+     * The `metadata` TTL class: removes the uncompressed copies under unpacked/ (made for hard-link
+     * and clone restores) that no restore has linked or made for longer than `maxAgeMs` (the
+     * copy's inode change time, which each new link moves). A copy still linked into a workspace
+     * loses only this name (the workspace file stays), and the next such restore unpacks it
+     * again. `bytes` counts only copies whose space is freed (no other link). A dry run counts.
+     */
+    async sweepUnpacked(maxAgeMs, now = Date.now(), dryRun = false) {
+        let files = 0;
+        let bytes = 0;
+        const dir = this.blobs.unpackedDir;
+        let shards;
+        try {
+            shards = await external_node_fs_namespaceObject.promises.readdir(dir);
+        }
+        catch {
+            return { files, bytes }; // none made yet
+        }
+        for (const shard of shards) {
+            let names;
+            try {
+                names = await external_node_fs_namespaceObject.promises.readdir(external_node_path_namespaceObject.join(dir, shard));
+            }
+            catch {
+                continue;
+            }
+            for (const name of names) {
+                const p = external_node_path_namespaceObject.join(dir, shard, name);
+                try {
+                    const st = await external_node_fs_namespaceObject.promises.lstat(p);
+                    if (!st.isFile() || now - st.ctimeMs <= maxAgeMs)
+                        continue;
+                    if (!dryRun)
+                        await external_node_fs_namespaceObject.promises.rm(p, { force: true });
+                    files++;
+                    if (st.nlink === 1)
+                        bytes += st.size;
+                }
+                catch {
+                    // gone meanwhile
+                }
+            }
+        }
+        return { files, bytes };
+    }
     async touch(key) {
         const rec = (await this.index()).entries.get(key);
         if (rec === undefined)
@@ -69592,6 +69703,7 @@ function handlePhaseError(phase, err, notes) {
 
 
 
+
 const GcOutputs = {
     DeletedCount: 'deleted-count',
     DeletedBytes: 'deleted-bytes',
@@ -69600,10 +69712,10 @@ const GcOutputs = {
 /** Snapshot, plan, execute (or print) one target. */
 async function gcTarget(name, title, target, config, now, batchSize) {
     const snapshot = await target.snapshot();
-    const plan = planPrune(snapshot, limitsOf(config.prune), now);
-    lib_core/* info */.pq(`${title}: ${plan.entriesBefore} entries, ${formatBytes(plan.bytesBefore)}; the plan deletes ` +
-        `${plan.deletions.length} (${formatBytes(plan.bytesBefore - plan.bytesAfter)}).`);
-    const result = await executePlan(target, plan, {
+    const plan = policy_planPrune(snapshot, policy_limitsOf(config.prune), now);
+    lib_core/* info */.pq(`${title}: ${plan.entriesBefore} entries, ${bytes_formatBytes(plan.bytesBefore)}; the plan deletes ` +
+        `${plan.deletions.length} (${bytes_formatBytes(plan.bytesBefore - plan.bytesAfter)}).`);
+    const result = await execute_executePlan(target, plan, {
         dryRun: config.dryRun,
         label: title,
         batchSize,
@@ -69626,6 +69738,14 @@ async function runGc(now = Date.now()) {
         try {
             const store = await local_store_LocalStore.open(config.localCacheDir);
             runs.push(await gcTarget('local', `Local store ${config.localCacheDir}`, store, config, now, 100));
+            if (config.prune.ttl.metadataMs !== null) {
+                const swept = await store.sweepUnpacked(config.prune.ttl.metadataMs, now, config.dryRun);
+                if (swept.files > 0) {
+                    const line = sweptLine(swept, config.dryRun);
+                    lib_core/* info */.pq(`Local store ${config.localCacheDir}: ${line}.`);
+                    notes.push(`Local store: ${line}.`);
+                }
+            }
         }
         catch (err) {
             failed ||= handlePhaseError('GC of the local store', err, notes);
@@ -69657,7 +69777,7 @@ async function runGc(now = Date.now()) {
         : `Deleted ${deleted.length} entries.`);
     const lines = [`## clyde-cache gc${config.dryRun ? ' (dry run)' : ''}`, ''];
     for (const r of runs)
-        lines.push(...renderPlanLines(r.title, r.plan, r.result), '');
+        lines.push(...summary_renderPlanLines(r.title, r.plan, r.result), '');
     if (runs.length === 0)
         lines.push('Nothing to collect: both `local` and `remote` are off.');
     for (const n of notes)

@@ -19,10 +19,11 @@
  * TTL classes (from the ARM seed: short for metadata, long for content):
  *   content   entries, by time since last access (local store and runner cache alike; the
  *             default 7d matches GitHub's own eviction of caches unused for 7 days).
- *   metadata  what is not an entry: in the local store, index.json, markers and tmp/ leftovers.
- *             These are the store's own housekeeping (it sweeps tmp/ when it opens), so the policy
- *             plans no deletions for this class; PruneConfig carries ttl.metadata for the store.
- *             The runner cache keeps no metadata of ours, so there it maps to nothing.
+ *   metadata  what is not an entry: in the local store, the uncompressed copies under unpacked/
+ *             that hard-link and clone restores link from, removed once no restore has used them
+ *             for longer (LocalStore.sweepUnpacked, run by post's prune and by gc; tmp/
+ *             leftovers are swept whenever the store opens). The policy plans no deletions for
+ *             this class. The runner cache keeps no metadata of ours, so there it maps to nothing.
  *
  * Sizes: with `blobSizes` (the content-addressed local store) an entry frees only the blobs no
  * remaining entry references, so a blob shared with a kept entry survives its other entries'

@@ -19,6 +19,8 @@ export const PRUNE_MARKER = 'last-prune';
 export interface PruneStore extends PruneTarget {
   readMarker(name: string): Promise<number | null | undefined>;
   writeMarker(name: string, epochMs: number): Promise<void>;
+  /** The `metadata` TTL class (LocalStore.sweepUnpacked). */
+  sweepUnpacked(maxAgeMs: number, now?: number): Promise<{ files: number; bytes: number }>;
 }
 
 export interface PruneReport {
@@ -27,6 +29,8 @@ export interface PruneReport {
   readonly detail?: string;
   readonly plan?: PrunePlan;
   readonly result?: ExecuteResult;
+  /** Uncompressed copies removed by the `metadata` TTL class (when it is on). */
+  readonly swept?: { readonly files: number; readonly bytes: number };
 }
 
 export async function prunePostStep(
@@ -48,6 +52,12 @@ export async function prunePostStep(
     const plan = planPrune(snapshot, limitsOf(prune, pinnedKeys), now);
     stage = 'deleting';
     const result = await executePlan(store, plan, { label: 'Prune' });
+    let swept: PruneReport['swept'];
+    if (prune.ttl.metadataMs !== null) {
+      stage = 'removing unused unpacked copies';
+      swept = await store.sweepUnpacked(prune.ttl.metadataMs, now);
+      if (swept.files > 0) core.info(`Prune: ${sweptLine(swept)}.`);
+    }
     stage = 'recording the prune time';
     await store.writeMarker(PRUNE_MARKER, now);
     core.info(
@@ -56,7 +66,7 @@ export async function prunePostStep(
         (result.failed.length > 0 ? ` (${result.failed.length} could not be deleted)` : '') +
         '.',
     );
-    return { status: 'pruned', plan, result };
+    return { status: 'pruned', plan, result, ...(swept !== undefined ? { swept } : {}) };
   } catch (err) {
     const detail = `${stage}: ${errorMessage(err)}`;
     core.warning(`Prune of the local store failed while ${detail}`);
@@ -69,5 +79,16 @@ export function renderPruneSummary(report: PruneReport): string[] {
   if (report.status !== 'pruned' || report.plan === undefined) {
     return [`### clyde-cache prune`, '', `Prune ${report.status}: ${report.detail ?? ''}`.trim()];
   }
-  return renderPlanLines('clyde-cache prune', report.plan, report.result);
+  const lines = renderPlanLines('clyde-cache prune', report.plan, report.result);
+  if (report.swept !== undefined && report.swept.files > 0)
+    lines.push('', `${sweptLine(report.swept)}.`);
+  return lines;
+}
+
+/** What the `metadata` TTL class removed, as a sentence. */
+export function sweptLine(swept: { files: number; bytes: number }, dryRun = false): string {
+  return (
+    `${swept.files} unpacked ${swept.files === 1 ? 'copy' : 'copies'} past the metadata TTL ` +
+    `${dryRun ? 'would be ' : ''}removed (${formatBytes(swept.bytes)} freed)`
+  );
 }

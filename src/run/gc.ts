@@ -9,6 +9,7 @@ import { readGcConfig, type GcConfig } from '../inputs.js';
 import { executePlan, type ExecuteResult, type PruneTarget } from '../prune/execute.js';
 import { formatBytes } from '../util/bytes.js';
 import { limitsOf, planPrune } from '../prune/policy.js';
+import { sweptLine } from '../prune/post.js';
 import { remotePruneTarget } from '../prune/remote.js';
 import { renderPlanLines } from '../prune/summary.js';
 import type { PrunePlan } from '../prune/types.js';
@@ -71,6 +72,14 @@ export async function runGc(now: number = Date.now()): Promise<void> {
       runs.push(
         await gcTarget('local', `Local store ${config.localCacheDir}`, store, config, now, 100),
       );
+      if (config.prune.ttl.metadataMs !== null) {
+        const swept = await store.sweepUnpacked(config.prune.ttl.metadataMs, now, config.dryRun);
+        if (swept.files > 0) {
+          const line = sweptLine(swept, config.dryRun);
+          core.info(`Local store ${config.localCacheDir}: ${line}.`);
+          notes.push(`Local store: ${line}.`);
+        }
+      }
     } catch (err) {
       failed ||= handlePhaseError('GC of the local store', err, notes);
     }

@@ -405,6 +405,50 @@ export class LocalStore {
    * commit or removal carries it into index.bin). meta.json keeps the time of the save; `get`
    * and `list` report the index's.
    */
+  /**
+   * The `metadata` TTL class: removes the uncompressed copies under unpacked/ (made for hard-link
+   * and clone restores) that no restore has linked or made for longer than `maxAgeMs` (the
+   * copy's inode change time, which each new link moves). A copy still linked into a workspace
+   * loses only this name (the workspace file stays), and the next such restore unpacks it
+   * again. `bytes` counts only copies whose space is freed (no other link). A dry run counts.
+   */
+  async sweepUnpacked(
+    maxAgeMs: number,
+    now: number = Date.now(),
+    dryRun = false,
+  ): Promise<{ files: number; bytes: number }> {
+    let files = 0;
+    let bytes = 0;
+    const dir = this.blobs.unpackedDir;
+    let shards: string[];
+    try {
+      shards = await fs.readdir(dir);
+    } catch {
+      return { files, bytes }; // none made yet
+    }
+    for (const shard of shards) {
+      let names: string[];
+      try {
+        names = await fs.readdir(path.join(dir, shard));
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const p = path.join(dir, shard, name);
+        try {
+          const st = await fs.lstat(p);
+          if (!st.isFile() || now - st.ctimeMs <= maxAgeMs) continue;
+          if (!dryRun) await fs.rm(p, { force: true });
+          files++;
+          if (st.nlink === 1) bytes += st.size;
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+    return { files, bytes };
+  }
+
   async touch(key: string): Promise<void> {
     const rec = (await this.index()).entries.get(key);
     if (rec === undefined) return;
