@@ -68903,37 +68903,20 @@ class local_store_LocalStore {
     async sweepUnpacked(maxAgeMs, now = Date.now(), dryRun = false) {
         let files = 0;
         let bytes = 0;
-        const dir = this.blobs.unpackedDir;
-        let shards;
-        try {
-            shards = await external_node_fs_namespaceObject.promises.readdir(dir);
-        }
-        catch {
-            return { files, bytes }; // none made yet
-        }
-        for (const shard of shards) {
-            let names;
+        for (const [shard, name] of await shardedNames(this.blobs.unpackedDir)) {
+            const p = external_node_path_namespaceObject.join(this.blobs.unpackedDir, shard, name);
             try {
-                names = await external_node_fs_namespaceObject.promises.readdir(external_node_path_namespaceObject.join(dir, shard));
+                const st = await external_node_fs_namespaceObject.promises.lstat(p);
+                if (!st.isFile() || now - st.ctimeMs <= maxAgeMs)
+                    continue;
+                if (!dryRun)
+                    await external_node_fs_namespaceObject.promises.rm(p, { force: true });
+                files++;
+                if (st.nlink === 1)
+                    bytes += st.size;
             }
             catch {
-                continue;
-            }
-            for (const name of names) {
-                const p = external_node_path_namespaceObject.join(dir, shard, name);
-                try {
-                    const st = await external_node_fs_namespaceObject.promises.lstat(p);
-                    if (!st.isFile() || now - st.ctimeMs <= maxAgeMs)
-                        continue;
-                    if (!dryRun)
-                        await external_node_fs_namespaceObject.promises.rm(p, { force: true });
-                    files++;
-                    if (st.nlink === 1)
-                        bytes += st.size;
-                }
-                catch {
-                    // gone meanwhile
-                }
+                // gone meanwhile
             }
         }
         return { files, bytes };
@@ -69516,19 +69499,9 @@ class local_store_LocalStore {
     /** Digests of every blob file on disk. */
     async listBlobFiles() {
         const out = [];
-        const dir = external_node_path_namespaceObject.join(this.root, 'blobs');
-        for (const shard of await external_node_fs_namespaceObject.promises.readdir(dir)) {
-            let names;
-            try {
-                names = await external_node_fs_namespaceObject.promises.readdir(external_node_path_namespaceObject.join(dir, shard));
-            }
-            catch {
-                continue;
-            }
-            for (const name of names) {
-                if (BLOB_NAME.test(name) && name.startsWith(shard))
-                    out.push(name);
-            }
+        for (const [shard, name] of await shardedNames(external_node_path_namespaceObject.join(this.root, 'blobs'))) {
+            if (BLOB_NAME.test(name) && name.startsWith(shard))
+                out.push(name);
         }
         return out;
     }
@@ -69554,6 +69527,27 @@ class local_store_LocalStore {
             }
         }
     }
+}
+/** [shard, name] of every name one level below the shards of `dir` (none when it is missing). */
+async function shardedNames(dir) {
+    const out = [];
+    let shards;
+    try {
+        shards = await external_node_fs_namespaceObject.promises.readdir(dir);
+    }
+    catch {
+        return out;
+    }
+    for (const shard of shards) {
+        try {
+            for (const name of await external_node_fs_namespaceObject.promises.readdir(external_node_path_namespaceObject.join(dir, shard)))
+                out.push([shard, name]);
+        }
+        catch {
+            // not a directory, or gone meanwhile
+        }
+    }
+    return out;
 }
 function isAlive(pid) {
     if (pid === process.pid)

@@ -419,31 +419,16 @@ export class LocalStore {
   ): Promise<{ files: number; bytes: number }> {
     let files = 0;
     let bytes = 0;
-    const dir = this.blobs.unpackedDir;
-    let shards: string[];
-    try {
-      shards = await fs.readdir(dir);
-    } catch {
-      return { files, bytes }; // none made yet
-    }
-    for (const shard of shards) {
-      let names: string[];
+    for (const [shard, name] of await shardedNames(this.blobs.unpackedDir)) {
+      const p = path.join(this.blobs.unpackedDir, shard, name);
       try {
-        names = await fs.readdir(path.join(dir, shard));
+        const st = await fs.lstat(p);
+        if (!st.isFile() || now - st.ctimeMs <= maxAgeMs) continue;
+        if (!dryRun) await fs.rm(p, { force: true });
+        files++;
+        if (st.nlink === 1) bytes += st.size;
       } catch {
-        continue;
-      }
-      for (const name of names) {
-        const p = path.join(dir, shard, name);
-        try {
-          const st = await fs.lstat(p);
-          if (!st.isFile() || now - st.ctimeMs <= maxAgeMs) continue;
-          if (!dryRun) await fs.rm(p, { force: true });
-          files++;
-          if (st.nlink === 1) bytes += st.size;
-        } catch {
-          // gone meanwhile
-        }
+        // gone meanwhile
       }
     }
     return { files, bytes };
@@ -1011,17 +996,8 @@ export class LocalStore {
   /** Digests of every blob file on disk. */
   private async listBlobFiles(): Promise<string[]> {
     const out: string[] = [];
-    const dir = path.join(this.root, 'blobs');
-    for (const shard of await fs.readdir(dir)) {
-      let names: string[];
-      try {
-        names = await fs.readdir(path.join(dir, shard));
-      } catch {
-        continue;
-      }
-      for (const name of names) {
-        if (BLOB_NAME.test(name) && name.startsWith(shard)) out.push(name);
-      }
+    for (const [shard, name] of await shardedNames(path.join(this.root, 'blobs'))) {
+      if (BLOB_NAME.test(name) && name.startsWith(shard)) out.push(name);
     }
     return out;
   }
@@ -1047,6 +1023,25 @@ export class LocalStore {
       }
     }
   }
+}
+
+/** [shard, name] of every name one level below the shards of `dir` (none when it is missing). */
+async function shardedNames(dir: string): Promise<[string, string][]> {
+  const out: [string, string][] = [];
+  let shards: string[];
+  try {
+    shards = await fs.readdir(dir);
+  } catch {
+    return out;
+  }
+  for (const shard of shards) {
+    try {
+      for (const name of await fs.readdir(path.join(dir, shard))) out.push([shard, name]);
+    } catch {
+      // not a directory, or gone meanwhile
+    }
+  }
+  return out;
 }
 
 function isAlive(pid: number): boolean {
