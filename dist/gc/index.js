@@ -68889,11 +68889,6 @@ class local_store_LocalStore {
         });
     }
     /**
-     * Sets lastAccessAt to now: one append to the access journal, no lock, no rewrite (the next
-     * commit or removal carries it into index.bin). meta.json keeps the time of the save; `get`
-     * and `list` report the index's.
-     */
-    /**
      * The `metadata` TTL class: removes the uncompressed copies under unpacked/ (made for hard-link
      * and clone restores) that no restore has linked or made for longer than `maxAgeMs` (the
      * copy's inode change time, which each new link moves). A copy still linked into a workspace
@@ -68921,6 +68916,11 @@ class local_store_LocalStore {
         }
         return { files, bytes };
     }
+    /**
+     * Sets lastAccessAt to now: one append to the access journal, no lock, no rewrite (the next
+     * commit or removal carries it into index.bin). meta.json keeps the time of the save; `get`
+     * and `list` report the index's.
+     */
     async touch(key) {
         const rec = (await this.index()).entries.get(key);
         if (rec === undefined)
