@@ -119,7 +119,7 @@ describe('entry tables', () => {
       () => undefined,
       groups,
       (r) => `/abs/${r}`,
-      (e) => (e.type === 'file' ? { ino: 42, mtimeMs: 99.25 } : undefined),
+      (e) => (e.type === 'file' ? [42, 99.25] : undefined),
     );
     const t = decodeTable(encodeTable({ key: 'k', recordedAt: 123.5, groups: groups.list }, roots));
     expect([t.header.key, t.header.recordedAt, t.header.roots.map((r) => r.abs)]).toEqual([

@@ -63910,6 +63910,10 @@ function unsafeSegmentReason(seg) {
     }
     return undefined;
 }
+/** The manifest path of `name` in directory `parent` ('' for the root). */
+function childPath(parent, name) {
+    return parent === '' ? name : `${parent}/${name}`;
+}
 /**
  * `unsafePathReason` of `${parent}/${name}` (of `name` alone when `parent` is ''), for a
  * `parent` already found safe: only the name and the length are left to check.
@@ -64294,12 +64298,12 @@ function writeBlob(digest, parts) {
   } finally {
     fs.closeSync(fd);
   }
-  renameToBlob(tmp, blobPath(digest));
+  renameInto(tmp, blobPath(digest));
   return n;
 }
 
-/** Renames a finished tmp file into its shard, making the shard only when it is missing. */
-function renameToBlob(tmp, dest) {
+/** Renames a finished file to dest, making dest's directory only when it is missing. */
+function renameInto(tmp, dest) {
   try {
     fs.renameSync(tmp, dest);
   } catch (err) {
@@ -64518,15 +64522,7 @@ function settle(fd, m, done) {
 }
 
 function place(m) {
-  if (m.renameTo) {
-    try {
-      fs.renameSync(m.dest, m.renameTo);
-    } catch (err) {
-      if (err.code !== 'ENOENT') throw err;
-      fs.mkdirSync(path.dirname(m.renameTo), { recursive: true });
-      fs.renameSync(m.dest, m.renameTo);
-    }
-  }
+  if (m.renameTo) renameInto(m.dest, m.renameTo);
 }
 
 function writeMember(m, content, done) {
@@ -66617,9 +66613,6 @@ class DirRows {
     setDigest(j, hex) {
         this.digests.write(hex, j * 32, 32, 'hex');
     }
-    digestOf(j) {
-        return this.digests.toString('hex', j * 32, j * 32 + 32);
-    }
     set(j, at, value) {
         this.nums[j * NUMS + at] = value;
     }
@@ -66799,10 +66792,14 @@ function decodeTable(body) {
         bad('too many names');
     return { header, body: aligned, rows, names, targets, digestsAt, nums, dirs };
 }
+/** The 32 digest bytes of row `i` of a table (a view, not a copy). */
+function digestBytes(t, i) {
+    const at = t.digestsAt + i * 32;
+    return t.body.subarray(at, at + 32);
+}
 /** The digest of row `i` of a table. */
 function digestAt(t, i) {
-    const at = t.digestsAt + i * 32;
-    return t.body.toString('hex', at, at + 32);
+    return digestBytes(t, i).toString('hex');
 }
 /** The group row `i`'s content lives in, if it is grouped and its numbers add up; else -1. */
 function groupAt(t, i) {
@@ -66903,7 +66900,7 @@ function tableManifest(t) {
             const name = t.names[i];
             if (name === '' || name.includes('/'))
                 bad(`row ${i}: bad name ${JSON.stringify(name)}`);
-            const p = top.rel === '' ? name : `${top.rel}/${name}`;
+            const p = childPath(top.rel, name);
             entries.push(entryAt(i, p));
             if (s[i * NUMS] === ROW.dir)
                 open(p);
@@ -66934,7 +66931,7 @@ function manifestTable(roots, locate, groups, abs, stat) {
             }
             const st = stat?.(e);
             const kind = e.type === 'dir' ? ROW.dir : ROW.file;
-            const j = d.add(kind, name, e.mode, e.size, st?.mtimeMs ?? e.mtimeMs, st?.ino ?? 0);
+            const j = d.add(kind, name, e.mode, e.size, st?.[1] ?? e.mtimeMs, st?.[0] ?? 0);
             if (e.digest === undefined)
                 return;
             d.setDigest(j, e.digest);
@@ -67156,6 +67153,7 @@ async function readStatCache(storeRoot, key, roots) {
  * is anything moved into the workspace. The manifest has already been validated
  * (`parseManifest`), and the move never follows a symlink that sits in the workspace.
  */
+
 
 
 
@@ -67531,7 +67529,7 @@ async function mergeInto(src, dest, rel, merged) {
         if (sst.isDirectory() && dst?.isDirectory()) {
             // Writable while we merge; finishDirs sets the entry's mode afterwards.
             await external_node_fs_namespaceObject.promises.chmod(d, (dst.mode & 0o777) | 0o700);
-            const r = rel === '' ? name : `${rel}/${name}`;
+            const r = childPath(rel, name);
             merged.add(r);
             await mergeInto(s, d, r, merged);
             continue;
@@ -67607,7 +67605,7 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
         await preflight(j);
     const staged = [];
     const groups = new GroupList();
-    const tableRoots = [];
+    let tableRoots = [];
     let recordedAt = 0;
     let quiet = Promise.resolve();
     try {
@@ -67627,14 +67625,9 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
             await moveIntoPlace(s, opts);
         // Record the files as they now are: rename keeps inode and mtime.
         const now = new Map();
-        files.forEach(({ e }, i) => {
-            const [ino, mtimeMs] = written[i];
-            now.set(e, { ino, mtimeMs });
-        });
-        for (const s of staged) {
-            const abs = external_node_path_namespaceObject.resolve(s.job.root.absPath);
-            tableRoots.push(...manifestTable([s.job.manifest], (d) => blobs.located(d), groups, () => abs, (e) => now.get(e)));
-        }
+        files.forEach(({ e }, i) => now.set(e, written[i]));
+        const abs = new Map(live.map((j) => [j.manifest.name, external_node_path_namespaceObject.resolve(j.root.absPath)]));
+        tableRoots = manifestTable(live.map((j) => j.manifest), (d) => blobs.located(d), groups, (name) => abs.get(name), (e) => now.get(e));
     }
     finally {
         for (const s of staged)
@@ -67957,7 +67950,7 @@ async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links) {
             const abs = `${node.abs}${external_node_path_namespaceObject.sep}${name}`;
             const child = {
                 abs,
-                rel: node.rel === '' ? name : `${node.rel}/${name}`,
+                rel: childPath(node.rel, name),
                 subdirs: new Map(),
             };
             node.subdirs.set(name, child);
@@ -67988,7 +67981,7 @@ async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links) {
             }
             const why = unsafeChildReason(node.rel, name);
             if (why !== undefined) {
-                const p = node.rel === '' ? name : `${node.rel}/${name}`;
+                const p = childPath(node.rel, name);
                 lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
                 continue;
             }
@@ -68003,11 +67996,11 @@ async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links) {
                 if (typeof target !== 'string')
                     continue; // replaced meanwhile
                 const j = rows.addSymlink(name, mode, mtimeMs, target);
-                const p = node.rel === '' ? name : `${node.rel}/${name}`;
+                const p = childPath(node.rel, name);
                 links.push({ rows, j, path: p, target });
             }
             else {
-                const p = node.rel === '' ? name : `${node.rel}/${name}`;
+                const p = childPath(node.rel, name);
                 lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
             }
         }
@@ -68234,19 +68227,14 @@ class Planner {
      */
     reuse(rows, j, i) {
         const t = this.cache;
-        const o = i * NUMS;
-        const gi = t.nums[o + AT.group];
-        if (gi >= 0) {
-            const g = this.mapGroup(gi);
+        if (t.nums[i * NUMS + AT.group] >= 0) {
+            // (groupAt: a group the table lists, the slice inside it)
+            const gi = groupAt(t, i);
+            const g = gi < 0 ? -1 : this.mapGroup(gi);
             if (g < 0)
                 return false;
-            const offset = t.nums[o + AT.offset];
-            const size = rows.get(j, AT.size);
-            const groupSize = this.groups.list[g][1];
-            if (!Number.isSafeInteger(offset) || offset < 0 || offset + size > groupSize)
-                return false;
             rows.set(j, AT.group, g);
-            rows.set(j, AT.offset, offset);
+            rows.set(j, AT.offset, t.nums[i * NUMS + AT.offset]);
         }
         else {
             const d = digestAt(t, i);
@@ -68255,15 +68243,13 @@ class Planner {
                 return false;
             this.stored.set(d, size);
         }
-        t.body.copy(rows.digests, j * 32, t.digestsAt + i * 32, t.digestsAt + i * 32 + 32);
+        digestBytes(t, i).copy(rows.digests, j * 32);
         this.reused++;
         return true;
     }
-    /** Group gi of the stat cache in this save's numbering; -1 when it is not in the store. */
+    /** Group gi (listed) of the stat cache in this save's numbering; -1 when it is not in the store. */
     mapGroup(gi) {
         let m = this.groupMap[gi];
-        if (m === undefined)
-            return -1; // (not a group index)
         if (m === 0) {
             const [group, uncompressed] = this.cache.header.groups[gi];
             const size = this.groupSize(group);
@@ -68308,7 +68294,7 @@ class Planner {
                 if (gi < 0 || this.groupSize(t.header.groups[gi][0]) === undefined) {
                     continue;
                 }
-                t.body.copy(out, n * 32, t.digestsAt + i * 32, t.digestsAt + i * 32 + 32);
+                digestBytes(t, i).copy(out, n * 32);
                 n++;
             }
             out = out.subarray(0, n * 32);
@@ -68794,9 +68780,9 @@ class local_store_LocalStore {
                 jobs.push({ root, manifest: m });
         }
         try {
-            // [store-speed] grouped small files are found through the entry's locator (read while
-            // the workers make the staged directories); the stat cache lets the next save of this
-            // package skip the files the build leaves alone.
+            // [store-speed] grouped small files are found through the entry's table (or, an entry of
+            // the JSON form, its locator, read while the workers make the staged directories); the
+            // stat cache lets the next save of this package skip the files the build leaves alone.
             const located = this.blobs.loadLocator(manifest);
             located.catch(() => { }); // restoreRoots awaits it
             const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts, located);
@@ -69033,7 +69019,7 @@ class local_store_LocalStore {
                 // reference has no size to check it against: those entries are reported, not it.)
                 try {
                     const frame = await external_node_fs_namespaceObject.promises.readFile(this.blobFile(d));
-                    this.blobs.verifyFrame(d, contentSize.get(d) ?? 0, frame);
+                    this.blobs.verifyFrame(d, contentSize.get(d), frame);
                 }
                 catch (err) {
                     corrupt.add(d);
@@ -69143,7 +69129,6 @@ class local_store_LocalStore {
                 external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(staging, ARTIFACT), artifact),
                 external_node_fs_namespaceObject.promises.writeFile(external_node_path_namespaceObject.join(staging, META), json(meta)),
             ]);
-            const sizes = saved?.sizes;
             await pausePoint('after-artifact-tmp');
             return await this.mutate(async (ix) => {
                 const listed = ix.entries.get(meta.key);
@@ -69156,10 +69141,10 @@ class local_store_LocalStore {
                 // Never index an entry whose content is not all there: a removal may have deleted a
                 // blob since the save found it present. When the index is the very one the save began
                 // with (no commit or removal since), the sizes the save saw still hold.
-                const unchanged = sizes !== undefined && saved?.sig !== undefined && this.cached?.sig === saved.sig;
+                const unchanged = saved?.sig !== undefined && this.cached?.sig === saved.sig;
                 const stored = new Map();
-                const refs = unchanged ? sizes : await this.blobs.referencedBlobs(manifest());
-                for (const [name, found] of refs ?? []) {
+                const refs = unchanged ? saved.sizes : await this.blobs.referencedBlobs(manifest());
+                for (const [name, found] of refs) {
                     let size = found ?? (await this.blobSize(name));
                     if (size === undefined && rewrite !== undefined && (await rewrite(name))) {
                         size = await this.blobSize(name);

@@ -308,9 +308,9 @@ export class LocalStore {
       if (m !== undefined && m.kind !== 'absent') jobs.push({ root, manifest: m });
     }
     try {
-      // [store-speed] grouped small files are found through the entry's locator (read while
-      // the workers make the staged directories); the stat cache lets the next save of this
-      // package skip the files the build leaves alone.
+      // [store-speed] grouped small files are found through the entry's table (or, an entry of
+      // the JSON form, its locator, read while the workers make the staged directories); the
+      // stat cache lets the next save of this package skip the files the build leaves alone.
       const located = this.blobs.loadLocator(manifest);
       located.catch(() => {}); // restoreRoots awaits it
       const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts, located);
@@ -539,7 +539,7 @@ export class LocalStore {
         // reference has no size to check it against: those entries are reported, not it.)
         try {
           const frame = await fs.readFile(this.blobFile(d));
-          this.blobs.verifyFrame(d, contentSize.get(d) ?? 0, frame);
+          this.blobs.verifyFrame(d, contentSize.get(d) as number, frame);
         } catch (err) {
           corrupt.add(d);
           problems.push(`blob ${d} is corrupt: ${err instanceof Error ? err.message : err}`);
@@ -656,7 +656,6 @@ export class LocalStore {
         fs.writeFile(path.join(staging, ARTIFACT), artifact),
         fs.writeFile(path.join(staging, META), json(meta)),
       ]);
-      const sizes = saved?.sizes;
       await pausePoint('after-artifact-tmp');
       return await this.mutate(async (ix) => {
         const listed = ix.entries.get(meta.key);
@@ -668,11 +667,10 @@ export class LocalStore {
         // Never index an entry whose content is not all there: a removal may have deleted a
         // blob since the save found it present. When the index is the very one the save began
         // with (no commit or removal since), the sizes the save saw still hold.
-        const unchanged =
-          sizes !== undefined && saved?.sig !== undefined && this.cached?.sig === saved.sig;
+        const unchanged = saved?.sig !== undefined && this.cached?.sig === saved.sig;
         const stored = new Map<string, number>();
-        const refs = unchanged ? sizes : await this.blobs.referencedBlobs(manifest());
-        for (const [name, found] of refs ?? []) {
+        const refs = unchanged ? saved.sizes : await this.blobs.referencedBlobs(manifest());
+        for (const [name, found] of refs) {
           let size = found ?? (await this.blobSize(name));
           if (size === undefined && rewrite !== undefined && (await rewrite(name))) {
             size = await this.blobSize(name);

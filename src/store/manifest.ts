@@ -82,6 +82,11 @@ function unsafeSegmentReason(seg: string): string | undefined {
   return undefined;
 }
 
+/** The manifest path of `name` in directory `parent` ('' for the root). */
+export function childPath(parent: string, name: string): string {
+  return parent === '' ? name : `${parent}/${name}`;
+}
+
 /**
  * `unsafePathReason` of `${parent}/${name}` (of `name` alone when `parent` is ''), for a
  * `parent` already found safe: only the name and the length are left to check.

@@ -8,7 +8,7 @@ import { mkdirSync, promises as fs, symlinkSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError, UnsafeEntryError } from '../errors.js';
 import type { BlobStore } from './blobs.js';
-import type { ManifestEntry, ManifestRoot } from './manifest.js';
+import { childPath, type ManifestEntry, type ManifestRoot } from './manifest.js';
 import { STREAM_AT, UNPACKED_MTIME_MS, WorkerOpError } from './pool.js';
 import { CLOCK_LAG_MS } from './statcache.js';
 import { GroupList, manifestTable, type TableRoot } from './table.js';
@@ -508,7 +508,7 @@ async function mergeInto(
     if (sst.isDirectory() && dst?.isDirectory()) {
       // Writable while we merge; finishDirs sets the entry's mode afterwards.
       await fs.chmod(d, (dst.mode & 0o777) | 0o700);
-      const r = rel === '' ? name : `${rel}/${name}`;
+      const r = childPath(rel, name);
       merged.add(r);
       await mergeInto(s, d, r, merged);
       continue;
@@ -606,7 +606,7 @@ export async function restoreRoots(
   for (const j of live) await preflight(j);
   const staged: Staged[] = [];
   const groups = new GroupList();
-  const tableRoots: TableRoot[] = [];
+  let tableRoots: TableRoot[] = [];
   let recordedAt = 0;
   let quiet: Promise<void> = Promise.resolve();
   try {
@@ -622,23 +622,16 @@ export async function restoreRoots(
     for (const s of staged) linkSymlinks(s);
     for (const s of staged) await moveIntoPlace(s, opts);
     // Record the files as they now are: rename keeps inode and mtime.
-    const now = new Map<ManifestEntry, { ino: number; mtimeMs: number }>();
-    files.forEach(({ e }, i) => {
-      const [ino, mtimeMs] = written[i] as Written;
-      now.set(e, { ino, mtimeMs });
-    });
-    for (const s of staged) {
-      const abs = path.resolve(s.job.root.absPath);
-      tableRoots.push(
-        ...manifestTable(
-          [s.job.manifest],
-          (d) => blobs.located(d),
-          groups,
-          () => abs,
-          (e) => now.get(e),
-        ),
-      );
-    }
+    const now = new Map<ManifestEntry, Written>();
+    files.forEach(({ e }, i) => now.set(e, written[i] as Written));
+    const abs = new Map(live.map((j) => [j.manifest.name, path.resolve(j.root.absPath)]));
+    tableRoots = manifestTable(
+      live.map((j) => j.manifest),
+      (d) => blobs.located(d),
+      groups,
+      (name) => abs.get(name),
+      (e) => now.get(e),
+    );
   } finally {
     for (const s of staged) await fs.rm(s.container, { recursive: true, force: true });
   }

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import type { BlobStore, Location } from './blobs.js';
 import { putChunked } from './chunked.js';
-import { resolveLink, unsafeChildReason, unsafeTargetReason } from './manifest.js';
+import { childPath, resolveLink, unsafeChildReason, unsafeTargetReason } from './manifest.js';
 import { STREAM_AT, type PoolDirs, type WorkerPool } from './pool.js';
 import { CLOCK_LAG_MS, type DirCursor, type StatLookup } from './statcache.js';
 import {
@@ -25,6 +25,7 @@ import {
   NUMS,
   ROW,
   digestAt,
+  digestBytes,
   encodeTable,
   groupAt,
   type Table,
@@ -197,7 +198,7 @@ async function walkDir(
       const abs = `${node.abs}${path.sep}${name}`;
       const child: DirNode = {
         abs,
-        rel: node.rel === '' ? name : `${node.rel}/${name}`,
+        rel: childPath(node.rel, name),
         subdirs: new Map(),
       };
       node.subdirs.set(name, child);
@@ -226,7 +227,7 @@ async function walkDir(
       }
       const why = unsafeChildReason(node.rel, name);
       if (why !== undefined) {
-        const p = node.rel === '' ? name : `${node.rel}/${name}`;
+        const p = childPath(node.rel, name);
         core.warning(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
         continue;
       }
@@ -239,10 +240,10 @@ async function walkDir(
         const target = l.targets[k];
         if (typeof target !== 'string') continue; // replaced meanwhile
         const j = rows.addSymlink(name, mode, mtimeMs, target);
-        const p = node.rel === '' ? name : `${node.rel}/${name}`;
+        const p = childPath(node.rel, name);
         links.push({ rows, j, path: p, target });
       } else {
-        const p = node.rel === '' ? name : `${node.rel}/${name}`;
+        const p = childPath(node.rel, name);
         core.warning(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
       }
     }
@@ -506,32 +507,27 @@ class Planner {
    */
   private reuse(rows: DirRows, j: number, i: number): boolean {
     const t = this.cache as Table;
-    const o = i * NUMS;
-    const gi = t.nums[o + AT.group] as number;
-    if (gi >= 0) {
-      const g = this.mapGroup(gi);
+    if ((t.nums[i * NUMS + AT.group] as number) >= 0) {
+      // (groupAt: a group the table lists, the slice inside it)
+      const gi = groupAt(t, i);
+      const g = gi < 0 ? -1 : this.mapGroup(gi);
       if (g < 0) return false;
-      const offset = t.nums[o + AT.offset] as number;
-      const size = rows.get(j, AT.size);
-      const groupSize = (this.groups.list[g] as [string, number])[1];
-      if (!Number.isSafeInteger(offset) || offset < 0 || offset + size > groupSize) return false;
       rows.set(j, AT.group, g);
-      rows.set(j, AT.offset, offset);
+      rows.set(j, AT.offset, t.nums[i * NUMS + AT.offset] as number);
     } else {
       const d = digestAt(t, i);
       const size = ownSizeSync(this.blobs, d);
       if (size === undefined) return false;
       this.stored.set(d, size);
     }
-    t.body.copy(rows.digests, j * 32, t.digestsAt + i * 32, t.digestsAt + i * 32 + 32);
+    digestBytes(t, i).copy(rows.digests, j * 32);
     this.reused++;
     return true;
   }
 
-  /** Group gi of the stat cache in this save's numbering; -1 when it is not in the store. */
+  /** Group gi (listed) of the stat cache in this save's numbering; -1 when it is not in the store. */
   private mapGroup(gi: number): number {
-    let m = this.groupMap[gi];
-    if (m === undefined) return -1; // (not a group index)
+    let m = this.groupMap[gi] as number;
     if (m === 0) {
       const [group, uncompressed] = (this.cache as Table).header.groups[gi] as [string, number];
       const size = this.groupSize(group);
@@ -576,7 +572,7 @@ class Planner {
         if (gi < 0 || this.groupSize((t.header.groups[gi] as [string, number])[0]) === undefined) {
           continue;
         }
-        t.body.copy(out, n * 32, t.digestsAt + i * 32, t.digestsAt + i * 32 + 32);
+        digestBytes(t, i).copy(out, n * 32);
         n++;
       }
       out = out.subarray(0, n * 32);

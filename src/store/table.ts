@@ -22,6 +22,7 @@
 import { StoreError } from '../errors.js';
 import type { Location } from './blobs.js';
 import {
+  childPath,
   MAX_ENTRIES,
   MAX_ROOTS,
   parseManifest,
@@ -92,10 +93,6 @@ export class DirRows {
   /** Sets row j's digest from its hex form. */
   setDigest(j: number, hex: string): void {
     this.digests.write(hex, j * 32, 32, 'hex');
-  }
-
-  digestOf(j: number): string {
-    return this.digests.toString('hex', j * 32, j * 32 + 32);
   }
 
   set(j: number, at: number, value: number): void {
@@ -305,10 +302,15 @@ export function decodeTable(body: Buffer): Table {
   return { header, body: aligned, rows, names, targets, digestsAt, nums, dirs };
 }
 
+/** The 32 digest bytes of row `i` of a table (a view, not a copy). */
+export function digestBytes(t: Table, i: number): Buffer {
+  const at = t.digestsAt + i * 32;
+  return t.body.subarray(at, at + 32);
+}
+
 /** The digest of row `i` of a table. */
 export function digestAt(t: Table, i: number): string {
-  const at = t.digestsAt + i * 32;
-  return t.body.toString('hex', at, at + 32);
+  return digestBytes(t, i).toString('hex');
 }
 
 /** The group row `i`'s content lives in, if it is grouped and its numbers add up; else -1. */
@@ -399,7 +401,7 @@ export function tableManifest(t: Table): { manifest: Manifest; locations: Map<st
       const i = top.at++;
       const name = t.names[i] as string;
       if (name === '' || name.includes('/')) bad(`row ${i}: bad name ${JSON.stringify(name)}`);
-      const p = top.rel === '' ? name : `${top.rel}/${name}`;
+      const p = childPath(top.rel, name);
       entries.push(entryAt(i, p));
       if (s[i * NUMS] === ROW.dir) open(p);
     }
@@ -418,7 +420,7 @@ export function manifestTable(
   locate: (digest: string) => Location | undefined,
   groups: GroupList,
   abs?: (root: string) => string | undefined,
-  stat?: (e: ManifestEntry) => { ino: number; mtimeMs: number } | undefined,
+  stat?: (e: ManifestEntry) => readonly [ino: number, mtimeMs: number] | undefined,
 ): TableRoot[] {
   return roots.map((r) => {
     const dirs = new Map<string, DirRows>();
@@ -434,7 +436,7 @@ export function manifestTable(
       }
       const st = stat?.(e);
       const kind = e.type === 'dir' ? ROW.dir : ROW.file;
-      const j = d.add(kind, name, e.mode, e.size, st?.mtimeMs ?? e.mtimeMs, st?.ino ?? 0);
+      const j = d.add(kind, name, e.mode, e.size, st?.[1] ?? e.mtimeMs, st?.[0] ?? 0);
       if (e.digest === undefined) return;
       d.setDigest(j, e.digest);
       const loc = locate(e.digest);

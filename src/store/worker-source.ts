@@ -147,12 +147,12 @@ function writeBlob(digest, parts) {
   } finally {
     fs.closeSync(fd);
   }
-  renameToBlob(tmp, blobPath(digest));
+  renameInto(tmp, blobPath(digest));
   return n;
 }
 
-/** Renames a finished tmp file into its shard, making the shard only when it is missing. */
-function renameToBlob(tmp, dest) {
+/** Renames a finished file to dest, making dest's directory only when it is missing. */
+function renameInto(tmp, dest) {
   try {
     fs.renameSync(tmp, dest);
   } catch (err) {
@@ -371,15 +371,7 @@ function settle(fd, m, done) {
 }
 
 function place(m) {
-  if (m.renameTo) {
-    try {
-      fs.renameSync(m.dest, m.renameTo);
-    } catch (err) {
-      if (err.code !== 'ENOENT') throw err;
-      fs.mkdirSync(path.dirname(m.renameTo), { recursive: true });
-      fs.renameSync(m.dest, m.renameTo);
-    }
-  }
+  if (m.renameTo) renameInto(m.dest, m.renameTo);
 }
 
 function writeMember(m, content, done) {
