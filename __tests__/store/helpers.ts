@@ -157,7 +157,8 @@ export function linkEntry(p: string, target: string): Record<string, unknown> {
   return { path: p, type: 'symlink', mode: 0o777, size: 0, mtimeMs: 1_600_000_000_000, target };
 }
 
-export function packMeta(key: string, hash = 'ab'.repeat(32)): Record<string, unknown> {
+/** A pack's meta for `key`; its hash is the key's own (sha256 of the key) unless given. */
+export function packMeta(key: string, hash = sha256(key)): Record<string, unknown> {
   const now = new Date().toISOString();
   return {
     schema: 1,

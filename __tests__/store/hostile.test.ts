@@ -147,9 +147,10 @@ describe('hostile packs', () => {
       const before = await snapshotTree(sb.ws);
       let i = 0;
       for (const [name, entries] of Object.entries(hostileCases(sb))) {
-        const header = { meta: packMeta(`k-${i++}`), manifest: dirManifest(entries) };
+        const key = `k-${i++}`;
+        const header = { meta: packMeta(key), manifest: dirManifest(entries) };
         await fs.writeFile(pack, buildPack(header, [payload]));
-        const err = await store.importPack(pack).then(
+        const err = await store.importPack(pack, key).then(
           () => new Error(`${name}: imported`),
           (e: unknown) => e,
         );
@@ -166,7 +167,7 @@ describe('hostile packs', () => {
       const pack = path.join(sb.base, 'p');
       const header = { meta: packMeta('k', '../../../outside'), manifest: dirManifest([]) };
       await fs.writeFile(pack, buildPack(header, []));
-      await expect(store.importPack(pack)).rejects.toMatchObject({ name: 'StoreError' });
+      await expect(store.importPack(pack, 'k')).rejects.toMatchObject({ name: 'StoreError' });
       expect(await fs.readdir(sb.outside)).toEqual([]);
       expect(await store.list()).toEqual([]);
     }));

@@ -76,7 +76,7 @@ describe('packs', () => {
         const second = await LocalStore.open(path.join(sb.base, 'store-b'), {
           codec: await createCodec(to),
         });
-        const meta = await second.importPack(pack);
+        const meta = await second.importPack(pack, key);
         const original = await store.get(key);
         expect(meta.key).toBe(key);
         expect(meta.createdAt).toBe(original?.createdAt);
@@ -90,7 +90,7 @@ describe('packs', () => {
         expect(await snapshotTree(out)).toEqual(before);
 
         // importing again returns the existing entry
-        expect(await second.importPack(pack)).toEqual(meta);
+        expect(await second.importPack(pack, key)).toEqual(meta);
       }));
   }
 
@@ -103,12 +103,12 @@ describe('packs', () => {
       const second = await LocalStore.open(path.join(sb.base, 'store-b'));
       for (const cut of [4, 20, Math.floor(full.length / 2), full.length - 41, full.length - 1]) {
         await fs.writeFile(pack, full.subarray(0, cut));
-        await expect(second.importPack(pack)).rejects.toMatchObject({ name: 'StoreError' });
+        await expect(second.importPack(pack, key)).rejects.toMatchObject({ name: 'StoreError' });
       }
       expect(await entriesIn(second)).toEqual([]);
       // extra bytes after the end marker are refused too
       await fs.writeFile(pack, Buffer.concat([full, Buffer.from('x')]));
-      await expect(second.importPack(pack)).rejects.toMatchObject({ name: 'StoreError' });
+      await expect(second.importPack(pack, key)).rejects.toMatchObject({ name: 'StoreError' });
       expect(await entriesIn(second)).toEqual([]);
     }));
 
@@ -118,23 +118,23 @@ describe('packs', () => {
       const pack = path.join(sb.base, 'p');
       const header = { meta: packMeta('k'), manifest: dirManifest([]) };
       await fs.writeFile(pack, buildPack(header, [], { magic: 'NOTAPACK' }));
-      await expect(store.importPack(pack)).rejects.toThrow(/magic/);
+      await expect(store.importPack(pack, 'k')).rejects.toThrow(/magic/);
       await fs.writeFile(pack, buildPack(header, [], { version: 99 }));
-      await expect(store.importPack(pack)).rejects.toThrow(/version/);
+      await expect(store.importPack(pack, 'k')).rejects.toThrow(/version/);
       // format 1 (one blob per file, before groups) is refused, saying why
       await fs.writeFile(pack, buildPack(header, [], { version: 1 }));
-      await expect(store.importPack(pack)).rejects.toThrow(/version 1 .*older clyde-cache/);
+      await expect(store.importPack(pack, 'k')).rejects.toThrow(/version 1 .*older clyde-cache/);
       const huge = Buffer.concat([
         Buffer.from('CLYDEPK\n', 'latin1'),
         Buffer.from([0, 0, 0, PACK_VERSION, 0x7f, 0xff, 0xff, 0xff]),
       ]);
       await fs.writeFile(pack, huge);
-      await expect(store.importPack(pack)).rejects.toThrow(/too large/);
+      await expect(store.importPack(pack, 'k')).rejects.toThrow(/too large/);
       await fs.writeFile(pack, buildPack('{not json', []));
-      await expect(store.importPack(pack)).rejects.toMatchObject({ name: 'StoreError' });
+      await expect(store.importPack(pack, 'k')).rejects.toMatchObject({ name: 'StoreError' });
       // a well-formed empty pack is fine
       await fs.writeFile(pack, buildPack(header, []));
-      expect((await store.importPack(pack)).key).toBe('k');
+      expect((await store.importPack(pack, 'k')).key).toBe('k');
     }));
 
   it('refuses a blob whose content does not match its digest; no entry, no blob', () =>
@@ -155,7 +155,7 @@ describe('packs', () => {
       };
       const pack = path.join(sb.base, 'p');
       await fs.writeFile(pack, buildPack(header, [good, liar]));
-      await expect(store.importPack(pack)).rejects.toThrow(/corrupt/);
+      await expect(store.importPack(pack, 'k-liar')).rejects.toThrow(/corrupt/);
       expect(await entriesIn(store)).toEqual([]);
       const blobDir = path.join(sb.store, 'blobs', liar.digest.slice(0, 2));
       expect(await fs.readdir(blobDir).catch(() => [])).not.toContain(liar.digest);
@@ -170,11 +170,11 @@ describe('packs', () => {
       const header = { meta: packMeta('k-m'), manifest: dirManifest([fileEntry('a', 'aaa')]) };
       const pack = path.join(sb.base, 'p');
       await fs.writeFile(pack, buildPack(header, []));
-      await expect(store.importPack(pack)).rejects.toThrow(/lacks/);
+      await expect(store.importPack(pack, 'k-m')).rejects.toThrow(/lacks/);
       await fs.writeFile(pack, buildPack(header, [a, stray]));
-      await expect(store.importPack(pack)).rejects.toThrow(/does not use/);
+      await expect(store.importPack(pack, 'k-m')).rejects.toThrow(/does not use/);
       await fs.writeFile(pack, buildPack(header, [a, a]));
-      await expect(store.importPack(pack)).rejects.toThrow(/twice/);
+      await expect(store.importPack(pack, 'k-m')).rejects.toThrow(/twice/);
       expect(await entriesIn(store)).toEqual([]);
     }));
 
@@ -187,7 +187,7 @@ describe('packs', () => {
       const header = { meta: packMeta('k-big'), manifest: dirManifest([fileEntry('t', content)]) };
       const pack = path.join(sb.base, 'p');
       await fs.writeFile(pack, buildPack(header, [blob]));
-      await expect(store.importPack(pack)).rejects.toThrow(/compressed bytes/);
+      await expect(store.importPack(pack, 'k-big')).rejects.toThrow(/compressed bytes/);
       expect(await entriesIn(store)).toEqual([]);
     }));
 
@@ -206,7 +206,7 @@ describe('packs', () => {
           pack,
           buildPack(header, [{ digest: sha256(real), frame: codec.compress(real) }]),
         );
-        await expect(store.importPack(pack)).rejects.toThrow(/pack blob/);
+        await expect(store.importPack(pack, `k-bomb-${backend}`)).rejects.toThrow(/pack blob/);
         expect(await entriesIn(store)).toEqual([]);
       }
     }));
@@ -224,7 +224,7 @@ describe('packs', () => {
         pack,
         buildPack({ meta: packMeta('k-million'), manifest: dirManifest(entries) }, []),
       );
-      await expect(store.importPack(pack)).rejects.toThrow(/too many entries/);
+      await expect(store.importPack(pack, 'k-million')).rejects.toThrow(/too many entries/);
       expect(await entriesIn(store)).toEqual([]);
     }));
 
@@ -265,7 +265,7 @@ describe('packs', () => {
       }
 
       const second = await LocalStore.open(path.join(sb.base, 'store-b'));
-      const meta = await second.importPack(pack);
+      const meta = await second.importPack(pack, key);
       expect(meta.files).toBe(61);
       expect((await second.verify({ deep: true })).ok).toBe(true);
       const dest = path.join(sb.base, 'r', 'out');
@@ -310,7 +310,7 @@ describe('packs', () => {
       for (const [name, loc, why] of cases) {
         const header = { meta: packMeta(`k-${name}`), manifest, locator: loc };
         await fs.writeFile(pack, buildPack(header, [group, blobOf(codec, 'bbbb')]));
-        const err = await store.importPack(pack).then(
+        const err = await store.importPack(pack, `k-${name}`).then(
           () => new Error(`${name}: imported`),
           (e: unknown) => e as Error,
         );
@@ -326,7 +326,7 @@ describe('packs', () => {
         pack,
         buildPack({ meta: packMeta('k-good'), manifest, locator: good }, [group]),
       );
-      await store.importPack(pack);
+      await store.importPack(pack, 'k-good');
       const dest = path.join(sb.base, 'good');
       await store.restore('k-good', [{ name: 'out', absPath: dest }]);
       expect(await fs.readFile(path.join(dest, 'b'), 'utf8')).toBe('bbbb');

@@ -68805,14 +68805,24 @@ class local_store_LocalStore {
         return { bytes: await writePack(this.blobs, meta, manifest, destFile) };
     }
     /**
-     * Imports a pack, verifying every blob before the entry becomes visible. Returns the new
-     * entry's meta, or the existing one when the key is already in the store.
+     * Imports the pack of the entry `key` (what the caller asked the remote tier for), verifying
+     * every blob before the entry becomes visible. Nothing of the pack reaches the store until its
+     * header is proven to be that entry: its key is `key`, and its hash is the key's own (the
+     * key's last part, or the sha256 of an explicit key), so a pack cannot take the directory of
+     * another entry. Returns the new entry's meta, or the existing one when `key` is already in
+     * the store.
      */
-    async importPack(packFile) {
+    async importPack(packFile, key) {
         let packMeta;
         let existing;
         const read = await readPack(this.blobs, packFile, async (header) => {
             packMeta = parseMeta(header.meta);
+            if (packMeta.key !== key) {
+                throw new errors/* UnsafeEntryError */.vF(`the pack holds '${packMeta.key}', not '${key}'`);
+            }
+            if (!hashBelongsToKey(packMeta.hash, packMeta.key)) {
+                throw new errors/* UnsafeEntryError */.vF(`the pack's hash ${packMeta.hash} is not that of its key`);
+            }
             entryDirName(packMeta);
             existing = await this.get(packMeta.key);
             return existing === undefined;
@@ -68821,11 +68831,13 @@ class local_store_LocalStore {
             return existing;
         if (read === undefined || packMeta === undefined)
             throw new errors/* StoreError */.AD('pack import stopped');
-        const now = new Date().toISOString();
-        // Sizes and counts are recomputed from the manifest, not taken from the pack's word.
+        const now = new Date();
+        // Sizes and counts are recomputed from the manifest, not taken from the pack's word; a
+        // creation time in the future (which would keep the entry the newest fallback) is now.
         const meta = {
             ...packMeta,
-            lastAccessAt: now,
+            createdAt: Date.parse(packMeta.createdAt) > now.getTime() ? now.toISOString() : packMeta.createdAt,
+            lastAccessAt: now.toISOString(),
             ...totals(read.manifest),
             storedBytes: read.storedBytes,
         };
@@ -69156,9 +69168,15 @@ class local_store_LocalStore {
                 }
                 await pausePoint('before-rename');
                 const dest = this.dirOf(rel);
-                // A directory the index does not list is a stray of a killed save: replace it.
-                if (await exists(dest))
+                // A directory the index does not list is a stray of a killed save: replace it. One the
+                // index gives to another entry (two keys, one package/version/hash) is never touched.
+                if (await exists(dest)) {
+                    const owner = [...ix.entries.values()].find((e) => dirOfEntry(e) === rel);
+                    if (owner !== undefined) {
+                        throw new errors/* StoreError */.AD(`entry ${meta.key} would take the directory of entry ${owner.key} (${rel})`);
+                    }
                     await this.deleteEntryDir(rel);
+                }
                 await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
                 await external_node_fs_namespaceObject.promises.rename(staging, dest);
                 await pausePoint('before-index');
@@ -69585,6 +69603,13 @@ function totals(m) {
         files++;
     }
     return { sizeBytes, files, roots: m.roots.filter((r) => r.kind !== 'absent').map((r) => r.name) };
+}
+/**
+ * Whether `hash` is the hash of entry `key`: a computed key ends with its hash
+ * (`clyde-<name>-<platform>-<variant>-<hash>`), an explicit key's hash is its sha256.
+ */
+function hashBelongsToKey(hash, key) {
+    return key.endsWith(`-${hash}`) || hash === bytes_sha256(key);
 }
 function json(v) {
     return `${JSON.stringify(v, null, 1)}\n`;

@@ -210,10 +210,8 @@ async function restoreLadder(
     if (config.lookupOnly) return { ...MISS, tier: 'remote', hitKind, matchedKey: hit.matchedKey };
     try {
       const { pack, bytes: downloaded } = await remote.fetch(hit, workDir);
-      const meta = await store.importPack(pack);
-      if (meta.key !== hit.matchedKey) {
-        throw new Error(`the pack holds '${meta.key}', not '${hit.matchedKey}'`);
-      }
+      // The pack must be the entry asked for before anything of it is stored (importPack).
+      const meta = await store.importPack(pack, hit.matchedKey);
       const r = await store.restore(meta.key, roots, RESTORE_OPTIONS);
       return {
         tier: 'remote',

@@ -30,7 +30,7 @@
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { errorMessage, StoreError } from '../errors.js';
+import { errorMessage, StoreError, UnsafeEntryError } from '../errors.js';
 import { compareBytes, sha256 } from '../util/bytes.js';
 import { exists, tempName, writeFileAtomic } from '../util/fsx.js';
 import { appendTouch, JOURNAL_NAME, JOURNAL_ROTATE_BYTES, JournalTail } from './access-journal.js';
@@ -334,25 +334,38 @@ export class LocalStore {
   }
 
   /**
-   * Imports a pack, verifying every blob before the entry becomes visible. Returns the new
-   * entry's meta, or the existing one when the key is already in the store.
+   * Imports the pack of the entry `key` (what the caller asked the remote tier for), verifying
+   * every blob before the entry becomes visible. Nothing of the pack reaches the store until its
+   * header is proven to be that entry: its key is `key`, and its hash is the key's own (the
+   * key's last part, or the sha256 of an explicit key), so a pack cannot take the directory of
+   * another entry. Returns the new entry's meta, or the existing one when `key` is already in
+   * the store.
    */
-  async importPack(packFile: string): Promise<EntryMeta> {
+  async importPack(packFile: string, key: string): Promise<EntryMeta> {
     let packMeta: EntryMeta | undefined;
     let existing: EntryMeta | undefined;
     const read = await readPack(this.blobs, packFile, async (header) => {
       packMeta = parseMeta(header.meta);
+      if (packMeta.key !== key) {
+        throw new UnsafeEntryError(`the pack holds '${packMeta.key}', not '${key}'`);
+      }
+      if (!hashBelongsToKey(packMeta.hash, packMeta.key)) {
+        throw new UnsafeEntryError(`the pack's hash ${packMeta.hash} is not that of its key`);
+      }
       entryDirName(packMeta);
       existing = await this.get(packMeta.key);
       return existing === undefined;
     });
     if (existing !== undefined) return existing;
     if (read === undefined || packMeta === undefined) throw new StoreError('pack import stopped');
-    const now = new Date().toISOString();
-    // Sizes and counts are recomputed from the manifest, not taken from the pack's word.
+    const now = new Date();
+    // Sizes and counts are recomputed from the manifest, not taken from the pack's word; a
+    // creation time in the future (which would keep the entry the newest fallback) is now.
     const meta: EntryMeta = {
       ...packMeta,
-      lastAccessAt: now,
+      createdAt:
+        Date.parse(packMeta.createdAt) > now.getTime() ? now.toISOString() : packMeta.createdAt,
+      lastAccessAt: now.toISOString(),
       ...totals(read.manifest),
       storedBytes: read.storedBytes,
     };
@@ -682,8 +695,17 @@ export class LocalStore {
         }
         await pausePoint('before-rename');
         const dest = this.dirOf(rel);
-        // A directory the index does not list is a stray of a killed save: replace it.
-        if (await exists(dest)) await this.deleteEntryDir(rel);
+        // A directory the index does not list is a stray of a killed save: replace it. One the
+        // index gives to another entry (two keys, one package/version/hash) is never touched.
+        if (await exists(dest)) {
+          const owner = [...ix.entries.values()].find((e) => dirOfEntry(e) === rel);
+          if (owner !== undefined) {
+            throw new StoreError(
+              `entry ${meta.key} would take the directory of entry ${owner.key} (${rel})`,
+            );
+          }
+          await this.deleteEntryDir(rel);
+        }
         await fs.mkdir(path.dirname(dest), { recursive: true });
         await fs.rename(staging, dest);
         await pausePoint('before-index');
@@ -1094,6 +1116,14 @@ function totals(m: Manifest): { sizeBytes: number; files: number; roots: string[
     files++;
   }
   return { sizeBytes, files, roots: m.roots.filter((r) => r.kind !== 'absent').map((r) => r.name) };
+}
+
+/**
+ * Whether `hash` is the hash of entry `key`: a computed key ends with its hash
+ * (`clyde-<name>-<platform>-<variant>-<hash>`), an explicit key's hash is its sha256.
+ */
+function hashBelongsToKey(hash: string, key: string): boolean {
+  return key.endsWith(`-${hash}`) || hash === sha256(key);
 }
 
 function json(v: unknown): string {

@@ -1,0 +1,102 @@
+/**
+ * A pack is imported only as the entry it was asked for (issue 11, items 1 and 2): its key must
+ * be that entry's, its hash the key's own, and a commit never replaces a directory the index
+ * gives to another entry. Nothing of a refused pack reaches the store.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { LocalStore } from '../../src/store/index.js';
+import { sha256 } from '../../src/util/bytes.js';
+import {
+  contentFor,
+  editPackMeta,
+  readContent,
+  requestFor,
+  sameContent,
+  writeContent,
+} from '../../test-support/store/fixtures.js';
+import { withSandbox } from './helpers.js';
+
+const HASH = sha256('shared hash');
+const K1 = `clyde-a-linux_x64-default-${HASH}`;
+
+async function setUp(sb: { base: string; store: string; ws: string }) {
+  const store = await LocalStore.open(sb.store);
+  const dir = path.join(sb.ws, 'k1');
+  await writeContent(dir, contentFor(K1));
+  await store.save(requestFor(K1, dir, { hash: HASH }));
+  const file = path.join(sb.base, 'k1.pack');
+  await store.exportPack(K1, file);
+  const other = await LocalStore.open(path.join(sb.base, 'other-store'));
+  return { store, other, pack: await fs.readFile(file), file };
+}
+
+async function restoresWhole(store: LocalStore, key: string, scratch: string): Promise<boolean> {
+  const dest = path.join(scratch, `check-${Date.now()}`, 'out');
+  await store.restore(key, [{ name: 'out', absPath: dest }]);
+  return sameContent(await readContent(dest), contentFor(key));
+}
+
+describe('importing a pack as the entry asked for', () => {
+  it('refuses a pack holding another key before storing anything', () =>
+    withSandbox(async (sb) => {
+      const { other, file } = await setUp(sb);
+      await expect(other.importPack(file, 'clyde-a-linux_x64-default-other')).rejects.toThrow(
+        /the pack holds 'clyde-a-.*', not 'clyde-a-linux_x64-default-other'/,
+      );
+      expect(await other.list()).toEqual([]);
+      expect((await other.verify()).orphanBlobs).toEqual([]);
+      // the same pack asked for as what it is imports
+      expect((await other.importPack(file, K1)).key).toBe(K1);
+      expect(await restoresWhole(other, K1, sb.base)).toBe(true);
+    }));
+
+  it("refuses a pack whose hash is not its key's", () =>
+    withSandbox(async (sb) => {
+      const { store, pack } = await setUp(sb);
+      const k2 = 'clyde-a-linux_x64-default-' + sha256('k2');
+      const file = path.join(sb.base, 'k2.pack');
+      // K2's pack claiming K1's package, version and hash: K1's directory
+      await fs.writeFile(
+        file,
+        editPackMeta(pack, (m) => (m['key'] = k2)),
+      );
+      await expect(store.importPack(file, k2)).rejects.toMatchObject({
+        name: 'UnsafeEntryError',
+        message: expect.stringMatching(/not that of its key/),
+      });
+      expect(await restoresWhole(store, K1, sb.base)).toBe(true);
+      expect((await store.verify({ deep: true })).problems).toEqual([]);
+    }));
+
+  it('never replaces the directory of another listed entry, even when the hash fits the key', () =>
+    withSandbox(async (sb) => {
+      const { store, pack } = await setUp(sb);
+      // Another name with K1's hash as its last part: the hash fits, the directory is K1's.
+      const k2 = `clyde-b-linux_x64-default-${HASH}`;
+      const file = path.join(sb.base, 'k2.pack');
+      await fs.writeFile(
+        file,
+        editPackMeta(pack, (m) => (m['key'] = k2)),
+      );
+      await expect(store.importPack(file, k2)).rejects.toThrow(
+        /would take the directory of entry clyde-a-/,
+      );
+      expect((await store.list()).map((e) => e.key)).toEqual([K1]);
+      expect(await restoresWhole(store, K1, sb.base)).toBe(true);
+      expect((await store.verify({ deep: true })).problems).toEqual([]);
+    }));
+
+  it('a creation time in the future is taken as now', () =>
+    withSandbox(async (sb) => {
+      const { other, pack } = await setUp(sb);
+      const file = path.join(sb.base, 'future.pack');
+      await fs.writeFile(
+        file,
+        editPackMeta(pack, (m) => (m['createdAt'] = '2099-01-01T00:00:00.000Z')),
+      );
+      const meta = await other.importPack(file, K1);
+      expect(Date.parse(meta.createdAt)).toBeLessThanOrEqual(Date.now());
+    }));
+});
