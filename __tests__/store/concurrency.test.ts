@@ -9,11 +9,14 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalStore } from '../../src/store/index.js';
-import { PAUSE_AT_ENV, PAUSE_MARKER_ENV } from '../../src/store/test-hooks.js';
+import { PAUSE_AT_ENV, PAUSE_MARKER_ENV, RESUME_FILE_ENV } from '../../src/store/test-hooks.js';
 import {
+  bytesFrom,
   checkHealthy,
   contentFor,
+  readContent,
   requestFor,
+  sameContent,
   writeContent,
 } from '../../test-support/store/fixtures.js';
 import { lastJson, runChild } from '../../test-support/store/spawn.js';
@@ -112,4 +115,63 @@ describe('concurrent processes on one store', () => {
       const health = await checkHealthy(sb.store, sb.base);
       expect(health).toEqual({ keys: [], problems: [] });
     }));
+});
+
+describe('a save whose reused content is removed before its commit', () => {
+  /** Small files (grouped): 'b' changes one of 'a', 'b+' adds one to them. */
+  function smallFiles(version: string): Record<string, Buffer> {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 60; i++) files[`small/f${i}.txt`] = bytesFrom(`small-${i}`, 900 + i);
+    files['small/changed.txt'] = Buffer.from(`version ${version === 'b+' ? 'a' : version}\n`);
+    if (version === 'b+') files['small/added.txt'] = Buffer.from('added\n');
+    files['big.bin'] = bytesFrom(`big-${version}`, 100_000);
+    return files;
+  }
+
+  // 'b': A's group holds a file B lacks, so B cannot rebuild it and saves again without reuse.
+  // 'b+': B holds every file of A's group, so the group is rebuilt from B's files.
+  it.each([
+    ['b', true],
+    ['b+', false],
+  ])('lands anyway (%s), from the saved files, and restores byte-identically', (b, again) =>
+    withSandbox(async (sb) => {
+      const store = await LocalStore.open(sb.store);
+      const dirA = path.join(sb.ws, 'a');
+      await writeContent(dirA, smallFiles('a'));
+      await store.save(requestFor('a', dirA));
+      const dirB = path.join(sb.ws, 'b');
+      await writeContent(dirB, smallFiles(b));
+
+      const marker = path.join(sb.base, 'paused');
+      const resume = path.join(sb.base, 'resume');
+      const child = runChild(
+        { op: 'save', store: sb.store, work: sb.base, key: 'b', dir: dirB },
+        { [PAUSE_AT_ENV]: 'after-blobs', [PAUSE_MARKER_ENV]: marker, [RESUME_FILE_ENV]: resume },
+      );
+      while (
+        !(await fs.access(marker).then(
+          () => true,
+          () => false,
+        ))
+      ) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // A prune in another job removes A, and with it the group B's save reused.
+      const removed = await store.removeMany(['a']);
+      expect(removed.removed).toEqual(['a']);
+      expect(removed.freedBytes).toBeGreaterThan(0);
+      await fs.writeFile(resume, '');
+      const r = await child;
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout.includes('saving again without reusing stored groups')).toBe(again);
+
+      const after = await LocalStore.open(sb.store);
+      expect((await after.list()).map((e) => e.key)).toEqual(['b']);
+      const dest = path.join(sb.base, 'restored', 'out');
+      await after.restore('b', [{ name: 'out', absPath: dest }]);
+      expect(sameContent(await readContent(dest), smallFiles(b))).toBe(true);
+      expect((await after.verify({ deep: true })).problems).toEqual([]);
+    }),
+  );
 });

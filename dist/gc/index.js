@@ -67817,6 +67817,8 @@ async function putChunked(pool, dirs, abs, size) {
  *
  * - `CLYDE_STORE_TEST_PAUSE_AT=<point>`: at that point the process writes its pid to the file
  *   named by `CLYDE_STORE_TEST_PAUSE_MARKER` and waits forever, so a test can SIGKILL it there.
+ * - `CLYDE_STORE_TEST_RESUME_FILE=<file>`: with the pause, the process goes on once that file
+ *   exists (a test acts on the store meanwhile, as a concurrent job would).
  * - `CLYDE_STORE_TEST_ENOSPC_AFTER=<n>`: blob writes after the n-th fail with ENOSPC, as on a
  *   full disk (for machines where a small tmpfs cannot be mounted).
  * - `CLYDE_STORE_TEST_PRECLAIM=<digest>,...`: a save starts with the first 64 bits of these
@@ -67825,6 +67827,7 @@ async function putChunked(pool, dirs, abs, size) {
 
 const PAUSE_AT_ENV = 'CLYDE_STORE_TEST_PAUSE_AT';
 const PAUSE_MARKER_ENV = 'CLYDE_STORE_TEST_PAUSE_MARKER';
+const RESUME_FILE_ENV = 'CLYDE_STORE_TEST_RESUME_FILE';
 const ENOSPC_AFTER_ENV = 'CLYDE_STORE_TEST_ENOSPC_AFTER';
 const PRECLAIM_ENV = 'CLYDE_STORE_TEST_PRECLAIM';
 /** The digests a save must treat as claimed before it starts (none unless the env asks). */
@@ -67837,6 +67840,12 @@ async function pausePoint(point) {
     const marker = process.env[PAUSE_MARKER_ENV];
     if (marker !== undefined)
         (0,external_node_fs_namespaceObject.writeFileSync)(marker, String(process.pid));
+    const resume = process.env[RESUME_FILE_ENV];
+    if (resume !== undefined) {
+        while (!(0,external_node_fs_namespaceObject.existsSync)(resume))
+            await new Promise((r) => setTimeout(r, 20));
+        return;
+    }
     // A timer keeps the process alive; the promise never settles.
     setInterval(() => undefined, 60_000);
     await new Promise(() => undefined);
@@ -68720,6 +68729,20 @@ class local_store_LocalStore {
                 throw new errors/* StoreError */.AD(`output ${r.name} is listed twice`);
             names.add(r.name);
         }
+        try {
+            return await this.saveOnce(req, true);
+        }
+        catch (err) {
+            // A concurrent removal deleted content this save reused (a group of an older entry) and
+            // the saved files cannot rebuild it: save again, from the files alone.
+            if (!(err instanceof VanishedBlobError))
+                throw err;
+            lib_core/* info */.pq(`clyde-cache: ${err.message}; saving again without reusing stored groups`);
+            return await this.saveOnce(req, false);
+        }
+    }
+    /** One attempt at `save`; `reuse`: skip unchanged files of the previous entry (its basis). */
+    async saveOnce(req, reuse) {
         const existing = await this.get(req.key);
         if (existing !== undefined)
             return { entry: existing, created: false, newBlobs: 0, newBytes: 0 };
@@ -68727,7 +68750,9 @@ class local_store_LocalStore {
         // meanwhile, and the blobs the walk found or wrote are all still there.
         const startSig = this.cached?.sig;
         // [store-speed] the previous entry of the package: unchanged files are not read again.
-        const basis = await loadBasis(this.root, this.blobs, req, (k) => this.get(k), async () => [...(await this.index()).entries.values()], async (k) => (await this.load(k)).manifest);
+        const basis = !reuse
+            ? undefined
+            : await loadBasis(this.root, this.blobs, req, (k) => this.get(k), async () => [...(await this.index()).entries.values()], async (k) => (await this.load(k)).manifest);
         const snap = await snapshotRoots(req.key, req.roots, this.blobs, basis, req.groupSmallFiles !== false);
         await pausePoint('after-blobs');
         const now = new Date().toISOString();
@@ -69162,7 +69187,7 @@ class local_store_LocalStore {
                         size = await this.blobSize(name);
                     }
                     if (size === undefined) {
-                        throw new errors/* StoreError */.AD(`blob ${name} vanished while saving ${meta.key}`);
+                        throw new VanishedBlobError(`blob ${name} vanished while saving ${meta.key}`);
                     }
                     stored.set(name, size);
                 }
@@ -69189,30 +69214,58 @@ class local_store_LocalStore {
             await external_node_fs_namespaceObject.promises.rm(staging, { recursive: true, force: true });
         }
     }
-    /** Re-stores a blob from the saved files that hold its content (unchanged since the walk). */
+    /**
+     * Re-stores a blob from the saved files that hold its content, unchanged since the walk: a
+     * standalone file's blob from one file with its digest; a group blob from its members, when
+     * this entry's files cover the whole group (a group reused from an older entry may hold files
+     * this one lacks: then false, and the save is made again without reuse).
+     */
     async rewriteFromRoots(digest, manifest, roots) {
+        const paths = new Map();
         for (const m of manifest.roots) {
             const root = roots.find((r) => r.name === m.name);
             if (root === undefined)
                 continue;
-            const files = m.kind === 'file' && m.file ? [m.file] : m.entries;
-            for (const f of files) {
-                if (f.type !== 'file' || f.digest !== digest)
+            for (const f of m.kind === 'file' && m.file ? [m.file] : m.entries) {
+                if (f.type !== 'file' || f.digest === undefined)
                     continue;
                 const abs = f.path === '' ? root.absPath : external_node_path_namespaceObject.join(root.absPath, ...f.path.split('/'));
-                try {
-                    const content = await external_node_fs_namespaceObject.promises.readFile(abs);
-                    if (bytes_sha256(content) !== digest)
-                        continue;
-                    await this.blobs.put(digest, content);
-                    return true;
-                }
-                catch {
-                    // changed or gone: try another file with this content
-                }
+                paths.set(f.digest, [...(paths.get(f.digest) ?? []), abs]);
             }
         }
-        return false;
+        /** The content of `d` from the first of its files that still holds it. */
+        const contentOf = async (d) => {
+            for (const abs of paths.get(d) ?? []) {
+                const content = await external_node_fs_namespaceObject.promises.readFile(abs).catch(() => undefined);
+                if (content !== undefined && bytes_sha256(content) === d)
+                    return content;
+            }
+            return undefined;
+        };
+        const members = [...(await this.blobs.loadLocator(manifest))].filter(([, loc]) => loc.group === digest);
+        let content;
+        if (members.length === 0) {
+            content = await contentOf(digest);
+        }
+        else {
+            const groupSize = members[0][1].groupSize;
+            const covered = members.reduce((n, [, loc]) => n + loc.size, 0);
+            if (covered !== groupSize || groupSize > MAX_GROUP_BYTES)
+                return false;
+            content = Buffer.alloc(groupSize);
+            for (const [d, loc] of members) {
+                const part = await contentOf(d);
+                if (part === undefined || part.length !== loc.size)
+                    return false;
+                part.copy(content, loc.offset);
+            }
+            if (bytes_sha256(content) !== digest)
+                return false;
+        }
+        if (content === undefined)
+            return false;
+        await this.blobs.put(digest, content);
+        return true;
     }
     /**
      * After a failed restore: if some of the entry's blobs are gone (a corrupt one is deleted
@@ -69610,6 +69663,9 @@ function totals(m) {
  */
 function hashBelongsToKey(hash, key) {
     return key.endsWith(`-${hash}`) || hash === bytes_sha256(key);
+}
+/** A blob a save found in the store was removed before its commit and could not be rebuilt. */
+class VanishedBlobError extends errors/* StoreError */.AD {
 }
 function json(v) {
     return `${JSON.stringify(v, null, 1)}\n`;

@@ -34,7 +34,7 @@ import { errorMessage, StoreError, UnsafeEntryError } from '../errors.js';
 import { compareBytes, sha256 } from '../util/bytes.js';
 import { exists, tempName, writeFileAtomic } from '../util/fsx.js';
 import { appendTouch, JOURNAL_NAME, JOURNAL_ROTATE_BYTES, JournalTail } from './access-journal.js';
-import { BlobStore } from './blobs.js';
+import { BlobStore, type Location } from './blobs.js';
 import { loadCodec, type Codec } from './codec.js';
 import {
   compareHex,
@@ -50,7 +50,7 @@ import {
 import { DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, withLock } from './lock.js';
 import { blobSizes, manifestFiles, parseManifest, type Manifest } from './manifest.js';
 import { checkHash, checkKey, entryDirName, parseMeta } from './meta.js';
-import { readPack, writePack } from './pack.js';
+import { MAX_GROUP_BYTES, readPack, writePack } from './pack.js';
 import { restoreRoots, type RootToRestore } from './restore.js';
 import { loadBasis } from './basis.js';
 import { snapshotRoots } from './snapshot.js';
@@ -222,6 +222,19 @@ export class LocalStore {
       if (names.has(r.name)) throw new StoreError(`output ${r.name} is listed twice`);
       names.add(r.name);
     }
+    try {
+      return await this.saveOnce(req, true);
+    } catch (err) {
+      // A concurrent removal deleted content this save reused (a group of an older entry) and
+      // the saved files cannot rebuild it: save again, from the files alone.
+      if (!(err instanceof VanishedBlobError)) throw err;
+      core.info(`clyde-cache: ${err.message}; saving again without reusing stored groups`);
+      return await this.saveOnce(req, false);
+    }
+  }
+
+  /** One attempt at `save`; `reuse`: skip unchanged files of the previous entry (its basis). */
+  private async saveOnce(req: SaveRequest, reuse: boolean): Promise<SaveResult> {
     const existing = await this.get(req.key);
     if (existing !== undefined)
       return { entry: existing, created: false, newBlobs: 0, newBytes: 0 };
@@ -230,14 +243,16 @@ export class LocalStore {
     const startSig = this.cached?.sig;
 
     // [store-speed] the previous entry of the package: unchanged files are not read again.
-    const basis = await loadBasis(
-      this.root,
-      this.blobs,
-      req,
-      (k) => this.get(k),
-      async () => [...(await this.index()).entries.values()],
-      async (k) => (await this.load(k)).manifest,
-    );
+    const basis = !reuse
+      ? undefined
+      : await loadBasis(
+          this.root,
+          this.blobs,
+          req,
+          (k) => this.get(k),
+          async () => [...(await this.index()).entries.values()],
+          async (k) => (await this.load(k)).manifest,
+        );
     const snap = await snapshotRoots(
       req.key,
       req.roots,
@@ -689,7 +704,7 @@ export class LocalStore {
             size = await this.blobSize(name);
           }
           if (size === undefined) {
-            throw new StoreError(`blob ${name} vanished while saving ${meta.key}`);
+            throw new VanishedBlobError(`blob ${name} vanished while saving ${meta.key}`);
           }
           stored.set(name, size);
         }
@@ -718,30 +733,56 @@ export class LocalStore {
     }
   }
 
-  /** Re-stores a blob from the saved files that hold its content (unchanged since the walk). */
+  /**
+   * Re-stores a blob from the saved files that hold its content, unchanged since the walk: a
+   * standalone file's blob from one file with its digest; a group blob from its members, when
+   * this entry's files cover the whole group (a group reused from an older entry may hold files
+   * this one lacks: then false, and the save is made again without reuse).
+   */
   private async rewriteFromRoots(
     digest: string,
     manifest: Manifest,
     roots: readonly OutputRoot[],
   ): Promise<boolean> {
+    const paths = new Map<string, string[]>();
     for (const m of manifest.roots) {
       const root = roots.find((r) => r.name === m.name);
       if (root === undefined) continue;
-      const files = m.kind === 'file' && m.file ? [m.file] : m.entries;
-      for (const f of files) {
-        if (f.type !== 'file' || f.digest !== digest) continue;
+      for (const f of m.kind === 'file' && m.file ? [m.file] : m.entries) {
+        if (f.type !== 'file' || f.digest === undefined) continue;
         const abs = f.path === '' ? root.absPath : path.join(root.absPath, ...f.path.split('/'));
-        try {
-          const content = await fs.readFile(abs);
-          if (sha256(content) !== digest) continue;
-          await this.blobs.put(digest, content);
-          return true;
-        } catch {
-          // changed or gone: try another file with this content
-        }
+        paths.set(f.digest, [...(paths.get(f.digest) ?? []), abs]);
       }
     }
-    return false;
+    /** The content of `d` from the first of its files that still holds it. */
+    const contentOf = async (d: string): Promise<Buffer | undefined> => {
+      for (const abs of paths.get(d) ?? []) {
+        const content = await fs.readFile(abs).catch(() => undefined);
+        if (content !== undefined && sha256(content) === d) return content;
+      }
+      return undefined;
+    };
+    const members = [...(await this.blobs.loadLocator(manifest))].filter(
+      ([, loc]) => loc.group === digest,
+    );
+    let content: Buffer | undefined;
+    if (members.length === 0) {
+      content = await contentOf(digest);
+    } else {
+      const groupSize = (members[0] as [string, Location])[1].groupSize;
+      const covered = members.reduce((n, [, loc]) => n + loc.size, 0);
+      if (covered !== groupSize || groupSize > MAX_GROUP_BYTES) return false;
+      content = Buffer.alloc(groupSize);
+      for (const [d, loc] of members) {
+        const part = await contentOf(d);
+        if (part === undefined || part.length !== loc.size) return false;
+        part.copy(content, loc.offset);
+      }
+      if (sha256(content) !== digest) return false;
+    }
+    if (content === undefined) return false;
+    await this.blobs.put(digest, content);
+    return true;
   }
 
   /**
@@ -1125,6 +1166,9 @@ function totals(m: Manifest): { sizeBytes: number; files: number; roots: string[
 function hashBelongsToKey(hash: string, key: string): boolean {
   return key.endsWith(`-${hash}`) || hash === sha256(key);
 }
+
+/** A blob a save found in the store was removed before its commit and could not be rebuilt. */
+class VanishedBlobError extends StoreError {}
 
 function json(v: unknown): string {
   return `${JSON.stringify(v, null, 1)}\n`;

@@ -4,16 +4,19 @@
  *
  * - `CLYDE_STORE_TEST_PAUSE_AT=<point>`: at that point the process writes its pid to the file
  *   named by `CLYDE_STORE_TEST_PAUSE_MARKER` and waits forever, so a test can SIGKILL it there.
+ * - `CLYDE_STORE_TEST_RESUME_FILE=<file>`: with the pause, the process goes on once that file
+ *   exists (a test acts on the store meanwhile, as a concurrent job would).
  * - `CLYDE_STORE_TEST_ENOSPC_AFTER=<n>`: blob writes after the n-th fail with ENOSPC, as on a
  *   full disk (for machines where a small tmpfs cannot be mounted).
  * - `CLYDE_STORE_TEST_PRECLAIM=<digest>,...`: a save starts with the first 64 bits of these
  *   digests claimed, as if other content of the save shared them (a prefix collision).
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import type { BlobStore } from './blobs.js';
 
 export const PAUSE_AT_ENV = 'CLYDE_STORE_TEST_PAUSE_AT';
 export const PAUSE_MARKER_ENV = 'CLYDE_STORE_TEST_PAUSE_MARKER';
+export const RESUME_FILE_ENV = 'CLYDE_STORE_TEST_RESUME_FILE';
 export const ENOSPC_AFTER_ENV = 'CLYDE_STORE_TEST_ENOSPC_AFTER';
 export const PRECLAIM_ENV = 'CLYDE_STORE_TEST_PRECLAIM';
 
@@ -38,6 +41,11 @@ export async function pausePoint(point: PausePoint): Promise<void> {
   if (process.env[PAUSE_AT_ENV] !== point) return;
   const marker = process.env[PAUSE_MARKER_ENV];
   if (marker !== undefined) writeFileSync(marker, String(process.pid));
+  const resume = process.env[RESUME_FILE_ENV];
+  if (resume !== undefined) {
+    while (!existsSync(resume)) await new Promise((r) => setTimeout(r, 20));
+    return;
+  }
   // A timer keeps the process alive; the promise never settles.
   setInterval(() => undefined, 60_000);
   await new Promise<never>(() => undefined);

@@ -23,6 +23,8 @@ interface Job {
   readonly worker?: number;
   readonly iterations?: number;
   readonly lockStaleMs?: number;
+  /** save: the directory to save as it is (default: the key's fixture files, written first). */
+  readonly dir?: string;
 }
 
 async function saveKey(store: LocalStore, work: string, key: string): Promise<boolean> {
@@ -35,7 +37,8 @@ async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '{}') as Job;
   const store = await LocalStore.open(job.store, { lockStaleMs: job.lockStaleMs ?? 2_000 });
   if (job.op === 'save') {
-    await saveKey(store, job.work, job.key ?? 'k');
+    if (job.dir === undefined) await saveKey(store, job.work, job.key ?? 'k');
+    else await store.save(requestFor(job.key ?? 'k', job.dir));
     return;
   }
   if (job.op === 'remove') {
