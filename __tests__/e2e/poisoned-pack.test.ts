@@ -31,7 +31,7 @@ async function archiveOf(pack: Buffer): Promise<Buffer> {
 }
 
 function commitEdit(world: World, text: string): void {
-  const file = path.join(world.workspace, 'src', 'add.c');
+  const file = path.join(world.workspace, 'src', 'words.c');
   execFileSync('sh', ['-c', `printf '%s\\n' "${text}" >> ${file}`]);
   for (const args of [
     ['add', '-A'],
