@@ -46,6 +46,7 @@ function keyInputs(workspace: string, over: Partial<KeyInputs> = {}): KeyInputs 
     variant: 'default',
     platform: `${process.platform}-${process.arch}`,
     sources: [],
+    paths: ['out'],
     excludePaths: [],
     lockfiles: [],
     config: '',

@@ -131,7 +131,7 @@ describe('explain', () => {
     const key = await computeKey(inputs(makeTree({ 'a.c': 'a' })));
     const old = { ...key.manifest, schema: 1, files: { 'a.c': 'sha256-of-a' } };
     const e = explain(old, key.manifest);
-    expect(e.schema).toEqual({ name: 'schema', old: '1', new: '2' });
+    expect(e.schema).toEqual({ name: 'schema', old: '1', new: '3' });
     expect(e.files.modified.count).toBe(0);
   });
 

@@ -47,6 +47,7 @@ export function inputs(workspace: string, over: Partial<KeyInputs> = {}): KeyInp
     variant: 'release',
     platform: 'linux-x64',
     sources: [],
+    paths: ['out'],
     excludePaths: [],
     lockfiles: 'auto',
     config: '',

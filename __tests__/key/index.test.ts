@@ -156,6 +156,17 @@ describe('computeKey: what changes the key', () => {
     expect(debug.prefix).not.toBe(before.prefix);
   });
 
+  it('changes with the cached paths, whatever their order or repeats', async () => {
+    const ws = makeTree(BASE);
+    const out = await computeKey(inputs(ws, { paths: ['out', 'build'] }));
+    const same = await computeKey(inputs(ws, { paths: ['build', 'out', 'build'] }));
+    const tools = await computeKey(inputs(ws, { paths: ['.tool-cache'] }));
+    expect(same.key).toBe(out.key);
+    expect(tools.key).not.toBe(out.key);
+    expect(changedComponents(out, tools)).toEqual(['paths']);
+    expect(component(out, 'paths')?.value).toBe('build, out');
+  });
+
   it('never lets cached outputs under excludePaths affect the key', async () => {
     const ws = makeTree({ ...BASE, 'out/app': 'binary v1', 'cache/obj/main.o': 'obj v1' });
     const excludePaths = [path.join(ws, 'out'), path.join(ws, 'cache') + path.sep];
@@ -180,7 +191,7 @@ describe('computeKey: key string and manifest', () => {
     expect(key.prefix).toBe('clyde-octo_org_my.lib-linux_x64-rel_asan-');
     expect(key.key).toBe(key.prefix + key.hash);
     expect(key.manifest.schema).toBe(KEY_SCHEMA);
-    expect(KEY_SCHEMA).toBe(2);
+    expect(KEY_SCHEMA).toBe(3);
   });
 
   it('lists components in the fixed order, lockfiles sorted by path', async () => {
@@ -192,13 +203,14 @@ describe('computeKey: key string and manifest', () => {
       'version',
       'platform',
       'variant',
+      'paths',
       'config',
       'lockfile:Cargo.lock',
       'lockfile:package-lock.json',
       'lockfile:yarn.lock',
       'sources',
     ]);
-    expect(component(key, 'salt')?.value).toBe('clyde-key-v2');
+    expect(component(key, 'salt')?.value).toBe('clyde-key-v3');
     expect(component(key, 'variant')?.value).toBe('release');
     // 7 files, 3 of them lockfiles (components of their own).
     expect(component(key, 'sources')?.fileCount).toBe(4);
@@ -215,7 +227,7 @@ describe('computeKey: key string and manifest', () => {
     expect(key.manifest.files['a.c']).toBe(blob('lower'));
     expect(component(key, 'sources')?.hash).toBe(hex(`sha1\n${lines}`));
     const canonical = JSON.stringify({
-      schema: 2,
+      schema: 3,
       components: key.manifest.components.map((c) => [c.kind, c.name, c.hash]),
     });
     expect(key.hash).toBe(hex(canonical));

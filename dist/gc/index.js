@@ -57048,7 +57048,7 @@ function globEscape(s) {
  * Putting a key together from its components, shared by computeKey (one key) and
  * computePackageKeys (one per package of a workspace file, over one SourceIndex).
  *
- * Component order (fixed): salt, name, version, platform, variant, config, env:* (by name),
+ * Component order (fixed): salt, name, version, platform, variant, paths, config, env:* (by name),
  * toolchain:* (by command), lockfile:* (by path), dep:* (by package name), sources.
  */
 
@@ -57058,7 +57058,7 @@ function globEscape(s) {
 
 
 /** Version of the key schema; part of the salt, so bumping it changes every key. */
-const KEY_SCHEMA = 2;
+const KEY_SCHEMA = 3;
 const SALT = (/* unused pure expression or super */ null && (`clyde-key-v${KEY_SCHEMA}`));
 /** Longest sanitised name/platform/variant in the key string (keys are capped at 512 chars). */
 const MAX_PART_CHARS = 100;
@@ -57088,6 +57088,7 @@ async function compose_composeKey(env, spec) {
         textComponent('version', 'version', spec.version),
         textComponent('platform', 'platform', env.platform),
         textComponent('variant', 'variant', spec.variant),
+        pathsComponent(spec.paths),
         configComponent(spec.config),
         ...env.environment,
         ...lockfiles.components,
@@ -57118,6 +57119,16 @@ async function compose_composeKey(env, spec) {
     const hash = hashManifest(manifest);
     const prefix = `clyde-${sanitizeKeyPart(spec.name)}-${sanitizeKeyPart(env.platform)}-${sanitizeKeyPart(spec.variant)}-`;
     return { key: prefix + hash, prefix, hash, manifest };
+}
+/** The cached paths, in byte order without repeats; the value lists them for the log. */
+function pathsComponent(paths) {
+    const sorted = [...new Set(paths)].sort(compareBytes);
+    return {
+        kind: 'paths',
+        name: 'paths',
+        hash: sha256(JSON.stringify(sorted)),
+        value: sorted.join(', '),
+    };
 }
 /**
  * The key hash of a manifest: sha256 of JSON `{"schema":2,"components":[[kind,name,hash],...]}`
@@ -57358,6 +57369,7 @@ async function computePackageKeys(spec, common) {
                 name: common.namePrefix !== undefined ? `${common.namePrefix}/${pkg.name}` : pkg.name,
                 version,
                 variant,
+                paths: pkg.outputs,
                 config: pkg.config ?? common.defaults?.config ?? '',
                 lockfiles: pkg.lockfiles,
                 sources: pkg.sources,
@@ -69693,6 +69705,7 @@ function keyInputs(config) {
         variant: config.variant,
         platform: config.platform,
         sources: config.sources,
+        paths: config.paths.map((p) => p.name),
         excludePaths: config.paths.map((p) => p.absPath),
         lockfiles: config.lockfiles,
         config: config.config,

@@ -2,7 +2,7 @@
  * Putting a key together from its components, shared by computeKey (one key) and
  * computePackageKeys (one per package of a workspace file, over one SourceIndex).
  *
- * Component order (fixed): salt, name, version, platform, variant, config, env:* (by name),
+ * Component order (fixed): salt, name, version, platform, variant, paths, config, env:* (by name),
  * toolchain:* (by command), lockfile:* (by path), dep:* (by package name), sources.
  */
 import { compareBytes, sha256 } from '../util/bytes.js';
@@ -14,7 +14,7 @@ import { SourceIndex, sourcesDigest, type SourceOrigin } from './sources.js';
 import type { CacheKey, KeyComponent, KeyInputs, KeyManifest } from './types.js';
 
 /** Version of the key schema; part of the salt, so bumping it changes every key. */
-export const KEY_SCHEMA = 2;
+export const KEY_SCHEMA = 3;
 export const SALT = `clyde-key-v${KEY_SCHEMA}`;
 /** Longest sanitised name/platform/variant in the key string (keys are capped at 512 chars). */
 const MAX_PART_CHARS = 100;
@@ -24,6 +24,12 @@ export interface KeySpec {
   readonly name: string;
   readonly version: string;
   readonly variant: string;
+  /**
+   * The cached paths as configured (normalised names: posix separators, no './', no trailing
+   * '/'): two steps caching different paths never share an entry, as in actions/cache, whose
+   * cache version hashes its paths.
+   */
+  readonly paths: readonly string[];
   readonly config: string;
   readonly lockfiles: readonly string[] | 'auto';
   readonly sources: readonly string[];
@@ -76,6 +82,7 @@ export async function composeKey(env: KeyEnvironment, spec: KeySpec): Promise<Ca
     textComponent('version', 'version', spec.version),
     textComponent('platform', 'platform', env.platform),
     textComponent('variant', 'variant', spec.variant),
+    pathsComponent(spec.paths),
     configComponent(spec.config),
     ...env.environment,
     ...lockfiles.components,
@@ -106,6 +113,17 @@ export async function composeKey(env: KeyEnvironment, spec: KeySpec): Promise<Ca
   const hash = hashManifest(manifest);
   const prefix = `clyde-${sanitizeKeyPart(spec.name)}-${sanitizeKeyPart(env.platform)}-${sanitizeKeyPart(spec.variant)}-`;
   return { key: prefix + hash, prefix, hash, manifest };
+}
+
+/** The cached paths, in byte order without repeats; the value lists them for the log. */
+function pathsComponent(paths: readonly string[]): KeyComponent {
+  const sorted = [...new Set(paths)].sort(compareBytes);
+  return {
+    kind: 'paths',
+    name: 'paths',
+    hash: sha256(JSON.stringify(sorted)),
+    value: sorted.join(', '),
+  };
 }
 
 /**

@@ -65,7 +65,7 @@ export interface Explanation {
   readonly deps: readonly ValueChange[];
 }
 
-const FIELD_KINDS = new Set(['name', 'version', 'platform', 'variant']);
+const FIELD_KINDS = new Set(['name', 'version', 'platform', 'variant', 'paths']);
 
 export function explain(previous: KeyManifest | undefined, current: KeyManifest): Explanation {
   if (previous === undefined) {

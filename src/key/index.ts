@@ -1,6 +1,6 @@
 /**
- * Cache key v2: sha256 over a canonical manifest of components in a fixed order (salt, name,
- * version, platform, variant, config, env:*, toolchain:*, each lockfile, dep:*, sources; see
+ * Cache key v3: sha256 over a canonical manifest of components in a fixed order (salt, name,
+ * version, platform, variant, paths, config, env:*, toolchain:*, each lockfile, dep:*, sources; see
  * compose.ts). Pure apart from reading files, asking git for its index, and running the
  * toolchain commands.
  *
@@ -36,6 +36,7 @@ export async function computeKey(inputs: KeyInputs): Promise<CacheKey> {
     name: inputs.name,
     version: inputs.version,
     variant: inputs.variant,
+    paths: inputs.paths,
     config: inputs.config,
     lockfiles: inputs.lockfiles,
     sources: inputs.sources,

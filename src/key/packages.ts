@@ -58,7 +58,7 @@ export interface PackageKey {
 /** What all packages share. */
 export type CommonKeyInputs = Omit<
   KeyInputs,
-  'sources' | 'name' | 'excludePaths' | 'config' | 'lockfiles' | 'version' | 'variant'
+  'sources' | 'name' | 'paths' | 'excludePaths' | 'config' | 'lockfiles' | 'version' | 'variant'
 > & {
   /** For packages that do not set their own (version and variant default to ''). */
   readonly defaults?: {
@@ -256,6 +256,7 @@ export async function computePackageKeys(
         name: common.namePrefix !== undefined ? `${common.namePrefix}/${pkg.name}` : pkg.name,
         version,
         variant,
+        paths: pkg.outputs,
         config: pkg.config ?? common.defaults?.config ?? '',
         lockfiles: pkg.lockfiles,
         sources: pkg.sources,

@@ -8,6 +8,8 @@ export interface KeyInputs {
   readonly platform: string;
   /** Source globs relative to the workspace; empty means the default (tracked files). */
   readonly sources: readonly string[];
+  /** The cached paths as configured (normalised names); they enter the key (compose.ts). */
+  readonly paths: readonly string[];
   /** Absolute paths of the cached outputs: never part of the sources. */
   readonly excludePaths: readonly string[];
   /** Lockfile paths relative to the workspace, or 'auto' to detect the common ones. */
@@ -40,6 +42,7 @@ export interface KeyComponent {
     | 'version'
     | 'platform'
     | 'variant'
+    | 'paths'
     | 'config'
     | 'env'
     | 'toolchain'

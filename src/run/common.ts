@@ -18,6 +18,7 @@ export function keyInputs(config: Config): KeyInputs {
     variant: config.variant,
     platform: config.platform,
     sources: config.sources,
+    paths: config.paths.map((p) => p.name),
     excludePaths: config.paths.map((p) => p.absPath),
     lockfiles: config.lockfiles,
     config: config.config,
