@@ -85,7 +85,9 @@ export async function mountCaseFolding(parent: string = os.tmpdir()): Promise<Ca
       if (!gone) child.kill('SIGKILL');
       await ended;
       await fs.rm(base, { recursive: true, force: true });
-      throw new Error(`casefold: could not mount ${dir}: ${stderr.trim() || 'no mount appeared'}`);
+      // (fusepy's own traceback follows the line that says why)
+      const why = stderr.trim().split('\n')[0] || 'no mount appeared';
+      throw new Error(`casefold: could not mount ${dir}: ${why}`);
     }
     await sleep(20);
   }
