@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { sha256 } from '../../src/util/bytes.js';
 import type { Codec } from '../../src/store/codec.js';
+import { mountCaseFolding } from '../../test-support/casefold.js';
 
 export interface Sandbox {
   readonly base: string;
@@ -190,6 +191,34 @@ export async function withSandbox(fn: (sb: Sandbox) => Promise<void>): Promise<v
   try {
     await fn(sb);
   } finally {
+    await sb.cleanup();
+  }
+}
+
+/**
+ * Runs `fn` in a sandbox on a case-insensitive, case-preserving mount (test-support/casefold.ts):
+ * its base is the mounted directory, so store, workspace and the outside sentinel are all on
+ * it. `around` is the directory holding the mount: it holds only `backing` and `mnt`, and must
+ * still when `fn` is done (a path that climbs out of the mount lands there).
+ */
+export async function withFoldingSandbox(
+  fn: (sb: Sandbox, around: string) => Promise<void>,
+): Promise<void> {
+  const mount = await mountCaseFolding();
+  const base = mount.dir;
+  const sb: Sandbox = {
+    base,
+    store: path.join(base, 'store'),
+    ws: path.join(base, 'ws'),
+    outside: path.join(base, 'outside'),
+    cleanup: () => mount.close(),
+  };
+  try {
+    await fs.mkdir(sb.ws);
+    await fs.mkdir(sb.outside);
+    await fn(sb, path.dirname(base));
+  } finally {
+    await chmodTree(base).catch(() => {});
     await sb.cleanup();
   }
 }

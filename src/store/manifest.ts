@@ -112,22 +112,52 @@ export function unsafeTargetReason(t: unknown): string | undefined {
   return undefined;
 }
 
+/** Default-ignorable code points: HFS+ leaves some of them out when it compares names. */
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
+const NON_ASCII = /[\u0080-\uffff]/;
+/** Win32 drops a name's trailing dots and spaces. */
+const TRAILING_DOTS = /[. ]+$/;
+
 /**
- * Resolves the symlink at `linkPath` lexically through the manifest's own symlinks. Returns the
- * resolved segments relative to the root, or undefined when it leaves the root (or loops).
+ * One name as the most lenient filesystem we may restore onto would compare it: Unicode
+ * normalisation ignored (APFS, HFS+), default-ignorable code points left out (HFS+), case
+ * folded fully (a round through upper and lower case: 'ß' and 'SS' and 'ss' meet; APFS, NTFS,
+ * ext4 casefold) and trailing dots and spaces dropped (Win32). Two names that any of them may
+ * take for one fold equal; folding more than a given filesystem does only makes us stricter.
  */
-export function resolveLink(
-  links: ReadonlyMap<string, string>,
-  linkPath: string,
-): string[] | undefined {
-  const target = links.get(linkPath);
+export function foldName(name: string): string {
+  const s = !NON_ASCII.test(name)
+    ? name.toLowerCase()
+    : name.normalize('NFC').replace(IGNORABLE, '').toUpperCase().toLowerCase().normalize('NFC');
+  const t = s.replace(TRAILING_DOTS, '');
+  return t === '' ? s : t;
+}
+
+/** `foldName` of each segment of a manifest path. */
+export function foldPath(p: string): string {
+  return p.split('/').map(foldName).join('/');
+}
+
+/** A root's symlinks by folded path (`foldPath`), to their link text. */
+export type LinkMap = ReadonlyMap<string, string>;
+
+/**
+ * Resolves the symlink at `linkPath` lexically through the manifest's own symlinks, matching
+ * names folded (`foldName`): a name that reaches a symlink on some filesystem is followed. The
+ * caller has made sure no other entry folds to a symlink's name, so where a filesystem does
+ * not fold that name, it names nothing and the real lookup fails instead of going anywhere.
+ * Returns the resolved folded segments relative to the root, or undefined when it leaves the
+ * root (or loops).
+ */
+export function resolveLink(links: LinkMap, linkPath: string): string[] | undefined {
+  const here = foldPath(linkPath);
+  const target = links.get(here);
   if (target === undefined) return undefined;
-  const parent = linkPath.split('/').slice(0, -1);
-  return walkTarget(links, parent, target, 0);
+  return walkTarget(links, here.split('/').slice(0, -1), target, 0);
 }
 
 function walkTarget(
-  links: ReadonlyMap<string, string>,
+  links: LinkMap,
   start: readonly string[],
   target: string,
   depth: number,
@@ -141,10 +171,10 @@ function walkTarget(
       parts.pop();
       continue;
     }
-    const here = [...parts, seg].join('/');
-    const next = links.get(here);
+    const name = foldName(seg);
+    const next = links.get([...parts, name].join('/'));
     if (next === undefined) {
-      parts.push(seg);
+      parts.push(name);
       continue;
     }
     const resolved = walkTarget(links, parts, next, depth + 1);
@@ -152,6 +182,103 @@ function walkTarget(
     parts = resolved;
   }
   return parts;
+}
+
+/**
+ * Folds the entries of a directory root one by one: `visit(folded, e)` gets each entry's path
+ * folded (`foldPath`), in manifest order, where `want(foldedParent, e)` (every entry without it).
+ * Parents are listed before their entries (parseRoot checks), so each directory's name is
+ * folded once and its entries reuse it.
+ */
+function foldEntries(
+  entries: readonly ManifestEntry[],
+  visit: (folded: string, e: ManifestEntry) => void,
+  want: (foldedParent: string, e: ManifestEntry) => boolean = () => true,
+): void {
+  const dirs = new Map<string, string>([['', '']]);
+  for (const e of entries) {
+    const cut = e.path.lastIndexOf('/');
+    const exact = cut < 0 ? '' : e.path.slice(0, cut);
+    const parent = dirs.get(exact) ?? foldPath(exact);
+    const wanted = want(parent, e);
+    if (e.type !== 'dir' && !wanted) continue;
+    const folded = childPath(parent, foldName(e.path.slice(cut + 1)));
+    if (e.type === 'dir') dirs.set(e.path, folded);
+    if (wanted) visit(folded, e);
+  }
+}
+
+/**
+ * The first two entries of a directory root whose paths fold equal (`foldName`), where
+ * `pair(a, b)` says they matter, looking only in directories that fold to one of `parents`
+ * (every directory without it); undefined when there are none. Such names are one name on a
+ * case-insensitive (or normalisation-insensitive) filesystem.
+ */
+export function foldCollision(
+  entries: readonly ManifestEntry[],
+  pair: (a: ManifestEntry, b: ManifestEntry) => boolean = () => true,
+  parents?: ReadonlySet<string>,
+): [ManifestEntry, ManifestEntry] | undefined {
+  const seen = new Map<string, ManifestEntry>();
+  let found: [ManifestEntry, ManifestEntry] | undefined;
+  foldEntries(
+    entries,
+    (folded, e) => {
+      const other = seen.get(folded);
+      if (other === undefined) seen.set(folded, e);
+      else if (found === undefined && pair(other, e)) found = [other, e];
+    },
+    parents && ((p) => parents.has(p)),
+  );
+  return found;
+}
+
+/**
+ * Refuses a root where a symlink and another entry have names that fold equal in directories
+ * that fold equal: on a case-insensitive filesystem they are one name, and a path meant to go
+ * under a directory could go through the symlink. Only directories holding a symlink are
+ * looked at; other entries may collide (restore refuses those where the destination folds
+ * names, and only there: restore.ts).
+ */
+function refuseLinkCollisions(rootName: string, entries: readonly ManifestEntry[]): void {
+  const linkDirs = new Set<string>();
+  foldEntries(
+    entries,
+    (folded) => linkDirs.add(folded.slice(0, Math.max(0, folded.lastIndexOf('/')))),
+    (_, e) => e.type === 'symlink',
+  );
+  const hit = foldCollision(
+    entries,
+    (a, b) => a.type === 'symlink' || b.type === 'symlink',
+    linkDirs,
+  );
+  if (hit !== undefined) {
+    refuse(
+      `root ${rootName}: ${JSON.stringify(hit[0].path)} and ${JSON.stringify(hit[1].path)} are ` +
+        'one name on a case-insensitive filesystem, and one of them is a symlink',
+    );
+  }
+}
+
+/**
+ * How each symlink of a directory root should be made where the kind matters (Windows): 'dir'
+ * when it resolves to a directory of the entry (or the root itself), else 'file'.
+ */
+export function symlinkKinds(root: ManifestRoot): Map<ManifestEntry, 'dir' | 'file'> {
+  const out = new Map<ManifestEntry, 'dir' | 'file'>();
+  const links = new Map<string, string>();
+  const dirs = new Set<string>(['']);
+  for (const e of root.entries) {
+    if (e.type === 'symlink' && e.target !== undefined) links.set(foldPath(e.path), e.target);
+    else if (e.type === 'dir') dirs.add(foldPath(e.path));
+  }
+  if (links.size === 0) return out;
+  for (const e of root.entries) {
+    if (e.type !== 'symlink') continue;
+    const to = resolveLink(links, e.path);
+    out.set(e, to !== undefined && dirs.has(to.join('/')) ? 'dir' : 'file');
+  }
+  return out;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -237,11 +364,12 @@ function parseRoot(raw: unknown): ManifestRoot {
       refuse(`root ${name}: ${JSON.stringify(e.path)} does not sit under a listed directory`);
     }
     byPath.set(e.path, e);
-    if (e.type === 'symlink' && e.target !== undefined) links.set(e.path, e.target);
+    if (e.type === 'symlink' && e.target !== undefined) links.set(foldPath(e.path), e.target);
   }
-  for (const linkPath of links.keys()) {
-    if (resolveLink(links, linkPath) === undefined) {
-      refuse(`root ${name}: symlink ${JSON.stringify(linkPath)} points outside its root`);
+  if (links.size > 0) refuseLinkCollisions(name, entries);
+  for (const e of entries) {
+    if (e.type === 'symlink' && resolveLink(links, e.path) === undefined) {
+      refuse(`root ${name}: symlink ${JSON.stringify(e.path)} points outside its root`);
     }
   }
   return { name, kind, mode, mtimeMs, entries };

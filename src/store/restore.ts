@@ -4,11 +4,24 @@
  * is anything moved into the workspace. The manifest has already been validated
  * (`parseManifest`), and the move never follows a symlink that sits in the workspace.
  */
-import { mkdirSync, promises as fs, symlinkSync, type Stats } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  promises as fs,
+  symlinkSync,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import * as path from 'node:path';
 import { StoreError, UnsafeEntryError } from '../errors.js';
 import type { BlobStore } from './blobs.js';
-import { childPath, type ManifestEntry, type ManifestRoot } from './manifest.js';
+import {
+  childPath,
+  foldCollision,
+  symlinkKinds,
+  type ManifestEntry,
+  type ManifestRoot,
+} from './manifest.js';
 import { STREAM_AT, UNPACKED_MTIME_MS, WorkerOpError } from './pool.js';
 import { CLOCK_LAG_MS } from './statcache.js';
 import { GroupList, manifestTable, type TableRoot } from './table.js';
@@ -448,6 +461,33 @@ async function makeDirs(
   }
 }
 
+/**
+ * Whether the filesystem of `dir` (a directory of ours) takes names that differ only in case,
+ * or only in Unicode normalisation, for one name (APFS, HFS+, NTFS, ext4 with casefold): a name
+ * is made there and looked up by a case-swapped and by a decomposed spelling.
+ */
+function foldsNames(dir: string): boolean {
+  writeFileSync(path.join(dir, 'probe-\u00e9'), '', { flag: 'wx' });
+  return existsSync(path.join(dir, 'PROBE-\u00c9')) || existsSync(path.join(dir, 'probe-e\u0301'));
+}
+
+/**
+ * Refuses a directory root with two names that are one name where it is restored: on a
+ * filesystem that folds names (`foldsNames`), `Foo.txt` and `foo.txt` cannot both exist, and
+ * restoring one over the other would lose content without a word. Looked at only there.
+ */
+function refuseFoldedNames(job: RootToRestore, container: string): void {
+  const m = job.manifest;
+  if (m.kind !== 'dir' || m.entries.length < 2 || !foldsNames(container)) return;
+  const hit = foldCollision(m.entries);
+  if (hit === undefined) return;
+  throw new StoreError(
+    `output ${job.root.name}: ${JSON.stringify(hit[0].path)} and ${JSON.stringify(hit[1].path)} ` +
+      `differ only in case or Unicode form, and the filesystem of ${job.root.absPath} takes them ` +
+      'for one name; not restoring this entry there',
+  );
+}
+
 async function stage(blobs: BlobStore, job: RootToRestore, files: FileJob[]): Promise<Staged> {
   const parent = await existingAncestor(path.dirname(job.root.absPath));
   const container = await fs.mkdtemp(path.join(parent, STAGING_PREFIX));
@@ -455,6 +495,7 @@ async function stage(blobs: BlobStore, job: RootToRestore, files: FileJob[]): Pr
   const staged: Staged = { job, container, item };
   const m = job.manifest;
   try {
+    refuseFoldedNames(job, container);
     if (m.kind === 'file') {
       if (m.file === undefined) throw new StoreError(`root ${m.name} has no file`);
       files.push(fileJob(m.file, item));
@@ -480,10 +521,17 @@ async function stage(blobs: BlobStore, job: RootToRestore, files: FileJob[]): Pr
   }
 }
 
+/**
+ * Makes the staged root's symlinks (after every file is written, so nothing is written through
+ * one). Windows makes a link to a directory differently from one to a file, and cannot tell
+ * which from a target that does not exist yet: there each gets the kind of what it resolves to
+ * in the entry.
+ */
 function linkSymlinks(s: Staged): void {
+  const kinds = process.platform === 'win32' ? symlinkKinds(s.job.manifest) : undefined;
   for (const e of s.job.manifest.entries) {
     if (e.type === 'symlink' && e.target !== undefined) {
-      symlinkSync(e.target, path.join(s.item, ...e.path.split('/')));
+      symlinkSync(e.target, path.join(s.item, ...e.path.split('/')), kinds?.get(e));
     }
   }
 }

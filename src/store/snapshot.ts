@@ -15,7 +15,14 @@ import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import type { BlobStore, Location } from './blobs.js';
 import { putChunked } from './chunked.js';
-import { childPath, resolveLink, unsafeChildReason, unsafeTargetReason } from './manifest.js';
+import {
+  childPath,
+  foldName,
+  foldPath,
+  resolveLink,
+  unsafeChildReason,
+  unsafeTargetReason,
+} from './manifest.js';
 import { STREAM_AT, type PoolDirs, type WorkerPool } from './pool.js';
 import { CLOCK_LAG_MS, type DirCursor, type StatLookup } from './statcache.js';
 import {
@@ -301,21 +308,56 @@ async function walkDir(
   return out;
 }
 
-/** Drops symlinks that are absolute or resolve outside their root, with a warning each. */
-function dropUnsafeLinks(rootName: string, found: readonly LinkRow[]): void {
+/**
+ * Drops symlinks that are absolute, resolve outside their root (names compared folded, as on a
+ * case-insensitive filesystem: `resolveLink`), or share their folded name with another entry
+ * (restore refuses such an entry everywhere: `parseManifest`), with a warning each.
+ */
+function dropUnsafeLinks(
+  rootName: string,
+  found: readonly LinkRow[],
+  dirs: readonly [string, DirRows][],
+): void {
   const links = new Map<string, string>();
+  const live: LinkRow[] = [];
   for (const l of found) {
     const why = unsafeTargetReason(l.target);
     if (why !== undefined) {
       core.warning(`clyde-cache: not caching symlink ${rootName}/${l.path}: ${why}`);
       l.rows.drop(l.j);
     } else {
-      links.set(l.path, l.target);
+      live.push(l);
+    }
+  }
+  if (live.length === 0) return;
+  // Names by folded path in the directories that hold a symlink (rare: only those are folded).
+  const linkDirs = new Set(live.map((l) => foldPath(l.path.slice(0, l.path.lastIndexOf('/') + 1))));
+  const named = new Map<string, number>();
+  for (const [rel, rows] of dirs) {
+    const dir = foldPath(rel === '' ? '' : `${rel}/`);
+    if (!linkDirs.has(dir)) continue;
+    for (let j = 0; j < rows.count; j++) {
+      if (rows.get(j, AT.kind) === ROW.gone) continue;
+      const f = dir + foldName(rows.names[j] as string);
+      named.set(f, (named.get(f) ?? 0) + 1);
+    }
+  }
+  const fine: LinkRow[] = [];
+  for (const l of live) {
+    if ((named.get(foldPath(l.path)) ?? 0) > 1) {
+      core.warning(
+        `clyde-cache: not caching symlink ${rootName}/${l.path}: another name in its directory ` +
+          'differs from it only in case or Unicode form',
+      );
+      l.rows.drop(l.j);
+    } else {
+      fine.push(l);
+      links.set(foldPath(l.path), l.target);
     }
   }
   // Decide on the full set first, then drop: a dropped link only makes others resolve as plain
   // names, which restore validates again anyway.
-  const drop = found.filter((l) => links.has(l.path) && resolveLink(links, l.path) === undefined);
+  const drop = fine.filter((l) => resolveLink(links, l.path) === undefined);
   for (const l of drop) {
     core.warning(
       `clyde-cache: not caching symlink ${rootName}/${l.path}: it points outside ${rootName}`,
@@ -381,7 +423,7 @@ async function walkRoot(
   const cachedDir = (rel: string): DirCursor | undefined => stat?.dir(root, rel);
   const links: LinkRow[] = [];
   const dirs = await walkDir(root.absPath, root.name, onFile, list, cachedDir, links);
-  dropUnsafeLinks(root.name, links);
+  dropUnsafeLinks(root.name, links, dirs);
   return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, dirs };
 }
 
