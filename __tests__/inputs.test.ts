@@ -125,6 +125,7 @@ describe('cached paths that would revert the checkout', () => {
     },
   );
 
+  // A guard for the refusals above (passes before the fix too): a name is not a way out.
   it('accepts outputs beside the workspace and names that only begin with ..', () => {
     const c = readConfig('restore', reader({ path: '..cache\n../sibling/out\n.github-out' }), env);
     expect(c.paths.map((p) => p.absPath)).toEqual([
@@ -132,12 +133,6 @@ describe('cached paths that would revert the checkout', () => {
       path.join(path.dirname(ws), 'sibling', 'out'),
       path.join(ws, '.github-out'),
     ]);
-  });
-
-  it('still refuses an output nested in another when its name begins with ..', () => {
-    expect(() => readConfig('restore', reader({ path: '..cache\n..cache/x' }), env)).toThrow(
-      /Input 'path'.*'\.\.cache\/x' is the same as or inside '\.\.cache'/,
-    );
   });
 });
 
