@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import * as path from 'node:path';
-import { readConfig, type InputReader } from '../src/inputs.js';
+import { homeDir, readConfig, type Host, type InputReader } from '../src/inputs.js';
 
 const ws = path.resolve('/work/ws');
 const env = {
@@ -101,5 +101,116 @@ describe('readConfig', () => {
   ];
   it.each(bad)('rejects a bad %s with a message naming the input', (_label, values, message) => {
     expect(() => readConfig('restore', reader(values), env)).toThrow(message);
+  });
+});
+
+describe('cached paths that would revert the checkout', () => {
+  it.each([
+    ['..', { path: '..' }],
+    ['~ with the workspace under home', { path: '~' }],
+    ['a parent spelt with backslashes', { path: 'sub\\..\\..' }],
+  ])('refuses %s: it contains the workspace', (_label, values) => {
+    const underHome = { ...env, HOME: path.dirname(ws) };
+    expect(() => readConfig('restore', reader(values), underHome)).toThrow(
+      /Input 'path': .* contains the workspace.*list build outputs/,
+    );
+  });
+
+  it.each(['.git', '.git/hooks', 'vendor/lib/.git', '.GIT\\modules'])(
+    'refuses %s: it is or lies inside a .git directory',
+    (p) => {
+      expect(() => readConfig('restore', reader({ path: p }), env)).toThrow(
+        /Input 'path': .* \.git directory.*list build outputs/,
+      );
+    },
+  );
+
+  // A guard for the refusals above (passes before the fix too): a name is not a way out.
+  it('accepts outputs beside the workspace and names that only begin with ..', () => {
+    const c = readConfig('restore', reader({ path: '..cache\n../sibling/out\n.github-out' }), env);
+    expect(c.paths.map((p) => p.absPath)).toEqual([
+      path.join(ws, '..cache'),
+      path.join(path.dirname(ws), 'sibling', 'out'),
+      path.join(ws, '.github-out'),
+    ]);
+  });
+});
+
+describe('path rules across operating systems', () => {
+  it('reads backslashes as separators on Linux too', () => {
+    const c = readConfig(
+      'restore',
+      reader({ path: 'build\\out\n~\\.cargo\\registry', 'local-cache-dir': '~\\store' }),
+      env,
+    );
+    expect(c.paths).toEqual([
+      { name: 'build/out', absPath: path.join(ws, 'build', 'out') },
+      { name: '~/.cargo/registry', absPath: path.join('/home/u', '.cargo', 'registry') },
+    ]);
+    expect(c.localCacheDir).toBe(path.join('/home/u', 'store'));
+  });
+
+  const winWs = 'D:\\a\\widget\\widget';
+  const winEnv = {
+    GITHUB_WORKSPACE: winWs,
+    // Git Bash and MSYS set HOME to a path Node cannot use; USERPROFILE is the home.
+    HOME: '/c/Users/runneradmin',
+    USERPROFILE: 'C:\\Users\\runneradmin',
+    RUNNER_OS: 'Windows',
+    RUNNER_ARCH: 'X64',
+    GITHUB_REPOSITORY: 'octo/widget',
+  };
+  const windows: Host = { path: path.win32, platform: 'win32', homedir: () => 'C:\\Users\\os' };
+
+  it('under Windows rules: ~\\ is USERPROFILE, / and \\ both separate, other drives allowed', () => {
+    const c = readConfig(
+      'restore',
+      reader({
+        path: '~\\.cargo\\registry\nbuild\\out\ntarget/release\n..cache\nE:\\cache\\tool',
+        'local-cache-dir': '~/store',
+      }),
+      winEnv,
+      windows,
+    );
+    expect(c.workspace).toBe(winWs);
+    expect(c.paths).toEqual([
+      { name: '~/.cargo/registry', absPath: 'C:\\Users\\runneradmin\\.cargo\\registry' },
+      { name: 'build/out', absPath: 'D:\\a\\widget\\widget\\build\\out' },
+      { name: 'target/release', absPath: 'D:\\a\\widget\\widget\\target\\release' },
+      { name: '..cache', absPath: 'D:\\a\\widget\\widget\\..cache' },
+      { name: 'E:/cache/tool', absPath: 'E:\\cache\\tool' },
+    ]);
+    expect(c.localCacheDir).toBe('C:\\Users\\runneradmin\\store');
+    expect(c.platform).toBe('windows-x64');
+  });
+
+  it('under Windows rules: the home of the OS when the environment names none', () => {
+    const c = readConfig(
+      'restore',
+      reader({ path: '~\\tool' }),
+      { GITHUB_WORKSPACE: winWs },
+      windows,
+    );
+    expect(c.paths[0]!.absPath).toBe('C:\\Users\\os\\tool');
+  });
+
+  it.each([
+    ['..', /contains the workspace/],
+    ['d:\\A\\WIDGET', /contains the workspace/], // drive letters and names fold case
+    ['D:\\', /filesystem root/],
+    ['.\\', /whole workspace/],
+    ['sub\\.Git\\hooks', /\.git directory/],
+    ['out\nOUT\\bin', /inside 'out'/],
+  ])('under Windows rules refuses %s', (p, message) => {
+    expect(() => readConfig('restore', reader({ path: p }), winEnv, windows)).toThrow(message);
+  });
+
+  it('homeDir: USERPROFILE first on Windows, HOME elsewhere', () => {
+    const both = { HOME: '/home/u', USERPROFILE: 'C:\\Users\\u' };
+    expect(homeDir(both, windows)).toBe('C:\\Users\\u');
+    expect(homeDir({ HOME: '/home/u' }, windows)).toBe('/home/u');
+    const linux: Host = { path: path.posix, platform: 'linux', homedir: () => '/root' };
+    expect(homeDir(both, linux)).toBe('/home/u');
+    expect(homeDir({ USERPROFILE: 'C:\\Users\\u' }, linux)).toBe('/root');
   });
 });

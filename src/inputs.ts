@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { InputError } from './errors.js';
 import { DEFAULT_WORKSPACE_FILE } from './key/packages.js';
 import { toPosix } from './util/bytes.js';
+import { isInside, type PathRules } from './util/fsx.js';
 
 export const SAVE_POLICIES = ['on-success', 'always', 'never'] as const;
 export type SavePolicy = (typeof SAVE_POLICIES)[number];
@@ -101,17 +102,18 @@ export function readWorkspaceSource(
   raw: string,
   workspace: string,
   pathGiven: boolean,
+  host: Host = NATIVE_HOST,
 ): WorkspaceSource | undefined {
   const v = raw.trim();
   if (v === '') {
     if (pathGiven) return undefined;
-    const file = path.join(workspace, DEFAULT_WORKSPACE_FILE);
+    const file = host.path.join(workspace, DEFAULT_WORKSPACE_FILE);
     if (!fs.existsSync(file)) return undefined;
     return { source: DEFAULT_WORKSPACE_FILE, text: fs.readFileSync(file, 'utf8') };
   }
   if (v.includes('\n') || v.startsWith('packages:'))
     return { source: "the 'packages' input", text: v };
-  const file = path.resolve(workspace, v);
+  const file = host.path.resolve(workspace, toPosix(v));
   try {
     return { source: toPosix(v), text: fs.readFileSync(file, 'utf8') };
   } catch (err) {
@@ -123,6 +125,59 @@ export function readWorkspaceSource(
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+// ---- paths: the machine's rules, home, and what may be cached --------------------------------
+
+/**
+ * The rules paths are read under: this machine's by default; tests pass Windows' (path.win32)
+ * on Linux. Whatever the platform, a backslash in a path input separates segments (as on the
+ * runners' Windows images), so `build\out` names build/out on Linux too.
+ */
+export interface Host {
+  readonly path: PathRules;
+  readonly platform: NodeJS.Platform;
+  /** The OS's home directory, used when the environment names none. */
+  readonly homedir: () => string;
+}
+
+export const NATIVE_HOST: Host = { path, platform: process.platform, homedir: () => os.homedir() };
+
+/** Home: USERPROFILE on Windows (HOME there is unset or an MSYS path), HOME elsewhere. */
+export function homeDir(env: Env = process.env, host: Host = NATIVE_HOST): string {
+  const names = host.platform === 'win32' ? ['USERPROFILE', 'HOME'] : ['HOME'];
+  for (const name of names) {
+    const v = env[name];
+    if (v) return v;
+  }
+  return host.homedir();
+}
+
+/**
+ * A path input made absolute: `~`, `~/x` and `~\x` start at `home`, other relative paths at the
+ * workspace. Backslashes are separators (see Host).
+ */
+export function resolveInputPath(
+  raw: string,
+  workspace: string,
+  home: string,
+  host: Host = NATIVE_HOST,
+): string {
+  // Only the separators change: toPosix would also drop the '/' that makes 'D:/' a root.
+  const p = raw.trim().replace(/\\/g, '/');
+  if (p === '~' || p.startsWith('~/')) return host.path.resolve(home, p.slice(2));
+  return host.path.resolve(workspace, p);
+}
+
+/** True when one segment of `abs` is `.git` (any case: Windows and macOS fold it). */
+function inGitDir(abs: string): boolean {
+  return toPosix(abs)
+    .split('/')
+    .some((segment) => segment.toLowerCase() === '.git');
+}
+
+const CACHEABLE =
+  'list build outputs: files or directories inside the workspace (not the workspace itself), ' +
+  'or outside it without containing it (e.g. ~/.cache/tool)';
 
 // ---- parsers: one per kind of value ----------------------------------------------------------
 
@@ -173,7 +228,19 @@ export function parseIdentifier(input: string, raw: string, fallback: string): s
 
 const GLOB_CHARS = /[*?[\]{}]/;
 
-export function parseOutputPaths(raw: string, workspace: string, home: string): OutputPath[] {
+/**
+ * The cached paths. A path that contains the workspace (`..`, `~` when the workspace is under
+ * home) or is or lies inside a `.git` directory is refused: every source would lie under it, so
+ * the key would never change, and a restore would put back old sources and git history.
+ */
+export function parseOutputPaths(
+  raw: string,
+  workspace: string,
+  home: string,
+  host: Host = NATIVE_HOST,
+): OutputPath[] {
+  const rules = host.path;
+  const ws = rules.resolve(workspace);
   const lines = parseList(raw);
   if (lines.length === 0) {
     throw new InputError(
@@ -189,24 +256,33 @@ export function parseOutputPaths(raw: string, workspace: string, home: string): 
         `'${line}': glob patterns and exclusions are not supported; list directories or files, one per line.`,
       );
     }
-    let abs: string;
-    if (line === '~' || line.startsWith('~/')) abs = path.join(home, line.slice(1));
-    else abs = path.resolve(workspace, line);
-    if (abs === path.parse(abs).root) {
-      throw new InputError(Inputs.Path, `'${line}' is a filesystem root; list build outputs.`);
-    }
-    const ws = path.resolve(workspace);
-    if (abs === ws) {
-      throw new InputError(Inputs.Path, `'${line}' is the whole workspace; list build outputs.`);
-    }
     const name = toPosix(line);
+    const abs = resolveInputPath(line, ws, home, host);
+    if (abs === rules.parse(abs).root) {
+      throw new InputError(Inputs.Path, `'${line}' is a filesystem root; ${CACHEABLE}.`);
+    }
+    // relative() is '' for the same path (case-folded under Windows rules).
+    if (rules.relative(abs, ws) === '') {
+      throw new InputError(Inputs.Path, `'${line}' is the whole workspace; ${CACHEABLE}.`);
+    }
+    if (isInside(abs, ws, rules)) {
+      throw new InputError(
+        Inputs.Path,
+        `'${line}' (${abs}) contains the workspace (${ws}): restoring it would put back old sources and git history; ${CACHEABLE}.`,
+      );
+    }
+    if (inGitDir(abs)) {
+      throw new InputError(
+        Inputs.Path,
+        `'${line}' is or lies inside a .git directory: restoring it would rewind git history; ${CACHEABLE}.`,
+      );
+    }
     out.push({ name, absPath: abs });
   }
   for (const a of out) {
     for (const b of out) {
       if (a === b) continue;
-      const rel = path.relative(a.absPath, b.absPath);
-      if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+      if (isInside(a.absPath, b.absPath, rules)) {
         throw new InputError(
           Inputs.Path,
           `'${b.name}' is the same as or inside '${a.name}'; list each output once, without nesting.`,
@@ -217,32 +293,37 @@ export function parseOutputPaths(raw: string, workspace: string, home: string): 
   return out;
 }
 
-export function defaultPlatform(env: Env): string {
-  const osName = (env['RUNNER_OS'] ?? process.platform).toLowerCase();
+export function defaultPlatform(env: Env, host: Host = NATIVE_HOST): string {
+  const osName = (env['RUNNER_OS'] ?? host.platform).toLowerCase();
   const arch = (env['RUNNER_ARCH'] ?? process.arch).toLowerCase();
   return `${osName}-${arch}`;
 }
 
-export function defaultName(env: Env, workspace: string): string {
+export function defaultName(env: Env, workspace: string, host: Host = NATIVE_HOST): string {
   const repo = env['GITHUB_REPOSITORY'];
   const base =
-    repo && repo.includes('/') ? repo.slice(repo.indexOf('/') + 1) : path.basename(workspace);
+    repo && repo.includes('/') ? repo.slice(repo.indexOf('/') + 1) : host.path.basename(workspace);
   const cleaned = base.replace(/[^A-Za-z0-9._+@-]/g, '_').replace(/^[^A-Za-z0-9]+/, '');
   return cleaned === '' ? 'package' : cleaned.slice(0, 100);
 }
 
-export function defaultLocalCacheDir(env: Env, home: string): string {
+export function defaultLocalCacheDir(env: Env, home: string, host: Host = NATIVE_HOST): string {
   const toolCache = env['RUNNER_TOOL_CACHE'];
-  if (toolCache) return path.join(toolCache, 'clyde-cache');
-  return path.join(home, '.clyde', 'cache');
+  if (toolCache) return host.path.join(toolCache, 'clyde-cache');
+  return host.path.join(home, '.clyde', 'cache');
 }
 
-/** `local-cache-dir`: '~/' expands to the home directory, relative paths are the workspace's. */
-export function parseLocalCacheDir(raw: string, env: Env, home: string, workspace: string): string {
+/** `local-cache-dir`: '~/' (or '~\') is the home directory, relative paths the workspace's. */
+export function parseLocalCacheDir(
+  raw: string,
+  env: Env,
+  home: string,
+  workspace: string,
+  host: Host = NATIVE_HOST,
+): string {
   const v = raw.trim();
-  if (v === '') return defaultLocalCacheDir(env, home);
-  if (v === '~' || v.startsWith('~/')) return path.join(home, v.slice(1));
-  return path.resolve(workspace, v);
+  if (v === '') return defaultLocalCacheDir(env, home, host);
+  return resolveInputPath(v, workspace, home, host);
 }
 
 /** What an input reader looks like: core.getInput in the action, a map in tests. */
@@ -252,15 +333,16 @@ export const actionInputs: InputReader = (name) => core.getInput(name);
 
 /**
  * Parse every input once. `mode` says which step is reading: the save sub-action also takes an
- * explicit `key`.
+ * explicit `key`. `env` and `host` are the process's own unless a test passes others.
  */
 export function readConfig(
   mode: 'restore' | 'save',
   get: InputReader = actionInputs,
   env: Env = process.env,
+  host: Host = NATIVE_HOST,
 ): Config {
-  const home = env['HOME'] ?? env['USERPROFILE'] ?? os.homedir();
-  const workspace = path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
+  const home = homeDir(env, host);
+  const workspace = host.path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
 
   const lockRaw = parseList(get(Inputs.Lockfiles));
   let lockfiles: readonly string[] | 'auto';
@@ -289,7 +371,7 @@ export function readConfig(
     restoreKeys = rkRaw;
   }
 
-  const localCacheDir = parseLocalCacheDir(get(Inputs.LocalCacheDir), env, home, workspace);
+  const localCacheDir = parseLocalCacheDir(get(Inputs.LocalCacheDir), env, home, workspace, host);
 
   let key: string | undefined;
   if (mode === 'save') {
@@ -311,6 +393,7 @@ export function readConfig(
     get(Inputs.Packages),
     workspace,
     parseList(pathRaw).length > 0,
+    host,
   );
   if (packages && parseList(pathRaw).length > 0) {
     throw new InputError(
@@ -320,17 +403,17 @@ export function readConfig(
   }
   const config: Config = {
     workspace,
-    paths: packages ? [] : parseOutputPaths(pathRaw, workspace, home),
+    paths: packages ? [] : parseOutputPaths(pathRaw, workspace, home, host),
     sources: parseList(get(Inputs.Sources)),
     lockfiles,
     config: get(Inputs.Config),
-    name: parseIdentifier(Inputs.Name, get(Inputs.Name), defaultName(env, workspace)),
+    name: parseIdentifier(Inputs.Name, get(Inputs.Name), defaultName(env, workspace, host)),
     version: parseIdentifier(Inputs.Version, get(Inputs.Version), 'unversioned'),
     variant: parseIdentifier(Inputs.Variant, get(Inputs.Variant), 'default'),
     platform: parseIdentifier(
       Inputs.Platform,
       platformRaw,
-      defaultPlatform(env).replace(/[^A-Za-z0-9._+@-]/g, '_'),
+      defaultPlatform(env, host).replace(/[^A-Za-z0-9._+@-]/g, '_'),
     ),
     restoreKeys,
     localCacheDir,
@@ -556,10 +639,14 @@ export interface GcConfig {
 }
 
 /** Every input of the gc sub-action, parsed once. */
-export function readGcConfig(get: InputReader = actionInputs, env: Env = process.env): GcConfig {
-  const home = env['HOME'] ?? env['USERPROFILE'] ?? os.homedir();
-  const workspace = path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
-  const localCacheDir = parseLocalCacheDir(get(GcInputs.LocalCacheDir), env, home, workspace);
+export function readGcConfig(
+  get: InputReader = actionInputs,
+  env: Env = process.env,
+  host: Host = NATIVE_HOST,
+): GcConfig {
+  const home = homeDir(env, host);
+  const workspace = host.path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
+  const localCacheDir = parseLocalCacheDir(get(GcInputs.LocalCacheDir), env, home, workspace, host);
   const local = parseBoolean(GcInputs.Local, get(GcInputs.Local), false);
   const remote = parseBoolean(GcInputs.Remote, get(GcInputs.Remote), true);
   const token = get(GcInputs.Token).trim();

@@ -9,12 +9,13 @@
 // commands (::warning:: etc.) parsed into annotations, posts run in reverse order under their
 // post-if, and a job status that a failing step turns to failure.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { randomUUID, createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import {
@@ -99,6 +100,25 @@ const BASE_ENV_WINDOWS = ['SystemRoot', 'ComSpec', 'PATHEXT', 'USERPROFILE', 'TE
 
 /** The runner's step summary limit. */
 const SUMMARY_LIMIT_BYTES = 1024 * 1024;
+
+/**
+ * Linux's limit on one environment string, `NAME=value` and its NUL (MAX_ARG_STRLEN, 32 pages):
+ * beyond it execve fails with E2BIG and the runner cannot start the step, as happens to a post
+ * whose STATE_ variable grew too large (actions/runner#1733). Enforced on every host, so a test
+ * on macOS or Windows fails as a Linux runner would.
+ */
+export const ENV_STRING_LIMIT_BYTES = 128 * 1024;
+
+/** The first variable Linux would refuse (see ENV_STRING_LIMIT_BYTES), as a message. */
+export function oversizedEnv(env: Record<string, string>): string | undefined {
+  for (const [name, value] of Object.entries(env)) {
+    const bytes = Buffer.byteLength(name) + Buffer.byteLength(value) + 2; // '=' and NUL
+    if (bytes > ENV_STRING_LIMIT_BYTES) {
+      return `E2BIG: Argument list too long (${name} takes ${bytes} bytes; Linux allows ${ENV_STRING_LIMIT_BYTES} per environment variable)`;
+    }
+  }
+  return undefined;
+}
 
 const FILE_COMMANDS = {
   GITHUB_OUTPUT: 'set_output',
@@ -794,8 +814,20 @@ export class Job {
     const label = `${phase === 'post' ? 'Post ' : ''}${action.name} (${path.basename(script)})`;
     this.log(`Run ${label}`);
     const step = this.stepCounter++;
-    const { exitCode, stdout, stderr } = await this.spawnStep(binary, script, env, step);
+    const { exitCode, stdout, stderr, startError } = await this.spawnStep(
+      binary,
+      script,
+      env,
+      step,
+    );
     const annotations = [...parseAnnotations(stdout), ...parseAnnotations(stderr)];
+    // The runner's own message when the process cannot be started at all.
+    if (startError !== undefined) {
+      annotations.push({
+        level: 'error',
+        message: `An error occurred trying to start process '${binary}' with working directory '${this.opts.workspace}'. ${startError}`,
+      });
+    }
     const result: StepResult = {
       phase,
       exitCode,
@@ -839,14 +871,29 @@ export class Job {
     script: string,
     env: Record<string, string>,
     step: number,
-  ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  ): Promise<{ exitCode: number; stdout: string; stderr: string; startError?: string }> {
     const timeoutMs = this.opts.stepTimeoutMs ?? 10 * 60 * 1000;
+    const notStarted = (message: string) => ({
+      exitCode: 1,
+      stdout: '',
+      stderr: `[runner] could not start ${binary} (step ${step}): ${message}\n`,
+      startError: message,
+    });
+    const tooBig = oversizedEnv(env);
+    if (tooBig !== undefined) return Promise.resolve(notStarted(tooBig));
     return new Promise((resolve, reject) => {
-      const child = spawn(binary, [script], {
-        cwd: this.opts.workspace,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      let child: ChildProcessByStdio<null, Readable, Readable>;
+      try {
+        child = spawn(binary, [script], {
+          cwd: this.opts.workspace,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+      } catch (error) {
+        // execve's own refusals (E2BIG for the whole environment, say) throw synchronously.
+        resolve(notStarted((error as Error).message));
+        return;
+      }
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (chunk: Buffer) => {

@@ -79,6 +79,12 @@ describe('default sources in a git work tree', () => {
     expect((await computeKey(inputs(ws, { excludePaths }))).key).toBe(before.key);
   });
 
+  it('drops tracked files under an excluded output whose name begins with ..', async () => {
+    const ws = makeRepo({ ...TREE, '..out/o.txt': 'o', '..src/s.c': 's' });
+    const key = await computeKey(inputs(ws, { excludePaths: [path.join(ws, '..out')] }));
+    expect(files(key)).toEqual(['..src/s.c', '.gitignore', 'README.md', 'src/a.c', 'src/b.c']);
+  });
+
   it('gives the same key for the same commit cloned into another directory', async () => {
     const ws = makeRepo(TREE);
     const clone = path.join(makeTree({}), 'clone');
@@ -261,6 +267,25 @@ describe('glob sources', () => {
       expect(isInputError(err)).toBe(true);
       expect((err as { input: string }).input).toBe('sources');
     }
+  });
+
+  it('takes names beginning with .. for names inside the workspace, not for a way out', async () => {
+    const ws = makeTree({ ...TREE, '..cache/a.txt': 'c', '..out/o.txt': 'o' });
+    let key: CacheKey | undefined;
+    await captureStdout(async () => {
+      key = await computeKey(
+        inputs(ws, { sources: ['**'], excludePaths: [path.join(ws, '..out')] }),
+      );
+    });
+    expect(files(key!)).toEqual([
+      '..cache/a.txt',
+      'lib/b.ts',
+      'out/o.ts',
+      'src/a.ts',
+      'src/gen/g.ts',
+      'src/gen/keep.ts',
+      'src/readme.md',
+    ]);
   });
 
   it('treats glob characters in the workspace path literally', async () => {

@@ -4,6 +4,7 @@ import { appendFile, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
+  ENV_STRING_LIMIT_BYTES,
   Job,
   inputEnvName,
   nodeBinary,
@@ -61,6 +62,7 @@ out('ci=' + [env.CI, env.GITHUB_ACTIONS, env.RUNNER_OS, env.RUNNER_ARCH].join(',
 out('service=' + (env.ACTIONS_RESULTS_URL ?? ''));
 fs.appendFileSync(env.GITHUB_STATE, 'saved=from-main\\n');
 fs.appendFileSync(env.GITHUB_STATE, 'blob<<S\\n{"a":1}\\nS\\n');
+if (env.INPUT_GREETING === 'big-state') fs.appendFileSync(env.GITHUB_STATE, 'big=' + 'x'.repeat(200 * 1024) + '\\n');
 if (env.INPUT_EXPORT) fs.appendFileSync(env.GITHUB_ENV, 'CLYDE_CACHE_SAVE_ON_FAILURE=' + env.INPUT_EXPORT + '\\n');
 fs.appendFileSync(env.GITHUB_STEP_SUMMARY, '### main summary\\n');
 console.log('::warning title=Heads up::careful%0Anext line 100%25');
@@ -194,6 +196,42 @@ describe('Job.uses', () => {
     // Only the step that ran registered a post; success() is false and nothing was exported.
     expect(posts).toHaveLength(1);
     expect(posts[0]?.skipped).toBe(true);
+  });
+});
+
+describe("Linux's 128 KiB limit on one environment variable", () => {
+  const startError = {
+    level: 'error',
+    message: expect.stringMatching(
+      /^An error occurred trying to start process .*E2BIG.*INPUT_GREETING/,
+    ),
+  };
+
+  it('starts a step whose largest variable is exactly at the limit, and no larger', async () => {
+    // 'INPUT_GREETING=' + value + NUL: the whole string counts.
+    const fits = 'x'.repeat(ENV_STRING_LIMIT_BYTES - 'INPUT_GREETING='.length - 1);
+    const job = new Job({ workspace });
+    const ok = await job.uses(actionDir, { greeting: fits });
+    expect(ok.exitCode).toBe(0);
+    expect(ok.outputs.greeting).toBe(fits);
+    const tooBig = await new Job({ workspace }).uses(actionDir, { greeting: `${fits}x` });
+    expect(tooBig.exitCode).not.toBe(0);
+    expect(tooBig.annotations).toContainEqual(startError);
+    await job.finish();
+  });
+
+  it('cannot start a post whose STATE_ variable is over the limit, and fails the job', async () => {
+    const job = new Job({ workspace });
+    const main = await job.uses(actionDir, { greeting: 'big-state' });
+    expect(main.exitCode).toBe(0);
+    const [post] = await job.finish();
+    expect(post?.skipped).toBe(false);
+    expect(post?.exitCode).not.toBe(0);
+    expect(post?.annotations).toContainEqual({
+      level: 'error',
+      message: expect.stringMatching(/E2BIG.*STATE_big takes 204811 bytes/),
+    });
+    expect(job.status).toBe('failure');
   });
 });
 

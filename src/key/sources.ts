@@ -23,7 +23,7 @@ import * as core from '@actions/core';
 import * as glob from '@actions/glob';
 import { InputError, errorMessage } from '../errors.js';
 import { compareBytes, toPosix } from '../util/bytes.js';
-import { isInside } from '../util/fsx.js';
+import { isInside, relativeInside } from '../util/fsx.js';
 import { BlobHasher, hashPaths, type ObjectFormat } from './hashing.js';
 
 export { LARGE_FILE_BYTES, type ObjectFormat } from './hashing.js';
@@ -183,8 +183,8 @@ function makeExcluder(workspace: string, excludePaths: readonly string[]): Exclu
   const isExcludedRel = makeRelExcluder(workspace, excludePaths);
   const roots = excludedRoots(workspace, excludePaths);
   return (abs) => {
-    const rel = path.relative(workspace, abs);
-    if (rel.startsWith('..') || path.isAbsolute(rel)) {
+    const rel = relativeInside(workspace, abs);
+    if (rel === undefined) {
       return isExcludedRel('') || roots.some((r) => isInside(r, abs));
     }
     return isExcludedRel(toPosix(rel));

@@ -4,7 +4,7 @@
  * that includes the keys of the packages it depends on.
  */
 import { InputError } from '../errors.js';
-import { Inputs, parseOutputPaths, type Config } from '../inputs.js';
+import { homeDir, Inputs, parseOutputPaths, type Config } from '../inputs.js';
 import { computeKey, computePackageKeys, parseWorkspace } from '../key/index.js';
 import type { CacheKey } from '../key/types.js';
 import type { OutputRoot } from '../store/types.js';
@@ -34,7 +34,7 @@ export async function planPackages(config: Config): Promise<PackagePlan[]> {
     ];
   }
   const spec = parseWorkspace(config.packages.text, config.packages.source);
-  const home = process.env['HOME'] ?? process.env['USERPROFILE'] ?? '';
+  const home = homeDir();
   const keys = await computePackageKeys(spec, {
     workspace: config.workspace,
     platform: config.platform,

@@ -5,7 +5,6 @@
  */
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { errorMessage } from '../errors.js';
 import { readConfig, type Config } from '../inputs.js';
 import { explain, formatExplanation, logKey, type Explanation } from '../key/index.js';
@@ -18,9 +17,8 @@ import {
   type HitKind,
   type PackageOutcome,
 } from '../report.js';
-import { saveState, type PackageState, type Tier } from '../state.js';
+import { saveState, STATE_VERSION, type PackageState, type Tier } from '../state.js';
 import type { LocalStore } from '../store/index.js';
-import { writeFileAtomic } from '../util/fsx.js';
 import { handlePhaseError, makeWorkDir, openStore, scratchRoot } from './common.js';
 import { planPackages, type PackagePlan } from './packages.js';
 
@@ -70,7 +68,10 @@ export async function runRestore(): Promise<void> {
   } catch (err) {
     if (handlePhaseError('Computing the cache key', err, notes)) return;
     setRestoreOutputs([]);
-    saveState({ v: 2, config, packages: [], timings: timer.timings });
+    await saveState(
+      { v: STATE_VERSION, config, packages: [], timings: timer.timings },
+      scratchRoot(),
+    );
     return;
   }
   for (const p of plans) logKey(p.key);
@@ -106,13 +107,16 @@ export async function runRestore(): Promise<void> {
         core.endGroup();
       }
       results.push({ name: plan.name, key: plan.key.key, ...outcome, explanation, formatted });
-      states.push(await packageState(plan, outcome));
+      states.push(packageState(plan, outcome));
     }
   } finally {
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
 
-  saveState({ v: 2, config, packages: states, timings: timer.timings });
+  await saveState(
+    { v: STATE_VERSION, config, packages: states, timings: timer.timings },
+    scratchRoot(),
+  );
   setRestoreOutputs(results);
   for (const r of results) {
     core.info(
@@ -132,20 +136,10 @@ export async function runRestore(): Promise<void> {
   }
 }
 
-async function packageState(plan: PackagePlan, outcome: Outcome): Promise<PackageState> {
+function packageState(plan: PackagePlan, outcome: Outcome): PackageState {
   const exactHit = outcome.hitKind === 'exact';
   // Post saves nothing after an exact hit, so only a package it will save needs its manifest
-  // (one hash per source file: large) written out.
-  let manifestFile: string | undefined;
-  if (!exactHit) {
-    const file = path.join(scratchRoot(), `manifest-${plan.key.hash}.json`);
-    try {
-      await writeFileAtomic(file, JSON.stringify(plan.key.manifest));
-      manifestFile = file;
-    } catch (err) {
-      core.info(`Key manifest not kept for post: ${errorMessage(err)}`);
-    }
-  }
+  // (one hash per source file: large) in the state file.
   return {
     name: plan.name,
     version: plan.version,
@@ -157,7 +151,7 @@ async function packageState(plan: PackagePlan, outcome: Outcome): Promise<Packag
     matchedKey: outcome.matchedKey,
     tier: outcome.tier,
     exactHit,
-    ...(manifestFile ? { manifestFile } : {}),
+    ...(exactHit ? {} : { keyManifest: plan.key.manifest }),
   };
 }
 

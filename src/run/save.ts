@@ -42,7 +42,7 @@ interface SavePlan {
   readonly pinned: readonly string[];
 }
 
-async function fromState(state: MainState): Promise<SavePlan | string> {
+function fromState(state: MainState): SavePlan | string {
   if (state.config.save === 'never') return "'save' is never";
   if (state.packages.length === 0) return 'main computed no key';
   const items: SaveItem[] = [];
@@ -50,10 +50,6 @@ async function fromState(state: MainState): Promise<SavePlan | string> {
     if (p.exactHit) {
       core.info(`Not saving ${p.name}: exact hit on ${p.key} (${p.tier}); nothing new to save.`);
       continue;
-    }
-    let keyManifest: unknown;
-    if (p.manifestFile) {
-      keyManifest = JSON.parse(await fs.readFile(p.manifestFile, 'utf8')) as unknown;
     }
     items.push({
       name: p.name,
@@ -64,7 +60,7 @@ async function fromState(state: MainState): Promise<SavePlan | string> {
       key: p.key,
       hash: p.hash,
       ...(p.matchedKey ? { basis: p.matchedKey } : {}),
-      keyManifest,
+      keyManifest: p.keyManifest,
     });
   }
   const pinned = state.packages.flatMap((p) => (p.matchedKey ? [p.key, p.matchedKey] : [p.key]));
@@ -112,8 +108,8 @@ export async function runSave(): Promise<void> {
   const notes: string[] = [];
   let plan: SavePlan | string;
   try {
-    const state = loadState();
-    plan = state ? await fromState(state) : await fromInputs(timer);
+    const state = await loadState();
+    plan = state ? fromState(state) : await fromInputs(timer);
   } catch (err) {
     handlePhaseError('Preparing the save', err, notes);
     return;

@@ -38,10 +38,28 @@ export async function writeFileAtomic(
   }
 }
 
-/** True when `child` is `parent` or lies inside it (both absolute, already resolved). */
-export function isInside(parent: string, child: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+/** A path module: `node:path` for this machine, or `path.win32` / `path.posix` in tests. */
+export type PathRules = path.PlatformPath;
+
+/**
+ * `child` relative to `parent` when `child` is `parent` ('') or lies inside it, else undefined
+ * (both absolute). Decided segment by segment: only a first segment that is exactly `..` leaves
+ * `parent`, so `..cache` is inside. Windows rules compare case-insensitively and a path on
+ * another drive is outside.
+ */
+export function relativeInside(
+  parent: string,
+  child: string,
+  rules: PathRules = path,
+): string | undefined {
+  const rel = rules.relative(parent, child);
+  if (rel === '..' || rel.startsWith(`..${rules.sep}`) || rules.isAbsolute(rel)) return undefined;
+  return rel;
+}
+
+/** True when `child` is `parent` or lies inside it (both absolute); see relativeInside. */
+export function isInside(parent: string, child: string, rules: PathRules = path): boolean {
+  return relativeInside(parent, child, rules) !== undefined;
 }
 
 export async function exists(p: string): Promise<boolean> {
