@@ -50469,6 +50469,7 @@ const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+var external_node_path_namespaceObject_0 = /*#__PURE__*/__nccwpck_require__.t(external_node_path_namespaceObject, 2);
 // EXTERNAL MODULE: ./build/src/errors.js
 var errors = __nccwpck_require__(7406);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
@@ -50825,10 +50826,21 @@ async function writeFileAtomic(dest, data, tmpDir = external_node_path_namespace
         throw err;
     }
 }
-/** True when `child` is `parent` or lies inside it (both absolute, already resolved). */
-function fsx_isInside(parent, child) {
-    const rel = path.relative(parent, child);
-    return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+/**
+ * `child` relative to `parent` when `child` is `parent` ('') or lies inside it, else undefined
+ * (both absolute). Decided segment by segment: only a first segment that is exactly `..` leaves
+ * `parent`, so `..cache` is inside. Windows rules compare case-insensitively and a path on
+ * another drive is outside.
+ */
+function fsx_relativeInside(parent, child, rules = path) {
+    const rel = rules.relative(parent, child);
+    if (rel === '..' || rel.startsWith(`..${rules.sep}`) || rules.isAbsolute(rel))
+        return undefined;
+    return rel;
+}
+/** True when `child` is `parent` or lies inside it (both absolute); see relativeInside. */
+function fsx_isInside(parent, child, rules = path) {
+    return fsx_relativeInside(parent, child, rules) !== undefined;
 }
 async function exists(p) {
     try {
@@ -56732,8 +56744,8 @@ function makeExcluder(workspace, excludePaths) {
     const isExcludedRel = makeRelExcluder(workspace, excludePaths);
     const roots = excludedRoots(workspace, excludePaths);
     return (abs) => {
-        const rel = path.relative(workspace, abs);
-        if (rel.startsWith('..') || path.isAbsolute(rel)) {
+        const rel = relativeInside(workspace, abs);
+        if (rel === undefined) {
             return isExcludedRel('') || roots.some((r) => isInside(r, abs));
         }
         return isExcludedRel(toPosix(rel));
@@ -57409,6 +57421,7 @@ async function computePackageKeys(spec, common) {
 
 
 
+
 const SAVE_POLICIES = (/* unused pure expression or super */ null && (['on-success', 'always', 'never']));
 /** Names of the action's inputs, as in action.yml. */
 const Inputs = {
@@ -57445,19 +57458,19 @@ function parseEnvNames(raw) {
  * The `packages` input: a path to a workspace file (relative to the workspace), or the YAML
  * itself. Empty: .clyde/cache.yml when it exists and no `path` was given.
  */
-function readWorkspaceSource(raw, workspace, pathGiven) {
+function readWorkspaceSource(raw, workspace, pathGiven, host = NATIVE_HOST) {
     const v = raw.trim();
     if (v === '') {
         if (pathGiven)
             return undefined;
-        const file = path.join(workspace, DEFAULT_WORKSPACE_FILE);
+        const file = host.path.join(workspace, DEFAULT_WORKSPACE_FILE);
         if (!fs.existsSync(file))
             return undefined;
         return { source: DEFAULT_WORKSPACE_FILE, text: fs.readFileSync(file, 'utf8') };
     }
     if (v.includes('\n') || v.startsWith('packages:'))
         return { source: "the 'packages' input", text: v };
-    const file = path.resolve(workspace, v);
+    const file = host.path.resolve(workspace, toPosix(v));
     try {
         return { source: toPosix(v), text: fs.readFileSync(file, 'utf8') };
     }
@@ -57465,6 +57478,36 @@ function readWorkspaceSource(raw, workspace, pathGiven) {
         throw new InputError(Inputs.Packages, `cannot read the workspace file '${v}' (${err.code ?? String(err)}); give a path relative to the workspace, or the YAML itself.`);
     }
 }
+const NATIVE_HOST = { path: external_node_path_namespaceObject_0, platform: process.platform, homedir: () => external_node_os_namespaceObject.homedir() };
+/** Home: USERPROFILE on Windows (HOME there is unset or an MSYS path), HOME elsewhere. */
+function homeDir(env = process.env, host = NATIVE_HOST) {
+    const names = host.platform === 'win32' ? ['USERPROFILE', 'HOME'] : ['HOME'];
+    for (const name of names) {
+        const v = env[name];
+        if (v)
+            return v;
+    }
+    return host.homedir();
+}
+/**
+ * A path input made absolute: `~`, `~/x` and `~\x` start at `home`, other relative paths at the
+ * workspace. Backslashes are separators (see Host).
+ */
+function resolveInputPath(raw, workspace, home, host = NATIVE_HOST) {
+    // Only the separators change: toPosix would also drop the '/' that makes 'D:/' a root.
+    const p = raw.trim().replace(/\\/g, '/');
+    if (p === '~' || p.startsWith('~/'))
+        return host.path.resolve(home, p.slice(2));
+    return host.path.resolve(workspace, p);
+}
+/** True when one segment of `abs` is `.git` (any case: Windows and macOS fold it). */
+function inGitDir(abs) {
+    return toPosix(abs)
+        .split('/')
+        .some((segment) => segment.toLowerCase() === '.git');
+}
+const CACHEABLE = (/* unused pure expression or super */ null && ('list build outputs: files or directories inside the workspace (not the workspace itself), ' +
+    'or outside it without containing it (e.g. ~/.cache/tool)'));
 // ---- parsers: one per kind of value ----------------------------------------------------------
 function parseBoolean(input, raw, fallback) {
     const v = raw.trim().toLowerCase();
@@ -57504,7 +57547,14 @@ function parseIdentifier(input, raw, fallback) {
     return v;
 }
 const GLOB_CHARS = /[*?[\]{}]/;
-function parseOutputPaths(raw, workspace, home) {
+/**
+ * The cached paths. A path that contains the workspace (`..`, `~` when the workspace is under
+ * home) or is or lies inside a `.git` directory is refused: every source would lie under it, so
+ * the key would never change, and a restore would put back old sources and git history.
+ */
+function parseOutputPaths(raw, workspace, home, host = NATIVE_HOST) {
+    const rules = host.path;
+    const ws = rules.resolve(workspace);
     const lines = parseList(raw);
     if (lines.length === 0) {
         throw new InputError(Inputs.Path, "is required; list the build outputs to cache, one per line (or describe several packages in .clyde/cache.yml or the 'packages' input).");
@@ -57514,67 +57564,66 @@ function parseOutputPaths(raw, workspace, home) {
         if (line.startsWith('!') || GLOB_CHARS.test(line)) {
             throw new InputError(Inputs.Path, `'${line}': glob patterns and exclusions are not supported; list directories or files, one per line.`);
         }
-        let abs;
-        if (line === '~' || line.startsWith('~/'))
-            abs = path.join(home, line.slice(1));
-        else
-            abs = path.resolve(workspace, line);
-        if (abs === path.parse(abs).root) {
-            throw new InputError(Inputs.Path, `'${line}' is a filesystem root; list build outputs.`);
-        }
-        const ws = path.resolve(workspace);
-        if (abs === ws) {
-            throw new InputError(Inputs.Path, `'${line}' is the whole workspace; list build outputs.`);
-        }
         const name = toPosix(line);
+        const abs = resolveInputPath(line, ws, home, host);
+        if (abs === rules.parse(abs).root) {
+            throw new InputError(Inputs.Path, `'${line}' is a filesystem root; ${CACHEABLE}.`);
+        }
+        // relative() is '' for the same path (case-folded under Windows rules).
+        if (rules.relative(abs, ws) === '') {
+            throw new InputError(Inputs.Path, `'${line}' is the whole workspace; ${CACHEABLE}.`);
+        }
+        if (isInside(abs, ws, rules)) {
+            throw new InputError(Inputs.Path, `'${line}' (${abs}) contains the workspace (${ws}): restoring it would put back old sources and git history; ${CACHEABLE}.`);
+        }
+        if (inGitDir(abs)) {
+            throw new InputError(Inputs.Path, `'${line}' is or lies inside a .git directory: restoring it would rewind git history; ${CACHEABLE}.`);
+        }
         out.push({ name, absPath: abs });
     }
     for (const a of out) {
         for (const b of out) {
             if (a === b)
                 continue;
-            const rel = path.relative(a.absPath, b.absPath);
-            if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+            if (isInside(a.absPath, b.absPath, rules)) {
                 throw new InputError(Inputs.Path, `'${b.name}' is the same as or inside '${a.name}'; list each output once, without nesting.`);
             }
         }
     }
     return out;
 }
-function inputs_defaultPlatform(env) {
-    const osName = (env['RUNNER_OS'] ?? process.platform).toLowerCase();
+function inputs_defaultPlatform(env, host = NATIVE_HOST) {
+    const osName = (env['RUNNER_OS'] ?? host.platform).toLowerCase();
     const arch = (env['RUNNER_ARCH'] ?? process.arch).toLowerCase();
     return `${osName}-${arch}`;
 }
-function defaultName(env, workspace) {
+function defaultName(env, workspace, host = NATIVE_HOST) {
     const repo = env['GITHUB_REPOSITORY'];
-    const base = repo && repo.includes('/') ? repo.slice(repo.indexOf('/') + 1) : path.basename(workspace);
+    const base = repo && repo.includes('/') ? repo.slice(repo.indexOf('/') + 1) : host.path.basename(workspace);
     const cleaned = base.replace(/[^A-Za-z0-9._+@-]/g, '_').replace(/^[^A-Za-z0-9]+/, '');
     return cleaned === '' ? 'package' : cleaned.slice(0, 100);
 }
-function defaultLocalCacheDir(env, home) {
+function defaultLocalCacheDir(env, home, host = NATIVE_HOST) {
     const toolCache = env['RUNNER_TOOL_CACHE'];
     if (toolCache)
-        return external_node_path_namespaceObject.join(toolCache, 'clyde-cache');
-    return external_node_path_namespaceObject.join(home, '.clyde', 'cache');
+        return host.path.join(toolCache, 'clyde-cache');
+    return host.path.join(home, '.clyde', 'cache');
 }
-/** `local-cache-dir`: '~/' expands to the home directory, relative paths are the workspace's. */
-function parseLocalCacheDir(raw, env, home, workspace) {
+/** `local-cache-dir`: '~/' (or '~\') is the home directory, relative paths the workspace's. */
+function parseLocalCacheDir(raw, env, home, workspace, host = NATIVE_HOST) {
     const v = raw.trim();
     if (v === '')
-        return defaultLocalCacheDir(env, home);
-    if (v === '~' || v.startsWith('~/'))
-        return external_node_path_namespaceObject.join(home, v.slice(1));
-    return external_node_path_namespaceObject.resolve(workspace, v);
+        return defaultLocalCacheDir(env, home, host);
+    return resolveInputPath(v, workspace, home, host);
 }
 const actionInputs = (name) => lib_core/* getInput */.V4(name);
 /**
  * Parse every input once. `mode` says which step is reading: the save sub-action also takes an
- * explicit `key`.
+ * explicit `key`. `env` and `host` are the process's own unless a test passes others.
  */
-function readConfig(mode, get = actionInputs, env = process.env) {
-    const home = env['HOME'] ?? env['USERPROFILE'] ?? os.homedir();
-    const workspace = path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
+function readConfig(mode, get = actionInputs, env = process.env, host = NATIVE_HOST) {
+    const home = homeDir(env, host);
+    const workspace = host.path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
     const lockRaw = parseList(get(Inputs.Lockfiles));
     let lockfiles;
     const lockWord = lockRaw.length === 1 ? lockRaw[0]?.toLowerCase() : undefined;
@@ -57601,7 +57650,7 @@ function readConfig(mode, get = actionInputs, env = process.env) {
         }
         restoreKeys = rkRaw;
     }
-    const localCacheDir = parseLocalCacheDir(get(Inputs.LocalCacheDir), env, home, workspace);
+    const localCacheDir = parseLocalCacheDir(get(Inputs.LocalCacheDir), env, home, workspace, host);
     let key;
     if (mode === 'save') {
         const k = get(Inputs.Key).trim();
@@ -57614,20 +57663,20 @@ function readConfig(mode, get = actionInputs, env = process.env) {
     }
     const platformRaw = get(Inputs.Platform).trim();
     const pathRaw = get(Inputs.Path);
-    const packages = readWorkspaceSource(get(Inputs.Packages), workspace, parseList(pathRaw).length > 0);
+    const packages = readWorkspaceSource(get(Inputs.Packages), workspace, parseList(pathRaw).length > 0, host);
     if (packages && parseList(pathRaw).length > 0) {
         throw new InputError(Inputs.Packages, "and 'path' were both given; list outputs per package in the workspace file, or use 'path' alone.");
     }
     const config = {
         workspace,
-        paths: packages ? [] : parseOutputPaths(pathRaw, workspace, home),
+        paths: packages ? [] : parseOutputPaths(pathRaw, workspace, home, host),
         sources: parseList(get(Inputs.Sources)),
         lockfiles,
         config: get(Inputs.Config),
-        name: parseIdentifier(Inputs.Name, get(Inputs.Name), defaultName(env, workspace)),
+        name: parseIdentifier(Inputs.Name, get(Inputs.Name), defaultName(env, workspace, host)),
         version: parseIdentifier(Inputs.Version, get(Inputs.Version), 'unversioned'),
         variant: parseIdentifier(Inputs.Variant, get(Inputs.Variant), 'default'),
-        platform: parseIdentifier(Inputs.Platform, platformRaw, inputs_defaultPlatform(env).replace(/[^A-Za-z0-9._+@-]/g, '_')),
+        platform: parseIdentifier(Inputs.Platform, platformRaw, inputs_defaultPlatform(env, host).replace(/[^A-Za-z0-9._+@-]/g, '_')),
         restoreKeys,
         localCacheDir,
         remote: parseBoolean(Inputs.Remote, get(Inputs.Remote), true),
@@ -57783,10 +57832,10 @@ function readPruneConfig(get = actionInputs) {
     return deepFreeze(config);
 }
 /** Every input of the gc sub-action, parsed once. */
-function readGcConfig(get = actionInputs, env = process.env) {
-    const home = env['HOME'] ?? env['USERPROFILE'] ?? external_node_os_namespaceObject.homedir();
-    const workspace = external_node_path_namespaceObject.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
-    const localCacheDir = parseLocalCacheDir(get(GcInputs.LocalCacheDir), env, home, workspace);
+function readGcConfig(get = actionInputs, env = process.env, host = NATIVE_HOST) {
+    const home = homeDir(env, host);
+    const workspace = host.path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
+    const localCacheDir = parseLocalCacheDir(get(GcInputs.LocalCacheDir), env, home, workspace, host);
     const local = parseBoolean(GcInputs.Local, get(GcInputs.Local), false);
     const remote = parseBoolean(GcInputs.Remote, get(GcInputs.Remote), true);
     const token = get(GcInputs.Token).trim();
@@ -63958,16 +64007,43 @@ function unsafeTargetReason(t) {
         return 'drive letter in target';
     return undefined;
 }
+/** Default-ignorable code points: HFS+ leaves some of them out when it compares names. */
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
+const manifest_NON_ASCII = /[\u0080-\uffff]/;
+/** Win32 drops a name's trailing dots and spaces. */
+const TRAILING_DOTS = /[. ]+$/;
 /**
- * Resolves the symlink at `linkPath` lexically through the manifest's own symlinks. Returns the
- * resolved segments relative to the root, or undefined when it leaves the root (or loops).
+ * One name as the most lenient filesystem we may restore onto would compare it: Unicode
+ * normalisation ignored (APFS, HFS+), default-ignorable code points left out (HFS+), case
+ * folded fully (a round through upper and lower case: 'ß' and 'SS' and 'ss' meet; APFS, NTFS,
+ * ext4 casefold) and trailing dots and spaces dropped (Win32). Two names that any of them may
+ * take for one fold equal; folding more than a given filesystem does only makes us stricter.
+ */
+function foldName(name) {
+    const s = !manifest_NON_ASCII.test(name)
+        ? name.toLowerCase()
+        : name.normalize('NFC').replace(IGNORABLE, '').toUpperCase().toLowerCase().normalize('NFC');
+    const t = s.replace(TRAILING_DOTS, '');
+    return t === '' ? s : t;
+}
+/** `foldName` of each segment of a manifest path. */
+function foldPath(p) {
+    return p.split('/').map(foldName).join('/');
+}
+/**
+ * Resolves the symlink at `linkPath` lexically through the manifest's own symlinks, matching
+ * names folded (`foldName`): a name that reaches a symlink on some filesystem is followed. The
+ * caller has made sure no other entry folds to a symlink's name, so where a filesystem does
+ * not fold that name, it names nothing and the real lookup fails instead of going anywhere.
+ * Returns the resolved folded segments relative to the root, or undefined when it leaves the
+ * root (or loops).
  */
 function resolveLink(links, linkPath) {
-    const target = links.get(linkPath);
+    const here = foldPath(linkPath);
+    const target = links.get(here);
     if (target === undefined)
         return undefined;
-    const parent = linkPath.split('/').slice(0, -1);
-    return walkTarget(links, parent, target, 0);
+    return walkTarget(links, here.split('/').slice(0, -1), target, 0);
 }
 function walkTarget(links, start, target, depth) {
     if (depth > MAX_SYMLINK_DEPTH)
@@ -63982,10 +64058,10 @@ function walkTarget(links, start, target, depth) {
             parts.pop();
             continue;
         }
-        const here = [...parts, seg].join('/');
-        const next = links.get(here);
+        const name = foldName(seg);
+        const next = links.get([...parts, name].join('/'));
         if (next === undefined) {
-            parts.push(seg);
+            parts.push(name);
             continue;
         }
         const resolved = walkTarget(links, parts, next, depth + 1);
@@ -63994,6 +64070,86 @@ function walkTarget(links, start, target, depth) {
         parts = resolved;
     }
     return parts;
+}
+/**
+ * Folds the entries of a directory root one by one: `visit(folded, e)` gets each entry's path
+ * folded (`foldPath`), in manifest order, where `want(foldedParent, e)` (every entry without it).
+ * Parents are listed before their entries (parseRoot checks), so each directory's name is
+ * folded once and its entries reuse it.
+ */
+function foldEntries(entries, visit, want = () => true) {
+    const dirs = new Map([['', '']]);
+    for (const e of entries) {
+        const cut = e.path.lastIndexOf('/');
+        const exact = cut < 0 ? '' : e.path.slice(0, cut);
+        const parent = dirs.get(exact) ?? foldPath(exact);
+        const wanted = want(parent, e);
+        if (e.type !== 'dir' && !wanted)
+            continue;
+        const folded = childPath(parent, foldName(e.path.slice(cut + 1)));
+        if (e.type === 'dir')
+            dirs.set(e.path, folded);
+        if (wanted)
+            visit(folded, e);
+    }
+}
+/**
+ * The first two entries of a directory root whose paths fold equal (`foldName`), where
+ * `pair(a, b)` says they matter, looking only in directories that fold to one of `parents`
+ * (every directory without it); undefined when there are none. Such names are one name on a
+ * case-insensitive (or normalisation-insensitive) filesystem.
+ */
+function foldCollision(entries, pair = () => true, parents) {
+    const seen = new Map();
+    let found;
+    foldEntries(entries, (folded, e) => {
+        const other = seen.get(folded);
+        if (other === undefined)
+            seen.set(folded, e);
+        else if (found === undefined && pair(other, e))
+            found = [other, e];
+    }, parents && ((p) => parents.has(p)));
+    return found;
+}
+/**
+ * Refuses a root where a symlink and another entry have names that fold equal in directories
+ * that fold equal: on a case-insensitive filesystem they are one name, and a path meant to go
+ * under a directory could go through the symlink. Only directories holding a symlink are
+ * looked at; other entries may collide (restore refuses those where the destination folds
+ * names, and only there: restore.ts).
+ */
+function refuseLinkCollisions(rootName, entries) {
+    const linkDirs = new Set();
+    foldEntries(entries, (folded) => linkDirs.add(folded.slice(0, Math.max(0, folded.lastIndexOf('/')))), (_, e) => e.type === 'symlink');
+    const hit = foldCollision(entries, (a, b) => a.type === 'symlink' || b.type === 'symlink', linkDirs);
+    if (hit !== undefined) {
+        refuse(`root ${rootName}: ${JSON.stringify(hit[0].path)} and ${JSON.stringify(hit[1].path)} are ` +
+            'one name on a case-insensitive filesystem, and one of them is a symlink');
+    }
+}
+/**
+ * How each symlink of a directory root should be made where the kind matters (Windows): 'dir'
+ * when it resolves to a directory of the entry (or the root itself), else 'file'.
+ */
+function symlinkKinds(root) {
+    const out = new Map();
+    const links = new Map();
+    const dirs = new Set(['']);
+    for (const e of root.entries) {
+        if (e.type === 'symlink' && e.target !== undefined)
+            links.set(foldPath(e.path), e.target);
+        else if (e.type === 'dir')
+            dirs.add(foldPath(e.path));
+    }
+    if (links.size === 0)
+        return out;
+    for (const e of root.entries) {
+        if (e.type !== 'symlink')
+            continue;
+        const to = resolveLink(links, e.path);
+        out.set(e, to !== undefined && dirs.has(to.join('/')) ? 'dir' : 'file');
+    }
+    return out;
 }
 function manifest_isPlainObject(v) {
     return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -64086,11 +64242,13 @@ function parseRoot(raw) {
         }
         byPath.set(e.path, e);
         if (e.type === 'symlink' && e.target !== undefined)
-            links.set(e.path, e.target);
+            links.set(foldPath(e.path), e.target);
     }
-    for (const linkPath of links.keys()) {
-        if (resolveLink(links, linkPath) === undefined) {
-            refuse(`root ${name}: symlink ${JSON.stringify(linkPath)} points outside its root`);
+    if (links.size > 0)
+        refuseLinkCollisions(name, entries);
+    for (const e of entries) {
+        if (e.type === 'symlink' && resolveLink(links, e.path) === undefined) {
+            refuse(`root ${name}: symlink ${JSON.stringify(e.path)} points outside its root`);
         }
     }
     return { name, kind, mode, mtimeMs, entries };
@@ -67484,6 +67642,31 @@ async function makeDirs(blobs, paths, modes) {
         }
     }
 }
+/**
+ * Whether the filesystem of `dir` (a directory of ours) takes names that differ only in case,
+ * or only in Unicode normalisation, for one name (APFS, HFS+, NTFS, ext4 with casefold): a name
+ * is made there and looked up by a case-swapped and by a decomposed spelling.
+ */
+function foldsNames(dir) {
+    (0,external_node_fs_namespaceObject.writeFileSync)(external_node_path_namespaceObject.join(dir, 'probe-\u00e9'), '', { flag: 'wx' });
+    return (0,external_node_fs_namespaceObject.existsSync)(external_node_path_namespaceObject.join(dir, 'PROBE-\u00c9')) || (0,external_node_fs_namespaceObject.existsSync)(external_node_path_namespaceObject.join(dir, 'probe-e\u0301'));
+}
+/**
+ * Refuses a directory root with two names that are one name where it is restored: on a
+ * filesystem that folds names (`foldsNames`), `Foo.txt` and `foo.txt` cannot both exist, and
+ * restoring one over the other would lose content without a word. Looked at only there.
+ */
+function refuseFoldedNames(job, container) {
+    const m = job.manifest;
+    if (m.kind !== 'dir' || m.entries.length < 2 || !foldsNames(container))
+        return;
+    const hit = foldCollision(m.entries);
+    if (hit === undefined)
+        return;
+    throw new errors/* StoreError */.AD(`output ${job.root.name}: ${JSON.stringify(hit[0].path)} and ${JSON.stringify(hit[1].path)} ` +
+        `differ only in case or Unicode form, and the filesystem of ${job.root.absPath} takes them ` +
+        'for one name; not restoring this entry there');
+}
 async function stage(blobs, job, files) {
     const parent = await existingAncestor(external_node_path_namespaceObject.dirname(job.root.absPath));
     const container = await external_node_fs_namespaceObject.promises.mkdtemp(external_node_path_namespaceObject.join(parent, STAGING_PREFIX));
@@ -67491,6 +67674,7 @@ async function stage(blobs, job, files) {
     const staged = { job, container, item };
     const m = job.manifest;
     try {
+        refuseFoldedNames(job, container);
         if (m.kind === 'file') {
             if (m.file === undefined)
                 throw new errors/* StoreError */.AD(`root ${m.name} has no file`);
@@ -67519,10 +67703,17 @@ async function stage(blobs, job, files) {
         throw err;
     }
 }
+/**
+ * Makes the staged root's symlinks (after every file is written, so nothing is written through
+ * one). Windows makes a link to a directory differently from one to a file, and cannot tell
+ * which from a target that does not exist yet: there each gets the kind of what it resolves to
+ * in the entry.
+ */
 function linkSymlinks(s) {
+    const kinds = process.platform === 'win32' ? symlinkKinds(s.job.manifest) : undefined;
     for (const e of s.job.manifest.entries) {
         if (e.type === 'symlink' && e.target !== undefined) {
-            (0,external_node_fs_namespaceObject.symlinkSync)(e.target, external_node_path_namespaceObject.join(s.item, ...e.path.split('/')));
+            (0,external_node_fs_namespaceObject.symlinkSync)(e.target, external_node_path_namespaceObject.join(s.item, ...e.path.split('/')), kinds?.get(e));
         }
     }
 }
@@ -68077,9 +68268,14 @@ async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links) {
     visit(root);
     return out;
 }
-/** Drops symlinks that are absolute or resolve outside their root, with a warning each. */
-function dropUnsafeLinks(rootName, found) {
+/**
+ * Drops symlinks that are absolute, resolve outside their root (names compared folded, as on a
+ * case-insensitive filesystem: `resolveLink`), or share their folded name with another entry
+ * (restore refuses such an entry everywhere: `parseManifest`), with a warning each.
+ */
+function dropUnsafeLinks(rootName, found, dirs) {
     const links = new Map();
+    const live = [];
     for (const l of found) {
         const why = unsafeTargetReason(l.target);
         if (why !== undefined) {
@@ -68087,12 +68283,40 @@ function dropUnsafeLinks(rootName, found) {
             l.rows.drop(l.j);
         }
         else {
-            links.set(l.path, l.target);
+            live.push(l);
+        }
+    }
+    if (live.length === 0)
+        return;
+    // Names by folded path in the directories that hold a symlink (rare: only those are folded).
+    const linkDirs = new Set(live.map((l) => foldPath(l.path.slice(0, l.path.lastIndexOf('/') + 1))));
+    const named = new Map();
+    for (const [rel, rows] of dirs) {
+        const dir = foldPath(rel === '' ? '' : `${rel}/`);
+        if (!linkDirs.has(dir))
+            continue;
+        for (let j = 0; j < rows.count; j++) {
+            if (rows.get(j, AT.kind) === ROW.gone)
+                continue;
+            const f = dir + foldName(rows.names[j]);
+            named.set(f, (named.get(f) ?? 0) + 1);
+        }
+    }
+    const fine = [];
+    for (const l of live) {
+        if ((named.get(foldPath(l.path)) ?? 0) > 1) {
+            lib_core/* warning */.$e(`clyde-cache: not caching symlink ${rootName}/${l.path}: another name in its directory ` +
+                'differs from it only in case or Unicode form');
+            l.rows.drop(l.j);
+        }
+        else {
+            fine.push(l);
+            links.set(foldPath(l.path), l.target);
         }
     }
     // Decide on the full set first, then drop: a dropped link only makes others resolve as plain
     // names, which restore validates again anyway.
-    const drop = found.filter((l) => links.has(l.path) && resolveLink(links, l.path) === undefined);
+    const drop = fine.filter((l) => resolveLink(links, l.path) === undefined);
     for (const l of drop) {
         lib_core/* warning */.$e(`clyde-cache: not caching symlink ${rootName}/${l.path}: it points outside ${rootName}`);
         l.rows.drop(l.j);
@@ -68122,7 +68346,7 @@ async function walkRoot(root, onFile, list, stat) {
     const cachedDir = (rel) => stat?.dir(root, rel);
     const links = [];
     const dirs = await walkDir(root.absPath, root.name, onFile, list, cachedDir, links);
-    dropUnsafeLinks(root.name, links);
+    dropUnsafeLinks(root.name, links, dirs);
     return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, dirs };
 }
 /**
