@@ -7,8 +7,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { StepResult } from '../../test-support/runner.js';
-import { createWorld, runDemoJob, type World } from '../../test-support/world.js';
+import { execFileSync } from 'node:child_process';
+import { Job, type StepResult } from '../../test-support/runner.js';
+import { createWorld, demoInputs, REPO, runDemoJob, type World } from '../../test-support/world.js';
 
 function annotations(r: StepResult, level: string): string[] {
   return r.annotations.filter((a) => a.level === level).map((a) => a.message);
@@ -66,6 +67,22 @@ describe('network operations are bounded by remote-timeout', () => {
     expect(world.service.entries().filter((e) => e.finalized)).toEqual([]);
     // The local tier still saved.
     expect(post.summary).toMatch(/Local store.*saved/s);
+  });
+
+  it('an abandoned upload leaves nothing of its own in RUNNER_TEMP', async () => {
+    world.service.setFaults({ silentUpload: {} });
+    const runnerTemp = await fs.mkdtemp(path.join(world.root, 'runner-temp-'));
+    const job = new Job({ workspace: world.workspace, env: world.service.env(), runnerTemp });
+    await job.uses(REPO, { ...demoInputs(world), 'remote-timeout': '2s' }, 'cache');
+    await job.run('build', () => {
+      execFileSync('make', ['--no-print-directory'], { cwd: world.workspace });
+    });
+    const [post] = await job.finish();
+    expect(post!.exitCode).toBe(0);
+    expect(annotations(post!, 'warning').join('\n')).toMatch(/the upload did not finish/);
+    // The client's archive directory (a UUID, holding cache.tzst or cache.tgz) is gone.
+    const left = await fs.readdir(runnerTemp);
+    expect(left.filter((n) => /^[0-9a-f]{8}-/.test(n))).toEqual([]);
   });
 
   it("a bad 'remote-timeout' fails the step, naming the input and the accepted form", async () => {

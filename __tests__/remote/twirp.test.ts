@@ -41,7 +41,7 @@ async function url(): Promise<string> {
 }
 
 describe('service errors', () => {
-  it('keep the message of a JSON body that is not Twirp’s', async () => {
+  it('keep the message of a JSON body that is not Twirp’s, and Twirp’s own', async () => {
     service.setFaults({
       twirp: {
         GetCacheEntryDownloadURL: { status: 401, body: '{"message":"Bad credentials"}' },
@@ -50,9 +50,6 @@ describe('service errors', () => {
     await expect(lookup(env, KEY, [], 'gzip')).rejects.toThrow(
       'GetCacheEntryDownloadURL answered HTTP 401: Bad credentials',
     );
-  });
-
-  it('keep Twirp’s code and message', async () => {
     service.setFaults({ twirp: { GetCacheEntryDownloadURL: { status: 403 } } });
     await expect(lookup(env, KEY, [], 'gzip')).rejects.toThrow(
       /HTTP 403: permission_denied injected fault: 403/,

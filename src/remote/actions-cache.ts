@@ -5,6 +5,7 @@
  * PACK_NAME from inside its own directory: the same version on every runner.
  */
 import * as cache from '@actions/cache';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage, RemoteError } from '../errors.js';
 import { deadline, within } from './deadline.js';
@@ -35,6 +36,10 @@ export async function uploadPack(packFile: string, key: string, timeoutMs: numbe
     // Validation and set-up errors, which @actions/cache throws rather than logs.
     throw new RemoteError(errorMessage(err));
   } finally {
+    // The client leaves its directory behind (its file list; its archive too when abandoned,
+    // which it may still be reading: on Windows the removal then fails, and RUNNER_TEMP is
+    // emptied after the job anyway).
+    await log.removeTempDir();
     log.stop();
     process.chdir(previous);
   }
@@ -52,6 +57,8 @@ class ClientLog {
   private readonly failures: string[] = [];
   /** Why a reservation failed, which the client says only at debug level. */
   private cause = '';
+  /** Where the client writes its archive (also said at debug level). */
+  private archive = '';
   private readonly original: typeof process.stdout.write;
 
   constructor() {
@@ -77,6 +84,8 @@ class ClientLog {
       if (command[1] === 'debug') {
         const m = /^Failed to reserve cache: (?:Error: )?(.*)$/s.exec(message);
         if (m) this.cause = m[1] ?? '';
+        const a = /^Archive Path: (.+)$/.exec(message);
+        if (a) this.archive = a[1] ?? '';
         return line;
       }
       const oneLine = message.replace(/\s*\r?\n\s*/g, ' ');
@@ -90,6 +99,16 @@ class ClientLog {
   reason(): string {
     const last = this.failures.at(-1) ?? 'the runner cache client gave no reason';
     return this.cause !== '' && !last.includes(this.cause) ? `${last} (${this.cause})` : last;
+  }
+
+  /** Remove the directory the client made for its archive: a UUID of its own in RUNNER_TEMP. */
+  async removeTempDir(): Promise<void> {
+    const dir = path.dirname(this.archive);
+    const temp = process.env['RUNNER_TEMP'];
+    if (this.archive === '' || !temp || path.dirname(dir) !== path.resolve(temp)) return;
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(path.basename(dir)))
+      return;
+    await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 
   stop(): void {

@@ -14,7 +14,6 @@ import { deadline } from './deadline.js';
 import * as twirp from './twirp.js';
 
 export { PACK_NAME } from './twirp.js';
-export { abandonedWork } from './deadline.js';
 export type { RemoteHit } from './twirp.js';
 
 export interface RemoteTier {

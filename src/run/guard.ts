@@ -6,7 +6,7 @@
  */
 import * as core from '@actions/core';
 import { errorMessage } from '../errors.js';
-import { abandonedWork } from '../remote/index.js';
+import { abandonedWork } from '../remote/deadline.js';
 
 export async function guarded(step: string, fn: () => Promise<void>): Promise<void> {
   const bail = (err: unknown): void => {
