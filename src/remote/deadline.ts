@@ -70,9 +70,9 @@ const BUCKETS = 10;
 
 /**
  * Watches a transfer: `add` counts bytes as they arrive; when the bytes of the last window (kept
- * in ten buckets, so a stall is noticed within a tenth of a window of its start) fall below the
- * limit, `onSlow` is called once with a DeadlineError. The first window starts with the request,
- * so a server that never answers is cut too. `stop` ends the watch.
+ * in ten buckets, so the window slides a tenth at a time) fall below the limit, `onSlow` is
+ * called once with a DeadlineError. The first window starts with the request, so a server that
+ * never answers is cut too. `stop` ends the watch.
  */
 export class SpeedWatch {
   private readonly counts = new Array<number>(BUCKETS).fill(0);
