@@ -35,6 +35,7 @@ export const Inputs = {
   Env: 'env',
   Toolchain: 'toolchain',
   Packages: 'packages',
+  RemoteTimeout: 'remote-timeout',
 } as const;
 
 export interface OutputPath {
@@ -71,6 +72,8 @@ export interface Config {
   readonly packages?: WorkspaceSource;
   /** How the save step prunes the local store. */
   readonly prune: PruneConfig;
+  /** Overall deadline of each runner-cache operation (lookup, download, upload), in ms. */
+  readonly remoteTimeoutMs: number;
 }
 
 /** The text of a workspace file and where it came from (for error messages). */
@@ -426,8 +429,21 @@ export function readConfig(
     toolchain: parseList(get(Inputs.Toolchain)),
     ...(packages ? { packages } : {}),
     prune: readPruneConfig(get),
+    remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
   };
   return deepFreeze(config);
+}
+
+/** `remote-timeout`: a duration above zero; default 10 minutes. */
+export function parseRemoteTimeout(raw: string): number {
+  const ms = parseDuration(Inputs.RemoteTimeout, raw, 10 * 60_000) ?? 0;
+  if (ms <= 0) {
+    throw new InputError(
+      Inputs.RemoteTimeout,
+      `'${raw}' is not a time limit; use a duration above zero: a number with a unit s, m or h (e.g. 10m, 90s).`,
+    );
+  }
+  return ms;
 }
 
 function deepFreeze<T>(value: T): T {

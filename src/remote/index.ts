@@ -8,8 +8,9 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage } from '../errors.js';
 import { tempName } from '../util/fsx.js';
-import { remoteAvailable, uploadPack, type SaveOutcome } from './actions-cache.js';
+import { remoteAvailable, uploadPack } from './actions-cache.js';
 import { extractPack } from './archive.js';
+import { deadline } from './deadline.js';
 import * as twirp from './twirp.js';
 
 export { PACK_NAME } from './twirp.js';
@@ -25,8 +26,11 @@ export interface RemoteTier {
   exists(key: string): Promise<boolean | undefined>;
   /** Whether saving is allowed (the tier is on and ACTIONS_CACHE_MODE permits writes). */
   readonly writable: boolean;
-  /** Upload a pack made by LocalStore.exportPack; never throws. */
-  upload(packFile: string, key: string): Promise<SaveOutcome>;
+  /**
+   * Upload a pack made by LocalStore.exportPack. Throws when it was not saved, with the reason
+   * (a RemoteError, or a DeadlineError that also switches the tier off).
+   */
+  upload(packFile: string, key: string): Promise<void>;
 }
 
 type Mode = 'read' | 'write';
@@ -43,6 +47,8 @@ class RunnerCacheTier implements RemoteTier {
   constructor(
     private readonly env: twirp.ServiceEnv | undefined,
     public disabledReason: string | undefined,
+    /** The overall deadline of each operation (the `remote-timeout` input). */
+    private readonly timeoutMs: number,
   ) {}
 
   /** Asked of `zstd` only when the tier is actually used (it spawns a process). */
@@ -56,10 +62,21 @@ class RunnerCacheTier implements RemoteTier {
     core.warning(`Runner cache: ${this.disabledReason}; not using it for the rest of this step.`);
   }
 
+  /**
+   * A transfer that ran out of time switches the tier off without a warning of its own: the
+   * caller warns once, with the reason, and later packages do not wait out the deadline again.
+   */
+  private offIfSlow(err: unknown): void {
+    if (!(err instanceof Error && err.name === 'DeadlineError')) return;
+    this.disabledReason = errorMessage(err);
+    core.info(`Runner cache: ${this.disabledReason}; not using it for the rest of this step.`);
+  }
+
   async lookup(key: string, restoreKeys: readonly string[]): Promise<twirp.RemoteHit | undefined> {
     if (this.disabledReason || !this.env || !cacheModeAllows('read')) return undefined;
     try {
-      return await twirp.lookup(this.env, key, restoreKeys, this.compression);
+      const limit = deadline(this.timeoutMs, 'the lookup');
+      return await twirp.lookup(this.env, key, restoreKeys, this.compression, limit.signal);
     } catch (err) {
       this.off(err, 'lookup');
       return undefined;
@@ -70,7 +87,8 @@ class RunnerCacheTier implements RemoteTier {
   async exists(key: string): Promise<boolean | undefined> {
     if (this.disabledReason || !this.env) return undefined;
     try {
-      const hit = await twirp.lookup(this.env, key, [], this.compression);
+      const limit = deadline(this.timeoutMs, 'the lookup');
+      const hit = await twirp.lookup(this.env, key, [], this.compression, limit.signal);
       return hit?.matchedKey === key;
     } catch (err) {
       this.off(err, 'lookup before upload');
@@ -83,19 +101,26 @@ class RunnerCacheTier implements RemoteTier {
     const archive = tempName(workDir, 'archive');
     const pack = path.join(workDir, `${path.basename(tempName(workDir, 'x'))}-${twirp.PACK_NAME}`);
     try {
-      const bytes = await twirp.download(hit.url, archive);
+      const limit = deadline(this.timeoutMs, 'the download');
+      const bytes = await twirp.download(hit.url, archive, { signal: limit.signal });
       await extractPack(archive, hit.compression, pack);
       return { pack, bytes };
     } catch (err) {
       await fs.rm(pack, { force: true });
+      this.offIfSlow(err);
       throw err;
     } finally {
       await fs.rm(archive, { force: true });
     }
   }
 
-  async upload(packFile: string, key: string): Promise<SaveOutcome> {
-    return uploadPack(packFile, key);
+  async upload(packFile: string, key: string): Promise<void> {
+    try {
+      await uploadPack(packFile, key, this.timeoutMs);
+    } catch (err) {
+      this.offIfSlow(err);
+      throw err;
+    }
   }
 
   get writable(): boolean {
@@ -103,10 +128,11 @@ class RunnerCacheTier implements RemoteTier {
   }
 }
 
-export function openRemote(enabled: boolean): RemoteTier {
-  if (!enabled) return new RunnerCacheTier(undefined, "the 'remote' input is false");
+/** The tier, each of its operations bounded by `timeoutMs` (the `remote-timeout` input). */
+export function openRemote(enabled: boolean, timeoutMs: number): RemoteTier {
+  if (!enabled) return new RunnerCacheTier(undefined, "the 'remote' input is false", timeoutMs);
   const env = twirp.serviceEnv();
   return env && remoteAvailable()
-    ? new RunnerCacheTier(env, undefined)
-    : new RunnerCacheTier(undefined, 'the runner cache service is not available');
+    ? new RunnerCacheTier(env, undefined, timeoutMs)
+    : new RunnerCacheTier(undefined, 'the runner cache service is not available', timeoutMs);
 }

@@ -9,6 +9,7 @@ import { createWriteStream, promises as fs } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RemoteError } from '../errors.js';
+import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
 
 const SERVICE = 'github.actions.results.api.v1.CacheService';
 /** The single file a remote entry holds, and the path string its version is computed from. */
@@ -57,7 +58,29 @@ export function cacheVersion(compression: Compression, platform = process.platfo
 interface TwirpOptions {
   readonly retries?: number;
   readonly backoffMs?: number;
+  /** Bound on one attempt. */
   readonly timeoutMs?: number;
+  /** The operation's overall deadline: bounds every attempt and the waits between them. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The message of an error body: Twirp's `{code, msg}`, else the `message` (or `error`) of
+ * another JSON body such as `{"message":"Bad credentials"}`, else the text itself.
+ */
+export function errorBodyMessage(text: string): string {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    return text.slice(0, 200).trim();
+  }
+  if (j === null || typeof j !== 'object' || Array.isArray(j)) return text.slice(0, 200).trim();
+  const o = j as Record<string, unknown>;
+  const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+  const twirp = `${str(o['code'])} ${str(o['msg'])}`.trim();
+  const other = str(o['message']) || str(o['error_description']) || str(o['error']);
+  return (twirp || other || text).slice(0, 200).trim();
 }
 
 async function twirp(
@@ -68,10 +91,13 @@ async function twirp(
 ): Promise<Record<string, unknown>> {
   const url = new URL(`/twirp/${SERVICE}/${method}`, env.baseUrl).href;
   const retries = opts.retries ?? 2;
+  const overall = opts.signal;
   let lastError: Error = new RemoteError(`${method} was not attempted`);
   for (let attempt = 0; attempt <= retries; attempt++) {
-    if (attempt > 0) await sleep((opts.backoffMs ?? 500) * attempt);
+    if (attempt > 0) await sleep((opts.backoffMs ?? 500) * attempt, overall);
+    const attemptSignal = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
     let res: Response;
+    let text: string;
     try {
       res = await fetch(url, {
         method: 'POST',
@@ -82,13 +108,14 @@ async function twirp(
           'User-Agent': 'clyde-cache',
         },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+        signal: overall ? AbortSignal.any([overall, attemptSignal]) : attemptSignal,
       });
+      text = await res.text();
     } catch (err) {
+      if (overall?.aborted) throw overall.reason as Error;
       lastError = new RemoteError(`${method} failed: ${(err as Error).message}`);
       continue;
     }
-    const text = await res.text();
     if (res.ok) {
       try {
         return JSON.parse(text === '' ? '{}' : text) as Record<string, unknown>;
@@ -99,22 +126,13 @@ async function twirp(
         continue;
       }
     }
-    let msg = text.slice(0, 200);
-    try {
-      const j = JSON.parse(text) as { msg?: string; code?: string };
-      msg = `${j.code ?? ''} ${j.msg ?? ''}`.trim();
-    } catch {
-      // keep the raw text
-    }
-    lastError = new RemoteError(`${method} answered HTTP ${res.status}: ${msg}`);
+    lastError = new RemoteError(
+      `${method} answered HTTP ${res.status}: ${errorBodyMessage(text) || res.statusText}`,
+    );
     // Retry what the service marks as transient; 429 means back off for this run.
     if (![500, 502, 503, 504].includes(res.status)) break;
   }
   throw lastError;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /**
@@ -126,12 +144,14 @@ export async function lookup(
   key: string,
   restoreKeys: readonly string[],
   compression: Compression = compressionMethod(),
+  signal?: AbortSignal,
 ): Promise<RemoteHit | undefined> {
-  const res = await twirp(env, 'GetCacheEntryDownloadURL', {
-    key,
-    restore_keys: restoreKeys,
-    version: cacheVersion(compression),
-  });
+  const res = await twirp(
+    env,
+    'GetCacheEntryDownloadURL',
+    { key, restore_keys: restoreKeys, version: cacheVersion(compression) },
+    signal ? { signal } : {},
+  );
   const url = res['signed_download_url'];
   const matched = res['matched_key'];
   if (res['ok'] !== true || typeof url !== 'string' || typeof matched !== 'string' || url === '') {
@@ -149,25 +169,41 @@ export async function lookup(
   return { matchedKey: matched, url, compression };
 }
 
+/** How long a download may take: its overall deadline and its low-speed limit. */
+export interface TransferLimits {
+  /** The overall deadline (aborts with a DeadlineError as its reason). */
+  readonly signal?: AbortSignal;
+  readonly speed?: SpeedLimit;
+}
+
 /**
- * Stream the entry's archive to `dest`. A download that stalls for `idleMs`, ends early, or
- * answers anything but 200 throws; a partial file is removed.
+ * Stream the entry's archive to `dest`. A download that goes slower than the speed limit (a
+ * stall, or a trickle), outlives its deadline, ends early, or answers anything but 200 throws; a
+ * partial file is removed.
  */
-export async function download(url: string, dest: string, idleMs = 60_000): Promise<number> {
+export async function download(
+  url: string,
+  dest: string,
+  limits: TransferLimits = {},
+): Promise<number> {
   const controller = new AbortController();
-  let timer = setTimeout(() => controller.abort(), idleMs);
+  const signal = limits.signal
+    ? AbortSignal.any([controller.signal, limits.signal])
+    : controller.signal;
+  const watch = new SpeedWatch(limits.speed ?? LOW_SPEED, 'the download', (err) =>
+    controller.abort(err),
+  );
   let received = 0;
   let expected = NaN;
   try {
-    const res = await fetch(url, { signal: controller.signal });
+    const res = await fetch(url, { signal });
     if (res.status !== 200 || !res.body) {
       throw new RemoteError(`download answered HTTP ${res.status}`);
     }
     expected = Number(res.headers.get('content-length') ?? NaN);
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
-        clearTimeout(timer);
-        timer = setTimeout(() => controller.abort(), idleMs);
+        watch.add(chunk.length);
         received += chunk.length;
         cb(null, chunk);
       },
@@ -176,6 +212,7 @@ export async function download(url: string, dest: string, idleMs = 60_000): Prom
       Readable.fromWeb(res.body as Parameters<typeof Readable.fromWeb>[0]),
       counter,
       createWriteStream(dest),
+      { signal },
     );
     if (Number.isFinite(expected) && received !== expected) {
       throw new RemoteError(`download ended after ${received} of ${expected} bytes`);
@@ -184,14 +221,19 @@ export async function download(url: string, dest: string, idleMs = 60_000): Prom
   } catch (err) {
     await fs.rm(dest, { force: true });
     if (err instanceof RemoteError) throw err;
+    if (signal.aborted) {
+      const reason = signal.reason as Error;
+      throw reason.name === 'DeadlineError'
+        ? new DeadlineError(`${reason.message}; ${received} bytes received`)
+        : reason;
+    }
     const e = err as Error;
-    if (controller.signal.aborted) throw new RemoteError(`download stalled for ${idleMs} ms`);
     throw new RemoteError(
       Number.isFinite(expected)
         ? `download failed after ${received} of ${expected} bytes: ${e.message}`
         : `download failed: ${e.message}`,
     );
   } finally {
-    clearTimeout(timer);
+    watch.stop();
   }
 }

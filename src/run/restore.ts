@@ -85,7 +85,7 @@ export async function runRestore(): Promise<void> {
   } catch (err) {
     handlePhaseError('Opening the local store', err, notes);
   }
-  const remote = openRemote(config.remote);
+  const remote = openRemote(config.remote, config.remoteTimeoutMs);
   try {
     for (const plan of plans) {
       let outcome = MISS;

@@ -6,7 +6,7 @@
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { errorMessage, InputError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { Inputs, readConfig, type Config } from '../inputs.js';
 import { logKey } from '../key/index.js';
 import { openRemote, PACK_NAME, type RemoteTier } from '../remote/index.js';
@@ -129,7 +129,7 @@ export async function runSave(): Promise<void> {
       prunePostStep(store, plan.config.prune, [...plan.pinned]),
     );
     pruneSummary.push(...renderPruneSummary(pruned));
-    const remote = openRemote(plan.config.remote);
+    const remote = openRemote(plan.config.remote, plan.config.remoteTimeoutMs);
     for (const item of plan.items) {
       reports.push(await saveOne(item, store, remote, workDir, timer, notes));
     }
@@ -207,12 +207,13 @@ async function saveOne(
       const packFile = path.join(workDir, PACK_NAME);
       try {
         const { bytes } = await store.exportPack(item.key, packFile);
-        const outcome = await remote.upload(packFile, item.key);
-        if (outcome === 'saved') report.uploadedBytes = bytes;
-        return outcome;
+        await remote.upload(packFile, item.key);
+        report.uploadedBytes = bytes;
+        return 'saved';
       } catch (err) {
-        handlePhaseError(`Saving ${item.name} to the runner cache`, err, notes);
-        return `failed: ${errorMessage(err)}`;
+        // One warning with the reason, repeated as a line under the summary's table.
+        handlePhaseError(`Saving ${item.name} to the runner cache failed`, err, notes);
+        return 'failed';
       } finally {
         await fs.rm(packFile, { force: true }).catch(() => undefined);
       }

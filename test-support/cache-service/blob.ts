@@ -87,6 +87,12 @@ async function put(
     await drain(req);
     return storageError(req, res, 409, 'BlobImmutable', 'the cache entry is finalized');
   }
+  if (ctx.faults.takeSilentUpload()) {
+    // Read the body, then never answer: the connection stays open until the client gives up
+    // (or the service closes).
+    await drain(req);
+    return;
+  }
   const fault = ctx.faults.takeBlobPut();
   if (fault) {
     await drain(req);
@@ -311,6 +317,20 @@ async function get(
     res.flushHeaders();
     await sleep(fault.stallMs);
     if (res.destroyed) return;
+  }
+  if (fault?.trickle) {
+    // A few bytes at a time for as long as the body lasts (or until the client hangs up).
+    const { bytes, everyMs } = fault.trickle;
+    res.flushHeaders();
+    const stream = fs.createReadStream(entry.file, { start, end, highWaterMark: bytes });
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (res.destroyed) break;
+      res.write(chunk);
+      await sleep(everyMs);
+    }
+    stream.destroy();
+    if (!res.destroyed) res.end();
+    return;
   }
   if (fault?.truncateAt !== undefined) {
     const stop = Math.min(end, start + fault.truncateAt - 1);

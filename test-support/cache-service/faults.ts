@@ -25,6 +25,13 @@ export interface DownloadFault {
   delayMs?: number;
   /** Send the headers, then wait this long before the body. */
   stallMs?: number;
+  /** Send the body `bytes` at a time, one piece every `everyMs`, for as long as it lasts. */
+  trickle?: { bytes: number; everyMs: number };
+}
+
+/** Accept the request, read its body, and never answer (the connection stays open). */
+export interface SilentFault {
+  count?: number;
 }
 
 export interface Faults {
@@ -32,6 +39,8 @@ export interface Faults {
   twirp?: Partial<Record<TwirpMethod | '*', FaultSpec>>;
   /** Every blob PUT (single upload, staged block, block list). */
   blobPut?: FaultSpec;
+  /** Blob PUTs that are never answered (checked before `blobPut`). */
+  silentUpload?: SilentFault;
   /** Blob GETs (HEAD is never faulted). */
   download?: DownloadFault;
 }
@@ -40,11 +49,13 @@ export interface Faults {
 export class FaultState {
   private twirp = new Map<string, FaultSpec>();
   private blobPut: FaultSpec | undefined;
+  private silentUpload: SilentFault | undefined;
   private download: DownloadFault | undefined;
 
   set(f: Faults): void {
     this.twirp = new Map(Object.entries(f.twirp ?? {}).map(([k, v]) => [k, { ...v }]));
     this.blobPut = f.blobPut ? { ...f.blobPut } : undefined;
+    this.silentUpload = f.silentUpload ? { ...f.silentUpload } : undefined;
     this.download = f.download ? { ...f.download } : undefined;
   }
 
@@ -61,6 +72,13 @@ export class FaultState {
     const spec = this.blobPut;
     if (spec && use(spec)) return spec;
     this.blobPut = undefined;
+    return undefined;
+  }
+
+  takeSilentUpload(): SilentFault | undefined {
+    const spec = this.silentUpload;
+    if (spec && use(spec)) return spec;
+    this.silentUpload = undefined;
     return undefined;
   }
 

@@ -33,7 +33,7 @@ import { EntryStore, type StoredEntry } from './store.js';
 import { DEFAULT_SCOPES, mintToken, type Scope } from './token.js';
 import { handleTwirp, twirpCode } from './twirp.js';
 
-export type { DownloadFault, FaultSpec, Faults, TwirpMethod } from './faults.js';
+export type { DownloadFault, FaultSpec, Faults, SilentFault, TwirpMethod } from './faults.js';
 export type { StoredEntry } from './store.js';
 export type { PullRequestState, RestCache, RestFault, RestTokenOptions } from './rest.js';
 export type { Scope } from './token.js';
