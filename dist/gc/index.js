@@ -50440,7 +50440,7 @@ function errorMessage(err) {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2195);
-/* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
+/* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7901);
 
 
 await (0,_run_guard_js__WEBPACK_IMPORTED_MODULE_1__/* .guarded */ .N)('gc', _run_gc_js__WEBPACK_IMPORTED_MODULE_0__/* .runGc */ .OA);
@@ -57443,6 +57443,7 @@ const Inputs = {
     Env: 'env',
     Toolchain: 'toolchain',
     Packages: 'packages',
+    RemoteTimeout: 'remote-timeout',
 };
 const inputs_ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function parseEnvNames(raw) {
@@ -57688,8 +57689,17 @@ function readConfig(mode, get = actionInputs, env = process.env, host = NATIVE_H
         toolchain: parseList(get(Inputs.Toolchain)),
         ...(packages ? { packages } : {}),
         prune: readPruneConfig(get),
+        remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
     };
     return deepFreeze(config);
+}
+/** `remote-timeout`: a duration above zero; default 10 minutes. */
+function parseRemoteTimeout(raw) {
+    const ms = parseDuration(Inputs.RemoteTimeout, raw, 10 * 60_000) ?? 0;
+    if (ms <= 0) {
+        throw new InputError(Inputs.RemoteTimeout, `'${raw}' is not a time limit; use a duration above zero: a number with a unit s, m or h (e.g. 10m, 90s).`);
+    }
+    return ms;
 }
 function deepFreeze(value) {
     if (value && typeof value === 'object') {
@@ -70108,14 +70118,137 @@ function gcPlanJson(dryRun, runs) {
 
 /***/ }),
 
-/***/ 6642:
+/***/ 7901:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   N: () => (/* binding */ guarded)
-/* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8179);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7406);
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  N: () => (/* binding */ guarded)
+});
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 16 modules
+var core = __nccwpck_require__(8179);
+// EXTERNAL MODULE: ./build/src/errors.js
+var errors = __nccwpck_require__(7406);
+;// CONCATENATED MODULE: ./build/src/remote/deadline.js
+/**
+ * Bounds on network work (issue 11): every operation with the runner cache has an overall
+ * deadline (the `remote-timeout` input), and a transfer also has a low-speed limit like curl's
+ * `--speed-limit`/`--speed-time`. A stall or a trickle is cut after one window; an honest
+ * transfer of any size runs on until the deadline. Work that cannot be cancelled (the official
+ * client's save) is raced with its deadline and abandoned; a step that abandoned work ends its
+ * process once its own work is done (src/run/guard.ts), so an open socket cannot hold it.
+ */
+/** A network operation ran out of time or went too slowly. The tier is then switched off. */
+class DeadlineError extends (/* unused pure expression or super */ null && (Error)) {
+    name = 'DeadlineError';
+}
+/** The largest delay setTimeout honours; longer ones fire at once. */
+const MAX_TIMER_MS = (/* unused pure expression or super */ null && (2 ** 31 - 1));
+/** Human form of a duration for messages: '2 s', '10 min'. */
+function formatMs(ms) {
+    if (ms >= 60_000 && ms % 60_000 === 0)
+        return `${ms / 60_000} min`;
+    return `${Number((ms / 1000).toFixed(3))} s`;
+}
+function deadline(ms, what) {
+    const error = new DeadlineError(`${what} did not finish within ${formatMs(ms)} (the 'remote-timeout' input)`);
+    const controller = new AbortController();
+    // unref: an expired operation is abandoned, and the timer alone never keeps the step alive.
+    setTimeout(() => controller.abort(error), Math.min(ms, MAX_TIMER_MS)).unref();
+    return { signal: controller.signal, error };
+}
+/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
+function sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(signal.reason);
+        const timer = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            reject(signal?.reason);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+    });
+}
+/**
+ * 1 KiB/s over a minute. A full stall is cut after a minute, as the old idle timer did, and so
+ * is a trickle that used to reset it; anything a build cache can use goes far faster.
+ */
+const LOW_SPEED = { bytesPerSecond: 1024, windowMs: 60_000 };
+const BUCKETS = 10;
+/**
+ * Watches a transfer: `add` counts bytes as they arrive; when the bytes of the last window (kept
+ * in ten buckets, so the window slides a tenth at a time) fall below the limit, `onSlow` is
+ * called once with a DeadlineError. The first window starts with the request, so a server that
+ * never answers is cut too. `stop` ends the watch.
+ */
+class SpeedWatch {
+    counts = new Array(BUCKETS).fill(0);
+    current = 0;
+    ticks = 0;
+    timer;
+    constructor(limit, what, onSlow) {
+        const minBytes = (limit.bytesPerSecond * limit.windowMs) / 1000;
+        this.timer = setInterval(() => {
+            this.ticks++;
+            if (this.ticks >= BUCKETS) {
+                const sum = this.counts.reduce((a, b) => a + b, 0);
+                if (sum < minBytes) {
+                    this.stop();
+                    onSlow(new DeadlineError(`${what} went slower than ${limit.bytesPerSecond} bytes/s for ${formatMs(limit.windowMs)} (${sum} bytes)`));
+                    return;
+                }
+            }
+            this.current = (this.current + 1) % BUCKETS;
+            this.counts[this.current] = 0;
+        }, limit.windowMs / BUCKETS);
+        this.timer.unref();
+    }
+    add(bytes) {
+        this.counts[this.current] = (this.counts[this.current] ?? 0) + bytes;
+    }
+    stop() {
+        clearInterval(this.timer);
+    }
+}
+const abandoned = [];
+/**
+ * `work` raced with `limit`: its result if it settles first, else the deadline's error. Work
+ * that loses the race cannot be cancelled; it is recorded as abandoned, and the step's process
+ * ends once the step's own work is done (see `abandonedWork`).
+ */
+async function within(work, limit, what) {
+    let settled = false;
+    const expired = new Promise((_resolve, reject) => {
+        const onAbort = () => {
+            if (settled)
+                return;
+            abandoned.push(what);
+            reject(limit.signal.reason);
+        };
+        if (limit.signal.aborted)
+            onAbort();
+        else
+            limit.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+        return await Promise.race([work, expired]);
+    }
+    finally {
+        settled = true;
+    }
+}
+/** What this process abandoned after a deadline (still running, perhaps holding sockets). */
+function abandonedWork() {
+    return abandoned;
+}
+//# sourceMappingURL=deadline.js.map
+;// CONCATENATED MODULE: ./build/src/run/guard.js
 /**
  * The last line of the error policy: an error nobody expected (a bug, a stream that errors with
  * no listener) is still a cache problem, so it becomes a warning and the step carries on as a
@@ -70124,11 +70257,12 @@ function gcPlanJson(dryRun, runs) {
  */
 
 
+
 async function guarded(step, fn) {
     const bail = (err) => {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`clyde-cache ${step}: unexpected error, continuing without the cache: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(err)}`);
+        core/* warning */.$e(`clyde-cache ${step}: unexpected error, continuing without the cache: ${(0,errors/* errorMessage */.gJ)(err)}`);
         if (err instanceof Error && err.stack)
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(err.stack);
+            core/* debug */.Yz(err.stack);
         process.exit(process.exitCode ?? 0);
     };
     process.on('uncaughtException', bail);
@@ -70138,6 +70272,13 @@ async function guarded(step, fn) {
     }
     catch (err) {
         bail(err);
+    }
+    // Work abandoned after its deadline (an upload the client cannot cancel) may still hold a
+    // socket or a timer open; the step's own work is done, so the process ends here.
+    const abandoned = abandonedWork();
+    if (abandoned.length > 0) {
+        core/* info */.pq(`Not waiting for ${abandoned.join(', ')}: ending the step.`);
+        process.exit(process.exitCode ?? 0);
     }
 }
 //# sourceMappingURL=guard.js.map
