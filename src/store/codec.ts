@@ -3,8 +3,14 @@
  * Both backends write plain zstd frames, so each reads the other's output.
  *
  * `decompress` takes the size the content must have (it is always known: the manifest records
- * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes.
+ * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes; it
+ * holds the whole content in one buffer, so it is for small blobs only (`WHOLE_MAX`).
+ * `decompressStream` hands the content out in pieces of at most `PIECE_BYTES` and stops as soon
+ * as it exceeds the expected size: memory stays bounded whatever size a manifest declares
+ * (the decoders also refuse windows above zstd's default limit of 128 MiB).
  */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { StoreError } from '../errors.js';
 
@@ -13,8 +19,80 @@ export type CodecName = 'zstd-napi' | 'node:zlib';
 export interface Codec {
   readonly name: CodecName;
   compress(buf: Buffer): Buffer;
-  /** Decompresses `buf`, which must hold exactly `expectedSize` bytes of content. */
+  /**
+   * Decompresses `buf`, which must hold exactly `expectedSize` bytes of content, into one
+   * buffer: only for content known to be small (`WHOLE_MAX`); use `decompressStream` else.
+   */
   decompress(buf: Buffer, expectedSize: number): Buffer;
+  /**
+   * Decompresses the zstd frames `source` yields, which must hold exactly `expectedSize` bytes
+   * of content, handing it to `onPiece` in pieces of at most PIECE_BYTES (a piece is valid
+   * until `onPiece`'s promise settles). Throws FrameSizeMismatch as soon as the content
+   * exceeds `expectedSize` (nothing more is decoded) or when it ends short; StoreError on a
+   * frame that will not decode; an error from `source` or `onPiece` as it is.
+   */
+  decompressStream(
+    source: AsyncIterable<Uint8Array>,
+    expectedSize: number,
+    onPiece: (piece: Buffer) => void | Promise<void>,
+  ): Promise<void>;
+}
+
+/** The most content `decompress` is asked to hold in one buffer (callers stream above it). */
+export const WHOLE_MAX = 4 * 1024 * 1024;
+/** The largest piece of content `decompressStream` hands out at once. */
+export const PIECE_BYTES = 256 * 1024;
+
+function tooMuch(expectedSize: number): FrameSizeMismatch {
+  return new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+}
+
+function checkTotal(total: number, expectedSize: number): void {
+  if (total !== expectedSize) {
+    throw new FrameSizeMismatch(`zstd frame holds ${total} bytes, expected ${expectedSize}`);
+  }
+}
+
+/** node:zlib's streaming decoder; its backpressure keeps a few pieces in memory at most. */
+async function nodeDecompressStream(
+  source: AsyncIterable<Uint8Array>,
+  expectedSize: number,
+  onPiece: (piece: Buffer) => void | Promise<void>,
+): Promise<void> {
+  let total = 0;
+  // Errors of our own (the source, the sink, the size check) pass through as they are; only
+  // the decoder's own become "corrupt".
+  let ours: unknown;
+  const input = async function* (): AsyncGenerator<Uint8Array> {
+    try {
+      for await (const chunk of source) yield chunk;
+    } catch (err) {
+      ours ??= err;
+      throw err;
+    }
+  };
+  try {
+    await pipeline(
+      Readable.from(input(), { objectMode: false, highWaterMark: PIECE_BYTES }),
+      zlib.createZstdDecompress({ chunkSize: PIECE_BYTES }),
+      async (out: AsyncIterable<Buffer>) => {
+        try {
+          for await (const piece of out) {
+            total += piece.length;
+            if (total > expectedSize) throw tooMuch(expectedSize);
+            await onPiece(piece);
+          }
+        } catch (err) {
+          ours ??= err;
+          throw err;
+        }
+      },
+    );
+  } catch (err) {
+    if (ours !== undefined) throw ours;
+    throw new StoreError(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
+  }
+  checkTotal(total, expectedSize);
 }
 
 export const LEVEL = 3;
@@ -97,6 +175,7 @@ function nodeCodec(): Codec {
       }
       return out;
     },
+    decompressStream: nodeDecompressStream,
   };
 }
 
@@ -106,8 +185,50 @@ interface NapiModule {
     parameters?: { compressionLevel?: number; hashLog?: number; chainLog?: number },
   ): Buffer;
 }
+interface NapiDCtx {
+  decompress(dst: Uint8Array, src: Uint8Array): number;
+  /** [0 when a frame just ended (else a hint), bytes produced, bytes consumed] */
+  decompressStream(dst: Uint8Array, src: Uint8Array): [number, number, number];
+}
 interface NapiBinding {
-  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number };
+  DCtx: new () => NapiDCtx;
+}
+
+/** zstd-napi's streaming decoder: a context of its own per call (calls may interleave). */
+async function napiDecompressStream(
+  binding: NapiBinding,
+  source: AsyncIterable<Uint8Array>,
+  expectedSize: number,
+  onPiece: (piece: Buffer) => void | Promise<void>,
+): Promise<void> {
+  const dctx = new binding.DCtx();
+  const dst = Buffer.allocUnsafe(PIECE_BYTES);
+  let total = 0;
+  // What the last call that moved anything answered: 0 when a frame just ended.
+  let last = 1;
+  for await (const chunk of source) {
+    let s = chunk;
+    for (;;) {
+      let r: [number, number, number];
+      try {
+        r = dctx.decompressStream(dst, s);
+      } catch (err) {
+        throw new StoreError(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
+      }
+      const [ret, produced, consumed] = r;
+      if (produced > 0 || consumed > 0) last = ret;
+      if (produced > 0) {
+        total += produced;
+        if (total > expectedSize) throw tooMuch(expectedSize);
+        await onPiece(dst.subarray(0, produced));
+      }
+      s = s.subarray(consumed);
+      // Done with this chunk once it is consumed and nothing more comes out.
+      if (s.length === 0 && produced === 0) break;
+    }
+  }
+  if (last !== 0) throw new StoreError('corrupt zstd frame: it is truncated');
+  checkTotal(total, expectedSize);
 }
 
 async function nativeCodec(): Promise<Codec> {
@@ -141,6 +262,8 @@ async function nativeCodec(): Promise<Codec> {
       }
       return out;
     },
+    decompressStream: (source, expectedSize, onPiece) =>
+      napiDecompressStream(binding, source, expectedSize, onPiece),
   };
   // A binary that loads but misbehaves must not be trusted with the store.
   const probe = Buffer.from('clyde-cache codec probe');
