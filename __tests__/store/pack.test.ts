@@ -211,6 +211,25 @@ describe('packs', () => {
       }
     }));
 
+  it('refuses a frame longer than what remains of the pack, before reading it', () =>
+    withSandbox(async (sb) => {
+      const store = await LocalStore.open(sb.store);
+      const header = {
+        meta: packMeta('k-long-frame'),
+        manifest: dirManifest([{ ...fileEntry('b', 'x'), size: 3 * 1024 ** 3 }]),
+      };
+      const pack = buildPack(header, [{ digest: sha256('x'), frame: Buffer.from('tiny') }]);
+      // The record claims a 2 GiB frame (allowed for 3 GiB of content); the pack holds 4 bytes.
+      const at = pack.length - 40 - 4 - 8;
+      pack.writeBigUInt64BE(2n * 1024n ** 3n, at);
+      const file = path.join(sb.base, 'p');
+      await fs.writeFile(file, pack);
+      await expect(store.importPack(file)).rejects.toThrow(
+        /claims 2147483648 bytes; only \d+ remain/,
+      );
+      expect(await entriesIn(store)).toEqual([]);
+    }));
+
   it('refuses a million-entry header', () =>
     withSandbox(async (sb) => {
       const store = await LocalStore.open(sb.store);

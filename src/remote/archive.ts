@@ -28,10 +28,10 @@ import { PACK_NAME } from './twirp.js';
 export const MAX_PACK_BYTES = 10 * 1024 ** 3;
 /**
  * A pack is made of zstd frames already, which the archive's own compression hardly shrinks
- * (the header's JSON the most, about tenfold): a pack more than this many times its archive
+ * (the header's JSON the most, about tenfold; gzip can reach 1032 at best, zstd far more): a pack more than this many times its archive
  * is a bomb, whatever its size. Below MIN_RATIO_BUDGET the ratio is not applied.
  */
-export const MAX_EXPANSION = 1024;
+export const MAX_EXPANSION = 256;
 export const MIN_RATIO_BUDGET = 64 * 1024 * 1024;
 /** Room the tar's own headers and padding may take beyond the pack. */
 const TAR_SLACK = 1024 * 1024;

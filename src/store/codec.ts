@@ -4,7 +4,7 @@
  *
  * `decompress` takes the size the content must have (it is always known: the manifest records
  * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes; it
- * holds the whole content in one buffer, so it is for small blobs only (`WHOLE_MAX`).
+ * holds the whole content in one buffer, so it is for small content only.
  * `decompressStream` hands the content out in pieces of at most `PIECE_BYTES` and stops as soon
  * as it exceeds the expected size: memory stays bounded whatever size a manifest declares
  * (the decoders also refuse windows above zstd's default limit of 128 MiB).
@@ -21,7 +21,7 @@ export interface Codec {
   compress(buf: Buffer): Buffer;
   /**
    * Decompresses `buf`, which must hold exactly `expectedSize` bytes of content, into one
-   * buffer: only for content known to be small (`WHOLE_MAX`); use `decompressStream` else.
+   * buffer: only for content known to be small (a locator, a group); else `decompressStream`.
    */
   decompress(buf: Buffer, expectedSize: number): Buffer;
   /**
@@ -38,8 +38,6 @@ export interface Codec {
   ): Promise<void>;
 }
 
-/** The most content `decompress` is asked to hold in one buffer (callers stream above it). */
-export const WHOLE_MAX = 4 * 1024 * 1024;
 /** The largest piece of content `decompressStream` hands out at once. */
 export const PIECE_BYTES = 256 * 1024;
 
@@ -53,45 +51,177 @@ function checkTotal(total: number, expectedSize: number): void {
   }
 }
 
-/** node:zlib's streaming decoder; its backpressure keeps a few pieces in memory at most. */
+/**
+ * Finds where each zstd frame of a stream ends, by walking the frame and block headers (their
+ * sizes say how far to skip): node:zlib's decoder stops at the end of the first frame and drops
+ * the rest, so each frame of a chunked blob (chunked.ts) gets a decoder of its own. Skippable
+ * frames are frames too; anything else is refused.
+ */
+export class FrameScanner {
+  private state: 'magic' | 'skippable' | 'descriptor' | 'block' | 'skip' = 'magic';
+  private acc: number[] = [];
+  private skipLeft = 0;
+  /** What follows the bytes being skipped: a block header, or the frame's end. */
+  private thenEnd = false;
+  private checksum = false;
+
+  /** How many bytes of `chunk` belong to the current frame, and whether it ends with them. */
+  scan(chunk: Uint8Array): { used: number; done: boolean } {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.state === 'skip') {
+        const n = Math.min(this.skipLeft, chunk.length - i);
+        i += n;
+        this.skipLeft -= n;
+        if (this.skipLeft === 0 && this.afterSkip()) return { used: i, done: true };
+        continue;
+      }
+      this.acc.push(chunk[i++] as number);
+      if (this.step()) return { used: i, done: true };
+    }
+    return { used: i, done: false };
+  }
+
+  /** Whether the scanner sits between frames (nothing of a frame seen yet). */
+  get between(): boolean {
+    return this.state === 'magic' && this.acc.length === 0;
+  }
+
+  /** After a header byte: true when the frame ended. */
+  private step(): boolean {
+    const a = this.acc;
+    if (this.state === 'magic' && a.length === 4) {
+      const m = (a[0] as number) | ((a[1] as number) << 8) | ((a[2] as number) << 16);
+      const top = a[3] as number;
+      this.acc = [];
+      if (m === 0x2fb528 && top === 0xfd) this.state = 'descriptor';
+      else if ((m & 0xfffff0) === 0x4d2a50 && top === 0x18) this.state = 'skippable';
+      else throw new StoreError('corrupt zstd frame: bad magic number');
+    } else if (this.state === 'skippable' && a.length === 4) {
+      const n =
+        ((a[0] as number) | ((a[1] as number) << 8) | ((a[2] as number) << 16)) +
+        (a[3] as number) * 2 ** 24;
+      this.acc = [];
+      return this.skip(n, true);
+    } else if (this.state === 'descriptor') {
+      const fhd = a[0] as number;
+      this.acc = [];
+      if (fhd & 0x08) throw new StoreError('corrupt zstd frame: reserved bit set');
+      const single = (fhd >> 5) & 1;
+      const fcs = fhd >> 6;
+      this.checksum = ((fhd >> 2) & 1) === 1;
+      const dictBytes = (fhd & 3) === 3 ? 4 : fhd & 3;
+      const sizeBytes = fcs === 0 ? single : 1 << fcs;
+      const rest = (single ? 0 : 1) + dictBytes + sizeBytes;
+      return this.skip(rest, false);
+    } else if (this.state === 'block' && a.length === 3) {
+      const v = (a[0] as number) | ((a[1] as number) << 8) | ((a[2] as number) << 16);
+      this.acc = [];
+      const type = (v >> 1) & 3;
+      if (type === 3) throw new StoreError('corrupt zstd frame: reserved block type');
+      const body = type === 1 ? 1 : v >>> 3;
+      const last = (v & 1) === 1;
+      return this.skip(body + (last && this.checksum ? 4 : 0), last);
+    }
+    return false;
+  }
+
+  /** Skips `n` bytes, then a block header or (thenEnd) the frame's end; true when it ended. */
+  private skip(n: number, thenEnd: boolean): boolean {
+    this.skipLeft = n;
+    this.thenEnd = thenEnd;
+    this.state = 'skip';
+    return n === 0 && this.afterSkip();
+  }
+
+  private afterSkip(): boolean {
+    this.state = this.thenEnd ? 'magic' : 'block';
+    return this.thenEnd;
+  }
+}
+
+/**
+ * node:zlib's streaming decoder, one per frame (FrameScanner); its backpressure keeps a few
+ * pieces in memory at most.
+ */
 async function nodeDecompressStream(
   source: AsyncIterable<Uint8Array>,
   expectedSize: number,
   onPiece: (piece: Buffer) => void | Promise<void>,
 ): Promise<void> {
   let total = 0;
-  // Errors of our own (the source, the sink, the size check) pass through as they are; only
-  // the decoder's own become "corrupt".
+  // Errors of our own (the source, the frame walk, the sink, the size check) pass through as
+  // they are; only the decoder's own become "corrupt".
   let ours: unknown;
-  const input = async function* (): AsyncGenerator<Uint8Array> {
+  const input = source[Symbol.asyncIterator]();
+  const scanner = new FrameScanner();
+  let pending: Uint8Array | undefined;
+  let ended = false;
+  const next = async (): Promise<Uint8Array | undefined> => {
+    if (pending !== undefined) {
+      const p = pending;
+      pending = undefined;
+      return p;
+    }
+    if (ended) return undefined;
     try {
-      for await (const chunk of source) yield chunk;
+      const r = await input.next();
+      if (r.done === true) ended = true;
+      return r.done === true ? undefined : r.value;
     } catch (err) {
       ours ??= err;
       throw err;
     }
   };
+  // The bytes of one frame (the decoder reports a frame cut short).
+  const frame = async function* (): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      const chunk = await next();
+      if (chunk === undefined) return;
+      let scanned: { used: number; done: boolean };
+      try {
+        scanned = scanner.scan(chunk);
+      } catch (err) {
+        ours ??= err;
+        throw err;
+      }
+      if (scanned.used < chunk.length) pending = chunk.subarray(scanned.used);
+      if (scanned.used > 0) yield chunk.subarray(0, scanned.used);
+      if (scanned.done) return;
+    }
+  };
+  let frames = 0;
   try {
-    await pipeline(
-      Readable.from(input(), { objectMode: false, highWaterMark: PIECE_BYTES }),
-      zlib.createZstdDecompress({ chunkSize: PIECE_BYTES }),
-      async (out: AsyncIterable<Buffer>) => {
-        try {
-          for await (const piece of out) {
-            total += piece.length;
-            if (total > expectedSize) throw tooMuch(expectedSize);
-            await onPiece(piece);
+    for (;;) {
+      const first = await next();
+      if (first === undefined) break;
+      if (first.length === 0) continue;
+      pending = first;
+      frames++;
+      await pipeline(
+        Readable.from(frame(), { objectMode: false, highWaterMark: PIECE_BYTES }),
+        zlib.createZstdDecompress({ chunkSize: PIECE_BYTES }),
+        async (out: AsyncIterable<Buffer>) => {
+          try {
+            for await (const piece of out) {
+              total += piece.length;
+              if (total > expectedSize) throw tooMuch(expectedSize);
+              await onPiece(piece);
+            }
+          } catch (err) {
+            ours ??= err;
+            throw err;
           }
-        } catch (err) {
-          ours ??= err;
-          throw err;
-        }
-      },
-    );
+        },
+      );
+      if (!scanner.between) throw new StoreError('corrupt zstd frame: it is truncated');
+    }
   } catch (err) {
     if (ours !== undefined) throw ours;
+    if (err instanceof StoreError) throw err;
     throw new StoreError(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
   }
+  if (frames === 0) throw new StoreError('corrupt zstd frame: it is empty');
   checkTotal(total, expectedSize);
 }
 
