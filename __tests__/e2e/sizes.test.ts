@@ -157,40 +157,46 @@ describe('untrusted sizes in runner-cache entries', () => {
     }
   }, 300_000);
 
-  it('a file over 2 GiB is saved to the runner cache by post and restored on a fresh runner', async () => {
-    world.service.reset();
-    await fs.rm(world.localStore, { recursive: true, force: true });
-    const dir = path.join(world.workspace, 'big');
-    await fs.mkdir(dir, { recursive: true });
-    const big = path.join(dir, 'zeros.bin');
-    const size = 2 * GiB + 12_345;
-    // Sparse: it takes no disk until restored, and compresses to almost nothing.
-    const fh = await fs.open(big, 'w');
-    await fh.truncate(size);
-    await fh.close();
-    await fs.writeFile(path.join(dir, 'small.txt'), 'beside the big one\n');
-    const before = await sha256File(big);
-    const inputs = { path: 'big', name: 'big', 'local-cache-dir': world.localStore };
+  it.each(['native', 'node'])(
+    'a file over 2 GiB is saved to the runner cache by post and restored on a fresh runner (%s backend)',
+    async (backend) => {
+      world.service.reset();
+      await fs.rm(world.localStore, { recursive: true, force: true });
+      const dir = path.join(world.workspace, 'big');
+      await fs.mkdir(dir, { recursive: true });
+      const big = path.join(dir, 'zeros.bin');
+      const size = 2 * GiB + 12_345;
+      // Sparse: it takes no disk until restored, and compresses to almost nothing.
+      const fh = await fs.open(big, 'w');
+      await fh.truncate(size);
+      await fh.close();
+      await fs.writeFile(path.join(dir, 'small.txt'), 'beside the big one\n');
+      const before = await sha256File(big);
+      const inputs = { path: 'big', name: 'big', 'local-cache-dir': world.localStore };
+      const env = { CLYDE_ZSTD_BACKEND: backend };
 
-    const first = await runDemoJob(world, { inputs, targets: () => undefined });
-    expect(first.main.exitCode).toBe(0);
-    expect(first.posts[0]?.exitCode).toBe(0);
-    expect(warnings(first.posts[0]!)).toBe('');
-    expect(world.service.entries().map((e) => e.key)).toContain(first.main.outputs['cache-key']);
+      const first = await runDemoJob(world, { inputs, env, targets: () => undefined });
+      expect(first.main.exitCode).toBe(0);
+      expect(first.posts[0]?.exitCode).toBe(0);
+      expect(warnings(first.posts[0]!)).toBe('');
+      expect(world.service.entries().map((e) => e.key)).toContain(first.main.outputs['cache-key']);
 
-    // A fresh runner: empty local store, no outputs.
-    await fs.rm(world.localStore, { recursive: true, force: true });
-    await fs.rm(dir, { recursive: true, force: true });
-    const second = await runDemoJob(world, {
-      inputs,
-      targets: () => undefined,
-      with: { save: 'never' },
-    });
-    expect(warnings(second.main)).toBe('');
-    expect(second.main.outputs).toMatchObject({ 'cache-hit': 'true', tier: 'remote' });
-    expect((await fs.stat(big)).size).toBe(size);
-    expect(await sha256File(big)).toBe(before);
-    expect(await fs.readFile(path.join(dir, 'small.txt'), 'utf8')).toBe('beside the big one\n');
-    await fs.rm(dir, { recursive: true, force: true });
-  }, 600_000);
+      // A fresh runner: empty local store, no outputs.
+      await fs.rm(world.localStore, { recursive: true, force: true });
+      await fs.rm(dir, { recursive: true, force: true });
+      const second = await runDemoJob(world, {
+        inputs,
+        env,
+        targets: () => undefined,
+        with: { save: 'never' },
+      });
+      expect(warnings(second.main)).toBe('');
+      expect(second.main.outputs).toMatchObject({ 'cache-hit': 'true', tier: 'remote' });
+      expect((await fs.stat(big)).size).toBe(size);
+      expect(await sha256File(big)).toBe(before);
+      expect(await fs.readFile(path.join(dir, 'small.txt'), 'utf8')).toBe('beside the big one\n');
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+    600_000,
+  );
 });

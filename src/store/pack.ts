@@ -208,20 +208,13 @@ export async function readPack(
   accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
 ): Promise<ReadPack | undefined> {
   let fh: FileHandle;
-  let size: number;
   try {
     fh = await fs.open(packFile, 'r');
   } catch (err) {
     throw new StoreError(`cannot open pack ${packFile}: ${err}`);
   }
   try {
-    size = (await fh.stat()).size;
-  } catch (err) {
-    await fh.close();
-    throw new StoreError(`cannot read pack ${packFile}: ${err}`);
-  }
-  try {
-    const r = new PackReader(fh, size);
+    const r = new PackReader(fh, (await fh.stat()).size);
     if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
       throw new StoreError('not a clyde pack (bad magic)');
     }
