@@ -1,9 +1,11 @@
 import { describe, it, expect } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createCodec, LocalStore, type Codec } from '../../src/store/index.js';
 import { sha256 } from '../../src/util/bytes.js';
+import { rawFrame } from '../../src/store/codec.js';
 import { PACK_VERSION } from '../../src/store/pack.js';
 import {
   blobOf,
@@ -228,6 +230,34 @@ describe('packs', () => {
         /claims 2147483648 bytes; only \d+ remain/,
       );
       expect(await entriesIn(store)).toEqual([]);
+    }));
+
+  it('refuses a pack whose blobs do not fit in the store (root only: mounts a tmpfs)', () =>
+    withSandbox(async (sb) => {
+      if (process.getuid?.() !== 0) {
+        console.warn('skipped: mounting a tmpfs needs root');
+        return;
+      }
+      const mnt = path.join(sb.base, 'small');
+      await fs.mkdir(mnt);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]);
+      try {
+        const store = await LocalStore.open(mnt);
+        const content = randomBytes(32 * 1024 * 1024);
+        const header = {
+          meta: packMeta('k-too-big'),
+          manifest: dirManifest([fileEntry('b', content)]),
+        };
+        const file = path.join(sb.base, 'p');
+        await fs.writeFile(
+          file,
+          buildPack(header, [{ digest: sha256(content), frame: rawFrame(content) }]),
+        );
+        await expect(store.importPack(file)).rejects.toThrow(/blobs do not fit in the local store/);
+        expect(await entriesIn(store)).toEqual([]);
+      } finally {
+        execFileSync('umount', [mnt]);
+      }
     }));
 
   it('refuses a million-entry header', () =>
