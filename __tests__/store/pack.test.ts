@@ -1,9 +1,11 @@
 import { describe, it, expect } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createCodec, LocalStore, type Codec } from '../../src/store/index.js';
 import { sha256 } from '../../src/util/bytes.js';
+import { rawFrame } from '../../src/store/codec.js';
 import { PACK_VERSION } from '../../src/store/pack.js';
 import {
   blobOf,
@@ -208,6 +210,53 @@ describe('packs', () => {
         );
         await expect(store.importPack(pack, `k-bomb-${backend}`)).rejects.toThrow(/pack blob/);
         expect(await entriesIn(store)).toEqual([]);
+      }
+    }));
+
+  it('refuses a frame longer than what remains of the pack, before reading it', () =>
+    withSandbox(async (sb) => {
+      const store = await LocalStore.open(sb.store);
+      const header = {
+        meta: packMeta('k-long-frame'),
+        manifest: dirManifest([{ ...fileEntry('b', 'x'), size: 3 * 1024 ** 3 }]),
+      };
+      const pack = buildPack(header, [{ digest: sha256('x'), frame: Buffer.from('tiny') }]);
+      // The record claims a 2 GiB frame (allowed for 3 GiB of content); the pack holds 4 bytes.
+      const at = pack.length - 40 - 4 - 8;
+      pack.writeBigUInt64BE(2n * 1024n ** 3n, at);
+      const file = path.join(sb.base, 'p');
+      await fs.writeFile(file, pack);
+      await expect(store.importPack(file)).rejects.toThrow(
+        /claims 2147483648 bytes; only \d+ remain/,
+      );
+      expect(await entriesIn(store)).toEqual([]);
+    }));
+
+  it('refuses a pack whose blobs do not fit in the store (root only: mounts a tmpfs)', () =>
+    withSandbox(async (sb) => {
+      if (process.getuid?.() !== 0) {
+        console.warn('skipped: mounting a tmpfs needs root');
+        return;
+      }
+      const mnt = path.join(sb.base, 'small');
+      await fs.mkdir(mnt);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]);
+      try {
+        const store = await LocalStore.open(mnt);
+        const content = randomBytes(32 * 1024 * 1024);
+        const header = {
+          meta: packMeta('k-too-big'),
+          manifest: dirManifest([fileEntry('b', content)]),
+        };
+        const file = path.join(sb.base, 'p');
+        await fs.writeFile(
+          file,
+          buildPack(header, [{ digest: sha256(content), frame: rawFrame(content) }]),
+        );
+        await expect(store.importPack(file)).rejects.toThrow(/blobs do not fit in the local store/);
+        expect(await entriesIn(store)).toEqual([]);
+      } finally {
+        execFileSync('umount', [mnt]);
       }
     }));
 

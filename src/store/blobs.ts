@@ -18,11 +18,13 @@
  * through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
  * of one blob are harmless (same content). Reads always verify.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { promises as fs, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { sha256 } from '../util/bytes.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { tempName, writeFileAtomic } from '../util/fsx.js';
 import { isRawFrame, rawFrame, type Codec } from './codec.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { MIN_SAVING, sharedPool, type PoolDirs, type WorkerPool } from './pool.js';
@@ -208,6 +210,112 @@ const locatorIds = new WeakMap<Manifest, string>();
 
 export { isRawFrame };
 
+/** The most bytes of a frame read from a file at once. */
+export const FRAME_PIECE_BYTES = 1024 * 1024;
+
+/**
+ * The `length` bytes of `fh` from `start`, in fresh buffers of at most FRAME_PIECE_BYTES;
+ * StoreError when the file ends first (`what` names the place for the message).
+ */
+export async function* fileRange(
+  fh: FileHandle,
+  start: number,
+  length: number,
+  what: string,
+): AsyncGenerator<Buffer> {
+  let pos = start;
+  const end = start + length;
+  while (pos < end) {
+    const buf = Buffer.allocUnsafe(Math.min(FRAME_PIECE_BYTES, end - pos));
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
+      if (bytesRead === 0) throw new StoreError(`${what} is truncated`);
+      got += bytesRead;
+    }
+    pos += got;
+    yield buf;
+  }
+}
+
+/** A grouped file inside a group blob: its slice of the content and the digest it must have. */
+export interface Member {
+  readonly digest: string;
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** What a blob must hold: `size` bytes of content and, for a group, its members' slices. */
+export interface BlobNeed {
+  readonly size: number;
+  readonly members: readonly Member[];
+}
+
+/**
+ * Checks a blob's content as it streams by, piece by piece, never holding more than one piece:
+ * the sha256 of the whole, and of each member's slice (members may come in any order, even
+ * overlap: a hostile locator's are checked like any other).
+ */
+class ContentCheck {
+  private readonly whole = createHash('sha256');
+  private readonly members: Member[];
+  private next = 0;
+  private active: { m: Member; hash: Hash }[] = [];
+  private pos = 0;
+
+  constructor(
+    private readonly name: string,
+    need: BlobNeed,
+  ) {
+    this.members = [...need.members].sort((a, b) => a.offset - b.offset);
+  }
+
+  update(piece: Buffer): void {
+    this.whole.update(piece);
+    const start = this.pos;
+    const end = start + piece.length;
+    while (this.next < this.members.length && (this.members[this.next] as Member).offset < end) {
+      this.active.push({ m: this.members[this.next] as Member, hash: createHash('sha256') });
+      this.next++;
+    }
+    if (this.active.length > 0) {
+      this.active = this.active.filter(({ m, hash }) => {
+        const from = Math.max(m.offset, start);
+        const to = Math.min(m.offset + m.size, end);
+        if (to > from) hash.update(piece.subarray(from - start, to - start));
+        if (m.offset + m.size > end) return true;
+        this.check(m, hash);
+        return false;
+      });
+    }
+    this.pos = end;
+  }
+
+  /** After the last piece (the decoder has checked the size). */
+  finish(digest: string): void {
+    if (this.whole.digest('hex') !== digest) {
+      throw new StoreError(`blob ${this.name}: content does not match its digest`);
+    }
+    // Left: slices reaching past the end (the locator checks refuse them before), and empty
+    // members at the very end.
+    for (const { m } of this.active) this.pastEnd(m);
+    for (const m of this.members.slice(this.next)) {
+      if (m.size > 0 || m.offset > this.pos) this.pastEnd(m);
+      this.check(m, createHash('sha256'));
+    }
+  }
+
+  private pastEnd(m: Member): never {
+    throw new StoreError(`blob ${this.name}: grouped file ${m.digest} lies past its end`);
+  }
+
+  private check(m: Member, hash: Hash): void {
+    if (hash.digest('hex') !== m.digest) {
+      throw new StoreError(`blob ${this.name}: grouped file ${m.digest} does not match its digest`);
+    }
+  }
+}
+
 export class BlobStore {
   /** digest -> location of every grouped file this process has read an artifact or locator for. */
   private readonly locations = new Map<string, Location>();
@@ -348,32 +456,101 @@ export class BlobStore {
     return { stored: frame.length, written: true };
   }
 
-  /** Stores an already-compressed frame that the caller has verified. */
-  async putFrame(digest: string, frame: Buffer): Promise<boolean> {
-    if ((await this.ownSize(digest)) !== undefined) return false;
-    await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
-    return true;
+  /**
+   * Decompresses the frame `source` yields and checks its content against `need` and the
+   * digest `name` (and each member's slice against its digest), in bounded pieces: memory
+   * stays the same whatever sizes `need` declares. Throws StoreError on any difference.
+   */
+  async verifyStream(
+    name: string,
+    need: BlobNeed,
+    source: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    const check = new ContentCheck(name, need);
+    await this.codec.decompressStream(source, need.size, (piece) => check.update(piece));
+    check.finish(name);
   }
 
-  /** The stored frame of blob `name` (standalone or group) as it is on disk. */
-  async readFrame(name: string): Promise<Buffer> {
+  /**
+   * Verifies the stored blob `name` against `need`, streaming it from disk; `onFrame` (pack
+   * export) is told the frame's length, then given each piece of it as it is read. Returns
+   * the frame's length.
+   */
+  async verifyStored(
+    name: string,
+    need: BlobNeed,
+    onFrame?: { start(frameBytes: number): Promise<void>; piece(p: Buffer): Promise<void> },
+  ): Promise<number> {
+    let fh: FileHandle;
     try {
-      return await fs.readFile(this.pathOf(name));
+      fh = await fs.open(this.pathOf(name), 'r');
     } catch (err) {
       throw new StoreError(`blob ${name} is missing from the store: ${err}`);
     }
+    try {
+      const length = (await fh.stat()).size;
+      await onFrame?.start(length);
+      const pieces = fileRange(fh, 0, length, `blob ${name}`);
+      const source = onFrame === undefined ? pieces : tap(pieces, (p) => onFrame.piece(p));
+      await this.verifyStream(name, need, source);
+      return length;
+    } finally {
+      await fh.close();
+    }
   }
 
-  /** Decompresses `frame` and checks that it holds `size` bytes hashing to `digest`. */
-  verifyFrame(digest: string, size: number, frame: Buffer): Buffer {
-    const content = this.codec.decompress(frame, size);
-    if (sha256(content) !== digest) {
-      throw new StoreError(`blob ${digest}: content does not match its digest`);
+  /**
+   * Stores the frame `source` yields as blob `name` once it is verified against `need`: the
+   * pieces go to a temp file as they are decoded, renamed into place at the end (nothing is
+   * kept when anything fails). A blob that exists already is verified but not rewritten.
+   * Returns whether this call wrote the blob.
+   */
+  async importFrame(
+    name: string,
+    need: BlobNeed,
+    source: AsyncIterable<Uint8Array>,
+  ): Promise<boolean> {
+    const dest = this.pathOf(name);
+    if ((await this.ownSize(name)) !== undefined) {
+      await this.verifyStream(name, need, source);
+      return false;
     }
-    return content;
+    await fs.mkdir(this.tmpDir, { recursive: true });
+    const tmp = tempName(this.tmpDir, name);
+    const out = await fs.open(tmp, 'wx');
+    try {
+      try {
+        await this.verifyStream(
+          name,
+          need,
+          tap(source, async (p) => {
+            await out.write(p);
+          }),
+        );
+      } finally {
+        await out.close();
+      }
+      await fs.mkdir(path.dirname(dest), { recursive: true });
+      await fs.rename(tmp, dest);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    return true;
   }
 
   async remove(digest: string): Promise<void> {
     await fs.rm(this.pathOf(digest), { force: true });
+  }
+}
+
+/** The pieces of `source`, each handed to `seen` (and awaited) before it is passed on. */
+async function* tap<T>(
+  source: AsyncIterable<T>,
+  seen: (piece: T) => Promise<void>,
+): AsyncGenerator<T> {
+  for await (const piece of source) {
+    await seen(piece);
+    yield piece;
   }
 }

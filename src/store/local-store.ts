@@ -566,8 +566,7 @@ export class LocalStore {
         // (A locator was checked when it was parsed above. A blob that only unreadable entries
         // reference has no size to check it against: those entries are reported, not it.)
         try {
-          const frame = await fs.readFile(this.blobFile(d));
-          this.blobs.verifyFrame(d, contentSize.get(d) as number, frame);
+          await this.blobs.verifyStored(d, { size: contentSize.get(d) as number, members: [] });
         } catch (err) {
           corrupt.add(d);
           problems.push(`blob ${d} is corrupt: ${err instanceof Error ? err.message : err}`);

@@ -14,14 +14,28 @@
  * goes through the same validation as a local manifest and locator, every blob is
  * decompressed and hashed before it is stored, every grouped file's slice is hashed against its
  * digest, and the entry appears only after every needed blob was seen.
+ *
+ * Every size is a budget checked before anything is allocated or written: a frame's length
+ * against what remains of the pack and what its content size allows, the pack against the
+ * free space of the store. Frames are copied, decompressed and hashed in bounded pieces (both
+ * ways, blobs.ts `verifyStream`), so neither a declared size of gigabytes (a zstd bomb) nor
+ * an honest file above 2 GiB ever lands in one buffer.
  */
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
-import { sha256, sortBytes } from '../util/bytes.js';
-import { tempName } from '../util/fsx.js';
-import { buildLocator, parseLocator, type BlobStore, type Location } from './blobs.js';
+import { formatBytes, sortBytes } from '../util/bytes.js';
+import { freeBytes, tempName } from '../util/fsx.js';
+import {
+  buildLocator,
+  fileRange,
+  parseLocator,
+  type BlobNeed,
+  type BlobStore,
+  type Location,
+  type Member,
+} from './blobs.js';
 import { manifestFiles, parseManifest, type Manifest } from './manifest.js';
 import type { EntryMeta } from './types.js';
 
@@ -46,9 +60,8 @@ export interface PackHeader {
 }
 
 /** One blob of an entry: its content size and, for a group, the grouped files in it. */
-interface NeededBlob {
-  readonly size: number;
-  readonly members: { digest: string; offset: number; size: number }[];
+interface NeededBlob extends BlobNeed {
+  readonly members: Member[];
 }
 
 /**
@@ -82,19 +95,6 @@ function neededBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Map<stri
   return out;
 }
 
-/**
- * Decompresses `frame` and checks it holds the content `name` needs: its digest and, for a
- * group, every member's slice against the member's digest.
- */
-function verifyBlob(blobs: BlobStore, name: string, need: NeededBlob, frame: Buffer): void {
-  const content = blobs.verifyFrame(name, need.size, frame);
-  for (const m of need.members) {
-    if (sha256(content.subarray(m.offset, m.offset + m.size)) !== m.digest) {
-      throw new StoreError(`blob ${name}: grouped file ${m.digest} does not match its digest`);
-    }
-  }
-}
-
 /** Writes the pack of an entry to `destFile` (temp file + rename); returns its size. */
 export async function writePack(
   blobs: BlobStore,
@@ -126,14 +126,23 @@ export async function writePack(
     await write(Buffer.from(u32));
     await write(header);
     for (const name of sortBytes(needed.keys())) {
-      const frame = await blobs.readFrame(name);
-      // A corrupt blob must not be uploaded: the remote copy could never be replaced.
-      verifyBlob(blobs, name, needed.get(name) as NeededBlob, frame);
-      const rec = Buffer.alloc(DIGEST_BYTES + 8);
-      Buffer.from(name, 'hex').copy(rec, 0);
-      rec.writeBigUInt64BE(BigInt(frame.length), DIGEST_BYTES);
-      await write(rec);
-      await write(frame);
+      // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
+      // remote copy could never be replaced; the pack file is removed when verifying fails).
+      let left = 0;
+      await blobs.verifyStored(name, needed.get(name) as NeededBlob, {
+        async start(frameBytes) {
+          const rec = Buffer.alloc(DIGEST_BYTES + 8);
+          Buffer.from(name, 'hex').copy(rec, 0);
+          rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
+          await write(rec);
+          left = frameBytes;
+        },
+        async piece(p) {
+          left -= p.length;
+          await write(p);
+        },
+      });
+      if (left !== 0) throw new StoreError(`blob ${name} changed while it was packed`);
     }
     await write(Buffer.concat([END, Buffer.alloc(8)]));
     await out.sync();
@@ -148,8 +157,16 @@ export async function writePack(
 }
 
 class PackReader {
-  private pos = 0;
-  constructor(private readonly fh: FileHandle) {}
+  pos = 0;
+  constructor(
+    readonly fh: FileHandle,
+    readonly size: number,
+  ) {}
+
+  /** Bytes of the pack after the current position. */
+  get remaining(): number {
+    return this.size - this.pos;
+  }
 
   /** Exactly `n` bytes, or StoreError when the pack ends first. */
   async read(n: number, what: string): Promise<Buffer> {
@@ -197,7 +214,7 @@ export async function readPack(
     throw new StoreError(`cannot open pack ${packFile}: ${err}`);
   }
   try {
-    const r = new PackReader(fh);
+    const r = new PackReader(fh, (await fh.stat()).size);
     if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
       throw new StoreError('not a clyde pack (bad magic)');
     }
@@ -211,6 +228,9 @@ export async function readPack(
     const headerLen = (await r.read(4, 'header length')).readUInt32BE(0);
     if (headerLen > MAX_HEADER_BYTES)
       throw new StoreError(`pack header too large (${headerLen} bytes)`);
+    if (headerLen > r.remaining) {
+      throw new StoreError(`pack header claims ${headerLen} bytes; only ${r.remaining} follow`);
+    }
     let header: PackHeader;
     try {
       const raw: unknown = JSON.parse((await r.read(headerLen, 'header')).toString('utf8'));
@@ -231,6 +251,13 @@ export async function readPack(
       if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
         throw new StoreError(`pack group ${name} claims ${b.size} bytes`);
       }
+    }
+    // The blobs written take at most what remains of the pack (frames are stored as they are).
+    const free = await freeBytes(blobs.dir);
+    if (free !== undefined && r.remaining > free) {
+      throw new StoreError(
+        `the pack's ${formatBytes(r.remaining)} of blobs do not fit in the local store (${formatBytes(free)} free)`,
+      );
     }
     const seen = new Set<string>();
     let storedBytes = 0;
@@ -253,17 +280,23 @@ export async function readPack(
           `pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`,
         );
       }
-      const frame = await r.read(Number(len), `blob ${digest}`);
-      try {
-        verifyBlob(blobs, digest, need, frame);
-      } catch (err) {
+      if (len > BigInt(r.remaining)) {
         throw new StoreError(
-          `pack blob ${digest} is corrupt: ${err instanceof Error ? err.message : err}`,
+          `pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`,
         );
       }
-      if (await blobs.putFrame(digest, frame)) newBlobs++;
+      const frameBytes = Number(len);
+      const start = r.pos;
+      try {
+        const frame = fileRange(r.fh, start, frameBytes, `pack blob ${digest}`);
+        if (await blobs.importFrame(digest, need, frame)) newBlobs++;
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err; // a full disk, say: not the pack's fault
+        throw new StoreError(`pack blob ${digest} is corrupt: ${err.message}`);
+      }
+      r.pos = start + frameBytes;
       seen.add(digest);
-      storedBytes += frame.length;
+      storedBytes += frameBytes;
     }
     if (!(await r.atEnd())) throw new StoreError('pack has data after its end marker');
     const missing = [...needed.keys()].filter((d) => !seen.has(d));

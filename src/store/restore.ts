@@ -14,6 +14,7 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError, UnsafeEntryError } from '../errors.js';
+import { formatBytes } from '../util/bytes.js';
 import type { BlobStore } from './blobs.js';
 import {
   childPath,
@@ -63,6 +64,37 @@ async function existingAncestor(dir: string): Promise<string> {
     const up = path.dirname(cur);
     if (up === cur) throw new StoreError(`no existing directory above ${dir}`);
     cur = up;
+  }
+}
+
+/** The bytes of the files a root's manifest declares. */
+function declaredBytes(m: ManifestRoot): number {
+  const list = m.kind === 'file' && m.file ? [m.file] : m.entries;
+  let bytes = 0;
+  for (const e of list) if (e.type === 'file') bytes += e.size;
+  return bytes;
+}
+
+/**
+ * Refuses an entry whose files (as its manifest declares them, written as copies) cannot fit
+ * in the free space where they are staged, before anything is written.
+ */
+async function checkRoom(jobs: readonly RootToRestore[]): Promise<void> {
+  const need = new Map<string, { bytes: number; free: number }>();
+  for (const j of jobs) {
+    const dir = await existingAncestor(path.dirname(j.root.absPath));
+    const st = await fs.statfs(dir).catch(() => undefined);
+    if (st === undefined) continue;
+    // Keyed by filesystem (its size and type stand in for a device number statfs lacks).
+    const fsKey = `${st.type}:${st.blocks}:${st.bsize}`;
+    const n = need.get(fsKey) ?? { bytes: 0, free: st.bavail * st.bsize };
+    n.bytes += declaredBytes(j.manifest);
+    need.set(fsKey, n);
+    if (n.bytes > n.free) {
+      throw new StoreError(
+        `the entry's files take ${formatBytes(n.bytes)}, more than the ${formatBytes(n.free)} free where ${j.root.absPath} is restored`,
+      );
+    }
   }
 }
 
@@ -652,6 +684,7 @@ export async function restoreRoots(
 ): Promise<RestoreRootsResult> {
   const live = jobs.filter((j) => j.manifest.kind !== 'absent');
   for (const j of live) await preflight(j);
+  if ((opts.mode ?? 'copy') === 'copy') await checkRoom(live);
   const staged: Staged[] = [];
   const groups = new GroupList();
   let tableRoots: TableRoot[] = [];
@@ -688,11 +721,8 @@ export async function restoreRoots(
   for (const j of live) {
     const list =
       j.manifest.kind === 'file' && j.manifest.file ? [j.manifest.file] : j.manifest.entries;
-    for (const e of list) {
-      if (e.type !== 'file') continue;
-      files++;
-      bytes += e.size;
-    }
+    for (const e of list) if (e.type === 'file') files++;
+    bytes += declaredBytes(j.manifest);
   }
   return {
     files,

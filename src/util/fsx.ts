@@ -70,3 +70,21 @@ export async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * Bytes an unprivileged process may still write on the filesystem holding `p` (or its nearest
+ * existing ancestor); undefined where the platform cannot tell.
+ */
+export async function freeBytes(p: string): Promise<number | undefined> {
+  let cur = path.resolve(p);
+  for (;;) {
+    try {
+      const st = await fs.statfs(cur);
+      return st.bavail * st.bsize;
+    } catch (err) {
+      const up = path.dirname(cur);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || up === cur) return undefined;
+      cur = up;
+    }
+  }
+}
