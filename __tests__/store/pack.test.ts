@@ -226,7 +226,7 @@ describe('packs', () => {
       pack.writeBigUInt64BE(2n * 1024n ** 3n, at);
       const file = path.join(sb.base, 'p');
       await fs.writeFile(file, pack);
-      await expect(store.importPack(file)).rejects.toThrow(
+      await expect(store.importPack(file, 'k-long-frame')).rejects.toThrow(
         /claims 2147483648 bytes; only \d+ remain/,
       );
       expect(await entriesIn(store)).toEqual([]);
@@ -253,7 +253,9 @@ describe('packs', () => {
           file,
           buildPack(header, [{ digest: sha256(content), frame: rawFrame(content) }]),
         );
-        await expect(store.importPack(file)).rejects.toThrow(/blobs do not fit in the local store/);
+        await expect(store.importPack(file, 'k-too-big')).rejects.toThrow(
+          /blobs do not fit in the local store/,
+        );
         expect(await entriesIn(store)).toEqual([]);
       } finally {
         execFileSync('umount', [mnt]);

@@ -50439,7 +50439,7 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2195);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9895);
 /* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7901);
 
 
@@ -50450,7 +50450,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 2195:
+/***/ 9895:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -50849,6 +50849,25 @@ async function exists(p) {
     }
     catch {
         return false;
+    }
+}
+/**
+ * Bytes an unprivileged process may still write on the filesystem holding `p` (or its nearest
+ * existing ancestor); undefined where the platform cannot tell.
+ */
+async function freeBytes(p) {
+    let cur = external_node_path_namespaceObject.resolve(p);
+    for (;;) {
+        try {
+            const st = await external_node_fs_namespaceObject.promises.statfs(cur);
+            return st.bavail * st.bsize;
+        }
+        catch (err) {
+            const up = external_node_path_namespaceObject.dirname(cur);
+            if (err.code !== 'ENOENT' || up === cur)
+                return undefined;
+            cur = up;
+        }
     }
 }
 //# sourceMappingURL=fsx.js.map
@@ -63769,16 +63788,221 @@ class JournalTail {
     }
 }
 //# sourceMappingURL=access-journal.js.map
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+;// CONCATENATED MODULE: external "node:stream/promises"
+const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 ;// CONCATENATED MODULE: ./build/src/store/codec.js
 /**
  * zstd at level 3 (with smaller match tables, see HASH_LOG), from zstd-napi where its native binary loads, else Node 24's `node:zlib`.
  * Both backends write plain zstd frames, so each reads the other's output.
  *
  * `decompress` takes the size the content must have (it is always known: the manifest records
- * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes.
+ * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes; it
+ * holds the whole content in one buffer, so it is for small content only.
+ * `decompressStream` hands the content out in pieces of at most `PIECE_BYTES` and stops as soon
+ * as it exceeds the expected size: memory stays bounded whatever size a manifest declares
+ * (the decoders also refuse windows above zstd's default limit of 128 MiB).
  */
 
 
+
+
+/** The largest piece of content `decompressStream` hands out at once. */
+const PIECE_BYTES = 256 * 1024;
+function tooMuch(expectedSize) {
+    return new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+}
+function checkTotal(total, expectedSize) {
+    if (total !== expectedSize) {
+        throw new FrameSizeMismatch(`zstd frame holds ${total} bytes, expected ${expectedSize}`);
+    }
+}
+/**
+ * Finds where each zstd frame of a stream ends, by walking the frame and block headers (their
+ * sizes say how far to skip): node:zlib's decoder stops at the end of the first frame and drops
+ * the rest, so each frame of a chunked blob (chunked.ts) gets a decoder of its own. Skippable
+ * frames are frames too; anything else is refused.
+ */
+class FrameScanner {
+    state = 'magic';
+    acc = [];
+    skipLeft = 0;
+    /** What follows the bytes being skipped: a block header, or the frame's end. */
+    thenEnd = false;
+    checksum = false;
+    /** How many bytes of `chunk` belong to the current frame, and whether it ends with them. */
+    scan(chunk) {
+        let i = 0;
+        while (i < chunk.length) {
+            if (this.state === 'skip') {
+                const n = Math.min(this.skipLeft, chunk.length - i);
+                i += n;
+                this.skipLeft -= n;
+                if (this.skipLeft === 0 && this.afterSkip())
+                    return { used: i, done: true };
+                continue;
+            }
+            this.acc.push(chunk[i++]);
+            if (this.step())
+                return { used: i, done: true };
+        }
+        return { used: i, done: false };
+    }
+    /** Whether the scanner sits between frames (nothing of a frame seen yet). */
+    get between() {
+        return this.state === 'magic' && this.acc.length === 0;
+    }
+    /** After a header byte: true when the frame ended. */
+    step() {
+        const a = this.acc;
+        if (this.state === 'magic' && a.length === 4) {
+            const m = a[0] | (a[1] << 8) | (a[2] << 16);
+            const top = a[3];
+            this.acc = [];
+            if (m === 0x2fb528 && top === 0xfd)
+                this.state = 'descriptor';
+            else if ((m & 0xfffff0) === 0x4d2a50 && top === 0x18)
+                this.state = 'skippable';
+            else
+                throw new errors/* StoreError */.AD('corrupt zstd frame: bad magic number');
+        }
+        else if (this.state === 'skippable' && a.length === 4) {
+            const n = (a[0] | (a[1] << 8) | (a[2] << 16)) +
+                a[3] * 2 ** 24;
+            this.acc = [];
+            return this.skip(n, true);
+        }
+        else if (this.state === 'descriptor') {
+            const fhd = a[0];
+            this.acc = [];
+            if (fhd & 0x08)
+                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved bit set');
+            const single = (fhd >> 5) & 1;
+            const fcs = fhd >> 6;
+            this.checksum = ((fhd >> 2) & 1) === 1;
+            const dictBytes = (fhd & 3) === 3 ? 4 : fhd & 3;
+            const sizeBytes = fcs === 0 ? single : 1 << fcs;
+            const rest = (single ? 0 : 1) + dictBytes + sizeBytes;
+            return this.skip(rest, false);
+        }
+        else if (this.state === 'block' && a.length === 3) {
+            const v = a[0] | (a[1] << 8) | (a[2] << 16);
+            this.acc = [];
+            const type = (v >> 1) & 3;
+            if (type === 3)
+                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved block type');
+            const body = type === 1 ? 1 : v >>> 3;
+            const last = (v & 1) === 1;
+            return this.skip(body + (last && this.checksum ? 4 : 0), last);
+        }
+        return false;
+    }
+    /** Skips `n` bytes, then a block header or (thenEnd) the frame's end; true when it ended. */
+    skip(n, thenEnd) {
+        this.skipLeft = n;
+        this.thenEnd = thenEnd;
+        this.state = 'skip';
+        return n === 0 && this.afterSkip();
+    }
+    afterSkip() {
+        this.state = this.thenEnd ? 'magic' : 'block';
+        return this.thenEnd;
+    }
+}
+/**
+ * node:zlib's streaming decoder, one per frame (FrameScanner); its backpressure keeps a few
+ * pieces in memory at most.
+ */
+async function nodeDecompressStream(source, expectedSize, onPiece) {
+    let total = 0;
+    // Errors of our own (the source, the frame walk, the sink, the size check) pass through as
+    // they are; only the decoder's own become "corrupt".
+    let ours;
+    const input = source[Symbol.asyncIterator]();
+    const scanner = new FrameScanner();
+    let pending;
+    let ended = false;
+    const next = async () => {
+        if (pending !== undefined) {
+            const p = pending;
+            pending = undefined;
+            return p;
+        }
+        if (ended)
+            return undefined;
+        try {
+            const r = await input.next();
+            if (r.done === true)
+                ended = true;
+            return r.done === true ? undefined : r.value;
+        }
+        catch (err) {
+            ours ??= err;
+            throw err;
+        }
+    };
+    // The bytes of one frame (the decoder reports a frame cut short).
+    const frame = async function* () {
+        for (;;) {
+            const chunk = await next();
+            if (chunk === undefined)
+                return;
+            let scanned;
+            try {
+                scanned = scanner.scan(chunk);
+            }
+            catch (err) {
+                ours ??= err;
+                throw err;
+            }
+            if (scanned.used < chunk.length)
+                pending = chunk.subarray(scanned.used);
+            if (scanned.used > 0)
+                yield chunk.subarray(0, scanned.used);
+            if (scanned.done)
+                return;
+        }
+    };
+    let frames = 0;
+    try {
+        for (;;) {
+            const first = await next();
+            if (first === undefined)
+                break;
+            if (first.length === 0)
+                continue;
+            pending = first;
+            frames++;
+            await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(frame(), { objectMode: false, highWaterMark: PIECE_BYTES }), external_node_zlib_.createZstdDecompress({ chunkSize: PIECE_BYTES }), async (out) => {
+                try {
+                    for await (const piece of out) {
+                        total += piece.length;
+                        if (total > expectedSize)
+                            throw tooMuch(expectedSize);
+                        await onPiece(piece);
+                    }
+                }
+                catch (err) {
+                    ours ??= err;
+                    throw err;
+                }
+            });
+            if (!scanner.between)
+                throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
+        }
+    }
+    catch (err) {
+        if (ours !== undefined)
+            throw ours;
+        if (err instanceof errors/* StoreError */.AD)
+            throw err;
+        throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
+    }
+    if (frames === 0)
+        throw new errors/* StoreError */.AD('corrupt zstd frame: it is empty');
+    checkTotal(total, expectedSize);
+}
 const LEVEL = 3;
 /**
  * Level 3 with smaller match tables than its own (hash 2^17, chain 2^16): these fit a core's L2
@@ -63853,7 +64077,44 @@ function nodeCodec() {
             }
             return out;
         },
+        decompressStream: nodeDecompressStream,
     };
+}
+/** zstd-napi's streaming decoder: a context of its own per call (calls may interleave). */
+async function napiDecompressStream(binding, source, expectedSize, onPiece) {
+    const dctx = new binding.DCtx();
+    const dst = Buffer.allocUnsafe(PIECE_BYTES);
+    let total = 0;
+    // What the last call that moved anything answered: 0 when a frame just ended.
+    let last = 1;
+    for await (const chunk of source) {
+        let s = chunk;
+        for (;;) {
+            let r;
+            try {
+                r = dctx.decompressStream(dst, s);
+            }
+            catch (err) {
+                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
+            }
+            const [ret, produced, consumed] = r;
+            if (produced > 0 || consumed > 0)
+                last = ret;
+            if (produced > 0) {
+                total += produced;
+                if (total > expectedSize)
+                    throw tooMuch(expectedSize);
+                await onPiece(dst.subarray(0, produced));
+            }
+            s = s.subarray(consumed);
+            // Done with this chunk once it is consumed and nothing more comes out.
+            if (s.length === 0 && produced === 0)
+                break;
+        }
+    }
+    if (last !== 0)
+        throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
+    checkTotal(total, expectedSize);
 }
 async function nativeCodec() {
     // Dynamic imports of the CommonJS package: the form @vercel/ncc carries, binary included.
@@ -63884,6 +64145,7 @@ async function nativeCodec() {
             }
             return out;
         },
+        decompressStream: (source, expectedSize, onPiece) => napiDecompressStream(binding, source, expectedSize, onPiece),
     };
     // A binary that loads but misbehaves must not be trusted with the store.
     const probe = Buffer.from('clyde-cache codec probe');
@@ -65267,6 +65529,7 @@ function defaultWorkers() {
 
 
 
+
 const blobs_DIGEST = /^[0-9a-f]{64}$/;
 const LOCATOR_SUFFIX = '.loc';
 function sameFile(a, b) {
@@ -65424,6 +65687,90 @@ function locatorId(m) {
 }
 const locatorIds = new WeakMap();
 
+/** The most bytes of a frame read from a file at once. */
+const FRAME_PIECE_BYTES = 1024 * 1024;
+/**
+ * The `length` bytes of `fh` from `start`, in fresh buffers of at most FRAME_PIECE_BYTES;
+ * StoreError when the file ends first (`what` names the place for the message).
+ */
+async function* fileRange(fh, start, length, what) {
+    let pos = start;
+    const end = start + length;
+    while (pos < end) {
+        const buf = Buffer.allocUnsafe(Math.min(FRAME_PIECE_BYTES, end - pos));
+        let got = 0;
+        while (got < buf.length) {
+            const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
+            if (bytesRead === 0)
+                throw new errors/* StoreError */.AD(`${what} is truncated`);
+            got += bytesRead;
+        }
+        pos += got;
+        yield buf;
+    }
+}
+/**
+ * Checks a blob's content as it streams by, piece by piece, never holding more than one piece:
+ * the sha256 of the whole, and of each member's slice (members may come in any order, even
+ * overlap: a hostile locator's are checked like any other).
+ */
+class ContentCheck {
+    name;
+    whole = (0,external_node_crypto_.createHash)('sha256');
+    members;
+    next = 0;
+    active = [];
+    pos = 0;
+    constructor(name, need) {
+        this.name = name;
+        this.members = [...need.members].sort((a, b) => a.offset - b.offset);
+    }
+    update(piece) {
+        this.whole.update(piece);
+        const start = this.pos;
+        const end = start + piece.length;
+        while (this.next < this.members.length && this.members[this.next].offset < end) {
+            this.active.push({ m: this.members[this.next], hash: (0,external_node_crypto_.createHash)('sha256') });
+            this.next++;
+        }
+        if (this.active.length > 0) {
+            this.active = this.active.filter(({ m, hash }) => {
+                const from = Math.max(m.offset, start);
+                const to = Math.min(m.offset + m.size, end);
+                if (to > from)
+                    hash.update(piece.subarray(from - start, to - start));
+                if (m.offset + m.size > end)
+                    return true;
+                this.check(m, hash);
+                return false;
+            });
+        }
+        this.pos = end;
+    }
+    /** After the last piece (the decoder has checked the size). */
+    finish(digest) {
+        if (this.whole.digest('hex') !== digest) {
+            throw new errors/* StoreError */.AD(`blob ${this.name}: content does not match its digest`);
+        }
+        // Left: slices reaching past the end (the locator checks refuse them before), and empty
+        // members at the very end.
+        for (const { m } of this.active)
+            this.pastEnd(m);
+        for (const m of this.members.slice(this.next)) {
+            if (m.size > 0 || m.offset > this.pos)
+                this.pastEnd(m);
+            this.check(m, (0,external_node_crypto_.createHash)('sha256'));
+        }
+    }
+    pastEnd(m) {
+        throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} lies past its end`);
+    }
+    check(m, hash) {
+        if (hash.digest('hex') !== m.digest) {
+            throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} does not match its digest`);
+        }
+    }
+}
 class BlobStore {
     dir;
     tmpDir;
@@ -65563,32 +65910,83 @@ class BlobStore {
         await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
         return { stored: frame.length, written: true };
     }
-    /** Stores an already-compressed frame that the caller has verified. */
-    async putFrame(digest, frame) {
-        if ((await this.ownSize(digest)) !== undefined)
-            return false;
-        await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
-        return true;
+    /**
+     * Decompresses the frame `source` yields and checks its content against `need` and the
+     * digest `name` (and each member's slice against its digest), in bounded pieces: memory
+     * stays the same whatever sizes `need` declares. Throws StoreError on any difference.
+     */
+    async verifyStream(name, need, source) {
+        const check = new ContentCheck(name, need);
+        await this.codec.decompressStream(source, need.size, (piece) => check.update(piece));
+        check.finish(name);
     }
-    /** The stored frame of blob `name` (standalone or group) as it is on disk. */
-    async readFrame(name) {
+    /**
+     * Verifies the stored blob `name` against `need`, streaming it from disk; `onFrame` (pack
+     * export) is told the frame's length, then given each piece of it as it is read. Returns
+     * the frame's length.
+     */
+    async verifyStored(name, need, onFrame) {
+        let fh;
         try {
-            return await external_node_fs_namespaceObject.promises.readFile(this.pathOf(name));
+            fh = await external_node_fs_namespaceObject.promises.open(this.pathOf(name), 'r');
         }
         catch (err) {
             throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
         }
-    }
-    /** Decompresses `frame` and checks that it holds `size` bytes hashing to `digest`. */
-    verifyFrame(digest, size, frame) {
-        const content = this.codec.decompress(frame, size);
-        if (bytes_sha256(content) !== digest) {
-            throw new errors/* StoreError */.AD(`blob ${digest}: content does not match its digest`);
+        try {
+            const length = (await fh.stat()).size;
+            await onFrame?.start(length);
+            const pieces = fileRange(fh, 0, length, `blob ${name}`);
+            const source = onFrame === undefined ? pieces : tap(pieces, (p) => onFrame.piece(p));
+            await this.verifyStream(name, need, source);
+            return length;
         }
-        return content;
+        finally {
+            await fh.close();
+        }
+    }
+    /**
+     * Stores the frame `source` yields as blob `name` once it is verified against `need`: the
+     * pieces go to a temp file as they are decoded, renamed into place at the end (nothing is
+     * kept when anything fails). A blob that exists already is verified but not rewritten.
+     * Returns whether this call wrote the blob.
+     */
+    async importFrame(name, need, source) {
+        const dest = this.pathOf(name);
+        if ((await this.ownSize(name)) !== undefined) {
+            await this.verifyStream(name, need, source);
+            return false;
+        }
+        await external_node_fs_namespaceObject.promises.mkdir(this.tmpDir, { recursive: true });
+        const tmp = fsx_tempName(this.tmpDir, name);
+        const out = await external_node_fs_namespaceObject.promises.open(tmp, 'wx');
+        try {
+            try {
+                await this.verifyStream(name, need, tap(source, async (p) => {
+                    await out.write(p);
+                }));
+            }
+            finally {
+                await out.close();
+            }
+            await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
+            await external_node_fs_namespaceObject.promises.rename(tmp, dest);
+        }
+        catch (err) {
+            await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
+            throw err;
+        }
+        return true;
     }
     async remove(digest) {
         await external_node_fs_namespaceObject.promises.rm(this.pathOf(digest), { force: true });
+    }
+}
+/** The pieces of `source`, each handed to `seen` (and awaited) before it is passed on. */
+async function* tap(source, seen) {
+    for await (const piece of source) {
+        await seen(piece);
+        yield piece;
     }
 }
 //# sourceMappingURL=blobs.js.map
@@ -66488,6 +66886,12 @@ async function withLock(s, fn) {
  * goes through the same validation as a local manifest and locator, every blob is
  * decompressed and hashed before it is stored, every grouped file's slice is hashed against its
  * digest, and the entry appears only after every needed blob was seen.
+ *
+ * Every size is a budget checked before anything is allocated or written: a frame's length
+ * against what remains of the pack and what its content size allows, the pack against the
+ * free space of the store. Frames are copied, decompressed and hashed in bounded pieces (both
+ * ways, blobs.ts `verifyStream`), so neither a declared size of gigabytes (a zstd bomb) nor
+ * an honest file above 2 GiB ever lands in one buffer.
  */
 
 
@@ -66542,18 +66946,6 @@ function neededBlobs(m, locs) {
     }
     return out;
 }
-/**
- * Decompresses `frame` and checks it holds the content `name` needs: its digest and, for a
- * group, every member's slice against the member's digest.
- */
-function verifyBlob(blobs, name, need, frame) {
-    const content = blobs.verifyFrame(name, need.size, frame);
-    for (const m of need.members) {
-        if (bytes_sha256(content.subarray(m.offset, m.offset + m.size)) !== m.digest) {
-            throw new errors/* StoreError */.AD(`blob ${name}: grouped file ${m.digest} does not match its digest`);
-        }
-    }
-}
 /** Writes the pack of an entry to `destFile` (temp file + rename); returns its size. */
 async function writePack(blobs, meta, manifest, destFile) {
     const locs = await blobs.loadLocator(manifest);
@@ -66578,14 +66970,24 @@ async function writePack(blobs, meta, manifest, destFile) {
         await write(Buffer.from(u32));
         await write(header);
         for (const name of bytes_sortBytes(needed.keys())) {
-            const frame = await blobs.readFrame(name);
-            // A corrupt blob must not be uploaded: the remote copy could never be replaced.
-            verifyBlob(blobs, name, needed.get(name), frame);
-            const rec = Buffer.alloc(DIGEST_BYTES + 8);
-            Buffer.from(name, 'hex').copy(rec, 0);
-            rec.writeBigUInt64BE(BigInt(frame.length), DIGEST_BYTES);
-            await write(rec);
-            await write(frame);
+            // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
+            // remote copy could never be replaced; the pack file is removed when verifying fails).
+            let left = 0;
+            await blobs.verifyStored(name, needed.get(name), {
+                async start(frameBytes) {
+                    const rec = Buffer.alloc(DIGEST_BYTES + 8);
+                    Buffer.from(name, 'hex').copy(rec, 0);
+                    rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
+                    await write(rec);
+                    left = frameBytes;
+                },
+                async piece(p) {
+                    left -= p.length;
+                    await write(p);
+                },
+            });
+            if (left !== 0)
+                throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
         }
         await write(Buffer.concat([END, Buffer.alloc(8)]));
         await out.sync();
@@ -66601,9 +67003,15 @@ async function writePack(blobs, meta, manifest, destFile) {
 }
 class PackReader {
     fh;
+    size;
     pos = 0;
-    constructor(fh) {
+    constructor(fh, size) {
         this.fh = fh;
+        this.size = size;
+    }
+    /** Bytes of the pack after the current position. */
+    get remaining() {
+        return this.size - this.pos;
     }
     /** Exactly `n` bytes, or StoreError when the pack ends first. */
     async read(n, what) {
@@ -66637,7 +67045,7 @@ async function readPack(blobs, packFile, accept) {
         throw new errors/* StoreError */.AD(`cannot open pack ${packFile}: ${err}`);
     }
     try {
-        const r = new PackReader(fh);
+        const r = new PackReader(fh, (await fh.stat()).size);
         if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
             throw new errors/* StoreError */.AD('not a clyde pack (bad magic)');
         }
@@ -66650,6 +67058,9 @@ async function readPack(blobs, packFile, accept) {
         const headerLen = (await r.read(4, 'header length')).readUInt32BE(0);
         if (headerLen > MAX_HEADER_BYTES)
             throw new errors/* StoreError */.AD(`pack header too large (${headerLen} bytes)`);
+        if (headerLen > r.remaining) {
+            throw new errors/* StoreError */.AD(`pack header claims ${headerLen} bytes; only ${r.remaining} follow`);
+        }
         let header;
         try {
             const raw = JSON.parse((await r.read(headerLen, 'header')).toString('utf8'));
@@ -66672,6 +67083,11 @@ async function readPack(blobs, packFile, accept) {
                 throw new errors/* StoreError */.AD(`pack group ${name} claims ${b.size} bytes`);
             }
         }
+        // The blobs written take at most what remains of the pack (frames are stored as they are).
+        const free = await freeBytes(blobs.dir);
+        if (free !== undefined && r.remaining > free) {
+            throw new errors/* StoreError */.AD(`the pack's ${bytes_formatBytes(r.remaining)} of blobs do not fit in the local store (${bytes_formatBytes(free)} free)`);
+        }
         const seen = new Set();
         let storedBytes = 0;
         let newBlobs = 0;
@@ -66693,17 +67109,24 @@ async function readPack(blobs, packFile, accept) {
             if (len > BigInt(maxFrameBytes(need.size))) {
                 throw new errors/* StoreError */.AD(`pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`);
             }
-            const frame = await r.read(Number(len), `blob ${digest}`);
+            if (len > BigInt(r.remaining)) {
+                throw new errors/* StoreError */.AD(`pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`);
+            }
+            const frameBytes = Number(len);
+            const start = r.pos;
             try {
-                verifyBlob(blobs, digest, need, frame);
+                const frame = fileRange(r.fh, start, frameBytes, `pack blob ${digest}`);
+                if (await blobs.importFrame(digest, need, frame))
+                    newBlobs++;
             }
             catch (err) {
-                throw new errors/* StoreError */.AD(`pack blob ${digest} is corrupt: ${err instanceof Error ? err.message : err}`);
+                if (!(err instanceof errors/* StoreError */.AD))
+                    throw err; // a full disk, say: not the pack's fault
+                throw new errors/* StoreError */.AD(`pack blob ${digest} is corrupt: ${err.message}`);
             }
-            if (await blobs.putFrame(digest, frame))
-                newBlobs++;
+            r.pos = start + frameBytes;
             seen.add(digest);
-            storedBytes += frame.length;
+            storedBytes += frameBytes;
         }
         if (!(await r.atEnd()))
             throw new errors/* StoreError */.AD('pack has data after its end marker');
@@ -67340,6 +67763,7 @@ async function readStatCache(storeRoot, key, roots) {
 
 
 
+
 const STAGING_PREFIX = '.clyde-restore-';
 async function lstatOrUndefined(p) {
     try {
@@ -67366,6 +67790,36 @@ async function existingAncestor(dir) {
         if (up === cur)
             throw new errors/* StoreError */.AD(`no existing directory above ${dir}`);
         cur = up;
+    }
+}
+/** The bytes of the files a root's manifest declares. */
+function declaredBytes(m) {
+    const list = m.kind === 'file' && m.file ? [m.file] : m.entries;
+    let bytes = 0;
+    for (const e of list)
+        if (e.type === 'file')
+            bytes += e.size;
+    return bytes;
+}
+/**
+ * Refuses an entry whose files (as its manifest declares them, written as copies) cannot fit
+ * in the free space where they are staged, before anything is written.
+ */
+async function checkRoom(jobs) {
+    const need = new Map();
+    for (const j of jobs) {
+        const dir = await existingAncestor(external_node_path_namespaceObject.dirname(j.root.absPath));
+        const st = await external_node_fs_namespaceObject.promises.statfs(dir).catch(() => undefined);
+        if (st === undefined)
+            continue;
+        // Keyed by filesystem (its size and type stand in for a device number statfs lacks).
+        const fsKey = `${st.type}:${st.blocks}:${st.bsize}`;
+        const n = need.get(fsKey) ?? { bytes: 0, free: st.bavail * st.bsize };
+        n.bytes += declaredBytes(j.manifest);
+        need.set(fsKey, n);
+        if (n.bytes > n.free) {
+            throw new errors/* StoreError */.AD(`the entry's files take ${bytes_formatBytes(n.bytes)}, more than the ${bytes_formatBytes(n.free)} free where ${j.root.absPath} is restored`);
+        }
     }
 }
 /** Refuses what cannot be restored before anything is staged (and again before moving). */
@@ -67816,6 +68270,8 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
     const live = jobs.filter((j) => j.manifest.kind !== 'absent');
     for (const j of live)
         await preflight(j);
+    if ((opts.mode ?? 'copy') === 'copy')
+        await checkRoom(live);
     const staged = [];
     const groups = new GroupList();
     let tableRoots = [];
@@ -67850,12 +68306,10 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
     let bytes = 0;
     for (const j of live) {
         const list = j.manifest.kind === 'file' && j.manifest.file ? [j.manifest.file] : j.manifest.entries;
-        for (const e of list) {
-            if (e.type !== 'file')
-                continue;
-            files++;
-            bytes += e.size;
-        }
+        for (const e of list)
+            if (e.type === 'file')
+                files++;
+        bytes += declaredBytes(j.manifest);
     }
     return {
         files,
@@ -69301,8 +69755,7 @@ class local_store_LocalStore {
                 // (A locator was checked when it was parsed above. A blob that only unreadable entries
                 // reference has no size to check it against: those entries are reported, not it.)
                 try {
-                    const frame = await external_node_fs_namespaceObject.promises.readFile(this.blobFile(d));
-                    this.blobs.verifyFrame(d, contentSize.get(d), frame);
+                    await this.blobs.verifyStored(d, { size: contentSize.get(d), members: [] });
                 }
                 catch (err) {
                     corrupt.add(d);
