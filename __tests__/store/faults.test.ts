@@ -13,6 +13,7 @@ import {
   bytesFrom,
   checkHealthy,
   contentFor,
+  replaceFile,
   requestFor,
   writeContent,
 } from '../../test-support/store/fixtures.js';
@@ -78,7 +79,7 @@ describe('a corrupt blob', () => {
     withSandbox(async (sb) => {
       const store = await seed(sb.store, sb.ws, ['a', 'b', 'c']);
       const blob = blobPath(sb.store, contentFor('b')['own/data.bin']!);
-      await fs.writeFile(blob, store.codec.compress(bytesFrom('not it', 70_000)));
+      await replaceFile(blob, store.codec.compress(bytesFrom('not it', 70_000)));
       await expect(
         store.restore('b', [{ name: 'out', absPath: path.join(sb.base, 'r', 'out') }]),
       ).rejects.toMatchObject({ name: 'StoreError' });
@@ -93,7 +94,7 @@ describe('a corrupt blob', () => {
     withSandbox(async (sb) => {
       const store = await seed(sb.store, sb.ws, ['a', 'b']);
       const blob = blobPath(sb.store, contentFor('a')['own/data.bin']!);
-      await fs.writeFile(blob, Buffer.from('not even zstd'));
+      await replaceFile(blob, Buffer.from('not even zstd'));
       expect((await store.verify()).ok).toBe(true); // the shallow check only sees it exists
       const deep = await store.verify({ deep: true });
       expect(deep.ok).toBe(false);

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
 import type { OutputRoot, SaveRequest } from '../../src/store/index.js';
 import { sha256 } from '../../src/util/bytes.js';
+import { replaceFile } from '../../test-support/store/fixtures.js';
 import { snapshotTree, writeTree, withSandbox } from './helpers.js';
 
 function request(key: string, roots: readonly OutputRoot[], hash = sha256(key)): SaveRequest {
@@ -67,6 +68,8 @@ describe('LocalStore save and restore', () => {
       expect(saved.entry.roots).toEqual(['out']);
       expect(saved.newBlobs).toBeGreaterThan(0);
 
+      // (a user who is not root can empty a read-only directory only after making it writable)
+      await fs.chmod(path.join(out, 'readonly'), 0o755);
       await fs.rm(out, { recursive: true });
       const res = await store.restore(saved.entry.key, [{ name: 'out', absPath: out }], {
         mtimes: true,
@@ -366,7 +369,7 @@ describe('LocalStore entries', () => {
       const digest = sha256(badText);
       const blob = path.join(sb.store, 'blobs', digest.slice(0, 2), digest);
       // same length, different content: a valid zstd frame of other bytes
-      await fs.writeFile(blob, store.codec.compress(Buffer.from(badText.toUpperCase())));
+      await replaceFile(blob, store.codec.compress(Buffer.from(badText.toUpperCase())));
       await fs.rm(out, { recursive: true });
       await writeTree(out, { 'mine.txt': 'workspace' });
       const before = await snapshotTree(sb.ws);

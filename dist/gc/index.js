@@ -64727,8 +64727,17 @@ function rawParts(content) {
   return parts;
 }
 
+/** Test hook (test-hooks.ts ENOSPC_AFTER_ENV): blob writes after the n-th fail as on a full disk. */
+const enospcAfter = process.env.CLYDE_STORE_TEST_ENOSPC_AFTER;
+let writesBeforeEnospc = /^\d+$/.test(enospcAfter || '') ? Number(enospcAfter) : Infinity;
+
 /** Writes parts to tmp/ and renames them to the blob's place (unless it appeared meanwhile). */
 function writeBlob(digest, parts) {
+  if (writesBeforeEnospc-- <= 0) {
+    const err = new Error('ENOSPC: no space left on device, write (injected)');
+    err.code = 'ENOSPC';
+    throw err;
+  }
   const tmp = tmpName('blob');
   const fd = fs.openSync(tmp, 'wx', 0o444);
   let n = 0;

@@ -126,3 +126,12 @@ export function editPackMeta(pack: Buffer, edit: (meta: Record<string, unknown>)
   lenBuf.writeUInt32BE(body.length);
   return Buffer.concat([pack.subarray(0, 12), lenBuf, body, pack.subarray(16 + len)]);
 }
+
+/**
+ * Replaces a store file (a blob, written read-only) with other bytes, as damage on disk would:
+ * by a new file, which a user who is not root may make where rewriting the old one is refused.
+ */
+export async function replaceFile(file: string, data: Buffer | string): Promise<void> {
+  await fs.rm(file, { force: true });
+  await fs.writeFile(file, data);
+}
