@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { REPO } from './world.js';
+import { DEMO_WORKSPACE, REPO } from './world.js';
 
 export const ZSTD_LIB = path.join(REPO, 'node_modules', 'zstd-napi', 'deps', 'zstd', 'lib');
 
@@ -57,9 +57,19 @@ export async function createZstdRepo(dir: string): Promise<void> {
   });
   await fs.writeFile(path.join(dir, 'Makefile'), MAKEFILE);
   await fs.writeFile(path.join(dir, '.gitignore'), 'build/\n');
+  commitAll(dir, 'zstd library');
+}
+
+/** Makes a repository at `dir` from the demo workspace (core, lib, app; .clyde/cache.yml). */
+export async function createWorkspaceRepo(dir: string): Promise<void> {
+  await fs.cp(DEMO_WORKSPACE, dir, { recursive: true });
+  commitAll(dir, 'demo workspace');
+}
+
+function commitAll(dir: string, message: string): void {
   git(dir, 'init', '-q');
   git(dir, 'add', '-A');
-  git(dir, 'commit', '-q', '-m', 'zstd library');
+  git(dir, 'commit', '-q', '-m', message);
 }
 
 /** A fresh checkout of `origin` at `dest`, as actions/checkout gives a job. */

@@ -3,7 +3,8 @@
  * it, on real third-party C code: the zstd library shipped in node_modules/zstd-napi, built
  * whole (26 units at -O0, a few seconds) by a Makefile of ours (test-support/c-project.ts).
  * Every job is a fresh `git clone` with its own empty local store, as on a hosted runner, so
- * every source has the checkout's mtime and every hit comes through the runner-cache tier.
+ * every source has the checkout's mtime and every hit comes through the runner-cache tier. Then
+ * the same for a workspace file of three packages (demo/workspace: app -> lib -> core).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
@@ -13,6 +14,7 @@ import * as path from 'node:path';
 import {
   builtBy,
   commitEdit,
+  createWorkspaceRepo,
   createZstdRepo,
   freshClone,
   make,
@@ -123,6 +125,73 @@ describe('make after a fresh checkout, on the zstd library', () => {
     expect(job.dependents.length).toBeGreaterThan(0);
     expect(job.dependents.length).toBeLessThan(allObjects.length);
     expect(job.built).toEqual({ objects: job.dependents, archives: ['build/libzstd.a'] });
+  });
+});
+
+describe('make after a fresh checkout, on a workspace of three packages', () => {
+  let root: string;
+  let origin: string;
+  let service: CacheService;
+  let jobs = 0;
+
+  /** One hosted-runner job on a fresh clone; what `make -q` and then `make` said. */
+  async function runJob(): Promise<{ main: StepResult; upToDate: number | null; log: string }> {
+    const dir = path.join(root, `job-${++jobs}`);
+    await fs.mkdir(dir);
+    const workspace = path.join(dir, 'workspace');
+    freshClone(origin, workspace);
+    const job = new Job({ workspace, env: service.env() });
+    const main = await job.uses(REPO, { 'local-cache-dir': path.join(dir, 'store') }, 'cache');
+    let upToDate: number | null = null;
+    let log = '';
+    await job.run('build', () => {
+      upToDate = spawnSync('make', ['-q'], { cwd: workspace }).status;
+      log = make(workspace);
+    });
+    const posts = await job.finish();
+    expect(main.exitCode).toBe(0);
+    expect(main.annotations).toEqual([]);
+    expect(posts.map((p) => p.annotations)).toEqual([[]]);
+    return { main, upToDate, log };
+  }
+
+  const hitKinds = (main: StepResult): Record<string, string> =>
+    Object.fromEntries(
+      Object.entries(
+        JSON.parse(main.outputs['packages'] ?? '{}') as Record<string, { hitKind: string }>,
+      ).map(([name, p]) => [name, p.hitKind]),
+    );
+  const steps = (log: string): string[] =>
+    log
+      .split('\n')
+      .map((l) => l.trim().replace(/\s+/g, ' '))
+      .filter((l) => /^(CC|LD) /.test(l));
+
+  beforeAll(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'clyde-fresh-ws-'));
+    origin = path.join(root, 'origin');
+    await createWorkspaceRepo(origin);
+    service = await startCacheService({ dataDir: path.join(root, 'service') });
+  });
+  afterAll(async () => {
+    await service.close();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('job 1 builds all three; job 2, a fresh clone, has nothing to do', async () => {
+    const first = await runJob();
+    expect(steps(first.log)).toHaveLength(3);
+    const job = await runJob();
+    expect(hitKinds(job.main)).toEqual({ core: 'exact', lib: 'exact', app: 'exact' });
+    expect(job.upToDate).toBe(0);
+    expect(steps(job.log)).toEqual([]);
+  });
+
+  it('an edit to app: core and lib exact, app falls back, and make relinks app alone', async () => {
+    await commitEdit(origin, 'app/src/main.c', '\n/* app edit */\n');
+    const job = await runJob();
+    expect(hitKinds(job.main)).toEqual({ core: 'exact', lib: 'exact', app: 'fallback' });
+    expect(steps(job.log)).toEqual(['LD app/dist/app']);
   });
 });
 
