@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { isInputError } from '../../src/errors.js';
 import {
   asKeyManifest,
+  changedSources,
   computeKey,
   explain,
   formatExplanation,
@@ -167,5 +168,59 @@ describe('toolchain failures are input errors naming the command', () => {
     expect(isInputError(err)).toBe(true);
     expect((err as { input: string }).input).toBe('env');
     expect((err as Error).message).toContain("'NOT-A-NAME'");
+  });
+});
+
+describe('changedSources (what a restore marks newer than the outputs)', () => {
+  const units = (n: number, text: string): Record<string, string> =>
+    Object.fromEntries(Array.from({ length: n }, (_, i) => [`src/u${i}.c`, `${text} ${i}\n`]));
+
+  it('names every modified or added source and changed lockfile, never a removed one', async () => {
+    const ws = makeRepo({
+      ...units(60, 'v1'),
+      'src/gone.c': 'g\n',
+      'package-lock.json': lock('4.0.0'),
+    });
+    const saved = await computeKey(inputs(ws));
+    writeTree(ws, { ...units(60, 'v2'), 'src/new.c': 'n\n', 'package-lock.json': lock('4.1.0') });
+    rmSync(path.join(ws, 'src/gone.c'));
+    const now = await computeKey(inputs(ws, { sources: ['**'] }));
+    const c = changedSources(saved.manifest, now.manifest);
+    expect(c.everything).toBeUndefined();
+    // All of them, past explain's cap of 50, in byte order.
+    expect(c.paths).toEqual(
+      ['package-lock.json', 'src/new.c', ...Object.keys(units(60, ''))].sort(),
+    );
+  });
+
+  it('names nothing when only the lockfile text changed, not what it resolves to', async () => {
+    const ws = makeRepo({ 'src/a.c': 'a\n', 'package-lock.json': lock('4.0.0') });
+    const saved = await computeKey(inputs(ws));
+    writeTree(ws, { 'package-lock.json': `${lock('4.0.0')}\n\n` });
+    const now = await computeKey(inputs(ws));
+    expect(changedSources(saved.manifest, now.manifest)).toEqual({ paths: [] });
+  });
+
+  it('names every source when the entry differs in what no file shows', async () => {
+    const ws = makeRepo({ 'src/a.c': 'a\n', 'src/b.c': 'b\n', 'package-lock.json': lock('4.0.0') });
+    const all = ['package-lock.json', 'src/a.c', 'src/b.c'];
+    const saved = await computeKey(inputs(ws, { env: ['CC'], envValues: { CC: 'gcc' } }));
+    const cases: [Partial<KeyInputs>, string][] = [
+      [{ env: ['CC'], envValues: { CC: 'clang' } }, 'env:CC changed'],
+      [{ env: ['CC'], envValues: { CC: 'gcc' }, config: 'cflags: -O3' }, 'config changed'],
+      [{ env: ['CC'], envValues: { CC: 'gcc' }, version: '2.0.0' }, 'version changed'],
+    ];
+    for (const [over, why] of cases) {
+      const now = await computeKey(inputs(ws, over));
+      expect(changedSources(saved.manifest, now.manifest)).toEqual({ paths: all, everything: why });
+    }
+    expect(changedSources(undefined, saved.manifest)).toEqual({
+      paths: all,
+      everything: 'the entry has no key manifest to compare with',
+    });
+    expect(
+      changedSources({ ...saved.manifest, schema: saved.manifest.schema - 1 }, saved.manifest)
+        .everything,
+    ).toBe('the key schema changed');
   });
 });

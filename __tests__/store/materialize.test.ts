@@ -92,6 +92,21 @@ describe('materialisation', () => {
       expect((await fs.stat(path.join(dest, 'lib/a.o'))).nlink).toBe(1);
     }));
 
+  it('mtimeMs gives every file and directory that mtime in every mode; hardlink clones', () =>
+    withSandbox(async (sb) => {
+      const { store, before } = await seeded(sb);
+      const at = Date.parse('2030-01-02T03:04:05.678Z');
+      for (const mode of ['clone', 'copy', 'hardlink'] as const) {
+        const dest = path.join(sb.base, `at-${mode}`, 'out');
+        await store.restore('k', [{ name: 'out', absPath: dest }], { mode, mtimeMs: at });
+        expect(await snapshotTree(dest)).toEqual(before);
+        for (const rel of ['', 'bin', 'lib', 'bin/tool', 'lib/a.o', 'lib/b.o']) {
+          expect([rel, (await fs.stat(path.join(dest, rel))).mtimeMs]).toEqual([rel, at]);
+        }
+        expect((await fs.stat(path.join(dest, 'lib/a.o'))).nlink).toBe(1);
+      }
+    }));
+
   it('restores awkward names, a file root and a dir root together, in every mode', () =>
     withSandbox(async (sb) => {
       const out = path.join(sb.ws, 'out');

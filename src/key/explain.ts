@@ -186,6 +186,65 @@ export function formatExplanation(e: Explanation): string {
 }
 
 /**
+ * The sources a build must see as changed since the entry built from `previous`, for make-style
+ * tools that compare mtimes (src/run/mtimes.ts gives them an mtime newer than the restored
+ * outputs). Only paths of `current` are named (files of this workspace, never a path read from
+ * an entry): source files modified or added, and lockfiles whose component changed. A removed
+ * file is not named: nothing is left to touch, as in a local checkout where it was deleted.
+ */
+export interface SourceChanges {
+  /** Workspace-relative posix paths, in byte order. */
+  readonly paths: readonly string[];
+  /**
+   * Set when the entry differs in something no file shows (no manifest to compare, key schema,
+   * name, version, platform, variant, paths, config, env, toolchain, a dependency's key): every
+   * source then counts
+   * as changed, and `paths` names them all. Says why.
+   */
+  readonly everything?: string;
+}
+
+/**
+ * Component kinds a build can see through files: their changes are named file by file. A
+ * changed `dep:` is not one of them: the dependency's outputs may be restored whole (an exact
+ * hit of its own) with no mtime newer than this package's outputs.
+ */
+const FILE_KINDS = new Set(['sources', 'lockfile']);
+
+export function changedSources(
+  previous: KeyManifest | undefined,
+  current: KeyManifest,
+): SourceChanges {
+  const lockfiles = (m: KeyManifest): Map<string, string> =>
+    new Map(
+      m.components
+        .filter((c) => c.kind === 'lockfile')
+        .map((c) => [c.name.slice('lockfile:'.length), c.hash]),
+    );
+  const now = lockfiles(current);
+  const all = (why: string): SourceChanges => ({
+    paths: sortBytes([...new Set([...Object.keys(current.files), ...now.keys()])]),
+    everything: why,
+  });
+  if (previous === undefined) return all('the entry has no key manifest to compare with');
+  if (previous.schema !== current.schema) return all('the key schema changed');
+  const before = byName(previous.components);
+  const after = byName(current.components);
+  const unseen = sortBytes(
+    [...new Set([...before.keys(), ...after.keys()])].filter((n) => {
+      const b = before.get(n);
+      const a = after.get(n);
+      return b?.hash !== a?.hash && !FILE_KINDS.has(a?.kind ?? b?.kind ?? '');
+    }),
+  );
+  if (unseen.length > 0) return all(`${unseen.join(', ')} changed`);
+  const files = fileChanges(previous.files, current.files);
+  const old = lockfiles(previous);
+  const lock = [...now].filter(([rel, hash]) => old.get(rel) !== hash).map(([rel]) => rel);
+  return { paths: sortBytes([...new Set([...files.modified, ...files.added, ...lock])]) };
+}
+
+/**
  * A KeyManifest read back from an entry's meta.json (untrusted JSON), or undefined when it does
  * not have the shape explain needs.
  */
@@ -253,10 +312,11 @@ function diffMaps(
   return sortBytes(differ).map((k) => change(k, own(old, k), own(now, k)));
 }
 
-function diffFiles(
+/** Files added, removed and modified, each list complete and in byte order. */
+function fileChanges(
   old: Readonly<Record<string, string>>,
   now: Readonly<Record<string, string>>,
-): Explanation['files'] {
+): { added: string[]; removed: string[]; modified: string[] } {
   const added: string[] = [];
   const removed: string[] = [];
   const modified: string[] = [];
@@ -265,6 +325,14 @@ function diffFiles(
     else if (c.new === undefined) removed.push(c.name);
     else modified.push(c.name);
   }
+  return { added, removed, modified };
+}
+
+function diffFiles(
+  old: Readonly<Record<string, string>>,
+  now: Readonly<Record<string, string>>,
+): Explanation['files'] {
+  const { added, removed, modified } = fileChanges(old, now);
   const cap = (list: string[]): CappedList => ({
     count: list.length,
     items: list.slice(0, EXPLAIN_CAP), // (in byte order already: diffMaps sorts)

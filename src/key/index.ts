@@ -27,7 +27,14 @@ export {
   type WorkspaceSpec,
   type CommonKeyInputs,
 } from './packages.js';
-export { explain, formatExplanation, asKeyManifest, type Explanation } from './explain.js';
+export {
+  explain,
+  formatExplanation,
+  asKeyManifest,
+  changedSources,
+  type Explanation,
+  type SourceChanges,
+} from './explain.js';
 
 export async function computeKey(inputs: KeyInputs): Promise<CacheKey> {
   const workspace = path.resolve(inputs.workspace);

@@ -7,7 +7,15 @@ import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import { errorMessage } from '../errors.js';
 import { readConfig, type Config } from '../inputs.js';
-import { explain, formatExplanation, logKey, type Explanation } from '../key/index.js';
+import {
+  asKeyManifest,
+  changedSources,
+  explain,
+  formatExplanation,
+  logKey,
+  type Explanation,
+  type SourceChanges,
+} from '../key/index.js';
 import type { KeyManifest } from '../key/types.js';
 import { openRemote, type RemoteHit, type RemoteTier } from '../remote/index.js';
 import {
@@ -18,19 +26,23 @@ import {
   type PackageOutcome,
 } from '../report.js';
 import { saveState, STATE_VERSION, type PackageState, type Tier } from '../state.js';
-import type { LocalStore } from '../store/index.js';
+import type { EntryMeta, LocalStore, RestoreOptions } from '../store/index.js';
 import { handlePhaseError, makeWorkDir, openStore, scratchRoot } from './common.js';
+import { markChangedSources } from './mtimes.js';
 import { planPackages, type PackagePlan } from './packages.js';
 
 /** Exported to the job's environment when save is 'always', read by action.yml's post-if. */
 export const SAVE_ON_FAILURE_ENV = 'CLYDE_CACHE_SAVE_ON_FAILURE';
 
 /**
- * Saved mtimes are restored: a make-style build then sees outputs as old as the build that made
- * them, so a source edited since (or checked out since) is rebuilt. Restoring with the current
- * time would make stale outputs look newer than edited sources after a fallback hit.
+ * Restored outputs do not keep their saved mtimes: a fresh checkout gives every source the
+ * checkout time, newer than any saved output, and make would rebuild everything. They get the
+ * restore time instead, and on a fallback the sources that differ from the matched entry's key
+ * manifest get a later one first (mtimes.ts), so make rebuilds exactly what depends on them.
  */
-const RESTORE_OPTIONS = { mtimes: true } as const;
+function restoreOptions(outputsAt: number): RestoreOptions {
+  return { mtimeMs: outputsAt };
+}
 
 interface Outcome {
   tier: Tier;
@@ -188,10 +200,31 @@ async function restoreLadder(
   const restoreKeys = config.restoreKeys === 'auto' ? [key.prefix] : [...config.restoreKeys];
   const roots = plan.roots;
 
-  const fromLocal = async (matchedKey: string, hitKind: HitKind): Promise<Outcome | undefined> => {
+  /**
+   * Marks the sources that differ from the entry `meta` (none after an exact hit) newer than
+   * the outputs are about to be; the options that restore them so.
+   */
+  const prepare = async (meta: EntryMeta, hitKind: HitKind): Promise<RestoreOptions> => {
+    const changes: SourceChanges =
+      hitKind === 'exact'
+        ? { paths: [] }
+        : changedSources(asKeyManifest(meta.keyManifest), key.manifest);
+    const outputsAt = await markChangedSources(config.workspace, changes);
+    if (changes.paths.length > 0) {
+      core.info(
+        `${plan.name}: ${changes.paths.length} source(s) marked newer than the outputs restored ` +
+          `from ${meta.key}` +
+          (changes.everything ? ` (all of them: ${changes.everything})` : ''),
+      );
+    }
+    return restoreOptions(outputsAt);
+  };
+
+  const fromLocal = async (meta: EntryMeta, hitKind: HitKind): Promise<Outcome | undefined> => {
+    const matchedKey = meta.key;
     if (config.lookupOnly) return { ...MISS, tier: 'local', hitKind, matchedKey };
     try {
-      const r = await store.restore(matchedKey, roots, RESTORE_OPTIONS);
+      const r = await store.restore(matchedKey, roots, await prepare(meta, hitKind));
       await store.touch(matchedKey).catch(() => undefined);
       return { ...MISS, tier: 'local', hitKind, matchedKey, files: r.files, bytes: r.bytes };
     } catch (err) {
@@ -206,7 +239,7 @@ async function restoreLadder(
       const { pack, bytes: downloaded } = await remote.fetch(hit, workDir);
       // The pack must be the entry asked for before anything of it is stored (importPack).
       const meta = await store.importPack(pack, hit.matchedKey);
-      const r = await store.restore(meta.key, roots, RESTORE_OPTIONS);
+      const r = await store.restore(meta.key, roots, await prepare(meta, hitKind));
       return {
         tier: 'remote',
         hitKind,
@@ -222,8 +255,9 @@ async function restoreLadder(
   };
 
   // 1. local exact
-  if (await store.get(key.key)) {
-    const o = await fromLocal(key.key, 'exact');
+  const exact = await store.get(key.key);
+  if (exact) {
+    const o = await fromLocal(exact, 'exact');
     if (o) return o;
   }
   // 2. remote exact (one call also brings back the remote's best fallback, kept for step 4)
@@ -235,7 +269,7 @@ async function restoreLadder(
   // 3. local fallback
   const local = await store.findByPrefix(restoreKeys);
   if (local && local.key !== key.key) {
-    const o = await fromLocal(local.key, 'fallback');
+    const o = await fromLocal(local, 'fallback');
     if (o) return o;
   }
   // 4. remote fallback

@@ -310,6 +310,17 @@ async function writeFromBlobs(
   return out;
 }
 
+/** The mtime `opts` asks for a restored file or directory: null leaves the write's. */
+function mtimeFor(e: ManifestEntry | ManifestRoot, opts: RestoreOptions): number | null {
+  if (opts.mtimeMs !== undefined) return opts.mtimeMs;
+  return opts.mtimes === true && e.mtimeMs !== undefined ? e.mtimeMs : null;
+}
+
+/** Whether `opts` sets mtimes at all (saved ones or one given time). */
+function setsMtimes(opts: RestoreOptions): boolean {
+  return opts.mtimeMs !== undefined || opts.mtimes === true;
+}
+
 function unpackedPath(blobs: BlobStore, digest: string, mode: number): string {
   return path.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
 }
@@ -329,7 +340,7 @@ async function linkInWorkers(
   files: readonly FileJob[],
   which: readonly number[],
   clone: boolean,
-  mtimes: boolean,
+  opts: RestoreOptions,
 ): Promise<(Written | 0)[]> {
   const pool = blobs.pool();
   const dirs = blobs.dirs;
@@ -339,8 +350,14 @@ async function linkInWorkers(
       ...filesWire(
         which.slice(i, i + LINK_BATCH).map((fi) => {
           const { e, digest, item } = files[fi] as FileJob;
-          const mtimeMs = mtimes ? e.mtimeMs : null;
-          return { item, rel: e.path, digest, size: e.size, mode: e.mode, mtimeMs };
+          return {
+            item,
+            rel: e.path,
+            digest,
+            size: e.size,
+            mode: e.mode,
+            mtimeMs: mtimeFor(e, opts),
+          };
         }),
       ),
       unpackedDir: blobs.unpackedDir,
@@ -376,8 +393,7 @@ async function materializeLinked(
   opts: RestoreOptions,
 ): Promise<Written[]> {
   const clone = mode === 'clone';
-  const mtimes = opts.mtimes === true;
-  const got = await linkInWorkers(blobs, files, [...files.keys()], clone, mtimes);
+  const got = await linkInWorkers(blobs, files, [...files.keys()], clone, opts);
   const retry: number[] = [];
   for (let i = 0; i < got.length; i++) if (got[i] === 0) retry.push(i);
   if (retry.length > 0) {
@@ -401,7 +417,7 @@ async function materializeLinked(
       });
     }
     await writeFromBlobs(blobs, [...need.values()]);
-    const again = await linkInWorkers(blobs, files, retry, clone, mtimes);
+    const again = await linkInWorkers(blobs, files, retry, clone, opts);
     retry.forEach((i, k) => {
       got[i] = again[k] as Written | 0;
     });
@@ -422,7 +438,7 @@ async function materialize(
 ): Promise<Written[]> {
   let mode = opts.mode ?? 'copy';
   // Hard links share one inode, so one mtime: with mtimes requested, clone instead.
-  if (mode === 'hardlink' && opts.mtimes) mode = 'clone';
+  if (mode === 'hardlink' && setsMtimes(opts)) mode = 'clone';
   if (mode !== 'copy') return materializeLinked(blobs, files, mode, opts);
   const written = await writeFromBlobs(
     blobs,
@@ -433,7 +449,7 @@ async function materialize(
       item,
       rel: e.path,
       mode: e.mode,
-      mtimeMs: opts.mtimes ? e.mtimeMs : null,
+      mtimeMs: mtimeFor(e, opts),
       renameTo: null,
     })),
   );
@@ -604,7 +620,7 @@ async function mergeInto(
 /**
  * What staging could not settle, set last, deepest first, so nothing blocks the writes: the
  * modes of directories that shut their owner out, of directories merged into existing ones
- * (`merged`) and of the root, and with `opts.mtimes` every directory's mtime.
+ * (`merged`) and of the root, and, when `opts` sets mtimes, every directory's mtime.
  */
 async function finishDirs(
   job: RootToRestore,
@@ -615,23 +631,22 @@ async function finishDirs(
   const m = job.manifest;
   const dirs = m.entries
     .filter(
-      (e) =>
-        e.type === 'dir' && (opts.mtimes === true || !modeAtOnce(e.mode) || merged.has(e.path)),
+      (e) => e.type === 'dir' && (setsMtimes(opts) || !modeAtOnce(e.mode) || merged.has(e.path)),
     )
     .reverse();
-  const targets: { abs: string; mode: number; mtimeMs: number }[] = dirs.map((e) => ({
+  const targets: { abs: string; mode: number; mtimeMs: number | null }[] = dirs.map((e) => ({
     abs: path.join(job.root.absPath, ...e.path.split('/')),
     mode: e.mode,
-    mtimeMs: e.mtimeMs,
+    mtimeMs: mtimeFor(e, opts),
   }));
   if (wholeRoot && m.mode !== undefined && m.mtimeMs !== undefined) {
-    targets.push({ abs: job.root.absPath, mode: m.mode, mtimeMs: m.mtimeMs });
+    targets.push({ abs: job.root.absPath, mode: m.mode, mtimeMs: mtimeFor(m, opts) });
   }
   for (const t of targets) {
     const st = await lstatOrUndefined(t.abs);
     if (!st?.isDirectory()) continue; // never chmod through a symlink
     await fs.chmod(t.abs, t.mode);
-    if (opts.mtimes) await fs.utimes(t.abs, new Date(t.mtimeMs), new Date(t.mtimeMs));
+    if (t.mtimeMs !== null) await fs.utimes(t.abs, new Date(t.mtimeMs), new Date(t.mtimeMs));
   }
 }
 

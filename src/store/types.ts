@@ -69,8 +69,13 @@ export interface RestoreResult {
 }
 
 export interface RestoreOptions {
-  /** Set file mtimes to the saved ones (for make-style incremental builds). */
+  /** Set file and directory mtimes to the saved ones. */
   readonly mtimes?: boolean;
+  /**
+   * Give every restored file and directory this mtime (epoch milliseconds) instead: wins over
+   * `mtimes`. The restore step passes a time after every unchanged source's (src/run/mtimes.ts).
+   */
+  readonly mtimeMs?: number;
   /**
    * How files are materialised (restore.ts): `copy` (default) writes them from the blobs;
    * `clone` copies from an uncompressed copy in the store, copy-on-write where the filesystem
