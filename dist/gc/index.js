@@ -67964,6 +67964,16 @@ async function writeFromBlobs(blobs, files) {
     }
     return out;
 }
+/** The mtime `opts` asks for a restored file or directory: null leaves the write's. */
+function mtimeFor(e, opts) {
+    if (opts.mtimeMs !== undefined)
+        return opts.mtimeMs;
+    return opts.mtimes === true && e.mtimeMs !== undefined ? e.mtimeMs : null;
+}
+/** Whether `opts` sets mtimes at all (saved ones or one given time). */
+function setsMtimes(opts) {
+    return opts.mtimeMs !== undefined || opts.mtimes === true;
+}
 function unpackedPath(blobs, digest, mode) {
     return external_node_path_namespaceObject.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
 }
@@ -67971,7 +67981,7 @@ function unpackedPath(blobs, digest, mode) {
  * Links or clones the files `which` (indexes into `files`) in the workers; per file
  * [inode, mtimeMs], or 0 where its unpacked copy was missing or unusable.
  */
-async function linkInWorkers(blobs, files, which, clone, mtimes) {
+async function linkInWorkers(blobs, files, which, clone, opts) {
     const pool = blobs.pool();
     const dirs = blobs.dirs;
     const parts = [];
@@ -67979,8 +67989,14 @@ async function linkInWorkers(blobs, files, which, clone, mtimes) {
         const wire = {
             ...filesWire(which.slice(i, i + LINK_BATCH).map((fi) => {
                 const { e, digest, item } = files[fi];
-                const mtimeMs = mtimes ? e.mtimeMs : null;
-                return { item, rel: e.path, digest, size: e.size, mode: e.mode, mtimeMs };
+                return {
+                    item,
+                    rel: e.path,
+                    digest,
+                    size: e.size,
+                    mode: e.mode,
+                    mtimeMs: mtimeFor(e, opts),
+                };
             })),
             unpackedDir: blobs.unpackedDir,
             clone,
@@ -68010,8 +68026,7 @@ async function linkInWorkers(blobs, files, which, clone, mtimes) {
  */
 async function materializeLinked(blobs, files, mode, opts) {
     const clone = mode === 'clone';
-    const mtimes = opts.mtimes === true;
-    const got = await linkInWorkers(blobs, files, [...files.keys()], clone, mtimes);
+    const got = await linkInWorkers(blobs, files, [...files.keys()], clone, opts);
     const retry = [];
     for (let i = 0; i < got.length; i++)
         if (got[i] === 0)
@@ -68038,7 +68053,7 @@ async function materializeLinked(blobs, files, mode, opts) {
             });
         }
         await writeFromBlobs(blobs, [...need.values()]);
-        const again = await linkInWorkers(blobs, files, retry, clone, mtimes);
+        const again = await linkInWorkers(blobs, files, retry, clone, opts);
         retry.forEach((i, k) => {
             got[i] = again[k];
         });
@@ -68054,7 +68069,7 @@ async function materializeLinked(blobs, files, mode, opts) {
 async function materialize(blobs, files, opts) {
     let mode = opts.mode ?? 'copy';
     // Hard links share one inode, so one mtime: with mtimes requested, clone instead.
-    if (mode === 'hardlink' && opts.mtimes)
+    if (mode === 'hardlink' && setsMtimes(opts))
         mode = 'clone';
     if (mode !== 'copy')
         return materializeLinked(blobs, files, mode, opts);
@@ -68065,7 +68080,7 @@ async function materialize(blobs, files, opts) {
         item,
         rel: e.path,
         mode: e.mode,
-        mtimeMs: opts.mtimes ? e.mtimeMs : null,
+        mtimeMs: mtimeFor(e, opts),
         renameTo: null,
     })));
     return files.map((f, i) => {
@@ -68220,27 +68235,27 @@ async function mergeInto(src, dest, rel, merged) {
 /**
  * What staging could not settle, set last, deepest first, so nothing blocks the writes: the
  * modes of directories that shut their owner out, of directories merged into existing ones
- * (`merged`) and of the root, and with `opts.mtimes` every directory's mtime.
+ * (`merged`) and of the root, and, when `opts` sets mtimes, every directory's mtime.
  */
 async function finishDirs(job, wholeRoot, opts, merged = new Set()) {
     const m = job.manifest;
     const dirs = m.entries
-        .filter((e) => e.type === 'dir' && (opts.mtimes === true || !modeAtOnce(e.mode) || merged.has(e.path)))
+        .filter((e) => e.type === 'dir' && (setsMtimes(opts) || !modeAtOnce(e.mode) || merged.has(e.path)))
         .reverse();
     const targets = dirs.map((e) => ({
         abs: external_node_path_namespaceObject.join(job.root.absPath, ...e.path.split('/')),
         mode: e.mode,
-        mtimeMs: e.mtimeMs,
+        mtimeMs: mtimeFor(e, opts),
     }));
     if (wholeRoot && m.mode !== undefined && m.mtimeMs !== undefined) {
-        targets.push({ abs: job.root.absPath, mode: m.mode, mtimeMs: m.mtimeMs });
+        targets.push({ abs: job.root.absPath, mode: m.mode, mtimeMs: mtimeFor(m, opts) });
     }
     for (const t of targets) {
         const st = await lstatOrUndefined(t.abs);
         if (!st?.isDirectory())
             continue; // never chmod through a symlink
         await external_node_fs_namespaceObject.promises.chmod(t.abs, t.mode);
-        if (opts.mtimes)
+        if (t.mtimeMs !== null)
             await external_node_fs_namespaceObject.promises.utimes(t.abs, new Date(t.mtimeMs), new Date(t.mtimeMs));
     }
 }
