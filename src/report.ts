@@ -142,8 +142,11 @@ function fullKeys(lines: readonly string[]): string {
   return `<details><summary>Full keys</summary>\n\n${lines.join('\n')}\n\n</details>`;
 }
 
-function noteList(notes: readonly string[]): string {
-  return notes.map((n) => `- ${markdownText(n)}`).join('\n');
+/** Phase timings as a line, then the step's warnings under their own heading (its own list). */
+function timeAndNotes(timings: Readonly<Record<string, number>>, notes: readonly string[]): string {
+  const time = `Time: ${formatTimings(timings)}`;
+  if (notes.length === 0) return time;
+  return `${time}\n\n#### Warnings\n\n${notes.map((n) => `- ${markdownText(n)}`).join('\n')}`;
 }
 
 export async function writeRestoreSummary(
@@ -170,7 +173,7 @@ export async function writeRestoreSummary(
     table(['Package', 'Key', 'Tier', 'Hit', 'Matched key', 'Restored', 'Downloaded'], rows),
     fullKeys(keys),
     ...explanationBlocks(results),
-    noteList([`Time: ${formatTimings(timings)}`, ...notes]),
+    timeAndNotes(timings, notes),
   ]);
 }
 
@@ -225,7 +228,7 @@ export async function writeSaveSummary(
         )
       : 'Nothing to save: every package hit its key exactly.',
     fullKeys(reports.map((r) => `- ${markdownText(r.name)}: \`${r.key}\``)),
-    noteList([`Time: ${formatTimings(timings)}`, ...notes]),
+    timeAndNotes(timings, notes),
     extraMarkdown.join('\n'),
   ]);
 }
