@@ -36,6 +36,9 @@ inputs:
   fail:
     description: exit 1 when 'true'
     required: false
+  job-status:
+    description: evaluated again for post, as the runner does
+    default: \${{ job.status }}
 runs:
   using: node24
   main: main.js
@@ -76,6 +79,7 @@ const env = process.env;
 fs.appendFileSync(env.GITHUB_OUTPUT, 'state-saved=' + (env.STATE_saved ?? '') + '\\n');
 fs.appendFileSync(env.GITHUB_OUTPUT, 'state-blob=' + (env.STATE_blob ?? '') + '\\n');
 fs.appendFileSync(env.GITHUB_OUTPUT, 'seen-export=' + (env.CLYDE_CACHE_SAVE_ON_FAILURE ?? '') + '\\n');
+fs.appendFileSync(env.GITHUB_OUTPUT, 'job-status=' + (env['INPUT_JOB-STATUS'] ?? '') + '\\n');
 fs.appendFileSync(env.GITHUB_STEP_SUMMARY, 'post summary\\n');
 `;
 
@@ -116,6 +120,7 @@ describe('Job.uses', () => {
       INPUT_NAME_WITH_SPACE: 'spaced',
       'INPUT_OS-DEFAULT': expectedOs,
       INPUT_EXPORT: '',
+      'INPUT_JOB-STATUS': 'success',
     });
     expect(result.outputs.greeting).toBe('hi there');
     await job.finish();
@@ -274,6 +279,8 @@ describe('GITHUB_ENV exports and post-if', () => {
     const [post] = await job.finish();
     expect(post?.skipped).toBe(false);
     expect(post?.outputs['state-saved']).toBe('from-main');
+    // Inputs are evaluated again for post: a default of ${{ job.status }} tells post the job failed.
+    expect(post?.outputs['job-status']).toBe('failure');
   });
 
   it('takes exports written by a run step to GITHUB_ENV and GITHUB_PATH', async () => {
