@@ -105,9 +105,6 @@ async function fromInputs(timer: Timer, status: JobStatus): Promise<SavePlan | s
   for (const w of habitWarnings('save', config)) core.warning(w);
   if (config.save === 'never') return "'save' is never";
   if (config.key !== undefined) {
-    if (jobFailed(status)) {
-      return `the job's status is ${status}, and an explicit 'key' has no fallback-only form`;
-    }
     if (config.packages) {
       throw new InputError(
         Inputs.Key,
@@ -123,7 +120,13 @@ async function fromInputs(timer: Timer, status: JobStatus): Promise<SavePlan | s
       key: config.key,
       hash: sha256(config.key),
     };
-    return { config, items: [item], pinned: [config.key] };
+    if (!jobFailed(status)) return { config, items: [item], pinned: [config.key] };
+    // A key of the form <prefix><64 hex> (a clyde key) has a fallback-only form; others do not.
+    const m = /^(.*-)([0-9a-f]{64})$/.exec(config.key);
+    if (!m)
+      return `the job's status is ${status}, and the key '${config.key}' has no fallback-only form`;
+    const moved = asFallbackOnly({ ...item, hash: m[2] ?? '' }, m[1] ?? '', status);
+    return { config, items: [moved], pinned: [moved.key] };
   }
   const plans = await timer.time('key', () => planPackages(config));
   for (const p of plans) logKey(p.key);
