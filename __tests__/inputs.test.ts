@@ -1,6 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
 import * as path from 'node:path';
-import { homeDir, readConfig, type Host, type InputReader } from '../src/inputs.js';
+import {
+  habitWarnings,
+  homeDir,
+  parseSources,
+  readConfig,
+  readJobStatus,
+  type Host,
+  type InputReader,
+} from '../src/inputs.js';
 
 const ws = path.resolve('/work/ws');
 const env = {
@@ -212,5 +220,69 @@ describe('path rules across operating systems', () => {
     const linux: Host = { path: path.posix, platform: 'linux', homedir: () => '/root' };
     expect(homeDir(both, linux)).toBe('/home/u');
     expect(homeDir({ USERPROFILE: 'C:\\Users\\u' }, linux)).toBe('/root');
+  });
+});
+
+describe('sources: none', () => {
+  it.each([
+    ['', []],
+    ['src/**\n!src/gen/**', ['src/**', '!src/gen/**']],
+    ['none', 'none'],
+    ['  NONE  ', 'none'],
+  ])('%j is %j', (raw, parsed) => {
+    expect(parseSources(raw)).toEqual(parsed);
+  });
+
+  it("refuses 'none' among globs, naming the input", () => {
+    expect(() => parseSources('none\nsrc/**')).toThrow(/Input 'sources'.*'none' alone/);
+  });
+});
+
+describe('the job status post reads', () => {
+  it.each([
+    ['success', 'success'],
+    ['failure', 'failure'],
+    ['cancelled', 'cancelled'],
+    ['', 'unknown'],
+    ['${{ job.status }}', 'unknown'],
+  ])('%j is %s', (raw, status) => {
+    expect(readJobStatus(reader({ 'job-status': raw }))).toBe(status);
+  });
+});
+
+describe('habits from actions/cache', () => {
+  const config = (restoreKeys: readonly string[] | 'auto') => ({
+    restoreKeys,
+    name: 'mocha-deps',
+    platform: 'linux-x64',
+    variant: 'default',
+  });
+
+  it.each([
+    ['clyde-mocha_deps-linux_x64-default-', undefined],
+    ['clyde-mocha_deps-linux_x64-', undefined],
+    ['clyde-mocha_deps-linux_x64-default-0a1b', undefined],
+    ['clyde-', undefined],
+    ['clyde-mocha-deps-linux-x64-default-', "Did you mean 'clyde-mocha_deps-linux_x64-default-'"],
+    ['clyde-widget-linux-x64-default-', 'written'],
+    ['clyde-a-b-c-not-hex', 'never match'],
+    ['npm-linux-', 'actions/cache'],
+  ])('restore key %s', (key, message) => {
+    const out = habitWarnings('restore', config([key]), {});
+    if (message === undefined) expect(out).toEqual([]);
+    else expect(out.join('\n')).toContain(message);
+  });
+
+  it('names each actions/cache input given, not the ones left empty', () => {
+    const out = habitWarnings('restore', config('auto'), {
+      INPUT_KEY: 'npm-abc',
+      'INPUT_SAVE-ALWAYS': 'true',
+      INPUT_ENABLECROSSOSARCHIVE: 'true',
+      'INPUT_UPLOAD-CHUNK-SIZE': '',
+    });
+    expect(out).toHaveLength(3);
+    expect(out.join('\n')).toMatch(/'key'.*'save-always'.*'enableCrossOsArchive'/s);
+    // The save sub-action has a `key` input of its own.
+    expect(habitWarnings('save', config('auto'), { INPUT_KEY: 'clyde-x' })).toEqual([]);
   });
 });

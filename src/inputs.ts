@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InputError } from './errors.js';
+import { keyPrefix } from './key/compose.js';
 import { DEFAULT_WORKSPACE_FILE } from './key/packages.js';
 import { toPosix } from './util/bytes.js';
 import { isInside, type PathRules } from './util/fsx.js';
@@ -36,6 +37,7 @@ export const Inputs = {
   Toolchain: 'toolchain',
   Packages: 'packages',
   RemoteTimeout: 'remote-timeout',
+  JobStatus: 'job-status',
 } as const;
 
 export interface OutputPath {
@@ -48,7 +50,8 @@ export interface OutputPath {
 export interface Config {
   readonly workspace: string;
   readonly paths: readonly OutputPath[];
-  readonly sources: readonly string[];
+  /** Globs; [] for the default (tracked files); 'none' keys on everything but source files. */
+  readonly sources: readonly string[] | 'none';
   readonly lockfiles: readonly string[] | 'auto';
   readonly config: string;
   readonly name: string;
@@ -407,7 +410,7 @@ export function readConfig(
   const config: Config = {
     workspace,
     paths: packages ? [] : parseOutputPaths(pathRaw, workspace, home, host),
-    sources: parseList(get(Inputs.Sources)),
+    sources: parseSources(get(Inputs.Sources)),
     lockfiles,
     config: get(Inputs.Config),
     name: parseIdentifier(Inputs.Name, get(Inputs.Name), defaultName(env, workspace, host)),
@@ -432,6 +435,24 @@ export function readConfig(
     remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
   };
   return deepFreeze(config);
+}
+
+/**
+ * `sources`: globs, one per line; empty for the default (the files git tracks); `none` for a
+ * key of lockfiles, configuration, env and toolchain only (a dependency cache).
+ */
+export function parseSources(raw: string): readonly string[] | 'none' {
+  const lines = parseList(raw);
+  if (lines.some((l) => l.toLowerCase() === 'none')) {
+    if (lines.length > 1) {
+      throw new InputError(
+        Inputs.Sources,
+        "'none' cannot be combined with globs; give 'none' alone, or globs one per line.",
+      );
+    }
+    return 'none';
+  }
+  return lines;
 }
 
 /** `remote-timeout`: a duration above zero; default 10 minutes. */
@@ -703,4 +724,103 @@ export function readGcConfig(
     prune: readPruneConfig(get),
   };
   return deepFreeze(config);
+}
+
+// ---- the job's status, and habits brought from actions/cache ---------------------------------
+
+export const JOB_STATUSES = ['success', 'failure', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number] | 'unknown';
+
+/**
+ * The job's status as this step runs, from the `job-status` input: its default
+ * `${{ job.status }}` is evaluated by the runner for every step, post included (post-if cannot
+ * tell post whether the job failed). 'unknown' when empty or anything else.
+ */
+export function readJobStatus(get: InputReader = actionInputs): JobStatus {
+  const v = get(Inputs.JobStatus).trim().toLowerCase();
+  return JOB_STATUSES.find((s) => s === v) ?? 'unknown';
+}
+
+/**
+ * Inputs of actions/cache that this action does not have, with what to use instead. The runner
+ * passes undeclared inputs as INPUT_* too and itself only warns "Unexpected input(s)", so they
+ * are read from the environment here.
+ */
+const ACTIONS_CACHE_INPUTS: Readonly<Record<string, string>> = {
+  key:
+    'clyde-cache computes the key itself from what goes into the build: list it in `sources`, ' +
+    '`lockfiles`, `config`, `env` and `toolchain` (a dependency cache keyed on its lockfiles ' +
+    'alone: `sources: none`), and tell caches apart with `name` or `variant`',
+  'save-always':
+    'use `save: always` (after a failed build the outputs are then saved as a fallback only, never an exact hit)',
+  enableCrossOsArchive:
+    'clyde-cache has no cross-OS switch: the platform is part of every key (the `platform` ' +
+    'input, by default the runner OS and architecture such as linux_x64), so each OS has its own entries',
+  'upload-chunk-size':
+    'there is no equivalent (each entry is uploaded as one pack, bounded by `remote-timeout`); remove it',
+};
+
+/**
+ * Warnings for inputs given to this action that it does not read, as a newcomer from
+ * actions/cache would write them, and for restore keys that can never match a clyde key.
+ */
+export function habitWarnings(
+  mode: 'restore' | 'save',
+  config: Pick<Config, 'restoreKeys' | 'name' | 'platform' | 'variant' | 'packages'>,
+  env: Env = process.env,
+): string[] {
+  const given = new Set(
+    Object.entries(env)
+      .filter(([name, value]) => name.startsWith('INPUT_') && (value ?? '').trim() !== '')
+      .map(([name]) => name.slice('INPUT_'.length)),
+  );
+  const out: string[] = [];
+  for (const [input, instead] of Object.entries(ACTIONS_CACHE_INPUTS)) {
+    if (mode === 'save' && input === Inputs.Key) continue; // the save sub-action has `key`
+    if (!given.has(input.replace(/ /g, '_').toUpperCase())) continue;
+    out.push(
+      `Input '${input}' is an actions/cache input that clyde-cache does not read: ${instead}.`,
+    );
+  }
+  if (config.restoreKeys !== 'auto') {
+    const own = config.packages
+      ? undefined
+      : {
+          raw: `clyde-${config.name}-${config.platform}-${config.variant}-`,
+          key: keyPrefix(config),
+        };
+    for (const k of config.restoreKeys) {
+      const why = restoreKeyProblem(k, own);
+      if (why !== undefined) out.push(`Input 'restore-keys': '${k}' can never match: ${why}`);
+    }
+  }
+  return out;
+}
+
+/** Why a restore key can match no clyde key, or undefined when it can match one. */
+function restoreKeyProblem(
+  k: string,
+  own: { readonly raw: string; readonly key: string } | undefined,
+): string | undefined {
+  const form = `every key reads clyde-<name>-<platform>-<variant>-<hash>${own ? ` (this step's prefix: ${own.key})` : ''}`;
+  if (!k.startsWith('clyde-')) {
+    return `${form}; a key of actions/cache or another action is never found here. Give a prefix of a clyde key, or leave 'restore-keys' empty for the step's own prefix.`;
+  }
+  if (keyPrefixCanMatch(k)) return undefined;
+  const hint =
+    own && k.startsWith(own.raw) && own.raw !== own.key
+      ? ` Did you mean '${own.key}${k.slice(own.raw.length)}'?`
+      : '';
+  return `${form}, where name, platform and variant hold only letters, digits, '.' and '_' (any other character, such as '-', is written '_': linux-x64 becomes linux_x64).${hint}`;
+}
+
+/** True when some key `clyde-<part>-<part>-<part>-<64 hex>` starts with `k` (which starts with clyde-). */
+function keyPrefixCanMatch(k: string): boolean {
+  const fields = k.slice('clyde-'.length).split('-');
+  if (fields.length > 4) return false;
+  return fields.every((f, i) => {
+    const last = i === fields.length - 1;
+    if (i === 3) return /^[0-9a-f]{0,64}$/.test(f);
+    return /^[A-Za-z0-9._]*$/.test(f) && (last || f !== '') && f.length <= 100;
+  });
 }

@@ -87,6 +87,8 @@ export function setRestoreOutputs(results: readonly PackageOutcome[]): void {
 export interface SaveReport {
   readonly name: string;
   readonly key: string;
+  /** Saved after a failed job, under a key only a fallback restores. */
+  readonly fallbackOnly?: boolean;
   readonly local: string;
   readonly remote: string;
   readonly files: number;
@@ -95,14 +97,56 @@ export interface SaveReport {
   readonly uploadedBytes: number;
 }
 
+// ---- the job summary ---------------------------------------------------------------------------
+//
+// GitHub renders the summary as GitHub-flavoured markdown: an HTML block (the tables) runs until
+// a blank line, and markdown inside it is not rendered, so every block below is separated by a
+// blank line, and the markdown parts (explanations, notes) are never put inside HTML elements.
+
 function formatTimings(t: Readonly<Record<string, number>>): string {
   return Object.entries(t)
     .map(([k, ms]) => `${k} ${(ms / 1000).toFixed(2)} s`)
     .join(', ');
 }
 
-function code(s: string): string {
-  return s === '' ? '—' : `<code>${s.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</code>`;
+function escapeHtml(s: string): string {
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;');
+}
+
+/** Text shown as itself in markdown: HTML and markdown punctuation escaped. */
+export function markdownText(s: string): string {
+  return escapeHtml(s).replace(/[\\`*[\]]/g, (c) => `\\${c}`);
+}
+
+/**
+ * A key short enough for a table column: the prefix and the hash's first 8 hex digits
+ * (`clyde-demo-linux_x64-default-1a2b3c4d…`); the full key is in the cell's title and in the
+ * summary's "Full keys" details.
+ */
+export function shortKey(key: string): string {
+  if (/-[0-9a-f]{64}$/.test(key)) return `${key.slice(0, -56)}…`;
+  return key.length > 48 ? `${key.slice(0, 47)}…` : key;
+}
+
+function keyCell(key: string): string {
+  return key === '' ? '—' : `<code title="${escapeHtml(key)}">${escapeHtml(shortKey(key))}</code>`;
+}
+
+/** The full keys, collapsed: a markdown list inside details (blank lines keep it markdown). */
+function fullKeys(lines: readonly string[]): string {
+  if (lines.length === 0) return '';
+  return `<details><summary>Full keys</summary>\n\n${lines.join('\n')}\n\n</details>`;
+}
+
+/** Phase timings as a line, then the step's warnings under their own heading (its own list). */
+function timeAndNotes(timings: Readonly<Record<string, number>>, notes: readonly string[]): string {
+  const time = `Time: ${formatTimings(timings)}`;
+  if (notes.length === 0) return time;
+  return `${time}\n\n#### Warnings\n\n${notes.map((n) => `- ${markdownText(n)}`).join('\n')}`;
 }
 
 export async function writeRestoreSummary(
@@ -111,26 +155,45 @@ export async function writeRestoreSummary(
   notes: readonly string[],
 ): Promise<void> {
   const rows: string[][] = results.map((r) => [
-    r.name,
-    code(r.key),
+    escapeHtml(r.name),
+    keyCell(r.key),
     r.tier,
     r.hitKind,
-    code(r.matchedKey),
+    keyCell(r.matchedKey),
     `${r.files} files, ${formatBytes(r.bytes)}`,
     formatBytes(r.downloadedBytes),
   ]);
-  await writeTable(
-    'clyde-cache restore',
-    ['Package', 'Key', 'Tier', 'Hit', 'Matched key', 'Restored', 'Downloaded'],
-    rows,
-    [`Time: ${formatTimings(timings)}`, ...explanationNotes(results), ...notes],
+  const keys = results.map(
+    (r) =>
+      `- ${markdownText(r.name)}: \`${r.key}\`` +
+      (r.matchedKey !== '' && r.matchedKey !== r.key ? `, restored \`${r.matchedKey}\`` : ''),
   );
+  await writeSummary([
+    '### clyde-cache restore',
+    table(['Package', 'Key', 'Tier', 'Hit', 'Matched key', 'Restored', 'Downloaded'], rows),
+    fullKeys(keys),
+    ...explanationBlocks(results),
+    timeAndNotes(timings, notes),
+  ]);
 }
 
-function explanationNotes(results: readonly PackageOutcome[]): string[] {
+/** Said when a fallback restored an entry whose inputs equal the key's: a failed job saved it. */
+export const FALLBACK_ONLY_NOTE =
+  'The entry restored was made from the same inputs as this key, by a job whose build failed ' +
+  '(save: always saves such outputs where only a fallback finds them), so the build runs again.';
+
+function explanationBlocks(results: readonly PackageOutcome[]): string[] {
   return results
-    .filter((r) => r.explanation !== undefined && r.formatted !== undefined)
-    .map((r) => `${r.name}: ${r.formatted ?? ''}`);
+    .filter((r) => r.formatted !== undefined)
+    .map((r) => {
+      const heading = `#### Why ${markdownText(r.name)} ${r.tier === 'none' ? 'missed' : 'fell back'}`;
+      const sameInputs =
+        r.hitKind === 'fallback' &&
+        (r.explanation as { changed?: boolean } | undefined)?.changed === false;
+      return [heading, '', r.formatted ?? '', ...(sameInputs ? ['', FALLBACK_ONLY_NOTE] : [])].join(
+        '\n',
+      );
+    });
 }
 
 export async function writeSaveSummary(
@@ -140,38 +203,48 @@ export async function writeSaveSummary(
   extraMarkdown: readonly string[] = [],
 ): Promise<void> {
   const rows = reports.map((r) => [
-    r.name,
-    code(r.key),
-    r.local,
-    r.remote,
+    escapeHtml(r.name),
+    keyCell(r.key) + (r.fallbackOnly ? ' (fallback only: the job failed)' : ''),
+    escapeHtml(r.local),
+    escapeHtml(r.remote),
     `${r.files} files, ${formatBytes(r.bytes)}`,
     formatBytes(r.newBytes),
     formatBytes(r.uploadedBytes),
   ]);
-  await writeTable(
-    'clyde-cache save',
-    ['Package', 'Key', 'Local store', 'Runner cache', 'Saved', 'New in local store', 'Uploaded'],
-    rows,
-    [`Time: ${formatTimings(timings)}`, ...notes],
-    extraMarkdown,
-  );
+  await writeSummary([
+    '### clyde-cache save',
+    rows.length > 0
+      ? table(
+          [
+            'Package',
+            'Key',
+            'Local store',
+            'Runner cache',
+            'Saved',
+            'New in local store',
+            'Uploaded',
+          ],
+          rows,
+        )
+      : 'Nothing to save: every package hit its key exactly.',
+    fullKeys(reports.map((r) => `- ${markdownText(r.name)}: \`${r.key}\``)),
+    timeAndNotes(timings, notes),
+    extraMarkdown.join('\n'),
+  ]);
 }
 
-async function writeTable(
-  title: string,
-  header: readonly string[],
-  rows: readonly (readonly string[])[],
-  notes: readonly string[],
-  extraMarkdown: readonly string[] = [],
-): Promise<void> {
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const tr = (cells: readonly string[], tag: 'th' | 'td') =>
+    `<tr>${cells.map((c) => `<${tag}>${c}</${tag}>`).join('')}</tr>`;
+  return `<table>${tr(header, 'th')}${rows.map((r) => tr(r, 'td')).join('')}</table>`;
+}
+
+/** Appends the blocks, each separated by a blank line, to the step summary. */
+async function writeSummary(blocks: readonly string[]): Promise<void> {
   if (!process.env['GITHUB_STEP_SUMMARY']) return;
   try {
-    const s = core.summary
-      .addHeading(title, 3)
-      .addTable([header.map((h) => ({ data: h, header: true })), ...rows.map((r) => [...r])]);
-    if (notes.length > 0) s.addList([...notes]);
-    if (extraMarkdown.length > 0) s.addRaw(`\n${extraMarkdown.join('\n')}\n`);
-    await s.write();
+    const text = blocks.filter((b) => b.trim() !== '').join('\n\n');
+    await core.summary.addRaw(`${text}\n\n`).write();
   } catch (err) {
     core.info(`Could not write the job summary: ${(err as Error).message}`);
   }

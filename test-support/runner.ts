@@ -404,6 +404,8 @@ export function inputEnvName(id: string): string {
 interface PendingPost {
   action: ActionDefinition;
   stepEnv: Record<string, string>;
+  /** The step's `with:`: the runner evaluates inputs again for post (e.g. `${{ job.status }}`). */
+  withInputs: Record<string, string>;
   state: Record<string, string>;
   actionId: string;
 }
@@ -502,7 +504,7 @@ export class Job {
     result.annotations.unshift(...warnings);
     this.results.push(result);
     if (action.post) {
-      this.posts.push({ action, stepEnv, state: { ...result.state }, actionId });
+      this.posts.push({ action, stepEnv, withInputs, state: { ...result.state }, actionId });
     }
     return result;
   }
@@ -561,11 +563,14 @@ export class Job {
         }
         const stateEnv: Record<string, string> = {};
         for (const [name, value] of Object.entries(post.state)) stateEnv[`STATE_${name}`] = value;
+        // As the runner does, inputs (and their defaults) are evaluated again for post, under
+        // the job's status at that point.
+        const inputEnv = this.inputEnv(post.action, post.withInputs, ctx, []);
         const result = await this.runEntrypoint(
           post.action,
           post.action.post as string,
           'post',
-          { ...post.stepEnv, GITHUB_ACTION: post.actionId },
+          { ...post.stepEnv, ...inputEnv, GITHUB_ACTION: post.actionId },
           stateEnv,
           temp,
         );
@@ -683,6 +688,7 @@ export class Job {
     return {
       status: this.jobStatus,
       contexts: {
+        job: { status: this.jobStatus },
         // The env context holds workflow env and GITHUB_ENV exports, not the runner's variables.
         env: { ...(this.opts.env ?? {}), ...this.exported },
         github: {
@@ -726,7 +732,9 @@ export class Job {
     for (const [given, value] of Object.entries(withInputs)) {
       const id = declared.get(given.toLowerCase());
       if (id === undefined) {
+        // The runner warns, and still passes the input to the action as INPUT_<NAME>.
         unexpected.push(given);
+        values.set(given, evaluate(value));
         continue;
       }
       values.set(id, evaluate(value));

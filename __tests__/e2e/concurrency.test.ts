@@ -100,7 +100,10 @@ describe('21 jobs on one local store', () => {
       // A concurrent prune never costs a save its content (it is rebuilt or saved again).
       expect(warned.map((a) => a.message).join('\n')).not.toMatch(/vanished/);
       // The save table's row for the key says what the local store did with it.
-      const row = r.post.summary.match(new RegExp(`<code>${r.key}</code></td><td>([^<]*)</td>`));
+      // (The cell shows the key shortened; the full key is its title.)
+      const row = r.post.summary.match(
+        new RegExp(`<code title="${r.key}">[^<]*</code></td><td>([^<]*)</td>`),
+      );
       const landed = row?.[1] === 'saved' || row?.[1] === 'already present';
       // After an exact hit there is nothing to save; otherwise the entry landed, or a warning
       // says why not.

@@ -36,6 +36,9 @@ inputs:
   fail:
     description: exit 1 when 'true'
     required: false
+  job-status:
+    description: evaluated again for post, as the runner does
+    default: \${{ job.status }}
 runs:
   using: node24
   main: main.js
@@ -76,6 +79,7 @@ const env = process.env;
 fs.appendFileSync(env.GITHUB_OUTPUT, 'state-saved=' + (env.STATE_saved ?? '') + '\\n');
 fs.appendFileSync(env.GITHUB_OUTPUT, 'state-blob=' + (env.STATE_blob ?? '') + '\\n');
 fs.appendFileSync(env.GITHUB_OUTPUT, 'seen-export=' + (env.CLYDE_CACHE_SAVE_ON_FAILURE ?? '') + '\\n');
+fs.appendFileSync(env.GITHUB_OUTPUT, 'job-status=' + (env['INPUT_JOB-STATUS'] ?? '') + '\\n');
 fs.appendFileSync(env.GITHUB_STEP_SUMMARY, 'post summary\\n');
 `;
 
@@ -116,19 +120,21 @@ describe('Job.uses', () => {
       INPUT_NAME_WITH_SPACE: 'spaced',
       'INPUT_OS-DEFAULT': expectedOs,
       INPUT_EXPORT: '',
+      'INPUT_JOB-STATUS': 'success',
     });
     expect(result.outputs.greeting).toBe('hi there');
     await job.finish();
   });
 
-  it('warns about inputs the action does not declare', async () => {
+  it('warns about inputs the action does not declare, and passes them on as the runner does', async () => {
     const job = new Job({ workspace });
     const result = await job.uses(actionDir, { 'no-such-input': 'x' });
     expect(result.annotations).toContainEqual({
       level: 'warning',
       message: expect.stringContaining("Unexpected input(s) 'no-such-input'"),
     });
-    expect(Object.keys(inputsOf(result.outputs))).not.toContain('INPUT_NO-SUCH-INPUT');
+    // actions/runner's NodeScriptActionHandler sets INPUT_<NAME> for every input given.
+    expect(inputsOf(result.outputs)['INPUT_NO-SUCH-INPUT']).toBe('x');
     await job.finish();
   });
 
@@ -273,6 +279,8 @@ describe('GITHUB_ENV exports and post-if', () => {
     const [post] = await job.finish();
     expect(post?.skipped).toBe(false);
     expect(post?.outputs['state-saved']).toBe('from-main');
+    // Inputs are evaluated again for post: a default of ${{ job.status }} tells post the job failed.
+    expect(post?.outputs['job-status']).toBe('failure');
   });
 
   it('takes exports written by a run step to GITHUB_ENV and GITHUB_PATH', async () => {

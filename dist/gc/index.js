@@ -50472,8 +50472,6 @@ const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(impo
 var external_node_path_namespaceObject_0 = /*#__PURE__*/__nccwpck_require__.t(external_node_path_namespaceObject, 2);
 // EXTERNAL MODULE: ./build/src/errors.js
 var errors = __nccwpck_require__(7406);
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ./build/src/util/bytes.js
@@ -50610,6 +50608,8 @@ function canonical_displayValue(text, max = 200) {
     return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
 }
 //# sourceMappingURL=canonical.js.map
+// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./build/src/key/config.js
 /**
  * The `config` component: free text or a YAML mapping of build configuration. A mapping is
@@ -57106,8 +57106,10 @@ async function compose_keyEnvironment(workspace, inputs) {
 async function compose_composeKey(env, spec) {
     // One after the other: an input error in one must not leave the other running.
     const lockfiles = await lockfileComponents(env.index.workspace, spec.lockfiles);
-    const list = await env.index.list(spec.sources, spec.excludePaths, new Set(lockfiles.paths));
-    const sourceFiles = await env.index.hash(list.paths);
+    const list = spec.sources === 'none'
+        ? undefined
+        : await env.index.list(spec.sources, spec.excludePaths, new Set(lockfiles.paths));
+    const sourceFiles = list ? await env.index.hash(list.paths) : [];
     // fromEntries defines own properties, so a file named `__proto__` is kept like any other.
     // Property order is insertion order (byte order) except for integer-like names, which JS
     // always puts first: sort Object.keys(files) with sortBytes before relying on the order.
@@ -57133,7 +57135,7 @@ async function compose_composeKey(env, spec) {
             kind: 'sources',
             name: 'sources',
             hash: sourcesDigest(env.index.format, sourceFiles),
-            value: describeSources(list.origin, spec.sources),
+            value: list && spec.sources !== 'none' ? describeSources(list.origin, spec.sources) : NO_SOURCES,
             fileCount: sourceFiles.length,
         },
     ];
@@ -57148,8 +57150,26 @@ async function compose_composeKey(env, spec) {
             : {}),
     };
     const hash = hashManifest(manifest);
-    const prefix = `clyde-${sanitizeKeyPart(spec.name)}-${sanitizeKeyPart(env.platform)}-${sanitizeKeyPart(spec.variant)}-`;
+    const prefix = compose_keyPrefix({ name: spec.name, platform: env.platform, variant: spec.variant });
     return { key: prefix + hash, prefix, hash, manifest };
+}
+/** The sources component's value with `sources: none`. */
+const NO_SOURCES = 'none (sources: none)';
+/**
+ * `clyde-<name>-<platform>-<variant>-`: the key string's prefix, the parts as sanitizeKeyPart
+ * writes them (`mocha-deps` is `mocha_deps`, `linux-x64` is `linux_x64`).
+ */
+function compose_keyPrefix(parts) {
+    return `clyde-${sanitizeKeyPart(parts.name)}-${sanitizeKeyPart(parts.platform)}-${sanitizeKeyPart(parts.variant)}-`;
+}
+/**
+ * Where a failed job's outputs are saved (`save: always`): the same prefix, so a later run's
+ * fallback can restore them, but a hash no run computes, so they are never an exact hit (and
+ * never skip the build that would have made them whole). Still a well-formed clyde key for gc.
+ */
+function fallbackOnlyKey(prefix, hash) {
+    const derived = sha256(`${SALT}\nfailed-job\n${hash}`);
+    return { key: prefix + derived, hash: derived };
 }
 /** The cached paths, in byte order without repeats; the value lists them for the log. */
 function pathsComponent(paths) {
@@ -57441,6 +57461,7 @@ async function computePackageKeys(spec, common) {
 
 
 
+
 const SAVE_POLICIES = (/* unused pure expression or super */ null && (['on-success', 'always', 'never']));
 /** Names of the action's inputs, as in action.yml. */
 const Inputs = {
@@ -57463,6 +57484,7 @@ const Inputs = {
     Toolchain: 'toolchain',
     Packages: 'packages',
     RemoteTimeout: 'remote-timeout',
+    JobStatus: 'job-status',
 };
 const inputs_ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function parseEnvNames(raw) {
@@ -57690,7 +57712,7 @@ function readConfig(mode, get = actionInputs, env = process.env, host = NATIVE_H
     const config = {
         workspace,
         paths: packages ? [] : parseOutputPaths(pathRaw, workspace, home, host),
-        sources: parseList(get(Inputs.Sources)),
+        sources: parseSources(get(Inputs.Sources)),
         lockfiles,
         config: get(Inputs.Config),
         name: parseIdentifier(Inputs.Name, get(Inputs.Name), defaultName(env, workspace, host)),
@@ -57711,6 +57733,20 @@ function readConfig(mode, get = actionInputs, env = process.env, host = NATIVE_H
         remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
     };
     return deepFreeze(config);
+}
+/**
+ * `sources`: globs, one per line; empty for the default (the files git tracks); `none` for a
+ * key of lockfiles, configuration, env and toolchain only (a dependency cache).
+ */
+function parseSources(raw) {
+    const lines = parseList(raw);
+    if (lines.some((l) => l.toLowerCase() === 'none')) {
+        if (lines.length > 1) {
+            throw new InputError(Inputs.Sources, "'none' cannot be combined with globs; give 'none' alone, or globs one per line.");
+        }
+        return 'none';
+    }
+    return lines;
 }
 /** `remote-timeout`: a duration above zero; default 10 minutes. */
 function parseRemoteTimeout(raw) {
@@ -57892,6 +57928,87 @@ function readGcConfig(get = actionInputs, env = process.env, host = NATIVE_HOST)
         prune: readPruneConfig(get),
     };
     return deepFreeze(config);
+}
+// ---- the job's status, and habits brought from actions/cache ---------------------------------
+const JOB_STATUSES = (/* unused pure expression or super */ null && (['success', 'failure', 'cancelled']));
+/**
+ * The job's status as this step runs, from the `job-status` input: its default
+ * `${{ job.status }}` is evaluated by the runner for every step, post included (post-if cannot
+ * tell post whether the job failed). 'unknown' when empty or anything else.
+ */
+function readJobStatus(get = actionInputs) {
+    const v = get(Inputs.JobStatus).trim().toLowerCase();
+    return JOB_STATUSES.find((s) => s === v) ?? 'unknown';
+}
+/**
+ * Inputs of actions/cache that this action does not have, with what to use instead. The runner
+ * passes undeclared inputs as INPUT_* too and itself only warns "Unexpected input(s)", so they
+ * are read from the environment here.
+ */
+const ACTIONS_CACHE_INPUTS = {
+    key: 'clyde-cache computes the key itself from what goes into the build: list it in `sources`, ' +
+        '`lockfiles`, `config`, `env` and `toolchain` (a dependency cache keyed on its lockfiles ' +
+        'alone: `sources: none`), and tell caches apart with `name` or `variant`',
+    'save-always': 'use `save: always` (after a failed build the outputs are then saved as a fallback only, never an exact hit)',
+    enableCrossOsArchive: 'clyde-cache has no cross-OS switch: the platform is part of every key (the `platform` ' +
+        'input, by default the runner OS and architecture such as linux_x64), so each OS has its own entries',
+    'upload-chunk-size': 'there is no equivalent (each entry is uploaded as one pack, bounded by `remote-timeout`); remove it',
+};
+/**
+ * Warnings for inputs given to this action that it does not read, as a newcomer from
+ * actions/cache would write them, and for restore keys that can never match a clyde key.
+ */
+function habitWarnings(mode, config, env = process.env) {
+    const given = new Set(Object.entries(env)
+        .filter(([name, value]) => name.startsWith('INPUT_') && (value ?? '').trim() !== '')
+        .map(([name]) => name.slice('INPUT_'.length)));
+    const out = [];
+    for (const [input, instead] of Object.entries(ACTIONS_CACHE_INPUTS)) {
+        if (mode === 'save' && input === Inputs.Key)
+            continue; // the save sub-action has `key`
+        if (!given.has(input.replace(/ /g, '_').toUpperCase()))
+            continue;
+        out.push(`Input '${input}' is an actions/cache input that clyde-cache does not read: ${instead}.`);
+    }
+    if (config.restoreKeys !== 'auto') {
+        const own = config.packages
+            ? undefined
+            : {
+                raw: `clyde-${config.name}-${config.platform}-${config.variant}-`,
+                key: keyPrefix(config),
+            };
+        for (const k of config.restoreKeys) {
+            const why = restoreKeyProblem(k, own);
+            if (why !== undefined)
+                out.push(`Input 'restore-keys': '${k}' can never match: ${why}`);
+        }
+    }
+    return out;
+}
+/** Why a restore key can match no clyde key, or undefined when it can match one. */
+function restoreKeyProblem(k, own) {
+    const form = `every key reads clyde-<name>-<platform>-<variant>-<hash>${own ? ` (this step's prefix: ${own.key})` : ''}`;
+    if (!k.startsWith('clyde-')) {
+        return `${form}; a key of actions/cache or another action is never found here. Give a prefix of a clyde key, or leave 'restore-keys' empty for the step's own prefix.`;
+    }
+    if (keyPrefixCanMatch(k))
+        return undefined;
+    const hint = own && k.startsWith(own.raw) && own.raw !== own.key
+        ? ` Did you mean '${own.key}${k.slice(own.raw.length)}'?`
+        : '';
+    return `${form}, where name, platform and variant hold only letters, digits, '.' and '_' (any other character, such as '-', is written '_': linux-x64 becomes linux_x64).${hint}`;
+}
+/** True when some key `clyde-<part>-<part>-<part>-<64 hex>` starts with `k` (which starts with clyde-). */
+function keyPrefixCanMatch(k) {
+    const fields = k.slice('clyde-'.length).split('-');
+    if (fields.length > 4)
+        return false;
+    return fields.every((f, i) => {
+        const last = i === fields.length - 1;
+        if (i === 3)
+            return /^[0-9a-f]{0,64}$/.test(f);
+        return /^[A-Za-z0-9._]*$/.test(f) && (last || f !== '') && f.length <= 100;
+    });
 }
 //# sourceMappingURL=inputs.js.map
 ;// CONCATENATED MODULE: ./build/src/prune/execute.js
@@ -58271,6 +58388,16 @@ function cell(s) {
     return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
 /**
+ * True when a prune changed nothing and kept nothing a rule wanted gone: post then shows no
+ * prune section at all (a table of unchanged numbers in every job is noise).
+ */
+function summary_pruneWasQuiet(plan, result) {
+    return (plan.deletions.length === 0 &&
+        plan.kept.length === 0 &&
+        (result?.failed.length ?? 0) === 0 &&
+        (plan.maxSizeBytes === null || plan.budgetMet));
+}
+/**
  * Markdown: a table of entries and bytes before, deleted (by reason) and after, then the deleted
  * and kept entries with their reasons. On a dry run the "after" row is what the plan would leave.
  */
@@ -58366,6 +58493,11 @@ async function prunePostStep(store, prune, pinnedKeys, now = Date.now()) {
 }
 /** Job summary lines: what was pruned and why (or why nothing was). */
 function renderPruneSummary(report) {
+    const swept = report.swept !== undefined && report.swept.files > 0;
+    if (report.status === 'skipped')
+        return [];
+    if (report.plan && !swept && pruneWasQuiet(report.plan, report.result))
+        return [];
     if (report.status !== 'pruned' || report.plan === undefined) {
         return [`### clyde-cache prune`, '', `Prune ${report.status}: ${report.detail ?? ''}`.trim()];
     }

@@ -32,7 +32,8 @@ export interface KeySpec {
   readonly paths: readonly string[];
   readonly config: string;
   readonly lockfiles: readonly string[] | 'auto';
-  readonly sources: readonly string[];
+  /** Globs ([] for the default), or 'none': the key then covers no source file. */
+  readonly sources: readonly string[] | 'none';
   /** Absolute, or relative to the workspace. */
   readonly excludePaths: readonly string[];
   /** Keys of direct dependencies (packages), by package name. */
@@ -67,8 +68,11 @@ export async function keyEnvironment(
 export async function composeKey(env: KeyEnvironment, spec: KeySpec): Promise<CacheKey> {
   // One after the other: an input error in one must not leave the other running.
   const lockfiles = await lockfileComponents(env.index.workspace, spec.lockfiles);
-  const list = await env.index.list(spec.sources, spec.excludePaths, new Set(lockfiles.paths));
-  const sourceFiles = await env.index.hash(list.paths);
+  const list =
+    spec.sources === 'none'
+      ? undefined
+      : await env.index.list(spec.sources, spec.excludePaths, new Set(lockfiles.paths));
+  const sourceFiles = list ? await env.index.hash(list.paths) : [];
   // fromEntries defines own properties, so a file named `__proto__` is kept like any other.
   // Property order is insertion order (byte order) except for integer-like names, which JS
   // always puts first: sort Object.keys(files) with sortBytes before relying on the order.
@@ -96,7 +100,8 @@ export async function composeKey(env: KeyEnvironment, spec: KeySpec): Promise<Ca
       kind: 'sources',
       name: 'sources',
       hash: sourcesDigest(env.index.format, sourceFiles),
-      value: describeSources(list.origin, spec.sources),
+      value:
+        list && spec.sources !== 'none' ? describeSources(list.origin, spec.sources) : NO_SOURCES,
       fileCount: sourceFiles.length,
     },
   ];
@@ -111,8 +116,33 @@ export async function composeKey(env: KeyEnvironment, spec: KeySpec): Promise<Ca
       : {}),
   };
   const hash = hashManifest(manifest);
-  const prefix = `clyde-${sanitizeKeyPart(spec.name)}-${sanitizeKeyPart(env.platform)}-${sanitizeKeyPart(spec.variant)}-`;
+  const prefix = keyPrefix({ name: spec.name, platform: env.platform, variant: spec.variant });
   return { key: prefix + hash, prefix, hash, manifest };
+}
+
+/** The sources component's value with `sources: none`. */
+export const NO_SOURCES = 'none (sources: none)';
+
+/**
+ * `clyde-<name>-<platform>-<variant>-`: the key string's prefix, the parts as sanitizeKeyPart
+ * writes them (`mocha-deps` is `mocha_deps`, `linux-x64` is `linux_x64`).
+ */
+export function keyPrefix(parts: {
+  readonly name: string;
+  readonly platform: string;
+  readonly variant: string;
+}): string {
+  return `clyde-${sanitizeKeyPart(parts.name)}-${sanitizeKeyPart(parts.platform)}-${sanitizeKeyPart(parts.variant)}-`;
+}
+
+/**
+ * Where a failed job's outputs are saved (`save: always`): the same prefix, so a later run's
+ * fallback can restore them, but a hash no run computes, so they are never an exact hit (and
+ * never skip the build that would have made them whole). Still a well-formed clyde key for gc.
+ */
+export function fallbackOnlyKey(prefix: string, hash: string): { key: string; hash: string } {
+  const derived = sha256(`${SALT}\nfailed-job\n${hash}`);
+  return { key: prefix + derived, hash: derived };
 }
 
 /** The cached paths, in byte order without repeats; the value lists them for the log. */

@@ -6,8 +6,11 @@ export interface KeyInputs {
   readonly version: string;
   readonly variant: string;
   readonly platform: string;
-  /** Source globs relative to the workspace; empty means the default (tracked files). */
-  readonly sources: readonly string[];
+  /**
+   * Source globs relative to the workspace; empty means the default (tracked files); 'none'
+   * means no source file enters the key (a dependency cache keyed on its lockfiles).
+   */
+  readonly sources: readonly string[] | 'none';
   /** The cached paths as configured (normalised names); they enter the key (compose.ts). */
   readonly paths: readonly string[];
   /** Absolute paths of the cached outputs: never part of the sources. */

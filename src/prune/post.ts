@@ -9,7 +9,7 @@ import type { PruneConfig } from '../inputs.js';
 import { formatBytes } from '../util/bytes.js';
 import { executePlan, type ExecuteResult, type PruneTarget } from './execute.js';
 import { limitsOf, planPrune, pruneDue } from './policy.js';
-import { renderPlanLines } from './summary.js';
+import { pruneWasQuiet, renderPlanLines } from './summary.js';
 import type { PrunePlan } from './types.js';
 
 /** The marker (epoch ms) of the last prune, kept in the store. */
@@ -76,6 +76,9 @@ export async function prunePostStep(
 
 /** Job summary lines: what was pruned and why (or why nothing was). */
 export function renderPruneSummary(report: PruneReport): string[] {
+  const swept = report.swept !== undefined && report.swept.files > 0;
+  if (report.status === 'skipped') return [];
+  if (report.plan && !swept && pruneWasQuiet(report.plan, report.result)) return [];
   if (report.status !== 'pruned' || report.plan === undefined) {
     return [`### clyde-cache prune`, '', `Prune ${report.status}: ${report.detail ?? ''}`.trim()];
   }

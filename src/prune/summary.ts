@@ -15,6 +15,22 @@ function cell(s: string): string {
 }
 
 /**
+ * True when a prune changed nothing and kept nothing a rule wanted gone: post then shows no
+ * prune section at all (a table of unchanged numbers in every job is noise).
+ */
+export function pruneWasQuiet(
+  plan: PrunePlan,
+  result?: Pick<ExecuteResult, 'dryRun' | 'failed'>,
+): boolean {
+  return (
+    plan.deletions.length === 0 &&
+    plan.kept.length === 0 &&
+    (result?.failed.length ?? 0) === 0 &&
+    (plan.maxSizeBytes === null || plan.budgetMet)
+  );
+}
+
+/**
  * Markdown: a table of entries and bytes before, deleted (by reason) and after, then the deleted
  * and kept entries with their reasons. On a dry run the "after" row is what the plan would leave.
  */

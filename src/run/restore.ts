@@ -6,7 +6,7 @@
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import { errorMessage } from '../errors.js';
-import { readConfig, type Config } from '../inputs.js';
+import { habitWarnings, readConfig, type Config } from '../inputs.js';
 import {
   asKeyManifest,
   changedSources,
@@ -70,6 +70,7 @@ export async function runRestore(): Promise<void> {
     handlePhaseError('Inputs', err);
     return;
   }
+  for (const w of habitWarnings('restore', config)) core.warning(w);
   if (config.save === 'always') core.exportVariable(SAVE_ON_FAILURE_ENV, 'true');
 
   const timer = new Timer();

@@ -7,8 +7,15 @@ import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
-import { Inputs, readConfig, type Config } from '../inputs.js';
-import { logKey } from '../key/index.js';
+import {
+  habitWarnings,
+  Inputs,
+  readConfig,
+  readJobStatus,
+  type Config,
+  type JobStatus,
+} from '../inputs.js';
+import { fallbackOnlyKey, logKey } from '../key/index.js';
 import { openRemote, PACK_NAME, type RemoteTier } from '../remote/index.js';
 import { Timer, writeSaveSummary, type SaveReport } from '../report.js';
 import { formatBytes } from '../util/bytes.js';
@@ -33,6 +40,8 @@ interface SaveItem {
   /** The entry main restored from, when it was a fallback: the basis of an incremental save. */
   readonly basis?: string;
   readonly keyManifest?: unknown;
+  /** The job failed: saved under a key no run computes, so only a fallback restores it. */
+  readonly fallbackOnly?: boolean;
 }
 
 interface SavePlan {
@@ -42,8 +51,31 @@ interface SavePlan {
   readonly pinned: readonly string[];
 }
 
-function fromState(state: MainState): SavePlan | string {
+/**
+ * The save policy after the build: with 'on-success' a failed job saves nothing (its post runs
+ * only when another clyde-cache step of the job has save: always, which lets every post run);
+ * with 'always' it saves, but where only a fallback can find it (fallbackOnlyKey): outputs of a
+ * failed build may be partial, and an exact hit would skip the build that makes them whole.
+ */
+function jobFailed(status: JobStatus): boolean {
+  return status === 'failure' || status === 'cancelled';
+}
+
+/** A save item moved to its fallback-only key, said once in the log. */
+function asFallbackOnly(item: SaveItem, prefix: string, status: JobStatus): SaveItem {
+  const moved = fallbackOnlyKey(prefix, item.hash);
+  core.info(
+    `The job's status is ${status}: saving ${item.name} as ${moved.key}, which only a fallback ` +
+      `restores (never an exact hit for ${item.key}, so the next run builds).`,
+  );
+  return { ...item, key: moved.key, hash: moved.hash, fallbackOnly: true };
+}
+
+function fromState(state: MainState, status: JobStatus): SavePlan | string {
   if (state.config.save === 'never') return "'save' is never";
+  if (jobFailed(status) && state.config.save === 'on-success') {
+    return `the job's status is ${status} and 'save' is on-success`;
+  }
   if (state.packages.length === 0) return 'main computed no key';
   const items: SaveItem[] = [];
   for (const p of state.packages) {
@@ -51,7 +83,7 @@ function fromState(state: MainState): SavePlan | string {
       core.info(`Not saving ${p.name}: exact hit on ${p.key} (${p.tier}); nothing new to save.`);
       continue;
     }
-    items.push({
+    const item: SaveItem = {
       name: p.name,
       version: p.version,
       variant: p.variant,
@@ -61,14 +93,16 @@ function fromState(state: MainState): SavePlan | string {
       hash: p.hash,
       ...(p.matchedKey ? { basis: p.matchedKey } : {}),
       keyManifest: p.keyManifest,
-    });
+    };
+    items.push(jobFailed(status) ? asFallbackOnly(item, p.prefix, status) : item);
   }
   const pinned = state.packages.flatMap((p) => (p.matchedKey ? [p.key, p.matchedKey] : [p.key]));
-  return { config: state.config, items, pinned };
+  return { config: state.config, items, pinned: [...pinned, ...items.map((i) => i.key)] };
 }
 
-async function fromInputs(timer: Timer): Promise<SavePlan | string> {
+async function fromInputs(timer: Timer, status: JobStatus): Promise<SavePlan | string> {
   const config = readConfig('save');
+  for (const w of habitWarnings('save', config)) core.warning(w);
   if (config.save === 'never') return "'save' is never";
   if (config.key !== undefined) {
     if (config.packages) {
@@ -86,20 +120,29 @@ async function fromInputs(timer: Timer): Promise<SavePlan | string> {
       key: config.key,
       hash: sha256(config.key),
     };
-    return { config, items: [item], pinned: [config.key] };
+    if (!jobFailed(status)) return { config, items: [item], pinned: [config.key] };
+    // A key of the form <prefix><64 hex> (a clyde key) has a fallback-only form; others do not.
+    const m = /^(.*-)([0-9a-f]{64})$/.exec(config.key);
+    if (!m)
+      return `the job's status is ${status}, and the key '${config.key}' has no fallback-only form`;
+    const moved = asFallbackOnly({ ...item, hash: m[2] ?? '' }, m[1] ?? '', status);
+    return { config, items: [moved], pinned: [moved.key] };
   }
   const plans = await timer.time('key', () => planPackages(config));
   for (const p of plans) logKey(p.key);
-  const items = plans.map((p) => ({
-    name: p.name,
-    version: p.version,
-    variant: p.variant,
-    platform: config.platform,
-    roots: p.roots,
-    key: p.key.key,
-    hash: p.key.hash,
-    keyManifest: p.key.manifest,
-  }));
+  const items = plans.map((p) => {
+    const item: SaveItem = {
+      name: p.name,
+      version: p.version,
+      variant: p.variant,
+      platform: config.platform,
+      roots: p.roots,
+      key: p.key.key,
+      hash: p.key.hash,
+      keyManifest: p.key.manifest,
+    };
+    return jobFailed(status) ? asFallbackOnly(item, p.key.prefix, status) : item;
+  });
   return { config, items, pinned: items.map((i) => i.key) };
 }
 
@@ -108,8 +151,9 @@ export async function runSave(): Promise<void> {
   const notes: string[] = [];
   let plan: SavePlan | string;
   try {
+    const status = readJobStatus();
     const state = await loadState();
-    plan = state ? fromState(state) : await fromInputs(timer);
+    plan = state ? fromState(state, status) : await fromInputs(timer, status);
   } catch (err) {
     handlePhaseError('Preparing the save', err, notes);
     return;
@@ -152,6 +196,7 @@ async function saveOne(
   const report: { -readonly [K in keyof SaveReport]: SaveReport[K] } = {
     name: item.name,
     key: item.key,
+    ...(item.fallbackOnly ? { fallbackOnly: true } : {}),
     local: 'not saved',
     remote: 'not saved',
     files: 0,
