@@ -19,6 +19,7 @@ import {
 } from '../report.js';
 import { saveState, STATE_VERSION, type PackageState, type Tier } from '../state.js';
 import type { LocalStore } from '../store/index.js';
+import type { RestoreOptions } from '../store/types.js';
 import { handlePhaseError, makeWorkDir, openStore, scratchRoot } from './common.js';
 import { planPackages, type PackagePlan } from './packages.js';
 
@@ -31,6 +32,15 @@ export const SAVE_ON_FAILURE_ENV = 'CLYDE_CACHE_SAVE_ON_FAILURE';
  * time would make stale outputs look newer than edited sources after a fallback hit.
  */
 const RESTORE_OPTIONS = { mtimes: true } as const;
+
+/** How this step restores: saved mtimes, and which symlinks leaving their root it makes. */
+function restoreOptions(config: Config): RestoreOptions {
+  return {
+    ...RESTORE_OPTIONS,
+    workspace: config.workspace,
+    keepOutsideLinks: config.keepOutsideLinks,
+  };
+}
 
 interface Outcome {
   tier: Tier;
@@ -191,7 +201,7 @@ async function restoreLadder(
   const fromLocal = async (matchedKey: string, hitKind: HitKind): Promise<Outcome | undefined> => {
     if (config.lookupOnly) return { ...MISS, tier: 'local', hitKind, matchedKey };
     try {
-      const r = await store.restore(matchedKey, roots, RESTORE_OPTIONS);
+      const r = await store.restore(matchedKey, roots, restoreOptions(config));
       await store.touch(matchedKey).catch(() => undefined);
       return { ...MISS, tier: 'local', hitKind, matchedKey, files: r.files, bytes: r.bytes };
     } catch (err) {
@@ -206,7 +216,7 @@ async function restoreLadder(
       const { pack, bytes: downloaded } = await remote.fetch(hit, workDir);
       // The pack must be the entry asked for before anything of it is stored (importPack).
       const meta = await store.importPack(pack, hit.matchedKey);
-      const r = await store.restore(meta.key, roots, RESTORE_OPTIONS);
+      const r = await store.restore(meta.key, roots, restoreOptions(config));
       return {
         tier: 'remote',
         hitKind,
