@@ -149,7 +149,10 @@ async function tampered(sb: Sandbox, entries: Record<string, unknown>[]): Promis
   const out = path.join(sb.ws, 'out');
   await writeTree(out, { 'x.txt': 'payload' });
   const store = await LocalStore.open(sb.store);
-  await store.save({ ...request('k-evil', [{ name: 'out', absPath: out }]), groupSmallFiles: false });
+  await store.save({
+    ...request('k-evil', [{ name: 'out', absPath: out }]),
+    groupSmallFiles: false,
+  });
   await fs.rm(out, { recursive: true });
   const artifact = path.join(sb.store, 'p', '1', sha256('k-evil'), 'artifact');
   await fs.writeFile(artifact, JSON.stringify(dirManifest(entries)));

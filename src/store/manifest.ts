@@ -432,7 +432,11 @@ function parseRoot(raw: unknown): ManifestRoot {
   // is restored in takes it (restore.ts). Any other must resolve inside, and a path through an
   // anchored link counts as leaving (nothing is ever written beneath a link: see above).
   for (const e of entries) {
-    if (e.type === 'symlink' && e.anchor === undefined && resolveLink(links, e.path) === undefined) {
+    if (
+      e.type === 'symlink' &&
+      e.anchor === undefined &&
+      resolveLink(links, e.path) === undefined
+    ) {
       refuse(`root ${name}: symlink ${JSON.stringify(e.path)} points outside its root`);
     }
   }

@@ -82,7 +82,10 @@ async function existingAncestor(dir: string): Promise<string> {
  * as they exist; undefined when there is none or `abs` is not inside the workspace (what lies
  * above a path outside it is the machine's, not the workspace's).
  */
-async function linkedParent(abs: string, workspace: string | undefined): Promise<string | undefined> {
+async function linkedParent(
+  abs: string,
+  workspace: string | undefined,
+): Promise<string | undefined> {
   const rel = workspace === undefined ? undefined : relativeInside(workspace, path.dirname(abs));
   if (workspace === undefined || rel === undefined || rel === '') return undefined;
   let cur = workspace;
@@ -585,7 +588,11 @@ function linkSymlinks(s: Staged, workspace: string | undefined): void {
  * path, from its text alone (which is in normal form: `parseManifest`); undefined for one
  * written from the workspace when there is none.
  */
-function leadsTo(e: ManifestEntry, linkAbs: string, workspace: string | undefined): string | undefined {
+function leadsTo(
+  e: ManifestEntry,
+  linkAbs: string,
+  workspace: string | undefined,
+): string | undefined {
   const t = e.target ?? '';
   if (e.anchor === 'workspace') {
     return workspace === undefined ? undefined : path.join(workspace, ...t.slice(1).split('/'));
