@@ -38,6 +38,7 @@ export const Inputs = {
   Packages: 'packages',
   RemoteTimeout: 'remote-timeout',
   JobStatus: 'job-status',
+  KeepOutsideLinks: 'keep-outside-links',
 } as const;
 
 export interface OutputPath {
@@ -77,6 +78,8 @@ export interface Config {
   readonly prune: PruneConfig;
   /** Overall deadline of each runner-cache operation (lookup, download, upload), in ms. */
   readonly remoteTimeoutMs: number;
+  /** Save and restore symlinks that lead outside the workspace (links into it always are). */
+  readonly keepOutsideLinks: boolean;
 }
 
 /** The text of a workspace file and where it came from (for error messages). */
@@ -433,6 +436,7 @@ export function readConfig(
     ...(packages ? { packages } : {}),
     prune: readPruneConfig(get),
     remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
+    keepOutsideLinks: parseBoolean(Inputs.KeepOutsideLinks, get(Inputs.KeepOutsideLinks), false),
   };
   return deepFreeze(config);
 }

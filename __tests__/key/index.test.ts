@@ -165,6 +165,11 @@ describe('computeKey: what changes the key', () => {
     expect(tools.key).not.toBe(out.key);
     expect(changedComponents(out, tools)).toEqual(['paths']);
     expect(component(out, 'paths')?.value).toBe('build, out');
+    // Keeping links that leave the workspace makes entries of their own; off is the default.
+    const links = await computeKey(inputs(ws, { paths: ['out', 'build'], keepOutsideLinks: true }));
+    expect(changedComponents(out, links)).toEqual(['paths']);
+    const off = await computeKey(inputs(ws, { paths: ['out', 'build'], keepOutsideLinks: false }));
+    expect(off.key).toBe(out.key);
   });
 
   it('never lets cached outputs under excludePaths affect the key', async () => {

@@ -52,6 +52,18 @@ export function hostileManifests(sb: Sandbox): Record<string, Record<string, unk
       linkEntry('m', 'd/l/..'),
     ],
     'symlink loop': [linkEntry('a', 'b'), linkEntry('b', 'a')],
+    // Links that say they leave their root (anchored) but are not written as such links must
+    // be (links.test.ts has the well-formed ones, which the restoring workspace judges).
+    'anchored symlink with .. after a name': [
+      { ...linkEntry('escape', '../a/../../../outside'), anchor: 'link' },
+    ],
+    'workspace-anchored symlink climbing out': [
+      { ...linkEntry('escape', '/../outside'), anchor: 'workspace' },
+    ],
+    'anchored symlink then a file through it': [
+      { ...linkEntry('l', '../../outside'), anchor: 'link' },
+      fileEntry('l/pwned', PAYLOAD),
+    ],
     'symlink escaping through a symlink spelled in another case': [...CASE_CHAIN],
     'symlink escaping through a symlink spelled in another Unicode form': [
       dirEntry('d'),
@@ -115,6 +127,13 @@ function links(...entries: [string, string][]): DirRows {
   return d;
 }
 
+/** One symlink row whose anchor number (its size: table.ts) is `anchor`. */
+function anchoredLink(name: string, target: string, anchor: number): DirRows {
+  const d = links([name, target]);
+  d.set(0, 2, anchor);
+  return d;
+}
+
 /** [what, a hostile table, the error it is refused with]. */
 export function hostileTables(): [string, Buffer, string][] {
   return [
@@ -147,6 +166,16 @@ export function hostileTables(): [string, Buffer, string][] {
     ['a group that is not listed', placedTable(0, 1), 'StoreError'],
     ['a fractional group index', placedTable(0, 0.5), 'StoreError'],
     ['a symlink pointing out', rawTable([['', links(['l', '../../outside'])]]), 'UnsafeEntryError'],
+    [
+      'an anchored symlink with .. after a name',
+      rawTable([['', anchoredLink('l', '../a/../../outside', 1)]]),
+      'UnsafeEntryError',
+    ],
+    [
+      'a symlink with an unknown anchor',
+      rawTable([['', anchoredLink('l', '../../outside', 9)]]),
+      'UnsafeEntryError',
+    ],
     [
       'a symlink escaping through a symlink spelled in another case',
       rawTable([

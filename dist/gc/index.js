@@ -50832,14 +50832,14 @@ async function writeFileAtomic(dest, data, tmpDir = external_node_path_namespace
  * `parent`, so `..cache` is inside. Windows rules compare case-insensitively and a path on
  * another drive is outside.
  */
-function fsx_relativeInside(parent, child, rules = path) {
+function fsx_relativeInside(parent, child, rules = external_node_path_namespaceObject_0) {
     const rel = rules.relative(parent, child);
     if (rel === '..' || rel.startsWith(`..${rules.sep}`) || rules.isAbsolute(rel))
         return undefined;
     return rel;
 }
 /** True when `child` is `parent` or lies inside it (both absolute); see relativeInside. */
-function fsx_isInside(parent, child, rules = path) {
+function fsx_isInside(parent, child, rules = external_node_path_namespaceObject_0) {
     return fsx_relativeInside(parent, child, rules) !== undefined;
 }
 async function exists(p) {
@@ -57121,7 +57121,7 @@ async function compose_composeKey(env, spec) {
         textComponent('version', 'version', spec.version),
         textComponent('platform', 'platform', env.platform),
         textComponent('variant', 'variant', spec.variant),
-        pathsComponent(spec.paths),
+        pathsComponent(spec.paths, spec.keepOutsideLinks),
         configComponent(spec.config),
         ...env.environment,
         ...lockfiles.components,
@@ -57171,15 +57171,22 @@ function fallbackOnlyKey(prefix, hash) {
     const derived = sha256(`${SALT}\nfailed-job\n${hash}`);
     return { key: prefix + derived, hash: derived };
 }
-/** The cached paths, in byte order without repeats; the value lists them for the log. */
-function pathsComponent(paths) {
+/**
+ * The cached paths, in byte order without repeats; the value lists them for the log. Keeping
+ * symlinks that leave the workspace changes what an entry holds, so it is part of this component
+ * when asked for (keys without it are unchanged).
+ */
+function pathsComponent(paths, keepOutsideLinks = false) {
     const sorted = [...new Set(paths)].sort(compareBytes);
-    return {
-        kind: 'paths',
-        name: 'paths',
-        hash: sha256(JSON.stringify(sorted)),
-        value: sorted.join(', '),
-    };
+    const value = sorted.join(', ');
+    return keepOutsideLinks
+        ? {
+            kind: 'paths',
+            name: 'paths',
+            hash: sha256(JSON.stringify({ paths: sorted, keepOutsideLinks })),
+            value: `${value} (links leaving the workspace kept)`,
+        }
+        : { kind: 'paths', name: 'paths', hash: sha256(JSON.stringify(sorted)), value };
 }
 /**
  * The key hash of a manifest: sha256 of JSON `{"schema":2,"components":[[kind,name,hash],...]}`
@@ -57421,6 +57428,7 @@ async function computePackageKeys(spec, common) {
                 version,
                 variant,
                 paths: pkg.outputs,
+                keepOutsideLinks: common.keepOutsideLinks,
                 config: pkg.config ?? common.defaults?.config ?? '',
                 lockfiles: pkg.lockfiles,
                 sources: pkg.sources,
@@ -57485,6 +57493,7 @@ const Inputs = {
     Packages: 'packages',
     RemoteTimeout: 'remote-timeout',
     JobStatus: 'job-status',
+    KeepOutsideLinks: 'keep-outside-links',
 };
 const inputs_ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function parseEnvNames(raw) {
@@ -57731,6 +57740,7 @@ function readConfig(mode, get = actionInputs, env = process.env, host = NATIVE_H
         ...(packages ? { packages } : {}),
         prune: readPruneConfig(get),
         remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
+        keepOutsideLinks: parseBoolean(Inputs.KeepOutsideLinks, get(Inputs.KeepOutsideLinks), false),
     };
     return deepFreeze(config);
 }
@@ -64330,6 +64340,7 @@ async function pickCodec() {
  * `parseManifest` has proven that every path stays inside its root.
  */
 
+const LINK_ANCHORS = ['link', 'workspace', 'absolute'];
 const MAX_PATH_LENGTH = 4096;
 const MAX_SEGMENT_BYTES = 255;
 const MAX_ENTRIES = 500_000;
@@ -64411,6 +64422,41 @@ function unsafeTargetReason(t) {
         return 'drive letter in target';
     return undefined;
 }
+/**
+ * Why the target of a symlink that leaves its root (`anchor`) is refused on its face, or
+ * undefined. Such a target is resolved by its text alone, so it must be in normal form: no '.'
+ * or empty segment, and no '..' after a name (which the filesystem would take from wherever
+ * the name's own link leads).
+ */
+function unsafeAnchoredReason(anchor, t) {
+    if (typeof t !== 'string')
+        return 'target is not a string';
+    if (t.length === 0)
+        return 'empty target';
+    if (t.length > MAX_PATH_LENGTH)
+        return 'target too long';
+    if (t.includes('\0'))
+        return 'NUL in target';
+    if (t.includes('\\'))
+        return 'backslash in target';
+    if (DRIVE.test(t))
+        return 'drive letter in target';
+    if ((anchor === 'link') === t.startsWith('/')) {
+        return anchor === 'link' ? 'absolute target' : 'relative target';
+    }
+    if (t === '/')
+        return undefined; // the workspace itself, or the filesystem's root
+    let climbing = anchor === 'link';
+    for (const seg of (anchor === 'link' ? t : t.slice(1)).split('/')) {
+        if (seg === '..' && climbing)
+            continue;
+        climbing = false;
+        const why = unsafeSegmentReason(seg);
+        if (why !== undefined)
+            return `${why} of target (not in normal form)`;
+    }
+    return undefined;
+}
 /** Default-ignorable code points: HFS+ leaves some of them out when it compares names. */
 const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
 const manifest_NON_ASCII = /[\u0080-\uffff]/;
@@ -64451,6 +64497,9 @@ function resolveLink(links, linkPath) {
 }
 function walkTarget(links, start, target, depth) {
     if (depth > MAX_SYMLINK_DEPTH)
+        return undefined;
+    // (An anchored target written from '/' leaves the root whatever it names.)
+    if (target.startsWith('/'))
         return undefined;
     let parts = [...start];
     for (const seg of target.split('/')) {
@@ -64599,10 +64648,28 @@ function parseEntry(raw, allowEmptyPath) {
     }
     if (type === 'symlink') {
         const target = raw['target'];
-        const why = unsafeTargetReason(target);
+        const anchor = raw['anchor'];
+        if (anchor === undefined) {
+            const why = unsafeTargetReason(target);
+            if (why !== undefined)
+                refuse(`${where()}: ${why}`);
+            return { path, type, mode, mtimeMs, size: 0, target: target };
+        }
+        if (!LINK_ANCHORS.includes(anchor)) {
+            refuse(`${where()}: anchor ${JSON.stringify(anchor)} is not link, workspace or absolute`);
+        }
+        const why = unsafeAnchoredReason(anchor, target);
         if (why !== undefined)
             refuse(`${where()}: ${why}`);
-        return { path, type, mode, mtimeMs, size: 0, target: target };
+        return {
+            path,
+            type,
+            mode,
+            mtimeMs,
+            size: 0,
+            target: target,
+            anchor: anchor,
+        };
     }
     return { path, type, mode, mtimeMs, size: 0 };
 }
@@ -64650,8 +64717,13 @@ function parseRoot(raw) {
     }
     if (links.size > 0)
         refuseLinkCollisions(name, entries);
+    // A link that leaves its root says so (`anchor`): restore decides whether the workspace it
+    // is restored in takes it (restore.ts). Any other must resolve inside, and a path through an
+    // anchored link counts as leaving (nothing is ever written beneath a link: see above).
     for (const e of entries) {
-        if (e.type === 'symlink' && resolveLink(links, e.path) === undefined) {
+        if (e.type === 'symlink' &&
+            e.anchor === undefined &&
+            resolveLink(links, e.path) === undefined) {
             refuse(`root ${name}: symlink ${JSON.stringify(e.path)} points outside its root`);
         }
     }
@@ -67295,7 +67367,8 @@ async function readPack(blobs, packFile, accept) {
  *   zero padding to a multiple of 8
  *   digests      32 bytes per row (zeros but for files)
  *   numbers      NUMS float64 (LE) per row: kind, mode, size, mtimeMs, inode, group index
- *                (-1: a blob of its own), offset in the group
+ *                (-1: a blob of its own), offset in the group; a symlink's size is its
+ *                anchor (0: none, else 1 + its place in LINK_ANCHORS: manifest.ts)
  *
  * A save builds its rows while the walk lists the directories, and takes the rows of files it
  * did not read from the stat cache (their digests are copied as bytes), so an unchanged file
@@ -67348,10 +67421,17 @@ class DirRows {
         s[o + 6] = 0;
         return j;
     }
-    addSymlink(name, mode, mtimeMs, target) {
+    addSymlink(name, mode, mtimeMs, target, anchor) {
         const j = this.add(ROW.symlink, name, mode, 0, mtimeMs, 0);
         (this.targets ??= new Map()).set(j, target);
+        if (anchor !== undefined)
+            this.anchorLink(j, target, anchor);
         return j;
+    }
+    /** Symlink row j leaves its root: its target is `target`, read as `anchor` says. */
+    anchorLink(j, target, anchor) {
+        (this.targets ??= new Map()).set(j, target);
+        this.set(j, AT.size, 1 + LINK_ANCHORS.indexOf(anchor));
     }
     /** Sets row j's digest from its hex form. */
     setDigest(j, hex) {
@@ -67593,8 +67673,18 @@ function tableManifest(t) {
         const base = { path: p, mode: s[o + AT.mode], mtimeMs: s[o + AT.mtimeMs] };
         if (kind === ROW.dir)
             return { ...base, type: 'dir', size: 0 };
-        if (kind === ROW.symlink)
-            return { ...base, type: 'symlink', size: 0, target: t.targets.get(i) };
+        if (kind === ROW.symlink) {
+            const a = s[o + AT.size];
+            // (An unknown number stays in the entry for parseManifest to refuse.)
+            const anchor = a === 0 ? undefined : (LINK_ANCHORS[a - 1] ?? a);
+            return {
+                ...base,
+                type: 'symlink',
+                size: 0,
+                target: t.targets.get(i),
+                ...(anchor !== undefined ? { anchor } : {}),
+            };
+        }
         const digest = digestAt(t, i);
         if (s[o + AT.group] >= 0) {
             const loc = locationAt(t, i);
@@ -67670,7 +67760,7 @@ function manifestTable(roots, locate, groups, abs, stat) {
                 dirs.set(dir, (d = new DirRows()));
             const name = rel.slice(cut + 1);
             if (e.type === 'symlink') {
-                d.addSymlink(name, e.mode, e.mtimeMs, e.target ?? '');
+                d.addSymlink(name, e.mode, e.mtimeMs, e.target ?? '', e.anchor);
                 return;
             }
             const st = stat?.(e);
@@ -67896,7 +67986,15 @@ async function readStatCache(storeRoot, key, roots) {
  * it (same filesystem), from blobs that are verified one by one; only when all roots are staged
  * is anything moved into the workspace. The manifest has already been validated
  * (`parseManifest`), and the move never follows a symlink that sits in the workspace.
+ *
+ * Symlinks that leave their root (anchored: manifest.ts `LinkAnchor`) are judged here, where the
+ * workspace is known: one is made only when it leads inside the workspace it is restored in, or
+ * the caller keeps outside links (`keep-outside-links`); otherwise the entry is refused before
+ * anything is staged. Such a link is a leaf: nothing of the entry, and no other root of the
+ * restore, is written beneath it (`refuseRootsThroughLinks`), and no root is restored through a
+ * symlink anywhere in its path below the workspace (`preflight`).
  */
+
 
 
 
@@ -67963,11 +68061,35 @@ async function checkRoom(jobs) {
         }
     }
 }
+/**
+ * The first symlink among the directories between `workspace` and `abs` (both excluded), as far
+ * as they exist; undefined when there is none or `abs` is not inside the workspace (what lies
+ * above a path outside it is the machine's, not the workspace's).
+ */
+async function linkedParent(abs, workspace) {
+    const rel = workspace === undefined ? undefined : fsx_relativeInside(workspace, external_node_path_namespaceObject.dirname(abs));
+    if (workspace === undefined || rel === undefined || rel === '')
+        return undefined;
+    let cur = workspace;
+    for (const seg of rel.split(external_node_path_namespaceObject.sep)) {
+        cur = external_node_path_namespaceObject.join(cur, seg);
+        const st = await lstatOrUndefined(cur);
+        if (st === undefined)
+            return undefined;
+        if (st.isSymbolicLink())
+            return cur;
+    }
+    return undefined;
+}
 /** Refuses what cannot be restored before anything is staged (and again before moving). */
-async function preflight(job) {
+async function preflight(job, workspace) {
     const st = await lstatOrUndefined(job.root.absPath);
     if (st?.isSymbolicLink()) {
         throw new errors/* UnsafeEntryError */.vF(`output ${job.root.name} is a symlink in the workspace; not restoring through it`);
+    }
+    const link = await linkedParent(job.root.absPath, workspace);
+    if (link !== undefined) {
+        throw new errors/* UnsafeEntryError */.vF(`output ${job.root.name} lies beneath ${link}, a symlink in the workspace; not restoring through it`);
     }
     if (job.manifest.kind === 'file' && st?.isDirectory()) {
         throw new errors/* StoreError */.AD(`output ${job.root.name} is a directory in the workspace, the entry holds a file`);
@@ -68329,11 +68451,90 @@ async function stage(blobs, job, files) {
  * which from a target that does not exist yet: there each gets the kind of what it resolves to
  * in the entry.
  */
-function linkSymlinks(s) {
-    const kinds = process.platform === 'win32' ? symlinkKinds(s.job.manifest) : undefined;
+function linkSymlinks(s, workspace) {
+    const win = process.platform === 'win32';
+    const kinds = win ? symlinkKinds(s.job.manifest) : undefined;
     for (const e of s.job.manifest.entries) {
-        if (e.type === 'symlink' && e.target !== undefined) {
-            (0,external_node_fs_namespaceObject.symlinkSync)(e.target, external_node_path_namespaceObject.join(s.item, ...e.path.split('/')), kinds?.get(e));
+        if (e.type !== 'symlink' || e.target === undefined)
+            continue;
+        let text = e.target;
+        let kind = kinds?.get(e);
+        if (e.anchor !== undefined) {
+            // Checked before staging (refuseLinksLeaving): it leads where this restore may go.
+            const to = leadsTo(e, external_node_path_namespaceObject.join(s.job.root.absPath, ...e.path.split('/')), workspace);
+            if (to === undefined)
+                throw new errors/* StoreError */.AD(`symlink ${e.path} has no workspace to lead into`);
+            if (e.anchor === 'workspace')
+                text = to;
+            if (win)
+                kind = (0,external_node_fs_namespaceObject.statSync)(to, { throwIfNoEntry: false })?.isDirectory() ? 'dir' : 'file';
+        }
+        (0,external_node_fs_namespaceObject.symlinkSync)(text, external_node_path_namespaceObject.join(s.item, ...e.path.split('/')), kind);
+    }
+}
+/**
+ * Where an anchored symlink (manifest.ts `LinkAnchor`) made at `linkAbs` leads: an absolute
+ * path, from its text alone (which is in normal form: `parseManifest`); undefined for one
+ * written from the workspace when there is none.
+ */
+function leadsTo(e, linkAbs, workspace) {
+    const t = e.target ?? '';
+    if (e.anchor === 'workspace') {
+        return workspace === undefined ? undefined : external_node_path_namespaceObject.join(workspace, ...t.slice(1).split('/'));
+    }
+    if (e.anchor === 'absolute')
+        return t;
+    return external_node_path_namespaceObject.resolve(external_node_path_namespaceObject.dirname(linkAbs), t);
+}
+/**
+ * Refuses an entry with a symlink leaving its root that this restore may not make: one is made
+ * when it leads inside `opts.workspace` (where it was saved does not matter: a link written
+ * from the workspace is made for this one), or anywhere with `opts.keepOutsideLinks`. Entries
+ * come from the remote tier: this is where their links are judged, before anything is staged.
+ */
+function refuseLinksLeaving(jobs, opts) {
+    for (const j of jobs) {
+        for (const e of j.manifest.entries) {
+            if (e.type !== 'symlink' || e.anchor === undefined)
+                continue;
+            const to = leadsTo(e, external_node_path_namespaceObject.join(j.root.absPath, ...e.path.split('/')), opts.workspace);
+            const where = `output ${j.root.name}: symlink ${JSON.stringify(e.path)}`;
+            if (to === undefined) {
+                throw new errors/* UnsafeEntryError */.vF(`${where} leads into the workspace, and this restore has none`);
+            }
+            if (opts.workspace !== undefined && fsx_isInside(opts.workspace, to))
+                continue;
+            if (opts.keepOutsideLinks === true)
+                continue;
+            throw new errors/* UnsafeEntryError */.vF(`${where} points outside the workspace (to ${to}); not restoring this entry without ` +
+                'keep-outside-links: true');
+        }
+    }
+}
+/**
+ * Refuses a root that lies beneath a symlink of another root of the same restore: moved into
+ * place after it, its content would go wherever that link leads.
+ */
+function refuseRootsThroughLinks(jobs) {
+    for (const a of jobs) {
+        const links = new Set();
+        for (const e of a.manifest.entries)
+            if (e.type === 'symlink')
+                links.add(foldPath(e.path));
+        if (links.size === 0)
+            continue;
+        for (const b of jobs) {
+            const rel = b === a ? undefined : fsx_relativeInside(a.root.absPath, b.root.absPath);
+            if (rel === undefined || rel === '')
+                continue;
+            let p = '';
+            for (const seg of rel.split(external_node_path_namespaceObject.sep)) {
+                p = childPath(p, foldName(seg));
+                if (links.has(p)) {
+                    throw new errors/* UnsafeEntryError */.vF(`output ${b.root.name} lies beneath the symlink ${a.root.name}/${p} of the entry; ` +
+                        'not restoring through it');
+                }
+            }
         }
     }
 }
@@ -68393,7 +68594,7 @@ async function finishDirs(job, wholeRoot, opts, merged = new Set()) {
 }
 async function moveIntoPlace(s, opts) {
     const dest = s.job.root.absPath;
-    await preflight(s.job);
+    await preflight(s.job, opts.workspace);
     const st = await lstatOrUndefined(dest);
     if (s.job.manifest.kind === 'file') {
         await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
@@ -68424,8 +68625,10 @@ async function moveIntoPlace(s, opts) {
  */
 async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve()) {
     const live = jobs.filter((j) => j.manifest.kind !== 'absent');
+    refuseLinksLeaving(live, opts);
+    refuseRootsThroughLinks(live);
     for (const j of live)
-        await preflight(j);
+        await preflight(j, opts.workspace);
     if ((opts.mode ?? 'copy') === 'copy')
         await checkRoom(live);
     const staged = [];
@@ -68445,7 +68648,7 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
         recordedAt = Date.now() + 1;
         quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
         for (const s of staged)
-            linkSymlinks(s);
+            linkSymlinks(s, opts.workspace);
         for (const s of staged)
             await moveIntoPlace(s, opts);
         // Record the files as they now are: rename keeps inode and mtime.
@@ -68694,14 +68897,16 @@ function injectBlobFaults(blobs) {
 /**
  * The save side: walk each output root with lstat (never following a symlink), hash and store
  * the files' content as blobs (in worker threads, pool.ts), and describe everything in a
- * manifest. What restore would refuse (unsafe paths, symlinks that leave their root, special
- * files) is skipped here with a warning, so the manifest built here passes `parseManifest`.
+ * manifest. What restore would refuse (unsafe paths, special files, symlinks that leave their
+ * root unless they stay inside the workspace or the caller keeps outside links) is skipped here
+ * with a warning, so the manifest built here passes `parseManifest`.
  *
  * The walk and the workers overlap: jobs go out while the walk goes on (small files in groups
  * of about 1 MiB as they fill, larger files in batches, files of STREAM_AT or more in chunks
  * that every worker compresses, chunked.ts), and the pool hands the largest queued job to the
  * next idle worker, so the two workers finish together.
  */
+
 
 
 
@@ -68720,6 +68925,25 @@ const GROUP_BYTES = 1024 * 1024;
 const CLAIM_SLOTS = 1 << 17;
 /** Content per job of standalone files sent to one worker. */
 const JOB_BYTES = 4 * 1024 * 1024;
+/** Warnings kept for the job summary; the rest are in the log only. */
+const KEPT_WARNINGS = 20;
+/** A save's warnings: each a core.warning, and the first ones kept for the job summary. */
+class Warnings {
+    kept = [];
+    more = 0;
+    add(message) {
+        lib_core/* warning */.$e(message);
+        if (this.kept.length < KEPT_WARNINGS)
+            this.kept.push(message);
+        else
+            this.more++;
+    }
+    list() {
+        return this.more === 0
+            ? this.kept
+            : [...this.kept, `clyde-cache: ${this.more} more warnings of this save are in its log`];
+    }
+}
 /**
  * A save's claim table (see `claim` in worker-source.ts, which it must match): 64-bit slots,
  * open addressing on the first 64 bits of a digest; `taken` are claimed from the start.
@@ -68756,7 +68980,7 @@ const LIST_BATCH = 64;
  * directory's listing comes back, so compression starts while the rest of the tree is still
  * being listed. Returns the directories that have entries, parents before children.
  */
-async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links) {
+async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links, warnings) {
     const root = { abs: rootAbs, rel: '', subdirs: new Map() };
     const queue = [root];
     /** Directories found and not listed yet, by absolute path. */
@@ -68814,7 +69038,7 @@ async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links) {
             const why = unsafeChildReason(node.rel, name);
             if (why !== undefined) {
                 const p = childPath(node.rel, name);
-                lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
+                warnings.add(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
                 continue;
             }
             if (kind === KIND.file) {
@@ -68833,7 +69057,7 @@ async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links) {
             }
             else {
                 const p = childPath(node.rel, name);
-                lib_core/* warning */.$e(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
+                warnings.add(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
             }
         }
     };
@@ -68888,18 +69112,25 @@ async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links) {
     visit(root);
     return out;
 }
+/** Links that leave the workspace named in one warning, at most. */
+const NAMED_LINKS = 5;
 /**
- * Drops symlinks that are absolute, resolve outside their root (names compared folded, as on a
- * case-insensitive filesystem: `resolveLink`), or share their folded name with another entry
- * (restore refuses such an entry everywhere: `parseManifest`), with a warning each.
+ * Sorts out the symlinks of a root. One that resolves inside its root is kept as it is (names
+ * compared folded, as on a case-insensitive filesystem: `resolveLink`). One that leaves it is
+ * kept, anchored (`anchorOf`), when it stays inside the workspace or `opts.keepOutsideLinks`;
+ * else dropped, with one warning for the root naming them. Dropped with a warning each: targets
+ * restore refuses on their face (empty, a backslash, a drive letter), and links sharing their
+ * folded name with another entry (restore refuses such an entry everywhere: `parseManifest`).
  */
-function dropUnsafeLinks(rootName, found, dirs) {
+function sortLinks(root, found, dirs, opts, warnings) {
+    const rootName = root.name;
     const links = new Map();
     const live = [];
     for (const l of found) {
+        // (An absolute target may still stay inside the workspace: anchorOf decides.)
         const why = unsafeTargetReason(l.target);
-        if (why !== undefined) {
-            lib_core/* warning */.$e(`clyde-cache: not caching symlink ${rootName}/${l.path}: ${why}`);
+        if (why !== undefined && why !== 'absolute target') {
+            warnings.add(`clyde-cache: not caching symlink ${rootName}/${l.path}: ${why}`);
             l.rows.drop(l.j);
         }
         else {
@@ -68925,7 +69156,7 @@ function dropUnsafeLinks(rootName, found, dirs) {
     const fine = [];
     for (const l of live) {
         if ((named.get(foldPath(l.path)) ?? 0) > 1) {
-            lib_core/* warning */.$e(`clyde-cache: not caching symlink ${rootName}/${l.path}: another name in its directory ` +
+            warnings.add(`clyde-cache: not caching symlink ${rootName}/${l.path}: another name in its directory ` +
                 'differs from it only in case or Unicode form');
             l.rows.drop(l.j);
         }
@@ -68934,15 +69165,60 @@ function dropUnsafeLinks(rootName, found, dirs) {
             links.set(foldPath(l.path), l.target);
         }
     }
-    // Decide on the full set first, then drop: a dropped link only makes others resolve as plain
-    // names, which restore validates again anyway.
-    const drop = fine.filter((l) => resolveLink(links, l.path) === undefined);
-    for (const l of drop) {
-        lib_core/* warning */.$e(`clyde-cache: not caching symlink ${rootName}/${l.path}: it points outside ${rootName}`);
+    // Decide on the full set first, then act: an anchored or dropped link only makes others
+    // resolve as plain names, which restore validates again anyway.
+    const leaving = fine.filter((l) => resolveLink(links, l.path) === undefined);
+    const outside = [];
+    for (const l of leaving) {
+        const a = anchorOf(root.absPath, l, opts);
+        if ('anchor' in a) {
+            l.rows.anchorLink(l.j, a.target, a.anchor);
+            continue;
+        }
         l.rows.drop(l.j);
+        if (a.to !== undefined) {
+            outside.push(`${rootName}/${l.path} -> ${a.to}`);
+        }
+        else {
+            warnings.add(`clyde-cache: not caching symlink ${rootName}/${l.path}: it points outside ${rootName} ` +
+                `by a target restore cannot check without the filesystem: ${a.why}`);
+        }
+    }
+    if (outside.length > 0) {
+        const more = outside.length - NAMED_LINKS;
+        warnings.add(`clyde-cache: not caching ${outside.length === 1 ? 'a symlink' : `${outside.length} symlinks`} ` +
+            `of ${rootName} pointing outside the workspace (${outside.slice(0, NAMED_LINKS).join(', ')}` +
+            `${more > 0 ? `, and ${more} more` : ''}); set keep-outside-links: true to keep ` +
+            `${outside.length === 1 ? 'it' : 'them'}`);
     }
 }
-async function walkRoot(root, onFile, list, stat) {
+/**
+ * How a symlink that leaves its root is kept: relative (`link`) or absolute into the workspace
+ * (`workspace`, written from the workspace: the next workspace may be elsewhere) when it stays
+ * inside `opts.workspace`; as it is (`link` or `absolute`) elsewhere when `opts.keepOutsideLinks`.
+ * Otherwise `to`, where it leads; or `why` its target is not in normal form (resolved from the
+ * text alone, a '..' after a name could lead anywhere: manifest.ts `unsafeAnchoredReason`).
+ */
+function anchorOf(rootAbs, l, opts) {
+    const absolute = l.target.startsWith('/');
+    const why = unsafeAnchoredReason(absolute ? 'absolute' : 'link', l.target);
+    if (why !== undefined)
+        return { why };
+    const to = absolute
+        ? l.target
+        : external_node_path_namespaceObject.resolve(rootAbs, ...l.path.split('/').slice(0, -1), l.target);
+    const inside = opts.workspace === undefined ? undefined : fsx_relativeInside(opts.workspace, to);
+    if (inside !== undefined) {
+        if (!absolute)
+            return { anchor: 'link', target: l.target };
+        return { anchor: 'workspace', target: `/${inside.split(external_node_path_namespaceObject.sep).join('/')}` };
+    }
+    if (opts.keepOutsideLinks === true) {
+        return { anchor: absolute ? 'absolute' : 'link', target: l.target };
+    }
+    return { why: 'outside the workspace', to };
+}
+async function walkRoot(root, onFile, list, stat, opts, warnings) {
     let st;
     try {
         st = (0,external_node_fs_namespaceObject.lstatSync)(root.absPath);
@@ -68960,13 +69236,13 @@ async function walkRoot(root, onFile, list, stat) {
         return { root, kind: 'file', mode: perm(st), mtimeMs: st.mtimeMs, dirs: [['', rows]] };
     }
     if (!st.isDirectory()) {
-        lib_core/* warning */.$e(`clyde-cache: not caching ${root.name}: it is a symlink or special file, not a directory or file`);
+        warnings.add(`clyde-cache: not caching ${root.name}: it is a symlink or special file, not a directory or file`);
         return { root, kind: 'absent', dirs: [] };
     }
     const cachedDir = (rel) => stat?.dir(root, rel);
     const links = [];
-    const dirs = await walkDir(root.absPath, root.name, onFile, list, cachedDir, links);
-    dropUnsafeLinks(root.name, links, dirs);
+    const dirs = await walkDir(root.absPath, root.name, onFile, list, cachedDir, links, warnings);
+    sortLinks(root, links, dirs, opts, warnings);
     return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, dirs };
 }
 /**
@@ -69280,17 +69556,19 @@ class Planner {
 /**
  * Walks the roots and stores their files: unchanged files (stat cache) are not read; the rest
  * are hashed and compressed by the worker pool, small files grouped into shared blobs (unless
- * `groupSmall` is false), large ones streamed. The result's table is the entry's artifact
+ * `groupSmall` is false), large ones streamed. `links` says which symlinks leaving their root
+ * are kept (`sortLinks`). The result's table is the entry's artifact
  * (and, with `key` in it, the stat cache of these roots).
  */
-async function snapshotRoots(key, roots, blobs, basis, groupSmall = true) {
+async function snapshotRoots(key, roots, blobs, basis, groupSmall = true, links = {}) {
     // A change after our lstat gets an mtime of at least this (statcache.ts).
     const recordedAt = Date.now() - CLOCK_LAG_MS;
+    const warnings = new Warnings();
     const plan = new Planner(blobs, basis, groupSmall);
     const walked = [];
     try {
         for (const root of roots) {
-            walked.push(await walkRoot(root, plan.file, plan.list, basis?.stat));
+            walked.push(await walkRoot(root, plan.file, plan.list, basis?.stat, links, warnings));
         }
     }
     catch (err) {
@@ -69339,6 +69617,7 @@ async function snapshotRoots(key, roots, blobs, basis, groupSmall = true) {
             groups: plan.groupsWritten,
             rawBlobs: plan.rawBlobs,
         },
+        warnings: warnings.list(),
     };
 }
 function ownSizeSync(blobs, digest) {
@@ -69609,7 +69888,7 @@ class local_store_LocalStore {
         const basis = !reuse
             ? undefined
             : await loadBasis(this.root, this.blobs, req, (k) => this.get(k), async () => [...(await this.index()).entries.values()], async (k) => (await this.load(k)).manifest);
-        const snap = await snapshotRoots(req.key, req.roots, this.blobs, basis, req.groupSmallFiles !== false);
+        const snap = await snapshotRoots(req.key, req.roots, this.blobs, basis, req.groupSmallFiles !== false, { workspace: req.workspace, keepOutsideLinks: req.keepOutsideLinks });
         await pausePoint('after-blobs');
         const now = new Date().toISOString();
         const meta = {
@@ -69639,9 +69918,10 @@ class local_store_LocalStore {
             const artifact = external_node_path_namespaceObject.join(this.dirOf(entryDirName(meta)), ARTIFACT);
             await linkStatCache(this.root, this.tmpDir, req.key, req.roots, artifact, snap.table).catch(() => { });
         }
+        const warnings = snap.warnings;
         return created
-            ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes }
-            : { entry, created, newBlobs: 0, newBytes: 0 };
+            ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes, warnings }
+            : { entry, created, newBlobs: 0, newBytes: 0, warnings };
     }
     /**
      * Restores the requested roots of `key`. Roots the entry lacks (or recorded as absent) are
@@ -70549,6 +70829,7 @@ function keyInputs(config) {
         platform: config.platform,
         sources: config.sources,
         paths: config.paths.map((p) => p.name),
+        keepOutsideLinks: config.keepOutsideLinks,
         excludePaths: config.paths.map((p) => p.absPath),
         lockfiles: config.lockfiles,
         config: config.config,

@@ -30,6 +30,8 @@ export interface KeySpec {
    * cache version hashes its paths.
    */
   readonly paths: readonly string[];
+  /** The `keep-outside-links` input: part of the paths component when true. */
+  readonly keepOutsideLinks?: boolean;
   readonly config: string;
   readonly lockfiles: readonly string[] | 'auto';
   /** Globs ([] for the default), or 'none': the key then covers no source file. */
@@ -86,7 +88,7 @@ export async function composeKey(env: KeyEnvironment, spec: KeySpec): Promise<Ca
     textComponent('version', 'version', spec.version),
     textComponent('platform', 'platform', env.platform),
     textComponent('variant', 'variant', spec.variant),
-    pathsComponent(spec.paths),
+    pathsComponent(spec.paths, spec.keepOutsideLinks),
     configComponent(spec.config),
     ...env.environment,
     ...lockfiles.components,
@@ -145,15 +147,22 @@ export function fallbackOnlyKey(prefix: string, hash: string): { key: string; ha
   return { key: prefix + derived, hash: derived };
 }
 
-/** The cached paths, in byte order without repeats; the value lists them for the log. */
-function pathsComponent(paths: readonly string[]): KeyComponent {
+/**
+ * The cached paths, in byte order without repeats; the value lists them for the log. Keeping
+ * symlinks that leave the workspace changes what an entry holds, so it is part of this component
+ * when asked for (keys without it are unchanged).
+ */
+function pathsComponent(paths: readonly string[], keepOutsideLinks = false): KeyComponent {
   const sorted = [...new Set(paths)].sort(compareBytes);
-  return {
-    kind: 'paths',
-    name: 'paths',
-    hash: sha256(JSON.stringify(sorted)),
-    value: sorted.join(', '),
-  };
+  const value = sorted.join(', ');
+  return keepOutsideLinks
+    ? {
+        kind: 'paths',
+        name: 'paths',
+        hash: sha256(JSON.stringify({ paths: sorted, keepOutsideLinks })),
+        value: `${value} (links leaving the workspace kept)`,
+      }
+    : { kind: 'paths', name: 'paths', hash: sha256(JSON.stringify(sorted)), value };
 }
 
 /**

@@ -52,6 +52,7 @@ export async function computeKey(inputs: KeyInputs): Promise<CacheKey> {
     version: inputs.version,
     variant: inputs.variant,
     paths: inputs.paths,
+    keepOutsideLinks: inputs.keepOutsideLinks,
     config: inputs.config,
     lockfiles: inputs.lockfiles,
     sources: inputs.sources,

@@ -257,6 +257,7 @@ export async function computePackageKeys(
         version,
         variant,
         paths: pkg.outputs,
+        keepOutsideLinks: common.keepOutsideLinks,
         config: pkg.config ?? common.defaults?.config ?? '',
         lockfiles: pkg.lockfiles,
         sources: pkg.sources,

@@ -13,6 +13,8 @@ export interface KeyInputs {
   readonly sources: readonly string[] | 'none';
   /** The cached paths as configured (normalised names); they enter the key (compose.ts). */
   readonly paths: readonly string[];
+  /** The `keep-outside-links` input: entries keeping such links get keys of their own. */
+  readonly keepOutsideLinks?: boolean;
   /** Absolute paths of the cached outputs: never part of the sources. */
   readonly excludePaths: readonly string[];
   /** Lockfile paths relative to the workspace, or 'auto' to detect the common ones. */

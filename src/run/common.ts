@@ -19,6 +19,7 @@ export function keyInputs(config: Config): KeyInputs {
     platform: config.platform,
     sources: config.sources,
     paths: config.paths.map((p) => p.name),
+    keepOutsideLinks: config.keepOutsideLinks,
     excludePaths: config.paths.map((p) => p.absPath),
     lockfiles: config.lockfiles,
     config: config.config,

@@ -40,6 +40,7 @@ export async function planPackages(config: Config): Promise<PackagePlan[]> {
     platform: config.platform,
     env: config.env,
     toolchain: config.toolchain,
+    keepOutsideLinks: config.keepOutsideLinks,
     defaults: { version: config.version, variant: config.variant, config: config.config },
   });
   return keys.map((k) => {

@@ -40,8 +40,13 @@ export const SAVE_ON_FAILURE_ENV = 'CLYDE_CACHE_SAVE_ON_FAILURE';
  * restore time instead, and on a fallback the sources that differ from the matched entry's key
  * manifest get a later one first (mtimes.ts), so make rebuilds exactly what depends on them.
  */
-function restoreOptions(outputsAt: number): RestoreOptions {
-  return { mtimeMs: outputsAt };
+function restoreOptions(config: Config, outputsAt: number): RestoreOptions {
+  return {
+    mtimeMs: outputsAt,
+    // which symlinks leaving their root this step makes (store/restore.ts)
+    workspace: config.workspace,
+    keepOutsideLinks: config.keepOutsideLinks,
+  };
 }
 
 interface Outcome {
@@ -218,7 +223,7 @@ async function restoreLadder(
           (changes.everything ? ` (all of them: ${changes.everything})` : ''),
       );
     }
-    return restoreOptions(outputsAt);
+    return restoreOptions(config, outputsAt);
   };
 
   const fromLocal = async (meta: EntryMeta, hitKind: HitKind): Promise<Outcome | undefined> => {

@@ -175,7 +175,7 @@ export async function runSave(): Promise<void> {
     pruneSummary.push(...renderPruneSummary(pruned));
     const remote = openRemote(plan.config.remote, plan.config.remoteTimeoutMs);
     for (const item of plan.items) {
-      reports.push(await saveOne(item, store, remote, workDir, timer, notes));
+      reports.push(await saveOne(plan.config, item, store, remote, workDir, timer, notes));
     }
   } catch (err) {
     handlePhaseError('Saving', err, notes);
@@ -186,6 +186,7 @@ export async function runSave(): Promise<void> {
 }
 
 async function saveOne(
+  config: Config,
   item: SaveItem,
   store: LocalStore,
   remote: RemoteTier,
@@ -225,9 +226,13 @@ async function saveOne(
         roots: item.roots,
         keyManifest: item.keyManifest,
         ...(item.basis ? { basis: item.basis } : {}),
+        workspace: config.workspace,
+        keepOutsideLinks: config.keepOutsideLinks,
       }),
     );
     saved = true;
+    // What the save left out (symlinks leading outside the workspace, special files).
+    notes.push(...(r.warnings ?? []));
     report.local = r.created ? 'saved' : 'already present';
     report.files = r.entry.files;
     report.bytes = r.entry.sizeBytes;

@@ -259,6 +259,7 @@ export class LocalStore {
       this.blobs,
       basis,
       req.groupSmallFiles !== false,
+      { workspace: req.workspace, keepOutsideLinks: req.keepOutsideLinks },
     );
     await pausePoint('after-blobs');
     const now = new Date().toISOString();
@@ -297,9 +298,10 @@ export class LocalStore {
         () => {},
       );
     }
+    const warnings = snap.warnings;
     return created
-      ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes }
-      : { entry, created, newBlobs: 0, newBytes: 0 };
+      ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes, warnings }
+      : { entry, created, newBlobs: 0, newBytes: 0, warnings };
   }
 
   /**

@@ -7,6 +7,19 @@ import { UnsafeEntryError } from '../errors.js';
 
 export type ManifestEntryType = 'file' | 'dir' | 'symlink';
 
+/**
+ * How a symlink that leaves its root is written down (the entry says so; restore.ts decides
+ * whether this workspace takes it):
+ * - `link`: relative to the link's own directory, `..` segments first, then names (so it can be
+ *   resolved without the filesystem), e.g. npm's `node_modules/a -> ../packages/a`;
+ * - `workspace`: '/' and a path relative to the workspace it was saved in, re-made as an
+ *   absolute link into the workspace it is restored in;
+ * - `absolute`: an absolute path outside the workspace, used as it is.
+ * A link without an anchor is relative and resolves inside its root.
+ */
+export type LinkAnchor = 'link' | 'workspace' | 'absolute';
+export const LINK_ANCHORS: readonly LinkAnchor[] = ['link', 'workspace', 'absolute'];
+
 export interface ManifestEntry {
   /** Posix, relative to the root, no '.' or '..' segments. */
   readonly path: string;
@@ -18,8 +31,10 @@ export interface ManifestEntry {
   readonly mtimeMs: number;
   /** sha256 of the content (files). */
   readonly digest?: string;
-  /** The link text (symlinks): relative, resolving inside the root. */
+  /** The link text (symlinks): relative, resolving inside the root, unless `anchor` says. */
   readonly target?: string;
+  /** Symlinks that leave their root: how `target` is to be read. */
+  readonly anchor?: LinkAnchor;
 }
 
 /** `dir`: a directory and its entries. `file`: the root is one file (`file` holds it, path ''). */
@@ -112,6 +127,33 @@ export function unsafeTargetReason(t: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Why the target of a symlink that leaves its root (`anchor`) is refused on its face, or
+ * undefined. Such a target is resolved by its text alone, so it must be in normal form: no '.'
+ * or empty segment, and no '..' after a name (which the filesystem would take from wherever
+ * the name's own link leads).
+ */
+export function unsafeAnchoredReason(anchor: LinkAnchor, t: unknown): string | undefined {
+  if (typeof t !== 'string') return 'target is not a string';
+  if (t.length === 0) return 'empty target';
+  if (t.length > MAX_PATH_LENGTH) return 'target too long';
+  if (t.includes('\0')) return 'NUL in target';
+  if (t.includes('\\')) return 'backslash in target';
+  if (DRIVE.test(t)) return 'drive letter in target';
+  if ((anchor === 'link') === t.startsWith('/')) {
+    return anchor === 'link' ? 'absolute target' : 'relative target';
+  }
+  if (t === '/') return undefined; // the workspace itself, or the filesystem's root
+  let climbing = anchor === 'link';
+  for (const seg of (anchor === 'link' ? t : t.slice(1)).split('/')) {
+    if (seg === '..' && climbing) continue;
+    climbing = false;
+    const why = unsafeSegmentReason(seg);
+    if (why !== undefined) return `${why} of target (not in normal form)`;
+  }
+  return undefined;
+}
+
 /** Default-ignorable code points: HFS+ leaves some of them out when it compares names. */
 const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
 const NON_ASCII = /[\u0080-\uffff]/;
@@ -163,6 +205,8 @@ function walkTarget(
   depth: number,
 ): string[] | undefined {
   if (depth > MAX_SYMLINK_DEPTH) return undefined;
+  // (An anchored target written from '/' leaves the root whatever it names.)
+  if (target.startsWith('/')) return undefined;
   let parts = [...start];
   for (const seg of target.split('/')) {
     if (seg === '' || seg === '.') continue;
@@ -324,9 +368,26 @@ function parseEntry(raw: unknown, allowEmptyPath: boolean): ManifestEntry {
   }
   if (type === 'symlink') {
     const target = raw['target'];
-    const why = unsafeTargetReason(target);
+    const anchor = raw['anchor'];
+    if (anchor === undefined) {
+      const why = unsafeTargetReason(target);
+      if (why !== undefined) refuse(`${where()}: ${why}`);
+      return { path, type, mode, mtimeMs, size: 0, target: target as string };
+    }
+    if (!LINK_ANCHORS.includes(anchor as LinkAnchor)) {
+      refuse(`${where()}: anchor ${JSON.stringify(anchor)} is not link, workspace or absolute`);
+    }
+    const why = unsafeAnchoredReason(anchor as LinkAnchor, target);
     if (why !== undefined) refuse(`${where()}: ${why}`);
-    return { path, type, mode, mtimeMs, size: 0, target: target as string };
+    return {
+      path,
+      type,
+      mode,
+      mtimeMs,
+      size: 0,
+      target: target as string,
+      anchor: anchor as LinkAnchor,
+    };
   }
   return { path, type, mode, mtimeMs, size: 0 };
 }
@@ -367,8 +428,15 @@ function parseRoot(raw: unknown): ManifestRoot {
     if (e.type === 'symlink' && e.target !== undefined) links.set(foldPath(e.path), e.target);
   }
   if (links.size > 0) refuseLinkCollisions(name, entries);
+  // A link that leaves its root says so (`anchor`): restore decides whether the workspace it
+  // is restored in takes it (restore.ts). Any other must resolve inside, and a path through an
+  // anchored link counts as leaving (nothing is ever written beneath a link: see above).
   for (const e of entries) {
-    if (e.type === 'symlink' && resolveLink(links, e.path) === undefined) {
+    if (
+      e.type === 'symlink' &&
+      e.anchor === undefined &&
+      resolveLink(links, e.path) === undefined
+    ) {
       refuse(`root ${name}: symlink ${JSON.stringify(e.path)} points outside its root`);
     }
   }

@@ -3,11 +3,19 @@
  * it (same filesystem), from blobs that are verified one by one; only when all roots are staged
  * is anything moved into the workspace. The manifest has already been validated
  * (`parseManifest`), and the move never follows a symlink that sits in the workspace.
+ *
+ * Symlinks that leave their root (anchored: manifest.ts `LinkAnchor`) are judged here, where the
+ * workspace is known: one is made only when it leads inside the workspace it is restored in, or
+ * the caller keeps outside links (`keep-outside-links`); otherwise the entry is refused before
+ * anything is staged. Such a link is a leaf: nothing of the entry, and no other root of the
+ * restore, is written beneath it (`refuseRootsThroughLinks`), and no root is restored through a
+ * symlink anywhere in its path below the workspace (`preflight`).
  */
 import {
   existsSync,
   mkdirSync,
   promises as fs,
+  statSync,
   symlinkSync,
   writeFileSync,
   type Stats,
@@ -15,10 +23,13 @@ import {
 import * as path from 'node:path';
 import { StoreError, UnsafeEntryError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
+import { isInside, relativeInside } from '../util/fsx.js';
 import type { BlobStore } from './blobs.js';
 import {
   childPath,
   foldCollision,
+  foldName,
+  foldPath,
   symlinkKinds,
   type ManifestEntry,
   type ManifestRoot,
@@ -26,7 +37,7 @@ import {
 import { STREAM_AT, UNPACKED_MTIME_MS, WorkerOpError } from './pool.js';
 import { CLOCK_LAG_MS } from './statcache.js';
 import { GroupList, manifestTable, type TableRoot } from './table.js';
-import type { OutputRoot, RestoreOptions, RestoreResult } from './types.js';
+import type { LinkOptions, OutputRoot, RestoreOptions, RestoreResult } from './types.js';
 
 const STAGING_PREFIX = '.clyde-restore-';
 
@@ -98,12 +109,39 @@ async function checkRoom(jobs: readonly RootToRestore[]): Promise<void> {
   }
 }
 
+/**
+ * The first symlink among the directories between `workspace` and `abs` (both excluded), as far
+ * as they exist; undefined when there is none or `abs` is not inside the workspace (what lies
+ * above a path outside it is the machine's, not the workspace's).
+ */
+async function linkedParent(
+  abs: string,
+  workspace: string | undefined,
+): Promise<string | undefined> {
+  const rel = workspace === undefined ? undefined : relativeInside(workspace, path.dirname(abs));
+  if (workspace === undefined || rel === undefined || rel === '') return undefined;
+  let cur = workspace;
+  for (const seg of rel.split(path.sep)) {
+    cur = path.join(cur, seg);
+    const st = await lstatOrUndefined(cur);
+    if (st === undefined) return undefined;
+    if (st.isSymbolicLink()) return cur;
+  }
+  return undefined;
+}
+
 /** Refuses what cannot be restored before anything is staged (and again before moving). */
-async function preflight(job: RootToRestore): Promise<void> {
+async function preflight(job: RootToRestore, workspace: string | undefined): Promise<void> {
   const st = await lstatOrUndefined(job.root.absPath);
   if (st?.isSymbolicLink()) {
     throw new UnsafeEntryError(
       `output ${job.root.name} is a symlink in the workspace; not restoring through it`,
+    );
+  }
+  const link = await linkedParent(job.root.absPath, workspace);
+  if (link !== undefined) {
+    throw new UnsafeEntryError(
+      `output ${job.root.name} lies beneath ${link}, a symlink in the workspace; not restoring through it`,
     );
   }
   if (job.manifest.kind === 'file' && st?.isDirectory()) {
@@ -575,11 +613,89 @@ async function stage(blobs: BlobStore, job: RootToRestore, files: FileJob[]): Pr
  * which from a target that does not exist yet: there each gets the kind of what it resolves to
  * in the entry.
  */
-function linkSymlinks(s: Staged): void {
-  const kinds = process.platform === 'win32' ? symlinkKinds(s.job.manifest) : undefined;
+function linkSymlinks(s: Staged, workspace: string | undefined): void {
+  const win = process.platform === 'win32';
+  const kinds = win ? symlinkKinds(s.job.manifest) : undefined;
   for (const e of s.job.manifest.entries) {
-    if (e.type === 'symlink' && e.target !== undefined) {
-      symlinkSync(e.target, path.join(s.item, ...e.path.split('/')), kinds?.get(e));
+    if (e.type !== 'symlink' || e.target === undefined) continue;
+    let text = e.target;
+    let kind = kinds?.get(e);
+    if (e.anchor !== undefined) {
+      // Checked before staging (refuseLinksLeaving): it leads where this restore may go.
+      const to = leadsTo(e, path.join(s.job.root.absPath, ...e.path.split('/')), workspace);
+      if (to === undefined) throw new StoreError(`symlink ${e.path} has no workspace to lead into`);
+      if (e.anchor === 'workspace') text = to;
+      if (win) kind = statSync(to, { throwIfNoEntry: false })?.isDirectory() ? 'dir' : 'file';
+    }
+    symlinkSync(text, path.join(s.item, ...e.path.split('/')), kind);
+  }
+}
+
+/**
+ * Where an anchored symlink (manifest.ts `LinkAnchor`) made at `linkAbs` leads: an absolute
+ * path, from its text alone (which is in normal form: `parseManifest`); undefined for one
+ * written from the workspace when there is none.
+ */
+function leadsTo(
+  e: ManifestEntry,
+  linkAbs: string,
+  workspace: string | undefined,
+): string | undefined {
+  const t = e.target ?? '';
+  if (e.anchor === 'workspace') {
+    return workspace === undefined ? undefined : path.join(workspace, ...t.slice(1).split('/'));
+  }
+  if (e.anchor === 'absolute') return t;
+  return path.resolve(path.dirname(linkAbs), t);
+}
+
+/**
+ * Refuses an entry with a symlink leaving its root that this restore may not make: one is made
+ * when it leads inside `opts.workspace` (where it was saved does not matter: a link written
+ * from the workspace is made for this one), or anywhere with `opts.keepOutsideLinks`. Entries
+ * come from the remote tier: this is where their links are judged, before anything is staged.
+ */
+function refuseLinksLeaving(jobs: readonly RootToRestore[], opts: LinkOptions): void {
+  for (const j of jobs) {
+    for (const e of j.manifest.entries) {
+      if (e.type !== 'symlink' || e.anchor === undefined) continue;
+      const to = leadsTo(e, path.join(j.root.absPath, ...e.path.split('/')), opts.workspace);
+      const where = `output ${j.root.name}: symlink ${JSON.stringify(e.path)}`;
+      if (to === undefined) {
+        throw new UnsafeEntryError(`${where} leads into the workspace, and this restore has none`);
+      }
+      if (opts.workspace !== undefined && isInside(opts.workspace, to)) continue;
+      if (opts.keepOutsideLinks === true) continue;
+      throw new UnsafeEntryError(
+        `${where} points outside the workspace (to ${to}); not restoring this entry without ` +
+          'keep-outside-links: true',
+      );
+    }
+  }
+}
+
+/**
+ * Refuses a root that lies beneath a symlink of another root of the same restore: moved into
+ * place after it, its content would go wherever that link leads.
+ */
+function refuseRootsThroughLinks(jobs: readonly RootToRestore[]): void {
+  for (const a of jobs) {
+    const links = new Set<string>();
+    for (const e of a.manifest.entries) if (e.type === 'symlink') links.add(foldPath(e.path));
+    if (links.size === 0) continue;
+    for (const b of jobs) {
+      const rel = b === a ? undefined : relativeInside(a.root.absPath, b.root.absPath);
+      if (rel === undefined || rel === '') continue;
+      let p = '';
+      for (const seg of rel.split(path.sep)) {
+        p = childPath(p, foldName(seg));
+        if (links.has(p)) {
+          throw new UnsafeEntryError(
+            `output ${b.root.name} lies beneath the symlink ${a.root.name}/${p} of the entry; ` +
+              'not restoring through it',
+          );
+        }
+      }
     }
   }
 }
@@ -652,7 +768,7 @@ async function finishDirs(
 
 async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
   const dest = s.job.root.absPath;
-  await preflight(s.job);
+  await preflight(s.job, opts.workspace);
   const st = await lstatOrUndefined(dest);
   if (s.job.manifest.kind === 'file') {
     await fs.mkdir(path.dirname(dest), { recursive: true });
@@ -698,7 +814,9 @@ export async function restoreRoots(
   located: Promise<unknown> = Promise.resolve(),
 ): Promise<RestoreRootsResult> {
   const live = jobs.filter((j) => j.manifest.kind !== 'absent');
-  for (const j of live) await preflight(j);
+  refuseLinksLeaving(live, opts);
+  refuseRootsThroughLinks(live);
+  for (const j of live) await preflight(j, opts.workspace);
   if ((opts.mode ?? 'copy') === 'copy') await checkRoom(live);
   const staged: Staged[] = [];
   const groups = new GroupList();
@@ -715,7 +833,7 @@ export async function restoreRoots(
     // Date.now(); a millisecond more covers it (nothing touches the files before `quiet`).
     recordedAt = Date.now() + 1;
     quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
-    for (const s of staged) linkSymlinks(s);
+    for (const s of staged) linkSymlinks(s, opts.workspace);
     for (const s of staged) await moveIntoPlace(s, opts);
     // Record the files as they now are: rename keeps inode and mtime.
     const now = new Map<ManifestEntry, Written>();

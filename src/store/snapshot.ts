@@ -1,8 +1,9 @@
 /**
  * The save side: walk each output root with lstat (never following a symlink), hash and store
  * the files' content as blobs (in worker threads, pool.ts), and describe everything in a
- * manifest. What restore would refuse (unsafe paths, symlinks that leave their root, special
- * files) is skipped here with a warning, so the manifest built here passes `parseManifest`.
+ * manifest. What restore would refuse (unsafe paths, special files, symlinks that leave their
+ * root unless they stay inside the workspace or the caller keeps outside links) is skipped here
+ * with a warning, so the manifest built here passes `parseManifest`.
  *
  * The walk and the workers overlap: jobs go out while the walk goes on (small files in groups
  * of about 1 MiB as they fill, larger files in batches, files of STREAM_AT or more in chunks
@@ -20,8 +21,10 @@ import {
   foldName,
   foldPath,
   resolveLink,
+  unsafeAnchoredReason,
   unsafeChildReason,
   unsafeTargetReason,
+  type LinkAnchor,
 } from './manifest.js';
 import { STREAM_AT, type PoolDirs, type WorkerPool } from './pool.js';
 import { CLOCK_LAG_MS, type DirCursor, type StatLookup } from './statcache.js';
@@ -38,7 +41,8 @@ import {
   type Table,
 } from './table.js';
 import { preclaimed } from './test-hooks.js';
-import type { OutputRoot } from './types.js';
+import { relativeInside } from '../util/fsx.js';
+import type { LinkOptions, OutputRoot } from './types.js';
 
 /** Files below this size are grouped with others of the same save (they compress far better). */
 export const SMALL_FILE = 64 * 1024;
@@ -82,6 +86,29 @@ export interface SnapshotResult {
   readonly stored: Map<string, number>;
   /** What the save did, but for the entry's own bytes (`entryBytes`, known at commit). */
   readonly stats: Omit<SaveStats, 'entryBytes'>;
+  /** What was left out and why (SaveResult.warnings). */
+  readonly warnings: string[];
+}
+
+/** Warnings kept for the job summary; the rest are in the log only. */
+const KEPT_WARNINGS = 20;
+
+/** A save's warnings: each a core.warning, and the first ones kept for the job summary. */
+class Warnings {
+  readonly kept: string[] = [];
+  private more = 0;
+
+  add(message: string): void {
+    core.warning(message);
+    if (this.kept.length < KEPT_WARNINGS) this.kept.push(message);
+    else this.more++;
+  }
+
+  list(): string[] {
+    return this.more === 0
+      ? this.kept
+      : [...this.kept, `clyde-cache: ${this.more} more warnings of this save are in its log`];
+  }
 }
 
 /**
@@ -181,6 +208,7 @@ async function walkDir(
   list: ListDirs,
   cachedDir: (rel: string) => DirCursor | undefined,
   links: LinkRow[],
+  warnings: Warnings,
 ): Promise<[string, DirRows][]> {
   const root: DirNode = { abs: rootAbs, rel: '', subdirs: new Map() };
   const queue: DirNode[] = [root];
@@ -235,7 +263,7 @@ async function walkDir(
       const why = unsafeChildReason(node.rel, name);
       if (why !== undefined) {
         const p = childPath(node.rel, name);
-        core.warning(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
+        warnings.add(`clyde-cache: not caching ${rootName}/${p}: ${why}`);
         continue;
       }
       if (kind === KIND.file) {
@@ -251,7 +279,7 @@ async function walkDir(
         links.push({ rows, j, path: p, target });
       } else {
         const p = childPath(node.rel, name);
-        core.warning(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
+        warnings.add(`clyde-cache: not caching ${rootName}/${p}: not a file, directory or symlink`);
       }
     }
   };
@@ -308,22 +336,32 @@ async function walkDir(
   return out;
 }
 
+/** Links that leave the workspace named in one warning, at most. */
+const NAMED_LINKS = 5;
+
 /**
- * Drops symlinks that are absolute, resolve outside their root (names compared folded, as on a
- * case-insensitive filesystem: `resolveLink`), or share their folded name with another entry
- * (restore refuses such an entry everywhere: `parseManifest`), with a warning each.
+ * Sorts out the symlinks of a root. One that resolves inside its root is kept as it is (names
+ * compared folded, as on a case-insensitive filesystem: `resolveLink`). One that leaves it is
+ * kept, anchored (`anchorOf`), when it stays inside the workspace or `opts.keepOutsideLinks`;
+ * else dropped, with one warning for the root naming them. Dropped with a warning each: targets
+ * restore refuses on their face (empty, a backslash, a drive letter), and links sharing their
+ * folded name with another entry (restore refuses such an entry everywhere: `parseManifest`).
  */
-function dropUnsafeLinks(
-  rootName: string,
+function sortLinks(
+  root: OutputRoot,
   found: readonly LinkRow[],
   dirs: readonly [string, DirRows][],
+  opts: LinkOptions,
+  warnings: Warnings,
 ): void {
+  const rootName = root.name;
   const links = new Map<string, string>();
   const live: LinkRow[] = [];
   for (const l of found) {
+    // (An absolute target may still stay inside the workspace: anchorOf decides.)
     const why = unsafeTargetReason(l.target);
-    if (why !== undefined) {
-      core.warning(`clyde-cache: not caching symlink ${rootName}/${l.path}: ${why}`);
+    if (why !== undefined && why !== 'absolute target') {
+      warnings.add(`clyde-cache: not caching symlink ${rootName}/${l.path}: ${why}`);
       l.rows.drop(l.j);
     } else {
       live.push(l);
@@ -345,7 +383,7 @@ function dropUnsafeLinks(
   const fine: LinkRow[] = [];
   for (const l of live) {
     if ((named.get(foldPath(l.path)) ?? 0) > 1) {
-      core.warning(
+      warnings.add(
         `clyde-cache: not caching symlink ${rootName}/${l.path}: another name in its directory ` +
           'differs from it only in case or Unicode form',
       );
@@ -355,15 +393,64 @@ function dropUnsafeLinks(
       links.set(foldPath(l.path), l.target);
     }
   }
-  // Decide on the full set first, then drop: a dropped link only makes others resolve as plain
-  // names, which restore validates again anyway.
-  const drop = fine.filter((l) => resolveLink(links, l.path) === undefined);
-  for (const l of drop) {
-    core.warning(
-      `clyde-cache: not caching symlink ${rootName}/${l.path}: it points outside ${rootName}`,
-    );
+  // Decide on the full set first, then act: an anchored or dropped link only makes others
+  // resolve as plain names, which restore validates again anyway.
+  const leaving = fine.filter((l) => resolveLink(links, l.path) === undefined);
+  const outside: string[] = [];
+  for (const l of leaving) {
+    const a = anchorOf(root.absPath, l, opts);
+    if ('anchor' in a) {
+      l.rows.anchorLink(l.j, a.target, a.anchor);
+      continue;
+    }
     l.rows.drop(l.j);
+    if (a.to !== undefined) {
+      outside.push(`${rootName}/${l.path} -> ${a.to}`);
+    } else {
+      warnings.add(
+        `clyde-cache: not caching symlink ${rootName}/${l.path}: it points outside ${rootName} ` +
+          `by a target restore cannot check without the filesystem: ${a.why}`,
+      );
+    }
   }
+  if (outside.length > 0) {
+    const more = outside.length - NAMED_LINKS;
+    warnings.add(
+      `clyde-cache: not caching ${outside.length === 1 ? 'a symlink' : `${outside.length} symlinks`} ` +
+        `of ${rootName} pointing outside the workspace (${outside.slice(0, NAMED_LINKS).join(', ')}` +
+        `${more > 0 ? `, and ${more} more` : ''}); set keep-outside-links: true to keep ` +
+        `${outside.length === 1 ? 'it' : 'them'}`,
+    );
+  }
+}
+
+/**
+ * How a symlink that leaves its root is kept: relative (`link`) or absolute into the workspace
+ * (`workspace`, written from the workspace: the next workspace may be elsewhere) when it stays
+ * inside `opts.workspace`; as it is (`link` or `absolute`) elsewhere when `opts.keepOutsideLinks`.
+ * Otherwise `to`, where it leads; or `why` its target is not in normal form (resolved from the
+ * text alone, a '..' after a name could lead anywhere: manifest.ts `unsafeAnchoredReason`).
+ */
+function anchorOf(
+  rootAbs: string,
+  l: LinkRow,
+  opts: LinkOptions,
+): { anchor: LinkAnchor; target: string } | { why: string; to?: string } {
+  const absolute = l.target.startsWith('/');
+  const why = unsafeAnchoredReason(absolute ? 'absolute' : 'link', l.target);
+  if (why !== undefined) return { why };
+  const to = absolute
+    ? l.target
+    : path.resolve(rootAbs, ...l.path.split('/').slice(0, -1), l.target);
+  const inside = opts.workspace === undefined ? undefined : relativeInside(opts.workspace, to);
+  if (inside !== undefined) {
+    if (!absolute) return { anchor: 'link', target: l.target };
+    return { anchor: 'workspace', target: `/${inside.split(path.sep).join('/')}` };
+  }
+  if (opts.keepOutsideLinks === true) {
+    return { anchor: absolute ? 'absolute' : 'link', target: l.target };
+  }
+  return { why: 'outside the workspace', to };
 }
 
 interface PutResult {
@@ -399,6 +486,8 @@ async function walkRoot(
   onFile: OnFile,
   list: ListDirs,
   stat: StatLookup | undefined,
+  opts: LinkOptions,
+  warnings: Warnings,
 ): Promise<WalkedRoot> {
   let st: Stats;
   try {
@@ -415,15 +504,15 @@ async function walkRoot(
     return { root, kind: 'file', mode: perm(st), mtimeMs: st.mtimeMs, dirs: [['', rows]] };
   }
   if (!st.isDirectory()) {
-    core.warning(
+    warnings.add(
       `clyde-cache: not caching ${root.name}: it is a symlink or special file, not a directory or file`,
     );
     return { root, kind: 'absent', dirs: [] };
   }
   const cachedDir = (rel: string): DirCursor | undefined => stat?.dir(root, rel);
   const links: LinkRow[] = [];
-  const dirs = await walkDir(root.absPath, root.name, onFile, list, cachedDir, links);
-  dropUnsafeLinks(root.name, links, dirs);
+  const dirs = await walkDir(root.absPath, root.name, onFile, list, cachedDir, links, warnings);
+  sortLinks(root, links, dirs, opts, warnings);
   return { root, kind: 'dir', mode: perm(st), mtimeMs: st.mtimeMs, dirs };
 }
 
@@ -747,7 +836,8 @@ class Planner {
 /**
  * Walks the roots and stores their files: unchanged files (stat cache) are not read; the rest
  * are hashed and compressed by the worker pool, small files grouped into shared blobs (unless
- * `groupSmall` is false), large ones streamed. The result's table is the entry's artifact
+ * `groupSmall` is false), large ones streamed. `links` says which symlinks leaving their root
+ * are kept (`sortLinks`). The result's table is the entry's artifact
  * (and, with `key` in it, the stat cache of these roots).
  */
 export async function snapshotRoots(
@@ -756,14 +846,16 @@ export async function snapshotRoots(
   blobs: BlobStore,
   basis?: Basis,
   groupSmall = true,
+  links: LinkOptions = {},
 ): Promise<SnapshotResult> {
   // A change after our lstat gets an mtime of at least this (statcache.ts).
   const recordedAt = Date.now() - CLOCK_LAG_MS;
+  const warnings = new Warnings();
   const plan = new Planner(blobs, basis, groupSmall);
   const walked: WalkedRoot[] = [];
   try {
     for (const root of roots) {
-      walked.push(await walkRoot(root, plan.file, plan.list, basis?.stat));
+      walked.push(await walkRoot(root, plan.file, plan.list, basis?.stat, links, warnings));
     }
   } catch (err) {
     await plan.settle(); // never leave jobs running behind a failed walk
@@ -812,6 +904,7 @@ export async function snapshotRoots(
       groups: plan.groupsWritten,
       rawBlobs: plan.rawBlobs,
     },
+    warnings: warnings.list(),
   };
 }
 

@@ -10,7 +10,8 @@
  *   zero padding to a multiple of 8
  *   digests      32 bytes per row (zeros but for files)
  *   numbers      NUMS float64 (LE) per row: kind, mode, size, mtimeMs, inode, group index
- *                (-1: a blob of its own), offset in the group
+ *                (-1: a blob of its own), offset in the group; a symlink's size is its
+ *                anchor (0: none, else 1 + its place in LINK_ANCHORS: manifest.ts)
  *
  * A save builds its rows while the walk lists the directories, and takes the rows of files it
  * did not read from the stat cache (their digests are copied as bytes), so an unchanged file
@@ -23,12 +24,14 @@ import { StoreError } from '../errors.js';
 import type { Location } from './blobs.js';
 import {
   childPath,
+  LINK_ANCHORS,
   MAX_ENTRIES,
   MAX_ROOTS,
   parseManifest,
   type Manifest,
   type ManifestEntry,
   type ManifestRoot,
+  type LinkAnchor,
   type RootKind,
 } from './manifest.js';
 
@@ -84,10 +87,23 @@ export class DirRows {
     return j;
   }
 
-  addSymlink(name: string, mode: number, mtimeMs: number, target: string): number {
+  addSymlink(
+    name: string,
+    mode: number,
+    mtimeMs: number,
+    target: string,
+    anchor?: LinkAnchor,
+  ): number {
     const j = this.add(ROW.symlink, name, mode, 0, mtimeMs, 0);
     (this.targets ??= new Map()).set(j, target);
+    if (anchor !== undefined) this.anchorLink(j, target, anchor);
     return j;
+  }
+
+  /** Symlink row j leaves its root: its target is `target`, read as `anchor` says. */
+  anchorLink(j: number, target: string, anchor: LinkAnchor): void {
+    (this.targets ??= new Map()).set(j, target);
+    this.set(j, AT.size, 1 + LINK_ANCHORS.indexOf(anchor));
   }
 
   /** Sets row j's digest from its hex form. */
@@ -358,8 +374,18 @@ export function tableManifest(t: Table): { manifest: Manifest; locations: Map<st
     const kind = s[o];
     const base = { path: p, mode: s[o + AT.mode], mtimeMs: s[o + AT.mtimeMs] };
     if (kind === ROW.dir) return { ...base, type: 'dir', size: 0 };
-    if (kind === ROW.symlink)
-      return { ...base, type: 'symlink', size: 0, target: t.targets.get(i) };
+    if (kind === ROW.symlink) {
+      const a = s[o + AT.size] as number;
+      // (An unknown number stays in the entry for parseManifest to refuse.)
+      const anchor = a === 0 ? undefined : (LINK_ANCHORS[a - 1] ?? a);
+      return {
+        ...base,
+        type: 'symlink',
+        size: 0,
+        target: t.targets.get(i),
+        ...(anchor !== undefined ? { anchor } : {}),
+      };
+    }
     const digest = digestAt(t, i);
     if ((s[o + AT.group] as number) >= 0) {
       const loc = locationAt(t, i);
@@ -431,7 +457,7 @@ export function manifestTable(
       if (d === undefined) dirs.set(dir, (d = new DirRows()));
       const name = rel.slice(cut + 1);
       if (e.type === 'symlink') {
-        d.addSymlink(name, e.mode, e.mtimeMs, e.target ?? '');
+        d.addSymlink(name, e.mode, e.mtimeMs, e.target ?? '', e.anchor);
         return;
       }
       const st = stat?.(e);

@@ -5,6 +5,17 @@ export interface OutputRoot {
   readonly absPath: string;
 }
 
+/**
+ * Which symlinks that leave their root a save keeps and a restore makes (snapshot.ts,
+ * restore.ts). One that stays inside `workspace` always; any other only with
+ * `keepOutsideLinks` (the `keep-outside-links` input).
+ */
+export interface LinkOptions {
+  /** The workspace (absolute). Without it, no link leaving its root is inside it. */
+  readonly workspace?: string;
+  readonly keepOutsideLinks?: boolean;
+}
+
 export interface EntryMeta {
   readonly schema: 1;
   readonly key: string;
@@ -28,7 +39,7 @@ export interface EntryMeta {
   readonly keyManifest?: unknown;
 }
 
-export interface SaveRequest {
+export interface SaveRequest extends LinkOptions {
   readonly key: string;
   readonly package: string;
   readonly version: string;
@@ -61,6 +72,8 @@ export interface SaveResult {
   readonly newBlobs: number;
   /** Compressed bytes newly written to blobs/. */
   readonly newBytes: number;
+  /** What the save left out and why (each also a core.warning), for the job summary. */
+  readonly warnings?: readonly string[];
 }
 
 export interface RestoreResult {
@@ -68,7 +81,7 @@ export interface RestoreResult {
   readonly bytes: number;
 }
 
-export interface RestoreOptions {
+export interface RestoreOptions extends LinkOptions {
   /** Set file and directory mtimes to the saved ones. */
   readonly mtimes?: boolean;
   /**
