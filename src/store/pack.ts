@@ -20,7 +20,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { sha256, sortBytes } from '../util/bytes.js';
-import { tempName } from '../util/fsx.js';
+import { rename, tempName } from '../util/fsx.js';
 import { buildLocator, parseLocator, type BlobStore, type Location } from './blobs.js';
 import { manifestFiles, parseManifest, type Manifest } from './manifest.js';
 import type { EntryMeta } from './types.js';
@@ -143,7 +143,7 @@ export async function writePack(
     throw err;
   }
   await out.close();
-  await fs.rename(tmp, destFile);
+  await rename(tmp, destFile);
   return bytes;
 }
 

@@ -14,6 +14,7 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError, UnsafeEntryError } from '../errors.js';
+import { rename } from '../util/fsx.js';
 import type { BlobStore } from './blobs.js';
 import {
   childPath,
@@ -565,7 +566,7 @@ async function mergeInto(
       // rename() cannot replace a directory by a file or a file/symlink by a directory.
       await fs.rm(d, { recursive: true, force: true });
     }
-    await fs.rename(s, d);
+    await rename(s, d);
   }
 }
 
@@ -609,12 +610,12 @@ async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
   const st = await lstatOrUndefined(dest);
   if (s.job.manifest.kind === 'file') {
     await fs.mkdir(path.dirname(dest), { recursive: true });
-    await fs.rename(s.item, dest);
+    await rename(s.item, dest);
     return;
   }
   if (st === undefined) {
     await fs.mkdir(path.dirname(dest), { recursive: true });
-    await fs.rename(s.item, dest);
+    await rename(s.item, dest);
     await finishDirs(s.job, true, opts);
   } else if (st.isDirectory()) {
     const merged = new Set<string>();
@@ -622,7 +623,7 @@ async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
     await finishDirs(s.job, false, opts, merged);
   } else {
     await fs.rm(dest, { force: true });
-    await fs.rename(s.item, dest);
+    await rename(s.item, dest);
     await finishDirs(s.job, true, opts);
   }
 }
