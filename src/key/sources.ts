@@ -22,8 +22,9 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as core from '@actions/core';
 import * as glob from '@actions/glob';
 import { InputError, errorMessage } from '../errors.js';
+import { foldName } from '../store/manifest.js';
 import { compareBytes, toPosix } from '../util/bytes.js';
-import { isInside, relativeInside } from '../util/fsx.js';
+import { isInside, relativeInside, type PathRules } from '../util/fsx.js';
 import { BlobHasher, hashPaths, type ObjectFormat } from './hashing.js';
 
 export { LARGE_FILE_BYTES, type ObjectFormat } from './hashing.js';
@@ -68,6 +69,8 @@ export class SourceIndex {
   private constructor(
     readonly workspace: string,
     private readonly git: GitState | undefined,
+    /** Whether the workspace's filesystem takes `Out` and `out` for one name. */
+    readonly folds: boolean,
   ) {}
 
   /** `useGit: false` ignores git entirely (every file is hashed; the benchmark's no-git path). */
@@ -75,7 +78,16 @@ export class SourceIndex {
     if (!fs.statSync(workspace, { throwIfNoEntry: false })?.isDirectory()) {
       throw new Error(`The workspace ${workspace} is not a directory`);
     }
-    return new SourceIndex(workspace, useGit ? await readGitState(workspace) : undefined);
+    return new SourceIndex(
+      workspace,
+      useGit ? await readGitState(workspace) : undefined,
+      foldsNames(workspace),
+    );
+  }
+
+  /** How a cached path is compared with the workspace's files (see sourceExcluder). */
+  private get rules(): ExcludeRules {
+    return { path, folds: this.folds };
   }
 
   get format(): ObjectFormat {
@@ -94,12 +106,12 @@ export class SourceIndex {
     const keep = (rel: string) => !skip.has(rel);
     const wanted = patterns.map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith('#'));
     if (wanted.length > 0) {
-      const excluded = makeExcluder(this.workspace, excludePaths);
+      const excluded = makeExcluder(this.workspace, excludePaths, this.rules);
       const paths = await globSources(this.workspace, wanted, excluded);
       return { origin: 'glob', paths: paths.filter(keep) };
     }
     if (this.git !== undefined) {
-      const excludedRel = makeRelExcluder(this.workspace, excludePaths);
+      const excludedRel = sourceExcluder(this.workspace, excludePaths, this.rules);
       const paths = this.git.tracked.filter((rel) => keep(rel) && !excludedRel(rel));
       return { origin: 'git', paths: uniqueSorted(paths) };
     }
@@ -110,11 +122,15 @@ export class SourceIndex {
         : undefined;
     let paths: string[];
     try {
-      paths = await walk(this.workspace, makeRelExcluder(this.workspace, excludePaths), (rel) => {
-        if (!keep(rel)) return false;
-        if (hasher !== undefined && !this.cache.has(rel)) hasher.add(rel);
-        return true;
-      });
+      paths = await walk(
+        this.workspace,
+        sourceExcluder(this.workspace, excludePaths, this.rules),
+        (rel) => {
+          if (!keep(rel)) return false;
+          if (hasher !== undefined && !this.cache.has(rel)) hasher.add(rel);
+          return true;
+        },
+      );
     } catch (err) {
       hasher?.abort(err as Error);
       throw err;
@@ -178,49 +194,108 @@ function isSorted(files: readonly SourceFile[]): boolean {
 
 type Excluder = (absPath: string) => boolean;
 
+/** The path rules of the workspace's filesystem, as far as excluding cached paths goes. */
+export interface ExcludeRules {
+  readonly path: PathRules;
+  /** Names are compared folded (`foldName`): `Out` and `out` are one directory. */
+  readonly folds: boolean;
+}
+
+/**
+ * Whether the filesystem of `dir` folds names: one of its entries whose name has case is looked
+ * up with the case swapped, and the lookup finds the same file (device and inode). Nothing is
+ * written. A directory with no such entry is taken to fold on Windows and macOS (NTFS and APFS
+ * do by default) and not elsewhere.
+ */
+export function foldsNames(dir: string, platform: NodeJS.Platform = process.platform): boolean {
+  const fallback = platform === 'win32' || platform === 'darwin';
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return fallback;
+  }
+  for (const name of names) {
+    const swapped = swapCase(name);
+    if (swapped === name) continue;
+    const a = fs.lstatSync(path.join(dir, name), { throwIfNoEntry: false, bigint: true });
+    if (a === undefined) continue; // gone since it was listed
+    const b = fs.lstatSync(path.join(dir, swapped), { throwIfNoEntry: false, bigint: true });
+    return b !== undefined && a.ino === b.ino && a.dev === b.dev;
+  }
+  return fallback;
+}
+
+function swapCase(name: string): string {
+  let out = '';
+  for (const ch of name) {
+    const up = ch.toUpperCase();
+    out += up === ch ? ch.toLowerCase() : up;
+  }
+  return out;
+}
+
 /** True for paths under a cached output or inside any `.git` directory (or a `.git` file). */
-function makeExcluder(workspace: string, excludePaths: readonly string[]): Excluder {
-  const isExcludedRel = makeRelExcluder(workspace, excludePaths);
-  const roots = excludedRoots(workspace, excludePaths);
+function makeExcluder(
+  workspace: string,
+  excludePaths: readonly string[],
+  rules: ExcludeRules,
+): Excluder {
+  const isExcludedRel = sourceExcluder(workspace, excludePaths, rules);
+  const fold = (p: string) => (rules.folds ? foldSegments(p) : p);
+  const roots = excludedRoots(workspace, excludePaths, rules.path).map(fold);
   return (abs) => {
-    const rel = relativeInside(workspace, abs);
+    const rel = relativeInside(workspace, abs, rules.path);
     if (rel === undefined) {
-      return isExcludedRel('') || roots.some((r) => isInside(r, abs));
+      return isExcludedRel('') || roots.some((r) => isInside(r, fold(abs), rules.path));
     }
     return isExcludedRel(toPosix(rel));
   };
 }
 
-function excludedRoots(workspace: string, excludePaths: readonly string[]): string[] {
+function excludedRoots(
+  workspace: string,
+  excludePaths: readonly string[],
+  rules: PathRules,
+): string[] {
   return excludePaths
     .map((p) => p.trim())
     .filter((p) => p !== '')
-    .map((p) => path.resolve(workspace, p));
+    .map((p) => rules.resolve(workspace, p));
+}
+
+/** `foldName` of every segment, either separator. */
+function foldSegments(p: string): string {
+  return p.replace(/[^/\\]+/g, (seg) => foldName(seg));
 }
 
 /**
- * The same test on a relative posix path, with string operations only: it runs once per tracked
- * file, and path.resolve/relative per file was a measurable part of the fast path.
+ * Whether a source (relative posix path under `workspace`) is excluded: under a cached path or
+ * inside `.git`. Cached paths are compared as the workspace's filesystem compares names: where
+ * it folds them (`rules.folds`: Windows, macOS, a casefold directory), `path: Out` excludes the
+ * `out/` the build writes, since both are one directory there. String operations only: it runs
+ * once per tracked file, and path.resolve/relative per file was a measurable part of the fast
+ * path.
  */
-function makeRelExcluder(
+export function sourceExcluder(
   workspace: string,
   excludePaths: readonly string[],
+  rules: ExcludeRules,
 ): (rel: string) => boolean {
-  const roots = excludedRoots(workspace, excludePaths);
-  if (roots.some((root) => isInside(root, workspace))) return () => true;
+  const p = rules.path;
+  const fold = (s: string) => (rules.folds ? foldSegments(s) : s);
+  const roots = excludedRoots(workspace, excludePaths, p);
+  const foldedWorkspace = fold(workspace);
+  if (roots.some((root) => isInside(fold(root), foldedWorkspace, p))) return () => true;
   const prefixes = roots
-    .filter((root) => isInside(workspace, root))
-    .map((root) => `${toPosix(path.relative(workspace, root))}/`);
+    .filter((root) => isInside(foldedWorkspace, fold(root), p))
+    .map((root) => `${fold(toPosix(p.relative(foldedWorkspace, fold(root))))}/`);
   return (rel) => {
-    if (
-      rel === '.git' ||
-      rel.startsWith('.git/') ||
-      rel.includes('/.git/') ||
-      rel.endsWith('/.git')
-    ) {
+    const r = fold(rel);
+    if (r === '.git' || r.startsWith('.git/') || r.includes('/.git/') || r.endsWith('/.git')) {
       return true;
     }
-    return prefixes.some((prefix) => rel.startsWith(prefix) || `${rel}/` === prefix);
+    return prefixes.some((prefix) => r.startsWith(prefix) || `${r}/` === prefix);
   };
 }
 
