@@ -20,6 +20,7 @@ import {
   foldName,
   foldPath,
   resolveLink,
+  savedLinkText,
   unsafeChildReason,
   unsafeTargetReason,
 } from './manifest.js';
@@ -244,8 +245,9 @@ async function walkDir(
         const j = rows.add(ROW.file, name, mode, size, mtimeMs, ino);
         onFile(rows, j, node.abs, name, cached?.match(j, name, size, mtimeMs, ino) ?? -1);
       } else if (kind === KIND.symlink) {
-        const target = l.targets[k];
-        if (typeof target !== 'string') continue; // replaced meanwhile
+        const read = l.targets[k];
+        if (typeof read !== 'string') continue; // replaced meanwhile
+        const target = savedLinkText(read, node.abs, rootAbs);
         const j = rows.addSymlink(name, mode, mtimeMs, target);
         const p = childPath(node.rel, name);
         links.push({ rows, j, path: p, target });
