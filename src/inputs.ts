@@ -36,6 +36,7 @@ export const Inputs = {
   Toolchain: 'toolchain',
   Packages: 'packages',
   RemoteTimeout: 'remote-timeout',
+  CrossOs: 'cross-os',
 } as const;
 
 export interface OutputPath {
@@ -74,6 +75,11 @@ export interface Config {
   readonly prune: PruneConfig;
   /** Overall deadline of each runner-cache operation (lookup, download, upload), in ms. */
   readonly remoteTimeoutMs: number;
+  /**
+   * Windows runner-cache entries share one version with Linux and macOS ones (actions/cache's
+   * enableCrossOsArchive), so a key or restore key made on one OS can match an entry of another.
+   */
+  readonly crossOs: boolean;
 }
 
 /** The text of a workspace file and where it came from (for error messages). */
@@ -430,6 +436,7 @@ export function readConfig(
     ...(packages ? { packages } : {}),
     prune: readPruneConfig(get),
     remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
+    crossOs: parseBoolean(Inputs.CrossOs, get(Inputs.CrossOs), false),
   };
   return deepFreeze(config);
 }
