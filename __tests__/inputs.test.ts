@@ -78,6 +78,16 @@ describe('readConfig', () => {
     expect(c.lookupOnly).toBe(true);
   });
 
+  it('cross-os: false by default, a boolean (issue 12: cross-OS runner-cache entries)', () => {
+    expect(readConfig('restore', reader({ path: 'out' }), env).crossOs).toBe(false);
+    expect(readConfig('restore', reader({ path: 'out', 'cross-os': 'true' }), env).crossOs).toBe(
+      true,
+    );
+    expect(() =>
+      readConfig('restore', reader({ path: 'out', 'cross-os': 'windows' }), env),
+    ).toThrow(/Input 'cross-os': 'windows' is not a boolean; use true or false/);
+  });
+
   it('takes an explicit key only in the save step', () => {
     expect(readConfig('save', reader({ path: 'out', key: 'k-1' }), env).key).toBe('k-1');
     expect(readConfig('restore', reader({ path: 'out', key: 'k-1' }), env).key).toBeUndefined();

@@ -39,6 +39,7 @@ export const Inputs = {
   RemoteTimeout: 'remote-timeout',
   JobStatus: 'job-status',
   KeepOutsideLinks: 'keep-outside-links',
+  CrossOs: 'cross-os',
 } as const;
 
 export interface OutputPath {
@@ -80,6 +81,11 @@ export interface Config {
   readonly remoteTimeoutMs: number;
   /** Save and restore symlinks that lead outside the workspace (links into it always are). */
   readonly keepOutsideLinks: boolean;
+  /**
+   * Windows runner-cache entries share one version with Linux and macOS ones (actions/cache's
+   * enableCrossOsArchive), so a key or restore key made on one OS can match an entry of another.
+   */
+  readonly crossOs: boolean;
 }
 
 /** The text of a workspace file and where it came from (for error messages). */
@@ -437,6 +443,7 @@ export function readConfig(
     prune: readPruneConfig(get),
     remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
     keepOutsideLinks: parseBoolean(Inputs.KeepOutsideLinks, get(Inputs.KeepOutsideLinks), false),
+    crossOs: parseBoolean(Inputs.CrossOs, get(Inputs.CrossOs), false),
   };
   return deepFreeze(config);
 }

@@ -325,11 +325,21 @@ describe('hashing', () => {
     expect(key.manifest.files['small.txt']).toBe(blob('small'));
   });
 
-  it('hashes file contents without line-ending normalisation (sources are raw bytes)', async () => {
+  it('without git set to autocrlf, hashes file contents as they are (crlf.test.ts: with it)', async () => {
     const ws = makeTree({ 'a.txt': 'x\r\n' });
     writeFileSync(path.join(ws, 'b.txt'), 'x\n');
-    const key = await computeKey(inputs(ws));
-    expect(key.manifest.files['a.txt']).toBe(blob('x\r\n'));
-    expect(key.manifest.files['b.txt']).toBe(blob('x\n'));
+    const saved = [process.env['GIT_CONFIG_GLOBAL'], process.env['GIT_CONFIG_NOSYSTEM']];
+    process.env['GIT_CONFIG_GLOBAL'] = '/dev/null';
+    process.env['GIT_CONFIG_NOSYSTEM'] = '1';
+    try {
+      const key = await computeKey(inputs(ws));
+      expect(key.manifest.files['a.txt']).toBe(blob('x\r\n'));
+      expect(key.manifest.files['b.txt']).toBe(blob('x\n'));
+    } finally {
+      if (saved[0] === undefined) delete process.env['GIT_CONFIG_GLOBAL'];
+      else process.env['GIT_CONFIG_GLOBAL'] = saved[0];
+      if (saved[1] === undefined) delete process.env['GIT_CONFIG_NOSYSTEM'];
+      else process.env['GIT_CONFIG_NOSYSTEM'] = saved[1];
+    }
   });
 });

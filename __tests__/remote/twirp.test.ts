@@ -87,3 +87,15 @@ describe('download limits', () => {
     await expect(fs.stat(dest)).rejects.toThrow();
   });
 });
+
+describe('cacheVersion across OSes (the cross-os input)', () => {
+  it('Windows entries have a version of their own unless cross-os is set', () => {
+    for (const c of ['zstd-without-long', 'gzip'] as const) {
+      const linux = cacheVersion(c, 'linux');
+      expect(cacheVersion(c, 'darwin')).toBe(linux);
+      expect(cacheVersion(c, 'win32')).not.toBe(linux);
+      expect(cacheVersion(c, 'win32', true)).toBe(linux);
+      expect(cacheVersion(c, 'linux', true)).toBe(linux);
+    }
+  });
+});

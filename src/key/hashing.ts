@@ -2,7 +2,10 @@
  * Git blob ids of many files at once, for the sources component (sources.ts decides which files).
  *
  * The id of a file is `sha1("blob <size>\0" + content)` (sha256 in a sha256-object-format
- * repository); of a symlink, `link:` plus the blob id of its target string (never followed).
+ * repository) of the content as git would store it: after the clean conversion of line endings
+ * sources.ts chooses per file (EolConversion), so a CRLF checkout hashes to git's ids; of a
+ * symlink, `link:` plus the blob id of its target string (never followed). A file with no CR
+ * costs the conversion one memchr.
  *
  * Per-file overhead dominates, not hashing (docs/performance-notes), so the loop is lean: one
  * open (no-follow, non-blocking so a FIFO cannot hang us), one fstat, one read of `size + 1`
@@ -22,6 +25,16 @@ import { Worker } from 'node:worker_threads';
 
 /** Git's object format: which hash a blob id uses. */
 export type ObjectFormat = 'sha1' | 'sha256';
+
+/**
+ * Git's clean conversion of line endings for one file, as `git add` would apply it (convert.c,
+ * crlf_to_git): `none` hashes the bytes as they are (`-text`, or no attribute and core.autocrlf
+ * false); `text` drops every CR that comes before an LF (`text`, `eol=`); `auto` does the same
+ * only for a file git takes for text (no NUL, no lone CR, few unprintable bytes: `text=auto`,
+ * or no attribute and core.autocrlf true or input).
+ */
+export type EolConversion = 'none' | 'auto' | 'text';
+const CONVERSION_CODE: Readonly<Record<EolConversion, number>> = { none: 0, auto: 1, text: 2 };
 
 /** Files at or above this size are hashed in chunks instead of being read whole. */
 export const LARGE_FILE_BYTES = 8 * 1024 * 1024;
@@ -56,6 +69,7 @@ function hashBatch(
   cry: typeof crypto,
   root: string,
   rels: readonly string[],
+  convs: readonly number[],
   format: string,
   largeBytes: number,
   pool: ReadBuffer,
@@ -68,7 +82,94 @@ function hashBatch(
     const target = Buffer.from(fsm.readlinkSync(abs), 'utf8');
     return `link:${cry.createHash(format).update(`blob ${target.length}\0`).update(target).digest('hex')}`;
   };
-  const one = (abs: string): string | null => {
+  /** git's gather_stats, over chunks: `cr` says the previous chunk ended with a CR. */
+  interface Stats {
+    crlf: number;
+    lonecr: number;
+    nul: number;
+    printable: number;
+    nonprintable: number;
+    cr: boolean;
+    last: number;
+  }
+  const gather = (st: Stats, b: Buffer, len: number): void => {
+    for (let i = 0; i < len; i++) {
+      const ch = b[i] as number;
+      if (st.cr) {
+        st.cr = false;
+        if (ch === 10) {
+          st.crlf++;
+          continue;
+        }
+        st.lonecr++;
+      }
+      if (ch === 13) st.cr = true;
+      else if (ch === 10) continue;
+      else if (ch === 127) st.nonprintable++;
+      else if (ch < 32) {
+        if (ch === 8 || ch === 9 || ch === 27 || ch === 12) st.printable++;
+        else {
+          if (ch === 0) st.nul++;
+          st.nonprintable++;
+        }
+      } else st.printable++;
+    }
+    if (len > 0) st.last = b[len - 1] as number;
+  };
+  /** Whether git's clean conversion drops any CR from content with these stats. */
+  const converts = (st: Stats, conv: number): boolean => {
+    if (st.cr) st.lonecr++; // a CR at the very end
+    st.cr = false;
+    if (st.crlf === 0) return false;
+    if (conv === 2) return true;
+    const nonprintable = st.nonprintable - (st.last === 26 ? 1 : 0); // a final DOS EOF
+    return st.lonecr === 0 && st.nul === 0 && st.printable >> 7 >= nonprintable;
+  };
+  const fresh = (): Stats => ({
+    crlf: 0,
+    lonecr: 0,
+    nul: 0,
+    printable: 0,
+    nonprintable: 0,
+    cr: false,
+    last: -1,
+  });
+  /**
+   * Drops each CR before an LF from b[0, len) in place; a final CR is left out and `held.cr`
+   * set (the caller decides on it with the next chunk). Starts with held.cr false.
+   */
+  const strip = (b: Buffer, len: number, held: { cr: boolean }): number => {
+    let n = 0;
+    for (let i = 0; i < len; i++) {
+      const ch = b[i] as number;
+      if (held.cr) {
+        held.cr = false;
+        if (ch !== 10) b[n++] = 13; // n < i: the held CR (at i - 1) was not written
+      }
+      if (ch === 13) held.cr = true;
+      else b[n++] = ch;
+    }
+    return n;
+  };
+  /** Reads the whole of fd into pool.buf from `at`; the count read (one more: it grew). */
+  const readAll = (fd: number, at: number, size: number, abs: string): number => {
+    const end = at + size;
+    if (pool.buf.length <= end) {
+      pool.buf = Buffer.allocUnsafe(
+        Math.min(Math.max(end + 1, 2 * pool.buf.length), largeBytes + 64),
+      );
+    }
+    let n = at;
+    for (;;) {
+      const got = fsm.readSync(fd, pool.buf, n, end + 1 - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n >= end) break; // a read short of what was asked: the end of the file
+    }
+    if (n !== end) throw changed(abs);
+    return n;
+  };
+  const one = (abs: string, conv: number): string | null => {
     if (noFollow === undefined && fsm.lstatSync(abs).isSymbolicLink()) return link(abs);
     let fd: number;
     try {
@@ -80,45 +181,94 @@ function hashBatch(
     try {
       const st = fsm.fstatSync(fd);
       if (!st.isFile()) return null;
-      const header = `blob ${st.size}\0`;
       if (st.size >= largeBytes) {
-        const h = cry.createHash(format).update(header);
+        // In chunks. The bytes as they are first; with a conversion, a file with a CR in it is
+        // then read again to decide it, and once more to hash what git would store.
+        const h = cry.createHash(format).update(`blob ${st.size}\0`);
+        let sawCR = false;
         let total = 0;
         for (;;) {
-          const got = fsm.readSync(fd, pool.buf, 0, pool.buf.length, null);
+          const got = fsm.readSync(fd, pool.buf, 0, pool.buf.length, total);
           if (got === 0) break;
           total += got;
           h.update(pool.buf.subarray(0, got));
+          if (conv !== 0 && !sawCR) sawCR = pool.buf.subarray(0, got).indexOf(13) >= 0;
         }
         if (total !== st.size) throw changed(abs);
-        return h.digest('hex');
+        if (!sawCR) return h.digest('hex');
+        const stats = fresh();
+        total = 0;
+        for (;;) {
+          const got = fsm.readSync(fd, pool.buf, 0, pool.buf.length, total);
+          if (got === 0) break;
+          total += got;
+          gather(stats, pool.buf, got);
+        }
+        if (total !== st.size) throw changed(abs);
+        if (!converts(stats, conv)) return h.digest('hex');
+        const size = st.size - stats.crlf;
+        const c = cry.createHash(format).update(`blob ${size}\0`);
+        const held = { cr: false };
+        let hashed = 0;
+        total = 0;
+        for (;;) {
+          const got = fsm.readSync(fd, pool.buf, 0, pool.buf.length, total);
+          if (got === 0) break;
+          total += got;
+          if (held.cr && pool.buf[0] !== 10) {
+            c.update('\r'); // a CR that ended the last chunk, and no LF after it
+            hashed++;
+          }
+          held.cr = false;
+          const n = strip(pool.buf, got, held);
+          hashed += n;
+          c.update(pool.buf.subarray(0, n));
+        }
+        if (held.cr) {
+          c.update('\r');
+          hashed++;
+        }
+        if (total !== st.size || hashed !== size) throw changed(abs);
+        return c.digest('hex');
+      }
+      if (conv !== 0) {
+        // The content first, then the header of its cleaned size in front of it.
+        const room = 24;
+        readAll(fd, room, st.size, abs);
+        const content = pool.buf.subarray(room, room + st.size);
+        let size = content.length;
+        const stats = fresh();
+        if (content.indexOf(13) >= 0) gather(stats, content, content.length);
+        if (stats.crlf > 0 && converts(stats, conv)) {
+          const held = { cr: false };
+          size = strip(content, content.length, held);
+          if (held.cr) content[size++] = 13; // a final CR stays
+        }
+        const header = Buffer.from(`blob ${size}\0`, 'latin1');
+        header.copy(pool.buf, room - header.length);
+        return cry.hash(format, pool.buf.subarray(room - header.length, room + size), 'hex');
       }
       // Header and content side by side, and one byte of room: reading it means the file grew.
+      const header = `blob ${st.size}\0`;
       const end = header.length + st.size;
       if (pool.buf.length <= end) {
         pool.buf = Buffer.allocUnsafe(
           Math.min(Math.max(end + 1, 2 * pool.buf.length), largeBytes + 64),
         );
       }
-      const buf = pool.buf;
-      let n = buf.write(header, 0, 'latin1');
-      for (;;) {
-        const got = fsm.readSync(fd, buf, n, end + 1 - n, null);
-        if (got === 0) break;
-        n += got;
-        if (n >= end) break; // a read short of what was asked: the end of the file
-      }
-      if (n !== end) throw changed(abs);
-      return cry.hash(format, buf.subarray(0, end), 'hex');
+      const n = pool.buf.write(header, 0, 'latin1');
+      readAll(fd, n, st.size, abs);
+      return cry.hash(format, pool.buf.subarray(0, end), 'hex');
     } finally {
       fsm.closeSync(fd);
     }
   };
   const ids: (string | null)[] = [];
-  for (const rel of rels) {
+  for (let i = 0; i < rels.length; i++) {
+    const rel = rels[i] as string;
     const abs = root + rel;
     try {
-      ids.push(one(abs));
+      ids.push(one(abs, convs[i] ?? 0));
     } catch (err) {
       const code = (err as { code?: string } | undefined)?.code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -138,16 +288,22 @@ const fs = require('node:fs');
 const crypto = require('node:crypto');
 const hashBatch = (${hashBatch.toString()});
 const pool = { buf: Buffer.allocUnsafe(${CHUNK_BYTES}) };
-parentPort.on('message', (rels) => {
+parentPort.on('message', ({ rels, convs }) => {
   parentPort.postMessage(
-    hashBatch(fs, crypto, workerData.root, rels, workerData.format, ${LARGE_FILE_BYTES}, pool));
+    hashBatch(fs, crypto, workerData.root, rels, convs, workerData.format, ${LARGE_FILE_BYTES}, pool));
 });
 `;
+
+/** Paths to hash and the conversion of each (CONVERSION_CODE). */
+interface Batch {
+  readonly rels: string[];
+  readonly convs: number[];
+}
 
 interface Lane {
   readonly worker: Worker;
   /** Batches sent, oldest first: a worker answers in order. */
-  readonly inFlight: string[][];
+  readonly inFlight: Batch[];
 }
 
 /**
@@ -158,8 +314,8 @@ interface Lane {
  */
 export class BlobHasher {
   private readonly root: string;
-  private batch: string[] = [];
-  private readonly queue: string[][] = [];
+  private batch: Batch = { rels: [], convs: [] };
+  private readonly queue: Batch[] = [];
   private enqueuedFiles = 0;
   private lanes: Lane[] | undefined;
   private ended = false;
@@ -179,9 +335,11 @@ export class BlobHasher {
     this.done.catch(() => undefined); // end() hands the failure over; never unhandled
   }
 
-  add(rel: string): void {
-    this.batch.push(rel);
-    if (this.batch.length >= BATCH_FILES) {
+  /** Hashes `rel` after git's clean conversion `conv` (see EolConversion). */
+  add(rel: string, conv: EolConversion = 'none'): void {
+    this.batch.rels.push(rel);
+    this.batch.convs.push(CONVERSION_CODE[conv]);
+    if (this.batch.rels.length >= BATCH_FILES) {
       this.enqueue();
       this.pump();
     }
@@ -210,17 +368,26 @@ export class BlobHasher {
   }
 
   private enqueue(): void {
-    if (this.batch.length === 0) return;
+    if (this.batch.rels.length === 0) return;
     this.queue.push(this.batch);
-    this.enqueuedFiles += this.batch.length;
-    this.batch = [];
+    this.enqueuedFiles += this.batch.rels.length;
+    this.batch = { rels: [], convs: [] };
   }
 
   /** Few files: one thread, no worker start-up. */
   private hashHere(): void {
     const pool: ReadBuffer = { buf: Buffer.allocUnsafe(CHUNK_BYTES) };
-    for (const rels of this.queue.splice(0)) {
-      const result = hashBatch(fs, crypto, this.root, rels, this.format, LARGE_FILE_BYTES, pool);
+    for (const { rels, convs } of this.queue.splice(0)) {
+      const result = hashBatch(
+        fs,
+        crypto,
+        this.root,
+        rels,
+        convs,
+        this.format,
+        LARGE_FILE_BYTES,
+        pool,
+      );
       if (!this.take(rels, result)) return;
     }
     this.settle();
@@ -235,9 +402,9 @@ export class BlobHasher {
     }
     for (const lane of this.lanes) {
       while (lane.inFlight.length < MAX_IN_FLIGHT && this.queue.length > 0) {
-        const rels = this.queue.shift() as string[];
-        lane.inFlight.push(rels);
-        lane.worker.postMessage(rels);
+        const batch = this.queue.shift() as Batch;
+        lane.inFlight.push(batch);
+        lane.worker.postMessage(batch);
       }
     }
     if (this.ended && this.queue.length === 0 && this.lanes.every((l) => l.inFlight.length === 0)) {
@@ -253,8 +420,8 @@ export class BlobHasher {
     });
     const lane: Lane = { worker, inFlight: [] };
     worker.on('message', (result: BatchResult) => {
-      const rels = lane.inFlight.shift();
-      if (rels !== undefined && this.take(rels, result)) this.pump();
+      const batch = lane.inFlight.shift();
+      if (batch !== undefined && this.take(batch.rels, result)) this.pump();
     });
     worker.on('error', (err) => this.fail(err));
     worker.on('exit', (code) => {
@@ -290,15 +457,19 @@ export class BlobHasher {
   }
 }
 
-/** The ids of `rels` under `workspace`, by path (null: not a file or symlink, or gone). */
+/**
+ * The ids of `rels` under `workspace`, by path (null: not a file or symlink, or gone), each
+ * after the conversion `conversionOf` gives it.
+ */
 export async function hashPaths(
   workspace: string,
   rels: readonly string[],
   format: ObjectFormat,
+  conversionOf: (rel: string) => EolConversion = () => 'none',
 ): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>();
   const hasher = new BlobHasher(workspace, format, (rel, id) => out.set(rel, id));
-  for (const rel of rels) hasher.add(rel);
+  for (const rel of rels) hasher.add(rel, conversionOf(rel));
   await hasher.end();
   return out;
 }

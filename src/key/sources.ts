@@ -10,6 +10,9 @@
  * sha256-object-format repository) in every path, so a tracked file that git reports unmodified
  * takes the id git already keeps in its index, and the key is the same as hashing every file.
  * A symlink is the blob id of its target string with a `link:` prefix (never followed).
+ * A file we hash is hashed as git would store it: after git's clean conversion of line endings
+ * (gitConversions: attributes and core.autocrlf; walkConversion without git), so the edited
+ * files and the walk of a CRLF checkout give the ids git gives.
  *
  * Hashing what git cannot vouch for is hashing.ts. Without git, the walk feeds the hasher as it
  * lists (sorted, directory by directory), so reading files overlaps listing them.
@@ -22,9 +25,10 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as core from '@actions/core';
 import * as glob from '@actions/glob';
 import { InputError, errorMessage } from '../errors.js';
+import { foldName } from '../store/manifest.js';
 import { compareBytes, toPosix } from '../util/bytes.js';
-import { isInside, relativeInside } from '../util/fsx.js';
-import { BlobHasher, hashPaths, type ObjectFormat } from './hashing.js';
+import { isInside, relativeInside, type PathRules } from '../util/fsx.js';
+import { BlobHasher, hashPaths, type EolConversion, type ObjectFormat } from './hashing.js';
 
 export { LARGE_FILE_BYTES, type ObjectFormat } from './hashing.js';
 
@@ -53,6 +57,8 @@ interface GitState {
   readonly tracked: readonly string[];
   /** Tracked files git reports unmodified -> entry id (`link:` prefix for symlinks). */
   readonly clean: ReadonlyMap<string, string>;
+  /** core.autocrlf: what `git add` does to the line endings of a file with no attributes. */
+  readonly autocrlf: 'true' | 'input' | 'false';
 }
 
 /**
@@ -68,6 +74,10 @@ export class SourceIndex {
   private constructor(
     readonly workspace: string,
     private readonly git: GitState | undefined,
+    /** Whether the workspace's filesystem takes `Out` and `out` for one name. */
+    readonly folds: boolean,
+    /** Without git's listing: the conversion `git add` would apply here (walkConversion). */
+    private readonly walkConversion: EolConversion,
   ) {}
 
   /** `useGit: false` ignores git entirely (every file is hashed; the benchmark's no-git path). */
@@ -75,7 +85,14 @@ export class SourceIndex {
     if (!fs.statSync(workspace, { throwIfNoEntry: false })?.isDirectory()) {
       throw new Error(`The workspace ${workspace} is not a directory`);
     }
-    return new SourceIndex(workspace, useGit ? await readGitState(workspace) : undefined);
+    const git = useGit ? await readGitState(workspace) : undefined;
+    const conversion = git === undefined ? await walkConversion(workspace) : 'none';
+    return new SourceIndex(workspace, git, foldsNames(workspace), conversion);
+  }
+
+  /** How a cached path is compared with the workspace's files (see sourceExcluder). */
+  private get rules(): ExcludeRules {
+    return { path, folds: this.folds };
   }
 
   get format(): ObjectFormat {
@@ -94,12 +111,12 @@ export class SourceIndex {
     const keep = (rel: string) => !skip.has(rel);
     const wanted = patterns.map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith('#'));
     if (wanted.length > 0) {
-      const excluded = makeExcluder(this.workspace, excludePaths);
+      const excluded = makeExcluder(this.workspace, excludePaths, this.rules);
       const paths = await globSources(this.workspace, wanted, excluded);
       return { origin: 'glob', paths: paths.filter(keep) };
     }
     if (this.git !== undefined) {
-      const excludedRel = makeRelExcluder(this.workspace, excludePaths);
+      const excludedRel = sourceExcluder(this.workspace, excludePaths, this.rules);
       const paths = this.git.tracked.filter((rel) => keep(rel) && !excludedRel(rel));
       return { origin: 'git', paths: uniqueSorted(paths) };
     }
@@ -110,11 +127,15 @@ export class SourceIndex {
         : undefined;
     let paths: string[];
     try {
-      paths = await walk(this.workspace, makeRelExcluder(this.workspace, excludePaths), (rel) => {
-        if (!keep(rel)) return false;
-        if (hasher !== undefined && !this.cache.has(rel)) hasher.add(rel);
-        return true;
-      });
+      paths = await walk(
+        this.workspace,
+        sourceExcluder(this.workspace, excludePaths, this.rules),
+        (rel) => {
+          if (!keep(rel)) return false;
+          if (hasher !== undefined && !this.cache.has(rel)) hasher.add(rel, this.walkConversion);
+          return true;
+        },
+      );
     } catch (err) {
       hasher?.abort(err as Error);
       throw err;
@@ -138,7 +159,17 @@ export class SourceIndex {
       if (known !== undefined) this.cache.set(rel, known);
       else todo.push(rel);
     }
-    const ids = await hashPaths(this.workspace, uniqueSorted(todo), this.format);
+    const rels = uniqueSorted(todo);
+    const conversions =
+      this.git === undefined || rels.length === 0
+        ? undefined
+        : await gitConversions(this.workspace, rels, this.git);
+    const ids = await hashPaths(
+      this.workspace,
+      rels,
+      this.format,
+      (rel) => conversions?.get(rel) ?? this.walkConversion,
+    );
     for (const [rel, id] of ids) this.cache.set(rel, id);
     const out: SourceFile[] = [];
     for (const rel of paths) {
@@ -178,49 +209,108 @@ function isSorted(files: readonly SourceFile[]): boolean {
 
 type Excluder = (absPath: string) => boolean;
 
+/** The path rules of the workspace's filesystem, as far as excluding cached paths goes. */
+export interface ExcludeRules {
+  readonly path: PathRules;
+  /** Names are compared folded (`foldName`): `Out` and `out` are one directory. */
+  readonly folds: boolean;
+}
+
+/**
+ * Whether the filesystem of `dir` folds names: one of its entries whose name has case is looked
+ * up with the case swapped, and the lookup finds the same file (device and inode). Nothing is
+ * written. A directory with no such entry is taken to fold on Windows and macOS (NTFS and APFS
+ * do by default) and not elsewhere.
+ */
+export function foldsNames(dir: string, platform: NodeJS.Platform = process.platform): boolean {
+  const fallback = platform === 'win32' || platform === 'darwin';
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return fallback;
+  }
+  for (const name of names) {
+    const swapped = swapCase(name);
+    if (swapped === name) continue;
+    const a = fs.lstatSync(path.join(dir, name), { throwIfNoEntry: false, bigint: true });
+    if (a === undefined) continue; // gone since it was listed
+    const b = fs.lstatSync(path.join(dir, swapped), { throwIfNoEntry: false, bigint: true });
+    return b !== undefined && a.ino === b.ino && a.dev === b.dev;
+  }
+  return fallback;
+}
+
+function swapCase(name: string): string {
+  let out = '';
+  for (const ch of name) {
+    const up = ch.toUpperCase();
+    out += up === ch ? ch.toLowerCase() : up;
+  }
+  return out;
+}
+
 /** True for paths under a cached output or inside any `.git` directory (or a `.git` file). */
-function makeExcluder(workspace: string, excludePaths: readonly string[]): Excluder {
-  const isExcludedRel = makeRelExcluder(workspace, excludePaths);
-  const roots = excludedRoots(workspace, excludePaths);
+function makeExcluder(
+  workspace: string,
+  excludePaths: readonly string[],
+  rules: ExcludeRules,
+): Excluder {
+  const isExcludedRel = sourceExcluder(workspace, excludePaths, rules);
+  const fold = (p: string) => (rules.folds ? foldSegments(p) : p);
+  const roots = excludedRoots(workspace, excludePaths, rules.path).map(fold);
   return (abs) => {
-    const rel = relativeInside(workspace, abs);
+    const rel = relativeInside(workspace, abs, rules.path);
     if (rel === undefined) {
-      return isExcludedRel('') || roots.some((r) => isInside(r, abs));
+      return isExcludedRel('') || roots.some((r) => isInside(r, fold(abs), rules.path));
     }
     return isExcludedRel(toPosix(rel));
   };
 }
 
-function excludedRoots(workspace: string, excludePaths: readonly string[]): string[] {
+function excludedRoots(
+  workspace: string,
+  excludePaths: readonly string[],
+  rules: PathRules,
+): string[] {
   return excludePaths
     .map((p) => p.trim())
     .filter((p) => p !== '')
-    .map((p) => path.resolve(workspace, p));
+    .map((p) => rules.resolve(workspace, p));
+}
+
+/** `foldName` of every segment, either separator. */
+function foldSegments(p: string): string {
+  return p.replace(/[^/\\]+/g, (seg) => foldName(seg));
 }
 
 /**
- * The same test on a relative posix path, with string operations only: it runs once per tracked
- * file, and path.resolve/relative per file was a measurable part of the fast path.
+ * Whether a source (relative posix path under `workspace`) is excluded: under a cached path or
+ * inside `.git`. Cached paths are compared as the workspace's filesystem compares names: where
+ * it folds them (`rules.folds`: Windows, macOS, a casefold directory), `path: Out` excludes the
+ * `out/` the build writes, since both are one directory there. String operations only: it runs
+ * once per tracked file, and path.resolve/relative per file was a measurable part of the fast
+ * path.
  */
-function makeRelExcluder(
+export function sourceExcluder(
   workspace: string,
   excludePaths: readonly string[],
+  rules: ExcludeRules,
 ): (rel: string) => boolean {
-  const roots = excludedRoots(workspace, excludePaths);
-  if (roots.some((root) => isInside(root, workspace))) return () => true;
+  const p = rules.path;
+  const fold = (s: string) => (rules.folds ? foldSegments(s) : s);
+  const roots = excludedRoots(workspace, excludePaths, p);
+  const foldedWorkspace = fold(workspace);
+  if (roots.some((root) => isInside(fold(root), foldedWorkspace, p))) return () => true;
   const prefixes = roots
-    .filter((root) => isInside(workspace, root))
-    .map((root) => `${toPosix(path.relative(workspace, root))}/`);
+    .filter((root) => isInside(foldedWorkspace, fold(root), p))
+    .map((root) => `${fold(toPosix(p.relative(foldedWorkspace, fold(root))))}/`);
   return (rel) => {
-    if (
-      rel === '.git' ||
-      rel.startsWith('.git/') ||
-      rel.includes('/.git/') ||
-      rel.endsWith('/.git')
-    ) {
+    const r = fold(rel);
+    if (r === '.git' || r.startsWith('.git/') || r.includes('/.git/') || r.endsWith('/.git')) {
       return true;
     }
-    return prefixes.some((prefix) => rel.startsWith(prefix) || `${rel}/` === prefix);
+    return prefixes.some((prefix) => r.startsWith(prefix) || `${r}/` === prefix);
   };
 }
 
@@ -292,20 +382,7 @@ async function walk(
  * Those, unmerged paths, and every file of a submodule with changes are hashed by us.
  */
 async function readGitState(workspace: string): Promise<GitState | undefined> {
-  // A repository's own config must not run anything while we only list files.
-  const git = (args: string[]) =>
-    run(
-      'git',
-      [
-        '--no-optional-locks',
-        '-c',
-        'core.fsmonitor=false',
-        '-c',
-        'core.untrackedCache=false',
-        ...args,
-      ],
-      workspace,
-    );
+  const git = (args: string[]) => runGit(workspace, args);
   let info: string[];
   try {
     info = (
@@ -328,7 +405,7 @@ async function readGitState(workspace: string): Promise<GitState | undefined> {
   if (info[0] !== 'true') return undefined;
   const prefix = info[1] ?? '';
   const format: ObjectFormat = info[2] === 'sha256' ? 'sha256' : 'sha1';
-  const [staged, status] = await Promise.all([
+  const [staged, status, autocrlf] = await Promise.all([
     git(['ls-files', '-s', '-z', '--recurse-submodules']),
     git([
       'status',
@@ -339,6 +416,8 @@ async function readGitState(workspace: string): Promise<GitState | undefined> {
       '--',
       '.',
     ]),
+    // Unset is exit code 1 (false, git's default).
+    git(['config', '--type=bool-or-str', '--get', 'core.autocrlf']).catch(() => 'false'),
   ]);
 
   const dirty = new Set<string>();
@@ -387,7 +466,134 @@ async function readGitState(workspace: string): Promise<GitState | undefined> {
     clean.set(rel, mode === '120000' ? `link:${id}` : id);
   }
   for (const rel of dirty) clean.delete(rel);
-  return { format, tracked, clean };
+  const crlf = autocrlf.trim();
+  return {
+    format,
+    tracked,
+    clean,
+    autocrlf: crlf === 'true' ? 'true' : crlf === 'input' ? 'input' : 'false',
+  };
+}
+
+/**
+ * What the walk (no git listing) does to line endings: what `git add` would do to a file with
+ * no attributes here, by core.autocrlf as git reads it in the workspace (the system and global
+ * config outside a repository: Git for Windows sets it true, which is what makes a Windows
+ * runner's checkout CRLF). True or input: a text file's CRLFs are hashed as LFs, as git stores
+ * them, so a CRLF checkout walked without git gives the key git gives; false, unset or no git:
+ * the bytes. `.gitattributes` and the safer-autocrlf rule need git's index and are not applied
+ * here: a file committed with CRLFs, or with attributes that differ from core.autocrlf, can
+ * hash differently in the walk than through git.
+ */
+async function walkConversion(workspace: string): Promise<EolConversion> {
+  try {
+    const value = await runGit(workspace, [
+      'config',
+      '--type=bool-or-str',
+      '--get',
+      'core.autocrlf',
+    ]);
+    return value.trim() === 'true' || value.trim() === 'input' ? 'auto' : 'none';
+  } catch {
+    return 'none'; // unset, or no git
+  }
+}
+
+/** Paths per git command that names them (far below any command-line limit). */
+const PATHS_PER_COMMAND = 500;
+
+/**
+ * The line-ending conversion `git add` would apply to each of `rels` (convert.c: the `text`,
+ * `eol` and legacy `crlf` attributes, then core.autocrlf): so a modified or untracked file gets
+ * the id git would give it, which in a CRLF checkout is the id of its LF content. Git's newer
+ * "safer autocrlf" rule is kept too: a tracked file whose committed content has CRs is not
+ * converted under `auto`. Filter drivers and `ident` are not applied (a filter runs commands).
+ */
+async function gitConversions(
+  workspace: string,
+  rels: readonly string[],
+  state: GitState,
+): Promise<Map<string, EolConversion>> {
+  const attrs = new Map<string, Map<string, string>>();
+  const out = await runGit(
+    workspace,
+    ['check-attr', '-z', '--stdin', 'text', 'eol', 'crlf'],
+    rels.join('\0') + '\0',
+  );
+  const fields = out.split('\0');
+  for (let i = 0; i + 2 < fields.length; i += 3) {
+    const rel = fields[i] as string;
+    let m = attrs.get(rel);
+    if (m === undefined) attrs.set(rel, (m = new Map()));
+    m.set(fields[i + 1] as string, fields[i + 2] as string);
+  }
+  const conversions = new Map<string, EolConversion>();
+  for (const rel of rels) {
+    const a = attrs.get(rel);
+    conversions.set(rel, conversionOf(a?.get('text'), a?.get('crlf'), a?.get('eol'), state));
+  }
+  // Safer autocrlf: tracked files under `auto` whose index content has a CR.
+  let tracked: Set<string> | undefined;
+  const autoTracked = rels.filter(
+    (rel) => conversions.get(rel) === 'auto' && (tracked ??= new Set(state.tracked)).has(rel),
+  );
+  for (let i = 0; i < autoTracked.length; i += PATHS_PER_COMMAND) {
+    const chunk = autoTracked.slice(i, i + PATHS_PER_COMMAND);
+    const eol = await runGit(workspace, [
+      '--literal-pathspecs',
+      'ls-files',
+      '--eol',
+      '-z',
+      '--',
+      ...chunk,
+    ]);
+    for (const rec of eol.split('\0')) {
+      const tab = rec.indexOf('\t');
+      if (tab < 0) continue;
+      const index = rec.slice(0, rec.indexOf(' '));
+      if (index === 'i/crlf' || index === 'i/mixed') conversions.set(rec.slice(tab + 1), 'none');
+    }
+  }
+  return conversions;
+}
+
+/** convert.c's convert_attrs, for the clean direction (values as `git check-attr` prints). */
+function conversionOf(
+  text: string | undefined,
+  crlf: string | undefined,
+  eol: string | undefined,
+  state: GitState,
+): EolConversion {
+  const attr = text === undefined || text === 'unspecified' ? crlf : text;
+  let action: EolConversion | undefined =
+    attr === 'set' || attr === 'input'
+      ? 'text'
+      : attr === 'unset'
+        ? 'none'
+        : attr === 'auto'
+          ? 'auto'
+          : undefined;
+  if (action === 'none') return 'none';
+  if (action === undefined && (eol === 'lf' || eol === 'crlf')) action = 'text';
+  if (action !== undefined) return action;
+  return state.autocrlf === 'false' ? 'none' : 'auto';
+}
+
+/** git in `workspace`, configured so that a repository's own config runs nothing. */
+function runGit(workspace: string, args: string[], input?: string): Promise<string> {
+  return run(
+    'git',
+    [
+      '--no-optional-locks',
+      '-c',
+      'core.fsmonitor=false',
+      '-c',
+      'core.untrackedCache=false',
+      ...args,
+    ],
+    workspace,
+    input,
+  );
 }
 
 /** Failures other than "not a repository" or "git is not installed" (e.g. dubious ownership). */
@@ -395,12 +601,13 @@ function isUnexpectedGitFailure(message: string): boolean {
   return !message.includes('not a git repository') && !message.includes('ENOENT');
 }
 
-function run(file: string, args: string[], cwd: string): Promise<string> {
+function run(file: string, args: string[], cwd: string, input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       file,
       args,
-      { cwd, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, windowsHide: true },
+      // (env spelled out: what the process's environment is now, also in a test's sandbox)
+      { cwd, env: process.env, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, windowsHide: true },
       (err, stdout, stderr) => {
         if (err) {
           const detail = stderr.trim() || err.message.trim();
@@ -410,6 +617,8 @@ function run(file: string, args: string[], cwd: string): Promise<string> {
         }
       },
     );
+    child.stdin?.on('error', () => undefined); // an early exit is reported by the callback
+    child.stdin?.end(input);
   });
 }
 

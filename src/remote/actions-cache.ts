@@ -2,7 +2,8 @@
  * The one file that imports @actions/cache (STYLE.md habit 8). It uploads a remote entry: a
  * single pack file, archived and sent by the official client. The version the client computes
  * comes from the literal path strings, so the pack is always given as the bare relative name
- * PACK_NAME from inside its own directory: the same version on every runner.
+ * PACK_NAME from inside its own directory: one version on every runner (on Windows, one of its
+ * own unless `crossOs`: see twirp.cacheVersion).
  */
 import * as cache from '@actions/cache';
 import { promises as fs } from 'node:fs';
@@ -21,13 +22,18 @@ export function remoteAvailable(): boolean {
  * DeadlineError. The client cannot be cancelled: past the deadline it is abandoned (see
  * deadline.ts), still running, and the step ends its process when its own work is done.
  */
-export async function uploadPack(packFile: string, key: string, timeoutMs: number): Promise<void> {
+export async function uploadPack(
+  packFile: string,
+  key: string,
+  timeoutMs: number,
+  crossOs = false,
+): Promise<void> {
   if (path.basename(packFile) !== PACK_NAME) throw new Error(`pack must be named ${PACK_NAME}`);
   const previous = process.cwd();
   process.chdir(path.dirname(packFile));
   const log = new ClientLog();
   try {
-    const save = cache.saveCache([PACK_NAME], key);
+    const save = cache.saveCache([PACK_NAME], key, undefined, crossOs);
     const id = await within(save, deadline(timeoutMs, 'the upload'), `the upload of ${key}`);
     if (id === -1) throw new RemoteError(log.reason());
   } catch (err) {

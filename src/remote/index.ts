@@ -49,6 +49,8 @@ class RunnerCacheTier implements RemoteTier {
     public disabledReason: string | undefined,
     /** The overall deadline of each operation (the `remote-timeout` input). */
     private readonly timeoutMs: number,
+    /** Entries shared with other OSes (the `cross-os` input; twirp.cacheVersion). */
+    private readonly crossOs = false,
   ) {}
 
   /** Asked of `zstd` only when the tier is actually used (it spawns a process). */
@@ -76,7 +78,14 @@ class RunnerCacheTier implements RemoteTier {
     if (this.disabledReason || !this.env || !cacheModeAllows('read')) return undefined;
     try {
       const limit = deadline(this.timeoutMs, 'the lookup');
-      return await twirp.lookup(this.env, key, restoreKeys, this.compression, limit.signal);
+      return await twirp.lookup(
+        this.env,
+        key,
+        restoreKeys,
+        this.compression,
+        limit.signal,
+        this.crossOs,
+      );
     } catch (err) {
       this.off(err, 'lookup');
       return undefined;
@@ -88,7 +97,14 @@ class RunnerCacheTier implements RemoteTier {
     if (this.disabledReason || !this.env) return undefined;
     try {
       const limit = deadline(this.timeoutMs, 'the lookup');
-      const hit = await twirp.lookup(this.env, key, [], this.compression, limit.signal);
+      const hit = await twirp.lookup(
+        this.env,
+        key,
+        [],
+        this.compression,
+        limit.signal,
+        this.crossOs,
+      );
       return hit?.matchedKey === key;
     } catch (err) {
       this.off(err, 'lookup before upload');
@@ -116,7 +132,7 @@ class RunnerCacheTier implements RemoteTier {
 
   async upload(packFile: string, key: string): Promise<void> {
     try {
-      await uploadPack(packFile, key, this.timeoutMs);
+      await uploadPack(packFile, key, this.timeoutMs, this.crossOs);
     } catch (err) {
       this.offIfSlow(err);
       throw err;
@@ -128,11 +144,14 @@ class RunnerCacheTier implements RemoteTier {
   }
 }
 
-/** The tier, each of its operations bounded by `timeoutMs` (the `remote-timeout` input). */
-export function openRemote(enabled: boolean, timeoutMs: number): RemoteTier {
+/**
+ * The tier, each of its operations bounded by `timeoutMs` (the `remote-timeout` input); with
+ * `crossOs` (the `cross-os` input) its entries are shared with runners of other OSes.
+ */
+export function openRemote(enabled: boolean, timeoutMs: number, crossOs = false): RemoteTier {
   if (!enabled) return new RunnerCacheTier(undefined, "the 'remote' input is false", timeoutMs);
   const env = twirp.serviceEnv();
   return env && remoteAvailable()
-    ? new RunnerCacheTier(env, undefined, timeoutMs)
+    ? new RunnerCacheTier(env, undefined, timeoutMs, crossOs)
     : new RunnerCacheTier(undefined, 'the runner cache service is not available', timeoutMs);
 }

@@ -47,10 +47,21 @@ export function compressionMethod(): Compression {
   }
 }
 
-/** The cache version @actions/cache computes for `saveCache([PACK_NAME], key)`. */
-export function cacheVersion(compression: Compression, platform = process.platform): string {
+/**
+ * The cache version @actions/cache computes for `saveCache([PACK_NAME], key, {},
+ * crossOs)`. The service matches keys and restore keys only among entries of one version, and
+ * on Windows the client adds `windows-only` unless told the archive may cross OSes: so without
+ * `crossOs`, Windows entries and Linux/macOS entries never match each other. Our archive (one
+ * pack file, paths recorded posix) reads the same everywhere, so `crossOs` (the `cross-os`
+ * input) drops that part; on Linux and macOS it changes nothing.
+ */
+export function cacheVersion(
+  compression: Compression,
+  platform: NodeJS.Platform = process.platform,
+  crossOs = false,
+): string {
   const parts = [PACK_NAME, compression];
-  if (platform === 'win32') parts.push('windows-only');
+  if (platform === 'win32' && !crossOs) parts.push('windows-only');
   parts.push(VERSION_SALT);
   return createHash('sha256').update(parts.join('|')).digest('hex');
 }
@@ -145,11 +156,16 @@ export async function lookup(
   restoreKeys: readonly string[],
   compression: Compression = compressionMethod(),
   signal?: AbortSignal,
+  crossOs = false,
 ): Promise<RemoteHit | undefined> {
   const res = await twirp(
     env,
     'GetCacheEntryDownloadURL',
-    { key, restore_keys: restoreKeys, version: cacheVersion(compression) },
+    {
+      key,
+      restore_keys: restoreKeys,
+      version: cacheVersion(compression, process.platform, crossOs),
+    },
     signal ? { signal } : {},
   );
   const url = res['signed_download_url'];

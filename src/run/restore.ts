@@ -103,7 +103,7 @@ export async function runRestore(): Promise<void> {
   } catch (err) {
     handlePhaseError('Opening the local store', err, notes);
   }
-  const remote = openRemote(config.remote, config.remoteTimeoutMs);
+  const remote = openRemote(config.remote, config.remoteTimeoutMs, config.crossOs);
   try {
     for (const plan of plans) {
       let outcome = MISS;

@@ -173,7 +173,11 @@ export async function runSave(): Promise<void> {
       prunePostStep(store, plan.config.prune, [...plan.pinned]),
     );
     pruneSummary.push(...renderPruneSummary(pruned));
-    const remote = openRemote(plan.config.remote, plan.config.remoteTimeoutMs);
+    const remote = openRemote(
+      plan.config.remote,
+      plan.config.remoteTimeoutMs,
+      plan.config.crossOs === true,
+    );
     for (const item of plan.items) {
       reports.push(await saveOne(plan.config, item, store, remote, workDir, timer, notes));
     }

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { tempName } from '../util/fsx.js';
+import { rename, tempName } from '../util/fsx.js';
 import { WorkerOpError, type PoolDirs, type WorkerPool } from './pool.js';
 
 /** Content per frame. */
@@ -130,11 +130,11 @@ export async function putChunked(
     return { digest, size, stored: existing, written: false, raw };
   }
   try {
-    await fs.rename(tmp, dest);
+    await rename(tmp, dest);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     await fs.mkdir(path.dirname(dest), { recursive: true });
-    await fs.rename(tmp, dest);
+    await rename(tmp, dest);
   }
   return { digest, size, stored, written: true, raw };
 }

@@ -32,7 +32,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage, StoreError, UnsafeEntryError } from '../errors.js';
 import { compareBytes, sha256 } from '../util/bytes.js';
-import { exists, tempName, writeFileAtomic } from '../util/fsx.js';
+import { exists, rename, tempName, writeFileAtomic } from '../util/fsx.js';
 import { appendTouch, JOURNAL_NAME, JOURNAL_ROTATE_BYTES, JournalTail } from './access-journal.js';
 import { BlobStore, type Location } from './blobs.js';
 import { loadCodec, type Codec } from './codec.js';
@@ -723,7 +723,7 @@ export class LocalStore {
           await this.deleteEntryDir(rel);
         }
         await fs.mkdir(path.dirname(dest), { recursive: true });
-        await fs.rename(staging, dest);
+        await rename(staging, dest);
         await pausePoint('before-index');
         ix.add(toIndexEntry(meta, [...stored.keys()]), stored);
         await this.persist(ix);
@@ -886,7 +886,7 @@ export class LocalStore {
     const dir = this.dirOf(rel);
     const trash = tempName(this.tmpDir, 'removed');
     try {
-      await fs.rename(dir, trash);
+      await rename(dir, trash);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;

@@ -3,7 +3,9 @@
  * entries are imported; a store on disk may be tampered with), so nothing in it is used before
  * `parseManifest` has proven that every path stays inside its root.
  */
+import * as nodePath from 'node:path';
 import { UnsafeEntryError } from '../errors.js';
+import { relativeInside, type PathRules } from '../util/fsx.js';
 
 export type ManifestEntryType = 'file' | 'dir' | 'symlink';
 
@@ -152,6 +154,37 @@ export function unsafeAnchoredReason(anchor: LinkAnchor, t: unknown): string | u
     if (why !== undefined) return `${why} of target (not in normal form)`;
   }
   return undefined;
+}
+
+/** What `savedLinkText` needs of the machine a save runs on; tests inject Windows. */
+export interface LinkHost {
+  readonly platform: NodeJS.Platform;
+  readonly path: PathRules;
+}
+
+/**
+ * A symlink's target (what readlink gave) as a manifest records it: posix, like every path in
+ * a manifest. Only Windows needs this: Node writes `\` into the targets of the links it makes
+ * there, and a junction's target (or a link made with an absolute one) is an absolute path,
+ * possibly `\\?\`-prefixed. Separators become `/`, and an absolute target inside the cached
+ * root (`rootAbs`) becomes the path from the link's directory (`linkDirAbs`), so pnpm-style
+ * `node_modules` links survive; the containment rules then judge it like any relative link. An
+ * absolute target outside the root stays absolute, and is refused as before. Elsewhere a
+ * backslash is a character of the name and the target is kept as it is.
+ */
+export function savedLinkText(
+  target: string,
+  linkDirAbs: string,
+  rootAbs: string,
+  host: LinkHost = { platform: process.platform, path: nodePath },
+): string {
+  if (host.platform !== 'win32') return target;
+  const p = host.path;
+  const t = target.startsWith('\\\\?\\') ? target.slice(4) : target;
+  if (p.isAbsolute(t) && relativeInside(rootAbs, t, p) !== undefined) {
+    return p.relative(linkDirAbs, t).replace(/\\/g, '/') || '.';
+  }
+  return t.replace(/\\/g, '/');
 }
 
 /** Default-ignorable code points: HFS+ leaves some of them out when it compares names. */

@@ -26,7 +26,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { formatBytes, sortBytes } from '../util/bytes.js';
-import { freeBytes, tempName } from '../util/fsx.js';
+import { freeBytes, rename, tempName } from '../util/fsx.js';
 import {
   buildLocator,
   fileRange,
@@ -152,7 +152,7 @@ export async function writePack(
     throw err;
   }
   await out.close();
-  await fs.rename(tmp, destFile);
+  await rename(tmp, destFile);
   return bytes;
 }
 

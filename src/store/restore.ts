@@ -23,7 +23,7 @@ import {
 import * as path from 'node:path';
 import { StoreError, UnsafeEntryError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
-import { isInside, relativeInside } from '../util/fsx.js';
+import { isInside, relativeInside, rename } from '../util/fsx.js';
 import type { BlobStore } from './blobs.js';
 import {
   childPath,
@@ -729,7 +729,7 @@ async function mergeInto(
       // rename() cannot replace a directory by a file or a file/symlink by a directory.
       await fs.rm(d, { recursive: true, force: true });
     }
-    await fs.rename(s, d);
+    await rename(s, d);
   }
 }
 
@@ -772,12 +772,12 @@ async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
   const st = await lstatOrUndefined(dest);
   if (s.job.manifest.kind === 'file') {
     await fs.mkdir(path.dirname(dest), { recursive: true });
-    await fs.rename(s.item, dest);
+    await rename(s.item, dest);
     return;
   }
   if (st === undefined) {
     await fs.mkdir(path.dirname(dest), { recursive: true });
-    await fs.rename(s.item, dest);
+    await rename(s.item, dest);
     await finishDirs(s.job, true, opts);
   } else if (st.isDirectory()) {
     const merged = new Set<string>();
@@ -785,7 +785,7 @@ async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
     await finishDirs(s.job, false, opts, merged);
   } else {
     await fs.rm(dest, { force: true });
-    await fs.rename(s.item, dest);
+    await rename(s.item, dest);
     await finishDirs(s.job, true, opts);
   }
 }

@@ -22,6 +22,7 @@ import {
   foldPath,
   resolveLink,
   unsafeAnchoredReason,
+  savedLinkText,
   unsafeChildReason,
   unsafeTargetReason,
   type LinkAnchor,
@@ -272,8 +273,9 @@ async function walkDir(
         const j = rows.add(ROW.file, name, mode, size, mtimeMs, ino);
         onFile(rows, j, node.abs, name, cached?.match(j, name, size, mtimeMs, ino) ?? -1);
       } else if (kind === KIND.symlink) {
-        const target = l.targets[k];
-        if (typeof target !== 'string') continue; // replaced meanwhile
+        const read = l.targets[k];
+        if (typeof read !== 'string') continue; // replaced meanwhile
+        const target = savedLinkText(read, node.abs, rootAbs);
         const j = rows.addSymlink(name, mode, mtimeMs, target);
         const p = childPath(node.rel, name);
         links.push({ rows, j, path: p, target });

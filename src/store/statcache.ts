@@ -25,7 +25,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { sha256 } from '../util/bytes.js';
-import { tempName, writeFileAtomic } from '../util/fsx.js';
+import { rename, tempName, writeFileAtomic } from '../util/fsx.js';
 import type { Location } from './blobs.js';
 import { AT, NUMS, ROW, decodeTable, digestAt, locationAt, type Table } from './table.js';
 import type { OutputRoot } from './types.js';
@@ -83,7 +83,7 @@ export async function linkStatCache(
   }
   try {
     await fs.mkdir(path.dirname(dest), { recursive: true });
-    await fs.rename(tmp, dest);
+    await rename(tmp, dest);
   } catch (err) {
     await fs.rm(tmp, { force: true });
     throw err;

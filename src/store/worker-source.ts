@@ -163,11 +163,28 @@ function writeBlob(digest, parts) {
 /** Renames a finished file to dest, making dest's directory only when it is missing. */
 function renameInto(tmp, dest) {
   try {
-    fs.renameSync(tmp, dest);
+    renameRetrying(tmp, dest);
   } catch (err) {
     if (err.code !== 'ENOENT') throw err;
     fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.renameSync(tmp, dest);
+    renameRetrying(tmp, dest);
+  }
+}
+
+/** util/fsx.ts's rename, synchronous: on Windows EPERM/EACCES/EBUSY retried for up to 60 s. */
+function renameRetrying(tmp, dest) {
+  const start = Date.now();
+  let pause = 0;
+  for (;;) {
+    try {
+      fs.renameSync(tmp, dest);
+      return;
+    } catch (err) {
+      const busy = err.code === 'EPERM' || err.code === 'EACCES' || err.code === 'EBUSY';
+      if (process.platform !== 'win32' || !busy || Date.now() - start >= 60000) throw err;
+      pause = Math.min(pause + 10, 100);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+    }
   }
 }
 

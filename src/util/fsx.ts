@@ -30,11 +30,62 @@ export async function writeFileAtomic(
       await handle.close();
     }
     await fs.mkdir(path.dirname(dest), { recursive: true });
-    await fs.rename(tmp, dest);
+    await rename(tmp, dest);
   } catch (err) {
     // A failed write (a full disk, say) must not leave its temp file taking the space.
     await fs.rm(tmp, { force: true });
     throw err;
+  }
+}
+
+/** How long a rename keeps retrying on Windows, as graceful-fs does (and for the same reason). */
+export const RENAME_RETRY_MS = 60_000;
+const BUSY_CODES: ReadonlySet<string> = new Set(['EPERM', 'EACCES', 'EBUSY']);
+
+/** What `rename` needs from its surroundings; tests inject Windows and a failing rename. */
+export interface RenameHost {
+  readonly platform: NodeJS.Platform;
+  readonly rename: (from: string, to: string) => Promise<void>;
+  /** Whether `p` is a directory (false when it is missing). */
+  readonly isDirectory: (p: string) => Promise<boolean>;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly now: () => number;
+}
+
+const NATIVE_RENAME: RenameHost = {
+  platform: process.platform,
+  rename: (from, to) => fs.rename(from, to),
+  isDirectory: async (p) => (await fs.lstat(p).catch(() => undefined))?.isDirectory() === true,
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  now: () => Date.now(),
+};
+
+/**
+ * The store's one rename. On Windows a file that was just written is often held open for a
+ * moment by an antivirus scanner or the search indexer, and renaming it (or over it) fails with
+ * EPERM, EACCES or EBUSY until they let go: there the rename is retried with a growing pause
+ * (10 ms more each time, at most 100 ms) for up to RENAME_RETRY_MS, as graceful-fs does, then the
+ * last error is thrown. Elsewhere those errors mean what they say and are thrown at once, as is
+ * every other error on every platform (ENOENT: the caller may make the directory and call again).
+ */
+export async function rename(
+  from: string,
+  to: string,
+  host: RenameHost = NATIVE_RENAME,
+): Promise<void> {
+  const start = host.now();
+  let pause = 0;
+  for (;;) {
+    try {
+      await host.rename(from, to);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (host.platform !== 'win32' || !BUSY_CODES.has(code)) throw err;
+      if (host.now() - start >= RENAME_RETRY_MS || (await host.isDirectory(to))) throw err;
+      pause = Math.min(pause + 10, 100);
+      await host.sleep(pause);
+    }
   }
 }
 
