@@ -50710,10 +50710,13 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
  * The value itself never appears anywhere (it may be a secret): the component's display value
  * is only 'set' or 'unset'.
  *
- * toolchain: one `toolchain:<command>` component per command, run once through the platform
- * shell in the workspace with a timeout; hashed over its stdout (trimmed, CRLF -> LF). Its first
- * line is the display value. A command that fails, times out or is missing is an InputError.
+ * toolchain: one `toolchain:<command>` component per command, run once through a POSIX shell
+ * (`toolchainShell`) in the workspace with a timeout; hashed over its stdout (trimmed, CRLF ->
+ * LF). Its first line is the display value. A command that fails, times out or is missing is an
+ * InputError.
  */
+
+
 
 
 
@@ -50742,10 +50745,45 @@ function environment_envComponents(names, values) {
         };
     });
 }
+const NATIVE_SHELL_HOST = {
+    platform: process.platform,
+    env: process.env,
+    path: external_node_path_namespaceObject_0,
+    exists: (file) => (0,external_node_fs_namespaceObject.existsSync)(file),
+};
+/**
+ * The shell toolchain commands run through, the same on every runner so that one workflow's
+ * `toolchain` lines work on all three: `/bin/sh` on Linux and macOS, and on Windows the bash of
+ * Git for Windows (what `shell: bash` runs on a hosted Windows runner): under ProgramFiles (or
+ * ProgramW6432, ProgramFiles(x86)) `Git\bin\bash.exe`, else the first `bash.exe` on PATH that
+ * is not WSL's launcher (in System32 or WindowsApps, which starts a Linux distribution, not a
+ * shell for this machine). `cmd.exe` (ComSpec) only when Windows has no bash at all; then a
+ * POSIX-syntax command fails and the InputError says which shell ran it.
+ */
+function toolchainShell(host = NATIVE_SHELL_HOST) {
+    if (host.platform !== 'win32')
+        return '/bin/sh';
+    const p = host.path;
+    const candidates = [];
+    for (const name of ['ProgramFiles', 'ProgramW6432', 'ProgramFiles(x86)']) {
+        const dir = host.env[name];
+        if (dir !== undefined && dir !== '')
+            candidates.push(p.join(dir, 'Git', 'bin', 'bash.exe'));
+    }
+    const pathVar = host.env['PATH'] ?? host.env['Path'] ?? '';
+    for (const dir of pathVar.split(p.delimiter)) {
+        if (dir === '' || /[\\/](system32|windowsapps)[\\/]?$/i.test(dir))
+            continue;
+        candidates.push(p.join(dir, 'bash.exe'));
+    }
+    const found = candidates.find((c) => host.exists(c));
+    return found ?? host.env['ComSpec'] ?? 'cmd.exe';
+}
 /** Runs each distinct command once (concurrently); components in byte order of command. */
-async function environment_toolchainComponents(commands, cwd, timeoutMs = TOOLCHAIN_TIMEOUT_MS) {
+async function environment_toolchainComponents(commands, cwd, timeoutMs = TOOLCHAIN_TIMEOUT_MS, host = NATIVE_SHELL_HOST) {
     const wanted = sortBytes(new Set(commands.map((c) => c.trim()).filter((c) => c !== '' && !c.startsWith('#'))));
-    const outputs = await Promise.allSettled(wanted.map((c) => runTool(c, cwd, timeoutMs)));
+    const shell = wanted.length > 0 ? toolchainShell(host) : '';
+    const outputs = await Promise.allSettled(wanted.map((c) => runTool(c, cwd, timeoutMs, shell)));
     return wanted.map((command, i) => {
         const result = outputs[i];
         if (result.status === 'rejected')
@@ -50760,9 +50798,16 @@ async function environment_toolchainComponents(commands, cwd, timeoutMs = TOOLCH
     });
 }
 /** stdout of `command`, CRLF -> LF and trimmed; InputError naming the command on failure. */
-function runTool(command, cwd, timeoutMs) {
+function runTool(command, cwd, timeoutMs, shell) {
     return new Promise((resolve, reject) => {
-        exec(command, { cwd, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, windowsHide: true }, (err, stdout, stderr) => {
+        exec(command, {
+            cwd,
+            shell,
+            encoding: 'utf8',
+            timeout: timeoutMs,
+            maxBuffer: 16 * 1024 * 1024,
+            windowsHide: true,
+        }, (err, stdout, stderr) => {
             if (err === null) {
                 resolve(stdout.replace(/\r\n/g, '\n').trim());
                 return;
@@ -50785,7 +50830,7 @@ function runTool(command, cwd, timeoutMs) {
             else {
                 what = `failed: ${err.message}`;
             }
-            reject(new InputError('toolchain', `the command '${command}' ${what}${detail !== '' ? `: ${displayValue(detail, 300)}` : ''}`));
+            reject(new InputError('toolchain', `the command '${command}' (run by ${shell}) ${what}${detail !== '' ? `: ${displayValue(detail, 300)}` : ''}`));
         });
     });
 }
@@ -50818,12 +50863,49 @@ async function writeFileAtomic(dest, data, tmpDir = external_node_path_namespace
             await handle.close();
         }
         await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
-        await external_node_fs_namespaceObject.promises.rename(tmp, dest);
+        await rename(tmp, dest);
     }
     catch (err) {
         // A failed write (a full disk, say) must not leave its temp file taking the space.
         await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
         throw err;
+    }
+}
+/** How long a rename keeps retrying on Windows, as graceful-fs does (and for the same reason). */
+const RENAME_RETRY_MS = 60_000;
+const BUSY_CODES = new Set(['EPERM', 'EACCES', 'EBUSY']);
+const NATIVE_RENAME = {
+    platform: process.platform,
+    rename: (from, to) => external_node_fs_namespaceObject.promises.rename(from, to),
+    isDirectory: async (p) => (await external_node_fs_namespaceObject.promises.lstat(p).catch(() => undefined))?.isDirectory() === true,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    now: () => Date.now(),
+};
+/**
+ * The store's one rename. On Windows a file that was just written is often held open for a
+ * moment by an antivirus scanner or the search indexer, and renaming it (or over it) fails with
+ * EPERM, EACCES or EBUSY until they let go: there the rename is retried with a growing pause
+ * (10 ms more each time, at most 100 ms) for up to RENAME_RETRY_MS, as graceful-fs does, then the
+ * last error is thrown. Elsewhere those errors mean what they say and are thrown at once, as is
+ * every other error on every platform (ENOENT: the caller may make the directory and call again).
+ */
+async function rename(from, to, host = NATIVE_RENAME) {
+    const start = host.now();
+    let pause = 0;
+    for (;;) {
+        try {
+            await host.rename(from, to);
+            return;
+        }
+        catch (err) {
+            const code = err.code ?? '';
+            if (host.platform !== 'win32' || !BUSY_CODES.has(code))
+                throw err;
+            if (host.now() - start >= RENAME_RETRY_MS || (await host.isDirectory(to)))
+                throw err;
+            pause = Math.min(pause + 10, 100);
+            await host.sleep(pause);
+        }
     }
 }
 /**
@@ -56331,6 +56413,485 @@ function glob_hashFiles(patterns_1) {
     });
 }
 //# sourceMappingURL=glob.js.map
+;// CONCATENATED MODULE: ./build/src/store/manifest.js
+/**
+ * The artifact manifest of an entry and its validation. A manifest may be hostile (remote
+ * entries are imported; a store on disk may be tampered with), so nothing in it is used before
+ * `parseManifest` has proven that every path stays inside its root.
+ */
+
+
+
+const LINK_ANCHORS = ['link', 'workspace', 'absolute'];
+const MAX_PATH_LENGTH = 4096;
+const MAX_SEGMENT_BYTES = 255;
+const MAX_ENTRIES = 500_000;
+const MAX_ROOTS = 256;
+const MAX_SYMLINK_DEPTH = 40;
+const DIGEST = /^[0-9a-f]{64}$/;
+const DRIVE = /^[A-Za-z]:/;
+function refuse(message) {
+    throw new errors/* UnsafeEntryError */.vF(`unsafe entry: ${message}`);
+}
+/** Why `p` is not a safe relative manifest path, or undefined when it is. */
+function unsafePathReason(p) {
+    if (typeof p !== 'string')
+        return 'path is not a string';
+    if (p.length === 0)
+        return 'empty path';
+    if (p.length > MAX_PATH_LENGTH)
+        return 'path too long';
+    if (p.includes('\0'))
+        return 'NUL in path';
+    if (p.includes('\\'))
+        return 'backslash in path';
+    if (p.startsWith('/'))
+        return 'absolute path';
+    if (DRIVE.test(p))
+        return 'drive letter in path';
+    // One pass over the segments (this runs for every entry of every manifest read).
+    let start = 0;
+    for (;;) {
+        const end = p.indexOf('/', start);
+        const why = unsafeSegmentReason(p.slice(start, end < 0 ? p.length : end));
+        if (why !== undefined || end < 0)
+            return why;
+        start = end + 1;
+    }
+}
+function unsafeSegmentReason(seg) {
+    if (seg === '' || seg === '.' || seg === '..')
+        return `segment '${seg}' in path`;
+    // A UTF-16 unit is at most 3 UTF-8 bytes: only long segments need counting.
+    if (seg.length * 3 > MAX_SEGMENT_BYTES && Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) {
+        return 'path segment too long';
+    }
+    return undefined;
+}
+/** The manifest path of `name` in directory `parent` ('' for the root). */
+function childPath(parent, name) {
+    return parent === '' ? name : `${parent}/${name}`;
+}
+/**
+ * `unsafePathReason` of `${parent}/${name}` (of `name` alone when `parent` is ''), for a
+ * `parent` already found safe: only the name and the length are left to check.
+ */
+function unsafeChildReason(parent, name) {
+    if (parent === '')
+        return unsafePathReason(name);
+    if (parent.length + 1 + name.length > MAX_PATH_LENGTH)
+        return 'path too long';
+    if (name.includes('/') || name.includes('\0') || name.includes('\\')) {
+        return unsafePathReason(`${parent}/${name}`);
+    }
+    return unsafeSegmentReason(name);
+}
+/** Why a symlink target is refused on its face (before resolution), or undefined. */
+function unsafeTargetReason(t) {
+    if (typeof t !== 'string')
+        return 'target is not a string';
+    if (t.length === 0)
+        return 'empty target';
+    if (t.length > MAX_PATH_LENGTH)
+        return 'target too long';
+    if (t.includes('\0'))
+        return 'NUL in target';
+    if (t.includes('\\'))
+        return 'backslash in target';
+    if (t.startsWith('/'))
+        return 'absolute target';
+    if (DRIVE.test(t))
+        return 'drive letter in target';
+    return undefined;
+}
+/**
+ * Why the target of a symlink that leaves its root (`anchor`) is refused on its face, or
+ * undefined. Such a target is resolved by its text alone, so it must be in normal form: no '.'
+ * or empty segment, and no '..' after a name (which the filesystem would take from wherever
+ * the name's own link leads).
+ */
+function unsafeAnchoredReason(anchor, t) {
+    if (typeof t !== 'string')
+        return 'target is not a string';
+    if (t.length === 0)
+        return 'empty target';
+    if (t.length > MAX_PATH_LENGTH)
+        return 'target too long';
+    if (t.includes('\0'))
+        return 'NUL in target';
+    if (t.includes('\\'))
+        return 'backslash in target';
+    if (DRIVE.test(t))
+        return 'drive letter in target';
+    if ((anchor === 'link') === t.startsWith('/')) {
+        return anchor === 'link' ? 'absolute target' : 'relative target';
+    }
+    if (t === '/')
+        return undefined; // the workspace itself, or the filesystem's root
+    let climbing = anchor === 'link';
+    for (const seg of (anchor === 'link' ? t : t.slice(1)).split('/')) {
+        if (seg === '..' && climbing)
+            continue;
+        climbing = false;
+        const why = unsafeSegmentReason(seg);
+        if (why !== undefined)
+            return `${why} of target (not in normal form)`;
+    }
+    return undefined;
+}
+/**
+ * A symlink's target (what readlink gave) as a manifest records it: posix, like every path in
+ * a manifest. Only Windows needs this: Node writes `\` into the targets of the links it makes
+ * there, and a junction's target (or a link made with an absolute one) is an absolute path,
+ * possibly `\\?\`-prefixed. Separators become `/`, and an absolute target inside the cached
+ * root (`rootAbs`) becomes the path from the link's directory (`linkDirAbs`), so pnpm-style
+ * `node_modules` links survive; the containment rules then judge it like any relative link. An
+ * absolute target outside the root stays absolute, and is refused as before. Elsewhere a
+ * backslash is a character of the name and the target is kept as it is.
+ */
+function savedLinkText(target, linkDirAbs, rootAbs, host = { platform: process.platform, path: external_node_path_namespaceObject_0 }) {
+    if (host.platform !== 'win32')
+        return target;
+    const p = host.path;
+    const t = target.startsWith('\\\\?\\') ? target.slice(4) : target;
+    if (p.isAbsolute(t) && fsx_relativeInside(rootAbs, t, p) !== undefined) {
+        return p.relative(linkDirAbs, t).replace(/\\/g, '/') || '.';
+    }
+    return t.replace(/\\/g, '/');
+}
+/** Default-ignorable code points: HFS+ leaves some of them out when it compares names. */
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
+const NON_ASCII = /[\u0080-\uffff]/;
+/** Win32 drops a name's trailing dots and spaces. */
+const TRAILING_DOTS = /[. ]+$/;
+/**
+ * One name as the most lenient filesystem we may restore onto would compare it: Unicode
+ * normalisation ignored (APFS, HFS+), default-ignorable code points left out (HFS+), case
+ * folded fully (a round through upper and lower case: 'ß' and 'SS' and 'ss' meet; APFS, NTFS,
+ * ext4 casefold) and trailing dots and spaces dropped (Win32). Two names that any of them may
+ * take for one fold equal; folding more than a given filesystem does only makes us stricter.
+ */
+function manifest_foldName(name) {
+    const s = !NON_ASCII.test(name)
+        ? name.toLowerCase()
+        : name.normalize('NFC').replace(IGNORABLE, '').toUpperCase().toLowerCase().normalize('NFC');
+    const t = s.replace(TRAILING_DOTS, '');
+    return t === '' ? s : t;
+}
+/** `foldName` of each segment of a manifest path. */
+function foldPath(p) {
+    return p.split('/').map(manifest_foldName).join('/');
+}
+/**
+ * Resolves the symlink at `linkPath` lexically through the manifest's own symlinks, matching
+ * names folded (`foldName`): a name that reaches a symlink on some filesystem is followed. The
+ * caller has made sure no other entry folds to a symlink's name, so where a filesystem does
+ * not fold that name, it names nothing and the real lookup fails instead of going anywhere.
+ * Returns the resolved folded segments relative to the root, or undefined when it leaves the
+ * root (or loops).
+ */
+function resolveLink(links, linkPath) {
+    const here = foldPath(linkPath);
+    const target = links.get(here);
+    if (target === undefined)
+        return undefined;
+    return walkTarget(links, here.split('/').slice(0, -1), target, 0);
+}
+function walkTarget(links, start, target, depth) {
+    if (depth > MAX_SYMLINK_DEPTH)
+        return undefined;
+    // (An anchored target written from '/' leaves the root whatever it names.)
+    if (target.startsWith('/'))
+        return undefined;
+    let parts = [...start];
+    for (const seg of target.split('/')) {
+        if (seg === '' || seg === '.')
+            continue;
+        if (seg === '..') {
+            if (parts.length === 0)
+                return undefined;
+            parts.pop();
+            continue;
+        }
+        const name = manifest_foldName(seg);
+        const next = links.get([...parts, name].join('/'));
+        if (next === undefined) {
+            parts.push(name);
+            continue;
+        }
+        const resolved = walkTarget(links, parts, next, depth + 1);
+        if (resolved === undefined)
+            return undefined;
+        parts = resolved;
+    }
+    return parts;
+}
+/**
+ * Folds the entries of a directory root one by one: `visit(folded, e)` gets each entry's path
+ * folded (`foldPath`), in manifest order, where `want(foldedParent, e)` (every entry without it).
+ * Parents are listed before their entries (parseRoot checks), so each directory's name is
+ * folded once and its entries reuse it.
+ */
+function foldEntries(entries, visit, want = () => true) {
+    const dirs = new Map([['', '']]);
+    for (const e of entries) {
+        const cut = e.path.lastIndexOf('/');
+        const exact = cut < 0 ? '' : e.path.slice(0, cut);
+        const parent = dirs.get(exact) ?? foldPath(exact);
+        const wanted = want(parent, e);
+        if (e.type !== 'dir' && !wanted)
+            continue;
+        const folded = childPath(parent, manifest_foldName(e.path.slice(cut + 1)));
+        if (e.type === 'dir')
+            dirs.set(e.path, folded);
+        if (wanted)
+            visit(folded, e);
+    }
+}
+/**
+ * The first two entries of a directory root whose paths fold equal (`foldName`), where
+ * `pair(a, b)` says they matter, looking only in directories that fold to one of `parents`
+ * (every directory without it); undefined when there are none. Such names are one name on a
+ * case-insensitive (or normalisation-insensitive) filesystem.
+ */
+function foldCollision(entries, pair = () => true, parents) {
+    const seen = new Map();
+    let found;
+    foldEntries(entries, (folded, e) => {
+        const other = seen.get(folded);
+        if (other === undefined)
+            seen.set(folded, e);
+        else if (found === undefined && pair(other, e))
+            found = [other, e];
+    }, parents && ((p) => parents.has(p)));
+    return found;
+}
+/**
+ * Refuses a root where a symlink and another entry have names that fold equal in directories
+ * that fold equal: on a case-insensitive filesystem they are one name, and a path meant to go
+ * under a directory could go through the symlink. Only directories holding a symlink are
+ * looked at; other entries may collide (restore refuses those where the destination folds
+ * names, and only there: restore.ts).
+ */
+function refuseLinkCollisions(rootName, entries) {
+    const linkDirs = new Set();
+    foldEntries(entries, (folded) => linkDirs.add(folded.slice(0, Math.max(0, folded.lastIndexOf('/')))), (_, e) => e.type === 'symlink');
+    const hit = foldCollision(entries, (a, b) => a.type === 'symlink' || b.type === 'symlink', linkDirs);
+    if (hit !== undefined) {
+        refuse(`root ${rootName}: ${JSON.stringify(hit[0].path)} and ${JSON.stringify(hit[1].path)} are ` +
+            'one name on a case-insensitive filesystem, and one of them is a symlink');
+    }
+}
+/**
+ * How each symlink of a directory root should be made where the kind matters (Windows): 'dir'
+ * when it resolves to a directory of the entry (or the root itself), else 'file'.
+ */
+function symlinkKinds(root) {
+    const out = new Map();
+    const links = new Map();
+    const dirs = new Set(['']);
+    for (const e of root.entries) {
+        if (e.type === 'symlink' && e.target !== undefined)
+            links.set(foldPath(e.path), e.target);
+        else if (e.type === 'dir')
+            dirs.add(foldPath(e.path));
+    }
+    if (links.size === 0)
+        return out;
+    for (const e of root.entries) {
+        if (e.type !== 'symlink')
+            continue;
+        const to = resolveLink(links, e.path);
+        out.set(e, to !== undefined && dirs.has(to.join('/')) ? 'dir' : 'file');
+    }
+    return out;
+}
+function manifest_isPlainObject(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function checkMode(v, where) {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0o777) {
+        refuse(`${where()}: mode must be permission bits`);
+    }
+    return v;
+}
+function checkMtime(v, where) {
+    if (typeof v !== 'number' || !Number.isFinite(v))
+        refuse(`${where()}: bad mtime`);
+    return v;
+}
+function parseEntry(raw, allowEmptyPath) {
+    if (!manifest_isPlainObject(raw))
+        refuse('manifest entry is not an object');
+    const p = raw['path'];
+    if (!(allowEmptyPath && p === '')) {
+        const why = unsafePathReason(p);
+        if (why !== undefined)
+            refuse(`${why}: ${JSON.stringify(p)?.slice(0, 200)}`);
+    }
+    // (Named only when refusing: this runs for every entry of every manifest read.)
+    const where = () => JSON.stringify(p);
+    const type = raw['type'];
+    if (type !== 'file' && type !== 'dir' && type !== 'symlink') {
+        refuse(`${where()}: type ${JSON.stringify(type)} is not file, dir or symlink`);
+    }
+    const mode = checkMode(raw['mode'], where);
+    const mtimeMs = checkMtime(raw['mtimeMs'], where);
+    const size = raw['size'];
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+        refuse(`${where()}: bad size`);
+    }
+    const path = p;
+    if (type === 'file') {
+        const digest = raw['digest'];
+        if (typeof digest !== 'string' || !DIGEST.test(digest))
+            refuse(`${where()}: bad digest`);
+        return { path, type, mode, mtimeMs, size, digest };
+    }
+    if (type === 'symlink') {
+        const target = raw['target'];
+        const anchor = raw['anchor'];
+        if (anchor === undefined) {
+            const why = unsafeTargetReason(target);
+            if (why !== undefined)
+                refuse(`${where()}: ${why}`);
+            return { path, type, mode, mtimeMs, size: 0, target: target };
+        }
+        if (!LINK_ANCHORS.includes(anchor)) {
+            refuse(`${where()}: anchor ${JSON.stringify(anchor)} is not link, workspace or absolute`);
+        }
+        const why = unsafeAnchoredReason(anchor, target);
+        if (why !== undefined)
+            refuse(`${where()}: ${why}`);
+        return {
+            path,
+            type,
+            mode,
+            mtimeMs,
+            size: 0,
+            target: target,
+            anchor: anchor,
+        };
+    }
+    return { path, type, mode, mtimeMs, size: 0 };
+}
+function parseRoot(raw) {
+    if (!manifest_isPlainObject(raw))
+        refuse('manifest root is not an object');
+    const name = raw['name'];
+    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_PATH_LENGTH) {
+        refuse('bad root name');
+    }
+    const kind = raw['kind'];
+    if (kind === 'absent')
+        return { name, kind, entries: [] };
+    if (kind === 'file') {
+        const file = parseEntry(raw['file'], true);
+        if (file.path !== '' || file.type !== 'file')
+            refuse(`root ${name}: bad file root`);
+        return { name, kind, mode: file.mode, mtimeMs: file.mtimeMs, entries: [], file };
+    }
+    if (kind !== 'dir')
+        refuse(`root ${name}: unknown kind ${JSON.stringify(kind)}`);
+    const mode = checkMode(raw['mode'], () => `root ${name}`);
+    const mtimeMs = checkMtime(raw['mtimeMs'], () => `root ${name}`);
+    const rawEntries = raw['entries'];
+    if (!Array.isArray(rawEntries))
+        refuse(`root ${name}: entries is not a list`);
+    if (rawEntries.length > MAX_ENTRIES)
+        refuse(`root ${name}: too many entries`);
+    const entries = rawEntries.map((e) => parseEntry(e, false));
+    const byPath = new Map();
+    const links = new Map();
+    for (const e of entries) {
+        if (byPath.has(e.path))
+            refuse(`root ${name}: duplicate path ${JSON.stringify(e.path)}`);
+        // Every parent must be a directory listed earlier: so no path passes through a symlink
+        // (or a file) of this manifest, and staging never needs to invent a directory. The nearest
+        // parent is enough: it passed this same check when it was listed, and so on upwards.
+        const cut = e.path.lastIndexOf('/');
+        if (cut >= 0 && byPath.get(e.path.slice(0, cut))?.type !== 'dir') {
+            refuse(`root ${name}: ${JSON.stringify(e.path)} does not sit under a listed directory`);
+        }
+        byPath.set(e.path, e);
+        if (e.type === 'symlink' && e.target !== undefined)
+            links.set(foldPath(e.path), e.target);
+    }
+    if (links.size > 0)
+        refuseLinkCollisions(name, entries);
+    // A link that leaves its root says so (`anchor`): restore decides whether the workspace it
+    // is restored in takes it (restore.ts). Any other must resolve inside, and a path through an
+    // anchored link counts as leaving (nothing is ever written beneath a link: see above).
+    for (const e of entries) {
+        if (e.type === 'symlink' &&
+            e.anchor === undefined &&
+            resolveLink(links, e.path) === undefined) {
+            refuse(`root ${name}: symlink ${JSON.stringify(e.path)} points outside its root`);
+        }
+    }
+    return { name, kind, mode, mtimeMs, entries };
+}
+/** Validates an untrusted manifest; throws UnsafeEntryError on anything it will not restore. */
+function parseManifest(raw) {
+    if (!manifest_isPlainObject(raw))
+        refuse('manifest is not an object');
+    if (raw['schema'] !== 1)
+        refuse(`unknown manifest schema ${JSON.stringify(raw['schema'])}`);
+    const rawRoots = raw['roots'];
+    if (!Array.isArray(rawRoots) || rawRoots.length > MAX_ROOTS)
+        refuse('bad roots list');
+    const roots = rawRoots.map(parseRoot);
+    const names = new Set();
+    let total = 0;
+    for (const r of roots) {
+        if (names.has(r.name))
+            refuse(`duplicate root ${r.name}`);
+        names.add(r.name);
+        total += r.entries.length;
+    }
+    if (total > MAX_ENTRIES)
+        refuse('too many entries');
+    const sizes = new Map();
+    for (const r of roots) {
+        for (const f of r.kind === 'file' && r.file ? [r.file] : r.entries) {
+            if (f.digest === undefined)
+                continue;
+            const seen = sizes.get(f.digest);
+            if (seen !== undefined && seen !== f.size)
+                refuse(`digest ${f.digest} with two sizes`);
+            sizes.set(f.digest, f.size);
+        }
+    }
+    return { schema: 1, roots };
+}
+/**
+ * Every file of the manifest (file roots included), in manifest order. Manifests are never
+ * changed once built, so the list is worked out once per manifest object.
+ */
+function manifestFiles(m) {
+    let files = filesOf.get(m);
+    if (files === undefined) {
+        files = [];
+        for (const r of m.roots) {
+            const entries = r.kind === 'file' && r.file ? [r.file] : r.entries;
+            for (const e of entries) {
+                if (e.type === 'file' && e.digest !== undefined)
+                    files.push(e);
+            }
+        }
+        filesOf.set(m, files);
+    }
+    return files;
+}
+const filesOf = new WeakMap();
+/** digest -> uncompressed size, for every blob the manifest needs. */
+function blobSizes(m) {
+    const out = new Map();
+    for (const f of manifestFiles(m))
+        out.set(f.digest, f.size);
+    return out;
+}
+//# sourceMappingURL=manifest.js.map
 // EXTERNAL MODULE: external "node:worker_threads"
 var external_node_worker_threads_ = __nccwpck_require__(5919);
 ;// CONCATENATED MODULE: ./build/src/key/hashing.js
@@ -56338,7 +56899,10 @@ var external_node_worker_threads_ = __nccwpck_require__(5919);
  * Git blob ids of many files at once, for the sources component (sources.ts decides which files).
  *
  * The id of a file is `sha1("blob <size>\0" + content)` (sha256 in a sha256-object-format
- * repository); of a symlink, `link:` plus the blob id of its target string (never followed).
+ * repository) of the content as git would store it: after the clean conversion of line endings
+ * sources.ts chooses per file (EolConversion), so a CRLF checkout hashes to git's ids; of a
+ * symlink, `link:` plus the blob id of its target string (never followed). A file with no CR
+ * costs the conversion one memchr.
  *
  * Per-file overhead dominates, not hashing (docs/performance-notes), so the loop is lean: one
  * open (no-follow, non-blocking so a FIFO cannot hang us), one fstat, one read of `size + 1`
@@ -56355,6 +56919,7 @@ var external_node_worker_threads_ = __nccwpck_require__(5919);
 
 
 
+const CONVERSION_CODE = { none: 0, auto: 1, text: 2 };
 /** Files at or above this size are hashed in chunks instead of being read whole. */
 const LARGE_FILE_BYTES = (/* unused pure expression or super */ null && (8 * 1024 * 1024));
 /** The reusable read buffer's first size, and the chunk size for large files. */
@@ -56370,7 +56935,7 @@ const MAX_WORKERS = 2;
  * The ids of `rels` (relative to `root`, which ends with a separator). Self-contained (all it
  * uses is a parameter): its source is also the worker's code.
  */
-function hashBatch(fsm, cry, root, rels, format, largeBytes, pool) {
+function hashBatch(fsm, cry, root, rels, convs, format, largeBytes, pool) {
     const c = fsm.constants;
     const noFollow = c.O_NOFOLLOW;
     const flags = c.O_RDONLY | (noFollow ?? 0) | (c.O_NONBLOCK ?? 0);
@@ -56379,7 +56944,99 @@ function hashBatch(fsm, cry, root, rels, format, largeBytes, pool) {
         const target = Buffer.from(fsm.readlinkSync(abs), 'utf8');
         return `link:${cry.createHash(format).update(`blob ${target.length}\0`).update(target).digest('hex')}`;
     };
-    const one = (abs) => {
+    const gather = (st, b, len) => {
+        for (let i = 0; i < len; i++) {
+            const ch = b[i];
+            if (st.cr) {
+                st.cr = false;
+                if (ch === 10) {
+                    st.crlf++;
+                    continue;
+                }
+                st.lonecr++;
+            }
+            if (ch === 13)
+                st.cr = true;
+            else if (ch === 10)
+                continue;
+            else if (ch === 127)
+                st.nonprintable++;
+            else if (ch < 32) {
+                if (ch === 8 || ch === 9 || ch === 27 || ch === 12)
+                    st.printable++;
+                else {
+                    if (ch === 0)
+                        st.nul++;
+                    st.nonprintable++;
+                }
+            }
+            else
+                st.printable++;
+        }
+        if (len > 0)
+            st.last = b[len - 1];
+    };
+    /** Whether git's clean conversion drops any CR from content with these stats. */
+    const converts = (st, conv) => {
+        if (st.cr)
+            st.lonecr++; // a CR at the very end
+        st.cr = false;
+        if (st.crlf === 0)
+            return false;
+        if (conv === 2)
+            return true;
+        const nonprintable = st.nonprintable - (st.last === 26 ? 1 : 0); // a final DOS EOF
+        return st.lonecr === 0 && st.nul === 0 && st.printable >> 7 >= nonprintable;
+    };
+    const fresh = () => ({
+        crlf: 0,
+        lonecr: 0,
+        nul: 0,
+        printable: 0,
+        nonprintable: 0,
+        cr: false,
+        last: -1,
+    });
+    /**
+     * Drops each CR before an LF from b[0, len) in place; a final CR is left out and `held.cr`
+     * set (the caller decides on it with the next chunk). Starts with held.cr false.
+     */
+    const strip = (b, len, held) => {
+        let n = 0;
+        for (let i = 0; i < len; i++) {
+            const ch = b[i];
+            if (held.cr) {
+                held.cr = false;
+                if (ch !== 10)
+                    b[n++] = 13; // n < i: the held CR (at i - 1) was not written
+            }
+            if (ch === 13)
+                held.cr = true;
+            else
+                b[n++] = ch;
+        }
+        return n;
+    };
+    /** Reads the whole of fd into pool.buf from `at`; the count read (one more: it grew). */
+    const readAll = (fd, at, size, abs) => {
+        const end = at + size;
+        if (pool.buf.length <= end) {
+            pool.buf = Buffer.allocUnsafe(Math.min(Math.max(end + 1, 2 * pool.buf.length), largeBytes + 64));
+        }
+        let n = at;
+        for (;;) {
+            const got = fsm.readSync(fd, pool.buf, n, end + 1 - n, null);
+            if (got === 0)
+                break;
+            n += got;
+            if (n >= end)
+                break; // a read short of what was asked: the end of the file
+        }
+        if (n !== end)
+            throw changed(abs);
+        return n;
+    };
+    const one = (abs, conv) => {
         if (noFollow === undefined && fsm.lstatSync(abs).isSymbolicLink())
             return link(abs);
         let fd;
@@ -56395,49 +57052,104 @@ function hashBatch(fsm, cry, root, rels, format, largeBytes, pool) {
             const st = fsm.fstatSync(fd);
             if (!st.isFile())
                 return null;
-            const header = `blob ${st.size}\0`;
             if (st.size >= largeBytes) {
-                const h = cry.createHash(format).update(header);
+                // In chunks. The bytes as they are first; with a conversion, a file with a CR in it is
+                // then read again to decide it, and once more to hash what git would store.
+                const h = cry.createHash(format).update(`blob ${st.size}\0`);
+                let sawCR = false;
                 let total = 0;
                 for (;;) {
-                    const got = fsm.readSync(fd, pool.buf, 0, pool.buf.length, null);
+                    const got = fsm.readSync(fd, pool.buf, 0, pool.buf.length, total);
                     if (got === 0)
                         break;
                     total += got;
                     h.update(pool.buf.subarray(0, got));
+                    if (conv !== 0 && !sawCR)
+                        sawCR = pool.buf.subarray(0, got).indexOf(13) >= 0;
                 }
                 if (total !== st.size)
                     throw changed(abs);
-                return h.digest('hex');
+                if (!sawCR)
+                    return h.digest('hex');
+                const stats = fresh();
+                total = 0;
+                for (;;) {
+                    const got = fsm.readSync(fd, pool.buf, 0, pool.buf.length, total);
+                    if (got === 0)
+                        break;
+                    total += got;
+                    gather(stats, pool.buf, got);
+                }
+                if (total !== st.size)
+                    throw changed(abs);
+                if (!converts(stats, conv))
+                    return h.digest('hex');
+                const size = st.size - stats.crlf;
+                const c = cry.createHash(format).update(`blob ${size}\0`);
+                const held = { cr: false };
+                let hashed = 0;
+                total = 0;
+                for (;;) {
+                    const got = fsm.readSync(fd, pool.buf, 0, pool.buf.length, total);
+                    if (got === 0)
+                        break;
+                    total += got;
+                    if (held.cr && pool.buf[0] !== 10) {
+                        c.update('\r'); // a CR that ended the last chunk, and no LF after it
+                        hashed++;
+                    }
+                    held.cr = false;
+                    const n = strip(pool.buf, got, held);
+                    hashed += n;
+                    c.update(pool.buf.subarray(0, n));
+                }
+                if (held.cr) {
+                    c.update('\r');
+                    hashed++;
+                }
+                if (total !== st.size || hashed !== size)
+                    throw changed(abs);
+                return c.digest('hex');
+            }
+            if (conv !== 0) {
+                // The content first, then the header of its cleaned size in front of it.
+                const room = 24;
+                readAll(fd, room, st.size, abs);
+                const content = pool.buf.subarray(room, room + st.size);
+                let size = content.length;
+                const stats = fresh();
+                if (content.indexOf(13) >= 0)
+                    gather(stats, content, content.length);
+                if (stats.crlf > 0 && converts(stats, conv)) {
+                    const held = { cr: false };
+                    size = strip(content, content.length, held);
+                    if (held.cr)
+                        content[size++] = 13; // a final CR stays
+                }
+                const header = Buffer.from(`blob ${size}\0`, 'latin1');
+                header.copy(pool.buf, room - header.length);
+                return cry.hash(format, pool.buf.subarray(room - header.length, room + size), 'hex');
             }
             // Header and content side by side, and one byte of room: reading it means the file grew.
+            const header = `blob ${st.size}\0`;
             const end = header.length + st.size;
             if (pool.buf.length <= end) {
                 pool.buf = Buffer.allocUnsafe(Math.min(Math.max(end + 1, 2 * pool.buf.length), largeBytes + 64));
             }
-            const buf = pool.buf;
-            let n = buf.write(header, 0, 'latin1');
-            for (;;) {
-                const got = fsm.readSync(fd, buf, n, end + 1 - n, null);
-                if (got === 0)
-                    break;
-                n += got;
-                if (n >= end)
-                    break; // a read short of what was asked: the end of the file
-            }
-            if (n !== end)
-                throw changed(abs);
-            return cry.hash(format, buf.subarray(0, end), 'hex');
+            const n = pool.buf.write(header, 0, 'latin1');
+            readAll(fd, n, st.size, abs);
+            return cry.hash(format, pool.buf.subarray(0, end), 'hex');
         }
         finally {
             fsm.closeSync(fd);
         }
     };
     const ids = [];
-    for (const rel of rels) {
+    for (let i = 0; i < rels.length; i++) {
+        const rel = rels[i];
         const abs = root + rel;
         try {
-            ids.push(one(abs));
+            ids.push(one(abs, convs[i] ?? 0));
         }
         catch (err) {
             const code = err?.code;
@@ -56457,9 +57169,9 @@ const fs = require('node:fs');
 const crypto = require('node:crypto');
 const hashBatch = (${hashBatch.toString()});
 const pool = { buf: Buffer.allocUnsafe(${CHUNK_BYTES}) };
-parentPort.on('message', (rels) => {
+parentPort.on('message', ({ rels, convs }) => {
   parentPort.postMessage(
-    hashBatch(fs, crypto, workerData.root, rels, workerData.format, ${LARGE_FILE_BYTES}, pool));
+    hashBatch(fs, crypto, workerData.root, rels, convs, workerData.format, ${LARGE_FILE_BYTES}, pool));
 });
 `));
 /**
@@ -56472,7 +57184,7 @@ class hashing_BlobHasher {
     format;
     onId;
     root;
-    batch = [];
+    batch = { rels: [], convs: [] };
     queue = [];
     enqueuedFiles = 0;
     lanes;
@@ -56489,9 +57201,11 @@ class hashing_BlobHasher {
         });
         this.done.catch(() => undefined); // end() hands the failure over; never unhandled
     }
-    add(rel) {
-        this.batch.push(rel);
-        if (this.batch.length >= BATCH_FILES) {
+    /** Hashes `rel` after git's clean conversion `conv` (see EolConversion). */
+    add(rel, conv = 'none') {
+        this.batch.rels.push(rel);
+        this.batch.convs.push(CONVERSION_CODE[conv]);
+        if (this.batch.rels.length >= BATCH_FILES) {
             this.enqueue();
             this.pump();
         }
@@ -56519,17 +57233,17 @@ class hashing_BlobHasher {
         this.fail(err);
     }
     enqueue() {
-        if (this.batch.length === 0)
+        if (this.batch.rels.length === 0)
             return;
         this.queue.push(this.batch);
-        this.enqueuedFiles += this.batch.length;
-        this.batch = [];
+        this.enqueuedFiles += this.batch.rels.length;
+        this.batch = { rels: [], convs: [] };
     }
     /** Few files: one thread, no worker start-up. */
     hashHere() {
         const pool = { buf: Buffer.allocUnsafe(CHUNK_BYTES) };
-        for (const rels of this.queue.splice(0)) {
-            const result = hashBatch(fs, crypto, this.root, rels, this.format, LARGE_FILE_BYTES, pool);
+        for (const { rels, convs } of this.queue.splice(0)) {
+            const result = hashBatch(fs, crypto, this.root, rels, convs, this.format, LARGE_FILE_BYTES, pool);
             if (!this.take(rels, result))
                 return;
         }
@@ -56546,9 +57260,9 @@ class hashing_BlobHasher {
         }
         for (const lane of this.lanes) {
             while (lane.inFlight.length < MAX_IN_FLIGHT && this.queue.length > 0) {
-                const rels = this.queue.shift();
-                lane.inFlight.push(rels);
-                lane.worker.postMessage(rels);
+                const batch = this.queue.shift();
+                lane.inFlight.push(batch);
+                lane.worker.postMessage(batch);
             }
         }
         if (this.ended && this.queue.length === 0 && this.lanes.every((l) => l.inFlight.length === 0)) {
@@ -56563,8 +57277,8 @@ class hashing_BlobHasher {
         });
         const lane = { worker, inFlight: [] };
         worker.on('message', (result) => {
-            const rels = lane.inFlight.shift();
-            if (rels !== undefined && this.take(rels, result))
+            const batch = lane.inFlight.shift();
+            if (batch !== undefined && this.take(batch.rels, result))
                 this.pump();
         });
         worker.on('error', (err) => this.fail(err));
@@ -56600,12 +57314,15 @@ class hashing_BlobHasher {
         }
     }
 }
-/** The ids of `rels` under `workspace`, by path (null: not a file or symlink, or gone). */
-async function hashing_hashPaths(workspace, rels, format) {
+/**
+ * The ids of `rels` under `workspace`, by path (null: not a file or symlink, or gone), each
+ * after the conversion `conversionOf` gives it.
+ */
+async function hashing_hashPaths(workspace, rels, format, conversionOf = () => 'none') {
     const out = new Map();
     const hasher = new hashing_BlobHasher(workspace, format, (rel, id) => out.set(rel, id));
     for (const rel of rels)
-        hasher.add(rel);
+        hasher.add(rel, conversionOf(rel));
     await hasher.end();
     return out;
 }
@@ -56623,10 +57340,14 @@ async function hashing_hashPaths(workspace, rels, format) {
  * sha256-object-format repository) in every path, so a tracked file that git reports unmodified
  * takes the id git already keeps in its index, and the key is the same as hashing every file.
  * A symlink is the blob id of its target string with a `link:` prefix (never followed).
+ * A file we hash is hashed as git would store it: after git's clean conversion of line endings
+ * (gitConversions: attributes and core.autocrlf; walkConversion without git), so the edited
+ * files and the walk of a CRLF checkout give the ids git gives.
  *
  * Hashing what git cannot vouch for is hashing.ts. Without git, the walk feeds the hasher as it
  * lists (sorted, directory by directory), so reading files overlaps listing them.
  */
+
 
 
 
@@ -56649,19 +57370,33 @@ const WALK_YIELD_FILES = 1024;
 class sources_SourceIndex {
     workspace;
     git;
+    folds;
+    walkConversion;
     cache = new Map();
     /** Hashing started by a walk, not yet collected by hash(). */
     pending;
-    constructor(workspace, git) {
+    constructor(workspace, git, 
+    /** Whether the workspace's filesystem takes `Out` and `out` for one name. */
+    folds, 
+    /** Without git's listing: the conversion `git add` would apply here (walkConversion). */
+    walkConversion) {
         this.workspace = workspace;
         this.git = git;
+        this.folds = folds;
+        this.walkConversion = walkConversion;
     }
     /** `useGit: false` ignores git entirely (every file is hashed; the benchmark's no-git path). */
     static async open(workspace, useGit = true) {
         if (!fs.statSync(workspace, { throwIfNoEntry: false })?.isDirectory()) {
             throw new Error(`The workspace ${workspace} is not a directory`);
         }
-        return new sources_SourceIndex(workspace, useGit ? await readGitState(workspace) : undefined);
+        const git = useGit ? await readGitState(workspace) : undefined;
+        const conversion = git === undefined ? await walkConversion(workspace) : 'none';
+        return new sources_SourceIndex(workspace, git, foldsNames(workspace), conversion);
+    }
+    /** How a cached path is compared with the workspace's files (see sourceExcluder). */
+    get rules() {
+        return { path, folds: this.folds };
     }
     get format() {
         return this.git?.format ?? 'sha1';
@@ -56674,12 +57409,12 @@ class sources_SourceIndex {
         const keep = (rel) => !skip.has(rel);
         const wanted = patterns.map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith('#'));
         if (wanted.length > 0) {
-            const excluded = makeExcluder(this.workspace, excludePaths);
+            const excluded = makeExcluder(this.workspace, excludePaths, this.rules);
             const paths = await globSources(this.workspace, wanted, excluded);
             return { origin: 'glob', paths: paths.filter(keep) };
         }
         if (this.git !== undefined) {
-            const excludedRel = makeRelExcluder(this.workspace, excludePaths);
+            const excludedRel = sourceExcluder(this.workspace, excludePaths, this.rules);
             const paths = this.git.tracked.filter((rel) => keep(rel) && !excludedRel(rel));
             return { origin: 'git', paths: uniqueSorted(paths) };
         }
@@ -56689,11 +57424,11 @@ class sources_SourceIndex {
             : undefined;
         let paths;
         try {
-            paths = await walk(this.workspace, makeRelExcluder(this.workspace, excludePaths), (rel) => {
+            paths = await walk(this.workspace, sourceExcluder(this.workspace, excludePaths, this.rules), (rel) => {
                 if (!keep(rel))
                     return false;
                 if (hasher !== undefined && !this.cache.has(rel))
-                    hasher.add(rel);
+                    hasher.add(rel, this.walkConversion);
                 return true;
             });
         }
@@ -56723,7 +57458,11 @@ class sources_SourceIndex {
             else
                 todo.push(rel);
         }
-        const ids = await hashPaths(this.workspace, uniqueSorted(todo), this.format);
+        const rels = uniqueSorted(todo);
+        const conversions = this.git === undefined || rels.length === 0
+            ? undefined
+            : await gitConversions(this.workspace, rels, this.git);
+        const ids = await hashPaths(this.workspace, rels, this.format, (rel) => conversions?.get(rel) ?? this.walkConversion);
         for (const [rel, id] of ids)
             this.cache.set(rel, id);
         const out = [];
@@ -56758,43 +57497,88 @@ function isSorted(files) {
     }
     return true;
 }
+/**
+ * Whether the filesystem of `dir` folds names: one of its entries whose name has case is looked
+ * up with the case swapped, and the lookup finds the same file (device and inode). Nothing is
+ * written. A directory with no such entry is taken to fold on Windows and macOS (NTFS and APFS
+ * do by default) and not elsewhere.
+ */
+function foldsNames(dir, platform = process.platform) {
+    const fallback = platform === 'win32' || platform === 'darwin';
+    let names;
+    try {
+        names = fs.readdirSync(dir);
+    }
+    catch {
+        return fallback;
+    }
+    for (const name of names) {
+        const swapped = swapCase(name);
+        if (swapped === name)
+            continue;
+        const a = fs.lstatSync(path.join(dir, name), { throwIfNoEntry: false, bigint: true });
+        if (a === undefined)
+            continue; // gone since it was listed
+        const b = fs.lstatSync(path.join(dir, swapped), { throwIfNoEntry: false, bigint: true });
+        return b !== undefined && a.ino === b.ino && a.dev === b.dev;
+    }
+    return fallback;
+}
+function swapCase(name) {
+    let out = '';
+    for (const ch of name) {
+        const up = ch.toUpperCase();
+        out += up === ch ? ch.toLowerCase() : up;
+    }
+    return out;
+}
 /** True for paths under a cached output or inside any `.git` directory (or a `.git` file). */
-function makeExcluder(workspace, excludePaths) {
-    const isExcludedRel = makeRelExcluder(workspace, excludePaths);
-    const roots = excludedRoots(workspace, excludePaths);
+function makeExcluder(workspace, excludePaths, rules) {
+    const isExcludedRel = sourceExcluder(workspace, excludePaths, rules);
+    const fold = (p) => (rules.folds ? foldSegments(p) : p);
+    const roots = excludedRoots(workspace, excludePaths, rules.path).map(fold);
     return (abs) => {
-        const rel = relativeInside(workspace, abs);
+        const rel = relativeInside(workspace, abs, rules.path);
         if (rel === undefined) {
-            return isExcludedRel('') || roots.some((r) => isInside(r, abs));
+            return isExcludedRel('') || roots.some((r) => isInside(r, fold(abs), rules.path));
         }
         return isExcludedRel(toPosix(rel));
     };
 }
-function excludedRoots(workspace, excludePaths) {
+function excludedRoots(workspace, excludePaths, rules) {
     return excludePaths
         .map((p) => p.trim())
         .filter((p) => p !== '')
-        .map((p) => path.resolve(workspace, p));
+        .map((p) => rules.resolve(workspace, p));
+}
+/** `foldName` of every segment, either separator. */
+function foldSegments(p) {
+    return p.replace(/[^/\\]+/g, (seg) => foldName(seg));
 }
 /**
- * The same test on a relative posix path, with string operations only: it runs once per tracked
- * file, and path.resolve/relative per file was a measurable part of the fast path.
+ * Whether a source (relative posix path under `workspace`) is excluded: under a cached path or
+ * inside `.git`. Cached paths are compared as the workspace's filesystem compares names: where
+ * it folds them (`rules.folds`: Windows, macOS, a casefold directory), `path: Out` excludes the
+ * `out/` the build writes, since both are one directory there. String operations only: it runs
+ * once per tracked file, and path.resolve/relative per file was a measurable part of the fast
+ * path.
  */
-function makeRelExcluder(workspace, excludePaths) {
-    const roots = excludedRoots(workspace, excludePaths);
-    if (roots.some((root) => isInside(root, workspace)))
+function sourceExcluder(workspace, excludePaths, rules) {
+    const p = rules.path;
+    const fold = (s) => (rules.folds ? foldSegments(s) : s);
+    const roots = excludedRoots(workspace, excludePaths, p);
+    const foldedWorkspace = fold(workspace);
+    if (roots.some((root) => isInside(fold(root), foldedWorkspace, p)))
         return () => true;
     const prefixes = roots
-        .filter((root) => isInside(workspace, root))
-        .map((root) => `${toPosix(path.relative(workspace, root))}/`);
+        .filter((root) => isInside(foldedWorkspace, fold(root), p))
+        .map((root) => `${fold(toPosix(p.relative(foldedWorkspace, fold(root))))}/`);
     return (rel) => {
-        if (rel === '.git' ||
-            rel.startsWith('.git/') ||
-            rel.includes('/.git/') ||
-            rel.endsWith('/.git')) {
+        const r = fold(rel);
+        if (r === '.git' || r.startsWith('.git/') || r.includes('/.git/') || r.endsWith('/.git')) {
             return true;
         }
-        return prefixes.some((prefix) => rel.startsWith(prefix) || `${rel}/` === prefix);
+        return prefixes.some((prefix) => r.startsWith(prefix) || `${r}/` === prefix);
     };
 }
 /** Unique, in byte order; git's listing already is, so check before sorting. */
@@ -56864,15 +57648,7 @@ async function walk(workspace, excluded, take) {
  * Those, unmerged paths, and every file of a submodule with changes are hashed by us.
  */
 async function readGitState(workspace) {
-    // A repository's own config must not run anything while we only list files.
-    const git = (args) => run('git', [
-        '--no-optional-locks',
-        '-c',
-        'core.fsmonitor=false',
-        '-c',
-        'core.untrackedCache=false',
-        ...args,
-    ], workspace);
+    const git = (args) => runGit(workspace, args);
     let info;
     try {
         info = (await git(['rev-parse', '--is-inside-work-tree', '--show-prefix', '--show-object-format']))
@@ -56894,7 +57670,7 @@ async function readGitState(workspace) {
         return undefined;
     const prefix = info[1] ?? '';
     const format = info[2] === 'sha256' ? 'sha256' : 'sha1';
-    const [staged, status] = await Promise.all([
+    const [staged, status, autocrlf] = await Promise.all([
         git(['ls-files', '-s', '-z', '--recurse-submodules']),
         git([
             'status',
@@ -56905,6 +57681,8 @@ async function readGitState(workspace) {
             '--',
             '.',
         ]),
+        // Unset is exit code 1 (false, git's default).
+        git(['config', '--type=bool-or-str', '--get', 'core.autocrlf']).catch(() => 'false'),
     ]);
     const dirty = new Set();
     const dirtyDirs = []; // submodules with changes: every file under them is hashed
@@ -56962,15 +57740,125 @@ async function readGitState(workspace) {
     }
     for (const rel of dirty)
         clean.delete(rel);
-    return { format, tracked, clean };
+    const crlf = autocrlf.trim();
+    return {
+        format,
+        tracked,
+        clean,
+        autocrlf: crlf === 'true' ? 'true' : crlf === 'input' ? 'input' : 'false',
+    };
+}
+/**
+ * What the walk (no git listing) does to line endings: what `git add` would do to a file with
+ * no attributes here, by core.autocrlf as git reads it in the workspace (the system and global
+ * config outside a repository: Git for Windows sets it true, which is what makes a Windows
+ * runner's checkout CRLF). True or input: a text file's CRLFs are hashed as LFs, as git stores
+ * them, so a CRLF checkout walked without git gives the key git gives; false, unset or no git:
+ * the bytes. `.gitattributes` and the safer-autocrlf rule need git's index and are not applied
+ * here: a file committed with CRLFs, or with attributes that differ from core.autocrlf, can
+ * hash differently in the walk than through git.
+ */
+async function walkConversion(workspace) {
+    try {
+        const value = await runGit(workspace, [
+            'config',
+            '--type=bool-or-str',
+            '--get',
+            'core.autocrlf',
+        ]);
+        return value.trim() === 'true' || value.trim() === 'input' ? 'auto' : 'none';
+    }
+    catch {
+        return 'none'; // unset, or no git
+    }
+}
+/** Paths per git command that names them (far below any command-line limit). */
+const PATHS_PER_COMMAND = 500;
+/**
+ * The line-ending conversion `git add` would apply to each of `rels` (convert.c: the `text`,
+ * `eol` and legacy `crlf` attributes, then core.autocrlf): so a modified or untracked file gets
+ * the id git would give it, which in a CRLF checkout is the id of its LF content. Git's newer
+ * "safer autocrlf" rule is kept too: a tracked file whose committed content has CRs is not
+ * converted under `auto`. Filter drivers and `ident` are not applied (a filter runs commands).
+ */
+async function gitConversions(workspace, rels, state) {
+    const attrs = new Map();
+    const out = await runGit(workspace, ['check-attr', '-z', '--stdin', 'text', 'eol', 'crlf'], rels.join('\0') + '\0');
+    const fields = out.split('\0');
+    for (let i = 0; i + 2 < fields.length; i += 3) {
+        const rel = fields[i];
+        let m = attrs.get(rel);
+        if (m === undefined)
+            attrs.set(rel, (m = new Map()));
+        m.set(fields[i + 1], fields[i + 2]);
+    }
+    const conversions = new Map();
+    for (const rel of rels) {
+        const a = attrs.get(rel);
+        conversions.set(rel, conversionOf(a?.get('text'), a?.get('crlf'), a?.get('eol'), state));
+    }
+    // Safer autocrlf: tracked files under `auto` whose index content has a CR.
+    let tracked;
+    const autoTracked = rels.filter((rel) => conversions.get(rel) === 'auto' && (tracked ??= new Set(state.tracked)).has(rel));
+    for (let i = 0; i < autoTracked.length; i += PATHS_PER_COMMAND) {
+        const chunk = autoTracked.slice(i, i + PATHS_PER_COMMAND);
+        const eol = await runGit(workspace, [
+            '--literal-pathspecs',
+            'ls-files',
+            '--eol',
+            '-z',
+            '--',
+            ...chunk,
+        ]);
+        for (const rec of eol.split('\0')) {
+            const tab = rec.indexOf('\t');
+            if (tab < 0)
+                continue;
+            const index = rec.slice(0, rec.indexOf(' '));
+            if (index === 'i/crlf' || index === 'i/mixed')
+                conversions.set(rec.slice(tab + 1), 'none');
+        }
+    }
+    return conversions;
+}
+/** convert.c's convert_attrs, for the clean direction (values as `git check-attr` prints). */
+function conversionOf(text, crlf, eol, state) {
+    const attr = text === undefined || text === 'unspecified' ? crlf : text;
+    let action = attr === 'set' || attr === 'input'
+        ? 'text'
+        : attr === 'unset'
+            ? 'none'
+            : attr === 'auto'
+                ? 'auto'
+                : undefined;
+    if (action === 'none')
+        return 'none';
+    if (action === undefined && (eol === 'lf' || eol === 'crlf'))
+        action = 'text';
+    if (action !== undefined)
+        return action;
+    return state.autocrlf === 'false' ? 'none' : 'auto';
+}
+/** git in `workspace`, configured so that a repository's own config runs nothing. */
+function runGit(workspace, args, input) {
+    return run('git', [
+        '--no-optional-locks',
+        '-c',
+        'core.fsmonitor=false',
+        '-c',
+        'core.untrackedCache=false',
+        ...args,
+    ], workspace, input);
 }
 /** Failures other than "not a repository" or "git is not installed" (e.g. dubious ownership). */
 function isUnexpectedGitFailure(message) {
     return !message.includes('not a git repository') && !message.includes('ENOENT');
 }
-function run(file, args, cwd) {
+function run(file, args, cwd, input) {
     return new Promise((resolve, reject) => {
-        execFile(file, args, { cwd, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, windowsHide: true }, (err, stdout, stderr) => {
+        const child = execFile(file, args, 
+        // (env spelled out: what the process's environment is now, also in a test's sandbox)
+        { cwd, env: process.env, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, windowsHide: true }, (err, stdout, stderr) => {
             if (err) {
                 const detail = stderr.trim() || err.message.trim();
                 reject(new Error(`${file} ${args.join(' ')}: ${detail}`));
@@ -56979,6 +57867,8 @@ function run(file, args, cwd) {
                 resolve(stdout);
             }
         });
+        child.stdin?.on('error', () => undefined); // an early exit is reported by the callback
+        child.stdin?.end(input);
     });
 }
 // ---- globs -----------------------------------------------------------------------------------
@@ -57494,6 +58384,7 @@ const Inputs = {
     RemoteTimeout: 'remote-timeout',
     JobStatus: 'job-status',
     KeepOutsideLinks: 'keep-outside-links',
+    CrossOs: 'cross-os',
 };
 const inputs_ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function parseEnvNames(raw) {
@@ -57741,6 +58632,7 @@ function readConfig(mode, get = actionInputs, env = process.env, host = NATIVE_H
         prune: readPruneConfig(get),
         remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
         keepOutsideLinks: parseBoolean(Inputs.KeepOutsideLinks, get(Inputs.KeepOutsideLinks), false),
+        crossOs: parseBoolean(Inputs.CrossOs, get(Inputs.CrossOs), false),
     };
     return deepFreeze(config);
 }
@@ -59264,8 +60156,8 @@ const OWS = 2;
 const SEMI_FLAG = 4;
 const COMMA_FLAG = 8;
 const TOKEN_FLAG = 16;
-const NON_ASCII = 0xff00;
-const CASE_FLAGS = LOWER_CASE | NON_ASCII;
+const dist_NON_ASCII = 0xff00;
+const CASE_FLAGS = LOWER_CASE | dist_NON_ASCII;
 /**
  * Character flags used to normalize HTTP field values while scanning.
  * Out-of-range reads intentionally coerce to zero in bitwise expressions.
@@ -59408,7 +60300,7 @@ function dist_parse(header, options) {
         else {
             whitespace = -1;
         }
-        typeFlags |= (code & NON_ASCII) | flags;
+        typeFlags |= (code & dist_NON_ASCII) | flags;
         index++;
     }
     const valueEnd = whitespace === -1 ? index : whitespace;
@@ -59518,7 +60410,7 @@ function parseParameters(header, type, index, len, stopFlags) {
             else {
                 keyWhitespace = -1;
             }
-            keyFlags |= (code & NON_ASCII) | flags;
+            keyFlags |= (code & dist_NON_ASCII) | flags;
             index++;
         }
     }
@@ -64333,463 +65225,6 @@ async function pickCodec() {
     }
 }
 //# sourceMappingURL=codec.js.map
-;// CONCATENATED MODULE: ./build/src/store/manifest.js
-/**
- * The artifact manifest of an entry and its validation. A manifest may be hostile (remote
- * entries are imported; a store on disk may be tampered with), so nothing in it is used before
- * `parseManifest` has proven that every path stays inside its root.
- */
-
-const LINK_ANCHORS = ['link', 'workspace', 'absolute'];
-const MAX_PATH_LENGTH = 4096;
-const MAX_SEGMENT_BYTES = 255;
-const MAX_ENTRIES = 500_000;
-const MAX_ROOTS = 256;
-const MAX_SYMLINK_DEPTH = 40;
-const DIGEST = /^[0-9a-f]{64}$/;
-const DRIVE = /^[A-Za-z]:/;
-function refuse(message) {
-    throw new errors/* UnsafeEntryError */.vF(`unsafe entry: ${message}`);
-}
-/** Why `p` is not a safe relative manifest path, or undefined when it is. */
-function unsafePathReason(p) {
-    if (typeof p !== 'string')
-        return 'path is not a string';
-    if (p.length === 0)
-        return 'empty path';
-    if (p.length > MAX_PATH_LENGTH)
-        return 'path too long';
-    if (p.includes('\0'))
-        return 'NUL in path';
-    if (p.includes('\\'))
-        return 'backslash in path';
-    if (p.startsWith('/'))
-        return 'absolute path';
-    if (DRIVE.test(p))
-        return 'drive letter in path';
-    // One pass over the segments (this runs for every entry of every manifest read).
-    let start = 0;
-    for (;;) {
-        const end = p.indexOf('/', start);
-        const why = unsafeSegmentReason(p.slice(start, end < 0 ? p.length : end));
-        if (why !== undefined || end < 0)
-            return why;
-        start = end + 1;
-    }
-}
-function unsafeSegmentReason(seg) {
-    if (seg === '' || seg === '.' || seg === '..')
-        return `segment '${seg}' in path`;
-    // A UTF-16 unit is at most 3 UTF-8 bytes: only long segments need counting.
-    if (seg.length * 3 > MAX_SEGMENT_BYTES && Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) {
-        return 'path segment too long';
-    }
-    return undefined;
-}
-/** The manifest path of `name` in directory `parent` ('' for the root). */
-function childPath(parent, name) {
-    return parent === '' ? name : `${parent}/${name}`;
-}
-/**
- * `unsafePathReason` of `${parent}/${name}` (of `name` alone when `parent` is ''), for a
- * `parent` already found safe: only the name and the length are left to check.
- */
-function unsafeChildReason(parent, name) {
-    if (parent === '')
-        return unsafePathReason(name);
-    if (parent.length + 1 + name.length > MAX_PATH_LENGTH)
-        return 'path too long';
-    if (name.includes('/') || name.includes('\0') || name.includes('\\')) {
-        return unsafePathReason(`${parent}/${name}`);
-    }
-    return unsafeSegmentReason(name);
-}
-/** Why a symlink target is refused on its face (before resolution), or undefined. */
-function unsafeTargetReason(t) {
-    if (typeof t !== 'string')
-        return 'target is not a string';
-    if (t.length === 0)
-        return 'empty target';
-    if (t.length > MAX_PATH_LENGTH)
-        return 'target too long';
-    if (t.includes('\0'))
-        return 'NUL in target';
-    if (t.includes('\\'))
-        return 'backslash in target';
-    if (t.startsWith('/'))
-        return 'absolute target';
-    if (DRIVE.test(t))
-        return 'drive letter in target';
-    return undefined;
-}
-/**
- * Why the target of a symlink that leaves its root (`anchor`) is refused on its face, or
- * undefined. Such a target is resolved by its text alone, so it must be in normal form: no '.'
- * or empty segment, and no '..' after a name (which the filesystem would take from wherever
- * the name's own link leads).
- */
-function unsafeAnchoredReason(anchor, t) {
-    if (typeof t !== 'string')
-        return 'target is not a string';
-    if (t.length === 0)
-        return 'empty target';
-    if (t.length > MAX_PATH_LENGTH)
-        return 'target too long';
-    if (t.includes('\0'))
-        return 'NUL in target';
-    if (t.includes('\\'))
-        return 'backslash in target';
-    if (DRIVE.test(t))
-        return 'drive letter in target';
-    if ((anchor === 'link') === t.startsWith('/')) {
-        return anchor === 'link' ? 'absolute target' : 'relative target';
-    }
-    if (t === '/')
-        return undefined; // the workspace itself, or the filesystem's root
-    let climbing = anchor === 'link';
-    for (const seg of (anchor === 'link' ? t : t.slice(1)).split('/')) {
-        if (seg === '..' && climbing)
-            continue;
-        climbing = false;
-        const why = unsafeSegmentReason(seg);
-        if (why !== undefined)
-            return `${why} of target (not in normal form)`;
-    }
-    return undefined;
-}
-/** Default-ignorable code points: HFS+ leaves some of them out when it compares names. */
-const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
-const manifest_NON_ASCII = /[\u0080-\uffff]/;
-/** Win32 drops a name's trailing dots and spaces. */
-const TRAILING_DOTS = /[. ]+$/;
-/**
- * One name as the most lenient filesystem we may restore onto would compare it: Unicode
- * normalisation ignored (APFS, HFS+), default-ignorable code points left out (HFS+), case
- * folded fully (a round through upper and lower case: 'ß' and 'SS' and 'ss' meet; APFS, NTFS,
- * ext4 casefold) and trailing dots and spaces dropped (Win32). Two names that any of them may
- * take for one fold equal; folding more than a given filesystem does only makes us stricter.
- */
-function foldName(name) {
-    const s = !manifest_NON_ASCII.test(name)
-        ? name.toLowerCase()
-        : name.normalize('NFC').replace(IGNORABLE, '').toUpperCase().toLowerCase().normalize('NFC');
-    const t = s.replace(TRAILING_DOTS, '');
-    return t === '' ? s : t;
-}
-/** `foldName` of each segment of a manifest path. */
-function foldPath(p) {
-    return p.split('/').map(foldName).join('/');
-}
-/**
- * Resolves the symlink at `linkPath` lexically through the manifest's own symlinks, matching
- * names folded (`foldName`): a name that reaches a symlink on some filesystem is followed. The
- * caller has made sure no other entry folds to a symlink's name, so where a filesystem does
- * not fold that name, it names nothing and the real lookup fails instead of going anywhere.
- * Returns the resolved folded segments relative to the root, or undefined when it leaves the
- * root (or loops).
- */
-function resolveLink(links, linkPath) {
-    const here = foldPath(linkPath);
-    const target = links.get(here);
-    if (target === undefined)
-        return undefined;
-    return walkTarget(links, here.split('/').slice(0, -1), target, 0);
-}
-function walkTarget(links, start, target, depth) {
-    if (depth > MAX_SYMLINK_DEPTH)
-        return undefined;
-    // (An anchored target written from '/' leaves the root whatever it names.)
-    if (target.startsWith('/'))
-        return undefined;
-    let parts = [...start];
-    for (const seg of target.split('/')) {
-        if (seg === '' || seg === '.')
-            continue;
-        if (seg === '..') {
-            if (parts.length === 0)
-                return undefined;
-            parts.pop();
-            continue;
-        }
-        const name = foldName(seg);
-        const next = links.get([...parts, name].join('/'));
-        if (next === undefined) {
-            parts.push(name);
-            continue;
-        }
-        const resolved = walkTarget(links, parts, next, depth + 1);
-        if (resolved === undefined)
-            return undefined;
-        parts = resolved;
-    }
-    return parts;
-}
-/**
- * Folds the entries of a directory root one by one: `visit(folded, e)` gets each entry's path
- * folded (`foldPath`), in manifest order, where `want(foldedParent, e)` (every entry without it).
- * Parents are listed before their entries (parseRoot checks), so each directory's name is
- * folded once and its entries reuse it.
- */
-function foldEntries(entries, visit, want = () => true) {
-    const dirs = new Map([['', '']]);
-    for (const e of entries) {
-        const cut = e.path.lastIndexOf('/');
-        const exact = cut < 0 ? '' : e.path.slice(0, cut);
-        const parent = dirs.get(exact) ?? foldPath(exact);
-        const wanted = want(parent, e);
-        if (e.type !== 'dir' && !wanted)
-            continue;
-        const folded = childPath(parent, foldName(e.path.slice(cut + 1)));
-        if (e.type === 'dir')
-            dirs.set(e.path, folded);
-        if (wanted)
-            visit(folded, e);
-    }
-}
-/**
- * The first two entries of a directory root whose paths fold equal (`foldName`), where
- * `pair(a, b)` says they matter, looking only in directories that fold to one of `parents`
- * (every directory without it); undefined when there are none. Such names are one name on a
- * case-insensitive (or normalisation-insensitive) filesystem.
- */
-function foldCollision(entries, pair = () => true, parents) {
-    const seen = new Map();
-    let found;
-    foldEntries(entries, (folded, e) => {
-        const other = seen.get(folded);
-        if (other === undefined)
-            seen.set(folded, e);
-        else if (found === undefined && pair(other, e))
-            found = [other, e];
-    }, parents && ((p) => parents.has(p)));
-    return found;
-}
-/**
- * Refuses a root where a symlink and another entry have names that fold equal in directories
- * that fold equal: on a case-insensitive filesystem they are one name, and a path meant to go
- * under a directory could go through the symlink. Only directories holding a symlink are
- * looked at; other entries may collide (restore refuses those where the destination folds
- * names, and only there: restore.ts).
- */
-function refuseLinkCollisions(rootName, entries) {
-    const linkDirs = new Set();
-    foldEntries(entries, (folded) => linkDirs.add(folded.slice(0, Math.max(0, folded.lastIndexOf('/')))), (_, e) => e.type === 'symlink');
-    const hit = foldCollision(entries, (a, b) => a.type === 'symlink' || b.type === 'symlink', linkDirs);
-    if (hit !== undefined) {
-        refuse(`root ${rootName}: ${JSON.stringify(hit[0].path)} and ${JSON.stringify(hit[1].path)} are ` +
-            'one name on a case-insensitive filesystem, and one of them is a symlink');
-    }
-}
-/**
- * How each symlink of a directory root should be made where the kind matters (Windows): 'dir'
- * when it resolves to a directory of the entry (or the root itself), else 'file'.
- */
-function symlinkKinds(root) {
-    const out = new Map();
-    const links = new Map();
-    const dirs = new Set(['']);
-    for (const e of root.entries) {
-        if (e.type === 'symlink' && e.target !== undefined)
-            links.set(foldPath(e.path), e.target);
-        else if (e.type === 'dir')
-            dirs.add(foldPath(e.path));
-    }
-    if (links.size === 0)
-        return out;
-    for (const e of root.entries) {
-        if (e.type !== 'symlink')
-            continue;
-        const to = resolveLink(links, e.path);
-        out.set(e, to !== undefined && dirs.has(to.join('/')) ? 'dir' : 'file');
-    }
-    return out;
-}
-function manifest_isPlainObject(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function checkMode(v, where) {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0o777) {
-        refuse(`${where()}: mode must be permission bits`);
-    }
-    return v;
-}
-function checkMtime(v, where) {
-    if (typeof v !== 'number' || !Number.isFinite(v))
-        refuse(`${where()}: bad mtime`);
-    return v;
-}
-function parseEntry(raw, allowEmptyPath) {
-    if (!manifest_isPlainObject(raw))
-        refuse('manifest entry is not an object');
-    const p = raw['path'];
-    if (!(allowEmptyPath && p === '')) {
-        const why = unsafePathReason(p);
-        if (why !== undefined)
-            refuse(`${why}: ${JSON.stringify(p)?.slice(0, 200)}`);
-    }
-    // (Named only when refusing: this runs for every entry of every manifest read.)
-    const where = () => JSON.stringify(p);
-    const type = raw['type'];
-    if (type !== 'file' && type !== 'dir' && type !== 'symlink') {
-        refuse(`${where()}: type ${JSON.stringify(type)} is not file, dir or symlink`);
-    }
-    const mode = checkMode(raw['mode'], where);
-    const mtimeMs = checkMtime(raw['mtimeMs'], where);
-    const size = raw['size'];
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-        refuse(`${where()}: bad size`);
-    }
-    const path = p;
-    if (type === 'file') {
-        const digest = raw['digest'];
-        if (typeof digest !== 'string' || !DIGEST.test(digest))
-            refuse(`${where()}: bad digest`);
-        return { path, type, mode, mtimeMs, size, digest };
-    }
-    if (type === 'symlink') {
-        const target = raw['target'];
-        const anchor = raw['anchor'];
-        if (anchor === undefined) {
-            const why = unsafeTargetReason(target);
-            if (why !== undefined)
-                refuse(`${where()}: ${why}`);
-            return { path, type, mode, mtimeMs, size: 0, target: target };
-        }
-        if (!LINK_ANCHORS.includes(anchor)) {
-            refuse(`${where()}: anchor ${JSON.stringify(anchor)} is not link, workspace or absolute`);
-        }
-        const why = unsafeAnchoredReason(anchor, target);
-        if (why !== undefined)
-            refuse(`${where()}: ${why}`);
-        return {
-            path,
-            type,
-            mode,
-            mtimeMs,
-            size: 0,
-            target: target,
-            anchor: anchor,
-        };
-    }
-    return { path, type, mode, mtimeMs, size: 0 };
-}
-function parseRoot(raw) {
-    if (!manifest_isPlainObject(raw))
-        refuse('manifest root is not an object');
-    const name = raw['name'];
-    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_PATH_LENGTH) {
-        refuse('bad root name');
-    }
-    const kind = raw['kind'];
-    if (kind === 'absent')
-        return { name, kind, entries: [] };
-    if (kind === 'file') {
-        const file = parseEntry(raw['file'], true);
-        if (file.path !== '' || file.type !== 'file')
-            refuse(`root ${name}: bad file root`);
-        return { name, kind, mode: file.mode, mtimeMs: file.mtimeMs, entries: [], file };
-    }
-    if (kind !== 'dir')
-        refuse(`root ${name}: unknown kind ${JSON.stringify(kind)}`);
-    const mode = checkMode(raw['mode'], () => `root ${name}`);
-    const mtimeMs = checkMtime(raw['mtimeMs'], () => `root ${name}`);
-    const rawEntries = raw['entries'];
-    if (!Array.isArray(rawEntries))
-        refuse(`root ${name}: entries is not a list`);
-    if (rawEntries.length > MAX_ENTRIES)
-        refuse(`root ${name}: too many entries`);
-    const entries = rawEntries.map((e) => parseEntry(e, false));
-    const byPath = new Map();
-    const links = new Map();
-    for (const e of entries) {
-        if (byPath.has(e.path))
-            refuse(`root ${name}: duplicate path ${JSON.stringify(e.path)}`);
-        // Every parent must be a directory listed earlier: so no path passes through a symlink
-        // (or a file) of this manifest, and staging never needs to invent a directory. The nearest
-        // parent is enough: it passed this same check when it was listed, and so on upwards.
-        const cut = e.path.lastIndexOf('/');
-        if (cut >= 0 && byPath.get(e.path.slice(0, cut))?.type !== 'dir') {
-            refuse(`root ${name}: ${JSON.stringify(e.path)} does not sit under a listed directory`);
-        }
-        byPath.set(e.path, e);
-        if (e.type === 'symlink' && e.target !== undefined)
-            links.set(foldPath(e.path), e.target);
-    }
-    if (links.size > 0)
-        refuseLinkCollisions(name, entries);
-    // A link that leaves its root says so (`anchor`): restore decides whether the workspace it
-    // is restored in takes it (restore.ts). Any other must resolve inside, and a path through an
-    // anchored link counts as leaving (nothing is ever written beneath a link: see above).
-    for (const e of entries) {
-        if (e.type === 'symlink' &&
-            e.anchor === undefined &&
-            resolveLink(links, e.path) === undefined) {
-            refuse(`root ${name}: symlink ${JSON.stringify(e.path)} points outside its root`);
-        }
-    }
-    return { name, kind, mode, mtimeMs, entries };
-}
-/** Validates an untrusted manifest; throws UnsafeEntryError on anything it will not restore. */
-function parseManifest(raw) {
-    if (!manifest_isPlainObject(raw))
-        refuse('manifest is not an object');
-    if (raw['schema'] !== 1)
-        refuse(`unknown manifest schema ${JSON.stringify(raw['schema'])}`);
-    const rawRoots = raw['roots'];
-    if (!Array.isArray(rawRoots) || rawRoots.length > MAX_ROOTS)
-        refuse('bad roots list');
-    const roots = rawRoots.map(parseRoot);
-    const names = new Set();
-    let total = 0;
-    for (const r of roots) {
-        if (names.has(r.name))
-            refuse(`duplicate root ${r.name}`);
-        names.add(r.name);
-        total += r.entries.length;
-    }
-    if (total > MAX_ENTRIES)
-        refuse('too many entries');
-    const sizes = new Map();
-    for (const r of roots) {
-        for (const f of r.kind === 'file' && r.file ? [r.file] : r.entries) {
-            if (f.digest === undefined)
-                continue;
-            const seen = sizes.get(f.digest);
-            if (seen !== undefined && seen !== f.size)
-                refuse(`digest ${f.digest} with two sizes`);
-            sizes.set(f.digest, f.size);
-        }
-    }
-    return { schema: 1, roots };
-}
-/**
- * Every file of the manifest (file roots included), in manifest order. Manifests are never
- * changed once built, so the list is worked out once per manifest object.
- */
-function manifestFiles(m) {
-    let files = filesOf.get(m);
-    if (files === undefined) {
-        files = [];
-        for (const r of m.roots) {
-            const entries = r.kind === 'file' && r.file ? [r.file] : r.entries;
-            for (const e of entries) {
-                if (e.type === 'file' && e.digest !== undefined)
-                    files.push(e);
-            }
-        }
-        filesOf.set(m, files);
-    }
-    return files;
-}
-const filesOf = new WeakMap();
-/** digest -> uncompressed size, for every blob the manifest needs. */
-function blobSizes(m) {
-    const out = new Map();
-    for (const f of manifestFiles(m))
-        out.set(f.digest, f.size);
-    return out;
-}
-//# sourceMappingURL=manifest.js.map
 ;// CONCATENATED MODULE: external "node:module"
 const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 // EXTERNAL MODULE: external "node:url"
@@ -64960,11 +65395,28 @@ function writeBlob(digest, parts) {
 /** Renames a finished file to dest, making dest's directory only when it is missing. */
 function renameInto(tmp, dest) {
   try {
-    fs.renameSync(tmp, dest);
+    renameRetrying(tmp, dest);
   } catch (err) {
     if (err.code !== 'ENOENT') throw err;
     fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.renameSync(tmp, dest);
+    renameRetrying(tmp, dest);
+  }
+}
+
+/** util/fsx.ts's rename, synchronous: on Windows EPERM/EACCES/EBUSY retried for up to 60 s. */
+function renameRetrying(tmp, dest) {
+  const start = Date.now();
+  let pause = 0;
+  for (;;) {
+    try {
+      fs.renameSync(tmp, dest);
+      return;
+    } catch (err) {
+      const busy = err.code === 'EPERM' || err.code === 'EACCES' || err.code === 'EBUSY';
+      if (process.platform !== 'win32' || !busy || Date.now() - start >= 60000) throw err;
+      pause = Math.min(pause + 10, 100);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+    }
   }
 }
 
@@ -67211,7 +67663,7 @@ async function writePack(blobs, meta, manifest, destFile) {
         throw err;
     }
     await out.close();
-    await external_node_fs_namespaceObject.promises.rename(tmp, destFile);
+    await rename(tmp, destFile);
     return bytes;
 }
 class PackReader {
@@ -67871,7 +68323,7 @@ async function linkStatCache(storeRoot, tmpDir, key, roots, artifact, table) {
     }
     try {
         await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
-        await external_node_fs_namespaceObject.promises.rename(tmp, dest);
+        await rename(tmp, dest);
     }
     catch (err) {
         await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
@@ -68389,7 +68841,7 @@ async function makeDirs(blobs, paths, modes) {
  * or only in Unicode normalisation, for one name (APFS, HFS+, NTFS, ext4 with casefold): a name
  * is made there and looked up by a case-swapped and by a decomposed spelling.
  */
-function foldsNames(dir) {
+function restore_foldsNames(dir) {
     (0,external_node_fs_namespaceObject.writeFileSync)(external_node_path_namespaceObject.join(dir, 'probe-\u00e9'), '', { flag: 'wx' });
     return (0,external_node_fs_namespaceObject.existsSync)(external_node_path_namespaceObject.join(dir, 'PROBE-\u00c9')) || (0,external_node_fs_namespaceObject.existsSync)(external_node_path_namespaceObject.join(dir, 'probe-e\u0301'));
 }
@@ -68400,7 +68852,7 @@ function foldsNames(dir) {
  */
 function refuseFoldedNames(job, container) {
     const m = job.manifest;
-    if (m.kind !== 'dir' || m.entries.length < 2 || !foldsNames(container))
+    if (m.kind !== 'dir' || m.entries.length < 2 || !restore_foldsNames(container))
         return;
     const hit = foldCollision(m.entries);
     if (hit === undefined)
@@ -68529,7 +68981,7 @@ function refuseRootsThroughLinks(jobs) {
                 continue;
             let p = '';
             for (const seg of rel.split(external_node_path_namespaceObject.sep)) {
-                p = childPath(p, foldName(seg));
+                p = childPath(p, manifest_foldName(seg));
                 if (links.has(p)) {
                     throw new errors/* UnsafeEntryError */.vF(`output ${b.root.name} lies beneath the symlink ${a.root.name}/${p} of the entry; ` +
                         'not restoring through it');
@@ -68562,7 +69014,7 @@ async function mergeInto(src, dest, rel, merged) {
             // rename() cannot replace a directory by a file or a file/symlink by a directory.
             await external_node_fs_namespaceObject.promises.rm(d, { recursive: true, force: true });
         }
-        await external_node_fs_namespaceObject.promises.rename(s, d);
+        await rename(s, d);
     }
 }
 /**
@@ -68598,12 +69050,12 @@ async function moveIntoPlace(s, opts) {
     const st = await lstatOrUndefined(dest);
     if (s.job.manifest.kind === 'file') {
         await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
-        await external_node_fs_namespaceObject.promises.rename(s.item, dest);
+        await rename(s.item, dest);
         return;
     }
     if (st === undefined) {
         await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
-        await external_node_fs_namespaceObject.promises.rename(s.item, dest);
+        await rename(s.item, dest);
         await finishDirs(s.job, true, opts);
     }
     else if (st.isDirectory()) {
@@ -68613,7 +69065,7 @@ async function moveIntoPlace(s, opts) {
     }
     else {
         await external_node_fs_namespaceObject.promises.rm(dest, { force: true });
-        await external_node_fs_namespaceObject.promises.rename(s.item, dest);
+        await rename(s.item, dest);
         await finishDirs(s.job, true, opts);
     }
 }
@@ -68825,13 +69277,13 @@ async function putChunked(pool, dirs, abs, size) {
         return { digest, size, stored: existing, written: false, raw };
     }
     try {
-        await external_node_fs_namespaceObject.promises.rename(tmp, dest);
+        await rename(tmp, dest);
     }
     catch (err) {
         if (err.code !== 'ENOENT')
             throw err;
         await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
-        await external_node_fs_namespaceObject.promises.rename(tmp, dest);
+        await rename(tmp, dest);
     }
     return { digest, size, stored, written: true, raw };
 }
@@ -69048,9 +69500,10 @@ async function walkDir(rootAbs, rootName, onFile, list, cachedDir, links, warnin
                 onFile(rows, j, node.abs, name, cached?.match(j, name, size, mtimeMs, ino) ?? -1);
             }
             else if (kind === KIND.symlink) {
-                const target = l.targets[k];
-                if (typeof target !== 'string')
+                const read = l.targets[k];
+                if (typeof read !== 'string')
                     continue; // replaced meanwhile
+                const target = savedLinkText(read, node.abs, rootAbs);
                 const j = rows.addSymlink(name, mode, mtimeMs, target);
                 const p = childPath(node.rel, name);
                 links.push({ rows, j, path: p, target });
@@ -69149,7 +69602,7 @@ function sortLinks(root, found, dirs, opts, warnings) {
         for (let j = 0; j < rows.count; j++) {
             if (rows.get(j, AT.kind) === ROW.gone)
                 continue;
-            const f = dir + foldName(rows.names[j]);
+            const f = dir + manifest_foldName(rows.names[j]);
             named.set(f, (named.get(f) ?? 0) + 1);
         }
     }
@@ -70338,7 +70791,7 @@ class local_store_LocalStore {
                     await this.deleteEntryDir(rel);
                 }
                 await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
-                await external_node_fs_namespaceObject.promises.rename(staging, dest);
+                await rename(staging, dest);
                 await pausePoint('before-index');
                 ix.add(toIndexEntry(meta, [...stored.keys()]), stored);
                 await this.persist(ix);
@@ -70517,7 +70970,7 @@ class local_store_LocalStore {
         const dir = this.dirOf(rel);
         const trash = fsx_tempName(this.tmpDir, 'removed');
         try {
-            await external_node_fs_namespaceObject.promises.rename(dir, trash);
+            await rename(dir, trash);
         }
         catch (err) {
             if (err.code === 'ENOENT')
