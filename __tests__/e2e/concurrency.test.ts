@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
+import { PAUSE_AT_ENV, PAUSE_MARKER_ENV, RESUME_FILE_ENV } from '../../src/store/test-hooks.js';
 import { Job, type StepResult } from '../../test-support/runner.js';
 import { createWorld, REPO, type World } from '../../test-support/world.js';
 
@@ -121,5 +122,75 @@ describe('21 jobs on one local store', () => {
       const built = ran.find((r) => r.key === key)?.built;
       expect([key, await tree(dest)]).toEqual([key, built]);
     }
+  });
+
+  it('a save whose reused content a concurrent gc deletes still lands, byte-identical', async () => {
+    const gcStore = path.join(world.root, 'gc-store');
+    const inputs = { path: 'out', name: 'demo', 'local-cache-dir': gcStore, remote: 'false' };
+    const clone = async (n: string, edit: string): Promise<string> => {
+      const ws = path.join(world.root, `gc-${n}`);
+      execFileSync('git', ['clone', '-q', world.workspace, ws]);
+      await fs.appendFile(path.join(ws, 'src', 'words.c'), `/* ${edit} */\n`);
+      return ws;
+    };
+    const make = (ws: string) => () =>
+      void execFileSync('make', ['--no-print-directory'], { cwd: ws, stdio: 'ignore' });
+
+    // Job A saves; job B (one source edited) restores A as a fallback, builds, and its post
+    // stops after writing its blobs, reusing A's stored groups for the unchanged outputs.
+    const wsA = await clone('a', 'a');
+    const a = new Job({ workspace: wsA, env: world.service.env() });
+    await a.uses(REPO, inputs, 'cache');
+    await a.run('build', make(wsA));
+    await a.finish();
+    const wsB = await clone('b', 'b');
+    const marker = path.join(world.root, 'gc-paused');
+    const resume = path.join(world.root, 'gc-resume');
+    const b = new Job({
+      workspace: wsB,
+      env: {
+        ...world.service.env(),
+        [PAUSE_AT_ENV]: 'after-blobs',
+        [PAUSE_MARKER_ENV]: marker,
+        [RESUME_FILE_ENV]: resume,
+      },
+    });
+    const mainB = await b.uses(REPO, inputs, 'cache');
+    expect(mainB.outputs['hit-kind']).toBe('fallback');
+    await b.run('build', make(wsB));
+    const builtB = await tree(path.join(wsB, 'out'));
+    const postB = b.finish();
+    while (
+      !(await fs.access(marker).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Meanwhile a scheduled gc empties the store (a budget of one byte, no versions kept).
+    const gc = new Job({ workspace: wsA });
+    const g = await gc.uses(path.join(REPO, 'gc'), {
+      local: 'true',
+      remote: 'false',
+      'local-cache-dir': gcStore,
+      'max-size': '1B',
+      'keep-versions': '0',
+    });
+    await gc.finish();
+    expect(g.exitCode).toBe(0);
+    expect(g.outputs['deleted-count']).toBe('1');
+    await fs.writeFile(resume, '');
+    const [post] = await postB;
+    expect(post?.exitCode).toBe(0);
+    expect(post?.annotations.filter((x) => x.level === 'warning')).toEqual([]);
+
+    const s = await LocalStore.open(gcStore);
+    const keyB = mainB.outputs['cache-key'] ?? '';
+    expect((await s.list()).map((e) => e.key)).toEqual([keyB]);
+    const dest = path.join(world.root, 'gc-check', 'out');
+    await s.restore(keyB, [{ name: 'out', absPath: dest }]);
+    expect(await tree(dest)).toEqual(builtB);
+    expect((await s.verify({ deep: true })).problems).toEqual([]);
   });
 });
