@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { DEMO_WORKSPACE, REPO } from './world.js';
+import { DEMO_WORKSPACE, git, REPO } from './world.js';
 
 export const ZSTD_LIB = path.join(REPO, 'node_modules', 'zstd-napi', 'deps', 'zstd', 'lib');
 
@@ -30,22 +30,6 @@ build/%.o: lib/%.c
 
 -include $(OBJS:.o=.d)
 `;
-
-export function git(cwd: string, ...args: string[]): string {
-  return execFileSync(
-    'git',
-    [
-      '-c',
-      'user.email=ci@example.com',
-      '-c',
-      'user.name=CI',
-      '-c',
-      'init.defaultBranch=main',
-      ...args,
-    ],
-    { cwd, encoding: 'utf8' },
-  );
-}
 
 /** Makes the repository at `dir` (lib/, Makefile, .gitignore of build/) with one commit. */
 export async function createZstdRepo(dir: string): Promise<void> {

@@ -28,7 +28,8 @@ export interface World {
   close(): Promise<void>;
 }
 
-function git(cwd: string, ...args: string[]): string {
+/** git with a fixed identity and default branch, as a CI checkout has; returns stdout. */
+export function git(cwd: string, ...args: string[]): string {
   return execFileSync(
     'git',
     [

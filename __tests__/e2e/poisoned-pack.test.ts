@@ -15,7 +15,7 @@ import tarStream from 'tar-stream';
 import { cacheVersion, compressionMethod } from '../../src/remote/twirp.js';
 import { LocalStore } from '../../src/store/index.js';
 import { editPackMeta } from '../../test-support/store/fixtures.js';
-import { createWorld, runDemoJob, type World } from '../../test-support/world.js';
+import { createWorld, git, runDemoJob, type World } from '../../test-support/world.js';
 
 /** The remote archive of a pack: a tar whose one member is `clyde.pack`, compressed. */
 async function archiveOf(pack: Buffer): Promise<Buffer> {
@@ -31,14 +31,8 @@ async function archiveOf(pack: Buffer): Promise<Buffer> {
 }
 
 function commitEdit(world: World, text: string): void {
-  const file = path.join(world.workspace, 'src', 'words.c');
-  execFileSync('sh', ['-c', `printf '%s\\n' "${text}" >> ${file}`]);
-  for (const args of [
-    ['add', '-A'],
-    ['-c', 'user.email=ci@example.com', '-c', 'user.name=CI', 'commit', '-qm', text],
-  ]) {
-    execFileSync('git', args, { cwd: world.workspace });
-  }
+  execFileSync('sh', ['-c', `printf '%s\\n' "${text}" >> src/words.c`], { cwd: world.workspace });
+  git(world.workspace, 'commit', '-qam', text);
 }
 
 describe('a remote pack that is not the entry asked for', () => {
