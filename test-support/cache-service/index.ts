@@ -16,6 +16,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
 
 import { errorMessage } from '../../src/errors.js';
 import { handleBlob } from './blob.js';
@@ -154,6 +155,14 @@ export async function startCacheService(opts: StartOptions = {}): Promise<CacheS
   const { port } = server.address() as AddressInfo;
   const url = `http://${urlHost(host)}:${port}/`;
   const ctx: ServiceContext = { secret, store, faults, url };
+
+  // As a proxy (see setDownloadOrigin): Node's fetch, through undici's proxy agent, opens a
+  // CONNECT tunnel even to an http:// origin; the tunnel is answered by this same server.
+  server.on('connect', (_req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.unshift(head);
+    server.emit('connection', socket);
+  });
 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const reqUrl = new URL(req.url ?? '/', url);
