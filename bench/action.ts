@@ -25,7 +25,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync, promises as fs, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -353,6 +353,13 @@ async function main(): Promise<void> {
 
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'clyde-bench-action-'));
   const service = await startCacheService({ dataDir: path.join(work, 'service') });
+  // An interrupted run leaves no work directory behind (the step in flight dies with it).
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      rmSync(work, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
   try {
     for (const w of workloads) {
       const pairs: { clyde: Figures; base: Figures }[] = [];
