@@ -12,6 +12,11 @@ export interface ServiceContext {
   readonly faults: FaultState;
   /** Base URL, e.g. `http://127.0.0.1:PORT/`. */
   readonly url: string;
+  /**
+   * Origin of signed download URLs when not `url` (see CacheService.setDownloadOrigin), e.g.
+   * `http://bench.blob.core.windows.net`; such requests reach the service as its proxy.
+   */
+  downloadOrigin?: string;
 }
 
 export class BodyTooLarge extends Error {

@@ -16,6 +16,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
 
 import { errorMessage } from '../../src/errors.js';
 import { handleBlob } from './blob.js';
@@ -63,6 +64,18 @@ export interface CacheService {
   setRestFaults(faults: readonly RestFault[]): void;
   /** Replace the current faults; `setFaults({})` clears them. */
   setFaults(f: Faults): void;
+  /**
+   * Hand out download URLs on another origin (undefined: the service's own URL), e.g.
+   * `http://bench.blob.core.windows.net`, for which `@actions/cache` takes its Azure SDK path
+   * (HEAD, then parallel ranged GETs). The host does not resolve: a client reaches it with
+   * `proxyEnv()`, since the service also answers proxy requests (absolute-form request lines).
+   */
+  setDownloadOrigin(origin: string | undefined): void;
+  /**
+   * HTTP_PROXY / HTTPS_PROXY naming the service, NO_PROXY for loopback, and NODE_USE_ENV_PROXY=1
+   * so that Node's `fetch` honours them too: with setDownloadOrigin, downloads reach the service.
+   */
+  proxyEnv(): Record<string, string>;
   /** Snapshot of every entry, reserved or finalized, in creation order. */
   entries(): StoredEntry[];
   /** Store a finalized entry with these raw archive bytes (default scope refs/heads/main). */
@@ -143,6 +156,14 @@ export async function startCacheService(opts: StartOptions = {}): Promise<CacheS
   const url = `http://${urlHost(host)}:${port}/`;
   const ctx: ServiceContext = { secret, store, faults, url };
 
+  // As a proxy (see setDownloadOrigin): Node's fetch, through undici's proxy agent, opens a
+  // CONNECT tunnel even to an http:// origin; the tunnel is answered by this same server.
+  server.on('connect', (_req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.unshift(head);
+    server.emit('connection', socket);
+  });
+
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const reqUrl = new URL(req.url ?? '/', url);
     const record: RequestRecord = { method: req.method ?? '', path: logPath(reqUrl), status: 0 };
@@ -181,6 +202,18 @@ export async function startCacheService(opts: StartOptions = {}): Promise<CacheS
     setPullRequests: (table) => rest.setPullRequests(table),
     setRestFaults: (f) => rest.setFaults(f),
     setFaults: (f) => faults.set(f),
+    setDownloadOrigin: (origin) => {
+      ctx.downloadOrigin = origin === undefined ? undefined : new URL(origin).origin;
+    },
+    proxyEnv: () => {
+      const proxy = url.replace(/\/$/, '');
+      return {
+        HTTP_PROXY: proxy,
+        HTTPS_PROXY: proxy,
+        NO_PROXY: '127.0.0.1,localhost,::1',
+        NODE_USE_ENV_PROXY: '1',
+      };
+    },
     entries: () => store.all().map(snapshot),
     seedEntry: ({ key, version, scope = 'refs/heads/main', data, createdAt, lastAccessedAt }) => {
       if (store.find(key, version, scope)) {

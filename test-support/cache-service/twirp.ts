@@ -210,7 +210,7 @@ function lookup(
   hit.lastAccessedAt = new Date();
   sendJson(res, 200, {
     ok: true,
-    signed_download_url: signUrl(ctx.secret, ctx.url, blobPath(hit.id), 'r'),
+    signed_download_url: signUrl(ctx.secret, ctx.downloadOrigin ?? ctx.url, blobPath(hit.id), 'r'),
     matched_key: hit.key,
   });
 }

@@ -1,0 +1,3 @@
+import { restoreRun } from './impl.js';
+
+await restoreRun();

@@ -1,0 +1,3 @@
+import { saveRun } from './impl.js';
+
+await saveRun();
