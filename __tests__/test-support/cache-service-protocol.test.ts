@@ -483,9 +483,11 @@ describe('service lifecycle', () => {
     const own = await startCacheService();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cache-service-data-'));
     const kept = await startCacheService({ dataDir });
+    const agents: http.Agent[] = [];
     try {
       for (const s of [own, kept]) {
         const agent = new http.Agent({ keepAlive: true });
+        agents.push(agent);
         const res = await new Promise<http.IncomingMessage>((resolve) =>
           http.get(new URL('/nothing', s.url), { agent }, resolve),
         );
@@ -504,6 +506,7 @@ describe('service lifecycle', () => {
       expect(fs.existsSync(ownFile)).toBe(false);
       expect(fs.existsSync(kept.entries()[0]?.file ?? '')).toBe(true);
     } finally {
+      for (const agent of agents) agent.destroy();
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
