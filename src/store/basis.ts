@@ -50,7 +50,7 @@ export async function loadBasis(
     if (key === undefined) return undefined;
     const stat = await readStatCache(storeRoot, key, req.roots);
     if (stat.usable) return { stat, locations: () => stat.locations() };
-    const locations = await blobs.loadLocator(await manifestOf(key));
+    const locations = blobs.locationsOf(await manifestOf(key));
     return { stat, locations: () => locations };
   } catch {
     return undefined;
