@@ -8,6 +8,7 @@ import { describe, it, expect } from '@jest/globals';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
+import { LAYOUT_VERSION } from '../../src/store/local-store.js';
 import { JOURNAL_NAME, touchRecord } from '../../src/store/access-journal.js';
 import { decodeIndex, encodeIndex, StoreIndex, type NewEntry } from '../../src/store/index-file.js';
 import { sha256 } from '../../src/util/bytes.js';
@@ -273,6 +274,7 @@ describe('a store of 10k entries and a million blobs', () => {
       const bytes = await (async () => {
         const buf = build(times);
         await fs.writeFile(path.join(sb.store, 'index.bin'), buf);
+        await fs.writeFile(path.join(sb.store, 'layout'), `${LAYOUT_VERSION}\n`);
         return buf.length;
       })();
 
