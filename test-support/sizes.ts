@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import tarStream from 'tar-stream';
 import type { Compression } from '../src/remote/twirp.js';
+import { packOf as packBytes } from './store/tables.js';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 /** Frame header: no content size, no checksum, single segment off, a 128 KiB window. */
@@ -123,30 +124,13 @@ export async function packOf(compression: Compression, archive: Buffer): Promise
   return pack;
 }
 
-/** A pack's header (format 2, pack.ts), parsed. */
-export function packHeader(pack: Buffer): { meta: unknown; manifest: unknown; locator?: unknown } {
-  const len = pack.readUInt32BE(12);
-  return JSON.parse(pack.subarray(16, 16 + len).toString('utf8')) as {
-    meta: unknown;
-    manifest: unknown;
-  };
-}
+/** A pack's meta and table (pack.ts), and the manifest the table describes. */
+export { packHeader } from './store/tables.js';
 
-/** A format 2 pack of `header` and the frames given (name -> frame), with its end marker. */
-export function buildPack(header: unknown, blobs: readonly [string, Buffer][]): Buffer {
-  const u32 = (n: number): Buffer => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(n);
-    return b;
-  };
-  const h = Buffer.from(JSON.stringify(header), 'utf8');
-  const parts = [Buffer.from('CLYDEPK\n', 'latin1'), u32(2), u32(h.length), h];
-  for (const [digest, frame] of blobs) {
-    const rec = Buffer.alloc(40);
-    Buffer.from(digest, 'hex').copy(rec);
-    rec.writeBigUInt64BE(BigInt(frame.length), 32);
-    parts.push(rec, frame);
-  }
-  parts.push(Buffer.alloc(40));
-  return Buffer.concat(parts);
+/** A pack of `header` (its manifest made into a table) and the frames given (name -> frame). */
+export function buildPack(
+  header: { meta: unknown; manifest: unknown },
+  blobs: readonly [string, Buffer][],
+): Buffer {
+  return packBytes(header, blobs);
 }

@@ -16,6 +16,7 @@ import {
   type ManifestRoot,
 } from '../../src/store/manifest.js';
 import { sha256 } from '../../src/util/bytes.js';
+import { tableOf } from '../../test-support/store/tables.js';
 import { caseFoldingSkipReason } from '../../test-support/casefold.js';
 import { CASE_CHAIN, PAYLOAD } from './hostile-cases.js';
 import {
@@ -178,7 +179,7 @@ describe('restoring onto a case-insensitive filesystem', () => {
       const key = 'clyde-chain';
       await store.save(request(key, out));
       const artifact = path.join(sb.store, 'p', '1', sha256(key), 'artifact');
-      await fs.writeFile(artifact, JSON.stringify(dirManifest(CASE_CHAIN)));
+      await fs.writeFile(artifact, tableOf(dirManifest(CASE_CHAIN)));
       const before = await snapshotTree(sb.ws);
       await expect(store.restore(key, [{ name: 'out', absPath: out }])).rejects.toMatchObject({
         name: 'UnsafeEntryError',

@@ -18,15 +18,12 @@ const text = (n: number, seed: string): string =>
   Array.from({ length: n }, (_, i) => `${seed} line ${i}\n`).join('');
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-/** Blob files on disk: standalone/group blobs and locators. */
-async function blobFiles(store: string): Promise<{ blobs: string[]; locators: string[] }> {
+/** Blob files on disk: standalone and group blobs. */
+async function blobFiles(store: string): Promise<{ blobs: string[] }> {
   const all = (await fs.readdir(path.join(store, 'blobs'), { recursive: true })).filter((n) =>
-    /[0-9a-f]{64}(\.loc)?$/.test(n),
+    /[0-9a-f]{64}$/.test(n),
   );
-  return {
-    blobs: all.filter((n) => !n.endsWith('.loc')).map((n) => path.basename(n)),
-    locators: all.filter((n) => n.endsWith('.loc')),
-  };
+  return { blobs: all.map((n) => path.basename(n)) };
 }
 
 const ENV = { ...process.env };

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { sha256 } from '../../src/util/bytes.js';
 import type { Codec } from '../../src/store/codec.js';
 import { mountCaseFolding } from '../../test-support/casefold.js';
+import { packOf, type PackOptions, type PackSpec } from '../../test-support/store/tables.js';
 
 export interface Sandbox {
   readonly base: string;
@@ -103,30 +104,21 @@ export interface PackBlob {
   readonly frame: Buffer;
 }
 
-/** A pack in the documented format, built by hand (so tests can make broken ones). */
+/**
+ * A pack in the documented format, built by hand (so tests can make broken ones): the header
+ * is the meta with a manifest (made into its table) or a table, or a string for the meta as it
+ * is (test-support/store/tables.ts `packOf`).
+ */
 export function buildPack(
-  header: unknown,
+  header: PackSpec | string,
   blobs: readonly PackBlob[],
-  opts: { magic?: string; version?: number; end?: boolean } = {},
+  opts: PackOptions = {},
 ): Buffer {
-  const parts: Buffer[] = [];
-  parts.push(Buffer.from(opts.magic ?? 'CLYDEPK\n', 'latin1'));
-  const u32 = (n: number): Buffer => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(n);
-    return b;
-  };
-  parts.push(u32(opts.version ?? 1));
-  const h = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header), 'utf8');
-  parts.push(u32(h.length), h);
-  for (const b of blobs) {
-    const rec = Buffer.alloc(40);
-    Buffer.from(b.digest, 'hex').copy(rec);
-    rec.writeBigUInt64BE(BigInt(b.frame.length), 32);
-    parts.push(rec, b.frame);
-  }
-  if (opts.end !== false) parts.push(Buffer.alloc(40));
-  return Buffer.concat(parts);
+  return packOf(
+    header,
+    blobs.map((b) => [b.digest, b.frame] as const),
+    opts,
+  );
 }
 
 export function blobOf(codec: Codec, content: string | Buffer): PackBlob & { size: number } {

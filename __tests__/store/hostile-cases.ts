@@ -1,7 +1,7 @@
 /**
- * Hostile entries, shared by the tests that refuse them: as JSON manifests (hostile.test.ts,
- * on an ordinary and on a case-folding filesystem) and as binary tables (table.test.ts, and
- * restored from the store in hostile.test.ts).
+ * Hostile entries, shared by the tests that refuse them: as manifests (hostile.test.ts writes
+ * them as tables, restored from the store and imported from packs, on an ordinary and on a
+ * case-folding filesystem) and as hand-made tables (table.test.ts, and hostile.test.ts).
  */
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
@@ -165,6 +165,23 @@ export function hostileTables(): [string, Buffer, string][] {
     ['a slice beyond its group', placedTable(6, 0), 'StoreError'],
     ['a group that is not listed', placedTable(0, 1), 'StoreError'],
     ['a fractional group index', placedTable(0, 0.5), 'StoreError'],
+    ['a negative offset in its group', placedTable(-1, 0), 'StoreError'],
+    [
+      'a group listed twice',
+      rawTable(
+        [['', rows([ROW.file, 'x'])]],
+        [
+          [hex('the group'), 8],
+          [hex('the group'), 9],
+        ],
+      ),
+      'StoreError',
+    ],
+    [
+      'a fractional group size',
+      rawTable([['', rows([ROW.file, 'x'])]], [[hex('g'), 7.5]]),
+      'StoreError',
+    ],
     ['a symlink pointing out', rawTable([['', links(['l', '../../outside'])]]), 'UnsafeEntryError'],
     [
       'an anchored symlink with .. after a name',

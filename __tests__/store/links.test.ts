@@ -12,6 +12,7 @@ import { LocalStore } from '../../src/store/index.js';
 import { parseManifest } from '../../src/store/manifest.js';
 import type { OutputRoot, SaveRequest } from '../../src/store/types.js';
 import { sha256 } from '../../src/util/bytes.js';
+import { tableOf } from '../../test-support/store/tables.js';
 import {
   dirManifest,
   fileEntry,
@@ -155,7 +156,7 @@ async function tampered(sb: Sandbox, entries: Record<string, unknown>[]): Promis
   });
   await fs.rm(out, { recursive: true });
   const artifact = path.join(sb.store, 'p', '1', sha256('k-evil'), 'artifact');
-  await fs.writeFile(artifact, JSON.stringify(dirManifest(entries)));
+  await fs.writeFile(artifact, tableOf(dirManifest(entries)));
   return store;
 }
 
@@ -176,7 +177,7 @@ describe('restore refuses links it may not make', () => {
         anchored('l', sb.outside, 'absolute'),
         anchored('l', '/', 'absolute'),
       ]) {
-        await fs.writeFile(artifact, JSON.stringify(dirManifest([entry])));
+        await fs.writeFile(artifact, tableOf(dirManifest([entry])));
         await expect(store.restore('k-evil', [root], { workspace: sb.ws })).rejects.toMatchObject({
           name: 'UnsafeEntryError',
           message: expect.stringMatching(/outside the workspace/),
@@ -186,7 +187,7 @@ describe('restore refuses links it may not make', () => {
       // the same link without saying so is refused by the manifest's own rules
       await fs.writeFile(
         path.join(sb.store, 'p', '1', sha256('k-evil'), 'artifact'),
-        JSON.stringify(dirManifest([linkEntry('l', '../packages/a')])),
+        tableOf(dirManifest([linkEntry('l', '../packages/a')])),
       );
       await expect(store.restore('k-evil', [root], { workspace: sb.ws })).rejects.toMatchObject({
         name: 'UnsafeEntryError',
@@ -219,7 +220,7 @@ describe('restore refuses links it may not make', () => {
       const artifact = path.join(sb.store, 'p', '1', sha256('k-evil'), 'artifact');
       await fs.writeFile(
         artifact,
-        JSON.stringify({
+        tableOf({
           schema: 1,
           roots: [
             (dirManifest([anchored('l', '../packages/a', 'link')]) as { roots: unknown[] })

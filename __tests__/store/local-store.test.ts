@@ -401,7 +401,7 @@ describe('LocalStore entries', () => {
       };
       await store.save(req);
       const top = (await fs.readdir(sb.store)).sort();
-      expect(top).toEqual(['___.._evil', 'blobs', 'index.bin', 'statcache', 'tmp']);
+      expect(top).toEqual(['___.._evil', 'blobs', 'index.bin', 'layout', 'statcache', 'tmp']);
       expect(await fs.readdir(path.join(sb.store, '___.._evil'))).toEqual(['blobs_']);
       expect(await fs.readdir(sb.outside)).toEqual([]);
       await expect(store.save({ ...req, key: 'k-badhash', hash: '../x' })).rejects.toMatchObject({

@@ -7,8 +7,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore, type OutputRoot } from '../../src/store/index.js';
-import { AT, decodeTable, locationAt, NUMS, ROW } from '../../src/store/table.js';
-import { toLegacyEntry } from '../../test-support/store/legacy.js';
+import { AT, decodeTable, locationAt, NUMS, ROW, tableManifest } from '../../src/store/table.js';
 import { snapshotTree, writeTree, type Sandbox, withSandbox } from './helpers.js';
 
 const files = {
@@ -148,7 +147,7 @@ describe('materialisation', () => {
       }
     }));
 
-  it('a damaged artifact or locator fails the restore with the workspace untouched, in every mode', () =>
+  it('a damaged artifact fails the restore with the workspace untouched, in every mode', () =>
     withSandbox(async (sb) => {
       const { store } = await seeded(sb);
       const entry = path.join(sb.store, 'pkg', '1', createHash('sha256').update('k').digest('hex'));
@@ -170,13 +169,9 @@ describe('materialisation', () => {
         ['a grouped file placed wrongly', () => fs.writeFile(artifact, shifted), /where its entry/],
         ['a truncated artifact', () => fs.writeFile(artifact, good.subarray(0, 100)), /malformed/],
         [
-          'an entry of the earlier form whose locator is damaged',
-          async () => {
-            await fs.writeFile(artifact, good);
-            const loc = (await toLegacyEntry(sb.store, entry)) as string;
-            await fs.writeFile(loc, 'not a locator');
-          },
-          /locator/,
+          'an artifact in the JSON form of earlier stores',
+          () => fs.writeFile(artifact, JSON.stringify(tableManifest(decodeTable(good)).manifest)),
+          /not a table/,
         ],
       ];
       for (const [what, spoil, why] of cases) {

@@ -6,7 +6,10 @@ import * as path from 'node:path';
 import { createCodec, LocalStore, type Codec } from '../../src/store/index.js';
 import { sha256 } from '../../src/util/bytes.js';
 import { rawFrame } from '../../src/store/codec.js';
+import { MAX_ENTRIES } from '../../src/store/manifest.js';
 import { PACK_VERSION } from '../../src/store/pack.js';
+import { decodeTable, groupAt } from '../../src/store/table.js';
+import { packHeader, type Placements } from '../../test-support/store/tables.js';
 import {
   blobOf,
   buildPack as buildAnyPack,
@@ -22,7 +25,7 @@ import {
 
 /** A pack of the current format unless `opts.version` says otherwise. */
 function buildPack(
-  header: unknown,
+  header: Parameters<typeof buildAnyPack>[0],
   blobs: Parameters<typeof buildAnyPack>[1],
   opts: Parameters<typeof buildAnyPack>[2] = {},
 ): Buffer {
@@ -114,7 +117,7 @@ describe('packs', () => {
       expect(await entriesIn(second)).toEqual([]);
     }));
 
-  it('refuses bad magic, bad version and an oversized header length', () =>
+  it('refuses bad magic, bad or older versions and an oversized meta or table length', () =>
     withSandbox(async (sb) => {
       const store = await LocalStore.open(sb.store);
       const pack = path.join(sb.base, 'p');
@@ -123,15 +126,31 @@ describe('packs', () => {
       await expect(store.importPack(pack, 'k')).rejects.toThrow(/magic/);
       await fs.writeFile(pack, buildPack(header, [], { version: 99 }));
       await expect(store.importPack(pack, 'k')).rejects.toThrow(/version/);
-      // format 1 (one blob per file, before groups) is refused, saying why
+      // formats 1 (one blob per file, before groups) and 2 (a JSON manifest and locator) are
+      // refused, saying why
       await fs.writeFile(pack, buildPack(header, [], { version: 1 }));
       await expect(store.importPack(pack, 'k')).rejects.toThrow(/version 1 .*older clyde-cache/);
+      await fs.writeFile(pack, buildPack(header, [], { version: 2 }));
+      await expect(store.importPack(pack, 'k')).rejects.toThrow(
+        /version 2 \(written by an older clyde-cache, with a JSON manifest and locator\)/,
+      );
       const huge = Buffer.concat([
         Buffer.from('CLYDEPK\n', 'latin1'),
         Buffer.from([0, 0, 0, PACK_VERSION, 0x7f, 0xff, 0xff, 0xff]),
       ]);
       await fs.writeFile(pack, huge);
-      await expect(store.importPack(pack, 'k')).rejects.toThrow(/too large/);
+      await expect(store.importPack(pack, 'k')).rejects.toThrow(/meta too large/);
+      const metaBytes = Buffer.from(JSON.stringify(packMeta('k')));
+      const hugeTable = Buffer.concat([
+        Buffer.from('CLYDEPK\n', 'latin1'),
+        Buffer.from([0, 0, 0, PACK_VERSION]),
+        Buffer.from([0, 0, 0, 0]),
+        metaBytes,
+        Buffer.from([0x7f, 0xff, 0xff, 0xff]),
+      ]);
+      hugeTable.writeUInt32BE(metaBytes.length, 12);
+      await fs.writeFile(pack, hugeTable);
+      await expect(store.importPack(pack, 'k')).rejects.toThrow(/table too large/);
       await fs.writeFile(pack, buildPack('{not json', []));
       await expect(store.importPack(pack, 'k')).rejects.toMatchObject({ name: 'StoreError' });
       // a well-formed empty pack is fine
@@ -262,11 +281,11 @@ describe('packs', () => {
       }
     }));
 
-  it('refuses a million-entry header', () =>
+  it('refuses a table of more entries than an entry may hold', () =>
     withSandbox(async (sb) => {
       const store = await LocalStore.open(sb.store);
-      // Compact enough to pass the header-size limit, so the entry-count limit must refuse it.
-      const entries = Array.from({ length: 1_000_000 }, (_, i) => ({
+      // Compact enough to pass the table-size limit, so the entry-count limit must refuse it.
+      const entries = Array.from({ length: MAX_ENTRIES + 50_000 }, (_, i) => ({
         ...dirEntry(`${i}`),
         mtimeMs: 0,
       }));
@@ -275,11 +294,11 @@ describe('packs', () => {
         pack,
         buildPack({ meta: packMeta('k-million'), manifest: dirManifest(entries) }, []),
       );
-      await expect(store.importPack(pack, 'k-million')).rejects.toThrow(/too many entries/);
+      await expect(store.importPack(pack, 'k-million')).rejects.toThrow(/too many rows/);
       expect(await entriesIn(store)).toEqual([]);
     }));
 
-  it('carries group blobs and the locator as they are, and restores them in a second store', () =>
+  it('carries group blobs and the table as they are, and restores them in a second store', () =>
     withSandbox(async (sb) => {
       const out = path.join(sb.ws, 'out');
       const files: Record<string, string | Buffer> = { 'big.bin': randomBytes(200_000) };
@@ -300,13 +319,16 @@ describe('packs', () => {
       const pack = path.join(sb.base, 'grouped.pack');
       await store.exportPack(key, pack);
       const bytes = await fs.readFile(pack);
-      const headerLen = bytes.readUInt32BE(12);
-      const header = JSON.parse(bytes.subarray(16, 16 + headerLen).toString('utf8')) as {
-        locator?: { groups: [string, number][]; files: unknown[] };
-      };
+      // the pack carries the entry's table, the very bytes of its artifact
+      const { table } = packHeader(bytes);
+      const artifact = path.join(sb.base, 'store-a', 'pack', '1', sha256(key), 'artifact');
+      expect(table.equals(await fs.readFile(artifact))).toBe(true);
       // the small files travel in their group blobs, byte for byte as stored
-      expect(header.locator?.files.length).toBe(60);
-      const groups = header.locator?.groups ?? [];
+      const t = decodeTable(Buffer.from(table));
+      let grouped = 0;
+      for (let i = 0; i < t.rows; i++) if (groupAt(t, i) >= 0) grouped++;
+      expect(grouped).toBe(60);
+      const groups = t.header.groups;
       expect(groups.length).toBeGreaterThan(0);
       for (const [group] of groups) {
         const frame = await fs.readFile(
@@ -324,42 +346,30 @@ describe('packs', () => {
       expect(await snapshotTree(dest)).toEqual(before);
     }));
 
-  it('verifies every grouped file: a wrong slice, a stray placement or a bad locator is refused', () =>
+  it('verifies every grouped file: a wrong slice or a bad placement is refused', () =>
     withSandbox(async (sb) => {
       const codec = await createCodec('native');
       const store = await LocalStore.open(sb.store, { codec });
       const content = Buffer.from('aaaabbbb');
       const group = { digest: sha256(content), frame: codec.compress(content) };
       const manifest = dirManifest([fileEntry('a', 'aaaa'), fileEntry('b', 'bbbb')]);
-      const locator = (files: unknown[], size = 8): unknown => ({
-        v: 1,
-        groups: [[group.digest, size]],
-        files,
-      });
+      const placed = (at: [string, number][], size = 8): Placements =>
+        new Map(at.map(([d, offset]) => [d, [group.digest, size, offset] as const]));
       const pack = path.join(sb.base, 'p');
-      const cases: [string, unknown, RegExp][] = [
+      const cases: [string, Placements, RegExp][] = [
         [
           'a file placed on the wrong slice',
-          locator([
-            [sha256('aaaa'), 0, 0, 4],
-            [sha256('bbbb'), 0, 0, 4],
+          placed([
+            [sha256('aaaa'), 0],
+            [sha256('bbbb'), 0],
           ]),
           /does not match its digest/,
         ],
-        [
-          'a placement of a file the entry does not hold',
-          locator([
-            [sha256('aaaa'), 0, 0, 4],
-            [sha256('bbbb'), 0, 4, 4],
-            [sha256('cccc'), 0, 4, 4],
-          ]),
-          /does not hold/,
-        ],
-        ['a slice outside its group', locator([[sha256('aaaa'), 0, 6, 4]]), /malformed/],
-        ['a group of the wrong size', locator([[sha256('aaaa'), 0, 0, 4]], 9), /corrupt|holds/],
+        ['a slice outside its group', placed([[sha256('aaaa'), 6]]), /malformed/],
+        ['a group of the wrong size', placed([[sha256('aaaa'), 0]], 9), /corrupt|holds/],
       ];
-      for (const [name, loc, why] of cases) {
-        const header = { meta: packMeta(`k-${name}`), manifest, locator: loc };
+      for (const [name, at, why] of cases) {
+        const header = { meta: packMeta(`k-${name}`), manifest, placed: at };
         await fs.writeFile(pack, buildPack(header, [group, blobOf(codec, 'bbbb')]));
         const err = await store.importPack(pack, `k-${name}`).then(
           () => new Error(`${name}: imported`),
@@ -369,13 +379,13 @@ describe('packs', () => {
       }
       expect(await entriesIn(store)).toEqual([]);
       // the honest one is accepted and restores
-      const good = locator([
-        [sha256('aaaa'), 0, 0, 4],
-        [sha256('bbbb'), 0, 4, 4],
+      const good = placed([
+        [sha256('aaaa'), 0],
+        [sha256('bbbb'), 4],
       ]);
       await fs.writeFile(
         pack,
-        buildPack({ meta: packMeta('k-good'), manifest, locator: good }, [group]),
+        buildPack({ meta: packMeta('k-good'), manifest, placed: good }, [group]),
       );
       await store.importPack(pack, 'k-good');
       const dest = path.join(sb.base, 'good');

@@ -66,7 +66,7 @@ describe('store round trips through every blob kind', () => {
         expect(standalone !== undefined).toBe(!grouped);
 
         await fs.rm(out, { recursive: true });
-        // A fresh instance: grouped files are found through the locator on disk.
+        // A fresh instance: grouped files are found through the entry's table on disk.
         const again = await LocalStore.open(sb.store);
         await again.restore('k1', [{ name: 'out', absPath: out }]);
         expect(await snapshotTree(out)).toEqual(before);

@@ -21,6 +21,8 @@ export interface PruneStore extends PruneTarget {
   writeMarker(name: string, epochMs: number): Promise<void>;
   /** The `metadata` TTL class (LocalStore.sweepUnpacked). */
   sweepUnpacked(maxAgeMs: number, now?: number): Promise<{ files: number; bytes: number }>;
+  /** What a store of an older layout left (LocalStore.sweepOldLayout): none of it is read. */
+  sweepOldLayout(): Promise<{ files: number; bytes: number }>;
 }
 
 export interface PruneReport {
@@ -31,6 +33,8 @@ export interface PruneReport {
   readonly result?: ExecuteResult;
   /** Uncompressed copies removed by the `metadata` TTL class (when it is on). */
   readonly swept?: { readonly files: number; readonly bytes: number };
+  /** Files of an older store layout removed. */
+  readonly oldLayout?: { readonly files: number; readonly bytes: number };
 }
 
 export async function prunePostStep(
@@ -58,6 +62,13 @@ export async function prunePostStep(
       swept = await store.sweepUnpacked(prune.ttl.metadataMs, now);
       if (swept.files > 0) core.info(`Prune: ${sweptLine(swept)}.`);
     }
+    stage = 'removing the files of an older store layout';
+    const oldLayout = await store.sweepOldLayout();
+    if (oldLayout.files > 0) {
+      core.info(
+        `Prune: ${oldLayout.files} file(s) of an older store layout removed (${formatBytes(oldLayout.bytes)} freed).`,
+      );
+    }
     stage = 'recording the prune time';
     await store.writeMarker(PRUNE_MARKER, now);
     core.info(
@@ -66,7 +77,13 @@ export async function prunePostStep(
         (result.failed.length > 0 ? ` (${result.failed.length} could not be deleted)` : '') +
         '.',
     );
-    return { status: 'pruned', plan, result, ...(swept !== undefined ? { swept } : {}) };
+    return {
+      status: 'pruned',
+      plan,
+      result,
+      ...(swept !== undefined ? { swept } : {}),
+      ...(oldLayout.files > 0 ? { oldLayout } : {}),
+    };
   } catch (err) {
     const detail = `${stage}: ${errorMessage(err)}`;
     core.warning(`Prune of the local store failed while ${detail}`);

@@ -1,9 +1,9 @@
 /**
- * The basis of a save: the previous entry of the same package, whose stat cache and locator let
+ * The basis of a save: the previous entry of the same package, whose stat cache and table let
  * the save skip files that did not change (issue 4, the 1%-changed save). Finding no basis, or
  * a damaged one, only makes the save read everything. The stat cache carries the digests and
  * the group locations, so the previous manifest is parsed only when there is no stat cache (its
- * locator still lets the save skip writing content that is already grouped). The newest entry of
+ * table still lets the save skip writing content that is already grouped). The newest entry of
  * the package is found in the index (it holds package, platform, variant and createdAt), never by
  * reading every entry's meta.json.
  */
@@ -50,7 +50,7 @@ export async function loadBasis(
     if (key === undefined) return undefined;
     const stat = await readStatCache(storeRoot, key, req.roots);
     if (stat.usable) return { stat, locations: () => stat.locations() };
-    const locations = await blobs.loadLocator(await manifestOf(key));
+    const locations = blobs.locationsOf(await manifestOf(key));
     return { stat, locations: () => locations };
   } catch {
     return undefined;

@@ -8,33 +8,22 @@
  *                                     save back to back, compressed together (small files
  *                                     compress far worse alone); named by the digest of the
  *                                     concatenation, so it is an ordinary blob on disk
- *   <root>/blobs/<aa>/<id>.loc        a locator (entries saved before artifacts became tables):
- *                                     for one manifest, where each grouped file lives (group,
- *                                     offset); `id` is `locatorId(manifest)`; still read
  *
  * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
- * of that name: an entry's artifact says where it lives (table.ts; `attach`), or, for an entry
- * in the JSON form, the locator of its manifest. Writes go
- * through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
+ * of that name: the entry's table says where it lives (table.ts; `attach`). Writes go through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
  * of one blob are harmless (same content). Reads always verify.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { promises as fs, type Stats } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
-import { sha256 } from '../util/bytes.js';
 import { tempName, writeFileAtomic } from '../util/fsx.js';
 import { isRawFrame, rawFrame, type Codec } from './codec.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { MIN_SAVING, sharedPool, type PoolDirs, type WorkerPool } from './pool.js';
 
 const DIGEST = /^[0-9a-f]{64}$/;
-const LOCATOR_SUFFIX = '.loc';
-
-function sameFile(a: Stats, b: Stats): boolean {
-  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.dev === b.dev;
-}
 
 /** Where a grouped file's content lives. */
 export interface Location {
@@ -46,167 +35,12 @@ export interface Location {
   readonly size: number;
 }
 
-/** A locator's content (also carried as it is in a pack's header, pack.ts). */
-export interface LocatorFile {
-  readonly v: 1;
-  /** [group digest, uncompressed size] */
-  readonly groups: [string, number][];
-  /** [file digest, index into groups, offset, size] */
-  readonly files: [string, number, number, number][];
-}
-
-/** The locator of `m` for the files in `locs`, in manifest order; undefined when none is grouped. */
-export function buildLocator(
-  m: Manifest,
-  locs: ReadonlyMap<string, Location>,
-): LocatorFile | undefined {
-  const groups = new Map<string, number>();
-  const file: LocatorFile = { v: 1, groups: [], files: [] };
-  const seen = new Set<string>();
-  for (const f of manifestFiles(m)) {
-    const loc = locs.get(f.digest);
-    if (loc === undefined || seen.has(f.digest)) continue;
-    seen.add(f.digest);
-    let gi = groups.get(loc.group);
-    if (gi === undefined) {
-      gi = file.groups.length;
-      groups.set(loc.group, gi);
-      file.groups.push([loc.group, loc.groupSize]);
-    }
-    file.files.push([f.digest, gi, loc.offset, loc.size]);
-  }
-  return file.files.length === 0 ? undefined : file;
-}
-
-/**
- * The locations an untrusted locator describes; throws StoreError on anything malformed (a
- * bad shape, a name that is not a digest, a slice outside its group, a group listed twice).
- */
-export function parseLocator(raw: unknown, what: string): Map<string, Location> {
-  const bad: (why: string) => never = (why) => {
-    throw new StoreError(`locator ${what} is malformed: ${why}`);
-  };
-  const l = raw as Partial<LocatorFile> | null;
-  if (typeof l !== 'object' || l === null || l.v !== 1) bad('not a version 1 locator');
-  const groups = (l as LocatorFile).groups;
-  const files = (l as LocatorFile).files;
-  if (!Array.isArray(groups) || !Array.isArray(files)) bad('groups or files is not a list');
-  const names = new Set<string>();
-  for (const g of groups) {
-    if (!Array.isArray(g) || typeof g[0] !== 'string' || !DIGEST.test(g[0])) bad('bad group');
-    if (!Number.isSafeInteger(g[1]) || g[1] < 0) bad('bad group size');
-    if (names.has(g[0])) bad(`group ${g[0]} listed twice`);
-    names.add(g[0]);
-  }
-  const out = new Map<string, Location>();
-  for (const f of files) {
-    if (!Array.isArray(f)) bad('bad file');
-    const [digest, gi, offset, size] = f;
-    const g = Number.isSafeInteger(gi) ? groups[gi] : undefined;
-    if (
-      g === undefined ||
-      typeof digest !== 'string' ||
-      !DIGEST.test(digest) ||
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(size) ||
-      offset < 0 ||
-      size < 0 ||
-      offset + size > g[1]
-    ) {
-      bad(`bad file record ${JSON.stringify(f)?.slice(0, 200)}`);
-    }
-    out.set(digest, { group: g[0], groupSize: g[1], offset, size });
-  }
-  return out;
-}
-
-/**
- * A locator on disk, as the last stores to write them did: 'CLOC', u32 LE version, u32 LE
- * group count, u32 LE file count; per group its digest (32 bytes) and uncompressed size (f64
- * LE); per grouped file its digest (32 bytes), u32 LE group index, f64 LE offset, f64 LE size.
- */
-const LOCATOR_MAGIC = Buffer.from('CLOC');
-const LOCATOR_VERSION = 2;
-const LOCATOR_HEAD = 16;
-/** Per group: its digest (32 bytes), its uncompressed size (f64 LE). */
-const LOCATOR_GROUP = 40;
-/** Per grouped file: its digest (32 bytes), u32 LE group index, f64 LE offset, f64 LE size. */
-const LOCATOR_FILE = 52;
-
-/** Whether `body` is a locator in the binary form. */
-function isBinaryLocator(body: Buffer): boolean {
-  return body.length >= LOCATOR_HEAD && body.subarray(0, 4).equals(LOCATOR_MAGIC);
-}
-
-/**
- * The locations an untrusted binary locator describes; throws StoreError on anything
- * malformed (a wrong length, a group listed twice, a slice outside its group).
- */
-export function decodeLocator(body: Buffer, what: string): Map<string, Location> {
-  const bad: (why: string) => never = (why) => {
-    throw new StoreError(`locator ${what} is malformed: ${why}`);
-  };
-  if (!isBinaryLocator(body)) bad('not a locator');
-  if (body.readUInt32LE(4) !== LOCATOR_VERSION) bad('unknown version');
-  const nGroups = body.readUInt32LE(8);
-  const nFiles = body.readUInt32LE(12);
-  if (body.length !== LOCATOR_HEAD + nGroups * LOCATOR_GROUP + nFiles * LOCATOR_FILE) {
-    bad('wrong length');
-  }
-  const groups: [string, number][] = [];
-  const names = new Set<string>();
-  let o = LOCATOR_HEAD;
-  for (let i = 0; i < nGroups; i++, o += LOCATOR_GROUP) {
-    const name = body.toString('hex', o, o + 32);
-    const size = body.readDoubleLE(o + 32);
-    if (!Number.isSafeInteger(size) || size < 0) bad('bad group size');
-    if (names.has(name)) bad(`group ${name} listed twice`);
-    names.add(name);
-    groups.push([name, size]);
-  }
-  const out = new Map<string, Location>();
-  for (let i = 0; i < nFiles; i++, o += LOCATOR_FILE) {
-    const digest = body.toString('hex', o, o + 32);
-    const g = groups[body.readUInt32LE(o + 32)];
-    const offset = body.readDoubleLE(o + 36);
-    const size = body.readDoubleLE(o + 44);
-    if (
-      g === undefined ||
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(size) ||
-      offset < 0 ||
-      size < 0 ||
-      offset + size > g[1]
-    ) {
-      bad(`bad file record ${i}`);
-    }
-    out.set(digest, { group: g[0], groupSize: g[1], offset, size });
-  }
-  return out;
-}
-
 /** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
 export function contentBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Set<string> {
   const out = new Set<string>();
   for (const f of manifestFiles(m)) out.add(locs.get(f.digest)?.group ?? f.digest);
   return out;
 }
-
-/** The name of a manifest's locator: the digest of its files' digests and sizes, in order. */
-export function locatorId(m: Manifest): string {
-  // (A save asks for it when writing the locator and again when committing: remembered per
-  // manifest object; manifests are never changed once built.)
-  let id = locatorIds.get(m);
-  if (id === undefined) {
-    const lines: string[] = [];
-    for (const f of manifestFiles(m)) lines.push(`${f.digest} ${f.size}\n`);
-    id = sha256(lines.join(''));
-    locatorIds.set(m, id);
-  }
-  return id;
-}
-
-const locatorIds = new WeakMap<Manifest, string>();
 
 export { isRawFrame };
 
@@ -254,7 +88,7 @@ export interface BlobNeed {
 /**
  * Checks a blob's content as it streams by, piece by piece, never holding more than one piece:
  * the sha256 of the whole, and of each member's slice (members may come in any order, even
- * overlap: a hostile locator's are checked like any other).
+ * overlap: a hostile table's are checked like any other).
  */
 class ContentCheck {
   private readonly whole = createHash('sha256');
@@ -296,7 +130,7 @@ class ContentCheck {
     if (this.whole.digest('hex') !== digest) {
       throw new StoreError(`blob ${this.name}: content does not match its digest`);
     }
-    // Left: slices reaching past the end (the locator checks refuse them before), and empty
+    // Left: slices reaching past the end (the table checks refuse them before), and empty
     // members at the very end.
     for (const { m } of this.active) this.pastEnd(m);
     for (const m of this.members.slice(this.next)) {
@@ -317,7 +151,7 @@ class ContentCheck {
 }
 
 export class BlobStore {
-  /** digest -> location of every grouped file this process has read an artifact or locator for. */
+  /** digest -> location of every grouped file this process has read a table for. */
   private readonly locations = new Map<string, Location>();
 
   constructor(
@@ -344,10 +178,6 @@ export class BlobStore {
     return path.join(this.dir, digest.slice(0, 2), digest);
   }
 
-  private locatorPath(id: string): string {
-    return `${this.pathOf(id)}${LOCATOR_SUFFIX}`;
-  }
-
   /** Size on disk of the standalone blob `digest`, or undefined when there is none. */
   async ownSize(digest: string): Promise<number | undefined> {
     try {
@@ -358,22 +188,20 @@ export class BlobStore {
     }
   }
 
-  /** Where grouped content `digest` lives, from the locators already read (no disk access). */
+  /** Where grouped content `digest` lives, from the tables already read (no disk access). */
   located(digest: string): Location | undefined {
     return this.locations.get(digest);
   }
 
   /**
-   * Where the grouped files of `m` live: what its artifact carried (table.ts), or else (an
-   * artifact in the JSON form) its locator file, if it has one.
+   * Where the grouped files of `m` live: what the table it was read from carried (`attach`).
+   * A manifest no table carried (built in memory) groups nothing.
    */
-  async loadLocator(m: Manifest): Promise<Map<string, Location>> {
-    const carried = this.carried.get(m);
-    if (carried !== undefined) return new Map(carried);
-    return this.readLocatorFile(this.locatorPath(locatorId(m)));
+  locationsOf(m: Manifest): Map<string, Location> {
+    return new Map(this.carried.get(m));
   }
 
-  /** The locations an artifact in table form carries for its manifest `m`. */
+  /** The locations a table carries for its manifest `m`. */
   attach(m: Manifest, locs: Map<string, Location>): void {
     this.carried.set(m, locs);
     this.learn(locs);
@@ -381,61 +209,13 @@ export class BlobStore {
 
   private readonly carried = new WeakMap<Manifest, Map<string, Location>>();
 
-  /**
-   * Blobs `m` needs on disk: standalone digests, group digests, and (an artifact in the JSON
-   * form) its locator (name -> size).
-   */
+  /** Blobs `m` needs on disk (standalone digests and group digests) with their sizes. */
   async referencedBlobs(m: Manifest): Promise<Map<string, number | undefined>> {
-    const locs = await this.loadLocator(m);
     const out = new Map<string, number | undefined>();
-    for (const name of contentBlobs(m, locs)) out.set(name, await this.ownSize(name));
-    if (locs.size > 0 && !this.carried.has(m)) {
-      const id = locatorId(m);
-      const st = await fs.stat(this.locatorPath(id)).catch(() => undefined);
-      out.set(`${id}${LOCATOR_SUFFIX}`, st?.size);
-    }
+    for (const name of contentBlobs(m, this.locationsOf(m)))
+      out.set(name, await this.ownSize(name));
     return out;
   }
-
-  /**
-   * The locations in a locator file. The last one read or written is kept in memory while the
-   * file's size, mtime and inode stay the same (a save's commit reads back what it just wrote).
-   */
-  private async readLocatorFile(file: string): Promise<Map<string, Location>> {
-    let st: Stats;
-    try {
-      st = await fs.stat(file);
-    } catch {
-      return new Map();
-    }
-    const memo = this.locatorMemo;
-    if (memo?.file === file && sameFile(memo.st, st)) return new Map(this.learn(memo.locs));
-    let body: Buffer;
-    try {
-      body = await fs.readFile(file);
-    } catch {
-      return new Map();
-    }
-    let locs: Map<string, Location>;
-    try {
-      if (isBinaryLocator(body)) {
-        locs = decodeLocator(body, path.basename(file));
-      } else {
-        // The first form (still read): u32 BE length, then a zstd frame of JSON; a locator is
-        // tens of bytes per grouped file, so 64 MiB bounds a hostile one.
-        const len = body.readUInt32BE(0);
-        if (len > 64 * 1024 * 1024) throw new Error('too large');
-        const text = this.codec.decompress(body.subarray(4), len).toString('utf8');
-        locs = parseLocator(JSON.parse(text), path.basename(file));
-      }
-    } catch (err) {
-      throw new StoreError(`unreadable locator ${path.basename(file)}: ${err}`);
-    }
-    this.locatorMemo = { file, st, locs };
-    return new Map(this.learn(locs));
-  }
-
-  private locatorMemo: { file: string; st: Stats; locs: Map<string, Location> } | undefined;
 
   /** Remembers the locations (for `located`); returns them. */
   private learn(locs: Map<string, Location>): Map<string, Location> {

@@ -21,7 +21,7 @@ export interface Codec {
   compress(buf: Buffer): Buffer;
   /**
    * Decompresses `buf`, which must hold exactly `expectedSize` bytes of content, into one
-   * buffer: only for content known to be small (a locator, a group); else `decompressStream`.
+   * buffer: only for content known to be small (a group); else `decompressStream`.
    */
   decompress(buf: Buffer, expectedSize: number): Buffer;
   /**

@@ -10,14 +10,13 @@
  * Layout (little-endian; every section starts 8-byte aligned):
  *
  *   header (72 bytes)
- *     0  magic "CLYDEIX\n"         8  format version u32 (2)  12  entry count u32
+ *     0  magic "CLYDEIX\n"         8  format version u32 (3)  12  entry count u32
  *     16 blob count u32           20  reference count u32    24  string-table bytes u32
  *     28 reserved u32 (0)         32  generation f64         40  sha256 of bytes 0-39 and the body
  *   body
  *     digests     32 raw bytes per blob
  *     sizes       f64 per blob: bytes on disk
- *     references  u32 per reference: blob numbers, entry by entry (in entry order, contiguous)
- *     kinds       u8 per blob (0: the blob `<digest>`, 1: a locator `<digest>.loc`, blobs.ts),
+ *     references  u32 per reference: blob numbers, entry by entry (in entry order, contiguous),
  *                 zero-padded to a multiple of 8
  *     entries     96 bytes each, by key in byte order: 6 x (offset u32, length u32) into the
  *                 string table for key, package, version, hash, platform, variant | createdAt f64
@@ -36,14 +35,13 @@ import { StoreError } from '../errors.js';
 import { checkHash, checkKey, entryDirName } from './meta.js';
 
 export const INDEX_MAGIC = Buffer.from('CLYDEIX\n', 'latin1');
-export const INDEX_VERSION = 2;
+export const INDEX_VERSION = 3;
 const HEADER = 72;
 const DIGEST = 32;
 const ENTRY_REC = 96;
 const MAX_FIELD = 1024;
-/** A blob file's name in blobs/<aa>/: a digest, or a locator (blobs.ts). */
-export const BLOB_NAME = /^[0-9a-f]{64}(\.loc)?$/;
-const LOCATOR = '.loc';
+/** A blob file's name in blobs/<aa>/: its digest (blobs.ts). */
+export const BLOB_NAME = /^[0-9a-f]{64}$/;
 /** Typed arrays use the host's byte order; the file is little-endian (swapped on other hosts). */
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 // Used in per-blob loops: module bindings, not global lookups (slow in vm contexts, e.g. jest).
@@ -100,7 +98,6 @@ export class BlobTable {
   private words: Uint32Array;
   private sizes: Float64Array;
   private refs: Uint32Array;
-  private kinds: Uint8Array;
   /** slot + 1 per bucket, 0 when empty; at most half full. */
   private table = new Int32Array(0);
   /** Hex names by slot, made on demand (`names()` fills them all at once). */
@@ -111,23 +108,16 @@ export class BlobTable {
     this.words = new Uint32Array(this.digests.buffer, 0, capacity * 8);
     this.sizes = new Float64Array(capacity);
     this.refs = new Uint32Array(capacity);
-    this.kinds = new Uint8Array(capacity);
     this.rehash(capacity);
   }
 
   /** A table over decoded columns (taken over, not copied); throws on a blob named twice. */
-  static fromColumns(
-    digests: Buffer,
-    sizes: Float64Array,
-    kinds: Uint8Array,
-    refs: Uint32Array,
-  ): BlobTable {
+  static fromColumns(digests: Buffer, sizes: Float64Array, refs: Uint32Array): BlobTable {
     const t = new BlobTable(0);
-    const n = kinds.length;
+    const n = sizes.length;
     t.digests = digests.byteOffset % 4 === 0 ? digests : Buffer.from(digests);
     t.words = new Uint32Array(t.digests.buffer, t.digests.byteOffset, n * 8);
     t.sizes = sizes;
-    t.kinds = kinds;
     t.refs = refs;
     t.used = n;
     t.alive = n;
@@ -147,14 +137,13 @@ export class BlobTable {
 
   /** The slot of a blob name, live or dead; -1 when the table never held it. */
   find(name: string): number {
-    const kind = parseName(name);
-    if (kind < 0) return -1;
+    if (!parseName(name)) return -1;
     const mask = this.table.length - 1;
-    let b = hashWords(scratchWords, 0, kind) & mask;
+    let b = hashWords(scratchWords, 0) & mask;
     for (;;) {
       const s = (this.table[b] as number) - 1;
       if (s < 0) return -1;
-      if (this.kinds[s] === kind && this.sameDigest(s)) return s;
+      if (this.sameDigest(s)) return s;
       b = (b + 1) & mask;
     }
   }
@@ -186,7 +175,6 @@ export class BlobTable {
     let n = this.nameCache[slot];
     if (n === undefined) {
       n = this.digests.toString('hex', slot * DIGEST, (slot + 1) * DIGEST);
-      if (this.kinds[slot] === 1) n += LOCATOR;
       this.nameCache[slot] = n;
     }
     return n;
@@ -204,8 +192,7 @@ export class BlobTable {
       const hex = this.digests.toString('hex', from * DIGEST, to * DIGEST);
       for (let s = from; s < to; s++) {
         if (cache[s] !== undefined) continue;
-        const n = hex.slice((s - from) * 64, (s - from + 1) * 64);
-        cache[s] = this.kinds[s] === 1 ? n + LOCATOR : n;
+        cache[s] = hex.slice((s - from) * 64, (s - from + 1) * 64);
       }
     }
     return cache as string[];
@@ -228,12 +215,10 @@ export class BlobTable {
       if (!this.isLive(found)) this.sizes[found] = size;
       return found;
     }
-    const kind = parseName(name);
-    if (kind < 0) throw new StoreError(`index: bad blob name ${name}`);
-    if (this.used === this.kinds.length) this.grow();
+    if (!parseName(name)) throw new StoreError(`index: bad blob name ${name}`);
+    if (this.used === this.sizes.length) this.grow();
     const s = this.used++;
     scratch.copy(this.digests, s * DIGEST);
-    this.kinds[s] = kind;
     this.sizes[s] = size;
     this.refs[s] = 0;
     this.nameCache[s] = name;
@@ -258,12 +243,11 @@ export class BlobTable {
   }
 
   /** Raw columns for the encoder. */
-  columns(): { digests: Buffer; sizes: Float64Array; kinds: Uint8Array; refs: Uint32Array } {
+  columns(): { digests: Buffer; sizes: Float64Array; refs: Uint32Array } {
     const n = this.used;
     return {
       digests: this.digests.subarray(0, n * DIGEST),
       sizes: this.sizes.subarray(0, n),
-      kinds: this.kinds.subarray(0, n),
       refs: this.refs.subarray(0, n),
     };
   }
@@ -283,7 +267,7 @@ export class BlobTable {
   }
 
   private grow(): void {
-    const cap = Math.max(256, Math.ceil(this.kinds.length * 1.5));
+    const cap = Math.max(256, Math.ceil(this.sizes.length * 1.5));
     const digests = Buffer.allocUnsafeSlow(cap * DIGEST);
     this.digests.copy(digests, 0, 0, this.used * DIGEST);
     this.digests = digests;
@@ -294,9 +278,6 @@ export class BlobTable {
     const refs = new Uint32Array(cap);
     refs.set(this.refs.subarray(0, this.used));
     this.refs = refs;
-    const kinds = new Uint8Array(cap);
-    kinds.set(this.kinds.subarray(0, this.used));
-    this.kinds = kinds;
   }
 
   /** A table for at least `n` slots, every used slot inserted; false on a duplicate. */
@@ -311,17 +292,14 @@ export class BlobTable {
   private insert(s: number): boolean {
     const w = this.words;
     const o = s * 8;
-    const kind = this.kinds[s] as number;
     const mask = this.table.length - 1;
-    let b = hashWords(w, o, kind) & mask;
+    let b = hashWords(w, o) & mask;
     for (;;) {
       const t = (this.table[b] as number) - 1;
       if (t < 0) break;
-      if (this.kinds[t] === kind) {
-        let same = true;
-        for (let i = 0; i < 8 && same; i++) same = w[t * 8 + i] === w[o + i];
-        if (same) return false;
-      }
+      let same = true;
+      for (let i = 0; i < 8 && same; i++) same = w[t * 8 + i] === w[o + i];
+      if (same) return false;
       b = (b + 1) & mask;
     }
     this.table[b] = s + 1;
@@ -329,15 +307,15 @@ export class BlobTable {
   }
 }
 
-/** A blob name's kind (0 blob, 1 locator) with its digest in `scratch`; -1 if not a name. */
-function parseName(name: string): number {
-  if (!BLOB_NAME.test(name)) return -1;
+/** Whether `name` is a blob name; if so, its digest is now in `scratch`. */
+function parseName(name: string): boolean {
+  if (!BLOB_NAME.test(name)) return false;
   scratch.write(name, 0, DIGEST, 'hex');
-  return name.length === 64 ? 0 : 1;
+  return true;
 }
 
-function hashWords(w: Uint32Array, o: number, kind: number): number {
-  let h = 0x811c9dc5 ^ kind;
+function hashWords(w: Uint32Array, o: number): number {
+  let h = 0x811c9dc5;
   for (let i = 0; i < 8; i++) h = imul(h ^ (w[o + i] as number), 0x9e3779b1);
   h ^= h >>> 15;
   h = imul(h, 0x85ebca6b);
@@ -488,7 +466,6 @@ function pad8(n: number): number {
 interface Layout {
   readonly sizesAt: number;
   readonly refsAt: number;
-  readonly kindsAt: number;
   readonly entriesAt: number;
   readonly stringsAt: number;
   readonly total: number;
@@ -497,10 +474,9 @@ interface Layout {
 function layout(blobs: number, refs: number, entries: number, stringBytes: number): Layout {
   const sizesAt = HEADER + blobs * DIGEST;
   const refsAt = sizesAt + blobs * 8;
-  const kindsAt = pad8(refsAt + refs * 4);
-  const entriesAt = pad8(kindsAt + blobs);
+  const entriesAt = pad8(refsAt + refs * 4);
   const stringsAt = entriesAt + entries * ENTRY_REC;
-  return { sizesAt, refsAt, kindsAt, entriesAt, stringsAt, total: stringsAt + stringBytes };
+  return { sizesAt, refsAt, entriesAt, stringsAt, total: stringsAt + stringBytes };
 }
 
 /** Live slots renumbered in slot order; the identity (undefined) when none is dead. */
@@ -537,11 +513,9 @@ export function encodeIndex(ix: StoreIndex): Buffer {
 
   // blob columns: one copy each when nothing is dead, else runs of live slots
   const sizes = new Float64Array(buf.buffer, buf.byteOffset + at.sizesAt, live);
-  const kinds = buf.subarray(at.kindsAt, at.kindsAt + live);
   if (map === undefined) {
     cols.digests.copy(buf, HEADER);
     sizes.set(cols.sizes);
-    kinds.set(cols.kinds);
   } else {
     for (let s = 0; s < cols.refs.length;) {
       if (map[s] === -1) {
@@ -553,7 +527,6 @@ export function encodeIndex(ix: StoreIndex): Buffer {
       const to = map[s] as number;
       cols.digests.copy(buf, HEADER + to * DIGEST, s * DIGEST, end * DIGEST);
       sizes.set(cols.sizes.subarray(s, end), to);
-      kinds.set(cols.kinds.subarray(s, end), to);
       s = end;
     }
   }
@@ -644,11 +617,7 @@ export function decodeIndex(buf: Buffer): StoreIndex {
     const v = sizes[s] as number;
     if (!isSafeInteger(v) || v < 0) throw new StoreError('index: bad blob size');
   }
-  const kinds = buf.subarray(at.kindsAt, at.kindsAt + blobCount);
-  for (let s = 0; s < blobCount; s++) {
-    if ((kinds[s] as number) > 1) throw new StoreError('index: bad blob kind');
-  }
-  for (let p = at.kindsAt + blobCount; p < at.entriesAt; p++) {
+  for (let p = at.refsAt + refTotal * 4; p < at.entriesAt; p++) {
     if (buf[p] !== 0) throw new StoreError('index: bad padding');
   }
   const refs = column(Uint32Array, 4, buf, at.refsAt, refTotal);
@@ -681,7 +650,6 @@ export function decodeIndex(buf: Buffer): StoreIndex {
   const table = BlobTable.fromColumns(
     buf.subarray(HEADER, HEADER + blobCount * DIGEST),
     sizes,
-    kinds,
     counts,
   );
 

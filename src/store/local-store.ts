@@ -6,11 +6,18 @@
  *   <root>/access.journal                        access times since index.bin was written
  *                                                (access-journal.ts)
  *   <root>/<package>/<version>/<hash>/meta.json  EntryMeta
- *   <root>/<package>/<version>/<hash>/artifact   the manifest (manifest.ts)
+ *   <root>/<package>/<version>/<hash>/artifact   the entry's table (table.ts)
  *   <root>/blobs/<aa>/<sha256>                   zstd frames (blobs.ts)
  *   <root>/tmp/                                  every write goes through here, then rename
  *   <root>/store.lock                            the lock (lock.ts), held only for commits
  *   <root>/stats.json, <root>/markers/<name>     lookup counters and markers (stats.ts)
+ *   <root>/layout                                the layout version (LAYOUT_VERSION)
+ *   <root>/old-layout/                           what a store of an older layout held: moved
+ *                                                here on open, removed by `sweepOldLayout`
+ *
+ * One entry encoding: an entry is its meta.json and its table, locally and in a pack alike. A
+ * store of an older layout is not read: `open` moves its files to old-layout/ (one line in the
+ * log), the store starts empty, and the next prune removes them.
  *
  * What a listed entry is: the index says so. meta.json and artifact are the entry's content;
  * the index is rebuilt from them when it is missing or fails its checks. Blob writes take no
@@ -48,21 +55,14 @@ import {
   type NewEntry,
 } from './index-file.js';
 import { DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, withLock } from './lock.js';
-import { blobSizes, manifestFiles, parseManifest, type Manifest } from './manifest.js';
+import { blobSizes, manifestFiles, type Manifest } from './manifest.js';
 import { checkHash, checkKey, entryDirName, parseMeta } from './meta.js';
 import { MAX_GROUP_BYTES, readPack, writePack } from './pack.js';
 import { restoreRoots, type RootToRestore } from './restore.js';
 import { loadBasis } from './basis.js';
 import { snapshotRoots } from './snapshot.js';
 import { linkStatCache, removeStatCaches, writeStatCache } from './statcache.js';
-import {
-  decodeTable,
-  encodeTable,
-  GroupList,
-  isTable,
-  manifestTable,
-  tableManifest,
-} from './table.js';
+import { decodeTable, encodeTable, GroupList, manifestTable, tableManifest } from './table.js';
 import { bumpCounter, readCounters, readMarker, writeMarker } from './stats.js';
 import { injectBlobFaults, pausePoint } from './test-hooks.js';
 import type {
@@ -85,15 +85,33 @@ const TMP_MAX_AGE_MS = 60 * 60 * 1000;
 /** Leftovers of a live pid are kept this long (the pid may have been reused meanwhile). */
 const TMP_LIVE_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 const ORPHAN_MIN_AGE_MS = 10 * 60 * 1000;
+/**
+ * The store's layout, written to `<root>/layout`. 2: artifacts are tables and nothing else (no
+ * JSON artifacts, no locator files, packs carry the table); a store without the file, or with
+ * an older number, is moved aside on open.
+ */
+export const LAYOUT_VERSION = 2;
+const LAYOUT = 'layout';
+/** Where the files of an older layout wait for the next prune (`sweepOldLayout`). */
+export const OLD_LAYOUT = 'old-layout';
+/** Top-level names an older layout may have used (besides its package directories). */
+const OLD_LAYOUT_NAMES = new Set([
+  'index.bin',
+  'index.json',
+  'access.journal',
+  'stats.json',
+  'blobs',
+  'markers',
+  'unpacked',
+  'statcache',
+]);
 const META = 'meta.json';
 const ARTIFACT = 'artifact';
 const INDEX = 'index.bin';
-/** The JSON index of earlier versions: ignored, removed once index.bin exists. */
-const OLD_INDEX = 'index.json';
 /** tempName(): `<hint>-<pid>-<12 hex>`; the worker pool's blob writes: `blob-<pid>-<n>-<n>`. */
 const TMP_PID = [/-(\d+)-[0-9a-f]{12}$/, /^blob-(\d+)-\d+-\d+$/];
 /** Top-level directories that are not packages. */
-const NOT_ENTRIES = new Set(['blobs', 'tmp', 'markers', 'unpacked', 'statcache']);
+const NOT_ENTRIES = new Set(['blobs', 'tmp', 'markers', 'unpacked', 'statcache', OLD_LAYOUT]);
 
 export interface LocalStoreOptions {
   /** The codec for new blobs and for reading; defaults to the process-wide `loadCodec()`. */
@@ -138,18 +156,99 @@ export class LocalStore {
   }
 
   /**
-   * Opens (creating if needed) the store at `root`: makes the layout, removes leftovers in tmp/
-   * of processes that are gone, and loads the index, rebuilding it (with a warning) when it is
-   * missing, truncated or fails its checks.
+   * Opens (creating if needed) the store at `root`: moves an older layout aside (`checkLayout`),
+   * makes the layout, removes leftovers in tmp/ of processes that are gone, and loads the index,
+   * rebuilding it (with a warning) when it is missing, truncated or fails its checks.
    */
   static async open(root: string, options: LocalStoreOptions = {}): Promise<LocalStore> {
     const abs = path.resolve(root);
-    await fs.mkdir(path.join(abs, 'blobs'), { recursive: true });
     await fs.mkdir(path.join(abs, 'tmp'), { recursive: true });
     const store = new LocalStore(abs, options.codec ?? (await loadCodec()), options);
+    await store.checkLayout();
+    await fs.mkdir(path.join(abs, 'blobs'), { recursive: true });
     await store.cleanTmp();
     await store.index();
     return store;
+  }
+
+  /**
+   * Makes sure the store is of LAYOUT_VERSION. A store without a layout file (or with an older
+   * number) that holds anything of a store is of an older layout: under the lock, its files move
+   * to old-layout/ (one rename each), which is said once, as an info line; the store is then
+   * empty, and `sweepOldLayout` (prune) removes them. A newer layout is a StoreError (a warning
+   * and a miss): this version neither reads nor moves it.
+   */
+  private async checkLayout(): Promise<void> {
+    const file = path.join(this.root, LAYOUT);
+    const read = async (): Promise<number | undefined> => {
+      const text = await fs.readFile(file, 'utf8').catch(() => undefined);
+      if (text === undefined) return undefined;
+      return /^\d{1,9}\n?$/.test(text) ? Number(text) : 0;
+    };
+    if ((await read()) === LAYOUT_VERSION) return;
+    await withLock(this.lockSettings(), async () => {
+      const found = await read();
+      if (found === LAYOUT_VERSION) return;
+      if (found !== undefined && found > LAYOUT_VERSION) {
+        throw new StoreError(
+          `the local store ${this.root} has layout ${found}, written by a newer clyde-cache; this one reads layout ${LAYOUT_VERSION}`,
+        );
+      }
+      const old = await this.oldLayoutNames();
+      if (old.length > 0) {
+        const aside = tempName(path.join(this.root, OLD_LAYOUT), `layout-${found ?? 1}`);
+        await fs.mkdir(aside, { recursive: true });
+        for (const name of old) await rename(path.join(this.root, name), path.join(aside, name));
+        core.info(
+          `clyde-cache: the local store ${this.root} was written by an earlier clyde-cache (layout ${found ?? 1}, this one writes ${LAYOUT_VERSION}); starting it empty, its old files are removed by the next prune`,
+        );
+      }
+      await writeFileAtomic(file, `${LAYOUT_VERSION}\n`, this.tmpDir);
+    });
+  }
+
+  /** The top-level names that belong to a store of an older layout (its own names, entries). */
+  private async oldLayoutNames(): Promise<string[]> {
+    const out: string[] = [];
+    for (const d of await fs.readdir(this.root, { withFileTypes: true })) {
+      if (OLD_LAYOUT_NAMES.has(d.name)) out.push(d.name);
+      else if (d.isDirectory() && !NOT_ENTRIES.has(d.name) && !d.name.endsWith('.lock')) {
+        if (await holdsEntry(path.join(this.root, d.name))) out.push(d.name);
+      }
+    }
+    return out.sort(compareBytes);
+  }
+
+  /**
+   * Removes what an older layout left in old-layout/ (`checkLayout`). Decides first: every
+   * directory there is of a layout this version does not read, so all of it goes; each is moved
+   * to tmp/ under the lock (so no open is moving files into it meanwhile), then deleted. A dry
+   * run only counts. Returns the files and bytes removed (or that would be).
+   */
+  async sweepOldLayout(dryRun = false): Promise<{ files: number; bytes: number }> {
+    const dir = path.join(this.root, OLD_LAYOUT);
+    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    if (names.length === 0) return { files: 0, bytes: 0 };
+    const total = { files: 0, bytes: 0 };
+    for (const name of names) {
+      const { files, bytes } = await treeSize(path.join(dir, name));
+      total.files += files;
+      total.bytes += bytes;
+    }
+    if (dryRun) return total;
+    const trash: string[] = [];
+    await withLock(this.lockSettings(), async () => {
+      for (const name of names) {
+        const to = tempName(this.tmpDir, 'old-layout');
+        await rename(path.join(dir, name), to).then(
+          () => trash.push(to),
+          () => {}, // gone meanwhile (another prune)
+        );
+      }
+      await fs.rmdir(dir).catch(() => {});
+    });
+    for (const t of trash) await fs.rm(t, { recursive: true, force: true });
+    return total;
   }
 
   // ---- lookups -------------------------------------------------------------------------
@@ -325,12 +424,9 @@ export class LocalStore {
       if (m !== undefined && m.kind !== 'absent') jobs.push({ root, manifest: m });
     }
     try {
-      // [store-speed] grouped small files are found through the entry's table (or, an entry of
-      // the JSON form, its locator, read while the workers make the staged directories); the
+      // [store-speed] grouped small files are found through the entry's table (read above); the
       // stat cache lets the next save of this package skip the files the build leaves alone.
-      const located = this.blobs.loadLocator(manifest);
-      located.catch(() => {}); // restoreRoots awaits it
-      const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts, located);
+      const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts);
       const table = encodeTable({ key, ...statCache.head }, statCache.roots);
       await Promise.all([
         writeStatCache(this.root, this.tmpDir, key, roots, table).catch(() => {}),
@@ -346,8 +442,8 @@ export class LocalStore {
   // ---- packs ---------------------------------------------------------------------------
 
   async exportPack(key: string, destFile: string): Promise<{ bytes: number }> {
-    const { meta, manifest } = await this.load(key);
-    return { bytes: await writePack(this.blobs, meta, manifest, destFile) };
+    const { meta, table, manifest } = await this.load(key);
+    return { bytes: await writePack(this.blobs, meta, table, manifest, destFile) };
   }
 
   /**
@@ -540,7 +636,7 @@ export class LocalStore {
       if (manifest !== undefined) {
         try {
           // content size of each blob file: a standalone file's own, a group's whole
-          const locs = await this.blobs.loadLocator(manifest);
+          const locs = this.blobs.locationsOf(manifest);
           for (const [d, size] of blobSizes(manifest)) {
             const loc = locs.get(d);
             if (loc === undefined) contentSize.set(d, size);
@@ -564,9 +660,9 @@ export class LocalStore {
       if ((await this.blobSize(d)) === undefined) {
         missing.add(d);
         problems.push(`blob ${d} is missing`);
-      } else if (opts.deep && !d.endsWith('.loc') && contentSize.has(d)) {
-        // (A locator was checked when it was parsed above. A blob that only unreadable entries
-        // reference has no size to check it against: those entries are reported, not it.)
+      } else if (opts.deep && contentSize.has(d)) {
+        // (A blob that only unreadable entries reference has no size to check it against: those
+        // entries are reported, not it.)
         try {
           await this.blobs.verifyStored(d, { size: contentSize.get(d) as number, members: [] });
         } catch (err) {
@@ -611,30 +707,30 @@ export class LocalStore {
     return path.join(this.root, ...rel.split('/'));
   }
 
-  private async load(key: string): Promise<{ meta: EntryMeta; manifest: Manifest }> {
+  private async load(key: string): Promise<{ meta: EntryMeta; table: Buffer; manifest: Manifest }> {
     const rec = (await this.index()).entries.get(key);
     const meta = rec && (await this.readMetaOf(dirOfEntry(rec), key));
     if (rec === undefined || meta === undefined)
       throw new StoreError(`no entry ${key} in the store`);
-    return { meta, manifest: await this.readManifest(this.dirOf(dirOfEntry(rec))) };
+    return { meta, ...(await this.readArtifact(this.dirOf(dirOfEntry(rec)))) };
   }
 
   /**
-   * The manifest of the entry in `dir`: its artifact is a table (table.ts, which also says where
-   * its grouped files live) or, written before tables, JSON (its locator file says that).
+   * The artifact of the entry in `dir` (its table: table.ts) and the manifest it describes; the
+   * blob store learns where its grouped files live.
    */
-  private async readManifest(dir: string): Promise<Manifest> {
-    let body: Buffer;
-    let raw: unknown;
+  private async readArtifact(dir: string): Promise<{ table: Buffer; manifest: Manifest }> {
     try {
-      body = await fs.readFile(path.join(dir, ARTIFACT));
-      if (isTable(body)) return this.tableManifest(body);
-      raw = JSON.parse(body.toString('utf8'));
+      const table = await fs.readFile(path.join(dir, ARTIFACT));
+      return { table, manifest: this.tableManifest(table) };
     } catch (err) {
       if (err instanceof Error && err.name === 'UnsafeEntryError') throw err;
       throw new StoreError(`unreadable manifest in ${dir}: ${errorMessage(err)}`);
     }
-    return parseManifest(raw);
+  }
+
+  private async readManifest(dir: string): Promise<Manifest> {
+    return (await this.readArtifact(dir)).manifest;
   }
 
   /** The manifest of an artifact table; the blob store learns where its grouped files live. */
@@ -763,9 +859,7 @@ export class LocalStore {
       }
       return undefined;
     };
-    const members = [...(await this.blobs.loadLocator(manifest))].filter(
-      ([, loc]) => loc.group === digest,
-    );
+    const members = [...this.blobs.locationsOf(manifest)].filter(([, loc]) => loc.group === digest);
     let content: Buffer | undefined;
     if (members.length === 0) {
       content = await contentOf(digest);
@@ -796,7 +890,7 @@ export class LocalStore {
     try {
       names = [...(await this.blobs.referencedBlobs(manifest)).keys()];
     } catch {
-      return; // an unreadable locator: restore reported it; verify finds the entry
+      return; // the blobs cannot be listed: restore reported it; verify finds the entry
     }
     for (const d of names) if ((await this.blobSize(d)) === undefined) gone.push(d);
     if (gone.length === 0) return;
@@ -862,7 +956,7 @@ export class LocalStore {
     });
   }
 
-  /** The file of a blob or locator named in the index. */
+  /** The file of a blob named in the index. */
   private blobFile(name: string): string {
     if (!BLOB_NAME.test(name)) throw new StoreError(`not a blob name: ${name}`);
     return path.join(this.blobs.dir, name.slice(0, 2), name);
@@ -987,7 +1081,6 @@ export class LocalStore {
     // Access times since the entries were saved: whatever the journal still holds.
     this.journal.reset();
     await this.persist(ix);
-    await fs.rm(path.join(this.root, OLD_INDEX), { force: true });
     return ix;
   }
 
@@ -1085,6 +1178,40 @@ export class LocalStore {
       }
     }
   }
+}
+
+/** Whether `dir` (a top-level directory) holds an entry: `<version>/<hash>/meta.json`. */
+async function holdsEntry(dir: string): Promise<boolean> {
+  const subdirs = async (p: string): Promise<string[]> =>
+    (await fs.readdir(p, { withFileTypes: true }).catch(() => []))
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
+  for (const ver of await subdirs(dir)) {
+    for (const hash of await subdirs(path.join(dir, ver))) {
+      if (await exists(path.join(dir, ver, hash, META))) return true;
+    }
+  }
+  return false;
+}
+
+/** The files (not directories) below `p` and their bytes; symlinks are not followed. */
+async function treeSize(p: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  const walk = async (q: string): Promise<void> => {
+    const st = await fs.lstat(q).catch(() => undefined);
+    if (st === undefined) return;
+    if (!st.isDirectory()) {
+      files++;
+      bytes += st.size;
+      return;
+    }
+    for (const name of await fs.readdir(q).catch(() => [] as string[])) {
+      await walk(path.join(q, name));
+    }
+  };
+  await walk(p);
+  return { files, bytes };
 }
 
 /** [shard, name] of every name one level below the shards of `dir` (none when it is missing). */

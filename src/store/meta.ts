@@ -13,6 +13,8 @@ const RESERVED = new Set([
   'markers',
   'unpacked',
   'statcache',
+  'old-layout',
+  'layout',
   'index.bin',
   'index.json',
   'index.json.lock',

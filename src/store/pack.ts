@@ -1,25 +1,29 @@
 /**
  * The pack: one file per entry for the runner-cache tier.
  *
- *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE (2)
- *   header length u32 BE | header JSON (utf-8): { meta, manifest, locator? }
+ *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE (3)
+ *   meta length u32 BE | meta JSON (utf-8, EntryMeta)
+ *   table length u32 BE | the entry's table (table.ts: the same bytes as its local artifact)
  *   per blob: sha256 (32 raw bytes) | compressed length u64 BE | the stored zstd frame
  *   end: 32 zero bytes | length 0
  *
  * Blobs travel as they are stored: a standalone file's blob, and the group blobs of grouped
- * small files, whose places the header's `locator` gives (blobs.ts `LocatorFile`); nothing is
- * recompressed. Format 1 (one blob per file, from before groups) is refused.
+ * small files, whose places the table's rows give; nothing is recompressed. Earlier formats (1:
+ * one blob per file; 2: a JSON manifest and locator) are refused with a message saying so: the
+ * entry is a miss and is saved again.
  *
- * Reading is sequential and one blob at a time; nothing is trusted until verified: the header
- * goes through the same validation as a local manifest and locator, every blob is
- * decompressed and hashed before it is stored, every grouped file's slice is hashed against its
- * digest, and the entry appears only after every needed blob was seen.
+ * Reading is sequential and one blob at a time; nothing is trusted until verified: the table
+ * goes through the same decoder as a local artifact (`decodeTable`, `tableManifest`, and so
+ * `parseManifest`), every blob is decompressed and hashed before it is stored, every grouped
+ * file's slice is hashed against its digest, and the entry appears only after every needed blob
+ * was seen.
  *
- * Every size is a budget checked before anything is allocated or written: a frame's length
- * against what remains of the pack and what its content size allows, the pack against the
- * free space of the store. Frames are copied, decompressed and hashed in bounded pieces (both
- * ways, blobs.ts `verifyStream`), so neither a declared size of gigabytes (a zstd bomb) nor
- * an honest file above 2 GiB ever lands in one buffer.
+ * Every size is a budget checked before anything is allocated or written: the meta's and the
+ * table's lengths against a bound and what remains of the pack, a frame's length against what
+ * remains of the pack and what its content size allows, the pack against the free space of the
+ * store. Frames are copied, decompressed and hashed in bounded pieces (both ways, blobs.ts
+ * `verifyStream`), so neither a declared size of gigabytes (a zstd bomb) nor an honest file
+ * above 2 GiB ever lands in one buffer.
  */
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -27,21 +31,14 @@ import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { formatBytes, sortBytes } from '../util/bytes.js';
 import { freeBytes, rename, tempName } from '../util/fsx.js';
-import {
-  buildLocator,
-  fileRange,
-  parseLocator,
-  type BlobNeed,
-  type BlobStore,
-  type Location,
-  type Member,
-} from './blobs.js';
-import { manifestFiles, parseManifest, type Manifest } from './manifest.js';
+import { fileRange, type BlobNeed, type BlobStore, type Location, type Member } from './blobs.js';
+import { manifestFiles, type Manifest } from './manifest.js';
+import { decodeTable, tableManifest } from './table.js';
 import type { EntryMeta } from './types.js';
 
 export const PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');
-export const PACK_VERSION = 2;
-/** A header this large would describe far more files than any real entry. */
+export const PACK_VERSION = 3;
+/** A meta or table this large would describe far more files than any real entry. */
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 /** Saves write groups of about 1 MiB; a pack's group beyond this is refused unread. */
 export const MAX_GROUP_BYTES = 64 * 1024 * 1024;
@@ -53,10 +50,11 @@ function maxFrameBytes(size: number): number {
   return size + Math.floor(size / 128) + 4096;
 }
 
+/** What a pack says of its entry before its blobs: the meta (unchecked) and the table. */
 export interface PackHeader {
   readonly meta: unknown;
-  readonly manifest: unknown;
-  readonly locator?: unknown;
+  /** The entry's table, as it came. */
+  readonly table: Buffer;
 }
 
 /** One blob of an entry: its content size and, for a group, the grouped files in it. */
@@ -66,7 +64,7 @@ interface NeededBlob extends BlobNeed {
 
 /**
  * Every blob the entry needs, by name: standalone files and groups (from `locs`). Throws
- * StoreError when the locator and the manifest disagree.
+ * StoreError when the table's rows disagree about a file or a group.
  */
 function neededBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Map<string, NeededBlob> {
   const out = new Map<string, NeededBlob>();
@@ -78,7 +76,7 @@ function neededBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Map<stri
     const name = loc?.group ?? f.digest;
     const size = loc?.groupSize ?? f.size;
     if (loc !== undefined && loc.size !== f.size) {
-      throw new StoreError(`locator places ${f.digest} with ${loc.size} bytes, not ${f.size}`);
+      throw new StoreError(`the table places ${f.digest} with ${loc.size} bytes, not ${f.size}`);
     }
     let b = out.get(name);
     if (b === undefined) {
@@ -89,26 +87,25 @@ function neededBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Map<stri
     }
     if (loc !== undefined) b.members.push({ digest: f.digest, offset: loc.offset, size: loc.size });
   }
-  for (const d of locs.keys()) {
-    if (!files.has(d)) throw new StoreError(`locator places ${d}, which its entry does not hold`);
-  }
   return out;
 }
 
-/** Writes the pack of an entry to `destFile` (temp file + rename); returns its size. */
+/**
+ * Writes the pack of an entry to `destFile` (temp file + rename); returns its size. `table` is
+ * the entry's artifact, `manifest` what it decodes to (its grouped files attached to `blobs`).
+ */
 export async function writePack(
   blobs: BlobStore,
   meta: EntryMeta,
+  table: Buffer,
   manifest: Manifest,
   destFile: string,
 ): Promise<number> {
-  const locs = await blobs.loadLocator(manifest);
-  const locator = buildLocator(manifest, locs);
-  const header = Buffer.from(
-    JSON.stringify({ meta, manifest, ...(locator !== undefined ? { locator } : {}) }),
-    'utf8',
-  );
-  if (header.length > MAX_HEADER_BYTES) throw new StoreError('entry too large to pack');
+  const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
+  if (metaBytes.length > MAX_HEADER_BYTES || table.length > MAX_HEADER_BYTES) {
+    throw new StoreError('entry too large to pack');
+  }
+  const locs = blobs.locationsOf(manifest);
   const needed = neededBlobs(manifest, locs);
   const tmp = tempName(path.dirname(destFile), `${path.basename(destFile)}.part`);
   const out = await fs.open(tmp, 'wx');
@@ -122,9 +119,12 @@ export async function writePack(
     await write(PACK_MAGIC);
     u32.writeUInt32BE(PACK_VERSION);
     await write(Buffer.from(u32));
-    u32.writeUInt32BE(header.length);
+    u32.writeUInt32BE(metaBytes.length);
     await write(Buffer.from(u32));
-    await write(header);
+    await write(metaBytes);
+    u32.writeUInt32BE(table.length);
+    await write(Buffer.from(u32));
+    await write(table);
     for (const name of sortBytes(needed.keys())) {
       // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
       // remote copy could never be replaced; the pack file is removed when verifying fails).
@@ -154,6 +154,22 @@ export async function writePack(
   await out.close();
   await rename(tmp, destFile);
   return bytes;
+}
+
+/** What the formats before this one carried, for the message that refuses them. */
+const OLDER_PACKS: Record<number, string> = {
+  1: 'before grouped files',
+  2: 'with a JSON manifest and locator',
+};
+
+/** A length-prefixed section (u32 BE), its length checked before anything is allocated. */
+async function readSection(r: PackReader, what: string): Promise<Buffer> {
+  const len = (await r.read(4, `${what} length`)).readUInt32BE(0);
+  if (len > MAX_HEADER_BYTES) throw new StoreError(`pack ${what} too large (${len} bytes)`);
+  if (len > r.remaining) {
+    throw new StoreError(`pack ${what} claims ${len} bytes; only ${r.remaining} follow`);
+  }
+  return r.read(len, what);
 }
 
 class PackReader {
@@ -190,7 +206,7 @@ class PackReader {
 export interface ReadPack {
   readonly header: PackHeader;
   readonly manifest: Manifest;
-  /** Where the entry's grouped files live (the pack's locator, checked). */
+  /** Where the entry's grouped files live (the pack's table, checked). */
   readonly locations: Map<string, Location>;
   /** Compressed bytes of the blobs the pack carried. */
   readonly storedBytes: number;
@@ -219,33 +235,25 @@ export async function readPack(
       throw new StoreError('not a clyde pack (bad magic)');
     }
     const version = (await r.read(4, 'version')).readUInt32BE(0);
-    if (version === 1) {
+    if (version !== PACK_VERSION) {
+      const older = OLDER_PACKS[version];
       throw new StoreError(
-        'unsupported pack version 1 (written by an older clyde-cache, before grouped files); the entry will be saved again',
+        older !== undefined
+          ? `unsupported pack version ${version} (written by an older clyde-cache, ${older}); the entry will be saved again`
+          : `unsupported pack version ${version} (this clyde-cache reads version ${PACK_VERSION})`,
       );
     }
-    if (version !== PACK_VERSION) throw new StoreError(`unsupported pack version ${version}`);
-    const headerLen = (await r.read(4, 'header length')).readUInt32BE(0);
-    if (headerLen > MAX_HEADER_BYTES)
-      throw new StoreError(`pack header too large (${headerLen} bytes)`);
-    if (headerLen > r.remaining) {
-      throw new StoreError(`pack header claims ${headerLen} bytes; only ${r.remaining} follow`);
-    }
-    let header: PackHeader;
+    const metaBytes = await readSection(r, 'meta');
+    let meta: unknown;
     try {
-      const raw: unknown = JSON.parse((await r.read(headerLen, 'header')).toString('utf8'));
-      if (typeof raw !== 'object' || raw === null) throw new Error('not an object');
-      header = raw as PackHeader;
+      meta = JSON.parse(metaBytes.toString('utf8'));
     } catch (err) {
-      throw err instanceof StoreError ? err : new StoreError(`pack header is not JSON: ${err}`);
+      throw new StoreError(`pack meta is not JSON: ${err}`);
     }
-    const manifest = parseManifest(header.manifest);
+    const header: PackHeader = { meta, table: await readSection(r, 'table') };
+    const { manifest, locations: locs } = tableManifest(decodeTable(header.table));
     if (!(await accept(header, manifest))) return undefined;
 
-    const locs =
-      header.locator === undefined
-        ? new Map<string, Location>()
-        : parseLocator(header.locator, 'in the pack');
     const needed = neededBlobs(manifest, locs);
     for (const [name, b] of needed) {
       if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {

@@ -287,7 +287,7 @@ async function writeFromBlobs(
 ): Promise<Map<number, Written>> {
   const byBlob = new Map<string, WriteJob>();
   for (const m of files) {
-    // Grouped content is found through the entry's locator (loaded by the caller), in memory.
+    // Grouped content is found through the entry's table (read by the caller), in memory.
     const loc = blobs.located(m.digest);
     const blob = loc?.group ?? m.digest;
     let job = byBlob.get(blob);
@@ -804,8 +804,8 @@ export interface RestoreRootsResult extends RestoreResult {
 /**
  * Restores the roots. The caller must await `quiet` before the build may touch the files: past
  * one clock tick, whatever the build changes gets a later mtime than the stat cache's.
- * `located` settles once `blobs` knows where the entry's grouped files are (its locator is
- * read while the directories are made); nothing is written from a blob before.
+ * `located` settles once `blobs` knows where the entry's grouped files are (the caller's table
+ * says so, usually before); nothing is written from a blob before.
  */
 export async function restoreRoots(
   blobs: BlobStore,

@@ -3,7 +3,7 @@
  * time this machine saved or restored that entry, and their digests. The next save of the same
  * package reads, hashes and compresses only the files whose stat changed (issue 4, the
  * 1%-changed save). It also says where each grouped file lives (group blob, offset), so such a
- * save needs neither the previous manifest nor its locator. It is a hint, never the truth: a
+ * save needs neither the previous manifest nor its table. It is a hint, never the truth: a
  * digest taken from it is used only when its content (its own blob, or its group) is still in
  * the store, a location it gives is verified whenever the content is read (restore and export
  * hash every grouped file), and a lost or damaged cache only makes the save read more.

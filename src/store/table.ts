@@ -1,6 +1,7 @@
 /**
- * Entry tables: the binary form of an entry's artifact (its manifest, with where each grouped
- * file lives) and of its stat caches (statcache.ts). One row per entry, kept directory by
+ * Entry tables: the one encoding of an entry (its manifest, with where each grouped file
+ * lives): its artifact in the local store, the entry a pack carries (pack.ts), and its stat
+ * caches (statcache.ts). One row per entry, kept directory by
  * directory, in listing order:
  *
  *   'CTBL', u32 LE version, u32 LE header bytes, u32 LE name bytes
@@ -223,8 +224,8 @@ export function encodeTable(
   return out;
 }
 
-/** Whether `body` is a table (an artifact in this form, not the JSON one). */
-export function isTable(body: Buffer): boolean {
+/** Whether `body` starts as a table does. */
+function isTable(body: Buffer): boolean {
   return body.length >= HEAD && body.subarray(0, 4).equals(MAGIC);
 }
 
@@ -266,9 +267,12 @@ export function decodeTable(body: Buffer): Table {
   if (header.key !== undefined && typeof header.key !== 'string') bad('bad key');
   if (header.recordedAt !== undefined && !Number.isFinite(header.recordedAt)) bad('bad time');
   if (!Array.isArray(header.groups)) bad('groups is not a list');
+  const groupNames = new Set<string>();
   for (const g of header.groups) {
     if (!Array.isArray(g) || typeof g[0] !== 'string' || !DIGEST.test(g[0])) bad('bad group');
     if (!Number.isSafeInteger(g[1]) || g[1] < 0) bad('bad group size');
+    if (groupNames.has(g[0])) bad(`group ${g[0]} listed twice`);
+    groupNames.add(g[0]);
   }
   if (!Array.isArray(header.roots) || header.roots.length > MAX_ROOTS) bad('bad roots list');
   let rows = 0;

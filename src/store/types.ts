@@ -57,7 +57,7 @@ export interface SaveRequest extends LinkOptions {
   /**
    * Store the small files of this save in shared group blobs (about 1 MiB of content each):
    * within 5% of one tar+zstd stream instead of ~14% larger. On by default (the index counts
-   * group blobs and locators as references, blobs.ts `referencedBlobs`); false stores one blob
+   * group blobs as references, blobs.ts `referencedBlobs`); false stores one blob
    * per file.
    */
   readonly groupSmallFiles?: boolean;

@@ -114,14 +114,12 @@ export async function checkHealthy(
   return { keys, problems };
 }
 
-/** A pack (pack.ts: magic, version, header length, header JSON, blobs) with its meta edited. */
+/** A pack (pack.ts: magic, version, meta length, meta JSON, table, blobs) with its meta edited. */
 export function editPackMeta(pack: Buffer, edit: (meta: Record<string, unknown>) => void): Buffer {
   const len = pack.readUInt32BE(12);
-  const header = JSON.parse(pack.subarray(16, 16 + len).toString('utf8')) as {
-    meta: Record<string, unknown>;
-  };
-  edit(header.meta);
-  const body = Buffer.from(JSON.stringify(header), 'utf8');
+  const meta = JSON.parse(pack.subarray(16, 16 + len).toString('utf8')) as Record<string, unknown>;
+  edit(meta);
+  const body = Buffer.from(JSON.stringify(meta), 'utf8');
   const lenBuf = Buffer.alloc(4);
   lenBuf.writeUInt32BE(body.length);
   return Buffer.concat([pack.subarray(0, 12), lenBuf, body, pack.subarray(16 + len)]);
