@@ -59379,13 +59379,24 @@ async function prunePostStep(store, prune, pinnedKeys, now = Date.now()) {
             if (swept.files > 0)
                 core.info(`Prune: ${sweptLine(swept)}.`);
         }
+        stage = 'removing the files of an older store layout';
+        const oldLayout = await store.sweepOldLayout();
+        if (oldLayout.files > 0) {
+            core.info(`Prune: ${oldLayout.files} file(s) of an older store layout removed (${formatBytes(oldLayout.bytes)} freed).`);
+        }
         stage = 'recording the prune time';
         await store.writeMarker(PRUNE_MARKER, now);
         core.info(`Prune: ${result.deleted.length} of ${plan.entriesBefore} entries deleted, ` +
             `${formatBytes(plan.bytesBefore)} -> ${formatBytes(plan.bytesAfter)}` +
             (result.failed.length > 0 ? ` (${result.failed.length} could not be deleted)` : '') +
             '.');
-        return { status: 'pruned', plan, result, ...(swept !== undefined ? { swept } : {}) };
+        return {
+            status: 'pruned',
+            plan,
+            result,
+            ...(swept !== undefined ? { swept } : {}),
+            ...(oldLayout.files > 0 ? { oldLayout } : {}),
+        };
     }
     catch (err) {
         const detail = `${stage}: ${errorMessage(err)}`;
@@ -66176,14 +66187,9 @@ function defaultWorkers() {
  *                                     save back to back, compressed together (small files
  *                                     compress far worse alone); named by the digest of the
  *                                     concatenation, so it is an ordinary blob on disk
- *   <root>/blobs/<aa>/<id>.loc        a locator (entries saved before artifacts became tables):
- *                                     for one manifest, where each grouped file lives (group,
- *                                     offset); `id` is `locatorId(manifest)`; still read
  *
  * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
- * of that name: an entry's artifact says where it lives (table.ts; `attach`), or, for an entry
- * in the JSON form, the locator of its manifest. Writes go
- * through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
+ * of that name: the entry's table says where it lives (table.ts; `attach`). Writes go through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
  * of one blob are harmless (same content). Reads always verify.
  */
 
@@ -66194,141 +66200,7 @@ function defaultWorkers() {
 
 
 
-
 const blobs_DIGEST = /^[0-9a-f]{64}$/;
-const LOCATOR_SUFFIX = '.loc';
-function sameFile(a, b) {
-    return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.dev === b.dev;
-}
-/** The locator of `m` for the files in `locs`, in manifest order; undefined when none is grouped. */
-function buildLocator(m, locs) {
-    const groups = new Map();
-    const file = { v: 1, groups: [], files: [] };
-    const seen = new Set();
-    for (const f of manifestFiles(m)) {
-        const loc = locs.get(f.digest);
-        if (loc === undefined || seen.has(f.digest))
-            continue;
-        seen.add(f.digest);
-        let gi = groups.get(loc.group);
-        if (gi === undefined) {
-            gi = file.groups.length;
-            groups.set(loc.group, gi);
-            file.groups.push([loc.group, loc.groupSize]);
-        }
-        file.files.push([f.digest, gi, loc.offset, loc.size]);
-    }
-    return file.files.length === 0 ? undefined : file;
-}
-/**
- * The locations an untrusted locator describes; throws StoreError on anything malformed (a
- * bad shape, a name that is not a digest, a slice outside its group, a group listed twice).
- */
-function parseLocator(raw, what) {
-    const bad = (why) => {
-        throw new errors/* StoreError */.AD(`locator ${what} is malformed: ${why}`);
-    };
-    const l = raw;
-    if (typeof l !== 'object' || l === null || l.v !== 1)
-        bad('not a version 1 locator');
-    const groups = l.groups;
-    const files = l.files;
-    if (!Array.isArray(groups) || !Array.isArray(files))
-        bad('groups or files is not a list');
-    const names = new Set();
-    for (const g of groups) {
-        if (!Array.isArray(g) || typeof g[0] !== 'string' || !blobs_DIGEST.test(g[0]))
-            bad('bad group');
-        if (!Number.isSafeInteger(g[1]) || g[1] < 0)
-            bad('bad group size');
-        if (names.has(g[0]))
-            bad(`group ${g[0]} listed twice`);
-        names.add(g[0]);
-    }
-    const out = new Map();
-    for (const f of files) {
-        if (!Array.isArray(f))
-            bad('bad file');
-        const [digest, gi, offset, size] = f;
-        const g = Number.isSafeInteger(gi) ? groups[gi] : undefined;
-        if (g === undefined ||
-            typeof digest !== 'string' ||
-            !blobs_DIGEST.test(digest) ||
-            !Number.isSafeInteger(offset) ||
-            !Number.isSafeInteger(size) ||
-            offset < 0 ||
-            size < 0 ||
-            offset + size > g[1]) {
-            bad(`bad file record ${JSON.stringify(f)?.slice(0, 200)}`);
-        }
-        out.set(digest, { group: g[0], groupSize: g[1], offset, size });
-    }
-    return out;
-}
-/**
- * A locator on disk, as the last stores to write them did: 'CLOC', u32 LE version, u32 LE
- * group count, u32 LE file count; per group its digest (32 bytes) and uncompressed size (f64
- * LE); per grouped file its digest (32 bytes), u32 LE group index, f64 LE offset, f64 LE size.
- */
-const LOCATOR_MAGIC = Buffer.from('CLOC');
-const LOCATOR_VERSION = 2;
-const LOCATOR_HEAD = 16;
-/** Per group: its digest (32 bytes), its uncompressed size (f64 LE). */
-const LOCATOR_GROUP = 40;
-/** Per grouped file: its digest (32 bytes), u32 LE group index, f64 LE offset, f64 LE size. */
-const LOCATOR_FILE = 52;
-/** Whether `body` is a locator in the binary form. */
-function isBinaryLocator(body) {
-    return body.length >= LOCATOR_HEAD && body.subarray(0, 4).equals(LOCATOR_MAGIC);
-}
-/**
- * The locations an untrusted binary locator describes; throws StoreError on anything
- * malformed (a wrong length, a group listed twice, a slice outside its group).
- */
-function decodeLocator(body, what) {
-    const bad = (why) => {
-        throw new errors/* StoreError */.AD(`locator ${what} is malformed: ${why}`);
-    };
-    if (!isBinaryLocator(body))
-        bad('not a locator');
-    if (body.readUInt32LE(4) !== LOCATOR_VERSION)
-        bad('unknown version');
-    const nGroups = body.readUInt32LE(8);
-    const nFiles = body.readUInt32LE(12);
-    if (body.length !== LOCATOR_HEAD + nGroups * LOCATOR_GROUP + nFiles * LOCATOR_FILE) {
-        bad('wrong length');
-    }
-    const groups = [];
-    const names = new Set();
-    let o = LOCATOR_HEAD;
-    for (let i = 0; i < nGroups; i++, o += LOCATOR_GROUP) {
-        const name = body.toString('hex', o, o + 32);
-        const size = body.readDoubleLE(o + 32);
-        if (!Number.isSafeInteger(size) || size < 0)
-            bad('bad group size');
-        if (names.has(name))
-            bad(`group ${name} listed twice`);
-        names.add(name);
-        groups.push([name, size]);
-    }
-    const out = new Map();
-    for (let i = 0; i < nFiles; i++, o += LOCATOR_FILE) {
-        const digest = body.toString('hex', o, o + 32);
-        const g = groups[body.readUInt32LE(o + 32)];
-        const offset = body.readDoubleLE(o + 36);
-        const size = body.readDoubleLE(o + 44);
-        if (g === undefined ||
-            !Number.isSafeInteger(offset) ||
-            !Number.isSafeInteger(size) ||
-            offset < 0 ||
-            size < 0 ||
-            offset + size > g[1]) {
-            bad(`bad file record ${i}`);
-        }
-        out.set(digest, { group: g[0], groupSize: g[1], offset, size });
-    }
-    return out;
-}
 /** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
 function contentBlobs(m, locs) {
     const out = new Set();
@@ -66336,21 +66208,6 @@ function contentBlobs(m, locs) {
         out.add(locs.get(f.digest)?.group ?? f.digest);
     return out;
 }
-/** The name of a manifest's locator: the digest of its files' digests and sizes, in order. */
-function locatorId(m) {
-    // (A save asks for it when writing the locator and again when committing: remembered per
-    // manifest object; manifests are never changed once built.)
-    let id = locatorIds.get(m);
-    if (id === undefined) {
-        const lines = [];
-        for (const f of manifestFiles(m))
-            lines.push(`${f.digest} ${f.size}\n`);
-        id = bytes_sha256(lines.join(''));
-        locatorIds.set(m, id);
-    }
-    return id;
-}
-const locatorIds = new WeakMap();
 
 /** The most bytes of a frame read from a file at once. */
 const FRAME_PIECE_BYTES = 1024 * 1024;
@@ -66377,7 +66234,7 @@ async function* fileRange(fh, start, length, what) {
 /**
  * Checks a blob's content as it streams by, piece by piece, never holding more than one piece:
  * the sha256 of the whole, and of each member's slice (members may come in any order, even
- * overlap: a hostile locator's are checked like any other).
+ * overlap: a hostile table's are checked like any other).
  */
 class ContentCheck {
     name;
@@ -66417,7 +66274,7 @@ class ContentCheck {
         if (this.whole.digest('hex') !== digest) {
             throw new errors/* StoreError */.AD(`blob ${this.name}: content does not match its digest`);
         }
-        // Left: slices reaching past the end (the locator checks refuse them before), and empty
+        // Left: slices reaching past the end (the table checks refuse them before), and empty
         // members at the very end.
         for (const { m } of this.active)
             this.pastEnd(m);
@@ -66440,7 +66297,7 @@ class BlobStore {
     dir;
     tmpDir;
     codec;
-    /** digest -> location of every grouped file this process has read an artifact or locator for. */
+    /** digest -> location of every grouped file this process has read a table for. */
     locations = new Map();
     constructor(dir, tmpDir, codec) {
         this.dir = dir;
@@ -66462,9 +66319,6 @@ class BlobStore {
             throw new errors/* StoreError */.AD(`not a sha256 digest: ${digest}`);
         return external_node_path_namespaceObject.join(this.dir, digest.slice(0, 2), digest);
     }
-    locatorPath(id) {
-        return `${this.pathOf(id)}${LOCATOR_SUFFIX}`;
-    }
     /** Size on disk of the standalone blob `digest`, or undefined when there is none. */
     async ownSize(digest) {
         try {
@@ -66475,86 +66329,30 @@ class BlobStore {
             return undefined;
         }
     }
-    /** Where grouped content `digest` lives, from the locators already read (no disk access). */
+    /** Where grouped content `digest` lives, from the tables already read (no disk access). */
     located(digest) {
         return this.locations.get(digest);
     }
     /**
-     * Where the grouped files of `m` live: what its artifact carried (table.ts), or else (an
-     * artifact in the JSON form) its locator file, if it has one.
+     * Where the grouped files of `m` live: what the table it was read from carried (`attach`).
+     * A manifest no table carried (built in memory) groups nothing.
      */
-    async loadLocator(m) {
-        const carried = this.carried.get(m);
-        if (carried !== undefined)
-            return new Map(carried);
-        return this.readLocatorFile(this.locatorPath(locatorId(m)));
+    locationsOf(m) {
+        return new Map(this.carried.get(m));
     }
-    /** The locations an artifact in table form carries for its manifest `m`. */
+    /** The locations a table carries for its manifest `m`. */
     attach(m, locs) {
         this.carried.set(m, locs);
         this.learn(locs);
     }
     carried = new WeakMap();
-    /**
-     * Blobs `m` needs on disk: standalone digests, group digests, and (an artifact in the JSON
-     * form) its locator (name -> size).
-     */
+    /** Blobs `m` needs on disk (standalone digests and group digests) with their sizes. */
     async referencedBlobs(m) {
-        const locs = await this.loadLocator(m);
         const out = new Map();
-        for (const name of contentBlobs(m, locs))
+        for (const name of contentBlobs(m, this.locationsOf(m)))
             out.set(name, await this.ownSize(name));
-        if (locs.size > 0 && !this.carried.has(m)) {
-            const id = locatorId(m);
-            const st = await external_node_fs_namespaceObject.promises.stat(this.locatorPath(id)).catch(() => undefined);
-            out.set(`${id}${LOCATOR_SUFFIX}`, st?.size);
-        }
         return out;
     }
-    /**
-     * The locations in a locator file. The last one read or written is kept in memory while the
-     * file's size, mtime and inode stay the same (a save's commit reads back what it just wrote).
-     */
-    async readLocatorFile(file) {
-        let st;
-        try {
-            st = await external_node_fs_namespaceObject.promises.stat(file);
-        }
-        catch {
-            return new Map();
-        }
-        const memo = this.locatorMemo;
-        if (memo?.file === file && sameFile(memo.st, st))
-            return new Map(this.learn(memo.locs));
-        let body;
-        try {
-            body = await external_node_fs_namespaceObject.promises.readFile(file);
-        }
-        catch {
-            return new Map();
-        }
-        let locs;
-        try {
-            if (isBinaryLocator(body)) {
-                locs = decodeLocator(body, external_node_path_namespaceObject.basename(file));
-            }
-            else {
-                // The first form (still read): u32 BE length, then a zstd frame of JSON; a locator is
-                // tens of bytes per grouped file, so 64 MiB bounds a hostile one.
-                const len = body.readUInt32BE(0);
-                if (len > 64 * 1024 * 1024)
-                    throw new Error('too large');
-                const text = this.codec.decompress(body.subarray(4), len).toString('utf8');
-                locs = parseLocator(JSON.parse(text), external_node_path_namespaceObject.basename(file));
-            }
-        }
-        catch (err) {
-            throw new errors/* StoreError */.AD(`unreadable locator ${external_node_path_namespaceObject.basename(file)}: ${err}`);
-        }
-        this.locatorMemo = { file, st, locs };
-        return new Map(this.learn(locs));
-    }
-    locatorMemo;
     /** Remembers the locations (for `located`); returns them. */
     learn(locs) {
         for (const [d, loc] of locs)
@@ -66669,6 +66467,8 @@ const RESERVED = new Set([
     'markers',
     'unpacked',
     'statcache',
+    'old-layout',
+    'layout',
     'index.bin',
     'index.json',
     'index.json.lock',
@@ -66773,14 +66573,13 @@ function parseMeta(raw) {
  * Layout (little-endian; every section starts 8-byte aligned):
  *
  *   header (72 bytes)
- *     0  magic "CLYDEIX\n"         8  format version u32 (2)  12  entry count u32
+ *     0  magic "CLYDEIX\n"         8  format version u32 (3)  12  entry count u32
  *     16 blob count u32           20  reference count u32    24  string-table bytes u32
  *     28 reserved u32 (0)         32  generation f64         40  sha256 of bytes 0-39 and the body
  *   body
  *     digests     32 raw bytes per blob
  *     sizes       f64 per blob: bytes on disk
- *     references  u32 per reference: blob numbers, entry by entry (in entry order, contiguous)
- *     kinds       u8 per blob (0: the blob `<digest>`, 1: a locator `<digest>.loc`, blobs.ts),
+ *     references  u32 per reference: blob numbers, entry by entry (in entry order, contiguous),
  *                 zero-padded to a multiple of 8
  *     entries     96 bytes each, by key in byte order: 6 x (offset u32, length u32) into the
  *                 string table for key, package, version, hash, platform, variant | createdAt f64
@@ -66798,14 +66597,13 @@ function parseMeta(raw) {
 
 
 const INDEX_MAGIC = Buffer.from('CLYDEIX\n', 'latin1');
-const INDEX_VERSION = 2;
+const INDEX_VERSION = 3;
 const HEADER = 72;
 const index_file_DIGEST = 32;
 const ENTRY_REC = 96;
 const MAX_FIELD = 1024;
-/** A blob file's name in blobs/<aa>/: a digest, or a locator (blobs.ts). */
-const BLOB_NAME = /^[0-9a-f]{64}(\.loc)?$/;
-const LOCATOR = '.loc';
+/** A blob file's name in blobs/<aa>/: its digest (blobs.ts). */
+const BLOB_NAME = /^[0-9a-f]{64}$/;
 /** Typed arrays use the host's byte order; the file is little-endian (swapped on other hosts). */
 const LITTLE_ENDIAN = external_node_os_namespaceObject.endianness() === 'LE';
 // Used in per-blob loops: module bindings, not global lookups (slow in vm contexts, e.g. jest).
@@ -66826,7 +66624,6 @@ class BlobTable {
     words;
     sizes;
     refs;
-    kinds;
     /** slot + 1 per bucket, 0 when empty; at most half full. */
     table = new Int32Array(0);
     /** Hex names by slot, made on demand (`names()` fills them all at once). */
@@ -66836,17 +66633,15 @@ class BlobTable {
         this.words = new Uint32Array(this.digests.buffer, 0, capacity * 8);
         this.sizes = new Float64Array(capacity);
         this.refs = new Uint32Array(capacity);
-        this.kinds = new Uint8Array(capacity);
         this.rehash(capacity);
     }
     /** A table over decoded columns (taken over, not copied); throws on a blob named twice. */
-    static fromColumns(digests, sizes, kinds, refs) {
+    static fromColumns(digests, sizes, refs) {
         const t = new BlobTable(0);
-        const n = kinds.length;
+        const n = sizes.length;
         t.digests = digests.byteOffset % 4 === 0 ? digests : Buffer.from(digests);
         t.words = new Uint32Array(t.digests.buffer, t.digests.byteOffset, n * 8);
         t.sizes = sizes;
-        t.kinds = kinds;
         t.refs = refs;
         t.used = n;
         t.alive = n;
@@ -66864,16 +66659,15 @@ class BlobTable {
     }
     /** The slot of a blob name, live or dead; -1 when the table never held it. */
     find(name) {
-        const kind = parseName(name);
-        if (kind < 0)
+        if (!parseName(name))
             return -1;
         const mask = this.table.length - 1;
-        let b = hashWords(scratchWords, 0, kind) & mask;
+        let b = hashWords(scratchWords, 0) & mask;
         for (;;) {
             const s = this.table[b] - 1;
             if (s < 0)
                 return -1;
-            if (this.kinds[s] === kind && this.sameDigest(s))
+            if (this.sameDigest(s))
                 return s;
             b = (b + 1) & mask;
         }
@@ -66900,8 +66694,6 @@ class BlobTable {
         let n = this.nameCache[slot];
         if (n === undefined) {
             n = this.digests.toString('hex', slot * index_file_DIGEST, (slot + 1) * index_file_DIGEST);
-            if (this.kinds[slot] === 1)
-                n += LOCATOR;
             this.nameCache[slot] = n;
         }
         return n;
@@ -66921,8 +66713,7 @@ class BlobTable {
             for (let s = from; s < to; s++) {
                 if (cache[s] !== undefined)
                     continue;
-                const n = hex.slice((s - from) * 64, (s - from + 1) * 64);
-                cache[s] = this.kinds[s] === 1 ? n + LOCATOR : n;
+                cache[s] = hex.slice((s - from) * 64, (s - from + 1) * 64);
             }
         }
         return cache;
@@ -66945,14 +66736,12 @@ class BlobTable {
                 this.sizes[found] = size;
             return found;
         }
-        const kind = parseName(name);
-        if (kind < 0)
+        if (!parseName(name))
             throw new errors/* StoreError */.AD(`index: bad blob name ${name}`);
-        if (this.used === this.kinds.length)
+        if (this.used === this.sizes.length)
             this.grow();
         const s = this.used++;
         scratch.copy(this.digests, s * index_file_DIGEST);
-        this.kinds[s] = kind;
         this.sizes[s] = size;
         this.refs[s] = 0;
         this.nameCache[s] = name;
@@ -66984,7 +66773,6 @@ class BlobTable {
         return {
             digests: this.digests.subarray(0, n * index_file_DIGEST),
             sizes: this.sizes.subarray(0, n),
-            kinds: this.kinds.subarray(0, n),
             refs: this.refs.subarray(0, n),
         };
     }
@@ -67005,7 +66793,7 @@ class BlobTable {
         return true;
     }
     grow() {
-        const cap = Math.max(256, Math.ceil(this.kinds.length * 1.5));
+        const cap = Math.max(256, Math.ceil(this.sizes.length * 1.5));
         const digests = Buffer.allocUnsafeSlow(cap * index_file_DIGEST);
         this.digests.copy(digests, 0, 0, this.used * index_file_DIGEST);
         this.digests = digests;
@@ -67016,9 +66804,6 @@ class BlobTable {
         const refs = new Uint32Array(cap);
         refs.set(this.refs.subarray(0, this.used));
         this.refs = refs;
-        const kinds = new Uint8Array(cap);
-        kinds.set(this.kinds.subarray(0, this.used));
-        this.kinds = kinds;
     }
     /** A table for at least `n` slots, every used slot inserted; false on a duplicate. */
     rehash(n) {
@@ -67034,35 +66819,32 @@ class BlobTable {
     insert(s) {
         const w = this.words;
         const o = s * 8;
-        const kind = this.kinds[s];
         const mask = this.table.length - 1;
-        let b = hashWords(w, o, kind) & mask;
+        let b = hashWords(w, o) & mask;
         for (;;) {
             const t = this.table[b] - 1;
             if (t < 0)
                 break;
-            if (this.kinds[t] === kind) {
-                let same = true;
-                for (let i = 0; i < 8 && same; i++)
-                    same = w[t * 8 + i] === w[o + i];
-                if (same)
-                    return false;
-            }
+            let same = true;
+            for (let i = 0; i < 8 && same; i++)
+                same = w[t * 8 + i] === w[o + i];
+            if (same)
+                return false;
             b = (b + 1) & mask;
         }
         this.table[b] = s + 1;
         return true;
     }
 }
-/** A blob name's kind (0 blob, 1 locator) with its digest in `scratch`; -1 if not a name. */
+/** Whether `name` is a blob name; if so, its digest is now in `scratch`. */
 function parseName(name) {
     if (!BLOB_NAME.test(name))
-        return -1;
+        return false;
     scratch.write(name, 0, index_file_DIGEST, 'hex');
-    return name.length === 64 ? 0 : 1;
+    return true;
 }
-function hashWords(w, o, kind) {
-    let h = 0x811c9dc5 ^ kind;
+function hashWords(w, o) {
+    let h = 0x811c9dc5;
     for (let i = 0; i < 8; i++)
         h = imul(h ^ w[o + i], 0x9e3779b1);
     h ^= h >>> 15;
@@ -67215,10 +66997,9 @@ function pad8(n) {
 function layout(blobs, refs, entries, stringBytes) {
     const sizesAt = HEADER + blobs * index_file_DIGEST;
     const refsAt = sizesAt + blobs * 8;
-    const kindsAt = pad8(refsAt + refs * 4);
-    const entriesAt = pad8(kindsAt + blobs);
+    const entriesAt = pad8(refsAt + refs * 4);
     const stringsAt = entriesAt + entries * ENTRY_REC;
-    return { sizesAt, refsAt, kindsAt, entriesAt, stringsAt, total: stringsAt + stringBytes };
+    return { sizesAt, refsAt, entriesAt, stringsAt, total: stringsAt + stringBytes };
 }
 /** Live slots renumbered in slot order; the identity (undefined) when none is dead. */
 function compaction(refs) {
@@ -67257,11 +67038,9 @@ function encodeIndex(ix) {
     const buf = Buffer.alloc(at.total);
     // blob columns: one copy each when nothing is dead, else runs of live slots
     const sizes = new Float64Array(buf.buffer, buf.byteOffset + at.sizesAt, live);
-    const kinds = buf.subarray(at.kindsAt, at.kindsAt + live);
     if (map === undefined) {
         cols.digests.copy(buf, HEADER);
         sizes.set(cols.sizes);
-        kinds.set(cols.kinds);
     }
     else {
         for (let s = 0; s < cols.refs.length;) {
@@ -67275,7 +67054,6 @@ function encodeIndex(ix) {
             const to = map[s];
             cols.digests.copy(buf, HEADER + to * index_file_DIGEST, s * index_file_DIGEST, end * index_file_DIGEST);
             sizes.set(cols.sizes.subarray(s, end), to);
-            kinds.set(cols.kinds.subarray(s, end), to);
             s = end;
         }
     }
@@ -67365,12 +67143,7 @@ function decodeIndex(buf) {
         if (!isSafeInteger(v) || v < 0)
             throw new errors/* StoreError */.AD('index: bad blob size');
     }
-    const kinds = buf.subarray(at.kindsAt, at.kindsAt + blobCount);
-    for (let s = 0; s < blobCount; s++) {
-        if (kinds[s] > 1)
-            throw new errors/* StoreError */.AD('index: bad blob kind');
-    }
-    for (let p = at.kindsAt + blobCount; p < at.entriesAt; p++) {
+    for (let p = at.refsAt + refTotal * 4; p < at.entriesAt; p++) {
         if (buf[p] !== 0)
             throw new errors/* StoreError */.AD('index: bad padding');
     }
@@ -67403,7 +67176,7 @@ function decodeIndex(buf) {
         if (counts[s] === 0)
             throw new errors/* StoreError */.AD('index: a blob no entry references');
     }
-    const table = BlobTable.fromColumns(buf.subarray(HEADER, HEADER + blobCount * index_file_DIGEST), sizes, kinds, counts);
+    const table = BlobTable.fromColumns(buf.subarray(HEADER, HEADER + blobCount * index_file_DIGEST), sizes, counts);
     const ix = new StoreIndex(table);
     ix.generation = generation;
     const str = (eo, j) => {
@@ -67534,282 +67307,11 @@ async function withLock(s, fn) {
     }
 }
 //# sourceMappingURL=lock.js.map
-;// CONCATENATED MODULE: ./build/src/store/pack.js
-/**
- * The pack: one file per entry for the runner-cache tier.
- *
- *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE (2)
- *   header length u32 BE | header JSON (utf-8): { meta, manifest, locator? }
- *   per blob: sha256 (32 raw bytes) | compressed length u64 BE | the stored zstd frame
- *   end: 32 zero bytes | length 0
- *
- * Blobs travel as they are stored: a standalone file's blob, and the group blobs of grouped
- * small files, whose places the header's `locator` gives (blobs.ts `LocatorFile`); nothing is
- * recompressed. Format 1 (one blob per file, from before groups) is refused.
- *
- * Reading is sequential and one blob at a time; nothing is trusted until verified: the header
- * goes through the same validation as a local manifest and locator, every blob is
- * decompressed and hashed before it is stored, every grouped file's slice is hashed against its
- * digest, and the entry appears only after every needed blob was seen.
- *
- * Every size is a budget checked before anything is allocated or written: a frame's length
- * against what remains of the pack and what its content size allows, the pack against the
- * free space of the store. Frames are copied, decompressed and hashed in bounded pieces (both
- * ways, blobs.ts `verifyStream`), so neither a declared size of gigabytes (a zstd bomb) nor
- * an honest file above 2 GiB ever lands in one buffer.
- */
-
-
-
-
-
-
-
-const PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');
-const PACK_VERSION = 2;
-/** A header this large would describe far more files than any real entry. */
-const MAX_HEADER_BYTES = 64 * 1024 * 1024;
-/** Saves write groups of about 1 MiB; a pack's group beyond this is refused unread. */
-const MAX_GROUP_BYTES = 64 * 1024 * 1024;
-const DIGEST_BYTES = 32;
-const END = Buffer.alloc(DIGEST_BYTES);
-/** The most compressed bytes a frame of `size` content bytes can honestly take. */
-function maxFrameBytes(size) {
-    return size + Math.floor(size / 128) + 4096;
-}
-/**
- * Every blob the entry needs, by name: standalone files and groups (from `locs`). Throws
- * StoreError when the locator and the manifest disagree.
- */
-function neededBlobs(m, locs) {
-    const out = new Map();
-    const files = new Set();
-    for (const f of manifestFiles(m)) {
-        if (files.has(f.digest))
-            continue;
-        files.add(f.digest);
-        const loc = locs.get(f.digest);
-        const name = loc?.group ?? f.digest;
-        const size = loc?.groupSize ?? f.size;
-        if (loc !== undefined && loc.size !== f.size) {
-            throw new errors/* StoreError */.AD(`locator places ${f.digest} with ${loc.size} bytes, not ${f.size}`);
-        }
-        let b = out.get(name);
-        if (b === undefined) {
-            b = { size, members: [] };
-            out.set(name, b);
-        }
-        else if (b.size !== size) {
-            throw new errors/* StoreError */.AD(`blob ${name} is needed with two sizes`);
-        }
-        if (loc !== undefined)
-            b.members.push({ digest: f.digest, offset: loc.offset, size: loc.size });
-    }
-    for (const d of locs.keys()) {
-        if (!files.has(d))
-            throw new errors/* StoreError */.AD(`locator places ${d}, which its entry does not hold`);
-    }
-    return out;
-}
-/** Writes the pack of an entry to `destFile` (temp file + rename); returns its size. */
-async function writePack(blobs, meta, manifest, destFile) {
-    const locs = await blobs.loadLocator(manifest);
-    const locator = buildLocator(manifest, locs);
-    const header = Buffer.from(JSON.stringify({ meta, manifest, ...(locator !== undefined ? { locator } : {}) }), 'utf8');
-    if (header.length > MAX_HEADER_BYTES)
-        throw new errors/* StoreError */.AD('entry too large to pack');
-    const needed = neededBlobs(manifest, locs);
-    const tmp = fsx_tempName(external_node_path_namespaceObject.dirname(destFile), `${external_node_path_namespaceObject.basename(destFile)}.part`);
-    const out = await external_node_fs_namespaceObject.promises.open(tmp, 'wx');
-    let bytes = 0;
-    const write = async (buf) => {
-        await out.write(buf);
-        bytes += buf.length;
-    };
-    try {
-        const u32 = Buffer.alloc(4);
-        await write(PACK_MAGIC);
-        u32.writeUInt32BE(PACK_VERSION);
-        await write(Buffer.from(u32));
-        u32.writeUInt32BE(header.length);
-        await write(Buffer.from(u32));
-        await write(header);
-        for (const name of bytes_sortBytes(needed.keys())) {
-            // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
-            // remote copy could never be replaced; the pack file is removed when verifying fails).
-            let left = 0;
-            await blobs.verifyStored(name, needed.get(name), {
-                async start(frameBytes) {
-                    const rec = Buffer.alloc(DIGEST_BYTES + 8);
-                    Buffer.from(name, 'hex').copy(rec, 0);
-                    rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
-                    await write(rec);
-                    left = frameBytes;
-                },
-                async piece(p) {
-                    left -= p.length;
-                    await write(p);
-                },
-            });
-            if (left !== 0)
-                throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
-        }
-        await write(Buffer.concat([END, Buffer.alloc(8)]));
-        await out.sync();
-    }
-    catch (err) {
-        await out.close();
-        await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
-        throw err;
-    }
-    await out.close();
-    await rename(tmp, destFile);
-    return bytes;
-}
-class PackReader {
-    fh;
-    size;
-    pos = 0;
-    constructor(fh, size) {
-        this.fh = fh;
-        this.size = size;
-    }
-    /** Bytes of the pack after the current position. */
-    get remaining() {
-        return this.size - this.pos;
-    }
-    /** Exactly `n` bytes, or StoreError when the pack ends first. */
-    async read(n, what) {
-        const buf = Buffer.allocUnsafe(n);
-        let got = 0;
-        while (got < n) {
-            const { bytesRead } = await this.fh.read(buf, got, n - got, this.pos);
-            if (bytesRead === 0)
-                throw new errors/* StoreError */.AD(`pack is truncated (in ${what})`);
-            got += bytesRead;
-            this.pos += bytesRead;
-        }
-        return buf;
-    }
-    async atEnd() {
-        const { bytesRead } = await this.fh.read(Buffer.alloc(1), 0, 1, this.pos);
-        return bytesRead === 0;
-    }
-}
-/**
- * Reads and verifies a pack, storing its blobs. `accept` sees the validated header first and
- * may stop the import (returning false: nothing more is read). Throws StoreError (or
- * UnsafeEntryError) on anything wrong; blobs stored before the failure are verified content.
- */
-async function readPack(blobs, packFile, accept) {
-    let fh;
-    try {
-        fh = await external_node_fs_namespaceObject.promises.open(packFile, 'r');
-    }
-    catch (err) {
-        throw new errors/* StoreError */.AD(`cannot open pack ${packFile}: ${err}`);
-    }
-    try {
-        const r = new PackReader(fh, (await fh.stat()).size);
-        if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
-            throw new errors/* StoreError */.AD('not a clyde pack (bad magic)');
-        }
-        const version = (await r.read(4, 'version')).readUInt32BE(0);
-        if (version === 1) {
-            throw new errors/* StoreError */.AD('unsupported pack version 1 (written by an older clyde-cache, before grouped files); the entry will be saved again');
-        }
-        if (version !== PACK_VERSION)
-            throw new errors/* StoreError */.AD(`unsupported pack version ${version}`);
-        const headerLen = (await r.read(4, 'header length')).readUInt32BE(0);
-        if (headerLen > MAX_HEADER_BYTES)
-            throw new errors/* StoreError */.AD(`pack header too large (${headerLen} bytes)`);
-        if (headerLen > r.remaining) {
-            throw new errors/* StoreError */.AD(`pack header claims ${headerLen} bytes; only ${r.remaining} follow`);
-        }
-        let header;
-        try {
-            const raw = JSON.parse((await r.read(headerLen, 'header')).toString('utf8'));
-            if (typeof raw !== 'object' || raw === null)
-                throw new Error('not an object');
-            header = raw;
-        }
-        catch (err) {
-            throw err instanceof errors/* StoreError */.AD ? err : new errors/* StoreError */.AD(`pack header is not JSON: ${err}`);
-        }
-        const manifest = parseManifest(header.manifest);
-        if (!(await accept(header, manifest)))
-            return undefined;
-        const locs = header.locator === undefined
-            ? new Map()
-            : parseLocator(header.locator, 'in the pack');
-        const needed = neededBlobs(manifest, locs);
-        for (const [name, b] of needed) {
-            if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
-                throw new errors/* StoreError */.AD(`pack group ${name} claims ${b.size} bytes`);
-            }
-        }
-        // The blobs written take at most what remains of the pack (frames are stored as they are).
-        const free = await freeBytes(blobs.dir);
-        if (free !== undefined && r.remaining > free) {
-            throw new errors/* StoreError */.AD(`the pack's ${bytes_formatBytes(r.remaining)} of blobs do not fit in the local store (${bytes_formatBytes(free)} free)`);
-        }
-        const seen = new Set();
-        let storedBytes = 0;
-        let newBlobs = 0;
-        for (;;) {
-            const rec = await r.read(DIGEST_BYTES + 8, 'blob record');
-            const raw = rec.subarray(0, DIGEST_BYTES);
-            const len = rec.readBigUInt64BE(DIGEST_BYTES);
-            if (raw.equals(END)) {
-                if (len !== 0n)
-                    throw new errors/* StoreError */.AD('pack end marker is malformed');
-                break;
-            }
-            const digest = raw.toString('hex');
-            const need = needed.get(digest);
-            if (need === undefined)
-                throw new errors/* StoreError */.AD(`pack carries blob ${digest} that its entry does not use`);
-            if (seen.has(digest))
-                throw new errors/* StoreError */.AD(`pack carries blob ${digest} twice`);
-            if (len > BigInt(maxFrameBytes(need.size))) {
-                throw new errors/* StoreError */.AD(`pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`);
-            }
-            if (len > BigInt(r.remaining)) {
-                throw new errors/* StoreError */.AD(`pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`);
-            }
-            const frameBytes = Number(len);
-            const start = r.pos;
-            try {
-                const frame = fileRange(r.fh, start, frameBytes, `pack blob ${digest}`);
-                if (await blobs.importFrame(digest, need, frame))
-                    newBlobs++;
-            }
-            catch (err) {
-                if (!(err instanceof errors/* StoreError */.AD))
-                    throw err; // a full disk, say: not the pack's fault
-                throw new errors/* StoreError */.AD(`pack blob ${digest} is corrupt: ${err.message}`);
-            }
-            r.pos = start + frameBytes;
-            seen.add(digest);
-            storedBytes += frameBytes;
-        }
-        if (!(await r.atEnd()))
-            throw new errors/* StoreError */.AD('pack has data after its end marker');
-        const missing = [...needed.keys()].filter((d) => !seen.has(d));
-        if (missing.length > 0) {
-            throw new errors/* StoreError */.AD(`pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`);
-        }
-        return { header, manifest, locations: locs, storedBytes, newBlobs };
-    }
-    finally {
-        await fh.close();
-    }
-}
-//# sourceMappingURL=pack.js.map
 ;// CONCATENATED MODULE: ./build/src/store/table.js
 /**
- * Entry tables: the binary form of an entry's artifact (its manifest, with where each grouped
- * file lives) and of its stat caches (statcache.ts). One row per entry, kept directory by
+ * Entry tables: the one encoding of an entry (its manifest, with where each grouped file
+ * lives): its artifact in the local store, the entry a pack carries (pack.ts), and its stat
+ * caches (statcache.ts). One row per entry, kept directory by
  * directory, in listing order:
  *
  *   'CTBL', u32 LE version, u32 LE header bytes, u32 LE name bytes
@@ -67969,7 +67471,7 @@ function encodeTable(head, roots) {
     }
     return out;
 }
-/** Whether `body` is a table (an artifact in this form, not the JSON one). */
+/** Whether `body` starts as a table does. */
 function isTable(body) {
     return body.length >= table_HEAD && body.subarray(0, 4).equals(MAGIC);
 }
@@ -68004,11 +67506,15 @@ function decodeTable(body) {
         bad('bad time');
     if (!Array.isArray(header.groups))
         bad('groups is not a list');
+    const groupNames = new Set();
     for (const g of header.groups) {
         if (!Array.isArray(g) || typeof g[0] !== 'string' || !table_DIGEST.test(g[0]))
             bad('bad group');
         if (!Number.isSafeInteger(g[1]) || g[1] < 0)
             bad('bad group size');
+        if (groupNames.has(g[0]))
+            bad(`group ${g[0]} listed twice`);
+        groupNames.add(g[0]);
     }
     if (!Array.isArray(header.roots) || header.roots.length > MAX_ROOTS)
         bad('bad roots list');
@@ -68257,13 +67763,298 @@ class GroupList {
     }
 }
 //# sourceMappingURL=table.js.map
+;// CONCATENATED MODULE: ./build/src/store/pack.js
+/**
+ * The pack: one file per entry for the runner-cache tier.
+ *
+ *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE (3)
+ *   meta length u32 BE | meta JSON (utf-8, EntryMeta)
+ *   table length u32 BE | the entry's table (table.ts: the same bytes as its local artifact)
+ *   per blob: sha256 (32 raw bytes) | compressed length u64 BE | the stored zstd frame
+ *   end: 32 zero bytes | length 0
+ *
+ * Blobs travel as they are stored: a standalone file's blob, and the group blobs of grouped
+ * small files, whose places the table's rows give; nothing is recompressed. Earlier formats (1:
+ * one blob per file; 2: a JSON manifest and locator) are refused with a message saying so: the
+ * entry is a miss and is saved again.
+ *
+ * Reading is sequential and one blob at a time; nothing is trusted until verified: the table
+ * goes through the same decoder as a local artifact (`decodeTable`, `tableManifest`, and so
+ * `parseManifest`), every blob is decompressed and hashed before it is stored, every grouped
+ * file's slice is hashed against its digest, and the entry appears only after every needed blob
+ * was seen.
+ *
+ * Every size is a budget checked before anything is allocated or written: the meta's and the
+ * table's lengths against a bound and what remains of the pack, a frame's length against what
+ * remains of the pack and what its content size allows, the pack against the free space of the
+ * store. Frames are copied, decompressed and hashed in bounded pieces (both ways, blobs.ts
+ * `verifyStream`), so neither a declared size of gigabytes (a zstd bomb) nor an honest file
+ * above 2 GiB ever lands in one buffer.
+ */
+
+
+
+
+
+
+
+
+const PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');
+const PACK_VERSION = 3;
+/** A meta or table this large would describe far more files than any real entry. */
+const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+/** Saves write groups of about 1 MiB; a pack's group beyond this is refused unread. */
+const MAX_GROUP_BYTES = 64 * 1024 * 1024;
+const DIGEST_BYTES = 32;
+const END = Buffer.alloc(DIGEST_BYTES);
+/** The most compressed bytes a frame of `size` content bytes can honestly take. */
+function maxFrameBytes(size) {
+    return size + Math.floor(size / 128) + 4096;
+}
+/**
+ * Every blob the entry needs, by name: standalone files and groups (from `locs`). Throws
+ * StoreError when the table's rows disagree about a file or a group.
+ */
+function neededBlobs(m, locs) {
+    const out = new Map();
+    const files = new Set();
+    for (const f of manifestFiles(m)) {
+        if (files.has(f.digest))
+            continue;
+        files.add(f.digest);
+        const loc = locs.get(f.digest);
+        const name = loc?.group ?? f.digest;
+        const size = loc?.groupSize ?? f.size;
+        if (loc !== undefined && loc.size !== f.size) {
+            throw new errors/* StoreError */.AD(`the table places ${f.digest} with ${loc.size} bytes, not ${f.size}`);
+        }
+        let b = out.get(name);
+        if (b === undefined) {
+            b = { size, members: [] };
+            out.set(name, b);
+        }
+        else if (b.size !== size) {
+            throw new errors/* StoreError */.AD(`blob ${name} is needed with two sizes`);
+        }
+        if (loc !== undefined)
+            b.members.push({ digest: f.digest, offset: loc.offset, size: loc.size });
+    }
+    return out;
+}
+/**
+ * Writes the pack of an entry to `destFile` (temp file + rename); returns its size. `table` is
+ * the entry's artifact, `manifest` what it decodes to (its grouped files attached to `blobs`).
+ */
+async function writePack(blobs, meta, table, manifest, destFile) {
+    const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
+    if (metaBytes.length > MAX_HEADER_BYTES || table.length > MAX_HEADER_BYTES) {
+        throw new errors/* StoreError */.AD('entry too large to pack');
+    }
+    const locs = blobs.locationsOf(manifest);
+    const needed = neededBlobs(manifest, locs);
+    const tmp = fsx_tempName(external_node_path_namespaceObject.dirname(destFile), `${external_node_path_namespaceObject.basename(destFile)}.part`);
+    const out = await external_node_fs_namespaceObject.promises.open(tmp, 'wx');
+    let bytes = 0;
+    const write = async (buf) => {
+        await out.write(buf);
+        bytes += buf.length;
+    };
+    try {
+        const u32 = Buffer.alloc(4);
+        await write(PACK_MAGIC);
+        u32.writeUInt32BE(PACK_VERSION);
+        await write(Buffer.from(u32));
+        u32.writeUInt32BE(metaBytes.length);
+        await write(Buffer.from(u32));
+        await write(metaBytes);
+        u32.writeUInt32BE(table.length);
+        await write(Buffer.from(u32));
+        await write(table);
+        for (const name of bytes_sortBytes(needed.keys())) {
+            // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
+            // remote copy could never be replaced; the pack file is removed when verifying fails).
+            let left = 0;
+            await blobs.verifyStored(name, needed.get(name), {
+                async start(frameBytes) {
+                    const rec = Buffer.alloc(DIGEST_BYTES + 8);
+                    Buffer.from(name, 'hex').copy(rec, 0);
+                    rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
+                    await write(rec);
+                    left = frameBytes;
+                },
+                async piece(p) {
+                    left -= p.length;
+                    await write(p);
+                },
+            });
+            if (left !== 0)
+                throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
+        }
+        await write(Buffer.concat([END, Buffer.alloc(8)]));
+        await out.sync();
+    }
+    catch (err) {
+        await out.close();
+        await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
+        throw err;
+    }
+    await out.close();
+    await rename(tmp, destFile);
+    return bytes;
+}
+/** What the formats before this one carried, for the message that refuses them. */
+const OLDER_PACKS = {
+    1: 'before grouped files',
+    2: 'with a JSON manifest and locator',
+};
+/** A length-prefixed section (u32 BE), its length checked before anything is allocated. */
+async function readSection(r, what) {
+    const len = (await r.read(4, `${what} length`)).readUInt32BE(0);
+    if (len > MAX_HEADER_BYTES)
+        throw new errors/* StoreError */.AD(`pack ${what} too large (${len} bytes)`);
+    if (len > r.remaining) {
+        throw new errors/* StoreError */.AD(`pack ${what} claims ${len} bytes; only ${r.remaining} follow`);
+    }
+    return r.read(len, what);
+}
+class PackReader {
+    fh;
+    size;
+    pos = 0;
+    constructor(fh, size) {
+        this.fh = fh;
+        this.size = size;
+    }
+    /** Bytes of the pack after the current position. */
+    get remaining() {
+        return this.size - this.pos;
+    }
+    /** Exactly `n` bytes, or StoreError when the pack ends first. */
+    async read(n, what) {
+        const buf = Buffer.allocUnsafe(n);
+        let got = 0;
+        while (got < n) {
+            const { bytesRead } = await this.fh.read(buf, got, n - got, this.pos);
+            if (bytesRead === 0)
+                throw new errors/* StoreError */.AD(`pack is truncated (in ${what})`);
+            got += bytesRead;
+            this.pos += bytesRead;
+        }
+        return buf;
+    }
+    async atEnd() {
+        const { bytesRead } = await this.fh.read(Buffer.alloc(1), 0, 1, this.pos);
+        return bytesRead === 0;
+    }
+}
+/**
+ * Reads and verifies a pack, storing its blobs. `accept` sees the validated header first and
+ * may stop the import (returning false: nothing more is read). Throws StoreError (or
+ * UnsafeEntryError) on anything wrong; blobs stored before the failure are verified content.
+ */
+async function readPack(blobs, packFile, accept) {
+    let fh;
+    try {
+        fh = await external_node_fs_namespaceObject.promises.open(packFile, 'r');
+    }
+    catch (err) {
+        throw new errors/* StoreError */.AD(`cannot open pack ${packFile}: ${err}`);
+    }
+    try {
+        const r = new PackReader(fh, (await fh.stat()).size);
+        if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
+            throw new errors/* StoreError */.AD('not a clyde pack (bad magic)');
+        }
+        const version = (await r.read(4, 'version')).readUInt32BE(0);
+        if (version !== PACK_VERSION) {
+            const older = OLDER_PACKS[version];
+            throw new errors/* StoreError */.AD(older !== undefined
+                ? `unsupported pack version ${version} (written by an older clyde-cache, ${older}); the entry will be saved again`
+                : `unsupported pack version ${version} (this clyde-cache reads version ${PACK_VERSION})`);
+        }
+        const metaBytes = await readSection(r, 'meta');
+        let meta;
+        try {
+            meta = JSON.parse(metaBytes.toString('utf8'));
+        }
+        catch (err) {
+            throw new errors/* StoreError */.AD(`pack meta is not JSON: ${err}`);
+        }
+        const header = { meta, table: await readSection(r, 'table') };
+        const { manifest, locations: locs } = tableManifest(decodeTable(header.table));
+        if (!(await accept(header, manifest)))
+            return undefined;
+        const needed = neededBlobs(manifest, locs);
+        for (const [name, b] of needed) {
+            if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
+                throw new errors/* StoreError */.AD(`pack group ${name} claims ${b.size} bytes`);
+            }
+        }
+        // The blobs written take at most what remains of the pack (frames are stored as they are).
+        const free = await freeBytes(blobs.dir);
+        if (free !== undefined && r.remaining > free) {
+            throw new errors/* StoreError */.AD(`the pack's ${bytes_formatBytes(r.remaining)} of blobs do not fit in the local store (${bytes_formatBytes(free)} free)`);
+        }
+        const seen = new Set();
+        let storedBytes = 0;
+        let newBlobs = 0;
+        for (;;) {
+            const rec = await r.read(DIGEST_BYTES + 8, 'blob record');
+            const raw = rec.subarray(0, DIGEST_BYTES);
+            const len = rec.readBigUInt64BE(DIGEST_BYTES);
+            if (raw.equals(END)) {
+                if (len !== 0n)
+                    throw new errors/* StoreError */.AD('pack end marker is malformed');
+                break;
+            }
+            const digest = raw.toString('hex');
+            const need = needed.get(digest);
+            if (need === undefined)
+                throw new errors/* StoreError */.AD(`pack carries blob ${digest} that its entry does not use`);
+            if (seen.has(digest))
+                throw new errors/* StoreError */.AD(`pack carries blob ${digest} twice`);
+            if (len > BigInt(maxFrameBytes(need.size))) {
+                throw new errors/* StoreError */.AD(`pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`);
+            }
+            if (len > BigInt(r.remaining)) {
+                throw new errors/* StoreError */.AD(`pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`);
+            }
+            const frameBytes = Number(len);
+            const start = r.pos;
+            try {
+                const frame = fileRange(r.fh, start, frameBytes, `pack blob ${digest}`);
+                if (await blobs.importFrame(digest, need, frame))
+                    newBlobs++;
+            }
+            catch (err) {
+                if (!(err instanceof errors/* StoreError */.AD))
+                    throw err; // a full disk, say: not the pack's fault
+                throw new errors/* StoreError */.AD(`pack blob ${digest} is corrupt: ${err.message}`);
+            }
+            r.pos = start + frameBytes;
+            seen.add(digest);
+            storedBytes += frameBytes;
+        }
+        if (!(await r.atEnd()))
+            throw new errors/* StoreError */.AD('pack has data after its end marker');
+        const missing = [...needed.keys()].filter((d) => !seen.has(d));
+        if (missing.length > 0) {
+            throw new errors/* StoreError */.AD(`pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`);
+        }
+        return { header, manifest, locations: locs, storedBytes, newBlobs };
+    }
+    finally {
+        await fh.close();
+    }
+}
+//# sourceMappingURL=pack.js.map
 ;// CONCATENATED MODULE: ./build/src/store/statcache.js
 /**
  * The stat cache: what the files of an entry looked like on disk (size, mtime, inode) the last
  * time this machine saved or restored that entry, and their digests. The next save of the same
  * package reads, hashes and compresses only the files whose stat changed (issue 4, the
  * 1%-changed save). It also says where each grouped file lives (group blob, offset), so such a
- * save needs neither the previous manifest nor its locator. It is a hint, never the truth: a
+ * save needs neither the previous manifest nor its table. It is a hint, never the truth: a
  * digest taken from it is used only when its content (its own blob, or its group) is still in
  * the store, a location it gives is verified whenever the content is read (restore and export
  * hash every grouped file), and a lost or damaged cache only makes the save read more.
@@ -68606,7 +68397,7 @@ const LINK_BATCH = 1024;
 async function writeFromBlobs(blobs, files) {
     const byBlob = new Map();
     for (const m of files) {
-        // Grouped content is found through the entry's locator (loaded by the caller), in memory.
+        // Grouped content is found through the entry's table (read by the caller), in memory.
         const loc = blobs.located(m.digest);
         const blob = loc?.group ?? m.digest;
         let job = byBlob.get(blob);
@@ -69072,8 +68863,8 @@ async function moveIntoPlace(s, opts) {
 /**
  * Restores the roots. The caller must await `quiet` before the build may touch the files: past
  * one clock tick, whatever the build changes gets a later mtime than the stat cache's.
- * `located` settles once `blobs` knows where the entry's grouped files are (its locator is
- * read while the directories are made); nothing is written from a blob before.
+ * `located` settles once `blobs` knows where the entry's grouped files are (the caller's table
+ * says so, usually before); nothing is written from a blob before.
  */
 async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve()) {
     const live = jobs.filter((j) => j.manifest.kind !== 'absent');
@@ -69132,11 +68923,11 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
 //# sourceMappingURL=restore.js.map
 ;// CONCATENATED MODULE: ./build/src/store/basis.js
 /**
- * The basis of a save: the previous entry of the same package, whose stat cache and locator let
+ * The basis of a save: the previous entry of the same package, whose stat cache and table let
  * the save skip files that did not change (issue 4, the 1%-changed save). Finding no basis, or
  * a damaged one, only makes the save read everything. The stat cache carries the digests and
  * the group locations, so the previous manifest is parsed only when there is no stat cache (its
- * locator still lets the save skip writing content that is already grouped). The newest entry of
+ * table still lets the save skip writing content that is already grouped). The newest entry of
  * the package is found in the index (it holds package, platform, variant and createdAt), never by
  * reading every entry's meta.json.
  */
@@ -69161,7 +68952,7 @@ async function loadBasis(storeRoot, blobs, req, get, indexed, manifestOf) {
         const stat = await readStatCache(storeRoot, key, req.roots);
         if (stat.usable)
             return { stat, locations: () => stat.locations() };
-        const locations = await blobs.loadLocator(await manifestOf(key));
+        const locations = blobs.locationsOf(await manifestOf(key));
         return { stat, locations: () => locations };
     }
     catch {
@@ -70157,11 +69948,18 @@ async function writeMarker(dir, tmpDir, name, epochMs) {
  *   <root>/access.journal                        access times since index.bin was written
  *                                                (access-journal.ts)
  *   <root>/<package>/<version>/<hash>/meta.json  EntryMeta
- *   <root>/<package>/<version>/<hash>/artifact   the manifest (manifest.ts)
+ *   <root>/<package>/<version>/<hash>/artifact   the entry's table (table.ts)
  *   <root>/blobs/<aa>/<sha256>                   zstd frames (blobs.ts)
  *   <root>/tmp/                                  every write goes through here, then rename
  *   <root>/store.lock                            the lock (lock.ts), held only for commits
  *   <root>/stats.json, <root>/markers/<name>     lookup counters and markers (stats.ts)
+ *   <root>/layout                                the layout version (LAYOUT_VERSION)
+ *   <root>/old-layout/                           what a store of an older layout held: moved
+ *                                                here on open, removed by `sweepOldLayout`
+ *
+ * One entry encoding: an entry is its meta.json and its table, locally and in a pack alike. A
+ * store of an older layout is not read: `open` moves its files to old-layout/ (one line in the
+ * log), the store starts empty, and the next prune removes them.
  *
  * What a listed entry is: the index says so. meta.json and artifact are the entry's content;
  * the index is rebuilt from them when it is missing or fails its checks. Blob writes take no
@@ -70204,15 +70002,33 @@ const TMP_MAX_AGE_MS = 60 * 60 * 1000;
 /** Leftovers of a live pid are kept this long (the pid may have been reused meanwhile). */
 const TMP_LIVE_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 const ORPHAN_MIN_AGE_MS = 10 * 60 * 1000;
+/**
+ * The store's layout, written to `<root>/layout`. 2: artifacts are tables and nothing else (no
+ * JSON artifacts, no locator files, packs carry the table); a store without the file, or with
+ * an older number, is moved aside on open.
+ */
+const LAYOUT_VERSION = 2;
+const LAYOUT = 'layout';
+/** Where the files of an older layout wait for the next prune (`sweepOldLayout`). */
+const OLD_LAYOUT = 'old-layout';
+/** Top-level names an older layout may have used (besides its package directories). */
+const OLD_LAYOUT_NAMES = new Set([
+    'index.bin',
+    'index.json',
+    'access.journal',
+    'stats.json',
+    'blobs',
+    'markers',
+    'unpacked',
+    'statcache',
+]);
 const META = 'meta.json';
 const ARTIFACT = 'artifact';
 const INDEX = 'index.bin';
-/** The JSON index of earlier versions: ignored, removed once index.bin exists. */
-const OLD_INDEX = 'index.json';
 /** tempName(): `<hint>-<pid>-<12 hex>`; the worker pool's blob writes: `blob-<pid>-<n>-<n>`. */
 const TMP_PID = [/-(\d+)-[0-9a-f]{12}$/, /^blob-(\d+)-\d+-\d+$/];
 /** Top-level directories that are not packages. */
-const NOT_ENTRIES = new Set(['blobs', 'tmp', 'markers', 'unpacked', 'statcache']);
+const NOT_ENTRIES = new Set(['blobs', 'tmp', 'markers', 'unpacked', 'statcache', OLD_LAYOUT]);
 class local_store_LocalStore {
     root;
     codec;
@@ -70237,18 +70053,98 @@ class local_store_LocalStore {
         this.lockStaleMs = options.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
     }
     /**
-     * Opens (creating if needed) the store at `root`: makes the layout, removes leftovers in tmp/
-     * of processes that are gone, and loads the index, rebuilding it (with a warning) when it is
-     * missing, truncated or fails its checks.
+     * Opens (creating if needed) the store at `root`: moves an older layout aside (`checkLayout`),
+     * makes the layout, removes leftovers in tmp/ of processes that are gone, and loads the index,
+     * rebuilding it (with a warning) when it is missing, truncated or fails its checks.
      */
     static async open(root, options = {}) {
         const abs = external_node_path_namespaceObject.resolve(root);
-        await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(abs, 'blobs'), { recursive: true });
         await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(abs, 'tmp'), { recursive: true });
         const store = new local_store_LocalStore(abs, options.codec ?? (await codec_loadCodec()), options);
+        await store.checkLayout();
+        await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.join(abs, 'blobs'), { recursive: true });
         await store.cleanTmp();
         await store.index();
         return store;
+    }
+    /**
+     * Makes sure the store is of LAYOUT_VERSION. A store without a layout file (or with an older
+     * number) that holds anything of a store is of an older layout: under the lock, its files move
+     * to old-layout/ (one rename each), which is said once, as an info line; the store is then
+     * empty, and `sweepOldLayout` (prune) removes them. A newer layout is a StoreError (a warning
+     * and a miss): this version neither reads nor moves it.
+     */
+    async checkLayout() {
+        const file = external_node_path_namespaceObject.join(this.root, LAYOUT);
+        const read = async () => {
+            const text = await external_node_fs_namespaceObject.promises.readFile(file, 'utf8').catch(() => undefined);
+            if (text === undefined)
+                return undefined;
+            return /^\d{1,9}\n?$/.test(text) ? Number(text) : 0;
+        };
+        if ((await read()) === LAYOUT_VERSION)
+            return;
+        await withLock(this.lockSettings(), async () => {
+            const found = await read();
+            if (found === LAYOUT_VERSION)
+                return;
+            if (found !== undefined && found > LAYOUT_VERSION) {
+                throw new errors/* StoreError */.AD(`the local store ${this.root} has layout ${found}, written by a newer clyde-cache; this one reads layout ${LAYOUT_VERSION}`);
+            }
+            const old = await this.oldLayoutNames();
+            if (old.length > 0) {
+                const aside = fsx_tempName(external_node_path_namespaceObject.join(this.root, OLD_LAYOUT), `layout-${found ?? 1}`);
+                await external_node_fs_namespaceObject.promises.mkdir(aside, { recursive: true });
+                for (const name of old)
+                    await rename(external_node_path_namespaceObject.join(this.root, name), external_node_path_namespaceObject.join(aside, name));
+                lib_core/* info */.pq(`clyde-cache: the local store ${this.root} was written by an earlier clyde-cache (layout ${found ?? 1}, this one writes ${LAYOUT_VERSION}); starting it empty, its old files are removed by the next prune`);
+            }
+            await writeFileAtomic(file, `${LAYOUT_VERSION}\n`, this.tmpDir);
+        });
+    }
+    /** The top-level names that belong to a store of an older layout (its own names, entries). */
+    async oldLayoutNames() {
+        const out = [];
+        for (const d of await external_node_fs_namespaceObject.promises.readdir(this.root, { withFileTypes: true })) {
+            if (OLD_LAYOUT_NAMES.has(d.name))
+                out.push(d.name);
+            else if (d.isDirectory() && !NOT_ENTRIES.has(d.name) && !d.name.endsWith('.lock')) {
+                if (await holdsEntry(external_node_path_namespaceObject.join(this.root, d.name)))
+                    out.push(d.name);
+            }
+        }
+        return out.sort(bytes_compareBytes);
+    }
+    /**
+     * Removes what an older layout left in old-layout/ (`checkLayout`). Decides first: every
+     * directory there is of a layout this version does not read, so all of it goes; each is moved
+     * to tmp/ under the lock (so no open is moving files into it meanwhile), then deleted. A dry
+     * run only counts. Returns the files and bytes removed (or that would be).
+     */
+    async sweepOldLayout(dryRun = false) {
+        const dir = external_node_path_namespaceObject.join(this.root, OLD_LAYOUT);
+        const names = await external_node_fs_namespaceObject.promises.readdir(dir).catch(() => []);
+        if (names.length === 0)
+            return { files: 0, bytes: 0 };
+        const total = { files: 0, bytes: 0 };
+        for (const name of names) {
+            const { files, bytes } = await treeSize(external_node_path_namespaceObject.join(dir, name));
+            total.files += files;
+            total.bytes += bytes;
+        }
+        if (dryRun)
+            return total;
+        const trash = [];
+        await withLock(this.lockSettings(), async () => {
+            for (const name of names) {
+                const to = fsx_tempName(this.tmpDir, 'old-layout');
+                await rename(external_node_path_namespaceObject.join(dir, name), to).then(() => trash.push(to), () => { });
+            }
+            await external_node_fs_namespaceObject.promises.rmdir(dir).catch(() => { });
+        });
+        for (const t of trash)
+            await external_node_fs_namespaceObject.promises.rm(t, { recursive: true, force: true });
+        return total;
     }
     // ---- lookups -------------------------------------------------------------------------
     async get(key) {
@@ -70394,12 +70290,9 @@ class local_store_LocalStore {
                 jobs.push({ root, manifest: m });
         }
         try {
-            // [store-speed] grouped small files are found through the entry's table (or, an entry of
-            // the JSON form, its locator, read while the workers make the staged directories); the
+            // [store-speed] grouped small files are found through the entry's table (read above); the
             // stat cache lets the next save of this package skip the files the build leaves alone.
-            const located = this.blobs.loadLocator(manifest);
-            located.catch(() => { }); // restoreRoots awaits it
-            const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts, located);
+            const { statCache, quiet, ...result } = await restoreRoots(this.blobs, jobs, opts);
             const table = encodeTable({ key, ...statCache.head }, statCache.roots);
             await Promise.all([
                 writeStatCache(this.root, this.tmpDir, key, roots, table).catch(() => { }),
@@ -70415,8 +70308,8 @@ class local_store_LocalStore {
     }
     // ---- packs ---------------------------------------------------------------------------
     async exportPack(key, destFile) {
-        const { meta, manifest } = await this.load(key);
-        return { bytes: await writePack(this.blobs, meta, manifest, destFile) };
+        const { meta, table, manifest } = await this.load(key);
+        return { bytes: await writePack(this.blobs, meta, table, manifest, destFile) };
     }
     /**
      * Imports the pack of the entry `key` (what the caller asked the remote tier for), verifying
@@ -70610,7 +70503,7 @@ class local_store_LocalStore {
             if (manifest !== undefined) {
                 try {
                     // content size of each blob file: a standalone file's own, a group's whole
-                    const locs = await this.blobs.loadLocator(manifest);
+                    const locs = this.blobs.locationsOf(manifest);
                     for (const [d, size] of blobSizes(manifest)) {
                         const loc = locs.get(d);
                         if (loc === undefined)
@@ -70640,9 +70533,9 @@ class local_store_LocalStore {
                 missing.add(d);
                 problems.push(`blob ${d} is missing`);
             }
-            else if (opts.deep && !d.endsWith('.loc') && contentSize.has(d)) {
-                // (A locator was checked when it was parsed above. A blob that only unreadable entries
-                // reference has no size to check it against: those entries are reported, not it.)
+            else if (opts.deep && contentSize.has(d)) {
+                // (A blob that only unreadable entries reference has no size to check it against: those
+                // entries are reported, not it.)
                 try {
                     await this.blobs.verifyStored(d, { size: contentSize.get(d), members: [] });
                 }
@@ -70693,27 +70586,25 @@ class local_store_LocalStore {
         const meta = rec && (await this.readMetaOf(dirOfEntry(rec), key));
         if (rec === undefined || meta === undefined)
             throw new errors/* StoreError */.AD(`no entry ${key} in the store`);
-        return { meta, manifest: await this.readManifest(this.dirOf(dirOfEntry(rec))) };
+        return { meta, ...(await this.readArtifact(this.dirOf(dirOfEntry(rec)))) };
     }
     /**
-     * The manifest of the entry in `dir`: its artifact is a table (table.ts, which also says where
-     * its grouped files live) or, written before tables, JSON (its locator file says that).
+     * The artifact of the entry in `dir` (its table: table.ts) and the manifest it describes; the
+     * blob store learns where its grouped files live.
      */
-    async readManifest(dir) {
-        let body;
-        let raw;
+    async readArtifact(dir) {
         try {
-            body = await external_node_fs_namespaceObject.promises.readFile(external_node_path_namespaceObject.join(dir, ARTIFACT));
-            if (isTable(body))
-                return this.tableManifest(body);
-            raw = JSON.parse(body.toString('utf8'));
+            const table = await external_node_fs_namespaceObject.promises.readFile(external_node_path_namespaceObject.join(dir, ARTIFACT));
+            return { table, manifest: this.tableManifest(table) };
         }
         catch (err) {
             if (err instanceof Error && err.name === 'UnsafeEntryError')
                 throw err;
             throw new errors/* StoreError */.AD(`unreadable manifest in ${dir}: ${(0,errors/* errorMessage */.gJ)(err)}`);
         }
-        return parseManifest(raw);
+    }
+    async readManifest(dir) {
+        return (await this.readArtifact(dir)).manifest;
     }
     /** The manifest of an artifact table; the blob store learns where its grouped files live. */
     tableManifest(body) {
@@ -70830,7 +70721,7 @@ class local_store_LocalStore {
             }
             return undefined;
         };
-        const members = [...(await this.blobs.loadLocator(manifest))].filter(([, loc]) => loc.group === digest);
+        const members = [...this.blobs.locationsOf(manifest)].filter(([, loc]) => loc.group === digest);
         let content;
         if (members.length === 0) {
             content = await contentOf(digest);
@@ -70866,7 +70757,7 @@ class local_store_LocalStore {
             names = [...(await this.blobs.referencedBlobs(manifest)).keys()];
         }
         catch {
-            return; // an unreadable locator: restore reported it; verify finds the entry
+            return; // the blobs cannot be listed: restore reported it; verify finds the entry
         }
         for (const d of names)
             if ((await this.blobSize(d)) === undefined)
@@ -70947,7 +70838,7 @@ class local_store_LocalStore {
             }
         });
     }
-    /** The file of a blob or locator named in the index. */
+    /** The file of a blob named in the index. */
     blobFile(name) {
         if (!BLOB_NAME.test(name))
             throw new errors/* StoreError */.AD(`not a blob name: ${name}`);
@@ -71074,7 +70965,6 @@ class local_store_LocalStore {
         // Access times since the entries were saved: whatever the journal still holds.
         this.journal.reset();
         await this.persist(ix);
-        await external_node_fs_namespaceObject.promises.rm(external_node_path_namespaceObject.join(this.root, OLD_INDEX), { force: true });
         return ix;
     }
     /**
@@ -71171,6 +71061,39 @@ class local_store_LocalStore {
             }
         }
     }
+}
+/** Whether `dir` (a top-level directory) holds an entry: `<version>/<hash>/meta.json`. */
+async function holdsEntry(dir) {
+    const subdirs = async (p) => (await external_node_fs_namespaceObject.promises.readdir(p, { withFileTypes: true }).catch(() => []))
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name);
+    for (const ver of await subdirs(dir)) {
+        for (const hash of await subdirs(external_node_path_namespaceObject.join(dir, ver))) {
+            if (await exists(external_node_path_namespaceObject.join(dir, ver, hash, META)))
+                return true;
+        }
+    }
+    return false;
+}
+/** The files (not directories) below `p` and their bytes; symlinks are not followed. */
+async function treeSize(p) {
+    let files = 0;
+    let bytes = 0;
+    const walk = async (q) => {
+        const st = await external_node_fs_namespaceObject.promises.lstat(q).catch(() => undefined);
+        if (st === undefined)
+            return;
+        if (!st.isDirectory()) {
+            files++;
+            bytes += st.size;
+            return;
+        }
+        for (const name of await external_node_fs_namespaceObject.promises.readdir(q).catch(() => [])) {
+            await walk(external_node_path_namespaceObject.join(q, name));
+        }
+    };
+    await walk(p);
+    return { files, bytes };
 }
 /** [shard, name] of every name one level below the shards of `dir` (none when it is missing). */
 async function shardedNames(dir) {
