@@ -190,7 +190,13 @@ export class WorkerPool {
     const msg = { id, op: job.op, args: job.args } as StoreRequest;
     const transfer = job.transfer as ArrayBuffer[];
     if (slot.online) slot.worker.postMessage(msg, transfer);
-    else void slot.ready.then(() => slot.worker.postMessage(msg, transfer));
+    // (A worker that never comes online has failed every job already: failAll.)
+    else {
+      slot.ready.then(
+        () => slot.worker.postMessage(msg, transfer),
+        () => undefined,
+      );
+    }
   }
 
   private onReply(slot: Slot, m: StoreReply): void {
