@@ -18,6 +18,11 @@ export default tseslint.config(
           selector: "CallExpression[callee.property.name='localeCompare']",
           message: 'Sort by byte order (compareBytes), never localeCompare (STYLE.md habit 7).',
         },
+        {
+          selector: "NewExpression[callee.name='Worker'] Property[key.name='eval']",
+          message:
+            'Workers are typed modules started from their bundled file, never code in strings (STYLE.md habit 11).',
+        },
       ],
     },
   },

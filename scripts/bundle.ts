@@ -1,33 +1,69 @@
 /**
  * Bundle each entrypoint with @vercel/ncc into dist/<entry>/index.js (ESM, run by node24), with
- * zstd-napi's native binding carried beside it. The output must be byte-for-byte reproducible:
- * CI rebuilds it and fails on any difference from what is committed.
+ * zstd-napi's native binding carried beside it, and each worker thread's module bundled on its
+ * own (a second ncc build) beside it under the name it has beside its starter in build/
+ * (WORKERS): the starters find them by a path relative to their own module, which is
+ * dist/<entry>/index.js once bundled. The output must be byte-for-byte reproducible: CI
+ * rebuilds it and fails on any difference from what is committed.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ENTRIES = ['restore', 'save', 'gc'] as const;
+/**
+ * Worker modules (under build/src) and the name each has beside its starter: pool.ts starts
+ * store-worker.js, key/hashing.ts hash-worker.js.
+ */
+export const WORKERS = [
+  { module: 'store/store-worker.js', name: 'store-worker.js' },
+  { module: 'key/hash-worker.js', name: 'hash-worker.js' },
+] as const;
 
-function bundle(entry: string): void {
-  const out = path.join(repo, 'dist', entry);
-  rmSync(out, { recursive: true, force: true });
+function ncc(input: string, out: string, license: boolean): void {
   execFileSync(
     process.execPath,
     [
       path.join(repo, 'node_modules', '@vercel', 'ncc', 'dist', 'ncc', 'cli.js'),
       'build',
-      path.join(repo, 'build', 'src', `${entry}.js`),
+      input,
       '-o',
       out,
-      '--license',
-      'licenses.txt',
+      ...(license ? ['--license', 'licenses.txt'] : []),
       '--quiet',
     ],
     { cwd: repo, stdio: 'inherit' },
   );
+}
+
+/**
+ * Bundles each worker into a directory of its own: the file to copy beside each entry. A
+ * worker must bundle into one file (no chunks, no assets): it uses node's own modules and ours
+ * (the store worker loads zstd-napi's binary by the path the main thread found).
+ */
+function bundleWorkers(scratch: string): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const w of WORKERS) {
+    const out = path.join(scratch, w.name);
+    ncc(path.join(repo, 'build', 'src', w.module), out, false);
+    // (Its package.json, `"type": "module"`, is the one each entry's bundle has beside it.)
+    const made = listing(out).filter((f) => f !== 'package.json');
+    if (made.length !== 1 || made[0] !== 'index.js') {
+      throw new Error(`${w.module} bundled into more than one file: ${made.join(', ')}`);
+    }
+    files.set(w.name, path.join(out, 'index.js'));
+  }
+  return files;
+}
+
+function bundle(entry: string, workers: ReadonlyMap<string, string>): void {
+  const out = path.join(repo, 'dist', entry);
+  rmSync(out, { recursive: true, force: true });
+  ncc(path.join(repo, 'build', 'src', `${entry}.js`), out, true);
+  for (const [name, file] of workers) copyFileSync(file, path.join(out, name));
   // ncc copies every binding.node it finds; only build/Release/binding.node is ever loaded.
   rmSync(path.join(out, 'build', 'Release', 'obj.target'), { recursive: true, force: true });
   const native = path.join(out, 'build', 'Release', 'binding.node');
@@ -42,7 +78,13 @@ function listing(dir: string): string[] {
     .sort();
 }
 
-for (const entry of ENTRIES) {
-  bundle(entry);
-  console.log(`dist/${entry}: ${listing(path.join(repo, 'dist', entry)).join(', ')}`);
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'clyde-bundle-'));
+try {
+  const workers = bundleWorkers(scratch);
+  for (const entry of ENTRIES) {
+    bundle(entry, workers);
+    console.log(`dist/${entry}: ${listing(path.join(repo, 'dist', entry)).join(', ')}`);
+  }
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
 }

@@ -115,7 +115,7 @@ describe('materialisation', () => {
         'sp ace/ünï cødé.js': 'unicode',
         'a/b/c/deep#1.txt': 'deep',
         'empty.txt': '',
-        // several write() pieces (worker-source.ts: WRITE_PIECE), not streamed
+        // several write() pieces (store-worker.ts: WRITE_PIECE), not streamed
         'big.bin': Buffer.from(Array.from({ length: 1_300_000 }, (_, i) => i % 251)),
       });
       await fs.writeFile(single, 'one file');

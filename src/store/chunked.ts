@@ -16,6 +16,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { rename, tempName } from '../util/fsx.js';
 import { WorkerOpError, type PoolDirs, type WorkerPool } from './pool.js';
+import type { ChunkResult } from './worker-protocol.js';
 
 /** Content per frame. */
 export const CHUNK_BYTES = 4 * 1024 * 1024;
@@ -34,11 +35,6 @@ export interface ChunkedPut {
 interface Buffers {
   data: Uint8Array;
   out: Uint8Array;
-}
-
-interface ChunkReply extends Buffers {
-  readonly length: number;
-  readonly raw: boolean;
 }
 
 /** Room for a chunk's compressed frame (zstd's bound) or its raw-block frame, with margin. */
@@ -68,7 +64,7 @@ export async function putChunked(
   const tmp = tempName(dirs.tmpDir, 'blob');
   const hash = createHash('sha256');
   const free: Buffers[] = [];
-  const inflight: Promise<ChunkReply>[] = [];
+  const inflight: Promise<ChunkResult>[] = [];
   let pos = 0;
   let stored = 0;
   let raw = true;
@@ -78,7 +74,7 @@ export async function putChunked(
     out = await fs.open(tmp, 'wx', 0o444);
     const sink = out;
     const drainOne = async (): Promise<void> => {
-      const r = await (inflight.shift() as Promise<ChunkReply>);
+      const r = await (inflight.shift() as Promise<ChunkResult>);
       await sink.write(r.out, 0, r.length);
       stored += r.length;
       raw &&= r.raw;
@@ -97,7 +93,7 @@ export async function putChunked(
       if (n === 0) break;
       hash.update(bufs.data.subarray(0, n));
       pos += n;
-      const job = pool.run<ChunkReply>(
+      const job = pool.run(
         'compressChunk',
         { dirs, data: bufs.data, out: bufs.out, length: n, name: abs },
         CHUNK_BYTES,

@@ -13,6 +13,18 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { StoreError } from '../errors.js';
+import { CHAIN_LOG, HASH_LOG, LEVEL } from './codec-rules.js';
+
+// The rules both threads follow live in codec-rules.ts (the workers import it too).
+export {
+  CHAIN_LOG,
+  HASH_LOG,
+  LEVEL,
+  MIN_SAVING,
+  RAW_BLOCK_MAX,
+  isRawFrame,
+  rawFrame,
+} from './codec-rules.js';
 
 export type CodecName = 'zstd-napi' | 'node:zlib';
 
@@ -223,46 +235,6 @@ async function nodeDecompressStream(
   }
   if (frames === 0) throw new StoreError('corrupt zstd frame: it is empty');
   checkTotal(total, expectedSize);
-}
-
-export const LEVEL = 3;
-/**
- * Level 3 with smaller match tables than its own (hash 2^17, chain 2^16): these fit a core's L2
- * cache, which makes compression about 7% faster for about 1% more bytes on the store
- * benchmark's tree (measured with zstd-napi, both backends use the same library).
- */
-export const HASH_LOG = 16;
-export const CHAIN_LOG = 15;
-
-/**
- * Incompressible content is stored "as it is" inside a zstd frame made of raw blocks: every
- * zstd decoder reads it (so blobs stay plain zstd frames, and pack export, import and
- * verification need no marker), and decoding it is a memory copy. Header: magic, a frame
- * descriptor with no content size, no checksum and no dictionary, and a 128 KiB window.
- */
-const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
-const RAW_FRAME_HEADER = Buffer.concat([ZSTD_MAGIC, Buffer.from([0x00, 0x38])]);
-export const RAW_BLOCK_MAX = 128 * 1024;
-
-function rawBlockHeader(size: number, last: boolean): Buffer {
-  const v = (size << 3) | (last ? 1 : 0); // block type 0 (raw) in bits 1-2
-  return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
-}
-
-/** `content` as a zstd frame of raw (uncompressed) blocks. */
-export function rawFrame(content: Buffer): Buffer {
-  const parts: Buffer[] = [RAW_FRAME_HEADER];
-  if (content.length === 0) parts.push(rawBlockHeader(0, true));
-  for (let off = 0; off < content.length; off += RAW_BLOCK_MAX) {
-    const end = Math.min(content.length, off + RAW_BLOCK_MAX);
-    parts.push(rawBlockHeader(end - off, end === content.length), content.subarray(off, end));
-  }
-  return Buffer.concat(parts);
-}
-
-/** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
-export function isRawFrame(frame: Buffer): boolean {
-  return frame.length >= 6 && frame.subarray(0, 6).equals(RAW_FRAME_HEADER);
 }
 
 /**

@@ -1,6 +1,8 @@
 /**
  * The store's worker pool: it hashes, compresses, decompresses and writes files off the main
- * thread (worker-source.ts holds the code the workers run).
+ * thread. The workers run store-worker.js, started from the file beside this module's (beside
+ * the bundle's index.js in dist/<entry>/, where scripts/bundle.ts puts it); every message is a
+ * StoreRequest or StoreReply (worker-protocol.ts).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,23 +11,24 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { StoreError } from '../errors.js';
-import { BACKEND_ENV, CHAIN_LOG, HASH_LOG, LEVEL } from './codec.js';
-import { WORKER_SOURCE } from './worker-source.js';
+import { BACKEND_ENV } from './codec.js';
+import type {
+  ArgsOf,
+  ResultOf,
+  StoreOp,
+  StoreReply,
+  StoreRequest,
+  StoreWorkerData,
+  WorkerFailureKind,
+} from './worker-protocol.js';
+
+export { MIN_SAVING } from './codec-rules.js';
+export { UNPACKED_MTIME_MS, type PoolDirs, type WorkerFailureKind } from './worker-protocol.js';
 
 /** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
 export const STREAM_AT = 16 * 1024 * 1024;
-/** A compressed blob must save at least this fraction, or the content is stored as it is. */
-export const MIN_SAVING = 0.03;
-/** Unpacked copies (restore.ts) carry this mtime: one that differs was touched after we wrote it. */
-export const UNPACKED_MTIME_MS = 1_000_000_000_000;
 /** Environment variable: the number of worker threads (default: cores, at most 4). */
 export const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
-
-/**
- * Why a worker operation failed: `corrupt` blobs are deleted by the caller; `size` (the entry
- * disagrees with a sound blob: a wrong size, a grouped file placed wrongly) are not.
- */
-export type WorkerFailureKind = 'corrupt' | 'size' | 'missing' | 'changed' | 'io';
 
 export class WorkerOpError extends StoreError {
   constructor(
@@ -75,10 +78,20 @@ interface Slot {
   online: boolean;
 }
 
-/** Every job names the store it works on: `{ dirs: { blobDir, tmpDir }, ... }`. */
-export interface PoolDirs {
-  readonly blobDir: string;
-  readonly tmpDir: string;
+/**
+ * The worker's module: store-worker.js beside this file, found by a path relative to it (in
+ * the bundle, `import.meta.url` is dist/<entry>/index.js, and the worker is bundled beside it).
+ */
+export function storeWorkerPath(): string {
+  return path.join(path.dirname(fileURLToPath(import.meta.url)), 'store-worker.js');
+}
+
+interface Job {
+  readonly op: StoreOp;
+  readonly args: ArgsOf<StoreOp>;
+  readonly priority: number;
+  readonly transfer: readonly ArrayBuffer[];
+  readonly p: Pending;
 }
 
 /**
@@ -87,39 +100,30 @@ export interface PoolDirs {
  */
 export class WorkerPool {
   private readonly slots: Slot[] = [];
-  private readonly queue: {
-    op: string;
-    args: unknown;
-    priority: number;
-    transfer: readonly ArrayBuffer[];
-    p: Pending;
-  }[] = [];
+  private readonly queue: Job[] = [];
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
   private closed = false;
 
   constructor(size = defaultWorkers()) {
-    const workerData = {
-      binding: nativeBindingPath(),
-      level: LEVEL,
-      hashLog: HASH_LOG,
-      chainLog: CHAIN_LOG,
-      minSaving: MIN_SAVING,
-      unpackedMtimeMs: UNPACKED_MTIME_MS,
-    };
+    const workerData: StoreWorkerData = { binding: nativeBindingPath() };
+    const file = storeWorkerPath();
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
+      const worker = new Worker(file, { workerData });
       worker.unref();
       const ready = new Promise<string>((resolve, reject) => {
         worker.once('error', reject);
-        worker.once('message', (m: { backend: string }) => resolve(m.backend));
+        worker.once('message', (m: StoreReply) => {
+          if (m.type === 'ready') resolve(m.backend);
+          else reject(new StoreError(`store worker answered before it was ready (${m.type})`));
+        });
       });
       const slot: Slot = { worker, ready, inflight: 0, online: false };
       worker.on('error', (err) => this.failAll(err));
       ready.then(
         () => {
           slot.online = true;
-          worker.on('message', (m: Reply) => this.onReply(slot, m));
+          worker.on('message', (m: StoreReply) => this.onReply(slot, m));
           // (An unref before the worker is online does not hold; repeat it once it is.)
           if (slot.inflight === 0) worker.unref();
         },
@@ -143,18 +147,19 @@ export class WorkerPool {
    * so that the workers finish together), the oldest among equals. The buffers in `transfer`
    * move to the worker (no copy) and are unusable here until a reply hands them back.
    */
-  run<T>(
-    op: string,
-    args: unknown,
+  run<K extends StoreOp>(
+    op: K,
+    args: ArgsOf<K>,
     priority = 0,
     transfer: readonly ArrayBuffer[] = [],
-  ): Promise<T> {
+  ): Promise<ResultOf<K>> {
     if (this.closed) return Promise.reject(new StoreError('the store worker pool is closed'));
-    return new Promise<T>((resolve, reject) => {
-      const p = { resolve: resolve as (v: unknown) => void, reject };
-      const job = { op, args, priority, transfer, p };
+    return new Promise<ResultOf<K>>((resolve, reject) => {
+      // (The reply to this job's id is this op's: the worker answers each request with its own.)
+      const p: Pending = { resolve: resolve as (v: unknown) => void, reject };
+      const job: Job = { op, args, priority, transfer, p };
       let i = this.queue.length;
-      while (i > 0 && (this.queue[i - 1] as { priority: number }).priority < priority) i--;
+      while (i > 0 && (this.queue[i - 1] as Job).priority < priority) i--;
       this.queue.splice(i, 0, job);
       this.dispatch();
     });
@@ -177,28 +182,32 @@ export class WorkerPool {
     }
   }
 
-  private send(
-    slot: Slot,
-    job: { op: string; args: unknown; transfer: readonly ArrayBuffer[]; p: Pending },
-  ): void {
+  private send(slot: Slot, job: Job): void {
     const id = this.seq++;
     slot.inflight++;
     slot.worker.ref();
     this.pending.set(id, job.p);
-    const msg = { id, op: job.op, args: job.args };
+    const msg = { id, op: job.op, args: job.args } as StoreRequest;
     const transfer = job.transfer as ArrayBuffer[];
     if (slot.online) slot.worker.postMessage(msg, transfer);
-    else void slot.ready.then(() => slot.worker.postMessage(msg, transfer));
+    // (A worker that never comes online has failed every job already: failAll.)
+    else {
+      slot.ready.then(
+        () => slot.worker.postMessage(msg, transfer),
+        () => undefined,
+      );
+    }
   }
 
-  private onReply(slot: Slot, m: Reply): void {
+  private onReply(slot: Slot, m: StoreReply): void {
+    if (m.type === 'ready') return;
     const p = this.pending.get(m.id);
     this.pending.delete(m.id);
     slot.inflight--;
     if (slot.inflight === 0) slot.worker.unref();
     if (p !== undefined) {
-      if (m.ok) p.resolve(m.result);
-      else p.reject(new WorkerOpError(m.error ?? 'worker failed', m.kind ?? 'io'));
+      if (m.type === 'done') p.resolve(m.result);
+      else p.reject(new WorkerOpError(m.error, m.kind));
     }
     this.dispatch();
   }
@@ -210,14 +219,6 @@ export class WorkerPool {
     for (const j of this.queue.splice(0)) j.p.reject(e);
     this.closed = true;
   }
-}
-
-interface Reply {
-  readonly id: number;
-  readonly ok: boolean;
-  readonly result?: unknown;
-  readonly error?: string;
-  readonly kind?: WorkerFailureKind;
 }
 
 let shared: WorkerPool | undefined;

@@ -35,6 +35,7 @@ import {
   type ManifestRoot,
 } from './manifest.js';
 import { STREAM_AT, UNPACKED_MTIME_MS, WorkerOpError } from './pool.js';
+import type { FilesWire, LinkWire, WriteWire } from './worker-protocol.js';
 import { CLOCK_LAG_MS } from './statcache.js';
 import { GroupList, manifestTable, type TableRoot } from './table.js';
 import type { LinkOptions, OutputRoot, RestoreOptions, RestoreResult } from './types.js';
@@ -175,22 +176,6 @@ interface Placed {
   readonly mtimeMs: number | null;
 }
 
-/**
- * Files in the form that crosses to a worker cheaply (a few strings and typed arrays, no object
- * per file): file i goes under `bases[base[i]]` at the i-th of the NUL-separated `rels` (NUL is
- * never in a manifest path or a tmp name); its digest is the i-th 64 characters of `digests`;
- * NaN in `mtimes` leaves the mtime. (worker-source.ts reads it back: `fileAt`.)
- */
-interface FilesWire {
-  readonly bases: string[];
-  readonly base: Uint32Array;
-  readonly rels: string;
-  readonly digests: string;
-  readonly sizes: Float64Array;
-  readonly modes: Uint16Array;
-  readonly mtimes: Float64Array;
-}
-
 function filesWire(files: readonly Placed[]): FilesWire {
   const bases: string[] = [];
   const baseIndex = new Map<string, number>();
@@ -231,22 +216,6 @@ interface WriteJob {
   members: WriteMember[];
   /** Where each member sits in the blob's content. */
   offsets: number[];
-}
-
-/**
- * A batch of write jobs for a worker: the members of job j are files `starts[j]` up to
- * `starts[j + 1]` of the files wire, each at `offsets[i]` in blob j's content (the j-th 64
- * characters of `blobs`, `blobSizes[j]` bytes, `streams[j]` 1 when it is streamed).
- */
-interface WriteWire extends FilesWire {
-  readonly blobs: string;
-  readonly blobSizes: Float64Array;
-  readonly streams: Uint8Array;
-  readonly starts: Uint32Array;
-  readonly ids: Uint32Array;
-  readonly offsets: Float64Array;
-  /** NUL-separated: where each file is renamed once written ('' for nowhere). */
-  readonly renames: string;
 }
 
 function writeWire(jobs: readonly WriteJob[]): WriteWire {
@@ -331,7 +300,7 @@ async function writeFromBlobs(
     await Promise.all(
       batches.map(async (b) => {
         const wire = writeWire(b.jobs);
-        const done = await pool.run<number[]>('writeBatch', { dirs, ...wire }, b.bytes);
+        const done = await pool.run('writeBatch', { dirs, ...wire }, b.bytes);
         for (let i = 0; i + 2 < done.length; i += 3) {
           out.set(done[i] as number, [done[i + 1] as number, done[i + 2] as number]);
         }
@@ -364,11 +333,6 @@ function unpackedPath(blobs: BlobStore, digest: string, mode: number): string {
 }
 
 /** A batch of files to link or clone from their unpacked copies. */
-interface LinkWire extends FilesWire {
-  readonly unpackedDir: string;
-  readonly clone: boolean;
-}
-
 /**
  * Links or clones the files `which` (indexes into `files`) in the workers; per file
  * [inode, mtimeMs], or 0 where its unpacked copy was missing or unusable.
@@ -401,7 +365,7 @@ async function linkInWorkers(
       unpackedDir: blobs.unpackedDir,
       clone,
     };
-    parts.push(pool.run<Float64Array>('linkBatch', { dirs, ...wire }));
+    parts.push(pool.run('linkBatch', { dirs, ...wire }));
   }
   let done: Float64Array[];
   try {

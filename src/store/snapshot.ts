@@ -28,6 +28,7 @@ import {
   type LinkAnchor,
 } from './manifest.js';
 import { STREAM_AT, type PoolDirs, type WorkerPool } from './pool.js';
+import { claimKey, claimSlot, type DirListing } from './worker-protocol.js';
 import { CLOCK_LAG_MS, type DirCursor, type StatLookup } from './statcache.js';
 import {
   AT,
@@ -113,16 +114,16 @@ class Warnings {
 }
 
 /**
- * A save's claim table (see `claim` in worker-source.ts, which it must match): 64-bit slots,
- * open addressing on the first 64 bits of a digest; `taken` are claimed from the start.
+ * A save's claim table (see `claim` in store-worker.ts; both use worker-protocol.ts `claimKey`):
+ * 64-bit slots, open addressing on the first 64 bits of a digest; `taken` are claimed from the
+ * start.
  */
 function newClaims(taken: readonly string[]): SharedArrayBuffer {
   const sab = new SharedArrayBuffer(8 * CLAIM_SLOTS);
   const tab = new BigInt64Array(sab);
   for (const d of taken) {
-    let key = BigInt.asIntN(64, BigInt(`0x${d.slice(0, 16)}`));
-    if (key === 0n) key = 1n;
-    let i = Number(BigInt.asUintN(32, key)) & (CLAIM_SLOTS - 1);
+    const key = claimKey(d);
+    let i = claimSlot(key, CLAIM_SLOTS - 1);
     while (tab[i] !== 0n && tab[i] !== key) i = (i + 1) & (CLAIM_SLOTS - 1);
     tab[i] = key;
   }
@@ -150,18 +151,8 @@ function perm(st: Stats): number {
   return st.mode & 0o777;
 }
 
-/**
- * Directory listing in the workers (worker-source.ts `listDirs`): for each directory, its
- * entry names in byte order and five numbers per entry from lstat (kind, permission bits,
- * size, mtimeMs, inode), plus each symlink's target; `missing` where the directory is gone.
- */
-export interface DirListing {
-  readonly dir: string;
-  readonly names: string[];
-  readonly stats: Float64Array;
-  readonly targets: (string | null)[];
-  readonly missing?: boolean;
-}
+/** Directory listing in the workers (store-worker.ts `listDirs`). */
+export type { DirListing };
 export type ListDirs = (dirs: string[], budget: number) => Promise<DirListing[]>;
 /** lstat kinds as the workers report them (0: gone). */
 const KIND = { gone: 0, file: 1, dir: 2, symlink: 3, other: 4 } as const;
@@ -455,25 +446,6 @@ function anchorOf(
   return { why: 'outside the workspace', to };
 }
 
-interface PutResult {
-  readonly digest: string;
-  readonly size: number;
-  readonly stored: number;
-  readonly written: boolean;
-  readonly raw?: boolean;
-  readonly known?: boolean;
-  /** Another file of this save claimed the content first (see `claim` in the workers). */
-  readonly dup?: boolean;
-}
-
-interface GroupResult {
-  readonly group: string | null;
-  readonly size: number;
-  readonly stored: number;
-  readonly written: boolean;
-  readonly members: { digest: string; size: number; offset: number; dup?: boolean }[];
-}
-
 /** One root as walked: its kind, and its directories' rows. */
 interface WalkedRoot {
   readonly root: OutputRoot;
@@ -748,7 +720,7 @@ class Planner {
   }
 
   private async runGroup(members: PendingFile[], bytes: number): Promise<void> {
-    const r = await this.pool.run<GroupResult>(
+    const r = await this.pool.run(
       'putGroup',
       {
         dirs: this.dirs,
@@ -797,16 +769,12 @@ class Planner {
 
   /** Directory listings in the workers, ahead of every queued compression job. */
   readonly list: ListDirs = (dirs, budget) =>
-    this.pool.run<DirListing[]>(
-      'listDirs',
-      { dirs: this.dirs, paths: dirs, budget },
-      Number.MAX_SAFE_INTEGER,
-    );
+    this.pool.run('listDirs', { dirs: this.dirs, paths: dirs, budget }, Number.MAX_SAFE_INTEGER);
 
   /** Standalone blobs for `batch` (claiming content for this save unless `claim` is false). */
   private runFiles(batch: PendingFile[], bytes: number, claim = true): void {
     const job = async (): Promise<void> => {
-      const rs = await this.pool.run<PutResult[]>(
+      const rs = await this.pool.run(
         'putFiles',
         {
           dirs: this.dirs,

@@ -1,0 +1,1028 @@
+import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
+var __webpack_exports__ = {};
+
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+;// CONCATENATED MODULE: external "node:stream"
+const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
+;// CONCATENATED MODULE: external "node:stream/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+;// CONCATENATED MODULE: external "node:worker_threads"
+const external_node_worker_threads_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:worker_threads");
+;// CONCATENATED MODULE: external "node:zlib"
+const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
+;// CONCATENATED MODULE: ./build/src/util/bytes.js
+
+/**
+ * Byte-order (UTF-8) comparison of strings, without allocating in the common case: UTF-16 code
+ * units sort as UTF-8 bytes below the surrogates; where a surrogate or U+E000..U+FFFF decides
+ * (or a string ends in a high surrogate), the UTF-8 bytes are compared.
+ */
+function compareBytes(a, b) {
+    if (a === b)
+        return 0;
+    const n = Math.min(a.length, b.length);
+    for (let i = 0; i < n; i++) {
+        const x = a.charCodeAt(i);
+        const y = b.charCodeAt(i);
+        if (x === y)
+            continue;
+        if (x < 0xd800 && y < 0xd800)
+            return x < y ? -1 : 1;
+        return compareUtf8(a, b);
+    }
+    const last = n > 0 ? a.charCodeAt(n - 1) : 0;
+    if (last >= 0xd800 && last < 0xdc00)
+        return compareUtf8(a, b);
+    return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
+}
+function compareUtf8(a, b) {
+    return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+function sortBytes(values) {
+    return [...values].sort(compareBytes);
+}
+function sha256(data) {
+    return createHash('sha256').update(data).digest('hex');
+}
+/** Forward slashes, no leading './', no trailing slash. */
+function toPosix(p) {
+    let s = p.replace(/\\/g, '/');
+    while (s.startsWith('./'))
+        s = s.slice(2);
+    if (s.length > 1 && s.endsWith('/'))
+        s = s.slice(0, -1);
+    return s;
+}
+/** 1536 -> '1.5 KiB'. */
+function formatBytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let v = n;
+    let u = 0;
+    while (Math.abs(v) >= 1024 && u < units.length - 1) {
+        v /= 1024;
+        u++;
+    }
+    return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+//# sourceMappingURL=bytes.js.map
+;// CONCATENATED MODULE: ./build/src/store/codec-rules.js
+/**
+ * The compression rules every writer of blobs follows, on the main thread (codec.ts, blobs.ts)
+ * and in the store's workers (store-worker.ts) alike: one module both import, so the two cannot
+ * drift apart. Pure: no backend is loaded here (the worker bundle must not carry codec.ts's
+ * dynamic imports of zstd-napi).
+ */
+const LEVEL = 3;
+/**
+ * Level 3 with smaller match tables than its own (hash 2^17, chain 2^16): these fit a core's L2
+ * cache, which makes compression about 7% faster for about 1% more bytes on the store
+ * benchmark's tree (measured with zstd-napi, both backends use the same library).
+ */
+const HASH_LOG = 16;
+const CHAIN_LOG = 15;
+/** A compressed blob must save at least this fraction, or the content is stored as it is. */
+const MIN_SAVING = 0.03;
+/** Content shorter than this is stored as it is: a frame header costs more than it saves. */
+const MIN_COMPRESS_BYTES = 64;
+/** Names whose content is compressed already: stored as it is, without trying. */
+const STORED_AS_IS = /\.(gz|tgz|zip|jar|whl|zst|xz|txz|bz2|br|7z|rar|png|jpe?g|gif|webp|avif|woff2?|mp[34]|mkv|webm|ogg)$/i;
+/** Whether content of `length` bytes named `name` ('' for none) is worth compressing at all. */
+function worthCompressing(length, name) {
+    return length >= MIN_COMPRESS_BYTES && !STORED_AS_IS.test(name);
+}
+/** Whether a compressed frame of `frameLength` bytes saves enough over `length` bytes of content. */
+function keepsFrame(frameLength, length) {
+    return frameLength <= length * (1 - MIN_SAVING);
+}
+/**
+ * Incompressible content is stored "as it is" inside a zstd frame made of raw blocks: every
+ * zstd decoder reads it (so blobs stay plain zstd frames, and pack export, import and
+ * verification need no marker), and decoding it is a memory copy. Header: magic, a frame
+ * descriptor with no content size, no checksum and no dictionary, and a 128 KiB window.
+ */
+const RAW_FRAME_HEADER = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
+const RAW_BLOCK_MAX = 128 * 1024;
+function rawBlockHeader(size, last) {
+    const v = (size << 3) | (last ? 1 : 0); // block type 0 (raw) in bits 1-2
+    return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
+}
+/** `content` as the pieces of a zstd frame of raw (uncompressed) blocks, in order. */
+function rawFrameParts(content) {
+    const parts = [RAW_FRAME_HEADER];
+    if (content.length === 0)
+        parts.push(rawBlockHeader(0, true));
+    for (let off = 0; off < content.length; off += RAW_BLOCK_MAX) {
+        const end = Math.min(content.length, off + RAW_BLOCK_MAX);
+        parts.push(rawBlockHeader(end - off, end === content.length), content.subarray(off, end));
+    }
+    return parts;
+}
+/** `content` as a zstd frame of raw (uncompressed) blocks. */
+function rawFrame(content) {
+    return Buffer.concat(rawFrameParts(content));
+}
+/** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
+function isRawFrame(frame) {
+    return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
+}
+//# sourceMappingURL=codec-rules.js.map
+;// CONCATENATED MODULE: ./build/src/store/test-hooks.js
+/**
+ * Test-only fault hooks, inert unless their environment variables are set (the fault tests set
+ * them in child processes they then kill).
+ *
+ * - `CLYDE_STORE_TEST_PAUSE_AT=<point>`: at that point the process writes its pid to the file
+ *   named by `CLYDE_STORE_TEST_PAUSE_MARKER` and waits forever, so a test can SIGKILL it there.
+ * - `CLYDE_STORE_TEST_RESUME_FILE=<file>`: with the pause, the process goes on once that file
+ *   exists (a test acts on the store meanwhile, as a concurrent job would).
+ * - `CLYDE_STORE_TEST_ENOSPC_AFTER=<n>`: blob writes after the n-th fail with ENOSPC, as on a
+ *   full disk (for machines where a small tmpfs cannot be mounted).
+ * - `CLYDE_STORE_TEST_PRECLAIM=<digest>,...`: a save starts with the first 64 bits of these
+ *   digests claimed, as if other content of the save shared them (a prefix collision).
+ */
+
+const PAUSE_AT_ENV = 'CLYDE_STORE_TEST_PAUSE_AT';
+const PAUSE_MARKER_ENV = 'CLYDE_STORE_TEST_PAUSE_MARKER';
+const RESUME_FILE_ENV = 'CLYDE_STORE_TEST_RESUME_FILE';
+const ENOSPC_AFTER_ENV = 'CLYDE_STORE_TEST_ENOSPC_AFTER';
+const PRECLAIM_ENV = 'CLYDE_STORE_TEST_PRECLAIM';
+/** The digests a save must treat as claimed before it starts (none unless the env asks). */
+function preclaimed() {
+    return (process.env[PRECLAIM_ENV] ?? '').split(',').filter((d) => /^[0-9a-f]{64}$/.test(d));
+}
+async function pausePoint(point) {
+    if (process.env[PAUSE_AT_ENV] !== point)
+        return;
+    const marker = process.env[PAUSE_MARKER_ENV];
+    if (marker !== undefined)
+        writeFileSync(marker, String(process.pid));
+    const resume = process.env[RESUME_FILE_ENV];
+    if (resume !== undefined) {
+        while (!existsSync(resume))
+            await new Promise((r) => setTimeout(r, 20));
+        return;
+    }
+    // A timer keeps the process alive; the promise never settles.
+    setInterval(() => undefined, 60_000);
+    await new Promise(() => undefined);
+}
+/** Makes blob writes fail with ENOSPC after a number of them when the env variable asks. */
+function injectBlobFaults(blobs) {
+    const raw = process.env[ENOSPC_AFTER_ENV];
+    if (raw === undefined || !/^\d+$/.test(raw))
+        return;
+    let left = Number(raw);
+    const put = blobs.put.bind(blobs);
+    blobs.put = async (digest, content) => {
+        if ((await blobs.ownSize(digest)) === undefined && left-- <= 0) {
+            const err = new Error('ENOSPC: no space left on device, write (injected)');
+            err.code = 'ENOSPC';
+            throw err;
+        }
+        return put(digest, content);
+    };
+}
+//# sourceMappingURL=test-hooks.js.map
+;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
+/**
+ * The one message protocol between the store's worker pool (pool.ts, main thread) and its
+ * workers (store-worker.ts): every operation's arguments and result, the request and reply
+ * unions, and the constants both sides must agree on. Both sides import these types; nothing
+ * is read by name that the compiler has not checked.
+ *
+ * Operations:
+ *   putFiles   files (below STREAM_AT; larger ones are read on the main thread and their
+ *              chunks come through compressChunk) -> one blob per file
+ *   putGroup   files -> one group blob: the members' contents back to back
+ *   compressChunk  one zstd frame of data[0, length) written into out (compressed, or raw
+ *              blocks when that saves too little); both buffers come back (transferred)
+ *   listDirs   the listing of each directory in paths and, depth first, of the directories
+ *              below them up to about budget entries (snapshot.ts's walk)
+ *   mkdirBatch the directories made, each then given modes[i] (-1: left 0700), a missing
+ *              parent made first (0700)
+ *   writeBatch verified files written from each blob (restore.ts) -> [id, inode, mtimeMs] of
+ *              each file written, flat
+ *   linkBatch  each file linked (or copied, cloning where the filesystem can) from its unpacked
+ *              copy, used only while that copy is intact -> [inode, mtimeMs] per file, inode -1
+ *              where the copy is missing or was changed (and is then removed)
+ */
+/** Unpacked copies (restore.ts) carry this mtime: one that differs was touched after we wrote it. */
+const UNPACKED_MTIME_MS = 1_000_000_000_000;
+/**
+ * The claim table's key for a digest (hex): its first 64 bits, never 0 (0 marks a free slot);
+ * its first slot is the key's low 32 bits under the table's mask. The main thread fills the
+ * table ahead of a save (snapshot.ts) and the workers claim in it; both use this.
+ */
+function claimKey(digest) {
+    const key = BigInt.asIntN(64, BigInt(`0x${digest.slice(0, 16)}`));
+    return key === 0n ? 1n : key;
+}
+function claimSlot(key, mask) {
+    return Number(BigInt.asUintN(32, key)) & mask;
+}
+//# sourceMappingURL=worker-protocol.js.map
+;// CONCATENATED MODULE: ./build/src/store/store-worker.js
+/**
+ * The store's worker thread (started by pool.ts from the file beside it: build/src/store/ in
+ * tests, dist/<entry>/ in the bundle, where scripts/bundle.ts puts it). It hashes, compresses,
+ * decompresses and writes files; the operations, their arguments and results are typed once in
+ * worker-protocol.ts. It loads zstd-napi's binary from the path the main thread found
+ * (`StoreWorkerData.binding`) and falls back to `node:zlib` when there is none or it will not
+ * load.
+ *
+ * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
+ * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
+ * written to tmp/ and renamed into place; a blob that exists already is not rewritten.
+ */
+
+
+
+
+
+
+
+
+
+
+
+const CHUNK = 4 * 1024 * 1024;
+/** A failure the main thread tells apart by kind (pool.ts WorkerOpError). */
+class OpFailure extends Error {
+    kind;
+    constructor(kind, message) {
+        super(message);
+        this.kind = kind;
+    }
+}
+function fail(kind, message) {
+    throw new OpFailure(kind, message);
+}
+function codeOf(err) {
+    const code = err?.code;
+    return typeof code === 'string' ? code : undefined;
+}
+/**
+ * The native binary, loaded by its path as `require` would (process.dlopen): the bundler
+ * leaves this alone, so the worker bundle carries no copy of zstd-napi of its own.
+ */
+function loadBinding(file) {
+    if (file === undefined)
+        return null;
+    try {
+        const mod = { exports: {} };
+        process.dlopen(mod, file);
+        return mod.exports;
+    }
+    catch {
+        return null;
+    }
+}
+const data = external_node_worker_threads_namespaceObject.workerData;
+const napi = loadBinding(data.binding);
+const store_worker_native = napi === null
+    ? null
+    : (() => {
+        const cctx = new napi.CCtx();
+        cctx.setParameter(napi.CParameter.compressionLevel, LEVEL);
+        cctx.setParameter(napi.CParameter.hashLog, HASH_LOG);
+        cctx.setParameter(napi.CParameter.chainLog, CHAIN_LOG);
+        return { cctx, dctx: new napi.DCtx() };
+    })();
+const zparams = {
+    [external_node_zlib_namespaceObject.constants.ZSTD_c_compressionLevel]: LEVEL,
+    [external_node_zlib_namespaceObject.constants.ZSTD_c_hashLog]: HASH_LOG,
+    [external_node_zlib_namespaceObject.constants.ZSTD_c_chainLog]: CHAIN_LOG,
+};
+/**
+ * Restored content is written at most this much per write(): on the machines measured, writes
+ * of 2 MiB and more filled the page cache ~10x slower than writes of 1 MiB or less (126 MB in
+ * ~300 ms against ~30 ms; the kernel gives large writes large folios, and fresh memory is slow
+ * to touch there), and small writes cost nothing measurable.
+ */
+const WRITE_PIECE = 512 * 1024;
+/** Writes all of buf to fd in pieces of at most WRITE_PIECE. */
+function writeAll(fd, buf) {
+    let off = 0;
+    while (off < buf.length) {
+        off += external_node_fs_namespaceObject.writeSync(fd, buf, off, Math.min(WRITE_PIECE, buf.length - off));
+    }
+}
+let dirs = { blobDir: '', tmpDir: '' };
+let tmpSeq = 0;
+function tmpName(hint) {
+    return external_node_path_namespaceObject.join(dirs.tmpDir, `${hint}-${process.pid}-${external_node_worker_threads_namespaceObject.threadId}-${tmpSeq++}`);
+}
+function blobPath(digest) {
+    return external_node_path_namespaceObject.join(dirs.blobDir, digest.slice(0, 2), digest);
+}
+function storedSize(digest) {
+    try {
+        const st = external_node_fs_namespaceObject.statSync(blobPath(digest));
+        return st.isFile() ? st.size : -1;
+    }
+    catch {
+        return -1;
+    }
+}
+function sha256Hex(data) {
+    return external_node_crypto_namespaceObject.createHash('sha256').update(data).digest('hex');
+}
+// Scratch buffers, reused: fresh memory is slow to touch on these machines.
+let scratch = Buffer.allocUnsafe(0);
+function scratchOf(n) {
+    if (scratch.length < n)
+        scratch = Buffer.allocUnsafe(Math.max(n, scratch.length * 2, 1 << 20));
+    return scratch;
+}
+function compress(buf) {
+    if (napi !== null && store_worker_native !== null) {
+        const out = scratchOf(napi.compressBound(buf.length));
+        const n = store_worker_native.cctx.compress2(out, buf);
+        return out.subarray(0, n);
+    }
+    return external_node_zlib_namespaceObject.zstdCompressSync(buf, { params: zparams });
+}
+/** Test hook (test-hooks.ts ENOSPC_AFTER_ENV): blob writes after the n-th fail as on a full disk. */
+const enospcAfter = process.env[ENOSPC_AFTER_ENV] ?? '';
+let writesBeforeEnospc = /^\d+$/.test(enospcAfter) ? Number(enospcAfter) : Infinity;
+/** Writes parts to tmp/ and renames them to the blob's place (unless it appeared meanwhile). */
+function writeBlob(digest, parts) {
+    if (writesBeforeEnospc-- <= 0) {
+        throw Object.assign(new Error('ENOSPC: no space left on device, write (injected)'), {
+            code: 'ENOSPC',
+        });
+    }
+    const tmp = tmpName('blob');
+    const fd = external_node_fs_namespaceObject.openSync(tmp, 'wx', 0o444);
+    let n = 0;
+    try {
+        for (const p of parts) {
+            external_node_fs_namespaceObject.writeSync(fd, p);
+            n += p.length;
+        }
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(fd);
+    }
+    renameInto(tmp, blobPath(digest));
+    return n;
+}
+/** Renames a finished file to dest, making dest's directory only when it is missing. */
+function renameInto(tmp, dest) {
+    try {
+        renameRetrying(tmp, dest);
+    }
+    catch (err) {
+        if (codeOf(err) !== 'ENOENT')
+            throw err;
+        external_node_fs_namespaceObject.mkdirSync(external_node_path_namespaceObject.dirname(dest), { recursive: true });
+        renameRetrying(tmp, dest);
+    }
+}
+/** util/fsx.ts's rename, synchronous: on Windows EPERM/EACCES/EBUSY retried for up to 60 s. */
+function renameRetrying(tmp, dest) {
+    const start = Date.now();
+    let pause = 0;
+    for (;;) {
+        try {
+            external_node_fs_namespaceObject.renameSync(tmp, dest);
+            return;
+        }
+        catch (err) {
+            const code = codeOf(err);
+            const busy = code === 'EPERM' || code === 'EACCES' || code === 'EBUSY';
+            if (process.platform !== 'win32' || !busy || Date.now() - start >= 60000)
+                throw err;
+            pause = Math.min(pause + 10, 100);
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+        }
+    }
+}
+/** Compressed parts of content, or raw parts when compression saves too little. */
+function encode(content, name) {
+    if (worthCompressing(content.length, name)) {
+        const frame = compress(content);
+        if (keepsFrame(frame.length, content.length))
+            return { parts: [frame], raw: false };
+    }
+    return { parts: rawFrameParts(content), raw: true };
+}
+/**
+ * Claims content for this save in the save's table shared by every worker (a SharedArrayBuffer
+ * of 64-bit slots, open addressing, worker-protocol.ts `claimKey`): false when another file of
+ * the save claimed the same first 64 bits of digest first. The caller stores the content only
+ * when it holds the claim; the main thread pairs each duplicate with its claimer by the full
+ * digest, and stores it after all when none matches. A full table claims nothing (everything
+ * is stored).
+ */
+function claim(claims, digest) {
+    if (claims === undefined)
+        return true;
+    const tab = new BigInt64Array(claims);
+    const key = claimKey(digest);
+    const mask = tab.length - 1;
+    let i = claimSlot(key, mask);
+    for (let probe = 0; probe < 64; probe++, i = (i + 1) & mask) {
+        const prev = Atomics.compareExchange(tab, i, 0n, key);
+        if (prev === 0n)
+            return true;
+        if (prev === key)
+            return false;
+    }
+    return true;
+}
+/** The digests in known (32 bytes each), as hex. */
+function knownSet(known) {
+    const out = new Set();
+    if (known === undefined || known.length === 0)
+        return out;
+    const hex = Buffer.from(known.buffer, known.byteOffset, known.byteLength).toString('hex');
+    for (let i = 0; i < hex.length; i += 64)
+        out.add(hex.slice(i, i + 64));
+    return out;
+}
+function putFiles({ files, known, claims }) {
+    const skip = knownSet(known);
+    const out = [];
+    for (const f of files) {
+        // Read into the reused buffer: fresh memory per file costs page faults and collections.
+        const n = readInto(f.abs, f.size, 0);
+        const content = groupBuf.subarray(0, n);
+        const digest = sha256Hex(content);
+        const size = content.length;
+        if (skip.has(digest)) {
+            out.push({ digest, size, stored: 0, written: false, raw: false, known: true });
+            continue;
+        }
+        if (!claim(claims, digest)) {
+            out.push({ digest, size, stored: 0, written: false, raw: false, dup: true });
+            continue;
+        }
+        const existing = storedSize(digest);
+        if (existing >= 0) {
+            out.push({ digest, size, stored: existing, written: false, raw: false });
+            continue;
+        }
+        const { parts, raw } = encode(content, f.abs);
+        const stored = writeBlob(digest, parts);
+        out.push({ digest, size, stored, written: true, raw });
+    }
+    return out;
+}
+// The members of a group are read straight into this buffer, back to back (reused).
+let groupBuf = Buffer.allocUnsafe(0);
+function groupRoom(n) {
+    if (groupBuf.length >= n)
+        return;
+    const next = Buffer.allocUnsafe(Math.max(n, groupBuf.length * 2, 4 << 20));
+    groupBuf.copy(next);
+    groupBuf = next;
+}
+/** Reads the file (size bytes when walked) into groupBuf at offset at; returns its length. */
+function readInto(abs, size, at) {
+    groupRoom(at + size + 1);
+    const fd = external_node_fs_namespaceObject.openSync(abs, 'r');
+    let n = 0;
+    try {
+        for (;;) {
+            const r = external_node_fs_namespaceObject.readSync(fd, groupBuf, at + n, size + 1 - n, null);
+            if (r === 0)
+                break;
+            n += r;
+            if (n > size)
+                break;
+        }
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(fd);
+    }
+    if (n <= size)
+        return n;
+    // It grew since the walk: take it whole.
+    const content = external_node_fs_namespaceObject.readFileSync(abs);
+    groupRoom(at + content.length);
+    content.copy(groupBuf, at);
+    return content.length;
+}
+function putGroup({ files, known, claims }) {
+    const skip = knownSet(known);
+    const members = [];
+    let offset = 0;
+    for (const f of files) {
+        const n = readInto(f.abs, f.size, offset);
+        const digest = sha256Hex(groupBuf.subarray(offset, offset + n));
+        if (skip.has(digest)) {
+            members.push({ digest, size: n, offset: -1 });
+            continue;
+        }
+        if (!claim(claims, digest)) {
+            members.push({ digest, size: n, offset: -1, dup: true });
+            continue;
+        }
+        members.push({ digest, size: n, offset });
+        offset += n;
+    }
+    if (members.every((m) => m.offset < 0)) {
+        return { group: null, size: 0, stored: 0, written: false, members };
+    }
+    const all = groupBuf.subarray(0, offset);
+    const group = sha256Hex(all);
+    const existing = storedSize(group);
+    if (existing >= 0)
+        return { group, size: offset, stored: existing, written: false, members };
+    const { parts, raw } = encode(all, '');
+    const stored = writeBlob(group, parts);
+    return { group, size: offset, stored, written: true, raw, members };
+}
+function decodeWhole(frame, size, blob) {
+    if (store_worker_native !== null) {
+        const out = scratchOf(Math.max(size, 1)).subarray(0, size);
+        let n;
+        try {
+            n = store_worker_native.dctx.decompress(out, frame);
+        }
+        catch (err) {
+            if (/too small/i.test(String(err)))
+                fail('size', `blob ${blob} holds more than ${size} bytes`);
+            fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
+        }
+        if (n !== size)
+            fail('size', `blob ${blob} holds ${n} bytes, expected ${size}`);
+        return out;
+    }
+    let out;
+    try {
+        out = external_node_zlib_namespaceObject.zstdDecompressSync(frame, { maxOutputLength: Math.max(1, size) });
+    }
+    catch (err) {
+        if (codeOf(err) === 'ERR_BUFFER_TOO_LARGE') {
+            fail('size', `blob ${blob} holds more than ${size} bytes`);
+        }
+        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
+    }
+    if (out.length !== size)
+        fail('size', `blob ${blob} holds ${out.length} bytes, expected ${size}`);
+    return out;
+}
+// Blob files are read into this buffer (reused, like scratch: fresh memory is slow to touch).
+let frameBuf = Buffer.allocUnsafe(0);
+/** The blob's stored bytes, in frameBuf (valid until the next call). */
+function readBlobFile(blob) {
+    let fd;
+    try {
+        fd = external_node_fs_namespaceObject.openSync(blobPath(blob), 'r');
+    }
+    catch (err) {
+        fail('missing', `blob ${blob} is missing from the store: ${err}`);
+    }
+    try {
+        const size = external_node_fs_namespaceObject.fstatSync(fd).size;
+        if (frameBuf.length < size + 1) {
+            frameBuf = Buffer.allocUnsafe(Math.max(size + 1, frameBuf.length * 2, 1 << 20));
+        }
+        let n = 0;
+        for (;;) {
+            const r = external_node_fs_namespaceObject.readSync(fd, frameBuf, n, frameBuf.length - n, null);
+            if (r === 0)
+                break;
+            n += r;
+            if (n === frameBuf.length) {
+                // It grew since the fstat: room for the rest.
+                const next = Buffer.allocUnsafe(frameBuf.length * 2);
+                frameBuf.copy(next);
+                frameBuf = next;
+            }
+        }
+        return frameBuf.subarray(0, n);
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(fd);
+    }
+}
+/**
+ * Mtime and mode through the open file, then its [id, inode, mtimeMs] into done. A file made
+ * with its mode (open's mode, less the umask) needs no chmod: the fstat tells.
+ */
+function settle(fd, m, done) {
+    if (m.mtimeMs !== null) {
+        const t = m.mtimeMs / 1000;
+        external_node_fs_namespaceObject.futimesSync(fd, t, t);
+    }
+    const st = external_node_fs_namespaceObject.fstatSync(fd);
+    if ((st.mode & 0o7777) !== m.mode)
+        external_node_fs_namespaceObject.fchmodSync(fd, m.mode);
+    done.push(m.id, st.ino, st.mtimeMs);
+}
+function place(m) {
+    if (m.renameTo !== null)
+        renameInto(m.dest, m.renameTo);
+}
+function writeMember(m, content, done) {
+    // (A new file's fd writes whatever mode it is made with.)
+    const fd = external_node_fs_namespaceObject.openSync(m.dest, 'wx', m.mode);
+    try {
+        writeAll(fd, content);
+        settle(fd, m, done);
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(fd);
+    }
+    place(m);
+}
+/** Streams a large standalone blob into one file, verifying as it goes. */
+async function writeLarge(blob, m, done) {
+    const src = external_node_fs_namespaceObject.openSync(blobPath(blob), 'r');
+    const out = external_node_fs_namespaceObject.openSync(m.dest, 'wx', 0o600);
+    const hash = external_node_crypto_namespaceObject.createHash('sha256');
+    let total = 0;
+    try {
+        if (napi !== null && store_worker_native !== null) {
+            const dctx = store_worker_native.dctx;
+            dctx.reset(napi.ResetDirective.sessionOnly);
+            const inBuf = Buffer.allocUnsafe(CHUNK);
+            const dst = Buffer.allocUnsafe(CHUNK);
+            let pos = 0;
+            let last = 1;
+            for (;;) {
+                const n = external_node_fs_namespaceObject.readSync(src, inBuf, 0, CHUNK, pos);
+                if (n === 0)
+                    break;
+                pos += n;
+                let s = inBuf.subarray(0, n);
+                for (;;) {
+                    let r;
+                    try {
+                        r = dctx.decompressStream(dst, s);
+                    }
+                    catch (err) {
+                        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
+                    }
+                    const [ret, produced, consumed] = r;
+                    // (A call after the frame's end, with nothing in or out, answers a new frame's hint.)
+                    if (produced > 0 || consumed > 0)
+                        last = ret;
+                    if (produced > 0) {
+                        total += produced;
+                        if (total > m.size)
+                            fail('size', `blob ${blob} holds more than ${m.size} bytes`);
+                        const piece = dst.subarray(0, produced);
+                        hash.update(piece);
+                        writeAll(out, piece);
+                    }
+                    s = s.subarray(consumed);
+                    // Done with this chunk only when it is consumed and nothing more comes out.
+                    if (s.length === 0 && produced === 0)
+                        break;
+                }
+            }
+            if (last !== 0)
+                fail('corrupt', `blob ${blob}: truncated zstd frame`);
+        }
+        else {
+            external_node_fs_namespaceObject.closeSync(out);
+            const tap = new external_node_stream_namespaceObject.Transform({
+                transform(chunk, _enc, cb) {
+                    total += chunk.length;
+                    if (total > m.size) {
+                        cb(new OpFailure('size', `blob ${blob} holds more than ${m.size} bytes`));
+                        return;
+                    }
+                    hash.update(chunk);
+                    cb(null, chunk);
+                },
+            });
+            try {
+                await (0,promises_namespaceObject.pipeline)(external_node_fs_namespaceObject.createReadStream(blobPath(blob), {
+                    highWaterMark: 1 << 20,
+                    fd: src,
+                    autoClose: false,
+                }), external_node_zlib_namespaceObject.createZstdDecompress({ chunkSize: 256 * 1024 }), tap, external_node_fs_namespaceObject.createWriteStream(m.dest, { flags: 'w', mode: 0o600 }));
+            }
+            catch (err) {
+                if (err instanceof OpFailure)
+                    throw err;
+                fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
+            }
+        }
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(src);
+        try {
+            external_node_fs_namespaceObject.closeSync(out);
+        }
+        catch {
+            // closed already (node:zlib path)
+        }
+    }
+    if (total !== m.size)
+        fail('size', `blob ${blob} holds ${total} bytes, expected ${m.size}`);
+    if (hash.digest('hex') !== m.digest) {
+        fail('corrupt', `blob ${blob}: content does not match its digest`);
+    }
+    const fd = external_node_fs_namespaceObject.openSync(m.dest, 'r');
+    try {
+        settle(fd, m, done);
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(fd);
+    }
+    place(m);
+}
+/** Where rel (a validated manifest path or tmp name, '' for a file root) goes under base. */
+function underRoot(base, rel) {
+    if (rel === '')
+        return base;
+    return base + external_node_path_namespaceObject.sep + (external_node_path_namespaceObject.sep === '/' ? rel : rel.replaceAll('/', external_node_path_namespaceObject.sep));
+}
+/** File i of a files wire (names: its rels, split). */
+function fileAt(w, names, i) {
+    const mtime = w.mtimes[i];
+    return {
+        dest: underRoot(w.bases[w.base[i]], names[i]),
+        digest: w.digests.slice(i * 64, i * 64 + 64),
+        size: w.sizes[i],
+        mode: w.modes[i],
+        mtimeMs: Number.isNaN(mtime) ? null : mtime,
+    };
+}
+async function write({ blob, blobSize, stream, members }, done) {
+    if (stream) {
+        await writeLarge(blob, members[0], done);
+        return;
+    }
+    const content = decodeWhole(readBlobFile(blob), blobSize, blob);
+    for (const m of members) {
+        const slice = content.subarray(m.offset, m.offset + m.size);
+        let why = null;
+        if (m.offset + m.size > content.length)
+            why = ' is shorter than its members';
+        else if (sha256Hex(slice) !== m.digest)
+            why = ': content does not match its digest';
+        if (why === null)
+            continue;
+        // A group whose whole content still hashes to its name is sound: the entry placed the
+        // file wrongly (a damaged artifact), and only the entry is at fault.
+        if (blob !== m.digest && sha256Hex(content) === blob) {
+            fail('size', `blob ${blob} does not hold ${m.digest} where its entry says`);
+        }
+        fail('corrupt', `blob ${blob}${why}`);
+    }
+    for (const m of members)
+        writeMember(m, content.subarray(m.offset, m.offset + m.size), done);
+}
+async function writeBatch(w) {
+    const names = w.rels.split('\0');
+    const renames = w.renames.split('\0');
+    const done = [];
+    for (let j = 0; j + 1 < w.starts.length; j++) {
+        const members = [];
+        for (let i = w.starts[j]; i < w.starts[j + 1]; i++) {
+            members.push({
+                ...fileAt(w, names, i),
+                id: w.ids[i],
+                offset: w.offsets[i],
+                renameTo: renames[i] || null,
+            });
+        }
+        const blob = w.blobs.slice(j * 64, j * 64 + 64);
+        const job = { blob, blobSize: w.blobSizes[j], stream: w.streams[j] === 1, members };
+        await write(job, done);
+    }
+    return done;
+}
+let crossDevice = false;
+function intact(st, it) {
+    return (st.isFile() &&
+        st.size === it.size &&
+        (st.mode & 0o777) === it.umode &&
+        st.mtimeMs === UNPACKED_MTIME_MS);
+}
+/** [inode, mtimeMs] of the file made, or null when its unpacked copy is missing or changed. */
+function linkOne(it) {
+    try {
+        external_node_fs_namespaceObject.linkSync(it.src, it.dest);
+    }
+    catch (err) {
+        const code = codeOf(err);
+        if (code === 'ENOENT')
+            return null;
+        if (code !== 'EXDEV')
+            throw err;
+        crossDevice = true; // the store is on another filesystem: copy instead
+        return copyOne(it);
+    }
+    // The link shares the copy's inode: checking it checks the copy.
+    const st = external_node_fs_namespaceObject.lstatSync(it.dest);
+    if (intact(st, it))
+        return [st.ino, st.mtimeMs];
+    external_node_fs_namespaceObject.unlinkSync(it.dest);
+    external_node_fs_namespaceObject.rmSync(it.src, { force: true });
+    return null;
+}
+function copyOne(it) {
+    const src = external_node_fs_namespaceObject.lstatSync(it.src, { throwIfNoEntry: false });
+    if (src === undefined)
+        return null;
+    if (!intact(src, it)) {
+        external_node_fs_namespaceObject.rmSync(it.src, { force: true });
+        return null;
+    }
+    external_node_fs_namespaceObject.copyFileSync(it.src, it.dest, external_node_fs_namespaceObject.constants.COPYFILE_FICLONE | external_node_fs_namespaceObject.constants.COPYFILE_EXCL);
+    const fd = external_node_fs_namespaceObject.openSync(it.dest, 'r');
+    try {
+        const done = [];
+        settle(fd, { id: 0, mode: it.mode, mtimeMs: it.mtimeMs }, done);
+        return [done[1], done[2]];
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(fd);
+    }
+}
+function linkBatch(w) {
+    const names = w.rels.split('\0');
+    const out = new Float64Array(names.length * 2);
+    for (let i = 0; i < names.length; i++) {
+        const f = fileAt(w, names, i);
+        // The unpacked copy: the content with the file's mode, read-only.
+        const umode = f.mode & ~0o222;
+        const d = f.digest;
+        const src = `${w.unpackedDir}${external_node_path_namespaceObject.sep}${d.slice(0, 2)}${external_node_path_namespaceObject.sep}${d}.${umode.toString(8)}`;
+        const it = { ...f, umode, src };
+        const got = w.clone || crossDevice ? copyOne(it) : linkOne(it);
+        out[i * 2] = got === null ? -1 : got[0];
+        out[i * 2 + 1] = got === null ? 0 : got[1];
+    }
+    transfers.push(out.buffer);
+    return out;
+}
+/** Buffers the current reply hands back to the main thread (moved, not copied). */
+let transfers = [];
+function compressChunk({ data, out, length, name }) {
+    const src = Buffer.from(data.buffer, data.byteOffset, length);
+    const dst = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    let n = -1;
+    if (worthCompressing(length, name)) {
+        if (store_worker_native !== null) {
+            n = store_worker_native.cctx.compress2(dst, src);
+        }
+        else {
+            const frame = external_node_zlib_namespaceObject.zstdCompressSync(src, { params: zparams });
+            if (frame.length <= dst.length)
+                n = frame.copy(dst);
+        }
+        if (n >= 0 && !keepsFrame(n, length))
+            n = -1;
+    }
+    const raw = n < 0;
+    if (raw) {
+        n = 0;
+        for (const p of rawFrameParts(src)) {
+            dst.set(p, n);
+            n += p.length;
+        }
+    }
+    transfers.push(data.buffer, out.buffer);
+    return { data, out, length: n, raw };
+}
+/**
+ * Lists the directories in paths and, depth first, the directories below them until about
+ * budget entries are listed (DirListing). A directory appears after its parent; sub-directories
+ * not reached are left to the caller.
+ */
+function listDirs({ paths, budget }) {
+    const out = [];
+    const stack = paths.slice().reverse();
+    let listed = 0;
+    for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
+        let names;
+        try {
+            names = external_node_fs_namespaceObject.readdirSync(dir);
+        }
+        catch (err) {
+            const code = codeOf(err);
+            if (code === 'ENOENT') {
+                out.push({ dir, names: [], stats: new Float64Array(0), targets: [], missing: true });
+                continue;
+            }
+            if (code === 'ENOTDIR')
+                fail('changed', `${dir} changed while it was being saved`);
+            throw err;
+        }
+        // UTF-16 order is byte order but for characters outside the BMP.
+        names.sort();
+        if (names.some((n) => /[\uD800-\uDFFF]/.test(n)))
+            names.sort(compareBytes);
+        const stats = new Float64Array(names.length * 5);
+        const targets = new Array(names.length).fill(null);
+        const subdirs = [];
+        for (let i = 0; i < names.length; i++) {
+            const abs = dir + external_node_path_namespaceObject.sep + names[i];
+            const st = external_node_fs_namespaceObject.lstatSync(abs, { throwIfNoEntry: false });
+            if (st === undefined)
+                continue;
+            const kind = st.isFile() ? 1 : st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
+            if (kind === 3) {
+                try {
+                    targets[i] = external_node_fs_namespaceObject.readlinkSync(abs);
+                }
+                catch (err) {
+                    const code = codeOf(err);
+                    if (code !== 'ENOENT' && code !== 'EINVAL')
+                        throw err;
+                    continue; // gone or replaced meanwhile: left out
+                }
+            }
+            if (kind === 2)
+                subdirs.push(abs);
+            const o = i * 5;
+            stats[o] = kind;
+            stats[o + 1] = st.mode & 0o777;
+            stats[o + 2] = st.size;
+            stats[o + 3] = st.mtimeMs;
+            stats[o + 4] = st.ino;
+        }
+        listed += names.length;
+        out.push({ dir, names, stats, targets });
+        transfers.push(stats.buffer);
+        // Deeper only within the budget (the directories asked for are always listed).
+        if (listed < budget) {
+            for (let i = subdirs.length - 1; i >= 0; i--)
+                stack.push(subdirs[i]);
+        }
+    }
+    return out;
+}
+/**
+ * Makes the directories, parents first; a missing parent is made on the way (0700). Each gets
+ * its mode (modes[i]; -1 leaves it 0700), set exactly whatever the umask.
+ */
+function mkdirBatch({ paths, modes }) {
+    for (let i = 0; i < paths.length; i++) {
+        const p = paths[i];
+        try {
+            external_node_fs_namespaceObject.mkdirSync(p, 0o700);
+        }
+        catch (err) {
+            const code = codeOf(err);
+            if (code === 'ENOENT')
+                external_node_fs_namespaceObject.mkdirSync(p, { recursive: true, mode: 0o700 });
+            else if (code !== 'EEXIST' || !external_node_fs_namespaceObject.lstatSync(p).isDirectory())
+                throw err;
+        }
+        const mode = modes[i];
+        if (mode >= 0)
+            external_node_fs_namespaceObject.chmodSync(p, mode);
+    }
+    return null;
+}
+/** Each operation's implementation, checked against the protocol. */
+const ops = {
+    putFiles,
+    putGroup,
+    compressChunk,
+    listDirs,
+    mkdirBatch,
+    writeBatch,
+    linkBatch,
+};
+/** Runs one request; its reply (typed by its op). */
+async function perform(id, op, args) {
+    const run = ops[op];
+    const result = await run(args);
+    return { type: 'done', id, op, result };
+}
+const port = external_node_worker_threads_namespaceObject.parentPort;
+if (port === null)
+    throw new Error('store-worker.js runs only as a worker thread (pool.ts)');
+const ready = { type: 'ready', backend: store_worker_native !== null ? 'zstd-napi' : 'node:zlib' };
+port.postMessage(ready);
+async function handle(msg) {
+    let reply;
+    try {
+        dirs = msg.args.dirs;
+        transfers = [];
+        reply = await perform(msg.id, msg.op, msg.args);
+    }
+    catch (err) {
+        transfers = [];
+        reply = {
+            type: 'failed',
+            id: msg.id,
+            error: err instanceof Error ? err.message : String(err),
+            kind: err instanceof OpFailure ? err.kind : 'io',
+        };
+    }
+    port?.postMessage(reply, transfers);
+}
+// One job at a time, in arrival order: the pool sends the next before this one is answered, and
+// an op that awaits must not interleave with another (they share scratch buffers).
+let chain = Promise.resolve();
+port.on('message', (msg) => {
+    chain = chain.then(() => handle(msg));
+});
+//# sourceMappingURL=store-worker.js.map
