@@ -65530,6 +65530,7 @@ function defaultWorkers() {
 
 
 
+
 const blobs_DIGEST = /^[0-9a-f]{64}$/;
 /** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
 function contentBlobs(m, locs) {
@@ -65697,9 +65698,13 @@ class BlobStore {
         const existing = await this.ownSize(digest);
         if (existing !== undefined)
             return { stored: existing, written: false };
-        let frame = this.codec.compress(content);
-        if (frame.length > content.length * (1 - MIN_SAVING))
-            frame = rawFrame(content);
+        // The workers' rules (codec-rules.ts): small content as it is, a frame only when it saves.
+        const compressed = worthCompressing(content.length, '')
+            ? this.codec.compress(content)
+            : undefined;
+        const frame = compressed !== undefined && keepsFrame(compressed.length, content.length)
+            ? compressed
+            : rawFrame(content);
         await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
         return { stored: frame.length, written: true };
     }

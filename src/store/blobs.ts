@@ -21,7 +21,8 @@ import { StoreError } from '../errors.js';
 import { tempName, writeFileAtomic } from '../util/fsx.js';
 import { isRawFrame, rawFrame, type Codec } from './codec.js';
 import { manifestFiles, type Manifest } from './manifest.js';
-import { MIN_SAVING, sharedPool, type PoolDirs, type WorkerPool } from './pool.js';
+import { keepsFrame, worthCompressing } from './codec-rules.js';
+import { sharedPool, type PoolDirs, type WorkerPool } from './pool.js';
 
 const DIGEST = /^[0-9a-f]{64}$/;
 
@@ -230,8 +231,14 @@ export class BlobStore {
   async put(digest: string, content: Buffer): Promise<{ stored: number; written: boolean }> {
     const existing = await this.ownSize(digest);
     if (existing !== undefined) return { stored: existing, written: false };
-    let frame = this.codec.compress(content);
-    if (frame.length > content.length * (1 - MIN_SAVING)) frame = rawFrame(content);
+    // The workers' rules (codec-rules.ts): small content as it is, a frame only when it saves.
+    const compressed = worthCompressing(content.length, '')
+      ? this.codec.compress(content)
+      : undefined;
+    const frame =
+      compressed !== undefined && keepsFrame(compressed.length, content.length)
+        ? compressed
+        : rawFrame(content);
     await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
     return { stored: frame.length, written: true };
   }
