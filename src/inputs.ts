@@ -346,6 +346,14 @@ export type InputReader = (name: string) => string;
 
 export const actionInputs: InputReader = (name) => core.getInput(name);
 
+/** The home directory and the workspace (GITHUB_WORKSPACE, else the working directory). */
+function whereAmI(env: Env, host: Host): { home: string; workspace: string } {
+  return {
+    home: homeDir(env, host),
+    workspace: host.path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd()),
+  };
+}
+
 /**
  * Parse every input once. `mode` says which step is reading: the save sub-action also takes an
  * explicit `key`. `env` and `host` are the process's own unless a test passes others.
@@ -356,8 +364,7 @@ export function readConfig(
   env: Env = process.env,
   host: Host = NATIVE_HOST,
 ): Config {
-  const home = homeDir(env, host);
-  const workspace = host.path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
+  const { home, workspace } = whereAmI(env, host);
 
   const lockRaw = parseList(get(Inputs.Lockfiles));
   let lockfiles: readonly string[] | 'auto';
@@ -692,8 +699,7 @@ export function readGcConfig(
   env: Env = process.env,
   host: Host = NATIVE_HOST,
 ): GcConfig {
-  const home = homeDir(env, host);
-  const workspace = host.path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
+  const { home, workspace } = whereAmI(env, host);
   const localCacheDir = parseLocalCacheDir(get(GcInputs.LocalCacheDir), env, home, workspace, host);
   const local = parseBoolean(GcInputs.Local, get(GcInputs.Local), false);
   const remote = parseBoolean(GcInputs.Remote, get(GcInputs.Remote), true);

@@ -15,18 +15,32 @@ function annotations(r: StepResult, level: string): string[] {
   return r.annotations.filter((a) => a.level === level).map((a) => a.message);
 }
 
-describe('network operations are bounded by remote-timeout', () => {
-  let world: World;
+/**
+ * One world per describe block, with an empty service, local store and out/ before each test;
+ * the returned function gives the current world.
+ */
+function freshWorldEachTest(): () => World {
+  let world: World | undefined;
   beforeAll(async () => {
     world = await createWorld();
   });
   afterAll(async () => {
-    await world.close();
+    await world?.close();
   });
   beforeEach(async () => {
-    world.service.reset();
-    await fs.rm(world.localStore, { recursive: true, force: true });
-    await fs.rm(path.join(world.workspace, 'out'), { recursive: true, force: true });
+    const w = world as World;
+    w.service.reset();
+    await fs.rm(w.localStore, { recursive: true, force: true });
+    await fs.rm(path.join(w.workspace, 'out'), { recursive: true, force: true });
+  });
+  return () => world as World;
+}
+
+describe('network operations are bounded by remote-timeout', () => {
+  const current = freshWorldEachTest();
+  let world: World;
+  beforeEach(() => {
+    world = current();
   });
 
   it('a trickling download ends as a warning and a miss, the step succeeding', async () => {
@@ -99,17 +113,10 @@ describe('network operations are bounded by remote-timeout', () => {
 });
 
 describe('a failed save is one warning with its reason, and a summary line', () => {
+  const current = freshWorldEachTest();
   let world: World;
-  beforeAll(async () => {
-    world = await createWorld();
-  });
-  afterAll(async () => {
-    await world.close();
-  });
-  beforeEach(async () => {
-    world.service.reset();
-    await fs.rm(world.localStore, { recursive: true, force: true });
-    await fs.rm(path.join(world.workspace, 'out'), { recursive: true, force: true });
+  beforeEach(() => {
+    world = current();
   });
 
   it.each([

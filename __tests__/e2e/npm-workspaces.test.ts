@@ -10,13 +10,13 @@
  * be reached the test is skipped, saying so, except on CI (CI set), where it fails.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startCacheService, type CacheService } from '../../test-support/cache-service/index.js';
 import { Job, type StepResult } from '../../test-support/runner.js';
-import { REPO } from '../../test-support/world.js';
+import { git, REPO } from '../../test-support/world.js';
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
@@ -64,22 +64,6 @@ const FILES: Record<string, string> = {
   ),
   'packages/b/index.js': "module.exports = (n) => `${require('semver').valid('1.2.3')} ${n}`;\n",
 };
-
-function git(cwd: string, ...args: string[]): void {
-  execFileSync(
-    'git',
-    [
-      '-c',
-      'user.email=ci@example.com',
-      '-c',
-      'user.name=CI',
-      '-c',
-      'init.defaultBranch=main',
-      ...args,
-    ],
-    { cwd, stdio: 'ignore' },
-  );
-}
 
 let scratch = '';
 let npmCache = '';

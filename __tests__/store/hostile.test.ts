@@ -75,14 +75,17 @@ function expectRefused(name: string, err: unknown, want: string[]): void {
 }
 
 /**
- * Saves an entry with the payload and writes each hostile table as its artifact, restoring
- * after each: refused, nothing outside, workspace as it was.
+ * Saves `files` as out/ under `key`, each file a blob of its own (no groups); the store, the
+ * output's path and the entry's artifact file, which the tests then replace.
  */
-async function refusesHostileArtifacts(sb: Sandbox, around?: string): Promise<void> {
+async function saveUngrouped(
+  sb: Sandbox,
+  key: string,
+  files: Record<string, string>,
+): Promise<{ store: LocalStore; out: string; artifact: string }> {
   const out = path.join(sb.ws, 'out');
-  await writeTree(out, { 'payload.txt': PAYLOAD, 'keep.txt': 'keep' });
+  await writeTree(out, files);
   const store = await LocalStore.open(sb.store);
-  const key = 'clyde-hostile';
   await store.save({
     key,
     package: 'p',
@@ -91,11 +94,23 @@ async function refusesHostileArtifacts(sb: Sandbox, around?: string): Promise<vo
     platform: 'linux',
     variant: 'rel',
     roots: [{ name: 'out', absPath: out }],
-    // (Blobs of their own: the hostile tables below name the payload's digest as a file of its
-    // own, not a place in a group.)
     groupSmallFiles: false,
   });
-  const artifact = path.join(sb.store, 'p', '1', sha256(key), 'artifact');
+  return { store, out, artifact: path.join(sb.store, 'p', '1', sha256(key), 'artifact') };
+}
+
+/**
+ * Saves an entry with the payload and writes each hostile table as its artifact, restoring
+ * after each: refused, nothing outside, workspace as it was.
+ */
+async function refusesHostileArtifacts(sb: Sandbox, around?: string): Promise<void> {
+  // (Blobs of their own: the hostile tables below name the payload's digest as a file of its
+  // own, not a place in a group.)
+  const key = 'clyde-hostile';
+  const { store, out, artifact } = await saveUngrouped(sb, key, {
+    'payload.txt': PAYLOAD,
+    'keep.txt': 'keep',
+  });
   const before = await snapshotTree(sb.ws);
   for (const [name, body, want] of hostileCases(sb)) {
     await fs.writeFile(artifact, body);
@@ -124,22 +139,9 @@ describe('hostile manifests in the local store', () => {
 
   it('a manifest that lies about a shared blob’s size fails without deleting the blob', () =>
     withSandbox(async (sb) => {
-      const out = path.join(sb.ws, 'out');
-      await writeTree(out, { 'payload.txt': PAYLOAD });
-      const store = await LocalStore.open(sb.store);
+      // a blob of its own, which the lying manifest reaches directly
       const key = 'clyde-liar';
-      await store.save({
-        key,
-        package: 'p',
-        version: '1',
-        hash: sha256(key),
-        platform: 'linux',
-        variant: 'rel',
-        roots: [{ name: 'out', absPath: out }],
-        // a blob of its own, which the lying manifest reaches directly
-        groupSmallFiles: false,
-      });
-      const artifact = path.join(sb.store, 'p', '1', sha256(key), 'artifact');
+      const { store, out, artifact } = await saveUngrouped(sb, key, { 'payload.txt': PAYLOAD });
       const good = await fs.readFile(artifact);
       await fs.writeFile(artifact, tableOf(dirManifest([{ ...fileEntry('x', PAYLOAD), size: 3 }])));
       await expect(store.restore(key, [{ name: 'out', absPath: out }])).rejects.toMatchObject({

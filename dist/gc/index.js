@@ -58567,13 +58567,19 @@ function parseLocalCacheDir(raw, env, home, workspace, host = NATIVE_HOST) {
     return resolveInputPath(v, workspace, home, host);
 }
 const actionInputs = (name) => lib_core/* getInput */.V4(name);
+/** The home directory and the workspace (GITHUB_WORKSPACE, else the working directory). */
+function whereAmI(env, host) {
+    return {
+        home: homeDir(env, host),
+        workspace: host.path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd()),
+    };
+}
 /**
  * Parse every input once. `mode` says which step is reading: the save sub-action also takes an
  * explicit `key`. `env` and `host` are the process's own unless a test passes others.
  */
 function readConfig(mode, get = actionInputs, env = process.env, host = NATIVE_HOST) {
-    const home = homeDir(env, host);
-    const workspace = host.path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
+    const { home, workspace } = whereAmI(env, host);
     const lockRaw = parseList(get(Inputs.Lockfiles));
     let lockfiles;
     const lockWord = lockRaw.length === 1 ? lockRaw[0]?.toLowerCase() : undefined;
@@ -58808,8 +58814,7 @@ function readPruneConfig(get = actionInputs) {
 }
 /** Every input of the gc sub-action, parsed once. */
 function readGcConfig(get = actionInputs, env = process.env, host = NATIVE_HOST) {
-    const home = homeDir(env, host);
-    const workspace = host.path.resolve(env['GITHUB_WORKSPACE'] ?? process.cwd());
+    const { home, workspace } = whereAmI(env, host);
     const localCacheDir = parseLocalCacheDir(get(GcInputs.LocalCacheDir), env, home, workspace, host);
     const local = parseBoolean(GcInputs.Local, get(GcInputs.Local), false);
     const remote = parseBoolean(GcInputs.Remote, get(GcInputs.Remote), true);

@@ -198,8 +198,7 @@ export interface SourceChanges {
   /**
    * Set when the entry differs in something no file shows (no manifest to compare, key schema,
    * name, version, platform, variant, paths, config, env, toolchain, a dependency's key): every
-   * source then counts
-   * as changed, and `paths` names them all. Says why.
+   * source then counts as changed, and `paths` names them all. Says why.
    */
   readonly everything?: string;
 }
