@@ -43,13 +43,29 @@ export async function makeWorkDir(): Promise<string> {
   return dir;
 }
 
+/** A store under RUNNER_TEMP for this step only: `closeStore` removes it. */
+const stepStores = new Set<LocalStore>();
+
+async function openStepStore(): Promise<LocalStore> {
+  const store = await LocalStore.open(tempName(scratchRoot(), 'step-store'));
+  stepStores.add(store);
+  return store;
+}
+
 /**
- * The local store, or, when it cannot be opened (unwritable directory, full disk), a store under
- * RUNNER_TEMP that lives for this job only, so the runner cache tier still works.
+ * The local store; with the `local` input off, a store for this step only (nothing is written
+ * under local-cache-dir); and when the local store cannot be opened (unwritable directory, full
+ * disk), a store under RUNNER_TEMP for this step, so the runner cache tier still works.
  */
 export async function openStore(config: Config, notes: string[]): Promise<LocalStore> {
   const codec = await loadCodec();
   core.info(`zstd: ${codec.name}`);
+  if (!config.local) {
+    core.info(
+      `Local store: off (the 'local' input${process.env['RUNNER_ENVIRONMENT'] === 'github-hosted' ? ', on a GitHub-hosted runner' : ''}); nothing is kept after this step.`,
+    );
+    return openStepStore();
+  }
   try {
     return await LocalStore.open(config.localCacheDir);
   } catch (err) {
@@ -59,6 +75,17 @@ export async function openStore(config: Config, notes: string[]): Promise<LocalS
     notes.push(msg);
     return LocalStore.open(fallback);
   }
+}
+
+/** Whether `store` lives for this step only (the `local` input is off). */
+export function isStepStore(store: LocalStore): boolean {
+  return stepStores.has(store);
+}
+
+/** Removes a store that lived for this step only; the local store stays. */
+export async function closeStore(store: LocalStore | undefined): Promise<void> {
+  if (store === undefined || !stepStores.delete(store)) return;
+  await fs.rm(store.root, { recursive: true, force: true }).catch(() => undefined);
 }
 
 /**

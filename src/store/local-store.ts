@@ -57,7 +57,7 @@ import {
 import { DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, withLock } from './lock.js';
 import { blobSizes, manifestFiles, type Manifest } from './manifest.js';
 import { checkHash, checkKey, entryDirName, parseMeta } from './meta.js';
-import { MAX_GROUP_BYTES, readPack, writePack } from './pack.js';
+import { MAX_GROUP_BYTES, readPack, scanPack, writePack, type PackHeader } from './pack.js';
 import { restoreRoots, type RootToRestore } from './restore.js';
 import { loadBasis } from './basis.js';
 import { snapshotRoots } from './snapshot.js';
@@ -418,11 +418,7 @@ export class LocalStore {
     // The workers start up (their own threads) while this one reads the manifest.
     this.blobs.pool();
     const { manifest } = await this.load(key);
-    const jobs: RootToRestore[] = [];
-    for (const root of roots) {
-      const m = manifest.roots.find((r) => r.name === root.name);
-      if (m !== undefined && m.kind !== 'absent') jobs.push({ root, manifest: m });
-    }
+    const jobs = rootsToRestore(manifest, roots);
     try {
       // [store-speed] grouped small files are found through the entry's table (read above); the
       // stat cache lets the next save of this package skip the files the build leaves alone.
@@ -458,14 +454,7 @@ export class LocalStore {
     let packMeta: EntryMeta | undefined;
     let existing: EntryMeta | undefined;
     const read = await readPack(this.blobs, packFile, async (header) => {
-      packMeta = parseMeta(header.meta);
-      if (packMeta.key !== key) {
-        throw new UnsafeEntryError(`the pack holds '${packMeta.key}', not '${key}'`);
-      }
-      if (!hashBelongsToKey(packMeta.hash, packMeta.key)) {
-        throw new UnsafeEntryError(`the pack's hash ${packMeta.hash} is not that of its key`);
-      }
-      entryDirName(packMeta);
+      packMeta = packEntryMeta(header, key);
       existing = await this.get(packMeta.key);
       return existing === undefined;
     });
@@ -487,6 +476,40 @@ export class LocalStore {
     const table = encodeTable({ groups: groups.list }, rows);
     this.blobs.attach(read.manifest, read.locations);
     return (await this.commit(meta, table, () => read.manifest)).entry;
+  }
+
+  /**
+   * Restores the entry `key` straight from its downloaded pack, storing nothing (for a store
+   * that is not kept: the `local` input). The pack must prove to be that entry first, as for
+   * importPack; its structure is checked whole before a file is made, and every file's content
+   * is verified as the workers write it, the workspace untouched on any failure. `optionsFor`
+   * turns the entry's meta into the restore's options.
+   */
+  async restorePack(
+    packFile: string,
+    key: string,
+    roots: readonly OutputRoot[],
+    optionsFor: (meta: EntryMeta) => Promise<RestoreOptions>,
+  ): Promise<{ meta: EntryMeta; result: RestoreResult }> {
+    this.blobs.pool();
+    let packMeta: EntryMeta | undefined;
+    const ix = await scanPack(packFile, async (header) => {
+      packMeta = packEntryMeta(header, key);
+      return true;
+    });
+    if (ix === undefined || packMeta === undefined) throw new StoreError('pack scan stopped');
+    this.blobs.attach(ix.manifest, ix.locations);
+    const meta: EntryMeta = { ...packMeta, ...totals(ix.manifest), storedBytes: ix.storedBytes };
+    // (No stat cache is written: nothing of this store is kept.)
+    const { quiet, files, bytes } = await restoreRoots(
+      this.blobs,
+      rootsToRestore(ix.manifest, roots),
+      await optionsFor(meta),
+      Promise.resolve(),
+      { file: packFile, frames: ix.frames },
+    );
+    await quiet;
+    return { meta, result: { files, bytes } };
   }
 
   // ---- maintenance ---------------------------------------------------------------------
@@ -1181,6 +1204,31 @@ export class LocalStore {
 }
 
 /** Whether `dir` (a top-level directory) holds an entry: `<version>/<hash>/meta.json`. */
+/** The roots of `manifest` that `roots` asks for and the entry holds. */
+function rootsToRestore(manifest: Manifest, roots: readonly OutputRoot[]): RootToRestore[] {
+  const jobs: RootToRestore[] = [];
+  for (const root of roots) {
+    const m = manifest.roots.find((r) => r.name === root.name);
+    if (m !== undefined && m.kind !== 'absent') jobs.push({ root, manifest: m });
+  }
+  return jobs;
+}
+
+/**
+ * The meta of a pack fetched for `key`, once proven to be that entry: its key is `key`, and its
+ * hash is the key's own (the key's last part, or the sha256 of an explicit key), so a pack
+ * cannot pass for, or take the directory of, another entry.
+ */
+function packEntryMeta(header: PackHeader, key: string): EntryMeta {
+  const meta = parseMeta(header.meta);
+  if (meta.key !== key) throw new UnsafeEntryError(`the pack holds '${meta.key}', not '${key}'`);
+  if (!hashBelongsToKey(meta.hash, meta.key)) {
+    throw new UnsafeEntryError(`the pack's hash ${meta.hash} is not that of its key`);
+  }
+  entryDirName(meta);
+  return meta;
+}
+
 async function holdsEntry(dir: string): Promise<boolean> {
   const subdirs = async (p: string): Promise<string[]> =>
     (await fs.readdir(p, { withFileTypes: true }).catch(() => []))
