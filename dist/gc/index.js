@@ -65760,6 +65760,29 @@ class BlobStore {
         }
     }
     /**
+     * Copies the stored blob `name` to `onFrame` as it is, unverified: for blobs this very
+     * process wrote (a store made for one step), whose content was hashed as they were written.
+     */
+    async copyStored(name, onFrame) {
+        let fh;
+        try {
+            fh = await external_node_fs_namespaceObject.promises.open(this.pathOf(name), 'r');
+        }
+        catch (err) {
+            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
+        }
+        try {
+            const length = (await fh.stat()).size;
+            await onFrame.start(length);
+            for await (const p of fileRange(fh, 0, length, `blob ${name}`))
+                await onFrame.piece(p);
+            return length;
+        }
+        finally {
+            await fh.close();
+        }
+    }
+    /**
      * Stores the frame `source` yields as blob `name` once it is verified against `need`: the
      * pieces go to a temp file as they are decoded, renamed into place at the end (nothing is
      * kept when anything fails). A blob that exists already is verified but not rewritten.
@@ -67195,8 +67218,10 @@ function neededBlobs(m, locs) {
 /**
  * Writes the pack of an entry to `destFile` (temp file + rename); returns its size. `table` is
  * the entry's artifact, `manifest` what it decodes to (its grouped files attached to `blobs`).
+ * Every blob is verified as it is copied unless `verify` is false (a store made for this step,
+ * whose blobs were all hashed as they were written).
  */
-async function writePack(blobs, meta, table, manifest, destFile) {
+async function writePack(blobs, meta, table, manifest, destFile, verify = true) {
     const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
     if (metaBytes.length > MAX_HEADER_BYTES || table.length > MAX_HEADER_BYTES) {
         throw new errors/* StoreError */.AD('entry too large to pack');
@@ -67225,7 +67250,7 @@ async function writePack(blobs, meta, table, manifest, destFile) {
             // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
             // remote copy could never be replaced; the pack file is removed when verifying fails).
             let left = 0;
-            await blobs.verifyStored(name, needed.get(name), {
+            const onFrame = {
                 async start(frameBytes) {
                     const rec = Buffer.alloc(DIGEST_BYTES + 8);
                     Buffer.from(name, 'hex').copy(rec, 0);
@@ -67237,7 +67262,11 @@ async function writePack(blobs, meta, table, manifest, destFile) {
                     left -= p.length;
                     await write(p);
                 },
-            });
+            };
+            if (verify)
+                await blobs.verifyStored(name, needed.get(name), onFrame);
+            else
+                await blobs.copyStored(name, onFrame);
             if (left !== 0)
                 throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
         }
@@ -69695,9 +69724,11 @@ class local_store_LocalStore {
         }
     }
     // ---- packs ---------------------------------------------------------------------------
-    async exportPack(key, destFile) {
+    /** Writes the pack of `key`; `verify: false` trusts the blobs (a store made for one step). */
+    async exportPack(key, destFile, opts = {}) {
         const { meta, table, manifest } = await this.load(key);
-        return { bytes: await writePack(this.blobs, meta, table, manifest, destFile) };
+        const verify = opts.verify ?? true;
+        return { bytes: await writePack(this.blobs, meta, table, manifest, destFile, verify) };
     }
     /**
      * Imports the pack of the entry `key` (what the caller asked the remote tier for), verifying

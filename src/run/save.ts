@@ -265,7 +265,9 @@ async function saveOne(
       if (there) return 'already present';
       const packFile = tempName(workDir, 'pack');
       try {
-        const { bytes } = await store.exportPack(item.key, packFile);
+        // A store made for this step wrote every blob from content it hashed: no re-check.
+        const verify = !isStepStore(store);
+        const { bytes } = await store.exportPack(item.key, packFile, { verify });
         const outcome = await remote.upload(packFile, item.key);
         if (outcome === 'saved') report.uploadedBytes = bytes;
         return outcome;

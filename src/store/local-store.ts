@@ -437,9 +437,15 @@ export class LocalStore {
 
   // ---- packs ---------------------------------------------------------------------------
 
-  async exportPack(key: string, destFile: string): Promise<{ bytes: number }> {
+  /** Writes the pack of `key`; `verify: false` trusts the blobs (a store made for one step). */
+  async exportPack(
+    key: string,
+    destFile: string,
+    opts: { verify?: boolean } = {},
+  ): Promise<{ bytes: number }> {
     const { meta, table, manifest } = await this.load(key);
-    return { bytes: await writePack(this.blobs, meta, table, manifest, destFile) };
+    const verify = opts.verify ?? true;
+    return { bytes: await writePack(this.blobs, meta, table, manifest, destFile, verify) };
   }
 
   /**
