@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { errorMessage } from './errors.js';
 import type { Config } from './inputs.js';
 import { configFromJson } from './inputs.js';
+import type { Carry } from './run/carry.js';
 import type { OutputRoot } from './store/types.js';
 import { sha256 } from './util/bytes.js';
 import { writeFileAtomic } from './util/fsx.js';
@@ -39,6 +40,8 @@ export interface PackageState {
   readonly exactHit: boolean;
   /** The key manifest, kept only for a package post will save (not after an exact hit). */
   readonly keyManifest?: unknown;
+  /** After a fallback from the runner cache: what an incremental save builds on (carry.ts). */
+  readonly carry?: Carry;
 }
 
 export interface MainState {

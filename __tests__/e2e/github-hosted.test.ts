@@ -133,3 +133,84 @@ describe('a GitHub-hosted runner: the runner cache alone', () => {
     expect(await exists(out())).toBe(false);
   }, 300_000);
 });
+
+describe('incremental runner-cache saves: a layer over the entry restored', () => {
+  let world: World;
+  const out = (): string => path.join(world.workspace, 'out');
+  let k1 = '';
+  let k2 = '';
+  let layerKey = '';
+  let built: Record<string, string>;
+
+  beforeAll(async () => {
+    world = await createWorld();
+  });
+  afterAll(async () => {
+    await world.close();
+  });
+
+  it('after a fallback, post uploads only what the restored entry lacks', async () => {
+    const first = await runDemoJob(world, { env: HOSTED });
+    k1 = first.main.outputs['cache-key'] ?? '';
+    const full = world.service.entries().find((e) => e.key === k1)!;
+    const src = path.join(world.workspace, 'src');
+    const file = (await fs.readdir(src)).filter((f) => f.endsWith('.c')).sort()[0]!;
+    await fs.appendFile(path.join(src, file), '\n/* edited */\n');
+    await fs.rm(out(), { recursive: true });
+
+    const second = await runDemoJob(world, { env: HOSTED });
+    expect(second.main.outputs).toMatchObject({ tier: 'remote', 'hit-kind': 'fallback' });
+    expect(second.built).toBe(true);
+    k2 = second.main.outputs['cache-key'] ?? '';
+    expect(warnings(second.posts[0]!)).toEqual([]);
+    layerKey = `${k2}-@layer-on-${k1}`;
+    const layer = world.service.entries().find((e) => e.key === layerKey);
+    expect(layer?.finalized).toBe(true);
+    expect(layer!.sizeBytes).toBeLessThan(full.sizeBytes / 2);
+    expect(await exists(world.localStore)).toBe(false);
+    built = await tree(out());
+  });
+
+  it('a fresh runner restores the layer with its base, byte-identical; make has nothing to do', async () => {
+    await fs.rm(out(), { recursive: true });
+    const run = await runDemoJob(world, { env: HOSTED });
+    expect(warnings(run.main)).toEqual([]);
+    expect(run.main.outputs).toMatchObject({
+      'cache-hit': 'true',
+      tier: 'remote',
+      'matched-key': k2,
+    });
+    expect(await tree(out())).toEqual(built);
+    expect(spawnSync('make', ['-q'], { cwd: world.workspace }).status).toBe(0);
+  });
+
+  it('a self-hosted runner with an empty store imports base and layer, byte-identical', async () => {
+    await fs.rm(out(), { recursive: true });
+    const run = await runDemoJob(world);
+    expect(warnings(run.main)).toEqual([]);
+    expect(run.main.outputs).toMatchObject({ 'cache-hit': 'true', tier: 'remote' });
+    expect(await tree(out())).toEqual(built);
+    const entries = await fs.readdir(path.join(world.localStore, 'demo', 'unversioned'));
+    expect(entries.sort()).toEqual([k1.slice(-64), k2.slice(-64)].sort());
+    await fs.rm(world.localStore, { recursive: true });
+  });
+
+  it('a layer whose base is gone is a warning and a miss, never a broken tree', async () => {
+    const layer = world.service.entries().find((e) => e.key === layerKey)!;
+    const data = world.service.readEntry(layer.id);
+    world.service.reset();
+    world.service.seedEntry({ key: layerKey, version: layer.version, data });
+    await fs.rm(out(), { recursive: true });
+    const run = await runDemoJob(world, {
+      env: HOSTED,
+      with: { save: 'never' },
+      targets: () => undefined,
+    });
+    expect(run.main.exitCode).toBe(0);
+    expect(run.main.outputs['tier']).toBe('none');
+    expect(warnings(run.main).join('\n')).toMatch(
+      /is a layer over .*, which the runner cache no longer holds/,
+    );
+    expect(await exists(out())).toBe(false);
+  });
+});

@@ -26,6 +26,8 @@ interface E {
   pr?: 'open' | 'closed' | 'merged';
   foreign?: boolean;
   id?: number;
+  /** A runner-cache layer: its base's key. */
+  base?: string;
 }
 
 let nextId = 1;
@@ -48,6 +50,7 @@ function entry(e: E): PruneEntry {
             ref,
             ...(e.pr !== undefined ? { pr: { number: e.id ?? 1, state: e.pr } } : {}),
             ...(e.foreign ? { foreign: true } : {}),
+            ...(e.base !== undefined ? { base: e.base } : {}),
           },
         }
       : {}),
@@ -330,6 +333,30 @@ const cases: Case[] = [
     deleted: [
       ['a', 'expired'],
       ['b', 'max-age'],
+    ],
+  },
+  {
+    name: 'a runner-cache base stays while a layer of it lives, whatever rule wants it gone',
+    entries: [
+      { key: 'base', pkg: 'a', created: 40, used: 40, ref: 'refs/heads/main', size: 500 },
+      { key: 'zlayer', pkg: 'a', created: 1, ref: 'refs/heads/main', base: 'base', size: 50 },
+      { key: 'other', pkg: 'b', created: 2, used: 2, ref: 'refs/heads/main', size: 500 },
+    ],
+    limits: { contentTtlMs: 7 * DAY, maxSizeBytes: 600 },
+    deleted: [['other', 'size-budget']],
+    kept: [['base', 'expired', 'base-of-layer']],
+    bytesAfter: 550,
+  },
+  {
+    name: 'a base whose only layer goes first goes too',
+    entries: [
+      { key: 'base', pkg: 'a', created: 40, used: 40, ref: 'refs/heads/main', size: 500 },
+      { key: 'alayer', pkg: 'a', created: 39, used: 39, ref: 'refs/heads/main', base: 'base' },
+    ],
+    limits: { contentTtlMs: 7 * DAY },
+    deleted: [
+      ['alayer', 'expired'],
+      ['base', 'expired'],
     ],
   },
 ];

@@ -20,7 +20,10 @@ import {
 import {
   cacheVersion,
   finalize,
+  layerKey,
   lookup,
+  MAX_KEY_LENGTH,
+  parseRemoteKey,
   reserve,
   type ServiceEnv,
 } from '../../src/remote/twirp.js';
@@ -182,5 +185,28 @@ describe('cacheVersion across OSes (the cross-os input)', () => {
     expect(cacheVersion('win32')).not.toBe(linux);
     expect(cacheVersion('win32', true)).toBe(linux);
     expect(cacheVersion('linux', true)).toBe(linux);
+  });
+});
+
+describe('layer keys', () => {
+  const k = `clyde-app-linux_x64-default-${'a'.repeat(64)}`;
+  const b = `clyde-app-linux_x64-default-${'b'.repeat(64)}`;
+
+  it('name the base, and read back as the entry and its base', () => {
+    const layer = layerKey(k, b) ?? '';
+    expect(layer.startsWith(k)).toBe(true);
+    expect(parseRemoteKey(layer)).toEqual({ key: k, base: b });
+    expect(parseRemoteKey(k)).toEqual({ key: k });
+  });
+
+  it('are not made when too long for the service, or over a layer', () => {
+    expect(layerKey(k, 'x'.repeat(MAX_KEY_LENGTH))).toBeUndefined();
+    expect(layerKey(k, layerKey(b, k) ?? '')).toBeUndefined();
+  });
+
+  it('a lookup of the key finds its layer, as the entry itself with its base', async () => {
+    service.seedEntry({ key: layerKey(k, b) ?? '', version: cacheVersion(), data: DATA });
+    const hit = await lookup(env, k, []);
+    expect(hit).toMatchObject({ matchedKey: k, base: b, remoteKey: layerKey(k, b) });
   });
 });

@@ -50439,8 +50439,8 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4408);
-/* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7901);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2971);
+/* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
 
 
 await (0,_run_guard_js__WEBPACK_IMPORTED_MODULE_1__/* .guarded */ .N)('gc', _run_gc_js__WEBPACK_IMPORTED_MODULE_0__/* .runGc */ .OA);
@@ -50450,7 +50450,133 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 4408:
+/***/ 5638:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   wi: () => (/* binding */ abandonedWork)
+/* harmony export */ });
+/* unused harmony exports DeadlineError, formatMs, deadline, sleep, LOW_SPEED, SpeedWatch, within */
+/**
+ * Bounds on network work (issue 11): every operation with the runner cache has an overall
+ * deadline (the `remote-timeout` input), and a transfer also has a low-speed limit like curl's
+ * `--speed-limit`/`--speed-time`. A stall or a trickle is cut after one window; an honest
+ * transfer of any size runs on until the deadline. Work that cannot be cancelled (the official
+ * client's save) is raced with its deadline and abandoned; a step that abandoned work ends its
+ * process once its own work is done (src/run/guard.ts), so an open socket cannot hold it.
+ */
+/** A network operation ran out of time or went too slowly. The tier is then switched off. */
+class DeadlineError extends (/* unused pure expression or super */ null && (Error)) {
+    name = 'DeadlineError';
+}
+/** The largest delay setTimeout honours; longer ones fire at once. */
+const MAX_TIMER_MS = (/* unused pure expression or super */ null && (2 ** 31 - 1));
+/** Human form of a duration for messages: '2 s', '10 min'. */
+function formatMs(ms) {
+    if (ms >= 60_000 && ms % 60_000 === 0)
+        return `${ms / 60_000} min`;
+    return `${Number((ms / 1000).toFixed(3))} s`;
+}
+function deadline(ms, what) {
+    const error = new DeadlineError(`${what} did not finish within ${formatMs(ms)} (the 'remote-timeout' input)`);
+    const controller = new AbortController();
+    // unref: an expired operation is abandoned, and the timer alone never keeps the step alive.
+    setTimeout(() => controller.abort(error), Math.min(ms, MAX_TIMER_MS)).unref();
+    return { signal: controller.signal, error };
+}
+/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
+function sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(signal.reason);
+        const timer = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            reject(signal?.reason);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+    });
+}
+/**
+ * 1 KiB/s over a minute. A full stall is cut after a minute, as the old idle timer did, and so
+ * is a trickle that used to reset it; anything a build cache can use goes far faster.
+ */
+const LOW_SPEED = { bytesPerSecond: 1024, windowMs: 60_000 };
+const BUCKETS = 10;
+/**
+ * Watches a transfer: `add` counts bytes as they arrive; when the bytes of the last window (kept
+ * in ten buckets, so the window slides a tenth at a time) fall below the limit, `onSlow` is
+ * called once with a DeadlineError. The first window starts with the request, so a server that
+ * never answers is cut too. `stop` ends the watch.
+ */
+class SpeedWatch {
+    counts = new Array(BUCKETS).fill(0);
+    current = 0;
+    ticks = 0;
+    timer;
+    constructor(limit, what, onSlow) {
+        const minBytes = (limit.bytesPerSecond * limit.windowMs) / 1000;
+        this.timer = setInterval(() => {
+            this.ticks++;
+            if (this.ticks >= BUCKETS) {
+                const sum = this.counts.reduce((a, b) => a + b, 0);
+                if (sum < minBytes) {
+                    this.stop();
+                    onSlow(new DeadlineError(`${what} went slower than ${limit.bytesPerSecond} bytes/s for ${formatMs(limit.windowMs)} (${sum} bytes)`));
+                    return;
+                }
+            }
+            this.current = (this.current + 1) % BUCKETS;
+            this.counts[this.current] = 0;
+        }, limit.windowMs / BUCKETS);
+        this.timer.unref();
+    }
+    add(bytes) {
+        this.counts[this.current] = (this.counts[this.current] ?? 0) + bytes;
+    }
+    stop() {
+        clearInterval(this.timer);
+    }
+}
+const abandoned = [];
+/**
+ * `work` raced with `limit`: its result if it settles first, else the deadline's error. Work
+ * that loses the race cannot be cancelled; it is recorded as abandoned, and the step's process
+ * ends once the step's own work is done (see `abandonedWork`).
+ */
+async function within(work, limit, what) {
+    let settled = false;
+    const expired = new Promise((_resolve, reject) => {
+        const onAbort = () => {
+            if (settled)
+                return;
+            abandoned.push(what);
+            reject(limit.signal.reason);
+        };
+        if (limit.signal.aborted)
+            onAbort();
+        else
+            limit.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+        return await Promise.race([work, expired]);
+    }
+    finally {
+        settled = true;
+    }
+}
+/** What this process abandoned after a deadline (still running, perhaps holding sockets). */
+function abandonedWork() {
+    return abandoned;
+}
+//# sourceMappingURL=deadline.js.map
+
+/***/ }),
+
+/***/ 2971:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -59074,6 +59200,13 @@ function policy_planPrune(snapshot, limits, now) {
     const newestFirst = (a, b) => entries[b].createdAt - entries[a].createdAt || byKey(a, b);
     const pinnedKeys = new Set(limits.pinnedKeys ?? []);
     const pinned = (i) => pinnedKeys.has(entries[i].key);
+    // A runner-cache layer needs its base: a base stays while one of its layers does.
+    const layersOf = new Map();
+    for (let i = 0; i < n; i++) {
+        const base = entries[i].remote?.base;
+        if (base !== undefined)
+            pushTo(layersOf, base, i);
+    }
     // keep-versions: the newest N of each group; superseded: all but the newest of each group on
     // the same ref (runner cache only). Foreign keys have no group.
     const groups = new Map();
@@ -59156,12 +59289,16 @@ function policy_planPrune(snapshot, limits, now) {
         const e = entries[i];
         kept.push({ key: e.key, ...(e.remote ? { ref: e.remote.ref } : {}), wanted, keptBy });
     };
-    /** Pinning, then keep-versions, override every rule. */
+    /** A layer of entry i that is not deleted (so far: the plan keeps a base conservatively). */
+    const liveLayer = (i) => (layersOf.get(entries[i].key) ?? []).some((j) => !deleted[j]);
+    /** Pinning, keep-versions, then a live layer's need of its base, override every rule. */
     const overridden = (i, wanted) => {
         if (pinned(i))
             keep(i, wanted, 'pinned');
         else if (protectedByVersions[i])
             keep(i, wanted, 'keep-versions');
+        else if (liveLayer(i))
+            keep(i, wanted, 'base-of-layer');
         else
             return false;
         return true;
@@ -59449,6 +59586,1971 @@ function sweptLine(swept, dryRun = false) {
         `${dryRun ? 'would be ' : ''}removed (${bytes_formatBytes(swept.bytes)} freed)`);
 }
 //# sourceMappingURL=post.js.map
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+;// CONCATENATED MODULE: external "node:stream/promises"
+const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./build/src/store/codec-rules.js
+/**
+ * The compression rules every writer of blobs follows, on the main thread (codec.ts, blobs.ts)
+ * and in the store's workers (store-worker.ts) alike: one module both import, so the two cannot
+ * drift apart. Pure: no backend is loaded here (the worker bundle must not carry codec.ts's
+ * dynamic imports of zstd-napi).
+ */
+const LEVEL = 3;
+/**
+ * Level 3 with smaller match tables than its own (hash 2^17, chain 2^16): these fit a core's L2
+ * cache, which makes compression about 7% faster for about 1% more bytes on the store
+ * benchmark's tree (measured with zstd-napi, both backends use the same library).
+ */
+const HASH_LOG = 16;
+const CHAIN_LOG = 15;
+/** A compressed blob must save at least this fraction, or the content is stored as it is. */
+const MIN_SAVING = 0.03;
+/** Content shorter than this is stored as it is: a frame header costs more than it saves. */
+const MIN_COMPRESS_BYTES = 64;
+/** Names whose content is compressed already: stored as it is, without trying. */
+const STORED_AS_IS = /\.(gz|tgz|zip|jar|whl|zst|xz|txz|bz2|br|7z|rar|png|jpe?g|gif|webp|avif|woff2?|mp[34]|mkv|webm|ogg)$/i;
+/** Whether content of `length` bytes named `name` ('' for none) is worth compressing at all. */
+function worthCompressing(length, name) {
+    return length >= MIN_COMPRESS_BYTES && !STORED_AS_IS.test(name);
+}
+/** Whether a compressed frame of `frameLength` bytes saves enough over `length` bytes of content. */
+function keepsFrame(frameLength, length) {
+    return frameLength <= length * (1 - MIN_SAVING);
+}
+/**
+ * Incompressible content is stored "as it is" inside a zstd frame made of raw blocks: every
+ * zstd decoder reads it (so blobs stay plain zstd frames, and pack export, import and
+ * verification need no marker), and decoding it is a memory copy. Header: magic, a frame
+ * descriptor with no content size, no checksum and no dictionary, and a 128 KiB window.
+ */
+const RAW_FRAME_HEADER = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
+const RAW_BLOCK_MAX = 128 * 1024;
+function rawBlockHeader(size, last) {
+    const v = (size << 3) | (last ? 1 : 0); // block type 0 (raw) in bits 1-2
+    return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
+}
+/** `content` as the pieces of a zstd frame of raw (uncompressed) blocks, in order. */
+function rawFrameParts(content) {
+    const parts = [RAW_FRAME_HEADER];
+    if (content.length === 0)
+        parts.push(rawBlockHeader(0, true));
+    for (let off = 0; off < content.length; off += RAW_BLOCK_MAX) {
+        const end = Math.min(content.length, off + RAW_BLOCK_MAX);
+        parts.push(rawBlockHeader(end - off, end === content.length), content.subarray(off, end));
+    }
+    return parts;
+}
+/** `content` as a zstd frame of raw (uncompressed) blocks. */
+function rawFrame(content) {
+    return Buffer.concat(rawFrameParts(content));
+}
+/** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
+function isRawFrame(frame) {
+    return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
+}
+//# sourceMappingURL=codec-rules.js.map
+;// CONCATENATED MODULE: ./build/src/store/codec.js
+/**
+ * zstd at level 3 (with smaller match tables, see HASH_LOG), from zstd-napi where its native binary loads, else Node 24's `node:zlib`.
+ * Both backends write plain zstd frames, so each reads the other's output.
+ *
+ * `decompress` takes the size the content must have (it is always known: the manifest records
+ * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes; it
+ * holds the whole content in one buffer, so it is for small content only.
+ * `decompressStream` hands the content out in pieces of at most `PIECE_BYTES` and stops as soon
+ * as it exceeds the expected size: memory stays bounded whatever size a manifest declares
+ * (the decoders also refuse windows above zstd's default limit of 128 MiB).
+ */
+
+
+
+
+
+// The rules both threads follow live in codec-rules.ts (the workers import it too).
+
+/** The largest piece of content `decompressStream` hands out at once. */
+const PIECE_BYTES = 256 * 1024;
+function tooMuch(expectedSize) {
+    return new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+}
+function checkTotal(total, expectedSize) {
+    if (total !== expectedSize) {
+        throw new FrameSizeMismatch(`zstd frame holds ${total} bytes, expected ${expectedSize}`);
+    }
+}
+/**
+ * Finds where each zstd frame of a stream ends, by walking the frame and block headers (their
+ * sizes say how far to skip): node:zlib's decoder stops at the end of the first frame and drops
+ * the rest, so each frame of a chunked blob (chunked.ts) gets a decoder of its own. Skippable
+ * frames are frames too; anything else is refused.
+ */
+class FrameScanner {
+    state = 'magic';
+    acc = [];
+    skipLeft = 0;
+    /** What follows the bytes being skipped: a block header, or the frame's end. */
+    thenEnd = false;
+    checksum = false;
+    /** How many bytes of `chunk` belong to the current frame, and whether it ends with them. */
+    scan(chunk) {
+        let i = 0;
+        while (i < chunk.length) {
+            if (this.state === 'skip') {
+                const n = Math.min(this.skipLeft, chunk.length - i);
+                i += n;
+                this.skipLeft -= n;
+                if (this.skipLeft === 0 && this.afterSkip())
+                    return { used: i, done: true };
+                continue;
+            }
+            this.acc.push(chunk[i++]);
+            if (this.step())
+                return { used: i, done: true };
+        }
+        return { used: i, done: false };
+    }
+    /** Whether the scanner sits between frames (nothing of a frame seen yet). */
+    get between() {
+        return this.state === 'magic' && this.acc.length === 0;
+    }
+    /** After a header byte: true when the frame ended. */
+    step() {
+        const a = this.acc;
+        if (this.state === 'magic' && a.length === 4) {
+            const m = a[0] | (a[1] << 8) | (a[2] << 16);
+            const top = a[3];
+            this.acc = [];
+            if (m === 0x2fb528 && top === 0xfd)
+                this.state = 'descriptor';
+            else if ((m & 0xfffff0) === 0x4d2a50 && top === 0x18)
+                this.state = 'skippable';
+            else
+                throw new errors/* StoreError */.AD('corrupt zstd frame: bad magic number');
+        }
+        else if (this.state === 'skippable' && a.length === 4) {
+            const n = (a[0] | (a[1] << 8) | (a[2] << 16)) +
+                a[3] * 2 ** 24;
+            this.acc = [];
+            return this.skip(n, true);
+        }
+        else if (this.state === 'descriptor') {
+            const fhd = a[0];
+            this.acc = [];
+            if (fhd & 0x08)
+                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved bit set');
+            const single = (fhd >> 5) & 1;
+            const fcs = fhd >> 6;
+            this.checksum = ((fhd >> 2) & 1) === 1;
+            const dictBytes = (fhd & 3) === 3 ? 4 : fhd & 3;
+            const sizeBytes = fcs === 0 ? single : 1 << fcs;
+            const rest = (single ? 0 : 1) + dictBytes + sizeBytes;
+            return this.skip(rest, false);
+        }
+        else if (this.state === 'block' && a.length === 3) {
+            const v = a[0] | (a[1] << 8) | (a[2] << 16);
+            this.acc = [];
+            const type = (v >> 1) & 3;
+            if (type === 3)
+                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved block type');
+            const body = type === 1 ? 1 : v >>> 3;
+            const last = (v & 1) === 1;
+            return this.skip(body + (last && this.checksum ? 4 : 0), last);
+        }
+        return false;
+    }
+    /** Skips `n` bytes, then a block header or (thenEnd) the frame's end; true when it ended. */
+    skip(n, thenEnd) {
+        this.skipLeft = n;
+        this.thenEnd = thenEnd;
+        this.state = 'skip';
+        return n === 0 && this.afterSkip();
+    }
+    afterSkip() {
+        this.state = this.thenEnd ? 'magic' : 'block';
+        return this.thenEnd;
+    }
+}
+/**
+ * node:zlib's streaming decoder, one per frame (FrameScanner); its backpressure keeps a few
+ * pieces in memory at most.
+ */
+async function nodeDecompressStream(source, expectedSize, onPiece) {
+    let total = 0;
+    // Errors of our own (the source, the frame walk, the sink, the size check) pass through as
+    // they are; only the decoder's own become "corrupt".
+    let ours;
+    const input = source[Symbol.asyncIterator]();
+    const scanner = new FrameScanner();
+    let pending;
+    let ended = false;
+    const next = async () => {
+        if (pending !== undefined) {
+            const p = pending;
+            pending = undefined;
+            return p;
+        }
+        if (ended)
+            return undefined;
+        try {
+            const r = await input.next();
+            if (r.done === true)
+                ended = true;
+            return r.done === true ? undefined : r.value;
+        }
+        catch (err) {
+            ours ??= err;
+            throw err;
+        }
+    };
+    // The bytes of one frame (the decoder reports a frame cut short).
+    const frame = async function* () {
+        for (;;) {
+            const chunk = await next();
+            if (chunk === undefined)
+                return;
+            let scanned;
+            try {
+                scanned = scanner.scan(chunk);
+            }
+            catch (err) {
+                ours ??= err;
+                throw err;
+            }
+            if (scanned.used < chunk.length)
+                pending = chunk.subarray(scanned.used);
+            if (scanned.used > 0)
+                yield chunk.subarray(0, scanned.used);
+            if (scanned.done)
+                return;
+        }
+    };
+    let frames = 0;
+    try {
+        for (;;) {
+            const first = await next();
+            if (first === undefined)
+                break;
+            if (first.length === 0)
+                continue;
+            pending = first;
+            frames++;
+            await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(frame(), { objectMode: false, highWaterMark: PIECE_BYTES }), external_node_zlib_.createZstdDecompress({ chunkSize: PIECE_BYTES }), async (out) => {
+                try {
+                    for await (const piece of out) {
+                        total += piece.length;
+                        if (total > expectedSize)
+                            throw tooMuch(expectedSize);
+                        await onPiece(piece);
+                    }
+                }
+                catch (err) {
+                    ours ??= err;
+                    throw err;
+                }
+            });
+            if (!scanner.between)
+                throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
+        }
+    }
+    catch (err) {
+        if (ours !== undefined)
+            throw ours;
+        if (err instanceof errors/* StoreError */.AD)
+            throw err;
+        throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
+    }
+    if (frames === 0)
+        throw new errors/* StoreError */.AD('corrupt zstd frame: it is empty');
+    checkTotal(total, expectedSize);
+}
+/**
+ * The frame holds a different amount of content than expected. Unlike a frame that will not
+ * decode, this may be the manifest's fault rather than the blob's.
+ */
+class FrameSizeMismatch extends errors/* StoreError */.AD {
+}
+/** The environment variable that picks a backend: `node` forces node:zlib, `native` requires zstd-napi. */
+const BACKEND_ENV = 'CLYDE_ZSTD_BACKEND';
+function nodeCodec() {
+    if (typeof external_node_zlib_.zstdCompressSync !== 'function') {
+        throw new errors/* StoreError */.AD('node:zlib has no zstd support (Node 24 or later is required)');
+    }
+    // Never set ZSTD_c_nbWorkers: the async and stream forms break with workers (performance-notes).
+    const params = {
+        [external_node_zlib_.constants.ZSTD_c_compressionLevel]: LEVEL,
+        [external_node_zlib_.constants.ZSTD_c_hashLog]: HASH_LOG,
+        [external_node_zlib_.constants.ZSTD_c_chainLog]: CHAIN_LOG,
+    };
+    return {
+        name: 'node:zlib',
+        compress: (buf) => external_node_zlib_.zstdCompressSync(buf, { params }),
+        decompress(buf, expectedSize) {
+            let out;
+            try {
+                // maxOutputLength must be at least 1; the size check below catches the difference.
+                out = external_node_zlib_.zstdDecompressSync(buf, { maxOutputLength: Math.max(1, expectedSize) });
+            }
+            catch (err) {
+                if (err.code === 'ERR_BUFFER_TOO_LARGE') {
+                    throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+                }
+                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err}`);
+            }
+            if (out.length !== expectedSize) {
+                throw new FrameSizeMismatch(`zstd frame holds ${out.length} bytes, expected ${expectedSize}`);
+            }
+            return out;
+        },
+        decompressStream: nodeDecompressStream,
+    };
+}
+/** zstd-napi's streaming decoder: a context of its own per call (calls may interleave). */
+async function napiDecompressStream(binding, source, expectedSize, onPiece) {
+    const dctx = new binding.DCtx();
+    const dst = Buffer.allocUnsafe(PIECE_BYTES);
+    let total = 0;
+    // What the last call that moved anything answered: 0 when a frame just ended.
+    let last = 1;
+    for await (const chunk of source) {
+        let s = chunk;
+        for (;;) {
+            let r;
+            try {
+                r = dctx.decompressStream(dst, s);
+            }
+            catch (err) {
+                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
+            }
+            const [ret, produced, consumed] = r;
+            if (produced > 0 || consumed > 0)
+                last = ret;
+            if (produced > 0) {
+                total += produced;
+                if (total > expectedSize)
+                    throw tooMuch(expectedSize);
+                await onPiece(dst.subarray(0, produced));
+            }
+            s = s.subarray(consumed);
+            // Done with this chunk once it is consumed and nothing more comes out.
+            if (s.length === 0 && produced === 0)
+                break;
+        }
+    }
+    if (last !== 0)
+        throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
+    checkTotal(total, expectedSize);
+}
+async function nativeCodec() {
+    // Dynamic imports of the CommonJS package: the form @vercel/ncc carries, binary included.
+    const mod = (await __nccwpck_require__.e(/* import() */ 397).then(__nccwpck_require__.t.bind(__nccwpck_require__, 1397, 19)));
+    const napi = mod.default ?? mod;
+    const bindingMod = (await __nccwpck_require__.e(/* import() */ 969).then(__nccwpck_require__.t.bind(__nccwpck_require__, 8969, 19)));
+    const binding = bindingMod.default ?? bindingMod;
+    const dctx = new binding.DCtx();
+    const codec = {
+        name: 'zstd-napi',
+        compress: (buf) => napi.compress(buf, { compressionLevel: LEVEL, hashLog: HASH_LOG, chainLog: CHAIN_LOG }),
+        decompress(buf, expectedSize) {
+            // Decompressing into a buffer of exactly the expected size bounds the output: a frame
+            // holding more fails with "destination buffer is too small".
+            const out = Buffer.allocUnsafe(expectedSize);
+            let n;
+            try {
+                n = dctx.decompress(out, buf);
+            }
+            catch (err) {
+                if (/too small/i.test(String(err))) {
+                    throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+                }
+                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err}`);
+            }
+            if (n !== expectedSize) {
+                throw new FrameSizeMismatch(`zstd frame holds ${n} bytes, expected ${expectedSize}`);
+            }
+            return out;
+        },
+        decompressStream: (source, expectedSize, onPiece) => napiDecompressStream(binding, source, expectedSize, onPiece),
+    };
+    // A binary that loads but misbehaves must not be trusted with the store.
+    const probe = Buffer.from('clyde-cache codec probe');
+    if (!codec.decompress(codec.compress(probe), probe.length).equals(probe)) {
+        throw new errors/* StoreError */.AD('zstd-napi failed its round-trip check');
+    }
+    return codec;
+}
+/**
+ * A codec with the given backend, not memoised (tests use it to check interoperability).
+ * `native` throws when zstd-napi will not load.
+ */
+async function createCodec(backend) {
+    if (backend === 'node')
+        return nodeCodec();
+    try {
+        return await nativeCodec();
+    }
+    catch (err) {
+        throw new errors/* StoreError */.AD(`zstd-napi is not available: ${err instanceof Error ? err.message : err}`);
+    }
+}
+let memo;
+/**
+ * The process-wide codec: zstd-napi if it loads, else node:zlib. `CLYDE_ZSTD_BACKEND=node`
+ * forces node:zlib; `=native` requires zstd-napi (the promise rejects if it will not load).
+ */
+function codec_loadCodec() {
+    memo ??= pickCodec();
+    return memo;
+}
+async function pickCodec() {
+    const wanted = (process.env[BACKEND_ENV] ?? '').trim().toLowerCase();
+    if (wanted === 'node')
+        return nodeCodec();
+    if (wanted === 'native')
+        return createCodec('native');
+    try {
+        return await nativeCodec();
+    }
+    catch {
+        return nodeCodec();
+    }
+}
+//# sourceMappingURL=codec.js.map
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
+/**
+ * The one message protocol between the store's worker pool (pool.ts, main thread) and its
+ * workers (store-worker.ts): every operation's arguments and result, the request and reply
+ * unions, and the constants both sides must agree on. Both sides import these types; nothing
+ * is read by name that the compiler has not checked.
+ *
+ * Operations:
+ *   putFiles   files (below STREAM_AT; larger ones are read on the main thread and their
+ *              chunks come through compressChunk) -> one blob per file
+ *   putGroup   files -> one group blob: the members' contents back to back
+ *   compressChunk  one zstd frame of data[0, length) written into out (compressed, or raw
+ *              blocks when that saves too little); both buffers come back (transferred)
+ *   listDirs   the listing of each directory in paths and, depth first, of the directories
+ *              below them up to about budget entries (snapshot.ts's walk)
+ *   mkdirBatch the directories made, each then given modes[i] (-1: left 0700), a missing
+ *              parent made first (0700)
+ *   writeBatch verified files written from each blob (restore.ts) -> [id, inode, mtimeMs] of
+ *              each file written, flat
+ *   linkBatch  each file linked (or copied, cloning where the filesystem can) from its unpacked
+ *              copy, used only while that copy is intact -> [inode, mtimeMs] per file, inode -1
+ *              where the copy is missing or was changed (and is then removed)
+ */
+/** Unpacked copies (restore.ts) carry this mtime: one that differs was touched after we wrote it. */
+const UNPACKED_MTIME_MS = 1_000_000_000_000;
+/**
+ * The claim table's key for a digest (hex): its first 64 bits, never 0 (0 marks a free slot);
+ * its first slot is the key's low 32 bits under the table's mask. The main thread fills the
+ * table ahead of a save (snapshot.ts) and the workers claim in it; both use this.
+ */
+function claimKey(digest) {
+    const key = BigInt.asIntN(64, BigInt(`0x${digest.slice(0, 16)}`));
+    return key === 0n ? 1n : key;
+}
+function claimSlot(key, mask) {
+    return Number(BigInt.asUintN(32, key)) & mask;
+}
+//# sourceMappingURL=worker-protocol.js.map
+;// CONCATENATED MODULE: ./build/src/store/pool.js
+/**
+ * The store's worker pool: it hashes, compresses, decompresses and writes files off the main
+ * thread. The workers run store-worker.js, started from the file beside this module's (beside
+ * the bundle's index.js in dist/<entry>/, where scripts/bundle.ts puts it); every message is a
+ * StoreRequest or StoreReply (worker-protocol.ts).
+ */
+
+
+
+
+
+
+
+
+
+
+/** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
+const STREAM_AT = 16 * 1024 * 1024;
+/** Environment variable: the number of worker threads (default: cores, at most 4). */
+const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
+class WorkerOpError extends errors/* StoreError */.AD {
+    kind;
+    constructor(message, kind) {
+        super(message);
+        this.kind = kind;
+    }
+}
+/**
+ * Where zstd-napi's native binary is: beside the bundle (`dist/<entry>/build/Release`, where
+ * scripts/bundle.ts puts it) or in node_modules. Undefined when neither exists or the
+ * environment forces node:zlib.
+ */
+function nativeBindingPath() {
+    if ((process.env[BACKEND_ENV] ?? '').trim().toLowerCase() === 'node')
+        return undefined;
+    const here = external_node_path_namespaceObject.dirname((0,external_node_url_.fileURLToPath)(import.meta.url));
+    const candidates = [external_node_path_namespaceObject.join(here, 'build', 'Release', 'binding.node')];
+    try {
+        const req = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
+        const js = req.resolve('zstd-napi/binding.js');
+        candidates.push(external_node_path_namespaceObject.join(external_node_path_namespaceObject.dirname(js), 'build', 'Release', 'binding.node'));
+    }
+    catch {
+        // not resolvable from here (bundled)
+    }
+    return candidates.find((c) => (0,external_node_fs_namespaceObject.existsSync)(c));
+}
+/**
+ * Jobs handed to one worker at once: the next waits in the worker's own message queue, so a
+ * worker never idles while the main thread is busy between a reply and the next dispatch.
+ */
+const DEPTH = 2;
+/**
+ * The worker's module: store-worker.js beside this file, found by a path relative to it (in
+ * the bundle, `import.meta.url` is dist/<entry>/index.js, and the worker is bundled beside it).
+ */
+function storeWorkerPath() {
+    return external_node_path_namespaceObject.join(external_node_path_namespaceObject.dirname((0,external_node_url_.fileURLToPath)(import.meta.url)), 'store-worker.js');
+}
+/**
+ * A fixed set of worker threads for one store; jobs queue and go to the next idle worker.
+ * Workers are unref'd while idle, so an idle pool never keeps the process alive.
+ */
+class WorkerPool {
+    slots = [];
+    queue = [];
+    pending = new Map();
+    seq = 0;
+    closed = false;
+    constructor(size = defaultWorkers()) {
+        const workerData = { binding: nativeBindingPath() };
+        const file = storeWorkerPath();
+        for (let i = 0; i < size; i++) {
+            const worker = new external_node_worker_threads_.Worker(file, { workerData });
+            worker.unref();
+            const ready = new Promise((resolve, reject) => {
+                worker.once('error', reject);
+                worker.once('message', (m) => {
+                    if (m.type === 'ready')
+                        resolve(m.backend);
+                    else
+                        reject(new errors/* StoreError */.AD(`store worker answered before it was ready (${m.type})`));
+                });
+            });
+            const slot = { worker, ready, inflight: 0, online: false };
+            worker.on('error', (err) => this.failAll(err));
+            ready.then(() => {
+                slot.online = true;
+                worker.on('message', (m) => this.onReply(slot, m));
+                // (An unref before the worker is online does not hold; repeat it once it is.)
+                if (slot.inflight === 0)
+                    worker.unref();
+            }, (err) => this.failAll(err));
+            this.slots.push(slot);
+        }
+    }
+    get isClosed() {
+        return this.closed;
+    }
+    /** The backend the workers use ('zstd-napi' or 'node:zlib'). */
+    async backend() {
+        return this.slots[0].ready;
+    }
+    /**
+     * Queues a job; an idle worker takes the queued job of highest `priority` (the largest first,
+     * so that the workers finish together), the oldest among equals. The buffers in `transfer`
+     * move to the worker (no copy) and are unusable here until a reply hands them back.
+     */
+    run(op, args, priority = 0, transfer = []) {
+        if (this.closed)
+            return Promise.reject(new errors/* StoreError */.AD('the store worker pool is closed'));
+        return new Promise((resolve, reject) => {
+            // (The reply to this job's id is this op's: the worker answers each request with its own.)
+            const p = { resolve: resolve, reject };
+            const job = { op, args, priority, transfer, p };
+            let i = this.queue.length;
+            while (i > 0 && this.queue[i - 1].priority < priority)
+                i--;
+            this.queue.splice(i, 0, job);
+            this.dispatch();
+        });
+    }
+    async close() {
+        this.closed = true;
+        await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    }
+    dispatch() {
+        // The least loaded worker first, so that both start at once; then each up to DEPTH.
+        for (let depth = 1; depth <= DEPTH; depth++) {
+            for (const slot of this.slots) {
+                if (slot.inflight >= depth)
+                    continue;
+                const job = this.queue.shift();
+                if (job === undefined)
+                    return;
+                this.send(slot, job);
+            }
+        }
+    }
+    send(slot, job) {
+        const id = this.seq++;
+        slot.inflight++;
+        slot.worker.ref();
+        this.pending.set(id, job.p);
+        const msg = { id, op: job.op, args: job.args };
+        const transfer = job.transfer;
+        if (slot.online)
+            slot.worker.postMessage(msg, transfer);
+        // (A worker that never comes online has failed every job already: failAll.)
+        else {
+            slot.ready.then(() => slot.worker.postMessage(msg, transfer), () => undefined);
+        }
+    }
+    onReply(slot, m) {
+        if (m.type === 'ready')
+            return;
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        slot.inflight--;
+        if (slot.inflight === 0)
+            slot.worker.unref();
+        if (p !== undefined) {
+            if (m.type === 'done')
+                p.resolve(m.result);
+            else
+                p.reject(new WorkerOpError(m.error, m.kind));
+        }
+        this.dispatch();
+    }
+    failAll(err) {
+        const e = new errors/* StoreError */.AD(`store worker failed: ${err instanceof Error ? err.message : err}`);
+        for (const p of this.pending.values())
+            p.reject(e);
+        this.pending.clear();
+        for (const j of this.queue.splice(0))
+            j.p.reject(e);
+        this.closed = true;
+    }
+}
+let shared;
+/** The process-wide pool (created on first use; idle workers never keep the process alive). */
+function sharedPool() {
+    if (shared === undefined || shared.isClosed)
+        shared = new WorkerPool();
+    return shared;
+}
+function defaultWorkers() {
+    const n = Number.parseInt(process.env[WORKERS_ENV] ?? '', 10);
+    if (Number.isInteger(n) && n > 0)
+        return Math.min(n, 16);
+    return Math.max(1, Math.min(external_node_os_namespaceObject.availableParallelism(), 4));
+}
+//# sourceMappingURL=pool.js.map
+;// CONCATENATED MODULE: ./build/src/store/blobs.js
+/**
+ * Content-addressed blobs. Every blob is one zstd frame named by the sha256 of its content:
+ *
+ *   <root>/blobs/<aa>/<sha256>        a compressed frame, or (incompressible content, "stored as
+ *                                     it is") a frame of raw blocks: `isRawFrame` tells them
+ *                                     apart, any zstd decoder reads both
+ *   <root>/blobs/<aa>/<sha256>        a group blob: the contents of several small files of one
+ *                                     save back to back, compressed together (small files
+ *                                     compress far worse alone); named by the digest of the
+ *                                     concatenation, so it is an ordinary blob on disk
+ *
+ * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
+ * of that name: the entry's table says where it lives (table.ts; `attach`). Writes go through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
+ * of one blob are harmless (same content). Reads always verify.
+ */
+
+
+
+
+
+
+
+
+
+const blobs_DIGEST = /^[0-9a-f]{64}$/;
+/** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
+function contentBlobs(m, locs) {
+    const out = new Set();
+    for (const f of manifestFiles(m))
+        out.add(locs.get(f.digest)?.group ?? f.digest);
+    return out;
+}
+
+/** The most bytes of a frame read from a file at once. */
+const FRAME_PIECE_BYTES = 1024 * 1024;
+/**
+ * The `length` bytes of `fh` from `start`, in fresh buffers of at most FRAME_PIECE_BYTES;
+ * StoreError when the file ends first (`what` names the place for the message).
+ */
+async function* fileRange(fh, start, length, what) {
+    let pos = start;
+    const end = start + length;
+    while (pos < end) {
+        const buf = Buffer.allocUnsafe(Math.min(FRAME_PIECE_BYTES, end - pos));
+        let got = 0;
+        while (got < buf.length) {
+            const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
+            if (bytesRead === 0)
+                throw new errors/* StoreError */.AD(`${what} is truncated`);
+            got += bytesRead;
+        }
+        pos += got;
+        yield buf;
+    }
+}
+/**
+ * Checks a blob's content as it streams by, piece by piece, never holding more than one piece:
+ * the sha256 of the whole, and of each member's slice (members may come in any order, even
+ * overlap: a hostile table's are checked like any other).
+ */
+class ContentCheck {
+    name;
+    whole = (0,external_node_crypto_.createHash)('sha256');
+    members;
+    next = 0;
+    active = [];
+    pos = 0;
+    constructor(name, need) {
+        this.name = name;
+        this.members = [...need.members].sort((a, b) => a.offset - b.offset);
+    }
+    update(piece) {
+        this.whole.update(piece);
+        const start = this.pos;
+        const end = start + piece.length;
+        while (this.next < this.members.length && this.members[this.next].offset < end) {
+            this.active.push({ m: this.members[this.next], hash: (0,external_node_crypto_.createHash)('sha256') });
+            this.next++;
+        }
+        if (this.active.length > 0) {
+            this.active = this.active.filter(({ m, hash }) => {
+                const from = Math.max(m.offset, start);
+                const to = Math.min(m.offset + m.size, end);
+                if (to > from)
+                    hash.update(piece.subarray(from - start, to - start));
+                if (m.offset + m.size > end)
+                    return true;
+                this.check(m, hash);
+                return false;
+            });
+        }
+        this.pos = end;
+    }
+    /** After the last piece (the decoder has checked the size). */
+    finish(digest) {
+        if (this.whole.digest('hex') !== digest) {
+            throw new errors/* StoreError */.AD(`blob ${this.name}: content does not match its digest`);
+        }
+        // Left: slices reaching past the end (the table checks refuse them before), and empty
+        // members at the very end.
+        for (const { m } of this.active)
+            this.pastEnd(m);
+        for (const m of this.members.slice(this.next)) {
+            if (m.size > 0 || m.offset > this.pos)
+                this.pastEnd(m);
+            this.check(m, (0,external_node_crypto_.createHash)('sha256'));
+        }
+    }
+    pastEnd(m) {
+        throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} lies past its end`);
+    }
+    check(m, hash) {
+        if (hash.digest('hex') !== m.digest) {
+            throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} does not match its digest`);
+        }
+    }
+}
+class BlobStore {
+    dir;
+    tmpDir;
+    codec;
+    /** digest -> location of every grouped file this process has read a table for. */
+    locations = new Map();
+    constructor(dir, tmpDir, codec) {
+        this.dir = dir;
+        this.tmpDir = tmpDir;
+        this.codec = codec;
+    }
+    /** The uncompressed copies used for hard links and clones (materialize.ts). */
+    get unpackedDir() {
+        return external_node_path_namespaceObject.join(external_node_path_namespaceObject.dirname(this.dir), 'unpacked');
+    }
+    get dirs() {
+        return { blobDir: this.dir, tmpDir: this.tmpDir };
+    }
+    pool() {
+        return sharedPool();
+    }
+    pathOf(digest) {
+        if (!blobs_DIGEST.test(digest))
+            throw new errors/* StoreError */.AD(`not a sha256 digest: ${digest}`);
+        return external_node_path_namespaceObject.join(this.dir, digest.slice(0, 2), digest);
+    }
+    /** Size on disk of the standalone blob `digest`, or undefined when there is none. */
+    async ownSize(digest) {
+        try {
+            const st = await external_node_fs_namespaceObject.promises.stat(this.pathOf(digest));
+            return st.isFile() ? st.size : undefined;
+        }
+        catch {
+            return undefined;
+        }
+    }
+    /** Where grouped content `digest` lives, from the tables already read (no disk access). */
+    located(digest) {
+        return this.locations.get(digest);
+    }
+    /**
+     * Where the grouped files of `m` live: what the table it was read from carried (`attach`).
+     * A manifest no table carried (built in memory) groups nothing.
+     */
+    locationsOf(m) {
+        return new Map(this.carried.get(m));
+    }
+    /** The locations a table carries for its manifest `m`. */
+    attach(m, locs) {
+        this.carried.set(m, locs);
+        this.learn(locs);
+    }
+    carried = new WeakMap();
+    /** Blobs `m` needs on disk (standalone digests and group digests) with their sizes. */
+    async referencedBlobs(m) {
+        const out = new Map();
+        for (const name of contentBlobs(m, this.locationsOf(m)))
+            out.set(name, await this.ownSize(name));
+        return out;
+    }
+    /** Remembers the locations (for `located`); returns them. */
+    learn(locs) {
+        for (const [d, loc] of locs)
+            this.locations.set(d, loc);
+        return locs;
+    }
+    /**
+     * Stores `content` (whose sha256 is `digest`) unless the blob exists. Returns the stored size
+     * and whether this call wrote it. Incompressible content is stored as it is (raw frame).
+     */
+    async put(digest, content) {
+        const existing = await this.ownSize(digest);
+        if (existing !== undefined)
+            return { stored: existing, written: false };
+        // The workers' rules (codec-rules.ts): small content as it is, a frame only when it saves.
+        const compressed = worthCompressing(content.length, '')
+            ? this.codec.compress(content)
+            : undefined;
+        const frame = compressed !== undefined && keepsFrame(compressed.length, content.length)
+            ? compressed
+            : rawFrame(content);
+        await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
+        return { stored: frame.length, written: true };
+    }
+    /**
+     * Decompresses the frame `source` yields and checks its content against `need` and the
+     * digest `name` (and each member's slice against its digest), in bounded pieces: memory
+     * stays the same whatever sizes `need` declares. Throws StoreError on any difference.
+     */
+    async verifyStream(name, need, source) {
+        const check = new ContentCheck(name, need);
+        await this.codec.decompressStream(source, need.size, (piece) => check.update(piece));
+        check.finish(name);
+    }
+    /**
+     * Verifies the stored blob `name` against `need`, streaming it from disk; `onFrame` (pack
+     * export) is told the frame's length, then given each piece of it as it is read. Returns
+     * the frame's length.
+     */
+    async verifyStored(name, need, onFrame) {
+        let fh;
+        try {
+            fh = await external_node_fs_namespaceObject.promises.open(this.pathOf(name), 'r');
+        }
+        catch (err) {
+            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
+        }
+        try {
+            const length = (await fh.stat()).size;
+            await onFrame?.start(length);
+            const pieces = fileRange(fh, 0, length, `blob ${name}`);
+            const source = onFrame === undefined ? pieces : tap(pieces, (p) => onFrame.piece(p));
+            await this.verifyStream(name, need, source);
+            return length;
+        }
+        finally {
+            await fh.close();
+        }
+    }
+    /**
+     * Stores the frame `source` yields as blob `name` as it is, unverified: for frames whose
+     * every file was verified as it was restored (adoptPacks). A blob that exists is left alone.
+     */
+    async adoptFrame(name, source) {
+        const dest = this.pathOf(name);
+        if ((await this.ownSize(name)) !== undefined)
+            return;
+        const tmp = fsx_tempName(this.tmpDir, 'adopt');
+        const out = await external_node_fs_namespaceObject.promises.open(tmp, 'wx');
+        try {
+            for await (const piece of source)
+                await out.write(piece);
+        }
+        catch (err) {
+            await out.close();
+            await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
+            throw err;
+        }
+        await out.close();
+        await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
+        await rename(tmp, dest);
+    }
+    /**
+     * Copies the stored blob `name` to `onFrame` as it is, unverified: for blobs this very
+     * process wrote (a store made for one step), whose content was hashed as they were written.
+     */
+    async copyStored(name, onFrame) {
+        let fh;
+        try {
+            fh = await external_node_fs_namespaceObject.promises.open(this.pathOf(name), 'r');
+        }
+        catch (err) {
+            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
+        }
+        try {
+            const length = (await fh.stat()).size;
+            await onFrame.start(length);
+            for await (const p of fileRange(fh, 0, length, `blob ${name}`))
+                await onFrame.piece(p);
+            return length;
+        }
+        finally {
+            await fh.close();
+        }
+    }
+    /**
+     * Stores the frame `source` yields as blob `name` once it is verified against `need`: the
+     * pieces go to a temp file as they are decoded, renamed into place at the end (nothing is
+     * kept when anything fails). A blob that exists already is verified but not rewritten.
+     * Returns whether this call wrote the blob.
+     */
+    async importFrame(name, need, source) {
+        const dest = this.pathOf(name);
+        if ((await this.ownSize(name)) !== undefined) {
+            await this.verifyStream(name, need, source);
+            return false;
+        }
+        await external_node_fs_namespaceObject.promises.mkdir(this.tmpDir, { recursive: true });
+        const tmp = fsx_tempName(this.tmpDir, name);
+        const out = await external_node_fs_namespaceObject.promises.open(tmp, 'wx');
+        try {
+            try {
+                await this.verifyStream(name, need, tap(source, async (p) => {
+                    await out.write(p);
+                }));
+            }
+            finally {
+                await out.close();
+            }
+            await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
+            await external_node_fs_namespaceObject.promises.rename(tmp, dest);
+        }
+        catch (err) {
+            await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
+            throw err;
+        }
+        return true;
+    }
+    async remove(digest) {
+        await external_node_fs_namespaceObject.promises.rm(this.pathOf(digest), { force: true });
+    }
+}
+/** The pieces of `source`, each handed to `seen` (and awaited) before it is passed on. */
+async function* tap(source, seen) {
+    for await (const piece of source) {
+        await seen(piece);
+        yield piece;
+    }
+}
+//# sourceMappingURL=blobs.js.map
+;// CONCATENATED MODULE: ./build/src/store/table.js
+/**
+ * Entry tables: the one encoding of an entry (its manifest, with where each grouped file
+ * lives): its artifact in the local store, the entry a pack carries (pack.ts), and its stat
+ * caches (statcache.ts). One row per entry, kept directory by
+ * directory, in listing order:
+ *
+ *   'CTBL', u32 LE version, u32 LE header bytes, u32 LE name bytes
+ *   header JSON  { key?, recordedAt?, groups: [[digest, uncompressed size]],
+ *                  roots: [{ name, kind, mode?, mtimeMs?, abs?, dirs: [[rel dir, rows]] }] }
+ *   names        UTF-8, NUL-separated: each row's name, a symlink's target right after it
+ *   zero padding to a multiple of 8
+ *   digests      32 bytes per row (zeros but for files)
+ *   numbers      NUMS float64 (LE) per row: kind, mode, size, mtimeMs, inode, group index
+ *                (-1: a blob of its own), offset in the group; a symlink's size is its
+ *                anchor (0: none, else 1 + its place in LINK_ANCHORS: manifest.ts)
+ *
+ * A save builds its rows while the walk lists the directories, and takes the rows of files it
+ * did not read from the stat cache (their digests are copied as bytes), so an unchanged file
+ * costs the save no string, object or JSON of its own. The same bytes are the new entry's
+ * artifact and the stat cache of the roots it was saved from. A table read from disk may be
+ * hostile: `decodeTable` checks its structure, and `tableManifest` rebuilds the manifest and
+ * hands it to `parseManifest`, the one place that decides what restore accepts.
+ */
+
+
+const MAGIC = Buffer.from('CTBL');
+const VERSION = 1;
+const HEAD = 16;
+/** Numbers per row. */
+const NUMS = 7;
+/** Where each number sits in a row. */
+const AT = { kind: 0, mode: 1, size: 2, mtimeMs: 3, ino: 4, group: 5, offset: 6 };
+/** Row kinds (0: dropped while building, never stored). */
+const ROW = { gone: 0, file: 1, dir: 2, symlink: 3 };
+const table_DIGEST = /^[0-9a-f]{64}$/;
+/** The rows of one directory as they are built (a save's walk, or a manifest's entries). */
+class DirRows {
+    count = 0;
+    names = [];
+    /** Symlink targets by row (rows of other kinds have none). */
+    targets;
+    nums;
+    digests;
+    /** A row was dropped: encoding leaves it out. */
+    dropped = false;
+    constructor(capacity = 8) {
+        const n = Math.max(1, capacity);
+        this.nums = new Float64Array(n * NUMS);
+        this.digests = Buffer.alloc(n * 32);
+    }
+    /** Appends a row (group index -1, offset 0, digest zero); returns its index. */
+    add(kind, name, mode, size, mtimeMs, ino) {
+        if (this.count * NUMS >= this.nums.length)
+            this.grow();
+        const j = this.count++;
+        this.names.push(name);
+        const s = this.nums;
+        const o = j * NUMS;
+        s[o] = kind;
+        s[o + 1] = mode;
+        s[o + 2] = size;
+        s[o + 3] = mtimeMs;
+        s[o + 4] = ino;
+        s[o + 5] = -1;
+        s[o + 6] = 0;
+        return j;
+    }
+    addSymlink(name, mode, mtimeMs, target, anchor) {
+        const j = this.add(ROW.symlink, name, mode, 0, mtimeMs, 0);
+        (this.targets ??= new Map()).set(j, target);
+        if (anchor !== undefined)
+            this.anchorLink(j, target, anchor);
+        return j;
+    }
+    /** Symlink row j leaves its root: its target is `target`, read as `anchor` says. */
+    anchorLink(j, target, anchor) {
+        (this.targets ??= new Map()).set(j, target);
+        this.set(j, AT.size, 1 + LINK_ANCHORS.indexOf(anchor));
+    }
+    /** Sets row j's digest from its hex form. */
+    setDigest(j, hex) {
+        this.digests.write(hex, j * 32, 32, 'hex');
+    }
+    set(j, at, value) {
+        this.nums[j * NUMS + at] = value;
+    }
+    get(j, at) {
+        return this.nums[j * NUMS + at];
+    }
+    drop(j) {
+        this.nums[j * NUMS] = ROW.gone;
+        this.dropped = true;
+    }
+    grow() {
+        const nums = new Float64Array(this.nums.length * 2);
+        nums.set(this.nums);
+        this.nums = nums;
+        const digests = Buffer.alloc(this.digests.length * 2);
+        this.digests.copy(digests);
+        this.digests = digests;
+    }
+}
+/** The table of `roots`, as stored. */
+function encodeTable(head, roots) {
+    const names = [];
+    let rows = 0;
+    const headerRoots = roots.map((r) => {
+        const dirs = r.dirs.map(([rel, d]) => {
+            let live = 0;
+            for (let j = 0; j < d.count; j++) {
+                if (d.dropped && d.nums[j * NUMS] === ROW.gone)
+                    continue;
+                live++;
+                names.push(d.names[j]);
+                const target = d.targets?.get(j);
+                if (target !== undefined)
+                    names.push(target);
+            }
+            rows += live;
+            return [rel, live];
+        });
+        return {
+            name: r.name,
+            kind: r.kind,
+            ...(r.mode !== undefined ? { mode: r.mode } : {}),
+            ...(r.mtimeMs !== undefined ? { mtimeMs: r.mtimeMs } : {}),
+            ...(r.abs !== undefined ? { abs: r.abs } : {}),
+            dirs,
+        };
+    });
+    const header = { ...head, roots: headerRoots };
+    const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
+    const nameBytes = Buffer.from(names.join('\0'), 'utf8');
+    const digestsAt = Math.ceil((HEAD + headerBytes.length + nameBytes.length) / 8) * 8;
+    const numsAt = digestsAt + rows * 32;
+    const out = Buffer.alloc(numsAt + rows * NUMS * 8);
+    MAGIC.copy(out, 0);
+    out.writeUInt32LE(VERSION, 4);
+    out.writeUInt32LE(headerBytes.length, 8);
+    out.writeUInt32LE(nameBytes.length, 12);
+    headerBytes.copy(out, HEAD);
+    nameBytes.copy(out, HEAD + headerBytes.length);
+    const nums = new Float64Array(out.buffer, out.byteOffset + numsAt, rows * NUMS);
+    let row = 0;
+    for (const r of roots) {
+        for (const [, d] of r.dirs) {
+            if (!d.dropped) {
+                d.digests.copy(out, digestsAt + row * 32, 0, d.count * 32);
+                nums.set(d.nums.subarray(0, d.count * NUMS), row * NUMS);
+                row += d.count;
+                continue;
+            }
+            for (let j = 0; j < d.count; j++) {
+                if (d.nums[j * NUMS] === ROW.gone)
+                    continue;
+                d.digests.copy(out, digestsAt + row * 32, j * 32, j * 32 + 32);
+                nums.set(d.nums.subarray(j * NUMS, j * NUMS + NUMS), row * NUMS);
+                row++;
+            }
+        }
+    }
+    return out;
+}
+/** Whether `body` starts as a table does. */
+function isTable(body) {
+    return body.length >= HEAD && body.subarray(0, 4).equals(MAGIC);
+}
+/**
+ * Reads the structure of an untrusted table: the header's shape, the counts, the lengths, the
+ * row kinds. Throws StoreError on anything that does not add up.
+ */
+function decodeTable(body) {
+    const bad = (why) => {
+        throw new errors/* StoreError */.AD(`malformed table: ${why}`);
+    };
+    if (!isTable(body))
+        bad('not a table');
+    if (body.readUInt32LE(4) !== VERSION)
+        bad('unknown version');
+    const headerLen = body.readUInt32LE(8);
+    const namesLen = body.readUInt32LE(12);
+    if (HEAD + headerLen + namesLen > body.length)
+        bad('shorter than its header says');
+    let header;
+    try {
+        header = JSON.parse(body.toString('utf8', HEAD, HEAD + headerLen));
+    }
+    catch {
+        bad('header is not JSON');
+    }
+    if (typeof header !== 'object' || header === null)
+        bad('header is not an object');
+    if (header.key !== undefined && typeof header.key !== 'string')
+        bad('bad key');
+    if (header.recordedAt !== undefined && !Number.isFinite(header.recordedAt))
+        bad('bad time');
+    if (!Array.isArray(header.groups))
+        bad('groups is not a list');
+    const groupNames = new Set();
+    for (const g of header.groups) {
+        if (!Array.isArray(g) || typeof g[0] !== 'string' || !table_DIGEST.test(g[0]))
+            bad('bad group');
+        if (!Number.isSafeInteger(g[1]) || g[1] < 0)
+            bad('bad group size');
+        if (groupNames.has(g[0]))
+            bad(`group ${g[0]} listed twice`);
+        groupNames.add(g[0]);
+    }
+    if (!Array.isArray(header.roots) || header.roots.length > MAX_ROOTS)
+        bad('bad roots list');
+    let rows = 0;
+    const dirs = [];
+    for (const r of header.roots) {
+        if (typeof r !== 'object' || r === null || typeof r.name !== 'string')
+            bad('bad root');
+        if (r.kind !== 'dir' && r.kind !== 'file' && r.kind !== 'absent')
+            bad('bad root kind');
+        if (r.abs !== undefined && typeof r.abs !== 'string')
+            bad('bad root path');
+        if (!Array.isArray(r.dirs))
+            bad('bad directory list');
+        const byRel = new Map();
+        for (const d of r.dirs) {
+            if (!Array.isArray(d) || typeof d[0] !== 'string' || !Number.isSafeInteger(d[1])) {
+                bad('bad directory');
+            }
+            if (d[1] < 0 || byRel.has(d[0]))
+                bad(`bad directory ${JSON.stringify(d[0])}`);
+            byRel.set(d[0], [rows, d[1]]);
+            rows += d[1];
+            if (rows > MAX_ENTRIES)
+                bad('too many rows');
+        }
+        dirs.push(byRel);
+    }
+    const namesAt = HEAD + headerLen;
+    const digestsAt = Math.ceil((namesAt + namesLen) / 8) * 8;
+    const numsAt = digestsAt + rows * 32;
+    if (body.length !== numsAt + rows * NUMS * 8)
+        bad('wrong length');
+    // (readFile gives a buffer of its own, 8-aligned; a copy otherwise.)
+    const aligned = (body.byteOffset + numsAt) % 8 === 0 ? body : Buffer.from(body);
+    const nums = new Float64Array(aligned.buffer, aligned.byteOffset + numsAt, rows * NUMS);
+    const all = rows === 0 && namesLen === 0
+        ? []
+        : body.toString('utf8', namesAt, namesAt + namesLen).split('\0');
+    const names = new Array(rows);
+    const targets = new Map();
+    let n = 0;
+    for (let i = 0; i < rows; i++) {
+        const kind = nums[i * NUMS];
+        if (kind !== ROW.file && kind !== ROW.dir && kind !== ROW.symlink)
+            bad(`row ${i}: bad kind`);
+        if (n >= all.length)
+            bad('too few names');
+        names[i] = all[n++];
+        if (kind === ROW.symlink) {
+            if (n >= all.length)
+                bad('too few names');
+            targets.set(i, all[n++]);
+        }
+    }
+    if (n !== all.length)
+        bad('too many names');
+    return { header, body: aligned, rows, names, targets, digestsAt, nums, dirs };
+}
+/** The 32 digest bytes of row `i` of a table (a view, not a copy). */
+function digestBytes(t, i) {
+    const at = t.digestsAt + i * 32;
+    return t.body.subarray(at, at + 32);
+}
+/** The digest of row `i` of a table. */
+function digestAt(t, i) {
+    return digestBytes(t, i).toString('hex');
+}
+/** The group row `i`'s content lives in, if it is grouped and its numbers add up; else -1. */
+function groupAt(t, i) {
+    const s = t.nums;
+    const o = i * NUMS;
+    const gi = s[o + AT.group];
+    const g = gi >= 0 ? t.header.groups[gi] : undefined;
+    if (g === undefined)
+        return -1;
+    const size = s[o + AT.size];
+    const offset = s[o + AT.offset];
+    if (!Number.isSafeInteger(offset) || offset < 0)
+        return -1;
+    if (!Number.isSafeInteger(size) || size < 0 || offset + size > g[1])
+        return -1;
+    return gi;
+}
+/** Where row `i`'s content lives if it is grouped and its numbers add up; else undefined. */
+function locationAt(t, i) {
+    const gi = groupAt(t, i);
+    if (gi < 0)
+        return undefined;
+    const [group, groupSize] = t.header.groups[gi];
+    const o = i * NUMS;
+    return {
+        group,
+        groupSize,
+        offset: t.nums[o + AT.offset],
+        size: t.nums[o + AT.size],
+    };
+}
+/**
+ * The manifest an untrusted table describes, and where its grouped files live. Throws
+ * UnsafeEntryError (from parseManifest) or StoreError on anything it will not restore: every
+ * directory's rows must be reached from its root exactly once, names are single path segments,
+ * and a grouped file must lie inside its group.
+ */
+function tableManifest(t) {
+    const bad = (why) => {
+        throw new errors/* StoreError */.AD(`malformed artifact: ${why}`);
+    };
+    const s = t.nums;
+    const locations = new Map();
+    const entryAt = (i, p) => {
+        const o = i * NUMS;
+        const kind = s[o];
+        const base = { path: p, mode: s[o + AT.mode], mtimeMs: s[o + AT.mtimeMs] };
+        if (kind === ROW.dir)
+            return { ...base, type: 'dir', size: 0 };
+        if (kind === ROW.symlink) {
+            const a = s[o + AT.size];
+            // (An unknown number stays in the entry for parseManifest to refuse.)
+            const anchor = a === 0 ? undefined : (LINK_ANCHORS[a - 1] ?? a);
+            return {
+                ...base,
+                type: 'symlink',
+                size: 0,
+                target: t.targets.get(i),
+                ...(anchor !== undefined ? { anchor } : {}),
+            };
+        }
+        const digest = digestAt(t, i);
+        if (s[o + AT.group] >= 0) {
+            const loc = locationAt(t, i);
+            if (loc === undefined || !Number.isInteger(s[o + AT.group]))
+                bad(`row ${i}: bad group`);
+            if (!locations.has(digest))
+                locations.set(digest, loc);
+        }
+        return { ...base, type: 'file', size: s[o + AT.size], digest };
+    };
+    const roots = t.header.roots.map((r, ri) => {
+        const dirs = t.dirs[ri];
+        if (r.kind === 'absent') {
+            if (dirs.size > 0)
+                bad(`absent root ${r.name} has rows`);
+            return { name: r.name, kind: r.kind };
+        }
+        if (r.kind === 'file') {
+            const only = dirs.get('');
+            if (dirs.size !== 1 || only === undefined || only[1] !== 1)
+                bad(`file root ${r.name}`);
+            if (t.names[only[0]] !== '' || s[only[0] * NUMS] !== ROW.file)
+                bad(`file root ${r.name}`);
+            return { name: r.name, kind: r.kind, file: entryAt(only[0], '') };
+        }
+        // Parents before children: each directory's rows, a sub-directory's rows right after it.
+        const entries = [];
+        const used = new Set();
+        const stack = [];
+        const open = (rel) => {
+            const range = dirs.get(rel);
+            if (range === undefined)
+                return; // an empty directory
+            if (used.has(rel))
+                bad(`directory ${JSON.stringify(rel)} listed twice`);
+            used.add(rel);
+            stack.push({ rel, at: range[0], end: range[0] + range[1] });
+        };
+        open('');
+        while (stack.length > 0) {
+            const top = stack[stack.length - 1];
+            if (top.at >= top.end) {
+                stack.pop();
+                continue;
+            }
+            const i = top.at++;
+            const name = t.names[i];
+            if (name === '' || name.includes('/'))
+                bad(`row ${i}: bad name ${JSON.stringify(name)}`);
+            const p = childPath(top.rel, name);
+            entries.push(entryAt(i, p));
+            if (s[i * NUMS] === ROW.dir)
+                open(p);
+        }
+        if (used.size !== dirs.size)
+            bad(`root ${r.name}: rows of a directory it does not list`);
+        return { name: r.name, kind: r.kind, mode: r.mode, mtimeMs: r.mtimeMs, entries };
+    });
+    return { manifest: parseManifest({ schema: 1, roots }), locations };
+}
+/**
+ * The rows of manifest roots (files placed where `locate` says they live; `stat` gives a
+ * file's inode and mtime where known), root by root, for encodeTable.
+ */
+function manifestTable(roots, locate, groups, abs, stat) {
+    return roots.map((r) => {
+        const dirs = new Map();
+        const add = (rel, e) => {
+            const cut = rel.lastIndexOf('/');
+            const dir = cut < 0 ? '' : rel.slice(0, cut);
+            let d = dirs.get(dir);
+            if (d === undefined)
+                dirs.set(dir, (d = new DirRows()));
+            const name = rel.slice(cut + 1);
+            if (e.type === 'symlink') {
+                d.addSymlink(name, e.mode, e.mtimeMs, e.target ?? '', e.anchor);
+                return;
+            }
+            const st = stat?.(e);
+            const kind = e.type === 'dir' ? ROW.dir : ROW.file;
+            const j = d.add(kind, name, e.mode, e.size, st?.[1] ?? e.mtimeMs, st?.[0] ?? 0);
+            if (e.digest === undefined)
+                return;
+            d.setDigest(j, e.digest);
+            const loc = locate(e.digest);
+            if (loc !== undefined) {
+                d.set(j, AT.group, groups.add(loc.group, loc.groupSize));
+                d.set(j, AT.offset, loc.offset);
+            }
+        };
+        if (r.kind === 'file' && r.file)
+            add('', r.file);
+        else
+            for (const e of r.entries)
+                add(e.path, e);
+        const a = abs?.(r.name);
+        return {
+            name: r.name,
+            kind: r.kind,
+            ...(r.kind === 'dir' ? { mode: r.mode, mtimeMs: r.mtimeMs } : {}),
+            ...(a !== undefined ? { abs: a } : {}),
+            dirs: [...dirs],
+        };
+    });
+}
+/** The group blobs a table's rows point into, numbered as they come. */
+class GroupList {
+    index = new Map();
+    list = [];
+    add(group, size) {
+        let gi = this.index.get(group);
+        if (gi === undefined) {
+            gi = this.list.length;
+            this.index.set(group, gi);
+            this.list.push([group, size]);
+        }
+        return gi;
+    }
+}
+//# sourceMappingURL=table.js.map
+;// CONCATENATED MODULE: ./build/src/store/pack.js
+/**
+ * The pack: one file per entry for the runner-cache tier.
+ *
+ *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE (3)
+ *   meta length u32 BE | meta JSON (utf-8, EntryMeta)
+ *   table length u32 BE | the entry's table (table.ts: the same bytes as its local artifact)
+ *   per blob: sha256 (32 raw bytes) | compressed length u64 BE | the stored zstd frame
+ *   end: 32 zero bytes | length 0
+ *
+ * Blobs travel as they are stored: a standalone file's blob, and the group blobs of grouped
+ * small files, whose places the table's rows give; nothing is recompressed. Earlier formats (1:
+ * one blob per file; 2: a JSON manifest and locator) are refused with a message saying so: the
+ * entry is a miss and is saved again.
+ *
+ * Reading is sequential and one blob at a time; nothing is trusted until verified: the table
+ * goes through the same decoder as a local artifact (`decodeTable`, `tableManifest`, and so
+ * `parseManifest`), every blob is decompressed and hashed before it is stored, every grouped
+ * file's slice is hashed against its digest, and the entry appears only after every needed blob
+ * was seen.
+ *
+ * Every size is a budget checked before anything is allocated or written: the meta's and the
+ * table's lengths against a bound and what remains of the pack, a frame's length against what
+ * remains of the pack and what its content size allows, the pack against the free space of the
+ * store. Frames are copied, decompressed and hashed in bounded pieces (both ways, blobs.ts
+ * `verifyStream`), so neither a declared size of gigabytes (a zstd bomb) nor an honest file
+ * above 2 GiB ever lands in one buffer.
+ */
+
+
+
+
+
+
+
+
+const PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');
+const pack_PACK_VERSION = 3;
+/** A meta or table this large would describe far more files than any real entry. */
+const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+/** Saves write groups of about 1 MiB; a pack's group beyond this is refused unread. */
+const MAX_GROUP_BYTES = 64 * 1024 * 1024;
+const DIGEST_BYTES = 32;
+const END = Buffer.alloc(DIGEST_BYTES);
+/** The most compressed bytes a frame of `size` content bytes can honestly take. */
+function maxFrameBytes(size) {
+    return size + Math.floor(size / 128) + 4096;
+}
+/**
+ * Every blob the entry needs, by name: standalone files and groups (from `locs`). Throws
+ * StoreError when the table's rows disagree about a file or a group.
+ */
+function neededBlobs(m, locs) {
+    const out = new Map();
+    const files = new Set();
+    for (const f of manifestFiles(m)) {
+        if (files.has(f.digest))
+            continue;
+        files.add(f.digest);
+        const loc = locs.get(f.digest);
+        const name = loc?.group ?? f.digest;
+        const size = loc?.groupSize ?? f.size;
+        if (loc !== undefined && loc.size !== f.size) {
+            throw new errors/* StoreError */.AD(`the table places ${f.digest} with ${loc.size} bytes, not ${f.size}`);
+        }
+        let b = out.get(name);
+        if (b === undefined) {
+            b = { size, members: [] };
+            out.set(name, b);
+        }
+        else if (b.size !== size) {
+            throw new errors/* StoreError */.AD(`blob ${name} is needed with two sizes`);
+        }
+        if (loc !== undefined)
+            b.members.push({ digest: f.digest, offset: loc.offset, size: loc.size });
+    }
+    return out;
+}
+/**
+ * Writes the pack of an entry to `destFile` (temp file + rename); returns its size and the
+ * compressed bytes of its blobs. `table` is the entry's artifact, `manifest` what it decodes to
+ * (its grouped files attached to `blobs`). Every blob is verified as it is copied unless
+ * `verify` is false (a store made for this step, whose blobs were all hashed as they were
+ * written); the blobs in `omit` are left out (a layer: its base carries them).
+ */
+async function writePack(blobs, meta, table, manifest, destFile, opts = {}) {
+    const verify = opts.verify ?? true;
+    const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
+    if (metaBytes.length > MAX_HEADER_BYTES || table.length > MAX_HEADER_BYTES) {
+        throw new errors/* StoreError */.AD('entry too large to pack');
+    }
+    const locs = blobs.locationsOf(manifest);
+    const needed = neededBlobs(manifest, locs);
+    const tmp = fsx_tempName(external_node_path_namespaceObject.dirname(destFile), `${external_node_path_namespaceObject.basename(destFile)}.part`);
+    const out = await external_node_fs_namespaceObject.promises.open(tmp, 'wx');
+    let bytes = 0;
+    const write = async (buf) => {
+        await out.write(buf);
+        bytes += buf.length;
+    };
+    try {
+        const u32 = Buffer.alloc(4);
+        await write(PACK_MAGIC);
+        u32.writeUInt32BE(pack_PACK_VERSION);
+        await write(Buffer.from(u32));
+        u32.writeUInt32BE(metaBytes.length);
+        await write(Buffer.from(u32));
+        await write(metaBytes);
+        u32.writeUInt32BE(table.length);
+        await write(Buffer.from(u32));
+        await write(table);
+        let blobBytes = 0;
+        for (const name of bytes_sortBytes(needed.keys())) {
+            if (opts.omit?.has(name))
+                continue;
+            // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
+            // remote copy could never be replaced; the pack file is removed when verifying fails).
+            let left = 0;
+            const onFrame = {
+                async start(frameBytes) {
+                    blobBytes += frameBytes;
+                    const rec = Buffer.alloc(DIGEST_BYTES + 8);
+                    Buffer.from(name, 'hex').copy(rec, 0);
+                    rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
+                    await write(rec);
+                    left = frameBytes;
+                },
+                async piece(p) {
+                    left -= p.length;
+                    await write(p);
+                },
+            };
+            if (verify)
+                await blobs.verifyStored(name, needed.get(name), onFrame);
+            else
+                await blobs.copyStored(name, onFrame);
+            if (left !== 0)
+                throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
+        }
+        await write(Buffer.concat([END, Buffer.alloc(8)]));
+        await out.sync();
+        await out.close();
+        await rename(tmp, destFile);
+        return { bytes, blobBytes };
+    }
+    catch (err) {
+        await out.close().catch(() => undefined);
+        await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
+        throw err;
+    }
+}
+/** What the formats before this one carried, for the message that refuses them. */
+const OLDER_PACKS = {
+    1: 'before grouped files',
+    2: 'with a JSON manifest and locator',
+};
+/** A length-prefixed section (u32 BE), its length checked before anything is allocated. */
+async function readSection(r, what) {
+    const len = (await r.read(4, `${what} length`)).readUInt32BE(0);
+    if (len > MAX_HEADER_BYTES)
+        throw new errors/* StoreError */.AD(`pack ${what} too large (${len} bytes)`);
+    if (len > r.remaining) {
+        throw new errors/* StoreError */.AD(`pack ${what} claims ${len} bytes; only ${r.remaining} follow`);
+    }
+    return r.read(len, what);
+}
+class PackReader {
+    fh;
+    size;
+    pos = 0;
+    constructor(fh, size) {
+        this.fh = fh;
+        this.size = size;
+    }
+    /** Bytes of the pack after the current position. */
+    get remaining() {
+        return this.size - this.pos;
+    }
+    /** Exactly `n` bytes, or StoreError when the pack ends first. */
+    async read(n, what) {
+        const buf = Buffer.allocUnsafe(n);
+        let got = 0;
+        while (got < n) {
+            const { bytesRead } = await this.fh.read(buf, got, n - got, this.pos);
+            if (bytesRead === 0)
+                throw new errors/* StoreError */.AD(`pack is truncated (in ${what})`);
+            got += bytesRead;
+            this.pos += bytesRead;
+        }
+        return buf;
+    }
+    async atEnd() {
+        const { bytesRead } = await this.fh.read(Buffer.alloc(1), 0, 1, this.pos);
+        return bytesRead === 0;
+    }
+}
+async function openPack(packFile) {
+    try {
+        return await external_node_fs_namespaceObject.promises.open(packFile, 'r');
+    }
+    catch (err) {
+        throw new errors/* StoreError */.AD(`cannot open pack ${packFile}: ${err}`);
+    }
+}
+/**
+ * Reads a pack's header and the place of every frame, checking its whole structure: the
+ * header's sizes, the table (decodeTable, tableManifest: so parseManifest), every blob record
+ * against what the entry needs (no stranger, no repeat, a length its content could honestly
+ * take and the pack still holds), the end marker, and that no needed blob is missing. Reads
+ * only the records' 40 bytes, never a frame. `accept` sees the validated header first and may
+ * stop (false: undefined is returned). `external` names the blobs the pack may lack (a layer's:
+ * its base carries them). Throws StoreError (or UnsafeEntryError).
+ */
+async function scanOpen(fh, accept, external) {
+    const r = new PackReader(fh, (await fh.stat()).size);
+    if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
+        throw new errors/* StoreError */.AD('not a clyde pack (bad magic)');
+    }
+    const version = (await r.read(4, 'version')).readUInt32BE(0);
+    if (version !== pack_PACK_VERSION) {
+        const older = OLDER_PACKS[version];
+        throw new errors/* StoreError */.AD(older !== undefined
+            ? `unsupported pack version ${version} (written by an older clyde-cache, ${older}); the entry will be saved again`
+            : `unsupported pack version ${version} (this clyde-cache reads version ${pack_PACK_VERSION})`);
+    }
+    const metaBytes = await readSection(r, 'meta');
+    let meta;
+    try {
+        meta = JSON.parse(metaBytes.toString('utf8'));
+    }
+    catch (err) {
+        throw new errors/* StoreError */.AD(`pack meta is not JSON: ${err}`);
+    }
+    const header = { meta, table: await readSection(r, 'table') };
+    const { manifest, locations } = tableManifest(decodeTable(header.table));
+    if (!(await accept(header, manifest)))
+        return undefined;
+    const needed = neededBlobs(manifest, locations);
+    for (const [name, b] of needed) {
+        if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
+            throw new errors/* StoreError */.AD(`pack group ${name} claims ${b.size} bytes`);
+        }
+    }
+    const frames = new Map();
+    let storedBytes = 0;
+    for (;;) {
+        const rec = await r.read(DIGEST_BYTES + 8, 'blob record');
+        const raw = rec.subarray(0, DIGEST_BYTES);
+        const len = rec.readBigUInt64BE(DIGEST_BYTES);
+        if (raw.equals(END)) {
+            if (len !== 0n)
+                throw new errors/* StoreError */.AD('pack end marker is malformed');
+            break;
+        }
+        const digest = raw.toString('hex');
+        const need = needed.get(digest);
+        if (need === undefined)
+            throw new errors/* StoreError */.AD(`pack carries blob ${digest} that its entry does not use`);
+        if (frames.has(digest))
+            throw new errors/* StoreError */.AD(`pack carries blob ${digest} twice`);
+        if (len > BigInt(maxFrameBytes(need.size))) {
+            throw new errors/* StoreError */.AD(`pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`);
+        }
+        if (len > BigInt(r.remaining)) {
+            throw new errors/* StoreError */.AD(`pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`);
+        }
+        const length = Number(len);
+        frames.set(digest, { offset: r.pos, length, need });
+        r.pos += length;
+        storedBytes += length;
+    }
+    if (!(await r.atEnd()))
+        throw new errors/* StoreError */.AD('pack has data after its end marker');
+    // (A layer lacks what its base carries: `external` says which.)
+    const missing = [...needed.keys()].filter((d) => !frames.has(d) && external?.(d) !== true);
+    if (missing.length > 0) {
+        throw new errors/* StoreError */.AD(`pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`);
+    }
+    return { header, manifest, locations, frames, storedBytes };
+}
+/** scanOpen on a pack file. */
+async function scanPack(packFile, accept, external) {
+    const fh = await openPack(packFile);
+    try {
+        return await scanOpen(fh, accept, external);
+    }
+    finally {
+        await fh.close();
+    }
+}
+/**
+ * Reads and verifies a pack, storing its blobs. `accept` sees the validated header first and
+ * may stop the import (returning false: nothing more is read). Throws StoreError (or
+ * UnsafeEntryError) on anything wrong; blobs stored before the failure are verified content.
+ */
+async function readPack(blobs, packFile, accept, external) {
+    const fh = await openPack(packFile);
+    try {
+        const ix = await scanOpen(fh, accept, external);
+        if (ix === undefined)
+            return undefined;
+        // The blobs written take at most what the pack carries (frames are stored as they are).
+        const free = await freeBytes(blobs.dir);
+        if (free !== undefined && ix.storedBytes > free) {
+            throw new errors/* StoreError */.AD(`the pack's ${bytes_formatBytes(ix.storedBytes)} of blobs do not fit in the local store (${bytes_formatBytes(free)} free)`);
+        }
+        let newBlobs = 0;
+        for (const [digest, f] of ix.frames) {
+            try {
+                const frame = fileRange(fh, f.offset, f.length, `pack blob ${digest}`);
+                if (await blobs.importFrame(digest, f.need, frame))
+                    newBlobs++;
+            }
+            catch (err) {
+                if (!(err instanceof errors/* StoreError */.AD))
+                    throw err; // a full disk, say: not the pack's fault
+                throw new errors/* StoreError */.AD(`pack blob ${digest} is corrupt: ${err.message}`);
+            }
+        }
+        const { header, manifest, locations, storedBytes } = ix;
+        return { header, manifest, locations, storedBytes, newBlobs };
+    }
+    finally {
+        await fh.close();
+    }
+}
+//# sourceMappingURL=pack.js.map
+// EXTERNAL MODULE: ./build/src/remote/deadline.js
+var deadline = __nccwpck_require__(5638);
+;// CONCATENATED MODULE: ./build/src/remote/twirp.js
+/**
+ * The runner cache service's calls, spoken directly: lookups, reserving an entry and finalizing
+ * it. An entry's bytes are our pack, moved by transfer.ts; the archive `@actions/cache` would make
+ * (a tar, compressed again) is never made, and never read: the entry is inspected before anything
+ * is written.
+ */
+
+
+
+
+const SERVICE = 'github.actions.results.api.v1.CacheService';
+/**
+ * A layer entry (an incremental save: only the blobs its base lacks) is saved under its key,
+ * this mark and its base's key, so that its base can be read from the key alone: by a restore,
+ * and by the gc sub-action, which keeps a base while a layer needs it. The service's prefix
+ * match finds `K<mark>B` for a lookup of K. Key parts never hold a '-' followed by '@'.
+ */
+const LAYER_MARK = '-@layer-on-';
+/** GitHub's limit on a cache key's length. */
+const MAX_KEY_LENGTH = 512;
+/** The remote key of a layer of `key` over the full entry `base`; undefined when too long. */
+function layerKey(key, base) {
+    if (key.includes(LAYER_MARK) || base.includes(LAYER_MARK))
+        return undefined;
+    const k = `${key}${LAYER_MARK}${base}`;
+    return k.length <= MAX_KEY_LENGTH ? k : undefined;
+}
+/** A remote key read back: the entry's own key, and its base's when it is a layer. */
+function parseRemoteKey(remoteKey) {
+    const at = remoteKey.indexOf(LAYER_MARK);
+    if (at <= 0)
+        return { key: remoteKey };
+    const base = remoteKey.slice(at + LAYER_MARK.length);
+    return base === '' ? { key: remoteKey } : { key: remoteKey.slice(0, at), base };
+}
+/** The runner gives JavaScript actions these; without them there is no remote tier. */
+function serviceEnv(env = process.env) {
+    const baseUrl = env['ACTIONS_RESULTS_URL'];
+    const token = env['ACTIONS_RUNTIME_TOKEN'];
+    if (!baseUrl || !token || !env['ACTIONS_CACHE_SERVICE_V2'])
+        return undefined;
+    return { baseUrl, token };
+}
+/**
+ * The version our entries are saved and looked up under. The service matches keys and restore
+ * keys only among entries of one version, so this keeps our packs and other tools' archives
+ * apart both ways: `@actions/cache` hashes path strings, a compression method and `1.0`, never
+ * this text. The pack format's version is part of it (a format change is a clean miss), and, as
+ * `@actions/cache` does, Windows entries are kept apart unless `crossOs` (the `cross-os` input):
+ * our pack (paths recorded posix) reads the same everywhere.
+ */
+function cacheVersion(platform = process.platform, crossOs = false) {
+    const parts = ['clyde-cache', `pack-${PACK_VERSION}`];
+    if (platform === 'win32' && !crossOs)
+        parts.push('windows-only');
+    return createHash('sha256').update(parts.join('|')).digest('hex');
+}
+/**
+ * The message of an error body: Twirp's `{code, msg}`, else the `message` (or `error`) of
+ * another JSON body such as `{"message":"Bad credentials"}`, else the text itself.
+ */
+function errorBodyMessage(text) {
+    let j;
+    try {
+        j = JSON.parse(text);
+    }
+    catch {
+        return text.slice(0, 200).trim();
+    }
+    if (j === null || typeof j !== 'object' || Array.isArray(j))
+        return text.slice(0, 200).trim();
+    const o = j;
+    const str = (v) => (typeof v === 'string' ? v : '');
+    const twirp = `${str(o['code'])} ${str(o['msg'])}`.trim();
+    const other = str(o['message']) || str(o['error_description']) || str(o['error']);
+    return (twirp || other || text).slice(0, 200).trim();
+}
+async function twirp(env, method, body, opts = {}) {
+    const url = new URL(`/twirp/${SERVICE}/${method}`, env.baseUrl).href;
+    const retries = opts.retries ?? 2;
+    const overall = opts.signal;
+    let lastError = new RemoteError(`${method} was not attempted`);
+    for (let attempt = 0; attempt <= retries; attempt++) {
+        if (attempt > 0)
+            await sleep((opts.backoffMs ?? 500) * attempt, overall);
+        const attemptSignal = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
+        let res;
+        let text;
+        try {
+            res = await fetch(url, {
+                method: 'POST',
+                headers: {
+                    'Content-Type': 'application/json',
+                    Accept: 'application/json',
+                    Authorization: `Bearer ${env.token}`,
+                    'User-Agent': 'clyde-cache',
+                },
+                body: JSON.stringify(body),
+                signal: overall ? AbortSignal.any([overall, attemptSignal]) : attemptSignal,
+            });
+            text = await res.text();
+        }
+        catch (err) {
+            if (overall?.aborted)
+                throw overall.reason;
+            lastError = new RemoteError(`${method} failed: ${err.message}`);
+            continue;
+        }
+        if (res.ok) {
+            try {
+                return JSON.parse(text === '' ? '{}' : text);
+            }
+            catch {
+                lastError = new RemoteError(`${method} answered ${res.status} with a body that is not JSON`);
+                continue;
+            }
+        }
+        lastError = new RemoteError(`${method} answered HTTP ${res.status}: ${errorBodyMessage(text) || res.statusText}`);
+        // Retry what the service marks as transient; 429 means back off for this run.
+        if (![500, 502, 503, 504].includes(res.status))
+            break;
+    }
+    throw lastError;
+}
+/**
+ * Ask the service for `key`, then the `restoreKeys` prefixes (the service matches: exact, newest
+ * prefix of the key, then each restore key). Undefined is a miss.
+ */
+async function lookup(env, key, restoreKeys, signal, crossOs = false) {
+    const res = await twirp(env, 'GetCacheEntryDownloadURL', {
+        key,
+        restore_keys: restoreKeys,
+        version: cacheVersion(process.platform, crossOs),
+    }, signal ? { signal } : {});
+    const url = res['signed_download_url'];
+    const matched = res['matched_key'];
+    if (res['ok'] !== true || typeof url !== 'string' || typeof matched !== 'string' || url === '') {
+        return undefined;
+    }
+    if (matched !== key &&
+        !restoreKeys.some((k) => matched.startsWith(k)) &&
+        !matched.startsWith(key)) {
+        throw new RemoteError(`the service matched '${matched}', which fits neither the key nor a restore key`);
+    }
+    const own = parseRemoteKey(matched);
+    return {
+        matchedKey: own.key,
+        remoteKey: matched,
+        ...(own.base !== undefined ? { base: own.base } : {}),
+        url,
+    };
+}
+/**
+ * Reserve `key`: the signed URL to upload to, or undefined when the entry exists already (saved
+ * by another job in the meantime: not a failure). A token without write permission, a quota
+ * error and the rest throw a RemoteError with the service's reason.
+ */
+async function reserve(env, key, signal, crossOs = false) {
+    const version = cacheVersion(process.platform, crossOs);
+    let res;
+    try {
+        res = await twirp(env, 'CreateCacheEntry', { key, version }, signal ? { signal } : {});
+    }
+    catch (err) {
+        if (err instanceof RemoteError && /HTTP 409/.test(err.message))
+            return undefined;
+        throw err;
+    }
+    const url = res['signed_upload_url'];
+    if (res['ok'] !== true || typeof url !== 'string' || url === '') {
+        const why = typeof res['message'] === 'string' && res['message'] ? res['message'] : 'no reason given';
+        throw new RemoteError(`the service did not reserve ${key}: ${why}`);
+    }
+    return { uploadUrl: url, version };
+}
+/** Commit an uploaded entry of `sizeBytes`; throws a RemoteError when the service refuses. */
+async function finalize(env, key, r, sizeBytes, signal) {
+    const res = await twirp(env, 'FinalizeCacheEntryUpload', { key, version: r.version, size_bytes: String(sizeBytes) }, signal ? { signal } : {});
+    if (res['ok'] !== true) {
+        const why = typeof res['message'] === 'string' && res['message'] ? res['message'] : 'no reason given';
+        throw new RemoteError(`the service did not finalize ${key}: ${why}`);
+    }
+}
+//# sourceMappingURL=twirp.js.map
 ;// CONCATENATED MODULE: ./build/src/prune/remote.js
 /**
  * The runner cache as a prune target: the REST listing turned into a policy snapshot (keys
@@ -59456,6 +61558,7 @@ function sweptLine(swept, dryRun = false) {
  * deletion by cache id. Keys that do not parse as clyde keys are left out of the snapshot (their
  * bytes still count against the budget) unless foreign keys are included.
  */
+
 
 
 /**
@@ -59506,7 +61609,9 @@ function remotePruneTarget(api, opts) {
             const entries = [];
             let fixedBytes = 0;
             for (const c of listed) {
-                const parsed = parseClydeKey(c.key, opts.keyPrefix);
+                // A layer's key names its base (twirp.ts LAYER_MARK); its own part parses as any key.
+                const own = parseRemoteKey(c.key);
+                const parsed = parseClydeKey(own.key, opts.keyPrefix);
                 if (parsed === undefined && !opts.includeForeignKeys) {
                     fixedBytes += c.sizeBytes;
                     continue;
@@ -59529,6 +61634,7 @@ function remotePruneTarget(api, opts) {
                         ref: c.ref,
                         ...(n !== undefined && state !== undefined ? { pr: { number: n, state } } : {}),
                         ...(parsed === undefined ? { foreign: true } : {}),
+                        ...(own.base !== undefined ? { base: own.base } : {}),
                     },
                 });
             }
@@ -59832,10 +61938,10 @@ function Collection() {
 
 
 // pkg/dist-src/version.js
-var VERSION = "0.0.0-development";
+var dist_bundle_VERSION = "0.0.0-development";
 
 // pkg/dist-src/defaults.js
-var userAgent = `octokit-endpoint.js/${VERSION} ${getUserAgent()}`;
+var userAgent = `octokit-endpoint.js/${dist_bundle_VERSION} ${getUserAgent()}`;
 var DEFAULTS = {
   method: "GET",
   baseUrl: "https://api.github.com",
@@ -61115,12 +63221,12 @@ class RequestError extends Error {
 
 
 // pkg/dist-src/version.js
-var dist_bundle_VERSION = "10.0.16";
+var request_dist_bundle_VERSION = "10.0.16";
 
 // pkg/dist-src/defaults.js
 var defaults_default = {
   headers: {
-    "user-agent": `octokit-request.js/${dist_bundle_VERSION} ${getUserAgent()}`
+    "user-agent": `octokit-request.js/${request_dist_bundle_VERSION} ${getUserAgent()}`
   }
 };
 
@@ -64604,7 +66710,7 @@ function retryDelayMs(err, attempt, opts, now = Date.now()) {
     }
     return Math.min(wait, opts.maxDelayMs);
 }
-function sleep(ms) {
+function rest_sleep(ms) {
     return new Promise((resolve) => setTimeout(resolve, ms));
 }
 function openCacheApi(opts) {
@@ -64626,7 +66732,7 @@ function openCacheApi(opts) {
                 if (wait === undefined)
                     throw err;
                 lib_core/* info */.pq(`GitHub API ${options.method} ${options.url}: ${http?.status}, retrying in ${Math.ceil(wait / 1000)} s (try ${attempt + 1} of ${retry.tries})`);
-                await sleep(wait);
+                await rest_sleep(wait);
             }
         }
     });
@@ -64713,8 +66819,6 @@ function openCacheApi(opts) {
     };
 }
 //# sourceMappingURL=rest.js.map
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
 ;// CONCATENATED MODULE: ./build/src/store/access-journal.js
 /**
  * The access journal (`<root>/access.journal`): entries' last-access times since the index was
@@ -64736,7 +66840,7 @@ const JOURNAL_NAME = 'access.journal';
 /** A structural write removes the journal (its times now in the index) past this size. */
 const JOURNAL_ROTATE_BYTES = 64 * 1024;
 const MARK = Buffer.from('CLAJ', 'latin1');
-const HEAD = 10;
+const access_journal_HEAD = 10;
 const MAX_PAYLOAD = 0xffff;
 /** One touch record. */
 function touchRecord(key, at) {
@@ -64744,12 +66848,12 @@ function touchRecord(key, at) {
     const len = 8 + keyBytes.length;
     if (len > MAX_PAYLOAD)
         throw new RangeError('journal: key too long');
-    const rec = Buffer.alloc(HEAD + len);
+    const rec = Buffer.alloc(access_journal_HEAD + len);
     MARK.copy(rec, 0);
     rec.writeUInt16LE(len, 4);
-    rec.writeDoubleLE(at, HEAD);
-    keyBytes.copy(rec, HEAD + 8);
-    rec.writeUInt32LE((0,external_node_zlib_.crc32)(rec.subarray(HEAD)), 6);
+    rec.writeDoubleLE(at, access_journal_HEAD);
+    keyBytes.copy(rec, access_journal_HEAD + 8);
+    rec.writeUInt32LE((0,external_node_zlib_.crc32)(rec.subarray(access_journal_HEAD)), 6);
     return rec;
 }
 /** Appends a touch in one write (O_APPEND: concurrent appenders never interleave). */
@@ -64772,16 +66876,16 @@ async function appendTouch(file, key, at) {
 function parseTouches(buf, into) {
     let p = 0;
     while (p < buf.length) {
-        if (buf.length - p < HEAD)
+        if (buf.length - p < access_journal_HEAD)
             return p;
         if (buf.compare(MARK, 0, 4, p, p + 4) !== 0) {
             p = resync(buf, p);
             continue;
         }
         const len = buf.readUInt16LE(p + 4);
-        if (buf.length - p - HEAD < len)
+        if (buf.length - p - access_journal_HEAD < len)
             return p;
-        const payload = buf.subarray(p + HEAD, p + HEAD + len);
+        const payload = buf.subarray(p + access_journal_HEAD, p + access_journal_HEAD + len);
         const at = len >= 8 ? payload.readDoubleLE(0) : Number.NaN;
         if ((0,external_node_zlib_.crc32)(payload) !== buf.readUInt32LE(p + 6) || !Number.isFinite(at) || at < 0) {
             p = resync(buf, p);
@@ -64790,7 +66894,7 @@ function parseTouches(buf, into) {
         const key = payload.toString('utf8', 8);
         if (!((into.get(key) ?? -1) >= at))
             into.set(key, at);
-        p += HEAD + len;
+        p += access_journal_HEAD + len;
     }
     return p;
 }
@@ -64857,976 +66961,6 @@ class JournalTail {
     }
 }
 //# sourceMappingURL=access-journal.js.map
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
-;// CONCATENATED MODULE: external "node:stream/promises"
-const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-;// CONCATENATED MODULE: ./build/src/store/codec-rules.js
-/**
- * The compression rules every writer of blobs follows, on the main thread (codec.ts, blobs.ts)
- * and in the store's workers (store-worker.ts) alike: one module both import, so the two cannot
- * drift apart. Pure: no backend is loaded here (the worker bundle must not carry codec.ts's
- * dynamic imports of zstd-napi).
- */
-const LEVEL = 3;
-/**
- * Level 3 with smaller match tables than its own (hash 2^17, chain 2^16): these fit a core's L2
- * cache, which makes compression about 7% faster for about 1% more bytes on the store
- * benchmark's tree (measured with zstd-napi, both backends use the same library).
- */
-const HASH_LOG = 16;
-const CHAIN_LOG = 15;
-/** A compressed blob must save at least this fraction, or the content is stored as it is. */
-const MIN_SAVING = 0.03;
-/** Content shorter than this is stored as it is: a frame header costs more than it saves. */
-const MIN_COMPRESS_BYTES = 64;
-/** Names whose content is compressed already: stored as it is, without trying. */
-const STORED_AS_IS = /\.(gz|tgz|zip|jar|whl|zst|xz|txz|bz2|br|7z|rar|png|jpe?g|gif|webp|avif|woff2?|mp[34]|mkv|webm|ogg)$/i;
-/** Whether content of `length` bytes named `name` ('' for none) is worth compressing at all. */
-function worthCompressing(length, name) {
-    return length >= MIN_COMPRESS_BYTES && !STORED_AS_IS.test(name);
-}
-/** Whether a compressed frame of `frameLength` bytes saves enough over `length` bytes of content. */
-function keepsFrame(frameLength, length) {
-    return frameLength <= length * (1 - MIN_SAVING);
-}
-/**
- * Incompressible content is stored "as it is" inside a zstd frame made of raw blocks: every
- * zstd decoder reads it (so blobs stay plain zstd frames, and pack export, import and
- * verification need no marker), and decoding it is a memory copy. Header: magic, a frame
- * descriptor with no content size, no checksum and no dictionary, and a 128 KiB window.
- */
-const RAW_FRAME_HEADER = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
-const RAW_BLOCK_MAX = 128 * 1024;
-function rawBlockHeader(size, last) {
-    const v = (size << 3) | (last ? 1 : 0); // block type 0 (raw) in bits 1-2
-    return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
-}
-/** `content` as the pieces of a zstd frame of raw (uncompressed) blocks, in order. */
-function rawFrameParts(content) {
-    const parts = [RAW_FRAME_HEADER];
-    if (content.length === 0)
-        parts.push(rawBlockHeader(0, true));
-    for (let off = 0; off < content.length; off += RAW_BLOCK_MAX) {
-        const end = Math.min(content.length, off + RAW_BLOCK_MAX);
-        parts.push(rawBlockHeader(end - off, end === content.length), content.subarray(off, end));
-    }
-    return parts;
-}
-/** `content` as a zstd frame of raw (uncompressed) blocks. */
-function rawFrame(content) {
-    return Buffer.concat(rawFrameParts(content));
-}
-/** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
-function isRawFrame(frame) {
-    return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
-}
-//# sourceMappingURL=codec-rules.js.map
-;// CONCATENATED MODULE: ./build/src/store/codec.js
-/**
- * zstd at level 3 (with smaller match tables, see HASH_LOG), from zstd-napi where its native binary loads, else Node 24's `node:zlib`.
- * Both backends write plain zstd frames, so each reads the other's output.
- *
- * `decompress` takes the size the content must have (it is always known: the manifest records
- * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes; it
- * holds the whole content in one buffer, so it is for small content only.
- * `decompressStream` hands the content out in pieces of at most `PIECE_BYTES` and stops as soon
- * as it exceeds the expected size: memory stays bounded whatever size a manifest declares
- * (the decoders also refuse windows above zstd's default limit of 128 MiB).
- */
-
-
-
-
-
-// The rules both threads follow live in codec-rules.ts (the workers import it too).
-
-/** The largest piece of content `decompressStream` hands out at once. */
-const PIECE_BYTES = 256 * 1024;
-function tooMuch(expectedSize) {
-    return new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
-}
-function checkTotal(total, expectedSize) {
-    if (total !== expectedSize) {
-        throw new FrameSizeMismatch(`zstd frame holds ${total} bytes, expected ${expectedSize}`);
-    }
-}
-/**
- * Finds where each zstd frame of a stream ends, by walking the frame and block headers (their
- * sizes say how far to skip): node:zlib's decoder stops at the end of the first frame and drops
- * the rest, so each frame of a chunked blob (chunked.ts) gets a decoder of its own. Skippable
- * frames are frames too; anything else is refused.
- */
-class FrameScanner {
-    state = 'magic';
-    acc = [];
-    skipLeft = 0;
-    /** What follows the bytes being skipped: a block header, or the frame's end. */
-    thenEnd = false;
-    checksum = false;
-    /** How many bytes of `chunk` belong to the current frame, and whether it ends with them. */
-    scan(chunk) {
-        let i = 0;
-        while (i < chunk.length) {
-            if (this.state === 'skip') {
-                const n = Math.min(this.skipLeft, chunk.length - i);
-                i += n;
-                this.skipLeft -= n;
-                if (this.skipLeft === 0 && this.afterSkip())
-                    return { used: i, done: true };
-                continue;
-            }
-            this.acc.push(chunk[i++]);
-            if (this.step())
-                return { used: i, done: true };
-        }
-        return { used: i, done: false };
-    }
-    /** Whether the scanner sits between frames (nothing of a frame seen yet). */
-    get between() {
-        return this.state === 'magic' && this.acc.length === 0;
-    }
-    /** After a header byte: true when the frame ended. */
-    step() {
-        const a = this.acc;
-        if (this.state === 'magic' && a.length === 4) {
-            const m = a[0] | (a[1] << 8) | (a[2] << 16);
-            const top = a[3];
-            this.acc = [];
-            if (m === 0x2fb528 && top === 0xfd)
-                this.state = 'descriptor';
-            else if ((m & 0xfffff0) === 0x4d2a50 && top === 0x18)
-                this.state = 'skippable';
-            else
-                throw new errors/* StoreError */.AD('corrupt zstd frame: bad magic number');
-        }
-        else if (this.state === 'skippable' && a.length === 4) {
-            const n = (a[0] | (a[1] << 8) | (a[2] << 16)) +
-                a[3] * 2 ** 24;
-            this.acc = [];
-            return this.skip(n, true);
-        }
-        else if (this.state === 'descriptor') {
-            const fhd = a[0];
-            this.acc = [];
-            if (fhd & 0x08)
-                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved bit set');
-            const single = (fhd >> 5) & 1;
-            const fcs = fhd >> 6;
-            this.checksum = ((fhd >> 2) & 1) === 1;
-            const dictBytes = (fhd & 3) === 3 ? 4 : fhd & 3;
-            const sizeBytes = fcs === 0 ? single : 1 << fcs;
-            const rest = (single ? 0 : 1) + dictBytes + sizeBytes;
-            return this.skip(rest, false);
-        }
-        else if (this.state === 'block' && a.length === 3) {
-            const v = a[0] | (a[1] << 8) | (a[2] << 16);
-            this.acc = [];
-            const type = (v >> 1) & 3;
-            if (type === 3)
-                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved block type');
-            const body = type === 1 ? 1 : v >>> 3;
-            const last = (v & 1) === 1;
-            return this.skip(body + (last && this.checksum ? 4 : 0), last);
-        }
-        return false;
-    }
-    /** Skips `n` bytes, then a block header or (thenEnd) the frame's end; true when it ended. */
-    skip(n, thenEnd) {
-        this.skipLeft = n;
-        this.thenEnd = thenEnd;
-        this.state = 'skip';
-        return n === 0 && this.afterSkip();
-    }
-    afterSkip() {
-        this.state = this.thenEnd ? 'magic' : 'block';
-        return this.thenEnd;
-    }
-}
-/**
- * node:zlib's streaming decoder, one per frame (FrameScanner); its backpressure keeps a few
- * pieces in memory at most.
- */
-async function nodeDecompressStream(source, expectedSize, onPiece) {
-    let total = 0;
-    // Errors of our own (the source, the frame walk, the sink, the size check) pass through as
-    // they are; only the decoder's own become "corrupt".
-    let ours;
-    const input = source[Symbol.asyncIterator]();
-    const scanner = new FrameScanner();
-    let pending;
-    let ended = false;
-    const next = async () => {
-        if (pending !== undefined) {
-            const p = pending;
-            pending = undefined;
-            return p;
-        }
-        if (ended)
-            return undefined;
-        try {
-            const r = await input.next();
-            if (r.done === true)
-                ended = true;
-            return r.done === true ? undefined : r.value;
-        }
-        catch (err) {
-            ours ??= err;
-            throw err;
-        }
-    };
-    // The bytes of one frame (the decoder reports a frame cut short).
-    const frame = async function* () {
-        for (;;) {
-            const chunk = await next();
-            if (chunk === undefined)
-                return;
-            let scanned;
-            try {
-                scanned = scanner.scan(chunk);
-            }
-            catch (err) {
-                ours ??= err;
-                throw err;
-            }
-            if (scanned.used < chunk.length)
-                pending = chunk.subarray(scanned.used);
-            if (scanned.used > 0)
-                yield chunk.subarray(0, scanned.used);
-            if (scanned.done)
-                return;
-        }
-    };
-    let frames = 0;
-    try {
-        for (;;) {
-            const first = await next();
-            if (first === undefined)
-                break;
-            if (first.length === 0)
-                continue;
-            pending = first;
-            frames++;
-            await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(frame(), { objectMode: false, highWaterMark: PIECE_BYTES }), external_node_zlib_.createZstdDecompress({ chunkSize: PIECE_BYTES }), async (out) => {
-                try {
-                    for await (const piece of out) {
-                        total += piece.length;
-                        if (total > expectedSize)
-                            throw tooMuch(expectedSize);
-                        await onPiece(piece);
-                    }
-                }
-                catch (err) {
-                    ours ??= err;
-                    throw err;
-                }
-            });
-            if (!scanner.between)
-                throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
-        }
-    }
-    catch (err) {
-        if (ours !== undefined)
-            throw ours;
-        if (err instanceof errors/* StoreError */.AD)
-            throw err;
-        throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
-    }
-    if (frames === 0)
-        throw new errors/* StoreError */.AD('corrupt zstd frame: it is empty');
-    checkTotal(total, expectedSize);
-}
-/**
- * The frame holds a different amount of content than expected. Unlike a frame that will not
- * decode, this may be the manifest's fault rather than the blob's.
- */
-class FrameSizeMismatch extends errors/* StoreError */.AD {
-}
-/** The environment variable that picks a backend: `node` forces node:zlib, `native` requires zstd-napi. */
-const BACKEND_ENV = 'CLYDE_ZSTD_BACKEND';
-function nodeCodec() {
-    if (typeof external_node_zlib_.zstdCompressSync !== 'function') {
-        throw new errors/* StoreError */.AD('node:zlib has no zstd support (Node 24 or later is required)');
-    }
-    // Never set ZSTD_c_nbWorkers: the async and stream forms break with workers (performance-notes).
-    const params = {
-        [external_node_zlib_.constants.ZSTD_c_compressionLevel]: LEVEL,
-        [external_node_zlib_.constants.ZSTD_c_hashLog]: HASH_LOG,
-        [external_node_zlib_.constants.ZSTD_c_chainLog]: CHAIN_LOG,
-    };
-    return {
-        name: 'node:zlib',
-        compress: (buf) => external_node_zlib_.zstdCompressSync(buf, { params }),
-        decompress(buf, expectedSize) {
-            let out;
-            try {
-                // maxOutputLength must be at least 1; the size check below catches the difference.
-                out = external_node_zlib_.zstdDecompressSync(buf, { maxOutputLength: Math.max(1, expectedSize) });
-            }
-            catch (err) {
-                if (err.code === 'ERR_BUFFER_TOO_LARGE') {
-                    throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
-                }
-                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err}`);
-            }
-            if (out.length !== expectedSize) {
-                throw new FrameSizeMismatch(`zstd frame holds ${out.length} bytes, expected ${expectedSize}`);
-            }
-            return out;
-        },
-        decompressStream: nodeDecompressStream,
-    };
-}
-/** zstd-napi's streaming decoder: a context of its own per call (calls may interleave). */
-async function napiDecompressStream(binding, source, expectedSize, onPiece) {
-    const dctx = new binding.DCtx();
-    const dst = Buffer.allocUnsafe(PIECE_BYTES);
-    let total = 0;
-    // What the last call that moved anything answered: 0 when a frame just ended.
-    let last = 1;
-    for await (const chunk of source) {
-        let s = chunk;
-        for (;;) {
-            let r;
-            try {
-                r = dctx.decompressStream(dst, s);
-            }
-            catch (err) {
-                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
-            }
-            const [ret, produced, consumed] = r;
-            if (produced > 0 || consumed > 0)
-                last = ret;
-            if (produced > 0) {
-                total += produced;
-                if (total > expectedSize)
-                    throw tooMuch(expectedSize);
-                await onPiece(dst.subarray(0, produced));
-            }
-            s = s.subarray(consumed);
-            // Done with this chunk once it is consumed and nothing more comes out.
-            if (s.length === 0 && produced === 0)
-                break;
-        }
-    }
-    if (last !== 0)
-        throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
-    checkTotal(total, expectedSize);
-}
-async function nativeCodec() {
-    // Dynamic imports of the CommonJS package: the form @vercel/ncc carries, binary included.
-    const mod = (await __nccwpck_require__.e(/* import() */ 397).then(__nccwpck_require__.t.bind(__nccwpck_require__, 1397, 19)));
-    const napi = mod.default ?? mod;
-    const bindingMod = (await __nccwpck_require__.e(/* import() */ 969).then(__nccwpck_require__.t.bind(__nccwpck_require__, 8969, 19)));
-    const binding = bindingMod.default ?? bindingMod;
-    const dctx = new binding.DCtx();
-    const codec = {
-        name: 'zstd-napi',
-        compress: (buf) => napi.compress(buf, { compressionLevel: LEVEL, hashLog: HASH_LOG, chainLog: CHAIN_LOG }),
-        decompress(buf, expectedSize) {
-            // Decompressing into a buffer of exactly the expected size bounds the output: a frame
-            // holding more fails with "destination buffer is too small".
-            const out = Buffer.allocUnsafe(expectedSize);
-            let n;
-            try {
-                n = dctx.decompress(out, buf);
-            }
-            catch (err) {
-                if (/too small/i.test(String(err))) {
-                    throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
-                }
-                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err}`);
-            }
-            if (n !== expectedSize) {
-                throw new FrameSizeMismatch(`zstd frame holds ${n} bytes, expected ${expectedSize}`);
-            }
-            return out;
-        },
-        decompressStream: (source, expectedSize, onPiece) => napiDecompressStream(binding, source, expectedSize, onPiece),
-    };
-    // A binary that loads but misbehaves must not be trusted with the store.
-    const probe = Buffer.from('clyde-cache codec probe');
-    if (!codec.decompress(codec.compress(probe), probe.length).equals(probe)) {
-        throw new errors/* StoreError */.AD('zstd-napi failed its round-trip check');
-    }
-    return codec;
-}
-/**
- * A codec with the given backend, not memoised (tests use it to check interoperability).
- * `native` throws when zstd-napi will not load.
- */
-async function createCodec(backend) {
-    if (backend === 'node')
-        return nodeCodec();
-    try {
-        return await nativeCodec();
-    }
-    catch (err) {
-        throw new errors/* StoreError */.AD(`zstd-napi is not available: ${err instanceof Error ? err.message : err}`);
-    }
-}
-let memo;
-/**
- * The process-wide codec: zstd-napi if it loads, else node:zlib. `CLYDE_ZSTD_BACKEND=node`
- * forces node:zlib; `=native` requires zstd-napi (the promise rejects if it will not load).
- */
-function codec_loadCodec() {
-    memo ??= pickCodec();
-    return memo;
-}
-async function pickCodec() {
-    const wanted = (process.env[BACKEND_ENV] ?? '').trim().toLowerCase();
-    if (wanted === 'node')
-        return nodeCodec();
-    if (wanted === 'native')
-        return createCodec('native');
-    try {
-        return await nativeCodec();
-    }
-    catch {
-        return nodeCodec();
-    }
-}
-//# sourceMappingURL=codec.js.map
-;// CONCATENATED MODULE: external "node:module"
-const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
-;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
-/**
- * The one message protocol between the store's worker pool (pool.ts, main thread) and its
- * workers (store-worker.ts): every operation's arguments and result, the request and reply
- * unions, and the constants both sides must agree on. Both sides import these types; nothing
- * is read by name that the compiler has not checked.
- *
- * Operations:
- *   putFiles   files (below STREAM_AT; larger ones are read on the main thread and their
- *              chunks come through compressChunk) -> one blob per file
- *   putGroup   files -> one group blob: the members' contents back to back
- *   compressChunk  one zstd frame of data[0, length) written into out (compressed, or raw
- *              blocks when that saves too little); both buffers come back (transferred)
- *   listDirs   the listing of each directory in paths and, depth first, of the directories
- *              below them up to about budget entries (snapshot.ts's walk)
- *   mkdirBatch the directories made, each then given modes[i] (-1: left 0700), a missing
- *              parent made first (0700)
- *   writeBatch verified files written from each blob (restore.ts) -> [id, inode, mtimeMs] of
- *              each file written, flat
- *   linkBatch  each file linked (or copied, cloning where the filesystem can) from its unpacked
- *              copy, used only while that copy is intact -> [inode, mtimeMs] per file, inode -1
- *              where the copy is missing or was changed (and is then removed)
- */
-/** Unpacked copies (restore.ts) carry this mtime: one that differs was touched after we wrote it. */
-const UNPACKED_MTIME_MS = 1_000_000_000_000;
-/**
- * The claim table's key for a digest (hex): its first 64 bits, never 0 (0 marks a free slot);
- * its first slot is the key's low 32 bits under the table's mask. The main thread fills the
- * table ahead of a save (snapshot.ts) and the workers claim in it; both use this.
- */
-function claimKey(digest) {
-    const key = BigInt.asIntN(64, BigInt(`0x${digest.slice(0, 16)}`));
-    return key === 0n ? 1n : key;
-}
-function claimSlot(key, mask) {
-    return Number(BigInt.asUintN(32, key)) & mask;
-}
-//# sourceMappingURL=worker-protocol.js.map
-;// CONCATENATED MODULE: ./build/src/store/pool.js
-/**
- * The store's worker pool: it hashes, compresses, decompresses and writes files off the main
- * thread. The workers run store-worker.js, started from the file beside this module's (beside
- * the bundle's index.js in dist/<entry>/, where scripts/bundle.ts puts it); every message is a
- * StoreRequest or StoreReply (worker-protocol.ts).
- */
-
-
-
-
-
-
-
-
-
-
-/** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
-const STREAM_AT = 16 * 1024 * 1024;
-/** Environment variable: the number of worker threads (default: cores, at most 4). */
-const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
-class WorkerOpError extends errors/* StoreError */.AD {
-    kind;
-    constructor(message, kind) {
-        super(message);
-        this.kind = kind;
-    }
-}
-/**
- * Where zstd-napi's native binary is: beside the bundle (`dist/<entry>/build/Release`, where
- * scripts/bundle.ts puts it) or in node_modules. Undefined when neither exists or the
- * environment forces node:zlib.
- */
-function nativeBindingPath() {
-    if ((process.env[BACKEND_ENV] ?? '').trim().toLowerCase() === 'node')
-        return undefined;
-    const here = external_node_path_namespaceObject.dirname((0,external_node_url_.fileURLToPath)(import.meta.url));
-    const candidates = [external_node_path_namespaceObject.join(here, 'build', 'Release', 'binding.node')];
-    try {
-        const req = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
-        const js = req.resolve('zstd-napi/binding.js');
-        candidates.push(external_node_path_namespaceObject.join(external_node_path_namespaceObject.dirname(js), 'build', 'Release', 'binding.node'));
-    }
-    catch {
-        // not resolvable from here (bundled)
-    }
-    return candidates.find((c) => (0,external_node_fs_namespaceObject.existsSync)(c));
-}
-/**
- * Jobs handed to one worker at once: the next waits in the worker's own message queue, so a
- * worker never idles while the main thread is busy between a reply and the next dispatch.
- */
-const DEPTH = 2;
-/**
- * The worker's module: store-worker.js beside this file, found by a path relative to it (in
- * the bundle, `import.meta.url` is dist/<entry>/index.js, and the worker is bundled beside it).
- */
-function storeWorkerPath() {
-    return external_node_path_namespaceObject.join(external_node_path_namespaceObject.dirname((0,external_node_url_.fileURLToPath)(import.meta.url)), 'store-worker.js');
-}
-/**
- * A fixed set of worker threads for one store; jobs queue and go to the next idle worker.
- * Workers are unref'd while idle, so an idle pool never keeps the process alive.
- */
-class WorkerPool {
-    slots = [];
-    queue = [];
-    pending = new Map();
-    seq = 0;
-    closed = false;
-    constructor(size = defaultWorkers()) {
-        const workerData = { binding: nativeBindingPath() };
-        const file = storeWorkerPath();
-        for (let i = 0; i < size; i++) {
-            const worker = new external_node_worker_threads_.Worker(file, { workerData });
-            worker.unref();
-            const ready = new Promise((resolve, reject) => {
-                worker.once('error', reject);
-                worker.once('message', (m) => {
-                    if (m.type === 'ready')
-                        resolve(m.backend);
-                    else
-                        reject(new errors/* StoreError */.AD(`store worker answered before it was ready (${m.type})`));
-                });
-            });
-            const slot = { worker, ready, inflight: 0, online: false };
-            worker.on('error', (err) => this.failAll(err));
-            ready.then(() => {
-                slot.online = true;
-                worker.on('message', (m) => this.onReply(slot, m));
-                // (An unref before the worker is online does not hold; repeat it once it is.)
-                if (slot.inflight === 0)
-                    worker.unref();
-            }, (err) => this.failAll(err));
-            this.slots.push(slot);
-        }
-    }
-    get isClosed() {
-        return this.closed;
-    }
-    /** The backend the workers use ('zstd-napi' or 'node:zlib'). */
-    async backend() {
-        return this.slots[0].ready;
-    }
-    /**
-     * Queues a job; an idle worker takes the queued job of highest `priority` (the largest first,
-     * so that the workers finish together), the oldest among equals. The buffers in `transfer`
-     * move to the worker (no copy) and are unusable here until a reply hands them back.
-     */
-    run(op, args, priority = 0, transfer = []) {
-        if (this.closed)
-            return Promise.reject(new errors/* StoreError */.AD('the store worker pool is closed'));
-        return new Promise((resolve, reject) => {
-            // (The reply to this job's id is this op's: the worker answers each request with its own.)
-            const p = { resolve: resolve, reject };
-            const job = { op, args, priority, transfer, p };
-            let i = this.queue.length;
-            while (i > 0 && this.queue[i - 1].priority < priority)
-                i--;
-            this.queue.splice(i, 0, job);
-            this.dispatch();
-        });
-    }
-    async close() {
-        this.closed = true;
-        await Promise.all(this.slots.map((s) => s.worker.terminate()));
-    }
-    dispatch() {
-        // The least loaded worker first, so that both start at once; then each up to DEPTH.
-        for (let depth = 1; depth <= DEPTH; depth++) {
-            for (const slot of this.slots) {
-                if (slot.inflight >= depth)
-                    continue;
-                const job = this.queue.shift();
-                if (job === undefined)
-                    return;
-                this.send(slot, job);
-            }
-        }
-    }
-    send(slot, job) {
-        const id = this.seq++;
-        slot.inflight++;
-        slot.worker.ref();
-        this.pending.set(id, job.p);
-        const msg = { id, op: job.op, args: job.args };
-        const transfer = job.transfer;
-        if (slot.online)
-            slot.worker.postMessage(msg, transfer);
-        // (A worker that never comes online has failed every job already: failAll.)
-        else {
-            slot.ready.then(() => slot.worker.postMessage(msg, transfer), () => undefined);
-        }
-    }
-    onReply(slot, m) {
-        if (m.type === 'ready')
-            return;
-        const p = this.pending.get(m.id);
-        this.pending.delete(m.id);
-        slot.inflight--;
-        if (slot.inflight === 0)
-            slot.worker.unref();
-        if (p !== undefined) {
-            if (m.type === 'done')
-                p.resolve(m.result);
-            else
-                p.reject(new WorkerOpError(m.error, m.kind));
-        }
-        this.dispatch();
-    }
-    failAll(err) {
-        const e = new errors/* StoreError */.AD(`store worker failed: ${err instanceof Error ? err.message : err}`);
-        for (const p of this.pending.values())
-            p.reject(e);
-        this.pending.clear();
-        for (const j of this.queue.splice(0))
-            j.p.reject(e);
-        this.closed = true;
-    }
-}
-let shared;
-/** The process-wide pool (created on first use; idle workers never keep the process alive). */
-function sharedPool() {
-    if (shared === undefined || shared.isClosed)
-        shared = new WorkerPool();
-    return shared;
-}
-function defaultWorkers() {
-    const n = Number.parseInt(process.env[WORKERS_ENV] ?? '', 10);
-    if (Number.isInteger(n) && n > 0)
-        return Math.min(n, 16);
-    return Math.max(1, Math.min(external_node_os_namespaceObject.availableParallelism(), 4));
-}
-//# sourceMappingURL=pool.js.map
-;// CONCATENATED MODULE: ./build/src/store/blobs.js
-/**
- * Content-addressed blobs. Every blob is one zstd frame named by the sha256 of its content:
- *
- *   <root>/blobs/<aa>/<sha256>        a compressed frame, or (incompressible content, "stored as
- *                                     it is") a frame of raw blocks: `isRawFrame` tells them
- *                                     apart, any zstd decoder reads both
- *   <root>/blobs/<aa>/<sha256>        a group blob: the contents of several small files of one
- *                                     save back to back, compressed together (small files
- *                                     compress far worse alone); named by the digest of the
- *                                     concatenation, so it is an ordinary blob on disk
- *
- * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
- * of that name: the entry's table says where it lives (table.ts; `attach`). Writes go through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
- * of one blob are harmless (same content). Reads always verify.
- */
-
-
-
-
-
-
-
-
-
-const blobs_DIGEST = /^[0-9a-f]{64}$/;
-/** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
-function contentBlobs(m, locs) {
-    const out = new Set();
-    for (const f of manifestFiles(m))
-        out.add(locs.get(f.digest)?.group ?? f.digest);
-    return out;
-}
-
-/** The most bytes of a frame read from a file at once. */
-const FRAME_PIECE_BYTES = 1024 * 1024;
-/**
- * The `length` bytes of `fh` from `start`, in fresh buffers of at most FRAME_PIECE_BYTES;
- * StoreError when the file ends first (`what` names the place for the message).
- */
-async function* fileRange(fh, start, length, what) {
-    let pos = start;
-    const end = start + length;
-    while (pos < end) {
-        const buf = Buffer.allocUnsafe(Math.min(FRAME_PIECE_BYTES, end - pos));
-        let got = 0;
-        while (got < buf.length) {
-            const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
-            if (bytesRead === 0)
-                throw new errors/* StoreError */.AD(`${what} is truncated`);
-            got += bytesRead;
-        }
-        pos += got;
-        yield buf;
-    }
-}
-/**
- * Checks a blob's content as it streams by, piece by piece, never holding more than one piece:
- * the sha256 of the whole, and of each member's slice (members may come in any order, even
- * overlap: a hostile table's are checked like any other).
- */
-class ContentCheck {
-    name;
-    whole = (0,external_node_crypto_.createHash)('sha256');
-    members;
-    next = 0;
-    active = [];
-    pos = 0;
-    constructor(name, need) {
-        this.name = name;
-        this.members = [...need.members].sort((a, b) => a.offset - b.offset);
-    }
-    update(piece) {
-        this.whole.update(piece);
-        const start = this.pos;
-        const end = start + piece.length;
-        while (this.next < this.members.length && this.members[this.next].offset < end) {
-            this.active.push({ m: this.members[this.next], hash: (0,external_node_crypto_.createHash)('sha256') });
-            this.next++;
-        }
-        if (this.active.length > 0) {
-            this.active = this.active.filter(({ m, hash }) => {
-                const from = Math.max(m.offset, start);
-                const to = Math.min(m.offset + m.size, end);
-                if (to > from)
-                    hash.update(piece.subarray(from - start, to - start));
-                if (m.offset + m.size > end)
-                    return true;
-                this.check(m, hash);
-                return false;
-            });
-        }
-        this.pos = end;
-    }
-    /** After the last piece (the decoder has checked the size). */
-    finish(digest) {
-        if (this.whole.digest('hex') !== digest) {
-            throw new errors/* StoreError */.AD(`blob ${this.name}: content does not match its digest`);
-        }
-        // Left: slices reaching past the end (the table checks refuse them before), and empty
-        // members at the very end.
-        for (const { m } of this.active)
-            this.pastEnd(m);
-        for (const m of this.members.slice(this.next)) {
-            if (m.size > 0 || m.offset > this.pos)
-                this.pastEnd(m);
-            this.check(m, (0,external_node_crypto_.createHash)('sha256'));
-        }
-    }
-    pastEnd(m) {
-        throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} lies past its end`);
-    }
-    check(m, hash) {
-        if (hash.digest('hex') !== m.digest) {
-            throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} does not match its digest`);
-        }
-    }
-}
-class BlobStore {
-    dir;
-    tmpDir;
-    codec;
-    /** digest -> location of every grouped file this process has read a table for. */
-    locations = new Map();
-    constructor(dir, tmpDir, codec) {
-        this.dir = dir;
-        this.tmpDir = tmpDir;
-        this.codec = codec;
-    }
-    /** The uncompressed copies used for hard links and clones (materialize.ts). */
-    get unpackedDir() {
-        return external_node_path_namespaceObject.join(external_node_path_namespaceObject.dirname(this.dir), 'unpacked');
-    }
-    get dirs() {
-        return { blobDir: this.dir, tmpDir: this.tmpDir };
-    }
-    pool() {
-        return sharedPool();
-    }
-    pathOf(digest) {
-        if (!blobs_DIGEST.test(digest))
-            throw new errors/* StoreError */.AD(`not a sha256 digest: ${digest}`);
-        return external_node_path_namespaceObject.join(this.dir, digest.slice(0, 2), digest);
-    }
-    /** Size on disk of the standalone blob `digest`, or undefined when there is none. */
-    async ownSize(digest) {
-        try {
-            const st = await external_node_fs_namespaceObject.promises.stat(this.pathOf(digest));
-            return st.isFile() ? st.size : undefined;
-        }
-        catch {
-            return undefined;
-        }
-    }
-    /** Where grouped content `digest` lives, from the tables already read (no disk access). */
-    located(digest) {
-        return this.locations.get(digest);
-    }
-    /**
-     * Where the grouped files of `m` live: what the table it was read from carried (`attach`).
-     * A manifest no table carried (built in memory) groups nothing.
-     */
-    locationsOf(m) {
-        return new Map(this.carried.get(m));
-    }
-    /** The locations a table carries for its manifest `m`. */
-    attach(m, locs) {
-        this.carried.set(m, locs);
-        this.learn(locs);
-    }
-    carried = new WeakMap();
-    /** Blobs `m` needs on disk (standalone digests and group digests) with their sizes. */
-    async referencedBlobs(m) {
-        const out = new Map();
-        for (const name of contentBlobs(m, this.locationsOf(m)))
-            out.set(name, await this.ownSize(name));
-        return out;
-    }
-    /** Remembers the locations (for `located`); returns them. */
-    learn(locs) {
-        for (const [d, loc] of locs)
-            this.locations.set(d, loc);
-        return locs;
-    }
-    /**
-     * Stores `content` (whose sha256 is `digest`) unless the blob exists. Returns the stored size
-     * and whether this call wrote it. Incompressible content is stored as it is (raw frame).
-     */
-    async put(digest, content) {
-        const existing = await this.ownSize(digest);
-        if (existing !== undefined)
-            return { stored: existing, written: false };
-        // The workers' rules (codec-rules.ts): small content as it is, a frame only when it saves.
-        const compressed = worthCompressing(content.length, '')
-            ? this.codec.compress(content)
-            : undefined;
-        const frame = compressed !== undefined && keepsFrame(compressed.length, content.length)
-            ? compressed
-            : rawFrame(content);
-        await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
-        return { stored: frame.length, written: true };
-    }
-    /**
-     * Decompresses the frame `source` yields and checks its content against `need` and the
-     * digest `name` (and each member's slice against its digest), in bounded pieces: memory
-     * stays the same whatever sizes `need` declares. Throws StoreError on any difference.
-     */
-    async verifyStream(name, need, source) {
-        const check = new ContentCheck(name, need);
-        await this.codec.decompressStream(source, need.size, (piece) => check.update(piece));
-        check.finish(name);
-    }
-    /**
-     * Verifies the stored blob `name` against `need`, streaming it from disk; `onFrame` (pack
-     * export) is told the frame's length, then given each piece of it as it is read. Returns
-     * the frame's length.
-     */
-    async verifyStored(name, need, onFrame) {
-        let fh;
-        try {
-            fh = await external_node_fs_namespaceObject.promises.open(this.pathOf(name), 'r');
-        }
-        catch (err) {
-            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
-        }
-        try {
-            const length = (await fh.stat()).size;
-            await onFrame?.start(length);
-            const pieces = fileRange(fh, 0, length, `blob ${name}`);
-            const source = onFrame === undefined ? pieces : tap(pieces, (p) => onFrame.piece(p));
-            await this.verifyStream(name, need, source);
-            return length;
-        }
-        finally {
-            await fh.close();
-        }
-    }
-    /**
-     * Copies the stored blob `name` to `onFrame` as it is, unverified: for blobs this very
-     * process wrote (a store made for one step), whose content was hashed as they were written.
-     */
-    async copyStored(name, onFrame) {
-        let fh;
-        try {
-            fh = await external_node_fs_namespaceObject.promises.open(this.pathOf(name), 'r');
-        }
-        catch (err) {
-            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
-        }
-        try {
-            const length = (await fh.stat()).size;
-            await onFrame.start(length);
-            for await (const p of fileRange(fh, 0, length, `blob ${name}`))
-                await onFrame.piece(p);
-            return length;
-        }
-        finally {
-            await fh.close();
-        }
-    }
-    /**
-     * Stores the frame `source` yields as blob `name` once it is verified against `need`: the
-     * pieces go to a temp file as they are decoded, renamed into place at the end (nothing is
-     * kept when anything fails). A blob that exists already is verified but not rewritten.
-     * Returns whether this call wrote the blob.
-     */
-    async importFrame(name, need, source) {
-        const dest = this.pathOf(name);
-        if ((await this.ownSize(name)) !== undefined) {
-            await this.verifyStream(name, need, source);
-            return false;
-        }
-        await external_node_fs_namespaceObject.promises.mkdir(this.tmpDir, { recursive: true });
-        const tmp = fsx_tempName(this.tmpDir, name);
-        const out = await external_node_fs_namespaceObject.promises.open(tmp, 'wx');
-        try {
-            try {
-                await this.verifyStream(name, need, tap(source, async (p) => {
-                    await out.write(p);
-                }));
-            }
-            finally {
-                await out.close();
-            }
-            await external_node_fs_namespaceObject.promises.mkdir(external_node_path_namespaceObject.dirname(dest), { recursive: true });
-            await external_node_fs_namespaceObject.promises.rename(tmp, dest);
-        }
-        catch (err) {
-            await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
-            throw err;
-        }
-        return true;
-    }
-    async remove(digest) {
-        await external_node_fs_namespaceObject.promises.rm(this.pathOf(digest), { force: true });
-    }
-}
-/** The pieces of `source`, each handed to `seen` (and awaited) before it is passed on. */
-async function* tap(source, seen) {
-    for await (const piece of source) {
-        await seen(piece);
-        yield piece;
-    }
-}
-//# sourceMappingURL=blobs.js.map
 ;// CONCATENATED MODULE: ./build/src/store/meta.js
 /**
  * Entry metadata on disk (meta.json): its validation, and the mapping from a request's
@@ -66681,781 +67815,6 @@ async function withLock(s, fn) {
     }
 }
 //# sourceMappingURL=lock.js.map
-;// CONCATENATED MODULE: ./build/src/store/table.js
-/**
- * Entry tables: the one encoding of an entry (its manifest, with where each grouped file
- * lives): its artifact in the local store, the entry a pack carries (pack.ts), and its stat
- * caches (statcache.ts). One row per entry, kept directory by
- * directory, in listing order:
- *
- *   'CTBL', u32 LE version, u32 LE header bytes, u32 LE name bytes
- *   header JSON  { key?, recordedAt?, groups: [[digest, uncompressed size]],
- *                  roots: [{ name, kind, mode?, mtimeMs?, abs?, dirs: [[rel dir, rows]] }] }
- *   names        UTF-8, NUL-separated: each row's name, a symlink's target right after it
- *   zero padding to a multiple of 8
- *   digests      32 bytes per row (zeros but for files)
- *   numbers      NUMS float64 (LE) per row: kind, mode, size, mtimeMs, inode, group index
- *                (-1: a blob of its own), offset in the group; a symlink's size is its
- *                anchor (0: none, else 1 + its place in LINK_ANCHORS: manifest.ts)
- *
- * A save builds its rows while the walk lists the directories, and takes the rows of files it
- * did not read from the stat cache (their digests are copied as bytes), so an unchanged file
- * costs the save no string, object or JSON of its own. The same bytes are the new entry's
- * artifact and the stat cache of the roots it was saved from. A table read from disk may be
- * hostile: `decodeTable` checks its structure, and `tableManifest` rebuilds the manifest and
- * hands it to `parseManifest`, the one place that decides what restore accepts.
- */
-
-
-const MAGIC = Buffer.from('CTBL');
-const table_VERSION = 1;
-const table_HEAD = 16;
-/** Numbers per row. */
-const NUMS = 7;
-/** Where each number sits in a row. */
-const AT = { kind: 0, mode: 1, size: 2, mtimeMs: 3, ino: 4, group: 5, offset: 6 };
-/** Row kinds (0: dropped while building, never stored). */
-const ROW = { gone: 0, file: 1, dir: 2, symlink: 3 };
-const table_DIGEST = /^[0-9a-f]{64}$/;
-/** The rows of one directory as they are built (a save's walk, or a manifest's entries). */
-class DirRows {
-    count = 0;
-    names = [];
-    /** Symlink targets by row (rows of other kinds have none). */
-    targets;
-    nums;
-    digests;
-    /** A row was dropped: encoding leaves it out. */
-    dropped = false;
-    constructor(capacity = 8) {
-        const n = Math.max(1, capacity);
-        this.nums = new Float64Array(n * NUMS);
-        this.digests = Buffer.alloc(n * 32);
-    }
-    /** Appends a row (group index -1, offset 0, digest zero); returns its index. */
-    add(kind, name, mode, size, mtimeMs, ino) {
-        if (this.count * NUMS >= this.nums.length)
-            this.grow();
-        const j = this.count++;
-        this.names.push(name);
-        const s = this.nums;
-        const o = j * NUMS;
-        s[o] = kind;
-        s[o + 1] = mode;
-        s[o + 2] = size;
-        s[o + 3] = mtimeMs;
-        s[o + 4] = ino;
-        s[o + 5] = -1;
-        s[o + 6] = 0;
-        return j;
-    }
-    addSymlink(name, mode, mtimeMs, target, anchor) {
-        const j = this.add(ROW.symlink, name, mode, 0, mtimeMs, 0);
-        (this.targets ??= new Map()).set(j, target);
-        if (anchor !== undefined)
-            this.anchorLink(j, target, anchor);
-        return j;
-    }
-    /** Symlink row j leaves its root: its target is `target`, read as `anchor` says. */
-    anchorLink(j, target, anchor) {
-        (this.targets ??= new Map()).set(j, target);
-        this.set(j, AT.size, 1 + LINK_ANCHORS.indexOf(anchor));
-    }
-    /** Sets row j's digest from its hex form. */
-    setDigest(j, hex) {
-        this.digests.write(hex, j * 32, 32, 'hex');
-    }
-    set(j, at, value) {
-        this.nums[j * NUMS + at] = value;
-    }
-    get(j, at) {
-        return this.nums[j * NUMS + at];
-    }
-    drop(j) {
-        this.nums[j * NUMS] = ROW.gone;
-        this.dropped = true;
-    }
-    grow() {
-        const nums = new Float64Array(this.nums.length * 2);
-        nums.set(this.nums);
-        this.nums = nums;
-        const digests = Buffer.alloc(this.digests.length * 2);
-        this.digests.copy(digests);
-        this.digests = digests;
-    }
-}
-/** The table of `roots`, as stored. */
-function encodeTable(head, roots) {
-    const names = [];
-    let rows = 0;
-    const headerRoots = roots.map((r) => {
-        const dirs = r.dirs.map(([rel, d]) => {
-            let live = 0;
-            for (let j = 0; j < d.count; j++) {
-                if (d.dropped && d.nums[j * NUMS] === ROW.gone)
-                    continue;
-                live++;
-                names.push(d.names[j]);
-                const target = d.targets?.get(j);
-                if (target !== undefined)
-                    names.push(target);
-            }
-            rows += live;
-            return [rel, live];
-        });
-        return {
-            name: r.name,
-            kind: r.kind,
-            ...(r.mode !== undefined ? { mode: r.mode } : {}),
-            ...(r.mtimeMs !== undefined ? { mtimeMs: r.mtimeMs } : {}),
-            ...(r.abs !== undefined ? { abs: r.abs } : {}),
-            dirs,
-        };
-    });
-    const header = { ...head, roots: headerRoots };
-    const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
-    const nameBytes = Buffer.from(names.join('\0'), 'utf8');
-    const digestsAt = Math.ceil((table_HEAD + headerBytes.length + nameBytes.length) / 8) * 8;
-    const numsAt = digestsAt + rows * 32;
-    const out = Buffer.alloc(numsAt + rows * NUMS * 8);
-    MAGIC.copy(out, 0);
-    out.writeUInt32LE(table_VERSION, 4);
-    out.writeUInt32LE(headerBytes.length, 8);
-    out.writeUInt32LE(nameBytes.length, 12);
-    headerBytes.copy(out, table_HEAD);
-    nameBytes.copy(out, table_HEAD + headerBytes.length);
-    const nums = new Float64Array(out.buffer, out.byteOffset + numsAt, rows * NUMS);
-    let row = 0;
-    for (const r of roots) {
-        for (const [, d] of r.dirs) {
-            if (!d.dropped) {
-                d.digests.copy(out, digestsAt + row * 32, 0, d.count * 32);
-                nums.set(d.nums.subarray(0, d.count * NUMS), row * NUMS);
-                row += d.count;
-                continue;
-            }
-            for (let j = 0; j < d.count; j++) {
-                if (d.nums[j * NUMS] === ROW.gone)
-                    continue;
-                d.digests.copy(out, digestsAt + row * 32, j * 32, j * 32 + 32);
-                nums.set(d.nums.subarray(j * NUMS, j * NUMS + NUMS), row * NUMS);
-                row++;
-            }
-        }
-    }
-    return out;
-}
-/** Whether `body` starts as a table does. */
-function isTable(body) {
-    return body.length >= table_HEAD && body.subarray(0, 4).equals(MAGIC);
-}
-/**
- * Reads the structure of an untrusted table: the header's shape, the counts, the lengths, the
- * row kinds. Throws StoreError on anything that does not add up.
- */
-function decodeTable(body) {
-    const bad = (why) => {
-        throw new errors/* StoreError */.AD(`malformed table: ${why}`);
-    };
-    if (!isTable(body))
-        bad('not a table');
-    if (body.readUInt32LE(4) !== table_VERSION)
-        bad('unknown version');
-    const headerLen = body.readUInt32LE(8);
-    const namesLen = body.readUInt32LE(12);
-    if (table_HEAD + headerLen + namesLen > body.length)
-        bad('shorter than its header says');
-    let header;
-    try {
-        header = JSON.parse(body.toString('utf8', table_HEAD, table_HEAD + headerLen));
-    }
-    catch {
-        bad('header is not JSON');
-    }
-    if (typeof header !== 'object' || header === null)
-        bad('header is not an object');
-    if (header.key !== undefined && typeof header.key !== 'string')
-        bad('bad key');
-    if (header.recordedAt !== undefined && !Number.isFinite(header.recordedAt))
-        bad('bad time');
-    if (!Array.isArray(header.groups))
-        bad('groups is not a list');
-    const groupNames = new Set();
-    for (const g of header.groups) {
-        if (!Array.isArray(g) || typeof g[0] !== 'string' || !table_DIGEST.test(g[0]))
-            bad('bad group');
-        if (!Number.isSafeInteger(g[1]) || g[1] < 0)
-            bad('bad group size');
-        if (groupNames.has(g[0]))
-            bad(`group ${g[0]} listed twice`);
-        groupNames.add(g[0]);
-    }
-    if (!Array.isArray(header.roots) || header.roots.length > MAX_ROOTS)
-        bad('bad roots list');
-    let rows = 0;
-    const dirs = [];
-    for (const r of header.roots) {
-        if (typeof r !== 'object' || r === null || typeof r.name !== 'string')
-            bad('bad root');
-        if (r.kind !== 'dir' && r.kind !== 'file' && r.kind !== 'absent')
-            bad('bad root kind');
-        if (r.abs !== undefined && typeof r.abs !== 'string')
-            bad('bad root path');
-        if (!Array.isArray(r.dirs))
-            bad('bad directory list');
-        const byRel = new Map();
-        for (const d of r.dirs) {
-            if (!Array.isArray(d) || typeof d[0] !== 'string' || !Number.isSafeInteger(d[1])) {
-                bad('bad directory');
-            }
-            if (d[1] < 0 || byRel.has(d[0]))
-                bad(`bad directory ${JSON.stringify(d[0])}`);
-            byRel.set(d[0], [rows, d[1]]);
-            rows += d[1];
-            if (rows > MAX_ENTRIES)
-                bad('too many rows');
-        }
-        dirs.push(byRel);
-    }
-    const namesAt = table_HEAD + headerLen;
-    const digestsAt = Math.ceil((namesAt + namesLen) / 8) * 8;
-    const numsAt = digestsAt + rows * 32;
-    if (body.length !== numsAt + rows * NUMS * 8)
-        bad('wrong length');
-    // (readFile gives a buffer of its own, 8-aligned; a copy otherwise.)
-    const aligned = (body.byteOffset + numsAt) % 8 === 0 ? body : Buffer.from(body);
-    const nums = new Float64Array(aligned.buffer, aligned.byteOffset + numsAt, rows * NUMS);
-    const all = rows === 0 && namesLen === 0
-        ? []
-        : body.toString('utf8', namesAt, namesAt + namesLen).split('\0');
-    const names = new Array(rows);
-    const targets = new Map();
-    let n = 0;
-    for (let i = 0; i < rows; i++) {
-        const kind = nums[i * NUMS];
-        if (kind !== ROW.file && kind !== ROW.dir && kind !== ROW.symlink)
-            bad(`row ${i}: bad kind`);
-        if (n >= all.length)
-            bad('too few names');
-        names[i] = all[n++];
-        if (kind === ROW.symlink) {
-            if (n >= all.length)
-                bad('too few names');
-            targets.set(i, all[n++]);
-        }
-    }
-    if (n !== all.length)
-        bad('too many names');
-    return { header, body: aligned, rows, names, targets, digestsAt, nums, dirs };
-}
-/** The 32 digest bytes of row `i` of a table (a view, not a copy). */
-function digestBytes(t, i) {
-    const at = t.digestsAt + i * 32;
-    return t.body.subarray(at, at + 32);
-}
-/** The digest of row `i` of a table. */
-function digestAt(t, i) {
-    return digestBytes(t, i).toString('hex');
-}
-/** The group row `i`'s content lives in, if it is grouped and its numbers add up; else -1. */
-function groupAt(t, i) {
-    const s = t.nums;
-    const o = i * NUMS;
-    const gi = s[o + AT.group];
-    const g = gi >= 0 ? t.header.groups[gi] : undefined;
-    if (g === undefined)
-        return -1;
-    const size = s[o + AT.size];
-    const offset = s[o + AT.offset];
-    if (!Number.isSafeInteger(offset) || offset < 0)
-        return -1;
-    if (!Number.isSafeInteger(size) || size < 0 || offset + size > g[1])
-        return -1;
-    return gi;
-}
-/** Where row `i`'s content lives if it is grouped and its numbers add up; else undefined. */
-function locationAt(t, i) {
-    const gi = groupAt(t, i);
-    if (gi < 0)
-        return undefined;
-    const [group, groupSize] = t.header.groups[gi];
-    const o = i * NUMS;
-    return {
-        group,
-        groupSize,
-        offset: t.nums[o + AT.offset],
-        size: t.nums[o + AT.size],
-    };
-}
-/**
- * The manifest an untrusted table describes, and where its grouped files live. Throws
- * UnsafeEntryError (from parseManifest) or StoreError on anything it will not restore: every
- * directory's rows must be reached from its root exactly once, names are single path segments,
- * and a grouped file must lie inside its group.
- */
-function tableManifest(t) {
-    const bad = (why) => {
-        throw new errors/* StoreError */.AD(`malformed artifact: ${why}`);
-    };
-    const s = t.nums;
-    const locations = new Map();
-    const entryAt = (i, p) => {
-        const o = i * NUMS;
-        const kind = s[o];
-        const base = { path: p, mode: s[o + AT.mode], mtimeMs: s[o + AT.mtimeMs] };
-        if (kind === ROW.dir)
-            return { ...base, type: 'dir', size: 0 };
-        if (kind === ROW.symlink) {
-            const a = s[o + AT.size];
-            // (An unknown number stays in the entry for parseManifest to refuse.)
-            const anchor = a === 0 ? undefined : (LINK_ANCHORS[a - 1] ?? a);
-            return {
-                ...base,
-                type: 'symlink',
-                size: 0,
-                target: t.targets.get(i),
-                ...(anchor !== undefined ? { anchor } : {}),
-            };
-        }
-        const digest = digestAt(t, i);
-        if (s[o + AT.group] >= 0) {
-            const loc = locationAt(t, i);
-            if (loc === undefined || !Number.isInteger(s[o + AT.group]))
-                bad(`row ${i}: bad group`);
-            if (!locations.has(digest))
-                locations.set(digest, loc);
-        }
-        return { ...base, type: 'file', size: s[o + AT.size], digest };
-    };
-    const roots = t.header.roots.map((r, ri) => {
-        const dirs = t.dirs[ri];
-        if (r.kind === 'absent') {
-            if (dirs.size > 0)
-                bad(`absent root ${r.name} has rows`);
-            return { name: r.name, kind: r.kind };
-        }
-        if (r.kind === 'file') {
-            const only = dirs.get('');
-            if (dirs.size !== 1 || only === undefined || only[1] !== 1)
-                bad(`file root ${r.name}`);
-            if (t.names[only[0]] !== '' || s[only[0] * NUMS] !== ROW.file)
-                bad(`file root ${r.name}`);
-            return { name: r.name, kind: r.kind, file: entryAt(only[0], '') };
-        }
-        // Parents before children: each directory's rows, a sub-directory's rows right after it.
-        const entries = [];
-        const used = new Set();
-        const stack = [];
-        const open = (rel) => {
-            const range = dirs.get(rel);
-            if (range === undefined)
-                return; // an empty directory
-            if (used.has(rel))
-                bad(`directory ${JSON.stringify(rel)} listed twice`);
-            used.add(rel);
-            stack.push({ rel, at: range[0], end: range[0] + range[1] });
-        };
-        open('');
-        while (stack.length > 0) {
-            const top = stack[stack.length - 1];
-            if (top.at >= top.end) {
-                stack.pop();
-                continue;
-            }
-            const i = top.at++;
-            const name = t.names[i];
-            if (name === '' || name.includes('/'))
-                bad(`row ${i}: bad name ${JSON.stringify(name)}`);
-            const p = childPath(top.rel, name);
-            entries.push(entryAt(i, p));
-            if (s[i * NUMS] === ROW.dir)
-                open(p);
-        }
-        if (used.size !== dirs.size)
-            bad(`root ${r.name}: rows of a directory it does not list`);
-        return { name: r.name, kind: r.kind, mode: r.mode, mtimeMs: r.mtimeMs, entries };
-    });
-    return { manifest: parseManifest({ schema: 1, roots }), locations };
-}
-/**
- * The rows of manifest roots (files placed where `locate` says they live; `stat` gives a
- * file's inode and mtime where known), root by root, for encodeTable.
- */
-function manifestTable(roots, locate, groups, abs, stat) {
-    return roots.map((r) => {
-        const dirs = new Map();
-        const add = (rel, e) => {
-            const cut = rel.lastIndexOf('/');
-            const dir = cut < 0 ? '' : rel.slice(0, cut);
-            let d = dirs.get(dir);
-            if (d === undefined)
-                dirs.set(dir, (d = new DirRows()));
-            const name = rel.slice(cut + 1);
-            if (e.type === 'symlink') {
-                d.addSymlink(name, e.mode, e.mtimeMs, e.target ?? '', e.anchor);
-                return;
-            }
-            const st = stat?.(e);
-            const kind = e.type === 'dir' ? ROW.dir : ROW.file;
-            const j = d.add(kind, name, e.mode, e.size, st?.[1] ?? e.mtimeMs, st?.[0] ?? 0);
-            if (e.digest === undefined)
-                return;
-            d.setDigest(j, e.digest);
-            const loc = locate(e.digest);
-            if (loc !== undefined) {
-                d.set(j, AT.group, groups.add(loc.group, loc.groupSize));
-                d.set(j, AT.offset, loc.offset);
-            }
-        };
-        if (r.kind === 'file' && r.file)
-            add('', r.file);
-        else
-            for (const e of r.entries)
-                add(e.path, e);
-        const a = abs?.(r.name);
-        return {
-            name: r.name,
-            kind: r.kind,
-            ...(r.kind === 'dir' ? { mode: r.mode, mtimeMs: r.mtimeMs } : {}),
-            ...(a !== undefined ? { abs: a } : {}),
-            dirs: [...dirs],
-        };
-    });
-}
-/** The group blobs a table's rows point into, numbered as they come. */
-class GroupList {
-    index = new Map();
-    list = [];
-    add(group, size) {
-        let gi = this.index.get(group);
-        if (gi === undefined) {
-            gi = this.list.length;
-            this.index.set(group, gi);
-            this.list.push([group, size]);
-        }
-        return gi;
-    }
-}
-//# sourceMappingURL=table.js.map
-;// CONCATENATED MODULE: ./build/src/store/pack.js
-/**
- * The pack: one file per entry for the runner-cache tier.
- *
- *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE (3)
- *   meta length u32 BE | meta JSON (utf-8, EntryMeta)
- *   table length u32 BE | the entry's table (table.ts: the same bytes as its local artifact)
- *   per blob: sha256 (32 raw bytes) | compressed length u64 BE | the stored zstd frame
- *   end: 32 zero bytes | length 0
- *
- * Blobs travel as they are stored: a standalone file's blob, and the group blobs of grouped
- * small files, whose places the table's rows give; nothing is recompressed. Earlier formats (1:
- * one blob per file; 2: a JSON manifest and locator) are refused with a message saying so: the
- * entry is a miss and is saved again.
- *
- * Reading is sequential and one blob at a time; nothing is trusted until verified: the table
- * goes through the same decoder as a local artifact (`decodeTable`, `tableManifest`, and so
- * `parseManifest`), every blob is decompressed and hashed before it is stored, every grouped
- * file's slice is hashed against its digest, and the entry appears only after every needed blob
- * was seen.
- *
- * Every size is a budget checked before anything is allocated or written: the meta's and the
- * table's lengths against a bound and what remains of the pack, a frame's length against what
- * remains of the pack and what its content size allows, the pack against the free space of the
- * store. Frames are copied, decompressed and hashed in bounded pieces (both ways, blobs.ts
- * `verifyStream`), so neither a declared size of gigabytes (a zstd bomb) nor an honest file
- * above 2 GiB ever lands in one buffer.
- */
-
-
-
-
-
-
-
-
-const PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');
-const PACK_VERSION = 3;
-/** A meta or table this large would describe far more files than any real entry. */
-const MAX_HEADER_BYTES = 64 * 1024 * 1024;
-/** Saves write groups of about 1 MiB; a pack's group beyond this is refused unread. */
-const MAX_GROUP_BYTES = 64 * 1024 * 1024;
-const DIGEST_BYTES = 32;
-const END = Buffer.alloc(DIGEST_BYTES);
-/** The most compressed bytes a frame of `size` content bytes can honestly take. */
-function maxFrameBytes(size) {
-    return size + Math.floor(size / 128) + 4096;
-}
-/**
- * Every blob the entry needs, by name: standalone files and groups (from `locs`). Throws
- * StoreError when the table's rows disagree about a file or a group.
- */
-function neededBlobs(m, locs) {
-    const out = new Map();
-    const files = new Set();
-    for (const f of manifestFiles(m)) {
-        if (files.has(f.digest))
-            continue;
-        files.add(f.digest);
-        const loc = locs.get(f.digest);
-        const name = loc?.group ?? f.digest;
-        const size = loc?.groupSize ?? f.size;
-        if (loc !== undefined && loc.size !== f.size) {
-            throw new errors/* StoreError */.AD(`the table places ${f.digest} with ${loc.size} bytes, not ${f.size}`);
-        }
-        let b = out.get(name);
-        if (b === undefined) {
-            b = { size, members: [] };
-            out.set(name, b);
-        }
-        else if (b.size !== size) {
-            throw new errors/* StoreError */.AD(`blob ${name} is needed with two sizes`);
-        }
-        if (loc !== undefined)
-            b.members.push({ digest: f.digest, offset: loc.offset, size: loc.size });
-    }
-    return out;
-}
-/**
- * Writes the pack of an entry to `destFile` (temp file + rename); returns its size. `table` is
- * the entry's artifact, `manifest` what it decodes to (its grouped files attached to `blobs`).
- * Every blob is verified as it is copied unless `verify` is false (a store made for this step,
- * whose blobs were all hashed as they were written).
- */
-async function writePack(blobs, meta, table, manifest, destFile, verify = true) {
-    const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
-    if (metaBytes.length > MAX_HEADER_BYTES || table.length > MAX_HEADER_BYTES) {
-        throw new errors/* StoreError */.AD('entry too large to pack');
-    }
-    const locs = blobs.locationsOf(manifest);
-    const needed = neededBlobs(manifest, locs);
-    const tmp = fsx_tempName(external_node_path_namespaceObject.dirname(destFile), `${external_node_path_namespaceObject.basename(destFile)}.part`);
-    const out = await external_node_fs_namespaceObject.promises.open(tmp, 'wx');
-    let bytes = 0;
-    const write = async (buf) => {
-        await out.write(buf);
-        bytes += buf.length;
-    };
-    try {
-        const u32 = Buffer.alloc(4);
-        await write(PACK_MAGIC);
-        u32.writeUInt32BE(PACK_VERSION);
-        await write(Buffer.from(u32));
-        u32.writeUInt32BE(metaBytes.length);
-        await write(Buffer.from(u32));
-        await write(metaBytes);
-        u32.writeUInt32BE(table.length);
-        await write(Buffer.from(u32));
-        await write(table);
-        for (const name of bytes_sortBytes(needed.keys())) {
-            // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
-            // remote copy could never be replaced; the pack file is removed when verifying fails).
-            let left = 0;
-            const onFrame = {
-                async start(frameBytes) {
-                    const rec = Buffer.alloc(DIGEST_BYTES + 8);
-                    Buffer.from(name, 'hex').copy(rec, 0);
-                    rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
-                    await write(rec);
-                    left = frameBytes;
-                },
-                async piece(p) {
-                    left -= p.length;
-                    await write(p);
-                },
-            };
-            if (verify)
-                await blobs.verifyStored(name, needed.get(name), onFrame);
-            else
-                await blobs.copyStored(name, onFrame);
-            if (left !== 0)
-                throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
-        }
-        await write(Buffer.concat([END, Buffer.alloc(8)]));
-        await out.sync();
-    }
-    catch (err) {
-        await out.close();
-        await external_node_fs_namespaceObject.promises.rm(tmp, { force: true });
-        throw err;
-    }
-    await out.close();
-    await rename(tmp, destFile);
-    return bytes;
-}
-/** What the formats before this one carried, for the message that refuses them. */
-const OLDER_PACKS = {
-    1: 'before grouped files',
-    2: 'with a JSON manifest and locator',
-};
-/** A length-prefixed section (u32 BE), its length checked before anything is allocated. */
-async function readSection(r, what) {
-    const len = (await r.read(4, `${what} length`)).readUInt32BE(0);
-    if (len > MAX_HEADER_BYTES)
-        throw new errors/* StoreError */.AD(`pack ${what} too large (${len} bytes)`);
-    if (len > r.remaining) {
-        throw new errors/* StoreError */.AD(`pack ${what} claims ${len} bytes; only ${r.remaining} follow`);
-    }
-    return r.read(len, what);
-}
-class PackReader {
-    fh;
-    size;
-    pos = 0;
-    constructor(fh, size) {
-        this.fh = fh;
-        this.size = size;
-    }
-    /** Bytes of the pack after the current position. */
-    get remaining() {
-        return this.size - this.pos;
-    }
-    /** Exactly `n` bytes, or StoreError when the pack ends first. */
-    async read(n, what) {
-        const buf = Buffer.allocUnsafe(n);
-        let got = 0;
-        while (got < n) {
-            const { bytesRead } = await this.fh.read(buf, got, n - got, this.pos);
-            if (bytesRead === 0)
-                throw new errors/* StoreError */.AD(`pack is truncated (in ${what})`);
-            got += bytesRead;
-            this.pos += bytesRead;
-        }
-        return buf;
-    }
-    async atEnd() {
-        const { bytesRead } = await this.fh.read(Buffer.alloc(1), 0, 1, this.pos);
-        return bytesRead === 0;
-    }
-}
-async function openPack(packFile) {
-    try {
-        return await external_node_fs_namespaceObject.promises.open(packFile, 'r');
-    }
-    catch (err) {
-        throw new errors/* StoreError */.AD(`cannot open pack ${packFile}: ${err}`);
-    }
-}
-/**
- * Reads a pack's header and the place of every frame, checking its whole structure: the
- * header's sizes, the table (decodeTable, tableManifest: so parseManifest), every blob record
- * against what the entry needs (no stranger, no repeat, a length its content could honestly
- * take and the pack still holds), the end marker, and that no needed blob is missing. Reads
- * only the records' 40 bytes, never a frame. `accept` sees the validated header first and may
- * stop (false: undefined is returned). Throws StoreError (or UnsafeEntryError).
- */
-async function scanOpen(fh, accept) {
-    const r = new PackReader(fh, (await fh.stat()).size);
-    if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
-        throw new errors/* StoreError */.AD('not a clyde pack (bad magic)');
-    }
-    const version = (await r.read(4, 'version')).readUInt32BE(0);
-    if (version !== PACK_VERSION) {
-        const older = OLDER_PACKS[version];
-        throw new errors/* StoreError */.AD(older !== undefined
-            ? `unsupported pack version ${version} (written by an older clyde-cache, ${older}); the entry will be saved again`
-            : `unsupported pack version ${version} (this clyde-cache reads version ${PACK_VERSION})`);
-    }
-    const metaBytes = await readSection(r, 'meta');
-    let meta;
-    try {
-        meta = JSON.parse(metaBytes.toString('utf8'));
-    }
-    catch (err) {
-        throw new errors/* StoreError */.AD(`pack meta is not JSON: ${err}`);
-    }
-    const header = { meta, table: await readSection(r, 'table') };
-    const { manifest, locations } = tableManifest(decodeTable(header.table));
-    if (!(await accept(header, manifest)))
-        return undefined;
-    const needed = neededBlobs(manifest, locations);
-    for (const [name, b] of needed) {
-        if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
-            throw new errors/* StoreError */.AD(`pack group ${name} claims ${b.size} bytes`);
-        }
-    }
-    const frames = new Map();
-    let storedBytes = 0;
-    for (;;) {
-        const rec = await r.read(DIGEST_BYTES + 8, 'blob record');
-        const raw = rec.subarray(0, DIGEST_BYTES);
-        const len = rec.readBigUInt64BE(DIGEST_BYTES);
-        if (raw.equals(END)) {
-            if (len !== 0n)
-                throw new errors/* StoreError */.AD('pack end marker is malformed');
-            break;
-        }
-        const digest = raw.toString('hex');
-        const need = needed.get(digest);
-        if (need === undefined)
-            throw new errors/* StoreError */.AD(`pack carries blob ${digest} that its entry does not use`);
-        if (frames.has(digest))
-            throw new errors/* StoreError */.AD(`pack carries blob ${digest} twice`);
-        if (len > BigInt(maxFrameBytes(need.size))) {
-            throw new errors/* StoreError */.AD(`pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`);
-        }
-        if (len > BigInt(r.remaining)) {
-            throw new errors/* StoreError */.AD(`pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`);
-        }
-        const length = Number(len);
-        frames.set(digest, { offset: r.pos, length, need });
-        r.pos += length;
-        storedBytes += length;
-    }
-    if (!(await r.atEnd()))
-        throw new errors/* StoreError */.AD('pack has data after its end marker');
-    const missing = [...needed.keys()].filter((d) => !frames.has(d));
-    if (missing.length > 0) {
-        throw new errors/* StoreError */.AD(`pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`);
-    }
-    return { header, manifest, locations, frames, storedBytes };
-}
-/** scanOpen on a pack file. */
-async function scanPack(packFile, accept) {
-    const fh = await openPack(packFile);
-    try {
-        return await scanOpen(fh, accept);
-    }
-    finally {
-        await fh.close();
-    }
-}
-/**
- * Reads and verifies a pack, storing its blobs. `accept` sees the validated header first and
- * may stop the import (returning false: nothing more is read). Throws StoreError (or
- * UnsafeEntryError) on anything wrong; blobs stored before the failure are verified content.
- */
-async function readPack(blobs, packFile, accept) {
-    const fh = await openPack(packFile);
-    try {
-        const ix = await scanOpen(fh, accept);
-        if (ix === undefined)
-            return undefined;
-        // The blobs written take at most what the pack carries (frames are stored as they are).
-        const free = await freeBytes(blobs.dir);
-        if (free !== undefined && ix.storedBytes > free) {
-            throw new errors/* StoreError */.AD(`the pack's ${bytes_formatBytes(ix.storedBytes)} of blobs do not fit in the local store (${bytes_formatBytes(free)} free)`);
-        }
-        let newBlobs = 0;
-        for (const [digest, f] of ix.frames) {
-            try {
-                const frame = fileRange(fh, f.offset, f.length, `pack blob ${digest}`);
-                if (await blobs.importFrame(digest, f.need, frame))
-                    newBlobs++;
-            }
-            catch (err) {
-                if (!(err instanceof errors/* StoreError */.AD))
-                    throw err; // a full disk, say: not the pack's fault
-                throw new errors/* StoreError */.AD(`pack blob ${digest} is corrupt: ${err.message}`);
-            }
-        }
-        const { header, manifest, locations, storedBytes } = ix;
-        return { header, manifest, locations, storedBytes, newBlobs };
-    }
-    finally {
-        await fh.close();
-    }
-}
-//# sourceMappingURL=pack.js.map
 ;// CONCATENATED MODULE: ./build/src/store/statcache.js
 /**
  * The stat cache: what the files of an entry looked like on disk (size, mtime, inode) the last
@@ -67791,19 +68150,24 @@ function writeWire(jobs, source) {
         ids: Uint32Array.from(members, (m) => m.id),
         offsets,
         renames: members.map((m) => m.renameTo ?? '').join('\0'),
-        ...(source ? { pack: { file: source.file, frames: framesOf(jobs, source) } } : {}),
+        ...(source ? { pack: framesOf(jobs, source) } : {}),
     };
 }
 function framesOf(jobs, source) {
-    const out = new Float64Array(jobs.length * 2);
+    const files = [];
+    const out = new Float64Array(jobs.length * 3);
     jobs.forEach((j, k) => {
         const f = source.frames.get(j.blob);
         if (f === undefined)
             throw new errors/* StoreError */.AD(`the pack lacks blob ${j.blob}`);
-        out[2 * k] = f.offset;
-        out[2 * k + 1] = f.length;
+        let i = files.indexOf(f.file);
+        if (i < 0)
+            i = files.push(f.file) - 1;
+        out[3 * k] = i;
+        out[3 * k + 1] = f.offset;
+        out[3 * k + 2] = f.length;
     });
-    return out;
+    return { files, frames: out };
 }
 /** Content per message to a worker. */
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -69724,11 +70088,14 @@ class local_store_LocalStore {
         }
     }
     // ---- packs ---------------------------------------------------------------------------
-    /** Writes the pack of `key`; `verify: false` trusts the blobs (a store made for one step). */
+    /**
+     * Writes the pack of `key`; `verify: false` trusts the blobs (a store made for one step);
+     * `omit`: blobs left out (a layer's: its base carries them). Returns the pack's size and the
+     * compressed bytes of the blobs it carries.
+     */
     async exportPack(key, destFile, opts = {}) {
         const { meta, table, manifest } = await this.load(key);
-        const verify = opts.verify ?? true;
-        return { bytes: await writePack(this.blobs, meta, table, manifest, destFile, verify) };
+        return writePack(this.blobs, meta, table, manifest, destFile, opts);
     }
     /**
      * Imports the pack of the entry `key` (what the caller asked the remote tier for), verifying
@@ -69739,13 +70106,31 @@ class local_store_LocalStore {
      * the store.
      */
     async importPack(packFile, key) {
+        return this.importPacks([{ file: packFile, key }]);
+    }
+    /**
+     * importPack for an entry and, when it is a layer, its base (`packs[1]`, a full entry): the
+     * base is imported as an entry of its own first, then the layer, whose missing blobs the
+     * base brought. Returns the entry's meta.
+     */
+    async importPacks(packs) {
+        const [own, base] = packs;
+        if (own === undefined)
+            throw new errors/* StoreError */.AD('no pack to import');
+        let inBase = () => false;
+        if (base !== undefined) {
+            const b = await this.load((await this.importPacks([base])).key);
+            const names = contentBlobs(b.manifest, this.blobs.locationsOf(b.manifest));
+            inBase = (d) => names.has(d);
+        }
+        const key = own.key;
         let packMeta;
         let existing;
-        const read = await readPack(this.blobs, packFile, async (header) => {
+        const read = await readPack(this.blobs, own.file, async (header) => {
             packMeta = packEntryMeta(header, key);
             existing = await this.get(packMeta.key);
             return existing === undefined;
-        });
+        }, inBase);
         if (existing !== undefined)
             return existing;
         if (read === undefined || packMeta === undefined)
@@ -69767,27 +70152,97 @@ class local_store_LocalStore {
         return (await this.commit(meta, table, () => read.manifest)).entry;
     }
     /**
-     * Restores the entry `key` straight from its downloaded pack, storing nothing (for a store
-     * that is not kept: the `local` input). The pack must prove to be that entry first, as for
-     * importPack; its structure is checked whole before a file is made, and every file's content
-     * is verified as the workers write it, the workspace untouched on any failure. `optionsFor`
-     * turns the entry's meta into the restore's options.
+     * Scans an entry's packs: `packs[0]` is the entry's own; a layer's base follows (`packs[1]`,
+     * a full entry), carrying the blobs the layer lacks. Each pack must prove to be the entry
+     * asked of it (packEntryMeta) and is checked whole, nothing decompressed. Returns the entry's
+     * pack index, its meta (totals recomputed), every blob's frame, and its full base's blobs.
      */
-    async restorePack(packFile, key, roots, optionsFor) {
-        this.blobs.pool();
+    async scanPacks(packs) {
+        const [own, base] = packs;
+        if (own === undefined)
+            throw new errors/* StoreError */.AD('no pack to read');
+        const frames = new Map();
+        let baseStored = 0;
+        if (base !== undefined) {
+            const b = await scanPack(base.file, async (header) => {
+                packEntryMeta(header, base.key);
+                return true;
+            });
+            for (const [d, f] of b?.frames ?? [])
+                frames.set(d, { ...f, file: base.file });
+            baseStored = b?.storedBytes ?? 0;
+        }
         let packMeta;
-        const ix = await scanPack(packFile, async (header) => {
-            packMeta = packEntryMeta(header, key);
+        const ix = await scanPack(own.file, async (header) => {
+            packMeta = packEntryMeta(header, own.key);
             return true;
-        });
+        }, (d) => frames.has(d));
         if (ix === undefined || packMeta === undefined)
             throw new errors/* StoreError */.AD('pack scan stopped');
-        this.blobs.attach(ix.manifest, ix.locations);
+        const baseBlobs = base !== undefined ? [...frames.keys()] : [...ix.frames.keys()];
+        for (const [d, f] of ix.frames)
+            frames.set(d, { ...f, file: own.file });
         const meta = { ...packMeta, ...totals(ix.manifest), storedBytes: ix.storedBytes };
-        // (No stat cache is written: nothing of this store is kept.)
-        const { quiet, files, bytes } = await restoreRoots(this.blobs, rootsToRestore(ix.manifest, roots), await optionsFor(meta), Promise.resolve(), { file: packFile, frames: ix.frames });
+        const full = {
+            key: (base ?? own).key,
+            blobs: baseBlobs,
+            storedBytes: base !== undefined ? baseStored : ix.storedBytes,
+        };
+        return { ix, meta, frames, base: full };
+    }
+    /**
+     * Restores an entry straight from its downloaded packs (see scanPacks), storing nothing (for
+     * a store that is not kept: the `local` input). Their structure is checked whole before a file
+     * is made, and every file's content is verified as the workers write it, the workspace
+     * untouched on any failure. `optionsFor` turns the entry's meta into the restore's options.
+     * Also returns the entry's full base (for an incremental save) and the stat cache of what was
+     * restored (for adoptPacks).
+     */
+    async restorePack(packs, roots, optionsFor) {
+        this.blobs.pool();
+        const { ix, meta, frames, base } = await this.scanPacks(packs);
+        this.blobs.attach(ix.manifest, ix.locations);
+        const { quiet, files, bytes, statCache } = await restoreRoots(this.blobs, rootsToRestore(ix.manifest, roots), await optionsFor(meta), Promise.resolve(), { frames });
         await quiet;
-        return { meta, result: { files, bytes } };
+        const rows = encodeTable({ key: meta.key, ...statCache.head }, statCache.roots);
+        return { meta, result: { files, bytes }, base, rows };
+    }
+    /**
+     * Makes an entry restored by restorePack an entry of this store, as the basis of the save
+     * that follows (a store made for one step): its frames are copied as they are (every file of
+     * them was verified as it was restored), its table committed, and `rows` (restorePack's) made
+     * its stat cache for `roots`, so the save reads only the files the build changed.
+     */
+    async adoptPacks(packs, roots, rows) {
+        const { ix, meta, frames } = await this.scanPacks(packs);
+        const handles = new Map();
+        try {
+            for (const name of contentBlobs(ix.manifest, ix.locations)) {
+                const f = frames.get(name);
+                if (f === undefined)
+                    throw new errors/* StoreError */.AD(`the packs lack blob ${name}`);
+                let fh = handles.get(f.file);
+                if (fh === undefined) {
+                    fh = await external_node_fs_namespaceObject.promises.open(f.file, 'r');
+                    handles.set(f.file, fh);
+                }
+                await this.blobs.adoptFrame(name, fileRange(fh, f.offset, f.length, `blob ${name}`));
+            }
+        }
+        finally {
+            for (const fh of handles.values())
+                await fh.close();
+        }
+        this.blobs.attach(ix.manifest, ix.locations);
+        const now = new Date().toISOString();
+        const { entry } = await this.commit({ ...meta, lastAccessAt: now }, ix.header.table, () => ix.manifest);
+        await writeStatCache(this.root, this.tmpDir, entry.key, roots, rows);
+        return entry;
+    }
+    /** The names of the blobs entry `key` needs (standalone files and groups). */
+    async blobNames(key) {
+        const { manifest } = await this.load(key);
+        return contentBlobs(manifest, this.blobs.locationsOf(manifest));
     }
     // ---- maintenance ---------------------------------------------------------------------
     /** Removes the entry, then the blobs no remaining entry references. */
@@ -70497,7 +70952,6 @@ class local_store_LocalStore {
         }
     }
 }
-/** Whether `dir` (a top-level directory) holds an entry: `<version>/<hash>/meta.json`. */
 /** The roots of `manifest` that `roots` asks for and the entry holds. */
 function rootsToRestore(manifest, roots) {
     const jobs = [];
@@ -70866,137 +71320,15 @@ function gcPlanJson(dryRun, runs) {
 
 /***/ }),
 
-/***/ 7901:
+/***/ 6642:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  N: () => (/* binding */ guarded)
-});
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 16 modules
-var core = __nccwpck_require__(8179);
-// EXTERNAL MODULE: ./build/src/errors.js
-var errors = __nccwpck_require__(7406);
-;// CONCATENATED MODULE: ./build/src/remote/deadline.js
-/**
- * Bounds on network work (issue 11): every operation with the runner cache has an overall
- * deadline (the `remote-timeout` input), and a transfer also has a low-speed limit like curl's
- * `--speed-limit`/`--speed-time`. A stall or a trickle is cut after one window; an honest
- * transfer of any size runs on until the deadline. Work that cannot be cancelled (the official
- * client's save) is raced with its deadline and abandoned; a step that abandoned work ends its
- * process once its own work is done (src/run/guard.ts), so an open socket cannot hold it.
- */
-/** A network operation ran out of time or went too slowly. The tier is then switched off. */
-class DeadlineError extends (/* unused pure expression or super */ null && (Error)) {
-    name = 'DeadlineError';
-}
-/** The largest delay setTimeout honours; longer ones fire at once. */
-const MAX_TIMER_MS = (/* unused pure expression or super */ null && (2 ** 31 - 1));
-/** Human form of a duration for messages: '2 s', '10 min'. */
-function formatMs(ms) {
-    if (ms >= 60_000 && ms % 60_000 === 0)
-        return `${ms / 60_000} min`;
-    return `${Number((ms / 1000).toFixed(3))} s`;
-}
-function deadline(ms, what) {
-    const error = new DeadlineError(`${what} did not finish within ${formatMs(ms)} (the 'remote-timeout' input)`);
-    const controller = new AbortController();
-    // unref: an expired operation is abandoned, and the timer alone never keeps the step alive.
-    setTimeout(() => controller.abort(error), Math.min(ms, MAX_TIMER_MS)).unref();
-    return { signal: controller.signal, error };
-}
-/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
-function sleep(ms, signal) {
-    return new Promise((resolve, reject) => {
-        if (signal?.aborted)
-            return reject(signal.reason);
-        const timer = setTimeout(() => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-        }, ms);
-        const onAbort = () => {
-            clearTimeout(timer);
-            reject(signal?.reason);
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-    });
-}
-/**
- * 1 KiB/s over a minute. A full stall is cut after a minute, as the old idle timer did, and so
- * is a trickle that used to reset it; anything a build cache can use goes far faster.
- */
-const LOW_SPEED = { bytesPerSecond: 1024, windowMs: 60_000 };
-const BUCKETS = 10;
-/**
- * Watches a transfer: `add` counts bytes as they arrive; when the bytes of the last window (kept
- * in ten buckets, so the window slides a tenth at a time) fall below the limit, `onSlow` is
- * called once with a DeadlineError. The first window starts with the request, so a server that
- * never answers is cut too. `stop` ends the watch.
- */
-class SpeedWatch {
-    counts = new Array(BUCKETS).fill(0);
-    current = 0;
-    ticks = 0;
-    timer;
-    constructor(limit, what, onSlow) {
-        const minBytes = (limit.bytesPerSecond * limit.windowMs) / 1000;
-        this.timer = setInterval(() => {
-            this.ticks++;
-            if (this.ticks >= BUCKETS) {
-                const sum = this.counts.reduce((a, b) => a + b, 0);
-                if (sum < minBytes) {
-                    this.stop();
-                    onSlow(new DeadlineError(`${what} went slower than ${limit.bytesPerSecond} bytes/s for ${formatMs(limit.windowMs)} (${sum} bytes)`));
-                    return;
-                }
-            }
-            this.current = (this.current + 1) % BUCKETS;
-            this.counts[this.current] = 0;
-        }, limit.windowMs / BUCKETS);
-        this.timer.unref();
-    }
-    add(bytes) {
-        this.counts[this.current] = (this.counts[this.current] ?? 0) + bytes;
-    }
-    stop() {
-        clearInterval(this.timer);
-    }
-}
-const abandoned = [];
-/**
- * `work` raced with `limit`: its result if it settles first, else the deadline's error. Work
- * that loses the race cannot be cancelled; it is recorded as abandoned, and the step's process
- * ends once the step's own work is done (see `abandonedWork`).
- */
-async function within(work, limit, what) {
-    let settled = false;
-    const expired = new Promise((_resolve, reject) => {
-        const onAbort = () => {
-            if (settled)
-                return;
-            abandoned.push(what);
-            reject(limit.signal.reason);
-        };
-        if (limit.signal.aborted)
-            onAbort();
-        else
-            limit.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-        return await Promise.race([work, expired]);
-    }
-    finally {
-        settled = true;
-    }
-}
-/** What this process abandoned after a deadline (still running, perhaps holding sockets). */
-function abandonedWork() {
-    return abandoned;
-}
-//# sourceMappingURL=deadline.js.map
-;// CONCATENATED MODULE: ./build/src/run/guard.js
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   N: () => (/* binding */ guarded)
+/* harmony export */ });
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8179);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7406);
+/* harmony import */ var _remote_deadline_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5638);
 /**
  * The last line of the error policy: an error nobody expected (a bug, a stream that errors with
  * no listener) is still a cache problem, so it becomes a warning and the step carries on as a
@@ -71008,9 +71340,9 @@ function abandonedWork() {
 
 async function guarded(step, fn) {
     const bail = (err) => {
-        core/* warning */.$e(`clyde-cache ${step}: unexpected error, continuing without the cache: ${(0,errors/* errorMessage */.gJ)(err)}`);
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`clyde-cache ${step}: unexpected error, continuing without the cache: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(err)}`);
         if (err instanceof Error && err.stack)
-            core/* debug */.Yz(err.stack);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(err.stack);
         process.exit(process.exitCode ?? 0);
     };
     process.on('uncaughtException', bail);
@@ -71023,9 +71355,9 @@ async function guarded(step, fn) {
     }
     // Work abandoned after its deadline (an upload the client cannot cancel) may still hold a
     // socket or a timer open; the step's own work is done, so the process ends here.
-    const abandoned = abandonedWork();
+    const abandoned = (0,_remote_deadline_js__WEBPACK_IMPORTED_MODULE_2__/* .abandonedWork */ .wi)();
     if (abandoned.length > 0) {
-        core/* info */.pq(`Not waiting for ${abandoned.join(', ')}: ending the step.`);
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Not waiting for ${abandoned.join(', ')}: ending the step.`);
         process.exit(process.exitCode ?? 0);
     }
 }

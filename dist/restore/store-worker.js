@@ -810,9 +810,9 @@ async function writeBatch(w) {
         const blob = w.blobs.slice(j * 64, j * 64 + 64);
         const at = w.pack
             ? {
-                file: w.pack.file,
-                offset: w.pack.frames[2 * j],
-                length: w.pack.frames[2 * j + 1],
+                file: w.pack.files[w.pack.frames[3 * j]],
+                offset: w.pack.frames[3 * j + 1],
+                length: w.pack.frames[3 * j + 2],
             }
             : { file: blobPath(blob), offset: 0, length: undefined };
         const job = {

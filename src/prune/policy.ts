@@ -69,6 +69,12 @@ export function planPrune(snapshot: PruneSnapshot, limits: PruneLimits, now: num
 
   const pinnedKeys = new Set(limits.pinnedKeys ?? []);
   const pinned = (i: number): boolean => pinnedKeys.has((entries[i] as PruneEntry).key);
+  // A runner-cache layer needs its base: a base stays while one of its layers does.
+  const layersOf = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) {
+    const base = (entries[i] as PruneEntry).remote?.base;
+    if (base !== undefined) pushTo(layersOf, base, i);
+  }
 
   // keep-versions: the newest N of each group; superseded: all but the newest of each group on
   // the same ref (runner cache only). Foreign keys have no group.
@@ -143,10 +149,14 @@ export function planPrune(snapshot: PruneSnapshot, limits: PruneLimits, now: num
     const e = entries[i] as PruneEntry;
     kept.push({ key: e.key, ...(e.remote ? { ref: e.remote.ref } : {}), wanted, keptBy });
   };
-  /** Pinning, then keep-versions, override every rule. */
+  /** A layer of entry i that is not deleted (so far: the plan keeps a base conservatively). */
+  const liveLayer = (i: number): boolean =>
+    (layersOf.get((entries[i] as PruneEntry).key) ?? []).some((j) => !deleted[j]);
+  /** Pinning, keep-versions, then a live layer's need of its base, override every rule. */
   const overridden = (i: number, wanted: DeleteReason): boolean => {
     if (pinned(i)) keep(i, wanted, 'pinned');
     else if (protectedByVersions[i]) keep(i, wanted, 'keep-versions');
+    else if (liveLayer(i)) keep(i, wanted, 'base-of-layer');
     else return false;
     return true;
   };

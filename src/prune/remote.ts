@@ -7,6 +7,7 @@
 import * as core from '@actions/core';
 import { errorMessage } from '../errors.js';
 import type { CacheApi, RestCacheEntry } from '../remote/rest.js';
+import { parseRemoteKey } from '../remote/twirp.js';
 import type { PruneTarget } from './execute.js';
 import type { PruneEntry, PruneSnapshot, PullRequestState } from './types.js';
 
@@ -77,7 +78,9 @@ export function remotePruneTarget(api: CacheApi, opts: RemoteTargetOptions): Rem
       const entries: PruneEntry[] = [];
       let fixedBytes = 0;
       for (const c of listed) {
-        const parsed = parseClydeKey(c.key, opts.keyPrefix);
+        // A layer's key names its base (twirp.ts LAYER_MARK); its own part parses as any key.
+        const own = parseRemoteKey(c.key);
+        const parsed = parseClydeKey(own.key, opts.keyPrefix);
         if (parsed === undefined && !opts.includeForeignKeys) {
           fixedBytes += c.sizeBytes;
           continue;
@@ -100,6 +103,7 @@ export function remotePruneTarget(api: CacheApi, opts: RemoteTargetOptions): Rem
             ref: c.ref,
             ...(n !== undefined && state !== undefined ? { pr: { number: n, state } } : {}),
             ...(parsed === undefined ? { foreign: true } : {}),
+            ...(own.base !== undefined ? { base: own.base } : {}),
           },
         });
       }

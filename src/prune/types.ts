@@ -7,7 +7,7 @@ import type { SnapshotEntry } from '../store/types.js';
 /** Why the policy deletes an entry (one reason per entry: the first rule that wanted it). */
 export type DeleteReason = 'expired' | 'max-age' | 'closed-pr' | 'superseded' | 'size-budget';
 /** Why an entry a rule wanted to delete stays. */
-export type KeepReason = 'pinned' | 'keep-versions' | 'referenced';
+export type KeepReason = 'pinned' | 'keep-versions' | 'referenced' | 'base-of-layer';
 
 export const DELETE_REASONS: readonly DeleteReason[] = [
   'expired',
@@ -32,6 +32,8 @@ export interface RemoteInfo {
    * so neither keep-versions nor superseded applies to it.
    */
   readonly foreign?: boolean;
+  /** A layer (an incremental save): the key of the full entry it needs, kept while it lives. */
+  readonly base?: string;
 }
 
 /** One entry as the policy sees it: a store SnapshotEntry, plus RemoteInfo for the runner cache. */

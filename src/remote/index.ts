@@ -5,7 +5,7 @@
  */
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
-import { errorMessage } from '../errors.js';
+import { errorMessage, RemoteError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
 import { freeBytes, tempName } from '../util/fsx.js';
 import { deadline } from './deadline.js';
@@ -13,6 +13,19 @@ import * as transfer from './transfer.js';
 import * as twirp from './twirp.js';
 
 export type { RemoteHit } from './twirp.js';
+export { layerKey, parseRemoteKey } from './twirp.js';
+
+/** A downloaded pack and the key it must hold. */
+export interface FetchedPack {
+  readonly file: string;
+  readonly key: string;
+}
+
+/** What a fetch brought: the entry's pack, then (for a layer) its base's. */
+export interface Fetched {
+  readonly packs: readonly FetchedPack[];
+  readonly bytes: number;
+}
 
 /** The largest entry accepted: GitHub's runner-cache quota for a whole repository. */
 export const MAX_PACK_BYTES = 10 * 1024 ** 3;
@@ -33,8 +46,11 @@ export interface RemoteTier {
   /** Why the tier is off, or undefined while it is usable. */
   readonly disabledReason: string | undefined;
   lookup(key: string, restoreKeys: readonly string[]): Promise<twirp.RemoteHit | undefined>;
-  /** Download the hit's pack into `workDir`; returns its path and size. */
-  fetch(hit: twirp.RemoteHit, workDir: string): Promise<{ pack: string; bytes: number }>;
+  /**
+   * Download the hit's pack into `workDir`, and for a layer its base's pack too; returns the
+   * packs (each with the key it must prove to hold) and the bytes downloaded.
+   */
+  fetch(hit: twirp.RemoteHit, workDir: string): Promise<Fetched>;
   /** True or false when the service answered; undefined when it failed (the tier is then off). */
   exists(key: string): Promise<boolean | undefined>;
   /** Whether saving is allowed (the tier is on and ACTIONS_CACHE_MODE permits writes). */
@@ -104,16 +120,33 @@ class RunnerCacheTier implements RemoteTier {
     }
   }
 
-  async fetch(hit: twirp.RemoteHit, workDir: string): Promise<{ pack: string; bytes: number }> {
+  async fetch(hit: twirp.RemoteHit, workDir: string): Promise<Fetched> {
     await fs.mkdir(workDir, { recursive: true });
-    const pack = tempName(workDir, 'pack');
+    const packs: FetchedPack[] = [];
+    let bytes = 0;
     try {
       const limit = deadline(this.timeoutMs, 'the download');
-      const budget = await downloadBudget(workDir);
-      const bytes = await transfer.download(hit.url, pack, budget, { signal: limit.signal });
-      return { pack, bytes };
+      const get = async (url: string, key: string): Promise<void> => {
+        const file = tempName(workDir, 'pack');
+        packs.push({ file, key });
+        bytes += await transfer.download(url, file, await downloadBudget(workDir), {
+          signal: limit.signal,
+        });
+      };
+      await get(hit.url, hit.matchedKey);
+      if (hit.base !== undefined) {
+        const env = this.env as twirp.ServiceEnv;
+        const base = await twirp.lookup(env, hit.base, [], limit.signal, this.crossOs);
+        if (base?.remoteKey !== hit.base) {
+          throw new RemoteError(
+            `${hit.matchedKey} is a layer over ${hit.base}, which the runner cache no longer holds`,
+          );
+        }
+        await get(base.url, hit.base);
+      }
+      return { packs, bytes };
     } catch (err) {
-      await fs.rm(pack, { force: true });
+      for (const p of packs) await fs.rm(p.file, { force: true });
       this.offIfSlow(err);
       throw err;
     }

@@ -11,8 +11,38 @@ import { sleep } from './deadline.js';
 
 const SERVICE = 'github.actions.results.api.v1.CacheService';
 
+/**
+ * A layer entry (an incremental save: only the blobs its base lacks) is saved under its key,
+ * this mark and its base's key, so that its base can be read from the key alone: by a restore,
+ * and by the gc sub-action, which keeps a base while a layer needs it. The service's prefix
+ * match finds `K<mark>B` for a lookup of K. Key parts never hold a '-' followed by '@'.
+ */
+export const LAYER_MARK = '-@layer-on-';
+/** GitHub's limit on a cache key's length. */
+export const MAX_KEY_LENGTH = 512;
+
+/** The remote key of a layer of `key` over the full entry `base`; undefined when too long. */
+export function layerKey(key: string, base: string): string | undefined {
+  if (key.includes(LAYER_MARK) || base.includes(LAYER_MARK)) return undefined;
+  const k = `${key}${LAYER_MARK}${base}`;
+  return k.length <= MAX_KEY_LENGTH ? k : undefined;
+}
+
+/** A remote key read back: the entry's own key, and its base's when it is a layer. */
+export function parseRemoteKey(remoteKey: string): { key: string; base?: string } {
+  const at = remoteKey.indexOf(LAYER_MARK);
+  if (at <= 0) return { key: remoteKey };
+  const base = remoteKey.slice(at + LAYER_MARK.length);
+  return base === '' ? { key: remoteKey } : { key: remoteKey.slice(0, at), base };
+}
+
 export interface RemoteHit {
+  /** The entry's own key (a layer's without its mark and base). */
   readonly matchedKey: string;
+  /** The key as the service holds it. */
+  readonly remoteKey: string;
+  /** A layer's base entry (a full entry), whose blobs the layer does not carry. */
+  readonly base?: string;
   readonly url: string;
 }
 
@@ -161,7 +191,13 @@ export async function lookup(
       `the service matched '${matched}', which fits neither the key nor a restore key`,
     );
   }
-  return { matchedKey: matched, url };
+  const own = parseRemoteKey(matched);
+  return {
+    matchedKey: own.key,
+    remoteKey: matched,
+    ...(own.base !== undefined ? { base: own.base } : {}),
+    url,
+  };
 }
 
 /** A reservation: where to upload the entry's bytes. */

@@ -35,6 +35,7 @@ import {
   openStore,
   scratchRoot,
 } from './common.js';
+import { keepCarry, type Carry } from './carry.js';
 import { markChangedSources } from './mtimes.js';
 import { planPackages, type PackagePlan } from './packages.js';
 
@@ -65,6 +66,8 @@ interface Outcome {
   downloadedBytes: number;
   /** The entry restored, when no store keeps it (restored straight from its pack). */
   meta?: EntryMeta;
+  /** After a fallback from the runner cache: what post's incremental save builds on. */
+  carry?: Carry | undefined;
 }
 
 const MISS: Outcome = {
@@ -180,6 +183,7 @@ function packageState(plan: PackagePlan, outcome: Outcome): PackageState {
     tier: outcome.tier,
     exactHit,
     ...(exactHit ? {} : { keyManifest: plan.key.manifest }),
+    ...(outcome.carry ? { carry: outcome.carry } : {}),
   };
 }
 
@@ -252,21 +256,29 @@ async function restoreLadder(
   const fromRemote = async (hit: RemoteHit, hitKind: HitKind): Promise<Outcome | undefined> => {
     if (config.lookupOnly) return { ...MISS, tier: 'remote', hitKind, matchedKey: hit.matchedKey };
     try {
-      const { pack, bytes: downloaded } = await remote.fetch(hit, workDir);
+      const { packs, bytes: downloaded } = await remote.fetch(hit, workDir);
       const found = { tier: 'remote', hitKind, downloadedBytes: downloaded } as const;
+      // After a fallback post saves: an incremental save builds on what was restored.
+      const saves = hitKind !== 'exact';
+      if (hit.base !== undefined) core.info(`${hit.matchedKey} is a layer over ${hit.base}.`);
       if (isStepStore(store)) {
         // No store is kept: restored straight from the download, every file verified.
-        const { meta, result } = await store.restorePack(pack, hit.matchedKey, roots, (m) =>
-          prepare(m, hitKind),
-        );
-        await fs.rm(pack, { force: true });
-        return { ...found, matchedKey: meta.key, files: result.files, bytes: result.bytes, meta };
+        const r = await store.restorePack(packs, roots, (m) => prepare(m, hitKind));
+        const carry = saves ? await keepCarry(r.base, { packs, rows: r.rows }) : undefined;
+        const { files, bytes } = r.result;
+        return { ...found, matchedKey: r.meta.key, files, bytes, meta: r.meta, carry };
       }
-      // The pack must be the entry asked for before anything of it is stored (importPack).
-      const meta = await store.importPack(pack, hit.matchedKey);
-      await fs.rm(pack, { force: true });
+      // Each pack must be the entry asked of it before anything of it is stored (importPacks).
+      const meta = await store.importPacks(packs);
       const r = await store.restore(meta.key, roots, await prepare(meta, hitKind));
-      return { ...found, matchedKey: meta.key, files: r.files, bytes: r.bytes };
+      let carry: Carry | undefined;
+      if (saves) {
+        const base = hit.base ?? meta.key;
+        const blobs = [...(await store.blobNames(base))];
+        const storedBytes = (await store.get(base))?.storedBytes ?? 0;
+        carry = await keepCarry({ key: base, blobs, storedBytes });
+      }
+      return { ...found, matchedKey: meta.key, files: r.files, bytes: r.bytes, carry };
     } catch (err) {
       handlePhaseError(`Runner cache entry ${hit.matchedKey} could not be restored`, err, notes);
       return undefined;

@@ -5,7 +5,7 @@
  */
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
-import { InputError } from '../errors.js';
+import { errorMessage, InputError } from '../errors.js';
 import {
   habitWarnings,
   Inputs,
@@ -15,7 +15,7 @@ import {
   type JobStatus,
 } from '../inputs.js';
 import { fallbackOnlyKey, logKey } from '../key/index.js';
-import { openRemote, type RemoteTier } from '../remote/index.js';
+import { layerKey, openRemote, type RemoteTier } from '../remote/index.js';
 import { Timer, writeSaveSummary, type SaveReport } from '../report.js';
 import { formatBytes } from '../util/bytes.js';
 import { loadState, type MainState } from '../state.js';
@@ -24,6 +24,7 @@ import type { OutputRoot } from '../store/types.js';
 import { sha256 } from '../util/bytes.js';
 import { exists, tempName } from '../util/fsx.js';
 import { closeStore, handlePhaseError, isStepStore, makeWorkDir, openStore } from './common.js';
+import { carriedBlobs, dropCarry, LAYER_MAX_FRACTION, type Carry } from './carry.js';
 import { planPackages } from './packages.js';
 import { prunePostStep, renderPruneSummary } from '../prune/post.js';
 
@@ -41,6 +42,8 @@ interface SaveItem {
   readonly keyManifest?: unknown;
   /** The job failed: saved under a key no run computes, so only a fallback restores it. */
   readonly fallbackOnly?: boolean;
+  /** What main kept for an incremental runner-cache save (carry.ts). */
+  readonly carry?: Carry;
 }
 
 interface SavePlan {
@@ -92,6 +95,7 @@ function fromState(state: MainState, status: JobStatus): SavePlan | string {
       hash: p.hash,
       ...(p.matchedKey ? { basis: p.matchedKey } : {}),
       keyManifest: p.keyManifest,
+      ...(p.carry ? { carry: p.carry } : {}),
     };
     items.push(jobFailed(status) ? asFallbackOnly(item, p.prefix, status) : item);
   }
@@ -189,6 +193,7 @@ export async function runSave(): Promise<void> {
   } finally {
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
     await closeStore(store);
+    if (typeof plan !== 'string') for (const i of plan.items) await dropCarry(i.carry);
   }
   await writeSaveSummary(reports, timer.timings, notes, pruneSummary);
 }
@@ -222,6 +227,16 @@ async function saveOne(
   }
 
   let saved = false;
+  const carry = item.carry;
+  if (carry?.packs && carry.rows && isStepStore(store)) {
+    // The entry main restored becomes this step store's, so the save reads only what changed.
+    const { packs, rows } = carry;
+    await timer
+      .time('adopt', async () => store.adoptPacks(packs, item.roots, await fs.readFile(rows)))
+      .catch((err: unknown) => {
+        core.info(`Not building on the restored entry (${errorMessage(err)}): saving it whole.`);
+      });
+  }
   try {
     const r = await timer.time('local', () =>
       store.save({
@@ -267,10 +282,11 @@ async function saveOne(
       try {
         // A store made for this step wrote every blob from content it hashed: no re-check.
         const verify = !isStepStore(store);
-        const { bytes } = await store.exportPack(item.key, packFile, { verify });
-        const outcome = await remote.upload(packFile, item.key);
+        const layer = carry ? await layerPack(store, item.key, carry, packFile, verify) : undefined;
+        const { bytes } = layer ?? (await store.exportPack(item.key, packFile, { verify }));
+        const outcome = await remote.upload(packFile, layer?.remoteKey ?? item.key);
         if (outcome === 'saved') report.uploadedBytes = bytes;
-        return outcome;
+        return outcome === 'saved' && layer ? `saved (a layer over ${carry?.base})` : outcome;
       } catch (err) {
         // One warning with the reason, repeated as a line under the summary's table.
         handlePhaseError(`Saving ${item.name} to the runner cache failed`, err, notes);
@@ -282,4 +298,33 @@ async function saveOne(
     core.info(`Runner cache: ${report.remote} ${item.key}.`);
   }
   return report;
+}
+
+/**
+ * The pack of `key` as a layer over the carried base (only the blobs the base lacks), or
+ * undefined when a full entry is better: a layer above LAYER_MAX_FRACTION of its base's bytes
+ * (so a chain never grows: every layer's base is a full entry), or one whose key would be too
+ * long for the service.
+ */
+async function layerPack(
+  store: LocalStore,
+  key: string,
+  carry: Carry,
+  packFile: string,
+  verify: boolean,
+): Promise<{ bytes: number; remoteKey: string } | undefined> {
+  const remoteKey = layerKey(key, carry.base);
+  if (remoteKey === undefined || key === carry.base) return undefined;
+  const omit = await carriedBlobs(carry);
+  const { bytes, blobBytes } = await store.exportPack(key, packFile, { verify, omit });
+  if (blobBytes > carry.baseBytes * LAYER_MAX_FRACTION) {
+    core.info(
+      `A layer of ${key} would carry ${formatBytes(blobBytes)}, more than ${LAYER_MAX_FRACTION * 100}% ` +
+        `of its base's ${formatBytes(carry.baseBytes)}: saving a full entry.`,
+    );
+    await fs.rm(packFile, { force: true });
+    return undefined;
+  }
+  core.info(`Saving ${key} as a layer over ${carry.base}: ${formatBytes(blobBytes)} of new blobs.`);
+  return { bytes, remoteKey };
 }

@@ -18,7 +18,7 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
-import { tempName, writeFileAtomic } from '../util/fsx.js';
+import { rename, tempName, writeFileAtomic } from '../util/fsx.js';
 import { isRawFrame, rawFrame, type Codec } from './codec.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { keepsFrame, worthCompressing } from './codec-rules.js';
@@ -284,6 +284,27 @@ export class BlobStore {
     } finally {
       await fh.close();
     }
+  }
+
+  /**
+   * Stores the frame `source` yields as blob `name` as it is, unverified: for frames whose
+   * every file was verified as it was restored (adoptPacks). A blob that exists is left alone.
+   */
+  async adoptFrame(name: string, source: AsyncIterable<Uint8Array>): Promise<void> {
+    const dest = this.pathOf(name);
+    if ((await this.ownSize(name)) !== undefined) return;
+    const tmp = tempName(this.tmpDir, 'adopt');
+    const out = await fs.open(tmp, 'wx');
+    try {
+      for await (const piece of source) await out.write(piece);
+    } catch (err) {
+      await out.close();
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    await out.close();
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await rename(tmp, dest);
   }
 
   /**

@@ -36,12 +36,13 @@
  */
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { errorMessage, StoreError, UnsafeEntryError } from '../errors.js';
 import { compareBytes, sha256 } from '../util/bytes.js';
 import { exists, rename, tempName, writeFileAtomic } from '../util/fsx.js';
 import { appendTouch, JOURNAL_NAME, JOURNAL_ROTATE_BYTES, JournalTail } from './access-journal.js';
-import { BlobStore, type Location } from './blobs.js';
+import { BlobStore, contentBlobs, fileRange, type Location } from './blobs.js';
 import { loadCodec, type Codec } from './codec.js';
 import {
   compareHex,
@@ -57,7 +58,14 @@ import {
 import { DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, withLock } from './lock.js';
 import { blobSizes, manifestFiles, type Manifest } from './manifest.js';
 import { checkHash, checkKey, entryDirName, parseMeta } from './meta.js';
-import { MAX_GROUP_BYTES, readPack, scanPack, writePack, type PackHeader } from './pack.js';
+import {
+  MAX_GROUP_BYTES,
+  readPack,
+  scanPack,
+  writePack,
+  type PackHeader,
+  type PackIndex,
+} from './pack.js';
 import { restoreRoots, type RootToRestore } from './restore.js';
 import { loadBasis } from './basis.js';
 import { snapshotRoots } from './snapshot.js';
@@ -437,15 +445,18 @@ export class LocalStore {
 
   // ---- packs ---------------------------------------------------------------------------
 
-  /** Writes the pack of `key`; `verify: false` trusts the blobs (a store made for one step). */
+  /**
+   * Writes the pack of `key`; `verify: false` trusts the blobs (a store made for one step);
+   * `omit`: blobs left out (a layer's: its base carries them). Returns the pack's size and the
+   * compressed bytes of the blobs it carries.
+   */
   async exportPack(
     key: string,
     destFile: string,
-    opts: { verify?: boolean } = {},
-  ): Promise<{ bytes: number }> {
+    opts: { verify?: boolean; omit?: ReadonlySet<string> } = {},
+  ): Promise<{ bytes: number; blobBytes: number }> {
     const { meta, table, manifest } = await this.load(key);
-    const verify = opts.verify ?? true;
-    return { bytes: await writePack(this.blobs, meta, table, manifest, destFile, verify) };
+    return writePack(this.blobs, meta, table, manifest, destFile, opts);
   }
 
   /**
@@ -457,13 +468,36 @@ export class LocalStore {
    * the store.
    */
   async importPack(packFile: string, key: string): Promise<EntryMeta> {
+    return this.importPacks([{ file: packFile, key }]);
+  }
+
+  /**
+   * importPack for an entry and, when it is a layer, its base (`packs[1]`, a full entry): the
+   * base is imported as an entry of its own first, then the layer, whose missing blobs the
+   * base brought. Returns the entry's meta.
+   */
+  async importPacks(packs: readonly PackFile[]): Promise<EntryMeta> {
+    const [own, base] = packs;
+    if (own === undefined) throw new StoreError('no pack to import');
+    let inBase: (digest: string) => boolean = () => false;
+    if (base !== undefined) {
+      const b = await this.load((await this.importPacks([base])).key);
+      const names = contentBlobs(b.manifest, this.blobs.locationsOf(b.manifest));
+      inBase = (d) => names.has(d);
+    }
+    const key = own.key;
     let packMeta: EntryMeta | undefined;
     let existing: EntryMeta | undefined;
-    const read = await readPack(this.blobs, packFile, async (header) => {
-      packMeta = packEntryMeta(header, key);
-      existing = await this.get(packMeta.key);
-      return existing === undefined;
-    });
+    const read = await readPack(
+      this.blobs,
+      own.file,
+      async (header) => {
+        packMeta = packEntryMeta(header, key);
+        existing = await this.get(packMeta.key);
+        return existing === undefined;
+      },
+      inBase,
+    );
     if (existing !== undefined) return existing;
     if (read === undefined || packMeta === undefined) throw new StoreError('pack import stopped');
     const now = new Date();
@@ -485,37 +519,111 @@ export class LocalStore {
   }
 
   /**
-   * Restores the entry `key` straight from its downloaded pack, storing nothing (for a store
-   * that is not kept: the `local` input). The pack must prove to be that entry first, as for
-   * importPack; its structure is checked whole before a file is made, and every file's content
-   * is verified as the workers write it, the workspace untouched on any failure. `optionsFor`
-   * turns the entry's meta into the restore's options.
+   * Scans an entry's packs: `packs[0]` is the entry's own; a layer's base follows (`packs[1]`,
+   * a full entry), carrying the blobs the layer lacks. Each pack must prove to be the entry
+   * asked of it (packEntryMeta) and is checked whole, nothing decompressed. Returns the entry's
+   * pack index, its meta (totals recomputed), every blob's frame, and its full base's blobs.
+   */
+  private async scanPacks(packs: readonly PackFile[]): Promise<ScannedPacks> {
+    const [own, base] = packs;
+    if (own === undefined) throw new StoreError('no pack to read');
+    const frames = new Map<string, { file: string; offset: number; length: number }>();
+    let baseStored = 0;
+    if (base !== undefined) {
+      const b = await scanPack(base.file, async (header) => {
+        packEntryMeta(header, base.key);
+        return true;
+      });
+      for (const [d, f] of b?.frames ?? []) frames.set(d, { ...f, file: base.file });
+      baseStored = b?.storedBytes ?? 0;
+    }
+    let packMeta: EntryMeta | undefined;
+    const ix = await scanPack(
+      own.file,
+      async (header) => {
+        packMeta = packEntryMeta(header, own.key);
+        return true;
+      },
+      (d) => frames.has(d),
+    );
+    if (ix === undefined || packMeta === undefined) throw new StoreError('pack scan stopped');
+    const baseBlobs = base !== undefined ? [...frames.keys()] : [...ix.frames.keys()];
+    for (const [d, f] of ix.frames) frames.set(d, { ...f, file: own.file });
+    const meta: EntryMeta = { ...packMeta, ...totals(ix.manifest), storedBytes: ix.storedBytes };
+    const full = {
+      key: (base ?? own).key,
+      blobs: baseBlobs,
+      storedBytes: base !== undefined ? baseStored : ix.storedBytes,
+    };
+    return { ix, meta, frames, base: full };
+  }
+
+  /**
+   * Restores an entry straight from its downloaded packs (see scanPacks), storing nothing (for
+   * a store that is not kept: the `local` input). Their structure is checked whole before a file
+   * is made, and every file's content is verified as the workers write it, the workspace
+   * untouched on any failure. `optionsFor` turns the entry's meta into the restore's options.
+   * Also returns the entry's full base (for an incremental save) and the stat cache of what was
+   * restored (for adoptPacks).
    */
   async restorePack(
-    packFile: string,
-    key: string,
+    packs: readonly PackFile[],
     roots: readonly OutputRoot[],
     optionsFor: (meta: EntryMeta) => Promise<RestoreOptions>,
-  ): Promise<{ meta: EntryMeta; result: RestoreResult }> {
+  ): Promise<PackRestore> {
     this.blobs.pool();
-    let packMeta: EntryMeta | undefined;
-    const ix = await scanPack(packFile, async (header) => {
-      packMeta = packEntryMeta(header, key);
-      return true;
-    });
-    if (ix === undefined || packMeta === undefined) throw new StoreError('pack scan stopped');
+    const { ix, meta, frames, base } = await this.scanPacks(packs);
     this.blobs.attach(ix.manifest, ix.locations);
-    const meta: EntryMeta = { ...packMeta, ...totals(ix.manifest), storedBytes: ix.storedBytes };
-    // (No stat cache is written: nothing of this store is kept.)
-    const { quiet, files, bytes } = await restoreRoots(
+    const { quiet, files, bytes, statCache } = await restoreRoots(
       this.blobs,
       rootsToRestore(ix.manifest, roots),
       await optionsFor(meta),
       Promise.resolve(),
-      { file: packFile, frames: ix.frames },
+      { frames },
     );
     await quiet;
-    return { meta, result: { files, bytes } };
+    const rows = encodeTable({ key: meta.key, ...statCache.head }, statCache.roots);
+    return { meta, result: { files, bytes }, base, rows };
+  }
+
+  /**
+   * Makes an entry restored by restorePack an entry of this store, as the basis of the save
+   * that follows (a store made for one step): its frames are copied as they are (every file of
+   * them was verified as it was restored), its table committed, and `rows` (restorePack's) made
+   * its stat cache for `roots`, so the save reads only the files the build changed.
+   */
+  async adoptPacks(packs: readonly PackFile[], roots: readonly OutputRoot[], rows: Buffer) {
+    const { ix, meta, frames } = await this.scanPacks(packs);
+    const handles = new Map<string, FileHandle>();
+    try {
+      for (const name of contentBlobs(ix.manifest, ix.locations)) {
+        const f = frames.get(name);
+        if (f === undefined) throw new StoreError(`the packs lack blob ${name}`);
+        let fh = handles.get(f.file);
+        if (fh === undefined) {
+          fh = await fs.open(f.file, 'r');
+          handles.set(f.file, fh);
+        }
+        await this.blobs.adoptFrame(name, fileRange(fh, f.offset, f.length, `blob ${name}`));
+      }
+    } finally {
+      for (const fh of handles.values()) await fh.close();
+    }
+    this.blobs.attach(ix.manifest, ix.locations);
+    const now = new Date().toISOString();
+    const { entry } = await this.commit(
+      { ...meta, lastAccessAt: now },
+      ix.header.table,
+      () => ix.manifest,
+    );
+    await writeStatCache(this.root, this.tmpDir, entry.key, roots, rows);
+    return entry;
+  }
+
+  /** The names of the blobs entry `key` needs (standalone files and groups). */
+  async blobNames(key: string): Promise<Set<string>> {
+    const { manifest } = await this.load(key);
+    return contentBlobs(manifest, this.blobs.locationsOf(manifest));
   }
 
   // ---- maintenance ---------------------------------------------------------------------
@@ -1210,6 +1318,38 @@ export class LocalStore {
 }
 
 /** Whether `dir` (a top-level directory) holds an entry: `<version>/<hash>/meta.json`. */
+/** What scanPacks found. */
+interface ScannedPacks {
+  readonly ix: PackIndex;
+  readonly meta: EntryMeta;
+  readonly frames: Map<string, { file: string; offset: number; length: number }>;
+  readonly base: PackBase;
+}
+
+/** The full entry at the bottom of a restored entry: itself, or a layer's base. */
+export interface PackBase {
+  readonly key: string;
+  /** The names of the blobs its pack carries. */
+  readonly blobs: readonly string[];
+  /** Their compressed bytes. */
+  readonly storedBytes: number;
+}
+
+/** What restorePack did. */
+export interface PackRestore {
+  readonly meta: EntryMeta;
+  readonly result: RestoreResult;
+  readonly base: PackBase;
+  /** The stat cache of the restored roots (a table), for adoptPacks. */
+  readonly rows: Buffer;
+}
+
+/** A downloaded pack and the key it must prove to hold. */
+export interface PackFile {
+  readonly file: string;
+  readonly key: string;
+}
+
 /** The roots of `manifest` that `roots` asks for and the entry holds. */
 function rootsToRestore(manifest: Manifest, roots: readonly OutputRoot[]): RootToRestore[] {
   const jobs: RootToRestore[] = [];

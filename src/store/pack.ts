@@ -91,10 +91,11 @@ function neededBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Map<stri
 }
 
 /**
- * Writes the pack of an entry to `destFile` (temp file + rename); returns its size. `table` is
- * the entry's artifact, `manifest` what it decodes to (its grouped files attached to `blobs`).
- * Every blob is verified as it is copied unless `verify` is false (a store made for this step,
- * whose blobs were all hashed as they were written).
+ * Writes the pack of an entry to `destFile` (temp file + rename); returns its size and the
+ * compressed bytes of its blobs. `table` is the entry's artifact, `manifest` what it decodes to
+ * (its grouped files attached to `blobs`). Every blob is verified as it is copied unless
+ * `verify` is false (a store made for this step, whose blobs were all hashed as they were
+ * written); the blobs in `omit` are left out (a layer: its base carries them).
  */
 export async function writePack(
   blobs: BlobStore,
@@ -102,8 +103,9 @@ export async function writePack(
   table: Buffer,
   manifest: Manifest,
   destFile: string,
-  verify = true,
-): Promise<number> {
+  opts: { verify?: boolean; omit?: ReadonlySet<string> } = {},
+): Promise<{ bytes: number; blobBytes: number }> {
+  const verify = opts.verify ?? true;
   const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
   if (metaBytes.length > MAX_HEADER_BYTES || table.length > MAX_HEADER_BYTES) {
     throw new StoreError('entry too large to pack');
@@ -128,12 +130,15 @@ export async function writePack(
     u32.writeUInt32BE(table.length);
     await write(Buffer.from(u32));
     await write(table);
+    let blobBytes = 0;
     for (const name of sortBytes(needed.keys())) {
+      if (opts.omit?.has(name)) continue;
       // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
       // remote copy could never be replaced; the pack file is removed when verifying fails).
       let left = 0;
       const onFrame = {
         async start(frameBytes: number): Promise<void> {
+          blobBytes += frameBytes;
           const rec = Buffer.alloc(DIGEST_BYTES + 8);
           Buffer.from(name, 'hex').copy(rec, 0);
           rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
@@ -151,14 +156,14 @@ export async function writePack(
     }
     await write(Buffer.concat([END, Buffer.alloc(8)]));
     await out.sync();
-  } catch (err) {
     await out.close();
+    await rename(tmp, destFile);
+    return { bytes, blobBytes };
+  } catch (err) {
+    await out.close().catch(() => undefined);
     await fs.rm(tmp, { force: true });
     throw err;
   }
-  await out.close();
-  await rename(tmp, destFile);
-  return bytes;
 }
 
 /** What the formats before this one carried, for the message that refuses them. */
@@ -243,11 +248,13 @@ async function openPack(packFile: string): Promise<FileHandle> {
  * against what the entry needs (no stranger, no repeat, a length its content could honestly
  * take and the pack still holds), the end marker, and that no needed blob is missing. Reads
  * only the records' 40 bytes, never a frame. `accept` sees the validated header first and may
- * stop (false: undefined is returned). Throws StoreError (or UnsafeEntryError).
+ * stop (false: undefined is returned). `external` names the blobs the pack may lack (a layer's:
+ * its base carries them). Throws StoreError (or UnsafeEntryError).
  */
 async function scanOpen(
   fh: FileHandle,
   accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
+  external?: (digest: string) => boolean,
 ): Promise<PackIndex | undefined> {
   const r = new PackReader(fh, (await fh.stat()).size);
   if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
@@ -310,7 +317,8 @@ async function scanOpen(
     storedBytes += length;
   }
   if (!(await r.atEnd())) throw new StoreError('pack has data after its end marker');
-  const missing = [...needed.keys()].filter((d) => !frames.has(d));
+  // (A layer lacks what its base carries: `external` says which.)
+  const missing = [...needed.keys()].filter((d) => !frames.has(d) && external?.(d) !== true);
   if (missing.length > 0) {
     throw new StoreError(
       `pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`,
@@ -323,10 +331,11 @@ async function scanOpen(
 export async function scanPack(
   packFile: string,
   accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
+  external?: (digest: string) => boolean,
 ): Promise<PackIndex | undefined> {
   const fh = await openPack(packFile);
   try {
-    return await scanOpen(fh, accept);
+    return await scanOpen(fh, accept, external);
   } finally {
     await fh.close();
   }
@@ -341,10 +350,11 @@ export async function readPack(
   blobs: BlobStore,
   packFile: string,
   accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
+  external?: (digest: string) => boolean,
 ): Promise<ReadPack | undefined> {
   const fh = await openPack(packFile);
   try {
-    const ix = await scanOpen(fh, accept);
+    const ix = await scanOpen(fh, accept, external);
     if (ix === undefined) return undefined;
     // The blobs written take at most what the pack carries (frames are stored as they are).
     const free = await freeBytes(blobs.dir);

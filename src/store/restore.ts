@@ -224,8 +224,10 @@ interface WriteJob {
  * content against its digest as they write it, as they do for store blobs.
  */
 export interface FrameSource {
-  readonly file: string;
-  readonly frames: ReadonlyMap<string, { readonly offset: number; readonly length: number }>;
+  readonly frames: ReadonlyMap<
+    string,
+    { readonly file: string; readonly offset: number; readonly length: number }
+  >;
 }
 
 function writeWire(jobs: readonly WriteJob[], source?: FrameSource): WriteWire {
@@ -247,21 +249,27 @@ function writeWire(jobs: readonly WriteJob[], source?: FrameSource): WriteWire {
     ids: Uint32Array.from(members, (m) => m.id),
     offsets,
     renames: members.map((m) => m.renameTo ?? '').join('\0'),
-    ...(source ? { pack: { file: source.file, frames: framesOf(jobs, source) } } : {}),
+    ...(source ? { pack: framesOf(jobs, source) } : {}),
   };
 }
 
-function framesOf(jobs: readonly WriteJob[], source: FrameSource): Float64Array {
-  const out = new Float64Array(jobs.length * 2);
+function framesOf(
+  jobs: readonly WriteJob[],
+  source: FrameSource,
+): { files: string[]; frames: Float64Array } {
+  const files: string[] = [];
+  const out = new Float64Array(jobs.length * 3);
   jobs.forEach((j, k) => {
     const f = source.frames.get(j.blob);
     if (f === undefined) throw new StoreError(`the pack lacks blob ${j.blob}`);
-    out[2 * k] = f.offset;
-    out[2 * k + 1] = f.length;
+    let i = files.indexOf(f.file);
+    if (i < 0) i = files.push(f.file) - 1;
+    out[3 * k] = i;
+    out[3 * k + 1] = f.offset;
+    out[3 * k + 2] = f.length;
   });
-  return out;
+  return { files, frames: out };
 }
-
 /** Content per message to a worker. */
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** Files per link or clone message to a worker. */

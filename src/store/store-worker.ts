@@ -650,9 +650,9 @@ async function writeBatch(w: WriteWire): Promise<number[]> {
     const blob = w.blobs.slice(j * 64, j * 64 + 64);
     const at: FrameAt = w.pack
       ? {
-          file: w.pack.file,
-          offset: w.pack.frames[2 * j] as number,
-          length: w.pack.frames[2 * j + 1] as number,
+          file: w.pack.files[w.pack.frames[3 * j] as number] as string,
+          offset: w.pack.frames[3 * j + 1] as number,
+          length: w.pack.frames[3 * j + 2] as number,
         }
       : { file: blobPath(blob), offset: 0, length: undefined };
     const job = {

@@ -154,10 +154,11 @@ export interface WriteWire extends FilesWire {
   /** NUL-separated: where each file is renamed once written ('' for nowhere). */
   readonly renames: string;
   /**
-   * Read the blobs from this pack file rather than the store (a restore straight from a
-   * downloaded pack): each blob's frame at `frames[2j]`, `frames[2j + 1]` bytes long.
+   * Read the blobs from pack files rather than the store (a restore straight from downloaded
+   * packs): blob j's frame is in `files[frames[3j]]` at `frames[3j + 1]`, `frames[3j + 2]`
+   * bytes long.
    */
-  readonly pack?: { readonly file: string; readonly frames: Float64Array };
+  readonly pack?: { readonly files: readonly string[]; readonly frames: Float64Array };
 }
 
 export interface LinkWire extends FilesWire {
