@@ -10,6 +10,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RemoteError } from '../errors.js';
 import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
+import { fetch } from './http.js';
 
 const SERVICE = 'github.actions.results.api.v1.CacheService';
 /** The single file a remote entry holds, and the path string its version is computed from. */
