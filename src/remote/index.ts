@@ -118,7 +118,12 @@ class RunnerCacheTier implements RemoteTier {
     const pack = path.join(workDir, `${path.basename(tempName(workDir, 'x'))}-${twirp.PACK_NAME}`);
     try {
       const limit = deadline(this.timeoutMs, 'the download');
-      const bytes = await twirp.download(hit.url, archive, { signal: limit.signal });
+      const bytes = await twirp.download(
+        hit.url,
+        archive,
+        { signal: limit.signal },
+        { label: `Runner cache: downloading ${hit.matchedKey}` },
+      );
       await extractPack(archive, hit.compression, pack);
       return { pack, bytes };
     } catch (err) {

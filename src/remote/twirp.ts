@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { RemoteError } from '../errors.js';
 import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
 import { fetch } from './http.js';
+import { Progress } from './progress.js';
 
 const SERVICE = 'github.actions.results.api.v1.CacheService';
 /** The single file a remote entry holds, and the path string its version is computed from. */
@@ -193,15 +194,26 @@ export interface TransferLimits {
   readonly speed?: SpeedLimit;
 }
 
+/** How a download shows its progress (see progress.ts). */
+export interface ProgressOptions {
+  /** The start of every line, e.g. `Downloading <key>`. */
+  readonly label: string;
+  /** Time between lines; default PROGRESS_INTERVAL_MS (5 s). */
+  readonly intervalMs?: number;
+  /** Where lines go; default core.info. */
+  readonly log?: (line: string) => void;
+}
+
 /**
- * Stream the entry's archive to `dest`. A download that goes slower than the speed limit (a
- * stall, or a trickle), outlives its deadline, ends early, or answers anything but 200 throws; a
- * partial file is removed.
+ * Stream the entry's archive to `dest`, logging its progress every few seconds. A download that
+ * goes slower than the speed limit (a stall, or a trickle), outlives its deadline, ends early,
+ * or answers anything but 200 throws; a partial file is removed.
  */
 export async function download(
   url: string,
   dest: string,
   limits: TransferLimits = {},
+  progress: ProgressOptions = { label: 'Downloading' },
 ): Promise<number> {
   const controller = new AbortController();
   const signal = limits.signal
@@ -212,15 +224,23 @@ export async function download(
   );
   let received = 0;
   let expected = NaN;
+  let shown: Progress | undefined;
   try {
     const res = await fetch(url, { signal });
     if (res.status !== 200 || !res.body) {
       throw new RemoteError(`download answered HTTP ${res.status}`);
     }
     expected = Number(res.headers.get('content-length') ?? NaN);
+    shown = new Progress(
+      progress.label,
+      Number.isFinite(expected) ? expected : undefined,
+      progress.log,
+      progress.intervalMs,
+    );
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         watch.add(chunk.length);
+        shown?.add(chunk.length);
         received += chunk.length;
         cb(null, chunk);
       },
@@ -252,5 +272,6 @@ export async function download(
     );
   } finally {
     watch.stop();
+    shown?.done();
   }
 }

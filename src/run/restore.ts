@@ -110,7 +110,7 @@ export async function runRestore(): Promise<void> {
       if (store) {
         try {
           outcome = await timer.time('restore', () =>
-            restoreLadder(config, plan, store, remote, workDir, notes),
+            restoreLadder(config, plan, store, remote, workDir, notes, timer),
           );
         } catch (err) {
           handlePhaseError(`Restoring ${plan.name}`, err, notes);
@@ -201,6 +201,7 @@ async function restoreLadder(
   remote: RemoteTier,
   workDir: string,
   notes: string[],
+  timer: Timer,
 ): Promise<Outcome> {
   const key = plan.key;
   const restoreKeys = config.restoreKeys === 'auto' ? [key.prefix] : [...config.restoreKeys];
@@ -242,9 +243,11 @@ async function restoreLadder(
   const fromRemote = async (hit: RemoteHit, hitKind: HitKind): Promise<Outcome | undefined> => {
     if (config.lookupOnly) return { ...MISS, tier: 'remote', hitKind, matchedKey: hit.matchedKey };
     try {
-      const { pack, bytes: downloaded } = await remote.fetch(hit, workDir);
+      const { pack, bytes: downloaded } = await timer.time('download', () =>
+        remote.fetch(hit, workDir),
+      );
       // The pack must be the entry asked for before anything of it is stored (importPack).
-      const meta = await store.importPack(pack, hit.matchedKey);
+      const meta = await timer.time('import', () => store.importPack(pack, hit.matchedKey));
       const r = await store.restore(meta.key, roots, await prepare(meta, hitKind));
       return {
         tier: 'remote',
@@ -267,7 +270,7 @@ async function restoreLadder(
     if (o) return o;
   }
   // 2. remote exact (one call also brings back the remote's best fallback, kept for step 4)
-  const remoteHit = await remote.lookup(key.key, restoreKeys);
+  const remoteHit = await timer.time('lookup', () => remote.lookup(key.key, restoreKeys));
   if (remoteHit && remoteHit.matchedKey === key.key) {
     const o = await fromRemote(remoteHit, 'exact');
     if (o) return o;

@@ -254,13 +254,13 @@ async function saveOne(
   } else if (!remote.writable) {
     report.remote = `off: ${remote.disabledReason ?? 'ACTIONS_CACHE_MODE does not allow writes'}`;
   } else {
-    report.remote = await timer.time('remote', async () => {
-      const there = await remote.exists(item.key);
+    report.remote = await timer.time('upload', async () => {
+      const there = await timer.time('lookup', () => remote.exists(item.key));
       if (there === undefined) return `off: ${remote.disabledReason ?? 'unavailable'}`;
       if (there) return 'already present';
       const packFile = path.join(workDir, PACK_NAME);
       try {
-        const { bytes } = await store.exportPack(item.key, packFile);
+        const { bytes } = await timer.time('export', () => store.exportPack(item.key, packFile));
         await remote.upload(packFile, item.key);
         report.uploadedBytes = bytes;
         return 'saved';
