@@ -138,10 +138,11 @@ function explained(err: unknown, url: string): unknown {
     message?: unknown;
     cause?: { name?: unknown; message?: unknown };
   };
-  if (e?.name !== 'TypeError' || typeof e.cause?.message !== 'string') return err;
+  const cause = e?.cause;
+  if (e?.name !== 'TypeError' || typeof cause?.message !== 'string') return err;
   const proxy = proxyFor(url);
   const via = proxy ? ` through the proxy ${describeProxy(proxy)}` : '';
-  const cause = e.cause;
   const already = cause.name === 'ProxyTunnelError';
-  return new TypeError(`${String(e.message)}: ${cause.message}${already ? '' : via}`, { cause });
+  const why = cause.message.replace(/\.$/, '');
+  return new TypeError(`${String(e.message)}: ${why}${already ? '' : via}`, { cause });
 }
