@@ -3,6 +3,7 @@
  * place from a structured report, so restore and save describe themselves the same way.
  */
 import * as core from '@actions/core';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Tier } from './state.js';
 import { formatBytes } from './util/bytes.js';
 
@@ -103,10 +104,47 @@ export interface SaveReport {
 // a blank line, and markdown inside it is not rendered, so every block below is separated by a
 // blank line, and the markdown parts (explanations, notes) are never put inside HTML elements.
 
-function formatTimings(t: Readonly<Record<string, number>>): string {
-  return Object.entries(t)
-    .map(([k, ms]) => `${k} ${(ms / 1000).toFixed(2)} s`)
-    .join(', ');
+/**
+ * The phases in the order they run, with the names the summary gives them: a restore's (key,
+ * open, lookup, download, import, restore) and a save's (key, open, local, lookup, export,
+ * upload, prune) in one order.
+ */
+const PHASES: readonly (readonly [string, string])[] = [
+  ['key', 'Key'],
+  ['open', 'Open local store'],
+  ['local', 'Save local'],
+  ['lookup', 'Lookup'],
+  ['download', 'Download'],
+  ['import', 'Import'],
+  ['restore', 'Restore'],
+  ['export', 'Export'],
+  ['upload', 'Upload'],
+  ['prune', 'Prune'],
+];
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+/**
+ * The step's time per phase as a one-row table (phases in the order they run, any other after
+ * them, then the total); empty when nothing was timed.
+ */
+function phaseTable(t: Readonly<Record<string, number>>): string {
+  const known = new Set(PHASES.map(([id]) => id));
+  const cols: [string, number][] = [
+    ...PHASES.filter(([id]) => t[id] !== undefined).map(([id, name]): [string, number] => [
+      name,
+      t[id] ?? 0,
+    ]),
+    ...Object.entries(t).filter(([id]) => !known.has(id)),
+  ];
+  if (cols.length === 0) return '';
+  const total = cols.reduce((n, [, ms]) => n + ms, 0);
+  return table(
+    ['Phase', ...cols.map(([name]) => escapeHtml(name)), 'Total'],
+    [['Time', ...cols.map(([, ms]) => seconds(ms)), seconds(total)]],
+  );
 }
 
 function escapeHtml(s: string): string {
@@ -142,11 +180,12 @@ function fullKeys(lines: readonly string[]): string {
   return `<details><summary>Full keys</summary>\n\n${lines.join('\n')}\n\n</details>`;
 }
 
-/** Phase timings as a line, then the step's warnings under their own heading (its own list). */
+/** Time per phase (a table), then the step's warnings under their own heading (its own list). */
 function timeAndNotes(timings: Readonly<Record<string, number>>, notes: readonly string[]): string {
-  const time = `Time: ${formatTimings(timings)}`;
+  const time = phaseTable(timings);
   if (notes.length === 0) return time;
-  return `${time}\n\n#### Warnings\n\n${notes.map((n) => `- ${markdownText(n)}`).join('\n')}`;
+  const warned = `#### Warnings\n\n${notes.map((n) => `- ${markdownText(n)}`).join('\n')}`;
+  return time === '' ? warned : `${time}\n\n${warned}`;
 }
 
 export async function writeRestoreSummary(
@@ -250,18 +289,30 @@ async function writeSummary(blocks: readonly string[]): Promise<void> {
   }
 }
 
-/** A stopwatch for phase timings. */
+/**
+ * A stopwatch for phase timings. Phases may nest (a lookup inside a restore): the time of an
+ * inner phase is the inner phase's alone, taken off the phase around it, so the phases add up
+ * to the step's timed work and each one says where its own time went. The phase around is
+ * found through the async context, so phases that run side by side each count their own time
+ * (a phase around overlapping ones then shows no less than zero).
+ */
 export class Timer {
   private readonly t: Record<string, number> = {};
+  private readonly current = new AsyncLocalStorage<{ phase: string }>();
+
   async time<T>(phase: string, fn: () => Promise<T>): Promise<T> {
+    const outer = this.current.getStore();
     const start = performance.now();
     try {
-      return await fn();
+      return await this.current.run({ phase }, fn);
     } finally {
-      this.t[phase] = (this.t[phase] ?? 0) + (performance.now() - start);
+      const ms = performance.now() - start;
+      this.t[phase] = (this.t[phase] ?? 0) + ms;
+      if (outer) this.t[outer.phase] = (this.t[outer.phase] ?? 0) - ms;
     }
   }
+
   get timings(): Readonly<Record<string, number>> {
-    return { ...this.t };
+    return Object.fromEntries(Object.entries(this.t).map(([k, ms]) => [k, Math.max(0, ms)]));
   }
 }

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { openCacheApi, retryDelayMs } from '../../src/remote/rest.js';
 import { startCacheService, type CacheService } from '../../test-support/cache-service/index.js';
+import { startProxy } from '../../test-support/proxy.js';
 
 let service: CacheService;
 
@@ -100,6 +101,30 @@ describe('openCacheApi', () => {
       'merged',
       undefined,
     ]);
+  });
+});
+
+describe('behind a proxy', () => {
+  it('reaches the API through HTTP_PROXY (a host only the proxy resolves)', async () => {
+    const proxy = await startProxy();
+    const before = { HTTP_PROXY: process.env['HTTP_PROXY'], NO_PROXY: process.env['NO_PROXY'] };
+    try {
+      Object.assign(process.env, { HTTP_PROXY: proxy.url, NO_PROXY: '' });
+      seed(3);
+      const api = openCacheApi({
+        token: service.restToken(),
+        apiUrl: service.apiUrl.replace('//127.0.0.1:', '//api.clyde.test:'),
+        repository: 'octo/demo',
+      });
+      expect(await api.listCaches()).toHaveLength(3);
+      expect(proxy.handledFor('api.clyde.test').length).toBeGreaterThan(0);
+    } finally {
+      for (const [k, v] of Object.entries(before)) {
+        if (v === undefined) Reflect.deleteProperty(process.env, k);
+        else process.env[k] = v;
+      }
+      await proxy.close();
+    }
   });
 });
 

@@ -50439,7 +50439,7 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2971);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(702);
 /* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
 
 
@@ -50576,7 +50576,7 @@ function abandonedWork() {
 
 /***/ }),
 
-/***/ 2971:
+/***/ 702:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -50587,8 +50587,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // UNUSED EXPORTS: GcOutputs, gcPlanJson
 
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 16 modules
-var lib_core = __nccwpck_require__(8179);
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
+var lib_core = __nccwpck_require__(2275);
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 ;// CONCATENATED MODULE: external "node:os"
@@ -61366,6 +61366,134 @@ async function readPack(blobs, packFile, accept, external) {
 //# sourceMappingURL=pack.js.map
 // EXTERNAL MODULE: ./build/src/remote/deadline.js
 var deadline = __nccwpck_require__(5638);
+// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/proxy.js
+var lib_proxy = __nccwpck_require__(9783);
+// EXTERNAL MODULE: ./node_modules/undici/index.js
+var undici = __nccwpck_require__(6752);
+;// CONCATENATED MODULE: ./build/src/remote/http.js
+/**
+ * The transport of every HTTP request the action makes itself (the runner cache's lookups and
+ * downloads in twirp.ts, the gc sub-action's REST calls in rest.ts). Node's own `fetch` ignores
+ * HTTPS_PROXY and NO_PROXY; behind a proxy every such request would fail while `@actions/cache`
+ * (which reads them through `@actions/http-client`) works. So the proxy of a request is chosen
+ * here by `@actions/http-client`'s own `getProxyUrl`, the same function `@actions/cache` uses:
+ *
+ * - `https_proxy`/`HTTPS_PROXY` for https URLs, `http_proxy`/`HTTP_PROXY` for http ones (the
+ *   lowercase name wins); a value without a scheme is taken as `http://` only where it does not
+ *   parse as a URL of its own (`10.0.0.1:3128` is a proxy; `proxy.corp:3128`, a URL of scheme
+ *   `proxy.corp:` without a host, is no proxy at all, as for `@actions/cache`);
+ * - never for a loopback host (`localhost`, `127.*`, `[::1]`), whatever NO_PROXY says;
+ * - not when `no_proxy`/`NO_PROXY` (lowercase wins) lists `*`, the host, `host:port` (the
+ *   scheme's port when the URL has none), or a suffix of the host (`example.com` and
+ *   `.example.com` both match `api.example.com`), compared without case.
+ *
+ * Requests go through undici's `fetch` with an explicit dispatcher, a tunnel (CONNECT, as
+ * `@actions/http-client`'s ProxyAgent opens for http and https alike) through the proxy or a
+ * direct agent, so Node's own proxy support (NODE_USE_ENV_PROXY), which reads NO_PROXY by other
+ * rules, never decides for us.
+ *
+ * A proxy that refuses the connection, answers CONNECT with an error, or closes the tunnel fails
+ * the request at once: undici would otherwise take a closed CONNECT for a recoverable socket
+ * error and reconnect in a tight loop until a deadline ended it (`oneTunnelAttempt`).
+ */
+
+
+/**
+ * The proxy `url` goes through, as `@actions/http-client` decides it from the environment at
+ * the time of the call (see the module comment); undefined for a direct connection.
+ */
+function proxyFor(url) {
+    const u = typeof url === 'string' ? new URL(url) : url;
+    const proxy = (0,lib_proxy/* getProxyUrl */.s)(u);
+    return proxy?.hostname ? proxy : undefined;
+}
+/** A proxy URL without its credentials, for messages. */
+function describeProxy(proxy) {
+    return `${proxy.protocol}//${proxy.host}`;
+}
+/** The error a failed tunnel becomes: one undici does not retry (its code is not UND_ERR_SOCKET). */
+class ProxyTunnelError extends Error {
+    name = 'ProxyTunnelError';
+    code = 'ECONNRESET';
+}
+/**
+ * Wraps the connect function undici's ProxyAgent gives each origin's pool (it opens the
+ * CONNECT tunnel). When the proxy closes that connection, undici reports a socket error, which
+ * its client treats as recoverable: it leaves the request queued and connects again at once,
+ * thousands of times a second, until something aborts the request. Here that error becomes one
+ * it gives to the request, so a closed tunnel fails the request the first time.
+ */
+function oneTunnelAttempt(connect, proxy) {
+    return (options, callback) => connect(options, (err, socket) => {
+        if (err && err.code === 'UND_ERR_SOCKET') {
+            const target = `${String(options['hostname'])}:${String(options['port'] ?? '')}`;
+            callback(new ProxyTunnelError(`the proxy ${describeProxy(proxy)} closed the tunnel to ${target} (${err.message})`), null);
+            return;
+        }
+        callback(err, socket);
+    });
+}
+function tunnelThrough(proxy) {
+    const credentials = proxy.username || proxy.password
+        ? { token: `Basic ${Buffer.from(`${proxy.username}:${proxy.password}`).toString('base64')}` }
+        : {};
+    return new undici.ProxyAgent({
+        // Without credentials: undici would take them from the URL a second time, undecoded.
+        uri: describeProxy(proxy),
+        ...credentials,
+        factory: (origin, opts) => {
+            const o = opts;
+            return new undici.Pool(origin, { ...o, connect: oneTunnelAttempt(o.connect, proxy) });
+        },
+    });
+}
+let direct;
+const tunnels = new Map();
+/** The dispatcher for `url`: a tunnel through its proxy (one per proxy) or a direct agent. */
+function dispatcherFor(url) {
+    const proxy = proxyFor(url);
+    if (!proxy) {
+        direct ??= new undici.Agent();
+        return direct;
+    }
+    const id = proxy.href;
+    let agent = tunnels.get(id);
+    if (!agent) {
+        agent = tunnelThrough(proxy);
+        tunnels.set(id, agent);
+    }
+    return agent;
+}
+/**
+ * `fetch` with the proxy settings honoured. A failure to connect says why and through which
+ * proxy, rather than undici's bare "fetch failed".
+ */
+const http_fetch = async (input, init) => {
+    const url = typeof input === 'string' ? input : input.href;
+    try {
+        return (await (0,undici.fetch)(url, {
+            ...init,
+            dispatcher: dispatcherFor(url),
+        }));
+    }
+    catch (err) {
+        throw explained(err, url);
+    }
+};
+/** undici's "fetch failed" with its cause, and the proxy the request went through. */
+function explained(err, url) {
+    // By name: undici's errors may come from another realm (a test's VM context).
+    const e = err;
+    const cause = e?.cause;
+    if (e?.name !== 'TypeError' || typeof cause?.message !== 'string')
+        return err;
+    const proxy = proxyFor(url);
+    const via = proxy ? ` through the proxy ${describeProxy(proxy)}` : '';
+    const already = cause.name === 'ProxyTunnelError';
+    const why = cause.message.replace(/\.$/, '');
+    return new TypeError(`${String(e.message)}: ${why}${already ? '' : via}`, { cause });
+}
+//# sourceMappingURL=http.js.map
 ;// CONCATENATED MODULE: ./build/src/remote/twirp.js
 /**
  * The runner cache service's calls, spoken directly: lookups, reserving an entry and finalizing
@@ -61373,6 +61501,7 @@ var deadline = __nccwpck_require__(5638);
  * (a tar, compressed again) is never made, and never read: the entry is inspected before anything
  * is written.
  */
+
 
 
 
@@ -61718,8 +61847,6 @@ class Context {
 //# sourceMappingURL=context.js.map
 // EXTERNAL MODULE: ./node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
 var lib = __nccwpck_require__(9659);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
 ;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/internal/utils.js
 var utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
@@ -66677,6 +66804,7 @@ function getOctokit(token, options, ...additionalPlugins) {
 
 
 
+
 const PERMISSION_HINT = 'the workflow (or job) needs `permissions: actions: write` for the token to list and delete caches';
 function httpError(err) {
     if (typeof err !== 'object' || err === null)
@@ -66720,7 +66848,11 @@ function openCacheApi(opts) {
         maxDelayMs: opts.maxDelayMs ?? 60_000,
     };
     const [owner = '', repo = ''] = opts.repository.split('/');
-    const octokit = getOctokit(opts.token, { baseUrl: opts.apiUrl.replace(/\/+$/, '') });
+    // Our transport (http.ts), so the proxy is chosen for this API URL, not the default one.
+    const octokit = getOctokit(opts.token, {
+        baseUrl: opts.apiUrl.replace(/\/+$/, ''),
+        request: { fetch: http_fetch },
+    });
     octokit.hook.wrap('request', async (request, options) => {
         for (let attempt = 1;; attempt++) {
             try {
@@ -71326,7 +71458,7 @@ function gcPlanJson(dryRun, runs) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   N: () => (/* binding */ guarded)
 /* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8179);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2275);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7406);
 /* harmony import */ var _remote_deadline_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5638);
 /**
@@ -71365,7 +71497,7 @@ async function guarded(step, fn) {
 
 /***/ }),
 
-/***/ 8179:
+/***/ 2275:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -71557,97 +71689,8 @@ var external_path_ = __nccwpck_require__(6928);
 var external_http_ = __nccwpck_require__(8611);
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
-function getProxyUrl(reqUrl) {
-    const usingSsl = reqUrl.protocol === 'https:';
-    if (checkBypass(reqUrl)) {
-        return undefined;
-    }
-    const proxyVar = (() => {
-        if (usingSsl) {
-            return process.env['https_proxy'] || process.env['HTTPS_PROXY'];
-        }
-        else {
-            return process.env['http_proxy'] || process.env['HTTP_PROXY'];
-        }
-    })();
-    if (proxyVar) {
-        try {
-            return new DecodedURL(proxyVar);
-        }
-        catch (_a) {
-            if (!proxyVar.startsWith('http://') && !proxyVar.startsWith('https://'))
-                return new DecodedURL(`http://${proxyVar}`);
-        }
-    }
-    else {
-        return undefined;
-    }
-}
-function checkBypass(reqUrl) {
-    if (!reqUrl.hostname) {
-        return false;
-    }
-    const reqHost = reqUrl.hostname;
-    if (isLoopbackAddress(reqHost)) {
-        return true;
-    }
-    const noProxy = process.env['no_proxy'] || process.env['NO_PROXY'] || '';
-    if (!noProxy) {
-        return false;
-    }
-    // Determine the request port
-    let reqPort;
-    if (reqUrl.port) {
-        reqPort = Number(reqUrl.port);
-    }
-    else if (reqUrl.protocol === 'http:') {
-        reqPort = 80;
-    }
-    else if (reqUrl.protocol === 'https:') {
-        reqPort = 443;
-    }
-    // Format the request hostname and hostname with port
-    const upperReqHosts = [reqUrl.hostname.toUpperCase()];
-    if (typeof reqPort === 'number') {
-        upperReqHosts.push(`${upperReqHosts[0]}:${reqPort}`);
-    }
-    // Compare request host against noproxy
-    for (const upperNoProxyItem of noProxy
-        .split(',')
-        .map(x => x.trim().toUpperCase())
-        .filter(x => x)) {
-        if (upperNoProxyItem === '*' ||
-            upperReqHosts.some(x => x === upperNoProxyItem ||
-                x.endsWith(`.${upperNoProxyItem}`) ||
-                (upperNoProxyItem.startsWith('.') &&
-                    x.endsWith(`${upperNoProxyItem}`)))) {
-            return true;
-        }
-    }
-    return false;
-}
-function isLoopbackAddress(host) {
-    const hostLower = host.toLowerCase();
-    return (hostLower === 'localhost' ||
-        hostLower.startsWith('127.') ||
-        hostLower.startsWith('[::1]') ||
-        hostLower.startsWith('[0:0:0:0:0:0:0:1]'));
-}
-class DecodedURL extends URL {
-    constructor(url, base) {
-        super(url, base);
-        this._decodedUsername = decodeURIComponent(super.username);
-        this._decodedPassword = decodeURIComponent(super.password);
-    }
-    get username() {
-        return this._decodedUsername;
-    }
-    get password() {
-        return this._decodedPassword;
-    }
-}
-//# sourceMappingURL=proxy.js.map
+// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/proxy.js
+var proxy = __nccwpck_require__(9783);
 // EXTERNAL MODULE: ./node_modules/tunnel/index.js
 var node_modules_tunnel = __nccwpck_require__(770);
 // EXTERNAL MODULE: ./node_modules/undici/index.js
@@ -71711,7 +71754,7 @@ var MediaTypes;
  * Returns the proxy URL, depending upon the supplied url and proxy environment variables.
  * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
  */
-function lib_getProxyUrl(serverUrl) {
+function getProxyUrl(serverUrl) {
     const proxyUrl = pm.getProxyUrl(new URL(serverUrl));
     return proxyUrl ? proxyUrl.href : '';
 }
@@ -74327,6 +74370,106 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+
+/***/ }),
+
+/***/ 9783:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   s: () => (/* binding */ getProxyUrl)
+/* harmony export */ });
+/* unused harmony export checkBypass */
+function getProxyUrl(reqUrl) {
+    const usingSsl = reqUrl.protocol === 'https:';
+    if (checkBypass(reqUrl)) {
+        return undefined;
+    }
+    const proxyVar = (() => {
+        if (usingSsl) {
+            return process.env['https_proxy'] || process.env['HTTPS_PROXY'];
+        }
+        else {
+            return process.env['http_proxy'] || process.env['HTTP_PROXY'];
+        }
+    })();
+    if (proxyVar) {
+        try {
+            return new DecodedURL(proxyVar);
+        }
+        catch (_a) {
+            if (!proxyVar.startsWith('http://') && !proxyVar.startsWith('https://'))
+                return new DecodedURL(`http://${proxyVar}`);
+        }
+    }
+    else {
+        return undefined;
+    }
+}
+function checkBypass(reqUrl) {
+    if (!reqUrl.hostname) {
+        return false;
+    }
+    const reqHost = reqUrl.hostname;
+    if (isLoopbackAddress(reqHost)) {
+        return true;
+    }
+    const noProxy = process.env['no_proxy'] || process.env['NO_PROXY'] || '';
+    if (!noProxy) {
+        return false;
+    }
+    // Determine the request port
+    let reqPort;
+    if (reqUrl.port) {
+        reqPort = Number(reqUrl.port);
+    }
+    else if (reqUrl.protocol === 'http:') {
+        reqPort = 80;
+    }
+    else if (reqUrl.protocol === 'https:') {
+        reqPort = 443;
+    }
+    // Format the request hostname and hostname with port
+    const upperReqHosts = [reqUrl.hostname.toUpperCase()];
+    if (typeof reqPort === 'number') {
+        upperReqHosts.push(`${upperReqHosts[0]}:${reqPort}`);
+    }
+    // Compare request host against noproxy
+    for (const upperNoProxyItem of noProxy
+        .split(',')
+        .map(x => x.trim().toUpperCase())
+        .filter(x => x)) {
+        if (upperNoProxyItem === '*' ||
+            upperReqHosts.some(x => x === upperNoProxyItem ||
+                x.endsWith(`.${upperNoProxyItem}`) ||
+                (upperNoProxyItem.startsWith('.') &&
+                    x.endsWith(`${upperNoProxyItem}`)))) {
+            return true;
+        }
+    }
+    return false;
+}
+function isLoopbackAddress(host) {
+    const hostLower = host.toLowerCase();
+    return (hostLower === 'localhost' ||
+        hostLower.startsWith('127.') ||
+        hostLower.startsWith('[::1]') ||
+        hostLower.startsWith('[0:0:0:0:0:0:0:1]'));
+}
+class DecodedURL extends URL {
+    constructor(url, base) {
+        super(url, base);
+        this._decodedUsername = decodeURIComponent(super.username);
+        this._decodedPassword = decodeURIComponent(super.password);
+    }
+    get username() {
+        return this._decodedUsername;
+    }
+    get password() {
+        return this._decodedPassword;
+    }
+}
+//# sourceMappingURL=proxy.js.map
 
 /***/ })
 

@@ -131,6 +131,7 @@ class RunnerCacheTier implements RemoteTier {
         packs.push({ file, key });
         bytes += await transfer.download(url, file, await downloadBudget(workDir), {
           signal: limit.signal,
+          progress: { label: `Runner cache: downloading ${key}` },
         });
       };
       await get(hit.url, hit.matchedKey);
@@ -159,7 +160,10 @@ class RunnerCacheTier implements RemoteTier {
       const limit = deadline(this.timeoutMs, 'the upload');
       const r = await twirp.reserve(env, key, limit.signal, this.crossOs);
       if (!r) return 'already present';
-      const bytes = await transfer.upload(r.uploadUrl, packFile, { signal: limit.signal });
+      const bytes = await transfer.upload(r.uploadUrl, packFile, {
+        signal: limit.signal,
+        progress: { label: `Runner cache: uploading ${key}` },
+      });
       await twirp.finalize(env, key, r, bytes, limit.signal);
       return 'saved';
     } catch (err) {

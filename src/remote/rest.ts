@@ -11,6 +11,7 @@
 import * as core from '@actions/core';
 import { getOctokit } from '@actions/github';
 import { InputError, RemoteError, errorMessage } from '../errors.js';
+import { fetch } from './http.js';
 
 export interface RestCacheEntry {
   readonly id: number;
@@ -110,7 +111,11 @@ export function openCacheApi(opts: RestOptions): CacheApi {
     maxDelayMs: opts.maxDelayMs ?? 60_000,
   };
   const [owner = '', repo = ''] = opts.repository.split('/');
-  const octokit = getOctokit(opts.token, { baseUrl: opts.apiUrl.replace(/\/+$/, '') });
+  // Our transport (http.ts), so the proxy is chosen for this API URL, not the default one.
+  const octokit = getOctokit(opts.token, {
+    baseUrl: opts.apiUrl.replace(/\/+$/, ''),
+    request: { fetch },
+  });
 
   octokit.hook.wrap('request', async (request, options) => {
     for (let attempt = 1; ; attempt++) {

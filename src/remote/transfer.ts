@@ -14,6 +14,8 @@ import type { FileHandle } from 'node:fs/promises';
 import { RemoteError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
 import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
+import { fetch } from './http.js';
+import { Progress } from './progress.js';
 
 /** Size of each ranged GET, and how many run at once. */
 export const RANGE_BYTES = 8 * 1024 * 1024;
@@ -31,8 +33,18 @@ export interface TransferLimits {
   /** The overall deadline (aborts with a DeadlineError as its reason). */
   readonly signal?: AbortSignal;
   readonly speed?: SpeedLimit;
-  /** Told of every byte moved (progress lines). */
-  readonly onBytes?: (n: number) => void;
+  /** Progress lines while it lasts (progress.ts). */
+  readonly progress?: ProgressOptions;
+}
+
+/** How a transfer shows its progress. */
+export interface ProgressOptions {
+  /** The start of every line, e.g. `Runner cache: downloading <key>`. */
+  readonly label: string;
+  /** Time between lines; default PROGRESS_INTERVAL_MS (5 s). */
+  readonly intervalMs?: number;
+  /** Where lines go; default core.info. */
+  readonly log?: (line: string) => void;
 }
 
 export interface DownloadBudget {
@@ -47,6 +59,7 @@ class Transfer {
   readonly controller = new AbortController();
   readonly signal: AbortSignal;
   private readonly watch: SpeedWatch;
+  private progress: Progress | undefined;
   moved = 0;
 
   constructor(
@@ -61,14 +74,29 @@ class Transfer {
     );
   }
 
+  /** Starts the progress lines, once the size is known (or known to be unknown). */
+  sized(total: number | undefined): void {
+    const p = this.limits.progress;
+    if (p === undefined || this.progress !== undefined) return;
+    this.progress = new Progress(p.label, total, p.log, p.intervalMs);
+    this.progress.add(this.moved);
+  }
+
   add(n: number): void {
     this.moved += n;
     this.watch.add(n);
-    this.limits.onBytes?.(n);
+    this.progress?.add(n);
+  }
+
+  /** A range sent again: its bytes no longer count. */
+  takeBack(n: number): void {
+    this.moved -= n;
+    this.progress?.add(-n);
   }
 
   stop(): void {
     this.watch.stop();
+    this.progress?.done();
   }
 
   /** The error to throw for `err`: the deadline's when it fired, else a RemoteError. */
@@ -216,6 +244,7 @@ export async function download(
       // A server without ranges: one stream, as long as it says (or within the budget).
       const declared = Number(first.headers.get('content-length') ?? NaN);
       if (Number.isFinite(declared)) refuseSize(declared, budget);
+      t.sized(Number.isFinite(declared) ? declared : undefined);
       fh = await fs.open(dest, 'w');
       const known = Number.isFinite(declared);
       await bodyInto(first, fh, 0, known ? declared : budget.bytes, t, known);
@@ -227,6 +256,7 @@ export async function download(
     }
     const total = range.total;
     refuseSize(total, budget);
+    t.sized(total);
     fh = await fs.open(dest, 'w');
     const handle = fh;
     const firstLen = range.end + 1;
@@ -249,7 +279,7 @@ export async function download(
         try {
           await bodyInto(r, handle, start, end - start + 1, t);
         } catch (err) {
-          t.moved = before; // a retry sends the range again
+          t.takeBack(t.moved - before); // a retry sends the range again
           throw err;
         }
       });
@@ -316,6 +346,7 @@ export async function upload(
   const fh = await fs.open(file, 'r');
   try {
     const size = (await fh.stat()).size;
+    t.sized(size);
     const read = async (pos: number, len: number): Promise<Buffer> => {
       const buf = Buffer.allocUnsafe(len);
       let got = 0;

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { RemoteError } from '../errors.js';
 import { PACK_VERSION } from '../store/pack.js';
 import { sleep } from './deadline.js';
+import { fetch } from './http.js';
 
 const SERVICE = 'github.actions.results.api.v1.CacheService';
 

@@ -122,7 +122,7 @@ export async function runRestore(): Promise<void> {
       if (store) {
         try {
           outcome = await timer.time('restore', () =>
-            restoreLadder(config, plan, store, remote, workDir, notes),
+            restoreLadder(config, plan, store, remote, workDir, notes, timer),
           );
         } catch (err) {
           handlePhaseError(`Restoring ${plan.name}`, err, notes);
@@ -215,6 +215,7 @@ async function restoreLadder(
   remote: RemoteTier,
   workDir: string,
   notes: string[],
+  timer: Timer,
 ): Promise<Outcome> {
   const key = plan.key;
   const restoreKeys = config.restoreKeys === 'auto' ? [key.prefix] : [...config.restoreKeys];
@@ -256,7 +257,9 @@ async function restoreLadder(
   const fromRemote = async (hit: RemoteHit, hitKind: HitKind): Promise<Outcome | undefined> => {
     if (config.lookupOnly) return { ...MISS, tier: 'remote', hitKind, matchedKey: hit.matchedKey };
     try {
-      const { packs, bytes: downloaded } = await remote.fetch(hit, workDir);
+      const { packs, bytes: downloaded } = await timer.time('download', () =>
+        remote.fetch(hit, workDir),
+      );
       const found = { tier: 'remote', hitKind, downloadedBytes: downloaded } as const;
       // After a fallback post saves: an incremental save builds on what was restored.
       const saves = hitKind !== 'exact';
@@ -269,7 +272,7 @@ async function restoreLadder(
         return { ...found, matchedKey: r.meta.key, files, bytes, meta: r.meta, carry };
       }
       // Each pack must be the entry asked of it before anything of it is stored (importPacks).
-      const meta = await store.importPacks(packs);
+      const meta = await timer.time('import', () => store.importPacks(packs));
       const r = await store.restore(meta.key, roots, await prepare(meta, hitKind));
       let carry: Carry | undefined;
       if (saves) {
@@ -292,7 +295,7 @@ async function restoreLadder(
     if (o) return o;
   }
   // 2. remote exact (one call also brings back the remote's best fallback, kept for step 4)
-  const remoteHit = await remote.lookup(key.key, restoreKeys);
+  const remoteHit = await timer.time('lookup', () => remote.lookup(key.key, restoreKeys));
   if (remoteHit && remoteHit.matchedKey === key.key) {
     const o = await fromRemote(remoteHit, 'exact');
     if (o) return o;

@@ -274,16 +274,19 @@ async function saveOne(
   } else if (!remote.writable) {
     report.remote = `off: ${remote.disabledReason ?? 'ACTIONS_CACHE_MODE does not allow writes'}`;
   } else {
-    report.remote = await timer.time('remote', async () => {
-      const there = await remote.exists(item.key);
+    report.remote = await timer.time('upload', async () => {
+      const there = await timer.time('lookup', () => remote.exists(item.key));
       if (there === undefined) return `off: ${remote.disabledReason ?? 'unavailable'}`;
       if (there) return 'already present';
       const packFile = tempName(workDir, 'pack');
       try {
         // A store made for this step wrote every blob from content it hashed: no re-check.
         const verify = !isStepStore(store);
-        const layer = carry ? await layerPack(store, item.key, carry, packFile, verify) : undefined;
-        const { bytes } = layer ?? (await store.exportPack(item.key, packFile, { verify }));
+        const { bytes, layer } = await timer.time('export', async () => {
+          const l = carry ? await layerPack(store, item.key, carry, packFile, verify) : undefined;
+          if (l) return { bytes: l.bytes, layer: l };
+          return { bytes: (await store.exportPack(item.key, packFile, { verify })).bytes };
+        });
         const outcome = await remote.upload(packFile, layer?.remoteKey ?? item.key);
         if (outcome === 'saved') report.uploadedBytes = bytes;
         return outcome === 'saved' && layer ? `saved (a layer over ${carry?.base})` : outcome;
