@@ -10,13 +10,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { deadline } from '../../src/remote/deadline.js';
-import {
-  DOWNLOAD_STREAMS,
-  download,
-  RANGE_BYTES,
-  SINGLE_PUT_BYTES,
-  upload,
-} from '../../src/remote/transfer.js';
+import { DOWNLOAD_STREAMS, download, RANGE_BYTES, upload } from '../../src/remote/transfer.js';
 import {
   cacheVersion,
   finalize,
@@ -147,9 +141,11 @@ describe('download', () => {
 });
 
 describe('upload', () => {
+  // Small thresholds: 1 MiB in one PUT, above it blocks of 256 KiB.
+  const sizes = { singlePut: 1024 * 1024, block: 256 * 1024 };
   for (const [label, size] of [
     ['one PUT', 1000],
-    ['blocks and a block list', SINGLE_PUT_BYTES + 3 * 1024 * 1024],
+    ['blocks and a block list', sizes.singlePut + 300 * 1024],
   ] as const) {
     it(`${label}: the entry reads back byte-identical`, async () => {
       const data = randomBytes(size);
@@ -157,7 +153,13 @@ describe('upload', () => {
       await fs.writeFile(file, data);
       const r = await reserve(env, `up-${size}`);
       if (!r) throw new Error('not reserved');
-      await expect(upload(r.uploadUrl, file)).resolves.toBe(size);
+      const before = service.requests().length;
+      await expect(upload(r.uploadUrl, file, {}, sizes)).resolves.toBe(size);
+      const puts = service
+        .requests()
+        .slice(before)
+        .filter((q) => q.method === 'PUT');
+      expect(puts).toHaveLength(size > sizes.singlePut ? 6 + 1 : 1);
       await finalize(env, `up-${size}`, r, size);
       const entry = service.entries().find((e) => e.key === `up-${size}`);
       expect(entry?.version).toBe(cacheVersion());
@@ -167,6 +169,18 @@ describe('upload', () => {
 
   it('reserving a key saved already answers undefined, not an error', async () => {
     await expect(reserve(env, KEY)).resolves.toBeUndefined();
+  });
+
+  it('a block refused once (a 500) is sent again, and the entry is whole', async () => {
+    const data = randomBytes(700 * 1024);
+    const file = path.join(dir, 'retried');
+    await fs.writeFile(file, data);
+    const r = await reserve(env, 'retried');
+    service.setFaults({ blobPut: { status: 500, count: 1 } });
+    await upload(r?.uploadUrl ?? '', file, {}, { singlePut: 100 * 1024, block: 256 * 1024 });
+    await finalize(env, 'retried', r!, data.length);
+    const entry = service.entries().find((e) => e.key === 'retried');
+    expect(service.readEntry(entry?.id ?? -1).equals(data)).toBe(true);
   });
 
   it('a PUT refused every time fails with the status', async () => {

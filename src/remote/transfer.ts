@@ -9,8 +9,9 @@
  * checked against the caller's budget before the file is made, and the bytes that arrive are
  * counted against it. A failed download removes its file.
  */
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
 import { RemoteError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
 import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
@@ -21,8 +22,8 @@ import { Progress } from './progress.js';
 export const RANGE_BYTES = 8 * 1024 * 1024;
 export const DOWNLOAD_STREAMS = 8;
 /** Uploads: one PUT up to this size; above it, blocks of BLOCK_BYTES, UPLOAD_STREAMS at once. */
-export const SINGLE_PUT_BYTES = 32 * 1024 * 1024;
-export const BLOCK_BYTES = 16 * 1024 * 1024;
+export const SINGLE_PUT_BYTES = 128 * 1024 * 1024;
+export const BLOCK_BYTES = 32 * 1024 * 1024;
 export const UPLOAD_STREAMS = 4;
 /** Attempts per request (a range, a block) before the transfer fails. */
 const ATTEMPTS = 3;
@@ -302,29 +303,66 @@ export async function download(
   }
 }
 
+/**
+ * One PUT that must answer 201, retried. `body` makes the body afresh for each attempt; a
+ * streamed range of the file counts its bytes as they go (and takes them back on a retry).
+ */
 async function put(
   url: string,
-  body: Uint8Array | string,
+  body: () => { data: Uint8Array | string | ReadableStream<Uint8Array>; sent: () => number },
   headers: Record<string, string>,
   t: Transfer,
   what: string,
 ): Promise<void> {
   await t.retrying(async () => {
-    const res = await fetch(url, {
-      method: 'PUT',
-      headers: { 'x-ms-version': AZURE_VERSION, ...headers },
-      body,
-      signal: t.signal,
-    });
-    const text = await res.text().catch(() => '');
-    if (res.status !== 201) {
-      const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
-      throw new HttpStatusError(
-        `${what} answered HTTP ${res.status}${code ? ` (${code})` : ''}`,
-        res.status,
-      );
+    const b = body();
+    try {
+      const res = await fetch(url, {
+        method: 'PUT',
+        headers: { 'x-ms-version': AZURE_VERSION, ...headers },
+        body: b.data,
+        signal: t.signal,
+        ...(b.data instanceof ReadableStream ? { duplex: 'half' } : {}),
+      } as RequestInit);
+      const text = await res.text().catch(() => '');
+      if (res.status !== 201) {
+        const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+        throw new HttpStatusError(
+          `${what} answered HTTP ${res.status}${code ? ` (${code})` : ''}`,
+          res.status,
+        );
+      }
+    } catch (err) {
+      t.takeBack(b.sent());
+      throw err;
     }
   });
+}
+
+/** `len` bytes of `file` from `start`, streamed and counted by `t` as they are sent. */
+function fileBody(file: string, start: number, len: number, t: Transfer) {
+  return () => {
+    let sent = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        sent += chunk.length;
+        t.add(chunk.length);
+        cb(null, chunk);
+      },
+    });
+    const source = createReadStream(file, {
+      start,
+      end: start + len - 1,
+      highWaterMark: 1024 * 1024,
+    });
+    source.on('error', (err) => counted.destroy(err));
+    const data = Readable.toWeb(source.pipe(counted)) as ReadableStream<Uint8Array>;
+    return { data: len === 0 ? new Uint8Array(0) : data, sent: () => sent };
+  };
+}
+
+function fixedBody(data: string) {
+  return () => ({ data, sent: () => 0 });
 }
 
 /** `url` with one more query parameter (the signed URL's own stay as they are). */
@@ -333,73 +371,48 @@ function withQuery(url: string, extra: string): string {
 }
 
 /**
- * Uploads `file` to a signed blob URL: one PUT when small, else blocks of BLOCK_BYTES (several
- * at once) committed by a block list. Each block is read when its turn comes, so memory stays
- * at UPLOAD_STREAMS blocks whatever the file's size.
+ * Uploads `file` to a signed blob URL: one PUT up to SINGLE_PUT_BYTES (as the Azure SDK does for
+ * `@actions/cache`), else blocks of BLOCK_BYTES (several at once) committed by a block list.
+ * Bodies are streamed from the file, so memory stays small whatever its size.
  */
 export async function upload(
   url: string,
   file: string,
   limits: TransferLimits = {},
+  sizes = { singlePut: SINGLE_PUT_BYTES, block: BLOCK_BYTES },
 ): Promise<number> {
   const t = new Transfer('the upload', limits);
-  const fh = await fs.open(file, 'r');
   try {
-    const size = (await fh.stat()).size;
+    const size = (await fs.stat(file)).size;
     t.sized(size);
-    const read = async (pos: number, len: number): Promise<Buffer> => {
-      const buf = Buffer.allocUnsafe(len);
-      let got = 0;
-      while (got < len) {
-        const { bytesRead } = await fh.read(buf, got, len - got, pos + got);
-        if (bytesRead === 0) throw new RemoteError(`${file} shrank while it was uploaded`);
-        got += bytesRead;
-      }
-      return buf;
-    };
-    if (size <= SINGLE_PUT_BYTES) {
-      const body = await read(0, size);
-      await put(url, body, { 'x-ms-blob-type': 'BlockBlob' }, t, 'the upload');
-      t.add(size);
+    const length = (n: number): Record<string, string> => ({ 'content-length': String(n) });
+    if (size <= sizes.singlePut) {
+      const headers = { 'x-ms-blob-type': 'BlockBlob', ...length(size) };
+      await put(url, fileBody(file, 0, size, t), headers, t, 'the upload');
       return size;
     }
     const ids: string[] = [];
     const jobs: (() => Promise<void>)[] = [];
-    for (let pos = 0, n = 0; pos < size; pos += BLOCK_BYTES, n++) {
+    for (let pos = 0, n = 0; pos < size; pos += sizes.block, n++) {
       // Every id of one blob has the same length (Azure's rule).
       const id = Buffer.from(`clyde-${String(n).padStart(8, '0')}`).toString('base64');
       ids.push(id);
-      const start = pos;
-      const len = Math.min(BLOCK_BYTES, size - pos);
-      jobs.push(async () => {
-        const body = await read(start, len);
-        await put(
-          withQuery(url, `comp=block&blockid=${encodeURIComponent(id)}`),
-          body,
-          {},
-          t,
-          `block ${n}`,
-        );
-        t.add(len);
-      });
+      const len = Math.min(sizes.block, size - pos);
+      const blockUrl = withQuery(url, `comp=block&blockid=${encodeURIComponent(id)}`);
+      const body = fileBody(file, pos, len, t);
+      jobs.push(() => put(blockUrl, body, length(len), t, `block ${n}`));
     }
     await pool(jobs, UPLOAD_STREAMS);
     const list =
       '<?xml version="1.0" encoding="utf-8"?><BlockList>' +
       ids.map((id) => `<Latest>${id}</Latest>`).join('') +
       '</BlockList>';
-    await put(
-      withQuery(url, 'comp=blocklist'),
-      list,
-      { 'content-type': 'application/xml' },
-      t,
-      'the block list',
-    );
+    const xml = { 'content-type': 'application/xml' };
+    await put(withQuery(url, 'comp=blocklist'), fixedBody(list), xml, t, 'the block list');
     return size;
   } catch (err) {
     throw t.failure(err, 'the upload failed');
   } finally {
-    await fh.close();
     t.stop();
   }
 }
