@@ -61177,7 +61177,8 @@ async function writePack(blobs, meta, table, manifest, destFile, opts = {}) {
                 throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
         }
         await write(Buffer.concat([END, Buffer.alloc(8)]));
-        await out.sync();
+        // (No fsync: a pack is read back at once for its upload and removed after; a crash loses
+        // nothing a later save would not make again.)
         await out.close();
         await rename(tmp, destFile);
         return { bytes, blobBytes };
