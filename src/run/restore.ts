@@ -264,24 +264,26 @@ async function restoreLadder(
       // After a fallback post saves: an incremental save builds on what was restored.
       const saves = hitKind !== 'exact';
       if (hit.base !== undefined) core.info(`${hit.matchedKey} is a layer over ${hit.base}.`);
+      // Restored straight from the download, every file verified as the workers write it.
+      const r = await timer.time('restore pack', () =>
+        store.restorePack(packs, roots, (m) => prepare(m, hitKind)),
+      );
+      const { files, bytes } = r.result;
+      const restored = { ...found, matchedKey: r.meta.key, files, bytes, meta: r.meta };
       if (isStepStore(store)) {
-        // No store is kept: restored straight from the download, every file verified.
-        const r = await store.restorePack(packs, roots, (m) => prepare(m, hitKind));
+        // No store is kept: post adopts the packs, if it saves.
         const carry = saves ? await keepCarry(r.base, { packs, rows: r.rows }) : undefined;
-        const { files, bytes } = r.result;
-        return { ...found, matchedKey: r.meta.key, files, bytes, meta: r.meta, carry };
+        return { ...restored, carry };
       }
-      // Each pack must be the entry asked of it before anything of it is stored (importPacks).
-      const meta = await timer.time('import', () => store.importPacks(packs));
-      const r = await store.restore(meta.key, roots, await prepare(meta, hitKind));
-      let carry: Carry | undefined;
-      if (saves) {
-        const base = hit.base ?? meta.key;
-        const blobs = [...(await store.blobNames(base))];
-        const storedBytes = (await store.get(base))?.storedBytes ?? 0;
-        carry = await keepCarry({ key: base, blobs, storedBytes });
-      }
-      return { ...found, matchedKey: meta.key, files: r.files, bytes: r.bytes, carry };
+      // Write-through: the verified frames become the local store's, as they are.
+      await timer
+        .time('import', () => store.adoptPacks(packs, roots, r.rows))
+        .catch((err: unknown) => {
+          core.info(
+            `Runner cache entry ${r.meta.key} was restored but not stored locally: ${errorMessage(err)}`,
+          );
+        });
+      return { ...restored, carry: saves ? await keepCarry(r.base) : undefined };
     } catch (err) {
       handlePhaseError(`Runner cache entry ${hit.matchedKey} could not be restored`, err, notes);
       return undefined;

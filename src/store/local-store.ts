@@ -468,36 +468,13 @@ export class LocalStore {
    * the store.
    */
   async importPack(packFile: string, key: string): Promise<EntryMeta> {
-    return this.importPacks([{ file: packFile, key }]);
-  }
-
-  /**
-   * importPack for an entry and, when it is a layer, its base (`packs[1]`, a full entry): the
-   * base is imported as an entry of its own first, then the layer, whose missing blobs the
-   * base brought. Returns the entry's meta.
-   */
-  async importPacks(packs: readonly PackFile[]): Promise<EntryMeta> {
-    const [own, base] = packs;
-    if (own === undefined) throw new StoreError('no pack to import');
-    let inBase: (digest: string) => boolean = () => false;
-    if (base !== undefined) {
-      const b = await this.load((await this.importPacks([base])).key);
-      const names = contentBlobs(b.manifest, this.blobs.locationsOf(b.manifest));
-      inBase = (d) => names.has(d);
-    }
-    const key = own.key;
     let packMeta: EntryMeta | undefined;
     let existing: EntryMeta | undefined;
-    const read = await readPack(
-      this.blobs,
-      own.file,
-      async (header) => {
-        packMeta = packEntryMeta(header, key);
-        existing = await this.get(packMeta.key);
-        return existing === undefined;
-      },
-      inBase,
-    );
+    const read = await readPack(this.blobs, packFile, async (header) => {
+      packMeta = packEntryMeta(header, key);
+      existing = await this.get(packMeta.key);
+      return existing === undefined;
+    });
     if (existing !== undefined) return existing;
     if (read === undefined || packMeta === undefined) throw new StoreError('pack import stopped');
     const now = new Date();
@@ -610,10 +587,18 @@ export class LocalStore {
       for (const fh of handles.values()) await fh.close();
     }
     this.blobs.attach(ix.manifest, ix.locations);
-    const now = new Date().toISOString();
+    const now = new Date();
+    // As importPack: a creation time in the future (which would keep the entry the newest
+    // fallback) is now.
+    const createdAt =
+      Date.parse(meta.createdAt) > now.getTime() ? now.toISOString() : meta.createdAt;
+    // The table as this store writes it (importPack's way), not the saver's bytes.
+    const groups = new GroupList();
+    const rowsOf = manifestTable(ix.manifest.roots, (d) => ix.locations.get(d), groups);
+    const table = encodeTable({ groups: groups.list }, rowsOf);
     const { entry } = await this.commit(
-      { ...meta, lastAccessAt: now },
-      ix.header.table,
+      { ...meta, createdAt, lastAccessAt: now.toISOString() },
+      table,
       () => ix.manifest,
     );
     await writeStatCache(this.root, this.tmpDir, entry.key, roots, rows);

@@ -351,11 +351,10 @@ export async function readPack(
   blobs: BlobStore,
   packFile: string,
   accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
-  external?: (digest: string) => boolean,
 ): Promise<ReadPack | undefined> {
   const fh = await openPack(packFile);
   try {
-    const ix = await scanOpen(fh, accept, external);
+    const ix = await scanOpen(fh, accept);
     if (ix === undefined) return undefined;
     // The blobs written take at most what the pack carries (frames are stored as they are).
     const free = await freeBytes(blobs.dir);

@@ -46,7 +46,14 @@ function fileName(storeRoot: string, key: string, roots: readonly OutputRoot[]):
 
 /** Deletes every stat cache of `key` (its entry is gone). */
 export async function removeStatCaches(storeRoot: string, key: string): Promise<void> {
-  await fs.rm(keyDir(storeRoot, key), { recursive: true, force: true });
+  // A restore of the entry in another process may write its stat cache here meanwhile (the
+  // directory is then not empty when rm comes to it): tried again, that file goes too.
+  await fs.rm(keyDir(storeRoot, key), {
+    recursive: true,
+    force: true,
+    maxRetries: 5,
+    retryDelay: 20,
+  });
 }
 
 /** Stores `table` (encoded with `key`, `recordedAt` and each root's `abs`) as a stat cache. */

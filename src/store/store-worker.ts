@@ -617,6 +617,12 @@ async function write(
     return;
   }
   const content = decodeWhole(readBlobFile(blob, at), blobSize, blob);
+  // A group from a downloaded pack is checked whole too, so that a store adopting the pack's
+  // frames (LocalStore.adoptPacks) holds only blobs that are what their names say.
+  if (at.length !== undefined && members.some((m) => m.digest !== blob)) {
+    if (sha256Hex(content) !== blob)
+      fail('corrupt', `blob ${blob}: content does not match its digest`);
+  }
   for (const m of members) {
     const slice = content.subarray(m.offset, m.offset + m.size);
     let why: string | null = null;
