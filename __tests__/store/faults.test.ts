@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
-import { ENOSPC_AFTER_ENV } from '../../src/store/test-hooks.js';
+import { ENOSPC_AFTER_ENV } from '../../test-support/store/faults.js';
 import { sha256 } from '../../src/util/bytes.js';
 import {
   bytesFrom,

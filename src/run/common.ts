@@ -6,8 +6,9 @@ import * as path from 'node:path';
 import { errorMessage, isInputError } from '../errors.js';
 import type { Config } from '../inputs.js';
 import type { KeyInputs } from '../key/types.js';
-import { LocalStore, loadCodec } from '../store/index.js';
-import type { OutputRoot } from '../store/types.js';
+import { pathToFileURL } from 'node:url';
+import { LocalStore, loadCodec, type LocalStoreOptions } from '../store/index.js';
+import type { OutputRoot, StoreFaults } from '../store/types.js';
 import { tempName } from '../util/fsx.js';
 
 export function keyInputs(config: Config): KeyInputs {
@@ -44,20 +45,37 @@ export async function makeWorkDir(): Promise<string> {
 }
 
 /**
+ * Tests only: the file of a module whose `faults` export (StoreFaults) the steps' store gets
+ * (test-support/store/faults.ts), so an end-to-end test can stop a step run from dist/ at a
+ * point of its save. Read here and nowhere else; unset in production, where it costs nothing.
+ */
+export const FAULTS_MODULE_ENV = 'CLYDE_STORE_FAULTS_MODULE';
+
+async function storeOptions(): Promise<LocalStoreOptions> {
+  const file = process.env[FAULTS_MODULE_ENV];
+  if (file === undefined || file === '') return {};
+  const mod = (await import(/* webpackIgnore: true */ pathToFileURL(file).href)) as {
+    faults?: StoreFaults;
+  };
+  return mod.faults === undefined ? {} : { faults: mod.faults };
+}
+
+/**
  * The local store, or, when it cannot be opened (unwritable directory, full disk), a store under
  * RUNNER_TEMP that lives for this job only, so the runner cache tier still works.
  */
 export async function openStore(config: Config, notes: string[]): Promise<LocalStore> {
   const codec = await loadCodec();
   core.info(`zstd: ${codec.name}`);
+  const options = await storeOptions();
   try {
-    return await LocalStore.open(config.localCacheDir);
+    return await LocalStore.open(config.localCacheDir, options);
   } catch (err) {
     const fallback = path.join(scratchRoot(), 'job-store');
     const msg = `Local store at ${config.localCacheDir} could not be opened (${errorMessage(err)}); using a store for this job only.`;
     core.warning(msg);
     notes.push(msg);
-    return LocalStore.open(fallback);
+    return LocalStore.open(fallback, options);
   }
 }
 

@@ -445,10 +445,6 @@ export class StoreIndex {
   }
 }
 
-export function dirOfEntry(e: EntryFields): string {
-  return entryDirName(e);
-}
-
 function checkCount(v: number, what: string): number {
   if (!Number.isSafeInteger(v) || v < 0) throw new StoreError(`index: bad ${what}`);
   return v;

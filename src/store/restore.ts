@@ -24,6 +24,7 @@ import * as path from 'node:path';
 import { StoreError, UnsafeEntryError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
 import { isInside, relativeInside, rename } from '../util/fsx.js';
+import { unpackedPath } from './blob-layout.js';
 import type { BlobStore } from './blobs.js';
 import {
   childPath,
@@ -328,10 +329,6 @@ function setsMtimes(opts: RestoreOptions): boolean {
   return opts.mtimeMs !== undefined || opts.mtimes === true;
 }
 
-function unpackedPath(blobs: BlobStore, digest: string, mode: number): string {
-  return path.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
-}
-
 /** A batch of files to link or clone from their unpacked copies. */
 /**
  * Links or clones the files `which` (indexes into `files`) in the workers; per file
@@ -405,7 +402,7 @@ async function materializeLinked(
       const { e, digest } = files[i] as FileJob;
       // The unpacked copy's mode: the file's, read-only (the worker names it the same way).
       const umode = e.mode & ~0o222;
-      const src = unpackedPath(blobs, digest, umode);
+      const src = unpackedPath(blobs.unpackedDir, digest, umode);
       if (need.has(src)) continue;
       need.set(src, {
         id: i,

@@ -11,7 +11,7 @@
  * next idle worker, so the two workers finish together.
  */
 import * as core from '@actions/core';
-import { lstatSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import type { BlobStore, Location } from './blobs.js';
@@ -42,9 +42,8 @@ import {
   groupAt,
   type Table,
 } from './table.js';
-import { preclaimed } from './test-hooks.js';
 import { relativeInside } from '../util/fsx.js';
-import type { LinkOptions, OutputRoot } from './types.js';
+import type { LinkOptions, OutputRoot, SaveStats } from './types.js';
 
 /** Files below this size are grouped with others of the same save (they compress far better). */
 export const SMALL_FILE = 64 * 1024;
@@ -54,25 +53,6 @@ export const GROUP_BYTES = 1024 * 1024;
 const CLAIM_SLOTS = 1 << 17;
 /** Content per job of standalone files sent to one worker. */
 const JOB_BYTES = 4 * 1024 * 1024;
-
-/** What a save did, counted (the 1%-changed save is judged by these). */
-export interface SaveStats {
-  /** Regular files in the saved roots. */
-  readonly files: number;
-  /** Files whose digest came from the stat cache (size, mtime and inode unchanged): not read. */
-  readonly reused: number;
-  /** Files read and hashed. */
-  readonly read: number;
-  readonly bytesRead: number;
-  /** Blobs (standalone and group) written and their bytes on disk. */
-  readonly blobsWritten: number;
-  readonly bytesWritten: number;
-  /** Bytes of the entry itself (artifact and meta.json; its stat cache is a link to the artifact). */
-  readonly entryBytes: number;
-  /** Group blobs written, and standalone blobs stored as they are (incompressible). */
-  readonly groups: number;
-  readonly rawBlobs: number;
-}
 
 export interface SnapshotResult {
   /** The new entry's table (table.ts): its artifact, and the stat cache of the roots saved. */
@@ -521,7 +501,7 @@ class Planner {
    * Content claims of this save, shared by the workers (one 64-bit slot each): a file whose
    * content another file of the save claimed is neither compressed nor written again.
    */
-  private readonly claims = newClaims(preclaimed());
+  private readonly claims: SharedArrayBuffer;
   /** Files whose content another file of this save holds, paired up in finish(). */
   private readonly dups: PendingFile[] = [];
   private readonly running: Promise<void>[] = [];
@@ -536,7 +516,9 @@ class Planner {
     private readonly blobs: BlobStore,
     private readonly basis: Basis | undefined,
     private readonly groupSmall: boolean,
+    preclaimed: readonly string[],
   ) {
+    this.claims = newClaims(preclaimed);
     this.pool = blobs.pool();
     this.dirs = blobs.dirs;
     this.cache = basis?.stat.table;
@@ -545,7 +527,7 @@ class Planner {
 
   /** Stored size of a group blob (undefined when it is gone), one stat per group. */
   private groupSize(group: string): number | undefined {
-    if (!this.groupSeen.has(group)) this.groupSeen.set(group, ownSizeSync(this.blobs, group));
+    if (!this.groupSeen.has(group)) this.groupSeen.set(group, this.blobs.ownSizeSync(group));
     return this.groupSeen.get(group);
   }
 
@@ -621,7 +603,7 @@ class Planner {
       rows.set(j, AT.offset, t.nums[i * NUMS + AT.offset] as number);
     } else {
       const d = digestAt(t, i);
-      const size = ownSizeSync(this.blobs, d);
+      const size = this.blobs.ownSizeSync(d);
       if (size === undefined) return false;
       this.stored.set(d, size);
     }
@@ -803,25 +785,35 @@ class Planner {
   }
 }
 
+/** How `snapshotRoots` goes about a save. */
+export interface SnapshotOptions {
+  /** The previous entry of the package (basis.ts): its unchanged files are not read. */
+  readonly basis?: Basis | undefined;
+  /** Group small files into shared blobs (default true). */
+  readonly groupSmall?: boolean;
+  /** Which symlinks leaving their root are kept (`sortLinks`). */
+  readonly links?: LinkOptions;
+  /** Fault injection (StoreFaults.preclaimed): digests claimed before the save starts. */
+  readonly preclaimed?: readonly string[] | undefined;
+}
+
 /**
  * Walks the roots and stores their files: unchanged files (stat cache) are not read; the rest
  * are hashed and compressed by the worker pool, small files grouped into shared blobs (unless
- * `groupSmall` is false), large ones streamed. `links` says which symlinks leaving their root
- * are kept (`sortLinks`). The result's table is the entry's artifact
+ * `groupSmall` is false), large ones streamed. The result's table is the entry's artifact
  * (and, with `key` in it, the stat cache of these roots).
  */
 export async function snapshotRoots(
   key: string,
   roots: readonly OutputRoot[],
   blobs: BlobStore,
-  basis?: Basis,
-  groupSmall = true,
-  links: LinkOptions = {},
+  opts: SnapshotOptions = {},
 ): Promise<SnapshotResult> {
+  const { basis, links = {} } = opts;
   // A change after our lstat gets an mtime of at least this (statcache.ts).
   const recordedAt = Date.now() - CLOCK_LAG_MS;
   const warnings = new Warnings();
-  const plan = new Planner(blobs, basis, groupSmall);
+  const plan = new Planner(blobs, basis, opts.groupSmall !== false, opts.preclaimed ?? []);
   const walked: WalkedRoot[] = [];
   try {
     for (const root of roots) {
@@ -876,13 +868,4 @@ export async function snapshotRoots(
     },
     warnings: warnings.list(),
   };
-}
-
-function ownSizeSync(blobs: BlobStore, digest: string): number | undefined {
-  try {
-    const st = statSync(blobs.pathOf(digest));
-    return st.isFile() ? st.size : undefined;
-  } catch {
-    return undefined;
-  }
 }
