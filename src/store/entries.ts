@@ -15,7 +15,8 @@ import type { IndexEntry, NewEntry } from './index-file.js';
 import type { LockSettings } from './lock.js';
 import type { Manifest } from './manifest.js';
 import { entryDirName, parseMeta } from './meta.js';
-import { decodeTable, tableManifest } from './table.js';
+import { decodeTable } from './table.js';
+import { tableManifest } from './table-manifest.js';
 import type { EntryMeta, PausePoint, StoreFaults } from './types.js';
 
 export const META = 'meta.json';

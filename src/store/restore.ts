@@ -26,19 +26,13 @@ import { formatBytes } from '../util/bytes.js';
 import { isInside, relativeInside, rename } from '../util/fsx.js';
 import { unpackedPath } from './blob-layout.js';
 import type { BlobStore } from './blobs.js';
-import {
-  childPath,
-  foldCollision,
-  foldName,
-  foldPath,
-  symlinkKinds,
-  type ManifestEntry,
-  type ManifestRoot,
-} from './manifest.js';
+import { childPath, foldCollision, foldName, foldPath, symlinkKinds } from './fold.js';
+import type { ManifestEntry, ManifestRoot } from './manifest.js';
 import { STREAM_AT, UNPACKED_MTIME_MS, WorkerOpError } from './pool.js';
 import type { FilesWire, LinkWire, WriteWire } from './worker-protocol.js';
 import { CLOCK_LAG_MS } from './statcache.js';
-import { GroupList, manifestTable, type TableRoot } from './table.js';
+import { GroupList, type TableRoot } from './table.js';
+import { manifestTable } from './table-manifest.js';
 import type { LinkOptions, OutputRoot, RestoreOptions, RestoreResult } from './types.js';
 
 const STAGING_PREFIX = '.clyde-restore-';

@@ -30,7 +30,8 @@ import { checkHash, checkKey, entryDirName, parseMeta } from './meta.js';
 import { MAX_GROUP_BYTES, readPack } from './pack.js';
 import { snapshotRoots } from './snapshot.js';
 import { linkStatCache } from './statcache.js';
-import { encodeTable, GroupList, manifestTable } from './table.js';
+import { encodeTable, GroupList } from './table.js';
+import { manifestTable } from './table-manifest.js';
 import type { EntryMeta, OutputRoot, SaveRequest, SaveResult } from './types.js';
 
 /** How the save room reads entries (the facade's `get` and `load`). */

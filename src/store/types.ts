@@ -227,3 +227,56 @@ export interface SaveStats {
   readonly groups: number;
   readonly rawBlobs: number;
 }
+
+// ---- the manifest: what an entry holds (manifest.ts checks it, table.ts encodes it) ----
+
+export type ManifestEntryType = 'file' | 'dir' | 'symlink';
+
+/**
+ * How a symlink that leaves its root is written down (the entry says so; restore.ts decides
+ * whether this workspace takes it):
+ * - `link`: relative to the link's own directory, `..` segments first, then names (so it can be
+ *   resolved without the filesystem), e.g. npm's `node_modules/a -> ../packages/a`;
+ * - `workspace`: '/' and a path relative to the workspace it was saved in, re-made as an
+ *   absolute link into the workspace it is restored in;
+ * - `absolute`: an absolute path outside the workspace, used as it is.
+ * A link without an anchor is relative and resolves inside its root.
+ */
+export type LinkAnchor = 'link' | 'workspace' | 'absolute';
+
+export interface ManifestEntry {
+  /** Posix, relative to the root, no '.' or '..' segments. */
+  readonly path: string;
+  readonly type: ManifestEntryType;
+  /** Permission bits only (0..0o777). */
+  readonly mode: number;
+  /** Content bytes (files); 0 otherwise. */
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** sha256 of the content (files). */
+  readonly digest?: string;
+  /** The link text (symlinks): relative, resolving inside the root, unless `anchor` says. */
+  readonly target?: string;
+  /** Symlinks that leave their root: how `target` is to be read. */
+  readonly anchor?: LinkAnchor;
+}
+
+/** `dir`: a directory and its entries. `file`: the root is one file (`file` holds it, path ''). */
+export type RootKind = 'dir' | 'file' | 'absent';
+
+export interface ManifestRoot {
+  readonly name: string;
+  readonly kind: RootKind;
+  /** Mode and mtime of the root itself (dir and file roots). */
+  readonly mode?: number;
+  readonly mtimeMs?: number;
+  /** Dir roots: the entries under it, parents before children. */
+  readonly entries: readonly ManifestEntry[];
+  /** File roots: the file (its path is ''). */
+  readonly file?: ManifestEntry;
+}
+
+export interface Manifest {
+  readonly schema: 1;
+  readonly roots: readonly ManifestRoot[];
+}
