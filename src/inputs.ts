@@ -40,6 +40,7 @@ export const Inputs = {
   JobStatus: 'job-status',
   KeepOutsideLinks: 'keep-outside-links',
   CrossOs: 'cross-os',
+  Local: 'local',
 } as const;
 
 export interface OutputPath {
@@ -86,6 +87,13 @@ export interface Config {
    * enableCrossOsArchive), so a key or restore key made on one OS can match an entry of another.
    */
   readonly crossOs: boolean;
+  /**
+   * Whether the local store is kept (the `local` input; `auto`: on every runner but a
+   * GitHub-hosted one, whose disk goes with the job). Off, nothing is written under
+   * `localCacheDir`: a remote hit is restored straight from its download, and a save goes
+   * through a store for this step only.
+   */
+  readonly local: boolean;
 }
 
 /** The text of a workspace file and where it came from (for error messages). */
@@ -217,6 +225,17 @@ export function parseChoice<T extends string>(
     throw new InputError(input, `'${raw}' is not one of: ${choices.join(', ')}.`);
   }
   return found;
+}
+
+/** `local`: auto (default), true or false; auto keeps the store unless the runner is GitHub's. */
+export function parseLocal(raw: string, env: NodeJS.ProcessEnv): boolean {
+  const v = raw.trim().toLowerCase();
+  if (v === '' || v === 'auto') return env['RUNNER_ENVIRONMENT'] !== 'github-hosted';
+  if (v === 'true' || v === 'false') return v === 'true';
+  throw new InputError(
+    Inputs.Local,
+    `'${raw}' is not one of: auto, true, false (auto keeps the local store on every runner but a GitHub-hosted one).`,
+  );
 }
 
 /** Non-empty, trimmed lines; lines starting with '#' are comments. */
@@ -451,6 +470,7 @@ export function readConfig(
     remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
     keepOutsideLinks: parseBoolean(Inputs.KeepOutsideLinks, get(Inputs.KeepOutsideLinks), false),
     crossOs: parseBoolean(Inputs.CrossOs, get(Inputs.CrossOs), false),
+    local: parseLocal(get(Inputs.Local), env),
   };
   return deepFreeze(config);
 }

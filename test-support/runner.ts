@@ -654,7 +654,9 @@ export class Job {
       RUNNER_OS: runnerOs(),
       RUNNER_ARCH: runnerArch(),
       RUNNER_NAME: 'clyde-emulated-runner',
-      RUNNER_ENVIRONMENT: 'github-hosted',
+      // A runner whose disk (and so the local store) outlives the job, unless a test says
+      // otherwise with `env: { RUNNER_ENVIRONMENT: 'github-hosted' }`.
+      RUNNER_ENVIRONMENT: 'self-hosted',
     };
   }
 

@@ -51,7 +51,10 @@ describe('make after a fresh checkout, on the zstd library', () => {
     const workspace = path.join(dir, 'workspace');
     freshClone(origin, workspace);
     await opts.earlier?.(workspace);
-    const job = new Job({ workspace, env: service.env() });
+    const job = new Job({
+      workspace,
+      env: { ...service.env(), RUNNER_ENVIRONMENT: 'github-hosted' },
+    });
     const main = await job.uses(
       REPO,
       { path: 'build', name: 'zstd', 'local-cache-dir': path.join(dir, 'store') },
@@ -140,7 +143,10 @@ describe('make after a fresh checkout, on a workspace of three packages', () => 
     await fs.mkdir(dir);
     const workspace = path.join(dir, 'workspace');
     freshClone(origin, workspace);
-    const job = new Job({ workspace, env: service.env() });
+    const job = new Job({
+      workspace,
+      env: { ...service.env(), RUNNER_ENVIRONMENT: 'github-hosted' },
+    });
     const main = await job.uses(REPO, { 'local-cache-dir': path.join(dir, 'store') }, 'cache');
     let upToDate: number | null = null;
     let log = '';

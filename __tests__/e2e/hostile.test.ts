@@ -1,14 +1,15 @@
 /**
  * Poisoned runner-cache entries, and the bundle's fallback when the native zstd binding cannot
- * load. @actions/cache would extract any of these archives with `tar -P`; clyde-cache must refuse
- * them all, write nothing outside the requested paths, and carry on as a miss.
+ * load. The entries are archives such as @actions/cache makes and would extract with `tar -P`,
+ * planted under our key and version; clyde-cache reads its entries as packs only, so it must
+ * refuse them all, write nothing outside the requested paths, and carry on as a miss.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import tarStream from 'tar-stream';
-import { cacheVersion, compressionMethod } from '../../src/remote/twirp.js';
+import { cacheVersion } from '../../src/remote/twirp.js';
 import { createWorld, REPO, runDemoJob, type World } from '../../test-support/world.js';
 
 interface Member {
@@ -36,7 +37,7 @@ async function tarOf(members: Member[]): Promise<Buffer> {
   pack.finalize();
   await done;
   const tar = Buffer.concat(chunks);
-  return compressionMethod() === 'gzip' ? zlib.gzipSync(tar) : zlib.zstdCompressSync(tar);
+  return zlib.zstdCompressSync(tar);
 }
 
 describe('poisoned runner-cache entries', () => {
@@ -89,7 +90,7 @@ describe('poisoned runner-cache entries', () => {
     await fs.rm(path.join(world.workspace, 'out'), { recursive: true, force: true });
     world.service.seedEntry({
       key,
-      version: cacheVersion(compressionMethod()),
+      version: cacheVersion(),
       scope: 'refs/heads/main',
       data: await tarOf(members()),
     });

@@ -1,7 +1,8 @@
 /**
- * The lookup and download half of the protocol against the loopback cache service: error bodies
- * that are not Twirp's keep their message; a download is bounded by its low-speed limit and by
- * its overall deadline, and leaves no partial file behind.
+ * The protocol against the loopback cache service: error bodies that are not Twirp's keep their
+ * message; a download comes in parallel ranges, is bounded by its low-speed limit, its overall
+ * deadline and its size budget, and leaves no partial file behind; an upload goes as one PUT or
+ * as blocks and a block list, and reserving an existing key is not a failure.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
@@ -9,7 +10,20 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { deadline } from '../../src/remote/deadline.js';
-import { cacheVersion, download, lookup, type ServiceEnv } from '../../src/remote/twirp.js';
+import {
+  DOWNLOAD_STREAMS,
+  download,
+  RANGE_BYTES,
+  SINGLE_PUT_BYTES,
+  upload,
+} from '../../src/remote/transfer.js';
+import {
+  cacheVersion,
+  finalize,
+  lookup,
+  reserve,
+  type ServiceEnv,
+} from '../../src/remote/twirp.js';
 import { startCacheService, type CacheService } from '../../test-support/cache-service/index.js';
 
 const KEY = 'clyde-demo-linux-x64-default-abc';
@@ -31,11 +45,11 @@ afterAll(async () => {
 });
 beforeEach(() => {
   service.reset();
-  service.seedEntry({ key: KEY, version: cacheVersion('gzip'), data: DATA });
+  service.seedEntry({ key: KEY, version: cacheVersion(), data: DATA });
 });
 
 async function url(): Promise<string> {
-  const hit = await lookup(env, KEY, [], 'gzip');
+  const hit = await lookup(env, KEY, []);
   if (!hit) throw new Error('the seeded entry was not found');
   return hit.url;
 }
@@ -47,22 +61,60 @@ describe('service errors', () => {
         GetCacheEntryDownloadURL: { status: 401, body: '{"message":"Bad credentials"}' },
       },
     });
-    await expect(lookup(env, KEY, [], 'gzip')).rejects.toThrow(
+    await expect(lookup(env, KEY, [])).rejects.toThrow(
       'GetCacheEntryDownloadURL answered HTTP 401: Bad credentials',
     );
     service.setFaults({ twirp: { GetCacheEntryDownloadURL: { status: 403 } } });
-    await expect(lookup(env, KEY, [], 'gzip')).rejects.toThrow(
+    await expect(lookup(env, KEY, [])).rejects.toThrow(
       /HTTP 403: permission_denied injected fault: 403/,
     );
   });
 });
 
-describe('download limits', () => {
+const BUDGET = { bytes: 1024 ** 3, reason: 'the test budget' };
+
+describe('download', () => {
   const speed = { bytesPerSecond: 4096, windowMs: 400 };
+
+  it('comes in parallel ranges, byte-identical', async () => {
+    const data = randomBytes(RANGE_BYTES * 2 + 12345);
+    service.seedEntry({ key: 'big', version: cacheVersion(), data });
+    const hit = await lookup(env, 'big', []);
+    const dest = path.join(dir, 'ranges');
+    const before = service.requests().length;
+    await expect(download(hit?.url ?? '', dest, BUDGET)).resolves.toBe(data.length);
+    expect((await fs.readFile(dest)).equals(data)).toBe(true);
+    const gets = service
+      .requests()
+      .slice(before)
+      .filter((r) => r.method === 'GET');
+    expect(gets).toHaveLength(Math.min(3, DOWNLOAD_STREAMS));
+  });
+
+  it('refuses an entry larger than its budget before writing anything', async () => {
+    const dest = path.join(dir, 'budget');
+    await expect(
+      download(await url(), dest, { bytes: DATA.length - 1, reason: 'a small budget' }),
+    ).rejects.toThrow(/more than a small budget; not downloading it/);
+    await expect(fs.stat(dest)).rejects.toThrow();
+  });
+
+  it('a range cut short is fetched again; one cut short every time fails, leaving no file', async () => {
+    const data = randomBytes(RANGE_BYTES + 1000);
+    service.seedEntry({ key: 'cut', version: cacheVersion(), data });
+    const u = (await lookup(env, 'cut', []))?.url ?? '';
+    service.setFaults({ download: { truncateAt: 100, count: 1 } });
+    const dest = path.join(dir, 'cut');
+    await expect(download(u, dest, BUDGET)).resolves.toBe(data.length);
+    expect((await fs.readFile(dest)).equals(data)).toBe(true);
+    service.setFaults({ download: { truncateAt: 100 } });
+    await expect(download(u, dest, BUDGET)).rejects.toThrow(/download/);
+    await expect(fs.stat(dest)).rejects.toThrow();
+  });
 
   it('a download faster than the low-speed limit completes', async () => {
     const dest = path.join(dir, 'fast');
-    await expect(download(await url(), dest, { speed })).resolves.toBe(DATA.length);
+    await expect(download(await url(), dest, BUDGET, { speed })).resolves.toBe(DATA.length);
     expect(await fs.readFile(dest)).toEqual(DATA);
   });
 
@@ -70,7 +122,7 @@ describe('download limits', () => {
     const u = await url();
     service.setFaults({ download: { trickle: { bytes: 16, everyMs: 25 } } });
     const dest = path.join(dir, 'trickle');
-    await expect(download(u, dest, { speed })).rejects.toThrow(
+    await expect(download(u, dest, BUDGET, { speed })).rejects.toThrow(
       /the download went slower than 4096 bytes\/s/,
     );
     await expect(fs.stat(dest)).rejects.toThrow();
@@ -82,20 +134,53 @@ describe('download limits', () => {
     const dest = path.join(dir, 'slow');
     const limit = deadline(300, 'the download');
     await expect(
-      download(u, dest, { signal: limit.signal, speed: { bytesPerSecond: 1, windowMs: 60_000 } }),
+      download(u, dest, BUDGET, {
+        signal: limit.signal,
+        speed: { bytesPerSecond: 1, windowMs: 60_000 },
+      }),
     ).rejects.toThrow(/the download did not finish within 0.3 s/);
     await expect(fs.stat(dest)).rejects.toThrow();
   });
 });
 
+describe('upload', () => {
+  for (const [label, size] of [
+    ['one PUT', 1000],
+    ['blocks and a block list', SINGLE_PUT_BYTES + 3 * 1024 * 1024],
+  ] as const) {
+    it(`${label}: the entry reads back byte-identical`, async () => {
+      const data = randomBytes(size);
+      const file = path.join(dir, `up-${size}`);
+      await fs.writeFile(file, data);
+      const r = await reserve(env, `up-${size}`);
+      if (!r) throw new Error('not reserved');
+      await expect(upload(r.uploadUrl, file)).resolves.toBe(size);
+      await finalize(env, `up-${size}`, r, size);
+      const entry = service.entries().find((e) => e.key === `up-${size}`);
+      expect(entry?.version).toBe(cacheVersion());
+      expect(service.readEntry(entry?.id ?? -1).equals(data)).toBe(true);
+    });
+  }
+
+  it('reserving a key saved already answers undefined, not an error', async () => {
+    await expect(reserve(env, KEY)).resolves.toBeUndefined();
+  });
+
+  it('a PUT refused every time fails with the status', async () => {
+    const file = path.join(dir, 'refused');
+    await fs.writeFile(file, 'x');
+    const r = await reserve(env, 'refused');
+    service.setFaults({ blobPut: { status: 403 } });
+    await expect(upload(r?.uploadUrl ?? '', file)).rejects.toThrow(/HTTP 403/);
+  });
+});
+
 describe('cacheVersion across OSes (the cross-os input)', () => {
   it('Windows entries have a version of their own unless cross-os is set', () => {
-    for (const c of ['zstd-without-long', 'gzip'] as const) {
-      const linux = cacheVersion(c, 'linux');
-      expect(cacheVersion(c, 'darwin')).toBe(linux);
-      expect(cacheVersion(c, 'win32')).not.toBe(linux);
-      expect(cacheVersion(c, 'win32', true)).toBe(linux);
-      expect(cacheVersion(c, 'linux', true)).toBe(linux);
-    }
+    const linux = cacheVersion('linux');
+    expect(cacheVersion('darwin')).toBe(linux);
+    expect(cacheVersion('win32')).not.toBe(linux);
+    expect(cacheVersion('win32', true)).toBe(linux);
+    expect(cacheVersion('linux', true)).toBe(linux);
   });
 });

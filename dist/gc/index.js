@@ -58393,6 +58393,7 @@ const Inputs = {
     JobStatus: 'job-status',
     KeepOutsideLinks: 'keep-outside-links',
     CrossOs: 'cross-os',
+    Local: 'local',
 };
 const inputs_ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function parseEnvNames(raw) {
@@ -58478,6 +58479,15 @@ function parseChoice(input, raw, choices, fallback) {
         throw new InputError(input, `'${raw}' is not one of: ${choices.join(', ')}.`);
     }
     return found;
+}
+/** `local`: auto (default), true or false; auto keeps the store unless the runner is GitHub's. */
+function parseLocal(raw, env) {
+    const v = raw.trim().toLowerCase();
+    if (v === '' || v === 'auto')
+        return env['RUNNER_ENVIRONMENT'] !== 'github-hosted';
+    if (v === 'true' || v === 'false')
+        return v === 'true';
+    throw new InputError(Inputs.Local, `'${raw}' is not one of: auto, true, false (auto keeps the local store on every runner but a GitHub-hosted one).`);
 }
 /** Non-empty, trimmed lines; lines starting with '#' are comments. */
 function parseList(raw) {
@@ -58647,6 +58657,7 @@ function readConfig(mode, get = actionInputs, env = process.env, host = NATIVE_H
         remoteTimeoutMs: parseRemoteTimeout(get(Inputs.RemoteTimeout)),
         keepOutsideLinks: parseBoolean(Inputs.KeepOutsideLinks, get(Inputs.KeepOutsideLinks), false),
         crossOs: parseBoolean(Inputs.CrossOs, get(Inputs.CrossOs), false),
+        local: parseLocal(get(Inputs.Local), env),
     };
     return deepFreeze(config);
 }
@@ -67287,83 +67298,119 @@ class PackReader {
         return bytesRead === 0;
     }
 }
+async function openPack(packFile) {
+    try {
+        return await external_node_fs_namespaceObject.promises.open(packFile, 'r');
+    }
+    catch (err) {
+        throw new errors/* StoreError */.AD(`cannot open pack ${packFile}: ${err}`);
+    }
+}
+/**
+ * Reads a pack's header and the place of every frame, checking its whole structure: the
+ * header's sizes, the table (decodeTable, tableManifest: so parseManifest), every blob record
+ * against what the entry needs (no stranger, no repeat, a length its content could honestly
+ * take and the pack still holds), the end marker, and that no needed blob is missing. Reads
+ * only the records' 40 bytes, never a frame. `accept` sees the validated header first and may
+ * stop (false: undefined is returned). Throws StoreError (or UnsafeEntryError).
+ */
+async function scanOpen(fh, accept) {
+    const r = new PackReader(fh, (await fh.stat()).size);
+    if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
+        throw new errors/* StoreError */.AD('not a clyde pack (bad magic)');
+    }
+    const version = (await r.read(4, 'version')).readUInt32BE(0);
+    if (version !== PACK_VERSION) {
+        const older = OLDER_PACKS[version];
+        throw new errors/* StoreError */.AD(older !== undefined
+            ? `unsupported pack version ${version} (written by an older clyde-cache, ${older}); the entry will be saved again`
+            : `unsupported pack version ${version} (this clyde-cache reads version ${PACK_VERSION})`);
+    }
+    const metaBytes = await readSection(r, 'meta');
+    let meta;
+    try {
+        meta = JSON.parse(metaBytes.toString('utf8'));
+    }
+    catch (err) {
+        throw new errors/* StoreError */.AD(`pack meta is not JSON: ${err}`);
+    }
+    const header = { meta, table: await readSection(r, 'table') };
+    const { manifest, locations } = tableManifest(decodeTable(header.table));
+    if (!(await accept(header, manifest)))
+        return undefined;
+    const needed = neededBlobs(manifest, locations);
+    for (const [name, b] of needed) {
+        if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
+            throw new errors/* StoreError */.AD(`pack group ${name} claims ${b.size} bytes`);
+        }
+    }
+    const frames = new Map();
+    let storedBytes = 0;
+    for (;;) {
+        const rec = await r.read(DIGEST_BYTES + 8, 'blob record');
+        const raw = rec.subarray(0, DIGEST_BYTES);
+        const len = rec.readBigUInt64BE(DIGEST_BYTES);
+        if (raw.equals(END)) {
+            if (len !== 0n)
+                throw new errors/* StoreError */.AD('pack end marker is malformed');
+            break;
+        }
+        const digest = raw.toString('hex');
+        const need = needed.get(digest);
+        if (need === undefined)
+            throw new errors/* StoreError */.AD(`pack carries blob ${digest} that its entry does not use`);
+        if (frames.has(digest))
+            throw new errors/* StoreError */.AD(`pack carries blob ${digest} twice`);
+        if (len > BigInt(maxFrameBytes(need.size))) {
+            throw new errors/* StoreError */.AD(`pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`);
+        }
+        if (len > BigInt(r.remaining)) {
+            throw new errors/* StoreError */.AD(`pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`);
+        }
+        const length = Number(len);
+        frames.set(digest, { offset: r.pos, length, need });
+        r.pos += length;
+        storedBytes += length;
+    }
+    if (!(await r.atEnd()))
+        throw new errors/* StoreError */.AD('pack has data after its end marker');
+    const missing = [...needed.keys()].filter((d) => !frames.has(d));
+    if (missing.length > 0) {
+        throw new errors/* StoreError */.AD(`pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`);
+    }
+    return { header, manifest, locations, frames, storedBytes };
+}
+/** scanOpen on a pack file. */
+async function scanPack(packFile, accept) {
+    const fh = await openPack(packFile);
+    try {
+        return await scanOpen(fh, accept);
+    }
+    finally {
+        await fh.close();
+    }
+}
 /**
  * Reads and verifies a pack, storing its blobs. `accept` sees the validated header first and
  * may stop the import (returning false: nothing more is read). Throws StoreError (or
  * UnsafeEntryError) on anything wrong; blobs stored before the failure are verified content.
  */
 async function readPack(blobs, packFile, accept) {
-    let fh;
+    const fh = await openPack(packFile);
     try {
-        fh = await external_node_fs_namespaceObject.promises.open(packFile, 'r');
-    }
-    catch (err) {
-        throw new errors/* StoreError */.AD(`cannot open pack ${packFile}: ${err}`);
-    }
-    try {
-        const r = new PackReader(fh, (await fh.stat()).size);
-        if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
-            throw new errors/* StoreError */.AD('not a clyde pack (bad magic)');
-        }
-        const version = (await r.read(4, 'version')).readUInt32BE(0);
-        if (version !== PACK_VERSION) {
-            const older = OLDER_PACKS[version];
-            throw new errors/* StoreError */.AD(older !== undefined
-                ? `unsupported pack version ${version} (written by an older clyde-cache, ${older}); the entry will be saved again`
-                : `unsupported pack version ${version} (this clyde-cache reads version ${PACK_VERSION})`);
-        }
-        const metaBytes = await readSection(r, 'meta');
-        let meta;
-        try {
-            meta = JSON.parse(metaBytes.toString('utf8'));
-        }
-        catch (err) {
-            throw new errors/* StoreError */.AD(`pack meta is not JSON: ${err}`);
-        }
-        const header = { meta, table: await readSection(r, 'table') };
-        const { manifest, locations: locs } = tableManifest(decodeTable(header.table));
-        if (!(await accept(header, manifest)))
+        const ix = await scanOpen(fh, accept);
+        if (ix === undefined)
             return undefined;
-        const needed = neededBlobs(manifest, locs);
-        for (const [name, b] of needed) {
-            if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
-                throw new errors/* StoreError */.AD(`pack group ${name} claims ${b.size} bytes`);
-            }
-        }
-        // The blobs written take at most what remains of the pack (frames are stored as they are).
+        // The blobs written take at most what the pack carries (frames are stored as they are).
         const free = await freeBytes(blobs.dir);
-        if (free !== undefined && r.remaining > free) {
-            throw new errors/* StoreError */.AD(`the pack's ${bytes_formatBytes(r.remaining)} of blobs do not fit in the local store (${bytes_formatBytes(free)} free)`);
+        if (free !== undefined && ix.storedBytes > free) {
+            throw new errors/* StoreError */.AD(`the pack's ${bytes_formatBytes(ix.storedBytes)} of blobs do not fit in the local store (${bytes_formatBytes(free)} free)`);
         }
-        const seen = new Set();
-        let storedBytes = 0;
         let newBlobs = 0;
-        for (;;) {
-            const rec = await r.read(DIGEST_BYTES + 8, 'blob record');
-            const raw = rec.subarray(0, DIGEST_BYTES);
-            const len = rec.readBigUInt64BE(DIGEST_BYTES);
-            if (raw.equals(END)) {
-                if (len !== 0n)
-                    throw new errors/* StoreError */.AD('pack end marker is malformed');
-                break;
-            }
-            const digest = raw.toString('hex');
-            const need = needed.get(digest);
-            if (need === undefined)
-                throw new errors/* StoreError */.AD(`pack carries blob ${digest} that its entry does not use`);
-            if (seen.has(digest))
-                throw new errors/* StoreError */.AD(`pack carries blob ${digest} twice`);
-            if (len > BigInt(maxFrameBytes(need.size))) {
-                throw new errors/* StoreError */.AD(`pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`);
-            }
-            if (len > BigInt(r.remaining)) {
-                throw new errors/* StoreError */.AD(`pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`);
-            }
-            const frameBytes = Number(len);
-            const start = r.pos;
+        for (const [digest, f] of ix.frames) {
             try {
-                const frame = fileRange(r.fh, start, frameBytes, `pack blob ${digest}`);
-                if (await blobs.importFrame(digest, need, frame))
+                const frame = fileRange(fh, f.offset, f.length, `pack blob ${digest}`);
+                if (await blobs.importFrame(digest, f.need, frame))
                     newBlobs++;
             }
             catch (err) {
@@ -67371,17 +67418,9 @@ async function readPack(blobs, packFile, accept) {
                     throw err; // a full disk, say: not the pack's fault
                 throw new errors/* StoreError */.AD(`pack blob ${digest} is corrupt: ${err.message}`);
             }
-            r.pos = start + frameBytes;
-            seen.add(digest);
-            storedBytes += frameBytes;
         }
-        if (!(await r.atEnd()))
-            throw new errors/* StoreError */.AD('pack has data after its end marker');
-        const missing = [...needed.keys()].filter((d) => !seen.has(d));
-        if (missing.length > 0) {
-            throw new errors/* StoreError */.AD(`pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`);
-        }
-        return { header, manifest, locations: locs, storedBytes, newBlobs };
+        const { header, manifest, locations, storedBytes } = ix;
+        return { header, manifest, locations, storedBytes, newBlobs };
     }
     finally {
         await fh.close();
@@ -67703,7 +67742,7 @@ function filesWire(files) {
     });
     return { bases, base, rels: rels.join('\0'), digests: digests.join(''), sizes, modes, mtimes };
 }
-function writeWire(jobs) {
+function writeWire(jobs, source) {
     const members = jobs.flatMap((j) => j.members);
     const starts = new Uint32Array(jobs.length + 1);
     const offsets = new Float64Array(members.length);
@@ -67723,7 +67762,19 @@ function writeWire(jobs) {
         ids: Uint32Array.from(members, (m) => m.id),
         offsets,
         renames: members.map((m) => m.renameTo ?? '').join('\0'),
+        ...(source ? { pack: { file: source.file, frames: framesOf(jobs, source) } } : {}),
     };
+}
+function framesOf(jobs, source) {
+    const out = new Float64Array(jobs.length * 2);
+    jobs.forEach((j, k) => {
+        const f = source.frames.get(j.blob);
+        if (f === undefined)
+            throw new errors/* StoreError */.AD(`the pack lacks blob ${j.blob}`);
+        out[2 * k] = f.offset;
+        out[2 * k + 1] = f.length;
+    });
+    return out;
 }
 /** Content per message to a worker. */
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -67734,7 +67785,7 @@ const LINK_BATCH = 1024;
  * every member verified) and batches of standalone blobs; large blobs stream. Returns what
  * each file looks like, by member id.
  */
-async function writeFromBlobs(blobs, files) {
+async function writeFromBlobs(blobs, files, source) {
     const byBlob = new Map();
     for (const m of files) {
         // Grouped content is found through the entry's table (read by the caller), in memory.
@@ -67783,7 +67834,7 @@ async function writeFromBlobs(blobs, files) {
     const out = new Map();
     try {
         await Promise.all(batches.map(async (b) => {
-            const wire = writeWire(b.jobs);
+            const wire = writeWire(b.jobs, source);
             const done = await pool.run('writeBatch', { dirs, ...wire }, b.bytes);
             for (let i = 0; i + 2 < done.length; i += 3) {
                 out.set(done[i], [done[i + 1], done[i + 2]]);
@@ -67791,7 +67842,7 @@ async function writeFromBlobs(blobs, files) {
         }));
     }
     catch (err) {
-        if (err instanceof WorkerOpError && err.kind === 'corrupt') {
+        if (err instanceof WorkerOpError && err.kind === 'corrupt' && source === undefined) {
             // A blob that decodes wrongly can never become valid: drop it (its entries become misses).
             const bad = /blob ([0-9a-f]{64})/.exec(err.message)?.[1];
             if (bad !== undefined)
@@ -67904,8 +67955,9 @@ async function materializeLinked(blobs, files, mode, opts) {
     });
 }
 /** Writes the files of all staged roots, the way `opts.mode` asks; what each looks like. */
-async function materialize(blobs, files, opts) {
-    let mode = opts.mode ?? 'copy';
+async function materialize(blobs, files, opts, source) {
+    // (A pack holds frames only: its files are always written, never linked.)
+    let mode = source ? 'copy' : (opts.mode ?? 'copy');
     // Hard links share one inode, so one mtime: with mtimes requested, clone instead.
     if (mode === 'hardlink' && setsMtimes(opts))
         mode = 'clone';
@@ -67920,7 +67972,7 @@ async function materialize(blobs, files, opts) {
         mode: e.mode,
         mtimeMs: mtimeFor(e, opts),
         renameTo: null,
-    })));
+    })), source);
     return files.map((f, i) => {
         const w = written.get(i);
         if (w === undefined)
@@ -68207,7 +68259,7 @@ async function moveIntoPlace(s, opts) {
  * `located` settles once `blobs` knows where the entry's grouped files are (the caller's table
  * says so, usually before); nothing is written from a blob before.
  */
-async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve()) {
+async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve(), source) {
     const live = jobs.filter((j) => j.manifest.kind !== 'absent');
     refuseLinksLeaving(live, opts);
     refuseRootsThroughLinks(live);
@@ -68225,7 +68277,7 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve())
         for (const j of live)
             staged.push(await stage(blobs, j, files));
         await located;
-        const written = await materialize(blobs, files, opts);
+        const written = await materialize(blobs, files, opts, source);
         // The last file write is done (renames keep mtimes): the clock tick starts now. An mtime
         // is finer than a millisecond, so one written in this very millisecond is later than
         // Date.now(); a millisecond more covers it (nothing touches the files before `quiet`).
@@ -69624,12 +69676,7 @@ class local_store_LocalStore {
         // The workers start up (their own threads) while this one reads the manifest.
         this.blobs.pool();
         const { manifest } = await this.load(key);
-        const jobs = [];
-        for (const root of roots) {
-            const m = manifest.roots.find((r) => r.name === root.name);
-            if (m !== undefined && m.kind !== 'absent')
-                jobs.push({ root, manifest: m });
-        }
+        const jobs = rootsToRestore(manifest, roots);
         try {
             // [store-speed] grouped small files are found through the entry's table (read above); the
             // stat cache lets the next save of this package skip the files the build leaves alone.
@@ -69664,14 +69711,7 @@ class local_store_LocalStore {
         let packMeta;
         let existing;
         const read = await readPack(this.blobs, packFile, async (header) => {
-            packMeta = parseMeta(header.meta);
-            if (packMeta.key !== key) {
-                throw new errors/* UnsafeEntryError */.vF(`the pack holds '${packMeta.key}', not '${key}'`);
-            }
-            if (!hashBelongsToKey(packMeta.hash, packMeta.key)) {
-                throw new errors/* UnsafeEntryError */.vF(`the pack's hash ${packMeta.hash} is not that of its key`);
-            }
-            entryDirName(packMeta);
+            packMeta = packEntryMeta(header, key);
             existing = await this.get(packMeta.key);
             return existing === undefined;
         });
@@ -69694,6 +69734,29 @@ class local_store_LocalStore {
         const table = encodeTable({ groups: groups.list }, rows);
         this.blobs.attach(read.manifest, read.locations);
         return (await this.commit(meta, table, () => read.manifest)).entry;
+    }
+    /**
+     * Restores the entry `key` straight from its downloaded pack, storing nothing (for a store
+     * that is not kept: the `local` input). The pack must prove to be that entry first, as for
+     * importPack; its structure is checked whole before a file is made, and every file's content
+     * is verified as the workers write it, the workspace untouched on any failure. `optionsFor`
+     * turns the entry's meta into the restore's options.
+     */
+    async restorePack(packFile, key, roots, optionsFor) {
+        this.blobs.pool();
+        let packMeta;
+        const ix = await scanPack(packFile, async (header) => {
+            packMeta = packEntryMeta(header, key);
+            return true;
+        });
+        if (ix === undefined || packMeta === undefined)
+            throw new errors/* StoreError */.AD('pack scan stopped');
+        this.blobs.attach(ix.manifest, ix.locations);
+        const meta = { ...packMeta, ...totals(ix.manifest), storedBytes: ix.storedBytes };
+        // (No stat cache is written: nothing of this store is kept.)
+        const { quiet, files, bytes } = await restoreRoots(this.blobs, rootsToRestore(ix.manifest, roots), await optionsFor(meta), Promise.resolve(), { file: packFile, frames: ix.frames });
+        await quiet;
+        return { meta, result: { files, bytes } };
     }
     // ---- maintenance ---------------------------------------------------------------------
     /** Removes the entry, then the blobs no remaining entry references. */
@@ -70404,6 +70467,31 @@ class local_store_LocalStore {
     }
 }
 /** Whether `dir` (a top-level directory) holds an entry: `<version>/<hash>/meta.json`. */
+/** The roots of `manifest` that `roots` asks for and the entry holds. */
+function rootsToRestore(manifest, roots) {
+    const jobs = [];
+    for (const root of roots) {
+        const m = manifest.roots.find((r) => r.name === root.name);
+        if (m !== undefined && m.kind !== 'absent')
+            jobs.push({ root, manifest: m });
+    }
+    return jobs;
+}
+/**
+ * The meta of a pack fetched for `key`, once proven to be that entry: its key is `key`, and its
+ * hash is the key's own (the key's last part, or the sha256 of an explicit key), so a pack
+ * cannot pass for, or take the directory of, another entry.
+ */
+function packEntryMeta(header, key) {
+    const meta = parseMeta(header.meta);
+    if (meta.key !== key)
+        throw new errors/* UnsafeEntryError */.vF(`the pack holds '${meta.key}', not '${key}'`);
+    if (!hashBelongsToKey(meta.hash, meta.key)) {
+        throw new errors/* UnsafeEntryError */.vF(`the pack's hash ${meta.hash} is not that of its key`);
+    }
+    entryDirName(meta);
+    return meta;
+}
 async function holdsEntry(dir) {
     const subdirs = async (p) => (await external_node_fs_namespaceObject.promises.readdir(p, { withFileTypes: true }).catch(() => []))
         .filter((d) => d.isDirectory())
@@ -70566,13 +70654,25 @@ async function makeWorkDir() {
     await fs.mkdir(dir, { recursive: true });
     return dir;
 }
+/** A store under RUNNER_TEMP for this step only: `closeStore` removes it. */
+const stepStores = new Set();
+async function openStepStore() {
+    const store = await LocalStore.open(tempName(scratchRoot(), 'step-store'));
+    stepStores.add(store);
+    return store;
+}
 /**
- * The local store, or, when it cannot be opened (unwritable directory, full disk), a store under
- * RUNNER_TEMP that lives for this job only, so the runner cache tier still works.
+ * The local store; with the `local` input off, a store for this step only (nothing is written
+ * under local-cache-dir); and when the local store cannot be opened (unwritable directory, full
+ * disk), a store under RUNNER_TEMP for this step, so the runner cache tier still works.
  */
 async function openStore(config, notes) {
     const codec = await loadCodec();
     core.info(`zstd: ${codec.name}`);
+    if (!config.local) {
+        core.info(`Local store: off (the 'local' input${process.env['RUNNER_ENVIRONMENT'] === 'github-hosted' ? ', on a GitHub-hosted runner' : ''}); nothing is kept after this step.`);
+        return openStepStore();
+    }
     try {
         return await LocalStore.open(config.localCacheDir);
     }
@@ -70583,6 +70683,16 @@ async function openStore(config, notes) {
         notes.push(msg);
         return LocalStore.open(fallback);
     }
+}
+/** Whether `store` lives for this step only (the `local` input is off). */
+function isStepStore(store) {
+    return stepStores.has(store);
+}
+/** Removes a store that lived for this step only; the local store stays. */
+async function closeStore(store) {
+    if (store === undefined || !stepStores.delete(store))
+        return;
+    await fs.rm(store.root, { recursive: true, force: true }).catch(() => undefined);
 }
 /**
  * One error handler per phase (STYLE.md habit 4): configuration errors fail the step; every

@@ -571,16 +571,31 @@ function decodeWhole(frame, size, blob) {
 }
 // Blob files are read into this buffer (reused, like scratch: fresh memory is slow to touch).
 let frameBuf = Buffer.allocUnsafe(0);
-/** The blob's stored bytes, in frameBuf (valid until the next call). */
-function readBlobFile(blob) {
-    let fd;
+function openFrame(blob, at) {
     try {
-        fd = external_node_fs_namespaceObject.openSync(blobPath(blob), 'r');
+        return external_node_fs_namespaceObject.openSync(at.file, 'r');
     }
     catch (err) {
         fail('missing', `blob ${blob} is missing from the store: ${err}`);
     }
+}
+/** The blob's stored bytes, in frameBuf (valid until the next call). */
+function readBlobFile(blob, at) {
+    const fd = openFrame(blob, at);
     try {
+        if (at.length !== undefined) {
+            if (frameBuf.length < at.length) {
+                frameBuf = Buffer.allocUnsafe(Math.max(at.length, frameBuf.length * 2, 1 << 20));
+            }
+            let n = 0;
+            while (n < at.length) {
+                const r = external_node_fs_namespaceObject.readSync(fd, frameBuf, n, at.length - n, at.offset + n);
+                if (r === 0)
+                    fail('corrupt', `blob ${blob}: the pack ends inside its frame`);
+                n += r;
+            }
+            return frameBuf.subarray(0, n);
+        }
         const size = external_node_fs_namespaceObject.fstatSync(fd).size;
         if (frameBuf.length < size + 1) {
             frameBuf = Buffer.allocUnsafe(Math.max(size + 1, frameBuf.length * 2, 1 << 20));
@@ -635,8 +650,9 @@ function writeMember(m, content, done) {
     place(m);
 }
 /** Streams a large standalone blob into one file, verifying as it goes. */
-async function writeLarge(blob, m, done) {
-    const src = external_node_fs_namespaceObject.openSync(blobPath(blob), 'r');
+async function writeLarge(blob, at, m, done) {
+    const src = openFrame(blob, at);
+    const end = at.length === undefined ? Infinity : at.offset + at.length;
     const out = external_node_fs_namespaceObject.openSync(m.dest, 'wx', 0o600);
     const hash = external_node_crypto_namespaceObject.createHash('sha256');
     let total = 0;
@@ -646,10 +662,10 @@ async function writeLarge(blob, m, done) {
             dctx.reset(napi.ResetDirective.sessionOnly);
             const inBuf = Buffer.allocUnsafe(CHUNK);
             const dst = Buffer.allocUnsafe(CHUNK);
-            let pos = 0;
+            let pos = at.offset;
             let last = 1;
             for (;;) {
-                const n = external_node_fs_namespaceObject.readSync(src, inBuf, 0, CHUNK, pos);
+                const n = external_node_fs_namespaceObject.readSync(src, inBuf, 0, Math.min(CHUNK, end - pos), pos);
                 if (n === 0)
                     break;
                 pos += n;
@@ -697,10 +713,12 @@ async function writeLarge(blob, m, done) {
                 },
             });
             try {
-                await (0,promises_namespaceObject.pipeline)(external_node_fs_namespaceObject.createReadStream(blobPath(blob), {
+                await (0,promises_namespaceObject.pipeline)(external_node_fs_namespaceObject.createReadStream(at.file, {
                     highWaterMark: 1 << 20,
                     fd: src,
                     autoClose: false,
+                    start: at.offset,
+                    ...(at.length === undefined ? {} : { end: end - 1 }),
                 }), external_node_zlib_namespaceObject.createZstdDecompress({ chunkSize: 256 * 1024 }), tap, external_node_fs_namespaceObject.createWriteStream(m.dest, { flags: 'w', mode: 0o600 }));
             }
             catch (err) {
@@ -750,12 +768,12 @@ function fileAt(w, names, i) {
         mtimeMs: Number.isNaN(mtime) ? null : mtime,
     };
 }
-async function write({ blob, blobSize, stream, members }, done) {
+async function write({ blob, blobSize, stream, members, at }, done) {
     if (stream) {
-        await writeLarge(blob, members[0], done);
+        await writeLarge(blob, at, members[0], done);
         return;
     }
-    const content = decodeWhole(readBlobFile(blob), blobSize, blob);
+    const content = decodeWhole(readBlobFile(blob, at), blobSize, blob);
     for (const m of members) {
         const slice = content.subarray(m.offset, m.offset + m.size);
         let why = null;
@@ -790,7 +808,20 @@ async function writeBatch(w) {
             });
         }
         const blob = w.blobs.slice(j * 64, j * 64 + 64);
-        const job = { blob, blobSize: w.blobSizes[j], stream: w.streams[j] === 1, members };
+        const at = w.pack
+            ? {
+                file: w.pack.file,
+                offset: w.pack.frames[2 * j],
+                length: w.pack.frames[2 * j + 1],
+            }
+            : { file: blobPath(blob), offset: 0, length: undefined };
+        const job = {
+            blob,
+            blobSize: w.blobSizes[j],
+            stream: w.streams[j] === 1,
+            members,
+            at,
+        };
         await write(job, done);
     }
     return done;

@@ -5,32 +5,46 @@
  */
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { errorMessage } from '../errors.js';
-import { tempName } from '../util/fsx.js';
-import { remoteAvailable, uploadPack } from './actions-cache.js';
-import { extractPack } from './archive.js';
+import { formatBytes } from '../util/bytes.js';
+import { freeBytes, tempName } from '../util/fsx.js';
 import { deadline } from './deadline.js';
+import * as transfer from './transfer.js';
 import * as twirp from './twirp.js';
 
-export { PACK_NAME } from './twirp.js';
 export type { RemoteHit } from './twirp.js';
+
+/** The largest entry accepted: GitHub's runner-cache quota for a whole repository. */
+export const MAX_PACK_BYTES = 10 * 1024 ** 3;
+
+/** Where a download may go, and how large it may be: the least of the maximum and the room. */
+export async function downloadBudget(
+  workDir: string,
+  maxBytes = MAX_PACK_BYTES,
+): Promise<transfer.DownloadBudget> {
+  const free = await freeBytes(workDir);
+  if (free !== undefined && free < maxBytes) {
+    return { bytes: free, reason: `the free space in ${workDir} (${formatBytes(free)})` };
+  }
+  return { bytes: maxBytes, reason: `the largest entry accepted (${formatBytes(maxBytes)})` };
+}
 
 export interface RemoteTier {
   /** Why the tier is off, or undefined while it is usable. */
   readonly disabledReason: string | undefined;
   lookup(key: string, restoreKeys: readonly string[]): Promise<twirp.RemoteHit | undefined>;
-  /** Download the hit's archive and extract its pack into `workDir`; returns the pack path. */
+  /** Download the hit's pack into `workDir`; returns its path and size. */
   fetch(hit: twirp.RemoteHit, workDir: string): Promise<{ pack: string; bytes: number }>;
   /** True or false when the service answered; undefined when it failed (the tier is then off). */
   exists(key: string): Promise<boolean | undefined>;
   /** Whether saving is allowed (the tier is on and ACTIONS_CACHE_MODE permits writes). */
   readonly writable: boolean;
   /**
-   * Upload a pack made by LocalStore.exportPack. Throws when it was not saved, with the reason
-   * (a RemoteError, or a DeadlineError that also switches the tier off).
+   * Upload a pack made by LocalStore.exportPack: 'saved', or 'already present' when another job
+   * saved the key first. Throws when it was not saved, with the reason (a RemoteError, or a
+   * DeadlineError that also switches the tier off).
    */
-  upload(packFile: string, key: string): Promise<void>;
+  upload(packFile: string, key: string): Promise<'saved' | 'already present'>;
 }
 
 type Mode = 'read' | 'write';
@@ -42,8 +56,6 @@ function cacheModeAllows(mode: Mode, env = process.env): boolean {
 }
 
 class RunnerCacheTier implements RemoteTier {
-  private compressionMemo: twirp.Compression | undefined;
-
   constructor(
     private readonly env: twirp.ServiceEnv | undefined,
     public disabledReason: string | undefined,
@@ -52,12 +64,6 @@ class RunnerCacheTier implements RemoteTier {
     /** Entries shared with other OSes (the `cross-os` input; twirp.cacheVersion). */
     private readonly crossOs = false,
   ) {}
-
-  /** Asked of `zstd` only when the tier is actually used (it spawns a process). */
-  private get compression(): twirp.Compression {
-    this.compressionMemo ??= twirp.compressionMethod();
-    return this.compressionMemo;
-  }
 
   private off(err: unknown, what: string): void {
     this.disabledReason = `${what} failed: ${errorMessage(err)}`;
@@ -78,14 +84,7 @@ class RunnerCacheTier implements RemoteTier {
     if (this.disabledReason || !this.env || !cacheModeAllows('read')) return undefined;
     try {
       const limit = deadline(this.timeoutMs, 'the lookup');
-      return await twirp.lookup(
-        this.env,
-        key,
-        restoreKeys,
-        this.compression,
-        limit.signal,
-        this.crossOs,
-      );
+      return await twirp.lookup(this.env, key, restoreKeys, limit.signal, this.crossOs);
     } catch (err) {
       this.off(err, 'lookup');
       return undefined;
@@ -97,14 +96,7 @@ class RunnerCacheTier implements RemoteTier {
     if (this.disabledReason || !this.env) return undefined;
     try {
       const limit = deadline(this.timeoutMs, 'the lookup');
-      const hit = await twirp.lookup(
-        this.env,
-        key,
-        [],
-        this.compression,
-        limit.signal,
-        this.crossOs,
-      );
+      const hit = await twirp.lookup(this.env, key, [], limit.signal, this.crossOs);
       return hit?.matchedKey === key;
     } catch (err) {
       this.off(err, 'lookup before upload');
@@ -114,25 +106,29 @@ class RunnerCacheTier implements RemoteTier {
 
   async fetch(hit: twirp.RemoteHit, workDir: string): Promise<{ pack: string; bytes: number }> {
     await fs.mkdir(workDir, { recursive: true });
-    const archive = tempName(workDir, 'archive');
-    const pack = path.join(workDir, `${path.basename(tempName(workDir, 'x'))}-${twirp.PACK_NAME}`);
+    const pack = tempName(workDir, 'pack');
     try {
       const limit = deadline(this.timeoutMs, 'the download');
-      const bytes = await twirp.download(hit.url, archive, { signal: limit.signal });
-      await extractPack(archive, hit.compression, pack);
+      const budget = await downloadBudget(workDir);
+      const bytes = await transfer.download(hit.url, pack, budget, { signal: limit.signal });
       return { pack, bytes };
     } catch (err) {
       await fs.rm(pack, { force: true });
       this.offIfSlow(err);
       throw err;
-    } finally {
-      await fs.rm(archive, { force: true });
     }
   }
 
-  async upload(packFile: string, key: string): Promise<void> {
+  async upload(packFile: string, key: string): Promise<'saved' | 'already present'> {
+    const env = this.env;
+    if (!env) throw new Error('the runner cache is off');
     try {
-      await uploadPack(packFile, key, this.timeoutMs, this.crossOs);
+      const limit = deadline(this.timeoutMs, 'the upload');
+      const r = await twirp.reserve(env, key, limit.signal, this.crossOs);
+      if (!r) return 'already present';
+      const bytes = await transfer.upload(r.uploadUrl, packFile, { signal: limit.signal });
+      await twirp.finalize(env, key, r, bytes, limit.signal);
+      return 'saved';
     } catch (err) {
       this.offIfSlow(err);
       throw err;
@@ -151,7 +147,7 @@ class RunnerCacheTier implements RemoteTier {
 export function openRemote(enabled: boolean, timeoutMs: number, crossOs = false): RemoteTier {
   if (!enabled) return new RunnerCacheTier(undefined, "the 'remote' input is false", timeoutMs);
   const env = twirp.serviceEnv();
-  return env && remoteAvailable()
+  return env
     ? new RunnerCacheTier(env, undefined, timeoutMs, crossOs)
     : new RunnerCacheTier(undefined, 'the runner cache service is not available', timeoutMs);
 }

@@ -1,27 +1,19 @@
 /**
- * The lookup and download half of the runner cache protocol, spoken directly so that the entry's
- * archive can be inspected before anything is written (the official client extracts with
- * `tar -P` and checks no member names). Saving goes through `@actions/cache` (actions-cache.ts).
+ * The runner cache service's calls, spoken directly: lookups, reserving an entry and finalizing
+ * it. An entry's bytes are our pack, moved by transfer.ts; the archive `@actions/cache` would make
+ * (a tar, compressed again) is never made, and never read: the entry is inspected before anything
+ * is written.
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, promises as fs } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { RemoteError } from '../errors.js';
-import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
+import { PACK_VERSION } from '../store/pack.js';
+import { sleep } from './deadline.js';
 
 const SERVICE = 'github.actions.results.api.v1.CacheService';
-/** The single file a remote entry holds, and the path string its version is computed from. */
-export const PACK_NAME = 'clyde.pack';
-const VERSION_SALT = '1.0';
-
-export type Compression = 'zstd-without-long' | 'gzip';
 
 export interface RemoteHit {
   readonly matchedKey: string;
   readonly url: string;
-  readonly compression: Compression;
 }
 
 export interface ServiceEnv {
@@ -37,32 +29,20 @@ export function serviceEnv(env = process.env): ServiceEnv | undefined {
   return { baseUrl, token };
 }
 
-/** As @actions/cache decides it: zstd when `zstd --quiet --version` prints anything. */
-export function compressionMethod(): Compression {
-  try {
-    const r = spawnSync('zstd', ['--quiet', '--version'], { encoding: 'utf8', timeout: 10_000 });
-    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() === '' ? 'gzip' : 'zstd-without-long';
-  } catch {
-    return 'gzip';
-  }
-}
-
 /**
- * The cache version @actions/cache computes for `saveCache([PACK_NAME], key, {},
- * crossOs)`. The service matches keys and restore keys only among entries of one version, and
- * on Windows the client adds `windows-only` unless told the archive may cross OSes: so without
- * `crossOs`, Windows entries and Linux/macOS entries never match each other. Our archive (one
- * pack file, paths recorded posix) reads the same everywhere, so `crossOs` (the `cross-os`
- * input) drops that part; on Linux and macOS it changes nothing.
+ * The version our entries are saved and looked up under. The service matches keys and restore
+ * keys only among entries of one version, so this keeps our packs and other tools' archives
+ * apart both ways: `@actions/cache` hashes path strings, a compression method and `1.0`, never
+ * this text. The pack format's version is part of it (a format change is a clean miss), and, as
+ * `@actions/cache` does, Windows entries are kept apart unless `crossOs` (the `cross-os` input):
+ * our pack (paths recorded posix) reads the same everywhere.
  */
 export function cacheVersion(
-  compression: Compression,
   platform: NodeJS.Platform = process.platform,
   crossOs = false,
 ): string {
-  const parts = [PACK_NAME, compression];
+  const parts = ['clyde-cache', `pack-${PACK_VERSION}`];
   if (platform === 'win32' && !crossOs) parts.push('windows-only');
-  parts.push(VERSION_SALT);
   return createHash('sha256').update(parts.join('|')).digest('hex');
 }
 
@@ -154,7 +134,6 @@ export async function lookup(
   env: ServiceEnv,
   key: string,
   restoreKeys: readonly string[],
-  compression: Compression = compressionMethod(),
   signal?: AbortSignal,
   crossOs = false,
 ): Promise<RemoteHit | undefined> {
@@ -164,7 +143,7 @@ export async function lookup(
     {
       key,
       restore_keys: restoreKeys,
-      version: cacheVersion(compression, process.platform, crossOs),
+      version: cacheVersion(process.platform, crossOs),
     },
     signal ? { signal } : {},
   );
@@ -182,74 +161,60 @@ export async function lookup(
       `the service matched '${matched}', which fits neither the key nor a restore key`,
     );
   }
-  return { matchedKey: matched, url, compression };
+  return { matchedKey: matched, url };
 }
 
-/** How long a download may take: its overall deadline and its low-speed limit. */
-export interface TransferLimits {
-  /** The overall deadline (aborts with a DeadlineError as its reason). */
-  readonly signal?: AbortSignal;
-  readonly speed?: SpeedLimit;
+/** A reservation: where to upload the entry's bytes. */
+export interface Reservation {
+  readonly uploadUrl: string;
+  readonly version: string;
 }
 
 /**
- * Stream the entry's archive to `dest`. A download that goes slower than the speed limit (a
- * stall, or a trickle), outlives its deadline, ends early, or answers anything but 200 throws; a
- * partial file is removed.
+ * Reserve `key`: the signed URL to upload to, or undefined when the entry exists already (saved
+ * by another job in the meantime: not a failure). A token without write permission, a quota
+ * error and the rest throw a RemoteError with the service's reason.
  */
-export async function download(
-  url: string,
-  dest: string,
-  limits: TransferLimits = {},
-): Promise<number> {
-  const controller = new AbortController();
-  const signal = limits.signal
-    ? AbortSignal.any([controller.signal, limits.signal])
-    : controller.signal;
-  const watch = new SpeedWatch(limits.speed ?? LOW_SPEED, 'the download', (err) =>
-    controller.abort(err),
-  );
-  let received = 0;
-  let expected = NaN;
+export async function reserve(
+  env: ServiceEnv,
+  key: string,
+  signal?: AbortSignal,
+  crossOs = false,
+): Promise<Reservation | undefined> {
+  const version = cacheVersion(process.platform, crossOs);
+  let res: Record<string, unknown>;
   try {
-    const res = await fetch(url, { signal });
-    if (res.status !== 200 || !res.body) {
-      throw new RemoteError(`download answered HTTP ${res.status}`);
-    }
-    expected = Number(res.headers.get('content-length') ?? NaN);
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        watch.add(chunk.length);
-        received += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    await pipeline(
-      Readable.fromWeb(res.body as Parameters<typeof Readable.fromWeb>[0]),
-      counter,
-      createWriteStream(dest),
-      { signal },
-    );
-    if (Number.isFinite(expected) && received !== expected) {
-      throw new RemoteError(`download ended after ${received} of ${expected} bytes`);
-    }
-    return received;
+    res = await twirp(env, 'CreateCacheEntry', { key, version }, signal ? { signal } : {});
   } catch (err) {
-    await fs.rm(dest, { force: true });
-    if (err instanceof RemoteError) throw err;
-    if (signal.aborted) {
-      const reason = signal.reason as Error;
-      throw reason.name === 'DeadlineError'
-        ? new DeadlineError(`${reason.message}; ${received} bytes received`)
-        : reason;
-    }
-    const e = err as Error;
-    throw new RemoteError(
-      Number.isFinite(expected)
-        ? `download failed after ${received} of ${expected} bytes: ${e.message}`
-        : `download failed: ${e.message}`,
-    );
-  } finally {
-    watch.stop();
+    if (err instanceof RemoteError && /HTTP 409/.test(err.message)) return undefined;
+    throw err;
+  }
+  const url = res['signed_upload_url'];
+  if (res['ok'] !== true || typeof url !== 'string' || url === '') {
+    const why =
+      typeof res['message'] === 'string' && res['message'] ? res['message'] : 'no reason given';
+    throw new RemoteError(`the service did not reserve ${key}: ${why}`);
+  }
+  return { uploadUrl: url, version };
+}
+
+/** Commit an uploaded entry of `sizeBytes`; throws a RemoteError when the service refuses. */
+export async function finalize(
+  env: ServiceEnv,
+  key: string,
+  r: Reservation,
+  sizeBytes: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const res = await twirp(
+    env,
+    'FinalizeCacheEntryUpload',
+    { key, version: r.version, size_bytes: String(sizeBytes) },
+    signal ? { signal } : {},
+  );
+  if (res['ok'] !== true) {
+    const why =
+      typeof res['message'] === 'string' && res['message'] ? res['message'] : 'no reason given';
+    throw new RemoteError(`the service did not finalize ${key}: ${why}`);
   }
 }

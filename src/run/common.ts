@@ -44,6 +44,15 @@ export async function makeWorkDir(): Promise<string> {
   return dir;
 }
 
+/** A store under RUNNER_TEMP for this step only: `closeStore` removes it. */
+const stepStores = new Set<LocalStore>();
+
+async function openStepStore(options: LocalStoreOptions): Promise<LocalStore> {
+  const store = await LocalStore.open(tempName(scratchRoot(), 'step-store'), options);
+  stepStores.add(store);
+  return store;
+}
+
 /**
  * Tests only: the file of a module whose `faults` export (StoreFaults) the steps' store gets
  * (test-support/store/faults.ts), so an end-to-end test can stop a step run from dist/ at a
@@ -61,13 +70,20 @@ async function storeOptions(): Promise<LocalStoreOptions> {
 }
 
 /**
- * The local store, or, when it cannot be opened (unwritable directory, full disk), a store under
- * RUNNER_TEMP that lives for this job only, so the runner cache tier still works.
+ * The local store; with the `local` input off, a store for this step only (nothing is written
+ * under local-cache-dir); and when the local store cannot be opened (unwritable directory, full
+ * disk), a store under RUNNER_TEMP for this step, so the runner cache tier still works.
  */
 export async function openStore(config: Config, notes: string[]): Promise<LocalStore> {
   const codec = await loadCodec();
   core.info(`zstd: ${codec.name}`);
   const options = await storeOptions();
+  if (!config.local) {
+    core.info(
+      `Local store: off (the 'local' input${process.env['RUNNER_ENVIRONMENT'] === 'github-hosted' ? ', on a GitHub-hosted runner' : ''}); nothing is kept after this step.`,
+    );
+    return openStepStore(options);
+  }
   try {
     return await LocalStore.open(config.localCacheDir, options);
   } catch (err) {
@@ -77,6 +93,17 @@ export async function openStore(config: Config, notes: string[]): Promise<LocalS
     notes.push(msg);
     return LocalStore.open(fallback, options);
   }
+}
+
+/** Whether `store` lives for this step only (the `local` input is off). */
+export function isStepStore(store: LocalStore): boolean {
+  return stepStores.has(store);
+}
+
+/** Removes a store that lived for this step only; the local store stays. */
+export async function closeStore(store: LocalStore | undefined): Promise<void> {
+  if (store === undefined || !stepStores.delete(store)) return;
+  await fs.rm(store.root, { recursive: true, force: true }).catch(() => undefined);
 }
 
 /**

@@ -27,7 +27,14 @@ import {
 } from '../report.js';
 import { saveState, STATE_VERSION, type PackageState, type Tier } from '../state.js';
 import type { EntryMeta, LocalStore, RestoreOptions } from '../store/index.js';
-import { handlePhaseError, makeWorkDir, openStore, scratchRoot } from './common.js';
+import {
+  closeStore,
+  handlePhaseError,
+  isStepStore,
+  makeWorkDir,
+  openStore,
+  scratchRoot,
+} from './common.js';
 import { markChangedSources } from './mtimes.js';
 import { planPackages, type PackagePlan } from './packages.js';
 
@@ -56,6 +63,8 @@ interface Outcome {
   files: number;
   bytes: number;
   downloadedBytes: number;
+  /** The entry restored, when no store keeps it (restored straight from its pack). */
+  meta?: EntryMeta;
 }
 
 const MISS: Outcome = {
@@ -129,6 +138,7 @@ export async function runRestore(): Promise<void> {
     }
   } finally {
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    await closeStore(store);
   }
 
   await saveState(
@@ -180,8 +190,8 @@ async function explainMiss(
   store: LocalStore | undefined,
 ): Promise<Explanation | undefined> {
   try {
-    let previous: KeyManifest | undefined;
-    if (store) {
+    let previous = outcome.meta?.keyManifest as KeyManifest | undefined;
+    if (store && previous === undefined) {
       const meta = outcome.matchedKey
         ? await store.get(outcome.matchedKey)
         : await store.findByPrefix([plan.key.prefix]);
@@ -243,17 +253,20 @@ async function restoreLadder(
     if (config.lookupOnly) return { ...MISS, tier: 'remote', hitKind, matchedKey: hit.matchedKey };
     try {
       const { pack, bytes: downloaded } = await remote.fetch(hit, workDir);
+      const found = { tier: 'remote', hitKind, downloadedBytes: downloaded } as const;
+      if (isStepStore(store)) {
+        // No store is kept: restored straight from the download, every file verified.
+        const { meta, result } = await store.restorePack(pack, hit.matchedKey, roots, (m) =>
+          prepare(m, hitKind),
+        );
+        await fs.rm(pack, { force: true });
+        return { ...found, matchedKey: meta.key, files: result.files, bytes: result.bytes, meta };
+      }
       // The pack must be the entry asked for before anything of it is stored (importPack).
       const meta = await store.importPack(pack, hit.matchedKey);
+      await fs.rm(pack, { force: true });
       const r = await store.restore(meta.key, roots, await prepare(meta, hitKind));
-      return {
-        tier: 'remote',
-        hitKind,
-        matchedKey: meta.key,
-        files: r.files,
-        bytes: r.bytes,
-        downloadedBytes: downloaded,
-      };
+      return { ...found, matchedKey: meta.key, files: r.files, bytes: r.bytes };
     } catch (err) {
       handlePhaseError(`Runner cache entry ${hit.matchedKey} could not be restored`, err, notes);
       return undefined;

@@ -5,7 +5,6 @@
  */
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import {
   habitWarnings,
@@ -16,15 +15,15 @@ import {
   type JobStatus,
 } from '../inputs.js';
 import { fallbackOnlyKey, logKey } from '../key/index.js';
-import { openRemote, PACK_NAME, type RemoteTier } from '../remote/index.js';
+import { openRemote, type RemoteTier } from '../remote/index.js';
 import { Timer, writeSaveSummary, type SaveReport } from '../report.js';
 import { formatBytes } from '../util/bytes.js';
 import { loadState, type MainState } from '../state.js';
 import type { LocalStore } from '../store/index.js';
 import type { OutputRoot } from '../store/types.js';
 import { sha256 } from '../util/bytes.js';
-import { exists } from '../util/fsx.js';
-import { handlePhaseError, makeWorkDir, openStore } from './common.js';
+import { exists, tempName } from '../util/fsx.js';
+import { closeStore, handlePhaseError, isStepStore, makeWorkDir, openStore } from './common.js';
 import { planPackages } from './packages.js';
 import { prunePostStep, renderPruneSummary } from '../prune/post.js';
 
@@ -166,25 +165,30 @@ export async function runSave(): Promise<void> {
   const workDir = await makeWorkDir();
   const reports: SaveReport[] = [];
   const pruneSummary: string[] = [];
+  let store: LocalStore | undefined;
   try {
-    const store = await timer.time('open', () => openStore(plan.config, notes));
+    const opened = await timer.time('open', () => openStore(plan.config, notes));
+    store = opened;
     // Prune before saving (the seeds' order), never touching what this job restored or saves.
-    const pruned = await timer.time('prune', () =>
-      prunePostStep(store, plan.config.prune, [...plan.pinned]),
-    );
-    pruneSummary.push(...renderPruneSummary(pruned));
+    if (!isStepStore(opened)) {
+      const pruned = await timer.time('prune', () =>
+        prunePostStep(opened, plan.config.prune, [...plan.pinned]),
+      );
+      pruneSummary.push(...renderPruneSummary(pruned));
+    }
     const remote = openRemote(
       plan.config.remote,
       plan.config.remoteTimeoutMs,
       plan.config.crossOs === true,
     );
     for (const item of plan.items) {
-      reports.push(await saveOne(plan.config, item, store, remote, workDir, timer, notes));
+      reports.push(await saveOne(plan.config, item, opened, remote, workDir, timer, notes));
     }
   } catch (err) {
     handlePhaseError('Saving', err, notes);
   } finally {
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    await closeStore(store);
   }
   await writeSaveSummary(reports, timer.timings, notes, pruneSummary);
 }
@@ -237,12 +241,13 @@ async function saveOne(
     saved = true;
     // What the save left out (symlinks leading outside the workspace, special files).
     notes.push(...(r.warnings ?? []));
-    report.local = r.created ? 'saved' : 'already present';
+    const kept = !isStepStore(store);
+    report.local = !kept ? "off (the 'local' input)" : r.created ? 'saved' : 'already present';
     report.files = r.entry.files;
     report.bytes = r.entry.sizeBytes;
     report.newBytes = r.newBytes;
     core.info(
-      `Local store: ${report.local} ${item.key} (${r.entry.files} files; ` +
+      `${kept ? `Local store: ${report.local}` : 'Packed'} ${item.key} (${r.entry.files} files; ` +
         `${r.newBlobs} new blob${r.newBlobs === 1 ? '' : 's'}, ${formatBytes(r.newBytes)} written).`,
     );
   } catch (err) {
@@ -258,12 +263,12 @@ async function saveOne(
       const there = await remote.exists(item.key);
       if (there === undefined) return `off: ${remote.disabledReason ?? 'unavailable'}`;
       if (there) return 'already present';
-      const packFile = path.join(workDir, PACK_NAME);
+      const packFile = tempName(workDir, 'pack');
       try {
         const { bytes } = await store.exportPack(item.key, packFile);
-        await remote.upload(packFile, item.key);
-        report.uploadedBytes = bytes;
-        return 'saved';
+        const outcome = await remote.upload(packFile, item.key);
+        if (outcome === 'saved') report.uploadedBytes = bytes;
+        return outcome;
       } catch (err) {
         // One warning with the reason, repeated as a line under the summary's table.
         handlePhaseError(`Saving ${item.name} to the runner cache failed`, err, notes);

@@ -43,9 +43,9 @@ import { DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS } from './lock.js';
 import { MaintenanceRoom } from './maintenance.js';
 import type { Manifest } from './manifest.js';
 import { entryDirName } from './meta.js';
-import { writePack } from './pack.js';
+import { scanPack, writePack } from './pack.js';
 import { restoreRoots, type RootToRestore } from './restore.js';
-import { SaveRoom } from './save.js';
+import { packEntryMeta, SaveRoom, totals } from './save.js';
 import { encodeTable } from './table.js';
 import { checkLayout, cleanTmp } from './store-layout.js';
 import { writeStatCache } from './statcache.js';
@@ -212,11 +212,7 @@ export class LocalStore {
     // The workers start up (their own threads) while this one reads the manifest.
     this.ctx.blobs.pool();
     const { manifest } = await this.load(key);
-    const jobs: RootToRestore[] = [];
-    for (const root of roots) {
-      const m = manifest.roots.find((r) => r.name === root.name);
-      if (m !== undefined && m.kind !== 'absent') jobs.push({ root, manifest: m });
-    }
+    const jobs = rootsToRestore(manifest, roots);
     try {
       // [store-speed] grouped small files are found through the entry's table (read above); the
       // stat cache lets the next save of this package skip the files the build leaves alone.
@@ -246,6 +242,40 @@ export class LocalStore {
    */
   importPack(packFile: string, key: string): Promise<EntryMeta> {
     return this.saver.importPack(packFile, key);
+  }
+
+  /**
+   * Restores the entry `key` straight from its downloaded pack, storing nothing (for a store
+   * that is not kept: the `local` input). The pack must prove to be that entry first, as for
+   * importPack; its structure is checked whole before a file is made, and every file's content
+   * is verified as the workers write it, the workspace untouched on any failure. `optionsFor`
+   * turns the entry's meta into the restore's options.
+   */
+  async restorePack(
+    packFile: string,
+    key: string,
+    roots: readonly OutputRoot[],
+    optionsFor: (meta: EntryMeta) => Promise<RestoreOptions>,
+  ): Promise<{ meta: EntryMeta; result: RestoreResult }> {
+    this.ctx.blobs.pool();
+    let packMeta: EntryMeta | undefined;
+    const ix = await scanPack(packFile, async (header) => {
+      packMeta = packEntryMeta(header, key);
+      return true;
+    });
+    if (ix === undefined || packMeta === undefined) throw new StoreError('pack scan stopped');
+    this.ctx.blobs.attach(ix.manifest, ix.locations);
+    const meta: EntryMeta = { ...packMeta, ...totals(ix.manifest), storedBytes: ix.storedBytes };
+    // (No stat cache is written: nothing of this store is kept.)
+    const { quiet, files, bytes } = await restoreRoots(
+      this.ctx.blobs,
+      rootsToRestore(ix.manifest, roots),
+      await optionsFor(meta),
+      Promise.resolve(),
+      { file: packFile, frames: ix.frames },
+    );
+    await quiet;
+    return { meta, result: { files, bytes } };
   }
 
   // ---- maintenance ---------------------------------------------------------------------
@@ -340,4 +370,14 @@ export class LocalStore {
       throw new StoreError(`no entry ${key} in the store`);
     return { meta, ...(await this.files.readArtifact(entryDirName(rec))) };
   }
+}
+
+/** The roots of `manifest` that `roots` asks for and the entry holds. */
+function rootsToRestore(manifest: Manifest, roots: readonly OutputRoot[]): RootToRestore[] {
+  const jobs: RootToRestore[] = [];
+  for (const root of roots) {
+    const m = manifest.roots.find((r) => r.name === root.name);
+    if (m !== undefined && m.kind !== 'absent') jobs.push({ root, manifest: m });
+  }
+  return jobs;
 }

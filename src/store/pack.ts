@@ -214,6 +214,120 @@ export interface ReadPack {
   readonly newBlobs: number;
 }
 
+/** A pack's structure, checked, with every blob's frame found and nothing decompressed yet. */
+export interface PackIndex {
+  readonly header: PackHeader;
+  readonly manifest: Manifest;
+  readonly locations: Map<string, Location>;
+  /** Each blob the entry needs: its frame's place in the pack, and what it must hold. */
+  readonly frames: Map<string, { offset: number; length: number; need: NeededBlob }>;
+  /** Compressed bytes of the blobs the pack carries. */
+  readonly storedBytes: number;
+}
+
+async function openPack(packFile: string): Promise<FileHandle> {
+  try {
+    return await fs.open(packFile, 'r');
+  } catch (err) {
+    throw new StoreError(`cannot open pack ${packFile}: ${err}`);
+  }
+}
+
+/**
+ * Reads a pack's header and the place of every frame, checking its whole structure: the
+ * header's sizes, the table (decodeTable, tableManifest: so parseManifest), every blob record
+ * against what the entry needs (no stranger, no repeat, a length its content could honestly
+ * take and the pack still holds), the end marker, and that no needed blob is missing. Reads
+ * only the records' 40 bytes, never a frame. `accept` sees the validated header first and may
+ * stop (false: undefined is returned). Throws StoreError (or UnsafeEntryError).
+ */
+async function scanOpen(
+  fh: FileHandle,
+  accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
+): Promise<PackIndex | undefined> {
+  const r = new PackReader(fh, (await fh.stat()).size);
+  if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
+    throw new StoreError('not a clyde pack (bad magic)');
+  }
+  const version = (await r.read(4, 'version')).readUInt32BE(0);
+  if (version !== PACK_VERSION) {
+    const older = OLDER_PACKS[version];
+    throw new StoreError(
+      older !== undefined
+        ? `unsupported pack version ${version} (written by an older clyde-cache, ${older}); the entry will be saved again`
+        : `unsupported pack version ${version} (this clyde-cache reads version ${PACK_VERSION})`,
+    );
+  }
+  const metaBytes = await readSection(r, 'meta');
+  let meta: unknown;
+  try {
+    meta = JSON.parse(metaBytes.toString('utf8'));
+  } catch (err) {
+    throw new StoreError(`pack meta is not JSON: ${err}`);
+  }
+  const header: PackHeader = { meta, table: await readSection(r, 'table') };
+  const { manifest, locations } = tableManifest(decodeTable(header.table));
+  if (!(await accept(header, manifest))) return undefined;
+
+  const needed = neededBlobs(manifest, locations);
+  for (const [name, b] of needed) {
+    if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
+      throw new StoreError(`pack group ${name} claims ${b.size} bytes`);
+    }
+  }
+  const frames = new Map<string, { offset: number; length: number; need: NeededBlob }>();
+  let storedBytes = 0;
+  for (;;) {
+    const rec = await r.read(DIGEST_BYTES + 8, 'blob record');
+    const raw = rec.subarray(0, DIGEST_BYTES);
+    const len = rec.readBigUInt64BE(DIGEST_BYTES);
+    if (raw.equals(END)) {
+      if (len !== 0n) throw new StoreError('pack end marker is malformed');
+      break;
+    }
+    const digest = raw.toString('hex');
+    const need = needed.get(digest);
+    if (need === undefined)
+      throw new StoreError(`pack carries blob ${digest} that its entry does not use`);
+    if (frames.has(digest)) throw new StoreError(`pack carries blob ${digest} twice`);
+    if (len > BigInt(maxFrameBytes(need.size))) {
+      throw new StoreError(
+        `pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`,
+      );
+    }
+    if (len > BigInt(r.remaining)) {
+      throw new StoreError(
+        `pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`,
+      );
+    }
+    const length = Number(len);
+    frames.set(digest, { offset: r.pos, length, need });
+    r.pos += length;
+    storedBytes += length;
+  }
+  if (!(await r.atEnd())) throw new StoreError('pack has data after its end marker');
+  const missing = [...needed.keys()].filter((d) => !frames.has(d));
+  if (missing.length > 0) {
+    throw new StoreError(
+      `pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`,
+    );
+  }
+  return { header, manifest, locations, frames, storedBytes };
+}
+
+/** scanOpen on a pack file. */
+export async function scanPack(
+  packFile: string,
+  accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
+): Promise<PackIndex | undefined> {
+  const fh = await openPack(packFile);
+  try {
+    return await scanOpen(fh, accept);
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Reads and verifies a pack, storing its blobs. `accept` sees the validated header first and
  * may stop the import (returning false: nothing more is read). Throws StoreError (or
@@ -224,97 +338,29 @@ export async function readPack(
   packFile: string,
   accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
 ): Promise<ReadPack | undefined> {
-  let fh: FileHandle;
+  const fh = await openPack(packFile);
   try {
-    fh = await fs.open(packFile, 'r');
-  } catch (err) {
-    throw new StoreError(`cannot open pack ${packFile}: ${err}`);
-  }
-  try {
-    const r = new PackReader(fh, (await fh.stat()).size);
-    if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
-      throw new StoreError('not a clyde pack (bad magic)');
-    }
-    const version = (await r.read(4, 'version')).readUInt32BE(0);
-    if (version !== PACK_VERSION) {
-      const older = OLDER_PACKS[version];
-      throw new StoreError(
-        older !== undefined
-          ? `unsupported pack version ${version} (written by an older clyde-cache, ${older}); the entry will be saved again`
-          : `unsupported pack version ${version} (this clyde-cache reads version ${PACK_VERSION})`,
-      );
-    }
-    const metaBytes = await readSection(r, 'meta');
-    let meta: unknown;
-    try {
-      meta = JSON.parse(metaBytes.toString('utf8'));
-    } catch (err) {
-      throw new StoreError(`pack meta is not JSON: ${err}`);
-    }
-    const header: PackHeader = { meta, table: await readSection(r, 'table') };
-    const { manifest, locations: locs } = tableManifest(decodeTable(header.table));
-    if (!(await accept(header, manifest))) return undefined;
-
-    const needed = neededBlobs(manifest, locs);
-    for (const [name, b] of needed) {
-      if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
-        throw new StoreError(`pack group ${name} claims ${b.size} bytes`);
-      }
-    }
-    // The blobs written take at most what remains of the pack (frames are stored as they are).
+    const ix = await scanOpen(fh, accept);
+    if (ix === undefined) return undefined;
+    // The blobs written take at most what the pack carries (frames are stored as they are).
     const free = await freeBytes(blobs.dir);
-    if (free !== undefined && r.remaining > free) {
+    if (free !== undefined && ix.storedBytes > free) {
       throw new StoreError(
-        `the pack's ${formatBytes(r.remaining)} of blobs do not fit in the local store (${formatBytes(free)} free)`,
+        `the pack's ${formatBytes(ix.storedBytes)} of blobs do not fit in the local store (${formatBytes(free)} free)`,
       );
     }
-    const seen = new Set<string>();
-    let storedBytes = 0;
     let newBlobs = 0;
-    for (;;) {
-      const rec = await r.read(DIGEST_BYTES + 8, 'blob record');
-      const raw = rec.subarray(0, DIGEST_BYTES);
-      const len = rec.readBigUInt64BE(DIGEST_BYTES);
-      if (raw.equals(END)) {
-        if (len !== 0n) throw new StoreError('pack end marker is malformed');
-        break;
-      }
-      const digest = raw.toString('hex');
-      const need = needed.get(digest);
-      if (need === undefined)
-        throw new StoreError(`pack carries blob ${digest} that its entry does not use`);
-      if (seen.has(digest)) throw new StoreError(`pack carries blob ${digest} twice`);
-      if (len > BigInt(maxFrameBytes(need.size))) {
-        throw new StoreError(
-          `pack blob ${digest}: ${len} compressed bytes for ${need.size} bytes of content`,
-        );
-      }
-      if (len > BigInt(r.remaining)) {
-        throw new StoreError(
-          `pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`,
-        );
-      }
-      const frameBytes = Number(len);
-      const start = r.pos;
+    for (const [digest, f] of ix.frames) {
       try {
-        const frame = fileRange(r.fh, start, frameBytes, `pack blob ${digest}`);
-        if (await blobs.importFrame(digest, need, frame)) newBlobs++;
+        const frame = fileRange(fh, f.offset, f.length, `pack blob ${digest}`);
+        if (await blobs.importFrame(digest, f.need, frame)) newBlobs++;
       } catch (err) {
         if (!(err instanceof StoreError)) throw err; // a full disk, say: not the pack's fault
         throw new StoreError(`pack blob ${digest} is corrupt: ${err.message}`);
       }
-      r.pos = start + frameBytes;
-      seen.add(digest);
-      storedBytes += frameBytes;
     }
-    if (!(await r.atEnd())) throw new StoreError('pack has data after its end marker');
-    const missing = [...needed.keys()].filter((d) => !seen.has(d));
-    if (missing.length > 0) {
-      throw new StoreError(
-        `pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`,
-      );
-    }
-    return { header, manifest, locations: locs, storedBytes, newBlobs };
+    const { header, manifest, locations, storedBytes } = ix;
+    return { header, manifest, locations, storedBytes, newBlobs };
   } finally {
     await fh.close();
   }

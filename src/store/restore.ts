@@ -213,7 +213,17 @@ interface WriteJob {
   offsets: number[];
 }
 
-function writeWire(jobs: readonly WriteJob[]): WriteWire {
+/**
+ * Where a restore reads its blobs when not from the store: a downloaded pack, each blob's frame
+ * at a place the pack's own index gave (pack.ts `scanPack`). The workers verify every file's
+ * content against its digest as they write it, as they do for store blobs.
+ */
+export interface FrameSource {
+  readonly file: string;
+  readonly frames: ReadonlyMap<string, { readonly offset: number; readonly length: number }>;
+}
+
+function writeWire(jobs: readonly WriteJob[], source?: FrameSource): WriteWire {
   const members = jobs.flatMap((j) => j.members);
   const starts = new Uint32Array(jobs.length + 1);
   const offsets = new Float64Array(members.length);
@@ -232,7 +242,19 @@ function writeWire(jobs: readonly WriteJob[]): WriteWire {
     ids: Uint32Array.from(members, (m) => m.id),
     offsets,
     renames: members.map((m) => m.renameTo ?? '').join('\0'),
+    ...(source ? { pack: { file: source.file, frames: framesOf(jobs, source) } } : {}),
   };
+}
+
+function framesOf(jobs: readonly WriteJob[], source: FrameSource): Float64Array {
+  const out = new Float64Array(jobs.length * 2);
+  jobs.forEach((j, k) => {
+    const f = source.frames.get(j.blob);
+    if (f === undefined) throw new StoreError(`the pack lacks blob ${j.blob}`);
+    out[2 * k] = f.offset;
+    out[2 * k + 1] = f.length;
+  });
+  return out;
 }
 
 /** Content per message to a worker. */
@@ -248,6 +270,7 @@ const LINK_BATCH = 1024;
 async function writeFromBlobs(
   blobs: BlobStore,
   files: readonly WriteMember[],
+  source?: FrameSource,
 ): Promise<Map<number, Written>> {
   const byBlob = new Map<string, WriteJob>();
   for (const m of files) {
@@ -294,7 +317,7 @@ async function writeFromBlobs(
   try {
     await Promise.all(
       batches.map(async (b) => {
-        const wire = writeWire(b.jobs);
+        const wire = writeWire(b.jobs, source);
         const done = await pool.run('writeBatch', { dirs, ...wire }, b.bytes);
         for (let i = 0; i + 2 < done.length; i += 3) {
           out.set(done[i] as number, [done[i + 1] as number, done[i + 2] as number]);
@@ -302,7 +325,7 @@ async function writeFromBlobs(
       }),
     );
   } catch (err) {
-    if (err instanceof WorkerOpError && err.kind === 'corrupt') {
+    if (err instanceof WorkerOpError && err.kind === 'corrupt' && source === undefined) {
       // A blob that decodes wrongly can never become valid: drop it (its entries become misses).
       const bad = /blob ([0-9a-f]{64})/.exec(err.message)?.[1];
       if (bad !== undefined) await blobs.remove(bad);
@@ -428,8 +451,10 @@ async function materialize(
   blobs: BlobStore,
   files: readonly FileJob[],
   opts: RestoreOptions,
+  source?: FrameSource,
 ): Promise<Written[]> {
-  let mode = opts.mode ?? 'copy';
+  // (A pack holds frames only: its files are always written, never linked.)
+  let mode = source ? 'copy' : (opts.mode ?? 'copy');
   // Hard links share one inode, so one mtime: with mtimes requested, clone instead.
   if (mode === 'hardlink' && setsMtimes(opts)) mode = 'clone';
   if (mode !== 'copy') return materializeLinked(blobs, files, mode, opts);
@@ -445,6 +470,7 @@ async function materialize(
       mtimeMs: mtimeFor(e, opts),
       renameTo: null,
     })),
+    source,
   );
   return files.map((f, i) => {
     const w = written.get(i);
@@ -767,6 +793,7 @@ export async function restoreRoots(
   jobs: readonly RootToRestore[],
   opts: RestoreOptions = {},
   located: Promise<unknown> = Promise.resolve(),
+  source?: FrameSource,
 ): Promise<RestoreRootsResult> {
   const live = jobs.filter((j) => j.manifest.kind !== 'absent');
   refuseLinksLeaving(live, opts);
@@ -782,7 +809,7 @@ export async function restoreRoots(
     const files: FileJob[] = [];
     for (const j of live) staged.push(await stage(blobs, j, files));
     await located;
-    const written = await materialize(blobs, files, opts);
+    const written = await materialize(blobs, files, opts, source);
     // The last file write is done (renames keep mtimes): the clock tick starts now. An mtime
     // is finer than a millisecond, so one written in this very millisecond is later than
     // Date.now(); a millisecond more covers it (nothing touches the files before `quiet`).

@@ -27,7 +27,7 @@ import {
 import type { FileSig, IndexKeeper } from './index-keeper.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { checkHash, checkKey, entryDirName, parseMeta } from './meta.js';
-import { MAX_GROUP_BYTES, readPack } from './pack.js';
+import { MAX_GROUP_BYTES, readPack, type PackHeader } from './pack.js';
 import { snapshotRoots } from './snapshot.js';
 import { linkStatCache } from './statcache.js';
 import { encodeTable, GroupList } from './table.js';
@@ -157,14 +157,7 @@ export class SaveRoom {
     let packMeta: EntryMeta | undefined;
     let existing: EntryMeta | undefined;
     const read = await readPack(this.ctx.blobs, packFile, async (header) => {
-      packMeta = parseMeta(header.meta);
-      if (packMeta.key !== key) {
-        throw new UnsafeEntryError(`the pack holds '${packMeta.key}', not '${key}'`);
-      }
-      if (!hashBelongsToKey(packMeta.hash, packMeta.key)) {
-        throw new UnsafeEntryError(`the pack's hash ${packMeta.hash} is not that of its key`);
-      }
-      entryDirName(packMeta);
+      packMeta = packEntryMeta(header, key);
       existing = await this.entries.get(packMeta.key);
       return existing === undefined;
     });
@@ -312,7 +305,8 @@ export class SaveRoom {
   }
 }
 
-function totals(m: Manifest): { sizeBytes: number; files: number; roots: string[] } {
+/** An entry's sizes, file count and roots, counted from its manifest. */
+export function totals(m: Manifest): { sizeBytes: number; files: number; roots: string[] } {
   let sizeBytes = 0;
   let files = 0;
   for (const f of manifestFiles(m)) {
@@ -320,6 +314,21 @@ function totals(m: Manifest): { sizeBytes: number; files: number; roots: string[
     files++;
   }
   return { sizeBytes, files, roots: m.roots.filter((r) => r.kind !== 'absent').map((r) => r.name) };
+}
+
+/**
+ * The meta of a pack fetched for `key`, once proven to be that entry: its key is `key`, and its
+ * hash is the key's own (the key's last part, or the sha256 of an explicit key), so a pack
+ * cannot pass for, or take the directory of, another entry.
+ */
+export function packEntryMeta(header: PackHeader, key: string): EntryMeta {
+  const meta = parseMeta(header.meta);
+  if (meta.key !== key) throw new UnsafeEntryError(`the pack holds '${meta.key}', not '${key}'`);
+  if (!hashBelongsToKey(meta.hash, meta.key)) {
+    throw new UnsafeEntryError(`the pack's hash ${meta.hash} is not that of its key`);
+  }
+  entryDirName(meta);
+  return meta;
 }
 
 /**

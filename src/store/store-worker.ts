@@ -333,15 +333,38 @@ function decodeWhole(frame: Uint8Array, size: number, blob: string): Uint8Array 
 // Blob files are read into this buffer (reused, like scratch: fresh memory is slow to touch).
 let frameBuf = Buffer.allocUnsafe(0);
 
-/** The blob's stored bytes, in frameBuf (valid until the next call). */
-function readBlobFile(blob: string): Buffer {
-  let fd: number;
+/** Where a blob's frame is read from: its file in the store, or a range of a pack. */
+interface FrameAt {
+  readonly file: string;
+  readonly offset: number;
+  /** The range's length; undefined for a whole store file. */
+  readonly length: number | undefined;
+}
+
+function openFrame(blob: string, at: FrameAt): number {
   try {
-    fd = fs.openSync(blobPath(blob), 'r');
+    return fs.openSync(at.file, 'r');
   } catch (err) {
     fail('missing', `blob ${blob} is missing from the store: ${err}`);
   }
+}
+
+/** The blob's stored bytes, in frameBuf (valid until the next call). */
+function readBlobFile(blob: string, at: FrameAt): Buffer {
+  const fd = openFrame(blob, at);
   try {
+    if (at.length !== undefined) {
+      if (frameBuf.length < at.length) {
+        frameBuf = Buffer.allocUnsafe(Math.max(at.length, frameBuf.length * 2, 1 << 20));
+      }
+      let n = 0;
+      while (n < at.length) {
+        const r = fs.readSync(fd, frameBuf, n, at.length - n, at.offset + n);
+        if (r === 0) fail('corrupt', `blob ${blob}: the pack ends inside its frame`);
+        n += r;
+      }
+      return frameBuf.subarray(0, n);
+    }
     const size = fs.fstatSync(fd).size;
     if (frameBuf.length < size + 1) {
       frameBuf = Buffer.allocUnsafe(Math.max(size + 1, frameBuf.length * 2, 1 << 20));
@@ -415,8 +438,9 @@ function writeMember(m: Member, content: Uint8Array, done: number[]): void {
 }
 
 /** Streams a large standalone blob into one file, verifying as it goes. */
-async function writeLarge(blob: string, m: Member, done: number[]): Promise<void> {
-  const src = fs.openSync(blobPath(blob), 'r');
+async function writeLarge(blob: string, at: FrameAt, m: Member, done: number[]): Promise<void> {
+  const src = openFrame(blob, at);
+  const end = at.length === undefined ? Infinity : at.offset + at.length;
   const out = fs.openSync(m.dest, 'wx', 0o600);
   const hash = crypto.createHash('sha256');
   let total = 0;
@@ -426,10 +450,10 @@ async function writeLarge(blob: string, m: Member, done: number[]): Promise<void
       dctx.reset(napi.ResetDirective.sessionOnly);
       const inBuf = Buffer.allocUnsafe(CHUNK);
       const dst = Buffer.allocUnsafe(CHUNK);
-      let pos = 0;
+      let pos = at.offset;
       let last = 1;
       for (;;) {
-        const n = fs.readSync(src, inBuf, 0, CHUNK, pos);
+        const n = fs.readSync(src, inBuf, 0, Math.min(CHUNK, end - pos), pos);
         if (n === 0) break;
         pos += n;
         let s = inBuf.subarray(0, n);
@@ -471,10 +495,12 @@ async function writeLarge(blob: string, m: Member, done: number[]): Promise<void
       });
       try {
         await pipeline(
-          fs.createReadStream(blobPath(blob), {
+          fs.createReadStream(at.file, {
             highWaterMark: 1 << 20,
             fd: src,
             autoClose: false,
+            start: at.offset,
+            ...(at.length === undefined ? {} : { end: end - 1 }),
           }),
           zlib.createZstdDecompress({ chunkSize: 256 * 1024 }),
           tap,
@@ -529,14 +555,18 @@ interface WriteJob {
   readonly blobSize: number;
   readonly stream: boolean;
   readonly members: readonly Member[];
+  readonly at: FrameAt;
 }
 
-async function write({ blob, blobSize, stream, members }: WriteJob, done: number[]): Promise<void> {
+async function write(
+  { blob, blobSize, stream, members, at }: WriteJob,
+  done: number[],
+): Promise<void> {
   if (stream) {
-    await writeLarge(blob, members[0] as Member, done);
+    await writeLarge(blob, at, members[0] as Member, done);
     return;
   }
-  const content = decodeWhole(readBlobFile(blob), blobSize, blob);
+  const content = decodeWhole(readBlobFile(blob, at), blobSize, blob);
   for (const m of members) {
     const slice = content.subarray(m.offset, m.offset + m.size);
     let why: string | null = null;
@@ -568,7 +598,20 @@ async function writeBatch(w: WriteWire): Promise<number[]> {
       });
     }
     const blob = w.blobs.slice(j * 64, j * 64 + 64);
-    const job = { blob, blobSize: w.blobSizes[j] as number, stream: w.streams[j] === 1, members };
+    const at: FrameAt = w.pack
+      ? {
+          file: w.pack.file,
+          offset: w.pack.frames[2 * j] as number,
+          length: w.pack.frames[2 * j + 1] as number,
+        }
+      : { file: blobPath(blob), offset: 0, length: undefined };
+    const job = {
+      blob,
+      blobSize: w.blobSizes[j] as number,
+      stream: w.streams[j] === 1,
+      members,
+      at,
+    };
     await write(job, done);
   }
   return done;

@@ -151,6 +151,11 @@ export interface WriteWire extends FilesWire {
   readonly offsets: Float64Array;
   /** NUL-separated: where each file is renamed once written ('' for nowhere). */
   readonly renames: string;
+  /**
+   * Read the blobs from this pack file rather than the store (a restore straight from a
+   * downloaded pack): each blob's frame at `frames[2j]`, `frames[2j + 1]` bytes long.
+   */
+  readonly pack?: { readonly file: string; readonly frames: Float64Array };
 }
 
 export interface LinkWire extends FilesWire {

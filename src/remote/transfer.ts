@@ -1,0 +1,374 @@
+/**
+ * Moving a remote entry's bytes: the download (parallel ranged GETs into one file) and the upload
+ * (Azure block-blob PUTs to the signed URL, as `@actions/cache` makes them). The entry is the pack
+ * itself (store/pack.ts): its frames are zstd already, so nothing is archived or compressed
+ * again on the way.
+ *
+ * Both are bounded: an overall deadline (the caller's signal, from the `remote-timeout` input)
+ * and a low-speed limit over the whole transfer. A size the service announces is untrusted: it is
+ * checked against the caller's budget before the file is made, and the bytes that arrive are
+ * counted against it. A failed download removes its file.
+ */
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { RemoteError } from '../errors.js';
+import { formatBytes } from '../util/bytes.js';
+import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
+
+/** Size of each ranged GET, and how many run at once. */
+export const RANGE_BYTES = 8 * 1024 * 1024;
+export const DOWNLOAD_STREAMS = 8;
+/** Uploads: one PUT up to this size; above it, blocks of BLOCK_BYTES, UPLOAD_STREAMS at once. */
+export const SINGLE_PUT_BYTES = 32 * 1024 * 1024;
+export const BLOCK_BYTES = 16 * 1024 * 1024;
+export const UPLOAD_STREAMS = 4;
+/** Attempts per request (a range, a block) before the transfer fails. */
+const ATTEMPTS = 3;
+/** The storage API version sent with blob requests (what Azure needs for block lists). */
+const AZURE_VERSION = '2023-11-03';
+
+export interface TransferLimits {
+  /** The overall deadline (aborts with a DeadlineError as its reason). */
+  readonly signal?: AbortSignal;
+  readonly speed?: SpeedLimit;
+  /** Told of every byte moved (progress lines). */
+  readonly onBytes?: (n: number) => void;
+}
+
+export interface DownloadBudget {
+  /** The most bytes the entry may take. */
+  readonly bytes: number;
+  /** Why, for the message that refuses a larger one. */
+  readonly reason: string;
+}
+
+/** One transfer's abort signal: its deadline, its low-speed limit, and its own failure. */
+class Transfer {
+  readonly controller = new AbortController();
+  readonly signal: AbortSignal;
+  private readonly watch: SpeedWatch;
+  moved = 0;
+
+  constructor(
+    readonly what: string,
+    private readonly limits: TransferLimits,
+  ) {
+    this.signal = limits.signal
+      ? AbortSignal.any([this.controller.signal, limits.signal])
+      : this.controller.signal;
+    this.watch = new SpeedWatch(limits.speed ?? LOW_SPEED, what, (err) =>
+      this.controller.abort(err),
+    );
+  }
+
+  add(n: number): void {
+    this.moved += n;
+    this.watch.add(n);
+    this.limits.onBytes?.(n);
+  }
+
+  stop(): void {
+    this.watch.stop();
+  }
+
+  /** The error to throw for `err`: the deadline's when it fired, else a RemoteError. */
+  failure(err: unknown, context: string): Error {
+    if (this.signal.aborted) {
+      const reason = this.signal.reason as Error;
+      return reason.name === 'DeadlineError'
+        ? new DeadlineError(`${reason.message}; ${this.moved} bytes moved`)
+        : reason;
+    }
+    if (err instanceof Error && (err.name === 'RemoteError' || err.name === 'DeadlineError'))
+      return err;
+    return new RemoteError(`${context}: ${(err as Error).message}`);
+  }
+
+  /** `fn` up to ATTEMPTS times while it fails with something worth retrying. */
+  async retrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (this.signal.aborted || attempt >= ATTEMPTS || !transient(err)) throw err;
+        await sleep(500 * attempt, this.signal);
+      }
+    }
+  }
+}
+
+/** Failures worth another attempt: the network, and 5xx/429 answers. */
+class HttpStatusError extends RemoteError {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+function transient(err: unknown): boolean {
+  if (err instanceof HttpStatusError) return err.status >= 500 || err.status === 429;
+  return !(err instanceof RemoteError);
+}
+
+/** Runs `jobs` with at most `width` at once; the first failure stops the rest from starting. */
+async function pool(jobs: (() => Promise<void>)[], width: number): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const lane = async (): Promise<void> => {
+    while (!failed && next < jobs.length) {
+      const job = jobs[next++] as () => Promise<void>;
+      try {
+        await job();
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  const lanes = Array.from({ length: Math.min(width, jobs.length) }, lane);
+  const settled = await Promise.allSettled(lanes);
+  const bad = settled.find((s) => s.status === 'rejected');
+  if (bad) throw (bad as PromiseRejectedResult).reason;
+}
+
+/** `bytes a-b/total` of a 206 answer. */
+function contentRange(res: Response): { start: number; end: number; total: number } | undefined {
+  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+  if (!m) return undefined;
+  return { start: Number(m[1]), end: Number(m[2]), total: Number(m[3]) };
+}
+
+/**
+ * Writes a response body at `pos` in `fh`: exactly `expected` bytes, or (not `exact`: a length
+ * nobody announced) at most that many; throws otherwise.
+ */
+async function bodyInto(
+  res: Response,
+  fh: FileHandle,
+  pos: number,
+  expected: number,
+  t: Transfer,
+  exact = true,
+): Promise<void> {
+  if (!res.body) throw new RemoteError('the download answered without a body');
+  let got = 0;
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    if (got + chunk.length > expected) {
+      throw new RemoteError(
+        exact
+          ? `the download sent more than the ${expected} bytes it announced`
+          : `the download ran past ${formatBytes(expected)}`,
+      );
+    }
+    let off = 0;
+    while (off < chunk.length) {
+      const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos + got + off);
+      off += bytesWritten;
+    }
+    got += chunk.length;
+    t.add(chunk.length);
+  }
+  if (exact && got !== expected) {
+    throw new RemoteError(`the download ended after ${got} of ${expected} bytes`);
+  }
+}
+
+function rangeHeader(start: number, end: number): Record<string, string> {
+  return { Range: `bytes=${start}-${end}`, 'x-ms-version': AZURE_VERSION };
+}
+
+function refuseSize(total: number, budget: DownloadBudget): void {
+  if (total > budget.bytes) {
+    throw new RemoteError(
+      `the entry is ${formatBytes(total)}, more than ${budget.reason}; not downloading it`,
+    );
+  }
+}
+
+/**
+ * Downloads `url` to `dest`: a first ranged GET learns the size (checked against `budget` before
+ * the file is made), the rest comes in parallel ranges. A server that ignores ranges (200) is
+ * read as one stream, counted against the budget. Returns the bytes written.
+ */
+export async function download(
+  url: string,
+  dest: string,
+  budget: DownloadBudget,
+  limits: TransferLimits = {},
+): Promise<number> {
+  const t = new Transfer('the download', limits);
+  let fh: FileHandle | undefined;
+  try {
+    const first = await t.retrying(async () => {
+      const res = await fetch(url, {
+        headers: rangeHeader(0, RANGE_BYTES - 1),
+        signal: t.signal,
+      });
+      if (res.status !== 200 && res.status !== 206) {
+        await res.body?.cancel();
+        throw new HttpStatusError(`the download answered HTTP ${res.status}`, res.status);
+      }
+      return res;
+    });
+    if (first.status === 200) {
+      // A server without ranges: one stream, as long as it says (or within the budget).
+      const declared = Number(first.headers.get('content-length') ?? NaN);
+      if (Number.isFinite(declared)) refuseSize(declared, budget);
+      fh = await fs.open(dest, 'w');
+      const known = Number.isFinite(declared);
+      await bodyInto(first, fh, 0, known ? declared : budget.bytes, t, known);
+      return t.moved;
+    }
+    const range = contentRange(first);
+    if (!range || range.start !== 0 || range.end >= range.total) {
+      throw new RemoteError('the download answered a range it was not asked for');
+    }
+    const total = range.total;
+    refuseSize(total, budget);
+    fh = await fs.open(dest, 'w');
+    const handle = fh;
+    const firstLen = range.end + 1;
+    /** Range [start, end] into the file: `res` when given (its first attempt), else a GET. */
+    const fetchRange = (start: number, end: number, res?: Response): Promise<void> => {
+      let given = res;
+      return t.retrying(async () => {
+        const r =
+          given ?? (await fetch(url, { headers: rangeHeader(start, end), signal: t.signal }));
+        given = undefined;
+        const cr = contentRange(r);
+        if (r.status !== 206 || !cr || cr.start !== start || cr.end !== end || cr.total !== total) {
+          await r.body?.cancel();
+          throw new HttpStatusError(
+            `the download answered HTTP ${r.status} for bytes ${start}-${end}`,
+            r.status === 206 ? 502 : r.status,
+          );
+        }
+        const before = t.moved;
+        try {
+          await bodyInto(r, handle, start, end - start + 1, t);
+        } catch (err) {
+          t.moved = before; // a retry sends the range again
+          throw err;
+        }
+      });
+    };
+    const jobs = [() => fetchRange(0, firstLen - 1, first)];
+    for (let start = firstLen; start < total; start += RANGE_BYTES) {
+      const end = Math.min(start + RANGE_BYTES, total) - 1;
+      jobs.push(() => fetchRange(start, end));
+    }
+    await pool(jobs, DOWNLOAD_STREAMS);
+    return total;
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    fh = undefined;
+    await fs.rm(dest, { force: true });
+    throw t.failure(err, 'the download failed');
+  } finally {
+    await fh?.close();
+    t.stop();
+  }
+}
+
+async function put(
+  url: string,
+  body: Uint8Array | string,
+  headers: Record<string, string>,
+  t: Transfer,
+  what: string,
+): Promise<void> {
+  await t.retrying(async () => {
+    const res = await fetch(url, {
+      method: 'PUT',
+      headers: { 'x-ms-version': AZURE_VERSION, ...headers },
+      body,
+      signal: t.signal,
+    });
+    const text = await res.text().catch(() => '');
+    if (res.status !== 201) {
+      const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+      throw new HttpStatusError(
+        `${what} answered HTTP ${res.status}${code ? ` (${code})` : ''}`,
+        res.status,
+      );
+    }
+  });
+}
+
+/** `url` with one more query parameter (the signed URL's own stay as they are). */
+function withQuery(url: string, extra: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}${extra}`;
+}
+
+/**
+ * Uploads `file` to a signed blob URL: one PUT when small, else blocks of BLOCK_BYTES (several
+ * at once) committed by a block list. Each block is read when its turn comes, so memory stays
+ * at UPLOAD_STREAMS blocks whatever the file's size.
+ */
+export async function upload(
+  url: string,
+  file: string,
+  limits: TransferLimits = {},
+): Promise<number> {
+  const t = new Transfer('the upload', limits);
+  const fh = await fs.open(file, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const read = async (pos: number, len: number): Promise<Buffer> => {
+      const buf = Buffer.allocUnsafe(len);
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await fh.read(buf, got, len - got, pos + got);
+        if (bytesRead === 0) throw new RemoteError(`${file} shrank while it was uploaded`);
+        got += bytesRead;
+      }
+      return buf;
+    };
+    if (size <= SINGLE_PUT_BYTES) {
+      const body = await read(0, size);
+      await put(url, body, { 'x-ms-blob-type': 'BlockBlob' }, t, 'the upload');
+      t.add(size);
+      return size;
+    }
+    const ids: string[] = [];
+    const jobs: (() => Promise<void>)[] = [];
+    for (let pos = 0, n = 0; pos < size; pos += BLOCK_BYTES, n++) {
+      // Every id of one blob has the same length (Azure's rule).
+      const id = Buffer.from(`clyde-${String(n).padStart(8, '0')}`).toString('base64');
+      ids.push(id);
+      const start = pos;
+      const len = Math.min(BLOCK_BYTES, size - pos);
+      jobs.push(async () => {
+        const body = await read(start, len);
+        await put(
+          withQuery(url, `comp=block&blockid=${encodeURIComponent(id)}`),
+          body,
+          {},
+          t,
+          `block ${n}`,
+        );
+        t.add(len);
+      });
+    }
+    await pool(jobs, UPLOAD_STREAMS);
+    const list =
+      '<?xml version="1.0" encoding="utf-8"?><BlockList>' +
+      ids.map((id) => `<Latest>${id}</Latest>`).join('') +
+      '</BlockList>';
+    await put(
+      withQuery(url, 'comp=blocklist'),
+      list,
+      { 'content-type': 'application/xml' },
+      t,
+      'the block list',
+    );
+    return size;
+  } catch (err) {
+    throw t.failure(err, 'the upload failed');
+  } finally {
+    await fh.close();
+    t.stop();
+  }
+}
