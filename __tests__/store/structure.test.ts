@@ -1,7 +1,8 @@
 /**
  * The shape of src/ (issue 13): no import circle (type-only imports count), nothing under src/
- * that only tests import (every module is reached from an entrypoint or a worker), and no file of
- * src/store/ over 500 lines. Read from the TypeScript sources, as a newcomer reads them.
+ * that only tests import (every module is reached from an entrypoint or a worker), no test hook
+ * in production code (faults come from test-support through LocalStoreOptions.faults), and no
+ * file of src/store/ over 500 lines. Read from the TypeScript sources, as a newcomer reads them.
  */
 import { describe, it, expect } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -79,6 +80,15 @@ describe('src/', () => {
     };
     for (const r of ROOTS) walk(r);
     expect(files.filter((f) => !reached.has(f))).toEqual([]);
+  });
+
+  it('reads no test-only switch (faults are options, not environment variables)', () => {
+    const hooks = files.filter((f) =>
+      /CLYDE_STORE_TEST_|test-hooks/.test(
+        readFileSync(path.join(SRC, f), 'utf8').replace(/^\s*(\/\/|\*|\/\*).*$/gm, ''),
+      ),
+    );
+    expect(hooks).toEqual([]);
   });
 
   it('keeps every file of src/store/ under 500 lines', () => {
