@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { tempName } from '../util/fsx.js';
 import { BLOB_NAME, blobPath, fileSizeSync, renameInto, writeOrAdopt } from './blob-layout.js';
-import { isRawFrame, rawFrame, type Codec } from './codec.js';
+import { rawFrame, type Codec } from './codec.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { keepsFrame, worthCompressing } from './codec-rules.js';
 import { sharedPool, type PoolDirs, type WorkerPool } from './pool.js';
@@ -41,8 +41,6 @@ export function contentBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): 
   for (const f of manifestFiles(m)) out.add(locs.get(f.digest)?.group ?? f.digest);
   return out;
 }
-
-export { isRawFrame };
 
 /** The most bytes of a frame read from a file at once. */
 export const FRAME_PIECE_BYTES = 1024 * 1024;

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { errorMessage, StoreError } from '../errors.js';
 import { compareBytes } from '../util/bytes.js';
 import { rename, tempName } from '../util/fsx.js';
-import { BLOB_NAME, blobPath, shardedNames } from './blob-layout.js';
+import { BLOB_NAME, shardedNames } from './blob-layout.js';
 import type { BlobStore } from './blobs.js';
 import type { IndexEntry, NewEntry } from './index-file.js';
 import type { LockSettings } from './lock.js';
@@ -125,25 +125,6 @@ export class EntryFiles {
       throw err;
     }
     await fs.rm(trash, { recursive: true, force: true });
-  }
-
-  /** The file of a blob named in the index. */
-  blobFile(name: string): string {
-    if (!BLOB_NAME.test(name)) throw new StoreError(`not a blob name: ${name}`);
-    return blobPath(this.ctx.blobs.dir, name);
-  }
-
-  async blobSize(name: string): Promise<number | undefined> {
-    try {
-      const st = await fs.stat(this.blobFile(name));
-      return st.isFile() ? st.size : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  async deleteBlob(name: string): Promise<void> {
-    await fs.rm(this.blobFile(name), { force: true });
   }
 
   /** Digests of every blob file on disk. */

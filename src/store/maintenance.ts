@@ -62,7 +62,7 @@ export class MaintenanceRoom {
       for (const key of removed) await removeStatCaches(this.ctx.root, key);
       let freedBytes = 0;
       for (const [d, size] of freed) {
-        await this.files.deleteBlob(d);
+        await this.ctx.blobs.remove(d);
         freedBytes += size;
       }
       return { removed, freedBytes };
@@ -82,12 +82,12 @@ export class MaintenanceRoom {
     } catch {
       return; // the blobs cannot be listed: restore reported it; verify finds the entry
     }
-    for (const d of names) if ((await this.files.blobSize(d)) === undefined) gone.push(d);
+    for (const d of names) if ((await this.ctx.blobs.ownSize(d)) === undefined) gone.push(d);
     if (gone.length === 0) return;
     try {
       await this.keeper.mutate(async (ix) => {
         const still = new Set<string>();
-        for (const d of gone) if ((await this.files.blobSize(d)) === undefined) still.add(d);
+        for (const d of gone) if ((await this.ctx.blobs.ownSize(d)) === undefined) still.add(d);
         const broken = planDropBroken(entryFacts(ix), still);
         if (broken.length === 0) return;
         core.warning(
@@ -103,7 +103,7 @@ export class MaintenanceRoom {
         }
         await this.keeper.persist(ix);
         for (const rel of dirs) await this.files.deleteEntryDir(rel);
-        for (const d of freed.keys()) await this.files.deleteBlob(d);
+        for (const d of freed.keys()) await this.ctx.blobs.remove(d);
       });
     } catch (err) {
       core.debug(`clyde-cache: could not drop broken entries: ${err}`);
@@ -158,7 +158,7 @@ export class MaintenanceRoom {
       for (const d of ix.blobNames(e)) counted.set(d, (counted.get(d) ?? 0) + 1);
     }
     for (const d of counted.keys()) {
-      if ((await this.files.blobSize(d)) === undefined) {
+      if ((await this.ctx.blobs.ownSize(d)) === undefined) {
         missing.add(d);
         problems.push(`blob ${d} is missing`);
       } else if (opts.deep && contentSize.has(d)) {
@@ -215,7 +215,7 @@ export class MaintenanceRoom {
       }
       const corrupt = new Set(report.corruptBlobs);
       for (const d of blobSizes.keys()) {
-        if (!corrupt.has(d)) blobSizes.set(d, await this.files.blobSize(d));
+        if (!corrupt.has(d)) blobSizes.set(d, await this.ctx.blobs.ownSize(d));
       }
       const plan = planRepair({
         entries,
@@ -225,7 +225,7 @@ export class MaintenanceRoom {
         blobSizes,
         entryDirs: await this.files.scanEntryDirs(),
       });
-      for (const v of plan.blobs) await this.files.deleteBlob(v.target);
+      for (const v of plan.blobs) await this.ctx.blobs.remove(v.target);
       // The index anew from the entries that stay: counts from them, sizes from the files.
       const fresh = new StoreIndex();
       fresh.generation = ix.generation;
@@ -239,12 +239,12 @@ export class MaintenanceRoom {
       const unreferenced: { digest: string; mtimeMs: number; size: number }[] = [];
       for (const d of await this.files.listBlobFiles()) {
         if (fresh.blobs.has(d)) continue;
-        const st = await fs.lstat(this.files.blobFile(d)).catch(() => undefined);
+        const st = await fs.lstat(this.ctx.blobs.pathOf(d)).catch(() => undefined);
         if (st !== undefined) unreferenced.push({ digest: d, mtimeMs: st.mtimeMs, size: st.size });
       }
       const referenced = new Set(plan.keptBlobSizes.keys());
       const orphans = planOrphanBlobs(unreferenced, referenced, Date.now(), orphanMinAgeMs);
-      for (const v of orphans) await this.files.deleteBlob(v.target);
+      for (const v of orphans) await this.ctx.blobs.remove(v.target);
     });
   }
 

@@ -218,9 +218,9 @@ export class SaveRoom {
         const stored = new Map<string, number>();
         const refs = unchanged ? saved.sizes : await this.ctx.blobs.referencedBlobs(manifest());
         for (const [name, found] of refs) {
-          let size = found ?? (await this.files.blobSize(name));
+          let size = found ?? (await this.ctx.blobs.ownSize(name));
           if (size === undefined && rewrite !== undefined && (await rewrite(name))) {
-            size = await this.files.blobSize(name);
+            size = await this.ctx.blobs.ownSize(name);
           }
           if (size === undefined) {
             throw new VanishedBlobError(`blob ${name} vanished while saving ${meta.key}`);
