@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCodec } from '../src/store/codec.js';
 import { LocalStore } from '../src/store/index.js';
-import type { SaveStats } from '../src/store/snapshot.js';
+import type { SaveStats } from '../src/store/types.js';
 
 export interface BenchRow {
   readonly name: string;

@@ -11,7 +11,13 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
-import { PAUSE_AT_ENV, PAUSE_MARKER_ENV, RESUME_FILE_ENV } from '../../src/store/test-hooks.js';
+import { FAULTS_MODULE_ENV } from '../../src/run/common.js';
+import {
+  FAULTS_MODULE_FILE,
+  PAUSE_AT_ENV,
+  PAUSE_MARKER_ENV,
+  RESUME_FILE_ENV,
+} from '../../test-support/store/faults.js';
 import { Job, type StepResult } from '../../test-support/runner.js';
 import { createWorld, REPO, type World } from '../../test-support/world.js';
 
@@ -150,6 +156,7 @@ describe('21 jobs on one local store', () => {
       workspace: wsB,
       env: {
         ...world.service.env(),
+        [FAULTS_MODULE_ENV]: FAULTS_MODULE_FILE,
         [PAUSE_AT_ENV]: 'after-blobs',
         [PAUSE_MARKER_ENV]: marker,
         [RESUME_FILE_ENV]: resume,

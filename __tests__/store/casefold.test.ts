@@ -9,12 +9,8 @@ import { describe, it, expect } from '@jest/globals';
 import { promises as fs, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
-import {
-  foldName,
-  parseManifest,
-  symlinkKinds,
-  type ManifestRoot,
-} from '../../src/store/manifest.js';
+import { foldName, symlinkKinds } from '../../src/store/fold.js';
+import { parseManifest, type ManifestRoot } from '../../src/store/manifest.js';
 import { sha256 } from '../../src/util/bytes.js';
 import { tableOf } from '../../test-support/store/tables.js';
 import { caseFoldingSkipReason } from '../../test-support/casefold.js';

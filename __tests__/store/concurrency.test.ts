@@ -9,7 +9,11 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalStore } from '../../src/store/index.js';
-import { PAUSE_AT_ENV, PAUSE_MARKER_ENV, RESUME_FILE_ENV } from '../../src/store/test-hooks.js';
+import {
+  PAUSE_AT_ENV,
+  PAUSE_MARKER_ENV,
+  RESUME_FILE_ENV,
+} from '../../test-support/store/faults.js';
 import {
   bytesFrom,
   checkHealthy,

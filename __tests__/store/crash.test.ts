@@ -1,6 +1,6 @@
 /**
  * Crash safety: a save or a removal killed with SIGKILL at each pause point of
- * src/store/test-hooks.ts leaves a store that opens, verifies and restores every entry it lists;
+ * test-support/store/faults.ts leaves a store that opens, verifies and restores every entry it lists;
  * the next open removes the dead process's tmp/ leftovers and a later lock taker recovers the
  * lock it held.
  */
@@ -8,7 +8,7 @@ import { describe, it, expect } from '@jest/globals';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
-import type { PausePoint } from '../../src/store/test-hooks.js';
+import type { PausePoint } from '../../src/store/types.js';
 import {
   checkHealthy,
   contentFor,

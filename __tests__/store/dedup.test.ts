@@ -9,9 +9,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
 import { createCodec } from '../../src/store/codec.js';
-import { PRECLAIM_ENV } from '../../src/store/test-hooks.js';
 import { requestFor } from '../../test-support/store/fixtures.js';
-import type { SaveStats } from '../../src/store/snapshot.js';
+import type { SaveStats } from '../../src/store/types.js';
 import { snapshotTree, withSandbox, writeTree } from './helpers.js';
 
 const text = (n: number, seed: string): string =>
@@ -75,8 +74,9 @@ describe('dedup within one save', () => {
       const out = path.join(sb.ws, 'out');
       await writeTree(out, tree);
       // As if another file's digest began with the same 64 bits as unique.js's.
-      process.env[PRECLAIM_ENV] = sha(text(30, 'unique'));
-      const store = await LocalStore.open(sb.store);
+      const store = await LocalStore.open(sb.store, {
+        faults: { preclaimed: [sha(text(30, 'unique'))] },
+      });
       await store.save(requestFor('v1', out));
 
       const { blobs } = await blobFiles(sb.store);

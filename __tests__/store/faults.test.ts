@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
-import { ENOSPC_AFTER_ENV } from '../../src/store/test-hooks.js';
+import { ENOSPC_AFTER_ENV } from '../../test-support/store/faults.js';
 import { sha256 } from '../../src/util/bytes.js';
 import {
   bytesFrom,
@@ -149,4 +149,28 @@ describe('a full disk', () => {
         if (mounted) execFileSync('umount', [disk]);
       }
     }));
+});
+
+describe('an ENOSPC injected where blobs are written (no root needed)', () => {
+  const cases: [string, Record<string, Buffer>][] = [
+    [
+      'small files, written by the workers',
+      { 'a.txt': bytesFrom('a', 100_000), 'b.txt': bytesFrom('b', 3_000) },
+    ],
+    ['a file streamed in chunks', { 'large.bin': bytesFrom('large', 17 * 1024 * 1024) }],
+  ];
+  for (const [name, files] of cases) {
+    it(`fails the save with the store intact: ${name}`, () =>
+      withSandbox(async (sb) => {
+        await seed(sb.store, sb.ws, ['fits']);
+        const dir = path.join(sb.ws, 'full');
+        await writeContent(dir, files);
+        const full = await LocalStore.open(sb.store, { faults: { enospcAfter: 0 } });
+        await expect(full.save(requestFor('full', dir))).rejects.toThrow(/ENOSPC/);
+        const health = await checkHealthy(sb.store, sb.base);
+        expect(health.problems).toEqual([]);
+        expect(health.keys).toEqual(['fits']);
+        expect(await fs.readdir(path.join(sb.store, 'tmp'))).toEqual([]);
+      }));
+  }
 });

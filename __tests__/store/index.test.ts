@@ -8,7 +8,7 @@ import { describe, it, expect } from '@jest/globals';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
-import { LAYOUT_VERSION } from '../../src/store/local-store.js';
+import { LAYOUT_VERSION } from '../../src/store/store-layout.js';
 import { JOURNAL_NAME, touchRecord } from '../../src/store/access-journal.js';
 import { decodeIndex, encodeIndex, StoreIndex, type NewEntry } from '../../src/store/index-file.js';
 import { sha256 } from '../../src/util/bytes.js';

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore, type OutputRoot } from '../../src/store/index.js';
-import { AT, decodeTable, locationAt, NUMS, ROW, tableManifest } from '../../src/store/table.js';
+import { AT, decodeTable, locationAt, NUMS, ROW } from '../../src/store/table.js';
+import { tableManifest } from '../../src/store/table-manifest.js';
 import { snapshotTree, writeTree, type Sandbox, withSandbox } from './helpers.js';
 
 const files = {

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { createCodec, isRawFrame } from '../../src/store/codec.js';
 import { LocalStore } from '../../src/store/index.js';
 import { requestFor } from '../../test-support/store/fixtures.js';
-import type { SaveStats } from '../../src/store/snapshot.js';
+import type { SaveStats } from '../../src/store/types.js';
 import { snapshotTree, withSandbox, writeTree } from './helpers.js';
 
 const request = requestFor;

@@ -9,7 +9,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
 import { requestFor } from '../../test-support/store/fixtures.js';
-import type { SaveStats } from '../../src/store/snapshot.js';
+import type { SaveStats } from '../../src/store/types.js';
 import { AT, decodeTable, NUMS } from '../../src/store/table.js';
 import { snapshotTree, withSandbox, writeTree, type Sandbox } from './helpers.js';
 

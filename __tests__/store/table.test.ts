@@ -11,12 +11,11 @@ import {
   decodeTable,
   encodeTable,
   GroupList,
-  manifestTable,
   ROW,
-  tableManifest,
   type TableHeader,
   type TableRoot,
 } from '../../src/store/table.js';
+import { manifestTable, tableManifest } from '../../src/store/table-manifest.js';
 import { hostileTables, placedTable, rows } from './hostile-cases.js';
 
 const hex = (s: string): string => createHash('sha256').update(s).digest('hex');

@@ -131,86 +131,165 @@ function isRawFrame(frame) {
     return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
 }
 //# sourceMappingURL=codec-rules.js.map
-;// CONCATENATED MODULE: ./build/src/store/test-hooks.js
+;// CONCATENATED MODULE: ./build/src/store/blob-layout.js
 /**
- * Test-only fault hooks, inert unless their environment variables are set (the fault tests set
- * them in child processes they then kill).
+ * The blob layout, in one place: where a blob and its unpacked copy live, and how a blob gets
+ * there. Every reader and writer of blobs (blobs.ts, chunked.ts, the store's rooms, snapshot.ts,
+ * restore.ts and the store worker) builds its paths here.
  *
- * - `CLYDE_STORE_TEST_PAUSE_AT=<point>`: at that point the process writes its pid to the file
- *   named by `CLYDE_STORE_TEST_PAUSE_MARKER` and waits forever, so a test can SIGKILL it there.
- * - `CLYDE_STORE_TEST_RESUME_FILE=<file>`: with the pause, the process goes on once that file
- *   exists (a test acts on the store meanwhile, as a concurrent job would).
- * - `CLYDE_STORE_TEST_ENOSPC_AFTER=<n>`: blob writes after the n-th fail with ENOSPC, as on a
- *   full disk (for machines where a small tmpfs cannot be mounted).
- * - `CLYDE_STORE_TEST_PRECLAIM=<digest>,...`: a save starts with the first 64 bits of these
- *   digests claimed, as if other content of the save shared them (a prefix collision).
+ *   <root>/blobs/<aa>/<sha256>           a blob: one or more zstd frames (blobs.ts)
+ *   <root>/unpacked/<aa>/<sha256>.<mode> its uncompressed copy, for hard-link and clone restores
+ *
+ * `<aa>` is the digest's first two hex digits (256 shards keep directories small). This module
+ * runs on the main thread and in the workers alike: it imports nothing of the store.
  */
 
-const PAUSE_AT_ENV = 'CLYDE_STORE_TEST_PAUSE_AT';
-const PAUSE_MARKER_ENV = 'CLYDE_STORE_TEST_PAUSE_MARKER';
-const RESUME_FILE_ENV = 'CLYDE_STORE_TEST_RESUME_FILE';
-const ENOSPC_AFTER_ENV = 'CLYDE_STORE_TEST_ENOSPC_AFTER';
-const PRECLAIM_ENV = 'CLYDE_STORE_TEST_PRECLAIM';
-/** The digests a save must treat as claimed before it starts (none unless the env asks). */
-function preclaimed() {
-    return (process.env[PRECLAIM_ENV] ?? '').split(',').filter((d) => /^[0-9a-f]{64}$/.test(d));
+
+/** A blob's name: the sha256 of its content, in lower-case hex. */
+const BLOB_NAME = /^[0-9a-f]{64}$/;
+/** The file of blob `digest` (not checked: callers hold a digest they computed or checked). */
+function blobPath(blobDir, digest) {
+    return external_node_path_namespaceObject.join(blobDir, digest.slice(0, 2), digest);
 }
-async function pausePoint(point) {
-    if (process.env[PAUSE_AT_ENV] !== point)
-        return;
-    const marker = process.env[PAUSE_MARKER_ENV];
-    if (marker !== undefined)
-        writeFileSync(marker, String(process.pid));
-    const resume = process.env[RESUME_FILE_ENV];
-    if (resume !== undefined) {
-        while (!existsSync(resume))
-            await new Promise((r) => setTimeout(r, 20));
-        return;
+/** The unpacked copy of blob `digest` with the file mode `mode` (read-only bits). */
+function unpackedPath(unpackedDir, digest, mode) {
+    // (Joined by hand: a restore by links asks this for every file, and the dir is normalised.)
+    return `${unpackedDir}${external_node_path_namespaceObject.sep}${digest.slice(0, 2)}${external_node_path_namespaceObject.sep}${digest}.${mode.toString(8)}`;
+}
+/** The size of the blob file at `file`, or undefined when there is none. */
+function fileSizeSync(file) {
+    try {
+        const st = external_node_fs_namespaceObject.statSync(file);
+        return st.isFile() ? st.size : undefined;
     }
-    // A timer keeps the process alive; the promise never settles.
-    setInterval(() => undefined, 60_000);
-    await new Promise(() => undefined);
+    catch {
+        return undefined;
+    }
 }
-/** Makes blob writes fail with ENOSPC after a number of them when the env variable asks. */
-function injectBlobFaults(blobs) {
-    const raw = process.env[ENOSPC_AFTER_ENV];
-    if (raw === undefined || !/^\d+$/.test(raw))
-        return;
-    let left = Number(raw);
-    const put = blobs.put.bind(blobs);
-    blobs.put = async (digest, content) => {
-        if ((await blobs.ownSize(digest)) === undefined && left-- <= 0) {
-            const err = new Error('ENOSPC: no space left on device, write (injected)');
-            err.code = 'ENOSPC';
-            throw err;
-        }
-        return put(digest, content);
-    };
-}
-//# sourceMappingURL=test-hooks.js.map
-;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
+/** Blob writes this thread has made (for `BlobDirs.enospcAfter`). */
+let writes = 0;
 /**
- * The one message protocol between the store's worker pool (pool.ts, main thread) and its
- * workers (store-worker.ts): every operation's arguments and result, the request and reply
- * unions, and the constants both sides must agree on. Both sides import these types; nothing
- * is read by name that the compiler has not checked.
+ * Writes blob `digest` from the frame `parts`, or adopts the one already there. This is the one
+ * way a blob comes to be, and content addressing keeps it simple: a blob's name is the sha256 of
+ * its content, so any complete file at its path holds what this write would.
  *
- * Operations:
- *   putFiles   files (below STREAM_AT; larger ones are read on the main thread and their
- *              chunks come through compressChunk) -> one blob per file
- *   putGroup   files -> one group blob: the members' contents back to back
- *   compressChunk  one zstd frame of data[0, length) written into out (compressed, or raw
- *              blocks when that saves too little); both buffers come back (transferred)
- *   listDirs   the listing of each directory in paths and, depth first, of the directories
- *              below them up to about budget entries (snapshot.ts's walk)
- *   mkdirBatch the directories made, each then given modes[i] (-1: left 0700), a missing
- *              parent made first (0700)
- *   writeBatch verified files written from each blob (restore.ts) -> [id, inode, mtimeMs] of
- *              each file written, flat
- *   linkBatch  each file linked (or copied, cloning where the filesystem can) from its unpacked
- *              copy, used only while that copy is intact -> [inode, mtimeMs] per file, inode -1
- *              where the copy is missing or was changed (and is then removed)
+ * 1. Adopt: a blob already at the path (another save, process or worker wrote it first) is kept
+ *    as it is and its size returned; nothing is written. Callers that compress check this first
+ *    (`fileSizeSync`), so stored content costs no compression either.
+ * 2. Write: the frame goes to a temp file of this writer's own in tmp/ (`tmp`: same filesystem
+ *    as the blobs, so the rename below is atomic), created exclusively and read-only.
+ * 3. Place (`renameInto`): the temp file is renamed over the blob's path, so a reader sees no blob
+ *    or a whole one, never a part. Two writers racing both rename: the second replaces the
+ *    first's file with the same bytes, which no reader can tell apart.
+ *
+ * On any failure (a full disk) the temp file is removed and the error thrown; nothing is left
+ * half-written.
  */
+function writeOrAdopt(dirs, digest, parts, tmp) {
+    const dest = blobPath(dirs.blobDir, digest);
+    const existing = fileSizeSync(dest);
+    if (existing !== undefined)
+        return { stored: existing, written: false };
+    injectedFault(dirs);
+    let stored = 0;
+    try {
+        const fd = external_node_fs_namespaceObject.openSync(tmp, 'wx', 0o444);
+        try {
+            for (const p of parts)
+                stored += writeAll(fd, p);
+        }
+        finally {
+            external_node_fs_namespaceObject.closeSync(fd);
+        }
+        renameInto(tmp, dest);
+    }
+    catch (err) {
+        external_node_fs_namespaceObject.rmSync(tmp, { force: true });
+        throw err;
+    }
+    return { stored, written: true };
+}
+/**
+ * Fault injection (tests): throws ENOSPC, as a full disk would, once this thread has written
+ * `dirs.enospcAfter` blobs. Called where every blob write starts (here, and in chunked.ts).
+ */
+function injectedFault(dirs) {
+    if (dirs.enospcAfter !== undefined && writes++ >= dirs.enospcAfter) {
+        throw Object.assign(new Error('ENOSPC: no space left on device, write (injected)'), {
+            code: 'ENOSPC',
+        });
+    }
+}
+/**
+ * Renames a finished temp file to `dest`, making dest's directory only when the rename finds it
+ * missing: step 3 of `writeOrAdopt`, and of a blob streamed to tmp/ elsewhere (chunked.ts, a
+ * pack's frame in blobs.ts); the worker also moves restored files into place with it.
+ */
+function renameInto(tmp, dest) {
+    try {
+        renameRetrying(tmp, dest);
+    }
+    catch (err) {
+        if (err.code !== 'ENOENT')
+            throw err;
+        external_node_fs_namespaceObject.mkdirSync(external_node_path_namespaceObject.dirname(dest), { recursive: true });
+        renameRetrying(tmp, dest);
+    }
+}
+/**
+ * Large writes go in pieces: one write of a large buffer costs far more than the same bytes in
+ * pieces here (the kernel gives large writes large folios, slow to touch on these machines).
+ */
+const WRITE_PIECE = 512 * 1024;
+function writeAll(fd, buf) {
+    let off = 0;
+    while (off < buf.length) {
+        off += external_node_fs_namespaceObject.writeSync(fd, buf, off, Math.min(WRITE_PIECE, buf.length - off));
+    }
+    return off;
+}
+/** util/fsx.ts's rename, synchronous: on Windows EPERM/EACCES/EBUSY retried for up to 60 s. */
+function renameRetrying(tmp, dest) {
+    const start = Date.now();
+    let pause = 0;
+    for (;;) {
+        try {
+            external_node_fs_namespaceObject.renameSync(tmp, dest);
+            return;
+        }
+        catch (err) {
+            const code = err.code;
+            const busy = code === 'EPERM' || code === 'EACCES' || code === 'EBUSY';
+            if (process.platform !== 'win32' || !busy || Date.now() - start >= 60000)
+                throw err;
+            pause = Math.min(pause + 10, 100);
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+        }
+    }
+}
+/** [shard, name] of every name one level below the shards of `dir` (none when it is missing). */
+async function shardedNames(dir) {
+    const out = [];
+    let shards;
+    try {
+        shards = await fs.promises.readdir(dir);
+    }
+    catch {
+        return out;
+    }
+    for (const shard of shards) {
+        try {
+            for (const name of await fs.promises.readdir(path.join(dir, shard)))
+                out.push([shard, name]);
+        }
+        catch {
+            // not a directory, or gone meanwhile
+        }
+    }
+    return out;
+}
+//# sourceMappingURL=blob-layout.js.map
+;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
 /** Unpacked copies (restore.ts) carry this mtime: one that differs was touched after we wrote it. */
 const UNPACKED_MTIME_MS = 1_000_000_000_000;
 /**
@@ -304,12 +383,12 @@ const zparams = {
  * ~300 ms against ~30 ms; the kernel gives large writes large folios, and fresh memory is slow
  * to touch there), and small writes cost nothing measurable.
  */
-const WRITE_PIECE = 512 * 1024;
+const store_worker_WRITE_PIECE = 512 * 1024;
 /** Writes all of buf to fd in pieces of at most WRITE_PIECE. */
-function writeAll(fd, buf) {
+function store_worker_writeAll(fd, buf) {
     let off = 0;
     while (off < buf.length) {
-        off += external_node_fs_namespaceObject.writeSync(fd, buf, off, Math.min(WRITE_PIECE, buf.length - off));
+        off += external_node_fs_namespaceObject.writeSync(fd, buf, off, Math.min(store_worker_WRITE_PIECE, buf.length - off));
     }
 }
 let dirs = { blobDir: '', tmpDir: '' };
@@ -317,12 +396,12 @@ let tmpSeq = 0;
 function tmpName(hint) {
     return external_node_path_namespaceObject.join(dirs.tmpDir, `${hint}-${process.pid}-${external_node_worker_threads_namespaceObject.threadId}-${tmpSeq++}`);
 }
-function blobPath(digest) {
-    return external_node_path_namespaceObject.join(dirs.blobDir, digest.slice(0, 2), digest);
+function store_worker_blobPath(digest) {
+    return blobPath(dirs.blobDir, digest);
 }
 function storedSize(digest) {
     try {
-        const st = external_node_fs_namespaceObject.statSync(blobPath(digest));
+        const st = external_node_fs_namespaceObject.statSync(store_worker_blobPath(digest));
         return st.isFile() ? st.size : -1;
     }
     catch {
@@ -347,61 +426,9 @@ function compress(buf) {
     }
     return external_node_zlib_namespaceObject.zstdCompressSync(buf, { params: zparams });
 }
-/** Test hook (test-hooks.ts ENOSPC_AFTER_ENV): blob writes after the n-th fail as on a full disk. */
-const enospcAfter = process.env[ENOSPC_AFTER_ENV] ?? '';
-let writesBeforeEnospc = /^\d+$/.test(enospcAfter) ? Number(enospcAfter) : Infinity;
-/** Writes parts to tmp/ and renames them to the blob's place (unless it appeared meanwhile). */
+/** Writes the blob from its frame's parts (blob-layout.ts `writeOrAdopt`); its stored size. */
 function writeBlob(digest, parts) {
-    if (writesBeforeEnospc-- <= 0) {
-        throw Object.assign(new Error('ENOSPC: no space left on device, write (injected)'), {
-            code: 'ENOSPC',
-        });
-    }
-    const tmp = tmpName('blob');
-    const fd = external_node_fs_namespaceObject.openSync(tmp, 'wx', 0o444);
-    let n = 0;
-    try {
-        for (const p of parts) {
-            external_node_fs_namespaceObject.writeSync(fd, p);
-            n += p.length;
-        }
-    }
-    finally {
-        external_node_fs_namespaceObject.closeSync(fd);
-    }
-    renameInto(tmp, blobPath(digest));
-    return n;
-}
-/** Renames a finished file to dest, making dest's directory only when it is missing. */
-function renameInto(tmp, dest) {
-    try {
-        renameRetrying(tmp, dest);
-    }
-    catch (err) {
-        if (codeOf(err) !== 'ENOENT')
-            throw err;
-        external_node_fs_namespaceObject.mkdirSync(external_node_path_namespaceObject.dirname(dest), { recursive: true });
-        renameRetrying(tmp, dest);
-    }
-}
-/** util/fsx.ts's rename, synchronous: on Windows EPERM/EACCES/EBUSY retried for up to 60 s. */
-function renameRetrying(tmp, dest) {
-    const start = Date.now();
-    let pause = 0;
-    for (;;) {
-        try {
-            external_node_fs_namespaceObject.renameSync(tmp, dest);
-            return;
-        }
-        catch (err) {
-            const code = codeOf(err);
-            const busy = code === 'EPERM' || code === 'EACCES' || code === 'EBUSY';
-            if (process.platform !== 'win32' || !busy || Date.now() - start >= 60000)
-                throw err;
-            pause = Math.min(pause + 10, 100);
-            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
-        }
-    }
+    return writeOrAdopt(dirs, digest, parts, tmpName('blob')).stored;
 }
 /** Compressed parts of content, or raw parts when compression saves too little. */
 function encode(content, name) {
@@ -641,7 +668,7 @@ function writeMember(m, content, done) {
     // (A new file's fd writes whatever mode it is made with.)
     const fd = external_node_fs_namespaceObject.openSync(m.dest, 'wx', m.mode);
     try {
-        writeAll(fd, content);
+        store_worker_writeAll(fd, content);
         settle(fd, m, done);
     }
     finally {
@@ -688,7 +715,7 @@ async function writeLarge(blob, at, m, done) {
                             fail('size', `blob ${blob} holds more than ${m.size} bytes`);
                         const piece = dst.subarray(0, produced);
                         hash.update(piece);
-                        writeAll(out, piece);
+                        store_worker_writeAll(out, piece);
                     }
                     s = s.subarray(consumed);
                     // Done with this chunk only when it is consumed and nothing more comes out.
@@ -774,6 +801,12 @@ async function write({ blob, blobSize, stream, members, at }, done) {
         return;
     }
     const content = decodeWhole(readBlobFile(blob, at), blobSize, blob);
+    // A group from a downloaded pack is checked whole too, so that a store adopting the pack's
+    // frames (LocalStore.adoptPacks) holds only blobs that are what their names say.
+    if (at.length !== undefined && members.some((m) => m.digest !== blob)) {
+        if (sha256Hex(content) !== blob)
+            fail('corrupt', `blob ${blob}: content does not match its digest`);
+    }
     for (const m of members) {
         const slice = content.subarray(m.offset, m.offset + m.size);
         let why = null;
@@ -814,7 +847,7 @@ async function writeBatch(w) {
                 offset: w.pack.frames[3 * j + 1],
                 length: w.pack.frames[3 * j + 2],
             }
-            : { file: blobPath(blob), offset: 0, length: undefined };
+            : { file: store_worker_blobPath(blob), offset: 0, length: undefined };
         const job = {
             blob,
             blobSize: w.blobSizes[j],
@@ -882,7 +915,7 @@ function linkBatch(w) {
         // The unpacked copy: the content with the file's mode, read-only.
         const umode = f.mode & ~0o222;
         const d = f.digest;
-        const src = `${w.unpackedDir}${external_node_path_namespaceObject.sep}${d.slice(0, 2)}${external_node_path_namespaceObject.sep}${d}.${umode.toString(8)}`;
+        const src = unpackedPath(w.unpackedDir, d, umode);
         const it = { ...f, umode, src };
         const got = w.clone || crossDevice ? copyOne(it) : linkOne(it);
         out[i * 2] = got === null ? -1 : got[0];

@@ -25,7 +25,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as core from '@actions/core';
 import * as glob from '@actions/glob';
 import { InputError, errorMessage } from '../errors.js';
-import { foldName } from '../store/manifest.js';
+import { foldName } from '../store/fold.js';
 import { compareBytes, toPosix } from '../util/bytes.js';
 import { isInside, relativeInside, type PathRules } from '../util/fsx.js';
 import { BlobHasher, hashPaths, type EolConversion, type ObjectFormat } from './hashing.js';

@@ -21,9 +21,14 @@
  *             default 7d matches GitHub's own eviction of caches unused for 7 days).
  *   metadata  what is not an entry: in the local store, the uncompressed copies under unpacked/
  *             that hard-link and clone restores link from, removed once no restore has used them
- *             for longer (LocalStore.sweepUnpacked, run by post's prune and by gc; tmp/
- *             leftovers are swept whenever the store opens). The policy plans no deletions for
- *             this class. The runner cache keeps no metadata of ours, so there it maps to nothing.
+ *             for longer (`planSweepUnpacked`, run by post's prune and by gc; tmp/ leftovers
+ *             are swept whenever the store opens). The runner cache keeps no metadata of ours,
+ *             so there it maps to nothing.
+ *
+ * Housekeeping verdicts (the store gathers the facts, these decide, the store's maintenance room
+ * acts; each deletion carries a HousekeepingReason): `planDropBroken` (entries that need a blob
+ * a restore found missing or corrupt), `planRepair` and `planOrphanBlobs` (verify --repair),
+ * `planSweepUnpacked` (the metadata class) and `planSweepOldLayout` (an older store layout).
  *
  * Sizes: with `blobSizes` (the content-addressed local store) an entry frees only the blobs no
  * remaining entry references, so a blob shared with a kept entry survives its other entries'
@@ -31,6 +36,11 @@
  */
 import { DELETE_REASONS } from './types.js';
 import type {
+  CopyFacts,
+  EntryFacts,
+  RepairFacts,
+  RepairPlan,
+  Verdict,
   DeleteReason,
   KeepReason,
   KeptEntry,
@@ -310,4 +320,97 @@ export function pruneDue(
   now: number,
 ): boolean {
   return lastPruneMs === undefined || intervalMs <= 0 || now - lastPruneMs >= intervalMs;
+}
+
+/** The entries that need one of the blobs `gone` (missing, or corrupt and deleted). */
+export function planDropBroken(
+  entries: readonly EntryFacts[],
+  gone: ReadonlySet<string>,
+): Verdict[] {
+  return entries
+    .filter((e) => e.blobs.some((d) => gone.has(d)))
+    .map((e) => ({ target: e.key, reason: 'missing-blob', bytes: 0 }));
+}
+
+/**
+ * verify --repair: corrupt blobs go; an entry stays when verify found it sound and every blob it
+ * references is on disk (its sizes rebuild the index); the others go, and so does every entry
+ * directory no staying entry owns (the dropped entries' and strays).
+ */
+export function planRepair(f: RepairFacts): RepairPlan {
+  const bad = new Set(f.badEntries);
+  const gone = new Set([...f.missingBlobs, ...f.corruptBlobs]);
+  const keep: EntryFacts[] = [];
+  const keptBlobSizes = new Map<string, number>();
+  const entries: Verdict[] = [];
+  for (const e of f.entries) {
+    let reason: Verdict['reason'] | undefined = bad.has(e.key) ? 'bad-entry' : undefined;
+    if (
+      reason === undefined &&
+      e.blobs.some((d) => gone.has(d) || f.blobSizes.get(d) === undefined)
+    ) {
+      reason = 'missing-blob';
+    }
+    if (reason !== undefined) {
+      entries.push({ target: e.key, reason, bytes: 0 });
+      continue;
+    }
+    keep.push(e);
+    for (const d of e.blobs) keptBlobSizes.set(d, f.blobSizes.get(d) as number);
+  }
+  const keptDirs = new Set(keep.map((e) => e.dir));
+  const dirs: Verdict[] = [];
+  const seen = new Set<string>();
+  for (const e of f.entries) {
+    if (keptDirs.has(e.dir) || seen.has(e.dir)) continue;
+    seen.add(e.dir);
+    dirs.push({ target: e.dir, reason: bad.has(e.key) ? 'bad-entry' : 'missing-blob', bytes: 0 });
+  }
+  for (const rel of f.entryDirs) {
+    if (keptDirs.has(rel) || seen.has(rel)) continue;
+    seen.add(rel);
+    dirs.push({ target: rel, reason: 'stray-dir', bytes: 0 });
+  }
+  const blobs: Verdict[] = f.corruptBlobs.map((d) => ({
+    target: d,
+    reason: 'corrupt-blob',
+    bytes: f.blobSizes.get(d) ?? 0,
+  }));
+  return { keep, keptBlobSizes, blobs, entries, dirs };
+}
+
+/**
+ * Blob files no staying entry references and older than `minAgeMs` (a running save may be about
+ * to reference a younger one). `files`: digest and mtime of each unreferenced blob file.
+ */
+export function planOrphanBlobs(
+  files: readonly { digest: string; mtimeMs: number; size: number }[],
+  referenced: ReadonlySet<string>,
+  now: number,
+  minAgeMs: number,
+): Verdict[] {
+  const cutoff = now - minAgeMs;
+  return files
+    .filter((b) => !referenced.has(b.digest) && b.mtimeMs <= cutoff)
+    .map((b) => ({ target: b.digest, reason: 'orphan-blob', bytes: b.size }));
+}
+
+/**
+ * The `metadata` TTL class: uncompressed copies no restore has linked or made for longer than
+ * `maxAgeMs` (their inode change time, which each new link moves). Only a copy with no other
+ * link frees its bytes (one still linked into a workspace loses only this name).
+ */
+export function planSweepUnpacked(
+  copies: readonly CopyFacts[],
+  maxAgeMs: number,
+  now: number,
+): Verdict[] {
+  return copies
+    .filter((c) => c.isFile && now - c.ctimeMs > maxAgeMs)
+    .map((c) => ({ target: c.name, reason: 'unused-copy', bytes: c.nlink === 1 ? c.size : 0 }));
+}
+
+/** What a store of an older layout left: none of it is read by this version, so all of it goes. */
+export function planSweepOldLayout(found: readonly { name: string; bytes: number }[]): Verdict[] {
+  return found.map((o) => ({ target: o.name, reason: 'old-layout', bytes: o.bytes }));
 }

@@ -95,3 +95,72 @@ export interface PrunePlan {
   readonly deletions: readonly PlannedDeletion[];
   readonly kept: readonly KeptEntry[];
 }
+
+/**
+ * Why the store deletes something no entry rule of `planPrune` covers (the verdicts of
+ * policy.ts's housekeeping functions, carried out by the store's maintenance room).
+ */
+export type HousekeepingReason =
+  /** An entry that needs a blob that is missing, or was corrupt and is deleted. */
+  | 'missing-blob'
+  /** An entry whose meta.json or artifact is unreadable, invalid or disagrees with the index. */
+  | 'bad-entry'
+  /** A blob whose content does not match its digest. */
+  | 'corrupt-blob'
+  /** An entry directory the index does not list (a save killed before indexing). */
+  | 'stray-dir'
+  /** A blob no entry references, older than the orphan age (a running save may want younger). */
+  | 'orphan-blob'
+  /** An uncompressed copy under unpacked/ no restore has linked for longer than the TTL. */
+  | 'unused-copy'
+  /** What a store of an older layout left; this version reads none of it. */
+  | 'old-layout';
+
+/** One thing the store is to delete, and why. */
+export interface Verdict {
+  /** A key, an entry directory, a digest or a file name, by the function that gave it. */
+  readonly target: string;
+  readonly reason: HousekeepingReason;
+  /** Bytes the deletion frees, where the facts tell. */
+  readonly bytes: number;
+}
+
+/** An entry as the housekeeping verdicts see it. */
+export interface EntryFacts {
+  readonly key: string;
+  /** `<package>/<version>/<hash>`. */
+  readonly dir: string;
+  readonly blobs: readonly string[];
+}
+
+/** What `verify` found, and what is on disk: the facts `planRepair` decides from. */
+export interface RepairFacts {
+  readonly entries: readonly EntryFacts[];
+  readonly badEntries: readonly string[];
+  readonly missingBlobs: readonly string[];
+  readonly corruptBlobs: readonly string[];
+  /** Size on disk of every blob an entry references (undefined: not there). */
+  readonly blobSizes: ReadonlyMap<string, number | undefined>;
+  /** Every entry directory on disk. */
+  readonly entryDirs: readonly string[];
+}
+
+export interface RepairPlan {
+  /** Entries that stay, with the sizes of their blobs (the index is rebuilt from them). */
+  readonly keep: readonly EntryFacts[];
+  readonly keptBlobSizes: ReadonlyMap<string, number>;
+  /** Blobs deleted first (corrupt ones), entries dropped, directories no entry keeps. */
+  readonly blobs: readonly Verdict[];
+  readonly entries: readonly Verdict[];
+  readonly dirs: readonly Verdict[];
+}
+
+/** A file found below unpacked/ (or any other sweepable place). */
+export interface CopyFacts {
+  readonly name: string;
+  readonly isFile: boolean;
+  /** Inode change time: each new link moves it. */
+  readonly ctimeMs: number;
+  readonly nlink: number;
+  readonly size: number;
+}

@@ -6,8 +6,9 @@ import * as path from 'node:path';
 import { errorMessage, isInputError } from '../errors.js';
 import type { Config } from '../inputs.js';
 import type { KeyInputs } from '../key/types.js';
-import { LocalStore, loadCodec } from '../store/index.js';
-import type { OutputRoot } from '../store/types.js';
+import { pathToFileURL } from 'node:url';
+import { LocalStore, loadCodec, type LocalStoreOptions } from '../store/index.js';
+import type { OutputRoot, StoreFaults } from '../store/types.js';
 import { tempName } from '../util/fsx.js';
 
 export function keyInputs(config: Config): KeyInputs {
@@ -46,10 +47,26 @@ export async function makeWorkDir(): Promise<string> {
 /** A store under RUNNER_TEMP for this step only: `closeStore` removes it. */
 const stepStores = new Set<LocalStore>();
 
-async function openStepStore(): Promise<LocalStore> {
-  const store = await LocalStore.open(tempName(scratchRoot(), 'step-store'));
+async function openStepStore(options: LocalStoreOptions): Promise<LocalStore> {
+  const store = await LocalStore.open(tempName(scratchRoot(), 'step-store'), options);
   stepStores.add(store);
   return store;
+}
+
+/**
+ * Tests only: the file of a module whose `faults` export (StoreFaults) the steps' store gets
+ * (test-support/store/faults.ts), so an end-to-end test can stop a step run from dist/ at a
+ * point of its save. Read here and nowhere else; unset in production, where it costs nothing.
+ */
+export const FAULTS_MODULE_ENV = 'CLYDE_STORE_FAULTS_MODULE';
+
+async function storeOptions(): Promise<LocalStoreOptions> {
+  const file = process.env[FAULTS_MODULE_ENV];
+  if (file === undefined || file === '') return {};
+  const mod = (await import(/* webpackIgnore: true */ pathToFileURL(file).href)) as {
+    faults?: StoreFaults;
+  };
+  return mod.faults === undefined ? {} : { faults: mod.faults };
 }
 
 /**
@@ -60,20 +77,21 @@ async function openStepStore(): Promise<LocalStore> {
 export async function openStore(config: Config, notes: string[]): Promise<LocalStore> {
   const codec = await loadCodec();
   core.info(`zstd: ${codec.name}`);
+  const options = await storeOptions();
   if (!config.local) {
     core.info(
       `Local store: off (the 'local' input${process.env['RUNNER_ENVIRONMENT'] === 'github-hosted' ? ', on a GitHub-hosted runner' : ''}); nothing is kept after this step.`,
     );
-    return openStepStore();
+    return openStepStore(options);
   }
   try {
-    return await LocalStore.open(config.localCacheDir);
+    return await LocalStore.open(config.localCacheDir, options);
   } catch (err) {
     const fallback = path.join(scratchRoot(), 'job-store');
     const msg = `Local store at ${config.localCacheDir} could not be opened (${errorMessage(err)}); using a store for this job only.`;
     core.warning(msg);
     notes.push(msg);
-    return LocalStore.open(fallback);
+    return LocalStore.open(fallback, options);
   }
 }
 

@@ -18,13 +18,12 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
-import { rename, tempName, writeFileAtomic } from '../util/fsx.js';
-import { isRawFrame, rawFrame, type Codec } from './codec.js';
+import { rename, tempName } from '../util/fsx.js';
+import { BLOB_NAME, blobPath, fileSizeSync, renameInto, writeOrAdopt } from './blob-layout.js';
+import { rawFrame, type Codec } from './codec.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { keepsFrame, worthCompressing } from './codec-rules.js';
 import { sharedPool, type PoolDirs, type WorkerPool } from './pool.js';
-
-const DIGEST = /^[0-9a-f]{64}$/;
 
 /** Where a grouped file's content lives. */
 export interface Location {
@@ -42,8 +41,6 @@ export function contentBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): 
   for (const f of manifestFiles(m)) out.add(locs.get(f.digest)?.group ?? f.digest);
   return out;
 }
-
-export { isRawFrame };
 
 /** The most bytes of a frame read from a file at once. */
 export const FRAME_PIECE_BYTES = 1024 * 1024;
@@ -159,6 +156,8 @@ export class BlobStore {
     readonly dir: string,
     private readonly tmpDir: string,
     private readonly codec: Codec,
+    /** Fault injection (tests): blob writes after this many fail with ENOSPC. */
+    private readonly enospcAfter?: number,
   ) {}
 
   /** The uncompressed copies used for hard links and clones (materialize.ts). */
@@ -167,7 +166,9 @@ export class BlobStore {
   }
 
   get dirs(): PoolDirs {
-    return { blobDir: this.dir, tmpDir: this.tmpDir };
+    return this.enospcAfter === undefined
+      ? { blobDir: this.dir, tmpDir: this.tmpDir }
+      : { blobDir: this.dir, tmpDir: this.tmpDir, enospcAfter: this.enospcAfter };
   }
 
   pool(): WorkerPool {
@@ -175,8 +176,8 @@ export class BlobStore {
   }
 
   pathOf(digest: string): string {
-    if (!DIGEST.test(digest)) throw new StoreError(`not a sha256 digest: ${digest}`);
-    return path.join(this.dir, digest.slice(0, 2), digest);
+    if (!BLOB_NAME.test(digest)) throw new StoreError(`not a sha256 digest: ${digest}`);
+    return blobPath(this.dir, digest);
   }
 
   /** Size on disk of the standalone blob `digest`, or undefined when there is none. */
@@ -187,6 +188,11 @@ export class BlobStore {
     } catch {
       return undefined;
     }
+  }
+
+  /** `ownSize`, without waiting (the walk's question for a few digests at a time). */
+  ownSizeSync(digest: string): number | undefined {
+    return fileSizeSync(this.pathOf(digest));
   }
 
   /** Where grouped content `digest` lives, from the tables already read (no disk access). */
@@ -229,7 +235,7 @@ export class BlobStore {
    * and whether this call wrote it. Incompressible content is stored as it is (raw frame).
    */
   async put(digest: string, content: Buffer): Promise<{ stored: number; written: boolean }> {
-    const existing = await this.ownSize(digest);
+    const existing = await this.ownSize(digest); // adopt (blob-layout.ts writeOrAdopt) first
     if (existing !== undefined) return { stored: existing, written: false };
     // The workers' rules (codec-rules.ts): small content as it is, a frame only when it saves.
     const compressed = worthCompressing(content.length, '')
@@ -239,8 +245,7 @@ export class BlobStore {
       compressed !== undefined && keepsFrame(compressed.length, content.length)
         ? compressed
         : rawFrame(content);
-    await writeFileAtomic(this.pathOf(digest), frame, this.tmpDir);
-    return { stored: frame.length, written: true };
+    return writeOrAdopt(this.dirs, digest, [frame], tempName(this.tmpDir, 'blob'));
   }
 
   /**
@@ -362,8 +367,7 @@ export class BlobStore {
       } finally {
         await out.close();
       }
-      await fs.mkdir(path.dirname(dest), { recursive: true });
-      await fs.rename(tmp, dest);
+      renameInto(tmp, dest);
     } catch (err) {
       await fs.rm(tmp, { force: true });
       throw err;

@@ -13,8 +13,8 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
-import { rename, tempName } from '../util/fsx.js';
+import { tempName } from '../util/fsx.js';
+import { blobPath, fileSizeSync, injectedFault, renameInto } from './blob-layout.js';
 import { WorkerOpError, type PoolDirs, type WorkerPool } from './pool.js';
 import type { ChunkResult } from './worker-protocol.js';
 
@@ -45,15 +45,6 @@ function newBuffers(): Buffers {
   };
 }
 
-async function sizeOf(p: string): Promise<number | undefined> {
-  try {
-    const st = await fs.stat(p);
-    return st.isFile() ? st.size : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Stores the file `abs` (`size` bytes when walked) as a blob of independent frames. */
 export async function putChunked(
   pool: WorkerPool,
@@ -61,6 +52,7 @@ export async function putChunked(
   abs: string,
   size: number,
 ): Promise<ChunkedPut> {
+  injectedFault(dirs);
   const tmp = tempName(dirs.tmpDir, 'blob');
   const hash = createHash('sha256');
   const free: Buffers[] = [];
@@ -119,18 +111,18 @@ export async function putChunked(
     throw new WorkerOpError(`${abs} changed while it was being saved`, 'changed');
   }
   const digest = hash.digest('hex');
-  const dest = path.join(dirs.blobDir, digest.slice(0, 2), digest);
-  const existing = await sizeOf(dest);
+  // blob-layout.ts writeOrAdopt, steps 1 and 3, for a blob streamed to tmp/ first.
+  const dest = blobPath(dirs.blobDir, digest);
+  const existing = fileSizeSync(dest);
   if (existing !== undefined) {
     await fs.rm(tmp, { force: true });
     return { digest, size, stored: existing, written: false, raw };
   }
   try {
-    await rename(tmp, dest);
+    renameInto(tmp, dest);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await fs.mkdir(path.dirname(dest), { recursive: true });
-    await rename(tmp, dest);
+    await fs.rm(tmp, { force: true });
+    throw err;
   }
   return { digest, size, stored, written: true, raw };
 }

@@ -1,5 +1,6 @@
 /** The local content-addressed store: see local-store.ts for the layout and guarantees. */
-export { LocalStore, type LocalStoreOptions, type PackBase, type PackFile } from './local-store.js';
+export { LocalStore, type LocalStoreOptions } from './local-store.js';
+export type { PackBase, PackFile } from './pack-room.js';
 export { loadCodec, createCodec, BACKEND_ENV, type Codec, type CodecName } from './codec.js';
 export type {
   OutputRoot,

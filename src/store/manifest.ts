@@ -6,64 +6,23 @@
 import * as nodePath from 'node:path';
 import { UnsafeEntryError } from '../errors.js';
 import { relativeInside, type PathRules } from '../util/fsx.js';
+import { foldCollision, foldEntries, foldPath, resolveLink } from './fold.js';
+import type { LinkAnchor, Manifest, ManifestEntry, ManifestRoot } from './types.js';
 
-export type ManifestEntryType = 'file' | 'dir' | 'symlink';
-
-/**
- * How a symlink that leaves its root is written down (the entry says so; restore.ts decides
- * whether this workspace takes it):
- * - `link`: relative to the link's own directory, `..` segments first, then names (so it can be
- *   resolved without the filesystem), e.g. npm's `node_modules/a -> ../packages/a`;
- * - `workspace`: '/' and a path relative to the workspace it was saved in, re-made as an
- *   absolute link into the workspace it is restored in;
- * - `absolute`: an absolute path outside the workspace, used as it is.
- * A link without an anchor is relative and resolves inside its root.
- */
-export type LinkAnchor = 'link' | 'workspace' | 'absolute';
+export type {
+  LinkAnchor,
+  Manifest,
+  ManifestEntry,
+  ManifestEntryType,
+  ManifestRoot,
+  RootKind,
+} from './types.js';
 export const LINK_ANCHORS: readonly LinkAnchor[] = ['link', 'workspace', 'absolute'];
-
-export interface ManifestEntry {
-  /** Posix, relative to the root, no '.' or '..' segments. */
-  readonly path: string;
-  readonly type: ManifestEntryType;
-  /** Permission bits only (0..0o777). */
-  readonly mode: number;
-  /** Content bytes (files); 0 otherwise. */
-  readonly size: number;
-  readonly mtimeMs: number;
-  /** sha256 of the content (files). */
-  readonly digest?: string;
-  /** The link text (symlinks): relative, resolving inside the root, unless `anchor` says. */
-  readonly target?: string;
-  /** Symlinks that leave their root: how `target` is to be read. */
-  readonly anchor?: LinkAnchor;
-}
-
-/** `dir`: a directory and its entries. `file`: the root is one file (`file` holds it, path ''). */
-export type RootKind = 'dir' | 'file' | 'absent';
-
-export interface ManifestRoot {
-  readonly name: string;
-  readonly kind: RootKind;
-  /** Mode and mtime of the root itself (dir and file roots). */
-  readonly mode?: number;
-  readonly mtimeMs?: number;
-  /** Dir roots: the entries under it, parents before children. */
-  readonly entries: readonly ManifestEntry[];
-  /** File roots: the file (its path is ''). */
-  readonly file?: ManifestEntry;
-}
-
-export interface Manifest {
-  readonly schema: 1;
-  readonly roots: readonly ManifestRoot[];
-}
 
 export const MAX_PATH_LENGTH = 4096;
 export const MAX_SEGMENT_BYTES = 255;
 export const MAX_ENTRIES = 500_000;
 export const MAX_ROOTS = 256;
-const MAX_SYMLINK_DEPTH = 40;
 const DIGEST = /^[0-9a-f]{64}$/;
 const DRIVE = /^[A-Za-z]:/;
 
@@ -97,11 +56,6 @@ function unsafeSegmentReason(seg: string): string | undefined {
     return 'path segment too long';
   }
   return undefined;
-}
-
-/** The manifest path of `name` in directory `parent` ('' for the root). */
-export function childPath(parent: string, name: string): string {
-  return parent === '' ? name : `${parent}/${name}`;
 }
 
 /**
@@ -187,129 +141,6 @@ export function savedLinkText(
   return t.replace(/\\/g, '/');
 }
 
-/** Default-ignorable code points: HFS+ leaves some of them out when it compares names. */
-const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
-const NON_ASCII = /[\u0080-\uffff]/;
-/** Win32 drops a name's trailing dots and spaces. */
-const TRAILING_DOTS = /[. ]+$/;
-
-/**
- * One name as the most lenient filesystem we may restore onto would compare it: Unicode
- * normalisation ignored (APFS, HFS+), default-ignorable code points left out (HFS+), case
- * folded fully (a round through upper and lower case: 'ß' and 'SS' and 'ss' meet; APFS, NTFS,
- * ext4 casefold) and trailing dots and spaces dropped (Win32). Two names that any of them may
- * take for one fold equal; folding more than a given filesystem does only makes us stricter.
- */
-export function foldName(name: string): string {
-  const s = !NON_ASCII.test(name)
-    ? name.toLowerCase()
-    : name.normalize('NFC').replace(IGNORABLE, '').toUpperCase().toLowerCase().normalize('NFC');
-  const t = s.replace(TRAILING_DOTS, '');
-  return t === '' ? s : t;
-}
-
-/** `foldName` of each segment of a manifest path. */
-export function foldPath(p: string): string {
-  return p.split('/').map(foldName).join('/');
-}
-
-/** A root's symlinks by folded path (`foldPath`), to their link text. */
-export type LinkMap = ReadonlyMap<string, string>;
-
-/**
- * Resolves the symlink at `linkPath` lexically through the manifest's own symlinks, matching
- * names folded (`foldName`): a name that reaches a symlink on some filesystem is followed. The
- * caller has made sure no other entry folds to a symlink's name, so where a filesystem does
- * not fold that name, it names nothing and the real lookup fails instead of going anywhere.
- * Returns the resolved folded segments relative to the root, or undefined when it leaves the
- * root (or loops).
- */
-export function resolveLink(links: LinkMap, linkPath: string): string[] | undefined {
-  const here = foldPath(linkPath);
-  const target = links.get(here);
-  if (target === undefined) return undefined;
-  return walkTarget(links, here.split('/').slice(0, -1), target, 0);
-}
-
-function walkTarget(
-  links: LinkMap,
-  start: readonly string[],
-  target: string,
-  depth: number,
-): string[] | undefined {
-  if (depth > MAX_SYMLINK_DEPTH) return undefined;
-  // (An anchored target written from '/' leaves the root whatever it names.)
-  if (target.startsWith('/')) return undefined;
-  let parts = [...start];
-  for (const seg of target.split('/')) {
-    if (seg === '' || seg === '.') continue;
-    if (seg === '..') {
-      if (parts.length === 0) return undefined;
-      parts.pop();
-      continue;
-    }
-    const name = foldName(seg);
-    const next = links.get([...parts, name].join('/'));
-    if (next === undefined) {
-      parts.push(name);
-      continue;
-    }
-    const resolved = walkTarget(links, parts, next, depth + 1);
-    if (resolved === undefined) return undefined;
-    parts = resolved;
-  }
-  return parts;
-}
-
-/**
- * Folds the entries of a directory root one by one: `visit(folded, e)` gets each entry's path
- * folded (`foldPath`), in manifest order, where `want(foldedParent, e)` (every entry without it).
- * Parents are listed before their entries (parseRoot checks), so each directory's name is
- * folded once and its entries reuse it.
- */
-function foldEntries(
-  entries: readonly ManifestEntry[],
-  visit: (folded: string, e: ManifestEntry) => void,
-  want: (foldedParent: string, e: ManifestEntry) => boolean = () => true,
-): void {
-  const dirs = new Map<string, string>([['', '']]);
-  for (const e of entries) {
-    const cut = e.path.lastIndexOf('/');
-    const exact = cut < 0 ? '' : e.path.slice(0, cut);
-    const parent = dirs.get(exact) ?? foldPath(exact);
-    const wanted = want(parent, e);
-    if (e.type !== 'dir' && !wanted) continue;
-    const folded = childPath(parent, foldName(e.path.slice(cut + 1)));
-    if (e.type === 'dir') dirs.set(e.path, folded);
-    if (wanted) visit(folded, e);
-  }
-}
-
-/**
- * The first two entries of a directory root whose paths fold equal (`foldName`), where
- * `pair(a, b)` says they matter, looking only in directories that fold to one of `parents`
- * (every directory without it); undefined when there are none. Such names are one name on a
- * case-insensitive (or normalisation-insensitive) filesystem.
- */
-export function foldCollision(
-  entries: readonly ManifestEntry[],
-  pair: (a: ManifestEntry, b: ManifestEntry) => boolean = () => true,
-  parents?: ReadonlySet<string>,
-): [ManifestEntry, ManifestEntry] | undefined {
-  const seen = new Map<string, ManifestEntry>();
-  let found: [ManifestEntry, ManifestEntry] | undefined;
-  foldEntries(
-    entries,
-    (folded, e) => {
-      const other = seen.get(folded);
-      if (other === undefined) seen.set(folded, e);
-      else if (found === undefined && pair(other, e)) found = [other, e];
-    },
-    parents && ((p) => parents.has(p)),
-  );
-  return found;
-}
-
 /**
  * Refuses a root where a symlink and another entry have names that fold equal in directories
  * that fold equal: on a case-insensitive filesystem they are one name, and a path meant to go
@@ -335,27 +166,6 @@ function refuseLinkCollisions(rootName: string, entries: readonly ManifestEntry[
         'one name on a case-insensitive filesystem, and one of them is a symlink',
     );
   }
-}
-
-/**
- * How each symlink of a directory root should be made where the kind matters (Windows): 'dir'
- * when it resolves to a directory of the entry (or the root itself), else 'file'.
- */
-export function symlinkKinds(root: ManifestRoot): Map<ManifestEntry, 'dir' | 'file'> {
-  const out = new Map<ManifestEntry, 'dir' | 'file'>();
-  const links = new Map<string, string>();
-  const dirs = new Set<string>(['']);
-  for (const e of root.entries) {
-    if (e.type === 'symlink' && e.target !== undefined) links.set(foldPath(e.path), e.target);
-    else if (e.type === 'dir') dirs.add(foldPath(e.path));
-  }
-  if (links.size === 0) return out;
-  for (const e of root.entries) {
-    if (e.type !== 'symlink') continue;
-    const to = resolveLink(links, e.path);
-    out.set(e, to !== undefined && dirs.has(to.join('/')) ? 'dir' : 'file');
-  }
-  return out;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -33,7 +33,8 @@ import { formatBytes, sortBytes } from '../util/bytes.js';
 import { freeBytes, rename, tempName } from '../util/fsx.js';
 import { fileRange, type BlobNeed, type BlobStore, type Location, type Member } from './blobs.js';
 import { manifestFiles, type Manifest } from './manifest.js';
-import { decodeTable, tableManifest } from './table.js';
+import { decodeTable } from './table.js';
+import { tableManifest } from './table-manifest.js';
 import type { EntryMeta } from './types.js';
 
 export const PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');

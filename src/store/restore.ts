@@ -24,20 +24,15 @@ import * as path from 'node:path';
 import { StoreError, UnsafeEntryError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
 import { isInside, relativeInside, rename } from '../util/fsx.js';
+import { unpackedPath } from './blob-layout.js';
 import type { BlobStore } from './blobs.js';
-import {
-  childPath,
-  foldCollision,
-  foldName,
-  foldPath,
-  symlinkKinds,
-  type ManifestEntry,
-  type ManifestRoot,
-} from './manifest.js';
+import { childPath, foldCollision, foldName, foldPath, symlinkKinds } from './fold.js';
+import type { ManifestEntry, ManifestRoot } from './manifest.js';
 import { STREAM_AT, UNPACKED_MTIME_MS, WorkerOpError } from './pool.js';
 import type { FilesWire, LinkWire, WriteWire } from './worker-protocol.js';
 import { CLOCK_LAG_MS } from './statcache.js';
-import { GroupList, manifestTable, type TableRoot } from './table.js';
+import { GroupList, type TableRoot } from './table.js';
+import { manifestTable } from './table-manifest.js';
 import type { LinkOptions, OutputRoot, RestoreOptions, RestoreResult } from './types.js';
 
 const STAGING_PREFIX = '.clyde-restore-';
@@ -359,10 +354,6 @@ function setsMtimes(opts: RestoreOptions): boolean {
   return opts.mtimeMs !== undefined || opts.mtimes === true;
 }
 
-function unpackedPath(blobs: BlobStore, digest: string, mode: number): string {
-  return path.join(blobs.unpackedDir, digest.slice(0, 2), `${digest}.${mode.toString(8)}`);
-}
-
 /** A batch of files to link or clone from their unpacked copies. */
 /**
  * Links or clones the files `which` (indexes into `files`) in the workers; per file
@@ -436,7 +427,7 @@ async function materializeLinked(
       const { e, digest } = files[i] as FileJob;
       // The unpacked copy's mode: the file's, read-only (the worker names it the same way).
       const umode = e.mode & ~0o222;
-      const src = unpackedPath(blobs, digest, umode);
+      const src = unpackedPath(blobs.unpackedDir, digest, umode);
       if (need.has(src)) continue;
       need.set(src, {
         id: i,

@@ -27,7 +27,7 @@ import {
   rawFrameParts,
   worthCompressing,
 } from './codec-rules.js';
-import { ENOSPC_AFTER_ENV } from './test-hooks.js';
+import { blobPath as blobPathIn, renameInto, unpackedPath, writeOrAdopt } from './blob-layout.js';
 import {
   UNPACKED_MTIME_MS,
   claimKey,
@@ -136,7 +136,7 @@ function tmpName(hint: string): string {
   return path.join(dirs.tmpDir, `${hint}-${process.pid}-${threadId}-${tmpSeq++}`);
 }
 function blobPath(digest: string): string {
-  return path.join(dirs.blobDir, digest.slice(0, 2), digest);
+  return blobPathIn(dirs.blobDir, digest);
 }
 function storedSize(digest: string): number {
   try {
@@ -167,59 +167,9 @@ function compress(buf: Uint8Array): Uint8Array {
   return zlib.zstdCompressSync(buf, { params: zparams });
 }
 
-/** Test hook (test-hooks.ts ENOSPC_AFTER_ENV): blob writes after the n-th fail as on a full disk. */
-const enospcAfter = process.env[ENOSPC_AFTER_ENV] ?? '';
-let writesBeforeEnospc = /^\d+$/.test(enospcAfter) ? Number(enospcAfter) : Infinity;
-
-/** Writes parts to tmp/ and renames them to the blob's place (unless it appeared meanwhile). */
+/** Writes the blob from its frame's parts (blob-layout.ts `writeOrAdopt`); its stored size. */
 function writeBlob(digest: string, parts: readonly Uint8Array[]): number {
-  if (writesBeforeEnospc-- <= 0) {
-    throw Object.assign(new Error('ENOSPC: no space left on device, write (injected)'), {
-      code: 'ENOSPC',
-    });
-  }
-  const tmp = tmpName('blob');
-  const fd = fs.openSync(tmp, 'wx', 0o444);
-  let n = 0;
-  try {
-    for (const p of parts) {
-      fs.writeSync(fd, p);
-      n += p.length;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  renameInto(tmp, blobPath(digest));
-  return n;
-}
-
-/** Renames a finished file to dest, making dest's directory only when it is missing. */
-function renameInto(tmp: string, dest: string): void {
-  try {
-    renameRetrying(tmp, dest);
-  } catch (err) {
-    if (codeOf(err) !== 'ENOENT') throw err;
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
-    renameRetrying(tmp, dest);
-  }
-}
-
-/** util/fsx.ts's rename, synchronous: on Windows EPERM/EACCES/EBUSY retried for up to 60 s. */
-function renameRetrying(tmp: string, dest: string): void {
-  const start = Date.now();
-  let pause = 0;
-  for (;;) {
-    try {
-      fs.renameSync(tmp, dest);
-      return;
-    } catch (err) {
-      const code = codeOf(err);
-      const busy = code === 'EPERM' || code === 'EACCES' || code === 'EBUSY';
-      if (process.platform !== 'win32' || !busy || Date.now() - start >= 60000) throw err;
-      pause = Math.min(pause + 10, 100);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
-    }
-  }
+  return writeOrAdopt(dirs, digest, parts, tmpName('blob')).stored;
 }
 
 /** Compressed parts of content, or raw parts when compression saves too little. */
@@ -735,7 +685,7 @@ function linkBatch(w: LinkWire): Float64Array {
     // The unpacked copy: the content with the file's mode, read-only.
     const umode = f.mode & ~0o222;
     const d = f.digest;
-    const src = `${w.unpackedDir}${path.sep}${d.slice(0, 2)}${path.sep}${d}.${umode.toString(8)}`;
+    const src = unpackedPath(w.unpackedDir, d, umode);
     const it: LinkItem = { ...f, umode, src };
     const got = w.clone || crossDevice ? copyOne(it) : linkOne(it);
     out[i * 2] = got === null ? -1 : got[0];

@@ -62,7 +62,7 @@ export interface SaveRequest extends LinkOptions {
    */
   readonly groupSmallFiles?: boolean;
   /** Called with the save's counters (files read and reused, bytes written; snapshot.ts). */
-  readonly onStats?: (stats: import('./snapshot.js').SaveStats) => void;
+  readonly onStats?: (stats: SaveStats) => void;
 }
 
 export interface SaveResult {
@@ -180,4 +180,103 @@ export interface StoreStats {
   readonly misses: number;
   /** hits / (hits + misses), 0 before any lookup. */
   readonly hitRate: number;
+}
+
+/** Named points of a save, commit or removal where a test may stop the process (`StoreFaults`). */
+export type PausePoint =
+  /** save: every blob written, nothing else yet. */
+  | 'after-blobs'
+  /** save/import: the entry's artifact and meta.json written in tmp/. */
+  | 'after-artifact-tmp'
+  /** commit, under the lock: before the entry directory is renamed into place. */
+  | 'before-rename'
+  /** commit, under the lock: the entry is in place, the index not yet updated. */
+  | 'before-index'
+  /** removal, under the lock: the index is updated, directories and blobs not yet deleted. */
+  | 'after-remove-index';
+
+/**
+ * Fault injection, for tests (LocalStoreOptions.faults): none of it is set in production. The
+ * implementations live in test-support/store/faults.ts; a step run from dist/ gets them through
+ * the one environment variable src/run/common.ts reads (`FAULTS_MODULE_ENV`).
+ */
+export interface StoreFaults {
+  /** Awaited at each named point: a test may stop or kill the process there, or let it go on. */
+  readonly pause?: (point: PausePoint) => Promise<void>;
+  /** Blob writes after this many (per thread) fail with ENOSPC, as on a full disk. */
+  readonly enospcAfter?: number;
+  /** Digests whose content claim a save starts with taken (a 64-bit prefix collision). */
+  readonly preclaimed?: readonly string[];
+}
+
+/** What a save did, counted (the 1%-changed save is judged by these). */
+export interface SaveStats {
+  /** Regular files in the saved roots. */
+  readonly files: number;
+  /** Files whose digest came from the stat cache (size, mtime and inode unchanged): not read. */
+  readonly reused: number;
+  /** Files read and hashed. */
+  readonly read: number;
+  readonly bytesRead: number;
+  /** Blobs (standalone and group) written and their bytes on disk. */
+  readonly blobsWritten: number;
+  readonly bytesWritten: number;
+  /** Bytes of the entry itself (artifact and meta.json; its stat cache is a link to the artifact). */
+  readonly entryBytes: number;
+  /** Group blobs written, and standalone blobs stored as they are (incompressible). */
+  readonly groups: number;
+  readonly rawBlobs: number;
+}
+
+// ---- the manifest: what an entry holds (manifest.ts checks it, table.ts encodes it) ----
+
+export type ManifestEntryType = 'file' | 'dir' | 'symlink';
+
+/**
+ * How a symlink that leaves its root is written down (the entry says so; restore.ts decides
+ * whether this workspace takes it):
+ * - `link`: relative to the link's own directory, `..` segments first, then names (so it can be
+ *   resolved without the filesystem), e.g. npm's `node_modules/a -> ../packages/a`;
+ * - `workspace`: '/' and a path relative to the workspace it was saved in, re-made as an
+ *   absolute link into the workspace it is restored in;
+ * - `absolute`: an absolute path outside the workspace, used as it is.
+ * A link without an anchor is relative and resolves inside its root.
+ */
+export type LinkAnchor = 'link' | 'workspace' | 'absolute';
+
+export interface ManifestEntry {
+  /** Posix, relative to the root, no '.' or '..' segments. */
+  readonly path: string;
+  readonly type: ManifestEntryType;
+  /** Permission bits only (0..0o777). */
+  readonly mode: number;
+  /** Content bytes (files); 0 otherwise. */
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** sha256 of the content (files). */
+  readonly digest?: string;
+  /** The link text (symlinks): relative, resolving inside the root, unless `anchor` says. */
+  readonly target?: string;
+  /** Symlinks that leave their root: how `target` is to be read. */
+  readonly anchor?: LinkAnchor;
+}
+
+/** `dir`: a directory and its entries. `file`: the root is one file (`file` holds it, path ''). */
+export type RootKind = 'dir' | 'file' | 'absent';
+
+export interface ManifestRoot {
+  readonly name: string;
+  readonly kind: RootKind;
+  /** Mode and mtime of the root itself (dir and file roots). */
+  readonly mode?: number;
+  readonly mtimeMs?: number;
+  /** Dir roots: the entries under it, parents before children. */
+  readonly entries: readonly ManifestEntry[];
+  /** File roots: the file (its path is ''). */
+  readonly file?: ManifestEntry;
+}
+
+export interface Manifest {
+  readonly schema: 1;
+  readonly roots: readonly ManifestRoot[];
 }

@@ -20,12 +20,10 @@
  *              copy, used only while that copy is intact -> [inode, mtimeMs] per file, inode -1
  *              where the copy is missing or was changed (and is then removed)
  */
+import type { BlobDirs } from './blob-layout.js';
 
-/** Every job names the store it works on. */
-export interface PoolDirs {
-  readonly blobDir: string;
-  readonly tmpDir: string;
-}
+/** Every job names the store it works on (blob-layout.ts `BlobDirs`). */
+export type PoolDirs = BlobDirs;
 
 /** What the pool hands each worker when it starts. */
 export interface StoreWorkerData {

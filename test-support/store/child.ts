@@ -4,14 +4,15 @@
  *   node child.js '{"op":"save","store":"...","work":"...","key":"k"}'
  *   node child.js '{"op":"mixed","store":"...","work":"...","worker":1,"iterations":12}'
  *
- * `save` writes the key's fixture files and saves them (the fault hooks of
- * src/store/test-hooks.ts, set in the environment, can stop it anywhere). `remove` removes keys.
+ * `save` writes the key's fixture files and saves them (the faults of faults.ts, set in the
+ * environment, can stop it anywhere or fill its disk). `remove` removes keys.
  * `mixed` saves, restores (checking every byte) and removes at random, and prints a JSON
  * summary; content mismatches are errors, misses caused by concurrent removals are not.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { LocalStore } from '../../src/store/index.js';
+import { faultsFromEnv } from './faults.js';
 import { contentFor, readContent, requestFor, sameContent, writeContent } from './fixtures.js';
 
 interface Job {
@@ -35,7 +36,10 @@ async function saveKey(store: LocalStore, work: string, key: string): Promise<bo
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '{}') as Job;
-  const store = await LocalStore.open(job.store, { lockStaleMs: job.lockStaleMs ?? 2_000 });
+  const store = await LocalStore.open(job.store, {
+    lockStaleMs: job.lockStaleMs ?? 2_000,
+    faults: faultsFromEnv(),
+  });
   if (job.op === 'save') {
     if (job.dir === undefined) await saveKey(store, job.work, job.key ?? 'k');
     else await store.save(requestFor(job.key ?? 'k', job.dir));

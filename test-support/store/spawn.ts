@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { PAUSE_AT_ENV, PAUSE_MARKER_ENV } from '../../src/store/test-hooks.js';
+import { PAUSE_AT_ENV, PAUSE_MARKER_ENV } from './faults.js';
 
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 

@@ -6,7 +6,8 @@
  */
 import { DirRows, encodeTable, GroupList, type TableRoot } from '../../src/store/table.js';
 import { LINK_ANCHORS } from '../../src/store/manifest.js';
-import { decodeTable, tableManifest } from '../../src/store/table.js';
+import { decodeTable } from '../../src/store/table.js';
+import { tableManifest } from '../../src/store/table-manifest.js';
 import type { Manifest } from '../../src/store/manifest.js';
 
 /** Row kinds by manifest type; a type the table cannot hold gets a kind the decoder refuses. */

@@ -1,0 +1,167 @@
+/**
+ * Entries that arrive as downloaded packs (the runner cache): restored straight from the packs'
+ * frames, and adopted by the store afterwards. One pass decompresses and hashes every blob, on
+ * the workers, as the files are written; the store then takes the verified frames as they are.
+ *
+ * An entry is `packs[0]`; a layer (an incremental save) is followed by its base (`packs[1]`, a
+ * full entry), which carries the blobs the layer lacks. Each pack must prove to be the entry
+ * asked of it (save.ts `packEntryMeta`: its key, and a hash that is the key's own) before
+ * anything of it is used, and is checked whole (pack.ts `scanPack`) before a file is made.
+ */
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { StoreError } from '../errors.js';
+import { contentBlobs, fileRange } from './blobs.js';
+import type { StoreContext } from './entries.js';
+import type { Manifest } from './manifest.js';
+import { scanPack, type PackIndex } from './pack.js';
+import { restoreRoots, type RootToRestore } from './restore.js';
+import { packEntryMeta, totals, type SaveRoom } from './save.js';
+import { writeStatCache } from './statcache.js';
+import { encodeTable } from './table.js';
+import type { EntryMeta, OutputRoot, RestoreOptions, RestoreResult } from './types.js';
+
+/** A downloaded pack and the key it must prove to hold. */
+export interface PackFile {
+  readonly file: string;
+  readonly key: string;
+}
+
+/** The full entry at the bottom of a restored entry: itself, or a layer's base. */
+export interface PackBase {
+  readonly key: string;
+  /** The names of the blobs its pack carries. */
+  readonly blobs: readonly string[];
+  /** Their compressed bytes. */
+  readonly storedBytes: number;
+}
+
+/** What restore did. */
+export interface PackRestore {
+  readonly meta: EntryMeta;
+  readonly result: RestoreResult;
+  readonly base: PackBase;
+  /** The stat cache of the restored roots (a table), for adopt. */
+  readonly rows: Buffer;
+}
+
+type Frame = { file: string; offset: number; length: number };
+
+interface ScannedPacks {
+  readonly ix: PackIndex;
+  readonly meta: EntryMeta;
+  readonly frames: Map<string, Frame>;
+  readonly base: PackBase;
+}
+
+/** The roots of `manifest` that `roots` asks for and the entry holds. */
+export function rootsToRestore(manifest: Manifest, roots: readonly OutputRoot[]): RootToRestore[] {
+  const jobs: RootToRestore[] = [];
+  for (const root of roots) {
+    const m = manifest.roots.find((r) => r.name === root.name);
+    if (m !== undefined && m.kind !== 'absent') jobs.push({ root, manifest: m });
+  }
+  return jobs;
+}
+
+export class PackRoom {
+  constructor(
+    private readonly ctx: StoreContext,
+    private readonly saver: SaveRoom,
+  ) {}
+
+  /**
+   * The entry's pack index, its meta (totals recomputed), every blob's frame (the layer's own,
+   * else its base's), and its full base.
+   */
+  private async scan(packs: readonly PackFile[]): Promise<ScannedPacks> {
+    const [own, base] = packs;
+    if (own === undefined) throw new StoreError('no pack to read');
+    const frames = new Map<string, Frame>();
+    let baseStored = 0;
+    if (base !== undefined) {
+      const b = await scanPack(base.file, async (header) => {
+        packEntryMeta(header, base.key);
+        return true;
+      });
+      for (const [d, f] of b?.frames ?? []) frames.set(d, { ...f, file: base.file });
+      baseStored = b?.storedBytes ?? 0;
+    }
+    let packMeta: EntryMeta | undefined;
+    const ix = await scanPack(
+      own.file,
+      async (header) => {
+        packMeta = packEntryMeta(header, own.key);
+        return true;
+      },
+      (d) => frames.has(d),
+    );
+    if (ix === undefined || packMeta === undefined) throw new StoreError('pack scan stopped');
+    const baseBlobs = base !== undefined ? [...frames.keys()] : [...ix.frames.keys()];
+    for (const [d, f] of ix.frames) frames.set(d, { ...f, file: own.file });
+    const meta: EntryMeta = { ...packMeta, ...totals(ix.manifest), storedBytes: ix.storedBytes };
+    const full = {
+      key: (base ?? own).key,
+      blobs: baseBlobs,
+      storedBytes: base !== undefined ? baseStored : ix.storedBytes,
+    };
+    return { ix, meta, frames, base: full };
+  }
+
+  /**
+   * Restores an entry straight from its packs, storing nothing: every file's content (and a
+   * group's whole content) is verified as the workers write it, the workspace untouched on any
+   * failure. `optionsFor` turns the entry's meta into the restore's options. Returns, besides,
+   * the entry's full base (for an incremental save) and the stat cache of what was restored.
+   */
+  async restore(
+    packs: readonly PackFile[],
+    roots: readonly OutputRoot[],
+    optionsFor: (meta: EntryMeta) => Promise<RestoreOptions>,
+  ): Promise<PackRestore> {
+    this.ctx.blobs.pool();
+    const { ix, meta, frames, base } = await this.scan(packs);
+    this.ctx.blobs.attach(ix.manifest, ix.locations);
+    const { quiet, files, bytes, statCache } = await restoreRoots(
+      this.ctx.blobs,
+      rootsToRestore(ix.manifest, roots),
+      await optionsFor(meta),
+      Promise.resolve(),
+      { frames },
+    );
+    await quiet;
+    const rows = encodeTable({ key: meta.key, ...statCache.head }, statCache.roots);
+    return { meta, result: { files, bytes }, base, rows };
+  }
+
+  /**
+   * Makes an entry that `restore` restored an entry of this store: its frames are copied as
+   * they are (every one of them was verified as it was restored), its table committed, and
+   * `rows` made its stat cache for `roots`, so the next save reads only what changed.
+   */
+  async adopt(
+    packs: readonly PackFile[],
+    roots: readonly OutputRoot[],
+    rows: Buffer,
+  ): Promise<EntryMeta> {
+    const { ix, meta, frames } = await this.scan(packs);
+    const handles = new Map<string, FileHandle>();
+    try {
+      for (const name of contentBlobs(ix.manifest, ix.locations)) {
+        const f = frames.get(name);
+        if (f === undefined) throw new StoreError(`the packs lack blob ${name}`);
+        let fh = handles.get(f.file);
+        if (fh === undefined) {
+          fh = await fs.open(f.file, 'r');
+          handles.set(f.file, fh);
+        }
+        await this.ctx.blobs.adoptFrame(name, fileRange(fh, f.offset, f.length, `blob ${name}`));
+      }
+    } finally {
+      for (const fh of handles.values()) await fh.close();
+    }
+    const entry = await this.saver.commitReceived(meta, ix.manifest, ix.locations, ix.storedBytes);
+    await writeStatCache(this.ctx.root, this.ctx.tmpDir, entry.key, roots, rows);
+    return entry;
+  }
+}
