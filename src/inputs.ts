@@ -596,6 +596,7 @@ export const GcInputs = {
   DryRun: 'dry-run',
   KeyPrefix: 'key-prefix',
   IncludeForeignKeys: 'include-foreign-keys',
+  BucketGrace: 'bucket-grace',
 } as const;
 
 /**
@@ -769,6 +770,27 @@ export interface GcConfig {
   /** Apply the rules that need no package (TTL, max-age, closed-pr, budget) to other keys too. */
   readonly includeForeignKeys: boolean;
   readonly prune: PruneConfig;
+  /** The bucket tier to collect (the same `bucket*` inputs as the main action). */
+  readonly bucket?: BucketConfig;
+  /** Unreferenced bucket blobs younger than this are kept (a save may be about to use them). */
+  readonly bucketGraceMs: number;
+}
+
+/**
+ * Saves refresh the blobs they rely on when older than 6 hours (remote/bucket.ts), so the grace
+ * period must outlast that plus the longest save.
+ */
+export const MIN_BUCKET_GRACE_MS = 7 * 60 * 60_000;
+
+export function parseBucketGrace(raw: string): number {
+  const ms = parseDuration(GcInputs.BucketGrace, raw, 24 * 60 * 60_000) ?? 0;
+  if (ms < MIN_BUCKET_GRACE_MS) {
+    throw new InputError(
+      GcInputs.BucketGrace,
+      `'${raw}' is too short; use a duration of at least 7h (a number with h, d or w, e.g. 1d): saves in flight refresh older blobs only after 6 hours.`,
+    );
+  }
+  return ms;
 }
 
 /** Every input of the gc sub-action, parsed once. */
@@ -817,6 +839,8 @@ export function readGcConfig(
       false,
     ),
     prune: readPruneConfig(get),
+    ...bucketOf(parseBucket(get)),
+    bucketGraceMs: parseBucketGrace(get(GcInputs.BucketGrace)),
   };
   return deepFreeze(config);
 }

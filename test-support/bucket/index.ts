@@ -24,6 +24,8 @@ export interface BucketFault {
   readonly code?: string;
   /** Read this many bytes of the request body, then destroy the connection. */
   readonly dropAfterBytes?: number;
+  /** Hold the request (unanswered, not forwarded) until `release()`. */
+  readonly hold?: boolean;
 }
 
 export interface BucketServer {
@@ -35,6 +37,12 @@ export interface BucketServer {
   /** Environment for a step: credentials the server accepts, no instance-metadata lookups. */
   env(): Record<string, string>;
   setFaults(faults: BucketFault[]): void;
+  /** Resolves once a request is being held by a `hold` fault. */
+  held(): Promise<void>;
+  /** Forwards every held request, and holds no more. */
+  release(): void;
+  /** Makes every object look `ms` older (its Last-Modified moves back). */
+  age(ms: number): Promise<void>;
   /** Body bytes of PUT requests (objects and parts) seen since the last reset. */
   uploadedBytes(): number;
   /** Every object of the bucket under `prefix`: key -> size. */
@@ -56,10 +64,20 @@ export async function startBucketServer(): Promise<BucketServer> {
   let faults: BucketFault[] = [];
   let uploaded = 0;
   const sockets = new Set<Socket>();
+  let holding: (() => void)[] = [];
+  let onHeld: (() => void)[] = [];
 
   const proxy = http.createServer((req, res) => {
     const line = `${req.method} ${req.url}`;
     const fault = faults.find((f) => (f.match ? f.match.test(line) : true) && (f.count ?? 1) > 0);
+    if (fault?.hold) {
+      if (fault.count !== undefined) fault.count--;
+      req.pause();
+      holding.push(() => forward(req, res));
+      for (const f of onHeld) f();
+      onHeld = [];
+      return;
+    }
     if (fault) {
       if (fault.count !== undefined) fault.count--;
       if (fault.dropAfterBytes !== undefined) {
@@ -81,6 +99,9 @@ export async function startBucketServer(): Promise<BucketServer> {
       });
       return;
     }
+    forward(req, res);
+  });
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const upstream = http.request(
       { host: '127.0.0.1', port: s3Port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
@@ -91,7 +112,7 @@ export async function startBucketServer(): Promise<BucketServer> {
     upstream.on('error', () => res.destroy());
     if (req.method === 'PUT') req.on('data', (c: Buffer) => (uploaded += c.length));
     req.pipe(upstream);
-  });
+  };
   proxy.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -123,6 +144,24 @@ export async function startBucketServer(): Promise<BucketServer> {
     }),
     setFaults(f) {
       faults = f;
+    },
+    held: () =>
+      holding.length > 0 ? Promise.resolve() : new Promise((resolve) => onHeld.push(resolve)),
+    release() {
+      faults = faults.filter((f) => !f.hold);
+      const h = holding;
+      holding = [];
+      for (const f of h) f();
+    },
+    async age(ms) {
+      const files: string[] = [];
+      await walk(path.join(dir, 'data', TEST_BUCKET), files);
+      for (const f of files) {
+        if (!f.endsWith('._S3rver_object')) continue;
+        const st = await fs.stat(f);
+        const t = new Date(st.mtimeMs - ms);
+        await fs.utimes(f, t, t);
+      }
     },
     uploadedBytes: () => uploaded,
     async objects(prefix = '') {
