@@ -141,6 +141,9 @@ export async function startBucketServer(): Promise<BucketServer> {
       AWS_ACCESS_KEY_ID: 'S3RVER',
       AWS_SECRET_ACCESS_KEY: 'S3RVER',
       AWS_EC2_METADATA_DISABLED: 'true',
+      // Nothing of the machine's own AWS configuration (profiles, SSO) takes part.
+      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'no-credentials'),
+      AWS_CONFIG_FILE: path.join(dir, 'no-config'),
     }),
     setFaults(f) {
       faults = f;
