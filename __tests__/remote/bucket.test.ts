@@ -16,6 +16,8 @@ import {
   BucketTier,
   decodeEntry,
   encodeEntry,
+  MULTIPART_PART_BYTES,
+  MULTIPART_THRESHOLD,
   type BucketConfig,
 } from '../../src/remote/bucket.js';
 import { LocalStore } from '../../src/store/index.js';
@@ -43,6 +45,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
+  server.reset();
   sb = await sandbox();
   config = {
     name: TEST_BUCKET,
@@ -156,6 +159,23 @@ describe('bucket entries are untrusted', () => {
     server.setFaults([{ match: /\/blobs\//, status: 500 }]); // a blob fetch would fail otherwise
     await refused(tier, 'k-huge', /declares .* of blobs/);
     server.reset();
+  });
+
+  it('a large blob goes up in parts; a connection dropped mid-part is retried', async () => {
+    const big = randomBytes(MULTIPART_THRESHOLD + MULTIPART_PART_BYTES + 12345);
+    const drop = { match: /^PUT .*partNumber=2/, count: 1, dropAfterBytes: 64 * 1024 };
+    server.setFaults([drop]);
+    const tier = await uploaded('k-big', { 'big.bin': big });
+    expect(drop.count).toBe(0);
+    const parts = server.requests().filter((l) => /^PUT .*partNumber=\d+/.test(l));
+    expect(new Set(parts.map((l) => /partNumber=(\d+)/.exec(l)?.[1])).size).toBe(
+      Math.ceil(big.length / MULTIPART_PART_BYTES),
+    );
+    const store = await LocalStore.open(path.join(sb.base, 'fresh-big'));
+    await tier.restoreInto({ matchedKey: 'k-big', scope: 'refs/heads/main' }, store, sb.base);
+    const dest = path.join(sb.ws, 'out');
+    await store.restore('k-big', [{ name: 'out', absPath: dest }]);
+    expect((await fs.readFile(path.join(dest, 'big.bin'))).equals(big)).toBe(true);
   });
 
   it('malformed entry objects are refused by their structure', () => {

@@ -54,7 +54,7 @@ const MAX_ENTRY_BLOBS = 4 * 1024 * 1024;
 export const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
 export const MULTIPART_PART_BYTES = 8 * 1024 * 1024;
 /** Transfers in flight at once (blobs, or parts of one large blob). */
-export const CONCURRENCY = 8;
+export const CONCURRENCY = 16;
 /** A restore declares at most this much: more is refused before anything is fetched. */
 const MAX_RESTORE_BYTES = 10 * 1024 ** 3;
 /**
@@ -450,7 +450,7 @@ export class BucketTier {
           return buf;
         };
         missing.sort((a, b) => compareBytes(a.digest, b.digest));
-        await inParallel(missing, CONCURRENCY / 2, async (b) => {
+        await inParallel(missing, CONCURRENCY, async (b) => {
           const objectKey = this.layout.blob(b.digest);
           if (b.bytes > MULTIPART_THRESHOLD) {
             await this.client.putMultipart(

@@ -43,6 +43,8 @@ export interface BucketServer {
   release(): void;
   /** Makes every object look `ms` older (its Last-Modified moves back). */
   age(ms: number): Promise<void>;
+  /** "METHOD path?query" of every request since the last reset. */
+  requests(): readonly string[];
   /** Body bytes of PUT requests (objects and parts) seen since the last reset. */
   uploadedBytes(): number;
   /** Every object of the bucket under `prefix`: key -> size. */
@@ -64,11 +66,13 @@ export async function startBucketServer(): Promise<BucketServer> {
   let faults: BucketFault[] = [];
   let uploaded = 0;
   const sockets = new Set<Socket>();
+  let seen: string[] = [];
   let holding: (() => void)[] = [];
   let onHeld: (() => void)[] = [];
 
   const proxy = http.createServer((req, res) => {
     const line = `${req.method} ${req.url}`;
+    seen.push(line);
     const fault = faults.find((f) => (f.match ? f.match.test(line) : true) && (f.count ?? 1) > 0);
     if (fault?.hold) {
       if (fault.count !== undefined) fault.count--;
@@ -166,6 +170,7 @@ export async function startBucketServer(): Promise<BucketServer> {
         await fs.utimes(f, t, t);
       }
     },
+    requests: () => seen,
     uploadedBytes: () => uploaded,
     async objects(prefix = '') {
       // s3rver keeps each object as <bucket>/<key>._S3rver_object (and metadata beside it).
@@ -187,6 +192,7 @@ export async function startBucketServer(): Promise<BucketServer> {
     reset() {
       faults = [];
       uploaded = 0;
+      seen = [];
     },
     async close() {
       for (const s of sockets) s.destroy();
