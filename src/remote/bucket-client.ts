@@ -119,7 +119,10 @@ function notFound(err: unknown): boolean {
   return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
 }
 
-/** Runs `work` over `items`, at most `limit` at once; the first failure stops new work. */
+/**
+ * Runs `work` over `items`, at most `limit` at once. The first failure stops new work; the
+ * items in flight finish (so nothing runs on after the caller cleans up), then it is thrown.
+ */
 export async function inParallel<T>(
   items: readonly T[],
   limit: number,
@@ -138,7 +141,10 @@ export async function inParallel<T>(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  const lanes = await Promise.allSettled(
+    Array.from({ length: Math.min(limit, items.length) }, lane),
+  );
+  for (const r of lanes) if (r.status === 'rejected') throw r.reason;
 }
 
 export function openBucketClient(config: BucketConfig): BucketClient {

@@ -55,6 +55,9 @@ export const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
 export const MULTIPART_PART_BYTES = 8 * 1024 * 1024;
 /** Transfers in flight at once (blobs, or parts of one large blob). */
 export const CONCURRENCY = 16;
+/** Blobs above SMALL_BLOB_BYTES go up this many at a time (each up to 16 MiB in memory). */
+const LARGE_CONCURRENCY = 4;
+const SMALL_BLOB_BYTES = 1024 * 1024;
 /** A restore declares at most this much: more is refused before anything is fetched. */
 const MAX_RESTORE_BYTES = 10 * 1024 ** 3;
 /**
@@ -450,7 +453,9 @@ export class BucketTier {
           return buf;
         };
         missing.sort((a, b) => compareBytes(a.digest, b.digest));
-        await inParallel(missing, CONCURRENCY, async (b) => {
+        // Each upload holds its blob (or one part) in memory: small blobs go CONCURRENCY at a
+        // time, large ones LARGE_CONCURRENCY, so at most ~80 MiB are held at once.
+        const upload = async (b: PackLayout['blobs'][number]): Promise<void> => {
           const objectKey = this.layout.blob(b.digest);
           if (b.bytes > MULTIPART_THRESHOLD) {
             await this.client.putMultipart(
@@ -465,7 +470,15 @@ export class BucketTier {
             await this.client.put(objectKey, await readRange(b.offset, b.bytes), limit.signal);
           }
           uploadedBytes += b.bytes;
-        });
+        };
+        const small = missing.filter((b) => b.bytes <= SMALL_BLOB_BYTES);
+        const large = missing.filter((b) => b.bytes > SMALL_BLOB_BYTES);
+        // Both settle before the pack file closes; the first failure is the one reported.
+        const settled = await Promise.allSettled([
+          inParallel(small, CONCURRENCY, upload),
+          inParallel(large, LARGE_CONCURRENCY, upload),
+        ]);
+        for (const r of settled) if (r.status === 'rejected') throw r.reason;
       } finally {
         await fh.close();
       }
