@@ -182,6 +182,30 @@ describe('three runners share one bucket', () => {
     got.forEach((b, i) => expect(b.equals(changed[i] as Buffer)).toBe(true));
   });
 
+  it('a runner that keeps its store downloads only the blobs it lacks', async () => {
+    const r1 = await newRunner();
+    await changeSource(r1, 'int main(void) { return 6; }\n');
+    await job(r1, outputs);
+    // Another runner saves a version with one file changed.
+    const r2 = await newRunner();
+    await changeSource(r2, 'int main(void) { return 7; }\n');
+    const changed = outputs.map((b, i) => (i === 42 ? randomBytes(FILE_BYTES) : b));
+    await job(r2, changed, { with: { 'restore-keys': 'none' } });
+    // Runner 1, its store kept, now builds that version: an exact hit in the bucket.
+    await fs.rm(path.join(r1.workspace, 'out'), { recursive: true, force: true });
+    await changeSource(r1, 'int main(void) { return 7; }\n');
+    server.reset();
+    const run = await job(r1, []);
+    expect(run.main.outputs['tier']).toBe('bucket');
+    expect(run.main.outputs['cache-hit']).toBe('true');
+    const blobGets = server.requests().filter((l) => /^GET .*\/blobs\//.test(l));
+    expect(blobGets).toHaveLength(1);
+    const got = await Promise.all(
+      changed.map((_, i) => fs.readFile(path.join(r1.workspace, 'out', `part-${i}.o`))),
+    );
+    got.forEach((b, i) => expect(b.equals(changed[i] as Buffer)).toBe(true));
+  });
+
   it('two runners saving the same key at once both succeed, and the entry is whole', async () => {
     const [a, b] = [await newRunner(), await newRunner()];
     const text = 'int main(void) { return 2; }\n';

@@ -26,7 +26,7 @@
  * its own, then its pull request's base branch (GITHUB_BASE_REF).
  */
 import * as core from '@actions/core';
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import { errorMessage, StoreError } from '../errors.js';
 import type { LocalStore } from '../store/index.js';
 import { MAX_HEADER_BYTES, PACK_MAGIC } from '../store/pack.js';
@@ -366,23 +366,33 @@ export class BucketTier {
         });
         const end = Buffer.alloc(RECORD_BYTES);
         await fh.write(end, 0, end.length, pos);
+        /** Writes `body` as the blob's frame; false when it is not exactly the listed length. */
+        const place = async (
+          b: (typeof places)[number],
+          body: AsyncIterable<Uint8Array>,
+          count: boolean,
+        ): Promise<void> => {
+          let at = b.at + RECORD_BYTES;
+          let left = b.bytes;
+          for await (const c of body) {
+            if (c.length > left) throw new StoreError(`blob ${b.digest} is longer than listed`);
+            await fh.write(c, 0, c.length, at);
+            at += c.length;
+            left -= c.length;
+            if (count) downloaded += c.length;
+          }
+          if (left !== 0) throw new StoreError(`blob ${b.digest} is shorter than listed`);
+        };
         await inParallel(places, CONCURRENCY, async (b) => {
           const rec = Buffer.alloc(RECORD_BYTES);
           Buffer.from(b.digest, 'hex').copy(rec, 0);
           rec.writeBigUInt64BE(BigInt(b.bytes), DIGEST_BYTES);
           await fh.write(rec, 0, rec.length, b.at);
+          // A blob the local store holds is copied from it, not downloaded (verified alike).
+          if (await this.copyLocal(store, b, place)) return;
           const got = await this.client.get(this.layout.blob(b.digest), limit.signal);
           if (!got) throw new StoreError(`blob ${b.digest} of ${hit.matchedKey} is missing`);
-          let at = b.at + RECORD_BYTES;
-          let left = b.bytes;
-          for await (const c of got.body) {
-            if (c.length > left) throw new StoreError(`blob ${b.digest} is longer than listed`);
-            await fh.write(c, 0, c.length, at);
-            at += c.length;
-            left -= c.length;
-            downloaded += c.length;
-          }
-          if (left !== 0) throw new StoreError(`blob ${b.digest} is shorter than listed`);
+          await place(b, got.body, true);
         });
       } finally {
         await fh.close();
@@ -396,6 +406,23 @@ export class BucketTier {
       throw err;
     } finally {
       await fs.rm(pack, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Fills the blob's place from the local store's copy; false when there is none to use. */
+  private async copyLocal<B extends BlobRef>(
+    store: LocalStore,
+    b: B,
+    place: (b: B, body: AsyncIterable<Uint8Array>, count: boolean) => Promise<void>,
+  ): Promise<boolean> {
+    try {
+      const file = store.blobFile(b.digest);
+      const st = await fs.stat(file).catch(() => undefined);
+      if (st?.size !== b.bytes) return false;
+      await place(b, createReadStream(file), false);
+      return true;
+    } catch {
+      return false; // removed meanwhile, or not what the entry lists: download it instead
     }
   }
 

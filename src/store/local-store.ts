@@ -956,8 +956,11 @@ export class LocalStore {
     });
   }
 
-  /** The file of a blob named in the index. */
-  private blobFile(name: string): string {
+  /**
+   * The file of a blob (named in the index, or one the bucket tier would rather copy than
+   * download: importPack verifies it all the same).
+   */
+  blobFile(name: string): string {
     if (!BLOB_NAME.test(name)) throw new StoreError(`not a blob name: ${name}`);
     return path.join(this.blobs.dir, name.slice(0, 2), name);
   }
