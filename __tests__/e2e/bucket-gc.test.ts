@@ -106,11 +106,14 @@ describe('gc of the bucket', () => {
     const dry = await gc({ 'dry-run': 'true', 'max-age': '1d', 'keep-versions': '0' });
     expect(dry.exitCode).toBe(0);
     expect(await server.objects()).toEqual(before);
+    expect(dry.outputs['deleted-bytes']).toBe('0');
     expect(dry.stdout).toMatch(/\[dry run\] Bucket s3:\/\/clyde-fleet\/ci\/: would delete/);
 
     const run = await gc({ 'max-age': '1d', 'keep-versions': '0' });
     expect(run.exitCode).toBe(0);
     expect(run.annotations.filter((x) => x.level === 'warning')).toEqual([]);
+    expect(run.outputs['deleted-count']).toBe('1'); // a's entry
+    expect(run.outputs['deleted-bytes']).toBe('1000'); // the orphan: a's blobs go next run
     const after = await server.objects();
     // a's entry went (max-age); the orphan went; every blob a's entry listed stayed.
     expect([...after.keys()].filter((k) => k.includes('/entries/'))).toEqual([]);

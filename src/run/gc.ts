@@ -108,13 +108,25 @@ export async function runGc(now: number = Date.now()): Promise<void> {
     }
   }
 
+  let sweptBytes = 0;
   if (config.bucket && !failed) {
-    failed ||= await gcBucket(config, config.bucket, now, runs, notes);
+    const r = await gcBucket(config, config.bucket, now, runs, notes);
+    failed ||= r.failed;
+    sweptBytes = r.sweptBytes;
   }
 
   const deleted = runs.flatMap((r) => r.result.deleted);
   core.setOutput(GcOutputs.DeletedCount, String(deleted.length));
-  core.setOutput(GcOutputs.DeletedBytes, String(deleted.reduce((a, d) => a + d.freedBytes, 0)));
+  core.setOutput(
+    GcOutputs.DeletedBytes,
+    // The bucket's entry deletions free their blobs in the next run's sweep: counted then.
+    String(
+      runs
+        .filter((r) => r.name !== 'bucket')
+        .flatMap((r) => r.result.deleted)
+        .reduce((a, d) => a + d.freedBytes, 0) + sweptBytes,
+    ),
+  );
   core.setOutput(GcOutputs.Plan, gcPlanJson(config.dryRun, runs));
   core.info(
     config.dryRun
@@ -137,7 +149,8 @@ export async function runGc(now: number = Date.now()): Promise<void> {
 
 /**
  * The bucket: entries through the policy, then the sweep of unreferenced blobs past the grace
- * period (prune/bucket.ts). Returns true when the step was failed (a configuration error).
+ * period (prune/bucket.ts). Returns whether the step was failed (a configuration error) and
+ * the bytes the sweep deleted (0 on a dry run).
  */
 async function gcBucket(
   config: GcConfig,
@@ -145,7 +158,7 @@ async function gcBucket(
   now: number,
   runs: TargetRun[],
   notes: string[],
-): Promise<boolean> {
+): Promise<{ failed: boolean; sweptBytes: number }> {
   const title = `Bucket s3://${bucket.name}/${bucket.prefix}`;
   try {
     const limit = deadline(BUCKET_GC_TIMEOUT_MS, 'the bucket gc');
@@ -170,10 +183,11 @@ async function gcBucket(
       `${formatBytes(swept.bytes)}; ${swept.young} unreferenced blob(s) younger than the grace period kept`;
     core.info(`${title}: ${line}.`);
     notes.push(`${title}: ${line}.`);
-    return false;
+    return { failed: false, sweptBytes: config.dryRun ? 0 : swept.bytes };
   } catch (err) {
     const problem = err instanceof DeadlineError ? err : new Error(bucketProblem(err, bucket));
-    return handlePhaseError('GC of the bucket', isInputError(err) ? err : problem, notes);
+    const failed = handlePhaseError('GC of the bucket', isInputError(err) ? err : problem, notes);
+    return { failed, sweptBytes: 0 };
   }
 }
 
