@@ -296,6 +296,33 @@ describe('faults and bad configuration', () => {
     got.forEach((b, i) => expect(b.equals(files[i] as Buffer)).toBe(true));
   });
 
+  it('a bucket that stops answering mid-save: post warns within remote-timeout, no entry appears', async () => {
+    const r = await newRunner();
+    await changeSource(r, 'int main(void) { return 8; }\n');
+    const run = await job(
+      r,
+      outputs.map(() => randomBytes(FILE_BYTES)),
+      {
+        with: { 'remote-timeout': '3s' },
+        beforePost: async () => server.setFaults([{ match: /^PUT .*\/entries\//, hold: true }]),
+      },
+    );
+    expect(run.post.exitCode).toBe(0);
+    expect(run.post.stderr).not.toMatch(/step killed/);
+    const warned = warnings(run.post);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(/bucket failed: the bucket upload did not finish within 3 s/);
+    // Blobs first, entry last: the entry was never written, so no reader can find it.
+    const r2 = await newRunner();
+    await changeSource(r2, 'int main(void) { return 8; }\n');
+    const again = await job(r2, outputs, { with: { save: 'never', 'restore-keys': 'none' } });
+    expect(again.main.outputs['cache-hit']).toBe('false');
+    expect(warnings(again.main)).toEqual([]);
+    // The held request goes on now; like a real service, it may yet land (whole: its blobs are
+    // all there), which no later test depends on.
+    server.release();
+  });
+
   it('a malformed bucket input fails the step, naming the input and the form', async () => {
     const r = await newRunner();
     const run = await job(r, outputs, { with: { bucket: 'S3://My_Bucket' } });
