@@ -15,6 +15,8 @@ const BENCHES = {
   store: 'local store vs tar + zstd (issue 4)',
   prune: 'prune policy on 10k entries and 1M blobs (issue 5)',
   action: 'this action end to end (dist/, runner emulation) vs actions/cache (issue 14)',
+  bucket:
+    'the bucket tier (s3rver, dist/) beside the runner-cache path of the same tree (issue 15)',
 } as const;
 
 const args = process.argv.slice(2);

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InputError } from './errors.js';
+import type { BucketConfig } from './remote/bucket-client.js';
 import { keyPrefix } from './key/compose.js';
 import { DEFAULT_WORKSPACE_FILE } from './key/packages.js';
 import { toPosix } from './util/bytes.js';
@@ -41,6 +42,10 @@ export const Inputs = {
   KeepOutsideLinks: 'keep-outside-links',
   CrossOs: 'cross-os',
   Local: 'local',
+  Bucket: 'bucket',
+  BucketEndpoint: 'bucket-endpoint',
+  BucketRegion: 'bucket-region',
+  BucketPathStyle: 'bucket-path-style',
 } as const;
 
 export interface OutputPath {
@@ -94,6 +99,8 @@ export interface Config {
    * through a store for this step only.
    */
   readonly local: boolean;
+  /** The bucket tier (the `bucket*` inputs), when `bucket` is set. */
+  readonly bucket?: BucketConfig;
 }
 
 /** The text of a workspace file and where it came from (for error messages). */
@@ -471,8 +478,79 @@ export function readConfig(
     keepOutsideLinks: parseBoolean(Inputs.KeepOutsideLinks, get(Inputs.KeepOutsideLinks), false),
     crossOs: parseBoolean(Inputs.CrossOs, get(Inputs.CrossOs), false),
     local: parseLocal(get(Inputs.Local), env),
+    ...bucketOf(parseBucket(get)),
   };
   return deepFreeze(config);
+}
+
+function bucketOf(bucket: BucketConfig | undefined): { bucket?: BucketConfig } {
+  return bucket ? { bucket } : {};
+}
+
+/**
+ * The bucket tier's inputs: `bucket` (s3://name or s3://name/prefix; empty: no bucket tier),
+ * `bucket-endpoint` (an http(s) URL, for services other than AWS S3), `bucket-region` and
+ * `bucket-path-style`. The same inputs in the main action and the gc sub-action.
+ */
+export function parseBucket(get: InputReader = actionInputs): BucketConfig | undefined {
+  const raw = get(Inputs.Bucket).trim();
+  const endpointRaw = get(Inputs.BucketEndpoint).trim();
+  const regionRaw = get(Inputs.BucketRegion).trim();
+  const pathStyle = parseBoolean(Inputs.BucketPathStyle, get(Inputs.BucketPathStyle), false);
+  if (raw === '') {
+    if (endpointRaw !== '' || regionRaw !== '') {
+      throw new InputError(
+        Inputs.Bucket,
+        "is empty but 'bucket-endpoint' or 'bucket-region' is set; give the bucket as s3://name/prefix.",
+      );
+    }
+    return undefined;
+  }
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(raw);
+  const name = m?.[1] ?? '';
+  // S3's rules for bucket names (R2, GCS and MinIO accept a subset or the same).
+  if (!m || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) || name.includes('..')) {
+    throw new InputError(
+      Inputs.Bucket,
+      `'${raw}' is not a bucket; the form is s3://name or s3://name/prefix, the name 3 to 63 lower-case letters, digits, '.' and '-'.`,
+    );
+  }
+  const segments = (m[2] ?? '').split('/').filter((s) => s !== '');
+  if (segments.some((s) => s === '.' || s === '..') || (m[2] ?? '').length > 512) {
+    throw new InputError(
+      Inputs.Bucket,
+      `'${raw}' has a prefix with '.' or '..' segments or over 512 characters; use s3://name/some/prefix.`,
+    );
+  }
+  let endpoint = '';
+  if (endpointRaw !== '') {
+    let url: URL | undefined;
+    try {
+      url = new URL(endpointRaw);
+    } catch {
+      url = undefined;
+    }
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
+      throw new InputError(
+        Inputs.BucketEndpoint,
+        `'${endpointRaw}' is not an endpoint; give an http(s) URL such as https://<account>.r2.cloudflarestorage.com or http://minio.internal:9000 (empty for AWS S3).`,
+      );
+    }
+    endpoint = endpointRaw.replace(/\/+$/, '');
+  }
+  if (regionRaw !== '' && !/^[a-z0-9-]{1,40}$/.test(regionRaw)) {
+    throw new InputError(
+      Inputs.BucketRegion,
+      `'${regionRaw}' is not a region; a name like us-east-1 or auto (empty: AWS_REGION, else us-east-1).`,
+    );
+  }
+  return {
+    name,
+    prefix: segments.length > 0 ? `${segments.join('/')}/` : '',
+    endpoint,
+    region: regionRaw,
+    pathStyle,
+  };
 }
 
 /**
@@ -538,6 +616,7 @@ export const GcInputs = {
   DryRun: 'dry-run',
   KeyPrefix: 'key-prefix',
   IncludeForeignKeys: 'include-foreign-keys',
+  BucketGrace: 'bucket-grace',
 } as const;
 
 /**
@@ -711,6 +790,27 @@ export interface GcConfig {
   /** Apply the rules that need no package (TTL, max-age, closed-pr, budget) to other keys too. */
   readonly includeForeignKeys: boolean;
   readonly prune: PruneConfig;
+  /** The bucket tier to collect (the same `bucket*` inputs as the main action). */
+  readonly bucket?: BucketConfig;
+  /** Unreferenced bucket blobs younger than this are kept (a save may be about to use them). */
+  readonly bucketGraceMs: number;
+}
+
+/**
+ * Saves refresh the blobs they rely on when older than 6 hours (remote/bucket.ts), so the grace
+ * period must outlast that plus the longest save.
+ */
+export const MIN_BUCKET_GRACE_MS = 7 * 60 * 60_000;
+
+export function parseBucketGrace(raw: string): number {
+  const ms = parseDuration(GcInputs.BucketGrace, raw, 24 * 60 * 60_000) ?? 0;
+  if (ms < MIN_BUCKET_GRACE_MS) {
+    throw new InputError(
+      GcInputs.BucketGrace,
+      `'${raw}' is too short; use a duration of at least 7h (a number with h, d or w, e.g. 1d): saves in flight refresh older blobs only after 6 hours.`,
+    );
+  }
+  return ms;
 }
 
 /** Every input of the gc sub-action, parsed once. */
@@ -759,6 +859,8 @@ export function readGcConfig(
       false,
     ),
     prune: readPruneConfig(get),
+    ...bucketOf(parseBucket(get)),
+    bucketGraceMs: parseBucketGrace(get(GcInputs.BucketGrace)),
   };
   return deepFreeze(config);
 }

@@ -92,6 +92,8 @@ export interface SaveReport {
   readonly fallbackOnly?: boolean;
   readonly local: string;
   readonly remote: string;
+  /** The bucket tier's outcome, when a bucket is configured. */
+  readonly bucket?: string;
   readonly files: number;
   readonly bytes: number;
   readonly newBytes: number;
@@ -241,10 +243,12 @@ export async function writeSaveSummary(
   notes: readonly string[],
   extraMarkdown: readonly string[] = [],
 ): Promise<void> {
+  const withBucket = reports.some((r) => r.bucket !== undefined);
   const rows = reports.map((r) => [
     escapeHtml(r.name),
     keyCell(r.key) + (r.fallbackOnly ? ' (fallback only: the job failed)' : ''),
     escapeHtml(r.local),
+    ...(withBucket ? [escapeHtml(r.bucket ?? '')] : []),
     escapeHtml(r.remote),
     `${r.files} files, ${formatBytes(r.bytes)}`,
     formatBytes(r.newBytes),
@@ -258,6 +262,7 @@ export async function writeSaveSummary(
             'Package',
             'Key',
             'Local store',
+            ...(withBucket ? ['Bucket'] : []),
             'Runner cache',
             'Saved',
             'New in local store',

@@ -24,7 +24,7 @@ import { writeFileAtomic } from './util/fsx.js';
 export const STATE_NAME = 'clyde';
 export const STATE_VERSION = 3;
 
-export type Tier = 'local' | 'remote' | 'none';
+export type Tier = 'local' | 'bucket' | 'remote' | 'none';
 
 /** One package as main left it. */
 export interface PackageState {

@@ -5,7 +5,12 @@
  * deleted-bytes, plan (JSON); the job summary gets a table per target.
  */
 import * as core from '@actions/core';
+import { isInputError } from '../errors.js';
 import { readGcConfig, type GcConfig } from '../inputs.js';
+import { bucketPruneTarget } from '../prune/bucket.js';
+import { bucketProblem, openBucketClient, type BucketConfig } from '../remote/bucket-client.js';
+import { BucketLayout } from '../remote/bucket.js';
+import { deadline, DeadlineError } from '../remote/deadline.js';
 import { executePlan, type ExecuteResult, type PruneTarget } from '../prune/execute.js';
 import { formatBytes } from '../util/bytes.js';
 import { limitsOf, planPrune } from '../prune/policy.js';
@@ -24,7 +29,7 @@ export const GcOutputs = {
 } as const;
 
 interface TargetRun {
-  readonly name: 'local' | 'remote';
+  readonly name: 'local' | 'remote' | 'bucket';
   readonly title: string;
   readonly plan: PrunePlan;
   readonly result: ExecuteResult;
@@ -103,9 +108,25 @@ export async function runGc(now: number = Date.now()): Promise<void> {
     }
   }
 
+  let sweptBytes = 0;
+  if (config.bucket && !failed) {
+    const r = await gcBucket(config, config.bucket, now, runs, notes);
+    failed ||= r.failed;
+    sweptBytes = r.sweptBytes;
+  }
+
   const deleted = runs.flatMap((r) => r.result.deleted);
   core.setOutput(GcOutputs.DeletedCount, String(deleted.length));
-  core.setOutput(GcOutputs.DeletedBytes, String(deleted.reduce((a, d) => a + d.freedBytes, 0)));
+  core.setOutput(
+    GcOutputs.DeletedBytes,
+    // The bucket's entry deletions free their blobs in the next run's sweep: counted then.
+    String(
+      runs
+        .filter((r) => r.name !== 'bucket')
+        .flatMap((r) => r.result.deleted)
+        .reduce((a, d) => a + d.freedBytes, 0) + sweptBytes,
+    ),
+  );
   core.setOutput(GcOutputs.Plan, gcPlanJson(config.dryRun, runs));
   core.info(
     config.dryRun
@@ -115,7 +136,9 @@ export async function runGc(now: number = Date.now()): Promise<void> {
 
   const lines = [`## clyde-cache gc${config.dryRun ? ' (dry run)' : ''}`, ''];
   for (const r of runs) lines.push(...renderPlanLines(r.title, r.plan, r.result), '');
-  if (runs.length === 0) lines.push('Nothing to collect: both `local` and `remote` are off.');
+  if (runs.length === 0) {
+    lines.push('Nothing to collect: `local`, `remote` and `bucket` are off.');
+  }
   for (const n of notes) lines.push(`> ${n.replace(/\r?\n/g, ' ')}`);
   try {
     await core.summary.addRaw(`${lines.join('\n')}\n`).write();
@@ -123,6 +146,53 @@ export async function runGc(now: number = Date.now()): Promise<void> {
     core.info(`Job summary not written: ${String(err)}`);
   }
 }
+
+/**
+ * The bucket: entries through the policy, then the sweep of unreferenced blobs past the grace
+ * period (prune/bucket.ts). Returns whether the step was failed (a configuration error) and
+ * the bytes the sweep deleted (0 on a dry run).
+ */
+async function gcBucket(
+  config: GcConfig,
+  bucket: BucketConfig,
+  now: number,
+  runs: TargetRun[],
+  notes: string[],
+): Promise<{ failed: boolean; sweptBytes: number }> {
+  const title = `Bucket s3://${bucket.name}/${bucket.prefix}`;
+  try {
+    const limit = deadline(BUCKET_GC_TIMEOUT_MS, 'the bucket gc');
+    const api =
+      config.remote && config.token
+        ? openCacheApi({
+            token: config.token,
+            apiUrl: config.apiUrl,
+            repository: config.repository,
+          })
+        : undefined;
+    const target = bucketPruneTarget(
+      openBucketClient(bucket),
+      new BucketLayout(bucket.prefix),
+      limit.signal,
+      api ? (n) => api.pullRequestState(n) : undefined,
+    );
+    runs.push(await gcTarget('bucket', title, target, config, now, 100));
+    const swept = await target.sweep(now, config.bucketGraceMs, config.dryRun);
+    const line =
+      `${config.dryRun ? 'would delete' : 'deleted'} ${swept.blobs} unreferenced blob(s), ` +
+      `${formatBytes(swept.bytes)}; ${swept.young} unreferenced blob(s) younger than the grace period kept`;
+    core.info(`${title}: ${line}.`);
+    notes.push(`${title}: ${line}.`);
+    return { failed: false, sweptBytes: config.dryRun ? 0 : swept.bytes };
+  } catch (err) {
+    const problem = err instanceof DeadlineError ? err : new Error(bucketProblem(err, bucket));
+    const failed = handlePhaseError('GC of the bucket', isInputError(err) ? err : problem, notes);
+    return { failed, sweptBytes: 0 };
+  }
+}
+
+/** The bucket's listing, reads and deletions together. */
+const BUCKET_GC_TIMEOUT_MS = 60 * 60_000;
 
 /** The `plan` output: per target, the deletions and kept entries with their reasons. */
 export function gcPlanJson(dryRun: boolean, runs: readonly TargetRun[]): string {

@@ -17,6 +17,7 @@ import {
   type SourceChanges,
 } from '../key/index.js';
 import type { KeyManifest } from '../key/types.js';
+import { openBucket, type BucketHit, type BucketTier } from '../remote/bucket.js';
 import { openRemote, type RemoteHit, type RemoteTier } from '../remote/index.js';
 import {
   setRestoreOutputs,
@@ -116,13 +117,14 @@ export async function runRestore(): Promise<void> {
     handlePhaseError('Opening the local store', err, notes);
   }
   const remote = openRemote(config.remote, config.remoteTimeoutMs, config.crossOs);
+  const bucket = openBucket(config.bucket, config.remoteTimeoutMs);
   try {
     for (const plan of plans) {
       let outcome = MISS;
       if (store) {
         try {
           outcome = await timer.time('restore', () =>
-            restoreLadder(config, plan, store, remote, workDir, notes, timer),
+            restoreLadder(config, plan, store, remote, workDir, notes, timer, bucket),
           );
         } catch (err) {
           handlePhaseError(`Restoring ${plan.name}`, err, notes);
@@ -216,6 +218,7 @@ async function restoreLadder(
   workDir: string,
   notes: string[],
   timer: Timer,
+  bucket?: BucketTier,
 ): Promise<Outcome> {
   const key = plan.key;
   const restoreKeys = config.restoreKeys === 'auto' ? [key.prefix] : [...config.restoreKeys];
@@ -290,10 +293,39 @@ async function restoreLadder(
     }
   };
 
+  /** A bucket hit is imported (verified) into the local store, then restored from it. */
+  const fromBucket = async (hit: BucketHit, hitKind: HitKind): Promise<Outcome | undefined> => {
+    const matchedKey = hit.matchedKey;
+    if (config.lookupOnly) return { ...MISS, tier: 'bucket', hitKind, matchedKey };
+    try {
+      const { downloadedBytes } = await (bucket as BucketTier).restoreInto(hit, store, workDir);
+      const meta = await store.get(matchedKey);
+      if (!meta) return undefined;
+      const r = await store.restore(matchedKey, roots, await prepare(meta, hitKind));
+      return {
+        tier: 'bucket',
+        hitKind,
+        matchedKey,
+        files: r.files,
+        bytes: r.bytes,
+        downloadedBytes,
+      };
+    } catch (err) {
+      handlePhaseError(`Bucket entry ${matchedKey} could not be restored`, err, notes);
+      return undefined;
+    }
+  };
+
   // 1. local exact
   const exact = await store.get(key.key);
   if (exact) {
     const o = await fromLocal(exact, 'exact');
+    if (o) return o;
+  }
+  // 1b. bucket exact (the lookup also finds the bucket's best fallback, kept for step 3b)
+  const bucketHit = bucket ? await bucket.lookup(key.key, restoreKeys) : {};
+  if (bucketHit.exact) {
+    const o = await fromBucket(bucketHit.exact, 'exact');
     if (o) return o;
   }
   // 2. remote exact (one call also brings back the remote's best fallback, kept for step 4)
@@ -306,6 +338,11 @@ async function restoreLadder(
   const local = await store.findByPrefix(restoreKeys);
   if (local && local.key !== key.key) {
     const o = await fromLocal(local, 'fallback');
+    if (o) return o;
+  }
+  // 3b. bucket fallback
+  if (bucketHit.fallback) {
+    const o = await fromBucket(bucketHit.fallback, 'fallback');
     if (o) return o;
   }
   // 4. remote fallback

@@ -15,6 +15,7 @@ import {
   type JobStatus,
 } from '../inputs.js';
 import { fallbackOnlyKey, logKey } from '../key/index.js';
+import { openBucket, type BucketTier } from '../remote/bucket.js';
 import { layerKey, openRemote, type RemoteTier } from '../remote/index.js';
 import { Timer, writeSaveSummary, type SaveReport } from '../report.js';
 import { formatBytes } from '../util/bytes.js';
@@ -185,8 +186,12 @@ export async function runSave(): Promise<void> {
       plan.config.remoteTimeoutMs,
       plan.config.crossOs === true,
     );
+    const bucket = openBucket(plan.config.bucket, plan.config.remoteTimeoutMs);
     for (const item of plan.items) {
-      reports.push(await saveOne(plan.config, item, opened, remote, workDir, timer, notes));
+      const report = await saveOne(plan.config, item, opened, remote, workDir, timer, notes);
+      reports.push(
+        bucket ? await saveToBucket(bucket, item, opened, report, workDir, timer, notes) : report,
+      );
     }
   } catch (err) {
     handlePhaseError('Saving', err, notes);
@@ -330,4 +335,38 @@ async function layerPack(
   }
   core.info(`Saving ${key} as a layer over ${carry.base}: ${formatBytes(blobBytes)} of new blobs.`);
   return { bytes, remoteKey };
+}
+
+/**
+ * The bucket tier's save, after the local store's (whose entry it uploads, missing blobs only).
+ * Its own column of the report; a failure is one warning and a skipped upload.
+ */
+async function saveToBucket(
+  bucket: BucketTier,
+  item: SaveItem,
+  store: LocalStore,
+  report: SaveReport,
+  workDir: string,
+  timer: Timer,
+  notes: string[],
+): Promise<SaveReport> {
+  if (report.local === 'not saved' || report.local === 'nothing to save') {
+    return { ...report, bucket: 'skipped (nothing stored locally to upload)' };
+  }
+  if (bucket.disabledReason) return { ...report, bucket: `off: ${bucket.disabledReason}` };
+  let outcome: string;
+  let uploaded = 0;
+  try {
+    const r = await timer.time('bucket', () => bucket.save(store, item.key, item.basis, workDir));
+    uploaded = r.uploadedBytes;
+    outcome =
+      r.status === 'saved'
+        ? `saved (${r.uploadedBlobs} of ${r.blobs} blobs uploaded, ${formatBytes(r.uploadedBytes)})`
+        : r.status;
+  } catch (err) {
+    handlePhaseError(`Saving ${item.name} to the bucket failed`, err, notes);
+    outcome = 'failed';
+  }
+  core.info(`Bucket ${bucket.where}: ${outcome} ${item.key}.`);
+  return { ...report, bucket: outcome, uploadedBytes: report.uploadedBytes + uploaded };
 }

@@ -275,6 +275,15 @@ export class LocalStore {
     return this.packs.adopt(packs, roots, rows);
   }
 
+  /**
+   * The file of a blob (one the bucket tier would rather copy than download: importPack
+   * verifies it all the same).
+   */
+  blobFile(name: string): string {
+    if (!/^[0-9a-f]{64}$/.test(name)) throw new StoreError(`not a blob name: ${name}`);
+    return this.ctx.blobs.pathOf(name);
+  }
+
   /** The names of the blobs entry `key` needs (standalone files and groups). */
   async blobNames(key: string): Promise<Set<string>> {
     const { manifest } = await this.load(key);
