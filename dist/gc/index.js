@@ -93532,6 +93532,15 @@ class BlobStore {
      * the frame's length.
      */
     async verifyStored(name, need, onFrame) {
+        return this.withStored(name, async (fh, length) => {
+            await onFrame?.start(length);
+            const pieces = fileRange(fh, 0, length, `blob ${name}`);
+            const source = onFrame === undefined ? pieces : tap(pieces, (p) => onFrame.piece(p));
+            await this.verifyStream(name, need, source);
+        });
+    }
+    /** Opens the stored blob `name` for `fn` (given its length); returns the length. */
+    async withStored(name, fn) {
         let fh;
         try {
             fh = await external_node_fs_.promises.open(this.pathOf(name), 'r');
@@ -93541,10 +93550,7 @@ class BlobStore {
         }
         try {
             const length = (await fh.stat()).size;
-            await onFrame?.start(length);
-            const pieces = fileRange(fh, 0, length, `blob ${name}`);
-            const source = onFrame === undefined ? pieces : tap(pieces, (p) => onFrame.piece(p));
-            await this.verifyStream(name, need, source);
+            await fn(fh, length);
             return length;
         }
         finally {
@@ -93579,23 +93585,11 @@ class BlobStore {
      * process wrote (a store made for one step), whose content was hashed as they were written.
      */
     async copyStored(name, onFrame) {
-        let fh;
-        try {
-            fh = await external_node_fs_.promises.open(this.pathOf(name), 'r');
-        }
-        catch (err) {
-            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
-        }
-        try {
-            const length = (await fh.stat()).size;
+        return this.withStored(name, async (fh, length) => {
             await onFrame.start(length);
             for await (const p of fileRange(fh, 0, length, `blob ${name}`))
                 await onFrame.piece(p);
-            return length;
-        }
-        finally {
-            await fh.close();
-        }
+        });
     }
     /**
      * Stores the frame `source` yields as blob `name` once it is verified against `need`: the

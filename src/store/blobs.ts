@@ -273,6 +273,19 @@ export class BlobStore {
     need: BlobNeed,
     onFrame?: { start(frameBytes: number): Promise<void>; piece(p: Buffer): Promise<void> },
   ): Promise<number> {
+    return this.withStored(name, async (fh, length) => {
+      await onFrame?.start(length);
+      const pieces = fileRange(fh, 0, length, `blob ${name}`);
+      const source = onFrame === undefined ? pieces : tap(pieces, (p) => onFrame.piece(p));
+      await this.verifyStream(name, need, source);
+    });
+  }
+
+  /** Opens the stored blob `name` for `fn` (given its length); returns the length. */
+  private async withStored(
+    name: string,
+    fn: (fh: FileHandle, length: number) => Promise<void>,
+  ): Promise<number> {
     let fh: FileHandle;
     try {
       fh = await fs.open(this.pathOf(name), 'r');
@@ -281,10 +294,7 @@ export class BlobStore {
     }
     try {
       const length = (await fh.stat()).size;
-      await onFrame?.start(length);
-      const pieces = fileRange(fh, 0, length, `blob ${name}`);
-      const source = onFrame === undefined ? pieces : tap(pieces, (p) => onFrame.piece(p));
-      await this.verifyStream(name, need, source);
+      await fn(fh, length);
       return length;
     } finally {
       await fh.close();
@@ -320,20 +330,10 @@ export class BlobStore {
     name: string,
     onFrame: { start(frameBytes: number): Promise<void>; piece(p: Buffer): Promise<void> },
   ): Promise<number> {
-    let fh: FileHandle;
-    try {
-      fh = await fs.open(this.pathOf(name), 'r');
-    } catch (err) {
-      throw new StoreError(`blob ${name} is missing from the store: ${err}`);
-    }
-    try {
-      const length = (await fh.stat()).size;
+    return this.withStored(name, async (fh, length) => {
       await onFrame.start(length);
       for await (const p of fileRange(fh, 0, length, `blob ${name}`)) await onFrame.piece(p);
-      return length;
-    } finally {
-      await fh.close();
-    }
+    });
   }
 
   /**
