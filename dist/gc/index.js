@@ -83607,7 +83607,7 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8269);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6567);
 /* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
 
 
@@ -83746,7 +83746,7 @@ function abandonedWork() {
 
 /***/ }),
 
-/***/ 8269:
+/***/ 6567:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -103193,19 +103193,13 @@ async function treeSize(p) {
     return { files, bytes };
 }
 //# sourceMappingURL=maintenance.js.map
-;// CONCATENATED MODULE: ./build/src/store/restore.js
+;// CONCATENATED MODULE: ./build/src/store/restore-checks.js
 /**
- * The restore side. Every requested root is first materialised in a staging directory next to
- * it (same filesystem), from blobs that are verified one by one; only when all roots are staged
- * is anything moved into the workspace. The manifest has already been validated
- * (`parseManifest`), and the move never follows a symlink that sits in the workspace.
- *
- * Symlinks that leave their root (anchored: manifest.ts `LinkAnchor`) are judged here, where the
- * workspace is known: one is made only when it leads inside the workspace it is restored in, or
- * the caller keeps outside links (`keep-outside-links`); otherwise the entry is refused before
- * anything is staged. Such a link is a leaf: nothing of the entry, and no other root of the
- * restore, is written beneath it (`refuseRootsThroughLinks`), and no root is restored through a
- * symlink anywhere in its path below the workspace (`preflight`).
+ * What a restore checks before it stages anything: room for the files the entry declares
+ * (`checkRoom`), no root restored through a symlink below the workspace, nor over something of
+ * another kind (`preflight`), and the entry's symlinks that leave their root: made only where
+ * they lead inside the workspace, or the caller keeps outside links (`refuseLinksLeaving`), and
+ * never with anything restored beneath them (`refuseRootsThroughLinks`).
  */
 
 
@@ -103213,12 +103207,6 @@ async function treeSize(p) {
 
 
 
-
-
-
-
-
-const STAGING_PREFIX = '.clyde-restore-';
 async function lstatOrUndefined(p) {
     try {
         return await external_node_fs_.promises.lstat(p);
@@ -103310,6 +103298,83 @@ async function preflight(job, workspace) {
         throw new errors/* StoreError */.AD(`output ${job.root.name} is a directory in the workspace, the entry holds a file`);
     }
 }
+/**
+ * Where an anchored symlink (manifest.ts `LinkAnchor`) made at `linkAbs` leads: an absolute
+ * path, from its text alone (which is in normal form: `parseManifest`); undefined for one
+ * written from the workspace when there is none.
+ */
+function leadsTo(e, linkAbs, workspace) {
+    const t = e.target ?? '';
+    if (e.anchor === 'workspace') {
+        return workspace === undefined ? undefined : external_node_path_.join(workspace, ...t.slice(1).split('/'));
+    }
+    if (e.anchor === 'absolute')
+        return t;
+    return external_node_path_.resolve(external_node_path_.dirname(linkAbs), t);
+}
+/**
+ * Refuses an entry with a symlink leaving its root that this restore may not make: one is made
+ * when it leads inside `opts.workspace` (where it was saved does not matter: a link written
+ * from the workspace is made for this one), or anywhere with `opts.keepOutsideLinks`. Entries
+ * come from the remote tier: this is where their links are judged, before anything is staged.
+ */
+function refuseLinksLeaving(jobs, opts) {
+    for (const j of jobs) {
+        for (const e of j.manifest.entries) {
+            if (e.type !== 'symlink' || e.anchor === undefined)
+                continue;
+            const to = leadsTo(e, external_node_path_.join(j.root.absPath, ...e.path.split('/')), opts.workspace);
+            const where = `output ${j.root.name}: symlink ${JSON.stringify(e.path)}`;
+            if (to === undefined) {
+                throw new errors/* UnsafeEntryError */.vF(`${where} leads into the workspace, and this restore has none`);
+            }
+            if (opts.workspace !== undefined && fsx_isInside(opts.workspace, to))
+                continue;
+            if (opts.keepOutsideLinks === true)
+                continue;
+            throw new errors/* UnsafeEntryError */.vF(`${where} points outside the workspace (to ${to}); not restoring this entry without ` +
+                'keep-outside-links: true');
+        }
+    }
+}
+/**
+ * Refuses a root that lies beneath a symlink of another root of the same restore: moved into
+ * place after it, its content would go wherever that link leads.
+ */
+function refuseRootsThroughLinks(jobs) {
+    for (const a of jobs) {
+        const links = new Set();
+        for (const e of a.manifest.entries)
+            if (e.type === 'symlink')
+                links.add(foldPath(e.path));
+        if (links.size === 0)
+            continue;
+        for (const b of jobs) {
+            const rel = b === a ? undefined : fsx_relativeInside(a.root.absPath, b.root.absPath);
+            if (rel === undefined || rel === '')
+                continue;
+            let p = '';
+            for (const seg of rel.split(external_node_path_.sep)) {
+                p = childPath(p, fold_foldName(seg));
+                if (links.has(p)) {
+                    throw new errors/* UnsafeEntryError */.vF(`output ${b.root.name} lies beneath the symlink ${a.root.name}/${p} of the entry; ` +
+                        'not restoring through it');
+                }
+            }
+        }
+    }
+}
+//# sourceMappingURL=restore-checks.js.map
+;// CONCATENATED MODULE: ./build/src/store/restore-write.js
+/**
+ * Writing restored files (restore.ts stages them): the workers write each file from its blob,
+ * verifying its content as they go (`writeFromBlobs`: one job per group blob, batches of
+ * standalone blobs, large blobs streamed), or link or clone it from its unpacked copy
+ * (`linkInWorkers`). The blobs come from the store, or from downloaded packs (`FrameSource`).
+ */
+
+
+
 function filesWire(files) {
     const bases = [];
     const baseIndex = new Map();
@@ -103580,6 +103645,33 @@ function fileJob(e, item) {
         throw new errors/* StoreError */.AD(`file ${e.path} has no digest`);
     return { e, digest: e.digest, item };
 }
+//# sourceMappingURL=restore-write.js.map
+;// CONCATENATED MODULE: ./build/src/store/restore.js
+/**
+ * The restore side. Every requested root is first materialised in a staging directory next to
+ * it (same filesystem), from blobs that are verified one by one; only when all roots are staged
+ * is anything moved into the workspace. The manifest has already been validated
+ * (`parseManifest`), and the move never follows a symlink that sits in the workspace.
+ *
+ * Symlinks that leave their root (anchored: manifest.ts `LinkAnchor`) are judged here, where the
+ * workspace is known: one is made only when it leads inside the workspace it is restored in, or
+ * the caller keeps outside links (`keep-outside-links`); otherwise the entry is refused before
+ * anything is staged. Such a link is a leaf: nothing of the entry, and no other root of the
+ * restore, is written beneath it (`refuseRootsThroughLinks`), and no root is restored through a
+ * symlink anywhere in its path below the workspace (`preflight`).
+ */
+
+
+
+
+
+
+
+
+
+
+const STAGING_PREFIX = '.clyde-restore-';
+/** One file to materialise: its manifest entry and the staged root it goes under. */
 /** Below this many directories, one worker makes them all. */
 const MKDIR_SPLIT = 64;
 /**
@@ -103701,72 +103793,6 @@ function linkSymlinks(s, workspace) {
                 kind = (0,external_node_fs_.statSync)(to, { throwIfNoEntry: false })?.isDirectory() ? 'dir' : 'file';
         }
         (0,external_node_fs_.symlinkSync)(text, external_node_path_.join(s.item, ...e.path.split('/')), kind);
-    }
-}
-/**
- * Where an anchored symlink (manifest.ts `LinkAnchor`) made at `linkAbs` leads: an absolute
- * path, from its text alone (which is in normal form: `parseManifest`); undefined for one
- * written from the workspace when there is none.
- */
-function leadsTo(e, linkAbs, workspace) {
-    const t = e.target ?? '';
-    if (e.anchor === 'workspace') {
-        return workspace === undefined ? undefined : external_node_path_.join(workspace, ...t.slice(1).split('/'));
-    }
-    if (e.anchor === 'absolute')
-        return t;
-    return external_node_path_.resolve(external_node_path_.dirname(linkAbs), t);
-}
-/**
- * Refuses an entry with a symlink leaving its root that this restore may not make: one is made
- * when it leads inside `opts.workspace` (where it was saved does not matter: a link written
- * from the workspace is made for this one), or anywhere with `opts.keepOutsideLinks`. Entries
- * come from the remote tier: this is where their links are judged, before anything is staged.
- */
-function refuseLinksLeaving(jobs, opts) {
-    for (const j of jobs) {
-        for (const e of j.manifest.entries) {
-            if (e.type !== 'symlink' || e.anchor === undefined)
-                continue;
-            const to = leadsTo(e, external_node_path_.join(j.root.absPath, ...e.path.split('/')), opts.workspace);
-            const where = `output ${j.root.name}: symlink ${JSON.stringify(e.path)}`;
-            if (to === undefined) {
-                throw new errors/* UnsafeEntryError */.vF(`${where} leads into the workspace, and this restore has none`);
-            }
-            if (opts.workspace !== undefined && fsx_isInside(opts.workspace, to))
-                continue;
-            if (opts.keepOutsideLinks === true)
-                continue;
-            throw new errors/* UnsafeEntryError */.vF(`${where} points outside the workspace (to ${to}); not restoring this entry without ` +
-                'keep-outside-links: true');
-        }
-    }
-}
-/**
- * Refuses a root that lies beneath a symlink of another root of the same restore: moved into
- * place after it, its content would go wherever that link leads.
- */
-function refuseRootsThroughLinks(jobs) {
-    for (const a of jobs) {
-        const links = new Set();
-        for (const e of a.manifest.entries)
-            if (e.type === 'symlink')
-                links.add(foldPath(e.path));
-        if (links.size === 0)
-            continue;
-        for (const b of jobs) {
-            const rel = b === a ? undefined : fsx_relativeInside(a.root.absPath, b.root.absPath);
-            if (rel === undefined || rel === '')
-                continue;
-            let p = '';
-            for (const seg of rel.split(external_node_path_.sep)) {
-                p = childPath(p, fold_foldName(seg));
-                if (links.has(p)) {
-                    throw new errors/* UnsafeEntryError */.vF(`output ${b.root.name} lies beneath the symlink ${a.root.name}/${p} of the entry; ` +
-                        'not restoring through it');
-                }
-            }
-        }
     }
 }
 /**

@@ -1,20 +1,16 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 var __webpack_exports__ = {};
 
-;// CONCATENATED MODULE: external "node:crypto"
-const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-;// CONCATENATED MODULE: external "node:stream"
-const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
-;// CONCATENATED MODULE: external "node:stream/promises"
-const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 ;// CONCATENATED MODULE: external "node:worker_threads"
 const external_node_worker_threads_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:worker_threads");
 ;// CONCATENATED MODULE: external "node:zlib"
 const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: ./build/src/util/bytes.js
 
 /**
@@ -305,23 +301,13 @@ function claimSlot(key, mask) {
     return Number(BigInt.asUintN(32, key)) & mask;
 }
 //# sourceMappingURL=worker-protocol.js.map
-;// CONCATENATED MODULE: ./build/src/store/store-worker.js
+;// CONCATENATED MODULE: ./build/src/store/worker-core.js
 /**
- * The store's worker thread (started by pool.ts from the file beside it: build/src/store/ in
- * tests, dist/<entry>/ in the bundle, where scripts/bundle.ts puts it). It hashes, compresses,
- * decompresses and writes files; the operations, their arguments and results are typed once in
- * worker-protocol.ts. It loads zstd-napi's binary from the path the main thread found
- * (`StoreWorkerData.binding`) and falls back to `node:zlib` when there is none or it will not
- * load.
- *
- * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
- * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
- * written to tmp/ and renamed into place; a blob that exists already is not rewritten.
+ * What the store worker's operations share (store-worker.ts, worker-write.ts): the zstd
+ * binding or node:zlib's parameters, the failure kinds the main thread tells apart, the current
+ * job's directories and transfers, scratch buffers, and small I/O helpers. Imported only by the
+ * worker thread's modules.
  */
-
-
-
-
 
 
 
@@ -363,7 +349,7 @@ function loadBinding(file) {
 }
 const data = external_node_worker_threads_namespaceObject.workerData;
 const napi = loadBinding(data.binding);
-const store_worker_native = napi === null
+const worker_core_native = napi === null
     ? null
     : (() => {
         const cctx = new napi.CCtx();
@@ -383,25 +369,29 @@ const zparams = {
  * ~300 ms against ~30 ms; the kernel gives large writes large folios, and fresh memory is slow
  * to touch there), and small writes cost nothing measurable.
  */
-const store_worker_WRITE_PIECE = 512 * 1024;
+const worker_core_WRITE_PIECE = 512 * 1024;
 /** Writes all of buf to fd in pieces of at most WRITE_PIECE. */
-function store_worker_writeAll(fd, buf) {
+function worker_core_writeAll(fd, buf) {
     let off = 0;
     while (off < buf.length) {
-        off += external_node_fs_namespaceObject.writeSync(fd, buf, off, Math.min(store_worker_WRITE_PIECE, buf.length - off));
+        off += external_node_fs_namespaceObject.writeSync(fd, buf, off, Math.min(worker_core_WRITE_PIECE, buf.length - off));
     }
 }
-let dirs = { blobDir: '', tmpDir: '' };
+/** The current job's directories and the buffers its reply hands back (moved, not copied). */
+const job = {
+    dirs: { blobDir: '', tmpDir: '' },
+    transfers: [],
+};
 let tmpSeq = 0;
 function tmpName(hint) {
-    return external_node_path_namespaceObject.join(dirs.tmpDir, `${hint}-${process.pid}-${external_node_worker_threads_namespaceObject.threadId}-${tmpSeq++}`);
+    return external_node_path_namespaceObject.join(job.dirs.tmpDir, `${hint}-${process.pid}-${external_node_worker_threads_namespaceObject.threadId}-${tmpSeq++}`);
 }
-function store_worker_blobPath(digest) {
-    return blobPath(dirs.blobDir, digest);
+function worker_core_blobPath(digest) {
+    return blobPath(job.dirs.blobDir, digest);
 }
 function storedSize(digest) {
     try {
-        const st = external_node_fs_namespaceObject.statSync(store_worker_blobPath(digest));
+        const st = external_node_fs_namespaceObject.statSync(worker_core_blobPath(digest));
         return st.isFile() ? st.size : -1;
     }
     catch {
@@ -418,17 +408,419 @@ function scratchOf(n) {
         scratch = Buffer.allocUnsafe(Math.max(n, scratch.length * 2, 1 << 20));
     return scratch;
 }
+//# sourceMappingURL=worker-core.js.map
+;// CONCATENATED MODULE: external "node:stream"
+const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
+;// CONCATENATED MODULE: external "node:stream/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+;// CONCATENATED MODULE: ./build/src/store/worker-write.js
+/**
+ * The store worker's restore side: files written from their blobs (a store's, or frames of a
+ * downloaded pack), every file's content verified against its digest as it is written, large
+ * blobs streamed; and files linked or cloned from their unpacked copies.
+ */
+
+
+
+
+
+
+
+
+
+function decodeWhole(frame, size, blob) {
+    if (worker_core_native !== null) {
+        const out = scratchOf(Math.max(size, 1)).subarray(0, size);
+        let n;
+        try {
+            n = worker_core_native.dctx.decompress(out, frame);
+        }
+        catch (err) {
+            if (/too small/i.test(String(err)))
+                fail('size', `blob ${blob} holds more than ${size} bytes`);
+            fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
+        }
+        if (n !== size)
+            fail('size', `blob ${blob} holds ${n} bytes, expected ${size}`);
+        return out;
+    }
+    let out;
+    try {
+        out = external_node_zlib_namespaceObject.zstdDecompressSync(frame, { maxOutputLength: Math.max(1, size) });
+    }
+    catch (err) {
+        if (codeOf(err) === 'ERR_BUFFER_TOO_LARGE') {
+            fail('size', `blob ${blob} holds more than ${size} bytes`);
+        }
+        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
+    }
+    if (out.length !== size)
+        fail('size', `blob ${blob} holds ${out.length} bytes, expected ${size}`);
+    return out;
+}
+// Blob files are read into this buffer (reused, like scratch: fresh memory is slow to touch).
+let frameBuf = Buffer.allocUnsafe(0);
+function openFrame(blob, at) {
+    try {
+        return external_node_fs_namespaceObject.openSync(at.file, 'r');
+    }
+    catch (err) {
+        fail('missing', `blob ${blob} is missing from the store: ${err}`);
+    }
+}
+/** The blob's stored bytes, in frameBuf (valid until the next call). */
+function readBlobFile(blob, at) {
+    const fd = openFrame(blob, at);
+    try {
+        if (at.length !== undefined) {
+            if (frameBuf.length < at.length) {
+                frameBuf = Buffer.allocUnsafe(Math.max(at.length, frameBuf.length * 2, 1 << 20));
+            }
+            let n = 0;
+            while (n < at.length) {
+                const r = external_node_fs_namespaceObject.readSync(fd, frameBuf, n, at.length - n, at.offset + n);
+                if (r === 0)
+                    fail('corrupt', `blob ${blob}: the pack ends inside its frame`);
+                n += r;
+            }
+            return frameBuf.subarray(0, n);
+        }
+        const size = external_node_fs_namespaceObject.fstatSync(fd).size;
+        if (frameBuf.length < size + 1) {
+            frameBuf = Buffer.allocUnsafe(Math.max(size + 1, frameBuf.length * 2, 1 << 20));
+        }
+        let n = 0;
+        for (;;) {
+            const r = external_node_fs_namespaceObject.readSync(fd, frameBuf, n, frameBuf.length - n, null);
+            if (r === 0)
+                break;
+            n += r;
+            if (n === frameBuf.length) {
+                // It grew since the fstat: room for the rest.
+                const next = Buffer.allocUnsafe(frameBuf.length * 2);
+                frameBuf.copy(next);
+                frameBuf = next;
+            }
+        }
+        return frameBuf.subarray(0, n);
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(fd);
+    }
+}
+/**
+ * Mtime and mode through the open file, then its [id, inode, mtimeMs] into done. A file made
+ * with its mode (open's mode, less the umask) needs no chmod: the fstat tells.
+ */
+function settle(fd, m, done) {
+    if (m.mtimeMs !== null) {
+        const t = m.mtimeMs / 1000;
+        external_node_fs_namespaceObject.futimesSync(fd, t, t);
+    }
+    const st = external_node_fs_namespaceObject.fstatSync(fd);
+    if ((st.mode & 0o7777) !== m.mode)
+        external_node_fs_namespaceObject.fchmodSync(fd, m.mode);
+    done.push(m.id, st.ino, st.mtimeMs);
+}
+function place(m) {
+    if (m.renameTo !== null)
+        renameInto(m.dest, m.renameTo);
+}
+function writeMember(m, content, done) {
+    // (A new file's fd writes whatever mode it is made with.)
+    const fd = external_node_fs_namespaceObject.openSync(m.dest, 'wx', m.mode);
+    try {
+        worker_core_writeAll(fd, content);
+        settle(fd, m, done);
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(fd);
+    }
+    place(m);
+}
+/** Streams a large standalone blob into one file, verifying as it goes. */
+async function writeLarge(blob, at, m, done) {
+    const src = openFrame(blob, at);
+    const end = at.length === undefined ? Infinity : at.offset + at.length;
+    const out = external_node_fs_namespaceObject.openSync(m.dest, 'wx', 0o600);
+    const hash = external_node_crypto_namespaceObject.createHash('sha256');
+    let total = 0;
+    try {
+        if (napi !== null && worker_core_native !== null) {
+            const dctx = worker_core_native.dctx;
+            dctx.reset(napi.ResetDirective.sessionOnly);
+            const inBuf = Buffer.allocUnsafe(CHUNK);
+            const dst = Buffer.allocUnsafe(CHUNK);
+            let pos = at.offset;
+            let last = 1;
+            for (;;) {
+                const n = external_node_fs_namespaceObject.readSync(src, inBuf, 0, Math.min(CHUNK, end - pos), pos);
+                if (n === 0)
+                    break;
+                pos += n;
+                let s = inBuf.subarray(0, n);
+                for (;;) {
+                    let r;
+                    try {
+                        r = dctx.decompressStream(dst, s);
+                    }
+                    catch (err) {
+                        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
+                    }
+                    const [ret, produced, consumed] = r;
+                    // (A call after the frame's end, with nothing in or out, answers a new frame's hint.)
+                    if (produced > 0 || consumed > 0)
+                        last = ret;
+                    if (produced > 0) {
+                        total += produced;
+                        if (total > m.size)
+                            fail('size', `blob ${blob} holds more than ${m.size} bytes`);
+                        const piece = dst.subarray(0, produced);
+                        hash.update(piece);
+                        worker_core_writeAll(out, piece);
+                    }
+                    s = s.subarray(consumed);
+                    // Done with this chunk only when it is consumed and nothing more comes out.
+                    if (s.length === 0 && produced === 0)
+                        break;
+                }
+            }
+            if (last !== 0)
+                fail('corrupt', `blob ${blob}: truncated zstd frame`);
+        }
+        else {
+            external_node_fs_namespaceObject.closeSync(out);
+            const tap = new external_node_stream_namespaceObject.Transform({
+                transform(chunk, _enc, cb) {
+                    total += chunk.length;
+                    if (total > m.size) {
+                        cb(new OpFailure('size', `blob ${blob} holds more than ${m.size} bytes`));
+                        return;
+                    }
+                    hash.update(chunk);
+                    cb(null, chunk);
+                },
+            });
+            try {
+                await (0,promises_namespaceObject.pipeline)(external_node_fs_namespaceObject.createReadStream(at.file, {
+                    highWaterMark: 1 << 20,
+                    fd: src,
+                    autoClose: false,
+                    start: at.offset,
+                    ...(at.length === undefined ? {} : { end: end - 1 }),
+                }), external_node_zlib_namespaceObject.createZstdDecompress({ chunkSize: 256 * 1024 }), tap, external_node_fs_namespaceObject.createWriteStream(m.dest, { flags: 'w', mode: 0o600 }));
+            }
+            catch (err) {
+                if (err instanceof OpFailure)
+                    throw err;
+                fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
+            }
+        }
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(src);
+        try {
+            external_node_fs_namespaceObject.closeSync(out);
+        }
+        catch {
+            // closed already (node:zlib path)
+        }
+    }
+    if (total !== m.size)
+        fail('size', `blob ${blob} holds ${total} bytes, expected ${m.size}`);
+    if (hash.digest('hex') !== m.digest) {
+        fail('corrupt', `blob ${blob}: content does not match its digest`);
+    }
+    const fd = external_node_fs_namespaceObject.openSync(m.dest, 'r');
+    try {
+        settle(fd, m, done);
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(fd);
+    }
+    place(m);
+}
+/** Where rel (a validated manifest path or tmp name, '' for a file root) goes under base. */
+function underRoot(base, rel) {
+    if (rel === '')
+        return base;
+    return base + external_node_path_namespaceObject.sep + (external_node_path_namespaceObject.sep === '/' ? rel : rel.replaceAll('/', external_node_path_namespaceObject.sep));
+}
+/** File i of a files wire (names: its rels, split). */
+function fileAt(w, names, i) {
+    const mtime = w.mtimes[i];
+    return {
+        dest: underRoot(w.bases[w.base[i]], names[i]),
+        digest: w.digests.slice(i * 64, i * 64 + 64),
+        size: w.sizes[i],
+        mode: w.modes[i],
+        mtimeMs: Number.isNaN(mtime) ? null : mtime,
+    };
+}
+async function write({ blob, blobSize, stream, members, at }, done) {
+    if (stream) {
+        await writeLarge(blob, at, members[0], done);
+        return;
+    }
+    const content = decodeWhole(readBlobFile(blob, at), blobSize, blob);
+    // A group from a downloaded pack is checked whole too, so that a store adopting the pack's
+    // frames (LocalStore.adoptPacks) holds only blobs that are what their names say.
+    if (at.length !== undefined && members.some((m) => m.digest !== blob)) {
+        if (sha256Hex(content) !== blob)
+            fail('corrupt', `blob ${blob}: content does not match its digest`);
+    }
+    for (const m of members) {
+        const slice = content.subarray(m.offset, m.offset + m.size);
+        let why = null;
+        if (m.offset + m.size > content.length)
+            why = ' is shorter than its members';
+        else if (sha256Hex(slice) !== m.digest)
+            why = ': content does not match its digest';
+        if (why === null)
+            continue;
+        // A group whose whole content still hashes to its name is sound: the entry placed the
+        // file wrongly (a damaged artifact), and only the entry is at fault.
+        if (blob !== m.digest && sha256Hex(content) === blob) {
+            fail('size', `blob ${blob} does not hold ${m.digest} where its entry says`);
+        }
+        fail('corrupt', `blob ${blob}${why}`);
+    }
+    for (const m of members)
+        writeMember(m, content.subarray(m.offset, m.offset + m.size), done);
+}
+async function writeBatch(w) {
+    const names = w.rels.split('\0');
+    const renames = w.renames.split('\0');
+    const done = [];
+    for (let j = 0; j + 1 < w.starts.length; j++) {
+        const members = [];
+        for (let i = w.starts[j]; i < w.starts[j + 1]; i++) {
+            members.push({
+                ...fileAt(w, names, i),
+                id: w.ids[i],
+                offset: w.offsets[i],
+                renameTo: renames[i] || null,
+            });
+        }
+        const blob = w.blobs.slice(j * 64, j * 64 + 64);
+        const at = w.pack
+            ? {
+                file: w.pack.files[w.pack.frames[3 * j]],
+                offset: w.pack.frames[3 * j + 1],
+                length: w.pack.frames[3 * j + 2],
+            }
+            : { file: worker_core_blobPath(blob), offset: 0, length: undefined };
+        const job = {
+            blob,
+            blobSize: w.blobSizes[j],
+            stream: w.streams[j] === 1,
+            members,
+            at,
+        };
+        await write(job, done);
+    }
+    return done;
+}
+let crossDevice = false;
+function intact(st, it) {
+    return (st.isFile() &&
+        st.size === it.size &&
+        (st.mode & 0o777) === it.umode &&
+        st.mtimeMs === UNPACKED_MTIME_MS);
+}
+/** [inode, mtimeMs] of the file made, or null when its unpacked copy is missing or changed. */
+function linkOne(it) {
+    try {
+        external_node_fs_namespaceObject.linkSync(it.src, it.dest);
+    }
+    catch (err) {
+        const code = codeOf(err);
+        if (code === 'ENOENT')
+            return null;
+        if (code !== 'EXDEV')
+            throw err;
+        crossDevice = true; // the store is on another filesystem: copy instead
+        return copyOne(it);
+    }
+    // The link shares the copy's inode: checking it checks the copy.
+    const st = external_node_fs_namespaceObject.lstatSync(it.dest);
+    if (intact(st, it))
+        return [st.ino, st.mtimeMs];
+    external_node_fs_namespaceObject.unlinkSync(it.dest);
+    external_node_fs_namespaceObject.rmSync(it.src, { force: true });
+    return null;
+}
+function copyOne(it) {
+    const src = external_node_fs_namespaceObject.lstatSync(it.src, { throwIfNoEntry: false });
+    if (src === undefined)
+        return null;
+    if (!intact(src, it)) {
+        external_node_fs_namespaceObject.rmSync(it.src, { force: true });
+        return null;
+    }
+    external_node_fs_namespaceObject.copyFileSync(it.src, it.dest, external_node_fs_namespaceObject.constants.COPYFILE_FICLONE | external_node_fs_namespaceObject.constants.COPYFILE_EXCL);
+    const fd = external_node_fs_namespaceObject.openSync(it.dest, 'r');
+    try {
+        const done = [];
+        settle(fd, { id: 0, mode: it.mode, mtimeMs: it.mtimeMs }, done);
+        return [done[1], done[2]];
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(fd);
+    }
+}
+function linkBatch(w) {
+    const names = w.rels.split('\0');
+    const out = new Float64Array(names.length * 2);
+    for (let i = 0; i < names.length; i++) {
+        const f = fileAt(w, names, i);
+        // The unpacked copy: the content with the file's mode, read-only.
+        const umode = f.mode & ~0o222;
+        const d = f.digest;
+        const src = unpackedPath(w.unpackedDir, d, umode);
+        const it = { ...f, umode, src };
+        const got = w.clone || crossDevice ? copyOne(it) : linkOne(it);
+        out[i * 2] = got === null ? -1 : got[0];
+        out[i * 2 + 1] = got === null ? 0 : got[1];
+    }
+    job.transfers.push(out.buffer);
+    return out;
+}
+//# sourceMappingURL=worker-write.js.map
+;// CONCATENATED MODULE: ./build/src/store/store-worker.js
+/**
+ * The store's worker thread (started by pool.ts from the file beside it: build/src/store/ in
+ * tests, dist/<entry>/ in the bundle, where scripts/bundle.ts puts it). It hashes, compresses,
+ * decompresses and writes files; the operations, their arguments and results are typed once in
+ * worker-protocol.ts. It loads zstd-napi's binary from the path the main thread found
+ * (`StoreWorkerData.binding`) and falls back to `node:zlib` when there is none or it will not
+ * load.
+ *
+ * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
+ * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
+ * written to tmp/ and renamed into place; a blob that exists already is not rewritten.
+ */
+
+
+
+
+
+
+
+
+
+
 function compress(buf) {
-    if (napi !== null && store_worker_native !== null) {
+    if (napi !== null && worker_core_native !== null) {
         const out = scratchOf(napi.compressBound(buf.length));
-        const n = store_worker_native.cctx.compress2(out, buf);
+        const n = worker_core_native.cctx.compress2(out, buf);
         return out.subarray(0, n);
     }
     return external_node_zlib_namespaceObject.zstdCompressSync(buf, { params: zparams });
 }
 /** Writes the blob from its frame's parts (blob-layout.ts `writeOrAdopt`); its stored size. */
 function writeBlob(digest, parts) {
-    return writeOrAdopt(dirs, digest, parts, tmpName('blob')).stored;
+    return writeOrAdopt(job.dirs, digest, parts, tmpName('blob')).stored;
 }
 /** Compressed parts of content, or raw parts when compression saves too little. */
 function encode(content, name) {
@@ -566,373 +958,13 @@ function putGroup({ files, known, claims }) {
     const stored = writeBlob(group, parts);
     return { group, size: offset, stored, written: true, raw, members };
 }
-function decodeWhole(frame, size, blob) {
-    if (store_worker_native !== null) {
-        const out = scratchOf(Math.max(size, 1)).subarray(0, size);
-        let n;
-        try {
-            n = store_worker_native.dctx.decompress(out, frame);
-        }
-        catch (err) {
-            if (/too small/i.test(String(err)))
-                fail('size', `blob ${blob} holds more than ${size} bytes`);
-            fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-        }
-        if (n !== size)
-            fail('size', `blob ${blob} holds ${n} bytes, expected ${size}`);
-        return out;
-    }
-    let out;
-    try {
-        out = external_node_zlib_namespaceObject.zstdDecompressSync(frame, { maxOutputLength: Math.max(1, size) });
-    }
-    catch (err) {
-        if (codeOf(err) === 'ERR_BUFFER_TOO_LARGE') {
-            fail('size', `blob ${blob} holds more than ${size} bytes`);
-        }
-        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-    }
-    if (out.length !== size)
-        fail('size', `blob ${blob} holds ${out.length} bytes, expected ${size}`);
-    return out;
-}
-// Blob files are read into this buffer (reused, like scratch: fresh memory is slow to touch).
-let frameBuf = Buffer.allocUnsafe(0);
-function openFrame(blob, at) {
-    try {
-        return external_node_fs_namespaceObject.openSync(at.file, 'r');
-    }
-    catch (err) {
-        fail('missing', `blob ${blob} is missing from the store: ${err}`);
-    }
-}
-/** The blob's stored bytes, in frameBuf (valid until the next call). */
-function readBlobFile(blob, at) {
-    const fd = openFrame(blob, at);
-    try {
-        if (at.length !== undefined) {
-            if (frameBuf.length < at.length) {
-                frameBuf = Buffer.allocUnsafe(Math.max(at.length, frameBuf.length * 2, 1 << 20));
-            }
-            let n = 0;
-            while (n < at.length) {
-                const r = external_node_fs_namespaceObject.readSync(fd, frameBuf, n, at.length - n, at.offset + n);
-                if (r === 0)
-                    fail('corrupt', `blob ${blob}: the pack ends inside its frame`);
-                n += r;
-            }
-            return frameBuf.subarray(0, n);
-        }
-        const size = external_node_fs_namespaceObject.fstatSync(fd).size;
-        if (frameBuf.length < size + 1) {
-            frameBuf = Buffer.allocUnsafe(Math.max(size + 1, frameBuf.length * 2, 1 << 20));
-        }
-        let n = 0;
-        for (;;) {
-            const r = external_node_fs_namespaceObject.readSync(fd, frameBuf, n, frameBuf.length - n, null);
-            if (r === 0)
-                break;
-            n += r;
-            if (n === frameBuf.length) {
-                // It grew since the fstat: room for the rest.
-                const next = Buffer.allocUnsafe(frameBuf.length * 2);
-                frameBuf.copy(next);
-                frameBuf = next;
-            }
-        }
-        return frameBuf.subarray(0, n);
-    }
-    finally {
-        external_node_fs_namespaceObject.closeSync(fd);
-    }
-}
-/**
- * Mtime and mode through the open file, then its [id, inode, mtimeMs] into done. A file made
- * with its mode (open's mode, less the umask) needs no chmod: the fstat tells.
- */
-function settle(fd, m, done) {
-    if (m.mtimeMs !== null) {
-        const t = m.mtimeMs / 1000;
-        external_node_fs_namespaceObject.futimesSync(fd, t, t);
-    }
-    const st = external_node_fs_namespaceObject.fstatSync(fd);
-    if ((st.mode & 0o7777) !== m.mode)
-        external_node_fs_namespaceObject.fchmodSync(fd, m.mode);
-    done.push(m.id, st.ino, st.mtimeMs);
-}
-function place(m) {
-    if (m.renameTo !== null)
-        renameInto(m.dest, m.renameTo);
-}
-function writeMember(m, content, done) {
-    // (A new file's fd writes whatever mode it is made with.)
-    const fd = external_node_fs_namespaceObject.openSync(m.dest, 'wx', m.mode);
-    try {
-        store_worker_writeAll(fd, content);
-        settle(fd, m, done);
-    }
-    finally {
-        external_node_fs_namespaceObject.closeSync(fd);
-    }
-    place(m);
-}
-/** Streams a large standalone blob into one file, verifying as it goes. */
-async function writeLarge(blob, at, m, done) {
-    const src = openFrame(blob, at);
-    const end = at.length === undefined ? Infinity : at.offset + at.length;
-    const out = external_node_fs_namespaceObject.openSync(m.dest, 'wx', 0o600);
-    const hash = external_node_crypto_namespaceObject.createHash('sha256');
-    let total = 0;
-    try {
-        if (napi !== null && store_worker_native !== null) {
-            const dctx = store_worker_native.dctx;
-            dctx.reset(napi.ResetDirective.sessionOnly);
-            const inBuf = Buffer.allocUnsafe(CHUNK);
-            const dst = Buffer.allocUnsafe(CHUNK);
-            let pos = at.offset;
-            let last = 1;
-            for (;;) {
-                const n = external_node_fs_namespaceObject.readSync(src, inBuf, 0, Math.min(CHUNK, end - pos), pos);
-                if (n === 0)
-                    break;
-                pos += n;
-                let s = inBuf.subarray(0, n);
-                for (;;) {
-                    let r;
-                    try {
-                        r = dctx.decompressStream(dst, s);
-                    }
-                    catch (err) {
-                        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-                    }
-                    const [ret, produced, consumed] = r;
-                    // (A call after the frame's end, with nothing in or out, answers a new frame's hint.)
-                    if (produced > 0 || consumed > 0)
-                        last = ret;
-                    if (produced > 0) {
-                        total += produced;
-                        if (total > m.size)
-                            fail('size', `blob ${blob} holds more than ${m.size} bytes`);
-                        const piece = dst.subarray(0, produced);
-                        hash.update(piece);
-                        store_worker_writeAll(out, piece);
-                    }
-                    s = s.subarray(consumed);
-                    // Done with this chunk only when it is consumed and nothing more comes out.
-                    if (s.length === 0 && produced === 0)
-                        break;
-                }
-            }
-            if (last !== 0)
-                fail('corrupt', `blob ${blob}: truncated zstd frame`);
-        }
-        else {
-            external_node_fs_namespaceObject.closeSync(out);
-            const tap = new external_node_stream_namespaceObject.Transform({
-                transform(chunk, _enc, cb) {
-                    total += chunk.length;
-                    if (total > m.size) {
-                        cb(new OpFailure('size', `blob ${blob} holds more than ${m.size} bytes`));
-                        return;
-                    }
-                    hash.update(chunk);
-                    cb(null, chunk);
-                },
-            });
-            try {
-                await (0,promises_namespaceObject.pipeline)(external_node_fs_namespaceObject.createReadStream(at.file, {
-                    highWaterMark: 1 << 20,
-                    fd: src,
-                    autoClose: false,
-                    start: at.offset,
-                    ...(at.length === undefined ? {} : { end: end - 1 }),
-                }), external_node_zlib_namespaceObject.createZstdDecompress({ chunkSize: 256 * 1024 }), tap, external_node_fs_namespaceObject.createWriteStream(m.dest, { flags: 'w', mode: 0o600 }));
-            }
-            catch (err) {
-                if (err instanceof OpFailure)
-                    throw err;
-                fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-            }
-        }
-    }
-    finally {
-        external_node_fs_namespaceObject.closeSync(src);
-        try {
-            external_node_fs_namespaceObject.closeSync(out);
-        }
-        catch {
-            // closed already (node:zlib path)
-        }
-    }
-    if (total !== m.size)
-        fail('size', `blob ${blob} holds ${total} bytes, expected ${m.size}`);
-    if (hash.digest('hex') !== m.digest) {
-        fail('corrupt', `blob ${blob}: content does not match its digest`);
-    }
-    const fd = external_node_fs_namespaceObject.openSync(m.dest, 'r');
-    try {
-        settle(fd, m, done);
-    }
-    finally {
-        external_node_fs_namespaceObject.closeSync(fd);
-    }
-    place(m);
-}
-/** Where rel (a validated manifest path or tmp name, '' for a file root) goes under base. */
-function underRoot(base, rel) {
-    if (rel === '')
-        return base;
-    return base + external_node_path_namespaceObject.sep + (external_node_path_namespaceObject.sep === '/' ? rel : rel.replaceAll('/', external_node_path_namespaceObject.sep));
-}
-/** File i of a files wire (names: its rels, split). */
-function fileAt(w, names, i) {
-    const mtime = w.mtimes[i];
-    return {
-        dest: underRoot(w.bases[w.base[i]], names[i]),
-        digest: w.digests.slice(i * 64, i * 64 + 64),
-        size: w.sizes[i],
-        mode: w.modes[i],
-        mtimeMs: Number.isNaN(mtime) ? null : mtime,
-    };
-}
-async function write({ blob, blobSize, stream, members, at }, done) {
-    if (stream) {
-        await writeLarge(blob, at, members[0], done);
-        return;
-    }
-    const content = decodeWhole(readBlobFile(blob, at), blobSize, blob);
-    // A group from a downloaded pack is checked whole too, so that a store adopting the pack's
-    // frames (LocalStore.adoptPacks) holds only blobs that are what their names say.
-    if (at.length !== undefined && members.some((m) => m.digest !== blob)) {
-        if (sha256Hex(content) !== blob)
-            fail('corrupt', `blob ${blob}: content does not match its digest`);
-    }
-    for (const m of members) {
-        const slice = content.subarray(m.offset, m.offset + m.size);
-        let why = null;
-        if (m.offset + m.size > content.length)
-            why = ' is shorter than its members';
-        else if (sha256Hex(slice) !== m.digest)
-            why = ': content does not match its digest';
-        if (why === null)
-            continue;
-        // A group whose whole content still hashes to its name is sound: the entry placed the
-        // file wrongly (a damaged artifact), and only the entry is at fault.
-        if (blob !== m.digest && sha256Hex(content) === blob) {
-            fail('size', `blob ${blob} does not hold ${m.digest} where its entry says`);
-        }
-        fail('corrupt', `blob ${blob}${why}`);
-    }
-    for (const m of members)
-        writeMember(m, content.subarray(m.offset, m.offset + m.size), done);
-}
-async function writeBatch(w) {
-    const names = w.rels.split('\0');
-    const renames = w.renames.split('\0');
-    const done = [];
-    for (let j = 0; j + 1 < w.starts.length; j++) {
-        const members = [];
-        for (let i = w.starts[j]; i < w.starts[j + 1]; i++) {
-            members.push({
-                ...fileAt(w, names, i),
-                id: w.ids[i],
-                offset: w.offsets[i],
-                renameTo: renames[i] || null,
-            });
-        }
-        const blob = w.blobs.slice(j * 64, j * 64 + 64);
-        const at = w.pack
-            ? {
-                file: w.pack.files[w.pack.frames[3 * j]],
-                offset: w.pack.frames[3 * j + 1],
-                length: w.pack.frames[3 * j + 2],
-            }
-            : { file: store_worker_blobPath(blob), offset: 0, length: undefined };
-        const job = {
-            blob,
-            blobSize: w.blobSizes[j],
-            stream: w.streams[j] === 1,
-            members,
-            at,
-        };
-        await write(job, done);
-    }
-    return done;
-}
-let crossDevice = false;
-function intact(st, it) {
-    return (st.isFile() &&
-        st.size === it.size &&
-        (st.mode & 0o777) === it.umode &&
-        st.mtimeMs === UNPACKED_MTIME_MS);
-}
-/** [inode, mtimeMs] of the file made, or null when its unpacked copy is missing or changed. */
-function linkOne(it) {
-    try {
-        external_node_fs_namespaceObject.linkSync(it.src, it.dest);
-    }
-    catch (err) {
-        const code = codeOf(err);
-        if (code === 'ENOENT')
-            return null;
-        if (code !== 'EXDEV')
-            throw err;
-        crossDevice = true; // the store is on another filesystem: copy instead
-        return copyOne(it);
-    }
-    // The link shares the copy's inode: checking it checks the copy.
-    const st = external_node_fs_namespaceObject.lstatSync(it.dest);
-    if (intact(st, it))
-        return [st.ino, st.mtimeMs];
-    external_node_fs_namespaceObject.unlinkSync(it.dest);
-    external_node_fs_namespaceObject.rmSync(it.src, { force: true });
-    return null;
-}
-function copyOne(it) {
-    const src = external_node_fs_namespaceObject.lstatSync(it.src, { throwIfNoEntry: false });
-    if (src === undefined)
-        return null;
-    if (!intact(src, it)) {
-        external_node_fs_namespaceObject.rmSync(it.src, { force: true });
-        return null;
-    }
-    external_node_fs_namespaceObject.copyFileSync(it.src, it.dest, external_node_fs_namespaceObject.constants.COPYFILE_FICLONE | external_node_fs_namespaceObject.constants.COPYFILE_EXCL);
-    const fd = external_node_fs_namespaceObject.openSync(it.dest, 'r');
-    try {
-        const done = [];
-        settle(fd, { id: 0, mode: it.mode, mtimeMs: it.mtimeMs }, done);
-        return [done[1], done[2]];
-    }
-    finally {
-        external_node_fs_namespaceObject.closeSync(fd);
-    }
-}
-function linkBatch(w) {
-    const names = w.rels.split('\0');
-    const out = new Float64Array(names.length * 2);
-    for (let i = 0; i < names.length; i++) {
-        const f = fileAt(w, names, i);
-        // The unpacked copy: the content with the file's mode, read-only.
-        const umode = f.mode & ~0o222;
-        const d = f.digest;
-        const src = unpackedPath(w.unpackedDir, d, umode);
-        const it = { ...f, umode, src };
-        const got = w.clone || crossDevice ? copyOne(it) : linkOne(it);
-        out[i * 2] = got === null ? -1 : got[0];
-        out[i * 2 + 1] = got === null ? 0 : got[1];
-    }
-    transfers.push(out.buffer);
-    return out;
-}
-/** Buffers the current reply hands back to the main thread (moved, not copied). */
-let transfers = [];
 function compressChunk({ data, out, length, name }) {
     const src = Buffer.from(data.buffer, data.byteOffset, length);
     const dst = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
     let n = -1;
     if (worthCompressing(length, name)) {
-        if (store_worker_native !== null) {
-            n = store_worker_native.cctx.compress2(dst, src);
+        if (worker_core_native !== null) {
+            n = worker_core_native.cctx.compress2(dst, src);
         }
         else {
             const frame = external_node_zlib_namespaceObject.zstdCompressSync(src, { params: zparams });
@@ -950,7 +982,7 @@ function compressChunk({ data, out, length, name }) {
             n += p.length;
         }
     }
-    transfers.push(data.buffer, out.buffer);
+    job.transfers.push(data.buffer, out.buffer);
     return { data, out, length: n, raw };
 }
 /**
@@ -1012,7 +1044,7 @@ function listDirs({ paths, budget }) {
         }
         listed += names.length;
         out.push({ dir, names, stats, targets });
-        transfers.push(stats.buffer);
+        job.transfers.push(stats.buffer);
         // Deeper only within the budget (the directories asked for are always listed).
         if (listed < budget) {
             for (let i = subdirs.length - 1; i >= 0; i--)
@@ -1051,8 +1083,8 @@ const ops = {
     compressChunk,
     listDirs,
     mkdirBatch,
-    writeBatch,
-    linkBatch,
+    writeBatch: writeBatch,
+    linkBatch: linkBatch,
 };
 /** Runs one request; its reply (typed by its op). */
 async function perform(id, op, args) {
@@ -1063,17 +1095,17 @@ async function perform(id, op, args) {
 const port = external_node_worker_threads_namespaceObject.parentPort;
 if (port === null)
     throw new Error('store-worker.js runs only as a worker thread (pool.ts)');
-const ready = { type: 'ready', backend: store_worker_native !== null ? 'zstd-napi' : 'node:zlib' };
+const ready = { type: 'ready', backend: worker_core_native !== null ? 'zstd-napi' : 'node:zlib' };
 port.postMessage(ready);
 async function handle(msg) {
     let reply;
     try {
-        dirs = msg.args.dirs;
-        transfers = [];
+        job.dirs = msg.args.dirs;
+        job.transfers = [];
         reply = await perform(msg.id, msg.op, msg.args);
     }
     catch (err) {
-        transfers = [];
+        job.transfers = [];
         reply = {
             type: 'failed',
             id: msg.id,
@@ -1081,7 +1113,7 @@ async function handle(msg) {
             kind: err instanceof OpFailure ? err.kind : 'io',
         };
     }
-    port?.postMessage(reply, transfers);
+    port?.postMessage(reply, job.transfers);
 }
 // One job at a time, in arrival order: the pool sends the next before this one is answered, and
 // an op that awaits must not interleave with another (they share scratch buffers).

@@ -10,153 +10,45 @@
  * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
  * written to tmp/ and renamed into place; a blob that exists already is not rewritten.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
-import type * as Binding from 'zstd-napi/binding.js';
 import { compareBytes } from '../util/bytes.js';
+import { keepsFrame, rawFrameParts, worthCompressing } from './codec-rules.js';
+import { writeOrAdopt } from './blob-layout.js';
 import {
-  CHAIN_LOG,
-  HASH_LOG,
-  LEVEL,
-  keepsFrame,
-  rawFrameParts,
-  worthCompressing,
-} from './codec-rules.js';
-import { blobPath as blobPathIn, renameInto, unpackedPath, writeOrAdopt } from './blob-layout.js';
-import {
-  UNPACKED_MTIME_MS,
   claimKey,
   claimSlot,
   type ArgsOf,
   type ChunkArgs,
   type ChunkResult,
   type DirListing,
-  type FilesWire,
   type GroupMember,
   type GroupResult,
-  type LinkWire,
   type ListArgs,
   type MkdirArgs,
-  type PoolDirs,
   type PutArgs,
   type PutResult,
   type ResultOf,
   type StoreOp,
   type StoreReply,
   type StoreRequest,
-  type StoreWorkerData,
-  type WorkerFailureKind,
-  type WriteWire,
 } from './worker-protocol.js';
-
-const CHUNK = 4 * 1024 * 1024;
-
-/** A failure the main thread tells apart by kind (pool.ts WorkerOpError). */
-class OpFailure extends Error {
-  constructor(
-    readonly kind: WorkerFailureKind,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function fail(kind: WorkerFailureKind, message: string): never {
-  throw new OpFailure(kind, message);
-}
-
-function codeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-type Napi = typeof Binding;
-
-/**
- * The native binary, loaded by its path as `require` would (process.dlopen): the bundler
- * leaves this alone, so the worker bundle carries no copy of zstd-napi of its own.
- */
-function loadBinding(file: string | undefined): Napi | null {
-  if (file === undefined) return null;
-  try {
-    const mod = { exports: {} as Napi };
-    process.dlopen(mod, file);
-    return mod.exports;
-  } catch {
-    return null;
-  }
-}
-
-const data = workerData as StoreWorkerData;
-const napi = loadBinding(data.binding);
-interface NativeContexts {
-  readonly cctx: Binding.CCtx;
-  readonly dctx: Binding.DCtx;
-}
-const native: NativeContexts | null =
-  napi === null
-    ? null
-    : (() => {
-        const cctx = new napi.CCtx();
-        cctx.setParameter(napi.CParameter.compressionLevel, LEVEL);
-        cctx.setParameter(napi.CParameter.hashLog, HASH_LOG);
-        cctx.setParameter(napi.CParameter.chainLog, CHAIN_LOG);
-        return { cctx, dctx: new napi.DCtx() };
-      })();
-const zparams = {
-  [zlib.constants.ZSTD_c_compressionLevel]: LEVEL,
-  [zlib.constants.ZSTD_c_hashLog]: HASH_LOG,
-  [zlib.constants.ZSTD_c_chainLog]: CHAIN_LOG,
-};
-
-/**
- * Restored content is written at most this much per write(): on the machines measured, writes
- * of 2 MiB and more filled the page cache ~10x slower than writes of 1 MiB or less (126 MB in
- * ~300 ms against ~30 ms; the kernel gives large writes large folios, and fresh memory is slow
- * to touch there), and small writes cost nothing measurable.
- */
-const WRITE_PIECE = 512 * 1024;
-
-/** Writes all of buf to fd in pieces of at most WRITE_PIECE. */
-function writeAll(fd: number, buf: Uint8Array): void {
-  let off = 0;
-  while (off < buf.length) {
-    off += fs.writeSync(fd, buf, off, Math.min(WRITE_PIECE, buf.length - off));
-  }
-}
-
-let dirs: PoolDirs = { blobDir: '', tmpDir: '' };
-let tmpSeq = 0;
-function tmpName(hint: string): string {
-  return path.join(dirs.tmpDir, `${hint}-${process.pid}-${threadId}-${tmpSeq++}`);
-}
-function blobPath(digest: string): string {
-  return blobPathIn(dirs.blobDir, digest);
-}
-function storedSize(digest: string): number {
-  try {
-    const st = fs.statSync(blobPath(digest));
-    return st.isFile() ? st.size : -1;
-  } catch {
-    return -1;
-  }
-}
-
-function sha256Hex(data: Uint8Array): string {
-  return crypto.createHash('sha256').update(data).digest('hex');
-}
-
-// Scratch buffers, reused: fresh memory is slow to touch on these machines.
-let scratch = Buffer.allocUnsafe(0);
-function scratchOf(n: number): Buffer {
-  if (scratch.length < n) scratch = Buffer.allocUnsafe(Math.max(n, scratch.length * 2, 1 << 20));
-  return scratch;
-}
+import {
+  codeOf,
+  fail,
+  job,
+  native,
+  napi,
+  OpFailure,
+  scratchOf,
+  sha256Hex,
+  storedSize,
+  tmpName,
+  zparams,
+} from './worker-core.js';
+import { linkBatch, writeBatch } from './worker-write.js';
 
 function compress(buf: Uint8Array): Uint8Array {
   if (napi !== null && native !== null) {
@@ -169,7 +61,7 @@ function compress(buf: Uint8Array): Uint8Array {
 
 /** Writes the blob from its frame's parts (blob-layout.ts `writeOrAdopt`); its stored size. */
 function writeBlob(digest: string, parts: readonly Uint8Array[]): number {
-  return writeOrAdopt(dirs, digest, parts, tmpName('blob')).stored;
+  return writeOrAdopt(job.dirs, digest, parts, tmpName('blob')).stored;
 }
 
 /** Compressed parts of content, or raw parts when compression saves too little. */
@@ -303,401 +195,6 @@ function putGroup({ files, known, claims }: PutArgs): GroupResult {
   return { group, size: offset, stored, written: true, raw, members };
 }
 
-function decodeWhole(frame: Uint8Array, size: number, blob: string): Uint8Array {
-  if (native !== null) {
-    const out = scratchOf(Math.max(size, 1)).subarray(0, size);
-    let n: number;
-    try {
-      n = native.dctx.decompress(out, frame);
-    } catch (err) {
-      if (/too small/i.test(String(err)))
-        fail('size', `blob ${blob} holds more than ${size} bytes`);
-      fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-    }
-    if (n !== size) fail('size', `blob ${blob} holds ${n} bytes, expected ${size}`);
-    return out;
-  }
-  let out: Buffer;
-  try {
-    out = zlib.zstdDecompressSync(frame, { maxOutputLength: Math.max(1, size) });
-  } catch (err) {
-    if (codeOf(err) === 'ERR_BUFFER_TOO_LARGE') {
-      fail('size', `blob ${blob} holds more than ${size} bytes`);
-    }
-    fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-  }
-  if (out.length !== size) fail('size', `blob ${blob} holds ${out.length} bytes, expected ${size}`);
-  return out;
-}
-
-// Blob files are read into this buffer (reused, like scratch: fresh memory is slow to touch).
-let frameBuf = Buffer.allocUnsafe(0);
-
-/** Where a blob's frame is read from: its file in the store, or a range of a pack. */
-interface FrameAt {
-  readonly file: string;
-  readonly offset: number;
-  /** The range's length; undefined for a whole store file. */
-  readonly length: number | undefined;
-}
-
-function openFrame(blob: string, at: FrameAt): number {
-  try {
-    return fs.openSync(at.file, 'r');
-  } catch (err) {
-    fail('missing', `blob ${blob} is missing from the store: ${err}`);
-  }
-}
-
-/** The blob's stored bytes, in frameBuf (valid until the next call). */
-function readBlobFile(blob: string, at: FrameAt): Buffer {
-  const fd = openFrame(blob, at);
-  try {
-    if (at.length !== undefined) {
-      if (frameBuf.length < at.length) {
-        frameBuf = Buffer.allocUnsafe(Math.max(at.length, frameBuf.length * 2, 1 << 20));
-      }
-      let n = 0;
-      while (n < at.length) {
-        const r = fs.readSync(fd, frameBuf, n, at.length - n, at.offset + n);
-        if (r === 0) fail('corrupt', `blob ${blob}: the pack ends inside its frame`);
-        n += r;
-      }
-      return frameBuf.subarray(0, n);
-    }
-    const size = fs.fstatSync(fd).size;
-    if (frameBuf.length < size + 1) {
-      frameBuf = Buffer.allocUnsafe(Math.max(size + 1, frameBuf.length * 2, 1 << 20));
-    }
-    let n = 0;
-    for (;;) {
-      const r = fs.readSync(fd, frameBuf, n, frameBuf.length - n, null);
-      if (r === 0) break;
-      n += r;
-      if (n === frameBuf.length) {
-        // It grew since the fstat: room for the rest.
-        const next = Buffer.allocUnsafe(frameBuf.length * 2);
-        frameBuf.copy(next);
-        frameBuf = next;
-      }
-    }
-    return frameBuf.subarray(0, n);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** One file to write or link, as read back from a files wire. */
-interface WireFile {
-  readonly dest: string;
-  readonly digest: string;
-  readonly size: number;
-  readonly mode: number;
-  readonly mtimeMs: number | null;
-}
-
-/** A file of a write job: where in the blob it sits, and where it goes once written. */
-interface Member extends WireFile {
-  readonly id: number;
-  readonly offset: number;
-  readonly renameTo: string | null;
-}
-
-/**
- * Mtime and mode through the open file, then its [id, inode, mtimeMs] into done. A file made
- * with its mode (open's mode, less the umask) needs no chmod: the fstat tells.
- */
-function settle(
-  fd: number,
-  m: { readonly id: number; readonly mode: number; readonly mtimeMs: number | null },
-  done: number[],
-): void {
-  if (m.mtimeMs !== null) {
-    const t = m.mtimeMs / 1000;
-    fs.futimesSync(fd, t, t);
-  }
-  const st = fs.fstatSync(fd);
-  if ((st.mode & 0o7777) !== m.mode) fs.fchmodSync(fd, m.mode);
-  done.push(m.id, st.ino, st.mtimeMs);
-}
-
-function place(m: Member): void {
-  if (m.renameTo !== null) renameInto(m.dest, m.renameTo);
-}
-
-function writeMember(m: Member, content: Uint8Array, done: number[]): void {
-  // (A new file's fd writes whatever mode it is made with.)
-  const fd = fs.openSync(m.dest, 'wx', m.mode);
-  try {
-    writeAll(fd, content);
-    settle(fd, m, done);
-  } finally {
-    fs.closeSync(fd);
-  }
-  place(m);
-}
-
-/** Streams a large standalone blob into one file, verifying as it goes. */
-async function writeLarge(blob: string, at: FrameAt, m: Member, done: number[]): Promise<void> {
-  const src = openFrame(blob, at);
-  const end = at.length === undefined ? Infinity : at.offset + at.length;
-  const out = fs.openSync(m.dest, 'wx', 0o600);
-  const hash = crypto.createHash('sha256');
-  let total = 0;
-  try {
-    if (napi !== null && native !== null) {
-      const dctx = native.dctx;
-      dctx.reset(napi.ResetDirective.sessionOnly);
-      const inBuf = Buffer.allocUnsafe(CHUNK);
-      const dst = Buffer.allocUnsafe(CHUNK);
-      let pos = at.offset;
-      let last = 1;
-      for (;;) {
-        const n = fs.readSync(src, inBuf, 0, Math.min(CHUNK, end - pos), pos);
-        if (n === 0) break;
-        pos += n;
-        let s = inBuf.subarray(0, n);
-        for (;;) {
-          let r: [number, number, number];
-          try {
-            r = dctx.decompressStream(dst, s);
-          } catch (err) {
-            fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-          }
-          const [ret, produced, consumed] = r;
-          // (A call after the frame's end, with nothing in or out, answers a new frame's hint.)
-          if (produced > 0 || consumed > 0) last = ret;
-          if (produced > 0) {
-            total += produced;
-            if (total > m.size) fail('size', `blob ${blob} holds more than ${m.size} bytes`);
-            const piece = dst.subarray(0, produced);
-            hash.update(piece);
-            writeAll(out, piece);
-          }
-          s = s.subarray(consumed);
-          // Done with this chunk only when it is consumed and nothing more comes out.
-          if (s.length === 0 && produced === 0) break;
-        }
-      }
-      if (last !== 0) fail('corrupt', `blob ${blob}: truncated zstd frame`);
-    } else {
-      fs.closeSync(out);
-      const tap = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          total += chunk.length;
-          if (total > m.size) {
-            cb(new OpFailure('size', `blob ${blob} holds more than ${m.size} bytes`));
-            return;
-          }
-          hash.update(chunk);
-          cb(null, chunk);
-        },
-      });
-      try {
-        await pipeline(
-          fs.createReadStream(at.file, {
-            highWaterMark: 1 << 20,
-            fd: src,
-            autoClose: false,
-            start: at.offset,
-            ...(at.length === undefined ? {} : { end: end - 1 }),
-          }),
-          zlib.createZstdDecompress({ chunkSize: 256 * 1024 }),
-          tap,
-          fs.createWriteStream(m.dest, { flags: 'w', mode: 0o600 }),
-        );
-      } catch (err) {
-        if (err instanceof OpFailure) throw err;
-        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-      }
-    }
-  } finally {
-    fs.closeSync(src);
-    try {
-      fs.closeSync(out);
-    } catch {
-      // closed already (node:zlib path)
-    }
-  }
-  if (total !== m.size) fail('size', `blob ${blob} holds ${total} bytes, expected ${m.size}`);
-  if (hash.digest('hex') !== m.digest) {
-    fail('corrupt', `blob ${blob}: content does not match its digest`);
-  }
-  const fd = fs.openSync(m.dest, 'r');
-  try {
-    settle(fd, m, done);
-  } finally {
-    fs.closeSync(fd);
-  }
-  place(m);
-}
-
-/** Where rel (a validated manifest path or tmp name, '' for a file root) goes under base. */
-function underRoot(base: string, rel: string): string {
-  if (rel === '') return base;
-  return base + path.sep + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep));
-}
-
-/** File i of a files wire (names: its rels, split). */
-function fileAt(w: FilesWire, names: readonly string[], i: number): WireFile {
-  const mtime = w.mtimes[i] as number;
-  return {
-    dest: underRoot(w.bases[w.base[i] as number] as string, names[i] as string),
-    digest: w.digests.slice(i * 64, i * 64 + 64),
-    size: w.sizes[i] as number,
-    mode: w.modes[i] as number,
-    mtimeMs: Number.isNaN(mtime) ? null : mtime,
-  };
-}
-
-interface WriteJob {
-  readonly blob: string;
-  readonly blobSize: number;
-  readonly stream: boolean;
-  readonly members: readonly Member[];
-  readonly at: FrameAt;
-}
-
-async function write(
-  { blob, blobSize, stream, members, at }: WriteJob,
-  done: number[],
-): Promise<void> {
-  if (stream) {
-    await writeLarge(blob, at, members[0] as Member, done);
-    return;
-  }
-  const content = decodeWhole(readBlobFile(blob, at), blobSize, blob);
-  // A group from a downloaded pack is checked whole too, so that a store adopting the pack's
-  // frames (LocalStore.adoptPacks) holds only blobs that are what their names say.
-  if (at.length !== undefined && members.some((m) => m.digest !== blob)) {
-    if (sha256Hex(content) !== blob)
-      fail('corrupt', `blob ${blob}: content does not match its digest`);
-  }
-  for (const m of members) {
-    const slice = content.subarray(m.offset, m.offset + m.size);
-    let why: string | null = null;
-    if (m.offset + m.size > content.length) why = ' is shorter than its members';
-    else if (sha256Hex(slice) !== m.digest) why = ': content does not match its digest';
-    if (why === null) continue;
-    // A group whose whole content still hashes to its name is sound: the entry placed the
-    // file wrongly (a damaged artifact), and only the entry is at fault.
-    if (blob !== m.digest && sha256Hex(content) === blob) {
-      fail('size', `blob ${blob} does not hold ${m.digest} where its entry says`);
-    }
-    fail('corrupt', `blob ${blob}${why}`);
-  }
-  for (const m of members) writeMember(m, content.subarray(m.offset, m.offset + m.size), done);
-}
-
-async function writeBatch(w: WriteWire): Promise<number[]> {
-  const names = w.rels.split('\0');
-  const renames = w.renames.split('\0');
-  const done: number[] = [];
-  for (let j = 0; j + 1 < w.starts.length; j++) {
-    const members: Member[] = [];
-    for (let i = w.starts[j] as number; i < (w.starts[j + 1] as number); i++) {
-      members.push({
-        ...fileAt(w, names, i),
-        id: w.ids[i] as number,
-        offset: w.offsets[i] as number,
-        renameTo: renames[i] || null,
-      });
-    }
-    const blob = w.blobs.slice(j * 64, j * 64 + 64);
-    const at: FrameAt = w.pack
-      ? {
-          file: w.pack.files[w.pack.frames[3 * j] as number] as string,
-          offset: w.pack.frames[3 * j + 1] as number,
-          length: w.pack.frames[3 * j + 2] as number,
-        }
-      : { file: blobPath(blob), offset: 0, length: undefined };
-    const job = {
-      blob,
-      blobSize: w.blobSizes[j] as number,
-      stream: w.streams[j] === 1,
-      members,
-      at,
-    };
-    await write(job, done);
-  }
-  return done;
-}
-
-let crossDevice = false;
-
-/** A file to link from its unpacked copy `src`, which has the file's mode less write (`umode`). */
-interface LinkItem extends WireFile {
-  readonly src: string;
-  readonly umode: number;
-}
-
-function intact(st: fs.Stats, it: LinkItem): boolean {
-  return (
-    st.isFile() &&
-    st.size === it.size &&
-    (st.mode & 0o777) === it.umode &&
-    st.mtimeMs === UNPACKED_MTIME_MS
-  );
-}
-
-/** [inode, mtimeMs] of the file made, or null when its unpacked copy is missing or changed. */
-function linkOne(it: LinkItem): [number, number] | null {
-  try {
-    fs.linkSync(it.src, it.dest);
-  } catch (err) {
-    const code = codeOf(err);
-    if (code === 'ENOENT') return null;
-    if (code !== 'EXDEV') throw err;
-    crossDevice = true; // the store is on another filesystem: copy instead
-    return copyOne(it);
-  }
-  // The link shares the copy's inode: checking it checks the copy.
-  const st = fs.lstatSync(it.dest);
-  if (intact(st, it)) return [st.ino, st.mtimeMs];
-  fs.unlinkSync(it.dest);
-  fs.rmSync(it.src, { force: true });
-  return null;
-}
-
-function copyOne(it: LinkItem): [number, number] | null {
-  const src = fs.lstatSync(it.src, { throwIfNoEntry: false });
-  if (src === undefined) return null;
-  if (!intact(src, it)) {
-    fs.rmSync(it.src, { force: true });
-    return null;
-  }
-  fs.copyFileSync(it.src, it.dest, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
-  const fd = fs.openSync(it.dest, 'r');
-  try {
-    const done: number[] = [];
-    settle(fd, { id: 0, mode: it.mode, mtimeMs: it.mtimeMs }, done);
-    return [done[1] as number, done[2] as number];
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function linkBatch(w: LinkWire): Float64Array {
-  const names = w.rels.split('\0');
-  const out = new Float64Array(names.length * 2);
-  for (let i = 0; i < names.length; i++) {
-    const f = fileAt(w, names, i);
-    // The unpacked copy: the content with the file's mode, read-only.
-    const umode = f.mode & ~0o222;
-    const d = f.digest;
-    const src = unpackedPath(w.unpackedDir, d, umode);
-    const it: LinkItem = { ...f, umode, src };
-    const got = w.clone || crossDevice ? copyOne(it) : linkOne(it);
-    out[i * 2] = got === null ? -1 : got[0];
-    out[i * 2 + 1] = got === null ? 0 : got[1];
-  }
-  transfers.push(out.buffer);
-  return out;
-}
-
-/** Buffers the current reply hands back to the main thread (moved, not copied). */
-let transfers: ArrayBuffer[] = [];
-
 function compressChunk({ data, out, length, name }: ChunkArgs): ChunkResult {
   const src = Buffer.from(data.buffer, data.byteOffset, length);
   const dst = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
@@ -719,7 +216,7 @@ function compressChunk({ data, out, length, name }: ChunkArgs): ChunkResult {
       n += p.length;
     }
   }
-  transfers.push(data.buffer as ArrayBuffer, out.buffer as ArrayBuffer);
+  job.transfers.push(data.buffer as ArrayBuffer, out.buffer as ArrayBuffer);
   return { data, out, length: n, raw };
 }
 
@@ -775,7 +272,7 @@ function listDirs({ paths, budget }: ListArgs): DirListing[] {
     }
     listed += names.length;
     out.push({ dir, names, stats, targets });
-    transfers.push(stats.buffer);
+    job.transfers.push(stats.buffer);
     // Deeper only within the budget (the directories asked for are always listed).
     if (listed < budget) {
       for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as string);
@@ -830,11 +327,11 @@ port.postMessage(ready);
 async function handle(msg: StoreRequest): Promise<void> {
   let reply: StoreReply;
   try {
-    dirs = msg.args.dirs;
-    transfers = [];
+    job.dirs = msg.args.dirs;
+    job.transfers = [];
     reply = await perform(msg.id, msg.op, msg.args);
   } catch (err) {
-    transfers = [];
+    job.transfers = [];
     reply = {
       type: 'failed',
       id: msg.id,
@@ -842,7 +339,7 @@ async function handle(msg: StoreRequest): Promise<void> {
       kind: err instanceof OpFailure ? err.kind : 'io',
     };
   }
-  port?.postMessage(reply, transfers);
+  port?.postMessage(reply, job.transfers);
 }
 
 // One job at a time, in arrival order: the pool sends the next before this one is answered, and
