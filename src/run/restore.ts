@@ -265,7 +265,7 @@ async function restoreLadder(
       );
       const found = { tier: 'remote', hitKind, downloadedBytes: downloaded } as const;
       // After a fallback post saves: an incremental save builds on what was restored.
-      const saves = hitKind !== 'exact';
+      const saves = hitKind !== 'exact' && config.save !== 'never';
       if (hit.base !== undefined) core.info(`${hit.matchedKey} is a layer over ${hit.base}.`);
       // Restored straight from the download, every file verified as the workers write it.
       const r = await timer.time('restore pack', () =>
