@@ -83607,7 +83607,7 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6567);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(469);
 /* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
 
 
@@ -83618,135 +83618,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 5638:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   j3: () => (/* binding */ DeadlineError),
-/* harmony export */   nl: () => (/* binding */ deadline),
-/* harmony export */   wi: () => (/* binding */ abandonedWork)
-/* harmony export */ });
-/* unused harmony exports formatMs, sleep, LOW_SPEED, SpeedWatch, within */
-/**
- * Bounds on network work (issue 11): every operation with the runner cache has an overall
- * deadline (the `remote-timeout` input), and a transfer also has a low-speed limit like curl's
- * `--speed-limit`/`--speed-time`. A stall or a trickle is cut after one window; an honest
- * transfer of any size runs on until the deadline. Work that cannot be cancelled (the official
- * client's save) is raced with its deadline and abandoned; a step that abandoned work ends its
- * process once its own work is done (src/run/guard.ts), so an open socket cannot hold it.
- */
-/** A network operation ran out of time or went too slowly. The tier is then switched off. */
-class DeadlineError extends Error {
-    name = 'DeadlineError';
-}
-/** The largest delay setTimeout honours; longer ones fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Human form of a duration for messages: '2 s', '10 min'. */
-function formatMs(ms) {
-    if (ms >= 60_000 && ms % 60_000 === 0)
-        return `${ms / 60_000} min`;
-    return `${Number((ms / 1000).toFixed(3))} s`;
-}
-function deadline(ms, what) {
-    const error = new DeadlineError(`${what} did not finish within ${formatMs(ms)} (the 'remote-timeout' input)`);
-    const controller = new AbortController();
-    // unref: an expired operation is abandoned, and the timer alone never keeps the step alive.
-    setTimeout(() => controller.abort(error), Math.min(ms, MAX_TIMER_MS)).unref();
-    return { signal: controller.signal, error };
-}
-/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
-function sleep(ms, signal) {
-    return new Promise((resolve, reject) => {
-        if (signal?.aborted)
-            return reject(signal.reason);
-        const timer = setTimeout(() => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-        }, ms);
-        const onAbort = () => {
-            clearTimeout(timer);
-            reject(signal?.reason);
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-    });
-}
-/**
- * 1 KiB/s over a minute. A full stall is cut after a minute, as the old idle timer did, and so
- * is a trickle that used to reset it; anything a build cache can use goes far faster.
- */
-const LOW_SPEED = { bytesPerSecond: 1024, windowMs: 60_000 };
-const BUCKETS = 10;
-/**
- * Watches a transfer: `add` counts bytes as they arrive; when the bytes of the last window (kept
- * in ten buckets, so the window slides a tenth at a time) fall below the limit, `onSlow` is
- * called once with a DeadlineError. The first window starts with the request, so a server that
- * never answers is cut too. `stop` ends the watch.
- */
-class SpeedWatch {
-    counts = new Array(BUCKETS).fill(0);
-    current = 0;
-    ticks = 0;
-    timer;
-    constructor(limit, what, onSlow) {
-        const minBytes = (limit.bytesPerSecond * limit.windowMs) / 1000;
-        this.timer = setInterval(() => {
-            this.ticks++;
-            if (this.ticks >= BUCKETS) {
-                const sum = this.counts.reduce((a, b) => a + b, 0);
-                if (sum < minBytes) {
-                    this.stop();
-                    onSlow(new DeadlineError(`${what} went slower than ${limit.bytesPerSecond} bytes/s for ${formatMs(limit.windowMs)} (${sum} bytes)`));
-                    return;
-                }
-            }
-            this.current = (this.current + 1) % BUCKETS;
-            this.counts[this.current] = 0;
-        }, limit.windowMs / BUCKETS);
-        this.timer.unref();
-    }
-    add(bytes) {
-        this.counts[this.current] = (this.counts[this.current] ?? 0) + bytes;
-    }
-    stop() {
-        clearInterval(this.timer);
-    }
-}
-const abandoned = [];
-/**
- * `work` raced with `limit`: its result if it settles first, else the deadline's error. Work
- * that loses the race cannot be cancelled; it is recorded as abandoned, and the step's process
- * ends once the step's own work is done (see `abandonedWork`).
- */
-async function within(work, limit, what) {
-    let settled = false;
-    const expired = new Promise((_resolve, reject) => {
-        const onAbort = () => {
-            if (settled)
-                return;
-            abandoned.push(what);
-            reject(limit.signal.reason);
-        };
-        if (limit.signal.aborted)
-            onAbort();
-        else
-            limit.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-        return await Promise.race([work, expired]);
-    }
-    finally {
-        settled = true;
-    }
-}
-/** What this process abandoned after a deadline (still running, perhaps holding sockets). */
-function abandonedWork() {
-    return abandoned;
-}
-//# sourceMappingURL=deadline.js.map
-
-/***/ }),
-
-/***/ 6567:
+/***/ 469:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -91828,65 +91700,12 @@ function keyPrefixCanMatch(k) {
     });
 }
 //# sourceMappingURL=inputs.js.map
-// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
-var dist_cjs = __nccwpck_require__(3711);
-;// CONCATENATED MODULE: ./build/src/remote/bucket-client.js
-/**
- * The bucket tier's object-storage client: the one file that imports `@aws-sdk/client-s3`. The
- * rest of the code talks to `BucketClient`, a handful of object operations in our own types,
- * and reads failures through `bucketProblem`, which names the input to fix.
- *
- * Credentials come from the SDK's default chain (environment, web identity as
- * aws-actions/configure-aws-credentials sets it up, shared files, instance role). Checksums are
- * computed and checked only where the service requires them: S3-compatible services (R2, GCS,
- * MinIO, Ceph, Garage) differ in the newer flexible checksums, and the tier verifies every byte
- * it downloads by its content digest anyway.
- */
-
-
-function regionOf(config, env = process.env) {
-    return (config.region || env['AWS_REGION']?.trim() || env['AWS_DEFAULT_REGION']?.trim() || 'us-east-1');
-}
-/** Where the error says the configuration is wrong: the message names the input to fix. */
-function bucket_client_bucketProblem(err, config) {
-    const e = err;
-    const name = e.name ?? '';
-    const code = e.code ?? err.cause?.code ?? '';
-    const status = e.$metadata?.httpStatusCode;
-    const where = `s3://${config.name}/${config.prefix}`;
-    if (name === 'CredentialsProviderError' || (/credential/i.test((0,errors/* errorMessage */.gJ)(err)) && !status)) {
-        return (`no AWS credentials for the 'bucket' input (${where}): set AWS_ACCESS_KEY_ID and ` +
-            'AWS_SECRET_ACCESS_KEY, use aws-actions/configure-aws-credentials, or run where an ' +
-            'instance role is available');
-    }
-    if (name === 'NoSuchBucket') {
-        return `the bucket '${config.name}' does not exist (the 'bucket' input, s3://name/prefix; check the name and 'bucket-endpoint')`;
-    }
-    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(name)) {
-        return `the bucket '${config.name}' refused these AWS credentials (${name}): give them s3:GetObject, s3:PutObject, s3:ListBucket (and s3:DeleteObject for gc) on ${where}`;
-    }
-    if ([
-        'PermanentRedirect',
-        'AuthorizationHeaderMalformed',
-        'IllegalLocationConstraintException',
-    ].includes(name)) {
-        return `the bucket '${config.name}' is in another region than '${regionOf(config)}' (set 'bucket-region')`;
-    }
-    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ECONNRESET'].includes(code)) {
-        return (`cannot reach ${config.endpoint || 'AWS S3'} (${code}; check 'bucket-endpoint'` +
-            `${config.endpoint ? " and 'bucket-path-style'" : ''})`);
-    }
-    return `${name || 'error'}${status ? ` (HTTP ${status})` : ''}: ${(0,errors/* errorMessage */.gJ)(err)}`;
-}
-function notFound(err) {
-    const e = err;
-    return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
-}
+;// CONCATENATED MODULE: ./build/src/util/parallel.js
 /**
  * Runs `work` over `items`, at most `limit` at once. The first failure stops new work; the
  * items in flight finish (so nothing runs on after the caller cleans up), then it is thrown.
  */
-async function bucket_client_inParallel(items, limit, work) {
+async function parallel_inParallel(items, limit, work) {
     let next = 0;
     let failed = false;
     const lane = async () => {
@@ -91906,121 +91725,7 @@ async function bucket_client_inParallel(items, limit, work) {
         if (r.status === 'rejected')
             throw r.reason;
 }
-function bucket_client_openBucketClient(config) {
-    const s3 = new dist_cjs/* S3Client */.YxF({
-        region: regionOf(config),
-        ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-        forcePathStyle: config.pathStyle,
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-        responseChecksumValidation: 'WHEN_REQUIRED',
-        maxAttempts: 3,
-        // A connection that cannot be made, or a socket idle this long, fails the attempt.
-        requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
-    });
-    const Bucket = config.name;
-    const opts = (signal) => ({ abortSignal: signal });
-    return {
-        async head(key, signal) {
-            try {
-                const r = await s3.send(new dist_cjs/* HeadObjectCommand */.l81({ Bucket, Key: key }), opts(signal));
-                return { key, size: r.ContentLength ?? 0, lastModified: r.LastModified?.getTime() ?? 0 };
-            }
-            catch (err) {
-                if (notFound(err) && err.name !== 'NoSuchBucket')
-                    return undefined;
-                throw err;
-            }
-        },
-        async get(key, signal) {
-            try {
-                const r = await s3.send(new dist_cjs/* GetObjectCommand */.jLs({ Bucket, Key: key }), opts(signal));
-                const body = r.Body;
-                if (body === undefined)
-                    return undefined;
-                return { size: r.ContentLength ?? 0, body };
-            }
-            catch (err) {
-                if (err.name === 'NoSuchKey')
-                    return undefined;
-                throw err;
-            }
-        },
-        async put(key, body, signal) {
-            await s3.send(new dist_cjs/* PutObjectCommand */.wKZ({ Bucket, Key: key, Body: body, ContentLength: body.length }), opts(signal));
-        },
-        async putMultipart(key, size, partBytes, readPart, concurrency, signal) {
-            const created = await s3.send(new dist_cjs/* CreateMultipartUploadCommand */.nG4({ Bucket, Key: key }), opts(signal));
-            const UploadId = created.UploadId;
-            if (!UploadId)
-                throw new Error(`the service gave no upload id for ${key}`);
-            const count = Math.max(1, Math.ceil(size / partBytes));
-            const parts = [];
-            try {
-                const numbers = Array.from({ length: count }, (_, i) => i + 1);
-                await bucket_client_inParallel(numbers, concurrency, async (PartNumber) => {
-                    const offset = (PartNumber - 1) * partBytes;
-                    const body = await readPart(offset, Math.min(partBytes, size - offset));
-                    const r = await s3.send(new dist_cjs/* UploadPartCommand */.iVK({
-                        Bucket,
-                        Key: key,
-                        UploadId,
-                        PartNumber,
-                        Body: body,
-                        ContentLength: body.length,
-                    }), opts(signal));
-                    parts.push({ ETag: r.ETag ?? '', PartNumber });
-                });
-                parts.sort((a, b) => a.PartNumber - b.PartNumber);
-                await s3.send(new dist_cjs/* CompleteMultipartUploadCommand */.Gym({
-                    Bucket,
-                    Key: key,
-                    UploadId,
-                    MultipartUpload: { Parts: parts },
-                }), opts(signal));
-            }
-            catch (err) {
-                // Parts of an abandoned upload cost storage until aborted (or a lifecycle rule does it).
-                await s3
-                    .send(new dist_cjs/* AbortMultipartUploadCommand */.tfP({ Bucket, Key: key, UploadId }), {
-                    abortSignal: AbortSignal.timeout(10_000),
-                })
-                    .catch(() => undefined);
-                throw err;
-            }
-        },
-        async refresh(key, signal) {
-            await s3.send(new dist_cjs/* CopyObjectCommand */.s9Z({
-                Bucket,
-                Key: key,
-                CopySource: `${Bucket}/${key.split('/').map(encodeURIComponent).join('/')}`,
-                MetadataDirective: 'REPLACE',
-                Metadata: { refreshed: String(Date.now()) },
-            }), opts(signal));
-        },
-        async list(prefix, signal) {
-            const out = [];
-            let ContinuationToken;
-            do {
-                const r = await s3.send(new dist_cjs/* ListObjectsV2Command */.u6x({ Bucket, Prefix: prefix, ContinuationToken }), opts(signal));
-                for (const o of r.Contents ?? []) {
-                    if (o.Key === undefined)
-                        continue;
-                    out.push({
-                        key: o.Key,
-                        size: o.Size ?? 0,
-                        lastModified: o.LastModified?.getTime() ?? 0,
-                    });
-                }
-                ContinuationToken = r.IsTruncated ? r.NextContinuationToken : undefined;
-            } while (ContinuationToken);
-            return out;
-        },
-        async remove(key, signal) {
-            await s3.send(new dist_cjs/* DeleteObjectCommand */.k4j({ Bucket, Key: key }), opts(signal));
-        },
-    };
-}
-//# sourceMappingURL=bucket-client.js.map
+//# sourceMappingURL=parallel.js.map
 ;// CONCATENATED MODULE: ./build/src/store/blob-layout.js
 /**
  * The blob layout, in one place: where a blob and its unpacked copy live, and how a blob gets
@@ -94183,8 +93888,7 @@ function neededBlobs(m, locs) {
     return out;
 }
 /**
- * Writes the pack of an entry to `destFile` (temp file + rename); returns its size and the
- * compressed bytes of its blobs. `table` is the entry's artifact, `manifest` what it decodes to
+ * Writes the pack of an entry to `destFile` (temp file + rename); returns its size. `table` is the entry's artifact, `manifest` what it decodes to
  * (its grouped files attached to `blobs`). Every blob is verified as it is copied unless
  * `verify` is false (a store made for this step, whose blobs were all hashed as they were
  * written); the blobs in `omit` are left out (a layer: its base carries them).
@@ -94215,7 +93919,6 @@ async function writePack(blobs, meta, table, manifest, destFile, opts = {}) {
         u32.writeUInt32BE(table.length);
         await write(Buffer.from(u32));
         await write(table);
-        let blobBytes = 0;
         for (const name of bytes_sortBytes(needed.keys())) {
             if (opts.omit?.has(name))
                 continue;
@@ -94224,7 +93927,6 @@ async function writePack(blobs, meta, table, manifest, destFile, opts = {}) {
             let left = 0;
             const onFrame = {
                 async start(frameBytes) {
-                    blobBytes += frameBytes;
                     const rec = Buffer.alloc(DIGEST_BYTES + 8);
                     Buffer.from(name, 'hex').copy(rec, 0);
                     rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
@@ -94248,7 +93950,7 @@ async function writePack(blobs, meta, table, manifest, destFile, opts = {}) {
         // nothing a later save would not make again.)
         await out.close();
         await rename(tmp, destFile);
-        return { bytes, blobBytes };
+        return { bytes };
     }
     catch (err) {
         await out.close().catch(() => undefined);
@@ -94432,8 +94134,261 @@ async function readPack(blobs, packFile, accept) {
     }
 }
 //# sourceMappingURL=pack.js.map
-// EXTERNAL MODULE: ./build/src/remote/deadline.js
-var remote_deadline = __nccwpck_require__(5638);
+// EXTERNAL MODULE: ./node_modules/@aws-sdk/client-s3/dist-cjs/index.js
+var dist_cjs = __nccwpck_require__(3711);
+;// CONCATENATED MODULE: ./build/src/remote/bucket-client.js
+/**
+ * The bucket tier's object-storage client: the one file that imports `@aws-sdk/client-s3`. The
+ * rest of the code talks to `BucketClient`, a handful of object operations in our own types,
+ * and reads failures through `bucketProblem`, which names the input to fix.
+ *
+ * Credentials come from the SDK's default chain (environment, web identity as
+ * aws-actions/configure-aws-credentials sets it up, shared files, instance role). Checksums are
+ * computed and checked only where the service requires them: S3-compatible services (R2, GCS,
+ * MinIO, Ceph, Garage) differ in the newer flexible checksums, and the tier verifies every byte
+ * it downloads by its content digest anyway.
+ */
+
+
+
+function regionOf(config, env = process.env) {
+    return (config.region || env['AWS_REGION']?.trim() || env['AWS_DEFAULT_REGION']?.trim() || 'us-east-1');
+}
+/** Where the error says the configuration is wrong: the message names the input to fix. */
+function bucket_client_bucketProblem(err, config) {
+    const e = err;
+    const name = e.name ?? '';
+    const code = e.code ?? err.cause?.code ?? '';
+    const status = e.$metadata?.httpStatusCode;
+    const where = `s3://${config.name}/${config.prefix}`;
+    if (name === 'CredentialsProviderError' || (/credential/i.test((0,errors/* errorMessage */.gJ)(err)) && !status)) {
+        return (`no AWS credentials for the 'bucket' input (${where}): set AWS_ACCESS_KEY_ID and ` +
+            'AWS_SECRET_ACCESS_KEY, use aws-actions/configure-aws-credentials, or run where an ' +
+            'instance role is available');
+    }
+    if (name === 'NoSuchBucket') {
+        return `the bucket '${config.name}' does not exist (the 'bucket' input, s3://name/prefix; check the name and 'bucket-endpoint')`;
+    }
+    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(name)) {
+        return `the bucket '${config.name}' refused these AWS credentials (${name}): give them s3:GetObject, s3:PutObject, s3:ListBucket (and s3:DeleteObject for gc) on ${where}`;
+    }
+    if ([
+        'PermanentRedirect',
+        'AuthorizationHeaderMalformed',
+        'IllegalLocationConstraintException',
+    ].includes(name)) {
+        return `the bucket '${config.name}' is in another region than '${regionOf(config)}' (set 'bucket-region')`;
+    }
+    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ECONNRESET'].includes(code)) {
+        return (`cannot reach ${config.endpoint || 'AWS S3'} (${code}; check 'bucket-endpoint'` +
+            `${config.endpoint ? " and 'bucket-path-style'" : ''})`);
+    }
+    return `${name || 'error'}${status ? ` (HTTP ${status})` : ''}: ${(0,errors/* errorMessage */.gJ)(err)}`;
+}
+function notFound(err) {
+    const e = err;
+    return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
+}
+function bucket_client_openBucketClient(config) {
+    const s3 = new dist_cjs/* S3Client */.YxF({
+        region: regionOf(config),
+        ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+        forcePathStyle: config.pathStyle,
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        maxAttempts: 3,
+        // A connection that cannot be made, or a socket idle this long, fails the attempt.
+        requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
+    });
+    const Bucket = config.name;
+    const opts = (signal) => ({ abortSignal: signal });
+    return {
+        async head(key, signal) {
+            try {
+                const r = await s3.send(new dist_cjs/* HeadObjectCommand */.l81({ Bucket, Key: key }), opts(signal));
+                return { key, size: r.ContentLength ?? 0, lastModified: r.LastModified?.getTime() ?? 0 };
+            }
+            catch (err) {
+                if (notFound(err) && err.name !== 'NoSuchBucket')
+                    return undefined;
+                throw err;
+            }
+        },
+        async get(key, signal) {
+            try {
+                const r = await s3.send(new dist_cjs/* GetObjectCommand */.jLs({ Bucket, Key: key }), opts(signal));
+                const body = r.Body;
+                if (body === undefined)
+                    return undefined;
+                return { size: r.ContentLength ?? 0, body };
+            }
+            catch (err) {
+                if (err.name === 'NoSuchKey')
+                    return undefined;
+                throw err;
+            }
+        },
+        async put(key, body, signal) {
+            await s3.send(new dist_cjs/* PutObjectCommand */.wKZ({ Bucket, Key: key, Body: body, ContentLength: body.length }), opts(signal));
+        },
+        async putMultipart(key, size, partBytes, readPart, concurrency, signal) {
+            const created = await s3.send(new dist_cjs/* CreateMultipartUploadCommand */.nG4({ Bucket, Key: key }), opts(signal));
+            const UploadId = created.UploadId;
+            if (!UploadId)
+                throw new Error(`the service gave no upload id for ${key}`);
+            const count = Math.max(1, Math.ceil(size / partBytes));
+            const parts = [];
+            try {
+                const numbers = Array.from({ length: count }, (_, i) => i + 1);
+                await parallel_inParallel(numbers, concurrency, async (PartNumber) => {
+                    const offset = (PartNumber - 1) * partBytes;
+                    const body = await readPart(offset, Math.min(partBytes, size - offset));
+                    const r = await s3.send(new dist_cjs/* UploadPartCommand */.iVK({
+                        Bucket,
+                        Key: key,
+                        UploadId,
+                        PartNumber,
+                        Body: body,
+                        ContentLength: body.length,
+                    }), opts(signal));
+                    parts.push({ ETag: r.ETag ?? '', PartNumber });
+                });
+                parts.sort((a, b) => a.PartNumber - b.PartNumber);
+                await s3.send(new dist_cjs/* CompleteMultipartUploadCommand */.Gym({
+                    Bucket,
+                    Key: key,
+                    UploadId,
+                    MultipartUpload: { Parts: parts },
+                }), opts(signal));
+            }
+            catch (err) {
+                // Parts of an abandoned upload cost storage until aborted (or a lifecycle rule does it).
+                await s3
+                    .send(new dist_cjs/* AbortMultipartUploadCommand */.tfP({ Bucket, Key: key, UploadId }), {
+                    abortSignal: AbortSignal.timeout(10_000),
+                })
+                    .catch(() => undefined);
+                throw err;
+            }
+        },
+        async refresh(key, signal) {
+            await s3.send(new dist_cjs/* CopyObjectCommand */.s9Z({
+                Bucket,
+                Key: key,
+                CopySource: `${Bucket}/${key.split('/').map(encodeURIComponent).join('/')}`,
+                MetadataDirective: 'REPLACE',
+                Metadata: { refreshed: String(Date.now()) },
+            }), opts(signal));
+        },
+        async list(prefix, signal) {
+            const out = [];
+            let ContinuationToken;
+            do {
+                const r = await s3.send(new dist_cjs/* ListObjectsV2Command */.u6x({ Bucket, Prefix: prefix, ContinuationToken }), opts(signal));
+                for (const o of r.Contents ?? []) {
+                    if (o.Key === undefined)
+                        continue;
+                    out.push({
+                        key: o.Key,
+                        size: o.Size ?? 0,
+                        lastModified: o.LastModified?.getTime() ?? 0,
+                    });
+                }
+                ContinuationToken = r.IsTruncated ? r.NextContinuationToken : undefined;
+            } while (ContinuationToken);
+            return out;
+        },
+        async remove(key, signal) {
+            await s3.send(new dist_cjs/* DeleteObjectCommand */.k4j({ Bucket, Key: key }), opts(signal));
+        },
+    };
+}
+//# sourceMappingURL=bucket-client.js.map
+;// CONCATENATED MODULE: ./build/src/remote/deadline.js
+/**
+ * Bounds on network work (issue 11): every operation with the runner cache has an overall
+ * deadline (the `remote-timeout` input), and a transfer also has a low-speed limit like curl's
+ * `--speed-limit`/`--speed-time`. A stall or a trickle is cut after one window; an honest
+ * transfer of any size runs on until the deadline. Every request takes the deadline's signal,
+ * so work that runs out of time is aborted, never left running.
+ */
+/** A network operation ran out of time or went too slowly. The tier is then switched off. */
+class deadline_DeadlineError extends Error {
+    name = 'DeadlineError';
+}
+/** The largest delay setTimeout honours; longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Human form of a duration for messages: '2 s', '10 min'. */
+function formatMs(ms) {
+    if (ms >= 60_000 && ms % 60_000 === 0)
+        return `${ms / 60_000} min`;
+    return `${Number((ms / 1000).toFixed(3))} s`;
+}
+function deadline_deadline(ms, what) {
+    const error = new deadline_DeadlineError(`${what} did not finish within ${formatMs(ms)} (the 'remote-timeout' input)`);
+    const controller = new AbortController();
+    // unref: an expired operation is abandoned, and the timer alone never keeps the step alive.
+    setTimeout(() => controller.abort(error), Math.min(ms, MAX_TIMER_MS)).unref();
+    return { signal: controller.signal, error };
+}
+/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
+function deadline_sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(signal.reason);
+        const timer = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            reject(signal?.reason);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+    });
+}
+/**
+ * 1 KiB/s over a minute. A full stall is cut after a minute, as the old idle timer did, and so
+ * is a trickle that used to reset it; anything a build cache can use goes far faster.
+ */
+const LOW_SPEED = { bytesPerSecond: 1024, windowMs: 60_000 };
+const BUCKETS = 10;
+/**
+ * Watches a transfer: `add` counts bytes as they arrive; when the bytes of the last window (kept
+ * in ten buckets, so the window slides a tenth at a time) fall below the limit, `onSlow` is
+ * called once with a DeadlineError. The first window starts with the request, so a server that
+ * never answers is cut too. `stop` ends the watch.
+ */
+class SpeedWatch {
+    counts = new Array(BUCKETS).fill(0);
+    current = 0;
+    ticks = 0;
+    timer;
+    constructor(limit, what, onSlow) {
+        const minBytes = (limit.bytesPerSecond * limit.windowMs) / 1000;
+        this.timer = setInterval(() => {
+            this.ticks++;
+            if (this.ticks >= BUCKETS) {
+                const sum = this.counts.reduce((a, b) => a + b, 0);
+                if (sum < minBytes) {
+                    this.stop();
+                    onSlow(new deadline_DeadlineError(`${what} went slower than ${limit.bytesPerSecond} bytes/s for ${formatMs(limit.windowMs)} (${sum} bytes)`));
+                    return;
+                }
+            }
+            this.current = (this.current + 1) % BUCKETS;
+            this.counts[this.current] = 0;
+        }, limit.windowMs / BUCKETS);
+        this.timer.unref();
+    }
+    add(bytes) {
+        this.counts[this.current] = (this.counts[this.current] ?? 0) + bytes;
+    }
+    stop() {
+        clearInterval(this.timer);
+    }
+}
+//# sourceMappingURL=deadline.js.map
 ;// CONCATENATED MODULE: ./build/src/remote/bucket.js
 /**
  * The bucket tier (issue 15): one content-addressed store in an S3-compatible bucket, shared by
@@ -94462,6 +94417,7 @@ var remote_deadline = __nccwpck_require__(5638);
  * Scopes follow the runner cache: a job writes only its own ref's scope (GITHUB_REF) and reads
  * its own, then its pull request's base branch (GITHUB_BASE_REF).
  */
+
 
 
 
@@ -95202,6 +95158,11 @@ async function lookup(env, key, restoreKeys, signal, crossOs = false) {
         url,
     };
 }
+/** The `message` of an answer that is not ok. */
+function reasonOf(res) {
+    const m = res['message'];
+    return typeof m === 'string' && m !== '' ? m : 'no reason given';
+}
 /**
  * Reserve `key`: the signed URL to upload to, or undefined when the entry exists already (saved
  * by another job in the meantime: not a failure). A token without write permission, a quota
@@ -95220,8 +95181,7 @@ async function reserve(env, key, signal, crossOs = false) {
     }
     const url = res['signed_upload_url'];
     if (res['ok'] !== true || typeof url !== 'string' || url === '') {
-        const why = typeof res['message'] === 'string' && res['message'] ? res['message'] : 'no reason given';
-        throw new RemoteError(`the service did not reserve ${key}: ${why}`);
+        throw new RemoteError(`the service did not reserve ${key}: ${reasonOf(res)}`);
     }
     return { uploadUrl: url, version };
 }
@@ -95229,8 +95189,7 @@ async function reserve(env, key, signal, crossOs = false) {
 async function finalize(env, key, r, sizeBytes, signal) {
     const res = await twirp(env, 'FinalizeCacheEntryUpload', { key, version: r.version, size_bytes: String(sizeBytes) }, signal ? { signal } : {});
     if (res['ok'] !== true) {
-        const why = typeof res['message'] === 'string' && res['message'] ? res['message'] : 'no reason given';
-        throw new RemoteError(`the service did not finalize ${key}: ${why}`);
+        throw new RemoteError(`the service did not finalize ${key}: ${reasonOf(res)}`);
     }
 }
 //# sourceMappingURL=twirp.js.map
@@ -95241,6 +95200,7 @@ async function finalize(env, key, r, sizeBytes, signal) {
  * deletion by cache id. Keys that do not parse as clyde keys are left out of the snapshot (their
  * bytes still count against the budget) unless foreign keys are included.
  */
+
 
 
 
@@ -95280,7 +95240,7 @@ function remotePruneTarget(api, opts) {
                 if (n !== undefined)
                     pulls.set(n, undefined);
             }
-            await forEachLimit([...pulls.keys()], opts.concurrency ?? 4, async (n) => {
+            await parallel_inParallel([...pulls.keys()], opts.concurrency ?? 4, async (n) => {
                 try {
                     pulls.set(n, await api.pullRequestState(n));
                 }
@@ -95337,14 +95297,6 @@ function remotePruneTarget(api, opts) {
         },
     };
 }
-async function forEachLimit(items, limit, fn) {
-    let next = 0;
-    const worker = async () => {
-        while (next < items.length)
-            await fn(items[next++]);
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 //# sourceMappingURL=remote.js.map
 ;// CONCATENATED MODULE: ./build/src/prune/bucket.js
 /**
@@ -95386,7 +95338,7 @@ function bucketPruneTarget(client, layout, signal, pullRequestState) {
     const readEntries = async () => {
         const objects = await client.list(layout.entriesPrefix, signal);
         const out = [];
-        await bucket_client_inParallel(objects, 8, async (o) => {
+        await parallel_inParallel(objects, 8, async (o) => {
             const known = read.get(o.key);
             if (known && known.object.lastModified === o.lastModified) {
                 out.push(known);
@@ -95437,7 +95389,7 @@ function bucketPruneTarget(client, layout, signal, pullRequestState) {
                     if (n !== undefined)
                         pulls.set(n, undefined);
                 }
-                await bucket_client_inParallel([...pulls.keys()], 4, async (n) => {
+                await parallel_inParallel([...pulls.keys()], 4, async (n) => {
                     try {
                         pulls.set(n, await pullRequestState(n));
                     }
@@ -95506,7 +95458,7 @@ function bucketPruneTarget(client, layout, signal, pullRequestState) {
                 }
                 return true;
             });
-            await bucket_client_inParallel(candidates, 8, async (b) => {
+            await parallel_inParallel(candidates, 8, async (b) => {
                 if (dryRun) {
                     lib_core/* info */.pq(`[dry run] bucket: would delete unreferenced blob ${b.key} (${bytes_formatBytes(b.size)})`);
                 }
@@ -105213,20 +105165,22 @@ class PackRoom {
      */
     async restore(packs, roots, optionsFor) {
         this.ctx.blobs.pool();
-        const { ix, meta, frames, base } = await this.scan(packs);
+        const scanned = await this.scan(packs);
+        const { ix, meta, frames, base } = scanned;
         this.ctx.blobs.attach(ix.manifest, ix.locations);
         const { quiet, files, bytes, statCache } = await restoreRoots(this.ctx.blobs, rootsToRestore(ix.manifest, roots), await optionsFor(meta), Promise.resolve(), { frames });
         await quiet;
         const rows = encodeTable({ key: meta.key, ...statCache.head }, statCache.roots);
-        return { meta, result: { files, bytes }, base, rows };
+        return { meta, result: { files, bytes }, base, rows, scanned };
     }
     /**
      * Makes an entry that `restore` restored an entry of this store: its frames are copied as
      * they are (every one of them was verified as it was restored), its table committed, and
      * `rows` made its stat cache for `roots`, so the next save reads only what changed.
+     * `scanned`: restore's scan of the same packs, when this process made it.
      */
-    async adopt(packs, roots, rows) {
-        const { ix, meta, frames } = await this.scan(packs);
+    async adopt(packs, roots, rows, scanned) {
+        const { ix, meta, frames } = scanned ?? (await this.scan(packs));
         const handles = new Map();
         try {
             for (const name of contentBlobs(ix.manifest, ix.locations)) {
@@ -105604,6 +105558,21 @@ class local_store_LocalStore {
         }));
         return { entries, blobSizes: ix.blobs.sizeView() };
     }
+    /**
+     * The stored bytes of the blobs entry `key` references, but those in `omit` (what a pack of
+     * it would carry), from the index: no file is read.
+     */
+    async storedBytes(key, omit = new Set()) {
+        const ix = await this.keeper.index();
+        const e = ix.entries.get(key);
+        if (e === undefined)
+            throw new errors/* StoreError */.AD(`no entry ${key} in the store`);
+        let bytes = 0;
+        for (const slot of e.slots)
+            if (!omit.has(ix.blobs.name(slot)))
+                bytes += ix.blobs.sizeOf(slot);
+        return bytes;
+    }
     /** The index as readable JSON (entries by key, blobs with size and reference count). */
     async exportIndexJson() {
         return indexToJson(await this.keeper.index());
@@ -105645,8 +105614,7 @@ class local_store_LocalStore {
     // ---- packs ---------------------------------------------------------------------------
     /**
      * Writes the pack of `key`; `verify: false` trusts the blobs (a store made for one step);
-     * `omit`: blobs left out (a layer's: its base carries them). Returns the pack's size and the
-     * compressed bytes of the blobs it carries.
+     * `omit`: blobs left out (a layer's: its base carries them). Returns the pack's size.
      */
     async exportPack(key, destFile, opts = {}) {
         const { meta, table, manifest } = await this.load(key);
@@ -105664,8 +105632,8 @@ class local_store_LocalStore {
         return this.packs.restore(packs, roots, optionsFor);
     }
     /** Makes an entry restorePack restored an entry of this store (pack-room.ts `adopt`). */
-    adoptPacks(packs, roots, rows) {
-        return this.packs.adopt(packs, roots, rows);
+    adoptPacks(packs, roots, rows, scanned) {
+        return this.packs.adopt(packs, roots, rows, scanned);
     }
     /**
      * The file of a blob (one the bucket tier would rather copy than download: importPack
@@ -105675,11 +105643,6 @@ class local_store_LocalStore {
         if (!/^[0-9a-f]{64}$/.test(name))
             throw new errors/* StoreError */.AD(`not a blob name: ${name}`);
         return this.ctx.blobs.pathOf(name);
-    }
-    /** The names of the blobs entry `key` needs (standalone files and groups). */
-    async blobNames(key) {
-        const { manifest } = await this.load(key);
-        return contentBlobs(manifest, this.ctx.blobs.locationsOf(manifest));
     }
     // ---- maintenance ---------------------------------------------------------------------
     /** Removes the entry, then the blobs no remaining entry references. */
@@ -106004,7 +105967,7 @@ async function runGc(now = Date.now()) {
 async function gcBucket(config, bucket, now, runs, notes) {
     const title = `Bucket s3://${bucket.name}/${bucket.prefix}`;
     try {
-        const limit = (0,remote_deadline/* deadline */.nl)(BUCKET_GC_TIMEOUT_MS, 'the bucket gc');
+        const limit = deadline_deadline(BUCKET_GC_TIMEOUT_MS, 'the bucket gc');
         const api = config.remote && config.token
             ? openCacheApi({
                 token: config.token,
@@ -106022,7 +105985,7 @@ async function gcBucket(config, bucket, now, runs, notes) {
         return { failed: false, sweptBytes: config.dryRun ? 0 : swept.bytes };
     }
     catch (err) {
-        const problem = err instanceof remote_deadline/* DeadlineError */.j3 ? err : new Error(bucket_client_bucketProblem(err, bucket));
+        const problem = err instanceof deadline_DeadlineError ? err : new Error(bucket_client_bucketProblem(err, bucket));
         const failed = handlePhaseError('GC of the bucket', (0,errors/* isInputError */.BT)(err) ? err : problem, notes);
         return { failed, sweptBytes: 0 };
     }
@@ -106059,14 +106022,12 @@ function gcPlanJson(dryRun, runs) {
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2275);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7406);
-/* harmony import */ var _remote_deadline_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5638);
 /**
  * The last line of the error policy: an error nobody expected (a bug, a stream that errors with
  * no listener) is still a cache problem, so it becomes a warning and the step carries on as a
  * miss or a skipped save. Only configuration errors fail a step, and those are reported through
  * core.setFailed before this is reached.
  */
-
 
 
 async function guarded(step, fn) {
@@ -106083,13 +106044,6 @@ async function guarded(step, fn) {
     }
     catch (err) {
         bail(err);
-    }
-    // Work abandoned after its deadline (an upload the client cannot cancel) may still hold a
-    // socket or a timer open; the step's own work is done, so the process ends here.
-    const abandoned = (0,_remote_deadline_js__WEBPACK_IMPORTED_MODULE_2__/* .abandonedWork */ .wi)();
-    if (abandoned.length > 0) {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Not waiting for ${abandoned.join(', ')}: ending the step.`);
-        process.exit(process.exitCode ?? 0);
     }
 }
 //# sourceMappingURL=guard.js.map

@@ -17,7 +17,8 @@
  */
 import * as core from '@actions/core';
 import { errorMessage } from '../errors.js';
-import { inParallel, type BucketClient, type BucketObject } from '../remote/bucket-client.js';
+import type { BucketClient, BucketObject } from '../remote/bucket-client.js';
+import { inParallel } from '../util/parallel.js';
 import { BucketLayout, decodeEntry } from '../remote/bucket.js';
 import { PACK_MAGIC } from '../store/pack.js';
 import { formatBytes } from '../util/bytes.js';

@@ -8,6 +8,7 @@ import * as core from '@actions/core';
 import { errorMessage } from '../errors.js';
 import type { CacheApi, RestCacheEntry } from '../remote/rest.js';
 import { parseRemoteKey } from '../remote/twirp.js';
+import { inParallel } from '../util/parallel.js';
 import type { PruneTarget } from './execute.js';
 import type { PruneEntry, PruneSnapshot, PullRequestState } from './types.js';
 
@@ -64,7 +65,7 @@ export function remotePruneTarget(api: CacheApi, opts: RemoteTargetOptions): Rem
         const n = pullNumberOf(c.ref);
         if (n !== undefined) pulls.set(n, undefined);
       }
-      await forEachLimit([...pulls.keys()], opts.concurrency ?? 4, async (n) => {
+      await inParallel([...pulls.keys()], opts.concurrency ?? 4, async (n) => {
         try {
           pulls.set(n, await api.pullRequestState(n));
         } catch (err) {
@@ -122,16 +123,4 @@ export function remotePruneTarget(api: CacheApi, opts: RemoteTargetOptions): Rem
       return { removed, freedBytes };
     },
   };
-}
-
-async function forEachLimit<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

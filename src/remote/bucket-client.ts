@@ -23,6 +23,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { errorMessage } from '../errors.js';
+import { inParallel } from '../util/parallel.js';
 
 /** Where the tier lives and how to reach it (the `bucket*` inputs, parsed). */
 export interface BucketConfig {
@@ -117,34 +118,6 @@ export function bucketProblem(err: unknown, config: BucketConfig): string {
 function notFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
-}
-
-/**
- * Runs `work` over `items`, at most `limit` at once. The first failure stops new work; the
- * items in flight finish (so nothing runs on after the caller cleans up), then it is thrown.
- */
-export async function inParallel<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const lane = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await work(item);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  const lanes = await Promise.allSettled(
-    Array.from({ length: Math.min(limit, items.length) }, lane),
-  );
-  for (const r of lanes) if (r.status === 'rejected') throw r.reason;
 }
 
 export function openBucketClient(config: BucketConfig): BucketClient {

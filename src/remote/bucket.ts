@@ -32,9 +32,9 @@ import type { LocalStore } from '../store/index.js';
 import { MAX_HEADER_BYTES, PACK_MAGIC } from '../store/pack.js';
 import { compareBytes, formatBytes } from '../util/bytes.js';
 import { freeBytes, tempName } from '../util/fsx.js';
+import { inParallel } from '../util/parallel.js';
 import {
   bucketProblem,
-  inParallel,
   openBucketClient,
   type BucketClient,
   type BucketConfig,

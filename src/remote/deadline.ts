@@ -2,9 +2,8 @@
  * Bounds on network work (issue 11): every operation with the runner cache has an overall
  * deadline (the `remote-timeout` input), and a transfer also has a low-speed limit like curl's
  * `--speed-limit`/`--speed-time`. A stall or a trickle is cut after one window; an honest
- * transfer of any size runs on until the deadline. Work that cannot be cancelled (the official
- * client's save) is raced with its deadline and abandoned; a step that abandoned work ends its
- * process once its own work is done (src/run/guard.ts), so an open socket cannot hold it.
+ * transfer of any size runs on until the deadline. Every request takes the deadline's signal,
+ * so work that runs out of time is aborted, never left running.
  */
 
 /** A network operation ran out of time or went too slowly. The tier is then switched off. */
@@ -109,34 +108,4 @@ export class SpeedWatch {
   stop(): void {
     clearInterval(this.timer);
   }
-}
-
-const abandoned: string[] = [];
-
-/**
- * `work` raced with `limit`: its result if it settles first, else the deadline's error. Work
- * that loses the race cannot be cancelled; it is recorded as abandoned, and the step's process
- * ends once the step's own work is done (see `abandonedWork`).
- */
-export async function within<T>(work: Promise<T>, limit: Deadline, what: string): Promise<T> {
-  let settled = false;
-  const expired = new Promise<never>((_resolve, reject) => {
-    const onAbort = (): void => {
-      if (settled) return;
-      abandoned.push(what);
-      reject(limit.signal.reason as Error);
-    };
-    if (limit.signal.aborted) onAbort();
-    else limit.signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    settled = true;
-  }
-}
-
-/** What this process abandoned after a deadline (still running, perhaps holding sockets). */
-export function abandonedWork(): readonly string[] {
-  return abandoned;
 }

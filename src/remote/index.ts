@@ -6,6 +6,7 @@
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import { errorMessage, RemoteError } from '../errors.js';
+import type { PackFile } from '../store/index.js';
 import { formatBytes } from '../util/bytes.js';
 import { freeBytes, tempName } from '../util/fsx.js';
 import { deadline } from './deadline.js';
@@ -15,15 +16,9 @@ import * as twirp from './twirp.js';
 export type { RemoteHit } from './twirp.js';
 export { layerKey, parseRemoteKey } from './twirp.js';
 
-/** A downloaded pack and the key it must hold. */
-export interface FetchedPack {
-  readonly file: string;
-  readonly key: string;
-}
-
 /** What a fetch brought: the entry's pack, then (for a layer) its base's. */
 export interface Fetched {
-  readonly packs: readonly FetchedPack[];
+  readonly packs: readonly PackFile[];
   readonly bytes: number;
 }
 
@@ -122,7 +117,7 @@ class RunnerCacheTier implements RemoteTier {
 
   async fetch(hit: twirp.RemoteHit, workDir: string): Promise<Fetched> {
     await fs.mkdir(workDir, { recursive: true });
-    const packs: FetchedPack[] = [];
+    const packs: PackFile[] = [];
     let bytes = 0;
     try {
       const limit = deadline(this.timeoutMs, 'the download');

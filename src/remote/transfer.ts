@@ -14,6 +14,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { RemoteError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
+import { inParallel } from '../util/parallel.js';
 import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
 import { fetch } from './http.js';
 import { Progress } from './progress.js';
@@ -139,27 +140,6 @@ class HttpStatusError extends RemoteError {
 function transient(err: unknown): boolean {
   if (err instanceof HttpStatusError) return err.status >= 500 || err.status === 429;
   return !(err instanceof RemoteError);
-}
-
-/** Runs `jobs` with at most `width` at once; the first failure stops the rest from starting. */
-async function pool(jobs: (() => Promise<void>)[], width: number): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const lane = async (): Promise<void> => {
-    while (!failed && next < jobs.length) {
-      const job = jobs[next++] as () => Promise<void>;
-      try {
-        await job();
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  const lanes = Array.from({ length: Math.min(width, jobs.length) }, lane);
-  const settled = await Promise.allSettled(lanes);
-  const bad = settled.find((s) => s.status === 'rejected');
-  if (bad) throw (bad as PromiseRejectedResult).reason;
 }
 
 /** `bytes a-b/total` of a 206 answer. */
@@ -290,7 +270,7 @@ export async function download(
       const end = Math.min(start + RANGE_BYTES, total) - 1;
       jobs.push(() => fetchRange(start, end));
     }
-    await pool(jobs, DOWNLOAD_STREAMS);
+    await inParallel(jobs, DOWNLOAD_STREAMS, (job) => job());
     return total;
   } catch (err) {
     await fh?.close().catch(() => undefined);
@@ -402,7 +382,7 @@ export async function upload(
       const body = fileBody(file, pos, len, t);
       jobs.push(() => put(blockUrl, body, length(len), t, `block ${n}`));
     }
-    await pool(jobs, UPLOAD_STREAMS);
+    await inParallel(jobs, UPLOAD_STREAMS, (job) => job());
     const list =
       '<?xml version="1.0" encoding="utf-8"?><BlockList>' +
       ids.map((id) => `<Latest>${id}</Latest>`).join('') +

@@ -201,6 +201,12 @@ export async function lookup(
   };
 }
 
+/** The `message` of an answer that is not ok. */
+function reasonOf(res: Record<string, unknown>): string {
+  const m = res['message'];
+  return typeof m === 'string' && m !== '' ? m : 'no reason given';
+}
+
 /** A reservation: where to upload the entry's bytes. */
 export interface Reservation {
   readonly uploadUrl: string;
@@ -228,9 +234,7 @@ export async function reserve(
   }
   const url = res['signed_upload_url'];
   if (res['ok'] !== true || typeof url !== 'string' || url === '') {
-    const why =
-      typeof res['message'] === 'string' && res['message'] ? res['message'] : 'no reason given';
-    throw new RemoteError(`the service did not reserve ${key}: ${why}`);
+    throw new RemoteError(`the service did not reserve ${key}: ${reasonOf(res)}`);
   }
   return { uploadUrl: url, version };
 }
@@ -250,8 +254,6 @@ export async function finalize(
     signal ? { signal } : {},
   );
   if (res['ok'] !== true) {
-    const why =
-      typeof res['message'] === 'string' && res['message'] ? res['message'] : 'no reason given';
-    throw new RemoteError(`the service did not finalize ${key}: ${why}`);
+    throw new RemoteError(`the service did not finalize ${key}: ${reasonOf(res)}`);
   }
 }

@@ -6,7 +6,6 @@
  */
 import * as core from '@actions/core';
 import { errorMessage } from '../errors.js';
-import { abandonedWork } from '../remote/deadline.js';
 
 export async function guarded(step: string, fn: () => Promise<void>): Promise<void> {
   const bail = (err: unknown): void => {
@@ -22,12 +21,5 @@ export async function guarded(step: string, fn: () => Promise<void>): Promise<vo
     await fn();
   } catch (err) {
     bail(err);
-  }
-  // Work abandoned after its deadline (an upload the client cannot cancel) may still hold a
-  // socket or a timer open; the step's own work is done, so the process ends here.
-  const abandoned = abandonedWork();
-  if (abandoned.length > 0) {
-    core.info(`Not waiting for ${abandoned.join(', ')}: ending the step.`);
-    process.exit(process.exitCode ?? 0);
   }
 }

@@ -324,16 +324,17 @@ async function layerPack(
   const remoteKey = layerKey(key, carry.base);
   if (remoteKey === undefined || key === carry.base) return undefined;
   const omit = await carriedBlobs(carry);
-  const { bytes, blobBytes } = await store.exportPack(key, packFile, { verify, omit });
+  // Decided from the index before any pack is written: a layer too large is never made.
+  const blobBytes = await store.storedBytes(key, omit);
   if (blobBytes > carry.baseBytes * LAYER_MAX_FRACTION) {
     core.info(
       `A layer of ${key} would carry ${formatBytes(blobBytes)}, more than ${LAYER_MAX_FRACTION * 100}% ` +
         `of its base's ${formatBytes(carry.baseBytes)}: saving a full entry.`,
     );
-    await fs.rm(packFile, { force: true });
     return undefined;
   }
   core.info(`Saving ${key} as a layer over ${carry.base}: ${formatBytes(blobBytes)} of new blobs.`);
+  const { bytes } = await store.exportPack(key, packFile, { verify, omit });
   return { bytes, remoteKey };
 }
 

@@ -35,7 +35,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { compareBytes } from '../util/bytes.js';
-import { BlobStore, contentBlobs } from './blobs.js';
+import { BlobStore } from './blobs.js';
 import { loadCodec, type Codec } from './codec.js';
 import { EntryFiles, type StoreContext } from './entries.js';
 import { indexToJson } from './index-file.js';
@@ -45,7 +45,13 @@ import { MaintenanceRoom } from './maintenance.js';
 import type { Manifest } from './manifest.js';
 import { entryDirName } from './meta.js';
 import { writePack } from './pack.js';
-import { PackRoom, rootsToRestore, type PackFile, type PackRestore } from './pack-room.js';
+import {
+  PackRoom,
+  rootsToRestore,
+  type PackFile,
+  type PackRestore,
+  type ScannedPacks,
+} from './pack-room.js';
 import { restoreRoots } from './restore.js';
 import { SaveRoom } from './save.js';
 import { encodeTable } from './table.js';
@@ -189,6 +195,19 @@ export class LocalStore {
     return { entries, blobSizes: ix.blobs.sizeView() };
   }
 
+  /**
+   * The stored bytes of the blobs entry `key` references, but those in `omit` (what a pack of
+   * it would carry), from the index: no file is read.
+   */
+  async storedBytes(key: string, omit: ReadonlySet<string> = new Set()): Promise<number> {
+    const ix = await this.keeper.index();
+    const e = ix.entries.get(key);
+    if (e === undefined) throw new StoreError(`no entry ${key} in the store`);
+    let bytes = 0;
+    for (const slot of e.slots) if (!omit.has(ix.blobs.name(slot))) bytes += ix.blobs.sizeOf(slot);
+    return bytes;
+  }
+
   /** The index as readable JSON (entries by key, blobs with size and reference count). */
   async exportIndexJson(): Promise<string> {
     return indexToJson(await this.keeper.index());
@@ -237,14 +256,13 @@ export class LocalStore {
 
   /**
    * Writes the pack of `key`; `verify: false` trusts the blobs (a store made for one step);
-   * `omit`: blobs left out (a layer's: its base carries them). Returns the pack's size and the
-   * compressed bytes of the blobs it carries.
+   * `omit`: blobs left out (a layer's: its base carries them). Returns the pack's size.
    */
   async exportPack(
     key: string,
     destFile: string,
     opts: { verify?: boolean; omit?: ReadonlySet<string> } = {},
-  ): Promise<{ bytes: number; blobBytes: number }> {
+  ): Promise<{ bytes: number }> {
     const { meta, table, manifest } = await this.load(key);
     return writePack(this.ctx.blobs, meta, table, manifest, destFile, opts);
   }
@@ -271,8 +289,9 @@ export class LocalStore {
     packs: readonly PackFile[],
     roots: readonly OutputRoot[],
     rows: Buffer,
+    scanned?: ScannedPacks,
   ): Promise<EntryMeta> {
-    return this.packs.adopt(packs, roots, rows);
+    return this.packs.adopt(packs, roots, rows, scanned);
   }
 
   /**
@@ -282,12 +301,6 @@ export class LocalStore {
   blobFile(name: string): string {
     if (!/^[0-9a-f]{64}$/.test(name)) throw new StoreError(`not a blob name: ${name}`);
     return this.ctx.blobs.pathOf(name);
-  }
-
-  /** The names of the blobs entry `key` needs (standalone files and groups). */
-  async blobNames(key: string): Promise<Set<string>> {
-    const { manifest } = await this.load(key);
-    return contentBlobs(manifest, this.ctx.blobs.locationsOf(manifest));
   }
 
   // ---- maintenance ---------------------------------------------------------------------

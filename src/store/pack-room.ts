@@ -43,11 +43,14 @@ export interface PackRestore {
   readonly base: PackBase;
   /** The stat cache of the restored roots (a table), for adopt. */
   readonly rows: Buffer;
+  /** The packs as scanned, so that adopting them in this process does not read them again. */
+  readonly scanned: ScannedPacks;
 }
 
 type Frame = { file: string; offset: number; length: number };
 
-interface ScannedPacks {
+/** What a scan of an entry's packs found (see PackRoom.scan). */
+export interface ScannedPacks {
   readonly ix: PackIndex;
   readonly meta: EntryMeta;
   readonly frames: Map<string, Frame>;
@@ -120,7 +123,8 @@ export class PackRoom {
     optionsFor: (meta: EntryMeta) => Promise<RestoreOptions>,
   ): Promise<PackRestore> {
     this.ctx.blobs.pool();
-    const { ix, meta, frames, base } = await this.scan(packs);
+    const scanned = await this.scan(packs);
+    const { ix, meta, frames, base } = scanned;
     this.ctx.blobs.attach(ix.manifest, ix.locations);
     const { quiet, files, bytes, statCache } = await restoreRoots(
       this.ctx.blobs,
@@ -131,20 +135,22 @@ export class PackRoom {
     );
     await quiet;
     const rows = encodeTable({ key: meta.key, ...statCache.head }, statCache.roots);
-    return { meta, result: { files, bytes }, base, rows };
+    return { meta, result: { files, bytes }, base, rows, scanned };
   }
 
   /**
    * Makes an entry that `restore` restored an entry of this store: its frames are copied as
    * they are (every one of them was verified as it was restored), its table committed, and
    * `rows` made its stat cache for `roots`, so the next save reads only what changed.
+   * `scanned`: restore's scan of the same packs, when this process made it.
    */
   async adopt(
     packs: readonly PackFile[],
     roots: readonly OutputRoot[],
     rows: Buffer,
+    scanned?: ScannedPacks,
   ): Promise<EntryMeta> {
-    const { ix, meta, frames } = await this.scan(packs);
+    const { ix, meta, frames } = scanned ?? (await this.scan(packs));
     const handles = new Map<string, FileHandle>();
     try {
       for (const name of contentBlobs(ix.manifest, ix.locations)) {

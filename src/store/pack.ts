@@ -92,8 +92,7 @@ function neededBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Map<stri
 }
 
 /**
- * Writes the pack of an entry to `destFile` (temp file + rename); returns its size and the
- * compressed bytes of its blobs. `table` is the entry's artifact, `manifest` what it decodes to
+ * Writes the pack of an entry to `destFile` (temp file + rename); returns its size. `table` is the entry's artifact, `manifest` what it decodes to
  * (its grouped files attached to `blobs`). Every blob is verified as it is copied unless
  * `verify` is false (a store made for this step, whose blobs were all hashed as they were
  * written); the blobs in `omit` are left out (a layer: its base carries them).
@@ -105,7 +104,7 @@ export async function writePack(
   manifest: Manifest,
   destFile: string,
   opts: { verify?: boolean; omit?: ReadonlySet<string> } = {},
-): Promise<{ bytes: number; blobBytes: number }> {
+): Promise<{ bytes: number }> {
   const verify = opts.verify ?? true;
   const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
   if (metaBytes.length > MAX_HEADER_BYTES || table.length > MAX_HEADER_BYTES) {
@@ -131,7 +130,6 @@ export async function writePack(
     u32.writeUInt32BE(table.length);
     await write(Buffer.from(u32));
     await write(table);
-    let blobBytes = 0;
     for (const name of sortBytes(needed.keys())) {
       if (opts.omit?.has(name)) continue;
       // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
@@ -139,7 +137,6 @@ export async function writePack(
       let left = 0;
       const onFrame = {
         async start(frameBytes: number): Promise<void> {
-          blobBytes += frameBytes;
           const rec = Buffer.alloc(DIGEST_BYTES + 8);
           Buffer.from(name, 'hex').copy(rec, 0);
           rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
@@ -160,7 +157,7 @@ export async function writePack(
     // nothing a later save would not make again.)
     await out.close();
     await rename(tmp, destFile);
-    return { bytes, blobBytes };
+    return { bytes };
   } catch (err) {
     await out.close().catch(() => undefined);
     await fs.rm(tmp, { force: true });
