@@ -141,6 +141,19 @@ function problems(step: StepResult | undefined): string[] {
   return out;
 }
 
+/** A step's phase-time row from its summary (`Key 0.10 s, Download 1.20 s, ...`). */
+function phases(step: StepResult): string {
+  const m = /<table><tr><th>Phase<\/th>(.*?)<\/tr><tr><td>Time<\/td>(.*?)<\/tr><\/table>/.exec(
+    step.summary,
+  );
+  if (!m) return '(no phase table)';
+  const cells = (row: string) => [...row.matchAll(/<t[hd]>(.*?)<\/t[hd]>/g)].map((c) => c[1]);
+  const times = cells(m[2] as string);
+  return cells(m[1] as string)
+    .map((name, i) => `${name} ${times[i] ?? '?'}`)
+    .join(', ');
+}
+
 class Bench {
   constructor(
     private readonly service: CacheService,
@@ -177,6 +190,13 @@ class Bench {
     const main = await timedStep(() => job.uses(action, inputs, 'cache'));
     if (opts.between) await job.run('change files', opts.between);
     const post = await timedStep(() => job.finish());
+    if (side === 'clyde' && process.env['CLYDE_BENCH_PHASES'] === '1') {
+      const label = `${w.name} ${path.basename(ws)}`;
+      process.stderr.write(`  ${label} main ${main.seconds.toFixed(2)} s: ${phases(main.value)}\n`);
+      for (const p of post.value) {
+        process.stderr.write(`  ${label} post ${post.seconds.toFixed(2)} s: ${phases(p)}\n`);
+      }
+    }
     const found = [...problems(main.value), ...post.value.flatMap((p) => problems(p))];
     if (found.length > 0) {
       throw new BenchError(`${side} on ${w.name}:\n  ${found.join('\n  ')}`);

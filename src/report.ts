@@ -108,8 +108,8 @@ export interface SaveReport {
 
 /**
  * The phases in the order they run, with the names the summary gives them: a restore's (key,
- * open, lookup, download, import, restore) and a save's (key, open, local, lookup, export,
- * upload, prune) in one order.
+ * open, lookup, download, import, restore) and a save's (key, open, local, lookup, upload:
+ * the pack is read from the store as it is sent, prune) in one order.
  */
 const PHASES: readonly (readonly [string, string])[] = [
   ['key', 'Key'],
@@ -119,7 +119,6 @@ const PHASES: readonly (readonly [string, string])[] = [
   ['download', 'Download'],
   ['import', 'Import'],
   ['restore', 'Restore'],
-  ['export', 'Export'],
   ['upload', 'Upload'],
   ['prune', 'Prune'],
 ];

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createWorld, runDemoJob, type World } from '../../test-support/world.js';
 
@@ -215,5 +215,50 @@ describe('incremental runner-cache saves: a layer over the entry restored', () =
       /is a layer over .*, which the runner cache no longer holds/,
     );
     expect(await exists(out())).toBe(false);
+  });
+});
+
+describe('a GitHub-hosted runner: a change too large for a layer', () => {
+  let world: World;
+  const out = (): string => path.join(world.workspace, 'out');
+
+  beforeAll(async () => {
+    world = await createWorld();
+  });
+  afterAll(async () => {
+    await world.close();
+  });
+
+  it('saves a full entry, its unchanged blobs read in place from the restored pack; it restores byte-identical', async () => {
+    const first = await runDemoJob(world, { env: HOSTED });
+    const k1 = first.main.outputs['cache-key'] ?? '';
+    const base = world.service.entries().find((e) => e.key === k1)!;
+    const src = path.join(world.workspace, 'src');
+    const file = (await fs.readdir(src)).filter((f) => f.endsWith('.c')).sort()[0]!;
+    await fs.appendFile(path.join(src, file), '\n/* edited */\n');
+    await fs.rm(out(), { recursive: true });
+
+    // The build adds more new content than half the restored entry holds.
+    const second = await runDemoJob(world, {
+      env: HOSTED,
+      targets: () => {
+        writeFileSync(path.join(out(), 'big.bin'), randomBytes(base.sizeBytes + 4096));
+        return [];
+      },
+    });
+    expect(second.main.outputs).toMatchObject({ tier: 'remote', 'hit-kind': 'fallback' });
+    expect(warnings(second.posts[0]!)).toEqual([]);
+    const k2 = second.main.outputs['cache-key'] ?? '';
+    const saved = world.service.entries().filter((e) => e.finalized && e.key.startsWith(k2));
+    expect(saved.map((e) => e.key)).toEqual([k2]);
+    expect(saved[0]!.sizeBytes).toBeGreaterThan(base.sizeBytes);
+    const built = await tree(out());
+
+    await fs.rm(out(), { recursive: true });
+    const fresh = await runDemoJob(world, { env: HOSTED });
+    expect(warnings(fresh.main)).toEqual([]);
+    expect(fresh.main.outputs).toMatchObject({ 'cache-hit': 'true', 'matched-key': k2 });
+    expect(await tree(out())).toEqual(built);
+    expect(spawnSync('make', ['-q'], { cwd: world.workspace }).status).toBe(0);
   });
 });

@@ -35,7 +35,7 @@ describe('progress and phase times', () => {
     const post = first.posts[0]!;
     // Post takes the key from main's state: it computes none.
     expect(phases(post.summary)).toEqual(
-      expect.arrayContaining(['Save local', 'Lookup', 'Export', 'Upload', 'Total']),
+      expect.arrayContaining(['Save local', 'Lookup', 'Upload', 'Total']),
     );
     const [entry] = world.service.entries().filter((e) => e.finalized);
     expect(entry).toBeDefined();

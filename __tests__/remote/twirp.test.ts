@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { deadline } from '../../src/remote/deadline.js';
@@ -143,6 +143,11 @@ describe('download', () => {
 describe('upload', () => {
   // Small thresholds: 1 MiB in one PUT, above it blocks of 256 KiB.
   const sizes = { singlePut: 1024 * 1024, block: 256 * 1024 };
+  /** The file as an upload's source. */
+  const fileSource = (file: string, bytes: number) => ({
+    bytes,
+    pieces: () => createReadStream(file, { highWaterMark: 100 * 1024 }),
+  });
   for (const [label, size] of [
     ['one PUT', 1000],
     ['blocks and a block list', sizes.singlePut + 300 * 1024],
@@ -154,7 +159,7 @@ describe('upload', () => {
       const r = await reserve(env, `up-${size}`);
       if (!r) throw new Error('not reserved');
       const before = service.requests().length;
-      await expect(upload(r.uploadUrl, file, {}, sizes)).resolves.toBe(size);
+      await expect(upload(r.uploadUrl, fileSource(file, size), {}, sizes)).resolves.toBe(size);
       const puts = service
         .requests()
         .slice(before)
@@ -177,7 +182,15 @@ describe('upload', () => {
     await fs.writeFile(file, data);
     const r = await reserve(env, 'retried');
     service.setFaults({ blobPut: { status: 500, count: 1 } });
-    await upload(r?.uploadUrl ?? '', file, {}, { singlePut: 100 * 1024, block: 256 * 1024 });
+    await upload(
+      r?.uploadUrl ?? '',
+      fileSource(file, data.length),
+      {},
+      {
+        singlePut: 100 * 1024,
+        block: 256 * 1024,
+      },
+    );
     await finalize(env, 'retried', r!, data.length);
     const entry = service.entries().find((e) => e.key === 'retried');
     expect(service.readEntry(entry?.id ?? -1).equals(data)).toBe(true);
@@ -188,8 +201,48 @@ describe('upload', () => {
     await fs.writeFile(file, 'x');
     const r = await reserve(env, 'refused');
     service.setFaults({ blobPut: { status: 403 } });
-    await expect(upload(r?.uploadUrl ?? '', file)).rejects.toThrow(/HTTP 403/);
+    await expect(upload(r?.uploadUrl ?? '', fileSource(file, 1))).rejects.toThrow(/HTTP 403/);
   });
+
+  for (const [how, singlePut] of [
+    ['one PUT', 1024 * 1024],
+    ['blocks', 100 * 1024],
+  ] as const) {
+    it(`a source that fails midway commits nothing (${how})`, async () => {
+      const key = `torn-${how}`;
+      const r = await reserve(env, key);
+      const before = service.requests().length;
+      async function* torn(): AsyncGenerator<Buffer> {
+        for (let i = 0; i < 5; i++) yield randomBytes(100 * 1024);
+        throw new Error('blob 1234 is corrupt');
+      }
+      const source = { bytes: 600 * 1024, pieces: torn };
+      await expect(
+        upload(r?.uploadUrl ?? '', source, {}, { singlePut, block: 128 * 1024 }),
+      ).rejects.toThrow(/blob 1234 is corrupt/);
+      const puts = service
+        .requests()
+        .slice(before)
+        .filter((q) => q.method === 'PUT');
+      expect(puts.some((q) => q.path.includes('comp=blocklist'))).toBe(false);
+      await expect(finalize(env, key, r!, source.bytes)).rejects.toThrow();
+    });
+
+    it(`a source shorter than it said commits nothing (${how})`, async () => {
+      const key = `short-${how}`;
+      const r = await reserve(env, key);
+      const source = {
+        bytes: 600 * 1024,
+        pieces: async function* () {
+          yield randomBytes(500 * 1024);
+        },
+      };
+      await expect(
+        upload(r?.uploadUrl ?? '', source, {}, { singlePut, block: 128 * 1024 }),
+      ).rejects.toThrow(/ended at 512000 of its 614400 bytes/);
+      await expect(finalize(env, key, r!, source.bytes)).rejects.toThrow();
+    });
+  }
 });
 
 describe('cacheVersion across OSes (the cross-os input)', () => {

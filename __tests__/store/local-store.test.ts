@@ -143,6 +143,41 @@ describe('LocalStore save and restore', () => {
       }
     }));
 
+  for (const shut of [false, true]) {
+    it(`settles the modes and mtimes of many directories${shut ? ', one of them shut to its owner' : ''}`, () =>
+      withSandbox(async (sb) => {
+        // Enough directories for two workers to share the work; a shut one makes it one list.
+        const out = path.join(sb.ws, 'out');
+        const tree: Record<string, string> = {};
+        for (let i = 0; i < 40; i++) tree[`d${i}/sub${i % 3}/f.txt`] = `file ${i}`;
+        await writeTree(out, tree);
+        const dirs = Object.keys(tree).flatMap((f) => [
+          path.dirname(f),
+          path.dirname(path.dirname(f)),
+        ]);
+        const modeOf = (rel: string, i: number): number =>
+          shut && rel === 'd7' ? 0o555 : [0o755, 0o750, 0o700, 0o775][i % 4]!;
+        const at = (i: number) => new Date(1_500_000_000_000 + i * 1000);
+        const unique = [...new Set(dirs)].sort().reverse();
+        for (const [i, rel] of unique.entries()) {
+          await fs.chmod(path.join(out, rel), modeOf(rel, i));
+          await fs.utimes(path.join(out, rel), at(i), at(i));
+        }
+        const before = await snapshotTree(out);
+        const times = async (root: string) =>
+          Promise.all(unique.map(async (rel) => (await fs.lstat(path.join(root, rel))).mtimeMs));
+        const mtimes = await times(out);
+        const store = await LocalStore.open(sb.store);
+        const { entry } = await store.save(request('k-dirs', [{ name: 'out', absPath: out }]));
+        const dest = path.join(sb.base, 'restored', 'out');
+        await store.restore(entry.key, [{ name: 'out', absPath: dest }], { mtimes: true });
+        expect(await snapshotTree(dest)).toEqual(before);
+        expect(await times(dest)).toEqual(mtimes);
+        await fs.chmod(path.join(out, 'd7'), 0o755).catch(() => undefined);
+        await fs.chmod(path.join(dest, 'd7'), 0o755).catch(() => undefined);
+      }));
+  }
+
   it('restores into an existing directory, replacing files and keeping unrelated ones', () =>
     withSandbox(async (sb) => {
       const out = path.join(sb.ws, 'out');

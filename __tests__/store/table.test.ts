@@ -15,7 +15,7 @@ import {
   type TableHeader,
   type TableRoot,
 } from '../../src/store/table.js';
-import { manifestTable, tableManifest } from '../../src/store/table-manifest.js';
+import { manifestOfTable, manifestTable, tableManifest } from '../../src/store/table-manifest.js';
 import { hostileTables, placedTable, rows } from './hostile-cases.js';
 
 const hex = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -173,5 +173,22 @@ describe('entry tables', () => {
     );
     const dirRoot: ManifestRoot = { name: 'd', kind: 'dir', mode: 0o755, mtimeMs: 1, entries: [] };
     expect(refusal(encoded({ schema: 1, roots: [dirRoot] }))).toBe('accepted');
+  });
+});
+
+describe('manifestOfTable', () => {
+  it('reads one table once: the same manifest again, each caller with its own map of locations', () => {
+    const body = placedTable(5, 0);
+    const a = manifestOfTable(body);
+    const b = manifestOfTable(Buffer.from(body));
+    expect(b.manifest).toBe(a.manifest);
+    expect(b.locations).toEqual(a.locations);
+    expect(a.locations.size).toBe(1);
+    a.locations.clear();
+    expect(b.locations.size).toBe(1);
+    expect(manifestOfTable(body).locations.size).toBe(1);
+    // Other bytes, another manifest; a refused table is refused every time.
+    expect(manifestOfTable(placedTable(4, 0)).manifest).not.toBe(a.manifest);
+    for (let i = 0; i < 2; i++) expect(() => manifestOfTable(placedTable(6, 0))).toThrow();
   });
 });

@@ -93160,8 +93160,26 @@ class BlobStore {
             throw new errors/* StoreError */.AD(`not a sha256 digest: ${digest}`);
         return blobPath(this.dir, digest);
     }
+    /**
+     * Frames of downloaded packs this store reads in place instead of files of its own (`lend`):
+     * a store made for one step takes the entry it restored this way, copying nothing.
+     */
+    lent = new Map();
+    /**
+     * Makes each frame (verified already: every file of it was checked as it was restored) the
+     * blob of its name, read in place from its pack until this store is closed; the packs must
+     * outlive the store. A blob the store holds already is left as it is.
+     */
+    lend(frames) {
+        for (const [name, f] of frames)
+            if (!this.lent.has(name))
+                this.lent.set(name, f);
+    }
     /** Size on disk of the standalone blob `digest`, or undefined when there is none. */
     async ownSize(digest) {
+        const lent = this.lent.get(digest);
+        if (lent !== undefined)
+            return lent.length;
         try {
             const st = await external_node_fs_.promises.stat(this.pathOf(digest));
             return st.isFile() ? st.size : undefined;
@@ -93172,7 +93190,7 @@ class BlobStore {
     }
     /** `ownSize`, without waiting (the walk's question for a few digests at a time). */
     ownSizeSync(digest) {
-        return fileSizeSync(this.pathOf(digest));
+        return this.lent.get(digest)?.length ?? fileSizeSync(this.pathOf(digest));
     }
     /** Where grouped content `digest` lives, from the tables already read (no disk access). */
     located(digest) {
@@ -93231,35 +93249,42 @@ class BlobStore {
         await this.codec.decompressStream(source, need.size, (piece) => check.update(piece));
         check.finish(name);
     }
-    /**
-     * Verifies the stored blob `name` against `need`, streaming it from disk; `onFrame` (pack
-     * export) is told the frame's length, then given each piece of it as it is read. Returns
-     * the frame's length.
-     */
-    async verifyStored(name, need, onFrame) {
-        return this.withStored(name, async (fh, length) => {
-            await onFrame?.start(length);
-            const pieces = fileRange(fh, 0, length, `blob ${name}`);
-            const source = onFrame === undefined ? pieces : tap(pieces, (p) => onFrame.piece(p));
-            await this.verifyStream(name, need, source);
-        });
+    /** Verifies the stored blob `name` against `need`, streaming it from disk; its length. */
+    async verifyStored(name, need) {
+        const { length, pieces } = await this.storedFrame(name);
+        await this.verifyStream(name, need, pieces);
+        return length;
     }
-    /** Opens the stored blob `name` for `fn` (given its length); returns the length. */
-    async withStored(name, fn) {
+    /**
+     * The stored frame of blob `name` as it is, unverified: its length, and its pieces (the file
+     * stays open until they are read to the end or the reading stops).
+     */
+    async storedFrame(name) {
+        const lent = this.lent.get(name);
         let fh;
         try {
-            fh = await external_node_fs_.promises.open(this.pathOf(name), 'r');
+            fh = await external_node_fs_.promises.open(lent?.file ?? this.pathOf(name), 'r');
         }
         catch (err) {
             throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
         }
         try {
-            const length = (await fh.stat()).size;
-            await fn(fh, length);
-            return length;
+            const length = lent?.length ?? (await fh.stat()).size;
+            const start = lent?.offset ?? 0;
+            const file = fh;
+            async function* pieces() {
+                try {
+                    yield* fileRange(file, start, length, `blob ${name}`);
+                }
+                finally {
+                    await file.close();
+                }
+            }
+            return { length, pieces: pieces() };
         }
-        finally {
+        catch (err) {
             await fh.close();
+            throw err;
         }
     }
     /**
@@ -93284,17 +93309,6 @@ class BlobStore {
         await out.close();
         await external_node_fs_.promises.mkdir(external_node_path_.dirname(dest), { recursive: true });
         await rename(tmp, dest);
-    }
-    /**
-     * Copies the stored blob `name` to `onFrame` as it is, unverified: for blobs this very
-     * process wrote (a store made for one step), whose content was hashed as they were written.
-     */
-    async copyStored(name, onFrame) {
-        return this.withStored(name, async (fh, length) => {
-            await onFrame.start(length);
-            for await (const p of fileRange(fh, 0, length, `blob ${name}`))
-                await onFrame.piece(p);
-        });
     }
     /**
      * Stores the frame `source` yields as blob `name` once it is verified against `need`: the
@@ -93329,6 +93343,7 @@ class BlobStore {
         return true;
     }
     async remove(digest) {
+        this.lent.delete(digest);
         await external_node_fs_.promises.rm(this.pathOf(digest), { force: true });
     }
 }
@@ -93672,6 +93687,30 @@ class GroupList {
 
 
 
+
+/** How many tables `manifestOfTable` remembers. */
+const RECENT_TABLES = 4;
+const recent = new Map();
+/**
+ * `tableManifest` of the encoded table `body`, remembered by the bytes' digest for the last few
+ * tables: a step reads one entry's table several times (scanned in its pack, then read back as
+ * the basis of a save), and a large one takes a tenth of a second to check. Nobody changes a
+ * manifest once made; each caller gets its own map of locations.
+ */
+function manifestOfTable(body) {
+    const digest = bytes_sha256(body);
+    let got = recent.get(digest);
+    if (got === undefined) {
+        got = tableManifest(decodeTable(body));
+        if (recent.size >= RECENT_TABLES)
+            recent.delete(recent.keys().next().value);
+    }
+    else {
+        recent.delete(digest);
+    }
+    recent.set(digest, got);
+    return { manifest: got.manifest, locations: new Map(got.locations) };
+}
 /**
  * The manifest an untrusted table describes, and where its grouped files live. Throws
  * UnsafeEntryError (from parseManifest) or StoreError on anything it will not restore: every
@@ -93844,7 +93883,6 @@ function manifestTable(roots, locate, groups, abs, stat) {
 
 
 
-
 const pack_PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');
 const pack_PACK_VERSION = 3;
 /** A meta or table this large would describe far more files than any real entry. */
@@ -93888,64 +93926,69 @@ function neededBlobs(m, locs) {
     return out;
 }
 /**
- * Writes the pack of an entry to `destFile` (temp file + rename); returns its size. `table` is the entry's artifact, `manifest` what it decodes to
- * (its grouped files attached to `blobs`). Every blob is verified as it is copied unless
- * `verify` is false (a store made for this step, whose blobs were all hashed as they were
- * written); the blobs in `omit` are left out (a layer: its base carries them).
+ * The pack of an entry, to be read piece by piece from the store (nothing of it is held whole):
+ * `table` is the entry's artifact, `manifest` what it decodes to (its grouped files attached to
+ * `blobs`). Every blob is verified before it is copied unless `verify` is false (a store made
+ * for this step, whose blobs were all hashed as they were written); the blobs in `omit` are left
+ * out (a layer: its base carries them). When `pieces` throws, what it yielded is not a pack:
+ * the consumer drops it (a corrupt blob must never be uploaded, as the remote copy could not be
+ * replaced).
  */
-async function writePack(blobs, meta, table, manifest, destFile, opts = {}) {
-    const verify = opts.verify ?? true;
+async function packStream(blobs, meta, table, manifest, opts = {}) {
     const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
     if (metaBytes.length > pack_MAX_HEADER_BYTES || table.length > pack_MAX_HEADER_BYTES) {
         throw new errors/* StoreError */.AD('entry too large to pack');
     }
-    const locs = blobs.locationsOf(manifest);
-    const needed = neededBlobs(manifest, locs);
+    const needed = neededBlobs(manifest, blobs.locationsOf(manifest));
+    const names = bytes_sortBytes(needed.keys()).filter((n) => opts.omit?.has(n) !== true);
+    const frames = [];
+    for (const name of names) {
+        const size = await blobs.ownSize(name);
+        if (size === undefined)
+            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store`);
+        frames.push(size);
+    }
+    const u32 = (n) => {
+        const b = Buffer.alloc(4);
+        b.writeUInt32BE(n);
+        return b;
+    };
+    const head = Buffer.concat([pack_PACK_MAGIC, u32(pack_PACK_VERSION), u32(metaBytes.length), metaBytes]);
+    const bytes = head.length +
+        4 +
+        table.length +
+        frames.reduce((n, f) => n + DIGEST_BYTES + 8 + f, 0) +
+        DIGEST_BYTES +
+        8;
+    async function* pieces() {
+        yield head;
+        yield Buffer.concat([u32(table.length), table]);
+        for (const [i, name] of names.entries()) {
+            if (opts.verify ?? true)
+                await blobs.verifyStored(name, needed.get(name));
+            const { length, pieces: frame } = await blobs.storedFrame(name);
+            if (length !== frames[i])
+                throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
+            const rec = Buffer.alloc(DIGEST_BYTES + 8);
+            Buffer.from(name, 'hex').copy(rec, 0);
+            rec.writeBigUInt64BE(BigInt(length), DIGEST_BYTES);
+            yield rec;
+            yield* frame;
+        }
+        yield Buffer.concat([END, Buffer.alloc(8)]);
+    }
+    return { bytes, pieces };
+}
+/** Writes a pack to `destFile` (temp file + rename); returns its size. */
+async function writePack(pack, destFile) {
     const tmp = fsx_tempName(external_node_path_.dirname(destFile), `${external_node_path_.basename(destFile)}.part`);
     const out = await external_node_fs_.promises.open(tmp, 'wx');
     let bytes = 0;
-    const write = async (buf) => {
-        await out.write(buf);
-        bytes += buf.length;
-    };
     try {
-        const u32 = Buffer.alloc(4);
-        await write(pack_PACK_MAGIC);
-        u32.writeUInt32BE(pack_PACK_VERSION);
-        await write(Buffer.from(u32));
-        u32.writeUInt32BE(metaBytes.length);
-        await write(Buffer.from(u32));
-        await write(metaBytes);
-        u32.writeUInt32BE(table.length);
-        await write(Buffer.from(u32));
-        await write(table);
-        for (const name of bytes_sortBytes(needed.keys())) {
-            if (opts.omit?.has(name))
-                continue;
-            // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
-            // remote copy could never be replaced; the pack file is removed when verifying fails).
-            let left = 0;
-            const onFrame = {
-                async start(frameBytes) {
-                    const rec = Buffer.alloc(DIGEST_BYTES + 8);
-                    Buffer.from(name, 'hex').copy(rec, 0);
-                    rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
-                    await write(rec);
-                    left = frameBytes;
-                },
-                async piece(p) {
-                    left -= p.length;
-                    await write(p);
-                },
-            };
-            if (verify)
-                await blobs.verifyStored(name, needed.get(name), onFrame);
-            else
-                await blobs.copyStored(name, onFrame);
-            if (left !== 0)
-                throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
+        for await (const p of pack.pieces()) {
+            await out.write(p);
+            bytes += p.length;
         }
-        await write(Buffer.concat([END, Buffer.alloc(8)]));
         // (No fsync: a pack is read back at once for its upload and removed after; a crash loses
         // nothing a later save would not make again.)
         await out.close();
@@ -94041,7 +94084,7 @@ async function scanOpen(fh, accept, external) {
         throw new errors/* StoreError */.AD(`pack meta is not JSON: ${err}`);
     }
     const header = { meta, table: await readSection(r, 'table') };
-    const { manifest, locations } = tableManifest(decodeTable(header.table));
+    const { manifest, locations } = manifestOfTable(header.table);
     if (!(await accept(header, manifest)))
         return undefined;
     const needed = neededBlobs(manifest, locations);
@@ -101363,7 +101406,6 @@ function parseMeta(raw) {
 
 
 
-
 const META = 'meta.json';
 const ARTIFACT = 'artifact';
 /** Where the files of an older layout wait for the next prune (maintenance.ts). */
@@ -101429,7 +101471,7 @@ class EntryFiles {
     }
     /** The manifest of an artifact table; the blob store learns where its grouped files live. */
     tableManifest(body) {
-        const { manifest, locations } = tableManifest(decodeTable(body));
+        const { manifest, locations } = manifestOfTable(body);
         this.ctx.blobs.attach(manifest, locations);
         return manifest;
     }
@@ -103641,18 +103683,19 @@ function modeAtOnce(mode) {
  * Per-directory kernel time, not JavaScript, is what this spreads.
  */
 async function makeDirs(blobs, paths, modes) {
-    if (paths.length === 0)
+    await inHalves(paths.length, paths.length >= MKDIR_SPLIT, (a, b) => blobs
+        .pool()
+        .run('mkdirBatch', { dirs: blobs.dirs, paths: paths.slice(a, b), modes: modes.slice(a, b) }, Number.MAX_SAFE_INTEGER));
+}
+/** Runs `part` over [0, count) in the workers: whole, or (`split`) as two halves at once. */
+async function inHalves(count, split, part) {
+    if (count === 0)
         return;
-    const half = Math.ceil(paths.length / 2);
-    const parts = paths.length < MKDIR_SPLIT
-        ? [{ paths, modes }]
-        : [
-            { paths: paths.slice(0, half), modes: modes.slice(0, half) },
-            { paths: paths.slice(half), modes: modes.slice(half) },
-        ];
-    const pool = blobs.pool();
-    const dirs = blobs.dirs;
-    const settled = await Promise.allSettled(parts.map((p) => pool.run('mkdirBatch', { dirs, ...p }, Number.MAX_SAFE_INTEGER)));
+    const half = split ? Math.ceil(count / 2) : count;
+    const settled = await Promise.allSettled([
+        part(0, half),
+        ...(half < count ? [part(half, count)] : []),
+    ]);
     for (const r of settled) {
         if (r.status === 'rejected') {
             throw r.reason instanceof errors/* StoreError */.AD ? r.reason : new errors/* StoreError */.AD(String(r.reason));
@@ -103779,29 +103822,31 @@ async function mergeInto(src, dest, rel, merged) {
  * modes of directories that shut their owner out, of directories merged into existing ones
  * (`merged`) and of the root, and, when `opts` sets mtimes, every directory's mtime.
  */
-async function finishDirs(job, wholeRoot, opts, merged = new Set()) {
+async function finishDirs(blobs, job, wholeRoot, opts, merged = new Set()) {
     const m = job.manifest;
     const dirs = m.entries
         .filter((e) => e.type === 'dir' && (setsMtimes(opts) || !modeAtOnce(e.mode) || merged.has(e.path)))
         .reverse();
-    const targets = dirs.map((e) => ({
-        abs: external_node_path_.join(job.root.absPath, ...e.path.split('/')),
-        mode: e.mode,
-        mtimeMs: mtimeFor(e, opts),
-    }));
+    const paths = dirs.map((e) => external_node_path_.join(job.root.absPath, ...e.path.split('/')));
+    const modes = dirs.map((e) => e.mode);
+    const mtimes = dirs.map((e) => mtimeFor(e, opts) ?? NaN);
     if (wholeRoot && m.mode !== undefined && m.mtimeMs !== undefined) {
-        targets.push({ abs: job.root.absPath, mode: m.mode, mtimeMs: mtimeFor(m, opts) });
+        paths.push(job.root.absPath);
+        modes.push(m.mode);
+        mtimes.push(mtimeFor(m, opts) ?? NaN);
     }
-    for (const t of targets) {
-        const st = await lstatOrUndefined(t.abs);
-        if (!st?.isDirectory())
-            continue; // never chmod through a symlink
-        await external_node_fs_.promises.chmod(t.abs, t.mode);
-        if (t.mtimeMs !== null)
-            await external_node_fs_.promises.utimes(t.abs, new Date(t.mtimeMs), new Date(t.mtimeMs));
-    }
+    // In the workers, as sync calls (one async call per directory and attribute was most of a
+    // restore's tail). Two halves at once only when no mode shuts its owner out: then no
+    // directory of one half can stop the other half from reaching its own.
+    const split = paths.length >= MKDIR_SPLIT && modes.every(modeAtOnce);
+    await inHalves(paths.length, split, (a, b) => blobs.pool().run('settleDirs', {
+        dirs: blobs.dirs,
+        paths: paths.slice(a, b),
+        modes: modes.slice(a, b),
+        mtimes: Float64Array.from(mtimes.slice(a, b)),
+    }, Number.MAX_SAFE_INTEGER));
 }
-async function moveIntoPlace(s, opts) {
+async function moveIntoPlace(blobs, s, opts) {
     const dest = s.job.root.absPath;
     await preflight(s.job, opts.workspace);
     const st = await lstatOrUndefined(dest);
@@ -103813,17 +103858,17 @@ async function moveIntoPlace(s, opts) {
     if (st === undefined) {
         await external_node_fs_.promises.mkdir(external_node_path_.dirname(dest), { recursive: true });
         await rename(s.item, dest);
-        await finishDirs(s.job, true, opts);
+        await finishDirs(blobs, s.job, true, opts);
     }
     else if (st.isDirectory()) {
         const merged = new Set();
         await mergeInto(s.item, dest, '', merged);
-        await finishDirs(s.job, false, opts, merged);
+        await finishDirs(blobs, s.job, false, opts, merged);
     }
     else {
         await external_node_fs_.promises.rm(dest, { force: true });
         await rename(s.item, dest);
-        await finishDirs(s.job, true, opts);
+        await finishDirs(blobs, s.job, true, opts);
     }
 }
 /**
@@ -103859,7 +103904,7 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve(),
         for (const s of staged)
             linkSymlinks(s, opts.workspace);
         for (const s of staged)
-            await moveIntoPlace(s, opts);
+            await moveIntoPlace(blobs, s, opts);
         // Record the files as they now are: rename keeps inode and mtime.
         const now = new Map();
         files.forEach(({ e }, i) => now.set(e, written[i]));
@@ -105175,18 +105220,33 @@ class PackRoom {
     }
     /**
      * Makes an entry that `restore` restored an entry of this store: its frames are copied as
-     * they are (every one of them was verified as it was restored), its table committed, and
+     * they are (every one of them was verified as it was restored), or with `lend` read in place
+     * from the packs (BlobStore.lend: the packs then outlive the store), its table committed, and
      * `rows` made its stat cache for `roots`, so the next save reads only what changed.
      * `scanned`: restore's scan of the same packs, when this process made it.
      */
-    async adopt(packs, roots, rows, scanned) {
-        const { ix, meta, frames } = scanned ?? (await this.scan(packs));
+    async adopt(packs, roots, rows, opts = {}) {
+        const { ix, meta, frames } = opts.scanned ?? (await this.scan(packs));
+        const needed = new Map();
+        for (const name of contentBlobs(ix.manifest, ix.locations)) {
+            const f = frames.get(name);
+            if (f === undefined)
+                throw new errors/* StoreError */.AD(`the packs lack blob ${name}`);
+            needed.set(name, f);
+        }
+        if (opts.lend === true)
+            this.ctx.blobs.lend(needed);
+        else
+            await this.copyFrames(needed);
+        const entry = await this.saver.commitReceived(meta, ix.manifest, ix.locations, ix.storedBytes);
+        await writeStatCache(this.ctx.root, this.ctx.tmpDir, entry.key, roots, rows);
+        return entry;
+    }
+    /** Copies each frame into a blob file of the store, as it is. */
+    async copyFrames(frames) {
         const handles = new Map();
         try {
-            for (const name of contentBlobs(ix.manifest, ix.locations)) {
-                const f = frames.get(name);
-                if (f === undefined)
-                    throw new errors/* StoreError */.AD(`the packs lack blob ${name}`);
+            for (const [name, f] of frames) {
                 let fh = handles.get(f.file);
                 if (fh === undefined) {
                     fh = await external_node_fs_.promises.open(f.file, 'r');
@@ -105199,9 +105259,6 @@ class PackRoom {
             for (const fh of handles.values())
                 await fh.close();
         }
-        const entry = await this.saver.commitReceived(meta, ix.manifest, ix.locations, ix.storedBytes);
-        await writeStatCache(this.ctx.root, this.ctx.tmpDir, entry.key, roots, rows);
-        return entry;
     }
 }
 //# sourceMappingURL=pack-room.js.map
@@ -105506,6 +105563,13 @@ class local_store_LocalStore {
         await store.keeper.index();
         return store;
     }
+    /**
+     * Starts the worker threads now, so that they load while the step does other work (a
+     * download, reading a table) rather than when the first file is written or read.
+     */
+    startWorkers() {
+        this.ctx.blobs.pool();
+    }
     // ---- lookups -------------------------------------------------------------------------
     async get(key) {
         const rec = (await this.keeper.index()).entries.get(key);
@@ -105613,12 +105677,17 @@ class local_store_LocalStore {
     }
     // ---- packs ---------------------------------------------------------------------------
     /**
-     * Writes the pack of `key`; `verify: false` trusts the blobs (a store made for one step);
-     * `omit`: blobs left out (a layer's: its base carries them). Returns the pack's size.
+     * The pack of `key`, its size and its pieces (pack.ts `packStream`: when they throw, what was
+     * read is no pack); `verify: false` trusts the blobs (a store made for one step); `omit`:
+     * blobs left out (a layer's: its base carries them).
      */
-    async exportPack(key, destFile, opts = {}) {
+    async packStream(key, opts = {}) {
         const { meta, table, manifest } = await this.load(key);
-        return writePack(this.ctx.blobs, meta, table, manifest, destFile, opts);
+        return packStream(this.ctx.blobs, meta, table, manifest, opts);
+    }
+    /** Writes the pack of `key` (as `packStream`) to `destFile`; returns its size. */
+    async exportPack(key, destFile, opts = {}) {
+        return writePack(await this.packStream(key, opts), destFile);
     }
     /**
      * Imports the pack of the entry `key`, verifying every blob before the entry becomes visible
@@ -105632,8 +105701,8 @@ class local_store_LocalStore {
         return this.packs.restore(packs, roots, optionsFor);
     }
     /** Makes an entry restorePack restored an entry of this store (pack-room.ts `adopt`). */
-    adoptPacks(packs, roots, rows, scanned) {
-        return this.packs.adopt(packs, roots, rows, scanned);
+    adoptPacks(packs, roots, rows, opts = {}) {
+        return this.packs.adopt(packs, roots, rows, opts);
     }
     /**
      * The file of a blob (one the bucket tier would rather copy than download: importPack
@@ -105795,6 +105864,11 @@ async function storeOptions() {
  * disk), a store under RUNNER_TEMP for this step, so the runner cache tier still works.
  */
 async function openStore(config, notes) {
+    const store = await openEither(config, notes);
+    store.startWorkers();
+    return store;
+}
+async function openEither(config, notes) {
     const codec = await loadCodec();
     core.info(`zstd: ${codec.name}`);
     const options = await storeOptions();

@@ -1076,6 +1076,26 @@ function mkdirBatch({ paths, modes }) {
     }
     return null;
 }
+/**
+ * Gives existing directories their final mode and mtime, in the order given (the caller lists
+ * children before parents). Never through a symlink: a path that is no longer a directory is
+ * left alone.
+ */
+function settleDirs({ paths, modes, mtimes }) {
+    for (let i = 0; i < paths.length; i++) {
+        const p = paths[i];
+        const st = external_node_fs_namespaceObject.lstatSync(p, { throwIfNoEntry: false });
+        if (!st?.isDirectory())
+            continue;
+        const mode = modes[i];
+        if (mode >= 0 && (st.mode & 0o7777) !== mode)
+            external_node_fs_namespaceObject.chmodSync(p, mode);
+        const mtime = mtimes[i];
+        if (!Number.isNaN(mtime))
+            external_node_fs_namespaceObject.utimesSync(p, mtime / 1000, mtime / 1000);
+    }
+    return null;
+}
 /** Each operation's implementation, checked against the protocol. */
 const ops = {
     putFiles,
@@ -1083,6 +1103,7 @@ const ops = {
     compressChunk,
     listDirs,
     mkdirBatch,
+    settleDirs,
     writeBatch: writeBatch,
     linkBatch: linkBatch,
 };

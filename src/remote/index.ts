@@ -51,11 +51,17 @@ export interface RemoteTier {
   /** Whether saving is allowed (the tier is on and ACTIONS_CACHE_MODE permits writes). */
   readonly writable: boolean;
   /**
-   * Upload a pack made by LocalStore.exportPack: 'saved', or 'already present' when another job
-   * saved the key first. Throws when it was not saved, with the reason (a RemoteError, or a
-   * DeadlineError that also switches the tier off).
+   * Uploads a pack as LocalStore.packStream reads it (sent as it is read): 'saved' with the bytes
+   * sent, or 'already present' when another job saved the key first. Throws when it was not
+   * saved, with the reason (a RemoteError, or a DeadlineError that also switches the tier off).
    */
-  upload(packFile: string, key: string): Promise<'saved' | 'already present'>;
+  upload(pack: transfer.UploadSource, key: string): Promise<Uploaded>;
+}
+
+/** What an upload did: saved (with the bytes sent), or found the key saved already. */
+export interface Uploaded {
+  readonly status: 'saved' | 'already present';
+  readonly bytes: number;
 }
 
 type Mode = 'read' | 'write';
@@ -148,19 +154,19 @@ class RunnerCacheTier implements RemoteTier {
     }
   }
 
-  async upload(packFile: string, key: string): Promise<'saved' | 'already present'> {
+  async upload(pack: transfer.UploadSource, key: string): Promise<Uploaded> {
     const env = this.env;
     if (!env) throw new Error('the runner cache is off');
     try {
       const limit = deadline(this.timeoutMs, 'the upload');
       const r = await twirp.reserve(env, key, limit.signal, this.crossOs);
-      if (!r) return 'already present';
-      const bytes = await transfer.upload(r.uploadUrl, packFile, {
+      if (!r) return { status: 'already present', bytes: 0 };
+      const bytes = await transfer.upload(r.uploadUrl, pack, {
         signal: limit.signal,
         progress: { label: `Runner cache: uploading ${key}` },
       });
       await twirp.finalize(env, key, r, bytes, limit.signal);
-      return 'saved';
+      return { status: 'saved', bytes };
     } catch (err) {
       this.offIfSlow(err);
       throw err;

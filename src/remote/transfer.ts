@@ -9,10 +9,10 @@
  * checked against the caller's budget before the file is made, and the bytes that arrive are
  * counted against it. A failed download removes its file.
  */
-import { createReadStream, promises as fs } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { promises as fs } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
-import { RemoteError } from '../errors.js';
+import type { FileHandle } from 'node:fs/promises';
+import { errorMessage, RemoteError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
 import { inParallel } from '../util/parallel.js';
 import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
@@ -22,7 +22,10 @@ import { Progress } from './progress.js';
 /** Size of each ranged GET, and how many run at once. */
 export const RANGE_BYTES = 8 * 1024 * 1024;
 export const DOWNLOAD_STREAMS = 8;
-/** Uploads: one PUT up to this size; above it, blocks of BLOCK_BYTES, UPLOAD_STREAMS at once. */
+/**
+ * Uploads: one PUT up to SINGLE_PUT_BYTES (as the Azure SDK does for `@actions/cache`), else
+ * blocks of BLOCK_BYTES, UPLOAD_STREAMS at once; either way sent as the pack is read.
+ */
 export const SINGLE_PUT_BYTES = 128 * 1024 * 1024;
 export const BLOCK_BYTES = 32 * 1024 * 1024;
 export const UPLOAD_STREAMS = 4;
@@ -289,7 +292,12 @@ export async function download(
  */
 async function put(
   url: string,
-  body: () => { data: Uint8Array | string | ReadableStream<Uint8Array>; sent: () => number },
+  body: () => {
+    data: Uint8Array | string | ReadableStream<Uint8Array>;
+    sent: () => number;
+    /** What broke the body's own source, if it did (not worth another attempt). */
+    failure?: () => unknown;
+  },
   headers: Record<string, string>,
   t: Transfer,
   what: string,
@@ -314,13 +322,16 @@ async function put(
       }
     } catch (err) {
       t.takeBack(b.sent());
+      const own = b.failure?.();
+      // The body's own source broke (a blob that fails its check): not worth another attempt.
+      if (own !== undefined) throw new RemoteError(`reading what to send: ${errorMessage(own)}`);
       throw err;
     }
   });
 }
 
-/** `len` bytes of `file` from `start`, streamed and counted by `t` as they are sent. */
-function fileBody(file: string, start: number, len: number, t: Transfer) {
+/** What `source` yields (read anew for each attempt), counted by `t` as it is sent. */
+function streamBody(source: () => AsyncIterable<Uint8Array>, t: Transfer) {
   return () => {
     let sent = 0;
     const counted = new Transform({
@@ -330,14 +341,22 @@ function fileBody(file: string, start: number, len: number, t: Transfer) {
         cb(null, chunk);
       },
     });
-    const source = createReadStream(file, {
-      start,
-      end: start + len - 1,
-      highWaterMark: 1024 * 1024,
+    let failure: unknown;
+    const from = Readable.from(source(), { objectMode: false });
+    from.on('error', (err) => {
+      failure = err;
+      counted.destroy(err);
     });
-    source.on('error', (err) => counted.destroy(err));
-    const data = Readable.toWeb(source.pipe(counted)) as ReadableStream<Uint8Array>;
-    return { data: len === 0 ? new Uint8Array(0) : data, sent: () => sent };
+    const data = Readable.toWeb(from.pipe(counted)) as ReadableStream<Uint8Array>;
+    return { data, sent: () => sent, failure: () => failure };
+  };
+}
+
+/** A block held in memory, counted by `t` once it is sent (taken back on a retry). */
+function bufferBody(data: Uint8Array, t: Transfer) {
+  return () => {
+    t.add(data.length);
+    return { data, sent: () => data.length };
   };
 }
 
@@ -350,49 +369,104 @@ function withQuery(url: string, extra: string): string {
   return `${url}${url.includes('?') ? '&' : '?'}${extra}`;
 }
 
+function blockId(n: number): string {
+  // Every id of one blob has the same length (Azure's rule).
+  return Buffer.from(`clyde-${String(n).padStart(8, '0')}`).toString('base64');
+}
+
+/** What an upload sends: its size, known first, and its bytes (read anew by each call). */
+export interface UploadSource {
+  readonly bytes: number;
+  pieces(): AsyncIterable<Uint8Array>;
+}
+
 /**
- * Uploads `file` to a signed blob URL: one PUT up to SINGLE_PUT_BYTES (as the Azure SDK does for
- * `@actions/cache`), else blocks of BLOCK_BYTES (several at once) committed by a block list.
- * Bodies are streamed from the file, so memory stays small whatever its size.
+ * Uploads `source` to a signed blob URL as it is read: one streamed PUT up to `sizes.singlePut`,
+ * else blocks of `sizes.block` (UPLOAD_STREAMS at once: the reading waits while as many are in
+ * flight) committed by a block list. Memory stays a few blocks whatever the size. Returns the
+ * bytes uploaded. When the source throws, or yields other than `bytes` bytes, nothing is
+ * committed: the blob the URL names never holds what was sent.
  */
 export async function upload(
   url: string,
-  file: string,
+  source: UploadSource,
   limits: TransferLimits = {},
   sizes = { singlePut: SINGLE_PUT_BYTES, block: BLOCK_BYTES },
 ): Promise<number> {
   const t = new Transfer('the upload', limits);
+  t.sized(source.bytes);
+  const ids: string[] = [];
+  const inflight = new Set<Promise<void>>();
+  let failed: { err: unknown } | undefined;
+  const length = (n: number): Record<string, string> => ({ 'content-length': String(n) });
+  const sendBlock = async (data: Buffer): Promise<void> => {
+    const n = ids.length;
+    const id = blockId(n);
+    ids.push(id);
+    const blockUrl = withQuery(url, `comp=block&blockid=${encodeURIComponent(id)}`);
+    const sent = put(blockUrl, bufferBody(data, t), length(data.length), t, `block ${n}`).catch(
+      (err: unknown) => {
+        failed ??= { err };
+        t.controller.abort(err);
+      },
+    );
+    inflight.add(sent);
+    void sent.finally(() => inflight.delete(sent));
+    while (inflight.size >= UPLOAD_STREAMS) await Promise.race(inflight);
+    if (failed) throw failed.err;
+  };
   try {
-    const size = (await fs.stat(file)).size;
-    t.sized(size);
-    const length = (n: number): Record<string, string> => ({ 'content-length': String(n) });
-    if (size <= sizes.singlePut) {
-      const headers = { 'x-ms-blob-type': 'BlockBlob', ...length(size) };
-      await put(url, fileBody(file, 0, size, t), headers, t, 'the upload');
-      return size;
+    if (source.bytes <= sizes.singlePut) {
+      const headers = { 'x-ms-blob-type': 'BlockBlob', ...length(source.bytes) };
+      const body = streamBody(() => exactly(source.pieces(), source.bytes), t);
+      await put(url, body, headers, t, 'the upload');
+      return source.bytes;
     }
-    const ids: string[] = [];
-    const jobs: (() => Promise<void>)[] = [];
-    for (let pos = 0, n = 0; pos < size; pos += sizes.block, n++) {
-      // Every id of one blob has the same length (Azure's rule).
-      const id = Buffer.from(`clyde-${String(n).padStart(8, '0')}`).toString('base64');
-      ids.push(id);
-      const len = Math.min(sizes.block, size - pos);
-      const blockUrl = withQuery(url, `comp=block&blockid=${encodeURIComponent(id)}`);
-      const body = fileBody(file, pos, len, t);
-      jobs.push(() => put(blockUrl, body, length(len), t, `block ${n}`));
+    let buf = Buffer.allocUnsafe(sizes.block);
+    let fill = 0;
+    for await (const piece of exactly(source.pieces(), source.bytes)) {
+      for (let at = 0; at < piece.length;) {
+        const n = Math.min(piece.length - at, sizes.block - fill);
+        buf.set(piece.subarray(at, at + n), fill);
+        fill += n;
+        at += n;
+        if (fill === sizes.block) {
+          await sendBlock(buf);
+          buf = Buffer.allocUnsafe(sizes.block);
+          fill = 0;
+        }
+      }
     }
-    await inParallel(jobs, UPLOAD_STREAMS, (job) => job());
+    if (fill > 0) await sendBlock(buf.subarray(0, fill));
+    await Promise.all(inflight);
+    if (failed) throw failed.err;
     const list =
       '<?xml version="1.0" encoding="utf-8"?><BlockList>' +
       ids.map((id) => `<Latest>${id}</Latest>`).join('') +
       '</BlockList>';
     const xml = { 'content-type': 'application/xml' };
     await put(withQuery(url, 'comp=blocklist'), fixedBody(list), xml, t, 'the block list');
-    return size;
+    return source.bytes;
   } catch (err) {
-    throw t.failure(err, 'the upload failed');
+    // Blocks still in flight are stopped and awaited: nothing runs on after this returns.
+    if (!t.signal.aborted) t.controller.abort(err);
+    await Promise.allSettled(inflight);
+    throw t.failure(failed?.err ?? err, 'the upload failed');
   } finally {
     t.stop();
   }
+}
+
+/** The pieces of `source`, which must come to `bytes` in all (else it throws, at the end). */
+async function* exactly(
+  source: AsyncIterable<Uint8Array>,
+  bytes: number,
+): AsyncGenerator<Uint8Array> {
+  let n = 0;
+  for await (const piece of source) {
+    n += piece.length;
+    if (n > bytes) throw new RemoteError(`the pack grew past its ${bytes} bytes while it was sent`);
+    yield piece;
+  }
+  if (n !== bytes) throw new RemoteError(`the pack ended at ${n} of its ${bytes} bytes`);
 }

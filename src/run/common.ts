@@ -75,6 +75,12 @@ async function storeOptions(): Promise<LocalStoreOptions> {
  * disk), a store under RUNNER_TEMP for this step, so the runner cache tier still works.
  */
 export async function openStore(config: Config, notes: string[]): Promise<LocalStore> {
+  const store = await openEither(config, notes);
+  store.startWorkers();
+  return store;
+}
+
+async function openEither(config: Config, notes: string[]): Promise<LocalStore> {
   const codec = await loadCodec();
   core.info(`zstd: ${codec.name}`);
   const options = await storeOptions();

@@ -280,7 +280,7 @@ async function restoreLadder(
       }
       // Write-through: the verified frames become the local store's, as they are.
       await timer
-        .time('import', () => store.adoptPacks(packs, roots, r.rows, r.scanned))
+        .time('import', () => store.adoptPacks(packs, roots, r.rows, { scanned: r.scanned }))
         .catch((err: unknown) => {
           core.info(
             `Runner cache entry ${r.meta.key} was restored but not stored locally: ${errorMessage(err)}`,

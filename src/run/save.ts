@@ -23,7 +23,7 @@ import { loadState, type MainState } from '../state.js';
 import type { LocalStore } from '../store/index.js';
 import type { OutputRoot } from '../store/types.js';
 import { sha256 } from '../util/bytes.js';
-import { exists, tempName } from '../util/fsx.js';
+import { exists } from '../util/fsx.js';
 import { closeStore, handlePhaseError, isStepStore, makeWorkDir, openStore } from './common.js';
 import { carriedBlobs, dropCarry, LAYER_MAX_FRACTION, type Carry } from './carry.js';
 import { planPackages } from './packages.js';
@@ -188,7 +188,7 @@ export async function runSave(): Promise<void> {
     );
     const bucket = openBucket(plan.config.bucket, plan.config.remoteTimeoutMs);
     for (const item of plan.items) {
-      const report = await saveOne(plan.config, item, opened, remote, workDir, timer, notes);
+      const report = await saveOne(plan.config, item, opened, remote, timer, notes);
       reports.push(
         bucket ? await saveToBucket(bucket, item, opened, report, workDir, timer, notes) : report,
       );
@@ -208,7 +208,6 @@ async function saveOne(
   item: SaveItem,
   store: LocalStore,
   remote: RemoteTier,
-  workDir: string,
   timer: Timer,
   notes: string[],
 ): Promise<SaveReport> {
@@ -234,10 +233,13 @@ async function saveOne(
   let saved = false;
   const carry = item.carry;
   if (carry?.packs && carry.rows && isStepStore(store)) {
-    // The entry main restored becomes this step store's, so the save reads only what changed.
+    // The entry main restored becomes this step store's, so the save reads only what changed;
+    // its blobs are read in place from the carried packs (which outlive the store: dropCarry).
     const { packs, rows } = carry;
     await timer
-      .time('adopt', async () => store.adoptPacks(packs, item.roots, await fs.readFile(rows)))
+      .time('adopt', async () =>
+        store.adoptPacks(packs, item.roots, await fs.readFile(rows), { lend: true }),
+      )
       .catch((err: unknown) => {
         core.info(`Not building on the restored entry (${errorMessage(err)}): saving it whole.`);
       });
@@ -283,24 +285,23 @@ async function saveOne(
       const there = await timer.time('lookup', () => remote.exists(item.key));
       if (there === undefined) return `off: ${remote.disabledReason ?? 'unavailable'}`;
       if (there) return 'already present';
-      const packFile = tempName(workDir, 'pack');
       try {
         // A store made for this step wrote every blob from content it hashed: no re-check.
         const verify = !isStepStore(store);
-        const { bytes, layer } = await timer.time('export', async () => {
-          const l = carry ? await layerPack(store, item.key, carry, packFile, verify) : undefined;
-          if (l) return { bytes: l.bytes, layer: l };
-          return { bytes: (await store.exportPack(item.key, packFile, { verify })).bytes };
+        const layer = carry ? await layerOf(store, item.key, carry) : undefined;
+        // The pack is sent as it is read from the store: no copy of it is written first.
+        const pack = await store.packStream(item.key, {
+          verify,
+          ...(layer ? { omit: layer.omit } : {}),
         });
-        const outcome = await remote.upload(packFile, layer?.remoteKey ?? item.key);
-        if (outcome === 'saved') report.uploadedBytes = bytes;
-        return outcome === 'saved' && layer ? `saved (a layer over ${carry?.base})` : outcome;
+        const up = await remote.upload(pack, layer?.remoteKey ?? item.key);
+        if (up.status !== 'saved') return up.status;
+        report.uploadedBytes = up.bytes;
+        return layer ? `saved (a layer over ${carry?.base})` : 'saved';
       } catch (err) {
         // One warning with the reason, repeated as a line under the summary's table.
         handlePhaseError(`Saving ${item.name} to the runner cache failed`, err, notes);
         return 'failed';
-      } finally {
-        await fs.rm(packFile, { force: true }).catch(() => undefined);
       }
     });
     core.info(`Runner cache: ${report.remote} ${item.key}.`);
@@ -309,22 +310,20 @@ async function saveOne(
 }
 
 /**
- * The pack of `key` as a layer over the carried base (only the blobs the base lacks), or
- * undefined when a full entry is better: a layer above LAYER_MAX_FRACTION of its base's bytes
- * (so a chain never grows: every layer's base is a full entry), or one whose key would be too
- * long for the service.
+ * How to save `key` as a layer over the carried base (the blobs to leave out, the key to save
+ * it under), or undefined when a full entry is better: a layer above LAYER_MAX_FRACTION of its
+ * base's bytes (so a chain never grows: every layer's base is a full entry), or one whose key
+ * would be too long for the service.
  */
-async function layerPack(
+async function layerOf(
   store: LocalStore,
   key: string,
   carry: Carry,
-  packFile: string,
-  verify: boolean,
-): Promise<{ bytes: number; remoteKey: string } | undefined> {
+): Promise<{ omit: ReadonlySet<string>; remoteKey: string } | undefined> {
   const remoteKey = layerKey(key, carry.base);
   if (remoteKey === undefined || key === carry.base) return undefined;
   const omit = await carriedBlobs(carry);
-  // Decided from the index before any pack is written: a layer too large is never made.
+  // Decided from the index before any pack is read: a layer too large is never sent.
   const blobBytes = await store.storedBytes(key, omit);
   if (blobBytes > carry.baseBytes * LAYER_MAX_FRACTION) {
     core.info(
@@ -334,8 +333,7 @@ async function layerPack(
     return undefined;
   }
   core.info(`Saving ${key} as a layer over ${carry.base}: ${formatBytes(blobBytes)} of new blobs.`);
-  const { bytes } = await store.exportPack(key, packFile, { verify, omit });
-  return { bytes, remoteKey };
+  return { omit, remoteKey };
 }
 
 /**

@@ -148,6 +148,13 @@ class ContentCheck {
   }
 }
 
+/** A frame of a downloaded pack: `length` bytes at `offset` of `file`. */
+export interface LentFrame {
+  readonly file: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
 export class BlobStore {
   /** digest -> location of every grouped file this process has read a table for. */
   private readonly locations = new Map<string, Location>();
@@ -180,8 +187,25 @@ export class BlobStore {
     return blobPath(this.dir, digest);
   }
 
+  /**
+   * Frames of downloaded packs this store reads in place instead of files of its own (`lend`):
+   * a store made for one step takes the entry it restored this way, copying nothing.
+   */
+  private readonly lent = new Map<string, LentFrame>();
+
+  /**
+   * Makes each frame (verified already: every file of it was checked as it was restored) the
+   * blob of its name, read in place from its pack until this store is closed; the packs must
+   * outlive the store. A blob the store holds already is left as it is.
+   */
+  lend(frames: ReadonlyMap<string, LentFrame>): void {
+    for (const [name, f] of frames) if (!this.lent.has(name)) this.lent.set(name, f);
+  }
+
   /** Size on disk of the standalone blob `digest`, or undefined when there is none. */
   async ownSize(digest: string): Promise<number | undefined> {
+    const lent = this.lent.get(digest);
+    if (lent !== undefined) return lent.length;
     try {
       const st = await fs.stat(this.pathOf(digest));
       return st.isFile() ? st.size : undefined;
@@ -192,7 +216,7 @@ export class BlobStore {
 
   /** `ownSize`, without waiting (the walk's question for a few digests at a time). */
   ownSizeSync(digest: string): number | undefined {
-    return fileSizeSync(this.pathOf(digest));
+    return this.lent.get(digest)?.length ?? fileSizeSync(this.pathOf(digest));
   }
 
   /** Where grouped content `digest` lives, from the tables already read (no disk access). */
@@ -263,41 +287,40 @@ export class BlobStore {
     check.finish(name);
   }
 
-  /**
-   * Verifies the stored blob `name` against `need`, streaming it from disk; `onFrame` (pack
-   * export) is told the frame's length, then given each piece of it as it is read. Returns
-   * the frame's length.
-   */
-  async verifyStored(
-    name: string,
-    need: BlobNeed,
-    onFrame?: { start(frameBytes: number): Promise<void>; piece(p: Buffer): Promise<void> },
-  ): Promise<number> {
-    return this.withStored(name, async (fh, length) => {
-      await onFrame?.start(length);
-      const pieces = fileRange(fh, 0, length, `blob ${name}`);
-      const source = onFrame === undefined ? pieces : tap(pieces, (p) => onFrame.piece(p));
-      await this.verifyStream(name, need, source);
-    });
+  /** Verifies the stored blob `name` against `need`, streaming it from disk; its length. */
+  async verifyStored(name: string, need: BlobNeed): Promise<number> {
+    const { length, pieces } = await this.storedFrame(name);
+    await this.verifyStream(name, need, pieces);
+    return length;
   }
 
-  /** Opens the stored blob `name` for `fn` (given its length); returns the length. */
-  private async withStored(
-    name: string,
-    fn: (fh: FileHandle, length: number) => Promise<void>,
-  ): Promise<number> {
+  /**
+   * The stored frame of blob `name` as it is, unverified: its length, and its pieces (the file
+   * stays open until they are read to the end or the reading stops).
+   */
+  async storedFrame(name: string): Promise<{ length: number; pieces: AsyncGenerator<Buffer> }> {
+    const lent = this.lent.get(name);
     let fh: FileHandle;
     try {
-      fh = await fs.open(this.pathOf(name), 'r');
+      fh = await fs.open(lent?.file ?? this.pathOf(name), 'r');
     } catch (err) {
       throw new StoreError(`blob ${name} is missing from the store: ${err}`);
     }
     try {
-      const length = (await fh.stat()).size;
-      await fn(fh, length);
-      return length;
-    } finally {
+      const length = lent?.length ?? (await fh.stat()).size;
+      const start = lent?.offset ?? 0;
+      const file = fh;
+      async function* pieces(): AsyncGenerator<Buffer> {
+        try {
+          yield* fileRange(file, start, length, `blob ${name}`);
+        } finally {
+          await file.close();
+        }
+      }
+      return { length, pieces: pieces() };
+    } catch (err) {
       await fh.close();
+      throw err;
     }
   }
 
@@ -320,20 +343,6 @@ export class BlobStore {
     await out.close();
     await fs.mkdir(path.dirname(dest), { recursive: true });
     await rename(tmp, dest);
-  }
-
-  /**
-   * Copies the stored blob `name` to `onFrame` as it is, unverified: for blobs this very
-   * process wrote (a store made for one step), whose content was hashed as they were written.
-   */
-  async copyStored(
-    name: string,
-    onFrame: { start(frameBytes: number): Promise<void>; piece(p: Buffer): Promise<void> },
-  ): Promise<number> {
-    return this.withStored(name, async (fh, length) => {
-      await onFrame.start(length);
-      for await (const p of fileRange(fh, 0, length, `blob ${name}`)) await onFrame.piece(p);
-    });
   }
 
   /**
@@ -376,6 +385,7 @@ export class BlobStore {
   }
 
   async remove(digest: string): Promise<void> {
+    this.lent.delete(digest);
     await fs.rm(this.pathOf(digest), { force: true });
   }
 }

@@ -15,8 +15,7 @@ import type { IndexEntry, NewEntry } from './index-file.js';
 import type { LockSettings } from './lock.js';
 import type { Manifest } from './manifest.js';
 import { entryDirName, parseMeta } from './meta.js';
-import { decodeTable } from './table.js';
-import { tableManifest } from './table-manifest.js';
+import { manifestOfTable } from './table-manifest.js';
 import type { EntryMeta, PausePoint, StoreFaults } from './types.js';
 
 export const META = 'meta.json';
@@ -95,7 +94,7 @@ export class EntryFiles {
 
   /** The manifest of an artifact table; the blob store learns where its grouped files live. */
   tableManifest(body: Buffer): Manifest {
-    const { manifest, locations } = tableManifest(decodeTable(body));
+    const { manifest, locations } = manifestOfTable(body);
     this.ctx.blobs.attach(manifest, locations);
     return manifest;
   }

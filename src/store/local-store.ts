@@ -44,7 +44,7 @@ import { DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS } from './lock.js';
 import { MaintenanceRoom } from './maintenance.js';
 import type { Manifest } from './manifest.js';
 import { entryDirName } from './meta.js';
-import { writePack } from './pack.js';
+import { packStream, writePack, type PackOptions, type PackStream } from './pack.js';
 import {
   PackRoom,
   rootsToRestore,
@@ -139,6 +139,14 @@ export class LocalStore {
     await cleanTmp(store.ctx.tmpDir);
     await store.keeper.index();
     return store;
+  }
+
+  /**
+   * Starts the worker threads now, so that they load while the step does other work (a
+   * download, reading a table) rather than when the first file is written or read.
+   */
+  startWorkers(): void {
+    this.ctx.blobs.pool();
   }
 
   // ---- lookups -------------------------------------------------------------------------
@@ -255,16 +263,22 @@ export class LocalStore {
   // ---- packs ---------------------------------------------------------------------------
 
   /**
-   * Writes the pack of `key`; `verify: false` trusts the blobs (a store made for one step);
-   * `omit`: blobs left out (a layer's: its base carries them). Returns the pack's size.
+   * The pack of `key`, its size and its pieces (pack.ts `packStream`: when they throw, what was
+   * read is no pack); `verify: false` trusts the blobs (a store made for one step); `omit`:
+   * blobs left out (a layer's: its base carries them).
    */
+  async packStream(key: string, opts: PackOptions = {}): Promise<PackStream> {
+    const { meta, table, manifest } = await this.load(key);
+    return packStream(this.ctx.blobs, meta, table, manifest, opts);
+  }
+
+  /** Writes the pack of `key` (as `packStream`) to `destFile`; returns its size. */
   async exportPack(
     key: string,
     destFile: string,
-    opts: { verify?: boolean; omit?: ReadonlySet<string> } = {},
+    opts: PackOptions = {},
   ): Promise<{ bytes: number }> {
-    const { meta, table, manifest } = await this.load(key);
-    return writePack(this.ctx.blobs, meta, table, manifest, destFile, opts);
+    return writePack(await this.packStream(key, opts), destFile);
   }
 
   /**
@@ -289,9 +303,9 @@ export class LocalStore {
     packs: readonly PackFile[],
     roots: readonly OutputRoot[],
     rows: Buffer,
-    scanned?: ScannedPacks,
+    opts: { scanned?: ScannedPacks | undefined; lend?: boolean } = {},
   ): Promise<EntryMeta> {
-    return this.packs.adopt(packs, roots, rows, scanned);
+    return this.packs.adopt(packs, roots, rows, opts);
   }
 
   /**

@@ -140,7 +140,8 @@ export class PackRoom {
 
   /**
    * Makes an entry that `restore` restored an entry of this store: its frames are copied as
-   * they are (every one of them was verified as it was restored), its table committed, and
+   * they are (every one of them was verified as it was restored), or with `lend` read in place
+   * from the packs (BlobStore.lend: the packs then outlive the store), its table committed, and
    * `rows` made its stat cache for `roots`, so the next save reads only what changed.
    * `scanned`: restore's scan of the same packs, when this process made it.
    */
@@ -148,14 +149,27 @@ export class PackRoom {
     packs: readonly PackFile[],
     roots: readonly OutputRoot[],
     rows: Buffer,
-    scanned?: ScannedPacks,
+    opts: { scanned?: ScannedPacks | undefined; lend?: boolean } = {},
   ): Promise<EntryMeta> {
-    const { ix, meta, frames } = scanned ?? (await this.scan(packs));
+    const { ix, meta, frames } = opts.scanned ?? (await this.scan(packs));
+    const needed = new Map<string, Frame>();
+    for (const name of contentBlobs(ix.manifest, ix.locations)) {
+      const f = frames.get(name);
+      if (f === undefined) throw new StoreError(`the packs lack blob ${name}`);
+      needed.set(name, f);
+    }
+    if (opts.lend === true) this.ctx.blobs.lend(needed);
+    else await this.copyFrames(needed);
+    const entry = await this.saver.commitReceived(meta, ix.manifest, ix.locations, ix.storedBytes);
+    await writeStatCache(this.ctx.root, this.ctx.tmpDir, entry.key, roots, rows);
+    return entry;
+  }
+
+  /** Copies each frame into a blob file of the store, as it is. */
+  private async copyFrames(frames: ReadonlyMap<string, Frame>): Promise<void> {
     const handles = new Map<string, FileHandle>();
     try {
-      for (const name of contentBlobs(ix.manifest, ix.locations)) {
-        const f = frames.get(name);
-        if (f === undefined) throw new StoreError(`the packs lack blob ${name}`);
+      for (const [name, f] of frames) {
         let fh = handles.get(f.file);
         if (fh === undefined) {
           fh = await fs.open(f.file, 'r');
@@ -166,8 +180,5 @@ export class PackRoom {
     } finally {
       for (const fh of handles.values()) await fh.close();
     }
-    const entry = await this.saver.commitReceived(meta, ix.manifest, ix.locations, ix.storedBytes);
-    await writeStatCache(this.ctx.root, this.ctx.tmpDir, entry.key, roots, rows);
-    return entry;
   }
 }

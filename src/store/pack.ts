@@ -33,8 +33,7 @@ import { formatBytes, sortBytes } from '../util/bytes.js';
 import { freeBytes, rename, tempName } from '../util/fsx.js';
 import { fileRange, type BlobNeed, type BlobStore, type Location, type Member } from './blobs.js';
 import { manifestFiles, type Manifest } from './manifest.js';
-import { decodeTable } from './table.js';
-import { tableManifest } from './table-manifest.js';
+import { manifestOfTable } from './table-manifest.js';
 import type { EntryMeta } from './types.js';
 
 export const PACK_MAGIC = Buffer.from('CLYDEPK\n', 'latin1');
@@ -91,68 +90,87 @@ function neededBlobs(m: Manifest, locs: ReadonlyMap<string, Location>): Map<stri
   return out;
 }
 
+/** What exporting a pack takes: `verify` each blob (default), leave out those in `omit`. */
+export interface PackOptions {
+  readonly verify?: boolean;
+  readonly omit?: ReadonlySet<string>;
+}
+
+/** A pack to be read: its size, known before a byte of it is, and its pieces (each call anew). */
+export interface PackStream {
+  readonly bytes: number;
+  pieces(): AsyncGenerator<Buffer>;
+}
+
 /**
- * Writes the pack of an entry to `destFile` (temp file + rename); returns its size. `table` is the entry's artifact, `manifest` what it decodes to
- * (its grouped files attached to `blobs`). Every blob is verified as it is copied unless
- * `verify` is false (a store made for this step, whose blobs were all hashed as they were
- * written); the blobs in `omit` are left out (a layer: its base carries them).
+ * The pack of an entry, to be read piece by piece from the store (nothing of it is held whole):
+ * `table` is the entry's artifact, `manifest` what it decodes to (its grouped files attached to
+ * `blobs`). Every blob is verified before it is copied unless `verify` is false (a store made
+ * for this step, whose blobs were all hashed as they were written); the blobs in `omit` are left
+ * out (a layer: its base carries them). When `pieces` throws, what it yielded is not a pack:
+ * the consumer drops it (a corrupt blob must never be uploaded, as the remote copy could not be
+ * replaced).
  */
-export async function writePack(
+export async function packStream(
   blobs: BlobStore,
   meta: EntryMeta,
   table: Buffer,
   manifest: Manifest,
-  destFile: string,
-  opts: { verify?: boolean; omit?: ReadonlySet<string> } = {},
-): Promise<{ bytes: number }> {
-  const verify = opts.verify ?? true;
+  opts: PackOptions = {},
+): Promise<PackStream> {
   const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
   if (metaBytes.length > MAX_HEADER_BYTES || table.length > MAX_HEADER_BYTES) {
     throw new StoreError('entry too large to pack');
   }
-  const locs = blobs.locationsOf(manifest);
-  const needed = neededBlobs(manifest, locs);
+  const needed = neededBlobs(manifest, blobs.locationsOf(manifest));
+  const names = sortBytes(needed.keys()).filter((n) => opts.omit?.has(n) !== true);
+  const frames: number[] = [];
+  for (const name of names) {
+    const size = await blobs.ownSize(name);
+    if (size === undefined) throw new StoreError(`blob ${name} is missing from the store`);
+    frames.push(size);
+  }
+  const u32 = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  const head = Buffer.concat([PACK_MAGIC, u32(PACK_VERSION), u32(metaBytes.length), metaBytes]);
+  const bytes =
+    head.length +
+    4 +
+    table.length +
+    frames.reduce((n, f) => n + DIGEST_BYTES + 8 + f, 0) +
+    DIGEST_BYTES +
+    8;
+  async function* pieces(): AsyncGenerator<Buffer> {
+    yield head;
+    yield Buffer.concat([u32(table.length), table]);
+    for (const [i, name] of names.entries()) {
+      if (opts.verify ?? true) await blobs.verifyStored(name, needed.get(name) as NeededBlob);
+      const { length, pieces: frame } = await blobs.storedFrame(name);
+      if (length !== frames[i]) throw new StoreError(`blob ${name} changed while it was packed`);
+      const rec = Buffer.alloc(DIGEST_BYTES + 8);
+      Buffer.from(name, 'hex').copy(rec, 0);
+      rec.writeBigUInt64BE(BigInt(length), DIGEST_BYTES);
+      yield rec;
+      yield* frame;
+    }
+    yield Buffer.concat([END, Buffer.alloc(8)]);
+  }
+  return { bytes, pieces };
+}
+
+/** Writes a pack to `destFile` (temp file + rename); returns its size. */
+export async function writePack(pack: PackStream, destFile: string): Promise<{ bytes: number }> {
   const tmp = tempName(path.dirname(destFile), `${path.basename(destFile)}.part`);
   const out = await fs.open(tmp, 'wx');
   let bytes = 0;
-  const write = async (buf: Buffer): Promise<void> => {
-    await out.write(buf);
-    bytes += buf.length;
-  };
   try {
-    const u32 = Buffer.alloc(4);
-    await write(PACK_MAGIC);
-    u32.writeUInt32BE(PACK_VERSION);
-    await write(Buffer.from(u32));
-    u32.writeUInt32BE(metaBytes.length);
-    await write(Buffer.from(u32));
-    await write(metaBytes);
-    u32.writeUInt32BE(table.length);
-    await write(Buffer.from(u32));
-    await write(table);
-    for (const name of sortBytes(needed.keys())) {
-      if (opts.omit?.has(name)) continue;
-      // Copied piece by piece as it is verified (a corrupt blob must not be uploaded: the
-      // remote copy could never be replaced; the pack file is removed when verifying fails).
-      let left = 0;
-      const onFrame = {
-        async start(frameBytes: number): Promise<void> {
-          const rec = Buffer.alloc(DIGEST_BYTES + 8);
-          Buffer.from(name, 'hex').copy(rec, 0);
-          rec.writeBigUInt64BE(BigInt(frameBytes), DIGEST_BYTES);
-          await write(rec);
-          left = frameBytes;
-        },
-        async piece(p: Buffer): Promise<void> {
-          left -= p.length;
-          await write(p);
-        },
-      };
-      if (verify) await blobs.verifyStored(name, needed.get(name) as NeededBlob, onFrame);
-      else await blobs.copyStored(name, onFrame);
-      if (left !== 0) throw new StoreError(`blob ${name} changed while it was packed`);
+    for await (const p of pack.pieces()) {
+      await out.write(p);
+      bytes += p.length;
     }
-    await write(Buffer.concat([END, Buffer.alloc(8)]));
     // (No fsync: a pack is read back at once for its upload and removed after; a crash loses
     // nothing a later save would not make again.)
     await out.close();
@@ -276,7 +294,7 @@ async function scanOpen(
     throw new StoreError(`pack meta is not JSON: ${err}`);
   }
   const header: PackHeader = { meta, table: await readSection(r, 'table') };
-  const { manifest, locations } = tableManifest(decodeTable(header.table));
+  const { manifest, locations } = manifestOfTable(header.table);
   if (!(await accept(header, manifest))) return undefined;
 
   const needed = neededBlobs(manifest, locations);

@@ -88,20 +88,29 @@ async function makeDirs(
   paths: readonly string[],
   modes: readonly number[],
 ): Promise<void> {
-  if (paths.length === 0) return;
-  const half = Math.ceil(paths.length / 2);
-  const parts =
-    paths.length < MKDIR_SPLIT
-      ? [{ paths, modes }]
-      : [
-          { paths: paths.slice(0, half), modes: modes.slice(0, half) },
-          { paths: paths.slice(half), modes: modes.slice(half) },
-        ];
-  const pool = blobs.pool();
-  const dirs = blobs.dirs;
-  const settled = await Promise.allSettled(
-    parts.map((p) => pool.run('mkdirBatch', { dirs, ...p }, Number.MAX_SAFE_INTEGER)),
+  await inHalves(paths.length, paths.length >= MKDIR_SPLIT, (a, b) =>
+    blobs
+      .pool()
+      .run(
+        'mkdirBatch',
+        { dirs: blobs.dirs, paths: paths.slice(a, b), modes: modes.slice(a, b) },
+        Number.MAX_SAFE_INTEGER,
+      ),
   );
+}
+
+/** Runs `part` over [0, count) in the workers: whole, or (`split`) as two halves at once. */
+async function inHalves(
+  count: number,
+  split: boolean,
+  part: (from: number, to: number) => Promise<unknown>,
+): Promise<void> {
+  if (count === 0) return;
+  const half = split ? Math.ceil(count / 2) : count;
+  const settled = await Promise.allSettled([
+    part(0, half),
+    ...(half < count ? [part(half, count)] : []),
+  ]);
   for (const r of settled) {
     if (r.status === 'rejected') {
       throw r.reason instanceof StoreError ? r.reason : new StoreError(String(r.reason));
@@ -232,6 +241,7 @@ async function mergeInto(
  * (`merged`) and of the root, and, when `opts` sets mtimes, every directory's mtime.
  */
 async function finishDirs(
+  blobs: BlobStore,
   job: RootToRestore,
   wholeRoot: boolean,
   opts: RestoreOptions,
@@ -243,23 +253,33 @@ async function finishDirs(
       (e) => e.type === 'dir' && (setsMtimes(opts) || !modeAtOnce(e.mode) || merged.has(e.path)),
     )
     .reverse();
-  const targets: { abs: string; mode: number; mtimeMs: number | null }[] = dirs.map((e) => ({
-    abs: path.join(job.root.absPath, ...e.path.split('/')),
-    mode: e.mode,
-    mtimeMs: mtimeFor(e, opts),
-  }));
+  const paths = dirs.map((e) => path.join(job.root.absPath, ...e.path.split('/')));
+  const modes = dirs.map((e) => e.mode);
+  const mtimes = dirs.map((e) => mtimeFor(e, opts) ?? NaN);
   if (wholeRoot && m.mode !== undefined && m.mtimeMs !== undefined) {
-    targets.push({ abs: job.root.absPath, mode: m.mode, mtimeMs: mtimeFor(m, opts) });
+    paths.push(job.root.absPath);
+    modes.push(m.mode);
+    mtimes.push(mtimeFor(m, opts) ?? NaN);
   }
-  for (const t of targets) {
-    const st = await lstatOrUndefined(t.abs);
-    if (!st?.isDirectory()) continue; // never chmod through a symlink
-    await fs.chmod(t.abs, t.mode);
-    if (t.mtimeMs !== null) await fs.utimes(t.abs, new Date(t.mtimeMs), new Date(t.mtimeMs));
-  }
+  // In the workers, as sync calls (one async call per directory and attribute was most of a
+  // restore's tail). Two halves at once only when no mode shuts its owner out: then no
+  // directory of one half can stop the other half from reaching its own.
+  const split = paths.length >= MKDIR_SPLIT && modes.every(modeAtOnce);
+  await inHalves(paths.length, split, (a, b) =>
+    blobs.pool().run(
+      'settleDirs',
+      {
+        dirs: blobs.dirs,
+        paths: paths.slice(a, b),
+        modes: modes.slice(a, b),
+        mtimes: Float64Array.from(mtimes.slice(a, b)),
+      },
+      Number.MAX_SAFE_INTEGER,
+    ),
+  );
 }
 
-async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
+async function moveIntoPlace(blobs: BlobStore, s: Staged, opts: RestoreOptions): Promise<void> {
   const dest = s.job.root.absPath;
   await preflight(s.job, opts.workspace);
   const st = await lstatOrUndefined(dest);
@@ -271,15 +291,15 @@ async function moveIntoPlace(s: Staged, opts: RestoreOptions): Promise<void> {
   if (st === undefined) {
     await fs.mkdir(path.dirname(dest), { recursive: true });
     await rename(s.item, dest);
-    await finishDirs(s.job, true, opts);
+    await finishDirs(blobs, s.job, true, opts);
   } else if (st.isDirectory()) {
     const merged = new Set<string>();
     await mergeInto(s.item, dest, '', merged);
-    await finishDirs(s.job, false, opts, merged);
+    await finishDirs(blobs, s.job, false, opts, merged);
   } else {
     await fs.rm(dest, { force: true });
     await rename(s.item, dest);
-    await finishDirs(s.job, true, opts);
+    await finishDirs(blobs, s.job, true, opts);
   }
 }
 
@@ -328,7 +348,7 @@ export async function restoreRoots(
     recordedAt = Date.now() + 1;
     quiet = new Promise((r) => setTimeout(r, CLOCK_LAG_MS + 5));
     for (const s of staged) linkSymlinks(s, opts.workspace);
-    for (const s of staged) await moveIntoPlace(s, opts);
+    for (const s of staged) await moveIntoPlace(blobs, s, opts);
     // Record the files as they now are: rename keeps inode and mtime.
     const now = new Map<ManifestEntry, Written>();
     files.forEach(({ e }, i) => now.set(e, written[i] as Written));

@@ -28,6 +28,7 @@ import {
   type GroupResult,
   type ListArgs,
   type MkdirArgs,
+  type SettleDirsArgs,
   type PutArgs,
   type PutResult,
   type ResultOf,
@@ -301,6 +302,24 @@ function mkdirBatch({ paths, modes }: MkdirArgs): null {
   return null;
 }
 
+/**
+ * Gives existing directories their final mode and mtime, in the order given (the caller lists
+ * children before parents). Never through a symlink: a path that is no longer a directory is
+ * left alone.
+ */
+function settleDirs({ paths, modes, mtimes }: SettleDirsArgs): null {
+  for (let i = 0; i < paths.length; i++) {
+    const p = paths[i] as string;
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) continue;
+    const mode = modes[i] as number;
+    if (mode >= 0 && (st.mode & 0o7777) !== mode) fs.chmodSync(p, mode);
+    const mtime = mtimes[i] as number;
+    if (!Number.isNaN(mtime)) fs.utimesSync(p, mtime / 1000, mtime / 1000);
+  }
+  return null;
+}
+
 /** Each operation's implementation, checked against the protocol. */
 const ops: { [K in StoreOp]: (args: ArgsOf<K>) => ResultOf<K> | Promise<ResultOf<K>> } = {
   putFiles,
@@ -308,6 +327,7 @@ const ops: { [K in StoreOp]: (args: ArgsOf<K>) => ResultOf<K> | Promise<ResultOf
   compressChunk,
   listDirs,
   mkdirBatch,
+  settleDirs,
   writeBatch,
   linkBatch,
 };

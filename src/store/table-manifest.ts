@@ -5,6 +5,7 @@
  * rows of a manifest (an imported pack's entry, a restore's stat cache).
  */
 import { StoreError } from '../errors.js';
+import { sha256 } from '../util/bytes.js';
 import type { Location } from './blobs.js';
 import { childPath } from './fold.js';
 import {
@@ -16,6 +17,7 @@ import {
 } from './manifest.js';
 import {
   AT,
+  decodeTable,
   DirRows,
   NUMS,
   ROW,
@@ -25,6 +27,32 @@ import {
   type Table,
   type TableRoot,
 } from './table.js';
+
+/** How many tables `manifestOfTable` remembers. */
+const RECENT_TABLES = 4;
+const recent = new Map<string, { manifest: Manifest; locations: ReadonlyMap<string, Location> }>();
+
+/**
+ * `tableManifest` of the encoded table `body`, remembered by the bytes' digest for the last few
+ * tables: a step reads one entry's table several times (scanned in its pack, then read back as
+ * the basis of a save), and a large one takes a tenth of a second to check. Nobody changes a
+ * manifest once made; each caller gets its own map of locations.
+ */
+export function manifestOfTable(body: Buffer): {
+  manifest: Manifest;
+  locations: Map<string, Location>;
+} {
+  const digest = sha256(body);
+  let got = recent.get(digest);
+  if (got === undefined) {
+    got = tableManifest(decodeTable(body));
+    if (recent.size >= RECENT_TABLES) recent.delete(recent.keys().next().value as string);
+  } else {
+    recent.delete(digest);
+  }
+  recent.set(digest, got);
+  return { manifest: got.manifest, locations: new Map(got.locations) };
+}
 
 /**
  * The manifest an untrusted table describes, and where its grouped files live. Throws

@@ -14,6 +14,8 @@
  *              below them up to about budget entries (snapshot.ts's walk)
  *   mkdirBatch the directories made, each then given modes[i] (-1: left 0700), a missing
  *              parent made first (0700)
+ *   settleDirs existing directories given their final modes[i] (-1: as they are) and mtimes[i]
+ *              (NaN: as it is), in order; one that is no longer a directory is left alone
  *   writeBatch verified files written from each blob (restore.ts) -> [id, inode, mtimeMs] of
  *              each file written, flat
  *   linkBatch  each file linked (or copied, cloning where the filesystem can) from its unpacked
@@ -121,6 +123,12 @@ export interface MkdirArgs {
   readonly modes: readonly number[];
 }
 
+export interface SettleDirsArgs {
+  readonly paths: readonly string[];
+  readonly modes: readonly number[];
+  readonly mtimes: Float64Array;
+}
+
 /**
  * Files in the form that crosses to a worker cheaply (a few strings and typed arrays, no object
  * per file): file i goes under `bases[base[i]]` at the i-th of the NUL-separated `rels` (NUL is
@@ -171,6 +179,7 @@ export interface StoreOps {
   compressChunk: { args: ChunkArgs; result: ChunkResult };
   listDirs: { args: ListArgs; result: DirListing[] };
   mkdirBatch: { args: MkdirArgs; result: null };
+  settleDirs: { args: SettleDirsArgs; result: null };
   writeBatch: { args: WriteWire; result: number[] };
   linkBatch: { args: LinkWire; result: Float64Array };
 }
