@@ -22,6 +22,8 @@ import { Progress } from './progress.js';
 /** Size of each ranged GET, and how many run at once. */
 export const RANGE_BYTES = 8 * 1024 * 1024;
 export const DOWNLOAD_STREAMS = 8;
+/** A download's body is written to its file in pieces of this size. */
+const WRITE_PIECE_BYTES = 1024 * 1024;
 /**
  * Uploads: one PUT up to SINGLE_PUT_BYTES (as the Azure SDK does for `@actions/cache`), else
  * blocks of BLOCK_BYTES, UPLOAD_STREAMS at once; either way sent as the pack is read.
@@ -166,6 +168,18 @@ async function bodyInto(
 ): Promise<void> {
   if (!res.body) throw new RemoteError('the download answered without a body');
   let got = 0;
+  // The body's small chunks are gathered and written a piece at a time (one write per chunk
+  // was thousands of calls through the thread pool for an entry of a hundred MB).
+  const piece = Buffer.allocUnsafe(Math.min(WRITE_PIECE_BYTES, Math.max(expected, 1)));
+  let fill = 0;
+  const flush = async (): Promise<void> => {
+    let off = 0;
+    while (off < fill) {
+      const { bytesWritten } = await fh.write(piece, off, fill - off, pos + got - fill + off);
+      off += bytesWritten;
+    }
+    fill = 0;
+  };
   for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
     if (got + chunk.length > expected) {
       throw new RemoteError(
@@ -174,14 +188,17 @@ async function bodyInto(
           : `the download ran past ${formatBytes(expected)}`,
       );
     }
-    let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos + got + off);
-      off += bytesWritten;
+    for (let at = 0; at < chunk.length; ) {
+      const n = Math.min(chunk.length - at, piece.length - fill);
+      piece.set(chunk.subarray(at, at + n), fill);
+      fill += n;
+      at += n;
+      got += n;
+      if (fill === piece.length) await flush();
     }
-    got += chunk.length;
     t.add(chunk.length);
   }
+  await flush();
   if (exact && got !== expected) {
     throw new RemoteError(`the download ended after ${got} of ${expected} bytes`);
   }
