@@ -188,7 +188,7 @@ async function bodyInto(
           : `the download ran past ${formatBytes(expected)}`,
       );
     }
-    for (let at = 0; at < chunk.length; ) {
+    for (let at = 0; at < chunk.length;) {
       const n = Math.min(chunk.length - at, piece.length - fill);
       piece.set(chunk.subarray(at, at + n), fill);
       fill += n;
