@@ -93257,35 +93257,35 @@ class BlobStore {
     }
     /**
      * The stored frame of blob `name` as it is, unverified: its length, and its pieces (the file
-     * stays open until they are read to the end or the reading stops).
+     * is opened when they are first read, and closed when they end or the reading stops). Throws
+     * when there is no such blob, or its length is not `expected` (when given).
      */
-    async storedFrame(name) {
+    async storedFrame(name, expected) {
         const lent = this.lent.get(name);
-        let fh;
-        try {
-            fh = await external_node_fs_.promises.open(lent?.file ?? this.pathOf(name), 'r');
+        const file = lent?.file ?? this.pathOf(name);
+        const length = lent?.length ?? (await this.ownSize(name));
+        if (length === undefined)
+            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store`);
+        if (expected !== undefined && length !== expected) {
+            throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
         }
-        catch (err) {
-            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
-        }
-        try {
-            const length = lent?.length ?? (await fh.stat()).size;
-            const start = lent?.offset ?? 0;
-            const file = fh;
-            async function* pieces() {
-                try {
-                    yield* fileRange(file, start, length, `blob ${name}`);
-                }
-                finally {
-                    await file.close();
-                }
+        const start = lent?.offset ?? 0;
+        async function* pieces() {
+            let fh;
+            try {
+                fh = await external_node_fs_.promises.open(file, 'r');
             }
-            return { length, pieces: pieces() };
+            catch (err) {
+                throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
+            }
+            try {
+                yield* fileRange(fh, start, length, `blob ${name}`);
+            }
+            finally {
+                await fh.close();
+            }
         }
-        catch (err) {
-            await fh.close();
-            throw err;
-        }
+        return { length, pieces: pieces() };
     }
     /**
      * Stores the frame `source` yields as blob `name` as it is, unverified: for frames whose
@@ -93935,12 +93935,27 @@ function neededBlobs(m, locs) {
  * replaced).
  */
 async function packStream(blobs, meta, table, manifest, opts = {}) {
+    const needed = neededBlobs(manifest, blobs.locationsOf(manifest));
+    const verify = opts.verify ?? true;
+    return streamOf(blobs, meta, table, needed.keys(), opts.omit, async (name) => {
+        if (verify)
+            await blobs.verifyStored(name, needed.get(name));
+    });
+}
+/**
+ * `packStream` of an entry this process has just saved, from the blobs its save says it
+ * references (SaveResult.pack): its table is not read back and decoded again, and its blobs are
+ * not verified (a store made for one step, whose blobs were all hashed as they were written).
+ */
+function savedPackStream(blobs, meta, table, referenced, omit) {
+    return streamOf(blobs, meta, table, referenced, omit, async () => undefined);
+}
+async function streamOf(blobs, meta, table, referenced, omit, check) {
     const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
     if (metaBytes.length > pack_MAX_HEADER_BYTES || table.length > pack_MAX_HEADER_BYTES) {
         throw new errors/* StoreError */.AD('entry too large to pack');
     }
-    const needed = neededBlobs(manifest, blobs.locationsOf(manifest));
-    const names = bytes_sortBytes(needed.keys()).filter((n) => opts.omit?.has(n) !== true);
+    const names = bytes_sortBytes(referenced).filter((n) => omit?.has(n) !== true);
     const frames = [];
     for (const name of names) {
         const size = await blobs.ownSize(name);
@@ -93964,11 +93979,8 @@ async function packStream(blobs, meta, table, manifest, opts = {}) {
         yield head;
         yield Buffer.concat([u32(table.length), table]);
         for (const [i, name] of names.entries()) {
-            if (opts.verify ?? true)
-                await blobs.verifyStored(name, needed.get(name));
-            const { length, pieces: frame } = await blobs.storedFrame(name);
-            if (length !== frames[i])
-                throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
+            await check(name);
+            const { length, pieces: frame } = await blobs.storedFrame(name, frames[i]);
             const rec = Buffer.alloc(DIGEST_BYTES + 8);
             Buffer.from(name, 'hex').copy(rec, 0);
             rec.writeBigUInt64BE(BigInt(length), DIGEST_BYTES);
@@ -104931,9 +104943,10 @@ class SaveRoom {
             await linkStatCache(this.ctx.root, this.ctx.tmpDir, req.key, req.roots, artifact, snap.table).catch(() => { });
         }
         const warnings = snap.warnings;
-        return created
-            ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes, warnings }
-            : { entry, created, newBlobs: 0, newBytes: 0, warnings };
+        if (!created)
+            return { entry, created, newBlobs: 0, newBytes: 0, warnings };
+        const made = { table: snap.table, blobs: [...snap.stored.keys()] };
+        return { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes, warnings, made };
     }
     /**
      * Imports the pack of the entry `key` (what the caller asked the remote tier for), verifying
@@ -105684,6 +105697,16 @@ class local_store_LocalStore {
     async packStream(key, opts = {}) {
         const { meta, table, manifest } = await this.load(key);
         return packStream(this.ctx.blobs, meta, table, manifest, opts);
+    }
+    /**
+     * The pack of the entry `saved` made (pack.ts `savedPackStream`): its table is not read back,
+     * and its blobs are not verified (for a store made for one step); `omit` as `packStream`.
+     */
+    savedPackStream(saved, omit) {
+        if (saved.made === undefined)
+            throw new errors/* StoreError */.AD(`${saved.entry.key} was not made by this save`);
+        const { table, blobs } = saved.made;
+        return savedPackStream(this.ctx.blobs, saved.entry, table, blobs, omit);
     }
     /** Writes the pack of `key` (as `packStream`) to `destFile`; returns its size. */
     async exportPack(key, destFile, opts = {}) {

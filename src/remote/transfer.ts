@@ -10,7 +10,6 @@
  * counted against it. A failed download removes its file.
  */
 import { promises as fs } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import { errorMessage, RemoteError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
@@ -310,7 +309,7 @@ export async function download(
 async function put(
   url: string,
   body: () => {
-    data: Uint8Array | string | ReadableStream<Uint8Array>;
+    data: Uint8Array | string | AsyncIterable<Uint8Array>;
     sent: () => number;
     /** What broke the body's own source, if it did (not worth another attempt). */
     failure?: () => unknown;
@@ -327,7 +326,7 @@ async function put(
         headers: { 'x-ms-version': AZURE_VERSION, ...headers },
         body: b.data,
         signal: t.signal,
-        ...(b.data instanceof ReadableStream ? { duplex: 'half' } : {}),
+        ...(typeof b.data === 'object' && Symbol.asyncIterator in b.data ? { duplex: 'half' } : {}),
       } as RequestInit);
       const text = await res.text().catch(() => '');
       if (res.status !== 201) {
@@ -351,21 +350,21 @@ async function put(
 function streamBody(source: () => AsyncIterable<Uint8Array>, t: Transfer) {
   return () => {
     let sent = 0;
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        sent += chunk.length;
-        t.add(chunk.length);
-        cb(null, chunk);
-      },
-    });
     let failure: unknown;
-    const from = Readable.from(source(), { objectMode: false });
-    from.on('error', (err) => {
-      failure = err;
-      counted.destroy(err);
-    });
-    const data = Readable.toWeb(from.pipe(counted)) as ReadableStream<Uint8Array>;
-    return { data, sent: () => sent, failure: () => failure };
+    // Handed to fetch as it is (an async iterable body: no stream adapters in between).
+    async function* counted(): AsyncGenerator<Uint8Array> {
+      try {
+        for await (const chunk of source()) {
+          sent += chunk.length;
+          t.add(chunk.length);
+          yield chunk;
+        }
+      } catch (err) {
+        failure = err;
+        throw err;
+      }
+    }
+    return { data: counted(), sent: () => sent, failure: () => failure };
   };
 }
 

@@ -20,7 +20,7 @@ import { layerKey, openRemote, type RemoteTier } from '../remote/index.js';
 import { Timer, writeSaveSummary, type SaveReport } from '../report.js';
 import { formatBytes } from '../util/bytes.js';
 import { loadState, type MainState } from '../state.js';
-import type { LocalStore } from '../store/index.js';
+import type { LocalStore, SaveResult } from '../store/index.js';
 import type { OutputRoot } from '../store/types.js';
 import { sha256 } from '../util/bytes.js';
 import { exists } from '../util/fsx.js';
@@ -230,7 +230,7 @@ async function saveOne(
     return report;
   }
 
-  let saved = false;
+  let saved: SaveResult | undefined;
   const carry = item.carry;
   if (carry?.packs && carry.rows && isStepStore(store)) {
     // The entry main restored becomes this step store's, so the save reads only what changed;
@@ -260,7 +260,7 @@ async function saveOne(
         keepOutsideLinks: config.keepOutsideLinks,
       }),
     );
-    saved = true;
+    saved = r;
     // What the save left out (symlinks leading outside the workspace, special files).
     notes.push(...(r.warnings ?? []));
     const kept = !isStepStore(store);
@@ -286,14 +286,17 @@ async function saveOne(
       if (there === undefined) return `off: ${remote.disabledReason ?? 'unavailable'}`;
       if (there) return 'already present';
       try {
-        // A store made for this step wrote every blob from content it hashed: no re-check.
-        const verify = !isStepStore(store);
         const layer = carry ? await layerOf(store, item.key, carry) : undefined;
-        // The pack is sent as it is read from the store: no copy of it is written first.
-        const pack = await store.packStream(item.key, {
-          verify,
-          ...(layer ? { omit: layer.omit } : {}),
-        });
+        // The pack is sent as it is read from the store: no copy of it is written first. A
+        // store made for this step wrote every blob from content it hashed: no re-check, and
+        // the entry it just made is not read back.
+        const pack =
+          isStepStore(store) && saved?.made
+            ? await store.savedPackStream(saved, layer?.omit)
+            : await store.packStream(item.key, {
+                verify: true,
+                ...(layer ? { omit: layer.omit } : {}),
+              });
         const up = await remote.upload(pack, layer?.remoteKey ?? item.key);
         if (up.status !== 'saved') return up.status;
         report.uploadedBytes = up.bytes;

@@ -296,32 +296,35 @@ export class BlobStore {
 
   /**
    * The stored frame of blob `name` as it is, unverified: its length, and its pieces (the file
-   * stays open until they are read to the end or the reading stops).
+   * is opened when they are first read, and closed when they end or the reading stops). Throws
+   * when there is no such blob, or its length is not `expected` (when given).
    */
-  async storedFrame(name: string): Promise<{ length: number; pieces: AsyncGenerator<Buffer> }> {
+  async storedFrame(
+    name: string,
+    expected?: number,
+  ): Promise<{ length: number; pieces: AsyncGenerator<Buffer> }> {
     const lent = this.lent.get(name);
-    let fh: FileHandle;
-    try {
-      fh = await fs.open(lent?.file ?? this.pathOf(name), 'r');
-    } catch (err) {
-      throw new StoreError(`blob ${name} is missing from the store: ${err}`);
+    const file = lent?.file ?? this.pathOf(name);
+    const length = lent?.length ?? (await this.ownSize(name));
+    if (length === undefined) throw new StoreError(`blob ${name} is missing from the store`);
+    if (expected !== undefined && length !== expected) {
+      throw new StoreError(`blob ${name} changed while it was packed`);
     }
-    try {
-      const length = lent?.length ?? (await fh.stat()).size;
-      const start = lent?.offset ?? 0;
-      const file = fh;
-      async function* pieces(): AsyncGenerator<Buffer> {
-        try {
-          yield* fileRange(file, start, length, `blob ${name}`);
-        } finally {
-          await file.close();
-        }
+    const start = lent?.offset ?? 0;
+    async function* pieces(): AsyncGenerator<Buffer> {
+      let fh: FileHandle;
+      try {
+        fh = await fs.open(file, 'r');
+      } catch (err) {
+        throw new StoreError(`blob ${name} is missing from the store: ${err}`);
       }
-      return { length, pieces: pieces() };
-    } catch (err) {
-      await fh.close();
-      throw err;
+      try {
+        yield* fileRange(fh, start, length as number, `blob ${name}`);
+      } finally {
+        await fh.close();
+      }
     }
+    return { length, pieces: pieces() };
   }
 
   /**

@@ -44,7 +44,13 @@ import { DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS } from './lock.js';
 import { MaintenanceRoom } from './maintenance.js';
 import type { Manifest } from './manifest.js';
 import { entryDirName } from './meta.js';
-import { packStream, writePack, type PackOptions, type PackStream } from './pack.js';
+import {
+  packStream,
+  savedPackStream,
+  writePack,
+  type PackOptions,
+  type PackStream,
+} from './pack.js';
 import {
   PackRoom,
   rootsToRestore,
@@ -270,6 +276,17 @@ export class LocalStore {
   async packStream(key: string, opts: PackOptions = {}): Promise<PackStream> {
     const { meta, table, manifest } = await this.load(key);
     return packStream(this.ctx.blobs, meta, table, manifest, opts);
+  }
+
+  /**
+   * The pack of the entry `saved` made (pack.ts `savedPackStream`): its table is not read back,
+   * and its blobs are not verified (for a store made for one step); `omit` as `packStream`.
+   */
+  savedPackStream(saved: SaveResult, omit?: ReadonlySet<string>): Promise<PackStream> {
+    if (saved.made === undefined)
+      throw new StoreError(`${saved.entry.key} was not made by this save`);
+    const { table, blobs } = saved.made;
+    return savedPackStream(this.ctx.blobs, saved.entry, table, blobs, omit);
   }
 
   /** Writes the pack of `key` (as `packStream`) to `destFile`; returns its size. */

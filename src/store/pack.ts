@@ -118,12 +118,41 @@ export async function packStream(
   manifest: Manifest,
   opts: PackOptions = {},
 ): Promise<PackStream> {
+  const needed = neededBlobs(manifest, blobs.locationsOf(manifest));
+  const verify = opts.verify ?? true;
+  return streamOf(blobs, meta, table, needed.keys(), opts.omit, async (name) => {
+    if (verify) await blobs.verifyStored(name, needed.get(name) as NeededBlob);
+  });
+}
+
+/**
+ * `packStream` of an entry this process has just saved, from the blobs its save says it
+ * references (SaveResult.pack): its table is not read back and decoded again, and its blobs are
+ * not verified (a store made for one step, whose blobs were all hashed as they were written).
+ */
+export function savedPackStream(
+  blobs: BlobStore,
+  meta: EntryMeta,
+  table: Buffer,
+  referenced: Iterable<string>,
+  omit?: ReadonlySet<string>,
+): Promise<PackStream> {
+  return streamOf(blobs, meta, table, referenced, omit, async () => undefined);
+}
+
+async function streamOf(
+  blobs: BlobStore,
+  meta: EntryMeta,
+  table: Buffer,
+  referenced: Iterable<string>,
+  omit: ReadonlySet<string> | undefined,
+  check: (name: string) => Promise<void>,
+): Promise<PackStream> {
   const metaBytes = Buffer.from(JSON.stringify(meta), 'utf8');
   if (metaBytes.length > MAX_HEADER_BYTES || table.length > MAX_HEADER_BYTES) {
     throw new StoreError('entry too large to pack');
   }
-  const needed = neededBlobs(manifest, blobs.locationsOf(manifest));
-  const names = sortBytes(needed.keys()).filter((n) => opts.omit?.has(n) !== true);
+  const names = sortBytes(referenced).filter((n) => omit?.has(n) !== true);
   const frames: number[] = [];
   for (const name of names) {
     const size = await blobs.ownSize(name);
@@ -147,9 +176,8 @@ export async function packStream(
     yield head;
     yield Buffer.concat([u32(table.length), table]);
     for (const [i, name] of names.entries()) {
-      if (opts.verify ?? true) await blobs.verifyStored(name, needed.get(name) as NeededBlob);
-      const { length, pieces: frame } = await blobs.storedFrame(name);
-      if (length !== frames[i]) throw new StoreError(`blob ${name} changed while it was packed`);
+      await check(name);
+      const { length, pieces: frame } = await blobs.storedFrame(name, frames[i]);
       const rec = Buffer.alloc(DIGEST_BYTES + 8);
       Buffer.from(name, 'hex').copy(rec, 0);
       rec.writeBigUInt64BE(BigInt(length), DIGEST_BYTES);

@@ -140,9 +140,9 @@ export class SaveRoom {
       ).catch(() => {});
     }
     const warnings = snap.warnings;
-    return created
-      ? { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes, warnings }
-      : { entry, created, newBlobs: 0, newBytes: 0, warnings };
+    if (!created) return { entry, created, newBlobs: 0, newBytes: 0, warnings };
+    const made = { table: snap.table, blobs: [...snap.stored.keys()] };
+    return { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes, warnings, made };
   }
 
   /**

@@ -74,6 +74,11 @@ export interface SaveResult {
   readonly newBytes: number;
   /** What the save left out and why (each also a core.warning), for the job summary. */
   readonly warnings?: readonly string[];
+  /**
+   * A new entry's table and the blobs it references (LocalStore.savedPackStream: its pack,
+   * without reading the table back).
+   */
+  readonly made?: { readonly table: Buffer; readonly blobs: readonly string[] };
 }
 
 export interface RestoreResult {
