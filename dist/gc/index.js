@@ -94963,6 +94963,7 @@ var undici = __nccwpck_require__(6752);
  */
 
 
+
 /**
  * The proxy `url` goes through, as `@actions/http-client` decides it from the environment at
  * the time of the call (see the module comment); undefined for a direct connection.
@@ -95045,6 +95046,27 @@ const http_fetch = async (input, init) => {
         throw explained(err, url);
     }
 };
+/**
+ * A request with a body, through undici's `request` rather than `fetch` (which copies every
+ * piece of a body before sending it), with the proxy settings honoured. Returns the status and
+ * the answer's text. A failure to connect says through which proxy.
+ */
+async function send(url, init) {
+    try {
+        const body = typeof init.body === 'string' || init.body instanceof Uint8Array
+            ? init.body
+            : Readable.from(init.body, { objectMode: false });
+        const res = await undiciRequest(url, { ...init, body, dispatcher: dispatcherFor(url) });
+        const text = await res.body.text().catch(() => '');
+        return { status: res.statusCode, text };
+    }
+    catch (err) {
+        const proxy = proxyFor(url);
+        if (!proxy || !(err instanceof Error) || err.name === 'AbortError')
+            throw err;
+        throw new Error(`${err.message} (through the proxy ${describeProxy(proxy)})`, { cause: err });
+    }
+}
 /** undici's "fetch failed" with its cause, and the proxy the request went through. */
 function explained(err, url) {
     // By name: undici's errors may come from another realm (a test's VM context).

@@ -15,7 +15,7 @@ import { errorMessage, RemoteError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
 import { inParallel } from '../util/parallel.js';
 import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
-import { fetch } from './http.js';
+import { fetch, send } from './http.js';
 import { Progress } from './progress.js';
 
 /** Size of each ranged GET, and how many run at once. */
@@ -321,16 +321,14 @@ async function put(
   await t.retrying(async () => {
     const b = body();
     try {
-      const res = await fetch(url, {
+      const res = await send(url, {
         method: 'PUT',
         headers: { 'x-ms-version': AZURE_VERSION, ...headers },
         body: b.data,
         signal: t.signal,
-        ...(typeof b.data === 'object' && Symbol.asyncIterator in b.data ? { duplex: 'half' } : {}),
-      } as RequestInit);
-      const text = await res.text().catch(() => '');
+      });
       if (res.status !== 201) {
-        const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+        const code = /<Code>([^<]*)<\/Code>/.exec(res.text)?.[1];
         throw new HttpStatusError(
           `${what} answered HTTP ${res.status}${code ? ` (${code})` : ''}`,
           res.status,
