@@ -167,37 +167,32 @@ async function bodyInto(
 ): Promise<void> {
   if (!res.body) throw new RemoteError('the download answered without a body');
   let got = 0;
-  // The body's small chunks are gathered and written a piece at a time (one write per chunk
-  // was thousands of calls through the thread pool for an entry of a hundred MB).
-  const piece = Buffer.allocUnsafe(Math.min(WRITE_PIECE_BYTES, Math.max(expected, 1)));
-  let fill = 0;
-  const flush = async (): Promise<void> => {
+  async function* counted(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of body) {
+      if (got + chunk.length > expected) {
+        throw new RemoteError(
+          exact
+            ? `the download sent more than the ${expected} bytes it announced`
+            : `the download ran past ${formatBytes(expected)}`,
+        );
+      }
+      got += chunk.length;
+      t.add(chunk.length);
+      yield chunk;
+    }
+  }
+  // Written a piece at a time: one write per small chunk of the body was thousands of calls
+  // through the thread pool for an entry of a hundred MB.
+  let at = pos;
+  const size = Math.min(WRITE_PIECE_BYTES, Math.max(expected, 1));
+  for await (const piece of inPieces(counted(res.body as AsyncIterable<Uint8Array>), size)) {
     let off = 0;
-    while (off < fill) {
-      const { bytesWritten } = await fh.write(piece, off, fill - off, pos + got - fill + off);
+    while (off < piece.length) {
+      const { bytesWritten } = await fh.write(piece, off, piece.length - off, at + off);
       off += bytesWritten;
     }
-    fill = 0;
-  };
-  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-    if (got + chunk.length > expected) {
-      throw new RemoteError(
-        exact
-          ? `the download sent more than the ${expected} bytes it announced`
-          : `the download ran past ${formatBytes(expected)}`,
-      );
-    }
-    for (let at = 0; at < chunk.length;) {
-      const n = Math.min(chunk.length - at, piece.length - fill);
-      piece.set(chunk.subarray(at, at + n), fill);
-      fill += n;
-      at += n;
-      got += n;
-      if (fill === piece.length) await flush();
-    }
-    t.add(chunk.length);
+    at += piece.length;
   }
-  await flush();
   if (exact && got !== expected) {
     throw new RemoteError(`the download ended after ${got} of ${expected} bytes`);
   }
@@ -349,7 +344,6 @@ function streamBody(source: () => AsyncIterable<Uint8Array>, t: Transfer) {
   return () => {
     let sent = 0;
     let failure: unknown;
-    // Handed to fetch as it is (an async iterable body: no stream adapters in between).
     async function* counted(): AsyncGenerator<Uint8Array> {
       try {
         for await (const chunk of source()) {
@@ -436,22 +430,9 @@ export async function upload(
       await put(url, body, headers, t, 'the upload');
       return source.bytes;
     }
-    let buf = Buffer.allocUnsafe(sizes.block);
-    let fill = 0;
-    for await (const piece of exactly(source.pieces(), source.bytes)) {
-      for (let at = 0; at < piece.length;) {
-        const n = Math.min(piece.length - at, sizes.block - fill);
-        buf.set(piece.subarray(at, at + n), fill);
-        fill += n;
-        at += n;
-        if (fill === sizes.block) {
-          await sendBlock(buf);
-          buf = Buffer.allocUnsafe(sizes.block);
-          fill = 0;
-        }
-      }
+    for await (const block of inPieces(exactly(source.pieces(), source.bytes), sizes.block)) {
+      await sendBlock(block);
     }
-    if (fill > 0) await sendBlock(buf.subarray(0, fill));
     await Promise.all(inflight);
     if (failed) throw failed.err;
     const list =
@@ -469,6 +450,26 @@ export async function upload(
   } finally {
     t.stop();
   }
+}
+
+/** What `source` yields, cut and joined into pieces of `size` bytes (the last may be shorter). */
+async function* inPieces(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Buffer> {
+  let buf = Buffer.allocUnsafe(size);
+  let fill = 0;
+  for await (const chunk of source) {
+    for (let at = 0; at < chunk.length;) {
+      const n = Math.min(chunk.length - at, size - fill);
+      buf.set(chunk.subarray(at, at + n), fill);
+      fill += n;
+      at += n;
+      if (fill === size) {
+        yield buf;
+        buf = Buffer.allocUnsafe(size);
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0) yield buf.subarray(0, fill);
 }
 
 /** The pieces of `source`, which must come to `bytes` in all (else it throws, at the end). */
