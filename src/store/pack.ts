@@ -127,7 +127,7 @@ export async function packStream(
 
 /**
  * `packStream` of an entry this process has just saved, from the blobs its save says it
- * references (SaveResult.pack): its table is not read back and decoded again, and its blobs are
+ * references (SaveResult.made): its table is not read back and decoded again, and its blobs are
  * not verified (a store made for one step, whose blobs were all hashed as they were written).
  */
 export function savedPackStream(
