@@ -1,7 +1,12 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import yarnLockfile from '@yarnpkg/lockfile';
 import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import { isInputError } from '../../src/errors.js';
 import { computeKey, LOCKFILE_NAMES, type CacheKey } from '../../src/key/index.js';
+import { parserFor } from '../../src/key/lockfile-formats.js';
+import { REPO } from '../../test-support/world.js';
 import { cleanup, inputs, makeTree } from './helpers.js';
 
 afterEach(cleanup);
@@ -196,5 +201,56 @@ describe('lockfiles read as resolved sets', () => {
     const key = await lockOf(name, text);
     expect(hashOf(key)).toBe(hex(text));
     expect(key.manifest.dependencies).toBeUndefined();
+  });
+});
+
+describe("yarn classic's lockfile, read as yarn reads it", () => {
+  /** What yarn's own parser (a dev dependency, not bundled) resolves, in our terms. */
+  const yarns = (text: string) => {
+    const parsed = yarnLockfile.parse(text);
+    if (parsed.type !== 'success') throw new Error(parsed.type);
+    return Object.entries(
+      parsed.object as Record<string, { version: string; integrity?: string }>,
+    ).map(([spec, e]) => {
+      const at = spec.indexOf('@', 1);
+      return {
+        name: at < 0 ? spec : spec.slice(0, at),
+        version: e.version,
+        integrity: e.integrity ?? '',
+      };
+    });
+  };
+  const ours = (text: string) => parserFor('yarn.lock')!.parse(text);
+
+  it('agrees with yarn on a real yarn.lock (uri-js ships its own in its npm package)', async () => {
+    const text = await fs.readFile(path.join(REPO, 'node_modules', 'uri-js', 'yarn.lock'), 'utf8');
+    const theirs = yarns(text);
+    expect(theirs.length).toBeGreaterThan(100);
+    expect(ours(text)).toEqual(theirs);
+    const crlf = text.replace(/\n/g, '\r\n');
+    expect(ours(crlf)).toEqual(yarns(crlf));
+  });
+
+  it.each([
+    ['several specs, quoted and bare', 'a@^1, a@~1.2, "a@>=1 <2":\n  version "1.2.3"\n'],
+    [
+      'escapes and a scope',
+      '"@s/b@^2", "@s/b@2.x":\n  version "2.0.0"\n  integrity "sha1-\\"q\\""\n',
+    ],
+    [
+      'dependency blocks and comments',
+      '# yarn lockfile v1\n\nc@1:\n  version "1.0.0"\n  resolved "https://r/c-1.0.0.tgz#ab"\n  dependencies:\n    d "^2"\n  optionalDependencies:\n    e "3"\n\nd@^2:\n  version "2.1.0"\n  integrity sha512-Zz+/=\n',
+    ],
+  ])('agrees with yarn on %s', (_, text) => {
+    expect(ours(text)).toEqual(yarns(text));
+  });
+
+  it.each([
+    ['a merge conflict', '<<<<<<< HEAD\na@1:\n  version "1"\n=======\n'],
+    ['a field outside a block', '  version "1"\n'],
+    ['a block without a version', 'a@1:\n  resolved "x"\n'],
+    ['a header without its colon', 'a@1\n  version "1"\n'],
+  ])('refuses %s (the key then hashes the bytes)', (_, text) => {
+    expect(() => ours(text)).toThrow();
   });
 });

@@ -5,8 +5,6 @@
  * reformatted lockfile with the same versions keeps the key. A parser throws on anything it
  * does not understand; the caller then falls back to the raw bytes.
  */
-// A CommonJS module: its functions are on the default export under Node's ESM loader.
-import yarnLockfile from '@yarnpkg/lockfile';
 import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml } from 'yaml';
 
@@ -118,14 +116,76 @@ function parseNpm(text: string): Resolved[] {
 }
 
 function parseYarn(text: string): Resolved[] {
-  if (/^__metadata:/m.test(text)) return parseYarnBerry(text);
-  const parsed = yarnLockfile.parse(text);
-  if (parsed.type !== 'success') throw new Error(`yarn.lock has merge conflicts`);
+  return /^__metadata:/m.test(text) ? parseYarnBerry(text) : parseYarnClassic(text);
+}
+
+/**
+ * A quoted string (JSON's escapes) or a bare word (no quote, comma, colon or space), as yarn
+ * classic writes keys and values.
+ */
+const YARN_WORD = /"(?:[^"\\]|\\.)*"|[^\s",:]+/y;
+
+function yarnWord(line: string, at: number): { word: string; end: number } | undefined {
+  YARN_WORD.lastIndex = at;
+  const m = YARN_WORD.exec(line);
+  if (m === null) return undefined;
+  const raw = m[0];
+  return {
+    word: raw.startsWith('"') ? (JSON.parse(raw) as string) : raw,
+    end: YARN_WORD.lastIndex,
+  };
+}
+
+/**
+ * yarn classic's lockfile (v1): blocks headed by an unindented `spec, "spec":` line, each with
+ * indented `field value` lines (version, resolved, integrity) and deeper blocks (dependencies)
+ * that the resolved set does not need. Anything else, a merge conflict's markers included, is
+ * not understood.
+ */
+function parseYarnClassic(text: string): Resolved[] {
   const out: Resolved[] = [];
-  for (const [spec, raw] of Object.entries(obj(parsed.object, 'yarn.lock'))) {
-    const e = obj(raw, spec);
-    out.push(entry(nameOfSpec(spec), need(e['version'], spec), str(e['integrity'])));
+  let specs: string[] = [];
+  let fields = new Map<string, string>();
+  const flush = (): void => {
+    for (const spec of specs) {
+      out.push(entry(nameOfSpec(spec), need(fields.get('version'), spec), fields.get('integrity')));
+    }
+    specs = [];
+    fields = new Map();
+  };
+  for (const [n, raw] of text.split('\n').entries()) {
+    const line = raw.trimEnd();
+    const body = line.trimStart();
+    if (body === '' || body.startsWith('#')) continue;
+    const bad = (): never => {
+      throw new Error(`yarn.lock line ${n + 1} is not understood: ${JSON.stringify(line)}`);
+    };
+    const indent = line.length - body.length;
+    if (indent === 0) {
+      // `a@^1, "b@^2":`
+      if (!line.endsWith(':')) bad();
+      flush();
+      const header = line.slice(0, -1);
+      for (let at = 0; ;) {
+        const w = yarnWord(header, at) ?? bad();
+        specs.push(w.word);
+        if (w.end === header.length) break;
+        const sep = /, */y;
+        sep.lastIndex = w.end;
+        if (!sep.test(header)) bad();
+        at = sep.lastIndex;
+      }
+    } else if (indent === 2) {
+      if (specs.length === 0) bad();
+      const key = yarnWord(body, 0) ?? bad();
+      const rest = body.slice(key.end);
+      if (rest === ':') continue; // a block (dependencies), read no further
+      const value = yarnWord(rest.trimStart(), 0) ?? bad();
+      if (!/^ +/.test(rest) || value.end !== rest.trimStart().length) bad();
+      fields.set(key.word, value.word);
+    } else if (specs.length === 0) bad();
   }
+  flush();
   return out;
 }
 

@@ -8,20 +8,10 @@
  * computed and checked only where the service requires them: S3-compatible services (R2, GCS,
  * MinIO, Ceph, Garage) differ in the newer flexible checksums, and the tier verifies every byte
  * it downloads by its content digest anyway.
+ *
+ * The SDK is a third of the bundle: it is loaded when a client first sends (a chunk of its
+ * own), so that the steps of a workflow without a bucket do not parse and start it.
  */
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
 import { errorMessage } from '../errors.js';
 import { inParallel } from '../util/parallel.js';
 
@@ -120,24 +110,34 @@ function notFound(err: unknown): boolean {
   return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
 }
 
+type Sdk = typeof import('@aws-sdk/client-s3');
+let sdkLoad: Promise<Sdk> | undefined;
+
 export function openBucketClient(config: BucketConfig): BucketClient {
-  const s3 = new S3Client({
-    region: regionOf(config),
-    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-    forcePathStyle: config.pathStyle,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 3,
-    // A connection that cannot be made, or a socket idle this long, fails the attempt.
-    requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
-  });
+  let opened: Promise<{ sdk: Sdk; s3: import('@aws-sdk/client-s3').S3Client }> | undefined;
+  /** The SDK and this client's S3Client, made on the first call. */
+  const open = (): NonNullable<typeof opened> =>
+    (opened ??= (sdkLoad ??= import('@aws-sdk/client-s3')).then((sdk) => ({
+      sdk,
+      s3: new sdk.S3Client({
+        region: regionOf(config),
+        ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+        forcePathStyle: config.pathStyle,
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        maxAttempts: 3,
+        // A connection that cannot be made, or a socket idle this long, fails the attempt.
+        requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
+      }),
+    })));
   const Bucket = config.name;
   const opts = (signal: AbortSignal): { abortSignal: AbortSignal } => ({ abortSignal: signal });
 
   return {
     async head(key, signal) {
+      const { sdk, s3 } = await open();
       try {
-        const r = await s3.send(new HeadObjectCommand({ Bucket, Key: key }), opts(signal));
+        const r = await s3.send(new sdk.HeadObjectCommand({ Bucket, Key: key }), opts(signal));
         return { key, size: r.ContentLength ?? 0, lastModified: r.LastModified?.getTime() ?? 0 };
       } catch (err) {
         if (notFound(err) && (err as { name?: string }).name !== 'NoSuchBucket') return undefined;
@@ -146,8 +146,9 @@ export function openBucketClient(config: BucketConfig): BucketClient {
     },
 
     async get(key, signal) {
+      const { sdk, s3 } = await open();
       try {
-        const r = await s3.send(new GetObjectCommand({ Bucket, Key: key }), opts(signal));
+        const r = await s3.send(new sdk.GetObjectCommand({ Bucket, Key: key }), opts(signal));
         const body = r.Body as AsyncIterable<Uint8Array> | undefined;
         if (body === undefined) return undefined;
         return { size: r.ContentLength ?? 0, body };
@@ -158,15 +159,17 @@ export function openBucketClient(config: BucketConfig): BucketClient {
     },
 
     async put(key, body, signal) {
+      const { sdk, s3 } = await open();
       await s3.send(
-        new PutObjectCommand({ Bucket, Key: key, Body: body, ContentLength: body.length }),
+        new sdk.PutObjectCommand({ Bucket, Key: key, Body: body, ContentLength: body.length }),
         opts(signal),
       );
     },
 
     async putMultipart(key, size, partBytes, readPart, concurrency, signal) {
+      const { sdk, s3 } = await open();
       const created = await s3.send(
-        new CreateMultipartUploadCommand({ Bucket, Key: key }),
+        new sdk.CreateMultipartUploadCommand({ Bucket, Key: key }),
         opts(signal),
       );
       const UploadId = created.UploadId;
@@ -179,7 +182,7 @@ export function openBucketClient(config: BucketConfig): BucketClient {
           const offset = (PartNumber - 1) * partBytes;
           const body = await readPart(offset, Math.min(partBytes, size - offset));
           const r = await s3.send(
-            new UploadPartCommand({
+            new sdk.UploadPartCommand({
               Bucket,
               Key: key,
               UploadId,
@@ -193,7 +196,7 @@ export function openBucketClient(config: BucketConfig): BucketClient {
         });
         parts.sort((a, b) => a.PartNumber - b.PartNumber);
         await s3.send(
-          new CompleteMultipartUploadCommand({
+          new sdk.CompleteMultipartUploadCommand({
             Bucket,
             Key: key,
             UploadId,
@@ -204,7 +207,7 @@ export function openBucketClient(config: BucketConfig): BucketClient {
       } catch (err) {
         // Parts of an abandoned upload cost storage until aborted (or a lifecycle rule does it).
         await s3
-          .send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId }), {
+          .send(new sdk.AbortMultipartUploadCommand({ Bucket, Key: key, UploadId }), {
             abortSignal: AbortSignal.timeout(10_000),
           })
           .catch(() => undefined);
@@ -213,8 +216,9 @@ export function openBucketClient(config: BucketConfig): BucketClient {
     },
 
     async refresh(key, signal) {
+      const { sdk, s3 } = await open();
       await s3.send(
-        new CopyObjectCommand({
+        new sdk.CopyObjectCommand({
           Bucket,
           Key: key,
           CopySource: `${Bucket}/${key.split('/').map(encodeURIComponent).join('/')}`,
@@ -226,11 +230,12 @@ export function openBucketClient(config: BucketConfig): BucketClient {
     },
 
     async list(prefix, signal) {
+      const { sdk, s3 } = await open();
       const out: BucketObject[] = [];
       let ContinuationToken: string | undefined;
       do {
         const r = await s3.send(
-          new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken }),
+          new sdk.ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken }),
           opts(signal),
         );
         for (const o of r.Contents ?? []) {
@@ -247,7 +252,8 @@ export function openBucketClient(config: BucketConfig): BucketClient {
     },
 
     async remove(key, signal) {
-      await s3.send(new DeleteObjectCommand({ Bucket, Key: key }), opts(signal));
+      const { sdk, s3 } = await open();
+      await s3.send(new sdk.DeleteObjectCommand({ Bucket, Key: key }), opts(signal));
     },
   };
 }
