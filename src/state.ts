@@ -51,6 +51,11 @@ export interface MainState {
   readonly packages: readonly PackageState[];
   /** Main's phase timings, so post's summary can show the whole job. */
   readonly timings: Readonly<Record<string, number>>;
+  /**
+   * Where no store is kept: main's step store, kept for post when it adopted a restored entry
+   * that post builds on (carry.ts).
+   */
+  readonly stepStore?: string;
 }
 
 /** The state variable itself: where main's state file is and how to know it is intact. */

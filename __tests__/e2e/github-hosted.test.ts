@@ -167,6 +167,12 @@ describe('incremental runner-cache saves: a layer over the entry restored', () =
     const layer = world.service.entries().find((e) => e.key === layerKey);
     expect(layer?.finalized).toBe(true);
     expect(layer!.sizeBytes).toBeLessThan(full.sizeBytes / 2);
+    // Post built on the entry main restored (main's step store, kept for it, with the restored
+    // files' stat cache): it read only the outputs the build rewrote.
+    const packed = /Packed \S+ \((\d+) files, (\d+) read; /.exec(second.posts[0]!.stdout);
+    expect(packed).not.toBeNull();
+    expect(Number(packed![2])).toBeGreaterThan(0);
+    expect(Number(packed![2])).toBeLessThan(Number(packed![1]) / 2);
     expect(await exists(world.localStore)).toBe(false);
     built = await tree(out());
   });

@@ -61930,7 +61930,8 @@ class PackRoom {
      * they are (every one of them was verified as it was restored), or with `lend` read in place
      * from the packs (BlobStore.lend: the packs then outlive the store), its table committed, and
      * `rows` made its stat cache for `roots`, so the next save reads only what changed.
-     * `scanned`: restore's scan of the same packs, when this process made it.
+     * `scanned`: restore's scan of the same packs, when this process made it. Returns the entry
+     * and the frames it took (lent: what another process must lend to open this store again).
      */
     async adopt(packs, roots, rows, opts = {}) {
         const { ix, meta, frames } = opts.scanned ?? (await this.scan(packs));
@@ -61947,7 +61948,7 @@ class PackRoom {
             await this.copyFrames(needed);
         const entry = await this.saver.commitReceived(meta, ix.manifest, ix.locations, ix.storedBytes);
         await writeStatCache(this.ctx.root, this.ctx.tmpDir, entry.key, roots, rows);
-        return entry;
+        return { entry, frames: needed };
     }
     /** Copies each frame into a blob file of the store, as it is. */
     async copyFrames(frames) {
@@ -62422,6 +62423,13 @@ class local_store_LocalStore {
         return this.packs.adopt(packs, roots, rows, opts);
     }
     /**
+     * Reads these frames of downloaded packs in place as blobs of this store (BlobStore.lend):
+     * the frames another process adopted with `lend` into this store, when it opens it again.
+     */
+    lend(frames) {
+        this.ctx.blobs.lend(frames);
+    }
+    /**
      * The file of a blob (one the bucket tier would rather copy than download: importPack
      * verifies it all the same).
      */
@@ -62555,12 +62563,27 @@ async function makeWorkDir() {
     await fs.mkdir(dir, { recursive: true });
     return dir;
 }
-/** A store under RUNNER_TEMP for this step only: `closeStore` removes it. */
+/**
+ * A store under RUNNER_TEMP for this step only: `closeStore` removes it, unless `keepStepStore`
+ * hands it to post (which opens it again, and removes it).
+ */
 const stepStores = new Set();
-async function openStepStore(options) {
-    const store = await LocalStore.open(tempName(scratchRoot(), 'step-store'), options);
+async function openStepStore(options, kept) {
+    let store;
+    if (kept !== undefined && path.dirname(kept) === scratchRoot()) {
+        store = await LocalStore.open(kept, options).catch((err) => {
+            core.info(`The store main kept could not be opened (${errorMessage(err)}): saving whole.`);
+            return undefined;
+        });
+    }
+    store ??= await LocalStore.open(tempName(scratchRoot(), 'step-store'), options);
     stepStores.add(store);
     return store;
+}
+/** Keeps a step store past `closeStore`: post opens it by its root. */
+function keepStepStore(store) {
+    stepStores.delete(store);
+    return store.root;
 }
 /**
  * Tests only: the file of a module whose `faults` export (StoreFaults) the steps' store gets
@@ -62580,18 +62603,18 @@ async function storeOptions() {
  * under local-cache-dir); and when the local store cannot be opened (unwritable directory, full
  * disk), a store under RUNNER_TEMP for this step, so the runner cache tier still works.
  */
-async function openStore(config, notes) {
-    const store = await openEither(config, notes);
+async function openStore(config, notes, keptStepStore) {
+    const store = await openEither(config, notes, keptStepStore);
     store.startWorkers();
     return store;
 }
-async function openEither(config, notes) {
+async function openEither(config, notes, kept) {
     const codec = await loadCodec();
     core.info(`zstd: ${codec.name}`);
     const options = await storeOptions();
     if (!config.local) {
         core.info(`Local store: off (the 'local' input${process.env['RUNNER_ENVIRONMENT'] === 'github-hosted' ? ', on a GitHub-hosted runner' : ''}); nothing is kept after this step.`);
-        return openStepStore(options);
+        return openStepStore(options, kept);
     }
     try {
         return await LocalStore.open(config.localCacheDir, options);

@@ -2,13 +2,15 @@
  * What main hands post for an incremental runner-cache save (a layer: only the blobs its base
  * lacks). After a fallback from the runner cache, post saves a new entry that mostly holds what
  * was restored; main keeps, under RUNNER_TEMP, the names of the blobs of the full entry at the
- * bottom of what it restored (the base the layer will name), and where no store is kept the
- * downloaded packs and the stat cache of the restored files, which post makes an entry of its
- * step store (`LocalStore.adoptPacks`) so that its save reads only the files the build changed.
+ * bottom of what it restored (the base the layer will name). Where no store is kept, main also
+ * makes the restored entry an entry of its step store (`LocalStore.adoptPacks`, from the scan
+ * its restore made), its blobs read in place from the downloaded packs, and keeps that store,
+ * the packs and where each blob lies in them (`lent`): post opens the store, lends it the
+ * frames again, and its save reads only the files the build changed.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { PackBase, PackFile } from '../store/index.js';
+import type { LentFrame, PackBase, PackFile } from '../store/index.js';
 import { tempName } from '../util/fsx.js';
 import { scratchRoot } from './common.js';
 
@@ -19,40 +21,72 @@ export interface Carry {
   readonly baseBytes: number;
   /** A file listing its blobs' names, one per line. */
   readonly blobs: string;
-  /** Where no store is kept: the packs restored from, and the restored files' stat cache. */
+  /** Where no store is kept: the packs restored from, ... */
   readonly packs?: readonly PackFile[];
-  readonly rows?: string;
+  /** ... and a file saying where in them each blob of the adopted entry lies (JSON). */
+  readonly lent?: string;
 }
 
 /** A layer larger than this fraction of its base's bytes is saved as a full entry instead. */
 export const LAYER_MAX_FRACTION = 0.5;
 
-/** Keeps what post needs; the packs are moved, not copied. */
+/** The lent file: each frame as [blob name, index in `packs`, offset, length]. */
+interface LentFile {
+  readonly frames: [string, number, number, number][];
+}
+
+/**
+ * Keeps what post needs; the packs are moved, not copied, and `adopted.frames` (which lie in
+ * `adopted.packs` as main downloaded them) are written against the moved packs.
+ */
 export async function keepCarry(
   base: PackBase,
-  adopt?: { packs: readonly PackFile[]; rows: Buffer },
+  adopted?: { packs: readonly PackFile[]; frames: ReadonlyMap<string, LentFrame> },
 ): Promise<Carry> {
   const dir = tempName(scratchRoot(), 'carry');
   await fs.mkdir(dir, { recursive: true });
   const blobs = path.join(dir, 'base-blobs.txt');
   await fs.writeFile(blobs, base.blobs.join('\n'));
   const carry = { base: base.key, baseBytes: base.storedBytes, blobs };
-  if (adopt === undefined) return carry;
-  const rows = path.join(dir, 'rows.bin');
-  await fs.writeFile(rows, adopt.rows);
-  const packs: PackFile[] = [];
-  for (const [i, p] of adopt.packs.entries()) {
-    const file = path.join(dir, `pack-${i}`);
-    await fs.rename(p.file, file);
-    packs.push({ file, key: p.key });
+  if (adopted === undefined) return carry;
+  const index = new Map(adopted.packs.map((p, i) => [p.file, i]));
+  const file: LentFile = { frames: [] };
+  for (const [name, f] of adopted.frames) {
+    const i = index.get(f.file);
+    if (i !== undefined) file.frames.push([name, i, f.offset, f.length]);
   }
-  return { ...carry, packs, rows };
+  const lent = path.join(dir, 'lent.json');
+  await fs.writeFile(lent, JSON.stringify(file));
+  const packs: PackFile[] = [];
+  for (const [i, p] of adopted.packs.entries()) {
+    const moved = path.join(dir, `pack-${i}`);
+    await fs.rename(p.file, moved);
+    packs.push({ file: moved, key: p.key });
+  }
+  return { ...carry, packs, lent };
 }
 
 /** The base's blob names. */
 export async function carriedBlobs(carry: Carry): Promise<Set<string>> {
   const text = await fs.readFile(carry.blobs, 'utf8');
   return new Set(text.split('\n').filter((l) => /^[0-9a-f]{64}$/.test(l)));
+}
+
+/** The frames main adopted, in the carried packs; undefined when it adopted none. */
+export async function carriedFrames(
+  carry: Carry,
+): Promise<ReadonlyMap<string, LentFrame> | undefined> {
+  if (carry.lent === undefined || carry.packs === undefined) return undefined;
+  const packs = carry.packs;
+  const { frames } = JSON.parse(await fs.readFile(carry.lent, 'utf8')) as LentFile;
+  const out = new Map<string, LentFrame>();
+  for (const [name, i, offset, length] of frames) {
+    const pack = packs[i];
+    if (pack === undefined || !/^[0-9a-f]{64}$/.test(name))
+      throw new Error('lent.json is malformed');
+    out.set(name, { file: pack.file, offset, length });
+  }
+  return out;
 }
 
 /** Removes what main kept (post's last act). */

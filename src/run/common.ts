@@ -44,13 +44,29 @@ export async function makeWorkDir(): Promise<string> {
   return dir;
 }
 
-/** A store under RUNNER_TEMP for this step only: `closeStore` removes it. */
+/**
+ * A store under RUNNER_TEMP for this step only: `closeStore` removes it, unless `keepStepStore`
+ * hands it to post (which opens it again, and removes it).
+ */
 const stepStores = new Set<LocalStore>();
 
-async function openStepStore(options: LocalStoreOptions): Promise<LocalStore> {
-  const store = await LocalStore.open(tempName(scratchRoot(), 'step-store'), options);
+async function openStepStore(options: LocalStoreOptions, kept?: string): Promise<LocalStore> {
+  let store: LocalStore | undefined;
+  if (kept !== undefined && path.dirname(kept) === scratchRoot()) {
+    store = await LocalStore.open(kept, options).catch((err: unknown) => {
+      core.info(`The store main kept could not be opened (${errorMessage(err)}): saving whole.`);
+      return undefined;
+    });
+  }
+  store ??= await LocalStore.open(tempName(scratchRoot(), 'step-store'), options);
   stepStores.add(store);
   return store;
+}
+
+/** Keeps a step store past `closeStore`: post opens it by its root. */
+export function keepStepStore(store: LocalStore): string {
+  stepStores.delete(store);
+  return store.root;
 }
 
 /**
@@ -74,13 +90,17 @@ async function storeOptions(): Promise<LocalStoreOptions> {
  * under local-cache-dir); and when the local store cannot be opened (unwritable directory, full
  * disk), a store under RUNNER_TEMP for this step, so the runner cache tier still works.
  */
-export async function openStore(config: Config, notes: string[]): Promise<LocalStore> {
-  const store = await openEither(config, notes);
+export async function openStore(
+  config: Config,
+  notes: string[],
+  keptStepStore?: string,
+): Promise<LocalStore> {
+  const store = await openEither(config, notes, keptStepStore);
   store.startWorkers();
   return store;
 }
 
-async function openEither(config: Config, notes: string[]): Promise<LocalStore> {
+async function openEither(config: Config, notes: string[], kept?: string): Promise<LocalStore> {
   const codec = await loadCodec();
   core.info(`zstd: ${codec.name}`);
   const options = await storeOptions();
@@ -88,7 +108,7 @@ async function openEither(config: Config, notes: string[]): Promise<LocalStore> 
     core.info(
       `Local store: off (the 'local' input${process.env['RUNNER_ENVIRONMENT'] === 'github-hosted' ? ', on a GitHub-hosted runner' : ''}); nothing is kept after this step.`,
     );
-    return openStepStore(options);
+    return openStepStore(options, kept);
   }
   try {
     return await LocalStore.open(config.localCacheDir, options);

@@ -32,6 +32,7 @@ import {
   closeStore,
   handlePhaseError,
   isStepStore,
+  keepStepStore,
   makeWorkDir,
   openStore,
   scratchRoot,
@@ -111,6 +112,7 @@ export async function runRestore(): Promise<void> {
   const states: PackageState[] = [];
   const workDir = await makeWorkDir().catch(() => scratchRoot());
   let store: LocalStore | undefined;
+  let stepStore: string | undefined;
   try {
     store = await timer.time('open', () => openStore(config, notes));
   } catch (err) {
@@ -143,11 +145,21 @@ export async function runRestore(): Promise<void> {
     }
   } finally {
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    // (A step store that adopted an entry post builds on is kept for post.)
+    if (store && isStepStore(store) && states.some((s) => s.carry?.lent !== undefined)) {
+      stepStore = keepStepStore(store);
+    }
     await closeStore(store);
   }
 
   await saveState(
-    { v: STATE_VERSION, config, packages: states, timings: timer.timings },
+    {
+      v: STATE_VERSION,
+      config,
+      packages: states,
+      timings: timer.timings,
+      ...(stepStore !== undefined ? { stepStore } : {}),
+    },
     scratchRoot(),
   );
   setRestoreOutputs(results);
@@ -274,8 +286,19 @@ async function restoreLadder(
       const { files, bytes } = r.result;
       const restored = { ...found, matchedKey: r.meta.key, files, bytes, meta: r.meta };
       if (isStepStore(store)) {
-        // No store is kept: post adopts the packs, if it saves.
-        const carry = saves ? await keepCarry(r.base, { packs, rows: r.rows }) : undefined;
+        if (!saves) return { ...restored, carry: undefined };
+        // No store is kept, and post saves on top of what was restored: the entry becomes this
+        // step store's now, from the scan the restore made (its blobs read in place from the
+        // packs), and the store, the packs and where each blob lies in them go to post.
+        const adopted = await timer
+          .time('adopt', () =>
+            store.adoptPacks(packs, roots, r.rows, { scanned: r.scanned, lend: true }),
+          )
+          .catch((err: unknown) => {
+            core.info(`Post will save ${r.meta.key}'s successor whole: ${errorMessage(err)}`);
+            return undefined;
+          });
+        const carry = await keepCarry(r.base, adopted && { packs, frames: adopted.frames });
         return { ...restored, carry };
       }
       // Write-through: the verified frames become the local store's, as they are.

@@ -20,12 +20,12 @@ import { layerKey, openRemote, type RemoteTier } from '../remote/index.js';
 import { Timer, writeSaveSummary, type SaveReport } from '../report.js';
 import { formatBytes } from '../util/bytes.js';
 import { loadState, type MainState } from '../state.js';
-import type { LocalStore, SaveResult } from '../store/index.js';
+import type { LocalStore, SaveResult, SaveStats } from '../store/index.js';
 import type { OutputRoot } from '../store/types.js';
 import { sha256 } from '../util/bytes.js';
 import { exists } from '../util/fsx.js';
 import { closeStore, handlePhaseError, isStepStore, makeWorkDir, openStore } from './common.js';
-import { carriedBlobs, dropCarry, LAYER_MAX_FRACTION, type Carry } from './carry.js';
+import { carriedBlobs, carriedFrames, dropCarry, LAYER_MAX_FRACTION, type Carry } from './carry.js';
 import { planPackages } from './packages.js';
 import { prunePostStep, renderPruneSummary } from '../prune/post.js';
 
@@ -52,6 +52,8 @@ interface SavePlan {
   readonly items: readonly SaveItem[];
   /** Keys main restored or this step saves: never pruned by this job. */
   readonly pinned: readonly string[];
+  /** The step store main kept (MainState.stepStore). */
+  readonly stepStore?: string | undefined;
 }
 
 /**
@@ -101,7 +103,12 @@ function fromState(state: MainState, status: JobStatus): SavePlan | string {
     items.push(jobFailed(status) ? asFallbackOnly(item, p.prefix, status) : item);
   }
   const pinned = state.packages.flatMap((p) => (p.matchedKey ? [p.key, p.matchedKey] : [p.key]));
-  return { config: state.config, items, pinned: [...pinned, ...items.map((i) => i.key)] };
+  return {
+    config: state.config,
+    items,
+    pinned: [...pinned, ...items.map((i) => i.key)],
+    stepStore: state.stepStore,
+  };
 }
 
 async function fromInputs(timer: Timer, status: JobStatus): Promise<SavePlan | string> {
@@ -172,7 +179,7 @@ export async function runSave(): Promise<void> {
   const pruneSummary: string[] = [];
   let store: LocalStore | undefined;
   try {
-    const opened = await timer.time('open', () => openStore(plan.config, notes));
+    const opened = await timer.time('open', () => openStore(plan.config, notes, plan.stepStore));
     store = opened;
     // Prune before saving (the seeds' order), never touching what this job restored or saves.
     if (!isStepStore(opened)) {
@@ -232,19 +239,18 @@ async function saveOne(
 
   let saved: SaveResult | undefined;
   const carry = item.carry;
-  if (carry?.packs && carry.rows && isStepStore(store)) {
-    // The entry main restored becomes this step store's, so the save reads only what changed;
-    // its blobs are read in place from the carried packs (which outlive the store: dropCarry).
-    const { packs, rows } = carry;
-    await timer
-      .time('adopt', async () =>
-        store.adoptPacks(packs, item.roots, await fs.readFile(rows), { lend: true }),
-      )
+  if (carry?.lent !== undefined && isStepStore(store)) {
+    // The entry main restored is an entry of the step store main kept (carry.ts), so the save
+    // reads only what changed; its blobs are read in place from the carried packs again (which
+    // outlive the store: dropCarry).
+    await carriedFrames(carry)
+      .then((frames) => frames && store.lend(frames))
       .catch((err: unknown) => {
         core.info(`Not building on the restored entry (${errorMessage(err)}): saving it whole.`);
       });
   }
   try {
+    let stats: SaveStats | undefined;
     const r = await timer.time('local', () =>
       store.save({
         key: item.key,
@@ -258,6 +264,7 @@ async function saveOne(
         ...(item.basis ? { basis: item.basis } : {}),
         workspace: config.workspace,
         keepOutsideLinks: config.keepOutsideLinks,
+        onStats: (s) => (stats = s),
       }),
     );
     saved = r;
@@ -268,8 +275,10 @@ async function saveOne(
     report.files = r.entry.files;
     report.bytes = r.entry.sizeBytes;
     report.newBytes = r.newBytes;
+    // (Files the stat cache vouched for, unchanged since they were saved or restored, are not read.)
+    const read = stats ? `, ${stats.read} read` : '';
     core.info(
-      `${kept ? `Local store: ${report.local}` : 'Packed'} ${item.key} (${r.entry.files} files; ` +
+      `${kept ? `Local store: ${report.local}` : 'Packed'} ${item.key} (${r.entry.files} files${read}; ` +
         `${r.newBlobs} new blob${r.newBlobs === 1 ? '' : 's'}, ${formatBytes(r.newBytes)} written).`,
     );
   } catch (err) {

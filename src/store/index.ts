@@ -1,5 +1,6 @@
 /** The local content-addressed store: see local-store.ts for the layout and guarantees. */
 export { LocalStore, type LocalStoreOptions } from './local-store.js';
+export type { LentFrame } from './blobs.js';
 export type { PackBase, PackFile } from './pack-room.js';
 export type { PackStream } from './pack.js';
 export { loadCodec, createCodec, BACKEND_ENV, type Codec, type CodecName } from './codec.js';
@@ -8,6 +9,7 @@ export type {
   EntryMeta,
   SaveRequest,
   SaveResult,
+  SaveStats,
   RestoreResult,
   RestoreOptions,
   RemoveManyResult,

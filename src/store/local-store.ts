@@ -35,7 +35,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { compareBytes } from '../util/bytes.js';
-import { BlobStore } from './blobs.js';
+import { BlobStore, type LentFrame } from './blobs.js';
 import { loadCodec, type Codec } from './codec.js';
 import { EntryFiles, type StoreContext } from './entries.js';
 import { indexToJson } from './index-file.js';
@@ -321,8 +321,16 @@ export class LocalStore {
     roots: readonly OutputRoot[],
     rows: Buffer,
     opts: { scanned?: ScannedPacks | undefined; lend?: boolean } = {},
-  ): Promise<EntryMeta> {
+  ): Promise<{ entry: EntryMeta; frames: ReadonlyMap<string, LentFrame> }> {
     return this.packs.adopt(packs, roots, rows, opts);
+  }
+
+  /**
+   * Reads these frames of downloaded packs in place as blobs of this store (BlobStore.lend):
+   * the frames another process adopted with `lend` into this store, when it opens it again.
+   */
+  lend(frames: ReadonlyMap<string, LentFrame>): void {
+    this.ctx.blobs.lend(frames);
   }
 
   /**

@@ -11,7 +11,7 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { StoreError } from '../errors.js';
-import { contentBlobs, fileRange } from './blobs.js';
+import { contentBlobs, fileRange, type LentFrame } from './blobs.js';
 import type { StoreContext } from './entries.js';
 import type { Manifest } from './manifest.js';
 import { scanPack, type PackIndex } from './pack.js';
@@ -47,7 +47,7 @@ export interface PackRestore {
   readonly scanned: ScannedPacks;
 }
 
-type Frame = { file: string; offset: number; length: number };
+type Frame = LentFrame;
 
 /** What a scan of an entry's packs found (see PackRoom.scan). */
 export interface ScannedPacks {
@@ -143,14 +143,15 @@ export class PackRoom {
    * they are (every one of them was verified as it was restored), or with `lend` read in place
    * from the packs (BlobStore.lend: the packs then outlive the store), its table committed, and
    * `rows` made its stat cache for `roots`, so the next save reads only what changed.
-   * `scanned`: restore's scan of the same packs, when this process made it.
+   * `scanned`: restore's scan of the same packs, when this process made it. Returns the entry
+   * and the frames it took (lent: what another process must lend to open this store again).
    */
   async adopt(
     packs: readonly PackFile[],
     roots: readonly OutputRoot[],
     rows: Buffer,
     opts: { scanned?: ScannedPacks | undefined; lend?: boolean } = {},
-  ): Promise<EntryMeta> {
+  ): Promise<{ entry: EntryMeta; frames: ReadonlyMap<string, LentFrame> }> {
     const { ix, meta, frames } = opts.scanned ?? (await this.scan(packs));
     const needed = new Map<string, Frame>();
     for (const name of contentBlobs(ix.manifest, ix.locations)) {
@@ -162,7 +163,7 @@ export class PackRoom {
     else await this.copyFrames(needed);
     const entry = await this.saver.commitReceived(meta, ix.manifest, ix.locations, ix.storedBytes);
     await writeStatCache(this.ctx.root, this.ctx.tmpDir, entry.key, roots, rows);
-    return entry;
+    return { entry, frames: needed };
   }
 
   /** Copies each frame into a blob file of the store, as it is. */
