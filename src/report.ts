@@ -108,7 +108,9 @@ export interface SaveReport {
 
 /**
  * The phases in the order they run, with the names the summary gives them: a restore's (key,
- * open, lookup, download, import, restore) and a save's (key, open, local, lookup, upload:
+ * open, lookup, download, restore from it, keep it for post or import it into the local store,
+ * restore from the local store: a nested phase's time is not counted in the one around it) and
+ * a save's (key, open, local, lookup, upload:
  * the pack is read from the store as it is sent, prune) in one order.
  */
 const PHASES: readonly (readonly [string, string])[] = [
@@ -117,6 +119,8 @@ const PHASES: readonly (readonly [string, string])[] = [
   ['local', 'Save local'],
   ['lookup', 'Lookup'],
   ['download', 'Download'],
+  ['restore pack', 'Restore from the download'],
+  ['adopt', 'Keep for post'],
   ['import', 'Import'],
   ['restore', 'Restore'],
   ['upload', 'Upload'],

@@ -59,7 +59,15 @@ describe('progress and phase times', () => {
     }
     expect(lines.at(-1)).toMatch(/\(100\.0%\)/);
     expect(phases(second.main.summary)).toEqual(
-      expect.arrayContaining(['Key', 'Lookup', 'Download', 'Import', 'Restore', 'Total']),
+      expect.arrayContaining([
+        'Key',
+        'Lookup',
+        'Download',
+        'Restore from the download',
+        'Import',
+        'Restore',
+        'Total',
+      ]),
     );
   });
 });

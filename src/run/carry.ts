@@ -82,8 +82,10 @@ export async function carriedFrames(
   const out = new Map<string, LentFrame>();
   for (const [name, i, offset, length] of frames) {
     const pack = packs[i];
-    if (pack === undefined || !/^[0-9a-f]{64}$/.test(name))
+    const whole = (n: unknown): boolean => Number.isSafeInteger(n) && (n as number) >= 0;
+    if (pack === undefined || !/^[0-9a-f]{64}$/.test(name) || !whole(offset) || !whole(length)) {
       throw new Error('lent.json is malformed');
+    }
     out.set(name, { file: pack.file, offset, length });
   }
   return out;
