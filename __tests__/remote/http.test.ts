@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fetch, proxyFor } from '../../src/remote/http.js';
+import { fetch, get, proxyFor } from '../../src/remote/http.js';
 import { startProxy, type LoopbackProxy } from '../../test-support/proxy.js';
 
 const PROXY_VARS = [
@@ -142,7 +142,13 @@ describe('fetch through a loopback proxy', () => {
   let port: number;
   let proxy: LoopbackProxy;
   beforeAll(async () => {
-    server = http.createServer((req, res) => res.end(`hello ${req.url}`));
+    server = http.createServer((req, res) => {
+      if (req.url === '/moved') {
+        res.writeHead(302, { location: '/a' }).end();
+        return;
+      }
+      res.end(`hello ${req.url}`);
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
     proxy = await startProxy();
@@ -196,5 +202,31 @@ describe('fetch through a loopback proxy', () => {
     await expect(
       fetch(`http://svc.clyde.test:${port}/`, { signal: AbortSignal.timeout(60_000) }),
     ).rejects.toThrow(new RegExp(`ECONNREFUSED.*through the proxy ${dead}`));
+  });
+
+  it('downloads (get) through the proxy too, following a redirect as fetch does', async () => {
+    proxy.setMode('forward');
+    proxy.clear();
+    setProxyEnv(proxy.env());
+    const res = await get(`http://svc.clyde.test:${port}/moved`, {}, AbortSignal.timeout(20_000));
+    expect(res.status).toBe(200);
+    expect(res.header('Content-Length')).toBe(String('hello /a'.length));
+    const chunks: Uint8Array[] = [];
+    for await (const c of res.body) chunks.push(c);
+    expect(Buffer.concat(chunks).toString()).toBe('hello /a');
+    expect(proxy.handledFor('svc.clyde.test').length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('get fails at the first tunnel a proxy closes, naming the proxy', async () => {
+    const closing = await startProxy('close');
+    try {
+      setProxyEnv(closing.env());
+      await expect(
+        get(`http://svc.clyde.test:${port}/`, {}, AbortSignal.timeout(20_000)),
+      ).rejects.toThrow(`the proxy ${closing.url} closed the tunnel to svc.clyde.test:${port}`);
+      expect(closing.handled()).toHaveLength(1);
+    } finally {
+      await closing.close();
+    }
   });
 });

@@ -15,7 +15,7 @@ import { errorMessage, RemoteError } from '../errors.js';
 import { formatBytes } from '../util/bytes.js';
 import { inParallel } from '../util/parallel.js';
 import { DeadlineError, LOW_SPEED, sleep, SpeedWatch, type SpeedLimit } from './deadline.js';
-import { fetch, send } from './http.js';
+import { get, send, type GetAnswer } from './http.js';
 import { Progress } from './progress.js';
 
 /** Size of each ranged GET, and how many run at once. */
@@ -147,8 +147,8 @@ function transient(err: unknown): boolean {
 }
 
 /** `bytes a-b/total` of a 206 answer. */
-function contentRange(res: Response): { start: number; end: number; total: number } | undefined {
-  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+function contentRange(res: GetAnswer): { start: number; end: number; total: number } | undefined {
+  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.header('content-range') ?? '');
   if (!m) return undefined;
   return { start: Number(m[1]), end: Number(m[2]), total: Number(m[3]) };
 }
@@ -158,14 +158,13 @@ function contentRange(res: Response): { start: number; end: number; total: numbe
  * nobody announced) at most that many; throws otherwise.
  */
 async function bodyInto(
-  res: Response,
+  res: GetAnswer,
   fh: FileHandle,
   pos: number,
   expected: number,
   t: Transfer,
   exact = true,
 ): Promise<void> {
-  if (!res.body) throw new RemoteError('the download answered without a body');
   let got = 0;
   async function* counted(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     for await (const chunk of body) {
@@ -185,7 +184,7 @@ async function bodyInto(
   // through the thread pool for an entry of a hundred MB.
   let at = pos;
   const size = Math.min(WRITE_PIECE_BYTES, Math.max(expected, 1));
-  for await (const piece of inPieces(counted(res.body as AsyncIterable<Uint8Array>), size)) {
+  for await (const piece of inPieces(counted(res.body), size)) {
     let off = 0;
     while (off < piece.length) {
       const { bytesWritten } = await fh.write(piece, off, piece.length - off, at + off);
@@ -225,19 +224,16 @@ export async function download(
   let fh: FileHandle | undefined;
   try {
     const first = await t.retrying(async () => {
-      const res = await fetch(url, {
-        headers: rangeHeader(0, RANGE_BYTES - 1),
-        signal: t.signal,
-      });
+      const res = await get(url, rangeHeader(0, RANGE_BYTES - 1), t.signal);
       if (res.status !== 200 && res.status !== 206) {
-        await res.body?.cancel();
+        await res.discard();
         throw new HttpStatusError(`the download answered HTTP ${res.status}`, res.status);
       }
       return res;
     });
     if (first.status === 200) {
       // A server without ranges: one stream, as long as it says (or within the budget).
-      const declared = Number(first.headers.get('content-length') ?? NaN);
+      const declared = Number(first.header('content-length') ?? NaN);
       if (Number.isFinite(declared)) refuseSize(declared, budget);
       t.sized(Number.isFinite(declared) ? declared : undefined);
       fh = await fs.open(dest, 'w');
@@ -256,15 +252,14 @@ export async function download(
     const handle = fh;
     const firstLen = range.end + 1;
     /** Range [start, end] into the file: `res` when given (its first attempt), else a GET. */
-    const fetchRange = (start: number, end: number, res?: Response): Promise<void> => {
+    const fetchRange = (start: number, end: number, res?: GetAnswer): Promise<void> => {
       let given = res;
       return t.retrying(async () => {
-        const r =
-          given ?? (await fetch(url, { headers: rangeHeader(start, end), signal: t.signal }));
+        const r = given ?? (await get(url, rangeHeader(start, end), t.signal));
         given = undefined;
         const cr = contentRange(r);
         if (r.status !== 206 || !cr || cr.start !== start || cr.end !== end || cr.total !== total) {
-          await r.body?.cancel();
+          await r.discard();
           throw new HttpStatusError(
             `the download answered HTTP ${r.status} for bytes ${start}-${end}`,
             r.status === 206 ? 502 : r.status,
