@@ -75,6 +75,11 @@ describe('a GitHub-hosted runner: the runner cache alone', () => {
     // make has nothing to do after an exact hit.
     expect(spawnSync('make', ['-q'], { cwd: world.workspace }).status).toBe(0);
     expect(await exists(world.localStore)).toBe(false);
+    // Post has nothing to save and no store to prune: it opens none.
+    const post = run.posts[0]!;
+    expect(post.exitCode).toBe(0);
+    expect(post.summary).toContain('Nothing to save: every package hit its key exactly.');
+    expect(post.stdout).not.toMatch(/Local store: off/);
   });
 
   it('`local: false` on a self-hosted runner writes nothing under the local store either', async () => {

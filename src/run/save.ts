@@ -173,6 +173,11 @@ export async function runSave(): Promise<void> {
     core.info(`Not saving: ${plan}.`);
     return;
   }
+  if (plan.items.length === 0 && !plan.config.local) {
+    // Every package hit exactly and no store is kept (nothing to prune): no store to open.
+    await writeSaveSummary([], timer.timings, notes);
+    return;
+  }
 
   const workDir = await makeWorkDir();
   const reports: SaveReport[] = [];
