@@ -101,6 +101,18 @@ export function demoInputs(world: World): Record<string, string> {
   return { path: 'out', name: 'demo', 'local-cache-dir': world.localStore };
 }
 
+/**
+ * A copy of the action as a user gets it (action.yml and dist/, no node_modules) in the world's
+ * root, for a test that breaks a file of the bundle: returns its directory, for `spec.action`.
+ */
+export async function copyOfAction(world: World): Promise<string> {
+  const action = path.join(world.root, 'action-copy');
+  await fs.mkdir(action);
+  await fs.copyFile(path.join(REPO, 'action.yml'), path.join(action, 'action.yml'));
+  await fs.cp(path.join(REPO, 'dist'), path.join(action, 'dist'), { recursive: true });
+  return action;
+}
+
 /** One CI job: checkout is the world's workspace; the action; `make` unless an exact hit; post. */
 export async function runDemoJob(world: World, spec: JobSpec = {}): Promise<JobRun> {
   const job = new Job({

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import tarStream from 'tar-stream';
 import { cacheVersion } from '../../src/remote/twirp.js';
-import { createWorld, REPO, runDemoJob, type World } from '../../test-support/world.js';
+import { copyOfAction, createWorld, runDemoJob, type World } from '../../test-support/world.js';
 
 interface Member {
   name: string;
@@ -111,10 +111,7 @@ describe('the bundle without its native zstd binding', () => {
   let action = '';
   beforeAll(async () => {
     world = await createWorld();
-    action = path.join(world.root, 'action-copy');
-    await fs.mkdir(action);
-    await fs.copyFile(path.join(REPO, 'action.yml'), path.join(action, 'action.yml'));
-    await fs.cp(path.join(REPO, 'dist'), path.join(action, 'dist'), { recursive: true });
+    action = await copyOfAction(world);
     for (const entry of await fs.readdir(path.join(action, 'dist'))) {
       // A binary that cannot load here, as on musl or an old glibc.
       await fs.writeFile(

@@ -9,7 +9,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { createWorld, git, REPO, runDemoJob, type World } from '../../test-support/world.js';
+import {
+  copyOfAction,
+  createWorld,
+  git,
+  runDemoJob,
+  type World,
+} from '../../test-support/world.js';
 
 /** Sources to hash: well above hashing.ts's WORKER_THRESHOLD (512). */
 const GENERATED = 1200;
@@ -19,10 +25,7 @@ describe("the bundle's worker files", () => {
   let action = '';
   beforeAll(async () => {
     world = await createWorld();
-    action = path.join(world.root, 'action-copy');
-    await fs.mkdir(action);
-    await fs.copyFile(path.join(REPO, 'action.yml'), path.join(action, 'action.yml'));
-    await fs.cp(path.join(REPO, 'dist'), path.join(action, 'dist'), { recursive: true });
+    action = await copyOfAction(world);
     // Enough sources changed since git's index that the key's hashing starts its workers too.
     const gen = path.join(world.workspace, 'src', 'gen');
     await fs.mkdir(gen, { recursive: true });
@@ -85,10 +88,7 @@ describe("the bundle's chunks", () => {
   let action = '';
   beforeAll(async () => {
     world = await createWorld();
-    action = path.join(world.root, 'action-copy');
-    await fs.mkdir(action);
-    await fs.copyFile(path.join(REPO, 'action.yml'), path.join(action, 'action.yml'));
-    await fs.cp(path.join(REPO, 'dist'), path.join(action, 'dist'), { recursive: true });
+    action = await copyOfAction(world);
   });
   afterAll(async () => {
     await world.close();
