@@ -1,8 +1,9 @@
 /**
  * The transport of every HTTP request the action makes itself (the runner cache's lookups in
- * twirp.ts, its downloads and uploads in transfer.ts, the gc sub-action's REST calls in rest.ts). Node's own `fetch` ignores
- * HTTPS_PROXY and NO_PROXY; behind a proxy every such request would fail while `@actions/cache`
- * (which reads them through `@actions/http-client`) works. So the proxy of a request is chosen
+ * twirp.ts, its downloads and uploads in transfer.ts, the gc sub-action's REST calls in
+ * rest.ts). Node's own `fetch` ignores HTTPS_PROXY and NO_PROXY; behind a proxy every such
+ * request would fail while `@actions/cache` (which reads them through `@actions/http-client`)
+ * works. So the proxy of a request is chosen
  * here by `@actions/http-client`'s own `getProxyUrl`, the same function `@actions/cache` uses:
  *
  * - `https_proxy`/`HTTPS_PROXY` for https URLs, `http_proxy`/`HTTP_PROXY` for http ones (the
@@ -14,10 +15,10 @@
  *   scheme's port when the URL has none), or a suffix of the host (`example.com` and
  *   `.example.com` both match `api.example.com`), compared without case.
  *
- * Requests go through undici's `fetch` with an explicit dispatcher, a tunnel (CONNECT, as
- * `@actions/http-client`'s ProxyAgent opens for http and https alike) through the proxy or a
- * direct agent, so Node's own proxy support (NODE_USE_ENV_PROXY), which reads NO_PROXY by other
- * rules, never decides for us.
+ * Requests go through undici (`fetch`, or `request` for transfers) with an explicit
+ * dispatcher, a tunnel (CONNECT, as `@actions/http-client`'s ProxyAgent opens for http and https
+ * alike) through the proxy or a direct agent, so Node's own proxy support (NODE_USE_ENV_PROXY),
+ * which reads NO_PROXY by other rules, never decides for us.
  *
  * A proxy that refuses the connection, answers CONNECT with an error, or closes the tunnel fails
  * the request at once: undici would otherwise take a closed CONNECT for a recoverable socket
