@@ -110,8 +110,8 @@ export interface SaveReport {
  * The phases in the order they run, with the names the summary gives them: a restore's (key,
  * open, lookup, download, restore from it, keep it for post or import it into the local store,
  * restore from the local store: a nested phase's time is not counted in the one around it) and
- * a save's (key, open, local, lookup, upload:
- * the pack is read from the store as it is sent, prune) in one order.
+ * a save's (key, open, local, lookup, upload: the pack is read from the store as it is sent,
+ * prune) in one order.
  */
 const PHASES: readonly (readonly [string, string])[] = [
   ['key', 'Key'],

@@ -42139,6 +42139,8 @@ function parseYarn(text) {
  * classic writes keys and values.
  */
 const YARN_WORD = /"(?:[^"\\]|\\.)*"|[^\s",:]+/y;
+/** Between the specs of a block's header. */
+const YARN_SPEC_SEP = /, */y;
 function yarnWord(line, at) {
     YARN_WORD.lastIndex = at;
     const m = YARN_WORD.exec(line);
@@ -42187,11 +42189,10 @@ function parseYarnClassic(text) {
                 specs.push(w.word);
                 if (w.end === header.length)
                     break;
-                const sep = /, */y;
-                sep.lastIndex = w.end;
-                if (!sep.test(header))
+                YARN_SPEC_SEP.lastIndex = w.end;
+                if (!YARN_SPEC_SEP.test(header))
                     bad();
-                at = sep.lastIndex;
+                at = YARN_SPEC_SEP.lastIndex;
             }
         }
         else if (indent === 2) {
@@ -51613,8 +51614,8 @@ var undici = __nccwpck_require__(6752);
  * twirp.ts, its downloads and uploads in transfer.ts, the gc sub-action's REST calls in
  * rest.ts). Node's own `fetch` ignores HTTPS_PROXY and NO_PROXY; behind a proxy every such
  * request would fail while `@actions/cache` (which reads them through `@actions/http-client`)
- * works. So the proxy of a request is chosen
- * here by `@actions/http-client`'s own `getProxyUrl`, the same function `@actions/cache` uses:
+ * works. So the proxy of a request is chosen here by `@actions/http-client`'s own
+ * `getProxyUrl`, the same function `@actions/cache` uses:
  *
  * - `https_proxy`/`HTTPS_PROXY` for https URLs, `http_proxy`/`HTTP_PROXY` for http ones (the
  *   lowercase name wins); a value without a scheme is taken as `http://` only where it does not
@@ -51725,17 +51726,12 @@ const http_fetch = async (input, init) => {
  * the answer's text. A failure to connect says through which proxy.
  */
 async function send(url, init) {
-    try {
-        const body = typeof init.body === 'string' || init.body instanceof Uint8Array
-            ? init.body
-            : Readable.from(init.body, { objectMode: false });
-        const res = await undiciRequest(url, { ...init, body, dispatcher: dispatcherFor(url) });
-        const text = await res.body.text().catch(() => '');
-        return { status: res.statusCode, text };
-    }
-    catch (err) {
-        throw throughProxy(err, url);
-    }
+    const body = typeof init.body === 'string' || init.body instanceof Uint8Array
+        ? init.body
+        : Readable.from(init.body, { objectMode: false });
+    const res = await requested(url, { ...init, body });
+    const text = await res.body.text().catch(() => '');
+    return { status: res.statusCode, text };
 }
 /**
  * A GET through undici's `request`, the proxy honoured and redirects followed as `fetch`
@@ -51743,37 +51739,34 @@ async function send(url, init) {
  * a web stream (a download of a hundred MB took a third more time and CPU).
  */
 async function get(url, headers, signal) {
+    const res = await requested(url, { method: 'GET', headers, signal, maxRedirections: 5 });
+    // A body that fails before it is read (the connection closed) keeps its error for the
+    // reader, and is not an unhandled 'error' event meanwhile.
+    res.body.on('error', () => undefined);
+    return {
+        status: res.statusCode,
+        header: (name) => {
+            const v = res.headers[name.toLowerCase()];
+            return Array.isArray(v) ? v[0] : v;
+        },
+        body: res.body,
+        discard: () => res.body.dump().catch(() => undefined),
+    };
+}
+/**
+ * undici's `request` through the dispatcher `url` takes (its proxy, or direct); a failure to
+ * connect says through which proxy.
+ */
+async function requested(url, options) {
     try {
-        const res = await undiciRequest(url, {
-            method: 'GET',
-            headers,
-            signal,
-            maxRedirections: 5,
-            dispatcher: dispatcherFor(url),
-        });
-        // A body that fails before it is read (the connection closed) keeps its error for the
-        // reader, and is not an unhandled 'error' event meanwhile.
-        res.body.on('error', () => undefined);
-        return {
-            status: res.statusCode,
-            header: (name) => {
-                const v = res.headers[name.toLowerCase()];
-                return Array.isArray(v) ? v[0] : v;
-            },
-            body: res.body,
-            discard: () => res.body.dump().catch(() => undefined),
-        };
+        return await undiciRequest(url, { ...options, dispatcher: dispatcherFor(url) });
     }
     catch (err) {
-        throw throughProxy(err, url);
+        const proxy = proxyFor(url);
+        if (!proxy || !(err instanceof Error) || err.name === 'AbortError')
+            throw err;
+        throw new Error(`${err.message} (through the proxy ${describeProxy(proxy)})`, { cause: err });
     }
-}
-/** A failed request's error, saying through which proxy it went. */
-function throughProxy(err, url) {
-    const proxy = proxyFor(url);
-    if (!proxy || !(err instanceof Error) || err.name === 'AbortError')
-        return err;
-    return new Error(`${err.message} (through the proxy ${describeProxy(proxy)})`, { cause: err });
 }
 /** undici's "fetch failed" with its cause, and the proxy the request went through. */
 function explained(err, url) {
@@ -62557,6 +62550,7 @@ class local_store_LocalStore {
 //# sourceMappingURL=local-store.js.map
 ;// CONCATENATED MODULE: ./build/src/store/index.js
 /** The local content-addressed store: see local-store.ts for the layout and guarantees. */
+
 
 
 //# sourceMappingURL=index.js.map

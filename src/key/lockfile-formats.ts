@@ -124,6 +124,8 @@ function parseYarn(text: string): Resolved[] {
  * classic writes keys and values.
  */
 const YARN_WORD = /"(?:[^"\\]|\\.)*"|[^\s",:]+/y;
+/** Between the specs of a block's header. */
+const YARN_SPEC_SEP = /, */y;
 
 function yarnWord(line: string, at: number): { word: string; end: number } | undefined {
   YARN_WORD.lastIndex = at;
@@ -170,10 +172,9 @@ function parseYarnClassic(text: string): Resolved[] {
         const w = yarnWord(header, at) ?? bad();
         specs.push(w.word);
         if (w.end === header.length) break;
-        const sep = /, */y;
-        sep.lastIndex = w.end;
-        if (!sep.test(header)) bad();
-        at = sep.lastIndex;
+        YARN_SPEC_SEP.lastIndex = w.end;
+        if (!YARN_SPEC_SEP.test(header)) bad();
+        at = YARN_SPEC_SEP.lastIndex;
       }
     } else if (indent === 2) {
       if (specs.length === 0) bad();

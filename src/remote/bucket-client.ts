@@ -114,7 +114,7 @@ type Sdk = typeof import('@aws-sdk/client-s3');
 let sdkLoad: Promise<Sdk> | undefined;
 
 export function openBucketClient(config: BucketConfig): BucketClient {
-  let opened: Promise<{ sdk: Sdk; s3: import('@aws-sdk/client-s3').S3Client }> | undefined;
+  let opened: Promise<{ sdk: Sdk; s3: InstanceType<Sdk['S3Client']> }> | undefined;
   /** The SDK and this client's S3Client, made on the first call. */
   const open = (): NonNullable<typeof opened> =>
     (opened ??= (sdkLoad ??= import('@aws-sdk/client-s3')).then((sdk) => ({

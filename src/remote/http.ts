@@ -3,8 +3,8 @@
  * twirp.ts, its downloads and uploads in transfer.ts, the gc sub-action's REST calls in
  * rest.ts). Node's own `fetch` ignores HTTPS_PROXY and NO_PROXY; behind a proxy every such
  * request would fail while `@actions/cache` (which reads them through `@actions/http-client`)
- * works. So the proxy of a request is chosen
- * here by `@actions/http-client`'s own `getProxyUrl`, the same function `@actions/cache` uses:
+ * works. So the proxy of a request is chosen here by `@actions/http-client`'s own
+ * `getProxyUrl`, the same function `@actions/cache` uses:
  *
  * - `https_proxy`/`HTTPS_PROXY` for https URLs, `http_proxy`/`HTTP_PROXY` for http ones (the
  *   lowercase name wins); a value without a scheme is taken as `http://` only where it does not
@@ -153,17 +153,13 @@ export async function send(
     signal: AbortSignal;
   },
 ): Promise<{ status: number; text: string }> {
-  try {
-    const body =
-      typeof init.body === 'string' || init.body instanceof Uint8Array
-        ? init.body
-        : Readable.from(init.body, { objectMode: false });
-    const res = await undiciRequest(url, { ...init, body, dispatcher: dispatcherFor(url) });
-    const text = await res.body.text().catch(() => '');
-    return { status: res.statusCode, text };
-  } catch (err) {
-    throw throughProxy(err, url);
-  }
+  const body =
+    typeof init.body === 'string' || init.body instanceof Uint8Array
+      ? init.body
+      : Readable.from(init.body, { objectMode: false });
+  const res = await requested(url, { ...init, body });
+  const text = await res.body.text().catch(() => '');
+  return { status: res.statusCode, text };
 }
 
 /** What `get` answers: the status, a header by name, and the body as it arrives. */
@@ -185,36 +181,36 @@ export async function get(
   headers: Record<string, string>,
   signal: AbortSignal,
 ): Promise<GetAnswer> {
-  try {
-    const res = await undiciRequest(url, {
-      method: 'GET',
-      headers,
-      signal,
-      maxRedirections: 5,
-      dispatcher: dispatcherFor(url),
-    });
-    // A body that fails before it is read (the connection closed) keeps its error for the
-    // reader, and is not an unhandled 'error' event meanwhile.
-    res.body.on('error', () => undefined);
-    return {
-      status: res.statusCode,
-      header: (name) => {
-        const v = res.headers[name.toLowerCase()];
-        return Array.isArray(v) ? v[0] : v;
-      },
-      body: res.body,
-      discard: () => res.body.dump().catch(() => undefined),
-    };
-  } catch (err) {
-    throw throughProxy(err, url);
-  }
+  const res = await requested(url, { method: 'GET', headers, signal, maxRedirections: 5 });
+  // A body that fails before it is read (the connection closed) keeps its error for the
+  // reader, and is not an unhandled 'error' event meanwhile.
+  res.body.on('error', () => undefined);
+  return {
+    status: res.statusCode,
+    header: (name) => {
+      const v = res.headers[name.toLowerCase()];
+      return Array.isArray(v) ? v[0] : v;
+    },
+    body: res.body,
+    discard: () => res.body.dump().catch(() => undefined),
+  };
 }
 
-/** A failed request's error, saying through which proxy it went. */
-function throughProxy(err: unknown, url: string): unknown {
-  const proxy = proxyFor(url);
-  if (!proxy || !(err instanceof Error) || err.name === 'AbortError') return err;
-  return new Error(`${err.message} (through the proxy ${describeProxy(proxy)})`, { cause: err });
+/**
+ * undici's `request` through the dispatcher `url` takes (its proxy, or direct); a failure to
+ * connect says through which proxy.
+ */
+async function requested(
+  url: string,
+  options: Omit<Parameters<typeof undiciRequest>[1] & object, 'dispatcher'>,
+): Promise<Dispatcher.ResponseData> {
+  try {
+    return await undiciRequest(url, { ...options, dispatcher: dispatcherFor(url) });
+  } catch (err) {
+    const proxy = proxyFor(url);
+    if (!proxy || !(err instanceof Error) || err.name === 'AbortError') throw err;
+    throw new Error(`${err.message} (through the proxy ${describeProxy(proxy)})`, { cause: err });
+  }
 }
 
 /** undici's "fetch failed" with its cause, and the proxy the request went through. */

@@ -10,7 +10,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { LentFrame, PackBase, PackFile } from '../store/index.js';
+import { BLOB_NAME, type LentFrame, type PackBase, type PackFile } from '../store/index.js';
 import { tempName } from '../util/fsx.js';
 import { scratchRoot } from './common.js';
 
@@ -69,21 +69,21 @@ export async function keepCarry(
 /** The base's blob names. */
 export async function carriedBlobs(carry: Carry): Promise<Set<string>> {
   const text = await fs.readFile(carry.blobs, 'utf8');
-  return new Set(text.split('\n').filter((l) => /^[0-9a-f]{64}$/.test(l)));
+  return new Set(text.split('\n').filter((l) => BLOB_NAME.test(l)));
 }
 
-/** The frames main adopted, in the carried packs; undefined when it adopted none. */
+const whole = (n: unknown): boolean => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/** The frames main adopted, as its `lent` file places them in the carried `packs`. */
 export async function carriedFrames(
-  carry: Carry,
-): Promise<ReadonlyMap<string, LentFrame> | undefined> {
-  if (carry.lent === undefined || carry.packs === undefined) return undefined;
-  const packs = carry.packs;
-  const { frames } = JSON.parse(await fs.readFile(carry.lent, 'utf8')) as LentFile;
+  lent: string,
+  packs: readonly PackFile[],
+): Promise<ReadonlyMap<string, LentFrame>> {
+  const { frames } = JSON.parse(await fs.readFile(lent, 'utf8')) as LentFile;
   const out = new Map<string, LentFrame>();
   for (const [name, i, offset, length] of frames) {
     const pack = packs[i];
-    const whole = (n: unknown): boolean => Number.isSafeInteger(n) && (n as number) >= 0;
-    if (pack === undefined || !/^[0-9a-f]{64}$/.test(name) || !whole(offset) || !whole(length)) {
+    if (pack === undefined || !BLOB_NAME.test(name) || !whole(offset) || !whole(length)) {
       throw new Error('lent.json is malformed');
     }
     out.set(name, { file: pack.file, offset, length });

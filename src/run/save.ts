@@ -248,8 +248,8 @@ async function saveOne(
     // The entry main restored is an entry of the step store main kept (carry.ts), so the save
     // reads only what changed; its blobs are read in place from the carried packs again (which
     // outlive the store: dropCarry).
-    await carriedFrames(carry)
-      .then((frames) => frames && store.lend(frames))
+    await carriedFrames(carry.lent, carry.packs ?? [])
+      .then((frames) => store.lend(frames))
       .catch((err: unknown) => {
         core.info(`Not building on the restored entry (${errorMessage(err)}): saving it whole.`);
       });

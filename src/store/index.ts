@@ -1,6 +1,7 @@
 /** The local content-addressed store: see local-store.ts for the layout and guarantees. */
 export { LocalStore, type LocalStoreOptions } from './local-store.js';
 export type { LentFrame } from './blobs.js';
+export { BLOB_NAME } from './blob-layout.js';
 export type { PackBase, PackFile } from './pack-room.js';
 export type { PackStream } from './pack.js';
 export { loadCodec, createCodec, BACKEND_ENV, type Codec, type CodecName } from './codec.js';
