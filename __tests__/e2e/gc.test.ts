@@ -1,15 +1,24 @@
 /**
  * End to end: the bundled gc sub-action (dist/gc/index.js), run as the runner runs it, against
  * the loopback service's REST endpoints holding a few hundred caches (several packages,
- * platforms, branches, open and closed pull requests, and caches of other tools).
+ * platforms, branches, open and closed pull requests, and caches of other tools), and on a
+ * damaged local store.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startCacheService, type CacheService } from '../../test-support/cache-service/index.js';
 import { Job, type StepResult } from '../../test-support/runner.js';
 import { REPO } from '../../test-support/world.js';
+import { LocalStore } from '../../src/store/index.js';
+import {
+  contentFor,
+  readContent,
+  requestFor,
+  sameContent,
+  writeContent,
+} from '../../test-support/store/fixtures.js';
 
 const DAY = 86_400_000;
 const PACKAGES = ['app', 'lib', 'tool'];
@@ -172,5 +181,85 @@ describe('gc sub-action against the runner caches', () => {
     expect(step.exitCode).not.toBe(0);
     expect(errors(step).join('\n')).toMatch(/permissions: actions: write/);
     expect(service.entries()).toHaveLength(before);
+  });
+});
+
+describe('gc sub-action on a local store', () => {
+  it('verifies the store, repairs it and collects what killed saves left, but not on a dry run', async () => {
+    const base = await fs.mkdtemp(path.join(os.tmpdir(), 'clyde-gc-local-'));
+    try {
+      const storeDir = path.join(base, 'store');
+      const store = await LocalStore.open(storeDir);
+      for (const key of ['a', 'b']) {
+        const dir = path.join(base, 'out', key);
+        await writeContent(dir, contentFor(key));
+        await store.save(requestFor(key, dir));
+      }
+      // Damage: a blob only b needs is gone. Garbage: a blob no entry uses, from a killed save.
+      const own = async (key: string): Promise<Set<string>> =>
+        new Set((await store.snapshot()).entries.find((e) => e.key === key)?.blobs ?? []);
+      const aBlobs = await own('a');
+      const lost = [...(await own('b'))].find((d) => !aBlobs.has(d)) as string;
+      expect(lost).toMatch(/^[0-9a-f]{64}$/);
+      await fs.rm(path.join(storeDir, 'blobs', lost.slice(0, 2), lost));
+      const orphan = (n: string): string => path.join(storeDir, 'blobs', n.slice(0, 2), n);
+      const old = 'ab'.repeat(32);
+      const young = 'cd'.repeat(32);
+      await fs.mkdir(path.dirname(orphan(old)), { recursive: true });
+      await fs.writeFile(orphan(old), 'left by a killed save');
+      // Everything so far was written an hour ago; then a save that may still be running.
+      const hourAgo = new Date(Date.now() - 3_600_000);
+      for (const e of await fs.readdir(path.join(storeDir, 'blobs'), { recursive: true })) {
+        await fs.utimes(path.join(storeDir, 'blobs', e), hourAgo, hourAgo);
+      }
+      await fs.mkdir(path.dirname(orphan(young)), { recursive: true });
+      await fs.writeFile(orphan(young), 'written by a save in flight');
+
+      const gc = async (dryRun: boolean): Promise<StepResult> => {
+        const ws = await fs.mkdtemp(path.join(base, 'ws-'));
+        const job = new Job({ workspace: ws });
+        const step = await job.uses(path.join(REPO, 'gc'), {
+          local: 'true',
+          remote: 'false',
+          'local-cache-dir': storeDir,
+          'dry-run': String(dryRun),
+        });
+        await job.finish();
+        expect(step.exitCode).toBe(0);
+        expect(errors(step).filter((m) => !m.includes('problem'))).toEqual([]);
+        return step;
+      };
+
+      const dry = await gc(true);
+      expect(dry.summary).toMatch(
+        /problem\(s\) found, left for a run that is not dry: blob \w+ is missing/,
+      );
+      expect(dry.summary).toMatch(
+        /2 blob\(s\) and 0 entry directory\(ies\) no entry uses, left by the dry run/,
+      );
+      expect(
+        (await LocalStore.open(storeDir).then((s) => s.list())).map((e) => e.key).sort(),
+      ).toEqual(['a', 'b']);
+      expect(existsSync(orphan(old))).toBe(true);
+
+      const real = await gc(false);
+      expect(real.summary).toMatch(/problem\(s\) found, repaired/);
+      expect(real.summary).toMatch(/removed \(blobs younger than ten minutes kept\)/);
+      expect(real.summary).toMatch(
+        /1 entries, \d+ blobs: [\d.]+ \w+ on disk for [\d.]+ \w+ of outputs/,
+      );
+      const after = await LocalStore.open(storeDir);
+      expect((await after.list()).map((e) => e.key)).toEqual(['a']);
+      expect(existsSync(orphan(old))).toBe(false);
+      expect(existsSync(orphan(young))).toBe(true);
+      const report = await after.verify({ deep: true });
+      expect(report.problems).toEqual([]);
+      expect(report.orphanBlobs).toEqual([young]);
+      const dest = path.join(base, 'check', 'out');
+      await after.restore('a', [{ name: 'out', absPath: dest }]);
+      expect(sameContent(await readContent(dest), contentFor('a'))).toBe(true);
+    } finally {
+      await fs.rm(base, { recursive: true, force: true });
+    }
   });
 });

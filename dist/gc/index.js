@@ -62130,46 +62130,12 @@ function isAlive(pid) {
 }
 //# sourceMappingURL=store-layout.js.map
 ;// CONCATENATED MODULE: ./build/src/store/stats.js
-/**
- * Lookup counters (`<root>/stats.json`) and named markers (`<root>/markers/<name>`), both small
- * JSON files written atomically. Counters are best-effort under concurrency: a bump that cannot
- * take its lock quickly is dropped rather than slowing a restore.
- */
-
-
+/** Named markers (`<root>/markers/<name>`, e.g. the last prune's time): small JSON files written atomically. */
 
 
 
 
 const MARKER_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-function isCount(v) {
-    return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-}
-async function readCounters(file) {
-    try {
-        const raw = JSON.parse(await external_node_fs_.promises.readFile(file, 'utf8'));
-        const o = raw;
-        if (typeof raw === 'object' && raw !== null && isCount(o['hits']) && isCount(o['misses'])) {
-            return { hits: o['hits'], misses: o['misses'] };
-        }
-    }
-    catch {
-        // missing or damaged: counting starts again
-    }
-    return { hits: 0, misses: 0 };
-}
-async function bumpCounter(file, tmpDir, hit) {
-    try {
-        await withLock({ target: file, lockPath: `${file}.lock`, timeoutMs: 2_000, staleMs: 5_000 }, async () => {
-            const c = await readCounters(file);
-            const next = hit ? { ...c, hits: c.hits + 1 } : { ...c, misses: c.misses + 1 };
-            await writeFileAtomic(file, `${JSON.stringify({ schema: 1, ...next })}\n`, tmpDir);
-        });
-    }
-    catch (err) {
-        lib_core/* debug */.Yz(`clyde-cache: lookup not counted: ${err}`);
-    }
-}
 function markerPath(dir, name) {
     if (!MARKER_NAME.test(name)) {
         throw new errors/* StoreError */.AD(`marker name must match ${MARKER_NAME}, got ${JSON.stringify(name)}`);
@@ -62217,7 +62183,7 @@ async function writeMarker(dir, tmpDir, name, epochMs) {
  *   <root>/blobs/<aa>/<sha256>                   zstd frames (blob-layout.ts, blobs.ts)
  *   <root>/tmp/                                  every write goes through here, then rename
  *   <root>/store.lock                            the lock (lock.ts), held only for commits
- *   <root>/stats.json, <root>/markers/<name>     lookup counters and markers (stats.ts)
+ *   <root>/markers/<name>                         markers, e.g. the last prune (stats.ts)
  *   <root>/layout                                the layout version (store-layout.ts)
  *   <root>/old-layout/                           what a store of an older layout held: moved
  *                                                here on open, removed by `sweepOldLayout`
@@ -62499,10 +62465,6 @@ class local_store_LocalStore {
     touch(key) {
         return this.keeper.touch(key);
     }
-    /** Counts a lookup for `stats()` (best-effort: never throws, never waits long). */
-    async recordLookup(hit) {
-        await bumpCounter(external_node_path_.join(this.root, 'stats.json'), this.ctx.tmpDir, hit);
-    }
     async stats() {
         const ix = await this.keeper.index();
         let logicalBytes = 0;
@@ -62517,7 +62479,6 @@ class local_store_LocalStore {
             if (ix.blobs.isLive(s))
                 storedBytes += ix.blobs.sizeOf(s);
         }
-        const { hits, misses } = await readCounters(external_node_path_.join(this.root, 'stats.json'));
         return {
             entries: ix.entries.size,
             blobs: ix.blobs.size,
@@ -62526,9 +62487,6 @@ class local_store_LocalStore {
             storedBytes,
             dedupRatio: storedBytes > 0 ? referencedBytes / storedBytes : 1,
             spaceRatio: storedBytes > 0 ? logicalBytes / storedBytes : 1,
-            hits,
-            misses,
-            hitRate: hits + misses > 0 ? hits / (hits + misses) : 0,
         };
     }
     /** The time stored under `name` (e.g. 'last-prune'), or undefined if never written. */
@@ -62686,7 +62644,8 @@ function handlePhaseError(phase, err, notes) {
 ;// CONCATENATED MODULE: ./build/src/run/gc.js
 /**
  * The gc sub-action, for scheduled workflows: the prune policy over (1) the local store of a
- * self-hosted runner and (2) the repository's runner caches through the REST API. Each target:
+ * self-hosted runner (then verified, and repaired: checkLocalStore) and (2) the repository's
+ * runner caches through the REST API. Each target:
  * snapshot, plan (pure), then execute or, on a dry run, print the plan. Outputs: deleted-count,
  * deleted-bytes, plan (JSON); the job summary gets a table per target.
  */
@@ -62739,7 +62698,9 @@ async function runGc(now = Date.now()) {
     if (config.local) {
         try {
             const store = await local_store_LocalStore.open(config.localCacheDir);
-            runs.push(await gcTarget('local', `Local store ${config.localCacheDir}`, store, config, now, 100));
+            const title = `Local store ${config.localCacheDir}`;
+            runs.push(await gcTarget('local', title, store, config, now, 100));
+            await checkLocalStore(store, title, config.dryRun, notes);
             if (config.prune.ttl.metadataMs !== null) {
                 const swept = await store.sweepUnpacked(config.prune.ttl.metadataMs, now, config.dryRun);
                 if (swept.files > 0) {
@@ -62801,6 +62762,34 @@ async function runGc(now = Date.now()) {
     }
     catch (err) {
         lib_core/* info */.pq(`Job summary not written: ${String(err)}`);
+    }
+}
+/**
+ * After the local store's prune: verify it (every entry readable and agreeing with the index,
+ * every referenced blob on disk, every reference count right) and, unless this is a dry run,
+ * repair what was found (damaged entries dropped, counts recounted) and collect what a killed
+ * save or removal left: orphan blobs older than ten minutes (a save in flight writes its blobs
+ * before it commits) and entry directories the index does not list. Then what the store holds.
+ */
+async function checkLocalStore(store, title, dryRun, notes) {
+    const report = await store.verify({ repair: !dryRun });
+    const lines = [];
+    if (!report.ok) {
+        const shown = report.problems.slice(0, 5).join('; ');
+        const more = report.problems.length > 5 ? `; and ${report.problems.length - 5} more` : '';
+        lines.push(`${report.problems.length} problem(s) found, ${dryRun ? 'left for a run that is not dry' : 'repaired'}: ${shown}${more}`);
+    }
+    const garbage = report.orphanBlobs.length + report.strayDirs.length;
+    if (garbage > 0) {
+        lines.push(`${report.orphanBlobs.length} blob(s) and ${report.strayDirs.length} entry directory(ies) ` +
+            `no entry uses, ${dryRun ? 'left by the dry run' : 'removed (blobs younger than ten minutes kept)'}`);
+    }
+    const s = await store.stats();
+    lines.push(`${s.entries} entries, ${s.blobs} blobs: ${bytes_formatBytes(s.storedBytes)} on disk for ` +
+        `${bytes_formatBytes(s.logicalBytes)} of outputs (${s.spaceRatio.toFixed(1)}x)`);
+    for (const l of lines) {
+        lib_core/* info */.pq(`${title}: ${l}.`);
+        notes.push(`${title}: ${l}.`);
     }
 }
 /**

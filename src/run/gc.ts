@@ -1,6 +1,7 @@
 /**
  * The gc sub-action, for scheduled workflows: the prune policy over (1) the local store of a
- * self-hosted runner and (2) the repository's runner caches through the REST API. Each target:
+ * self-hosted runner (then verified, and repaired: checkLocalStore) and (2) the repository's
+ * runner caches through the REST API. Each target:
  * snapshot, plan (pure), then execute or, on a dry run, print the plan. Outputs: deleted-count,
  * deleted-bytes, plan (JSON); the job summary gets a table per target.
  */
@@ -74,9 +75,9 @@ export async function runGc(now: number = Date.now()): Promise<void> {
   if (config.local) {
     try {
       const store = await LocalStore.open(config.localCacheDir);
-      runs.push(
-        await gcTarget('local', `Local store ${config.localCacheDir}`, store, config, now, 100),
-      );
+      const title = `Local store ${config.localCacheDir}`;
+      runs.push(await gcTarget('local', title, store, config, now, 100));
+      await checkLocalStore(store, title, config.dryRun, notes);
       if (config.prune.ttl.metadataMs !== null) {
         const swept = await store.sweepUnpacked(config.prune.ttl.metadataMs, now, config.dryRun);
         if (swept.files > 0) {
@@ -144,6 +145,46 @@ export async function runGc(now: number = Date.now()): Promise<void> {
     await core.summary.addRaw(`${lines.join('\n')}\n`).write();
   } catch (err) {
     core.info(`Job summary not written: ${String(err)}`);
+  }
+}
+
+/**
+ * After the local store's prune: verify it (every entry readable and agreeing with the index,
+ * every referenced blob on disk, every reference count right) and, unless this is a dry run,
+ * repair what was found (damaged entries dropped, counts recounted) and collect what a killed
+ * save or removal left: orphan blobs older than ten minutes (a save in flight writes its blobs
+ * before it commits) and entry directories the index does not list. Then what the store holds.
+ */
+async function checkLocalStore(
+  store: LocalStore,
+  title: string,
+  dryRun: boolean,
+  notes: string[],
+): Promise<void> {
+  const report = await store.verify({ repair: !dryRun });
+  const lines: string[] = [];
+  if (!report.ok) {
+    const shown = report.problems.slice(0, 5).join('; ');
+    const more = report.problems.length > 5 ? `; and ${report.problems.length - 5} more` : '';
+    lines.push(
+      `${report.problems.length} problem(s) found, ${dryRun ? 'left for a run that is not dry' : 'repaired'}: ${shown}${more}`,
+    );
+  }
+  const garbage = report.orphanBlobs.length + report.strayDirs.length;
+  if (garbage > 0) {
+    lines.push(
+      `${report.orphanBlobs.length} blob(s) and ${report.strayDirs.length} entry directory(ies) ` +
+        `no entry uses, ${dryRun ? 'left by the dry run' : 'removed (blobs younger than ten minutes kept)'}`,
+    );
+  }
+  const s = await store.stats();
+  lines.push(
+    `${s.entries} entries, ${s.blobs} blobs: ${formatBytes(s.storedBytes)} on disk for ` +
+      `${formatBytes(s.logicalBytes)} of outputs (${s.spaceRatio.toFixed(1)}x)`,
+  );
+  for (const l of lines) {
+    core.info(`${title}: ${l}.`);
+    notes.push(`${title}: ${l}.`);
   }
 }
 

@@ -20,7 +20,7 @@
  *   <root>/blobs/<aa>/<sha256>                   zstd frames (blob-layout.ts, blobs.ts)
  *   <root>/tmp/                                  every write goes through here, then rename
  *   <root>/store.lock                            the lock (lock.ts), held only for commits
- *   <root>/stats.json, <root>/markers/<name>     lookup counters and markers (stats.ts)
+ *   <root>/markers/<name>                         markers, e.g. the last prune (stats.ts)
  *   <root>/layout                                the layout version (store-layout.ts)
  *   <root>/old-layout/                           what a store of an older layout held: moved
  *                                                here on open, removed by `sweepOldLayout`
@@ -63,7 +63,7 @@ import { SaveRoom } from './save.js';
 import { encodeTable } from './table.js';
 import { checkLayout, cleanTmp } from './store-layout.js';
 import { writeStatCache } from './statcache.js';
-import { bumpCounter, readCounters, readMarker, writeMarker } from './stats.js';
+import { readMarker, writeMarker } from './stats.js';
 import type {
   EntryMeta,
   OutputRoot,
@@ -385,11 +385,6 @@ export class LocalStore {
     return this.keeper.touch(key);
   }
 
-  /** Counts a lookup for `stats()` (best-effort: never throws, never waits long). */
-  async recordLookup(hit: boolean): Promise<void> {
-    await bumpCounter(path.join(this.root, 'stats.json'), this.ctx.tmpDir, hit);
-  }
-
   async stats(): Promise<StoreStats> {
     const ix = await this.keeper.index();
     let logicalBytes = 0;
@@ -402,7 +397,6 @@ export class LocalStore {
     for (let s = 0; s < ix.blobs.slotCount; s++) {
       if (ix.blobs.isLive(s)) storedBytes += ix.blobs.sizeOf(s);
     }
-    const { hits, misses } = await readCounters(path.join(this.root, 'stats.json'));
     return {
       entries: ix.entries.size,
       blobs: ix.blobs.size,
@@ -411,9 +405,6 @@ export class LocalStore {
       storedBytes,
       dedupRatio: storedBytes > 0 ? referencedBytes / storedBytes : 1,
       spaceRatio: storedBytes > 0 ? logicalBytes / storedBytes : 1,
-      hits,
-      misses,
-      hitRate: hits + misses > 0 ? hits / (hits + misses) : 0,
     };
   }
 

@@ -181,10 +181,6 @@ export interface StoreStats {
   readonly dedupRatio: number;
   /** logicalBytes / storedBytes: deduplication and compression together. */
   readonly spaceRatio: number;
-  readonly hits: number;
-  readonly misses: number;
-  /** hits / (hits + misses), 0 before any lookup. */
-  readonly hitRate: number;
 }
 
 /** Named points of a save, commit or removal where a test may stop the process (`StoreFaults`). */

@@ -66,12 +66,10 @@ async function main(): Promise<void> {
         await store.restore(target, [{ name: 'out', absPath: dest }]);
         if (sameContent(await readContent(dest), contentFor(target))) summary.restored++;
         else summary.errors.push(`restore ${target}: content differs`);
-        await store.recordLookup(true);
       } catch (err) {
         // A concurrent removal makes a miss; anything else is an error.
         if ((err as Error).name === 'StoreError') summary.misses++;
         else summary.errors.push(`restore ${target}: ${err}`);
-        await store.recordLookup(false);
       }
       await fs.rm(path.dirname(dest), { recursive: true, force: true });
     }
