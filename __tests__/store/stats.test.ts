@@ -32,7 +32,6 @@ describe('stats', () => {
       expect(s.referencedBytes).toBe(list.reduce((a, e) => a + e.storedBytes, 0));
       expect(s.dedupRatio).toBeGreaterThan(1.4);
       expect(s.spaceRatio).toBeCloseTo(s.logicalBytes / s.storedBytes);
-
     }));
 });
 
