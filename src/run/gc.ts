@@ -14,7 +14,6 @@ import { deadline, DeadlineError } from '../remote/deadline.js';
 import { executePlan, type ExecuteResult, type PruneTarget } from '../prune/execute.js';
 import { formatBytes } from '../util/bytes.js';
 import { limitsOf, planPrune } from '../prune/policy.js';
-import { sweptLine } from '../prune/post.js';
 import { remotePruneTarget } from '../prune/remote.js';
 import { renderPlanLines } from '../prune/summary.js';
 import type { PrunePlan } from '../prune/types.js';
@@ -77,14 +76,6 @@ export async function runGc(now: number = Date.now()): Promise<void> {
       runs.push(
         await gcTarget('local', `Local store ${config.localCacheDir}`, store, config, now, 100),
       );
-      if (config.prune.ttl.metadataMs !== null) {
-        const swept = await store.sweepUnpacked(config.prune.ttl.metadataMs, now, config.dryRun);
-        if (swept.files > 0) {
-          const line = sweptLine(swept, config.dryRun);
-          core.info(`Local store ${config.localCacheDir}: ${line}.`);
-          notes.push(`Local store: ${line}.`);
-        }
-      }
     } catch (err) {
       failed ||= handlePhaseError('GC of the local store', err, notes);
     }
