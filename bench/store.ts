@@ -4,7 +4,7 @@
  * of this repository's node_modules, built once under os.tmpdir() and reused).
  *
  *   first save        LocalStore.save            vs  tar --posix -cf - . | zstd -T0 -3 -o x.tzst
- *   restore           LocalStore.restore (copy, clone, hardlink)  vs  zstd -d -c x.tzst | tar -x
+ *   restore           LocalStore.restore                          vs  zstd -d -c x.tzst | tar -x
  *   1%-changed save   a second save after 1% of the files changed (basis: the first entry)
  *   sizes             compressed sizes, bytes written, dedup across the two versions
  *
@@ -136,9 +136,6 @@ export async function benchStore(): Promise<BenchRow[]> {
     save: [] as number[],
     tarRestore: [] as number[],
     copy: [] as number[],
-    clone: [] as number[],
-    hardlinkCold: [] as number[],
-    hardlink: [] as number[],
     second: [] as number[],
   };
   let stored = 0;
@@ -183,19 +180,16 @@ export async function benchStore(): Promise<BenchRow[]> {
         sh(`zstd -d -q -c '${tzst}' | tar -xf - -C '${outTar}'`);
       }),
     );
-    const restoreTo = (mode: 'copy' | 'clone' | 'hardlink', n: string): Promise<number> =>
-      timed([], async () => {
-        await s.restore(key1, [{ name: 'out', absPath: at(n) }], { mode });
-      });
-    t.copy.push(await restoreTo('copy', 'out-copy'));
-    t.hardlinkCold.push(await restoreTo('hardlink', 'out-link1'));
-    t.hardlink.push(await restoreTo('hardlink', 'out-link2'));
-    t.clone.push(await restoreTo('clone', 'out-clone'));
+    t.copy.push(
+      await timed([], async () => {
+        await s.restore(key1, [{ name: 'out', absPath: at('out-copy') }]);
+      }),
+    );
 
     // The 1%-changed save: restore the entry into a workspace (as main would), change 1% of
     // the files (every 100th, appending a line), save the new version with the first as basis.
     const wsOut = path.join(ws, 'out');
-    await s.restore(key1, [{ name: 'out', absPath: wsOut }], { mode: 'copy' });
+    await s.restore(key1, [{ name: 'out', absPath: wsOut }]);
     const files = await listFiles(wsOut);
     changedBytes = 0;
     changedFiles = 0;
@@ -282,9 +276,6 @@ export async function benchStore(): Promise<BenchRow[]> {
       note: `${((plainBytes / inputBytes) * 100).toFixed(1)}% of input`,
     },
     row('restore copy', t.copy, t.tarRestore, 'vs zstd -d | tar -x'),
-    row('restore clone', t.clone, t.tarRestore, 'no reflink on ext4: a copy from unpacked/'),
-    row('restore hardlink (unpacked/ cold)', t.hardlinkCold, t.tarRestore, 'fills unpacked/ first'),
-    row('restore hardlink', t.hardlink, t.tarRestore, 'unpacked/ warm, verified'),
     row(
       '1%-changed save',
       t.second,

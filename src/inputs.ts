@@ -631,8 +631,6 @@ export interface PruneConfig {
   readonly ttl: {
     /** `content`: entries unused (last access) for longer than this are expired. */
     readonly contentMs: number | null;
-    /** `metadata`: leftovers that are not entries (see src/prune/policy.ts). */
-    readonly metadataMs: number | null;
   };
   /** At least this many entries per package+platform+variant survive every rule but pinning. */
   readonly keepVersions: number;
@@ -642,7 +640,7 @@ export interface PruneConfig {
 
 /** Documented defaults of the prune inputs (as in action.yml). */
 export const PRUNE_DEFAULTS = {
-  ttl: 'content=7d, metadata=1d',
+  ttl: 'content=7d',
   keepVersions: 1,
   cleanupInterval: '1d',
 } as const;
@@ -717,40 +715,30 @@ export function parseCount(input: string, raw: string, fallback: number, min = 0
 }
 
 const TTL_FORM =
-  "comma- or line-separated class=duration pairs for the classes 'content' and 'metadata', e.g. content=7d, metadata=1d ('none' for no TTL)";
+  "content=<duration> (the one class, 'content'), e.g. content=7d; content=none for no TTL";
 
-/**
- * 'content=7d, metadata=1d'. A class left out keeps its default; 'none' (or 'off') switches the
- * class's TTL off.
- */
+/** 'content=7d'. Empty keeps the default; 'none' (or 'off') switches the TTL off. */
 export function parseTtl(input: string, raw: string): PruneConfig['ttl'] {
-  const d = parseTtlPairs(input, PRUNE_DEFAULTS.ttl, {});
-  return parseTtlPairs(input, raw, { content: d.contentMs, metadata: d.metadataMs });
+  return parseTtlPairs(input, raw, parseTtlPairs(input, PRUNE_DEFAULTS.ttl, null).contentMs);
 }
 
-function parseTtlPairs(
-  input: string,
-  raw: string,
-  base: Partial<Record<'content' | 'metadata', number | null>>,
-): PruneConfig['ttl'] {
-  const out = { ...base };
-  const seen = new Set<string>();
+function parseTtlPairs(input: string, raw: string, base: number | null): PruneConfig['ttl'] {
+  let contentMs = base;
+  let seen = false;
   for (const part of raw.split(/[,\n]/)) {
     const p = part.trim();
     if (p === '') continue;
     const eq = p.indexOf('=');
     const cls = (eq < 0 ? '' : p.slice(0, eq)).trim().toLowerCase();
-    if (eq < 0 || (cls !== 'content' && cls !== 'metadata')) {
-      throw new InputError(input, `'${p}' is not a TTL; use ${TTL_FORM}.`);
-    }
-    if (seen.has(cls)) throw new InputError(input, `'${cls}' is given twice; use ${TTL_FORM}.`);
-    seen.add(cls);
+    if (cls !== 'content') throw new InputError(input, `'${p}' is not a TTL; use ${TTL_FORM}.`);
+    if (seen) throw new InputError(input, `'${cls}' is given twice; use ${TTL_FORM}.`);
+    seen = true;
     const value = p.slice(eq + 1).trim();
-    out[cls] = ['none', 'off'].includes(value.toLowerCase())
+    contentMs = ['none', 'off'].includes(value.toLowerCase())
       ? null
       : parseDuration(input, value === '' ? 'x' : value);
   }
-  return { contentMs: out.content ?? null, metadataMs: out.metadata ?? null };
+  return { contentMs };
 }
 
 /** The prune limits: read by main (into the Config handed to post) and by the gc sub-action. */

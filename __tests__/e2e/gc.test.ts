@@ -215,6 +215,11 @@ describe('gc sub-action on a local store', () => {
       await fs.mkdir(path.dirname(orphan(young)), { recursive: true });
       await fs.writeFile(orphan(young), 'written by a save in flight');
 
+      // What an earlier version left: an uncompressed copy for linked restores.
+      const unpacked = path.join(storeDir, 'unpacked', 'ab');
+      await fs.mkdir(unpacked, { recursive: true });
+      await fs.writeFile(path.join(unpacked, `${'ab'.repeat(32)}.644`), 'a copy');
+
       const gc = async (dryRun: boolean): Promise<StepResult> => {
         const ws = await fs.mkdtemp(path.join(base, 'ws-'));
         const job = new Job({ workspace: ws });
@@ -241,6 +246,10 @@ describe('gc sub-action on a local store', () => {
         (await LocalStore.open(storeDir).then((s) => s.list())).map((e) => e.key).sort(),
       ).toEqual(['a', 'b']);
       expect(existsSync(orphan(old))).toBe(true);
+      expect(dry.summary).toMatch(
+        /1 file\(s\) of an older store layout \(6 B\) left by the dry run/,
+      );
+      expect(existsSync(unpacked)).toBe(true);
 
       const real = await gc(false);
       expect(real.summary).toMatch(/problem\(s\) found, repaired/);
@@ -252,6 +261,8 @@ describe('gc sub-action on a local store', () => {
       expect((await after.list()).map((e) => e.key)).toEqual(['a']);
       expect(existsSync(orphan(old))).toBe(false);
       expect(existsSync(orphan(young))).toBe(true);
+      expect(real.summary).toMatch(/1 file\(s\) of an older store layout \(6 B\) removed/);
+      expect(existsSync(path.join(storeDir, 'unpacked'))).toBe(false);
       const report = await after.verify({ deep: true });
       expect(report.problems).toEqual([]);
       expect(report.orphanBlobs).toEqual([young]);

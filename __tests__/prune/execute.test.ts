@@ -66,7 +66,7 @@ function config(over: Partial<PruneConfig> = {}): PruneConfig {
   return {
     maxSizeBytes: null,
     maxAgeMs: null,
-    ttl: { contentMs: null, metadataMs: null },
+    ttl: { contentMs: null },
     keepVersions: 1,
     cleanupIntervalMs: 0,
     ...over,
@@ -190,44 +190,10 @@ describe('prunePostStep', () => {
     expect(await store.readMarker(PRUNE_MARKER)).toBe(t0 + DAY);
   });
 
-  it('removes unpacked copies past the metadata TTL; linked workspaces keep their files', async () => {
-    await save('a1', 'a', { 'f.txt': 'one', 'g.txt': 'two' });
-    const linked = path.join(base, 'linked', 'out');
-    await store.restore('a1', [{ name: 'out', absPath: linked }], { mode: 'hardlink' });
-    const unpacked = path.join(base, 'store', 'unpacked');
-    const copies = async (): Promise<number> =>
-      (await fs.readdir(unpacked, { recursive: true, withFileTypes: true })).filter((e) =>
-        e.isFile(),
-      ).length;
-    expect(await copies()).toBe(2);
-    const c = (metadataMs: number | null): PruneConfig =>
-      config({ ttl: { contentMs: null, metadataMs } });
-    // Linked a moment ago: within a day.
-    const fresh = await prunePostStep(store, c(DAY), []);
-    expect([fresh.swept, await copies()]).toEqual([{ files: 0, bytes: 0 }, 2]);
-    // Off: nothing is looked at, whatever the age.
-    const off = await prunePostStep(store, c(null), [], Date.now() + 2 * DAY);
-    expect([off.swept, await copies()]).toEqual([undefined, 2]);
-    // Two days on: both go. Each is still linked into the workspace, so no space is freed.
-    const later = await prunePostStep(store, c(DAY), [], Date.now() + 2 * DAY);
-    expect([later.swept, await copies()]).toEqual([{ files: 2, bytes: 0 }, 0]);
-    expect(renderPruneSummary(later).join('\n')).toContain(
-      '2 unpacked copies past the metadata TTL removed (0 B freed)',
-    );
-    expect(await fs.readFile(path.join(linked, 'f.txt'), 'utf8')).toBe('one');
-    // The next linked restore unpacks again; with no other link, the space would be freed.
-    const again = path.join(base, 'again', 'out');
-    await store.restore('a1', [{ name: 'out', absPath: again }], { mode: 'hardlink' });
-    expect(await fs.readFile(path.join(again, 'g.txt'), 'utf8')).toBe('two');
-    await fs.rm(again, { recursive: true });
-    const freed = await store.sweepUnpacked(DAY, Date.now() + 2 * DAY);
-    expect(freed).toEqual({ files: 2, bytes: 6 });
-  });
-
   it('expires entries by the content TTL but keeps the last version', async () => {
     await save('a1', 'a', { 'f.txt': 'one' });
     await save('a2', 'a', { 'f.txt': 'two' });
-    const c = config({ ttl: { contentMs: 7 * DAY, metadataMs: DAY } });
+    const c = config({ ttl: { contentMs: 7 * DAY } });
     const report = await prunePostStep(store, c, [], Date.now() + 8 * DAY);
     expect(report.plan!.deletions.map((d) => [d.key, d.reason])).toEqual([['a1', 'expired']]);
     expect(report.plan!.kept).toEqual([{ key: 'a2', wanted: 'expired', keptBy: 'keep-versions' }]);

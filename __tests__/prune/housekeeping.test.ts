@@ -1,6 +1,6 @@
 /**
  * The housekeeping verdicts of the prune policy (the deletions no entry rule covers: broken
- * entries, verify --repair, unused unpacked copies, an older layout), as tables. Pure: no files,
+ * entries, verify --repair, what an older store left), as tables. Pure: no files,
  * no clock; the store's maintenance room gathers the facts and carries the verdicts out.
  */
 import { describe, expect, it } from '@jest/globals';
@@ -9,7 +9,6 @@ import {
   planOrphanBlobs,
   planRepair,
   planSweepOldLayout,
-  planSweepUnpacked,
 } from '../../src/prune/policy.js';
 import type { EntryFacts, RepairFacts } from '../../src/prune/types.js';
 
@@ -135,35 +134,16 @@ describe('planOrphanBlobs', () => {
   });
 });
 
-describe('planSweepUnpacked', () => {
-  const copy = (name: string, ageMin: number, nlink = 1, isFile = true) => ({
-    name,
-    isFile,
-    ctimeMs: NOW - ageMin * MIN,
-    nlink,
-    size: 100,
-  });
-  it('takes copies unused past the TTL; a linked copy frees nothing; not a directory', () => {
-    const verdicts = planSweepUnpacked(
-      [copy('old', 120), copy('fresh', 30), copy('linked', 120, 2), copy('dir', 120, 1, false)],
-      60 * MIN,
-      NOW,
-    );
-    expect(verdicts).toEqual([
-      { target: 'old', reason: 'unused-copy', bytes: 100 },
-      { target: 'linked', reason: 'unused-copy', bytes: 0 },
-    ]);
-  });
-
-  it('keeps a copy exactly at the TTL', () => {
-    expect(planSweepUnpacked([copy('edge', 60)], 60 * MIN, NOW)).toEqual([]);
-  });
-});
-
 describe('planSweepOldLayout', () => {
-  it('takes everything an older layout left', () => {
-    expect(planSweepOldLayout([{ name: 'layout-1-1-abc', bytes: 7 }])).toEqual([
-      { target: 'layout-1-1-abc', reason: 'old-layout', bytes: 7 },
+  it('takes everything an older store left', () => {
+    expect(
+      planSweepOldLayout([
+        { name: 'old-layout/layout-1-1-abc', bytes: 7 },
+        { name: 'unpacked', bytes: 3 },
+      ]),
+    ).toEqual([
+      { target: 'old-layout/layout-1-1-abc', reason: 'old-layout', bytes: 7 },
+      { target: 'unpacked', reason: 'old-layout', bytes: 3 },
     ]);
   });
 });

@@ -54,17 +54,26 @@ describe('parseDuration', () => {
 
 describe('parseTtl', () => {
   it.each([
-    ['', { contentMs: 7 * DAY, metadataMs: DAY }],
-    ['content=3d', { contentMs: 3 * DAY, metadataMs: DAY }],
-    ['content=14d, metadata=6h', { contentMs: 14 * DAY, metadataMs: 6 * 3_600_000 }],
-    ['metadata=1h\ncontent=none', { contentMs: null, metadataMs: 3_600_000 }],
+    ['', { contentMs: 7 * DAY }],
+    ['content=3d', { contentMs: 3 * DAY }],
+    [' content = 14d ,', { contentMs: 14 * DAY }],
+    ['\ncontent=none', { contentMs: null }],
+    ['CONTENT=off', { contentMs: null }],
   ])('%j', (raw, ttl) => {
     expect(parseTtl('ttl', raw)).toEqual(ttl);
   });
-  it.each(['blobs=1d', '7d', 'content=', 'content=1d, content=2d', 'content=soon'])(
+  it.each(['blobs=1d', '7d', 'none', 'content=', 'content=1d, content=2d', 'content=soon'])(
     'refuses %j',
     (raw) => {
       expect(() => parseTtl('ttl', raw)).toThrow(/Input 'ttl': /);
+    },
+  );
+  it.each(['metadata=1d', 'content=7d, metadata=1d'])(
+    'refuses %j, the class earlier versions had, naming the accepted form',
+    (raw) => {
+      expect(() => parseTtl('ttl', raw)).toThrow(
+        "Input 'ttl': 'metadata=1d' is not a TTL; use content=<duration> (the one class, 'content'), e.g. content=7d; content=none for no TTL.",
+      );
     },
   );
 });
@@ -75,7 +84,7 @@ describe('readPruneConfig', () => {
     expect(c).toEqual({
       maxSizeBytes: null,
       maxAgeMs: null,
-      ttl: { contentMs: 7 * DAY, metadataMs: DAY },
+      ttl: { contentMs: 7 * DAY },
       keepVersions: 1,
       cleanupIntervalMs: DAY,
     });
@@ -92,7 +101,7 @@ describe('readPruneConfig', () => {
     expect(readPruneConfig((n) => inputs[n] ?? '')).toEqual({
       maxSizeBytes: 10e9,
       maxAgeMs: 30 * DAY,
-      ttl: { contentMs: 2 * DAY, metadataMs: DAY },
+      ttl: { contentMs: 2 * DAY },
       keepVersions: 3,
       cleanupIntervalMs: 0,
     });

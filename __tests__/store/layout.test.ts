@@ -1,7 +1,8 @@
 /**
  * The store's layout version (local-store.ts `checkLayout`): a store of the earlier layout (JSON
  * artifacts, locator files, no layout file) is not read: it is a clean miss, said once in the
- * log, and the next prune removes its files; a newer layout is refused, not touched.
+ * log, and the next prune removes its files, as it removes the unpacked/ copies earlier
+ * versions kept for linked restores; a newer layout is refused, not touched.
  */
 import { describe, it, expect } from '@jest/globals';
 import { promises as fs } from 'node:fs';
@@ -32,7 +33,7 @@ function request(out: string): Parameters<LocalStore['save']>[0] {
 const PRUNE: PruneConfig = {
   maxSizeBytes: null,
   maxAgeMs: null,
-  ttl: { contentMs: null, metadataMs: null },
+  ttl: { contentMs: null },
   keepVersions: 1,
   cleanupIntervalMs: 0,
 };
@@ -104,6 +105,54 @@ describe('the store layout', () => {
       expect(await snapshotTree(dest)).toEqual(before);
       expect((await opened.verify({ deep: true })).ok).toBe(true);
       // nothing left for the next prune
+      await captureStdout(async () => {
+        report = await prunePostStep(opened, PRUNE, []);
+      });
+      expect(report?.oldLayout).toBeUndefined();
+    }));
+
+  it('the unpacked/ copies of earlier linked restores are left alone on open and go with the next prune', () =>
+    withSandbox(async (sb) => {
+      const out = path.join(sb.ws, 'out');
+      await writeTree(out, { 'a.txt': 'alpha\n', 'lib/b.txt': 'beta\n' });
+      const before = await snapshotTree(out);
+      await (await LocalStore.open(sb.store)).save(request(out));
+      // What a hard-link restore of an earlier version left: read-only copies under unpacked/,
+      // one of them still linked into a workspace.
+      const copies = path.join(sb.store, 'unpacked', 'ab');
+      await fs.mkdir(copies, { recursive: true });
+      const linkedCopy = path.join(copies, `ab${'0'.repeat(62)}.444`);
+      await fs.writeFile(linkedCopy, 'alpha\n', { mode: 0o444 });
+      await fs.writeFile(path.join(copies, `ab${'1'.repeat(62)}.444`), 'beta\n', { mode: 0o444 });
+      const workspaceFile = path.join(sb.base, 'linked.txt');
+      await fs.link(linkedCopy, workspaceFile);
+
+      let store: LocalStore | undefined;
+      const log = await captureStdout(async () => {
+        store = await LocalStore.open(sb.store);
+      });
+      const opened = store as LocalStore;
+      expect(log).not.toMatch(/earlier clyde-cache/);
+      expect((await opened.get(KEY))?.key).toBe(KEY);
+      expect(await fs.readdir(sb.store)).toContain('unpacked');
+
+      let report: Awaited<ReturnType<typeof prunePostStep>> | undefined;
+      const pruneLog = await captureStdout(async () => {
+        report = await prunePostStep(opened, PRUNE, []);
+      });
+      expect(report?.status).toBe('pruned');
+      expect(report?.oldLayout).toEqual({ files: 2, bytes: 11 });
+      expect(pruneLog).toMatch(/2 file\(s\) of an older store layout removed/);
+      expect(await fs.readdir(sb.store)).not.toContain('unpacked');
+      expect(await fs.readdir(sb.store)).not.toContain('old-layout');
+      expect(await fs.readdir(path.join(sb.store, 'tmp'))).toEqual([]);
+      // The workspace's link keeps its file; the entry is as it was.
+      expect(await fs.readFile(workspaceFile, 'utf8')).toBe('alpha\n');
+      const dest = path.join(sb.base, 'back', 'out');
+      await opened.restore(KEY, [{ name: 'out', absPath: dest }]);
+      expect(await snapshotTree(dest)).toEqual(before);
+      expect((await opened.verify({ deep: true })).ok).toBe(true);
+      // once: nothing left for the next prune
       await captureStdout(async () => {
         report = await prunePostStep(opened, PRUNE, []);
       });

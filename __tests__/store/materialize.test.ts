@@ -1,6 +1,6 @@
 /**
- * Materialisation modes: hard links to read-only unpacked copies, clones (copies where the
- * filesystem has no copy-on-write), and what happens when a build rewrites a linked file.
+ * Materialisation: restored files get the saved modes and the mtimes asked for; awkward names,
+ * file and directory roots together; a damaged artifact leaves the workspace untouched.
  */
 import { describe, it, expect } from '@jest/globals';
 import { createHash } from 'node:crypto';
@@ -41,73 +41,28 @@ async function saveAs(store: LocalStore, key: string, roots: OutputRoot[]): Prom
   });
 }
 
-/** Content only: linked files are read-only, so their modes differ by the write bits. */
-function contents(t: Record<string, { type: string; content?: string }>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, [v.type, v.content]]));
-}
-
 describe('materialisation', () => {
-  it('hardlink: read-only links; a file rewritten in place does not corrupt the store', () =>
+  it('copy gives the saved modes', () =>
     withSandbox(async (sb) => {
       const { store, before } = await seeded(sb);
-      const first = path.join(sb.base, 'r1', 'out');
-      await store.restore('k', [{ name: 'out', absPath: first }], { mode: 'hardlink' });
-      expect(contents((await snapshotTree(first)) as never)).toEqual(contents(before as never));
-      const victim = path.join(first, 'lib/a.o');
-      const st = await fs.stat(victim);
-      expect(st.nlink).toBeGreaterThan(1);
-      expect(st.mode & 0o222).toBe(0);
-      expect(st.mode & 0o111).toBe(0);
-      expect((await fs.stat(path.join(first, 'bin/tool'))).mode & 0o111).not.toBe(0);
-
-      // A build that forces its way in and rewrites the linked file, same size.
-      await fs.chmod(victim, 0o644);
-      const fh = await fs.open(victim, 'r+');
-      await fh.write(Buffer.from('CORRUPTED'), 0, 9, 0);
-      await fh.close();
-
-      for (const mode of ['hardlink', 'copy', 'clone'] as const) {
-        const again = path.join(sb.base, `r-${mode}`, 'out');
-        await store.restore('k', [{ name: 'out', absPath: again }], { mode });
-        expect(contents((await snapshotTree(again)) as never)).toEqual(contents(before as never));
-      }
-      const report = await store.verify({ deep: true });
-      expect(report.corruptBlobs).toEqual([]);
-    }));
-
-  it('clone and copy give the saved modes; hardlink with mtimes clones instead', () =>
-    withSandbox(async (sb) => {
-      const { store, before } = await seeded(sb);
-      for (const mode of ['clone', 'copy'] as const) {
-        const dest = path.join(sb.base, mode, 'out');
-        await store.restore('k', [{ name: 'out', absPath: dest }], { mode });
-        expect(await snapshotTree(dest)).toEqual(before);
-      }
-      const dest = path.join(sb.base, 'mt', 'out');
-      await store.restore('k', [{ name: 'out', absPath: dest }], {
-        mode: 'hardlink',
-        mtimes: true,
-      });
+      const dest = path.join(sb.base, 'copy', 'out');
+      await store.restore('k', [{ name: 'out', absPath: dest }]);
       expect(await snapshotTree(dest)).toEqual(before);
-      expect((await fs.stat(path.join(dest, 'lib/a.o'))).nlink).toBe(1);
     }));
 
-  it('mtimeMs gives every file and directory that mtime in every mode; hardlink clones', () =>
+  it('mtimeMs gives every file and directory that mtime', () =>
     withSandbox(async (sb) => {
       const { store, before } = await seeded(sb);
       const at = Date.parse('2030-01-02T03:04:05.678Z');
-      for (const mode of ['clone', 'copy', 'hardlink'] as const) {
-        const dest = path.join(sb.base, `at-${mode}`, 'out');
-        await store.restore('k', [{ name: 'out', absPath: dest }], { mode, mtimeMs: at });
-        expect(await snapshotTree(dest)).toEqual(before);
-        for (const rel of ['', 'bin', 'lib', 'bin/tool', 'lib/a.o', 'lib/b.o']) {
-          expect([rel, (await fs.stat(path.join(dest, rel))).mtimeMs]).toEqual([rel, at]);
-        }
-        expect((await fs.stat(path.join(dest, 'lib/a.o'))).nlink).toBe(1);
+      const dest = path.join(sb.base, 'at', 'out');
+      await store.restore('k', [{ name: 'out', absPath: dest }], { mtimeMs: at });
+      expect(await snapshotTree(dest)).toEqual(before);
+      for (const rel of ['', 'bin', 'lib', 'bin/tool', 'lib/a.o', 'lib/b.o']) {
+        expect([rel, (await fs.stat(path.join(dest, rel))).mtimeMs]).toEqual([rel, at]);
       }
     }));
 
-  it('restores awkward names, a file root and a dir root together, in every mode', () =>
+  it('restores awkward names, a file root and a dir root together', () =>
     withSandbox(async (sb) => {
       const out = path.join(sb.ws, 'out');
       const single = path.join(sb.ws, 'app.bin');
@@ -127,28 +82,19 @@ describe('materialisation', () => {
         { name: 'app.bin', absPath: single },
       ]);
       const before = await snapshotTree(out);
-      for (const mode of ['copy', 'clone', 'hardlink'] as const) {
-        const dir = path.join(sb.base, `awkward-${mode}`);
-        const res = await store.restore(
-          'k2',
-          [
-            { name: 'out', absPath: path.join(dir, 'out') },
-            { name: 'app.bin', absPath: path.join(dir, 'app.bin') },
-          ],
-          { mode },
-        );
-        expect(res.files).toBe(6);
-        expect(contents((await snapshotTree(path.join(dir, 'out'))) as never)).toEqual(
-          contents(before as never),
-        );
-        expect(await fs.readFile(path.join(dir, 'app.bin'), 'utf8')).toBe('one file');
-        const want = mode === 'hardlink' ? 0o550 : 0o750;
-        expect((await fs.stat(path.join(dir, 'app.bin'))).mode & 0o777).toBe(want);
-        expect((await fs.readdir(dir)).sort()).toEqual(['app.bin', 'out']);
-      }
+      const dir = path.join(sb.base, 'awkward');
+      const res = await store.restore('k2', [
+        { name: 'out', absPath: path.join(dir, 'out') },
+        { name: 'app.bin', absPath: path.join(dir, 'app.bin') },
+      ]);
+      expect(res.files).toBe(6);
+      expect(await snapshotTree(path.join(dir, 'out'))).toEqual(before);
+      expect(await fs.readFile(path.join(dir, 'app.bin'), 'utf8')).toBe('one file');
+      expect((await fs.stat(path.join(dir, 'app.bin'))).mode & 0o777).toBe(0o750);
+      expect((await fs.readdir(dir)).sort()).toEqual(['app.bin', 'out']);
     }));
 
-  it('a damaged artifact fails the restore with the workspace untouched, in every mode', () =>
+  it('a damaged artifact fails the restore with the workspace untouched', () =>
     withSandbox(async (sb) => {
       const { store } = await seeded(sb);
       const entry = path.join(sb.store, 'pkg', '1', createHash('sha256').update('k').digest('hex'));
@@ -177,26 +123,23 @@ describe('materialisation', () => {
       ];
       for (const [what, spoil, why] of cases) {
         await spoil();
-        for (const mode of ['copy', 'clone', 'hardlink'] as const) {
-          const dir = path.join(sb.base, `broken-${what}-${mode}`);
-          await writeTree(dir, { 'out/mine.txt': 'mine' });
-          const mine = await snapshotTree(dir);
-          const back = (to: string): Promise<unknown> =>
-            store.restore('k', [{ name: 'out', absPath: to }], { mode }).then(
-              () => new Error('restored'),
-              (err: unknown) => err,
-            );
-          expect([what, mode, String(await back(path.join(dir, 'out')))]).toEqual([
-            what,
-            mode,
-            expect.stringMatching(why),
-          ]);
-          expect(await snapshotTree(dir)).toEqual(mine);
-          const fresh = path.join(sb.base, `broken-fresh-${what}-${mode}`);
-          await fs.mkdir(fresh);
-          expect(String(await back(path.join(fresh, 'out')))).toMatch(why);
-          expect(await fs.readdir(fresh)).toEqual([]);
-        }
+        const dir = path.join(sb.base, `broken-${what}`);
+        await writeTree(dir, { 'out/mine.txt': 'mine' });
+        const mine = await snapshotTree(dir);
+        const back = (to: string): Promise<unknown> =>
+          store.restore('k', [{ name: 'out', absPath: to }]).then(
+            () => new Error('restored'),
+            (err: unknown) => err,
+          );
+        expect([what, String(await back(path.join(dir, 'out')))]).toEqual([
+          what,
+          expect.stringMatching(why),
+        ]);
+        expect(await snapshotTree(dir)).toEqual(mine);
+        const fresh = path.join(sb.base, `broken-fresh-${what}`);
+        await fs.mkdir(fresh);
+        expect(String(await back(path.join(fresh, 'out')))).toMatch(why);
+        expect(await fs.readdir(fresh)).toEqual([]);
       }
       // The group the wrongly placed file pointed into was sound, and is still there; verify
       // reports the entry, and calls no blob corrupt for it.

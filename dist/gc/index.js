@@ -40202,7 +40202,7 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(469);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9625);
 /* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
 
 
@@ -40213,7 +40213,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 469:
+/***/ 9625:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -48125,7 +48125,7 @@ const GcInputs = {
 };
 /** Documented defaults of the prune inputs (as in action.yml). */
 const PRUNE_DEFAULTS = {
-    ttl: 'content=7d, metadata=1d',
+    ttl: 'content=7d',
     keepVersions: 1,
     cleanupInterval: '1d',
 };
@@ -48190,36 +48190,31 @@ function parseCount(input, raw, fallback, min = 0) {
     }
     return Number(v);
 }
-const TTL_FORM = "comma- or line-separated class=duration pairs for the classes 'content' and 'metadata', e.g. content=7d, metadata=1d ('none' for no TTL)";
-/**
- * 'content=7d, metadata=1d'. A class left out keeps its default; 'none' (or 'off') switches the
- * class's TTL off.
- */
+const TTL_FORM = "content=<duration> (the one class, 'content'), e.g. content=7d; content=none for no TTL";
+/** 'content=7d'. Empty keeps the default; 'none' (or 'off') switches the TTL off. */
 function parseTtl(input, raw) {
-    const d = parseTtlPairs(input, PRUNE_DEFAULTS.ttl, {});
-    return parseTtlPairs(input, raw, { content: d.contentMs, metadata: d.metadataMs });
+    return parseTtlPairs(input, raw, parseTtlPairs(input, PRUNE_DEFAULTS.ttl, null).contentMs);
 }
 function parseTtlPairs(input, raw, base) {
-    const out = { ...base };
-    const seen = new Set();
+    let contentMs = base;
+    let seen = false;
     for (const part of raw.split(/[,\n]/)) {
         const p = part.trim();
         if (p === '')
             continue;
         const eq = p.indexOf('=');
         const cls = (eq < 0 ? '' : p.slice(0, eq)).trim().toLowerCase();
-        if (eq < 0 || (cls !== 'content' && cls !== 'metadata')) {
+        if (cls !== 'content')
             throw new errors/* InputError */.dz(input, `'${p}' is not a TTL; use ${TTL_FORM}.`);
-        }
-        if (seen.has(cls))
+        if (seen)
             throw new errors/* InputError */.dz(input, `'${cls}' is given twice; use ${TTL_FORM}.`);
-        seen.add(cls);
+        seen = true;
         const value = p.slice(eq + 1).trim();
-        out[cls] = ['none', 'off'].includes(value.toLowerCase())
+        contentMs = ['none', 'off'].includes(value.toLowerCase())
             ? null
             : parseDuration(input, value === '' ? 'x' : value);
     }
-    return { contentMs: out.content ?? null, metadataMs: out.metadata ?? null };
+    return { contentMs };
 }
 /** The prune limits: read by main (into the Config handed to post) and by the gc sub-action. */
 function readPruneConfig(get = actionInputs) {
@@ -48388,12 +48383,11 @@ async function parallel_inParallel(items, limit, work) {
 //# sourceMappingURL=parallel.js.map
 ;// CONCATENATED MODULE: ./build/src/store/blob-layout.js
 /**
- * The blob layout, in one place: where a blob and its unpacked copy live, and how a blob gets
- * there. Every reader and writer of blobs (blobs.ts, chunked.ts, the store's rooms, snapshot.ts,
- * restore.ts and the store worker) builds its paths here.
+ * The blob layout, in one place: where a blob lives, and how it gets there. Every reader and
+ * writer of blobs (blobs.ts, chunked.ts, the store's rooms, snapshot.ts, restore.ts and the
+ * store worker) builds its paths here.
  *
  *   <root>/blobs/<aa>/<sha256>           a blob: one or more zstd frames (blobs.ts)
- *   <root>/unpacked/<aa>/<sha256>.<mode> its uncompressed copy, for hard-link and clone restores
  *
  * `<aa>` is the digest's first two hex digits (256 shards keep directories small). This module
  * runs on the main thread and in the workers alike: it imports nothing of the store.
@@ -48405,11 +48399,6 @@ const BLOB_NAME = /^[0-9a-f]{64}$/;
 /** The file of blob `digest` (not checked: callers hold a digest they computed or checked). */
 function blobPath(blobDir, digest) {
     return external_node_path_.join(blobDir, digest.slice(0, 2), digest);
-}
-/** The unpacked copy of blob `digest` with the file mode `mode` (read-only bits). */
-function unpackedPath(unpackedDir, digest, mode) {
-    // (Joined by hand: a restore by links asks this for every file, and the dir is normalised.)
-    return `${unpackedDir}${external_node_path_.sep}${digest.slice(0, 2)}${external_node_path_.sep}${digest}.${mode.toString(8)}`;
 }
 /** The size of the blob file at `file`, or undefined when there is none. */
 function fileSizeSync(file) {
@@ -48478,7 +48467,7 @@ function injectedFault(dirs) {
 /**
  * Renames a finished temp file to `dest`, making dest's directory only when the rename finds it
  * missing: step 3 of `writeOrAdopt`, and of a blob streamed to tmp/ elsewhere (chunked.ts, a
- * pack's frame in blobs.ts); the worker also moves restored files into place with it.
+ * pack's frame in blobs.ts).
  */
 function renameInto(tmp, dest) {
     try {
@@ -49461,22 +49450,6 @@ function blobSizes(m) {
 //# sourceMappingURL=manifest.js.map
 ;// CONCATENATED MODULE: external "node:module"
 const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
-;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
-/** Unpacked copies (restore.ts) carry this mtime: one that differs was touched after we wrote it. */
-const UNPACKED_MTIME_MS = 1_000_000_000_000;
-/**
- * The claim table's key for a digest (hex): its first 64 bits, never 0 (0 marks a free slot);
- * its first slot is the key's low 32 bits under the table's mask. The main thread fills the
- * table ahead of a save (snapshot.ts) and the workers claim in it; both use this.
- */
-function claimKey(digest) {
-    const key = BigInt.asIntN(64, BigInt(`0x${digest.slice(0, 16)}`));
-    return key === 0n ? 1n : key;
-}
-function claimSlot(key, mask) {
-    return Number(BigInt.asUintN(32, key)) & mask;
-}
-//# sourceMappingURL=worker-protocol.js.map
 ;// CONCATENATED MODULE: ./build/src/store/pool.js
 /**
  * The store's worker pool: it hashes, compresses, decompresses and writes files off the main
@@ -49484,7 +49457,6 @@ function claimSlot(key, mask) {
  * the bundle's index.js in dist/<entry>/, where scripts/bundle.ts puts it); every message is a
  * StoreRequest or StoreReply (worker-protocol.ts).
  */
-
 
 
 
@@ -49802,10 +49774,6 @@ class BlobStore {
         this.tmpDir = tmpDir;
         this.codec = codec;
         this.enospcAfter = enospcAfter;
-    }
-    /** The uncompressed copies used for hard links and clones (materialize.ts). */
-    get unpackedDir() {
-        return external_node_path_.join(external_node_path_.dirname(this.dir), 'unpacked');
     }
     get dirs() {
         return this.enospcAfter === undefined
@@ -52269,7 +52237,7 @@ function describeDeletion(d) {
     const where = d.ref !== undefined ? ` on ${d.ref}` : '';
     return `${d.key}${where} (${d.reason}, ${bytes_formatBytes(d.freedBytes)})`;
 }
-async function execute_executePlan(target, plan, opts = {}) {
+async function executePlan(target, plan, opts = {}) {
     const log = opts.log ?? ((l) => lib_core/* info */.pq(l));
     const warn = opts.warn ?? ((l) => lib_core/* warning */.$e(l));
     const label = opts.label ?? 'cache';
@@ -52358,19 +52326,13 @@ const DELETE_REASONS = [
  *   referenced     size-budget only: an entry all of whose blobs are held by pinned or kept
  *                  entries frees nothing when deleted, so LRU passes over it
  *
- * TTL classes (from the ARM seed: short for metadata, long for content):
- *   content   entries, by time since last access (local store and runner cache alike; the
- *             default 7d matches GitHub's own eviction of caches unused for 7 days).
- *   metadata  what is not an entry: in the local store, the uncompressed copies under unpacked/
- *             that hard-link and clone restores link from, removed once no restore has used them
- *             for longer (`planSweepUnpacked`, run by post's prune and by gc; tmp/ leftovers
- *             are swept whenever the store opens). The runner cache keeps no metadata of ours,
- *             so there it maps to nothing.
+ * The TTL has one class, content: entries, by time since last access (local store and runner
+ * cache alike; the default 7d matches GitHub's own eviction of caches unused for 7 days).
  *
  * Housekeeping verdicts (the store gathers the facts, these decide, the store's maintenance room
  * acts; each deletion carries a HousekeepingReason): `planDropBroken` (entries that need a blob
- * a restore found missing or corrupt), `planRepair` and `planOrphanBlobs` (verify --repair),
- * `planSweepUnpacked` (the metadata class) and `planSweepOldLayout` (an older store layout).
+ * a restore found missing or corrupt), `planRepair` and `planOrphanBlobs` (verify --repair) and
+ * `planSweepOldLayout` (what an older store left).
  *
  * Sizes: with `blobSizes` (the content-addressed local store) an entry frees only the blobs no
  * remaining entry references, so a blob shared with a kept entry survives its other entries'
@@ -52389,7 +52351,7 @@ function isClosedPr(e) {
 function byteKeys(entries) {
     return entries.map((e) => Buffer.from(`${e.key}\u0000${e.remote?.ref ?? ''}\u0000${e.remote?.id ?? ''}`, 'utf8'));
 }
-function policy_planPrune(snapshot, limits, now) {
+function planPrune(snapshot, limits, now) {
     const entries = snapshot.entries;
     const n = entries.length;
     const sortKeys = byteKeys(entries);
@@ -52621,7 +52583,7 @@ function totalsByReason(plan) {
     }).filter((t) => t.entries > 0);
 }
 /** The prune limits a PruneConfig describes, with this job's pinned keys. */
-function policy_limitsOf(config, pinnedKeys = []) {
+function limitsOf(config, pinnedKeys = []) {
     return {
         maxSizeBytes: config.maxSizeBytes,
         maxAgeMs: config.maxAgeMs,
@@ -52631,7 +52593,7 @@ function policy_limitsOf(config, pinnedKeys = []) {
     };
 }
 /** cleanup-interval: prune when none has run yet, or `intervalMs` has passed since the last. */
-function policy_pruneDue(lastPruneMs, intervalMs, now) {
+function pruneDue(lastPruneMs, intervalMs, now) {
     return lastPruneMs === undefined || intervalMs <= 0 || now - lastPruneMs >= intervalMs;
 }
 /** The entries that need one of the blobs `gone` (missing, or corrupt and deleted). */
@@ -52698,16 +52660,9 @@ function planOrphanBlobs(files, referenced, now, minAgeMs) {
         .map((b) => ({ target: b.digest, reason: 'orphan-blob', bytes: b.size }));
 }
 /**
- * The `metadata` TTL class: uncompressed copies no restore has linked or made for longer than
- * `maxAgeMs` (their inode change time, which each new link moves). Only a copy with no other
- * link frees its bytes (one still linked into a workspace loses only this name).
+ * What an older store left (old-layout/'s directories, an unpacked/ of earlier versions; names
+ * relative to the store's root): none of it is read by this version, so all of it goes.
  */
-function planSweepUnpacked(copies, maxAgeMs, now) {
-    return copies
-        .filter((c) => c.isFile && now - c.ctimeMs > maxAgeMs)
-        .map((c) => ({ target: c.name, reason: 'unused-copy', bytes: c.nlink === 1 ? c.size : 0 }));
-}
-/** What a store of an older layout left: none of it is read by this version, so all of it goes. */
 function planSweepOldLayout(found) {
     return found.map((o) => ({ target: o.name, reason: 'old-layout', bytes: o.bytes }));
 }
@@ -52728,7 +52683,7 @@ function cell(s) {
  * True when a prune changed nothing and kept nothing a rule wanted gone: post then shows no
  * prune section at all (a table of unchanged numbers in every job is noise).
  */
-function summary_pruneWasQuiet(plan, result) {
+function pruneWasQuiet(plan, result) {
     return (plan.deletions.length === 0 &&
         plan.kept.length === 0 &&
         (result?.failed.length ?? 0) === 0 &&
@@ -52738,7 +52693,7 @@ function summary_pruneWasQuiet(plan, result) {
  * Markdown: a table of entries and bytes before, deleted (by reason) and after, then the deleted
  * and kept entries with their reasons. On a dry run the "after" row is what the plan would leave.
  */
-function summary_renderPlanLines(title, plan, result) {
+function renderPlanLines(title, plan, result) {
     const dry = result?.dryRun ?? false;
     const failed = result?.failed ?? [];
     const lines = [
@@ -52779,87 +52734,6 @@ function summary_renderPlanLines(title, plan, result) {
     return lines;
 }
 //# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ./build/src/prune/post.js
-/**
- * Prune in post: when cleanup-interval has passed since the last prune (a marker in the store),
- * plan over a snapshot of the local store and apply the plan, never touching the keys this job
- * restored or is saving. Never throws: every failure is one warning, and post carries on.
- */
-
-
-
-
-
-
-/** The marker (epoch ms) of the last prune, kept in the store. */
-const PRUNE_MARKER = 'last-prune';
-async function prunePostStep(store, prune, pinnedKeys, now = Date.now()) {
-    let stage = 'reading the last prune time';
-    try {
-        const last = (await store.readMarker(PRUNE_MARKER)) ?? undefined;
-        if (!pruneDue(last, prune.cleanupIntervalMs, now)) {
-            const detail = `last prune ${new Date(last ?? 0).toISOString()}, cleanup-interval not yet passed`;
-            core.info(`Prune: skipped (${detail}).`);
-            return { status: 'skipped', detail };
-        }
-        stage = 'taking a snapshot of the store';
-        const snapshot = await store.snapshot();
-        const plan = planPrune(snapshot, limitsOf(prune, pinnedKeys), now);
-        stage = 'deleting';
-        const result = await executePlan(store, plan, { label: 'Prune' });
-        let swept;
-        if (prune.ttl.metadataMs !== null) {
-            stage = 'removing unused unpacked copies';
-            swept = await store.sweepUnpacked(prune.ttl.metadataMs, now);
-            if (swept.files > 0)
-                core.info(`Prune: ${sweptLine(swept)}.`);
-        }
-        stage = 'removing the files of an older store layout';
-        const oldLayout = await store.sweepOldLayout();
-        if (oldLayout.files > 0) {
-            core.info(`Prune: ${oldLayout.files} file(s) of an older store layout removed (${formatBytes(oldLayout.bytes)} freed).`);
-        }
-        stage = 'recording the prune time';
-        await store.writeMarker(PRUNE_MARKER, now);
-        core.info(`Prune: ${result.deleted.length} of ${plan.entriesBefore} entries deleted, ` +
-            `${formatBytes(plan.bytesBefore)} -> ${formatBytes(plan.bytesAfter)}` +
-            (result.failed.length > 0 ? ` (${result.failed.length} could not be deleted)` : '') +
-            '.');
-        return {
-            status: 'pruned',
-            plan,
-            result,
-            ...(swept !== undefined ? { swept } : {}),
-            ...(oldLayout.files > 0 ? { oldLayout } : {}),
-        };
-    }
-    catch (err) {
-        const detail = `${stage}: ${errorMessage(err)}`;
-        core.warning(`Prune of the local store failed while ${detail}`);
-        return { status: 'failed', detail };
-    }
-}
-/** Job summary lines: what was pruned and why (or why nothing was). */
-function renderPruneSummary(report) {
-    const swept = report.swept !== undefined && report.swept.files > 0;
-    if (report.status === 'skipped')
-        return [];
-    if (report.plan && !swept && pruneWasQuiet(report.plan, report.result))
-        return [];
-    if (report.status !== 'pruned' || report.plan === undefined) {
-        return [`### clyde-cache prune`, '', `Prune ${report.status}: ${report.detail ?? ''}`.trim()];
-    }
-    const lines = renderPlanLines('clyde-cache prune', report.plan, report.result);
-    if (report.swept !== undefined && report.swept.files > 0)
-        lines.push('', `${sweptLine(report.swept)}.`);
-    return lines;
-}
-/** What the `metadata` TTL class removed, as a sentence. */
-function sweptLine(swept, dryRun = false) {
-    return (`${swept.files} unpacked ${swept.files === 1 ? 'copy' : 'copies'} past the metadata TTL ` +
-        `${dryRun ? 'would be ' : ''}removed (${bytes_formatBytes(swept.bytes)} freed)`);
-}
-//# sourceMappingURL=post.js.map
 ;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/context.js
 
 
@@ -58145,15 +58019,13 @@ const META = 'meta.json';
 const ARTIFACT = 'artifact';
 /** Where the files of an older layout wait for the next prune (maintenance.ts). */
 const OLD_LAYOUT = 'old-layout';
+/**
+ * Where earlier versions kept uncompressed copies for hard-link and clone restores; this one
+ * makes none, and the next prune removes what is left (maintenance.ts `sweepOldLayout`).
+ */
+const UNPACKED = 'unpacked';
 /** Top-level directories that are not packages. */
-const NOT_ENTRIES = new Set([
-    'blobs',
-    'tmp',
-    'markers',
-    'unpacked',
-    'statcache',
-    OLD_LAYOUT,
-]);
+const NOT_ENTRIES = new Set(['blobs', 'tmp', 'markers', UNPACKED, 'statcache', OLD_LAYOUT]);
 /** Awaits the test fault at `point`, if one is set (LocalStoreOptions.faults). */
 async function pausePoint(ctx, point) {
     await ctx.faults.pause?.(point);
@@ -59538,14 +59410,12 @@ async function readStatCache(storeRoot, key, roots) {
  * The maintenance room: removals, verify and repair, the sweeps. Decide, then act (STYLE.md
  * habit 5): this room gathers the facts (the index, files on disk, their sizes and times) and
  * carries out what the pure verdicts of src/prune/policy.ts decide (`planDropBroken`,
- * `planRepair`, `planOrphanBlobs`, `planSweepUnpacked`, `planSweepOldLayout`); it decides no
- * deletion itself.
+ * `planRepair`, `planOrphanBlobs`, `planSweepOldLayout`); it decides no deletion itself.
  *
  * A removal un-indexes the entry and then deletes its directory and freed blobs (a blob goes
  * only when its reference count reaches zero), so a crash in between leaves garbage that
  * `verify({ repair })` collects, never a listed entry that lacks something.
  */
-
 
 
 
@@ -59809,54 +59679,23 @@ class MaintenanceRoom {
         });
     }
     /**
-     * The `metadata` TTL class: removes the uncompressed copies under unpacked/ (made for hard-link
-     * and clone restores) that `planSweepUnpacked` finds unused for longer than `maxAgeMs`. A copy
-     * still linked into a workspace loses only this name (the workspace file stays), and the next
-     * such restore unpacks it again. `bytes` counts only copies whose space is freed (no other
-     * link). A dry run counts.
-     */
-    async sweepUnpacked(maxAgeMs, now = Date.now(), dryRun = false) {
-        const dir = this.ctx.blobs.unpackedDir;
-        const copies = [];
-        for (const [shard, name] of await shardedNames(dir)) {
-            const st = await external_node_fs_.promises.lstat(external_node_path_.join(dir, shard, name)).catch(() => undefined);
-            if (st === undefined)
-                continue; // gone meanwhile
-            const { ctimeMs, nlink, size } = st;
-            copies.push({ name: external_node_path_.join(shard, name), isFile: st.isFile(), ctimeMs, nlink, size });
-        }
-        const verdicts = planSweepUnpacked(copies, maxAgeMs, now);
-        let files = 0;
-        let bytes = 0;
-        for (const v of verdicts) {
-            if (!dryRun) {
-                try {
-                    await external_node_fs_.promises.rm(external_node_path_.join(dir, v.target), { force: true });
-                }
-                catch {
-                    continue;
-                }
-            }
-            files++;
-            bytes += v.bytes;
-        }
-        return { files, bytes };
-    }
-    /**
-     * Removes what an older layout left in old-layout/ (store-layout.ts moved it there on open):
-     * `planSweepOldLayout` gives every directory there; each is moved to tmp/ under the lock (so
-     * no open is moving files into it meanwhile), then deleted. A dry run only counts. Returns the
-     * files and bytes removed (or that would be).
+     * Removes what an older store left: each directory in old-layout/ (store-layout.ts moved it
+     * there on open) and unpacked/ (the uncompressed copies of earlier versions' hard-link and
+     * clone restores), as `planSweepOldLayout` gives them; each is moved to tmp/ under the lock
+     * (so no open is moving files into old-layout/ meanwhile), then deleted. A dry run only
+     * counts. Returns the files and bytes removed (or that would be).
      */
     async sweepOldLayout(dryRun = false) {
-        const dir = external_node_path_.join(this.ctx.root, OLD_LAYOUT);
-        const names = await external_node_fs_.promises.readdir(dir).catch(() => []);
+        const root = this.ctx.root;
+        const names = (await external_node_fs_.promises.readdir(external_node_path_.join(root, OLD_LAYOUT)).catch(() => [])).map((name) => external_node_path_.join(OLD_LAYOUT, name));
+        if (await exists(external_node_path_.join(root, UNPACKED)))
+            names.push(UNPACKED);
         if (names.length === 0)
             return { files: 0, bytes: 0 };
         const total = { files: 0, bytes: 0 };
         const found = [];
         for (const name of names) {
-            const { files, bytes } = await treeSize(external_node_path_.join(dir, name));
+            const { files, bytes } = await treeSize(external_node_path_.join(root, name));
             total.files += files;
             total.bytes += bytes;
             found.push({ name, bytes });
@@ -59868,9 +59707,9 @@ class MaintenanceRoom {
         await withLock(this.ctx.lock, async () => {
             for (const v of verdicts) {
                 const to = fsx_tempName(this.ctx.tmpDir, 'old-layout');
-                await rename(external_node_path_.join(dir, v.target), to).then(() => trash.push(to), () => { });
+                await rename(external_node_path_.join(root, v.target), to).then(() => trash.push(to), () => { });
             }
-            await external_node_fs_.promises.rmdir(dir).catch(() => { });
+            await external_node_fs_.promises.rmdir(external_node_path_.join(root, OLD_LAYOUT)).catch(() => { });
         });
         for (const t of trash)
             await external_node_fs_.promises.rm(t, { recursive: true, force: true });
@@ -59973,8 +59812,8 @@ function declaredBytes(m) {
     return bytes;
 }
 /**
- * Refuses an entry whose files (as its manifest declares them, written as copies) cannot fit
- * in the free space where they are staged, before anything is written.
+ * Refuses an entry whose files (as its manifest declares them) cannot fit in the free space
+ * where they are staged, before anything is written.
  */
 async function checkRoom(jobs) {
     const need = new Map();
@@ -60098,10 +59937,9 @@ function refuseRootsThroughLinks(jobs) {
 /**
  * Writing restored files (restore.ts stages them): the workers write each file from its blob,
  * verifying its content as they go (`writeFromBlobs`: one job per group blob, batches of
- * standalone blobs, large blobs streamed), or link or clone it from its unpacked copy
- * (`linkInWorkers`). The blobs come from the store, or from downloaded packs (`FrameSource`).
+ * standalone blobs, large blobs streamed). The blobs come from the store, or from downloaded
+ * packs (`FrameSource`).
  */
-
 
 
 function filesWire(files) {
@@ -60148,7 +59986,6 @@ function writeWire(jobs, source) {
         starts,
         ids: Uint32Array.from(members, (m) => m.id),
         offsets,
-        renames: members.map((m) => m.renameTo ?? '').join('\0'),
         ...(source ? { pack: framesOf(jobs, source) } : {}),
     };
 }
@@ -60170,8 +60007,6 @@ function framesOf(jobs, source) {
 }
 /** Content per message to a worker. */
 const BATCH_BYTES = 4 * 1024 * 1024;
-/** Files per link or clone message to a worker. */
-const LINK_BATCH = 1024;
 /**
  * Writes files from their blobs in the worker pool: one job per group blob (decompressed once,
  * every member verified) and batches of standalone blobs; large blobs stream. Returns what
@@ -60250,108 +60085,8 @@ function mtimeFor(e, opts) {
         return opts.mtimeMs;
     return opts.mtimes === true && e.mtimeMs !== undefined ? e.mtimeMs : null;
 }
-/** Whether `opts` sets mtimes at all (saved ones or one given time). */
-function setsMtimes(opts) {
-    return opts.mtimeMs !== undefined || opts.mtimes === true;
-}
-/** A batch of files to link or clone from their unpacked copies. */
-/**
- * Links or clones the files `which` (indexes into `files`) in the workers; per file
- * [inode, mtimeMs], or 0 where its unpacked copy was missing or unusable.
- */
-async function linkInWorkers(blobs, files, which, clone, opts) {
-    const pool = blobs.pool();
-    const dirs = blobs.dirs;
-    const parts = [];
-    for (let i = 0; i < which.length; i += LINK_BATCH) {
-        const wire = {
-            ...filesWire(which.slice(i, i + LINK_BATCH).map((fi) => {
-                const { e, digest, item } = files[fi];
-                return {
-                    item,
-                    rel: e.path,
-                    digest,
-                    size: e.size,
-                    mode: e.mode,
-                    mtimeMs: mtimeFor(e, opts),
-                };
-            })),
-            unpackedDir: blobs.unpackedDir,
-            clone,
-        };
-        parts.push(pool.run('linkBatch', { dirs, ...wire }));
-    }
-    let done;
-    try {
-        done = await Promise.all(parts);
-    }
-    catch (err) {
-        throw err instanceof errors/* StoreError */.AD ? err : new errors/* StoreError */.AD(String(err));
-    }
-    const out = [];
-    for (const d of done) {
-        for (let k = 0; k < d.length; k += 2) {
-            out.push(d[k] < 0 ? 0 : [d[k], d[k + 1]]);
-        }
-    }
-    return out;
-}
-/**
- * Link or clone every file from the unpacked area. An unpacked copy is used only while it is
- * exactly as we left it: a read-only regular file of the right size and our sentinel mtime
- * (checked on the linked inode itself). Anything else (a build that chmod-ed and rewrote a
- * hard-linked file) is dropped and unpacked again from its verified blob, as are missing ones.
- */
-async function materializeLinked(blobs, files, mode, opts) {
-    const clone = mode === 'clone';
-    const got = await linkInWorkers(blobs, files, [...files.keys()], clone, opts);
-    const retry = [];
-    for (let i = 0; i < got.length; i++)
-        if (got[i] === 0)
-            retry.push(i);
-    if (retry.length > 0) {
-        const tmpDir = blobs.dirs.tmpDir;
-        const need = new Map();
-        for (const i of retry) {
-            const { e, digest } = files[i];
-            // The unpacked copy's mode: the file's, read-only (the worker names it the same way).
-            const umode = e.mode & ~0o222;
-            const src = unpackedPath(blobs.unpackedDir, digest, umode);
-            if (need.has(src))
-                continue;
-            need.set(src, {
-                id: i,
-                digest,
-                size: e.size,
-                item: tmpDir,
-                rel: `unpack-${process.pid}-${i}-${digest.slice(0, 16)}`,
-                mode: umode,
-                mtimeMs: UNPACKED_MTIME_MS,
-                renameTo: src,
-            });
-        }
-        await writeFromBlobs(blobs, [...need.values()]);
-        const again = await linkInWorkers(blobs, files, retry, clone, opts);
-        retry.forEach((i, k) => {
-            got[i] = again[k];
-        });
-    }
-    return got.map((w, i) => {
-        if (w === 0) {
-            throw new errors/* StoreError */.AD(`the unpacked copy of ${files[i]?.digest} changed while restoring`);
-        }
-        return w;
-    });
-}
-/** Writes the files of all staged roots, the way `opts.mode` asks; what each looks like. */
+/** Writes the files of all staged roots from their blobs; what each looks like. */
 async function materialize(blobs, files, opts, source) {
-    // (A pack holds frames only: its files are always written, never linked.)
-    let mode = source ? 'copy' : (opts.mode ?? 'copy');
-    // Hard links share one inode, so one mtime: with mtimes requested, clone instead.
-    if (mode === 'hardlink' && setsMtimes(opts))
-        mode = 'clone';
-    if (mode !== 'copy')
-        return materializeLinked(blobs, files, mode, opts);
     const written = await writeFromBlobs(blobs, files.map(({ e, digest, item }, id) => ({
         id,
         digest,
@@ -60360,7 +60095,6 @@ async function materialize(blobs, files, opts, source) {
         rel: e.path,
         mode: e.mode,
         mtimeMs: mtimeFor(e, opts),
-        renameTo: null,
     })), source);
     return files.map((f, i) => {
         const w = written.get(i);
@@ -60409,6 +60143,10 @@ const MKDIR_SPLIT = 64;
  */
 function modeAtOnce(mode) {
     return (mode & 0o700) === 0o700;
+}
+/** Whether `opts` sets mtimes at all (saved ones or one given time). */
+function setsMtimes(opts) {
+    return opts.mtimeMs !== undefined || opts.mtimes === true;
 }
 /**
  * Makes a staged tree's directories in the workers, the list (parents before children) cut in
@@ -60618,8 +60356,7 @@ async function restoreRoots(blobs, jobs, opts = {}, located = Promise.resolve(),
     refuseRootsThroughLinks(live);
     for (const j of live)
         await preflight(j, opts.workspace);
-    if ((opts.mode ?? 'copy') === 'copy')
-        await checkRoom(live);
+    await checkRoom(live);
     const staged = [];
     const groups = new GroupList();
     let tableRoots = [];
@@ -60816,6 +60553,20 @@ async function putChunked(pool, dirs, abs, size) {
     return { digest, size, stored, written: true, raw };
 }
 //# sourceMappingURL=chunked.js.map
+;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
+/**
+ * The claim table's key for a digest (hex): its first 64 bits, never 0 (0 marks a free slot);
+ * its first slot is the key's low 32 bits under the table's mask. The main thread fills the
+ * table ahead of a save (snapshot.ts) and the workers claim in it; both use this.
+ */
+function claimKey(digest) {
+    const key = BigInt.asIntN(64, BigInt(`0x${digest.slice(0, 16)}`));
+    return key === 0n ? 1n : key;
+}
+function claimSlot(key, mask) {
+    return Number(BigInt.asUintN(32, key)) & mask;
+}
+//# sourceMappingURL=worker-protocol.js.map
 ;// CONCATENATED MODULE: ./build/src/store/walk.js
 /**
  * The save's walk: each output root listed with lstat (never following a symlink), its entries
@@ -62187,6 +61938,7 @@ async function writeMarker(dir, tmpDir, name, epochMs) {
  *   <root>/layout                                the layout version (store-layout.ts)
  *   <root>/old-layout/                           what a store of an older layout held: moved
  *                                                here on open, removed by `sweepOldLayout`
+ *                                                (as is the unpacked/ of earlier versions)
  *
  * What a listed entry is: the index says so. meta.json and artifact are the entry's content;
  * the index is rebuilt from them when it is missing or fails its checks. Blob writes take no
@@ -62442,11 +62194,10 @@ class local_store_LocalStore {
     removeMany(keys) {
         return this.upkeep.removeMany(keys);
     }
-    /** The `metadata` TTL class: unpacked copies unused for longer than `maxAgeMs` go. */
-    sweepUnpacked(maxAgeMs, now = Date.now(), dryRun = false) {
-        return this.upkeep.sweepUnpacked(maxAgeMs, now, dryRun);
-    }
-    /** Removes what a store of an older layout left in old-layout/ (a dry run only counts). */
+    /**
+     * Removes what a store of an older layout left in old-layout/, and the unpacked/ copies of
+     * earlier versions' linked restores (a dry run only counts).
+     */
     sweepOldLayout(dryRun = false) {
         return this.upkeep.sweepOldLayout(dryRun);
     }
@@ -62664,7 +62415,6 @@ function handlePhaseError(phase, err, notes) {
 
 
 
-
 const GcOutputs = {
     DeletedCount: 'deleted-count',
     DeletedBytes: 'deleted-bytes',
@@ -62673,10 +62423,10 @@ const GcOutputs = {
 /** Snapshot, plan, execute (or print) one target. */
 async function gcTarget(name, title, target, config, now, batchSize) {
     const snapshot = await target.snapshot();
-    const plan = policy_planPrune(snapshot, policy_limitsOf(config.prune), now);
+    const plan = planPrune(snapshot, limitsOf(config.prune), now);
     lib_core/* info */.pq(`${title}: ${plan.entriesBefore} entries, ${bytes_formatBytes(plan.bytesBefore)}; the plan deletes ` +
         `${plan.deletions.length} (${bytes_formatBytes(plan.bytesBefore - plan.bytesAfter)}).`);
-    const result = await execute_executePlan(target, plan, {
+    const result = await executePlan(target, plan, {
         dryRun: config.dryRun,
         label: title,
         batchSize,
@@ -62701,14 +62451,6 @@ async function runGc(now = Date.now()) {
             const title = `Local store ${config.localCacheDir}`;
             runs.push(await gcTarget('local', title, store, config, now, 100));
             await checkLocalStore(store, title, config.dryRun, notes);
-            if (config.prune.ttl.metadataMs !== null) {
-                const swept = await store.sweepUnpacked(config.prune.ttl.metadataMs, now, config.dryRun);
-                if (swept.files > 0) {
-                    const line = sweptLine(swept, config.dryRun);
-                    lib_core/* info */.pq(`Local store ${config.localCacheDir}: ${line}.`);
-                    notes.push(`Local store: ${line}.`);
-                }
-            }
         }
         catch (err) {
             failed ||= handlePhaseError('GC of the local store', err, notes);
@@ -62751,7 +62493,7 @@ async function runGc(now = Date.now()) {
         : `Deleted ${deleted.length} entries.`);
     const lines = [`## clyde-cache gc${config.dryRun ? ' (dry run)' : ''}`, ''];
     for (const r of runs)
-        lines.push(...summary_renderPlanLines(r.title, r.plan, r.result), '');
+        lines.push(...renderPlanLines(r.title, r.plan, r.result), '');
     if (runs.length === 0) {
         lines.push('Nothing to collect: `local`, `remote` and `bucket` are off.');
     }
@@ -62769,7 +62511,8 @@ async function runGc(now = Date.now()) {
  * every referenced blob on disk, every reference count right) and, unless this is a dry run,
  * repair what was found (damaged entries dropped, counts recounted) and collect what a killed
  * save or removal left: orphan blobs older than ten minutes (a save in flight writes its blobs
- * before it commits) and entry directories the index does not list. Then what the store holds.
+ * before it commits) and entry directories the index does not list, and what an older store
+ * layout left. Then what the store holds.
  */
 async function checkLocalStore(store, title, dryRun, notes) {
     const report = await store.verify({ repair: !dryRun });
@@ -62783,6 +62526,10 @@ async function checkLocalStore(store, title, dryRun, notes) {
     if (garbage > 0) {
         lines.push(`${report.orphanBlobs.length} blob(s) and ${report.strayDirs.length} entry directory(ies) ` +
             `no entry uses, ${dryRun ? 'left by the dry run' : 'removed (blobs younger than ten minutes kept)'}`);
+    }
+    const old = await store.sweepOldLayout(dryRun);
+    if (old.files > 0) {
+        lines.push(`${old.files} file(s) of an older store layout (${bytes_formatBytes(old.bytes)}) ${dryRun ? 'left by the dry run' : 'removed'}`);
     }
     const s = await store.stats();
     lines.push(`${s.entries} entries, ${s.blobs} blobs: ${bytes_formatBytes(s.storedBytes)} on disk for ` +

@@ -129,12 +129,11 @@ function isRawFrame(frame) {
 //# sourceMappingURL=codec-rules.js.map
 ;// CONCATENATED MODULE: ./build/src/store/blob-layout.js
 /**
- * The blob layout, in one place: where a blob and its unpacked copy live, and how a blob gets
- * there. Every reader and writer of blobs (blobs.ts, chunked.ts, the store's rooms, snapshot.ts,
- * restore.ts and the store worker) builds its paths here.
+ * The blob layout, in one place: where a blob lives, and how it gets there. Every reader and
+ * writer of blobs (blobs.ts, chunked.ts, the store's rooms, snapshot.ts, restore.ts and the
+ * store worker) builds its paths here.
  *
  *   <root>/blobs/<aa>/<sha256>           a blob: one or more zstd frames (blobs.ts)
- *   <root>/unpacked/<aa>/<sha256>.<mode> its uncompressed copy, for hard-link and clone restores
  *
  * `<aa>` is the digest's first two hex digits (256 shards keep directories small). This module
  * runs on the main thread and in the workers alike: it imports nothing of the store.
@@ -146,11 +145,6 @@ const BLOB_NAME = /^[0-9a-f]{64}$/;
 /** The file of blob `digest` (not checked: callers hold a digest they computed or checked). */
 function blobPath(blobDir, digest) {
     return external_node_path_namespaceObject.join(blobDir, digest.slice(0, 2), digest);
-}
-/** The unpacked copy of blob `digest` with the file mode `mode` (read-only bits). */
-function unpackedPath(unpackedDir, digest, mode) {
-    // (Joined by hand: a restore by links asks this for every file, and the dir is normalised.)
-    return `${unpackedDir}${external_node_path_namespaceObject.sep}${digest.slice(0, 2)}${external_node_path_namespaceObject.sep}${digest}.${mode.toString(8)}`;
 }
 /** The size of the blob file at `file`, or undefined when there is none. */
 function fileSizeSync(file) {
@@ -219,7 +213,7 @@ function injectedFault(dirs) {
 /**
  * Renames a finished temp file to `dest`, making dest's directory only when the rename finds it
  * missing: step 3 of `writeOrAdopt`, and of a blob streamed to tmp/ elsewhere (chunked.ts, a
- * pack's frame in blobs.ts); the worker also moves restored files into place with it.
+ * pack's frame in blobs.ts).
  */
 function renameInto(tmp, dest) {
     try {
@@ -286,8 +280,6 @@ async function shardedNames(dir) {
 }
 //# sourceMappingURL=blob-layout.js.map
 ;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
-/** Unpacked copies (restore.ts) carry this mtime: one that differs was touched after we wrote it. */
-const UNPACKED_MTIME_MS = 1_000_000_000_000;
 /**
  * The claim table's key for a digest (hex): its first 64 bits, never 0 (0 marks a free slot);
  * its first slot is the key's low 32 bits under the table's mask. The main thread fills the
@@ -417,10 +409,8 @@ const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.ur
 /**
  * The store worker's restore side: files written from their blobs (a store's, or frames of a
  * downloaded pack), every file's content verified against its digest as it is written, large
- * blobs streamed; and files linked or cloned from their unpacked copies.
+ * blobs streamed.
  */
-
-
 
 
 
@@ -522,10 +512,6 @@ function settle(fd, m, done) {
         external_node_fs_namespaceObject.fchmodSync(fd, m.mode);
     done.push(m.id, st.ino, st.mtimeMs);
 }
-function place(m) {
-    if (m.renameTo !== null)
-        renameInto(m.dest, m.renameTo);
-}
 function writeMember(m, content, done) {
     // (A new file's fd writes whatever mode it is made with.)
     const fd = external_node_fs_namespaceObject.openSync(m.dest, 'wx', m.mode);
@@ -536,7 +522,6 @@ function writeMember(m, content, done) {
     finally {
         external_node_fs_namespaceObject.closeSync(fd);
     }
-    place(m);
 }
 /** Streams a large standalone blob into one file, verifying as it goes. */
 async function writeLarge(blob, at, m, done) {
@@ -638,9 +623,8 @@ async function writeLarge(blob, at, m, done) {
     finally {
         external_node_fs_namespaceObject.closeSync(fd);
     }
-    place(m);
 }
-/** Where rel (a validated manifest path or tmp name, '' for a file root) goes under base. */
+/** Where rel (a validated manifest path, '' for a file root) goes under base. */
 function underRoot(base, rel) {
     if (rel === '')
         return base;
@@ -690,7 +674,6 @@ async function write({ blob, blobSize, stream, members, at }, done) {
 }
 async function writeBatch(w) {
     const names = w.rels.split('\0');
-    const renames = w.renames.split('\0');
     const done = [];
     for (let j = 0; j + 1 < w.starts.length; j++) {
         const members = [];
@@ -699,7 +682,6 @@ async function writeBatch(w) {
                 ...fileAt(w, names, i),
                 id: w.ids[i],
                 offset: w.offsets[i],
-                renameTo: renames[i] || null,
             });
         }
         const blob = w.blobs.slice(j * 64, j * 64 + 64);
@@ -720,71 +702,6 @@ async function writeBatch(w) {
         await write(job, done);
     }
     return done;
-}
-let crossDevice = false;
-function intact(st, it) {
-    return (st.isFile() &&
-        st.size === it.size &&
-        (st.mode & 0o777) === it.umode &&
-        st.mtimeMs === UNPACKED_MTIME_MS);
-}
-/** [inode, mtimeMs] of the file made, or null when its unpacked copy is missing or changed. */
-function linkOne(it) {
-    try {
-        external_node_fs_namespaceObject.linkSync(it.src, it.dest);
-    }
-    catch (err) {
-        const code = codeOf(err);
-        if (code === 'ENOENT')
-            return null;
-        if (code !== 'EXDEV')
-            throw err;
-        crossDevice = true; // the store is on another filesystem: copy instead
-        return copyOne(it);
-    }
-    // The link shares the copy's inode: checking it checks the copy.
-    const st = external_node_fs_namespaceObject.lstatSync(it.dest);
-    if (intact(st, it))
-        return [st.ino, st.mtimeMs];
-    external_node_fs_namespaceObject.unlinkSync(it.dest);
-    external_node_fs_namespaceObject.rmSync(it.src, { force: true });
-    return null;
-}
-function copyOne(it) {
-    const src = external_node_fs_namespaceObject.lstatSync(it.src, { throwIfNoEntry: false });
-    if (src === undefined)
-        return null;
-    if (!intact(src, it)) {
-        external_node_fs_namespaceObject.rmSync(it.src, { force: true });
-        return null;
-    }
-    external_node_fs_namespaceObject.copyFileSync(it.src, it.dest, external_node_fs_namespaceObject.constants.COPYFILE_FICLONE | external_node_fs_namespaceObject.constants.COPYFILE_EXCL);
-    const fd = external_node_fs_namespaceObject.openSync(it.dest, 'r');
-    try {
-        const done = [];
-        settle(fd, { id: 0, mode: it.mode, mtimeMs: it.mtimeMs }, done);
-        return [done[1], done[2]];
-    }
-    finally {
-        external_node_fs_namespaceObject.closeSync(fd);
-    }
-}
-function linkBatch(w) {
-    const names = w.rels.split('\0');
-    const out = new Float64Array(names.length * 2);
-    for (let i = 0; i < names.length; i++) {
-        const f = fileAt(w, names, i);
-        // The unpacked copy: the content with the file's mode, read-only.
-        const umode = f.mode & ~0o222;
-        const d = f.digest;
-        const src = unpackedPath(w.unpackedDir, d, umode);
-        const it = { ...f, umode, src };
-        const got = w.clone || crossDevice ? copyOne(it) : linkOne(it);
-        out[i * 2] = got === null ? -1 : got[0];
-        out[i * 2 + 1] = got === null ? 0 : got[1];
-    }
-    job.transfers.push(out.buffer);
-    return out;
 }
 //# sourceMappingURL=worker-write.js.map
 ;// CONCATENATED MODULE: ./build/src/store/store-worker.js
@@ -1105,7 +1022,6 @@ const ops = {
     mkdirBatch,
     settleDirs,
     writeBatch: writeBatch,
-    linkBatch: linkBatch,
 };
 /** Runs one request; its reply (typed by its op). */
 async function perform(id, op, args) {

@@ -16,19 +16,13 @@
  *   referenced     size-budget only: an entry all of whose blobs are held by pinned or kept
  *                  entries frees nothing when deleted, so LRU passes over it
  *
- * TTL classes (from the ARM seed: short for metadata, long for content):
- *   content   entries, by time since last access (local store and runner cache alike; the
- *             default 7d matches GitHub's own eviction of caches unused for 7 days).
- *   metadata  what is not an entry: in the local store, the uncompressed copies under unpacked/
- *             that hard-link and clone restores link from, removed once no restore has used them
- *             for longer (`planSweepUnpacked`, run by post's prune and by gc; tmp/ leftovers
- *             are swept whenever the store opens). The runner cache keeps no metadata of ours,
- *             so there it maps to nothing.
+ * The TTL has one class, content: entries, by time since last access (local store and runner
+ * cache alike; the default 7d matches GitHub's own eviction of caches unused for 7 days).
  *
  * Housekeeping verdicts (the store gathers the facts, these decide, the store's maintenance room
  * acts; each deletion carries a HousekeepingReason): `planDropBroken` (entries that need a blob
- * a restore found missing or corrupt), `planRepair` and `planOrphanBlobs` (verify --repair),
- * `planSweepUnpacked` (the metadata class) and `planSweepOldLayout` (an older store layout).
+ * a restore found missing or corrupt), `planRepair` and `planOrphanBlobs` (verify --repair) and
+ * `planSweepOldLayout` (what an older store left).
  *
  * Sizes: with `blobSizes` (the content-addressed local store) an entry frees only the blobs no
  * remaining entry references, so a blob shared with a kept entry survives its other entries'
@@ -36,7 +30,6 @@
  */
 import { DELETE_REASONS } from './types.js';
 import type {
-  CopyFacts,
   EntryFacts,
   RepairFacts,
   RepairPlan,
@@ -396,21 +389,9 @@ export function planOrphanBlobs(
 }
 
 /**
- * The `metadata` TTL class: uncompressed copies no restore has linked or made for longer than
- * `maxAgeMs` (their inode change time, which each new link moves). Only a copy with no other
- * link frees its bytes (one still linked into a workspace loses only this name).
+ * What an older store left (old-layout/'s directories, an unpacked/ of earlier versions; names
+ * relative to the store's root): none of it is read by this version, so all of it goes.
  */
-export function planSweepUnpacked(
-  copies: readonly CopyFacts[],
-  maxAgeMs: number,
-  now: number,
-): Verdict[] {
-  return copies
-    .filter((c) => c.isFile && now - c.ctimeMs > maxAgeMs)
-    .map((c) => ({ target: c.name, reason: 'unused-copy', bytes: c.nlink === 1 ? c.size : 0 }));
-}
-
-/** What a store of an older layout left: none of it is read by this version, so all of it goes. */
 export function planSweepOldLayout(found: readonly { name: string; bytes: number }[]): Verdict[] {
   return found.map((o) => ({ target: o.name, reason: 'old-layout', bytes: o.bytes }));
 }

@@ -19,8 +19,6 @@ export const PRUNE_MARKER = 'last-prune';
 export interface PruneStore extends PruneTarget {
   readMarker(name: string): Promise<number | null | undefined>;
   writeMarker(name: string, epochMs: number): Promise<void>;
-  /** The `metadata` TTL class (LocalStore.sweepUnpacked). */
-  sweepUnpacked(maxAgeMs: number, now?: number): Promise<{ files: number; bytes: number }>;
   /** What a store of an older layout left (LocalStore.sweepOldLayout): none of it is read. */
   sweepOldLayout(): Promise<{ files: number; bytes: number }>;
 }
@@ -31,8 +29,6 @@ export interface PruneReport {
   readonly detail?: string;
   readonly plan?: PrunePlan;
   readonly result?: ExecuteResult;
-  /** Uncompressed copies removed by the `metadata` TTL class (when it is on). */
-  readonly swept?: { readonly files: number; readonly bytes: number };
   /** Files of an older store layout removed. */
   readonly oldLayout?: { readonly files: number; readonly bytes: number };
 }
@@ -56,12 +52,6 @@ export async function prunePostStep(
     const plan = planPrune(snapshot, limitsOf(prune, pinnedKeys), now);
     stage = 'deleting';
     const result = await executePlan(store, plan, { label: 'Prune' });
-    let swept: PruneReport['swept'];
-    if (prune.ttl.metadataMs !== null) {
-      stage = 'removing unused unpacked copies';
-      swept = await store.sweepUnpacked(prune.ttl.metadataMs, now);
-      if (swept.files > 0) core.info(`Prune: ${sweptLine(swept)}.`);
-    }
     stage = 'removing the files of an older store layout';
     const oldLayout = await store.sweepOldLayout();
     if (oldLayout.files > 0) {
@@ -77,13 +67,7 @@ export async function prunePostStep(
         (result.failed.length > 0 ? ` (${result.failed.length} could not be deleted)` : '') +
         '.',
     );
-    return {
-      status: 'pruned',
-      plan,
-      result,
-      ...(swept !== undefined ? { swept } : {}),
-      ...(oldLayout.files > 0 ? { oldLayout } : {}),
-    };
+    return { status: 'pruned', plan, result, ...(oldLayout.files > 0 ? { oldLayout } : {}) };
   } catch (err) {
     const detail = `${stage}: ${errorMessage(err)}`;
     core.warning(`Prune of the local store failed while ${detail}`);
@@ -93,22 +77,10 @@ export async function prunePostStep(
 
 /** Job summary lines: what was pruned and why (or why nothing was). */
 export function renderPruneSummary(report: PruneReport): string[] {
-  const swept = report.swept !== undefined && report.swept.files > 0;
   if (report.status === 'skipped') return [];
-  if (report.plan && !swept && pruneWasQuiet(report.plan, report.result)) return [];
+  if (report.plan && pruneWasQuiet(report.plan, report.result)) return [];
   if (report.status !== 'pruned' || report.plan === undefined) {
     return [`### clyde-cache prune`, '', `Prune ${report.status}: ${report.detail ?? ''}`.trim()];
   }
-  const lines = renderPlanLines('clyde-cache prune', report.plan, report.result);
-  if (report.swept !== undefined && report.swept.files > 0)
-    lines.push('', `${sweptLine(report.swept)}.`);
-  return lines;
-}
-
-/** What the `metadata` TTL class removed, as a sentence. */
-export function sweptLine(swept: { files: number; bytes: number }, dryRun = false): string {
-  return (
-    `${swept.files} unpacked ${swept.files === 1 ? 'copy' : 'copies'} past the metadata TTL ` +
-    `${dryRun ? 'would be ' : ''}removed (${formatBytes(swept.bytes)} freed)`
-  );
+  return renderPlanLines('clyde-cache prune', report.plan, report.result);
 }

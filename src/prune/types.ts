@@ -111,9 +111,7 @@ export type HousekeepingReason =
   | 'stray-dir'
   /** A blob no entry references, older than the orphan age (a running save may want younger). */
   | 'orphan-blob'
-  /** An uncompressed copy under unpacked/ no restore has linked for longer than the TTL. */
-  | 'unused-copy'
-  /** What a store of an older layout left; this version reads none of it. */
+  /** What an older store left (old-layout/, unpacked/); this version reads none of it. */
   | 'old-layout';
 
 /** One thing the store is to delete, and why. */
@@ -153,14 +151,4 @@ export interface RepairPlan {
   readonly blobs: readonly Verdict[];
   readonly entries: readonly Verdict[];
   readonly dirs: readonly Verdict[];
-}
-
-/** A file found below unpacked/ (or any other sweepable place). */
-export interface CopyFacts {
-  readonly name: string;
-  readonly isFile: boolean;
-  /** Inode change time: each new link moves it. */
-  readonly ctimeMs: number;
-  readonly nlink: number;
-  readonly size: number;
 }

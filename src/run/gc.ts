@@ -15,7 +15,6 @@ import { deadline, DeadlineError } from '../remote/deadline.js';
 import { executePlan, type ExecuteResult, type PruneTarget } from '../prune/execute.js';
 import { formatBytes } from '../util/bytes.js';
 import { limitsOf, planPrune } from '../prune/policy.js';
-import { sweptLine } from '../prune/post.js';
 import { remotePruneTarget } from '../prune/remote.js';
 import { renderPlanLines } from '../prune/summary.js';
 import type { PrunePlan } from '../prune/types.js';
@@ -78,14 +77,6 @@ export async function runGc(now: number = Date.now()): Promise<void> {
       const title = `Local store ${config.localCacheDir}`;
       runs.push(await gcTarget('local', title, store, config, now, 100));
       await checkLocalStore(store, title, config.dryRun, notes);
-      if (config.prune.ttl.metadataMs !== null) {
-        const swept = await store.sweepUnpacked(config.prune.ttl.metadataMs, now, config.dryRun);
-        if (swept.files > 0) {
-          const line = sweptLine(swept, config.dryRun);
-          core.info(`Local store ${config.localCacheDir}: ${line}.`);
-          notes.push(`Local store: ${line}.`);
-        }
-      }
     } catch (err) {
       failed ||= handlePhaseError('GC of the local store', err, notes);
     }
@@ -153,7 +144,8 @@ export async function runGc(now: number = Date.now()): Promise<void> {
  * every referenced blob on disk, every reference count right) and, unless this is a dry run,
  * repair what was found (damaged entries dropped, counts recounted) and collect what a killed
  * save or removal left: orphan blobs older than ten minutes (a save in flight writes its blobs
- * before it commits) and entry directories the index does not list. Then what the store holds.
+ * before it commits) and entry directories the index does not list, and what an older store
+ * layout left. Then what the store holds.
  */
 async function checkLocalStore(
   store: LocalStore,
@@ -175,6 +167,12 @@ async function checkLocalStore(
     lines.push(
       `${report.orphanBlobs.length} blob(s) and ${report.strayDirs.length} entry directory(ies) ` +
         `no entry uses, ${dryRun ? 'left by the dry run' : 'removed (blobs younger than ten minutes kept)'}`,
+    );
+  }
+  const old = await store.sweepOldLayout(dryRun);
+  if (old.files > 0) {
+    lines.push(
+      `${old.files} file(s) of an older store layout (${formatBytes(old.bytes)}) ${dryRun ? 'left by the dry run' : 'removed'}`,
     );
   }
   const s = await store.stats();

@@ -1,10 +1,9 @@
 /**
- * The blob layout, in one place: where a blob and its unpacked copy live, and how a blob gets
- * there. Every reader and writer of blobs (blobs.ts, chunked.ts, the store's rooms, snapshot.ts,
- * restore.ts and the store worker) builds its paths here.
+ * The blob layout, in one place: where a blob lives, and how it gets there. Every reader and
+ * writer of blobs (blobs.ts, chunked.ts, the store's rooms, snapshot.ts, restore.ts and the
+ * store worker) builds its paths here.
  *
  *   <root>/blobs/<aa>/<sha256>           a blob: one or more zstd frames (blobs.ts)
- *   <root>/unpacked/<aa>/<sha256>.<mode> its uncompressed copy, for hard-link and clone restores
  *
  * `<aa>` is the digest's first two hex digits (256 shards keep directories small). This module
  * runs on the main thread and in the workers alike: it imports nothing of the store.
@@ -29,12 +28,6 @@ export interface BlobDirs {
 /** The file of blob `digest` (not checked: callers hold a digest they computed or checked). */
 export function blobPath(blobDir: string, digest: string): string {
   return path.join(blobDir, digest.slice(0, 2), digest);
-}
-
-/** The unpacked copy of blob `digest` with the file mode `mode` (read-only bits). */
-export function unpackedPath(unpackedDir: string, digest: string, mode: number): string {
-  // (Joined by hand: a restore by links asks this for every file, and the dir is normalised.)
-  return `${unpackedDir}${path.sep}${digest.slice(0, 2)}${path.sep}${digest}.${mode.toString(8)}`;
 }
 
 /** The size of the blob file at `file`, or undefined when there is none. */
@@ -108,7 +101,7 @@ export function injectedFault(dirs: BlobDirs): void {
 /**
  * Renames a finished temp file to `dest`, making dest's directory only when the rename finds it
  * missing: step 3 of `writeOrAdopt`, and of a blob streamed to tmp/ elsewhere (chunked.ts, a
- * pack's frame in blobs.ts); the worker also moves restored files into place with it.
+ * pack's frame in blobs.ts).
  */
 export function renameInto(tmp: string, dest: string): void {
   try {

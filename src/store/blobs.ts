@@ -167,11 +167,6 @@ export class BlobStore {
     private readonly enospcAfter?: number,
   ) {}
 
-  /** The uncompressed copies used for hard links and clones (materialize.ts). */
-  get unpackedDir(): string {
-    return path.join(path.dirname(this.dir), 'unpacked');
-  }
-
   get dirs(): PoolDirs {
     return this.enospcAfter === undefined
       ? { blobDir: this.dir, tmpDir: this.tmpDir }

@@ -22,15 +22,13 @@ export const META = 'meta.json';
 export const ARTIFACT = 'artifact';
 /** Where the files of an older layout wait for the next prune (maintenance.ts). */
 export const OLD_LAYOUT = 'old-layout';
+/**
+ * Where earlier versions kept uncompressed copies for hard-link and clone restores; this one
+ * makes none, and the next prune removes what is left (maintenance.ts `sweepOldLayout`).
+ */
+export const UNPACKED = 'unpacked';
 /** Top-level directories that are not packages. */
-export const NOT_ENTRIES = new Set([
-  'blobs',
-  'tmp',
-  'markers',
-  'unpacked',
-  'statcache',
-  OLD_LAYOUT,
-]);
+export const NOT_ENTRIES = new Set(['blobs', 'tmp', 'markers', UNPACKED, 'statcache', OLD_LAYOUT]);
 
 /** What every room of one store shares: where it is, its blobs, its lock, its test faults. */
 export interface StoreContext {

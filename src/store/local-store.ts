@@ -24,6 +24,7 @@
  *   <root>/layout                                the layout version (store-layout.ts)
  *   <root>/old-layout/                           what a store of an older layout held: moved
  *                                                here on open, removed by `sweepOldLayout`
+ *                                                (as is the unpacked/ of earlier versions)
  *
  * What a listed entry is: the index says so. meta.json and artifact are the entry's content;
  * the index is rebuilt from them when it is missing or fails its checks. Blob writes take no
@@ -354,16 +355,10 @@ export class LocalStore {
     return this.upkeep.removeMany(keys);
   }
 
-  /** The `metadata` TTL class: unpacked copies unused for longer than `maxAgeMs` go. */
-  sweepUnpacked(
-    maxAgeMs: number,
-    now: number = Date.now(),
-    dryRun = false,
-  ): Promise<{ files: number; bytes: number }> {
-    return this.upkeep.sweepUnpacked(maxAgeMs, now, dryRun);
-  }
-
-  /** Removes what a store of an older layout left in old-layout/ (a dry run only counts). */
+  /**
+   * Removes what a store of an older layout left in old-layout/, and the unpacked/ copies of
+   * earlier versions' linked restores (a dry run only counts).
+   */
   sweepOldLayout(dryRun = false): Promise<{ files: number; bytes: number }> {
     return this.upkeep.sweepOldLayout(dryRun);
   }

@@ -2,8 +2,7 @@
  * The maintenance room: removals, verify and repair, the sweeps. Decide, then act (STYLE.md
  * habit 5): this room gathers the facts (the index, files on disk, their sizes and times) and
  * carries out what the pure verdicts of src/prune/policy.ts decide (`planDropBroken`,
- * `planRepair`, `planOrphanBlobs`, `planSweepUnpacked`, `planSweepOldLayout`); it decides no
- * deletion itself.
+ * `planRepair`, `planOrphanBlobs`, `planSweepOldLayout`); it decides no deletion itself.
  *
  * A removal un-indexes the entry and then deletes its directory and freed blobs (a blob goes
  * only when its reference count reaches zero), so a crash in between leaves garbage that
@@ -17,11 +16,9 @@ import {
   planOrphanBlobs,
   planRepair,
   planSweepOldLayout,
-  planSweepUnpacked,
 } from '../prune/policy.js';
-import { rename, tempName } from '../util/fsx.js';
-import { shardedNames } from './blob-layout.js';
-import { EntryFiles, OLD_LAYOUT, pausePoint, type StoreContext } from './entries.js';
+import { exists, rename, tempName } from '../util/fsx.js';
+import { EntryFiles, OLD_LAYOUT, pausePoint, UNPACKED, type StoreContext } from './entries.js';
 import { compareHex, StoreIndex, type EntryFields, type IndexEntry } from './index-file.js';
 import type { IndexKeeper } from './index-keeper.js';
 import { withLock } from './lock.js';
@@ -249,56 +246,23 @@ export class MaintenanceRoom {
   }
 
   /**
-   * The `metadata` TTL class: removes the uncompressed copies under unpacked/ (made for hard-link
-   * and clone restores) that `planSweepUnpacked` finds unused for longer than `maxAgeMs`. A copy
-   * still linked into a workspace loses only this name (the workspace file stays), and the next
-   * such restore unpacks it again. `bytes` counts only copies whose space is freed (no other
-   * link). A dry run counts.
-   */
-  async sweepUnpacked(
-    maxAgeMs: number,
-    now: number = Date.now(),
-    dryRun = false,
-  ): Promise<{ files: number; bytes: number }> {
-    const dir = this.ctx.blobs.unpackedDir;
-    const copies = [];
-    for (const [shard, name] of await shardedNames(dir)) {
-      const st = await fs.lstat(path.join(dir, shard, name)).catch(() => undefined);
-      if (st === undefined) continue; // gone meanwhile
-      const { ctimeMs, nlink, size } = st;
-      copies.push({ name: path.join(shard, name), isFile: st.isFile(), ctimeMs, nlink, size });
-    }
-    const verdicts = planSweepUnpacked(copies, maxAgeMs, now);
-    let files = 0;
-    let bytes = 0;
-    for (const v of verdicts) {
-      if (!dryRun) {
-        try {
-          await fs.rm(path.join(dir, v.target), { force: true });
-        } catch {
-          continue;
-        }
-      }
-      files++;
-      bytes += v.bytes;
-    }
-    return { files, bytes };
-  }
-
-  /**
-   * Removes what an older layout left in old-layout/ (store-layout.ts moved it there on open):
-   * `planSweepOldLayout` gives every directory there; each is moved to tmp/ under the lock (so
-   * no open is moving files into it meanwhile), then deleted. A dry run only counts. Returns the
-   * files and bytes removed (or that would be).
+   * Removes what an older store left: each directory in old-layout/ (store-layout.ts moved it
+   * there on open) and unpacked/ (the uncompressed copies of earlier versions' hard-link and
+   * clone restores), as `planSweepOldLayout` gives them; each is moved to tmp/ under the lock
+   * (so no open is moving files into old-layout/ meanwhile), then deleted. A dry run only
+   * counts. Returns the files and bytes removed (or that would be).
    */
   async sweepOldLayout(dryRun = false): Promise<{ files: number; bytes: number }> {
-    const dir = path.join(this.ctx.root, OLD_LAYOUT);
-    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    const root = this.ctx.root;
+    const names = (await fs.readdir(path.join(root, OLD_LAYOUT)).catch(() => [] as string[])).map(
+      (name) => path.join(OLD_LAYOUT, name),
+    );
+    if (await exists(path.join(root, UNPACKED))) names.push(UNPACKED);
     if (names.length === 0) return { files: 0, bytes: 0 };
     const total = { files: 0, bytes: 0 };
     const found: { name: string; bytes: number }[] = [];
     for (const name of names) {
-      const { files, bytes } = await treeSize(path.join(dir, name));
+      const { files, bytes } = await treeSize(path.join(root, name));
       total.files += files;
       total.bytes += bytes;
       found.push({ name, bytes });
@@ -309,12 +273,12 @@ export class MaintenanceRoom {
     await withLock(this.ctx.lock, async () => {
       for (const v of verdicts) {
         const to = tempName(this.ctx.tmpDir, 'old-layout');
-        await rename(path.join(dir, v.target), to).then(
+        await rename(path.join(root, v.target), to).then(
           () => trash.push(to),
           () => {}, // gone meanwhile (another prune)
         );
       }
-      await fs.rmdir(dir).catch(() => {});
+      await fs.rmdir(path.join(root, OLD_LAYOUT)).catch(() => {});
     });
     for (const t of trash) await fs.rm(t, { recursive: true, force: true });
     return total;

@@ -23,7 +23,7 @@ import type {
 } from './worker-protocol.js';
 
 export { MIN_SAVING } from './codec-rules.js';
-export { UNPACKED_MTIME_MS, type PoolDirs, type WorkerFailureKind } from './worker-protocol.js';
+export type { PoolDirs, WorkerFailureKind } from './worker-protocol.js';
 
 /** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
 export const STREAM_AT = 16 * 1024 * 1024;

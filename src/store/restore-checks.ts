@@ -52,8 +52,8 @@ export function declaredBytes(m: ManifestRoot): number {
 }
 
 /**
- * Refuses an entry whose files (as its manifest declares them, written as copies) cannot fit
- * in the free space where they are staged, before anything is written.
+ * Refuses an entry whose files (as its manifest declares them) cannot fit in the free space
+ * where they are staged, before anything is written.
  */
 export async function checkRoom(jobs: readonly RootToRestore[]): Promise<void> {
   const need = new Map<string, { bytes: number; free: number }>();

@@ -1,15 +1,14 @@
 /**
  * Writing restored files (restore.ts stages them): the workers write each file from its blob,
  * verifying its content as they go (`writeFromBlobs`: one job per group blob, batches of
- * standalone blobs, large blobs streamed), or link or clone it from its unpacked copy
- * (`linkInWorkers`). The blobs come from the store, or from downloaded packs (`FrameSource`).
+ * standalone blobs, large blobs streamed). The blobs come from the store, or from downloaded
+ * packs (`FrameSource`).
  */
 import { StoreError } from '../errors.js';
-import { unpackedPath } from './blob-layout.js';
 import type { BlobStore } from './blobs.js';
 import type { ManifestEntry, ManifestRoot } from './manifest.js';
-import { STREAM_AT, UNPACKED_MTIME_MS, WorkerOpError } from './pool.js';
-import type { FilesWire, LinkWire, WriteWire } from './worker-protocol.js';
+import { STREAM_AT, WorkerOpError } from './pool.js';
+import type { FilesWire, WriteWire } from './worker-protocol.js';
 import type { RestoreOptions } from './types.js';
 
 export interface FileJob {
@@ -22,9 +21,11 @@ export interface FileJob {
 /** What a written file looks like: [inode, mtimeMs] (renames into place keep both). */
 export type Written = readonly [number, number];
 
-/** A file for a worker to make: its content, and where and how it goes. */
-interface Placed {
-  /** The directory it goes under (a staged root, or tmp/)... */
+/** A file for a worker to write: its content, and where and how it goes. */
+interface WriteMember {
+  /** Index into the caller's list, for the answer. */
+  readonly id: number;
+  /** The staged root it goes under... */
   readonly item: string;
   /** ...and its path there ('' for a file root). */
   readonly rel: string;
@@ -35,7 +36,7 @@ interface Placed {
   readonly mtimeMs: number | null;
 }
 
-function filesWire(files: readonly Placed[]): FilesWire {
+function filesWire(files: readonly WriteMember[]): FilesWire {
   const bases: string[] = [];
   const baseIndex = new Map<string, number>();
   const n = files.length;
@@ -59,13 +60,6 @@ function filesWire(files: readonly Placed[]): FilesWire {
     mtimes[i] = f.mtimeMs ?? NaN;
   });
   return { bases, base, rels: rels.join('\0'), digests: digests.join(''), sizes, modes, mtimes };
-}
-
-interface WriteMember extends Placed {
-  /** Index into the caller's list, for the answer. */
-  readonly id: number;
-  /** Renamed there once written and settled (unpacked copies), or null. */
-  readonly renameTo: string | null;
 }
 
 interface WriteJob {
@@ -107,7 +101,6 @@ function writeWire(jobs: readonly WriteJob[], source?: FrameSource): WriteWire {
     starts,
     ids: Uint32Array.from(members, (m) => m.id),
     offsets,
-    renames: members.map((m) => m.renameTo ?? '').join('\0'),
     ...(source ? { pack: framesOf(jobs, source) } : {}),
   };
 }
@@ -131,8 +124,6 @@ function framesOf(
 }
 /** Content per message to a worker. */
 const BATCH_BYTES = 4 * 1024 * 1024;
-/** Files per link or clone message to a worker. */
-const LINK_BATCH = 1024;
 
 /**
  * Writes files from their blobs in the worker pool: one job per group blob (decompressed once,
@@ -213,123 +204,13 @@ export function mtimeFor(e: ManifestEntry | ManifestRoot, opts: RestoreOptions):
   return opts.mtimes === true && e.mtimeMs !== undefined ? e.mtimeMs : null;
 }
 
-/** Whether `opts` sets mtimes at all (saved ones or one given time). */
-export function setsMtimes(opts: RestoreOptions): boolean {
-  return opts.mtimeMs !== undefined || opts.mtimes === true;
-}
-
-/** A batch of files to link or clone from their unpacked copies. */
-/**
- * Links or clones the files `which` (indexes into `files`) in the workers; per file
- * [inode, mtimeMs], or 0 where its unpacked copy was missing or unusable.
- */
-async function linkInWorkers(
-  blobs: BlobStore,
-  files: readonly FileJob[],
-  which: readonly number[],
-  clone: boolean,
-  opts: RestoreOptions,
-): Promise<(Written | 0)[]> {
-  const pool = blobs.pool();
-  const dirs = blobs.dirs;
-  const parts: Promise<Float64Array>[] = [];
-  for (let i = 0; i < which.length; i += LINK_BATCH) {
-    const wire: LinkWire = {
-      ...filesWire(
-        which.slice(i, i + LINK_BATCH).map((fi) => {
-          const { e, digest, item } = files[fi] as FileJob;
-          return {
-            item,
-            rel: e.path,
-            digest,
-            size: e.size,
-            mode: e.mode,
-            mtimeMs: mtimeFor(e, opts),
-          };
-        }),
-      ),
-      unpackedDir: blobs.unpackedDir,
-      clone,
-    };
-    parts.push(pool.run('linkBatch', { dirs, ...wire }));
-  }
-  let done: Float64Array[];
-  try {
-    done = await Promise.all(parts);
-  } catch (err) {
-    throw err instanceof StoreError ? err : new StoreError(String(err));
-  }
-  const out: (Written | 0)[] = [];
-  for (const d of done) {
-    for (let k = 0; k < d.length; k += 2) {
-      out.push((d[k] as number) < 0 ? 0 : [d[k] as number, d[k + 1] as number]);
-    }
-  }
-  return out;
-}
-
-/**
- * Link or clone every file from the unpacked area. An unpacked copy is used only while it is
- * exactly as we left it: a read-only regular file of the right size and our sentinel mtime
- * (checked on the linked inode itself). Anything else (a build that chmod-ed and rewrote a
- * hard-linked file) is dropped and unpacked again from its verified blob, as are missing ones.
- */
-async function materializeLinked(
-  blobs: BlobStore,
-  files: readonly FileJob[],
-  mode: 'hardlink' | 'clone',
-  opts: RestoreOptions,
-): Promise<Written[]> {
-  const clone = mode === 'clone';
-  const got = await linkInWorkers(blobs, files, [...files.keys()], clone, opts);
-  const retry: number[] = [];
-  for (let i = 0; i < got.length; i++) if (got[i] === 0) retry.push(i);
-  if (retry.length > 0) {
-    const tmpDir = blobs.dirs.tmpDir;
-    const need = new Map<string, WriteMember>();
-    for (const i of retry) {
-      const { e, digest } = files[i] as FileJob;
-      // The unpacked copy's mode: the file's, read-only (the worker names it the same way).
-      const umode = e.mode & ~0o222;
-      const src = unpackedPath(blobs.unpackedDir, digest, umode);
-      if (need.has(src)) continue;
-      need.set(src, {
-        id: i,
-        digest,
-        size: e.size,
-        item: tmpDir,
-        rel: `unpack-${process.pid}-${i}-${digest.slice(0, 16)}`,
-        mode: umode,
-        mtimeMs: UNPACKED_MTIME_MS,
-        renameTo: src,
-      });
-    }
-    await writeFromBlobs(blobs, [...need.values()]);
-    const again = await linkInWorkers(blobs, files, retry, clone, opts);
-    retry.forEach((i, k) => {
-      got[i] = again[k] as Written | 0;
-    });
-  }
-  return got.map((w, i) => {
-    if (w === 0) {
-      throw new StoreError(`the unpacked copy of ${files[i]?.digest} changed while restoring`);
-    }
-    return w;
-  });
-}
-
-/** Writes the files of all staged roots, the way `opts.mode` asks; what each looks like. */
+/** Writes the files of all staged roots from their blobs; what each looks like. */
 export async function materialize(
   blobs: BlobStore,
   files: readonly FileJob[],
   opts: RestoreOptions,
   source?: FrameSource,
 ): Promise<Written[]> {
-  // (A pack holds frames only: its files are always written, never linked.)
-  let mode = source ? 'copy' : (opts.mode ?? 'copy');
-  // Hard links share one inode, so one mtime: with mtimes requested, clone instead.
-  if (mode === 'hardlink' && setsMtimes(opts)) mode = 'clone';
-  if (mode !== 'copy') return materializeLinked(blobs, files, mode, opts);
   const written = await writeFromBlobs(
     blobs,
     files.map(({ e, digest, item }, id) => ({
@@ -340,7 +221,6 @@ export async function materialize(
       rel: e.path,
       mode: e.mode,
       mtimeMs: mtimeFor(e, opts),
-      renameTo: null,
     })),
     source,
   );

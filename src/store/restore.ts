@@ -44,7 +44,6 @@ import {
   fileJob,
   materialize,
   mtimeFor,
-  setsMtimes,
   type FileJob,
   type FrameSource,
   type Written,
@@ -74,6 +73,11 @@ const MKDIR_SPLIT = 64;
  */
 function modeAtOnce(mode: number): boolean {
   return (mode & 0o700) === 0o700;
+}
+
+/** Whether `opts` sets mtimes at all (saved ones or one given time). */
+function setsMtimes(opts: RestoreOptions): boolean {
+  return opts.mtimeMs !== undefined || opts.mtimes === true;
 }
 
 /**
@@ -331,7 +335,7 @@ export async function restoreRoots(
   refuseLinksLeaving(live, opts);
   refuseRootsThroughLinks(live);
   for (const j of live) await preflight(j, opts.workspace);
-  if ((opts.mode ?? 'copy') === 'copy') await checkRoom(live);
+  await checkRoom(live);
   const staged: Staged[] = [];
   const groups = new GroupList();
   let tableRoots: TableRoot[] = [];

@@ -49,7 +49,7 @@ import {
   tmpName,
   zparams,
 } from './worker-core.js';
-import { linkBatch, writeBatch } from './worker-write.js';
+import { writeBatch } from './worker-write.js';
 
 function compress(buf: Uint8Array): Uint8Array {
   if (napi !== null && native !== null) {
@@ -329,7 +329,6 @@ const ops: { [K in StoreOp]: (args: ArgsOf<K>) => ResultOf<K> | Promise<ResultOf
   mkdirBatch,
   settleDirs,
   writeBatch,
-  linkBatch,
 };
 
 /** Runs one request; its reply (typed by its op). */

@@ -94,12 +94,6 @@ export interface RestoreOptions extends LinkOptions {
    * `mtimes`. The restore step passes a time after every unchanged source's (src/run/mtimes.ts).
    */
   readonly mtimeMs?: number;
-  /**
-   * How files are materialised (restore.ts): `copy` (default) writes them from the blobs;
-   * `clone` copies from an uncompressed copy in the store, copy-on-write where the filesystem
-   * can; `hardlink` links to that copy, read-only, for outputs that are never modified in place.
-   */
-  readonly mode?: 'copy' | 'clone' | 'hardlink';
 }
 
 /** One entry as the prune policy sees it (local store or runner cache). */

@@ -18,9 +18,6 @@
  *              (NaN: as it is), in order; one that is no longer a directory is left alone
  *   writeBatch verified files written from each blob (restore.ts) -> [id, inode, mtimeMs] of
  *              each file written, flat
- *   linkBatch  each file linked (or copied, cloning where the filesystem can) from its unpacked
- *              copy, used only while that copy is intact -> [inode, mtimeMs] per file, inode -1
- *              where the copy is missing or was changed (and is then removed)
  */
 import type { BlobDirs } from './blob-layout.js';
 
@@ -32,9 +29,6 @@ export interface StoreWorkerData {
   /** zstd-napi's native binary (pool.ts `nativeBindingPath`); none: node:zlib. */
   readonly binding: string | undefined;
 }
-
-/** Unpacked copies (restore.ts) carry this mtime: one that differs was touched after we wrote it. */
-export const UNPACKED_MTIME_MS = 1_000_000_000_000;
 
 /**
  * Why a worker operation failed: `corrupt` blobs are deleted by the caller; `size` (the entry
@@ -132,7 +126,7 @@ export interface SettleDirsArgs {
 /**
  * Files in the form that crosses to a worker cheaply (a few strings and typed arrays, no object
  * per file): file i goes under `bases[base[i]]` at the i-th of the NUL-separated `rels` (NUL is
- * never in a manifest path or a tmp name); its digest is the i-th 64 characters of `digests`;
+ * never in a manifest path); its digest is the i-th 64 characters of `digests`;
  * NaN in `mtimes` leaves the mtime.
  */
 export interface FilesWire {
@@ -157,19 +151,12 @@ export interface WriteWire extends FilesWire {
   readonly starts: Uint32Array;
   readonly ids: Uint32Array;
   readonly offsets: Float64Array;
-  /** NUL-separated: where each file is renamed once written ('' for nowhere). */
-  readonly renames: string;
   /**
    * Read the blobs from pack files rather than the store (a restore straight from downloaded
    * packs): blob j's frame is in `files[frames[3j]]` at `frames[3j + 1]`, `frames[3j + 2]`
    * bytes long.
    */
   readonly pack?: { readonly files: readonly string[]; readonly frames: Float64Array };
-}
-
-export interface LinkWire extends FilesWire {
-  readonly unpackedDir: string;
-  readonly clone: boolean;
 }
 
 /** Each operation's arguments (besides `dirs`) and result. */
@@ -181,7 +168,6 @@ export interface StoreOps {
   mkdirBatch: { args: MkdirArgs; result: null };
   settleDirs: { args: SettleDirsArgs; result: null };
   writeBatch: { args: WriteWire; result: number[] };
-  linkBatch: { args: LinkWire; result: Float64Array };
 }
 export type StoreOp = keyof StoreOps;
 export type ArgsOf<K extends StoreOp> = StoreOps[K]['args'] & { readonly dirs: PoolDirs };

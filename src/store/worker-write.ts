@@ -1,7 +1,7 @@
 /**
  * The store worker's restore side: files written from their blobs (a store's, or frames of a
  * downloaded pack), every file's content verified against its digest as it is written, large
- * blobs streamed; and files linked or cloned from their unpacked copies.
+ * blobs streamed.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -9,19 +9,12 @@ import * as path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import { renameInto, unpackedPath } from './blob-layout.js';
-import {
-  UNPACKED_MTIME_MS,
-  type FilesWire,
-  type LinkWire,
-  type WriteWire,
-} from './worker-protocol.js';
+import type { FilesWire, WriteWire } from './worker-protocol.js';
 import {
   blobPath,
   CHUNK,
   codeOf,
   fail,
-  job,
   napi,
   native,
   OpFailure,
@@ -114,7 +107,7 @@ function readBlobFile(blob: string, at: FrameAt): Buffer {
   }
 }
 
-/** One file to write or link, as read back from a files wire. */
+/** One file to write, as read back from a files wire. */
 interface WireFile {
   readonly dest: string;
   readonly digest: string;
@@ -123,22 +116,17 @@ interface WireFile {
   readonly mtimeMs: number | null;
 }
 
-/** A file of a write job: where in the blob it sits, and where it goes once written. */
+/** A file of a write job, and where in the blob it sits. */
 interface Member extends WireFile {
   readonly id: number;
   readonly offset: number;
-  readonly renameTo: string | null;
 }
 
 /**
  * Mtime and mode through the open file, then its [id, inode, mtimeMs] into done. A file made
  * with its mode (open's mode, less the umask) needs no chmod: the fstat tells.
  */
-function settle(
-  fd: number,
-  m: { readonly id: number; readonly mode: number; readonly mtimeMs: number | null },
-  done: number[],
-): void {
+function settle(fd: number, m: Member, done: number[]): void {
   if (m.mtimeMs !== null) {
     const t = m.mtimeMs / 1000;
     fs.futimesSync(fd, t, t);
@@ -146,10 +134,6 @@ function settle(
   const st = fs.fstatSync(fd);
   if ((st.mode & 0o7777) !== m.mode) fs.fchmodSync(fd, m.mode);
   done.push(m.id, st.ino, st.mtimeMs);
-}
-
-function place(m: Member): void {
-  if (m.renameTo !== null) renameInto(m.dest, m.renameTo);
 }
 
 function writeMember(m: Member, content: Uint8Array, done: number[]): void {
@@ -161,7 +145,6 @@ function writeMember(m: Member, content: Uint8Array, done: number[]): void {
   } finally {
     fs.closeSync(fd);
   }
-  place(m);
 }
 
 /** Streams a large standalone blob into one file, verifying as it goes. */
@@ -256,10 +239,9 @@ async function writeLarge(blob: string, at: FrameAt, m: Member, done: number[]):
   } finally {
     fs.closeSync(fd);
   }
-  place(m);
 }
 
-/** Where rel (a validated manifest path or tmp name, '' for a file root) goes under base. */
+/** Where rel (a validated manifest path, '' for a file root) goes under base. */
 function underRoot(base: string, rel: string): string {
   if (rel === '') return base;
   return base + path.sep + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep));
@@ -318,7 +300,6 @@ async function write(
 
 export async function writeBatch(w: WriteWire): Promise<number[]> {
   const names = w.rels.split('\0');
-  const renames = w.renames.split('\0');
   const done: number[] = [];
   for (let j = 0; j + 1 < w.starts.length; j++) {
     const members: Member[] = [];
@@ -327,7 +308,6 @@ export async function writeBatch(w: WriteWire): Promise<number[]> {
         ...fileAt(w, names, i),
         id: w.ids[i] as number,
         offset: w.offsets[i] as number,
-        renameTo: renames[i] || null,
       });
     }
     const blob = w.blobs.slice(j * 64, j * 64 + 64);
@@ -348,76 +328,4 @@ export async function writeBatch(w: WriteWire): Promise<number[]> {
     await write(job, done);
   }
   return done;
-}
-
-let crossDevice = false;
-
-/** A file to link from its unpacked copy `src`, which has the file's mode less write (`umode`). */
-interface LinkItem extends WireFile {
-  readonly src: string;
-  readonly umode: number;
-}
-
-function intact(st: fs.Stats, it: LinkItem): boolean {
-  return (
-    st.isFile() &&
-    st.size === it.size &&
-    (st.mode & 0o777) === it.umode &&
-    st.mtimeMs === UNPACKED_MTIME_MS
-  );
-}
-
-/** [inode, mtimeMs] of the file made, or null when its unpacked copy is missing or changed. */
-function linkOne(it: LinkItem): [number, number] | null {
-  try {
-    fs.linkSync(it.src, it.dest);
-  } catch (err) {
-    const code = codeOf(err);
-    if (code === 'ENOENT') return null;
-    if (code !== 'EXDEV') throw err;
-    crossDevice = true; // the store is on another filesystem: copy instead
-    return copyOne(it);
-  }
-  // The link shares the copy's inode: checking it checks the copy.
-  const st = fs.lstatSync(it.dest);
-  if (intact(st, it)) return [st.ino, st.mtimeMs];
-  fs.unlinkSync(it.dest);
-  fs.rmSync(it.src, { force: true });
-  return null;
-}
-
-function copyOne(it: LinkItem): [number, number] | null {
-  const src = fs.lstatSync(it.src, { throwIfNoEntry: false });
-  if (src === undefined) return null;
-  if (!intact(src, it)) {
-    fs.rmSync(it.src, { force: true });
-    return null;
-  }
-  fs.copyFileSync(it.src, it.dest, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
-  const fd = fs.openSync(it.dest, 'r');
-  try {
-    const done: number[] = [];
-    settle(fd, { id: 0, mode: it.mode, mtimeMs: it.mtimeMs }, done);
-    return [done[1] as number, done[2] as number];
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-export function linkBatch(w: LinkWire): Float64Array {
-  const names = w.rels.split('\0');
-  const out = new Float64Array(names.length * 2);
-  for (let i = 0; i < names.length; i++) {
-    const f = fileAt(w, names, i);
-    // The unpacked copy: the content with the file's mode, read-only.
-    const umode = f.mode & ~0o222;
-    const d = f.digest;
-    const src = unpackedPath(w.unpackedDir, d, umode);
-    const it: LinkItem = { ...f, umode, src };
-    const got = w.clone || crossDevice ? copyOne(it) : linkOne(it);
-    out[i * 2] = got === null ? -1 : got[0];
-    out[i * 2 + 1] = got === null ? 0 : got[1];
-  }
-  job.transfers.push(out.buffer);
-  return out;
 }
