@@ -218,8 +218,8 @@ function injectedFault(dirs) {
 }
 /**
  * Renames a finished temp file to `dest`, making dest's directory only when the rename finds it
- * missing: step 3 of `writeOrAdopt`, and of a blob streamed to tmp/ elsewhere (chunked.ts, a
- * pack's frame in blobs.ts); the worker also moves restored files into place with it.
+ * missing: step 3 of `writeOrAdopt`, and of a blob streamed to tmp/ elsewhere (chunked.ts); the
+ * worker also moves restored files into place with it.
  */
 function renameInto(tmp, dest) {
     try {
