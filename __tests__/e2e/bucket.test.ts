@@ -4,15 +4,22 @@
  * s3rver behind a fault proxy). Three runners with separate, empty local stores share one
  * bucket; a 1%-changed save uploads only what changed; concurrent saves of one key both
  * succeed; a pull request's job reads its base branch's entries and writes only its own scope;
- * bad configuration fails the step naming the input, and an unreachable bucket is a warning and
- * a miss.
+ * bad configuration fails the step naming the input, and an unreachable bucket or a poisoned
+ * blob is a warning and a miss (the poisoned entry found before anything is written).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startBucketServer, type BucketServer } from '../../test-support/bucket/index.js';
+import { openBucketClient } from '../../src/remote/bucket-client.js';
+import { decodeEntry } from '../../src/remote/bucket.js';
+import { LocalStore } from '../../src/store/index.js';
+import {
+  startBucketServer,
+  TEST_BUCKET,
+  type BucketServer,
+} from '../../test-support/bucket/index.js';
 import { Job, type StepResult } from '../../test-support/runner.js';
 import { git, REPO } from '../../test-support/world.js';
 
@@ -273,6 +280,65 @@ describe('faults and bad configuration', () => {
     expect(run.main.outputs['tier']).toBe('none');
     expect(run.built).toBe(true);
     expect(warnings(run.main).join('\n')).toMatch(/Bucket s3:\/\/clyde-fleet\/ci\/: lookup failed/);
+  });
+
+  it('a poisoned blob is found before anything is written: a warning and a miss', async () => {
+    const r1 = await newRunner();
+    await changeSource(r1, 'int main(void) { return 9; }\n');
+    const files = outputs.map(() => randomBytes(FILE_BYTES));
+    const scope = 'ci/entries/refs%2Fheads%2Fmain/';
+    const before = await server.objects(scope);
+    await job(r1, files);
+    const [entryKey] = [...(await server.objects(scope)).keys()].filter((k) => !before.has(k));
+    // One of its blobs, changed in the bucket (its name and length kept).
+    Object.assign(process.env, server.env());
+    const client = openBucketClient({
+      name: TEST_BUCKET,
+      prefix: 'ci/',
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      pathStyle: true,
+    });
+    const read = async (key: string): Promise<Buffer> => {
+      const got = await client.get(key, AbortSignal.timeout(30_000));
+      const chunks: Buffer[] = [];
+      for await (const c of got?.body ?? []) chunks.push(Buffer.from(c));
+      return Buffer.concat(chunks);
+    };
+    const digest = decodeEntry(await read(entryKey as string)).blobs[0]?.digest as string;
+    const blobKey = `ci/blobs/${digest.slice(0, 2)}/${digest}`;
+    const poisoned = await read(blobKey);
+    poisoned.writeUInt8(poisoned.readUInt8(poisoned.length - 10) ^ 0xff, poisoned.length - 10);
+    await client.put(blobKey, poisoned, AbortSignal.timeout(30_000));
+
+    // A runner with an empty store, and an out/ of its own: the exact hit is refused whole.
+    const r2 = await newRunner();
+    await changeSource(r2, 'int main(void) { return 9; }\n');
+    await fs.mkdir(path.join(r2.workspace, 'out'));
+    await fs.writeFile(path.join(r2.workspace, 'out', 'keep.txt'), 'keep');
+    const j = new Job({ workspace: r2.workspace, env: server.env() });
+    const main = await j.uses(
+      REPO,
+      {
+        path: 'out',
+        name: 'fleet',
+        'local-cache-dir': r2.store,
+        remote: 'false',
+        'restore-keys': 'none',
+        save: 'never',
+        ...server.inputs(),
+      },
+      'cache',
+    );
+    expect(main.exitCode).toBe(0);
+    expect(main.outputs['cache-hit']).toBe('false');
+    expect(main.outputs['tier']).toBe('none');
+    expect(warnings(main).join('\n')).toMatch(/Bucket entry .* could not be restored: .*digest/);
+    // Nothing of the entry reached the workspace or the runner's store.
+    expect(await fs.readdir(path.join(r2.workspace, 'out'))).toEqual(['keep.txt']);
+    expect((await fs.readdir(r2.workspace)).filter((n) => n.startsWith('.clyde'))).toEqual([]);
+    expect(await (await LocalStore.open(r2.store)).list()).toEqual([]);
+    await j.finish();
   });
 
   it('a connection dropped in the middle of an upload is retried; the entry is whole', async () => {

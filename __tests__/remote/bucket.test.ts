@@ -1,9 +1,10 @@
 /**
  * The bucket tier against a real S3-compatible server (test-support/bucket: s3rver) with the
- * real SDK and a real local store: what the bucket hands back is untrusted. A tampered blob, a
- * blob longer than its entry lists, an entry holding another key's header and an entry that
- * declares more bytes than any restore takes are refused before anything reaches the store or
- * the workspace; the bucket inputs are parsed into one form or refused naming the input.
+ * real SDK and a real local store: what the bucket hands back is untrusted. The pack a restore
+ * fetches is taken as main takes it (restorePack, then adoptPacks): a tampered blob, a blob
+ * longer than its entry lists, an entry holding another key's header and an entry that declares
+ * more bytes than any restore takes are refused before anything reaches the store or the
+ * workspace, the fetched pack removed; the bucket inputs are parsed into one form or refused naming the input.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
@@ -20,13 +21,14 @@ import {
   MULTIPART_THRESHOLD,
   type BucketConfig,
 } from '../../src/remote/bucket.js';
-import { LocalStore } from '../../src/store/index.js';
+import { LocalStore, type OutputRoot } from '../../src/store/index.js';
 import { sha256 } from '../../src/util/bytes.js';
 import {
   startBucketServer,
   TEST_BUCKET,
   type BucketServer,
 } from '../../test-support/bucket/index.js';
+import { restoreAndAdopt } from '../../test-support/store/take-pack.js';
 import { sandbox, type Sandbox } from '../store/helpers.js';
 
 let server: BucketServer;
@@ -95,15 +97,51 @@ async function readObject(key: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Restoring `key` into a fresh store fails with `message`, and the store holds no entry. */
+/**
+ * The pack of `key` fetched as main fetches it (a fresh store's copy where it has one), then
+ * restored and adopted as main takes a download; its file is removed at the end, as main's.
+ */
+async function take(
+  tier: BucketTier,
+  store: LocalStore,
+  key: string,
+  roots: readonly OutputRoot[],
+): Promise<number> {
+  const { packs, bytes } = await tier.fetchPack(
+    { matchedKey: key, scope: 'refs/heads/main' },
+    store,
+    sb.base,
+  );
+  try {
+    expect(packs.map((p) => p.key)).toEqual([key]);
+    await restoreAndAdopt(store, packs[0]!.file, key, { roots });
+    return bytes;
+  } finally {
+    for (const p of packs) await fs.rm(p.file, { force: true });
+  }
+}
+
+/** The files of sb.base a fetch left behind (its pack files). */
+async function leftPacks(): Promise<string[]> {
+  return (await fs.readdir(sb.base)).filter((n) => n.includes('bucket-pack'));
+}
+
+/**
+ * Restoring `key` into a fresh store fails with `message`: the store holds no entry, nothing
+ * was written to the workspace, and no pack file is left.
+ */
 async function refused(tier: BucketTier, key: string, message: RegExp): Promise<void> {
   const store = await LocalStore.open(
     path.join(sb.base, `fresh-${randomBytes(4).toString('hex')}`),
   );
-  await expect(
-    tier.restoreInto({ matchedKey: key, scope: 'refs/heads/main' }, store, sb.base),
-  ).rejects.toThrow(message);
+  const out = path.join(sb.ws, 'out');
+  await fs.mkdir(out, { recursive: true });
+  await fs.writeFile(path.join(out, 'keep.txt'), 'keep');
+  await expect(take(tier, store, key, [{ name: 'out', absPath: out }])).rejects.toThrow(message);
   expect(await store.list()).toEqual([]);
+  expect(await fs.readdir(sb.ws)).toEqual(['out']);
+  expect(await fs.readdir(out)).toEqual(['keep.txt']);
+  expect(await leftPacks()).toEqual([]);
 }
 
 describe('bucket entries are untrusted', () => {
@@ -111,12 +149,20 @@ describe('bucket entries are untrusted', () => {
     const files = { 'a.o': randomBytes(100_000), 'b.txt': Buffer.from('hello\n'.repeat(5000)) };
     const tier = await uploaded('k-ok', files);
     const store = await LocalStore.open(path.join(sb.base, 'fresh'));
-    await tier.restoreInto({ matchedKey: 'k-ok', scope: 'refs/heads/main' }, store, sb.base);
+    const restored = path.join(sb.ws, 'restored');
+    const downloaded = await take(tier, store, 'k-ok', [{ name: 'out', absPath: restored }]);
+    expect(downloaded).toBeGreaterThan(0);
+    expect(await leftPacks()).toEqual([]);
+    // restored from the pack, and written through: the store restores it too
     const dest = path.join(sb.ws, 'out');
     await store.restore('k-ok', [{ name: 'out', absPath: dest }]);
     for (const [name, data] of Object.entries(files)) {
+      expect((await fs.readFile(path.join(restored, name))).equals(data)).toBe(true);
       expect((await fs.readFile(path.join(dest, name))).equals(data)).toBe(true);
     }
+    // A second restore copies every blob from the store instead: nothing is downloaded.
+    const again = path.join(sb.ws, 'again');
+    expect(await take(tier, store, 'k-ok', [{ name: 'out', absPath: again }])).toBe(0);
   });
 
   it('a blob whose bytes were changed in the bucket is refused', async () => {
@@ -172,10 +218,10 @@ describe('bucket entries are untrusted', () => {
       Math.ceil(big.length / MULTIPART_PART_BYTES),
     );
     const store = await LocalStore.open(path.join(sb.base, 'fresh-big'));
-    await tier.restoreInto({ matchedKey: 'k-big', scope: 'refs/heads/main' }, store, sb.base);
     const dest = path.join(sb.ws, 'out');
-    await store.restore('k-big', [{ name: 'out', absPath: dest }]);
+    await take(tier, store, 'k-big', [{ name: 'out', absPath: dest }]);
     expect((await fs.readFile(path.join(dest, 'big.bin'))).equals(big)).toBe(true);
+    expect((await store.get('k-big'))?.files).toBe(1);
   });
 
   it('malformed entry objects are refused by their structure', () => {

@@ -11,6 +11,7 @@ import { LocalStore } from '../../src/store/index.js';
 import { PACK_VERSION } from '../../src/store/pack.js';
 import { sha256 } from '../../src/util/bytes.js';
 import { caseFoldingSkipReason } from '../../test-support/casefold.js';
+import { restoreAndAdopt } from '../../test-support/store/take-pack.js';
 import { tableOf } from '../../test-support/store/tables.js';
 import { hostileManifests, hostileTables, PAYLOAD } from './hostile-cases.js';
 import {
@@ -158,16 +159,20 @@ async function refusesHostilePacks(sb: Sandbox, around?: string): Promise<void> 
   const store = await LocalStore.open(sb.store);
   const payload = blobOf(store.codec, PAYLOAD);
   const pack = path.join(sb.base, 'hostile.pack');
+  await writeTree(path.join(sb.ws, 'out'), { 'keep.txt': 'keep' });
+  const roots = [{ name: 'out', absPath: path.join(sb.ws, 'out') }];
   const before = await snapshotTree(sb.ws);
   let i = 0;
   for (const [name, table, want] of hostileCases(sb)) {
     const key = `k-${i++}`;
     await fs.writeFile(pack, buildPack({ meta: packMeta(key), table }, [payload]));
-    const err = await store.importPack(pack, key).then(
-      () => new Error(`${name}: imported`),
+    const err = await restoreAndAdopt(store, pack, key, { roots }).then(
+      () => new Error(`${name}: taken`),
       (e: unknown) => e,
     );
     expectRefused(name, err, want);
+    expect([name, await fs.readdir(sb.outside)]).toEqual([name, []]);
+    expect(await snapshotTree(sb.ws)).toEqual(before);
   }
   expect(await store.list()).toEqual([]);
   expect(await fs.readdir(sb.outside)).toEqual([]);
@@ -176,11 +181,12 @@ async function refusesHostilePacks(sb: Sandbox, around?: string): Promise<void> 
 }
 
 describe('hostile packs', () => {
-  it('are refused before any entry exists, nothing written outside', () =>
+  it('are refused before any entry exists, nothing written outside, the workspace unchanged', () =>
     withSandbox((sb) => refusesHostilePacks(sb)));
 
-  onFoldingMount('are refused before any entry exists, nothing written outside', () =>
-    withFoldingSandbox((sb, around) => refusesHostilePacks(sb, around)),
+  onFoldingMount(
+    'are refused before any entry exists, nothing written outside, the workspace unchanged',
+    () => withFoldingSandbox((sb, around) => refusesHostilePacks(sb, around)),
   );
 
   it('refuse hostile metadata (a hash that is a path)', () =>
@@ -189,8 +195,12 @@ describe('hostile packs', () => {
       const pack = path.join(sb.base, 'p');
       const header = { meta: packMeta('k', '../../../outside'), manifest: dirManifest([]) };
       await fs.writeFile(pack, buildPack(header, []));
-      await expect(store.importPack(pack, 'k')).rejects.toMatchObject({ name: 'StoreError' });
+      const roots = [{ name: 'out', absPath: path.join(sb.ws, 'out') }];
+      await expect(restoreAndAdopt(store, pack, 'k', { roots })).rejects.toMatchObject({
+        name: 'StoreError',
+      });
       expect(await fs.readdir(sb.outside)).toEqual([]);
+      expect(await fs.readdir(sb.ws)).toEqual([]);
       expect(await store.list()).toEqual([]);
     }));
 });

@@ -1,7 +1,8 @@
 /**
- * A pack is imported only as the entry it was asked for (issue 11, items 1 and 2): its key must
- * be that entry's, its hash the key's own, and a commit never replaces a directory the index
- * gives to another entry. Nothing of a refused pack reaches the store.
+ * A pack is taken (restored, then adopted: run/restore.ts) only as the entry it was asked for
+ * (issue 11, items 1 and 2): its key must be that entry's, its hash the key's own, and a commit
+ * never replaces a directory the index gives to another entry. Nothing of a refused pack
+ * reaches the store, nor the workspace when it is refused before the restore.
  */
 import { describe, expect, it } from '@jest/globals';
 import { promises as fs } from 'node:fs';
@@ -16,6 +17,7 @@ import {
   sameContent,
   writeContent,
 } from '../../test-support/store/fixtures.js';
+import { restoreAndAdopt } from '../../test-support/store/take-pack.js';
 import { withSandbox } from './helpers.js';
 
 const HASH = sha256('shared hash');
@@ -38,17 +40,20 @@ async function restoresWhole(store: LocalStore, key: string, scratch: string): P
   return sameContent(await readContent(dest), contentFor(key));
 }
 
-describe('importing a pack as the entry asked for', () => {
+describe('taking a pack as the entry asked for', () => {
   it('refuses a pack holding another key before storing anything', () =>
     withSandbox(async (sb) => {
       const { other, file } = await setUp(sb);
-      await expect(other.importPack(file, 'clyde-a-linux_x64-default-other')).rejects.toThrow(
-        /the pack holds 'clyde-a-.*', not 'clyde-a-linux_x64-default-other'/,
-      );
+      const roots = [{ name: 'out', absPath: path.join(sb.base, 'restored', 'out') }];
+      await expect(
+        restoreAndAdopt(other, file, 'clyde-a-linux_x64-default-other', { roots }),
+      ).rejects.toThrow(/the pack holds 'clyde-a-.*', not 'clyde-a-linux_x64-default-other'/);
       expect(await other.list()).toEqual([]);
       expect((await other.verify()).orphanBlobs).toEqual([]);
-      // the same pack asked for as what it is imports
-      expect((await other.importPack(file, K1)).key).toBe(K1);
+      expect(await fs.readdir(path.join(sb.base, 'restored')).catch(() => [])).toEqual([]);
+      // the same pack asked for as what it is is taken
+      expect((await restoreAndAdopt(other, file, K1, { roots })).key).toBe(K1);
+      expect(sameContent(await readContent(roots[0]!.absPath), contentFor(K1))).toBe(true);
       expect(await restoresWhole(other, K1, sb.base)).toBe(true);
     }));
 
@@ -62,7 +67,7 @@ describe('importing a pack as the entry asked for', () => {
         file,
         editPackMeta(pack, (m) => (m['key'] = k2)),
       );
-      await expect(store.importPack(file, k2)).rejects.toMatchObject({
+      await expect(restoreAndAdopt(store, file, k2)).rejects.toMatchObject({
         name: 'UnsafeEntryError',
         message: expect.stringMatching(/not that of its key/),
       });
@@ -80,7 +85,7 @@ describe('importing a pack as the entry asked for', () => {
         file,
         editPackMeta(pack, (m) => (m['key'] = k2)),
       );
-      await expect(store.importPack(file, k2)).rejects.toThrow(
+      await expect(restoreAndAdopt(store, file, k2)).rejects.toThrow(
         /would take the directory of entry clyde-a-/,
       );
       expect((await store.list()).map((e) => e.key)).toEqual([K1]);
@@ -96,7 +101,7 @@ describe('importing a pack as the entry asked for', () => {
         file,
         editPackMeta(pack, (m) => (m['createdAt'] = '2099-01-01T00:00:00.000Z')),
       );
-      const meta = await other.importPack(file, K1);
+      const meta = await restoreAndAdopt(other, file, K1);
       expect(Date.parse(meta.createdAt)).toBeLessThanOrEqual(Date.now());
     }));
 });

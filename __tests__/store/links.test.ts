@@ -12,6 +12,7 @@ import { LocalStore } from '../../src/store/index.js';
 import { parseManifest } from '../../src/store/manifest.js';
 import type { OutputRoot, SaveRequest } from '../../src/store/types.js';
 import { sha256 } from '../../src/util/bytes.js';
+import { restoreAndAdopt } from '../../test-support/store/take-pack.js';
 import { tableOf } from '../../test-support/store/tables.js';
 import {
   dirManifest,
@@ -50,8 +51,11 @@ async function npmWorkspace(ws: string): Promise<OutputRoot> {
 }
 
 /** A second workspace elsewhere (another GITHUB_WORKSPACE), with the same checkout. */
-async function otherWorkspace(sb: Sandbox): Promise<{ ws: string; root: OutputRoot }> {
-  const ws = path.join(sb.base, 'ws2');
+async function otherWorkspace(
+  sb: Sandbox,
+  name = 'ws2',
+): Promise<{ ws: string; root: OutputRoot }> {
+  const ws = path.join(sb.base, name);
   await writeTree(ws, { 'packages/a/index.js': 'module.exports = 1;' });
   return { ws, root: { name: 'node_modules', absPath: path.join(ws, 'node_modules') } };
 }
@@ -86,13 +90,20 @@ describe('symlinks leaving their root', () => {
       const pack = path.join(sb.base, 'entry.pack');
       await store.exportPack('k-pack', pack);
       const fresh = await LocalStore.open(path.join(sb.base, 'store2'));
-      await fresh.importPack(pack, 'k-pack');
+      // restored straight from the pack into another workspace, then from the store it went to
       const other = await otherWorkspace(sb);
-      await fresh.restore('k-pack', [other.root], { workspace: other.ws });
-      expect(await fs.readlink(path.join(other.root.absPath, 'a'))).toBe('../packages/a');
-      expect(await fs.readlink(path.join(other.root.absPath, 'abs-a'))).toBe(
-        path.join(other.ws, 'packages', 'a', 'index.js'),
-      );
+      await restoreAndAdopt(fresh, pack, 'k-pack', {
+        roots: [other.root],
+        restore: { workspace: other.ws },
+      });
+      const third = await otherWorkspace(sb, 'ws3');
+      await fresh.restore('k-pack', [third.root], { workspace: third.ws });
+      for (const ws of [other, third]) {
+        expect(await fs.readlink(path.join(ws.root.absPath, 'a'))).toBe('../packages/a');
+        expect(await fs.readlink(path.join(ws.root.absPath, 'abs-a'))).toBe(
+          path.join(ws.ws, 'packages', 'a', 'index.js'),
+        );
+      }
     }));
 
   it('a link leaving the workspace is left out with a warning, kept when opted in', () =>

@@ -3,12 +3,13 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { createCodec, LocalStore, type Codec } from '../../src/store/index.js';
+import { createCodec, LocalStore, type Codec, type OutputRoot } from '../../src/store/index.js';
 import { sha256 } from '../../src/util/bytes.js';
 import { rawFrame } from '../../src/store/codec.js';
 import { MAX_ENTRIES } from '../../src/store/manifest.js';
 import { PACK_VERSION } from '../../src/store/pack.js';
 import { decodeTable, groupAt } from '../../src/store/table.js';
+import { restoreAndAdopt } from '../../test-support/store/take-pack.js';
 import { packHeader, type Placements } from '../../test-support/store/tables.js';
 import {
   blobOf,
@@ -65,6 +66,16 @@ async function entriesIn(store: LocalStore): Promise<string[]> {
   return (await store.list()).map((e) => e.key);
 }
 
+/** Where a test restores packs: `out` under `dir`, which a refused pack leaves empty. */
+function outUnder(dir: string): OutputRoot[] {
+  return [{ name: 'out', absPath: path.join(dir, 'out') }];
+}
+
+/** Nothing was restored under `dir` (not even a staging directory left behind). */
+async function nothingUnder(dir: string): Promise<string[]> {
+  return fs.readdir(dir).catch(() => []);
+}
+
 describe('packs', () => {
   for (const [from, to] of [
     ['native', 'node'],
@@ -81,7 +92,10 @@ describe('packs', () => {
         const second = await LocalStore.open(path.join(sb.base, 'store-b'), {
           codec: await createCodec(to),
         });
-        const meta = await second.importPack(pack, key);
+        const restored = path.join(sb.base, 'restored');
+        const meta = await restoreAndAdopt(second, pack, key, { roots: outUnder(restored) });
+        // restored straight from the pack, then an entry of the second store
+        expect(await snapshotTree(path.join(restored, 'out'))).toEqual(before);
         const original = await store.get(key);
         expect(meta.key).toBe(key);
         expect(meta.createdAt).toBe(original?.createdAt);
@@ -94,44 +108,48 @@ describe('packs', () => {
         await second.restore(key, [{ name: 'out', absPath: out }]);
         expect(await snapshotTree(out)).toEqual(before);
 
-        // importing again returns the existing entry
-        expect(await second.importPack(pack, key)).toEqual(meta);
+        // taking it again returns the existing entry
+        expect(await restoreAndAdopt(second, pack, key)).toEqual(meta);
       }));
   }
 
-  it('refuses a truncated pack, leaving no entry', () =>
+  it('refuses a truncated pack, leaving no entry and nothing restored', () =>
     withSandbox(async (sb) => {
       const { store, key } = await saveFixture(sb, await createCodec('native'));
       const pack = path.join(sb.base, 'entry.pack');
       await store.exportPack(key, pack);
       const full = await fs.readFile(pack);
       const second = await LocalStore.open(path.join(sb.base, 'store-b'));
+      const dest = path.join(sb.base, 'r');
+      const take = () => restoreAndAdopt(second, pack, key, { roots: outUnder(dest) });
       for (const cut of [4, 20, Math.floor(full.length / 2), full.length - 41, full.length - 1]) {
         await fs.writeFile(pack, full.subarray(0, cut));
-        await expect(second.importPack(pack, key)).rejects.toMatchObject({ name: 'StoreError' });
+        await expect(take()).rejects.toMatchObject({ name: 'StoreError' });
       }
       expect(await entriesIn(second)).toEqual([]);
       // extra bytes after the end marker are refused too
       await fs.writeFile(pack, Buffer.concat([full, Buffer.from('x')]));
-      await expect(second.importPack(pack, key)).rejects.toMatchObject({ name: 'StoreError' });
+      await expect(take()).rejects.toMatchObject({ name: 'StoreError' });
       expect(await entriesIn(second)).toEqual([]);
+      expect(await nothingUnder(dest)).toEqual([]);
     }));
 
   it('refuses bad magic, bad or older versions and an oversized meta or table length', () =>
     withSandbox(async (sb) => {
       const store = await LocalStore.open(sb.store);
       const pack = path.join(sb.base, 'p');
+      const take = () => restoreAndAdopt(store, pack, 'k', { roots: outUnder(sb.ws) });
       const header = { meta: packMeta('k'), manifest: dirManifest([]) };
       await fs.writeFile(pack, buildPack(header, [], { magic: 'NOTAPACK' }));
-      await expect(store.importPack(pack, 'k')).rejects.toThrow(/magic/);
+      await expect(take()).rejects.toThrow(/magic/);
       await fs.writeFile(pack, buildPack(header, [], { version: 99 }));
-      await expect(store.importPack(pack, 'k')).rejects.toThrow(/version/);
+      await expect(take()).rejects.toThrow(/version/);
       // formats 1 (one blob per file, before groups) and 2 (a JSON manifest and locator) are
       // refused, saying why
       await fs.writeFile(pack, buildPack(header, [], { version: 1 }));
-      await expect(store.importPack(pack, 'k')).rejects.toThrow(/version 1 .*older clyde-cache/);
+      await expect(take()).rejects.toThrow(/version 1 .*older clyde-cache/);
       await fs.writeFile(pack, buildPack(header, [], { version: 2 }));
-      await expect(store.importPack(pack, 'k')).rejects.toThrow(
+      await expect(take()).rejects.toThrow(
         /version 2 \(written by an older clyde-cache, with a JSON manifest and locator\)/,
       );
       const huge = Buffer.concat([
@@ -139,7 +157,7 @@ describe('packs', () => {
         Buffer.from([0, 0, 0, PACK_VERSION, 0x7f, 0xff, 0xff, 0xff]),
       ]);
       await fs.writeFile(pack, huge);
-      await expect(store.importPack(pack, 'k')).rejects.toThrow(/meta too large/);
+      await expect(take()).rejects.toThrow(/meta too large/);
       const metaBytes = Buffer.from(JSON.stringify(packMeta('k')));
       const hugeTable = Buffer.concat([
         Buffer.from('CLYDEPK\n', 'latin1'),
@@ -150,12 +168,14 @@ describe('packs', () => {
       ]);
       hugeTable.writeUInt32BE(metaBytes.length, 12);
       await fs.writeFile(pack, hugeTable);
-      await expect(store.importPack(pack, 'k')).rejects.toThrow(/table too large/);
+      await expect(take()).rejects.toThrow(/table too large/);
       await fs.writeFile(pack, buildPack('{not json', []));
-      await expect(store.importPack(pack, 'k')).rejects.toMatchObject({ name: 'StoreError' });
+      await expect(take()).rejects.toMatchObject({ name: 'StoreError' });
+      expect(await nothingUnder(sb.ws)).toEqual([]);
       // a well-formed empty pack is fine
       await fs.writeFile(pack, buildPack(header, []));
-      expect((await store.importPack(pack, 'k')).key).toBe('k');
+      expect((await take()).key).toBe('k');
+      expect(await nothingUnder(path.join(sb.ws, 'out'))).toEqual([]);
     }));
 
   it('refuses a blob whose content does not match its digest; no entry, no blob', () =>
@@ -176,10 +196,40 @@ describe('packs', () => {
       };
       const pack = path.join(sb.base, 'p');
       await fs.writeFile(pack, buildPack(header, [good, liar]));
-      await expect(store.importPack(pack, 'k-liar')).rejects.toThrow(/corrupt/);
+      await expect(
+        restoreAndAdopt(store, pack, 'k-liar', { roots: outUnder(sb.ws) }),
+      ).rejects.toThrow(/content does not match its digest/);
       expect(await entriesIn(store)).toEqual([]);
+      expect(await nothingUnder(sb.ws)).toEqual([]);
       const blobDir = path.join(sb.store, 'blobs', liar.digest.slice(0, 2));
       expect(await fs.readdir(blobDir).catch(() => [])).not.toContain(liar.digest);
+    }));
+
+  it('a corrupt blob among many is refused with its own error, nothing left beside the outputs', () =>
+    withSandbox(async (sb) => {
+      const codec = await createCodec('native');
+      const store = await LocalStore.open(sb.store, { codec });
+      // The liar is the largest file, written first; thousands of small ones fill batches still
+      // being written when it fails. They must settle before the staging directory is removed
+      // (before: ENOTEMPTY hid the refusal's reason, and could leave the directory behind).
+      const expected = randomBytes(3 * 1024 * 1024);
+      const liar = { digest: sha256(expected), frame: rawFrame(randomBytes(expected.length)) };
+      const others = Array.from({ length: 3000 }, () => randomBytes(8 * 1024));
+      const header = {
+        meta: packMeta('k-many'),
+        manifest: dirManifest([
+          fileEntry('liar', expected),
+          ...others.map((c, i) => fileEntry(`f${i}`, c)),
+        ]),
+      };
+      const pack = path.join(sb.base, 'p');
+      const blobs = [liar, ...others.map((c) => ({ digest: sha256(c), frame: rawFrame(c) }))];
+      await fs.writeFile(pack, buildPack(header, blobs));
+      await expect(
+        restoreAndAdopt(store, pack, 'k-many', { roots: outUnder(sb.ws) }),
+      ).rejects.toThrow(/content does not match its digest/);
+      expect(await entriesIn(store)).toEqual([]);
+      expect(await nothingUnder(sb.ws)).toEqual([]);
     }));
 
   it('refuses a pack missing a blob, carrying a stray blob, or one twice', () =>
@@ -190,13 +240,15 @@ describe('packs', () => {
       const stray = blobOf(codec, 'zzz');
       const header = { meta: packMeta('k-m'), manifest: dirManifest([fileEntry('a', 'aaa')]) };
       const pack = path.join(sb.base, 'p');
+      const take = () => restoreAndAdopt(store, pack, 'k-m', { roots: outUnder(sb.ws) });
       await fs.writeFile(pack, buildPack(header, []));
-      await expect(store.importPack(pack, 'k-m')).rejects.toThrow(/lacks/);
+      await expect(take()).rejects.toThrow(/lacks/);
       await fs.writeFile(pack, buildPack(header, [a, stray]));
-      await expect(store.importPack(pack, 'k-m')).rejects.toThrow(/does not use/);
+      await expect(take()).rejects.toThrow(/does not use/);
       await fs.writeFile(pack, buildPack(header, [a, a]));
-      await expect(store.importPack(pack, 'k-m')).rejects.toThrow(/twice/);
+      await expect(take()).rejects.toThrow(/twice/);
       expect(await entriesIn(store)).toEqual([]);
+      expect(await nothingUnder(sb.ws)).toEqual([]);
     }));
 
   it('refuses a blob claiming far more compressed bytes than its content could need', () =>
@@ -208,8 +260,11 @@ describe('packs', () => {
       const header = { meta: packMeta('k-big'), manifest: dirManifest([fileEntry('t', content)]) };
       const pack = path.join(sb.base, 'p');
       await fs.writeFile(pack, buildPack(header, [blob]));
-      await expect(store.importPack(pack, 'k-big')).rejects.toThrow(/compressed bytes/);
+      await expect(
+        restoreAndAdopt(store, pack, 'k-big', { roots: outUnder(sb.ws) }),
+      ).rejects.toThrow(/compressed bytes/);
       expect(await entriesIn(store)).toEqual([]);
+      expect(await nothingUnder(sb.ws)).toEqual([]);
     }));
 
   it('refuses a decompression bomb (frame bigger than the manifest says)', () =>
@@ -227,8 +282,11 @@ describe('packs', () => {
           pack,
           buildPack(header, [{ digest: sha256(real), frame: codec.compress(real) }]),
         );
-        await expect(store.importPack(pack, `k-bomb-${backend}`)).rejects.toThrow(/pack blob/);
+        await expect(
+          restoreAndAdopt(store, pack, `k-bomb-${backend}`, { roots: outUnder(sb.ws) }),
+        ).rejects.toThrow(/holds more than 10 bytes/);
         expect(await entriesIn(store)).toEqual([]);
+        expect(await nothingUnder(sb.ws)).toEqual([]);
       }
     }));
 
@@ -245,10 +303,11 @@ describe('packs', () => {
       pack.writeBigUInt64BE(2n * 1024n ** 3n, at);
       const file = path.join(sb.base, 'p');
       await fs.writeFile(file, pack);
-      await expect(store.importPack(file, 'k-long-frame')).rejects.toThrow(
-        /claims 2147483648 bytes; only \d+ remain/,
-      );
+      await expect(
+        restoreAndAdopt(store, file, 'k-long-frame', { roots: outUnder(sb.ws) }),
+      ).rejects.toThrow(/claims 2147483648 bytes; only \d+ remain/);
       expect(await entriesIn(store)).toEqual([]);
+      expect(await nothingUnder(sb.ws)).toEqual([]);
     }));
 
   it('refuses a pack whose blobs do not fit in the store (root only: mounts a tmpfs)', () =>
@@ -272,9 +331,16 @@ describe('packs', () => {
           file,
           buildPack(header, [{ digest: sha256(content), frame: rawFrame(content) }]),
         );
-        await expect(store.importPack(file, 'k-too-big')).rejects.toThrow(
-          /blobs do not fit in the local store/,
-        );
+        // Restored where there is room (the workspace), it does not fit in the store.
+        const take = (dir: string) =>
+          restoreAndAdopt(store, file, 'k-too-big', { roots: outUnder(dir) });
+        await expect(take(sb.ws)).rejects.toThrow(/blobs do not fit in the local store/);
+        expect(await entriesIn(store)).toEqual([]);
+        expect((await store.verify()).orphanBlobs).toEqual([]);
+        // Restored on the full filesystem, it is refused before a file is written.
+        const cramped = path.join(mnt, 'ws');
+        await expect(take(cramped)).rejects.toThrow(/more than the .* free where/);
+        expect(await nothingUnder(cramped)).toEqual([]);
         expect(await entriesIn(store)).toEqual([]);
       } finally {
         execFileSync('umount', [mnt]);
@@ -294,8 +360,11 @@ describe('packs', () => {
         pack,
         buildPack({ meta: packMeta('k-million'), manifest: dirManifest(entries) }, []),
       );
-      await expect(store.importPack(pack, 'k-million')).rejects.toThrow(/too many rows/);
+      await expect(
+        restoreAndAdopt(store, pack, 'k-million', { roots: outUnder(sb.ws) }),
+      ).rejects.toThrow(/too many rows/);
       expect(await entriesIn(store)).toEqual([]);
+      expect(await nothingUnder(sb.ws)).toEqual([]);
     }));
 
   it('carries group blobs and the table as they are, and restores them in a second store', () =>
@@ -338,7 +407,9 @@ describe('packs', () => {
       }
 
       const second = await LocalStore.open(path.join(sb.base, 'store-b'));
-      const meta = await second.importPack(pack, key);
+      const fromPack = path.join(sb.base, 'from-pack');
+      const meta = await restoreAndAdopt(second, pack, key, { roots: outUnder(fromPack) });
+      expect(await snapshotTree(path.join(fromPack, 'out'))).toEqual(before);
       expect(meta.files).toBe(61);
       expect((await second.verify({ deep: true })).ok).toBe(true);
       const dest = path.join(sb.base, 'r', 'out');
@@ -363,7 +434,7 @@ describe('packs', () => {
             [sha256('aaaa'), 0],
             [sha256('bbbb'), 0],
           ]),
-          /does not match its digest/,
+          /does not hold .* where its entry says/,
         ],
         ['a slice outside its group', placed([[sha256('aaaa'), 6]]), /malformed/],
         ['a group of the wrong size', placed([[sha256('aaaa'), 0]], 9), /corrupt|holds/],
@@ -373,13 +444,20 @@ describe('packs', () => {
         // 'bbbb' travels on its own only when the table does not place it in the group.
         const alone = at.has(sha256('bbbb')) ? [] : [blobOf(codec, 'bbbb')];
         await fs.writeFile(pack, buildPack(header, [group, ...alone]));
-        const err = await store.importPack(pack, `k-${name}`).then(
+        const err = await restoreAndAdopt(store, pack, `k-${name}`, {
+          roots: outUnder(sb.ws),
+        }).then(
           () => new Error(`${name}: imported`),
           (e: unknown) => e as Error,
         );
-        expect([name, err.name, why.test(err.message)]).toEqual([name, 'StoreError', true]);
+        expect([name, err.name, err.message]).toEqual([
+          name,
+          'StoreError',
+          expect.stringMatching(why),
+        ]);
       }
       expect(await entriesIn(store)).toEqual([]);
+      expect(await nothingUnder(sb.ws)).toEqual([]);
       // the honest one is accepted and restores
       const good = placed([
         [sha256('aaaa'), 0],
@@ -389,7 +467,7 @@ describe('packs', () => {
         pack,
         buildPack({ meta: packMeta('k-good'), manifest, placed: good }, [group]),
       );
-      await store.importPack(pack, 'k-good');
+      await restoreAndAdopt(store, pack, 'k-good', { roots: outUnder(sb.ws) });
       const dest = path.join(sb.base, 'good');
       await store.restore('k-good', [{ name: 'out', absPath: dest }]);
       expect(await fs.readFile(path.join(dest, 'b'), 'utf8')).toBe('bbbb');

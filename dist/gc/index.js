@@ -48381,591 +48381,6 @@ async function parallel_inParallel(items, limit, work) {
             throw r.reason;
 }
 //# sourceMappingURL=parallel.js.map
-;// CONCATENATED MODULE: ./build/src/store/blob-layout.js
-/**
- * The blob layout, in one place: where a blob lives, and how it gets there. Every reader and
- * writer of blobs (blobs.ts, chunked.ts, the store's rooms, snapshot.ts, restore.ts and the
- * store worker) builds its paths here.
- *
- *   <root>/blobs/<aa>/<sha256>           a blob: one or more zstd frames (blobs.ts)
- *
- * `<aa>` is the digest's first two hex digits (256 shards keep directories small). This module
- * runs on the main thread and in the workers alike: it imports nothing of the store.
- */
-
-
-/** A blob's name: the sha256 of its content, in lower-case hex. */
-const BLOB_NAME = /^[0-9a-f]{64}$/;
-/** The file of blob `digest` (not checked: callers hold a digest they computed or checked). */
-function blobPath(blobDir, digest) {
-    return external_node_path_.join(blobDir, digest.slice(0, 2), digest);
-}
-/** The size of the blob file at `file`, or undefined when there is none. */
-function fileSizeSync(file) {
-    try {
-        const st = external_node_fs_.statSync(file);
-        return st.isFile() ? st.size : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Blob writes this thread has made (for `BlobDirs.enospcAfter`). */
-let writes = 0;
-/**
- * Writes blob `digest` from the frame `parts`, or adopts the one already there. This is the one
- * way a blob comes to be, and content addressing keeps it simple: a blob's name is the sha256 of
- * its content, so any complete file at its path holds what this write would.
- *
- * 1. Adopt: a blob already at the path (another save, process or worker wrote it first) is kept
- *    as it is and its size returned; nothing is written. Callers that compress check this first
- *    (`fileSizeSync`), so stored content costs no compression either.
- * 2. Write: the frame goes to a temp file of this writer's own in tmp/ (`tmp`: same filesystem
- *    as the blobs, so the rename below is atomic), created exclusively and read-only.
- * 3. Place (`renameInto`): the temp file is renamed over the blob's path, so a reader sees no blob
- *    or a whole one, never a part. Two writers racing both rename: the second replaces the
- *    first's file with the same bytes, which no reader can tell apart.
- *
- * On any failure (a full disk) the temp file is removed and the error thrown; nothing is left
- * half-written.
- */
-function writeOrAdopt(dirs, digest, parts, tmp) {
-    const dest = blobPath(dirs.blobDir, digest);
-    const existing = fileSizeSync(dest);
-    if (existing !== undefined)
-        return { stored: existing, written: false };
-    injectedFault(dirs);
-    let stored = 0;
-    try {
-        const fd = external_node_fs_.openSync(tmp, 'wx', 0o444);
-        try {
-            for (const p of parts)
-                stored += writeAll(fd, p);
-        }
-        finally {
-            external_node_fs_.closeSync(fd);
-        }
-        renameInto(tmp, dest);
-    }
-    catch (err) {
-        external_node_fs_.rmSync(tmp, { force: true });
-        throw err;
-    }
-    return { stored, written: true };
-}
-/**
- * Fault injection (tests): throws ENOSPC, as a full disk would, once this thread has written
- * `dirs.enospcAfter` blobs. Called where every blob write starts (here, and in chunked.ts).
- */
-function injectedFault(dirs) {
-    if (dirs.enospcAfter !== undefined && writes++ >= dirs.enospcAfter) {
-        throw Object.assign(new Error('ENOSPC: no space left on device, write (injected)'), {
-            code: 'ENOSPC',
-        });
-    }
-}
-/**
- * Renames a finished temp file to `dest`, making dest's directory only when the rename finds it
- * missing: step 3 of `writeOrAdopt`, and of a blob streamed to tmp/ elsewhere (chunked.ts, a
- * pack's frame in blobs.ts).
- */
-function renameInto(tmp, dest) {
-    try {
-        renameRetrying(tmp, dest);
-    }
-    catch (err) {
-        if (err.code !== 'ENOENT')
-            throw err;
-        external_node_fs_.mkdirSync(external_node_path_.dirname(dest), { recursive: true });
-        renameRetrying(tmp, dest);
-    }
-}
-/**
- * Large writes go in pieces: one write of a large buffer costs far more than the same bytes in
- * pieces here (the kernel gives large writes large folios, slow to touch on these machines).
- */
-const WRITE_PIECE = 512 * 1024;
-function writeAll(fd, buf) {
-    let off = 0;
-    while (off < buf.length) {
-        off += external_node_fs_.writeSync(fd, buf, off, Math.min(WRITE_PIECE, buf.length - off));
-    }
-    return off;
-}
-/** util/fsx.ts's rename, synchronous: on Windows EPERM/EACCES/EBUSY retried for up to 60 s. */
-function renameRetrying(tmp, dest) {
-    const start = Date.now();
-    let pause = 0;
-    for (;;) {
-        try {
-            external_node_fs_.renameSync(tmp, dest);
-            return;
-        }
-        catch (err) {
-            const code = err.code;
-            const busy = code === 'EPERM' || code === 'EACCES' || code === 'EBUSY';
-            if (process.platform !== 'win32' || !busy || Date.now() - start >= 60000)
-                throw err;
-            pause = Math.min(pause + 10, 100);
-            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
-        }
-    }
-}
-/** [shard, name] of every name one level below the shards of `dir` (none when it is missing). */
-async function shardedNames(dir) {
-    const out = [];
-    let shards;
-    try {
-        shards = await external_node_fs_.promises.readdir(dir);
-    }
-    catch {
-        return out;
-    }
-    for (const shard of shards) {
-        try {
-            for (const name of await external_node_fs_.promises.readdir(external_node_path_.join(dir, shard)))
-                out.push([shard, name]);
-        }
-        catch {
-            // not a directory, or gone meanwhile
-        }
-    }
-    return out;
-}
-//# sourceMappingURL=blob-layout.js.map
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
-;// CONCATENATED MODULE: external "node:stream/promises"
-const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-;// CONCATENATED MODULE: ./build/src/store/codec-rules.js
-/**
- * The compression rules every writer of blobs follows, on the main thread (codec.ts, blobs.ts)
- * and in the store's workers (store-worker.ts) alike: one module both import, so the two cannot
- * drift apart. Pure: no backend is loaded here (the worker bundle must not carry codec.ts's
- * dynamic imports of zstd-napi).
- */
-const LEVEL = 3;
-/**
- * Level 3 with smaller match tables than its own (hash 2^17, chain 2^16): these fit a core's L2
- * cache, which makes compression about 7% faster for about 1% more bytes on the store
- * benchmark's tree (measured with zstd-napi, both backends use the same library).
- */
-const HASH_LOG = 16;
-const CHAIN_LOG = 15;
-/** A compressed blob must save at least this fraction, or the content is stored as it is. */
-const MIN_SAVING = 0.03;
-/** Content shorter than this is stored as it is: a frame header costs more than it saves. */
-const MIN_COMPRESS_BYTES = 64;
-/** Names whose content is compressed already: stored as it is, without trying. */
-const STORED_AS_IS = /\.(gz|tgz|zip|jar|whl|zst|xz|txz|bz2|br|7z|rar|png|jpe?g|gif|webp|avif|woff2?|mp[34]|mkv|webm|ogg)$/i;
-/** Whether content of `length` bytes named `name` ('' for none) is worth compressing at all. */
-function worthCompressing(length, name) {
-    return length >= MIN_COMPRESS_BYTES && !STORED_AS_IS.test(name);
-}
-/** Whether a compressed frame of `frameLength` bytes saves enough over `length` bytes of content. */
-function keepsFrame(frameLength, length) {
-    return frameLength <= length * (1 - MIN_SAVING);
-}
-/**
- * Incompressible content is stored "as it is" inside a zstd frame made of raw blocks: every
- * zstd decoder reads it (so blobs stay plain zstd frames, and pack export, import and
- * verification need no marker), and decoding it is a memory copy. Header: magic, a frame
- * descriptor with no content size, no checksum and no dictionary, and a 128 KiB window.
- */
-const RAW_FRAME_HEADER = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
-const RAW_BLOCK_MAX = 128 * 1024;
-function rawBlockHeader(size, last) {
-    const v = (size << 3) | (last ? 1 : 0); // block type 0 (raw) in bits 1-2
-    return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
-}
-/** `content` as the pieces of a zstd frame of raw (uncompressed) blocks, in order. */
-function rawFrameParts(content) {
-    const parts = [RAW_FRAME_HEADER];
-    if (content.length === 0)
-        parts.push(rawBlockHeader(0, true));
-    for (let off = 0; off < content.length; off += RAW_BLOCK_MAX) {
-        const end = Math.min(content.length, off + RAW_BLOCK_MAX);
-        parts.push(rawBlockHeader(end - off, end === content.length), content.subarray(off, end));
-    }
-    return parts;
-}
-/** `content` as a zstd frame of raw (uncompressed) blocks. */
-function rawFrame(content) {
-    return Buffer.concat(rawFrameParts(content));
-}
-/** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
-function isRawFrame(frame) {
-    return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
-}
-//# sourceMappingURL=codec-rules.js.map
-;// CONCATENATED MODULE: ./build/src/store/codec.js
-/**
- * zstd at level 3 (with smaller match tables, see HASH_LOG), from zstd-napi where its native binary loads, else Node 24's `node:zlib`.
- * Both backends write plain zstd frames, so each reads the other's output.
- *
- * `decompress` takes the size the content must have (it is always known: the manifest records
- * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes; it
- * holds the whole content in one buffer, so it is for small content only.
- * `decompressStream` hands the content out in pieces of at most `PIECE_BYTES` and stops as soon
- * as it exceeds the expected size: memory stays bounded whatever size a manifest declares
- * (the decoders also refuse windows above zstd's default limit of 128 MiB).
- */
-
-
-
-
-
-// The rules both threads follow live in codec-rules.ts (the workers import it too).
-
-/** The largest piece of content `decompressStream` hands out at once. */
-const PIECE_BYTES = 256 * 1024;
-function tooMuch(expectedSize) {
-    return new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
-}
-function checkTotal(total, expectedSize) {
-    if (total !== expectedSize) {
-        throw new FrameSizeMismatch(`zstd frame holds ${total} bytes, expected ${expectedSize}`);
-    }
-}
-/**
- * Finds where each zstd frame of a stream ends, by walking the frame and block headers (their
- * sizes say how far to skip): node:zlib's decoder stops at the end of the first frame and drops
- * the rest, so each frame of a chunked blob (chunked.ts) gets a decoder of its own. Skippable
- * frames are frames too; anything else is refused.
- */
-class FrameScanner {
-    state = 'magic';
-    acc = [];
-    skipLeft = 0;
-    /** What follows the bytes being skipped: a block header, or the frame's end. */
-    thenEnd = false;
-    checksum = false;
-    /** How many bytes of `chunk` belong to the current frame, and whether it ends with them. */
-    scan(chunk) {
-        let i = 0;
-        while (i < chunk.length) {
-            if (this.state === 'skip') {
-                const n = Math.min(this.skipLeft, chunk.length - i);
-                i += n;
-                this.skipLeft -= n;
-                if (this.skipLeft === 0 && this.afterSkip())
-                    return { used: i, done: true };
-                continue;
-            }
-            this.acc.push(chunk[i++]);
-            if (this.step())
-                return { used: i, done: true };
-        }
-        return { used: i, done: false };
-    }
-    /** Whether the scanner sits between frames (nothing of a frame seen yet). */
-    get between() {
-        return this.state === 'magic' && this.acc.length === 0;
-    }
-    /** After a header byte: true when the frame ended. */
-    step() {
-        const a = this.acc;
-        if (this.state === 'magic' && a.length === 4) {
-            const m = a[0] | (a[1] << 8) | (a[2] << 16);
-            const top = a[3];
-            this.acc = [];
-            if (m === 0x2fb528 && top === 0xfd)
-                this.state = 'descriptor';
-            else if ((m & 0xfffff0) === 0x4d2a50 && top === 0x18)
-                this.state = 'skippable';
-            else
-                throw new errors/* StoreError */.AD('corrupt zstd frame: bad magic number');
-        }
-        else if (this.state === 'skippable' && a.length === 4) {
-            const n = (a[0] | (a[1] << 8) | (a[2] << 16)) +
-                a[3] * 2 ** 24;
-            this.acc = [];
-            return this.skip(n, true);
-        }
-        else if (this.state === 'descriptor') {
-            const fhd = a[0];
-            this.acc = [];
-            if (fhd & 0x08)
-                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved bit set');
-            const single = (fhd >> 5) & 1;
-            const fcs = fhd >> 6;
-            this.checksum = ((fhd >> 2) & 1) === 1;
-            const dictBytes = (fhd & 3) === 3 ? 4 : fhd & 3;
-            const sizeBytes = fcs === 0 ? single : 1 << fcs;
-            const rest = (single ? 0 : 1) + dictBytes + sizeBytes;
-            return this.skip(rest, false);
-        }
-        else if (this.state === 'block' && a.length === 3) {
-            const v = a[0] | (a[1] << 8) | (a[2] << 16);
-            this.acc = [];
-            const type = (v >> 1) & 3;
-            if (type === 3)
-                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved block type');
-            const body = type === 1 ? 1 : v >>> 3;
-            const last = (v & 1) === 1;
-            return this.skip(body + (last && this.checksum ? 4 : 0), last);
-        }
-        return false;
-    }
-    /** Skips `n` bytes, then a block header or (thenEnd) the frame's end; true when it ended. */
-    skip(n, thenEnd) {
-        this.skipLeft = n;
-        this.thenEnd = thenEnd;
-        this.state = 'skip';
-        return n === 0 && this.afterSkip();
-    }
-    afterSkip() {
-        this.state = this.thenEnd ? 'magic' : 'block';
-        return this.thenEnd;
-    }
-}
-/**
- * node:zlib's streaming decoder, one per frame (FrameScanner); its backpressure keeps a few
- * pieces in memory at most.
- */
-async function nodeDecompressStream(source, expectedSize, onPiece) {
-    let total = 0;
-    // Errors of our own (the source, the frame walk, the sink, the size check) pass through as
-    // they are; only the decoder's own become "corrupt".
-    let ours;
-    const input = source[Symbol.asyncIterator]();
-    const scanner = new FrameScanner();
-    let pending;
-    let ended = false;
-    const next = async () => {
-        if (pending !== undefined) {
-            const p = pending;
-            pending = undefined;
-            return p;
-        }
-        if (ended)
-            return undefined;
-        try {
-            const r = await input.next();
-            if (r.done === true)
-                ended = true;
-            return r.done === true ? undefined : r.value;
-        }
-        catch (err) {
-            ours ??= err;
-            throw err;
-        }
-    };
-    // The bytes of one frame (the decoder reports a frame cut short).
-    const frame = async function* () {
-        for (;;) {
-            const chunk = await next();
-            if (chunk === undefined)
-                return;
-            let scanned;
-            try {
-                scanned = scanner.scan(chunk);
-            }
-            catch (err) {
-                ours ??= err;
-                throw err;
-            }
-            if (scanned.used < chunk.length)
-                pending = chunk.subarray(scanned.used);
-            if (scanned.used > 0)
-                yield chunk.subarray(0, scanned.used);
-            if (scanned.done)
-                return;
-        }
-    };
-    let frames = 0;
-    try {
-        for (;;) {
-            const first = await next();
-            if (first === undefined)
-                break;
-            if (first.length === 0)
-                continue;
-            pending = first;
-            frames++;
-            await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(frame(), { objectMode: false, highWaterMark: PIECE_BYTES }), external_node_zlib_.createZstdDecompress({ chunkSize: PIECE_BYTES }), async (out) => {
-                try {
-                    for await (const piece of out) {
-                        total += piece.length;
-                        if (total > expectedSize)
-                            throw tooMuch(expectedSize);
-                        await onPiece(piece);
-                    }
-                }
-                catch (err) {
-                    ours ??= err;
-                    throw err;
-                }
-            });
-            if (!scanner.between)
-                throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
-        }
-    }
-    catch (err) {
-        if (ours !== undefined)
-            throw ours;
-        if (err instanceof errors/* StoreError */.AD)
-            throw err;
-        throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
-    }
-    if (frames === 0)
-        throw new errors/* StoreError */.AD('corrupt zstd frame: it is empty');
-    checkTotal(total, expectedSize);
-}
-/**
- * The frame holds a different amount of content than expected. Unlike a frame that will not
- * decode, this may be the manifest's fault rather than the blob's.
- */
-class FrameSizeMismatch extends errors/* StoreError */.AD {
-}
-/** The environment variable that picks a backend: `node` forces node:zlib, `native` requires zstd-napi. */
-const BACKEND_ENV = 'CLYDE_ZSTD_BACKEND';
-function nodeCodec() {
-    if (typeof external_node_zlib_.zstdCompressSync !== 'function') {
-        throw new errors/* StoreError */.AD('node:zlib has no zstd support (Node 24 or later is required)');
-    }
-    // Never set ZSTD_c_nbWorkers: the async and stream forms break with workers (performance-notes).
-    const params = {
-        [external_node_zlib_.constants.ZSTD_c_compressionLevel]: LEVEL,
-        [external_node_zlib_.constants.ZSTD_c_hashLog]: HASH_LOG,
-        [external_node_zlib_.constants.ZSTD_c_chainLog]: CHAIN_LOG,
-    };
-    return {
-        name: 'node:zlib',
-        compress: (buf) => external_node_zlib_.zstdCompressSync(buf, { params }),
-        decompress(buf, expectedSize) {
-            let out;
-            try {
-                // maxOutputLength must be at least 1; the size check below catches the difference.
-                out = external_node_zlib_.zstdDecompressSync(buf, { maxOutputLength: Math.max(1, expectedSize) });
-            }
-            catch (err) {
-                if (err.code === 'ERR_BUFFER_TOO_LARGE') {
-                    throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
-                }
-                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err}`);
-            }
-            if (out.length !== expectedSize) {
-                throw new FrameSizeMismatch(`zstd frame holds ${out.length} bytes, expected ${expectedSize}`);
-            }
-            return out;
-        },
-        decompressStream: nodeDecompressStream,
-    };
-}
-/** zstd-napi's streaming decoder: a context of its own per call (calls may interleave). */
-async function napiDecompressStream(binding, source, expectedSize, onPiece) {
-    const dctx = new binding.DCtx();
-    const dst = Buffer.allocUnsafe(PIECE_BYTES);
-    let total = 0;
-    // What the last call that moved anything answered: 0 when a frame just ended.
-    let last = 1;
-    for await (const chunk of source) {
-        let s = chunk;
-        for (;;) {
-            let r;
-            try {
-                r = dctx.decompressStream(dst, s);
-            }
-            catch (err) {
-                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
-            }
-            const [ret, produced, consumed] = r;
-            if (produced > 0 || consumed > 0)
-                last = ret;
-            if (produced > 0) {
-                total += produced;
-                if (total > expectedSize)
-                    throw tooMuch(expectedSize);
-                await onPiece(dst.subarray(0, produced));
-            }
-            s = s.subarray(consumed);
-            // Done with this chunk once it is consumed and nothing more comes out.
-            if (s.length === 0 && produced === 0)
-                break;
-        }
-    }
-    if (last !== 0)
-        throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
-    checkTotal(total, expectedSize);
-}
-async function nativeCodec() {
-    // Dynamic imports of the CommonJS package: the form @vercel/ncc carries, binary included.
-    const mod = (await __nccwpck_require__.e(/* import() */ 397).then(__nccwpck_require__.t.bind(__nccwpck_require__, 1397, 19)));
-    const napi = mod.default ?? mod;
-    const bindingMod = (await __nccwpck_require__.e(/* import() */ 969).then(__nccwpck_require__.t.bind(__nccwpck_require__, 8969, 19)));
-    const binding = bindingMod.default ?? bindingMod;
-    const dctx = new binding.DCtx();
-    const codec = {
-        name: 'zstd-napi',
-        compress: (buf) => napi.compress(buf, { compressionLevel: LEVEL, hashLog: HASH_LOG, chainLog: CHAIN_LOG }),
-        decompress(buf, expectedSize) {
-            // Decompressing into a buffer of exactly the expected size bounds the output: a frame
-            // holding more fails with "destination buffer is too small".
-            const out = Buffer.allocUnsafe(expectedSize);
-            let n;
-            try {
-                n = dctx.decompress(out, buf);
-            }
-            catch (err) {
-                if (/too small/i.test(String(err))) {
-                    throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
-                }
-                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err}`);
-            }
-            if (n !== expectedSize) {
-                throw new FrameSizeMismatch(`zstd frame holds ${n} bytes, expected ${expectedSize}`);
-            }
-            return out;
-        },
-        decompressStream: (source, expectedSize, onPiece) => napiDecompressStream(binding, source, expectedSize, onPiece),
-    };
-    // A binary that loads but misbehaves must not be trusted with the store.
-    const probe = Buffer.from('clyde-cache codec probe');
-    if (!codec.decompress(codec.compress(probe), probe.length).equals(probe)) {
-        throw new errors/* StoreError */.AD('zstd-napi failed its round-trip check');
-    }
-    return codec;
-}
-/**
- * A codec with the given backend, not memoised (tests use it to check interoperability).
- * `native` throws when zstd-napi will not load.
- */
-async function createCodec(backend) {
-    if (backend === 'node')
-        return nodeCodec();
-    try {
-        return await nativeCodec();
-    }
-    catch (err) {
-        throw new errors/* StoreError */.AD(`zstd-napi is not available: ${err instanceof Error ? err.message : err}`);
-    }
-}
-let memo;
-/**
- * The process-wide codec: zstd-napi if it loads, else node:zlib. `CLYDE_ZSTD_BACKEND=node`
- * forces node:zlib; `=native` requires zstd-napi (the promise rejects if it will not load).
- */
-function codec_loadCodec() {
-    memo ??= pickCodec();
-    return memo;
-}
-async function pickCodec() {
-    const wanted = (process.env[BACKEND_ENV] ?? '').trim().toLowerCase();
-    if (wanted === 'node')
-        return nodeCodec();
-    if (wanted === 'native')
-        return createCodec('native');
-    try {
-        return await nativeCodec();
-    }
-    catch {
-        return nodeCodec();
-    }
-}
-//# sourceMappingURL=codec.js.map
 ;// CONCATENATED MODULE: ./build/src/store/fold.js
 const MAX_SYMLINK_DEPTH = 40;
 /** The manifest path of `name` in directory `parent` ('' for the root). */
@@ -49448,541 +48863,6 @@ function blobSizes(m) {
     return out;
 }
 //# sourceMappingURL=manifest.js.map
-;// CONCATENATED MODULE: external "node:module"
-const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
-;// CONCATENATED MODULE: ./build/src/store/pool.js
-/**
- * The store's worker pool: it hashes, compresses, decompresses and writes files off the main
- * thread. The workers run store-worker.js, started from the file beside this module's (beside
- * the bundle's index.js in dist/<entry>/, where scripts/bundle.ts puts it); every message is a
- * StoreRequest or StoreReply (worker-protocol.ts).
- */
-
-
-
-
-
-
-
-
-
-/** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
-const STREAM_AT = 16 * 1024 * 1024;
-/** Environment variable: the number of worker threads (default: cores, at most 4). */
-const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
-class WorkerOpError extends errors/* StoreError */.AD {
-    kind;
-    constructor(message, kind) {
-        super(message);
-        this.kind = kind;
-    }
-}
-/**
- * Where zstd-napi's native binary is: beside the bundle (`dist/<entry>/build/Release`, where
- * scripts/bundle.ts puts it) or in node_modules. Undefined when neither exists or the
- * environment forces node:zlib.
- */
-function nativeBindingPath() {
-    if ((process.env[BACKEND_ENV] ?? '').trim().toLowerCase() === 'node')
-        return undefined;
-    const here = external_node_path_.dirname((0,external_node_url_.fileURLToPath)(import.meta.url));
-    const candidates = [external_node_path_.join(here, 'build', 'Release', 'binding.node')];
-    try {
-        const req = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
-        const js = req.resolve('zstd-napi/binding.js');
-        candidates.push(external_node_path_.join(external_node_path_.dirname(js), 'build', 'Release', 'binding.node'));
-    }
-    catch {
-        // not resolvable from here (bundled)
-    }
-    return candidates.find((c) => (0,external_node_fs_.existsSync)(c));
-}
-/**
- * Jobs handed to one worker at once: the next waits in the worker's own message queue, so a
- * worker never idles while the main thread is busy between a reply and the next dispatch.
- */
-const DEPTH = 2;
-/**
- * The worker's module: store-worker.js beside this file, found by a path relative to it (in
- * the bundle, `import.meta.url` is dist/<entry>/index.js, and the worker is bundled beside it).
- */
-function storeWorkerPath() {
-    return external_node_path_.join(external_node_path_.dirname((0,external_node_url_.fileURLToPath)(import.meta.url)), 'store-worker.js');
-}
-/**
- * A fixed set of worker threads for one store; jobs queue and go to the next idle worker.
- * Workers are unref'd while idle, so an idle pool never keeps the process alive.
- */
-class WorkerPool {
-    slots = [];
-    queue = [];
-    pending = new Map();
-    seq = 0;
-    closed = false;
-    constructor(size = defaultWorkers()) {
-        const workerData = { binding: nativeBindingPath() };
-        const file = storeWorkerPath();
-        for (let i = 0; i < size; i++) {
-            const worker = new external_node_worker_threads_.Worker(file, { workerData });
-            worker.unref();
-            const ready = new Promise((resolve, reject) => {
-                worker.once('error', reject);
-                worker.once('message', (m) => {
-                    if (m.type === 'ready')
-                        resolve(m.backend);
-                    else
-                        reject(new errors/* StoreError */.AD(`store worker answered before it was ready (${m.type})`));
-                });
-            });
-            const slot = { worker, ready, inflight: 0, online: false };
-            worker.on('error', (err) => this.failAll(err));
-            ready.then(() => {
-                slot.online = true;
-                worker.on('message', (m) => this.onReply(slot, m));
-                // (An unref before the worker is online does not hold; repeat it once it is.)
-                if (slot.inflight === 0)
-                    worker.unref();
-            }, (err) => this.failAll(err));
-            this.slots.push(slot);
-        }
-    }
-    get isClosed() {
-        return this.closed;
-    }
-    /** The backend the workers use ('zstd-napi' or 'node:zlib'). */
-    async backend() {
-        return this.slots[0].ready;
-    }
-    /**
-     * Queues a job; an idle worker takes the queued job of highest `priority` (the largest first,
-     * so that the workers finish together), the oldest among equals. The buffers in `transfer`
-     * move to the worker (no copy) and are unusable here until a reply hands them back.
-     */
-    run(op, args, priority = 0, transfer = []) {
-        if (this.closed)
-            return Promise.reject(new errors/* StoreError */.AD('the store worker pool is closed'));
-        return new Promise((resolve, reject) => {
-            // (The reply to this job's id is this op's: the worker answers each request with its own.)
-            const p = { resolve: resolve, reject };
-            const job = { op, args, priority, transfer, p };
-            let i = this.queue.length;
-            while (i > 0 && this.queue[i - 1].priority < priority)
-                i--;
-            this.queue.splice(i, 0, job);
-            this.dispatch();
-        });
-    }
-    async close() {
-        this.closed = true;
-        await Promise.all(this.slots.map((s) => s.worker.terminate()));
-    }
-    dispatch() {
-        // The least loaded worker first, so that both start at once; then each up to DEPTH.
-        for (let depth = 1; depth <= DEPTH; depth++) {
-            for (const slot of this.slots) {
-                if (slot.inflight >= depth)
-                    continue;
-                const job = this.queue.shift();
-                if (job === undefined)
-                    return;
-                this.send(slot, job);
-            }
-        }
-    }
-    send(slot, job) {
-        const id = this.seq++;
-        slot.inflight++;
-        slot.worker.ref();
-        this.pending.set(id, job.p);
-        const msg = { id, op: job.op, args: job.args };
-        const transfer = job.transfer;
-        if (slot.online)
-            slot.worker.postMessage(msg, transfer);
-        // (A worker that never comes online has failed every job already: failAll.)
-        else {
-            slot.ready.then(() => slot.worker.postMessage(msg, transfer), () => undefined);
-        }
-    }
-    onReply(slot, m) {
-        if (m.type === 'ready')
-            return;
-        const p = this.pending.get(m.id);
-        this.pending.delete(m.id);
-        slot.inflight--;
-        if (slot.inflight === 0)
-            slot.worker.unref();
-        if (p !== undefined) {
-            if (m.type === 'done')
-                p.resolve(m.result);
-            else
-                p.reject(new WorkerOpError(m.error, m.kind));
-        }
-        this.dispatch();
-    }
-    failAll(err) {
-        const e = new errors/* StoreError */.AD(`store worker failed: ${err instanceof Error ? err.message : err}`);
-        for (const p of this.pending.values())
-            p.reject(e);
-        this.pending.clear();
-        for (const j of this.queue.splice(0))
-            j.p.reject(e);
-        this.closed = true;
-    }
-}
-let shared;
-/** The process-wide pool (created on first use; idle workers never keep the process alive). */
-function sharedPool() {
-    if (shared === undefined || shared.isClosed)
-        shared = new WorkerPool();
-    return shared;
-}
-function defaultWorkers() {
-    const n = Number.parseInt(process.env[WORKERS_ENV] ?? '', 10);
-    if (Number.isInteger(n) && n > 0)
-        return Math.min(n, 16);
-    return Math.max(1, Math.min(external_node_os_.availableParallelism(), 4));
-}
-//# sourceMappingURL=pool.js.map
-;// CONCATENATED MODULE: ./build/src/store/blobs.js
-/**
- * Content-addressed blobs. Every blob is one zstd frame named by the sha256 of its content:
- *
- *   <root>/blobs/<aa>/<sha256>        a compressed frame, or (incompressible content, "stored as
- *                                     it is") a frame of raw blocks: `isRawFrame` tells them
- *                                     apart, any zstd decoder reads both
- *   <root>/blobs/<aa>/<sha256>        a group blob: the contents of several small files of one
- *                                     save back to back, compressed together (small files
- *                                     compress far worse alone); named by the digest of the
- *                                     concatenation, so it is an ordinary blob on disk
- *
- * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
- * of that name: the entry's table says where it lives (table.ts; `attach`). Writes go through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
- * of one blob are harmless (same content). Reads always verify.
- */
-
-
-
-
-
-
-
-
-
-
-/** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
-function contentBlobs(m, locs) {
-    const out = new Set();
-    for (const f of manifestFiles(m))
-        out.add(locs.get(f.digest)?.group ?? f.digest);
-    return out;
-}
-/** The most bytes of a frame read from a file at once. */
-const FRAME_PIECE_BYTES = 1024 * 1024;
-/**
- * The `length` bytes of `fh` from `start`, in fresh buffers of at most FRAME_PIECE_BYTES;
- * StoreError when the file ends first (`what` names the place for the message).
- */
-async function* fileRange(fh, start, length, what) {
-    let pos = start;
-    const end = start + length;
-    while (pos < end) {
-        const buf = Buffer.allocUnsafe(Math.min(FRAME_PIECE_BYTES, end - pos));
-        let got = 0;
-        while (got < buf.length) {
-            const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
-            if (bytesRead === 0)
-                throw new errors/* StoreError */.AD(`${what} is truncated`);
-            got += bytesRead;
-        }
-        pos += got;
-        yield buf;
-    }
-}
-/**
- * Checks a blob's content as it streams by, piece by piece, never holding more than one piece:
- * the sha256 of the whole, and of each member's slice (members may come in any order, even
- * overlap: a hostile table's are checked like any other).
- */
-class ContentCheck {
-    name;
-    whole = (0,external_node_crypto_.createHash)('sha256');
-    members;
-    next = 0;
-    active = [];
-    pos = 0;
-    constructor(name, need) {
-        this.name = name;
-        this.members = [...need.members].sort((a, b) => a.offset - b.offset);
-    }
-    update(piece) {
-        this.whole.update(piece);
-        const start = this.pos;
-        const end = start + piece.length;
-        while (this.next < this.members.length && this.members[this.next].offset < end) {
-            this.active.push({ m: this.members[this.next], hash: (0,external_node_crypto_.createHash)('sha256') });
-            this.next++;
-        }
-        if (this.active.length > 0) {
-            this.active = this.active.filter(({ m, hash }) => {
-                const from = Math.max(m.offset, start);
-                const to = Math.min(m.offset + m.size, end);
-                if (to > from)
-                    hash.update(piece.subarray(from - start, to - start));
-                if (m.offset + m.size > end)
-                    return true;
-                this.check(m, hash);
-                return false;
-            });
-        }
-        this.pos = end;
-    }
-    /** After the last piece (the decoder has checked the size). */
-    finish(digest) {
-        if (this.whole.digest('hex') !== digest) {
-            throw new errors/* StoreError */.AD(`blob ${this.name}: content does not match its digest`);
-        }
-        // Left: slices reaching past the end (the table checks refuse them before), and empty
-        // members at the very end.
-        for (const { m } of this.active)
-            this.pastEnd(m);
-        for (const m of this.members.slice(this.next)) {
-            if (m.size > 0 || m.offset > this.pos)
-                this.pastEnd(m);
-            this.check(m, (0,external_node_crypto_.createHash)('sha256'));
-        }
-    }
-    pastEnd(m) {
-        throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} lies past its end`);
-    }
-    check(m, hash) {
-        if (hash.digest('hex') !== m.digest) {
-            throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} does not match its digest`);
-        }
-    }
-}
-class BlobStore {
-    dir;
-    tmpDir;
-    codec;
-    enospcAfter;
-    /** digest -> location of every grouped file this process has read a table for. */
-    locations = new Map();
-    constructor(dir, tmpDir, codec, 
-    /** Fault injection (tests): blob writes after this many fail with ENOSPC. */
-    enospcAfter) {
-        this.dir = dir;
-        this.tmpDir = tmpDir;
-        this.codec = codec;
-        this.enospcAfter = enospcAfter;
-    }
-    get dirs() {
-        return this.enospcAfter === undefined
-            ? { blobDir: this.dir, tmpDir: this.tmpDir }
-            : { blobDir: this.dir, tmpDir: this.tmpDir, enospcAfter: this.enospcAfter };
-    }
-    pool() {
-        return sharedPool();
-    }
-    pathOf(digest) {
-        if (!BLOB_NAME.test(digest))
-            throw new errors/* StoreError */.AD(`not a sha256 digest: ${digest}`);
-        return blobPath(this.dir, digest);
-    }
-    /**
-     * Frames of downloaded packs this store reads in place instead of files of its own (`lend`):
-     * a store made for one step takes the entry it restored this way, copying nothing.
-     */
-    lent = new Map();
-    /**
-     * Makes each frame (verified already: every file of it was checked as it was restored) the
-     * blob of its name, read in place from its pack until this store is closed; the packs must
-     * outlive the store. A blob the store holds already is left as it is.
-     */
-    lend(frames) {
-        for (const [name, f] of frames)
-            if (!this.lent.has(name))
-                this.lent.set(name, f);
-    }
-    /** Size on disk of the standalone blob `digest`, or undefined when there is none. */
-    async ownSize(digest) {
-        const lent = this.lent.get(digest);
-        if (lent !== undefined)
-            return lent.length;
-        try {
-            const st = await external_node_fs_.promises.stat(this.pathOf(digest));
-            return st.isFile() ? st.size : undefined;
-        }
-        catch {
-            return undefined;
-        }
-    }
-    /** `ownSize`, without waiting (the walk's question for a few digests at a time). */
-    ownSizeSync(digest) {
-        return this.lent.get(digest)?.length ?? fileSizeSync(this.pathOf(digest));
-    }
-    /** Where grouped content `digest` lives, from the tables already read (no disk access). */
-    located(digest) {
-        return this.locations.get(digest);
-    }
-    /**
-     * Where the grouped files of `m` live: what the table it was read from carried (`attach`).
-     * A manifest no table carried (built in memory) groups nothing.
-     */
-    locationsOf(m) {
-        return new Map(this.carried.get(m));
-    }
-    /** The locations a table carries for its manifest `m`. */
-    attach(m, locs) {
-        this.carried.set(m, locs);
-        this.learn(locs);
-    }
-    carried = new WeakMap();
-    /** Blobs `m` needs on disk (standalone digests and group digests) with their sizes. */
-    async referencedBlobs(m) {
-        const out = new Map();
-        for (const name of contentBlobs(m, this.locationsOf(m)))
-            out.set(name, await this.ownSize(name));
-        return out;
-    }
-    /** Remembers the locations (for `located`); returns them. */
-    learn(locs) {
-        for (const [d, loc] of locs)
-            this.locations.set(d, loc);
-        return locs;
-    }
-    /**
-     * Stores `content` (whose sha256 is `digest`) unless the blob exists. Returns the stored size
-     * and whether this call wrote it. Incompressible content is stored as it is (raw frame).
-     */
-    async put(digest, content) {
-        const existing = await this.ownSize(digest); // adopt (blob-layout.ts writeOrAdopt) first
-        if (existing !== undefined)
-            return { stored: existing, written: false };
-        // The workers' rules (codec-rules.ts): small content as it is, a frame only when it saves.
-        const compressed = worthCompressing(content.length, '')
-            ? this.codec.compress(content)
-            : undefined;
-        const frame = compressed !== undefined && keepsFrame(compressed.length, content.length)
-            ? compressed
-            : rawFrame(content);
-        return writeOrAdopt(this.dirs, digest, [frame], fsx_tempName(this.tmpDir, 'blob'));
-    }
-    /**
-     * Decompresses the frame `source` yields and checks its content against `need` and the
-     * digest `name` (and each member's slice against its digest), in bounded pieces: memory
-     * stays the same whatever sizes `need` declares. Throws StoreError on any difference.
-     */
-    async verifyStream(name, need, source) {
-        const check = new ContentCheck(name, need);
-        await this.codec.decompressStream(source, need.size, (piece) => check.update(piece));
-        check.finish(name);
-    }
-    /** Verifies the stored blob `name` against `need`, streaming it from disk; its length. */
-    async verifyStored(name, need) {
-        const { length, pieces } = await this.storedFrame(name);
-        await this.verifyStream(name, need, pieces);
-        return length;
-    }
-    /**
-     * The stored frame of blob `name` as it is, unverified: its length, and its pieces (the file
-     * is opened when they are first read, and closed when they end or the reading stops). Throws
-     * when there is no such blob, or its length is not `expected` (when given).
-     */
-    async storedFrame(name, expected) {
-        const lent = this.lent.get(name);
-        const file = lent?.file ?? this.pathOf(name);
-        const length = lent?.length ?? (await this.ownSize(name));
-        if (length === undefined)
-            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store`);
-        if (expected !== undefined && length !== expected) {
-            throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
-        }
-        const start = lent?.offset ?? 0;
-        async function* pieces() {
-            let fh;
-            try {
-                fh = await external_node_fs_.promises.open(file, 'r');
-            }
-            catch (err) {
-                throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
-            }
-            try {
-                yield* fileRange(fh, start, length, `blob ${name}`);
-            }
-            finally {
-                await fh.close();
-            }
-        }
-        return { length, pieces: pieces() };
-    }
-    /**
-     * Stores the frame `source` yields as blob `name` as it is, unverified: for frames whose
-     * every file was verified as it was restored (adoptPacks). A blob that exists is left alone.
-     */
-    async adoptFrame(name, source) {
-        const dest = this.pathOf(name);
-        if ((await this.ownSize(name)) !== undefined)
-            return;
-        const tmp = fsx_tempName(this.tmpDir, 'adopt');
-        const out = await external_node_fs_.promises.open(tmp, 'wx');
-        try {
-            for await (const piece of source)
-                await out.write(piece);
-        }
-        catch (err) {
-            await out.close();
-            await external_node_fs_.promises.rm(tmp, { force: true });
-            throw err;
-        }
-        await out.close();
-        await external_node_fs_.promises.mkdir(external_node_path_.dirname(dest), { recursive: true });
-        await rename(tmp, dest);
-    }
-    /**
-     * Stores the frame `source` yields as blob `name` once it is verified against `need`: the
-     * pieces go to a temp file as they are decoded, renamed into place at the end (nothing is
-     * kept when anything fails). A blob that exists already is verified but not rewritten.
-     * Returns whether this call wrote the blob.
-     */
-    async importFrame(name, need, source) {
-        const dest = this.pathOf(name);
-        if ((await this.ownSize(name)) !== undefined) {
-            await this.verifyStream(name, need, source);
-            return false;
-        }
-        await external_node_fs_.promises.mkdir(this.tmpDir, { recursive: true });
-        const tmp = fsx_tempName(this.tmpDir, name);
-        const out = await external_node_fs_.promises.open(tmp, 'wx');
-        try {
-            try {
-                await this.verifyStream(name, need, tap(source, async (p) => {
-                    await out.write(p);
-                }));
-            }
-            finally {
-                await out.close();
-            }
-            renameInto(tmp, dest);
-        }
-        catch (err) {
-            await external_node_fs_.promises.rm(tmp, { force: true });
-            throw err;
-        }
-        return true;
-    }
-    async remove(digest) {
-        this.lent.delete(digest);
-        await external_node_fs_.promises.rm(this.pathOf(digest), { force: true });
-    }
-}
-/** The pieces of `source`, each handed to `seen` (and awaited) before it is passed on. */
-async function* tap(source, seen) {
-    for await (const piece of source) {
-        await seen(piece);
-        yield piece;
-    }
-}
-//# sourceMappingURL=blobs.js.map
 ;// CONCATENATED MODULE: ./build/src/store/table.js
 /**
  * Entry tables: the one encoding of an entry (its manifest, with where each grouped file
@@ -50477,7 +49357,8 @@ function manifestTable(roots, locate, groups, abs, stat) {
 //# sourceMappingURL=table-manifest.js.map
 ;// CONCATENATED MODULE: ./build/src/store/pack.js
 /**
- * The pack: one file per entry for the runner-cache tier.
+ * The pack: one file per entry for the runner-cache tier (the bucket tier keeps its blobs apart,
+ * and puts them back into a pack to restore an entry).
  *
  *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE (3)
  *   meta length u32 BE | meta JSON (utf-8, EntryMeta)
@@ -50490,20 +49371,19 @@ function manifestTable(roots, locate, groups, abs, stat) {
  * one blob per file; 2: a JSON manifest and locator) are refused with a message saying so: the
  * entry is a miss and is saved again.
  *
- * Reading is sequential and one blob at a time; nothing is trusted until verified: the table
- * goes through the same decoder as a local artifact (`decodeTable`, `tableManifest`, and so
- * `parseManifest`), every blob is decompressed and hashed before it is stored, every grouped
- * file's slice is hashed against its digest, and the entry appears only after every needed blob
- * was seen.
+ * Reading a pack (`scanPack`) checks its whole structure before anything of it is used, and
+ * trusts nothing: the table goes through the same decoder as a local artifact (`decodeTable`,
+ * `tableManifest`, and so `parseManifest`), and every blob record is checked against what the
+ * entry needs. The frames themselves are verified where they are used: pack-room.ts restores
+ * the files straight from them, the workers hashing every file's content (and a group's whole
+ * content against its name) as they write it, before the store adopts a frame.
  *
  * Every size is a budget checked before anything is allocated or written: the meta's and the
  * table's lengths against a bound and what remains of the pack, a frame's length against what
- * remains of the pack and what its content size allows, the pack against the free space of the
- * store. Frames are copied, decompressed and hashed in bounded pieces (both ways, blobs.ts
- * `verifyStream`), so neither a declared size of gigabytes (a zstd bomb) nor an honest file
- * above 2 GiB ever lands in one buffer.
+ * remains of the pack and what its content size allows. Frames are copied, decompressed and
+ * hashed in bounded pieces, so neither a declared size of gigabytes (a zstd bomb) nor an honest
+ * file above 2 GiB ever lands in one buffer.
  */
-
 
 
 
@@ -50686,22 +49566,14 @@ class PackReader {
         return bytesRead === 0;
     }
 }
-async function openPack(packFile) {
-    try {
-        return await external_node_fs_.promises.open(packFile, 'r');
-    }
-    catch (err) {
-        throw new errors/* StoreError */.AD(`cannot open pack ${packFile}: ${err}`);
-    }
-}
 /**
  * Reads a pack's header and the place of every frame, checking its whole structure: the
  * header's sizes, the table (decodeTable, tableManifest: so parseManifest), every blob record
  * against what the entry needs (no stranger, no repeat, a length its content could honestly
  * take and the pack still holds), the end marker, and that no needed blob is missing. Reads
- * only the records' 40 bytes, never a frame. `accept` sees the validated header first and may
- * stop (false: undefined is returned). `external` names the blobs the pack may lack (a layer's:
- * its base carries them). Throws StoreError (or UnsafeEntryError).
+ * only the records' 40 bytes, never a frame. `accept` sees the validated header first (and
+ * throws to refuse it). `external` names the blobs the pack may lack (a layer's: its base
+ * carries them). Throws StoreError (or UnsafeEntryError).
  */
 async function scanOpen(fh, accept, external) {
     const r = new PackReader(fh, (await fh.stat()).size);
@@ -50725,8 +49597,7 @@ async function scanOpen(fh, accept, external) {
     }
     const header = { meta, table: await readSection(r, 'table') };
     const { manifest, locations } = manifestOfTable(header.table);
-    if (!(await accept(header, manifest)))
-        return undefined;
+    accept(header);
     const needed = neededBlobs(manifest, locations);
     for (const [name, b] of needed) {
         if (b.members.length > 0 && b.size > MAX_GROUP_BYTES) {
@@ -50757,7 +49628,7 @@ async function scanOpen(fh, accept, external) {
             throw new errors/* StoreError */.AD(`pack blob ${digest} claims ${len} bytes; only ${r.remaining} remain in the pack`);
         }
         const length = Number(len);
-        frames.set(digest, { offset: r.pos, length, need });
+        frames.set(digest, { offset: r.pos, length });
         r.pos += length;
         storedBytes += length;
     }
@@ -50768,49 +49639,19 @@ async function scanOpen(fh, accept, external) {
     if (missing.length > 0) {
         throw new errors/* StoreError */.AD(`pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`);
     }
-    return { header, manifest, locations, frames, storedBytes };
+    return { manifest, locations, frames, storedBytes };
 }
 /** scanOpen on a pack file. */
 async function scanPack(packFile, accept, external) {
-    const fh = await openPack(packFile);
+    let fh;
+    try {
+        fh = await external_node_fs_.promises.open(packFile, 'r');
+    }
+    catch (err) {
+        throw new errors/* StoreError */.AD(`cannot open pack ${packFile}: ${err}`);
+    }
     try {
         return await scanOpen(fh, accept, external);
-    }
-    finally {
-        await fh.close();
-    }
-}
-/**
- * Reads and verifies a pack, storing its blobs. `accept` sees the validated header first and
- * may stop the import (returning false: nothing more is read). Throws StoreError (or
- * UnsafeEntryError) on anything wrong; blobs stored before the failure are verified content.
- */
-async function readPack(blobs, packFile, accept) {
-    const fh = await openPack(packFile);
-    try {
-        const ix = await scanOpen(fh, accept);
-        if (ix === undefined)
-            return undefined;
-        // The blobs written take at most what the pack carries (frames are stored as they are).
-        const free = await fsx_freeBytes(blobs.dir);
-        if (free !== undefined && ix.storedBytes > free) {
-            throw new errors/* StoreError */.AD(`the pack's ${bytes_formatBytes(ix.storedBytes)} of blobs do not fit in the local store (${bytes_formatBytes(free)} free)`);
-        }
-        let newBlobs = 0;
-        for (const [digest, f] of ix.frames) {
-            try {
-                const frame = fileRange(fh, f.offset, f.length, `pack blob ${digest}`);
-                if (await blobs.importFrame(digest, f.need, frame))
-                    newBlobs++;
-            }
-            catch (err) {
-                if (!(err instanceof errors/* StoreError */.AD))
-                    throw err; // a full disk, say: not the pack's fault
-                throw new errors/* StoreError */.AD(`pack blob ${digest} is corrupt: ${err.message}`);
-            }
-        }
-        const { header, manifest, locations, storedBytes } = ix;
-        return { header, manifest, locations, storedBytes, newBlobs };
     }
     finally {
         await fh.close();
@@ -51097,11 +49938,12 @@ class SpeedWatch {
  *                                    store's artifact)
  *
  * An entry object is `BUCKET_MAGIC | u32 version | u32 n | n x (32-byte digest, u64 frame
- * length) | pack header`. A restore fetches it, fetches the blobs it lists in parallel into
- * their places of a pack file, and hands that pack to `LocalStore.importPack`, which verifies
- * every byte (the table, each frame's digest, each grouped file) before the entry exists; the
- * workspace is then restored from the local store by the usual code. So a bucket entry is as
- * untrusted as a runner-cache one, and a bucket hit writes through to the local store.
+ * length) | pack header`. A restore fetches it and the blobs it lists (in parallel, or copied
+ * from the local store where it holds them) into their places of a pack file (`fetchPack`),
+ * which is then restored like a runner-cache download (run/restore.ts): `LocalStore.restorePack`
+ * checks the pack whole and verifies every file as the workers write it, the workspace
+ * untouched on any failure, and `adoptPacks` makes it an entry of the local store. So a bucket
+ * entry is as untrusted as a runner-cache one, and a bucket hit writes through to the store.
  *
  * Saves upload blobs first and the entry last, with no lock: a reader never sees an entry whose
  * blobs are not all there, and two runners saving one key both write whole, equal-content
@@ -51360,11 +50202,13 @@ class BucketTier {
         return decodeEntry(Buffer.concat(chunks));
     }
     /**
-     * Downloads the entry and its blobs into a pack under `workDir` and imports it into `store`
-     * (every byte verified there before the entry exists). Throws on any failure; a transfer that
-     * ran out of time also switches the tier off.
+     * Downloads the entry and its blobs into a pack file under `workDir` (a blob `store` holds is
+     * copied from it instead), nothing of it verified yet: the caller restores it as it restores a
+     * runner-cache download (LocalStore.restorePack, which verifies every byte) and removes the
+     * file when done. Throws on any failure, the file removed; a transfer that ran out of time
+     * also switches the tier off.
      */
-    async restoreInto(hit, store, workDir) {
+    async fetchPack(hit, store, workDir) {
         const limit = deadline(this.timeoutMs, 'the bucket download');
         await fs.mkdir(workDir, { recursive: true });
         const pack = tempName(workDir, 'bucket-pack');
@@ -51391,7 +50235,7 @@ class BucketTier {
                 });
                 const end = Buffer.alloc(RECORD_BYTES);
                 await fh.write(end, 0, end.length, pos);
-                /** Writes `body` as the blob's frame; false when it is not exactly the listed length. */
+                /** Writes `body` as the blob's frame; throws when it is not exactly the listed length. */
                 const place = async (b, body, count) => {
                     let at = b.at + RECORD_BYTES;
                     let left = b.bytes;
@@ -51424,17 +50268,14 @@ class BucketTier {
             finally {
                 await fh.close();
             }
-            await store.importPack(pack, hit.matchedKey);
-            return { downloadedBytes: downloaded };
+            return { packs: [{ file: pack, key: hit.matchedKey }], bytes: downloaded };
         }
         catch (err) {
+            await fs.rm(pack, { force: true }).catch(() => undefined);
             if (err instanceof DeadlineError || limit.signal.aborted) {
                 this.disabledReason = errorMessage(limit.error);
             }
             throw err;
-        }
-        finally {
-            await fs.rm(pack, { force: true }).catch(() => undefined);
         }
     }
     /** Fills the blob's place from the local store's copy; false when there is none to use. */
@@ -51574,6 +50415,8 @@ function openBucket(config, timeoutMs) {
 //# sourceMappingURL=bucket.js.map
 // EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/proxy.js
 var lib_proxy = __nccwpck_require__(9783);
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
 // EXTERNAL MODULE: ./node_modules/undici/index.js
 var undici = __nccwpck_require__(6752);
 ;// CONCATENATED MODULE: ./build/src/remote/http.js
@@ -57893,6 +56736,1080 @@ function openCacheApi(opts) {
     };
 }
 //# sourceMappingURL=rest.js.map
+;// CONCATENATED MODULE: ./build/src/store/blob-layout.js
+/**
+ * The blob layout, in one place: where a blob lives, and how it gets there. Every reader and
+ * writer of blobs (blobs.ts, chunked.ts, the store's rooms, snapshot.ts, restore.ts and the
+ * store worker) builds its paths here.
+ *
+ *   <root>/blobs/<aa>/<sha256>           a blob: one or more zstd frames (blobs.ts)
+ *
+ * `<aa>` is the digest's first two hex digits (256 shards keep directories small). This module
+ * runs on the main thread and in the workers alike: it imports nothing of the store.
+ */
+
+
+/** A blob's name: the sha256 of its content, in lower-case hex. */
+const BLOB_NAME = /^[0-9a-f]{64}$/;
+/** The file of blob `digest` (not checked: callers hold a digest they computed or checked). */
+function blobPath(blobDir, digest) {
+    return external_node_path_.join(blobDir, digest.slice(0, 2), digest);
+}
+/** The size of the blob file at `file`, or undefined when there is none. */
+function fileSizeSync(file) {
+    try {
+        const st = external_node_fs_.statSync(file);
+        return st.isFile() ? st.size : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Blob writes this thread has made (for `BlobDirs.enospcAfter`). */
+let writes = 0;
+/**
+ * Writes blob `digest` from the frame `parts`, or adopts the one already there. This is the one
+ * way a blob comes to be, and content addressing keeps it simple: a blob's name is the sha256 of
+ * its content, so any complete file at its path holds what this write would.
+ *
+ * 1. Adopt: a blob already at the path (another save, process or worker wrote it first) is kept
+ *    as it is and its size returned; nothing is written. Callers that compress check this first
+ *    (`fileSizeSync`), so stored content costs no compression either.
+ * 2. Write: the frame goes to a temp file of this writer's own in tmp/ (`tmp`: same filesystem
+ *    as the blobs, so the rename below is atomic), created exclusively and read-only.
+ * 3. Place (`renameInto`): the temp file is renamed over the blob's path, so a reader sees no blob
+ *    or a whole one, never a part. Two writers racing both rename: the second replaces the
+ *    first's file with the same bytes, which no reader can tell apart.
+ *
+ * On any failure (a full disk) the temp file is removed and the error thrown; nothing is left
+ * half-written.
+ */
+function writeOrAdopt(dirs, digest, parts, tmp) {
+    const dest = blobPath(dirs.blobDir, digest);
+    const existing = fileSizeSync(dest);
+    if (existing !== undefined)
+        return { stored: existing, written: false };
+    injectedFault(dirs);
+    let stored = 0;
+    try {
+        const fd = external_node_fs_.openSync(tmp, 'wx', 0o444);
+        try {
+            for (const p of parts)
+                stored += writeAll(fd, p);
+        }
+        finally {
+            external_node_fs_.closeSync(fd);
+        }
+        renameInto(tmp, dest);
+    }
+    catch (err) {
+        external_node_fs_.rmSync(tmp, { force: true });
+        throw err;
+    }
+    return { stored, written: true };
+}
+/**
+ * Fault injection (tests): throws ENOSPC, as a full disk would, once this thread has written
+ * `dirs.enospcAfter` blobs. Called where every blob write starts (here, and in chunked.ts).
+ */
+function injectedFault(dirs) {
+    if (dirs.enospcAfter !== undefined && writes++ >= dirs.enospcAfter) {
+        throw Object.assign(new Error('ENOSPC: no space left on device, write (injected)'), {
+            code: 'ENOSPC',
+        });
+    }
+}
+/**
+ * Renames a finished temp file to `dest`, making dest's directory only when the rename finds it
+ * missing: step 3 of `writeOrAdopt`, and of a blob streamed to tmp/ elsewhere (chunked.ts).
+ */
+function renameInto(tmp, dest) {
+    try {
+        renameRetrying(tmp, dest);
+    }
+    catch (err) {
+        if (err.code !== 'ENOENT')
+            throw err;
+        external_node_fs_.mkdirSync(external_node_path_.dirname(dest), { recursive: true });
+        renameRetrying(tmp, dest);
+    }
+}
+/**
+ * Large writes go in pieces: one write of a large buffer costs far more than the same bytes in
+ * pieces here (the kernel gives large writes large folios, slow to touch on these machines).
+ */
+const WRITE_PIECE = 512 * 1024;
+function writeAll(fd, buf) {
+    let off = 0;
+    while (off < buf.length) {
+        off += external_node_fs_.writeSync(fd, buf, off, Math.min(WRITE_PIECE, buf.length - off));
+    }
+    return off;
+}
+/** util/fsx.ts's rename, synchronous: on Windows EPERM/EACCES/EBUSY retried for up to 60 s. */
+function renameRetrying(tmp, dest) {
+    const start = Date.now();
+    let pause = 0;
+    for (;;) {
+        try {
+            external_node_fs_.renameSync(tmp, dest);
+            return;
+        }
+        catch (err) {
+            const code = err.code;
+            const busy = code === 'EPERM' || code === 'EACCES' || code === 'EBUSY';
+            if (process.platform !== 'win32' || !busy || Date.now() - start >= 60000)
+                throw err;
+            pause = Math.min(pause + 10, 100);
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+        }
+    }
+}
+/** [shard, name] of every name one level below the shards of `dir` (none when it is missing). */
+async function shardedNames(dir) {
+    const out = [];
+    let shards;
+    try {
+        shards = await external_node_fs_.promises.readdir(dir);
+    }
+    catch {
+        return out;
+    }
+    for (const shard of shards) {
+        try {
+            for (const name of await external_node_fs_.promises.readdir(external_node_path_.join(dir, shard)))
+                out.push([shard, name]);
+        }
+        catch {
+            // not a directory, or gone meanwhile
+        }
+    }
+    return out;
+}
+//# sourceMappingURL=blob-layout.js.map
+;// CONCATENATED MODULE: external "node:stream/promises"
+const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./build/src/store/codec-rules.js
+/**
+ * The compression rules every writer of blobs follows, on the main thread (codec.ts, blobs.ts)
+ * and in the store's workers (store-worker.ts) alike: one module both import, so the two cannot
+ * drift apart. Pure: no backend is loaded here (the worker bundle must not carry codec.ts's
+ * dynamic imports of zstd-napi).
+ */
+const LEVEL = 3;
+/**
+ * Level 3 with smaller match tables than its own (hash 2^17, chain 2^16): these fit a core's L2
+ * cache, which makes compression about 7% faster for about 1% more bytes on the store
+ * benchmark's tree (measured with zstd-napi, both backends use the same library).
+ */
+const HASH_LOG = 16;
+const CHAIN_LOG = 15;
+/** A compressed blob must save at least this fraction, or the content is stored as it is. */
+const MIN_SAVING = 0.03;
+/** Content shorter than this is stored as it is: a frame header costs more than it saves. */
+const MIN_COMPRESS_BYTES = 64;
+/** Names whose content is compressed already: stored as it is, without trying. */
+const STORED_AS_IS = /\.(gz|tgz|zip|jar|whl|zst|xz|txz|bz2|br|7z|rar|png|jpe?g|gif|webp|avif|woff2?|mp[34]|mkv|webm|ogg)$/i;
+/** Whether content of `length` bytes named `name` ('' for none) is worth compressing at all. */
+function worthCompressing(length, name) {
+    return length >= MIN_COMPRESS_BYTES && !STORED_AS_IS.test(name);
+}
+/** Whether a compressed frame of `frameLength` bytes saves enough over `length` bytes of content. */
+function keepsFrame(frameLength, length) {
+    return frameLength <= length * (1 - MIN_SAVING);
+}
+/**
+ * Incompressible content is stored "as it is" inside a zstd frame made of raw blocks: every
+ * zstd decoder reads it (so blobs stay plain zstd frames, and pack export, import and
+ * verification need no marker), and decoding it is a memory copy. Header: magic, a frame
+ * descriptor with no content size, no checksum and no dictionary, and a 128 KiB window.
+ */
+const RAW_FRAME_HEADER = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
+const RAW_BLOCK_MAX = 128 * 1024;
+function rawBlockHeader(size, last) {
+    const v = (size << 3) | (last ? 1 : 0); // block type 0 (raw) in bits 1-2
+    return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
+}
+/** `content` as the pieces of a zstd frame of raw (uncompressed) blocks, in order. */
+function rawFrameParts(content) {
+    const parts = [RAW_FRAME_HEADER];
+    if (content.length === 0)
+        parts.push(rawBlockHeader(0, true));
+    for (let off = 0; off < content.length; off += RAW_BLOCK_MAX) {
+        const end = Math.min(content.length, off + RAW_BLOCK_MAX);
+        parts.push(rawBlockHeader(end - off, end === content.length), content.subarray(off, end));
+    }
+    return parts;
+}
+/** `content` as a zstd frame of raw (uncompressed) blocks. */
+function rawFrame(content) {
+    return Buffer.concat(rawFrameParts(content));
+}
+/** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
+function isRawFrame(frame) {
+    return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
+}
+//# sourceMappingURL=codec-rules.js.map
+;// CONCATENATED MODULE: ./build/src/store/codec.js
+/**
+ * zstd at level 3 (with smaller match tables, see HASH_LOG), from zstd-napi where its native binary loads, else Node 24's `node:zlib`.
+ * Both backends write plain zstd frames, so each reads the other's output.
+ *
+ * `decompress` takes the size the content must have (it is always known: the manifest records
+ * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes; it
+ * holds the whole content in one buffer, so it is for small content only.
+ * `decompressStream` hands the content out in pieces of at most `PIECE_BYTES` and stops as soon
+ * as it exceeds the expected size: memory stays bounded whatever size a manifest declares
+ * (the decoders also refuse windows above zstd's default limit of 128 MiB).
+ */
+
+
+
+
+
+// The rules both threads follow live in codec-rules.ts (the workers import it too).
+
+/** The largest piece of content `decompressStream` hands out at once. */
+const PIECE_BYTES = 256 * 1024;
+function tooMuch(expectedSize) {
+    return new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+}
+function checkTotal(total, expectedSize) {
+    if (total !== expectedSize) {
+        throw new FrameSizeMismatch(`zstd frame holds ${total} bytes, expected ${expectedSize}`);
+    }
+}
+/**
+ * Finds where each zstd frame of a stream ends, by walking the frame and block headers (their
+ * sizes say how far to skip): node:zlib's decoder stops at the end of the first frame and drops
+ * the rest, so each frame of a chunked blob (chunked.ts) gets a decoder of its own. Skippable
+ * frames are frames too; anything else is refused.
+ */
+class FrameScanner {
+    state = 'magic';
+    acc = [];
+    skipLeft = 0;
+    /** What follows the bytes being skipped: a block header, or the frame's end. */
+    thenEnd = false;
+    checksum = false;
+    /** How many bytes of `chunk` belong to the current frame, and whether it ends with them. */
+    scan(chunk) {
+        let i = 0;
+        while (i < chunk.length) {
+            if (this.state === 'skip') {
+                const n = Math.min(this.skipLeft, chunk.length - i);
+                i += n;
+                this.skipLeft -= n;
+                if (this.skipLeft === 0 && this.afterSkip())
+                    return { used: i, done: true };
+                continue;
+            }
+            this.acc.push(chunk[i++]);
+            if (this.step())
+                return { used: i, done: true };
+        }
+        return { used: i, done: false };
+    }
+    /** Whether the scanner sits between frames (nothing of a frame seen yet). */
+    get between() {
+        return this.state === 'magic' && this.acc.length === 0;
+    }
+    /** After a header byte: true when the frame ended. */
+    step() {
+        const a = this.acc;
+        if (this.state === 'magic' && a.length === 4) {
+            const m = a[0] | (a[1] << 8) | (a[2] << 16);
+            const top = a[3];
+            this.acc = [];
+            if (m === 0x2fb528 && top === 0xfd)
+                this.state = 'descriptor';
+            else if ((m & 0xfffff0) === 0x4d2a50 && top === 0x18)
+                this.state = 'skippable';
+            else
+                throw new errors/* StoreError */.AD('corrupt zstd frame: bad magic number');
+        }
+        else if (this.state === 'skippable' && a.length === 4) {
+            const n = (a[0] | (a[1] << 8) | (a[2] << 16)) +
+                a[3] * 2 ** 24;
+            this.acc = [];
+            return this.skip(n, true);
+        }
+        else if (this.state === 'descriptor') {
+            const fhd = a[0];
+            this.acc = [];
+            if (fhd & 0x08)
+                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved bit set');
+            const single = (fhd >> 5) & 1;
+            const fcs = fhd >> 6;
+            this.checksum = ((fhd >> 2) & 1) === 1;
+            const dictBytes = (fhd & 3) === 3 ? 4 : fhd & 3;
+            const sizeBytes = fcs === 0 ? single : 1 << fcs;
+            const rest = (single ? 0 : 1) + dictBytes + sizeBytes;
+            return this.skip(rest, false);
+        }
+        else if (this.state === 'block' && a.length === 3) {
+            const v = a[0] | (a[1] << 8) | (a[2] << 16);
+            this.acc = [];
+            const type = (v >> 1) & 3;
+            if (type === 3)
+                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved block type');
+            const body = type === 1 ? 1 : v >>> 3;
+            const last = (v & 1) === 1;
+            return this.skip(body + (last && this.checksum ? 4 : 0), last);
+        }
+        return false;
+    }
+    /** Skips `n` bytes, then a block header or (thenEnd) the frame's end; true when it ended. */
+    skip(n, thenEnd) {
+        this.skipLeft = n;
+        this.thenEnd = thenEnd;
+        this.state = 'skip';
+        return n === 0 && this.afterSkip();
+    }
+    afterSkip() {
+        this.state = this.thenEnd ? 'magic' : 'block';
+        return this.thenEnd;
+    }
+}
+/**
+ * node:zlib's streaming decoder, one per frame (FrameScanner); its backpressure keeps a few
+ * pieces in memory at most.
+ */
+async function nodeDecompressStream(source, expectedSize, onPiece) {
+    let total = 0;
+    // Errors of our own (the source, the frame walk, the sink, the size check) pass through as
+    // they are; only the decoder's own become "corrupt".
+    let ours;
+    const input = source[Symbol.asyncIterator]();
+    const scanner = new FrameScanner();
+    let pending;
+    let ended = false;
+    const next = async () => {
+        if (pending !== undefined) {
+            const p = pending;
+            pending = undefined;
+            return p;
+        }
+        if (ended)
+            return undefined;
+        try {
+            const r = await input.next();
+            if (r.done === true)
+                ended = true;
+            return r.done === true ? undefined : r.value;
+        }
+        catch (err) {
+            ours ??= err;
+            throw err;
+        }
+    };
+    // The bytes of one frame (the decoder reports a frame cut short).
+    const frame = async function* () {
+        for (;;) {
+            const chunk = await next();
+            if (chunk === undefined)
+                return;
+            let scanned;
+            try {
+                scanned = scanner.scan(chunk);
+            }
+            catch (err) {
+                ours ??= err;
+                throw err;
+            }
+            if (scanned.used < chunk.length)
+                pending = chunk.subarray(scanned.used);
+            if (scanned.used > 0)
+                yield chunk.subarray(0, scanned.used);
+            if (scanned.done)
+                return;
+        }
+    };
+    let frames = 0;
+    try {
+        for (;;) {
+            const first = await next();
+            if (first === undefined)
+                break;
+            if (first.length === 0)
+                continue;
+            pending = first;
+            frames++;
+            await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(frame(), { objectMode: false, highWaterMark: PIECE_BYTES }), external_node_zlib_.createZstdDecompress({ chunkSize: PIECE_BYTES }), async (out) => {
+                try {
+                    for await (const piece of out) {
+                        total += piece.length;
+                        if (total > expectedSize)
+                            throw tooMuch(expectedSize);
+                        await onPiece(piece);
+                    }
+                }
+                catch (err) {
+                    ours ??= err;
+                    throw err;
+                }
+            });
+            if (!scanner.between)
+                throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
+        }
+    }
+    catch (err) {
+        if (ours !== undefined)
+            throw ours;
+        if (err instanceof errors/* StoreError */.AD)
+            throw err;
+        throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
+    }
+    if (frames === 0)
+        throw new errors/* StoreError */.AD('corrupt zstd frame: it is empty');
+    checkTotal(total, expectedSize);
+}
+/**
+ * The frame holds a different amount of content than expected. Unlike a frame that will not
+ * decode, this may be the manifest's fault rather than the blob's.
+ */
+class FrameSizeMismatch extends errors/* StoreError */.AD {
+}
+/** The environment variable that picks a backend: `node` forces node:zlib, `native` requires zstd-napi. */
+const BACKEND_ENV = 'CLYDE_ZSTD_BACKEND';
+function nodeCodec() {
+    if (typeof external_node_zlib_.zstdCompressSync !== 'function') {
+        throw new errors/* StoreError */.AD('node:zlib has no zstd support (Node 24 or later is required)');
+    }
+    // Never set ZSTD_c_nbWorkers: the async and stream forms break with workers (performance-notes).
+    const params = {
+        [external_node_zlib_.constants.ZSTD_c_compressionLevel]: LEVEL,
+        [external_node_zlib_.constants.ZSTD_c_hashLog]: HASH_LOG,
+        [external_node_zlib_.constants.ZSTD_c_chainLog]: CHAIN_LOG,
+    };
+    return {
+        name: 'node:zlib',
+        compress: (buf) => external_node_zlib_.zstdCompressSync(buf, { params }),
+        decompress(buf, expectedSize) {
+            let out;
+            try {
+                // maxOutputLength must be at least 1; the size check below catches the difference.
+                out = external_node_zlib_.zstdDecompressSync(buf, { maxOutputLength: Math.max(1, expectedSize) });
+            }
+            catch (err) {
+                if (err.code === 'ERR_BUFFER_TOO_LARGE') {
+                    throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+                }
+                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err}`);
+            }
+            if (out.length !== expectedSize) {
+                throw new FrameSizeMismatch(`zstd frame holds ${out.length} bytes, expected ${expectedSize}`);
+            }
+            return out;
+        },
+        decompressStream: nodeDecompressStream,
+    };
+}
+/** zstd-napi's streaming decoder: a context of its own per call (calls may interleave). */
+async function napiDecompressStream(binding, source, expectedSize, onPiece) {
+    const dctx = new binding.DCtx();
+    const dst = Buffer.allocUnsafe(PIECE_BYTES);
+    let total = 0;
+    // What the last call that moved anything answered: 0 when a frame just ended.
+    let last = 1;
+    for await (const chunk of source) {
+        let s = chunk;
+        for (;;) {
+            let r;
+            try {
+                r = dctx.decompressStream(dst, s);
+            }
+            catch (err) {
+                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
+            }
+            const [ret, produced, consumed] = r;
+            if (produced > 0 || consumed > 0)
+                last = ret;
+            if (produced > 0) {
+                total += produced;
+                if (total > expectedSize)
+                    throw tooMuch(expectedSize);
+                await onPiece(dst.subarray(0, produced));
+            }
+            s = s.subarray(consumed);
+            // Done with this chunk once it is consumed and nothing more comes out.
+            if (s.length === 0 && produced === 0)
+                break;
+        }
+    }
+    if (last !== 0)
+        throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
+    checkTotal(total, expectedSize);
+}
+async function nativeCodec() {
+    // Dynamic imports of the CommonJS package: the form @vercel/ncc carries, binary included.
+    const mod = (await __nccwpck_require__.e(/* import() */ 397).then(__nccwpck_require__.t.bind(__nccwpck_require__, 1397, 19)));
+    const napi = mod.default ?? mod;
+    const bindingMod = (await __nccwpck_require__.e(/* import() */ 969).then(__nccwpck_require__.t.bind(__nccwpck_require__, 8969, 19)));
+    const binding = bindingMod.default ?? bindingMod;
+    const dctx = new binding.DCtx();
+    const codec = {
+        name: 'zstd-napi',
+        compress: (buf) => napi.compress(buf, { compressionLevel: LEVEL, hashLog: HASH_LOG, chainLog: CHAIN_LOG }),
+        decompress(buf, expectedSize) {
+            // Decompressing into a buffer of exactly the expected size bounds the output: a frame
+            // holding more fails with "destination buffer is too small".
+            const out = Buffer.allocUnsafe(expectedSize);
+            let n;
+            try {
+                n = dctx.decompress(out, buf);
+            }
+            catch (err) {
+                if (/too small/i.test(String(err))) {
+                    throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+                }
+                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err}`);
+            }
+            if (n !== expectedSize) {
+                throw new FrameSizeMismatch(`zstd frame holds ${n} bytes, expected ${expectedSize}`);
+            }
+            return out;
+        },
+        decompressStream: (source, expectedSize, onPiece) => napiDecompressStream(binding, source, expectedSize, onPiece),
+    };
+    // A binary that loads but misbehaves must not be trusted with the store.
+    const probe = Buffer.from('clyde-cache codec probe');
+    if (!codec.decompress(codec.compress(probe), probe.length).equals(probe)) {
+        throw new errors/* StoreError */.AD('zstd-napi failed its round-trip check');
+    }
+    return codec;
+}
+/**
+ * A codec with the given backend, not memoised (tests use it to check interoperability).
+ * `native` throws when zstd-napi will not load.
+ */
+async function createCodec(backend) {
+    if (backend === 'node')
+        return nodeCodec();
+    try {
+        return await nativeCodec();
+    }
+    catch (err) {
+        throw new errors/* StoreError */.AD(`zstd-napi is not available: ${err instanceof Error ? err.message : err}`);
+    }
+}
+let memo;
+/**
+ * The process-wide codec: zstd-napi if it loads, else node:zlib. `CLYDE_ZSTD_BACKEND=node`
+ * forces node:zlib; `=native` requires zstd-napi (the promise rejects if it will not load).
+ */
+function codec_loadCodec() {
+    memo ??= pickCodec();
+    return memo;
+}
+async function pickCodec() {
+    const wanted = (process.env[BACKEND_ENV] ?? '').trim().toLowerCase();
+    if (wanted === 'node')
+        return nodeCodec();
+    if (wanted === 'native')
+        return createCodec('native');
+    try {
+        return await nativeCodec();
+    }
+    catch {
+        return nodeCodec();
+    }
+}
+//# sourceMappingURL=codec.js.map
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+;// CONCATENATED MODULE: ./build/src/store/pool.js
+/**
+ * The store's worker pool: it hashes, compresses, decompresses and writes files off the main
+ * thread. The workers run store-worker.js, started from the file beside this module's (beside
+ * the bundle's index.js in dist/<entry>/, where scripts/bundle.ts puts it); every message is a
+ * StoreRequest or StoreReply (worker-protocol.ts).
+ */
+
+
+
+
+
+
+
+
+
+/** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
+const STREAM_AT = 16 * 1024 * 1024;
+/** Environment variable: the number of worker threads (default: cores, at most 4). */
+const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
+class WorkerOpError extends errors/* StoreError */.AD {
+    kind;
+    constructor(message, kind) {
+        super(message);
+        this.kind = kind;
+    }
+}
+/**
+ * Where zstd-napi's native binary is: beside the bundle (`dist/<entry>/build/Release`, where
+ * scripts/bundle.ts puts it) or in node_modules. Undefined when neither exists or the
+ * environment forces node:zlib.
+ */
+function nativeBindingPath() {
+    if ((process.env[BACKEND_ENV] ?? '').trim().toLowerCase() === 'node')
+        return undefined;
+    const here = external_node_path_.dirname((0,external_node_url_.fileURLToPath)(import.meta.url));
+    const candidates = [external_node_path_.join(here, 'build', 'Release', 'binding.node')];
+    try {
+        const req = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
+        const js = req.resolve('zstd-napi/binding.js');
+        candidates.push(external_node_path_.join(external_node_path_.dirname(js), 'build', 'Release', 'binding.node'));
+    }
+    catch {
+        // not resolvable from here (bundled)
+    }
+    return candidates.find((c) => (0,external_node_fs_.existsSync)(c));
+}
+/**
+ * Jobs handed to one worker at once: the next waits in the worker's own message queue, so a
+ * worker never idles while the main thread is busy between a reply and the next dispatch.
+ */
+const DEPTH = 2;
+/**
+ * The worker's module: store-worker.js beside this file, found by a path relative to it (in
+ * the bundle, `import.meta.url` is dist/<entry>/index.js, and the worker is bundled beside it).
+ */
+function storeWorkerPath() {
+    return external_node_path_.join(external_node_path_.dirname((0,external_node_url_.fileURLToPath)(import.meta.url)), 'store-worker.js');
+}
+/**
+ * A fixed set of worker threads for one store; jobs queue and go to the next idle worker.
+ * Workers are unref'd while idle, so an idle pool never keeps the process alive.
+ */
+class WorkerPool {
+    slots = [];
+    queue = [];
+    pending = new Map();
+    seq = 0;
+    closed = false;
+    constructor(size = defaultWorkers()) {
+        const workerData = { binding: nativeBindingPath() };
+        const file = storeWorkerPath();
+        for (let i = 0; i < size; i++) {
+            const worker = new external_node_worker_threads_.Worker(file, { workerData });
+            worker.unref();
+            const ready = new Promise((resolve, reject) => {
+                worker.once('error', reject);
+                worker.once('message', (m) => {
+                    if (m.type === 'ready')
+                        resolve(m.backend);
+                    else
+                        reject(new errors/* StoreError */.AD(`store worker answered before it was ready (${m.type})`));
+                });
+            });
+            const slot = { worker, ready, inflight: 0, online: false };
+            worker.on('error', (err) => this.failAll(err));
+            ready.then(() => {
+                slot.online = true;
+                worker.on('message', (m) => this.onReply(slot, m));
+                // (An unref before the worker is online does not hold; repeat it once it is.)
+                if (slot.inflight === 0)
+                    worker.unref();
+            }, (err) => this.failAll(err));
+            this.slots.push(slot);
+        }
+    }
+    get isClosed() {
+        return this.closed;
+    }
+    /** The backend the workers use ('zstd-napi' or 'node:zlib'). */
+    async backend() {
+        return this.slots[0].ready;
+    }
+    /**
+     * Queues a job; an idle worker takes the queued job of highest `priority` (the largest first,
+     * so that the workers finish together), the oldest among equals. The buffers in `transfer`
+     * move to the worker (no copy) and are unusable here until a reply hands them back.
+     */
+    run(op, args, priority = 0, transfer = []) {
+        if (this.closed)
+            return Promise.reject(new errors/* StoreError */.AD('the store worker pool is closed'));
+        return new Promise((resolve, reject) => {
+            // (The reply to this job's id is this op's: the worker answers each request with its own.)
+            const p = { resolve: resolve, reject };
+            const job = { op, args, priority, transfer, p };
+            let i = this.queue.length;
+            while (i > 0 && this.queue[i - 1].priority < priority)
+                i--;
+            this.queue.splice(i, 0, job);
+            this.dispatch();
+        });
+    }
+    async close() {
+        this.closed = true;
+        await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    }
+    dispatch() {
+        // The least loaded worker first, so that both start at once; then each up to DEPTH.
+        for (let depth = 1; depth <= DEPTH; depth++) {
+            for (const slot of this.slots) {
+                if (slot.inflight >= depth)
+                    continue;
+                const job = this.queue.shift();
+                if (job === undefined)
+                    return;
+                this.send(slot, job);
+            }
+        }
+    }
+    send(slot, job) {
+        const id = this.seq++;
+        slot.inflight++;
+        slot.worker.ref();
+        this.pending.set(id, job.p);
+        const msg = { id, op: job.op, args: job.args };
+        const transfer = job.transfer;
+        if (slot.online)
+            slot.worker.postMessage(msg, transfer);
+        // (A worker that never comes online has failed every job already: failAll.)
+        else {
+            slot.ready.then(() => slot.worker.postMessage(msg, transfer), () => undefined);
+        }
+    }
+    onReply(slot, m) {
+        if (m.type === 'ready')
+            return;
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        slot.inflight--;
+        if (slot.inflight === 0)
+            slot.worker.unref();
+        if (p !== undefined) {
+            if (m.type === 'done')
+                p.resolve(m.result);
+            else
+                p.reject(new WorkerOpError(m.error, m.kind));
+        }
+        this.dispatch();
+    }
+    failAll(err) {
+        const e = new errors/* StoreError */.AD(`store worker failed: ${err instanceof Error ? err.message : err}`);
+        for (const p of this.pending.values())
+            p.reject(e);
+        this.pending.clear();
+        for (const j of this.queue.splice(0))
+            j.p.reject(e);
+        this.closed = true;
+    }
+}
+let shared;
+/** The process-wide pool (created on first use; idle workers never keep the process alive). */
+function sharedPool() {
+    if (shared === undefined || shared.isClosed)
+        shared = new WorkerPool();
+    return shared;
+}
+function defaultWorkers() {
+    const n = Number.parseInt(process.env[WORKERS_ENV] ?? '', 10);
+    if (Number.isInteger(n) && n > 0)
+        return Math.min(n, 16);
+    return Math.max(1, Math.min(external_node_os_.availableParallelism(), 4));
+}
+//# sourceMappingURL=pool.js.map
+;// CONCATENATED MODULE: ./build/src/store/blobs.js
+/**
+ * Content-addressed blobs. Every blob is one zstd frame named by the sha256 of its content:
+ *
+ *   <root>/blobs/<aa>/<sha256>        a compressed frame, or (incompressible content, "stored as
+ *                                     it is") a frame of raw blocks: `isRawFrame` tells them
+ *                                     apart, any zstd decoder reads both
+ *   <root>/blobs/<aa>/<sha256>        a group blob: the contents of several small files of one
+ *                                     save back to back, compressed together (small files
+ *                                     compress far worse alone); named by the digest of the
+ *                                     concatenation, so it is an ordinary blob on disk
+ *
+ * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
+ * of that name: the entry's table says where it lives (table.ts; `attach`). Writes go through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
+ * of one blob are harmless (same content). Reads always verify.
+ */
+
+
+
+
+
+
+
+
+
+
+/** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
+function contentBlobs(m, locs) {
+    const out = new Set();
+    for (const f of manifestFiles(m))
+        out.add(locs.get(f.digest)?.group ?? f.digest);
+    return out;
+}
+/** The most bytes of a frame read from a file at once. */
+const FRAME_PIECE_BYTES = 1024 * 1024;
+/**
+ * The `length` bytes of `fh` from `start`, in fresh buffers of at most FRAME_PIECE_BYTES;
+ * StoreError when the file ends first (`what` names the place for the message).
+ */
+async function* fileRange(fh, start, length, what) {
+    let pos = start;
+    const end = start + length;
+    while (pos < end) {
+        const buf = Buffer.allocUnsafe(Math.min(FRAME_PIECE_BYTES, end - pos));
+        let got = 0;
+        while (got < buf.length) {
+            const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
+            if (bytesRead === 0)
+                throw new errors/* StoreError */.AD(`${what} is truncated`);
+            got += bytesRead;
+        }
+        pos += got;
+        yield buf;
+    }
+}
+/**
+ * Checks a blob's content as it streams by, piece by piece, never holding more than one piece:
+ * the sha256 of the whole, and of each member's slice (members may come in any order, even
+ * overlap: a hostile table's are checked like any other).
+ */
+class ContentCheck {
+    name;
+    whole = (0,external_node_crypto_.createHash)('sha256');
+    members;
+    next = 0;
+    active = [];
+    pos = 0;
+    constructor(name, need) {
+        this.name = name;
+        this.members = [...need.members].sort((a, b) => a.offset - b.offset);
+    }
+    update(piece) {
+        this.whole.update(piece);
+        const start = this.pos;
+        const end = start + piece.length;
+        while (this.next < this.members.length && this.members[this.next].offset < end) {
+            this.active.push({ m: this.members[this.next], hash: (0,external_node_crypto_.createHash)('sha256') });
+            this.next++;
+        }
+        if (this.active.length > 0) {
+            this.active = this.active.filter(({ m, hash }) => {
+                const from = Math.max(m.offset, start);
+                const to = Math.min(m.offset + m.size, end);
+                if (to > from)
+                    hash.update(piece.subarray(from - start, to - start));
+                if (m.offset + m.size > end)
+                    return true;
+                this.check(m, hash);
+                return false;
+            });
+        }
+        this.pos = end;
+    }
+    /** After the last piece (the decoder has checked the size). */
+    finish(digest) {
+        if (this.whole.digest('hex') !== digest) {
+            throw new errors/* StoreError */.AD(`blob ${this.name}: content does not match its digest`);
+        }
+        // Left: slices reaching past the end (the table checks refuse them before), and empty
+        // members at the very end.
+        for (const { m } of this.active)
+            this.pastEnd(m);
+        for (const m of this.members.slice(this.next)) {
+            if (m.size > 0 || m.offset > this.pos)
+                this.pastEnd(m);
+            this.check(m, (0,external_node_crypto_.createHash)('sha256'));
+        }
+    }
+    pastEnd(m) {
+        throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} lies past its end`);
+    }
+    check(m, hash) {
+        if (hash.digest('hex') !== m.digest) {
+            throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} does not match its digest`);
+        }
+    }
+}
+class BlobStore {
+    dir;
+    tmpDir;
+    codec;
+    enospcAfter;
+    /** digest -> location of every grouped file this process has read a table for. */
+    locations = new Map();
+    constructor(dir, tmpDir, codec, 
+    /** Fault injection (tests): blob writes after this many fail with ENOSPC. */
+    enospcAfter) {
+        this.dir = dir;
+        this.tmpDir = tmpDir;
+        this.codec = codec;
+        this.enospcAfter = enospcAfter;
+    }
+    get dirs() {
+        return this.enospcAfter === undefined
+            ? { blobDir: this.dir, tmpDir: this.tmpDir }
+            : { blobDir: this.dir, tmpDir: this.tmpDir, enospcAfter: this.enospcAfter };
+    }
+    pool() {
+        return sharedPool();
+    }
+    pathOf(digest) {
+        if (!BLOB_NAME.test(digest))
+            throw new errors/* StoreError */.AD(`not a sha256 digest: ${digest}`);
+        return blobPath(this.dir, digest);
+    }
+    /**
+     * Frames of downloaded packs this store reads in place instead of files of its own (`lend`):
+     * a store made for one step takes the entry it restored this way, copying nothing.
+     */
+    lent = new Map();
+    /**
+     * Makes each frame (verified already: every file of it was checked as it was restored) the
+     * blob of its name, read in place from its pack until this store is closed; the packs must
+     * outlive the store. A blob the store holds already is left as it is.
+     */
+    lend(frames) {
+        for (const [name, f] of frames)
+            if (!this.lent.has(name))
+                this.lent.set(name, f);
+    }
+    /** Size on disk of the standalone blob `digest`, or undefined when there is none. */
+    async ownSize(digest) {
+        const lent = this.lent.get(digest);
+        if (lent !== undefined)
+            return lent.length;
+        try {
+            const st = await external_node_fs_.promises.stat(this.pathOf(digest));
+            return st.isFile() ? st.size : undefined;
+        }
+        catch {
+            return undefined;
+        }
+    }
+    /** `ownSize`, without waiting (the walk's question for a few digests at a time). */
+    ownSizeSync(digest) {
+        return this.lent.get(digest)?.length ?? fileSizeSync(this.pathOf(digest));
+    }
+    /** Where grouped content `digest` lives, from the tables already read (no disk access). */
+    located(digest) {
+        return this.locations.get(digest);
+    }
+    /**
+     * Where the grouped files of `m` live: what the table it was read from carried (`attach`).
+     * A manifest no table carried (built in memory) groups nothing.
+     */
+    locationsOf(m) {
+        return new Map(this.carried.get(m));
+    }
+    /** The locations a table carries for its manifest `m`. */
+    attach(m, locs) {
+        this.carried.set(m, locs);
+        this.learn(locs);
+    }
+    carried = new WeakMap();
+    /** Blobs `m` needs on disk (standalone digests and group digests) with their sizes. */
+    async referencedBlobs(m) {
+        const out = new Map();
+        for (const name of contentBlobs(m, this.locationsOf(m)))
+            out.set(name, await this.ownSize(name));
+        return out;
+    }
+    /** Remembers the locations (for `located`); returns them. */
+    learn(locs) {
+        for (const [d, loc] of locs)
+            this.locations.set(d, loc);
+        return locs;
+    }
+    /**
+     * Stores `content` (whose sha256 is `digest`) unless the blob exists. Returns the stored size
+     * and whether this call wrote it. Incompressible content is stored as it is (raw frame).
+     */
+    async put(digest, content) {
+        const existing = await this.ownSize(digest); // adopt (blob-layout.ts writeOrAdopt) first
+        if (existing !== undefined)
+            return { stored: existing, written: false };
+        // The workers' rules (codec-rules.ts): small content as it is, a frame only when it saves.
+        const compressed = worthCompressing(content.length, '')
+            ? this.codec.compress(content)
+            : undefined;
+        const frame = compressed !== undefined && keepsFrame(compressed.length, content.length)
+            ? compressed
+            : rawFrame(content);
+        return writeOrAdopt(this.dirs, digest, [frame], fsx_tempName(this.tmpDir, 'blob'));
+    }
+    /**
+     * Verifies the stored blob `name` against `need` (its content size and digest, and each
+     * member's slice against its digest), streaming it from disk in bounded pieces: memory stays
+     * the same whatever sizes `need` declares. Throws StoreError on any difference; its length.
+     */
+    async verifyStored(name, need) {
+        const { length, pieces } = await this.storedFrame(name);
+        const check = new ContentCheck(name, need);
+        await this.codec.decompressStream(pieces, need.size, (piece) => check.update(piece));
+        check.finish(name);
+        return length;
+    }
+    /**
+     * The stored frame of blob `name` as it is, unverified: its length, and its pieces (the file
+     * is opened when they are first read, and closed when they end or the reading stops). Throws
+     * when there is no such blob, or its length is not `expected` (when given).
+     */
+    async storedFrame(name, expected) {
+        const lent = this.lent.get(name);
+        const file = lent?.file ?? this.pathOf(name);
+        const length = lent?.length ?? (await this.ownSize(name));
+        if (length === undefined)
+            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store`);
+        if (expected !== undefined && length !== expected) {
+            throw new errors/* StoreError */.AD(`blob ${name} changed while it was packed`);
+        }
+        const start = lent?.offset ?? 0;
+        async function* pieces() {
+            let fh;
+            try {
+                fh = await external_node_fs_.promises.open(file, 'r');
+            }
+            catch (err) {
+                throw new errors/* StoreError */.AD(`blob ${name} is missing from the store: ${err}`);
+            }
+            try {
+                yield* fileRange(fh, start, length, `blob ${name}`);
+            }
+            finally {
+                await fh.close();
+            }
+        }
+        return { length, pieces: pieces() };
+    }
+    /**
+     * Stores the frame `source` yields as blob `name` as it is, unverified: for frames whose
+     * every file was verified as it was restored (adoptPacks). A blob that exists is left alone.
+     */
+    async adoptFrame(name, source) {
+        const dest = this.pathOf(name);
+        if ((await this.ownSize(name)) !== undefined)
+            return;
+        const tmp = fsx_tempName(this.tmpDir, 'adopt');
+        const out = await external_node_fs_.promises.open(tmp, 'wx');
+        try {
+            for await (const piece of source)
+                await out.write(piece);
+        }
+        catch (err) {
+            await out.close();
+            await external_node_fs_.promises.rm(tmp, { force: true });
+            throw err;
+        }
+        await out.close();
+        await external_node_fs_.promises.mkdir(external_node_path_.dirname(dest), { recursive: true });
+        await rename(tmp, dest);
+    }
+    async remove(digest) {
+        this.lent.delete(digest);
+        await external_node_fs_.promises.rm(this.pathOf(digest), { force: true });
+    }
+}
+//# sourceMappingURL=blobs.js.map
 ;// CONCATENATED MODULE: ./build/src/store/meta.js
 /**
  * Entry metadata on disk (meta.json): its validation, and the mapping from a request's
@@ -60060,13 +59977,18 @@ async function writeFromBlobs(blobs, files, source) {
     const dirs = blobs.dirs;
     const out = new Map();
     try {
-        await Promise.all(batches.map(async (b) => {
+        // Every batch settles before a failure is thrown: the caller then removes the staging
+        // directory, which a batch still writing would fill again (ENOTEMPTY, and a leftover).
+        const settled = await Promise.allSettled(batches.map(async (b) => {
             const wire = writeWire(b.jobs, source);
             const done = await pool.run('writeBatch', { dirs, ...wire }, b.bytes);
             for (let i = 0; i + 2 < done.length; i += 3) {
                 out.set(done[i], [done[i + 1], done[i + 2]]);
             }
         }));
+        for (const r of settled)
+            if (r.status === 'rejected')
+                throw r.reason;
     }
     catch (err) {
         if (err instanceof WorkerOpError && err.kind === 'corrupt' && source === undefined) {
@@ -61310,8 +61232,9 @@ async function snapshotRoots(key, roots, blobs, opts = {}) {
 //# sourceMappingURL=snapshot.js.map
 ;// CONCATENATED MODULE: ./build/src/store/save.js
 /**
- * The save room: a new entry comes to be here, from a walk of the outputs (`save`) or from a
- * verified pack (`importPack`), through one commit. Blobs are written lock-free while the walk
+ * The save room: a new entry comes to be here, from a walk of the outputs (`save`) or from
+ * downloaded packs whose every file was verified as it was restored (`commitReceived`, for
+ * pack-room.ts `adopt`), through one commit. Blobs are written lock-free while the walk
  * goes on (snapshot.ts; content addressing: one name, one content); the commit writes the
  * entry's directory in tmp/, then, under the lock, checks that every blob it references is on
  * disk (re-writing from the saved files any that a concurrent removal deleted), renames the
@@ -61421,28 +61344,6 @@ class SaveRoom {
             return { entry, created, newBlobs: 0, newBytes: 0, warnings };
         const made = { table: snap.table, blobs: [...snap.stored.keys()] };
         return { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes, warnings, made };
-    }
-    /**
-     * Imports the pack of the entry `key` (what the caller asked the remote tier for), verifying
-     * every blob before the entry becomes visible. Nothing of the pack reaches the store until its
-     * header is proven to be that entry: its key is `key`, and its hash is the key's own (the
-     * key's last part, or the sha256 of an explicit key), so a pack cannot take the directory of
-     * another entry. Returns the new entry's meta, or the existing one when `key` is already in
-     * the store.
-     */
-    async importPack(packFile, key) {
-        let packMeta;
-        let existing;
-        const read = await readPack(this.ctx.blobs, packFile, async (header) => {
-            packMeta = packEntryMeta(header, key);
-            existing = await this.entries.get(packMeta.key);
-            return existing === undefined;
-        });
-        if (existing !== undefined)
-            return existing;
-        if (read === undefined || packMeta === undefined)
-            throw new errors/* StoreError */.AD('pack import stopped');
-        return this.commitReceived(packMeta, read.manifest, read.locations, read.storedBytes);
     }
     /**
      * Commits an entry that came from elsewhere (a pack) once its blobs are on disk. Sizes and
@@ -61593,40 +61494,22 @@ function totals(m) {
     }
     return { sizeBytes, files, roots: m.roots.filter((r) => r.kind !== 'absent').map((r) => r.name) };
 }
-/**
- * The meta of a pack fetched for `key`, once proven to be that entry: its key is `key`, and its
- * hash is the key's own (the key's last part, or the sha256 of an explicit key), so a pack
- * cannot pass for, or take the directory of, another entry.
- */
-function packEntryMeta(header, key) {
-    const meta = parseMeta(header.meta);
-    if (meta.key !== key)
-        throw new errors/* UnsafeEntryError */.vF(`the pack holds '${meta.key}', not '${key}'`);
-    if (!hashBelongsToKey(meta.hash, meta.key)) {
-        throw new errors/* UnsafeEntryError */.vF(`the pack's hash ${meta.hash} is not that of its key`);
-    }
-    entryDirName(meta);
-    return meta;
-}
-/**
- * Whether `hash` is the hash of entry `key`: a computed key ends with its hash
- * (`clyde-<name>-<platform>-<variant>-<hash>`), an explicit key's hash is its sha256.
- */
-function hashBelongsToKey(hash, key) {
-    return key.endsWith(`-${hash}`) || hash === bytes_sha256(key);
-}
 //# sourceMappingURL=save.js.map
 ;// CONCATENATED MODULE: ./build/src/store/pack-room.js
 /**
- * Entries that arrive as downloaded packs (the runner cache): restored straight from the packs'
- * frames, and adopted by the store afterwards. One pass decompresses and hashes every blob, on
- * the workers, as the files are written; the store then takes the verified frames as they are.
+ * Entries that arrive as downloaded packs (the runner cache's, and the packs the bucket tier
+ * assembles): restored straight from the packs' frames, and adopted by the store afterwards:
+ * the one way a remote entry comes in. One pass decompresses and hashes every blob, on the
+ * workers, as the files are written; the store then takes the verified frames as they are.
  *
  * An entry is `packs[0]`; a layer (an incremental save) is followed by its base (`packs[1]`, a
  * full entry), which carries the blobs the layer lacks. Each pack must prove to be the entry
- * asked of it (save.ts `packEntryMeta`: its key, and a hash that is the key's own) before
- * anything of it is used, and is checked whole (pack.ts `scanPack`) before a file is made.
+ * asked of it (`packEntryMeta`: its key, and a hash that is the key's own) before anything of
+ * it is used, and is checked whole (pack.ts `scanPack`) before a file is made.
  */
+
+
+
 
 
 
@@ -61663,20 +61546,14 @@ class PackRoom {
         const frames = new Map();
         let baseStored = 0;
         if (base !== undefined) {
-            const b = await scanPack(base.file, async (header) => {
-                packEntryMeta(header, base.key);
-                return true;
-            });
-            for (const [d, f] of b?.frames ?? [])
+            const b = await scanPack(base.file, (header) => packEntryMeta(header, base.key));
+            for (const [d, f] of b.frames)
                 frames.set(d, { ...f, file: base.file });
-            baseStored = b?.storedBytes ?? 0;
+            baseStored = b.storedBytes;
         }
         let packMeta;
-        const ix = await scanPack(own.file, async (header) => {
-            packMeta = packEntryMeta(header, own.key);
-            return true;
-        }, (d) => frames.has(d));
-        if (ix === undefined || packMeta === undefined)
+        const ix = await scanPack(own.file, (header) => (packMeta = packEntryMeta(header, own.key)), (d) => frames.has(d));
+        if (packMeta === undefined)
             throw new errors/* StoreError */.AD('pack scan stopped');
         const baseBlobs = base !== undefined ? [...frames.keys()] : [...ix.frames.keys()];
         for (const [d, f] of ix.frames)
@@ -61730,8 +61607,20 @@ class PackRoom {
         await writeStatCache(this.ctx.root, this.ctx.tmpDir, entry.key, roots, rows);
         return { entry, frames: needed };
     }
-    /** Copies each frame into a blob file of the store, as it is. */
+    /**
+     * Copies each frame into a blob file of the store, as it is; refused before the first when
+     * they would not fit (a blob the store holds is not copied again).
+     */
     async copyFrames(frames) {
+        let bytes = 0;
+        for (const [name, f] of frames) {
+            if ((await this.ctx.blobs.ownSize(name)) === undefined)
+                bytes += f.length;
+        }
+        const free = await fsx_freeBytes(this.ctx.blobs.dir);
+        if (free !== undefined && bytes > free) {
+            throw new errors/* StoreError */.AD(`the entry's ${bytes_formatBytes(bytes)} of new blobs do not fit in the local store (${bytes_formatBytes(free)} free)`);
+        }
         const handles = new Map();
         try {
             for (const [name, f] of frames) {
@@ -61748,6 +61637,28 @@ class PackRoom {
                 await fh.close();
         }
     }
+}
+/**
+ * The meta of a pack fetched for `key`, once proven to be that entry: its key is `key`, and its
+ * hash is the key's own (the key's last part, or the sha256 of an explicit key), so a pack
+ * cannot pass for, or take the directory of, another entry.
+ */
+function packEntryMeta(header, key) {
+    const meta = parseMeta(header.meta);
+    if (meta.key !== key)
+        throw new errors/* UnsafeEntryError */.vF(`the pack holds '${meta.key}', not '${key}'`);
+    if (!hashBelongsToKey(meta.hash, meta.key)) {
+        throw new errors/* UnsafeEntryError */.vF(`the pack's hash ${meta.hash} is not that of its key`);
+    }
+    entryDirName(meta);
+    return meta;
+}
+/**
+ * Whether `hash` is the hash of entry `key`: a computed key ends with its hash
+ * (`clyde-<name>-<platform>-<variant>-<hash>`), an explicit key's hash is its sha256.
+ */
+function hashBelongsToKey(hash, key) {
+    return key.endsWith(`-${hash}`) || hash === bytes_sha256(key);
 }
 //# sourceMappingURL=pack-room.js.map
 ;// CONCATENATED MODULE: ./build/src/store/store-layout.js
@@ -61916,8 +61827,8 @@ async function writeMarker(dir, tmpDir, name, epochMs) {
  * The local content-addressed store: the public facade. Its rooms do the work:
  *
  *   index-keeper.ts   the index's lifecycle: load, journal, rebuild, mutate under the lock, persist
- *   save.ts           a new entry: save (walk, blobs, commit) and importPack
- *   pack-room.ts      downloaded packs: restored straight from their frames, then adopted
+ *   save.ts           a new entry: save (walk, blobs, commit), and the commit of an adopted one
+ *   pack-room.ts      downloaded packs (runner cache, bucket): restored from their frames, adopted
  *   maintenance.ts    removals, verify and repair, the sweeps (verdicts from src/prune/policy.ts)
  *   store-layout.ts   on open: the layout version, tmp/ leftovers
  *   entries.ts        the entry directories and blob files the rooms read and delete
@@ -62154,13 +62065,6 @@ class local_store_LocalStore {
     async exportPack(key, destFile, opts = {}) {
         return writePack(await this.packStream(key, opts), destFile);
     }
-    /**
-     * Imports the pack of the entry `key`, verifying every blob before the entry becomes visible
-     * (save.ts `importPack`). Returns the new entry's meta, or the existing one.
-     */
-    importPack(packFile, key) {
-        return this.saver.importPack(packFile, key);
-    }
     /** Restores an entry straight from its downloaded packs, storing nothing (pack-room.ts). */
     restorePack(packs, roots, optionsFor) {
         return this.packs.restore(packs, roots, optionsFor);
@@ -62177,8 +62081,8 @@ class local_store_LocalStore {
         this.ctx.blobs.lend(frames);
     }
     /**
-     * The file of a blob (one the bucket tier would rather copy than download: importPack
-     * verifies it all the same).
+     * The file of a blob (one the bucket tier would rather copy into the pack it assembles than
+     * download: restorePack verifies it all the same).
      */
     blobFile(name) {
         if (!/^[0-9a-f]{64}$/.test(name))

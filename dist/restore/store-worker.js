@@ -212,8 +212,7 @@ function injectedFault(dirs) {
 }
 /**
  * Renames a finished temp file to `dest`, making dest's directory only when the rename finds it
- * missing: step 3 of `writeOrAdopt`, and of a blob streamed to tmp/ elsewhere (chunked.ts, a
- * pack's frame in blobs.ts).
+ * missing: step 3 of `writeOrAdopt`, and of a blob streamed to tmp/ elsewhere (chunked.ts).
  */
 function renameInto(tmp, dest) {
     try {

@@ -9,11 +9,12 @@
  *                                    store's artifact)
  *
  * An entry object is `BUCKET_MAGIC | u32 version | u32 n | n x (32-byte digest, u64 frame
- * length) | pack header`. A restore fetches it, fetches the blobs it lists in parallel into
- * their places of a pack file, and hands that pack to `LocalStore.importPack`, which verifies
- * every byte (the table, each frame's digest, each grouped file) before the entry exists; the
- * workspace is then restored from the local store by the usual code. So a bucket entry is as
- * untrusted as a runner-cache one, and a bucket hit writes through to the local store.
+ * length) | pack header`. A restore fetches it and the blobs it lists (in parallel, or copied
+ * from the local store where it holds them) into their places of a pack file (`fetchPack`),
+ * which is then restored like a runner-cache download (run/restore.ts): `LocalStore.restorePack`
+ * checks the pack whole and verifies every file as the workers write it, the workspace
+ * untouched on any failure, and `adoptPacks` makes it an entry of the local store. So a bucket
+ * entry is as untrusted as a runner-cache one, and a bucket hit writes through to the store.
  *
  * Saves upload blobs first and the entry last, with no lock: a reader never sees an entry whose
  * blobs are not all there, and two runners saving one key both write whole, equal-content
@@ -41,6 +42,7 @@ import {
   type BucketObject,
 } from './bucket-client.js';
 import { deadline, DeadlineError } from './deadline.js';
+import type { Fetched } from './index.js';
 
 export type { BucketConfig } from './bucket-client.js';
 
@@ -330,15 +332,13 @@ export class BucketTier {
   }
 
   /**
-   * Downloads the entry and its blobs into a pack under `workDir` and imports it into `store`
-   * (every byte verified there before the entry exists). Throws on any failure; a transfer that
-   * ran out of time also switches the tier off.
+   * Downloads the entry and its blobs into a pack file under `workDir` (a blob `store` holds is
+   * copied from it instead), nothing of it verified yet: the caller restores it as it restores a
+   * runner-cache download (LocalStore.restorePack, which verifies every byte) and removes the
+   * file when done. Throws on any failure, the file removed; a transfer that ran out of time
+   * also switches the tier off.
    */
-  async restoreInto(
-    hit: BucketHit,
-    store: LocalStore,
-    workDir: string,
-  ): Promise<{ downloadedBytes: number }> {
+  async fetchPack(hit: BucketHit, store: LocalStore, workDir: string): Promise<Fetched> {
     const limit = deadline(this.timeoutMs, 'the bucket download');
     await fs.mkdir(workDir, { recursive: true });
     const pack = tempName(workDir, 'bucket-pack');
@@ -366,7 +366,7 @@ export class BucketTier {
         });
         const end = Buffer.alloc(RECORD_BYTES);
         await fh.write(end, 0, end.length, pos);
-        /** Writes `body` as the blob's frame; false when it is not exactly the listed length. */
+        /** Writes `body` as the blob's frame; throws when it is not exactly the listed length. */
         const place = async (
           b: (typeof places)[number],
           body: AsyncIterable<Uint8Array>,
@@ -397,15 +397,13 @@ export class BucketTier {
       } finally {
         await fh.close();
       }
-      await store.importPack(pack, hit.matchedKey);
-      return { downloadedBytes: downloaded };
+      return { packs: [{ file: pack, key: hit.matchedKey }], bytes: downloaded };
     } catch (err) {
+      await fs.rm(pack, { force: true }).catch(() => undefined);
       if (err instanceof DeadlineError || limit.signal.aborted) {
         this.disabledReason = errorMessage(limit.error);
       }
       throw err;
-    } finally {
-      await fs.rm(pack, { force: true }).catch(() => undefined);
     }
   }
 

@@ -18,7 +18,7 @@ import {
 } from '../key/index.js';
 import type { KeyManifest } from '../key/types.js';
 import { openBucket, type BucketHit, type BucketTier } from '../remote/bucket.js';
-import { openRemote, type RemoteHit, type RemoteTier } from '../remote/index.js';
+import { openRemote, type Fetched, type RemoteHit, type RemoteTier } from '../remote/index.js';
 import {
   setRestoreOutputs,
   Timer,
@@ -269,24 +269,31 @@ async function restoreLadder(
     }
   };
 
-  const fromRemote = async (hit: RemoteHit, hitKind: HitKind): Promise<Outcome | undefined> => {
-    if (config.lookupOnly) return { ...MISS, tier: 'remote', hitKind, matchedKey: hit.matchedKey };
+  /**
+   * A downloaded entry (the runner cache's packs, or the pack a bucket entry was fetched into),
+   * restored straight from its packs, every file verified as the workers write it; then
+   * written through to the local store. After a fallback from the runner cache post saves a
+   * layer over what was restored: it gets the carry (carry.ts), and where no store is kept the
+   * entry becomes this step store's, its packs carried to post. A bucket entry is never a
+   * layer's base (the base must be in the runner cache). The packs are removed at the end,
+   * unless carried.
+   */
+  const fromPacks = async (
+    tier: 'remote' | 'bucket',
+    fetched: Fetched,
+    hitKind: HitKind,
+  ): Promise<Outcome> => {
+    const { packs } = fetched;
     try {
-      const { packs, bytes: downloaded } = await timer.time('download', () =>
-        remote.fetch(hit, workDir),
-      );
-      const found = { tier: 'remote', hitKind, downloadedBytes: downloaded } as const;
-      // After a fallback post saves: an incremental save builds on what was restored.
-      const saves = hitKind !== 'exact' && config.save !== 'never';
-      if (hit.base !== undefined) core.info(`${hit.matchedKey} is a layer over ${hit.base}.`);
-      // Restored straight from the download, every file verified as the workers write it.
+      const found = { tier, hitKind, downloadedBytes: fetched.bytes };
+      const carries = tier === 'remote' && hitKind !== 'exact' && config.save !== 'never';
       const r = await timer.time('restore pack', () =>
         store.restorePack(packs, roots, (m) => prepare(m, hitKind)),
       );
       const { files, bytes } = r.result;
       const restored = { ...found, matchedKey: r.meta.key, files, bytes, meta: r.meta };
       if (isStepStore(store)) {
-        if (!saves) return { ...restored, carry: undefined };
+        if (!carries) return { ...restored, carry: undefined };
         // No store is kept, and post saves on top of what was restored: the entry becomes this
         // step store's now, from the scan the restore made (its blobs read in place from the
         // packs), and the store, the packs and where each blob lies in them go to post.
@@ -305,34 +312,38 @@ async function restoreLadder(
       await timer
         .time('import', () => store.adoptPacks(packs, roots, r.rows, { scanned: r.scanned }))
         .catch((err: unknown) => {
+          const from = tier === 'remote' ? 'Runner cache' : 'Bucket';
           core.info(
-            `Runner cache entry ${r.meta.key} was restored but not stored locally: ${errorMessage(err)}`,
+            `${from} entry ${r.meta.key} was restored but not stored locally: ${errorMessage(err)}`,
           );
         });
-      return { ...restored, carry: saves ? await keepCarry(r.base) : undefined };
+      return { ...restored, carry: carries ? await keepCarry(r.base) : undefined };
+    } finally {
+      // (Carried packs were moved away: only the others are still here.)
+      for (const p of packs) await fs.rm(p.file, { force: true }).catch(() => undefined);
+    }
+  };
+
+  const fromRemote = async (hit: RemoteHit, hitKind: HitKind): Promise<Outcome | undefined> => {
+    if (config.lookupOnly) return { ...MISS, tier: 'remote', hitKind, matchedKey: hit.matchedKey };
+    try {
+      const fetched = await timer.time('download', () => remote.fetch(hit, workDir));
+      if (hit.base !== undefined) core.info(`${hit.matchedKey} is a layer over ${hit.base}.`);
+      return await fromPacks('remote', fetched, hitKind);
     } catch (err) {
       handlePhaseError(`Runner cache entry ${hit.matchedKey} could not be restored`, err, notes);
       return undefined;
     }
   };
 
-  /** A bucket hit is imported (verified) into the local store, then restored from it. */
   const fromBucket = async (hit: BucketHit, hitKind: HitKind): Promise<Outcome | undefined> => {
     const matchedKey = hit.matchedKey;
     if (config.lookupOnly) return { ...MISS, tier: 'bucket', hitKind, matchedKey };
     try {
-      const { downloadedBytes } = await (bucket as BucketTier).restoreInto(hit, store, workDir);
-      const meta = await store.get(matchedKey);
-      if (!meta) return undefined;
-      const r = await store.restore(matchedKey, roots, await prepare(meta, hitKind));
-      return {
-        tier: 'bucket',
-        hitKind,
-        matchedKey,
-        files: r.files,
-        bytes: r.bytes,
-        downloadedBytes,
-      };
+      const fetched = await timer.time('download', () =>
+        (bucket as BucketTier).fetchPack(hit, store, workDir),
+      );
+      return await fromPacks('bucket', fetched, hitKind);
     } catch (err) {
       handlePhaseError(`Bucket entry ${matchedKey} could not be restored`, err, notes);
       return undefined;

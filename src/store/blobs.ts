@@ -19,7 +19,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { rename, tempName } from '../util/fsx.js';
-import { BLOB_NAME, blobPath, fileSizeSync, renameInto, writeOrAdopt } from './blob-layout.js';
+import { BLOB_NAME, blobPath, fileSizeSync, writeOrAdopt } from './blob-layout.js';
 import { rawFrame, type Codec } from './codec.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { keepsFrame, worthCompressing } from './codec-rules.js';
@@ -268,24 +268,15 @@ export class BlobStore {
   }
 
   /**
-   * Decompresses the frame `source` yields and checks its content against `need` and the
-   * digest `name` (and each member's slice against its digest), in bounded pieces: memory
-   * stays the same whatever sizes `need` declares. Throws StoreError on any difference.
+   * Verifies the stored blob `name` against `need` (its content size and digest, and each
+   * member's slice against its digest), streaming it from disk in bounded pieces: memory stays
+   * the same whatever sizes `need` declares. Throws StoreError on any difference; its length.
    */
-  async verifyStream(
-    name: string,
-    need: BlobNeed,
-    source: AsyncIterable<Uint8Array>,
-  ): Promise<void> {
-    const check = new ContentCheck(name, need);
-    await this.codec.decompressStream(source, need.size, (piece) => check.update(piece));
-    check.finish(name);
-  }
-
-  /** Verifies the stored blob `name` against `need`, streaming it from disk; its length. */
   async verifyStored(name: string, need: BlobNeed): Promise<number> {
     const { length, pieces } = await this.storedFrame(name);
-    await this.verifyStream(name, need, pieces);
+    const check = new ContentCheck(name, need);
+    await this.codec.decompressStream(pieces, need.size, (piece) => check.update(piece));
+    check.finish(name);
     return length;
   }
 
@@ -343,58 +334,8 @@ export class BlobStore {
     await rename(tmp, dest);
   }
 
-  /**
-   * Stores the frame `source` yields as blob `name` once it is verified against `need`: the
-   * pieces go to a temp file as they are decoded, renamed into place at the end (nothing is
-   * kept when anything fails). A blob that exists already is verified but not rewritten.
-   * Returns whether this call wrote the blob.
-   */
-  async importFrame(
-    name: string,
-    need: BlobNeed,
-    source: AsyncIterable<Uint8Array>,
-  ): Promise<boolean> {
-    const dest = this.pathOf(name);
-    if ((await this.ownSize(name)) !== undefined) {
-      await this.verifyStream(name, need, source);
-      return false;
-    }
-    await fs.mkdir(this.tmpDir, { recursive: true });
-    const tmp = tempName(this.tmpDir, name);
-    const out = await fs.open(tmp, 'wx');
-    try {
-      try {
-        await this.verifyStream(
-          name,
-          need,
-          tap(source, async (p) => {
-            await out.write(p);
-          }),
-        );
-      } finally {
-        await out.close();
-      }
-      renameInto(tmp, dest);
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
-    return true;
-  }
-
   async remove(digest: string): Promise<void> {
     this.lent.delete(digest);
     await fs.rm(this.pathOf(digest), { force: true });
-  }
-}
-
-/** The pieces of `source`, each handed to `seen` (and awaited) before it is passed on. */
-async function* tap<T>(
-  source: AsyncIterable<T>,
-  seen: (piece: T) => Promise<void>,
-): AsyncGenerator<T> {
-  for await (const piece of source) {
-    await seen(piece);
-    yield piece;
   }
 }

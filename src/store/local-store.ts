@@ -2,8 +2,8 @@
  * The local content-addressed store: the public facade. Its rooms do the work:
  *
  *   index-keeper.ts   the index's lifecycle: load, journal, rebuild, mutate under the lock, persist
- *   save.ts           a new entry: save (walk, blobs, commit) and importPack
- *   pack-room.ts      downloaded packs: restored straight from their frames, then adopted
+ *   save.ts           a new entry: save (walk, blobs, commit), and the commit of an adopted one
+ *   pack-room.ts      downloaded packs (runner cache, bucket): restored from their frames, adopted
  *   maintenance.ts    removals, verify and repair, the sweeps (verdicts from src/prune/policy.ts)
  *   store-layout.ts   on open: the layout version, tmp/ leftovers
  *   entries.ts        the entry directories and blob files the rooms read and delete
@@ -299,14 +299,6 @@ export class LocalStore {
     return writePack(await this.packStream(key, opts), destFile);
   }
 
-  /**
-   * Imports the pack of the entry `key`, verifying every blob before the entry becomes visible
-   * (save.ts `importPack`). Returns the new entry's meta, or the existing one.
-   */
-  importPack(packFile: string, key: string): Promise<EntryMeta> {
-    return this.saver.importPack(packFile, key);
-  }
-
   /** Restores an entry straight from its downloaded packs, storing nothing (pack-room.ts). */
   restorePack(
     packs: readonly PackFile[],
@@ -335,8 +327,8 @@ export class LocalStore {
   }
 
   /**
-   * The file of a blob (one the bucket tier would rather copy than download: importPack
-   * verifies it all the same).
+   * The file of a blob (one the bucket tier would rather copy into the pack it assembles than
+   * download: restorePack verifies it all the same).
    */
   blobFile(name: string): string {
     if (!/^[0-9a-f]{64}$/.test(name)) throw new StoreError(`not a blob name: ${name}`);

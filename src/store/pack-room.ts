@@ -1,22 +1,26 @@
 /**
- * Entries that arrive as downloaded packs (the runner cache): restored straight from the packs'
- * frames, and adopted by the store afterwards. One pass decompresses and hashes every blob, on
- * the workers, as the files are written; the store then takes the verified frames as they are.
+ * Entries that arrive as downloaded packs (the runner cache's, and the packs the bucket tier
+ * assembles): restored straight from the packs' frames, and adopted by the store afterwards:
+ * the one way a remote entry comes in. One pass decompresses and hashes every blob, on the
+ * workers, as the files are written; the store then takes the verified frames as they are.
  *
  * An entry is `packs[0]`; a layer (an incremental save) is followed by its base (`packs[1]`, a
  * full entry), which carries the blobs the layer lacks. Each pack must prove to be the entry
- * asked of it (save.ts `packEntryMeta`: its key, and a hash that is the key's own) before
- * anything of it is used, and is checked whole (pack.ts `scanPack`) before a file is made.
+ * asked of it (`packEntryMeta`: its key, and a hash that is the key's own) before anything of
+ * it is used, and is checked whole (pack.ts `scanPack`) before a file is made.
  */
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { StoreError } from '../errors.js';
+import { StoreError, UnsafeEntryError } from '../errors.js';
+import { formatBytes, sha256 } from '../util/bytes.js';
+import { freeBytes } from '../util/fsx.js';
 import { contentBlobs, fileRange, type LentFrame } from './blobs.js';
 import type { StoreContext } from './entries.js';
 import type { Manifest } from './manifest.js';
-import { scanPack, type PackIndex } from './pack.js';
+import { entryDirName, parseMeta } from './meta.js';
+import { scanPack, type PackHeader, type PackIndex } from './pack.js';
 import { restoreRoots, type RootToRestore } from './restore.js';
-import { packEntryMeta, totals, type SaveRoom } from './save.js';
+import { totals, type SaveRoom } from './save.js';
 import { writeStatCache } from './statcache.js';
 import { encodeTable } from './table.js';
 import type { EntryMeta, OutputRoot, RestoreOptions, RestoreResult } from './types.js';
@@ -83,23 +87,17 @@ export class PackRoom {
     const frames = new Map<string, Frame>();
     let baseStored = 0;
     if (base !== undefined) {
-      const b = await scanPack(base.file, async (header) => {
-        packEntryMeta(header, base.key);
-        return true;
-      });
-      for (const [d, f] of b?.frames ?? []) frames.set(d, { ...f, file: base.file });
-      baseStored = b?.storedBytes ?? 0;
+      const b = await scanPack(base.file, (header) => packEntryMeta(header, base.key));
+      for (const [d, f] of b.frames) frames.set(d, { ...f, file: base.file });
+      baseStored = b.storedBytes;
     }
     let packMeta: EntryMeta | undefined;
     const ix = await scanPack(
       own.file,
-      async (header) => {
-        packMeta = packEntryMeta(header, own.key);
-        return true;
-      },
+      (header) => (packMeta = packEntryMeta(header, own.key)),
       (d) => frames.has(d),
     );
-    if (ix === undefined || packMeta === undefined) throw new StoreError('pack scan stopped');
+    if (packMeta === undefined) throw new StoreError('pack scan stopped');
     const baseBlobs = base !== undefined ? [...frames.keys()] : [...ix.frames.keys()];
     for (const [d, f] of ix.frames) frames.set(d, { ...f, file: own.file });
     const meta: EntryMeta = { ...packMeta, ...totals(ix.manifest), storedBytes: ix.storedBytes };
@@ -166,8 +164,21 @@ export class PackRoom {
     return { entry, frames: needed };
   }
 
-  /** Copies each frame into a blob file of the store, as it is. */
+  /**
+   * Copies each frame into a blob file of the store, as it is; refused before the first when
+   * they would not fit (a blob the store holds is not copied again).
+   */
   private async copyFrames(frames: ReadonlyMap<string, Frame>): Promise<void> {
+    let bytes = 0;
+    for (const [name, f] of frames) {
+      if ((await this.ctx.blobs.ownSize(name)) === undefined) bytes += f.length;
+    }
+    const free = await freeBytes(this.ctx.blobs.dir);
+    if (free !== undefined && bytes > free) {
+      throw new StoreError(
+        `the entry's ${formatBytes(bytes)} of new blobs do not fit in the local store (${formatBytes(free)} free)`,
+      );
+    }
     const handles = new Map<string, FileHandle>();
     try {
       for (const [name, f] of frames) {
@@ -182,4 +193,27 @@ export class PackRoom {
       for (const fh of handles.values()) await fh.close();
     }
   }
+}
+
+/**
+ * The meta of a pack fetched for `key`, once proven to be that entry: its key is `key`, and its
+ * hash is the key's own (the key's last part, or the sha256 of an explicit key), so a pack
+ * cannot pass for, or take the directory of, another entry.
+ */
+function packEntryMeta(header: PackHeader, key: string): EntryMeta {
+  const meta = parseMeta(header.meta);
+  if (meta.key !== key) throw new UnsafeEntryError(`the pack holds '${meta.key}', not '${key}'`);
+  if (!hashBelongsToKey(meta.hash, meta.key)) {
+    throw new UnsafeEntryError(`the pack's hash ${meta.hash} is not that of its key`);
+  }
+  entryDirName(meta);
+  return meta;
+}
+
+/**
+ * Whether `hash` is the hash of entry `key`: a computed key ends with its hash
+ * (`clyde-<name>-<platform>-<variant>-<hash>`), an explicit key's hash is its sha256.
+ */
+function hashBelongsToKey(hash: string, key: string): boolean {
+  return key.endsWith(`-${hash}`) || hash === sha256(key);
 }

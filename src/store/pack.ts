@@ -1,5 +1,6 @@
 /**
- * The pack: one file per entry for the runner-cache tier.
+ * The pack: one file per entry for the runner-cache tier (the bucket tier keeps its blobs apart,
+ * and puts them back into a pack to restore an entry).
  *
  *   magic "CLYDEPK\n" (8 bytes) | format version u32 BE (3)
  *   meta length u32 BE | meta JSON (utf-8, EntryMeta)
@@ -12,26 +13,26 @@
  * one blob per file; 2: a JSON manifest and locator) are refused with a message saying so: the
  * entry is a miss and is saved again.
  *
- * Reading is sequential and one blob at a time; nothing is trusted until verified: the table
- * goes through the same decoder as a local artifact (`decodeTable`, `tableManifest`, and so
- * `parseManifest`), every blob is decompressed and hashed before it is stored, every grouped
- * file's slice is hashed against its digest, and the entry appears only after every needed blob
- * was seen.
+ * Reading a pack (`scanPack`) checks its whole structure before anything of it is used, and
+ * trusts nothing: the table goes through the same decoder as a local artifact (`decodeTable`,
+ * `tableManifest`, and so `parseManifest`), and every blob record is checked against what the
+ * entry needs. The frames themselves are verified where they are used: pack-room.ts restores
+ * the files straight from them, the workers hashing every file's content (and a group's whole
+ * content against its name) as they write it, before the store adopts a frame.
  *
  * Every size is a budget checked before anything is allocated or written: the meta's and the
  * table's lengths against a bound and what remains of the pack, a frame's length against what
- * remains of the pack and what its content size allows, the pack against the free space of the
- * store. Frames are copied, decompressed and hashed in bounded pieces (both ways, blobs.ts
- * `verifyStream`), so neither a declared size of gigabytes (a zstd bomb) nor an honest file
- * above 2 GiB ever lands in one buffer.
+ * remains of the pack and what its content size allows. Frames are copied, decompressed and
+ * hashed in bounded pieces, so neither a declared size of gigabytes (a zstd bomb) nor an honest
+ * file above 2 GiB ever lands in one buffer.
  */
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
-import { formatBytes, sortBytes } from '../util/bytes.js';
-import { freeBytes, rename, tempName } from '../util/fsx.js';
-import { fileRange, type BlobNeed, type BlobStore, type Location, type Member } from './blobs.js';
+import { sortBytes } from '../util/bytes.js';
+import { rename, tempName } from '../util/fsx.js';
+import type { BlobNeed, BlobStore, Location, Member } from './blobs.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { manifestOfTable } from './table-manifest.js';
 import type { EntryMeta } from './types.js';
@@ -258,33 +259,14 @@ class PackReader {
   }
 }
 
-export interface ReadPack {
-  readonly header: PackHeader;
-  readonly manifest: Manifest;
-  /** Where the entry's grouped files live (the pack's table, checked). */
-  readonly locations: Map<string, Location>;
-  /** Compressed bytes of the blobs the pack carried. */
-  readonly storedBytes: number;
-  readonly newBlobs: number;
-}
-
 /** A pack's structure, checked, with every blob's frame found and nothing decompressed yet. */
 export interface PackIndex {
-  readonly header: PackHeader;
   readonly manifest: Manifest;
   readonly locations: Map<string, Location>;
-  /** Each blob the entry needs: its frame's place in the pack, and what it must hold. */
-  readonly frames: Map<string, { offset: number; length: number; need: NeededBlob }>;
+  /** Each blob the entry needs: its frame's place in the pack. */
+  readonly frames: Map<string, { offset: number; length: number }>;
   /** Compressed bytes of the blobs the pack carries. */
   readonly storedBytes: number;
-}
-
-async function openPack(packFile: string): Promise<FileHandle> {
-  try {
-    return await fs.open(packFile, 'r');
-  } catch (err) {
-    throw new StoreError(`cannot open pack ${packFile}: ${err}`);
-  }
 }
 
 /**
@@ -292,15 +274,15 @@ async function openPack(packFile: string): Promise<FileHandle> {
  * header's sizes, the table (decodeTable, tableManifest: so parseManifest), every blob record
  * against what the entry needs (no stranger, no repeat, a length its content could honestly
  * take and the pack still holds), the end marker, and that no needed blob is missing. Reads
- * only the records' 40 bytes, never a frame. `accept` sees the validated header first and may
- * stop (false: undefined is returned). `external` names the blobs the pack may lack (a layer's:
- * its base carries them). Throws StoreError (or UnsafeEntryError).
+ * only the records' 40 bytes, never a frame. `accept` sees the validated header first (and
+ * throws to refuse it). `external` names the blobs the pack may lack (a layer's: its base
+ * carries them). Throws StoreError (or UnsafeEntryError).
  */
 async function scanOpen(
   fh: FileHandle,
-  accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
+  accept: (header: PackHeader) => void,
   external?: (digest: string) => boolean,
-): Promise<PackIndex | undefined> {
+): Promise<PackIndex> {
   const r = new PackReader(fh, (await fh.stat()).size);
   if (!(await r.read(PACK_MAGIC.length, 'magic')).equals(PACK_MAGIC)) {
     throw new StoreError('not a clyde pack (bad magic)');
@@ -323,7 +305,7 @@ async function scanOpen(
   }
   const header: PackHeader = { meta, table: await readSection(r, 'table') };
   const { manifest, locations } = manifestOfTable(header.table);
-  if (!(await accept(header, manifest))) return undefined;
+  accept(header);
 
   const needed = neededBlobs(manifest, locations);
   for (const [name, b] of needed) {
@@ -331,7 +313,7 @@ async function scanOpen(
       throw new StoreError(`pack group ${name} claims ${b.size} bytes`);
     }
   }
-  const frames = new Map<string, { offset: number; length: number; need: NeededBlob }>();
+  const frames = new Map<string, { offset: number; length: number }>();
   let storedBytes = 0;
   for (;;) {
     const rec = await r.read(DIGEST_BYTES + 8, 'blob record');
@@ -357,7 +339,7 @@ async function scanOpen(
       );
     }
     const length = Number(len);
-    frames.set(digest, { offset: r.pos, length, need });
+    frames.set(digest, { offset: r.pos, length });
     r.pos += length;
     storedBytes += length;
   }
@@ -369,56 +351,23 @@ async function scanOpen(
       `pack lacks ${missing.length} blob(s) its entry needs, e.g. ${missing[0]}`,
     );
   }
-  return { header, manifest, locations, frames, storedBytes };
+  return { manifest, locations, frames, storedBytes };
 }
 
 /** scanOpen on a pack file. */
 export async function scanPack(
   packFile: string,
-  accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
+  accept: (header: PackHeader) => void,
   external?: (digest: string) => boolean,
-): Promise<PackIndex | undefined> {
-  const fh = await openPack(packFile);
+): Promise<PackIndex> {
+  let fh: FileHandle;
+  try {
+    fh = await fs.open(packFile, 'r');
+  } catch (err) {
+    throw new StoreError(`cannot open pack ${packFile}: ${err}`);
+  }
   try {
     return await scanOpen(fh, accept, external);
-  } finally {
-    await fh.close();
-  }
-}
-
-/**
- * Reads and verifies a pack, storing its blobs. `accept` sees the validated header first and
- * may stop the import (returning false: nothing more is read). Throws StoreError (or
- * UnsafeEntryError) on anything wrong; blobs stored before the failure are verified content.
- */
-export async function readPack(
-  blobs: BlobStore,
-  packFile: string,
-  accept: (header: PackHeader, manifest: Manifest) => Promise<boolean>,
-): Promise<ReadPack | undefined> {
-  const fh = await openPack(packFile);
-  try {
-    const ix = await scanOpen(fh, accept);
-    if (ix === undefined) return undefined;
-    // The blobs written take at most what the pack carries (frames are stored as they are).
-    const free = await freeBytes(blobs.dir);
-    if (free !== undefined && ix.storedBytes > free) {
-      throw new StoreError(
-        `the pack's ${formatBytes(ix.storedBytes)} of blobs do not fit in the local store (${formatBytes(free)} free)`,
-      );
-    }
-    let newBlobs = 0;
-    for (const [digest, f] of ix.frames) {
-      try {
-        const frame = fileRange(fh, f.offset, f.length, `pack blob ${digest}`);
-        if (await blobs.importFrame(digest, f.need, frame)) newBlobs++;
-      } catch (err) {
-        if (!(err instanceof StoreError)) throw err; // a full disk, say: not the pack's fault
-        throw new StoreError(`pack blob ${digest} is corrupt: ${err.message}`);
-      }
-    }
-    const { header, manifest, locations, storedBytes } = ix;
-    return { header, manifest, locations, storedBytes, newBlobs };
   } finally {
     await fh.close();
   }

@@ -178,7 +178,9 @@ async function writeFromBlobs(
   const dirs = blobs.dirs;
   const out = new Map<number, Written>();
   try {
-    await Promise.all(
+    // Every batch settles before a failure is thrown: the caller then removes the staging
+    // directory, which a batch still writing would fill again (ENOTEMPTY, and a leftover).
+    const settled = await Promise.allSettled(
       batches.map(async (b) => {
         const wire = writeWire(b.jobs, source);
         const done = await pool.run('writeBatch', { dirs, ...wire }, b.bytes);
@@ -187,6 +189,7 @@ async function writeFromBlobs(
         }
       }),
     );
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
   } catch (err) {
     if (err instanceof WorkerOpError && err.kind === 'corrupt' && source === undefined) {
       // A blob that decodes wrongly can never become valid: drop it (its entries become misses).

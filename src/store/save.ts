@@ -1,6 +1,7 @@
 /**
- * The save room: a new entry comes to be here, from a walk of the outputs (`save`) or from a
- * verified pack (`importPack`), through one commit. Blobs are written lock-free while the walk
+ * The save room: a new entry comes to be here, from a walk of the outputs (`save`) or from
+ * downloaded packs whose every file was verified as it was restored (`commitReceived`, for
+ * pack-room.ts `adopt`), through one commit. Blobs are written lock-free while the walk
  * goes on (snapshot.ts; content addressing: one name, one content); the commit writes the
  * entry's directory in tmp/, then, under the lock, checks that every blob it references is on
  * disk (re-writing from the saved files any that a concurrent removal deleted), renames the
@@ -10,7 +11,7 @@
 import * as core from '@actions/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { StoreError, UnsafeEntryError } from '../errors.js';
+import { StoreError } from '../errors.js';
 import { sha256 } from '../util/bytes.js';
 import { exists, rename, tempName } from '../util/fsx.js';
 import { loadBasis } from './basis.js';
@@ -26,8 +27,8 @@ import {
 } from './entries.js';
 import type { FileSig, IndexKeeper } from './index-keeper.js';
 import { manifestFiles, type Manifest } from './manifest.js';
-import { checkHash, checkKey, entryDirName, parseMeta } from './meta.js';
-import { MAX_GROUP_BYTES, readPack, type PackHeader } from './pack.js';
+import { checkHash, checkKey, entryDirName } from './meta.js';
+import { MAX_GROUP_BYTES } from './pack.js';
 import { snapshotRoots } from './snapshot.js';
 import { linkStatCache } from './statcache.js';
 import { encodeTable, GroupList } from './table.js';
@@ -143,27 +144,6 @@ export class SaveRoom {
     if (!created) return { entry, created, newBlobs: 0, newBytes: 0, warnings };
     const made = { table: snap.table, blobs: [...snap.stored.keys()] };
     return { entry, created, newBlobs: snap.newBlobs, newBytes: snap.newBytes, warnings, made };
-  }
-
-  /**
-   * Imports the pack of the entry `key` (what the caller asked the remote tier for), verifying
-   * every blob before the entry becomes visible. Nothing of the pack reaches the store until its
-   * header is proven to be that entry: its key is `key`, and its hash is the key's own (the
-   * key's last part, or the sha256 of an explicit key), so a pack cannot take the directory of
-   * another entry. Returns the new entry's meta, or the existing one when `key` is already in
-   * the store.
-   */
-  async importPack(packFile: string, key: string): Promise<EntryMeta> {
-    let packMeta: EntryMeta | undefined;
-    let existing: EntryMeta | undefined;
-    const read = await readPack(this.ctx.blobs, packFile, async (header) => {
-      packMeta = packEntryMeta(header, key);
-      existing = await this.entries.get(packMeta.key);
-      return existing === undefined;
-    });
-    if (existing !== undefined) return existing;
-    if (read === undefined || packMeta === undefined) throw new StoreError('pack import stopped');
-    return this.commitReceived(packMeta, read.manifest, read.locations, read.storedBytes);
   }
 
   /**
@@ -327,27 +307,4 @@ export function totals(m: Manifest): { sizeBytes: number; files: number; roots: 
     files++;
   }
   return { sizeBytes, files, roots: m.roots.filter((r) => r.kind !== 'absent').map((r) => r.name) };
-}
-
-/**
- * The meta of a pack fetched for `key`, once proven to be that entry: its key is `key`, and its
- * hash is the key's own (the key's last part, or the sha256 of an explicit key), so a pack
- * cannot pass for, or take the directory of, another entry.
- */
-export function packEntryMeta(header: PackHeader, key: string): EntryMeta {
-  const meta = parseMeta(header.meta);
-  if (meta.key !== key) throw new UnsafeEntryError(`the pack holds '${meta.key}', not '${key}'`);
-  if (!hashBelongsToKey(meta.hash, meta.key)) {
-    throw new UnsafeEntryError(`the pack's hash ${meta.hash} is not that of its key`);
-  }
-  entryDirName(meta);
-  return meta;
-}
-
-/**
- * Whether `hash` is the hash of entry `key`: a computed key ends with its hash
- * (`clyde-<name>-<platform>-<variant>-<hash>`), an explicit key's hash is its sha256.
- */
-function hashBelongsToKey(hash: string, key: string): boolean {
-  return key.endsWith(`-${hash}`) || hash === sha256(key);
 }
