@@ -57,6 +57,34 @@ describe('taking a pack as the entry asked for', () => {
       expect(await restoresWhole(other, K1, sb.base)).toBe(true);
     }));
 
+  it('stores an entry only when every output of it was restored, and so verified', () =>
+    withSandbox(async (sb) => {
+      const store = await LocalStore.open(sb.store);
+      const out = path.join(sb.ws, 'two', 'out');
+      const extra = path.join(sb.ws, 'two', 'extra');
+      await writeContent(out, contentFor('out'));
+      await writeContent(extra, contentFor('extra'));
+      const saved = [
+        { name: 'out', absPath: out },
+        { name: 'extra', absPath: extra },
+      ];
+      await store.save(requestFor(K1, out, { hash: HASH, roots: saved }));
+      const file = path.join(sb.base, 'two.pack');
+      await store.exportPack(K1, file);
+      const other = await LocalStore.open(path.join(sb.base, 'other-store'));
+      const dest = path.join(sb.base, 'restored');
+      const one = [{ name: 'out', absPath: path.join(dest, 'one', 'out') }];
+      await expect(restoreAndAdopt(other, file, K1, { roots: one })).rejects.toThrow(
+        /its output\(s\) extra were not restored here, so not verified/,
+      );
+      expect(sameContent(await readContent(one[0]!.absPath), contentFor('out'))).toBe(true);
+      expect(await other.list()).toEqual([]);
+      const both = saved.map((r) => ({ ...r, absPath: path.join(dest, 'both', r.name) }));
+      expect((await restoreAndAdopt(other, file, K1, { roots: both })).key).toBe(K1);
+      expect(sameContent(await readContent(both[1]!.absPath), contentFor('extra'))).toBe(true);
+      expect((await other.verify({ deep: true })).problems).toEqual([]);
+    }));
+
   it("refuses a pack whose hash is not its key's", () =>
     withSandbox(async (sb) => {
       const { store, pack } = await setUp(sb);

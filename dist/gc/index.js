@@ -61583,8 +61583,8 @@ class PackRoom {
         return { meta, result: { files, bytes }, base, rows, scanned };
     }
     /**
-     * Makes an entry that `restore` restored an entry of this store: its frames are copied as
-     * they are (every one of them was verified as it was restored), or with `lend` read in place
+     * Makes an entry that `restore` restored an entry of this store, when `roots` were all its
+     * outputs: its frames are copied as they are (every one of them was verified as it was restored), or with `lend` read in place
      * from the packs (BlobStore.lend: the packs then outlive the store), its table committed, and
      * `rows` made its stat cache for `roots`, so the next save reads only what changed.
      * `scanned`: restore's scan of the same packs, when this process made it. Returns the entry
@@ -61592,6 +61592,12 @@ class PackRoom {
      */
     async adopt(packs, roots, rows, opts = {}) {
         const { ix, meta, frames } = opts.scanned ?? (await this.scan(packs));
+        // Only what was restored was verified: an output left out may hold anything under its
+        // digests, and a blob once in the store is adopted by later saves as it is.
+        const left = ix.manifest.roots.filter((r) => r.kind !== 'absent' && !roots.some((o) => o.name === r.name));
+        if (left.length > 0) {
+            throw new errors/* StoreError */.AD(`its output(s) ${left.map((r) => r.name).join(', ')} were not restored here, so not verified`);
+        }
         const needed = new Map();
         for (const name of contentBlobs(ix.manifest, ix.locations)) {
             const f = frames.get(name);

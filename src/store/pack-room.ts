@@ -137,8 +137,8 @@ export class PackRoom {
   }
 
   /**
-   * Makes an entry that `restore` restored an entry of this store: its frames are copied as
-   * they are (every one of them was verified as it was restored), or with `lend` read in place
+   * Makes an entry that `restore` restored an entry of this store, when `roots` were all its
+   * outputs: its frames are copied as they are (every one of them was verified as it was restored), or with `lend` read in place
    * from the packs (BlobStore.lend: the packs then outlive the store), its table committed, and
    * `rows` made its stat cache for `roots`, so the next save reads only what changed.
    * `scanned`: restore's scan of the same packs, when this process made it. Returns the entry
@@ -151,6 +151,16 @@ export class PackRoom {
     opts: { scanned?: ScannedPacks | undefined; lend?: boolean } = {},
   ): Promise<{ entry: EntryMeta; frames: ReadonlyMap<string, LentFrame> }> {
     const { ix, meta, frames } = opts.scanned ?? (await this.scan(packs));
+    // Only what was restored was verified: an output left out may hold anything under its
+    // digests, and a blob once in the store is adopted by later saves as it is.
+    const left = ix.manifest.roots.filter(
+      (r) => r.kind !== 'absent' && !roots.some((o) => o.name === r.name),
+    );
+    if (left.length > 0) {
+      throw new StoreError(
+        `its output(s) ${left.map((r) => r.name).join(', ')} were not restored here, so not verified`,
+      );
+    }
     const needed = new Map<string, Frame>();
     for (const name of contentBlobs(ix.manifest, ix.locations)) {
       const f = frames.get(name);
