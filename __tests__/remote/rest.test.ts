@@ -61,6 +61,27 @@ describe('openCacheApi', () => {
     expect(service.requests().map((r) => r.status)).toEqual([429, 403, 502, 200]);
   });
 
+  it('gives up a request that gets no answer, within its timeout', async () => {
+    seed(1);
+    service.setRestFaults([{ status: 0, silent: true, count: 1 }]);
+    const api = openCacheApi({
+      token: service.restToken(),
+      apiUrl: service.apiUrl,
+      repository: 'octo/demo',
+      requestTimeoutMs: 300,
+    });
+    const started = Date.now();
+    const err = await api.listCaches().catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'RemoteError' });
+    expect(String(err)).toMatch(
+      /Listing the caches of octo\/demo failed: GET http:.*actions\/caches.*: no answer within 1 s/,
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+    // Not retried; the next call is answered.
+    expect(service.requests().filter((r) => r.path.includes('/actions/caches'))).toHaveLength(1);
+    expect(await api.listCaches()).toHaveLength(1);
+  });
+
   it('gives up after a few tries', async () => {
     service.setRestFaults([{ status: 503 }]);
     await expect(client().listCaches()).rejects.toThrow(/Listing the caches of octo\/demo failed/);

@@ -5,7 +5,8 @@
  *
  * Every request goes through one retry wrapper: rate limits (429, or 403 with retry-after or
  * x-ratelimit-remaining: 0) and 5xx are retried a few times, waiting what retry-after or
- * x-ratelimit-reset says (capped) or a doubling back-off. A token that may not list or delete
+ * x-ratelimit-reset says (capped) or a doubling back-off; a try that gets no answer within
+ * REQUEST_TIMEOUT_MS is given up, not retried. A token that may not list or delete
  * caches is a configuration problem: an InputError naming `token` and the permission needed.
  */
 import * as core from '@actions/core';
@@ -46,12 +47,20 @@ export interface RetryOptions {
 }
 
 export interface RestOptions extends RetryOptions {
+  /** How long one request (one try) may take before it is given up; default REQUEST_TIMEOUT_MS. */
+  readonly requestTimeoutMs?: number;
   readonly token: string;
   /** GITHUB_API_URL. */
   readonly apiUrl: string;
   /** owner/name. */
   readonly repository: string;
 }
+
+/**
+ * One REST request's time (a try: retries start again): a service that stops answering ends the
+ * gc step's work on that target with a warning instead of holding the job until its own timeout.
+ */
+export const REQUEST_TIMEOUT_MS = 60_000;
 
 export const PERMISSION_HINT =
   'the workflow (or job) needs `permissions: actions: write` for the token to list and delete caches';
@@ -111,10 +120,24 @@ export function openCacheApi(opts: RestOptions): CacheApi {
     maxDelayMs: opts.maxDelayMs ?? 60_000,
   };
   const [owner = '', repo = ''] = opts.repository.split('/');
-  // Our transport (http.ts), so the proxy is chosen for this API URL, not the default one.
+  // Our transport (http.ts), so the proxy is chosen for this API URL, not the default one; each
+  // try has its own time (a signal given to octokit's request hook would not reach the fetch).
+  const timeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const timedFetch: typeof fetch = async (input, init) => {
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      return await fetch(input, { ...init, signal });
+    } catch (err) {
+      if (!signal.aborted) throw err;
+      const url = typeof input === 'string' ? input : input.href;
+      throw new RemoteError(
+        `${init?.method ?? 'GET'} ${url}: no answer within ${Math.ceil(timeoutMs / 1000)} s`,
+      );
+    }
+  };
   const octokit = getOctokit(opts.token, {
     baseUrl: opts.apiUrl.replace(/\/+$/, ''),
-    request: { fetch },
+    request: { fetch: timedFetch },
   });
 
   octokit.hook.wrap('request', async (request, options) => {
@@ -122,6 +145,9 @@ export function openCacheApi(opts: RestOptions): CacheApi {
       try {
         return await request(options);
       } catch (err) {
+        // (octokit reports any failure of the fetch as a 500: a timeout is not retried.)
+        const cause = (err as { cause?: unknown } | null)?.cause;
+        if (cause instanceof RemoteError) throw cause;
         const http = httpError(err);
         const wait = http ? retryDelayMs(http, attempt, retry) : undefined;
         if (wait === undefined) throw err;

@@ -35,6 +35,8 @@ export interface RestTokenOptions {
 export interface RestFault {
   /** Status to answer: 429, 403 (with rate-limit headers), 500, 502, 503, ... */
   status: number;
+  /** Answer nothing at all: the connection stays open until the client gives up. */
+  silent?: boolean;
   /** How many requests to fail; default Infinity. */
   count?: number;
   /** Only requests with this method (default every method). */
@@ -190,6 +192,7 @@ export async function handleRest(
   const method = req.method ?? '';
 
   const fault = rest.takeFault(method);
+  if (fault?.silent === true) return;
   if (fault) {
     const extra: Record<string, string> = {};
     if (fault.retryAfterSeconds !== undefined)
