@@ -7,7 +7,16 @@
  * rebuilds it and fails on any difference from what is committed.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +32,7 @@ export const WORKERS = [
   { module: 'key/hash-worker.js', name: 'hash-worker.js' },
 ] as const;
 
-function ncc(input: string, out: string, license: boolean): void {
+function ncc(input: string, out: string): void {
   execFileSync(
     process.execPath,
     [
@@ -32,7 +41,6 @@ function ncc(input: string, out: string, license: boolean): void {
       input,
       '-o',
       out,
-      ...(license ? ['--license', 'licenses.txt'] : []),
       '--quiet',
     ],
     { cwd: repo, stdio: 'inherit' },
@@ -48,7 +56,7 @@ function bundleWorkers(scratch: string): Map<string, string> {
   const files = new Map<string, string>();
   for (const w of WORKERS) {
     const out = path.join(scratch, w.name);
-    ncc(path.join(repo, 'build', 'src', w.module), out, false);
+    ncc(path.join(repo, 'build', 'src', w.module), out);
     // (Its package.json, `"type": "module"`, is the one each entry's bundle has beside it.)
     const made = listing(out).filter((f) => f !== 'package.json');
     if (made.length !== 1 || made[0] !== 'index.js') {
@@ -59,10 +67,11 @@ function bundleWorkers(scratch: string): Map<string, string> {
   return files;
 }
 
-function bundle(entry: string, workers: ReadonlyMap<string, string>): void {
+function bundle(entry: string, workers: ReadonlyMap<string, string>, licenses: string): void {
   const out = path.join(repo, 'dist', entry);
   rmSync(out, { recursive: true, force: true });
-  ncc(path.join(repo, 'build', 'src', `${entry}.js`), out, true);
+  ncc(path.join(repo, 'build', 'src', `${entry}.js`), out);
+  writeFileSync(path.join(out, 'licenses.txt'), licenses);
   for (const [name, file] of workers) copyFileSync(file, path.join(out, name));
   // ncc copies every binding.node it finds; only build/Release/binding.node is ever loaded.
   rmSync(path.join(out, 'build', 'Release', 'obj.target'), { recursive: true, force: true });
@@ -70,6 +79,43 @@ function bundle(entry: string, workers: ReadonlyMap<string, string>): void {
   if (!existsSync(native)) {
     throw new Error(`${entry}: the zstd-napi binding was not carried into the bundle`);
   }
+}
+
+/**
+ * The licenses of every package the bundles may carry: the production dependencies in
+ * package-lock.json that are installed (a superset of what ncc bundles: ncc's own `--license`
+ * misses the packages of an ESM bundle's main chunk). Per package, sorted by name: its name and
+ * version, its license id, and the text of its license file (or a line saying it ships none).
+ */
+function licenseText(): string {
+  const lock = JSON.parse(readFileSync(path.join(repo, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean; devOptional?: boolean }>;
+  };
+  const seen = new Map<string, string>();
+  for (const [dir, info] of Object.entries(lock.packages)) {
+    if (dir === '' || info.dev === true || info.devOptional === true) continue;
+    const abs = path.join(repo, dir);
+    if (!existsSync(path.join(abs, 'package.json'))) continue; // an optional one not installed
+    const pkg = JSON.parse(readFileSync(path.join(abs, 'package.json'), 'utf8')) as {
+      name: string;
+      version: string;
+      license?: string;
+    };
+    const id = `${pkg.name}@${pkg.version}`;
+    if (seen.has(id)) continue;
+    const file = readdirSync(abs)
+      .filter((f) => /^licen[cs]e/i.test(f))
+      .sort()[0];
+    const text =
+      file !== undefined
+        ? readFileSync(path.join(abs, file), 'utf8').trim()
+        : '(the package ships no license file)';
+    seen.set(id, `${id}\n${pkg.license ?? 'license not stated'}\n${text}\n`);
+  }
+  return [...seen.keys()]
+    .sort()
+    .map((id) => seen.get(id))
+    .join('\n');
 }
 
 function listing(dir: string): string[] {
@@ -81,8 +127,9 @@ function listing(dir: string): string[] {
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'clyde-bundle-'));
 try {
   const workers = bundleWorkers(scratch);
+  const licenses = licenseText();
   for (const entry of ENTRIES) {
-    bundle(entry, workers);
+    bundle(entry, workers, licenses);
     console.log(`dist/${entry}: ${listing(path.join(repo, 'dist', entry)).join(', ')}`);
   }
 } finally {

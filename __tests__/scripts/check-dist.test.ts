@@ -75,3 +75,25 @@ describe('the CI dist check', () => {
     });
   });
 });
+
+describe("dist/'s licenses", () => {
+  it('name every production dependency, with its license text, in each entry', async () => {
+    const pkg = JSON.parse(await fs.readFile(path.join(REPO, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    for (const entry of ['restore', 'save', 'gc']) {
+      const text = await fs.readFile(path.join(REPO, 'dist', entry, 'licenses.txt'), 'utf8');
+      for (const name of Object.keys(pkg.dependencies)) {
+        const version = (
+          JSON.parse(
+            await fs.readFile(path.join(REPO, 'node_modules', name, 'package.json'), 'utf8'),
+          ) as { version: string }
+        ).version;
+        expect(text).toContain(`${name}@${version}\n`);
+      }
+      // undici (MIT) with its text; yaml's ISC text
+      expect(text).toMatch(/\nundici@[\d.]+\nMIT\nMIT License/);
+      expect(text).toMatch(/\nyaml@[\d.]+\nISC\nCopyright/);
+    }
+  });
+});
