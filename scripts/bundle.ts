@@ -108,7 +108,7 @@ function licenseText(): string {
       .sort()[0];
     const text =
       file !== undefined
-        ? readFileSync(path.join(abs, file), 'utf8').trim()
+        ? readFileSync(path.join(abs, file), 'utf8').replace(/\r\n?/g, '\n').trim()
         : '(the package ships no license file)';
     seen.set(id, `${id}\n${pkg.license ?? 'license not stated'}\n${text}\n`);
   }
