@@ -7,7 +7,17 @@
  * rebuilds it and fails on any difference from what is committed.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,7 +52,7 @@ function ncc(input: string, out: string, license: boolean): void {
 /**
  * Bundles each worker into a directory of its own: the file to copy beside each entry. A
  * worker must bundle into one file (no chunks, no assets): it uses node's own modules and ours
- * (the store worker loads zstd-napi's binary by the path the main thread found).
+ * (the store worker loads zstd-napi's binary by the path the main thread found: `carryNapi`).
  */
 function bundleWorkers(scratch: string): Map<string, string> {
   const files = new Map<string, string>();
@@ -64,12 +74,32 @@ function bundle(entry: string, workers: ReadonlyMap<string, string>): void {
   rmSync(out, { recursive: true, force: true });
   ncc(path.join(repo, 'build', 'src', `${entry}.js`), out, true);
   for (const [name, file] of workers) copyFileSync(file, path.join(out, name));
-  // ncc copies every binding.node it finds; only build/Release/binding.node is ever loaded.
-  rmSync(path.join(out, 'build', 'Release', 'obj.target'), { recursive: true, force: true });
-  const native = path.join(out, 'build', 'Release', 'binding.node');
-  if (!existsSync(native)) {
-    throw new Error(`${entry}: the zstd-napi binding was not carried into the bundle`);
-  }
+  carryNapi(out);
+}
+
+/**
+ * zstd-napi's native binary, beside the bundle where pool.ts `nativeBindingPath` looks for it
+ * (the store workers load it by its path: no bundle imports the package, so ncc would not carry
+ * it), and the package's license after those of the bundled packages, in ncc's form.
+ */
+function carryNapi(out: string): void {
+  const napi = path.join(repo, 'node_modules', 'zstd-napi');
+  const binary = path.join(napi, 'build', 'Release', 'binding.node');
+  if (!existsSync(binary)) throw new Error(`zstd-napi's binary is not built: ${binary}`);
+  mkdirSync(path.join(out, 'build', 'Release'), { recursive: true });
+  copyFileSync(binary, path.join(out, 'build', 'Release', 'binding.node'));
+  const pkg = JSON.parse(readFileSync(path.join(napi, 'package.json'), 'utf8')) as {
+    license: string;
+  };
+  const licenses = path.join(out, 'licenses.txt');
+  writeFileSync(
+    licenses,
+    Buffer.concat([
+      readFileSync(licenses),
+      Buffer.from(`\n\nzstd-napi\n${pkg.license}\n`),
+      readFileSync(path.join(napi, 'LICENSE')),
+    ]),
+  );
 }
 
 function listing(dir: string): string[] {
