@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -50,7 +51,7 @@ function ncc(input: string, out: string): void {
 /**
  * Bundles each worker into a directory of its own: the file to copy beside each entry. A
  * worker must bundle into one file (no chunks, no assets): it uses node's own modules and ours
- * (the store worker loads zstd-napi's binary by the path the main thread found).
+ * (the store worker loads zstd-napi's binary by the path the main thread found: `carryNapi`).
  */
 function bundleWorkers(scratch: string): Map<string, string> {
   const files = new Map<string, string>();
@@ -73,12 +74,19 @@ function bundle(entry: string, workers: ReadonlyMap<string, string>, licenses: s
   ncc(path.join(repo, 'build', 'src', `${entry}.js`), out);
   writeFileSync(path.join(out, 'licenses.txt'), licenses);
   for (const [name, file] of workers) copyFileSync(file, path.join(out, name));
-  // ncc copies every binding.node it finds; only build/Release/binding.node is ever loaded.
-  rmSync(path.join(out, 'build', 'Release', 'obj.target'), { recursive: true, force: true });
-  const native = path.join(out, 'build', 'Release', 'binding.node');
-  if (!existsSync(native)) {
-    throw new Error(`${entry}: the zstd-napi binding was not carried into the bundle`);
-  }
+  carryNapi(out);
+}
+
+/**
+ * zstd-napi's native binary, beside the bundle where pool.ts `nativeBindingPath` looks for it
+ * (the store workers load it by its path: no bundle imports the package, so ncc would not carry
+ * it; its license is in licenses.txt with every production dependency's).
+ */
+function carryNapi(out: string): void {
+  const binary = path.join(repo, 'node_modules', 'zstd-napi', 'build', 'Release', 'binding.node');
+  if (!existsSync(binary)) throw new Error(`zstd-napi's binary is not built: ${binary}`);
+  mkdirSync(path.join(out, 'build', 'Release'), { recursive: true });
+  copyFileSync(binary, path.join(out, 'build', 'Release', 'binding.node'));
 }
 
 /**

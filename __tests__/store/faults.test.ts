@@ -19,6 +19,7 @@ import {
 } from '../../test-support/store/fixtures.js';
 import { runChild } from '../../test-support/store/spawn.js';
 import { withSandbox } from './helpers.js';
+import { zstdFrame } from '../../test-support/store/zstd.js';
 
 async function seed(root: string, ws: string, keys: readonly string[]): Promise<LocalStore> {
   const store = await LocalStore.open(root, { lockStaleMs: 2_000 });
@@ -79,7 +80,7 @@ describe('a corrupt blob', () => {
     withSandbox(async (sb) => {
       const store = await seed(sb.store, sb.ws, ['a', 'b', 'c']);
       const blob = blobPath(sb.store, contentFor('b')['own/data.bin']!);
-      await replaceFile(blob, store.codec.compress(bytesFrom('not it', 70_000)));
+      await replaceFile(blob, zstdFrame(bytesFrom('not it', 70_000)));
       await expect(
         store.restore('b', [{ name: 'out', absPath: path.join(sb.base, 'r', 'out') }]),
       ).rejects.toMatchObject({ name: 'StoreError' });

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { sha256 } from '../../src/util/bytes.js';
-import type { Codec } from '../../src/store/codec.js';
+import { zstdFrame, type FrameBackend } from '../../test-support/store/zstd.js';
 import { mountCaseFolding } from '../../test-support/casefold.js';
 import { packOf, type PackOptions, type PackSpec } from '../../test-support/store/tables.js';
 
@@ -121,9 +121,12 @@ export function buildPack(
   );
 }
 
-export function blobOf(codec: Codec, content: string | Buffer): PackBlob & { size: number } {
+export function blobOf(
+  content: string | Buffer,
+  backend: FrameBackend = 'native',
+): PackBlob & { size: number } {
   const buf = typeof content === 'string' ? Buffer.from(content) : content;
-  return { digest: sha256(buf), frame: codec.compress(buf), size: buf.length };
+  return { digest: sha256(buf), frame: zstdFrame(buf, backend), size: buf.length };
 }
 
 export function fileEntry(

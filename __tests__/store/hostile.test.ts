@@ -157,7 +157,7 @@ describe('hostile manifests in the local store', () => {
 
 async function refusesHostilePacks(sb: Sandbox, around?: string): Promise<void> {
   const store = await LocalStore.open(sb.store);
-  const payload = blobOf(store.codec, PAYLOAD);
+  const payload = blobOf(PAYLOAD);
   const pack = path.join(sb.base, 'hostile.pack');
   await writeTree(path.join(sb.ws, 'out'), { 'keep.txt': 'keep' });
   const roots = [{ name: 'out', absPath: path.join(sb.ws, 'out') }];

@@ -7,6 +7,7 @@ import type { OutputRoot, SaveRequest } from '../../src/store/index.js';
 import { sha256 } from '../../src/util/bytes.js';
 import { replaceFile } from '../../test-support/store/fixtures.js';
 import { snapshotTree, writeTree, withSandbox } from './helpers.js';
+import { zstdFrame } from '../../test-support/store/zstd.js';
 
 function request(key: string, roots: readonly OutputRoot[], hash = sha256(key)): SaveRequest {
   return {
@@ -286,6 +287,41 @@ describe('LocalStore entries', () => {
       expect(await store.list()).toEqual([]);
     }));
 
+  it('a commit writes again, from the saved files, the blobs a concurrent removal deleted', () =>
+    withSandbox(async (sb) => {
+      const out = path.join(sb.ws, 'out');
+      await writeTree(out, {
+        'noise.bin': randomBytes(100_000),
+        'text.txt': 'compressible line\n'.repeat(10_000),
+        'small/a.txt': 'alpha',
+        'small/b.txt': 'beta',
+      });
+      const roots = [{ name: 'out', absPath: out }];
+      const before = await snapshotTree(out);
+      const first = await LocalStore.open(sb.store);
+      await first.save(request('k-old', roots));
+      const blobsOfOld = await blobCount(sb.store);
+      // The second save finds every blob present; then k-old goes, and its blobs with it.
+      let removed = false;
+      const second = await LocalStore.open(sb.store, {
+        faults: {
+          pause: async (point) => {
+            if (point !== 'after-blobs' || removed) return;
+            removed = true;
+            await first.remove('k-old');
+            expect(await blobCount(sb.store)).toBe(0);
+          },
+        },
+      });
+      await second.save(request('k-new', roots));
+      expect(removed).toBe(true);
+      expect(await blobCount(sb.store)).toBe(blobsOfOld);
+      expect((await second.verify({ deep: true })).ok).toBe(true);
+      const dest = path.join(sb.base, 'r', 'out');
+      await second.restore('k-new', [{ name: 'out', absPath: dest }]);
+      expect(await snapshotTree(dest)).toEqual(before);
+    }));
+
   it('concurrent saves into one store all land in the index', () =>
     withSandbox(async (sb) => {
       const out = path.join(sb.ws, 'out');
@@ -396,7 +432,7 @@ describe('LocalStore entries', () => {
       const digest = sha256(badText);
       const blob = path.join(sb.store, 'blobs', digest.slice(0, 2), digest);
       // same length, different content: a valid zstd frame of other bytes
-      await replaceFile(blob, store.codec.compress(Buffer.from(badText.toUpperCase())));
+      await replaceFile(blob, zstdFrame(Buffer.from(badText.toUpperCase())));
       await fs.rm(out, { recursive: true });
       await writeTree(out, { 'mine.txt': 'workspace' });
       const before = await snapshotTree(sb.ws);

@@ -3,9 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { createCodec, LocalStore, type Codec, type OutputRoot } from '../../src/store/index.js';
+import { LocalStore, type Backend, type OutputRoot } from '../../src/store/index.js';
 import { sha256 } from '../../src/util/bytes.js';
-import { rawFrame } from '../../src/store/codec.js';
+import { rawFrame } from '../../src/store/codec-rules.js';
+import { zstdFrame } from '../../test-support/store/zstd.js';
 import { MAX_ENTRIES } from '../../src/store/manifest.js';
 import { PACK_VERSION } from '../../src/store/pack.js';
 import { decodeTable, groupAt } from '../../src/store/table.js';
@@ -35,7 +36,7 @@ function buildPack(
 
 async function saveFixture(
   sb: Sandbox,
-  codec: Codec,
+  backend: Backend,
 ): Promise<{ store: LocalStore; out: string; key: string }> {
   const out = path.join(sb.ws, 'out');
   await writeTree(out, {
@@ -47,7 +48,7 @@ async function saveFixture(
   });
   await fs.chmod(path.join(out, 'a.txt'), 0o600);
   await fs.symlink('d', path.join(out, 'link'));
-  const store = await LocalStore.open(path.join(sb.base, 'store-a'), { codec });
+  const store = await LocalStore.open(path.join(sb.base, 'store-a'), { backend });
   const key = 'clyde-pack-linux-rel-1';
   await store.save({
     key,
@@ -83,14 +84,14 @@ describe('packs', () => {
   ] as const) {
     it(`round-trips an entry into a second store (${from} -> ${to})`, () =>
       withSandbox(async (sb) => {
-        const { store, out, key } = await saveFixture(sb, await createCodec(from));
+        const { store, out, key } = await saveFixture(sb, from);
         const before = await snapshotTree(out);
         const pack = path.join(sb.base, 'entry.pack');
         const { bytes } = await store.exportPack(key, pack);
         expect(bytes).toBe((await fs.stat(pack)).size);
 
         const second = await LocalStore.open(path.join(sb.base, 'store-b'), {
-          codec: await createCodec(to),
+          backend: to,
         });
         const restored = path.join(sb.base, 'restored');
         const meta = await restoreAndAdopt(second, pack, key, { roots: outUnder(restored) });
@@ -115,7 +116,7 @@ describe('packs', () => {
 
   it('refuses a truncated pack, leaving no entry and nothing restored', () =>
     withSandbox(async (sb) => {
-      const { store, key } = await saveFixture(sb, await createCodec('native'));
+      const { store, key } = await saveFixture(sb, 'native');
       const pack = path.join(sb.base, 'entry.pack');
       await store.exportPack(key, pack);
       const full = await fs.readFile(pack);
@@ -180,12 +181,12 @@ describe('packs', () => {
 
   it('refuses a blob whose content does not match its digest; no entry, no blob', () =>
     withSandbox(async (sb) => {
-      const codec = await createCodec('native');
-      const store = await LocalStore.open(sb.store, { codec });
-      const good = blobOf(codec, 'good content');
+      const backend = 'native';
+      const store = await LocalStore.open(sb.store, { backend });
+      const good = blobOf('good content', backend);
       const liar = {
         digest: sha256('expected content'),
-        frame: codec.compress(Buffer.from('tampered content')),
+        frame: zstdFrame('tampered content', backend),
       };
       const header = {
         meta: packMeta('k-liar'),
@@ -207,8 +208,8 @@ describe('packs', () => {
 
   it('a corrupt blob among many is refused with its own error, nothing left beside the outputs', () =>
     withSandbox(async (sb) => {
-      const codec = await createCodec('native');
-      const store = await LocalStore.open(sb.store, { codec });
+      const backend = 'native';
+      const store = await LocalStore.open(sb.store, { backend });
       // The liar is the largest file, written first; thousands of small ones fill batches still
       // being written when it fails. They must settle before the staging directory is removed
       // (before: ENOTEMPTY hid the refusal's reason, and could leave the directory behind).
@@ -234,10 +235,10 @@ describe('packs', () => {
 
   it('refuses a pack missing a blob, carrying a stray blob, or one twice', () =>
     withSandbox(async (sb) => {
-      const codec = await createCodec('node');
-      const store = await LocalStore.open(sb.store, { codec });
-      const a = blobOf(codec, 'aaa');
-      const stray = blobOf(codec, 'zzz');
+      const backend = 'node';
+      const store = await LocalStore.open(sb.store, { backend });
+      const a = blobOf('aaa', backend);
+      const stray = blobOf('zzz', backend);
       const header = { meta: packMeta('k-m'), manifest: dirManifest([fileEntry('a', 'aaa')]) };
       const pack = path.join(sb.base, 'p');
       const take = () => restoreAndAdopt(store, pack, 'k-m', { roots: outUnder(sb.ws) });
@@ -253,8 +254,8 @@ describe('packs', () => {
 
   it('refuses a blob claiming far more compressed bytes than its content could need', () =>
     withSandbox(async (sb) => {
-      const codec = await createCodec('native');
-      const store = await LocalStore.open(sb.store, { codec });
+      const backend = 'native';
+      const store = await LocalStore.open(sb.store, { backend });
       const content = 'tiny';
       const blob = { digest: sha256(content), frame: Buffer.alloc(1_000_000) };
       const header = { meta: packMeta('k-big'), manifest: dirManifest([fileEntry('t', content)]) };
@@ -270,8 +271,7 @@ describe('packs', () => {
   it('refuses a decompression bomb (frame bigger than the manifest says)', () =>
     withSandbox(async (sb) => {
       for (const backend of ['native', 'node'] as const) {
-        const codec = await createCodec(backend);
-        const store = await LocalStore.open(sb.store, { codec });
+        const store = await LocalStore.open(sb.store, { backend });
         const real = Buffer.alloc(50_000_000);
         const header = {
           meta: packMeta(`k-bomb-${backend}`),
@@ -280,7 +280,7 @@ describe('packs', () => {
         const pack = path.join(sb.base, 'p');
         await fs.writeFile(
           pack,
-          buildPack(header, [{ digest: sha256(real), frame: codec.compress(real) }]),
+          buildPack(header, [{ digest: sha256(real), frame: zstdFrame(real, backend) }]),
         );
         await expect(
           restoreAndAdopt(store, pack, `k-bomb-${backend}`, { roots: outUnder(sb.ws) }),
@@ -419,10 +419,10 @@ describe('packs', () => {
 
   it('verifies every grouped file: a wrong slice or a bad placement is refused', () =>
     withSandbox(async (sb) => {
-      const codec = await createCodec('native');
-      const store = await LocalStore.open(sb.store, { codec });
+      const backend = 'native';
+      const store = await LocalStore.open(sb.store, { backend });
       const content = Buffer.from('aaaabbbb');
-      const group = { digest: sha256(content), frame: codec.compress(content) };
+      const group = { digest: sha256(content), frame: zstdFrame(content, backend) };
       const manifest = dirManifest([fileEntry('a', 'aaaa'), fileEntry('b', 'bbbb')]);
       const placed = (at: [string, number][], size = 8): Placements =>
         new Map(at.map(([d, offset]) => [d, [group.digest, size, offset] as const]));
@@ -442,7 +442,7 @@ describe('packs', () => {
       for (const [name, at, why] of cases) {
         const header = { meta: packMeta(`k-${name}`), manifest, placed: at };
         // 'bbbb' travels on its own only when the table does not place it in the group.
-        const alone = at.has(sha256('bbbb')) ? [] : [blobOf(codec, 'bbbb')];
+        const alone = at.has(sha256('bbbb')) ? [] : [blobOf('bbbb', backend)];
         await fs.writeFile(pack, buildPack(header, [group, ...alone]));
         const err = await restoreAndAdopt(store, pack, `k-${name}`, {
           roots: outUnder(sb.ws),

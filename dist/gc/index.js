@@ -40202,7 +40202,7 @@ function errorMessage(err) {
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9625);
+/* harmony import */ var _run_gc_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9193);
 /* harmony import */ var _run_guard_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6642);
 
 
@@ -40213,7 +40213,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9625:
+/***/ 9193:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -56911,16 +56911,13 @@ async function shardedNames(dir) {
     return out;
 }
 //# sourceMappingURL=blob-layout.js.map
-;// CONCATENATED MODULE: external "node:stream/promises"
-const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 ;// CONCATENATED MODULE: ./build/src/store/codec-rules.js
 /**
- * The compression rules every writer of blobs follows, on the main thread (codec.ts, blobs.ts)
- * and in the store's workers (store-worker.ts) alike: one module both import, so the two cannot
- * drift apart. Pure: no backend is loaded here (the worker bundle must not carry codec.ts's
- * dynamic imports of zstd-napi).
+ * The compression rules every writer of blobs follows: the store's workers (store-worker.ts),
+ * which do all compressing and decoding, and the tests that build frames by hand. Pure: no
+ * backend is loaded here.
  */
 const LEVEL = 3;
 /**
@@ -56951,7 +56948,7 @@ function keepsFrame(frameLength, length) {
  * descriptor with no content size, no checksum and no dictionary, and a 128 KiB window.
  */
 const RAW_FRAME_HEADER = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
-const RAW_BLOCK_MAX = 128 * 1024;
+const RAW_BLOCK_MAX = (/* unused pure expression or super */ null && (128 * 1024));
 function rawBlockHeader(size, last) {
     const v = (size << 3) | (last ? 1 : 0); // block type 0 (raw) in bits 1-2
     return Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
@@ -56976,378 +56973,26 @@ function isRawFrame(frame) {
     return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
 }
 //# sourceMappingURL=codec-rules.js.map
-;// CONCATENATED MODULE: ./build/src/store/codec.js
+;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
+/** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
+const STREAM_AT = 16 * 1024 * 1024;
 /**
- * zstd at level 3 (with smaller match tables, see HASH_LOG), from zstd-napi where its native binary loads, else Node 24's `node:zlib`.
- * Both backends write plain zstd frames, so each reads the other's output.
- *
- * `decompress` takes the size the content must have (it is always known: the manifest records
- * it) and refuses to produce more, so a hostile frame cannot make us allocate gigabytes; it
- * holds the whole content in one buffer, so it is for small content only.
- * `decompressStream` hands the content out in pieces of at most `PIECE_BYTES` and stops as soon
- * as it exceeds the expected size: memory stays bounded whatever size a manifest declares
- * (the decoders also refuse windows above zstd's default limit of 128 MiB).
+ * The claim table's key for a digest (hex): its first 64 bits, never 0 (0 marks a free slot);
+ * its first slot is the key's low 32 bits under the table's mask. The main thread fills the
+ * table ahead of a save (snapshot.ts) and the workers claim in it; both use this.
  */
-
-
-
-
-
-// The rules both threads follow live in codec-rules.ts (the workers import it too).
-
-/** The largest piece of content `decompressStream` hands out at once. */
-const PIECE_BYTES = 256 * 1024;
-function tooMuch(expectedSize) {
-    return new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
+function claimKey(digest) {
+    const key = BigInt.asIntN(64, BigInt(`0x${digest.slice(0, 16)}`));
+    return key === 0n ? 1n : key;
 }
-function checkTotal(total, expectedSize) {
-    if (total !== expectedSize) {
-        throw new FrameSizeMismatch(`zstd frame holds ${total} bytes, expected ${expectedSize}`);
-    }
+function claimSlot(key, mask) {
+    return Number(BigInt.asUintN(32, key)) & mask;
 }
-/**
- * Finds where each zstd frame of a stream ends, by walking the frame and block headers (their
- * sizes say how far to skip): node:zlib's decoder stops at the end of the first frame and drops
- * the rest, so each frame of a chunked blob (chunked.ts) gets a decoder of its own. Skippable
- * frames are frames too; anything else is refused.
- */
-class FrameScanner {
-    state = 'magic';
-    acc = [];
-    skipLeft = 0;
-    /** What follows the bytes being skipped: a block header, or the frame's end. */
-    thenEnd = false;
-    checksum = false;
-    /** How many bytes of `chunk` belong to the current frame, and whether it ends with them. */
-    scan(chunk) {
-        let i = 0;
-        while (i < chunk.length) {
-            if (this.state === 'skip') {
-                const n = Math.min(this.skipLeft, chunk.length - i);
-                i += n;
-                this.skipLeft -= n;
-                if (this.skipLeft === 0 && this.afterSkip())
-                    return { used: i, done: true };
-                continue;
-            }
-            this.acc.push(chunk[i++]);
-            if (this.step())
-                return { used: i, done: true };
-        }
-        return { used: i, done: false };
-    }
-    /** Whether the scanner sits between frames (nothing of a frame seen yet). */
-    get between() {
-        return this.state === 'magic' && this.acc.length === 0;
-    }
-    /** After a header byte: true when the frame ended. */
-    step() {
-        const a = this.acc;
-        if (this.state === 'magic' && a.length === 4) {
-            const m = a[0] | (a[1] << 8) | (a[2] << 16);
-            const top = a[3];
-            this.acc = [];
-            if (m === 0x2fb528 && top === 0xfd)
-                this.state = 'descriptor';
-            else if ((m & 0xfffff0) === 0x4d2a50 && top === 0x18)
-                this.state = 'skippable';
-            else
-                throw new errors/* StoreError */.AD('corrupt zstd frame: bad magic number');
-        }
-        else if (this.state === 'skippable' && a.length === 4) {
-            const n = (a[0] | (a[1] << 8) | (a[2] << 16)) +
-                a[3] * 2 ** 24;
-            this.acc = [];
-            return this.skip(n, true);
-        }
-        else if (this.state === 'descriptor') {
-            const fhd = a[0];
-            this.acc = [];
-            if (fhd & 0x08)
-                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved bit set');
-            const single = (fhd >> 5) & 1;
-            const fcs = fhd >> 6;
-            this.checksum = ((fhd >> 2) & 1) === 1;
-            const dictBytes = (fhd & 3) === 3 ? 4 : fhd & 3;
-            const sizeBytes = fcs === 0 ? single : 1 << fcs;
-            const rest = (single ? 0 : 1) + dictBytes + sizeBytes;
-            return this.skip(rest, false);
-        }
-        else if (this.state === 'block' && a.length === 3) {
-            const v = a[0] | (a[1] << 8) | (a[2] << 16);
-            this.acc = [];
-            const type = (v >> 1) & 3;
-            if (type === 3)
-                throw new errors/* StoreError */.AD('corrupt zstd frame: reserved block type');
-            const body = type === 1 ? 1 : v >>> 3;
-            const last = (v & 1) === 1;
-            return this.skip(body + (last && this.checksum ? 4 : 0), last);
-        }
-        return false;
-    }
-    /** Skips `n` bytes, then a block header or (thenEnd) the frame's end; true when it ended. */
-    skip(n, thenEnd) {
-        this.skipLeft = n;
-        this.thenEnd = thenEnd;
-        this.state = 'skip';
-        return n === 0 && this.afterSkip();
-    }
-    afterSkip() {
-        this.state = this.thenEnd ? 'magic' : 'block';
-        return this.thenEnd;
-    }
-}
-/**
- * node:zlib's streaming decoder, one per frame (FrameScanner); its backpressure keeps a few
- * pieces in memory at most.
- */
-async function nodeDecompressStream(source, expectedSize, onPiece) {
-    let total = 0;
-    // Errors of our own (the source, the frame walk, the sink, the size check) pass through as
-    // they are; only the decoder's own become "corrupt".
-    let ours;
-    const input = source[Symbol.asyncIterator]();
-    const scanner = new FrameScanner();
-    let pending;
-    let ended = false;
-    const next = async () => {
-        if (pending !== undefined) {
-            const p = pending;
-            pending = undefined;
-            return p;
-        }
-        if (ended)
-            return undefined;
-        try {
-            const r = await input.next();
-            if (r.done === true)
-                ended = true;
-            return r.done === true ? undefined : r.value;
-        }
-        catch (err) {
-            ours ??= err;
-            throw err;
-        }
-    };
-    // The bytes of one frame (the decoder reports a frame cut short).
-    const frame = async function* () {
-        for (;;) {
-            const chunk = await next();
-            if (chunk === undefined)
-                return;
-            let scanned;
-            try {
-                scanned = scanner.scan(chunk);
-            }
-            catch (err) {
-                ours ??= err;
-                throw err;
-            }
-            if (scanned.used < chunk.length)
-                pending = chunk.subarray(scanned.used);
-            if (scanned.used > 0)
-                yield chunk.subarray(0, scanned.used);
-            if (scanned.done)
-                return;
-        }
-    };
-    let frames = 0;
-    try {
-        for (;;) {
-            const first = await next();
-            if (first === undefined)
-                break;
-            if (first.length === 0)
-                continue;
-            pending = first;
-            frames++;
-            await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(frame(), { objectMode: false, highWaterMark: PIECE_BYTES }), external_node_zlib_.createZstdDecompress({ chunkSize: PIECE_BYTES }), async (out) => {
-                try {
-                    for await (const piece of out) {
-                        total += piece.length;
-                        if (total > expectedSize)
-                            throw tooMuch(expectedSize);
-                        await onPiece(piece);
-                    }
-                }
-                catch (err) {
-                    ours ??= err;
-                    throw err;
-                }
-            });
-            if (!scanner.between)
-                throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
-        }
-    }
-    catch (err) {
-        if (ours !== undefined)
-            throw ours;
-        if (err instanceof errors/* StoreError */.AD)
-            throw err;
-        throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
-    }
-    if (frames === 0)
-        throw new errors/* StoreError */.AD('corrupt zstd frame: it is empty');
-    checkTotal(total, expectedSize);
-}
-/**
- * The frame holds a different amount of content than expected. Unlike a frame that will not
- * decode, this may be the manifest's fault rather than the blob's.
- */
-class FrameSizeMismatch extends errors/* StoreError */.AD {
-}
-/** The environment variable that picks a backend: `node` forces node:zlib, `native` requires zstd-napi. */
-const BACKEND_ENV = 'CLYDE_ZSTD_BACKEND';
-function nodeCodec() {
-    if (typeof external_node_zlib_.zstdCompressSync !== 'function') {
-        throw new errors/* StoreError */.AD('node:zlib has no zstd support (Node 24 or later is required)');
-    }
-    // Never set ZSTD_c_nbWorkers: the async and stream forms break with workers (performance-notes).
-    const params = {
-        [external_node_zlib_.constants.ZSTD_c_compressionLevel]: LEVEL,
-        [external_node_zlib_.constants.ZSTD_c_hashLog]: HASH_LOG,
-        [external_node_zlib_.constants.ZSTD_c_chainLog]: CHAIN_LOG,
-    };
-    return {
-        name: 'node:zlib',
-        compress: (buf) => external_node_zlib_.zstdCompressSync(buf, { params }),
-        decompress(buf, expectedSize) {
-            let out;
-            try {
-                // maxOutputLength must be at least 1; the size check below catches the difference.
-                out = external_node_zlib_.zstdDecompressSync(buf, { maxOutputLength: Math.max(1, expectedSize) });
-            }
-            catch (err) {
-                if (err.code === 'ERR_BUFFER_TOO_LARGE') {
-                    throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
-                }
-                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err}`);
-            }
-            if (out.length !== expectedSize) {
-                throw new FrameSizeMismatch(`zstd frame holds ${out.length} bytes, expected ${expectedSize}`);
-            }
-            return out;
-        },
-        decompressStream: nodeDecompressStream,
-    };
-}
-/** zstd-napi's streaming decoder: a context of its own per call (calls may interleave). */
-async function napiDecompressStream(binding, source, expectedSize, onPiece) {
-    const dctx = new binding.DCtx();
-    const dst = Buffer.allocUnsafe(PIECE_BYTES);
-    let total = 0;
-    // What the last call that moved anything answered: 0 when a frame just ended.
-    let last = 1;
-    for await (const chunk of source) {
-        let s = chunk;
-        for (;;) {
-            let r;
-            try {
-                r = dctx.decompressStream(dst, s);
-            }
-            catch (err) {
-                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
-            }
-            const [ret, produced, consumed] = r;
-            if (produced > 0 || consumed > 0)
-                last = ret;
-            if (produced > 0) {
-                total += produced;
-                if (total > expectedSize)
-                    throw tooMuch(expectedSize);
-                await onPiece(dst.subarray(0, produced));
-            }
-            s = s.subarray(consumed);
-            // Done with this chunk once it is consumed and nothing more comes out.
-            if (s.length === 0 && produced === 0)
-                break;
-        }
-    }
-    if (last !== 0)
-        throw new errors/* StoreError */.AD('corrupt zstd frame: it is truncated');
-    checkTotal(total, expectedSize);
-}
-async function nativeCodec() {
-    // Dynamic imports of the CommonJS package: the form @vercel/ncc carries, binary included.
-    const mod = (await __nccwpck_require__.e(/* import() */ 397).then(__nccwpck_require__.t.bind(__nccwpck_require__, 1397, 19)));
-    const napi = mod.default ?? mod;
-    const bindingMod = (await __nccwpck_require__.e(/* import() */ 969).then(__nccwpck_require__.t.bind(__nccwpck_require__, 8969, 19)));
-    const binding = bindingMod.default ?? bindingMod;
-    const dctx = new binding.DCtx();
-    const codec = {
-        name: 'zstd-napi',
-        compress: (buf) => napi.compress(buf, { compressionLevel: LEVEL, hashLog: HASH_LOG, chainLog: CHAIN_LOG }),
-        decompress(buf, expectedSize) {
-            // Decompressing into a buffer of exactly the expected size bounds the output: a frame
-            // holding more fails with "destination buffer is too small".
-            const out = Buffer.allocUnsafe(expectedSize);
-            let n;
-            try {
-                n = dctx.decompress(out, buf);
-            }
-            catch (err) {
-                if (/too small/i.test(String(err))) {
-                    throw new FrameSizeMismatch(`zstd frame holds more than ${expectedSize} bytes`);
-                }
-                throw new errors/* StoreError */.AD(`corrupt zstd frame: ${err}`);
-            }
-            if (n !== expectedSize) {
-                throw new FrameSizeMismatch(`zstd frame holds ${n} bytes, expected ${expectedSize}`);
-            }
-            return out;
-        },
-        decompressStream: (source, expectedSize, onPiece) => napiDecompressStream(binding, source, expectedSize, onPiece),
-    };
-    // A binary that loads but misbehaves must not be trusted with the store.
-    const probe = Buffer.from('clyde-cache codec probe');
-    if (!codec.decompress(codec.compress(probe), probe.length).equals(probe)) {
-        throw new errors/* StoreError */.AD('zstd-napi failed its round-trip check');
-    }
-    return codec;
-}
-/**
- * A codec with the given backend, not memoised (tests use it to check interoperability).
- * `native` throws when zstd-napi will not load.
- */
-async function createCodec(backend) {
-    if (backend === 'node')
-        return nodeCodec();
-    try {
-        return await nativeCodec();
-    }
-    catch (err) {
-        throw new errors/* StoreError */.AD(`zstd-napi is not available: ${err instanceof Error ? err.message : err}`);
-    }
-}
-let memo;
-/**
- * The process-wide codec: zstd-napi if it loads, else node:zlib. `CLYDE_ZSTD_BACKEND=node`
- * forces node:zlib; `=native` requires zstd-napi (the promise rejects if it will not load).
- */
-function codec_loadCodec() {
-    memo ??= pickCodec();
-    return memo;
-}
-async function pickCodec() {
-    const wanted = (process.env[BACKEND_ENV] ?? '').trim().toLowerCase();
-    if (wanted === 'node')
-        return nodeCodec();
-    if (wanted === 'native')
-        return createCodec('native');
-    try {
-        return await nativeCodec();
-    }
-    catch {
-        return nodeCodec();
-    }
-}
-//# sourceMappingURL=codec.js.map
-;// CONCATENATED MODULE: external "node:module"
-const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+//# sourceMappingURL=worker-protocol.js.map
 ;// CONCATENATED MODULE: ./build/src/store/pool.js
 /**
- * The store's worker pool: it hashes, compresses, decompresses and writes files off the main
- * thread. The workers run store-worker.js, started from the file beside this module's (beside
+ * The store's worker pool: it hashes, compresses, decompresses, verifies and writes files off
+ * the main thread, which loads no zstd backend of its own. The workers run store-worker.js, started from the file beside this module's (beside
  * the bundle's index.js in dist/<entry>/, where scripts/bundle.ts puts it); every message is a
  * StoreRequest or StoreReply (worker-protocol.ts).
  */
@@ -57360,8 +57005,8 @@ const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(im
 
 
 
-/** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
-const STREAM_AT = 16 * 1024 * 1024;
+/** The environment variable that picks the workers' backend: `node` forces node:zlib. */
+const BACKEND_ENV = 'CLYDE_ZSTD_BACKEND';
 /** Environment variable: the number of worker threads (default: cores, at most 4). */
 const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
 class WorkerOpError extends errors/* StoreError */.AD {
@@ -57374,11 +57019,14 @@ class WorkerOpError extends errors/* StoreError */.AD {
 /**
  * Where zstd-napi's native binary is: beside the bundle (`dist/<entry>/build/Release`, where
  * scripts/bundle.ts puts it) or in node_modules. Undefined when neither exists or the
- * environment forces node:zlib.
+ * environment forces node:zlib (a forced `native` backend ignores the environment).
  */
-function nativeBindingPath() {
-    if ((process.env[BACKEND_ENV] ?? '').trim().toLowerCase() === 'node')
+function nativeBindingPath(backend) {
+    if (backend === 'node')
         return undefined;
+    if (backend === undefined && (process.env[BACKEND_ENV] ?? '').trim().toLowerCase() === 'node') {
+        return undefined;
+    }
     const here = external_node_path_.dirname((0,external_node_url_.fileURLToPath)(import.meta.url));
     const candidates = [external_node_path_.join(here, 'build', 'Release', 'binding.node')];
     try {
@@ -57413,8 +57061,12 @@ class WorkerPool {
     pending = new Map();
     seq = 0;
     closed = false;
-    constructor(size = defaultWorkers()) {
-        const workerData = { binding: nativeBindingPath() };
+    constructor(size = defaultWorkers(), backend) {
+        const binding = nativeBindingPath(backend);
+        if (backend === 'native' && binding === undefined) {
+            throw new errors/* StoreError */.AD('zstd-napi is not available: its binary was not found');
+        }
+        const workerData = { binding };
         const file = storeWorkerPath();
         for (let i = 0; i < size; i++) {
             const worker = new external_node_worker_threads_.Worker(file, { workerData });
@@ -57422,10 +57074,14 @@ class WorkerPool {
             const ready = new Promise((resolve, reject) => {
                 worker.once('error', reject);
                 worker.once('message', (m) => {
-                    if (m.type === 'ready')
-                        resolve(m.backend);
-                    else
+                    if (m.type !== 'ready') {
                         reject(new errors/* StoreError */.AD(`store worker answered before it was ready (${m.type})`));
+                    }
+                    else if (backend === 'native' && m.backend !== 'zstd-napi') {
+                        reject(new errors/* StoreError */.AD('zstd-napi is not available: its binary will not load'));
+                    }
+                    else
+                        resolve(m.backend);
                 });
             });
             const slot = { worker, ready, inflight: 0, online: false };
@@ -57523,12 +57179,18 @@ class WorkerPool {
         this.closed = true;
     }
 }
-let shared;
-/** The process-wide pool (created on first use; idle workers never keep the process alive). */
-function sharedPool() {
-    if (shared === undefined || shared.isClosed)
-        shared = new WorkerPool();
-    return shared;
+const shared = new Map();
+/**
+ * The process-wide pool (created on first use; idle workers never keep the process alive); one
+ * per forced backend.
+ */
+function sharedPool(backend) {
+    let pool = shared.get(backend);
+    if (pool === undefined || pool.isClosed) {
+        pool = new WorkerPool(defaultWorkers(), backend);
+        shared.set(backend, pool);
+    }
+    return pool;
 }
 function defaultWorkers() {
     const n = Number.parseInt(process.env[WORKERS_ENV] ?? '', 10);
@@ -57550,12 +57212,11 @@ function defaultWorkers() {
  *                                     concatenation, so it is an ordinary blob on disk
  *
  * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
- * of that name: the entry's table says where it lives (table.ts; `attach`). Writes go through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
- * of one blob are harmless (same content). Reads always verify.
+ * of that name: the entry's table says where it lives (table.ts; `attach`). Writes go through
+ * `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers of one
+ * blob are harmless (same content). Reads always verify. Compressing and decoding are the
+ * workers' (pool.ts); this thread only moves frames as they are.
  */
-
-
-
 
 
 
@@ -57592,82 +57253,22 @@ async function* fileRange(fh, start, length, what) {
         yield buf;
     }
 }
-/**
- * Checks a blob's content as it streams by, piece by piece, never holding more than one piece:
- * the sha256 of the whole, and of each member's slice (members may come in any order, even
- * overlap: a hostile table's are checked like any other).
- */
-class ContentCheck {
-    name;
-    whole = (0,external_node_crypto_.createHash)('sha256');
-    members;
-    next = 0;
-    active = [];
-    pos = 0;
-    constructor(name, need) {
-        this.name = name;
-        this.members = [...need.members].sort((a, b) => a.offset - b.offset);
-    }
-    update(piece) {
-        this.whole.update(piece);
-        const start = this.pos;
-        const end = start + piece.length;
-        while (this.next < this.members.length && this.members[this.next].offset < end) {
-            this.active.push({ m: this.members[this.next], hash: (0,external_node_crypto_.createHash)('sha256') });
-            this.next++;
-        }
-        if (this.active.length > 0) {
-            this.active = this.active.filter(({ m, hash }) => {
-                const from = Math.max(m.offset, start);
-                const to = Math.min(m.offset + m.size, end);
-                if (to > from)
-                    hash.update(piece.subarray(from - start, to - start));
-                if (m.offset + m.size > end)
-                    return true;
-                this.check(m, hash);
-                return false;
-            });
-        }
-        this.pos = end;
-    }
-    /** After the last piece (the decoder has checked the size). */
-    finish(digest) {
-        if (this.whole.digest('hex') !== digest) {
-            throw new errors/* StoreError */.AD(`blob ${this.name}: content does not match its digest`);
-        }
-        // Left: slices reaching past the end (the table checks refuse them before), and empty
-        // members at the very end.
-        for (const { m } of this.active)
-            this.pastEnd(m);
-        for (const m of this.members.slice(this.next)) {
-            if (m.size > 0 || m.offset > this.pos)
-                this.pastEnd(m);
-            this.check(m, (0,external_node_crypto_.createHash)('sha256'));
-        }
-    }
-    pastEnd(m) {
-        throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} lies past its end`);
-    }
-    check(m, hash) {
-        if (hash.digest('hex') !== m.digest) {
-            throw new errors/* StoreError */.AD(`blob ${this.name}: grouped file ${m.digest} does not match its digest`);
-        }
-    }
-}
 class BlobStore {
     dir;
     tmpDir;
-    codec;
     enospcAfter;
+    backend;
     /** digest -> location of every grouped file this process has read a table for. */
     locations = new Map();
-    constructor(dir, tmpDir, codec, 
+    constructor(dir, tmpDir, 
     /** Fault injection (tests): blob writes after this many fail with ENOSPC. */
-    enospcAfter) {
+    enospcAfter, 
+    /** The workers' backend, when forced (tests); else the process-wide pool's. */
+    backend) {
         this.dir = dir;
         this.tmpDir = tmpDir;
-        this.codec = codec;
         this.enospcAfter = enospcAfter;
+        this.backend = backend;
     }
     get dirs() {
         return this.enospcAfter === undefined
@@ -57675,7 +57276,7 @@ class BlobStore {
             : { blobDir: this.dir, tmpDir: this.tmpDir, enospcAfter: this.enospcAfter };
     }
     pool() {
-        return sharedPool();
+        return sharedPool(this.backend);
     }
     pathOf(digest) {
         if (!BLOB_NAME.test(digest))
@@ -57745,32 +57346,45 @@ class BlobStore {
         return locs;
     }
     /**
-     * Stores `content` (whose sha256 is `digest`) unless the blob exists. Returns the stored size
-     * and whether this call wrote it. Incompressible content is stored as it is (raw frame).
+     * Stores `content` (whose sha256 is `digest`) unless the blob exists, compressed by a worker
+     * under the workers' rules (codec-rules.ts: small or incompressible content as it is, in a
+     * frame of raw blocks). Returns the stored size and whether this call wrote it.
      */
     async put(digest, content) {
         const existing = await this.ownSize(digest); // adopt (blob-layout.ts writeOrAdopt) first
         if (existing !== undefined)
             return { stored: existing, written: false };
-        // The workers' rules (codec-rules.ts): small content as it is, a frame only when it saves.
-        const compressed = worthCompressing(content.length, '')
-            ? this.codec.compress(content)
-            : undefined;
-        const frame = compressed !== undefined && keepsFrame(compressed.length, content.length)
-            ? compressed
-            : rawFrame(content);
+        // Room for zstd's bound or a raw-block frame, with margin (chunked.ts's buffers).
+        const out = new Uint8Array(content.length + (content.length >> 7) + 1024);
+        const r = await this.pool().run('compressChunk', {
+            dirs: this.dirs,
+            data: content,
+            out,
+            length: content.length,
+            name: '',
+        });
+        const frame = r.out.subarray(0, r.length);
         return writeOrAdopt(this.dirs, digest, [frame], fsx_tempName(this.tmpDir, 'blob'));
     }
     /**
      * Verifies the stored blob `name` against `need` (its content size and digest, and each
-     * member's slice against its digest), streaming it from disk in bounded pieces: memory stays
-     * the same whatever sizes `need` declares. Throws StoreError on any difference; its length.
+     * member's slice against its digest) in a worker (worker-write.ts `verifyBlobs`), which
+     * decodes content of STREAM_AT or more in bounded pieces: memory stays the same whatever sizes
+     * `need` declares. Throws StoreError naming the blob on any difference; returns the frame's
+     * length.
      */
     async verifyStored(name, need) {
-        const { length, pieces } = await this.storedFrame(name);
-        const check = new ContentCheck(name, need);
-        await this.codec.decompressStream(pieces, need.size, (piece) => check.update(piece));
-        check.finish(name);
+        const lent = this.lent.get(name);
+        const length = lent?.length ?? (await this.ownSize(name));
+        if (length === undefined)
+            throw new errors/* StoreError */.AD(`blob ${name} is missing from the store`);
+        const blob = {
+            name,
+            size: need.size,
+            members: need.members.map(({ digest, offset, size }) => ({ digest, offset, size })),
+            ...(lent === undefined ? {} : { at: lent }),
+        };
+        await this.pool().run('verifyBlobs', { dirs: this.dirs, blobs: [blob] });
         return length;
     }
     /**
@@ -58795,6 +58409,8 @@ function compareHex(a, b) {
     return a < b ? -1 : a > b ? 1 : 0;
 }
 //# sourceMappingURL=index-file.js.map
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
 ;// CONCATENATED MODULE: ./build/src/store/access-journal.js
 /**
  * The access journal (`<root>/access.journal`): entries' last-access times since the index was
@@ -60499,20 +60115,6 @@ async function putChunked(pool, dirs, abs, size) {
     return { digest, size, stored, written: true, raw };
 }
 //# sourceMappingURL=chunked.js.map
-;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
-/**
- * The claim table's key for a digest (hex): its first 64 bits, never 0 (0 marks a free slot);
- * its first slot is the key's low 32 bits under the table's mask. The main thread fills the
- * table ahead of a save (snapshot.ts) and the workers claim in it; both use this.
- */
-function claimKey(digest) {
-    const key = BigInt.asIntN(64, BigInt(`0x${digest.slice(0, 16)}`));
-    return key === 0n ? 1n : key;
-}
-function claimSlot(key, mask) {
-    return Number(BigInt.asUintN(32, key)) & mask;
-}
-//# sourceMappingURL=worker-protocol.js.map
 ;// CONCATENATED MODULE: ./build/src/store/walk.js
 /**
  * The save's walk: each output root listed with lstat (never following a symlink), its entries
@@ -61906,19 +61508,16 @@ async function writeMarker(dir, tmpDir, name, epochMs) {
 
 
 
-
 class local_store_LocalStore {
     root;
-    codec;
     ctx;
     files;
     keeper;
     saver;
     upkeep;
     packs;
-    constructor(root, codec, options) {
+    constructor(root, options) {
         this.root = root;
-        this.codec = codec;
         const tmpDir = external_node_path_.join(root, 'tmp');
         const indexPath = external_node_path_.join(root, 'index.bin');
         const faults = options.faults ?? {};
@@ -61926,7 +61525,7 @@ class local_store_LocalStore {
             root,
             tmpDir,
             indexPath,
-            blobs: new BlobStore(external_node_path_.join(root, 'blobs'), tmpDir, codec, faults.enospcAfter),
+            blobs: new BlobStore(external_node_path_.join(root, 'blobs'), tmpDir, faults.enospcAfter, options.backend),
             lock: {
                 target: indexPath,
                 lockPath: external_node_path_.join(root, 'store.lock'),
@@ -61952,7 +61551,7 @@ class local_store_LocalStore {
     static async open(root, options = {}) {
         const abs = external_node_path_.resolve(root);
         await external_node_fs_.promises.mkdir(external_node_path_.join(abs, 'tmp'), { recursive: true });
-        const store = new local_store_LocalStore(abs, options.codec ?? (await codec_loadCodec()), options);
+        const store = new local_store_LocalStore(abs, options);
         await checkLayout(store.ctx);
         await external_node_fs_.promises.mkdir(external_node_path_.join(abs, 'blobs'), { recursive: true });
         await cleanTmp(store.ctx.tmpDir);
@@ -61965,6 +61564,13 @@ class local_store_LocalStore {
      */
     startWorkers() {
         this.ctx.blobs.pool();
+    }
+    /**
+     * The zstd backend the store's workers use, once they have started: 'zstd-napi', or
+     * 'node:zlib' where its binary is missing or will not load. Rejects when they cannot start.
+     */
+    workerBackend() {
+        return this.ctx.blobs.pool().backend();
     }
     // ---- lookups -------------------------------------------------------------------------
     async get(key) {
@@ -62279,11 +61885,13 @@ async function storeOptions() {
 async function openStore(config, notes, keptStepStore) {
     const store = await openEither(config, notes, keptStepStore);
     store.startWorkers();
+    // The backend the workers report once they have started (a binary found but not loadable
+    // leaves them on node:zlib), logged without waiting for them; nothing when they cannot start
+    // (their jobs fail, each a warning).
+    store.workerBackend().then((backend) => core.info(`zstd: ${backend}`), () => undefined);
     return store;
 }
 async function openEither(config, notes, kept) {
-    const codec = await loadCodec();
-    core.info(`zstd: ${codec.name}`);
     const options = await storeOptions();
     if (!config.local) {
         core.info(`Local store: off (the 'local' input${process.env['RUNNER_ENVIRONMENT'] === 'github-hosted' ? ', on a GitHub-hosted runner' : ''}); nothing is kept after this step.`);

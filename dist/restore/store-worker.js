@@ -68,10 +68,9 @@ function formatBytes(n) {
 //# sourceMappingURL=bytes.js.map
 ;// CONCATENATED MODULE: ./build/src/store/codec-rules.js
 /**
- * The compression rules every writer of blobs follows, on the main thread (codec.ts, blobs.ts)
- * and in the store's workers (store-worker.ts) alike: one module both import, so the two cannot
- * drift apart. Pure: no backend is loaded here (the worker bundle must not carry codec.ts's
- * dynamic imports of zstd-napi).
+ * The compression rules every writer of blobs follows: the store's workers (store-worker.ts),
+ * which do all compressing and decoding, and the tests that build frames by hand. Pure: no
+ * backend is loaded here.
  */
 const LEVEL = 3;
 /**
@@ -279,6 +278,8 @@ async function shardedNames(dir) {
 }
 //# sourceMappingURL=blob-layout.js.map
 ;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
+/** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
+const STREAM_AT = 16 * 1024 * 1024;
 /**
  * The claim table's key for a digest (hex): its first 64 bits, never 0 (0 marks a free slot);
  * its first slot is the key's low 32 bits under the table's mask. The main thread fills the
@@ -294,7 +295,7 @@ function claimSlot(key, mask) {
 //# sourceMappingURL=worker-protocol.js.map
 ;// CONCATENATED MODULE: ./build/src/store/worker-core.js
 /**
- * What the store worker's operations share (store-worker.ts, worker-write.ts): the zstd
+ * What the store worker's operations share (store-worker.ts, worker-write.ts, worker-decode.ts): the zstd
  * binding or node:zlib's parameters, the failure kinds the main thread tells apart, the current
  * job's directories and transfers, scratch buffers, and small I/O helpers. Imported only by the
  * worker thread's modules.
@@ -404,19 +405,21 @@ function scratchOf(n) {
 const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-;// CONCATENATED MODULE: ./build/src/store/worker-write.js
+;// CONCATENATED MODULE: ./build/src/store/worker-decode.js
 /**
- * The store worker's restore side: files written from their blobs (a store's, or frames of a
- * downloaded pack), every file's content verified against its digest as it is written, large
- * blobs streamed.
+ * The store worker's zstd decoding, shared by restore (worker-write.ts `writeBatch`) and
+ * verification (`verifyBlobs`): a blob's frame read from its file in the store or from a range
+ * of a pack, decoded whole (small content, into a reused buffer of exactly the size the caller
+ * expects) or streamed in bounded pieces. Neither ever produces more than the expected size: a
+ * frame that holds more fails ('size') as soon as it does, so a hostile frame cannot make us
+ * allocate what it claims (the decoders also refuse windows above zstd's default 128 MiB).
  */
 
 
 
 
 
-
-
+/** Content of `size` bytes (known to be small) decoded from `frame` into a reused buffer. */
 function decodeWhole(frame, size, blob) {
     if (worker_core_native !== null) {
         const out = scratchOf(Math.max(size, 1)).subarray(0, size);
@@ -497,6 +500,271 @@ function readBlobFile(blob, at) {
         external_node_fs_namespaceObject.closeSync(fd);
     }
 }
+/** The largest piece node:zlib's decoder hands out at once. */
+const PIECE_BYTES = 256 * 1024;
+/**
+ * Decodes the frames of blob `blob` at `at`, which must hold exactly `size` bytes of content,
+ * handing it to `onPiece` in pieces (each valid only during the call). Fails 'size' as soon as
+ * the content exceeds `size` (nothing more is decoded) or when it ends short, 'corrupt' on a
+ * frame that will not decode, 'missing' when the file cannot be opened; returns `size`.
+ */
+async function decodeStream(blob, at, size, onPiece) {
+    const src = openFrame(blob, at);
+    const end = at.length === undefined ? Infinity : at.offset + at.length;
+    let total = 0;
+    const take = (piece) => {
+        total += piece.length;
+        if (total > size)
+            fail('size', `blob ${blob} holds more than ${size} bytes`);
+        onPiece(piece);
+    };
+    try {
+        if (napi !== null && worker_core_native !== null) {
+            const dctx = worker_core_native.dctx;
+            dctx.reset(napi.ResetDirective.sessionOnly);
+            const inBuf = Buffer.allocUnsafe(CHUNK);
+            const dst = Buffer.allocUnsafe(CHUNK);
+            let pos = at.offset;
+            let last = 1;
+            for (;;) {
+                const n = external_node_fs_namespaceObject.readSync(src, inBuf, 0, Math.min(CHUNK, end - pos), pos);
+                if (n === 0)
+                    break;
+                pos += n;
+                let s = inBuf.subarray(0, n);
+                for (;;) {
+                    let r;
+                    try {
+                        r = dctx.decompressStream(dst, s);
+                    }
+                    catch (err) {
+                        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
+                    }
+                    const [ret, produced, consumed] = r;
+                    // (A call after the frame's end, with nothing in or out, answers a new frame's hint.)
+                    if (produced > 0 || consumed > 0)
+                        last = ret;
+                    if (produced > 0)
+                        take(dst.subarray(0, produced));
+                    s = s.subarray(consumed);
+                    // Done with this chunk only when it is consumed and nothing more comes out.
+                    if (s.length === 0 && produced === 0)
+                        break;
+                }
+            }
+            if (last !== 0)
+                fail('corrupt', `blob ${blob}: truncated zstd frame`);
+        }
+        else {
+            await nodeDecode(blob, rangeOf(src, at.offset, end), take);
+        }
+    }
+    finally {
+        external_node_fs_namespaceObject.closeSync(src);
+    }
+    if (total !== size)
+        fail('size', `blob ${blob} holds ${total} bytes, expected ${size}`);
+    return total;
+}
+/** The bytes of fd from `start` up to `end` (Infinity: its end), in fresh 1 MiB buffers. */
+function* rangeOf(fd, start, end) {
+    let pos = start;
+    while (pos < end) {
+        const buf = Buffer.allocUnsafe(Math.min(1 << 20, end - pos));
+        const n = external_node_fs_namespaceObject.readSync(fd, buf, 0, buf.length, pos);
+        if (n === 0)
+            return;
+        pos += n;
+        yield buf.subarray(0, n);
+    }
+}
+/**
+ * node:zlib's streaming decoder, one per frame (`FrameScanner`): it stops at the end of the
+ * first frame and drops the rest, and a blob written in chunks (chunked.ts) is several frames.
+ * Its backpressure keeps a few pieces in memory at most. Our own failures (the frame walk,
+ * `take`'s size check) pass through as they are; only the decoder's become 'corrupt'.
+ */
+async function nodeDecode(blob, source, take) {
+    let ours;
+    const scanner = new FrameScanner(blob);
+    let pending;
+    const next = () => {
+        if (pending !== undefined) {
+            const p = pending;
+            pending = undefined;
+            return p;
+        }
+        const r = source.next();
+        return r.done === true ? undefined : r.value;
+    };
+    // The bytes of one frame (the decoder reports a frame cut short).
+    const frame = function* () {
+        for (;;) {
+            const chunk = next();
+            if (chunk === undefined)
+                return;
+            let scanned;
+            try {
+                scanned = scanner.scan(chunk);
+            }
+            catch (err) {
+                ours ??= err;
+                throw err;
+            }
+            if (scanned.used < chunk.length)
+                pending = chunk.subarray(scanned.used);
+            if (scanned.used > 0)
+                yield chunk.subarray(0, scanned.used);
+            if (scanned.done)
+                return;
+        }
+    };
+    let frames = 0;
+    try {
+        for (;;) {
+            const first = next();
+            if (first === undefined)
+                break;
+            if (first.length === 0)
+                continue;
+            pending = first;
+            frames++;
+            await (0,promises_namespaceObject.pipeline)(external_node_stream_namespaceObject.Readable.from(frame(), { objectMode: false, highWaterMark: PIECE_BYTES }), external_node_zlib_namespaceObject.createZstdDecompress({ chunkSize: PIECE_BYTES }), async (out) => {
+                for await (const piece of out) {
+                    try {
+                        take(piece);
+                    }
+                    catch (err) {
+                        ours ??= err;
+                        throw err;
+                    }
+                }
+            });
+            if (!scanner.between)
+                fail('corrupt', `blob ${blob}: truncated zstd frame`);
+        }
+    }
+    catch (err) {
+        if (ours !== undefined)
+            throw ours;
+        if (err instanceof OpFailure)
+            throw err;
+        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err instanceof Error ? err.message : err}`);
+    }
+    if (frames === 0)
+        fail('corrupt', `blob ${blob}: corrupt zstd frame: it is empty`);
+}
+/**
+ * Finds where each zstd frame of a stream ends, by walking the frame and block headers (their
+ * sizes say how far to skip). Skippable frames are frames too; anything else is refused.
+ */
+class FrameScanner {
+    blob;
+    state = 'magic';
+    acc = [];
+    skipLeft = 0;
+    /** What follows the bytes being skipped: a block header, or the frame's end. */
+    thenEnd = false;
+    checksum = false;
+    constructor(blob) {
+        this.blob = blob;
+    }
+    /** How many bytes of `chunk` belong to the current frame, and whether it ends with them. */
+    scan(chunk) {
+        let i = 0;
+        while (i < chunk.length) {
+            if (this.state === 'skip') {
+                const n = Math.min(this.skipLeft, chunk.length - i);
+                i += n;
+                this.skipLeft -= n;
+                if (this.skipLeft === 0 && this.afterSkip())
+                    return { used: i, done: true };
+                continue;
+            }
+            this.acc.push(chunk[i++]);
+            if (this.step())
+                return { used: i, done: true };
+        }
+        return { used: i, done: false };
+    }
+    /** Whether the scanner sits between frames (nothing of a frame seen yet). */
+    get between() {
+        return this.state === 'magic' && this.acc.length === 0;
+    }
+    bad(why) {
+        fail('corrupt', `blob ${this.blob}: corrupt zstd frame: ${why}`);
+    }
+    /** After a header byte: true when the frame ended. */
+    step() {
+        const a = this.acc;
+        if (this.state === 'magic' && a.length === 4) {
+            const m = a[0] | (a[1] << 8) | (a[2] << 16);
+            const top = a[3];
+            this.acc = [];
+            if (m === 0x2fb528 && top === 0xfd)
+                this.state = 'descriptor';
+            else if ((m & 0xfffff0) === 0x4d2a50 && top === 0x18)
+                this.state = 'skippable';
+            else
+                this.bad('bad magic number');
+        }
+        else if (this.state === 'skippable' && a.length === 4) {
+            const n = (a[0] | (a[1] << 8) | (a[2] << 16)) +
+                a[3] * 2 ** 24;
+            this.acc = [];
+            return this.skip(n, true);
+        }
+        else if (this.state === 'descriptor') {
+            const fhd = a[0];
+            this.acc = [];
+            if (fhd & 0x08)
+                this.bad('reserved bit set');
+            const single = (fhd >> 5) & 1;
+            const fcs = fhd >> 6;
+            this.checksum = ((fhd >> 2) & 1) === 1;
+            const dictBytes = (fhd & 3) === 3 ? 4 : fhd & 3;
+            const sizeBytes = fcs === 0 ? single : 1 << fcs;
+            const rest = (single ? 0 : 1) + dictBytes + sizeBytes;
+            return this.skip(rest, false);
+        }
+        else if (this.state === 'block' && a.length === 3) {
+            const v = a[0] | (a[1] << 8) | (a[2] << 16);
+            this.acc = [];
+            const type = (v >> 1) & 3;
+            if (type === 3)
+                this.bad('reserved block type');
+            const body = type === 1 ? 1 : v >>> 3;
+            const last = (v & 1) === 1;
+            return this.skip(body + (last && this.checksum ? 4 : 0), last);
+        }
+        return false;
+    }
+    /** Skips `n` bytes, then a block header or (thenEnd) the frame's end; true when it ended. */
+    skip(n, thenEnd) {
+        this.skipLeft = n;
+        this.thenEnd = thenEnd;
+        this.state = 'skip';
+        return n === 0 && this.afterSkip();
+    }
+    afterSkip() {
+        this.state = this.thenEnd ? 'magic' : 'block';
+        return this.thenEnd;
+    }
+}
+//# sourceMappingURL=worker-decode.js.map
+;// CONCATENATED MODULE: ./build/src/store/worker-write.js
+/**
+ * The store worker's restore side: files written from their blobs (a store's, or frames of a
+ * downloaded pack), every file's content verified against its digest as it is written, large
+ * blobs streamed (the decoding is worker-decode.ts's); and the verification of stored blobs
+ * (`verifyBlobs`: before a pack is uploaded, and `verify --deep`), through the same decoding.
+ */
+
+
+
+
+
+
 /**
  * Mtime and mode through the open file, then its [id, inode, mtimeMs] into done. A file made
  * with its mode (open's mode, less the umask) needs no chmod: the fstat tells.
@@ -524,103 +792,20 @@ function writeMember(m, content, done) {
 }
 /** Streams a large standalone blob into one file, verifying as it goes. */
 async function writeLarge(blob, at, m, done) {
-    const src = openFrame(blob, at);
-    const end = at.length === undefined ? Infinity : at.offset + at.length;
     const out = external_node_fs_namespaceObject.openSync(m.dest, 'wx', 0o600);
     const hash = external_node_crypto_namespaceObject.createHash('sha256');
-    let total = 0;
     try {
-        if (napi !== null && worker_core_native !== null) {
-            const dctx = worker_core_native.dctx;
-            dctx.reset(napi.ResetDirective.sessionOnly);
-            const inBuf = Buffer.allocUnsafe(CHUNK);
-            const dst = Buffer.allocUnsafe(CHUNK);
-            let pos = at.offset;
-            let last = 1;
-            for (;;) {
-                const n = external_node_fs_namespaceObject.readSync(src, inBuf, 0, Math.min(CHUNK, end - pos), pos);
-                if (n === 0)
-                    break;
-                pos += n;
-                let s = inBuf.subarray(0, n);
-                for (;;) {
-                    let r;
-                    try {
-                        r = dctx.decompressStream(dst, s);
-                    }
-                    catch (err) {
-                        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-                    }
-                    const [ret, produced, consumed] = r;
-                    // (A call after the frame's end, with nothing in or out, answers a new frame's hint.)
-                    if (produced > 0 || consumed > 0)
-                        last = ret;
-                    if (produced > 0) {
-                        total += produced;
-                        if (total > m.size)
-                            fail('size', `blob ${blob} holds more than ${m.size} bytes`);
-                        const piece = dst.subarray(0, produced);
-                        hash.update(piece);
-                        worker_core_writeAll(out, piece);
-                    }
-                    s = s.subarray(consumed);
-                    // Done with this chunk only when it is consumed and nothing more comes out.
-                    if (s.length === 0 && produced === 0)
-                        break;
-                }
-            }
-            if (last !== 0)
-                fail('corrupt', `blob ${blob}: truncated zstd frame`);
+        await decodeStream(blob, at, m.size, (piece) => {
+            hash.update(piece);
+            worker_core_writeAll(out, piece);
+        });
+        if (hash.digest('hex') !== m.digest) {
+            fail('corrupt', `blob ${blob}: content does not match its digest`);
         }
-        else {
-            external_node_fs_namespaceObject.closeSync(out);
-            const tap = new external_node_stream_namespaceObject.Transform({
-                transform(chunk, _enc, cb) {
-                    total += chunk.length;
-                    if (total > m.size) {
-                        cb(new OpFailure('size', `blob ${blob} holds more than ${m.size} bytes`));
-                        return;
-                    }
-                    hash.update(chunk);
-                    cb(null, chunk);
-                },
-            });
-            try {
-                await (0,promises_namespaceObject.pipeline)(external_node_fs_namespaceObject.createReadStream(at.file, {
-                    highWaterMark: 1 << 20,
-                    fd: src,
-                    autoClose: false,
-                    start: at.offset,
-                    ...(at.length === undefined ? {} : { end: end - 1 }),
-                }), external_node_zlib_namespaceObject.createZstdDecompress({ chunkSize: 256 * 1024 }), tap, external_node_fs_namespaceObject.createWriteStream(m.dest, { flags: 'w', mode: 0o600 }));
-            }
-            catch (err) {
-                if (err instanceof OpFailure)
-                    throw err;
-                fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-            }
-        }
+        settle(out, m, done);
     }
     finally {
-        external_node_fs_namespaceObject.closeSync(src);
-        try {
-            external_node_fs_namespaceObject.closeSync(out);
-        }
-        catch {
-            // closed already (node:zlib path)
-        }
-    }
-    if (total !== m.size)
-        fail('size', `blob ${blob} holds ${total} bytes, expected ${m.size}`);
-    if (hash.digest('hex') !== m.digest) {
-        fail('corrupt', `blob ${blob}: content does not match its digest`);
-    }
-    const fd = external_node_fs_namespaceObject.openSync(m.dest, 'r');
-    try {
-        settle(fd, m, done);
-    }
-    finally {
-        external_node_fs_namespaceObject.closeSync(fd);
+        external_node_fs_namespaceObject.closeSync(out);
     }
 }
 /** Where rel (a validated manifest path, '' for a file root) goes under base. */
@@ -702,18 +887,103 @@ async function writeBatch(w) {
     }
     return done;
 }
+/**
+ * Checks a blob's content as it goes by, piece by piece, never holding more than one piece: the
+ * sha256 of the whole, and of each member's slice (members may come in any order, even overlap:
+ * a hostile table's are checked like any other).
+ */
+class ContentCheck {
+    name;
+    whole = external_node_crypto_namespaceObject.createHash('sha256');
+    members;
+    next = 0;
+    active = [];
+    pos = 0;
+    constructor(name, members) {
+        this.name = name;
+        this.members = [...members].sort((a, b) => a.offset - b.offset);
+    }
+    update(piece) {
+        this.whole.update(piece);
+        const start = this.pos;
+        const end = start + piece.length;
+        while (this.next < this.members.length &&
+            this.members[this.next].offset < end) {
+            this.active.push({
+                m: this.members[this.next],
+                hash: external_node_crypto_namespaceObject.createHash('sha256'),
+            });
+            this.next++;
+        }
+        if (this.active.length > 0) {
+            this.active = this.active.filter(({ m, hash }) => {
+                const from = Math.max(m.offset, start);
+                const to = Math.min(m.offset + m.size, end);
+                if (to > from)
+                    hash.update(piece.subarray(from - start, to - start));
+                if (m.offset + m.size > end)
+                    return true;
+                this.check(m, hash);
+                return false;
+            });
+        }
+        this.pos = end;
+    }
+    /** After the last piece (the decoder has checked the size). */
+    finish() {
+        if (this.whole.digest('hex') !== this.name) {
+            fail('corrupt', `blob ${this.name}: content does not match its digest`);
+        }
+        // Left: slices reaching past the end (the table checks refuse them before), and empty
+        // members at the very end.
+        for (const { m } of this.active)
+            this.pastEnd(m);
+        for (const m of this.members.slice(this.next)) {
+            if (m.size > 0 || m.offset > this.pos)
+                this.pastEnd(m);
+            this.check(m, external_node_crypto_namespaceObject.createHash('sha256'));
+        }
+    }
+    pastEnd(m) {
+        fail('corrupt', `blob ${this.name}: grouped file ${m.digest} lies past its end`);
+    }
+    check(m, hash) {
+        if (hash.digest('hex') !== m.digest) {
+            fail('corrupt', `blob ${this.name}: grouped file ${m.digest} does not match its digest`);
+        }
+    }
+}
+/**
+ * Verifies stored blobs (a store's files, or frames lent from packs): each must decode to its
+ * size and digest, and each grouped file's slice to its own. Content below STREAM_AT is decoded
+ * whole as restore does, larger content streamed in pieces, so memory stays bounded whatever
+ * sizes the caller (an entry's table) declares.
+ */
+async function verifyBlobs({ blobs }) {
+    for (const b of blobs) {
+        const at = b.at ?? { file: worker_core_blobPath(b.name), offset: 0, length: undefined };
+        const check = new ContentCheck(b.name, b.members);
+        if (b.size < STREAM_AT)
+            check.update(decodeWhole(readBlobFile(b.name, at), b.size, b.name));
+        else
+            await decodeStream(b.name, at, b.size, (piece) => check.update(piece));
+        check.finish();
+    }
+    return null;
+}
 //# sourceMappingURL=worker-write.js.map
 ;// CONCATENATED MODULE: ./build/src/store/store-worker.js
 /**
  * The store's worker thread (started by pool.ts from the file beside it: build/src/store/ in
  * tests, dist/<entry>/ in the bundle, where scripts/bundle.ts puts it). It hashes, compresses,
- * decompresses and writes files; the operations, their arguments and results are typed once in
- * worker-protocol.ts. It loads zstd-napi's binary from the path the main thread found
+ * decompresses, verifies and writes files (the store's only zstd code: the restore side and
+ * verification in worker-write.ts, their decoding in worker-decode.ts); the operations, their
+ * arguments and results are typed once in worker-protocol.ts. It loads zstd-napi's binary from the path the main thread found
  * (`StoreWorkerData.binding`) and falls back to `node:zlib` when there is none or it will not
  * load.
  *
  * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
- * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
+ * the other waits on I/O) except node:zlib's streaming decode of large blobs. Blobs are
  * written to tmp/ and renamed into place; a blob that exists already is not rewritten.
  */
 
@@ -1021,6 +1291,7 @@ const ops = {
     mkdirBatch,
     settleDirs,
     writeBatch: writeBatch,
+    verifyBlobs: verifyBlobs,
 };
 /** Runs one request; its reply (typed by its op). */
 async function perform(id, op, args) {

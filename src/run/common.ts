@@ -7,7 +7,7 @@ import { errorMessage, isInputError } from '../errors.js';
 import type { Config } from '../inputs.js';
 import type { KeyInputs } from '../key/types.js';
 import { pathToFileURL } from 'node:url';
-import { LocalStore, loadCodec, type LocalStoreOptions } from '../store/index.js';
+import { LocalStore, type LocalStoreOptions } from '../store/index.js';
 import type { OutputRoot, StoreFaults } from '../store/types.js';
 import { tempName } from '../util/fsx.js';
 
@@ -97,12 +97,17 @@ export async function openStore(
 ): Promise<LocalStore> {
   const store = await openEither(config, notes, keptStepStore);
   store.startWorkers();
+  // The backend the workers report once they have started (a binary found but not loadable
+  // leaves them on node:zlib), logged without waiting for them; nothing when they cannot start
+  // (their jobs fail, each a warning).
+  store.workerBackend().then(
+    (backend) => core.info(`zstd: ${backend}`),
+    () => undefined,
+  );
   return store;
 }
 
 async function openEither(config: Config, notes: string[], kept?: string): Promise<LocalStore> {
-  const codec = await loadCodec();
-  core.info(`zstd: ${codec.name}`);
   const options = await storeOptions();
   if (!config.local) {
     core.info(

@@ -10,20 +10,20 @@
  *                                     concatenation, so it is an ordinary blob on disk
  *
  * A file's manifest digest is always the sha256 of its own content; a grouped file has no blob
- * of that name: the entry's table says where it lives (table.ts; `attach`). Writes go through `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers
- * of one blob are harmless (same content). Reads always verify.
+ * of that name: the entry's table says where it lives (table.ts; `attach`). Writes go through
+ * `<root>/tmp/` and a rename, so a blob is either absent or complete; concurrent writers of one
+ * blob are harmless (same content). Reads always verify. Compressing and decoding are the
+ * workers' (pool.ts); this thread only moves frames as they are.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { rename, tempName } from '../util/fsx.js';
 import { BLOB_NAME, blobPath, fileSizeSync, writeOrAdopt } from './blob-layout.js';
-import { rawFrame, type Codec } from './codec.js';
 import { manifestFiles, type Manifest } from './manifest.js';
-import { keepsFrame, worthCompressing } from './codec-rules.js';
-import { sharedPool, type PoolDirs, type WorkerPool } from './pool.js';
+import { sharedPool, type Backend, type PoolDirs, type WorkerPool } from './pool.js';
+import type { BlobToVerify, GroupSlice } from './worker-protocol.js';
 
 /** Where a grouped file's content lives. */
 export interface Location {
@@ -71,81 +71,12 @@ export async function* fileRange(
 }
 
 /** A grouped file inside a group blob: its slice of the content and the digest it must have. */
-export interface Member {
-  readonly digest: string;
-  readonly offset: number;
-  readonly size: number;
-}
+export type Member = GroupSlice;
 
 /** What a blob must hold: `size` bytes of content and, for a group, its members' slices. */
 export interface BlobNeed {
   readonly size: number;
   readonly members: readonly Member[];
-}
-
-/**
- * Checks a blob's content as it streams by, piece by piece, never holding more than one piece:
- * the sha256 of the whole, and of each member's slice (members may come in any order, even
- * overlap: a hostile table's are checked like any other).
- */
-class ContentCheck {
-  private readonly whole = createHash('sha256');
-  private readonly members: Member[];
-  private next = 0;
-  private active: { m: Member; hash: Hash }[] = [];
-  private pos = 0;
-
-  constructor(
-    private readonly name: string,
-    need: BlobNeed,
-  ) {
-    this.members = [...need.members].sort((a, b) => a.offset - b.offset);
-  }
-
-  update(piece: Buffer): void {
-    this.whole.update(piece);
-    const start = this.pos;
-    const end = start + piece.length;
-    while (this.next < this.members.length && (this.members[this.next] as Member).offset < end) {
-      this.active.push({ m: this.members[this.next] as Member, hash: createHash('sha256') });
-      this.next++;
-    }
-    if (this.active.length > 0) {
-      this.active = this.active.filter(({ m, hash }) => {
-        const from = Math.max(m.offset, start);
-        const to = Math.min(m.offset + m.size, end);
-        if (to > from) hash.update(piece.subarray(from - start, to - start));
-        if (m.offset + m.size > end) return true;
-        this.check(m, hash);
-        return false;
-      });
-    }
-    this.pos = end;
-  }
-
-  /** After the last piece (the decoder has checked the size). */
-  finish(digest: string): void {
-    if (this.whole.digest('hex') !== digest) {
-      throw new StoreError(`blob ${this.name}: content does not match its digest`);
-    }
-    // Left: slices reaching past the end (the table checks refuse them before), and empty
-    // members at the very end.
-    for (const { m } of this.active) this.pastEnd(m);
-    for (const m of this.members.slice(this.next)) {
-      if (m.size > 0 || m.offset > this.pos) this.pastEnd(m);
-      this.check(m, createHash('sha256'));
-    }
-  }
-
-  private pastEnd(m: Member): never {
-    throw new StoreError(`blob ${this.name}: grouped file ${m.digest} lies past its end`);
-  }
-
-  private check(m: Member, hash: Hash): void {
-    if (hash.digest('hex') !== m.digest) {
-      throw new StoreError(`blob ${this.name}: grouped file ${m.digest} does not match its digest`);
-    }
-  }
 }
 
 /** A frame of a downloaded pack: `length` bytes at `offset` of `file`. */
@@ -162,9 +93,10 @@ export class BlobStore {
   constructor(
     readonly dir: string,
     private readonly tmpDir: string,
-    private readonly codec: Codec,
     /** Fault injection (tests): blob writes after this many fail with ENOSPC. */
     private readonly enospcAfter?: number,
+    /** The workers' backend, when forced (tests); else the process-wide pool's. */
+    private readonly backend?: Backend,
   ) {}
 
   get dirs(): PoolDirs {
@@ -174,7 +106,7 @@ export class BlobStore {
   }
 
   pool(): WorkerPool {
-    return sharedPool();
+    return sharedPool(this.backend);
   }
 
   pathOf(digest: string): string {
@@ -250,33 +182,44 @@ export class BlobStore {
   }
 
   /**
-   * Stores `content` (whose sha256 is `digest`) unless the blob exists. Returns the stored size
-   * and whether this call wrote it. Incompressible content is stored as it is (raw frame).
+   * Stores `content` (whose sha256 is `digest`) unless the blob exists, compressed by a worker
+   * under the workers' rules (codec-rules.ts: small or incompressible content as it is, in a
+   * frame of raw blocks). Returns the stored size and whether this call wrote it.
    */
   async put(digest: string, content: Buffer): Promise<{ stored: number; written: boolean }> {
     const existing = await this.ownSize(digest); // adopt (blob-layout.ts writeOrAdopt) first
     if (existing !== undefined) return { stored: existing, written: false };
-    // The workers' rules (codec-rules.ts): small content as it is, a frame only when it saves.
-    const compressed = worthCompressing(content.length, '')
-      ? this.codec.compress(content)
-      : undefined;
-    const frame =
-      compressed !== undefined && keepsFrame(compressed.length, content.length)
-        ? compressed
-        : rawFrame(content);
+    // Room for zstd's bound or a raw-block frame, with margin (chunked.ts's buffers).
+    const out = new Uint8Array(content.length + (content.length >> 7) + 1024);
+    const r = await this.pool().run('compressChunk', {
+      dirs: this.dirs,
+      data: content,
+      out,
+      length: content.length,
+      name: '',
+    });
+    const frame = r.out.subarray(0, r.length);
     return writeOrAdopt(this.dirs, digest, [frame], tempName(this.tmpDir, 'blob'));
   }
 
   /**
    * Verifies the stored blob `name` against `need` (its content size and digest, and each
-   * member's slice against its digest), streaming it from disk in bounded pieces: memory stays
-   * the same whatever sizes `need` declares. Throws StoreError on any difference; its length.
+   * member's slice against its digest) in a worker (worker-write.ts `verifyBlobs`), which
+   * decodes content of STREAM_AT or more in bounded pieces: memory stays the same whatever sizes
+   * `need` declares. Throws StoreError naming the blob on any difference; returns the frame's
+   * length.
    */
   async verifyStored(name: string, need: BlobNeed): Promise<number> {
-    const { length, pieces } = await this.storedFrame(name);
-    const check = new ContentCheck(name, need);
-    await this.codec.decompressStream(pieces, need.size, (piece) => check.update(piece));
-    check.finish(name);
+    const lent = this.lent.get(name);
+    const length = lent?.length ?? (await this.ownSize(name));
+    if (length === undefined) throw new StoreError(`blob ${name} is missing from the store`);
+    const blob: BlobToVerify = {
+      name,
+      size: need.size,
+      members: need.members.map(({ digest, offset, size }) => ({ digest, offset, size })),
+      ...(lent === undefined ? {} : { at: lent }),
+    };
+    await this.pool().run('verifyBlobs', { dirs: this.dirs, blobs: [blob] });
     return length;
   }
 

@@ -1,8 +1,7 @@
 /**
- * The compression rules every writer of blobs follows, on the main thread (codec.ts, blobs.ts)
- * and in the store's workers (store-worker.ts) alike: one module both import, so the two cannot
- * drift apart. Pure: no backend is loaded here (the worker bundle must not carry codec.ts's
- * dynamic imports of zstd-napi).
+ * The compression rules every writer of blobs follows: the store's workers (store-worker.ts),
+ * which do all compressing and decoding, and the tests that build frames by hand. Pure: no
+ * backend is loaded here.
  */
 
 export const LEVEL = 3;

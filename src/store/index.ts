@@ -4,7 +4,7 @@ export type { LentFrame } from './blobs.js';
 export { BLOB_NAME } from './blob-layout.js';
 export type { PackBase, PackFile } from './pack-room.js';
 export type { PackStream } from './pack.js';
-export { loadCodec, createCodec, BACKEND_ENV, type Codec, type CodecName } from './codec.js';
+export { BACKEND_ENV, nativeBindingPath, type Backend } from './pool.js';
 export type {
   OutputRoot,
   EntryMeta,

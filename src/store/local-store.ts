@@ -37,7 +37,6 @@ import * as path from 'node:path';
 import { StoreError } from '../errors.js';
 import { compareBytes } from '../util/bytes.js';
 import { BlobStore, type LentFrame } from './blobs.js';
-import { loadCodec, type Codec } from './codec.js';
 import { EntryFiles, type StoreContext } from './entries.js';
 import { indexToJson } from './index-file.js';
 import { IndexKeeper } from './index-keeper.js';
@@ -59,6 +58,7 @@ import {
   type PackRestore,
   type ScannedPacks,
 } from './pack-room.js';
+import type { Backend } from './pool.js';
 import { restoreRoots } from './restore.js';
 import { SaveRoom } from './save.js';
 import { encodeTable } from './table.js';
@@ -82,8 +82,11 @@ import type {
 } from './types.js';
 
 export interface LocalStoreOptions {
-  /** The codec for new blobs and for reading; defaults to the process-wide `loadCodec()`. */
-  readonly codec?: Codec;
+  /**
+   * The zstd backend the store's workers must use (tests: each backend reads the other's
+   * frames); none: zstd-napi where its binary loads, else node:zlib (pool.ts).
+   */
+  readonly backend?: Backend;
   /** How long to wait for the store lock before StoreError('lock timeout ...'). Default 30 s. */
   readonly lockTimeoutMs?: number;
   /** A lock not refreshed for this long belongs to a dead process and is taken over. Default
@@ -103,7 +106,6 @@ export class LocalStore {
 
   private constructor(
     readonly root: string,
-    readonly codec: Codec,
     options: LocalStoreOptions,
   ) {
     const tmpDir = path.join(root, 'tmp');
@@ -113,7 +115,7 @@ export class LocalStore {
       root,
       tmpDir,
       indexPath,
-      blobs: new BlobStore(path.join(root, 'blobs'), tmpDir, codec, faults.enospcAfter),
+      blobs: new BlobStore(path.join(root, 'blobs'), tmpDir, faults.enospcAfter, options.backend),
       lock: {
         target: indexPath,
         lockPath: path.join(root, 'store.lock'),
@@ -140,7 +142,7 @@ export class LocalStore {
   static async open(root: string, options: LocalStoreOptions = {}): Promise<LocalStore> {
     const abs = path.resolve(root);
     await fs.mkdir(path.join(abs, 'tmp'), { recursive: true });
-    const store = new LocalStore(abs, options.codec ?? (await loadCodec()), options);
+    const store = new LocalStore(abs, options);
     await checkLayout(store.ctx);
     await fs.mkdir(path.join(abs, 'blobs'), { recursive: true });
     await cleanTmp(store.ctx.tmpDir);
@@ -154,6 +156,14 @@ export class LocalStore {
    */
   startWorkers(): void {
     this.ctx.blobs.pool();
+  }
+
+  /**
+   * The zstd backend the store's workers use, once they have started: 'zstd-napi', or
+   * 'node:zlib' where its binary is missing or will not load. Rejects when they cannot start.
+   */
+  workerBackend(): Promise<string> {
+    return this.ctx.blobs.pool().backend();
   }
 
   // ---- lookups -------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /**
- * The store's worker pool: it hashes, compresses, decompresses and writes files off the main
- * thread. The workers run store-worker.js, started from the file beside this module's (beside
+ * The store's worker pool: it hashes, compresses, decompresses, verifies and writes files off
+ * the main thread, which loads no zstd backend of its own. The workers run store-worker.js, started from the file beside this module's (beside
  * the bundle's index.js in dist/<entry>/, where scripts/bundle.ts puts it); every message is a
  * StoreRequest or StoreReply (worker-protocol.ts).
  */
@@ -11,7 +11,6 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { StoreError } from '../errors.js';
-import { BACKEND_ENV } from './codec.js';
 import type {
   ArgsOf,
   ResultOf,
@@ -23,10 +22,16 @@ import type {
 } from './worker-protocol.js';
 
 export { MIN_SAVING } from './codec-rules.js';
+export { STREAM_AT } from './worker-protocol.js';
 export type { PoolDirs, WorkerFailureKind } from './worker-protocol.js';
 
-/** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
-export const STREAM_AT = 16 * 1024 * 1024;
+/** The environment variable that picks the workers' backend: `node` forces node:zlib. */
+export const BACKEND_ENV = 'CLYDE_ZSTD_BACKEND';
+/**
+ * A backend to force (tests): `native` requires zstd-napi's binary, `node` uses node:zlib;
+ * none: zstd-napi where its binary is found and loads, else node:zlib.
+ */
+export type Backend = 'native' | 'node';
 /** Environment variable: the number of worker threads (default: cores, at most 4). */
 export const WORKERS_ENV = 'CLYDE_STORE_WORKERS';
 
@@ -42,10 +47,13 @@ export class WorkerOpError extends StoreError {
 /**
  * Where zstd-napi's native binary is: beside the bundle (`dist/<entry>/build/Release`, where
  * scripts/bundle.ts puts it) or in node_modules. Undefined when neither exists or the
- * environment forces node:zlib.
+ * environment forces node:zlib (a forced `native` backend ignores the environment).
  */
-export function nativeBindingPath(): string | undefined {
-  if ((process.env[BACKEND_ENV] ?? '').trim().toLowerCase() === 'node') return undefined;
+export function nativeBindingPath(backend?: Backend): string | undefined {
+  if (backend === 'node') return undefined;
+  if (backend === undefined && (process.env[BACKEND_ENV] ?? '').trim().toLowerCase() === 'node') {
+    return undefined;
+  }
   const here = path.dirname(fileURLToPath(import.meta.url));
   const candidates = [path.join(here, 'build', 'Release', 'binding.node')];
   try {
@@ -105,8 +113,12 @@ export class WorkerPool {
   private seq = 0;
   private closed = false;
 
-  constructor(size = defaultWorkers()) {
-    const workerData: StoreWorkerData = { binding: nativeBindingPath() };
+  constructor(size = defaultWorkers(), backend?: Backend) {
+    const binding = nativeBindingPath(backend);
+    if (backend === 'native' && binding === undefined) {
+      throw new StoreError('zstd-napi is not available: its binary was not found');
+    }
+    const workerData: StoreWorkerData = { binding };
     const file = storeWorkerPath();
     for (let i = 0; i < size; i++) {
       const worker = new Worker(file, { workerData });
@@ -114,8 +126,11 @@ export class WorkerPool {
       const ready = new Promise<string>((resolve, reject) => {
         worker.once('error', reject);
         worker.once('message', (m: StoreReply) => {
-          if (m.type === 'ready') resolve(m.backend);
-          else reject(new StoreError(`store worker answered before it was ready (${m.type})`));
+          if (m.type !== 'ready') {
+            reject(new StoreError(`store worker answered before it was ready (${m.type})`));
+          } else if (backend === 'native' && m.backend !== 'zstd-napi') {
+            reject(new StoreError('zstd-napi is not available: its binary will not load'));
+          } else resolve(m.backend);
         });
       });
       const slot: Slot = { worker, ready, inflight: 0, online: false };
@@ -221,12 +236,19 @@ export class WorkerPool {
   }
 }
 
-let shared: WorkerPool | undefined;
+const shared = new Map<Backend | undefined, WorkerPool>();
 
-/** The process-wide pool (created on first use; idle workers never keep the process alive). */
-export function sharedPool(): WorkerPool {
-  if (shared === undefined || shared.isClosed) shared = new WorkerPool();
-  return shared;
+/**
+ * The process-wide pool (created on first use; idle workers never keep the process alive); one
+ * per forced backend.
+ */
+export function sharedPool(backend?: Backend): WorkerPool {
+  let pool = shared.get(backend);
+  if (pool === undefined || pool.isClosed) {
+    pool = new WorkerPool(defaultWorkers(), backend);
+    shared.set(backend, pool);
+  }
+  return pool;
 }
 
 function defaultWorkers(): number {

@@ -1,13 +1,14 @@
 /**
  * The store's worker thread (started by pool.ts from the file beside it: build/src/store/ in
  * tests, dist/<entry>/ in the bundle, where scripts/bundle.ts puts it). It hashes, compresses,
- * decompresses and writes files; the operations, their arguments and results are typed once in
- * worker-protocol.ts. It loads zstd-napi's binary from the path the main thread found
+ * decompresses, verifies and writes files (the store's only zstd code: the restore side and
+ * verification in worker-write.ts, their decoding in worker-decode.ts); the operations, their
+ * arguments and results are typed once in worker-protocol.ts. It loads zstd-napi's binary from the path the main thread found
  * (`StoreWorkerData.binding`) and falls back to `node:zlib` when there is none or it will not
  * load.
  *
  * Everything inside is synchronous per item (two threads on two cores keep the CPU busy while
- * the other waits on I/O) except node:zlib's streaming restore of large blobs. Blobs are
+ * the other waits on I/O) except node:zlib's streaming decode of large blobs. Blobs are
  * written to tmp/ and renamed into place; a blob that exists already is not rewritten.
  */
 import * as fs from 'node:fs';
@@ -49,7 +50,7 @@ import {
   tmpName,
   zparams,
 } from './worker-core.js';
-import { writeBatch } from './worker-write.js';
+import { verifyBlobs, writeBatch } from './worker-write.js';
 
 function compress(buf: Uint8Array): Uint8Array {
   if (napi !== null && native !== null) {
@@ -329,6 +330,7 @@ const ops: { [K in StoreOp]: (args: ArgsOf<K>) => ResultOf<K> | Promise<ResultOf
   mkdirBatch,
   settleDirs,
   writeBatch,
+  verifyBlobs,
 };
 
 /** Runs one request; its reply (typed by its op). */

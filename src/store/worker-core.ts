@@ -1,5 +1,5 @@
 /**
- * What the store worker's operations share (store-worker.ts, worker-write.ts): the zstd
+ * What the store worker's operations share (store-worker.ts, worker-write.ts, worker-decode.ts): the zstd
  * binding or node:zlib's parameters, the failure kinds the main thread tells apart, the current
  * job's directories and transfers, scratch buffers, and small I/O helpers. Imported only by the
  * worker thread's modules.

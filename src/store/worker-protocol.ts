@@ -18,8 +18,13 @@
  *              (NaN: as it is), in order; one that is no longer a directory is left alone
  *   writeBatch verified files written from each blob (restore.ts) -> [id, inode, mtimeMs] of
  *              each file written, flat
+ *   verifyBlobs stored blobs decoded and checked against their digests and their grouped
+ *              files' (blobs.ts `verifyStored`) -> null, or a failure naming the blob
  */
 import type { BlobDirs } from './blob-layout.js';
+
+/** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
+export const STREAM_AT = 16 * 1024 * 1024;
 
 /** Every job names the store it works on (blob-layout.ts `BlobDirs`). */
 export type PoolDirs = BlobDirs;
@@ -159,6 +164,26 @@ export interface WriteWire extends FilesWire {
   readonly pack?: { readonly files: readonly string[]; readonly frames: Float64Array };
 }
 
+/** A grouped file inside a group blob: its slice of the content and the digest it must have. */
+export interface GroupSlice {
+  readonly digest: string;
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** A stored blob to verify: `size` bytes of content named `name`, holding `members`. */
+export interface BlobToVerify {
+  readonly name: string;
+  readonly size: number;
+  readonly members: readonly GroupSlice[];
+  /** Where its frame is when it is not the store's file (a frame lent from a pack). */
+  readonly at?: { readonly file: string; readonly offset: number; readonly length: number };
+}
+
+export interface VerifyArgs {
+  readonly blobs: readonly BlobToVerify[];
+}
+
 /** Each operation's arguments (besides `dirs`) and result. */
 export interface StoreOps {
   putFiles: { args: PutArgs; result: PutResult[] };
@@ -168,6 +193,7 @@ export interface StoreOps {
   mkdirBatch: { args: MkdirArgs; result: null };
   settleDirs: { args: SettleDirsArgs; result: null };
   writeBatch: { args: WriteWire; result: number[] };
+  verifyBlobs: { args: VerifyArgs; result: null };
 }
 export type StoreOp = keyof StoreOps;
 export type ArgsOf<K extends StoreOp> = StoreOps[K]['args'] & { readonly dirs: PoolDirs };

@@ -1,111 +1,21 @@
 /**
  * The store worker's restore side: files written from their blobs (a store's, or frames of a
  * downloaded pack), every file's content verified against its digest as it is written, large
- * blobs streamed.
+ * blobs streamed (the decoding is worker-decode.ts's); and the verification of stored blobs
+ * (`verifyBlobs`: before a pack is uploaded, and `verify --deep`), through the same decoding.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import * as zlib from 'node:zlib';
-import type { FilesWire, WriteWire } from './worker-protocol.js';
 import {
-  blobPath,
-  CHUNK,
-  codeOf,
-  fail,
-  napi,
-  native,
-  OpFailure,
-  scratchOf,
-  sha256Hex,
-  writeAll,
-} from './worker-core.js';
-
-function decodeWhole(frame: Uint8Array, size: number, blob: string): Uint8Array {
-  if (native !== null) {
-    const out = scratchOf(Math.max(size, 1)).subarray(0, size);
-    let n: number;
-    try {
-      n = native.dctx.decompress(out, frame);
-    } catch (err) {
-      if (/too small/i.test(String(err)))
-        fail('size', `blob ${blob} holds more than ${size} bytes`);
-      fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-    }
-    if (n !== size) fail('size', `blob ${blob} holds ${n} bytes, expected ${size}`);
-    return out;
-  }
-  let out: Buffer;
-  try {
-    out = zlib.zstdDecompressSync(frame, { maxOutputLength: Math.max(1, size) });
-  } catch (err) {
-    if (codeOf(err) === 'ERR_BUFFER_TOO_LARGE') {
-      fail('size', `blob ${blob} holds more than ${size} bytes`);
-    }
-    fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-  }
-  if (out.length !== size) fail('size', `blob ${blob} holds ${out.length} bytes, expected ${size}`);
-  return out;
-}
-
-// Blob files are read into this buffer (reused, like scratch: fresh memory is slow to touch).
-let frameBuf = Buffer.allocUnsafe(0);
-
-/** Where a blob's frame is read from: its file in the store, or a range of a pack. */
-interface FrameAt {
-  readonly file: string;
-  readonly offset: number;
-  /** The range's length; undefined for a whole store file. */
-  readonly length: number | undefined;
-}
-
-function openFrame(blob: string, at: FrameAt): number {
-  try {
-    return fs.openSync(at.file, 'r');
-  } catch (err) {
-    fail('missing', `blob ${blob} is missing from the store: ${err}`);
-  }
-}
-
-/** The blob's stored bytes, in frameBuf (valid until the next call). */
-function readBlobFile(blob: string, at: FrameAt): Buffer {
-  const fd = openFrame(blob, at);
-  try {
-    if (at.length !== undefined) {
-      if (frameBuf.length < at.length) {
-        frameBuf = Buffer.allocUnsafe(Math.max(at.length, frameBuf.length * 2, 1 << 20));
-      }
-      let n = 0;
-      while (n < at.length) {
-        const r = fs.readSync(fd, frameBuf, n, at.length - n, at.offset + n);
-        if (r === 0) fail('corrupt', `blob ${blob}: the pack ends inside its frame`);
-        n += r;
-      }
-      return frameBuf.subarray(0, n);
-    }
-    const size = fs.fstatSync(fd).size;
-    if (frameBuf.length < size + 1) {
-      frameBuf = Buffer.allocUnsafe(Math.max(size + 1, frameBuf.length * 2, 1 << 20));
-    }
-    let n = 0;
-    for (;;) {
-      const r = fs.readSync(fd, frameBuf, n, frameBuf.length - n, null);
-      if (r === 0) break;
-      n += r;
-      if (n === frameBuf.length) {
-        // It grew since the fstat: room for the rest.
-        const next = Buffer.allocUnsafe(frameBuf.length * 2);
-        frameBuf.copy(next);
-        frameBuf = next;
-      }
-    }
-    return frameBuf.subarray(0, n);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+  STREAM_AT,
+  type FilesWire,
+  type GroupSlice,
+  type VerifyArgs,
+  type WriteWire,
+} from './worker-protocol.js';
+import { blobPath, fail, sha256Hex, writeAll } from './worker-core.js';
+import { decodeStream, decodeWhole, readBlobFile, type FrameAt } from './worker-decode.js';
 
 /** One file to write, as read back from a files wire. */
 interface WireFile {
@@ -149,95 +59,19 @@ function writeMember(m: Member, content: Uint8Array, done: number[]): void {
 
 /** Streams a large standalone blob into one file, verifying as it goes. */
 async function writeLarge(blob: string, at: FrameAt, m: Member, done: number[]): Promise<void> {
-  const src = openFrame(blob, at);
-  const end = at.length === undefined ? Infinity : at.offset + at.length;
   const out = fs.openSync(m.dest, 'wx', 0o600);
   const hash = crypto.createHash('sha256');
-  let total = 0;
   try {
-    if (napi !== null && native !== null) {
-      const dctx = native.dctx;
-      dctx.reset(napi.ResetDirective.sessionOnly);
-      const inBuf = Buffer.allocUnsafe(CHUNK);
-      const dst = Buffer.allocUnsafe(CHUNK);
-      let pos = at.offset;
-      let last = 1;
-      for (;;) {
-        const n = fs.readSync(src, inBuf, 0, Math.min(CHUNK, end - pos), pos);
-        if (n === 0) break;
-        pos += n;
-        let s = inBuf.subarray(0, n);
-        for (;;) {
-          let r: [number, number, number];
-          try {
-            r = dctx.decompressStream(dst, s);
-          } catch (err) {
-            fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-          }
-          const [ret, produced, consumed] = r;
-          // (A call after the frame's end, with nothing in or out, answers a new frame's hint.)
-          if (produced > 0 || consumed > 0) last = ret;
-          if (produced > 0) {
-            total += produced;
-            if (total > m.size) fail('size', `blob ${blob} holds more than ${m.size} bytes`);
-            const piece = dst.subarray(0, produced);
-            hash.update(piece);
-            writeAll(out, piece);
-          }
-          s = s.subarray(consumed);
-          // Done with this chunk only when it is consumed and nothing more comes out.
-          if (s.length === 0 && produced === 0) break;
-        }
-      }
-      if (last !== 0) fail('corrupt', `blob ${blob}: truncated zstd frame`);
-    } else {
-      fs.closeSync(out);
-      const tap = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          total += chunk.length;
-          if (total > m.size) {
-            cb(new OpFailure('size', `blob ${blob} holds more than ${m.size} bytes`));
-            return;
-          }
-          hash.update(chunk);
-          cb(null, chunk);
-        },
-      });
-      try {
-        await pipeline(
-          fs.createReadStream(at.file, {
-            highWaterMark: 1 << 20,
-            fd: src,
-            autoClose: false,
-            start: at.offset,
-            ...(at.length === undefined ? {} : { end: end - 1 }),
-          }),
-          zlib.createZstdDecompress({ chunkSize: 256 * 1024 }),
-          tap,
-          fs.createWriteStream(m.dest, { flags: 'w', mode: 0o600 }),
-        );
-      } catch (err) {
-        if (err instanceof OpFailure) throw err;
-        fail('corrupt', `blob ${blob}: corrupt zstd frame: ${err}`);
-      }
+    await decodeStream(blob, at, m.size, (piece) => {
+      hash.update(piece);
+      writeAll(out, piece);
+    });
+    if (hash.digest('hex') !== m.digest) {
+      fail('corrupt', `blob ${blob}: content does not match its digest`);
     }
+    settle(out, m, done);
   } finally {
-    fs.closeSync(src);
-    try {
-      fs.closeSync(out);
-    } catch {
-      // closed already (node:zlib path)
-    }
-  }
-  if (total !== m.size) fail('size', `blob ${blob} holds ${total} bytes, expected ${m.size}`);
-  if (hash.digest('hex') !== m.digest) {
-    fail('corrupt', `blob ${blob}: content does not match its digest`);
-  }
-  const fd = fs.openSync(m.dest, 'r');
-  try {
-    settle(fd, m, done);
-  } finally {
-    fs.closeSync(fd);
+    fs.closeSync(out);
   }
 }
 
@@ -328,4 +162,92 @@ export async function writeBatch(w: WriteWire): Promise<number[]> {
     await write(job, done);
   }
   return done;
+}
+
+/**
+ * Checks a blob's content as it goes by, piece by piece, never holding more than one piece: the
+ * sha256 of the whole, and of each member's slice (members may come in any order, even overlap:
+ * a hostile table's are checked like any other).
+ */
+class ContentCheck {
+  private readonly whole = crypto.createHash('sha256');
+  private readonly members: GroupSlice[];
+  private next = 0;
+  private active: { m: GroupSlice; hash: crypto.Hash }[] = [];
+  private pos = 0;
+
+  constructor(
+    private readonly name: string,
+    members: readonly GroupSlice[],
+  ) {
+    this.members = [...members].sort((a, b) => a.offset - b.offset);
+  }
+
+  update(piece: Uint8Array): void {
+    this.whole.update(piece);
+    const start = this.pos;
+    const end = start + piece.length;
+    while (
+      this.next < this.members.length &&
+      (this.members[this.next] as GroupSlice).offset < end
+    ) {
+      this.active.push({
+        m: this.members[this.next] as GroupSlice,
+        hash: crypto.createHash('sha256'),
+      });
+      this.next++;
+    }
+    if (this.active.length > 0) {
+      this.active = this.active.filter(({ m, hash }) => {
+        const from = Math.max(m.offset, start);
+        const to = Math.min(m.offset + m.size, end);
+        if (to > from) hash.update(piece.subarray(from - start, to - start));
+        if (m.offset + m.size > end) return true;
+        this.check(m, hash);
+        return false;
+      });
+    }
+    this.pos = end;
+  }
+
+  /** After the last piece (the decoder has checked the size). */
+  finish(): void {
+    if (this.whole.digest('hex') !== this.name) {
+      fail('corrupt', `blob ${this.name}: content does not match its digest`);
+    }
+    // Left: slices reaching past the end (the table checks refuse them before), and empty
+    // members at the very end.
+    for (const { m } of this.active) this.pastEnd(m);
+    for (const m of this.members.slice(this.next)) {
+      if (m.size > 0 || m.offset > this.pos) this.pastEnd(m);
+      this.check(m, crypto.createHash('sha256'));
+    }
+  }
+
+  private pastEnd(m: GroupSlice): never {
+    fail('corrupt', `blob ${this.name}: grouped file ${m.digest} lies past its end`);
+  }
+
+  private check(m: GroupSlice, hash: crypto.Hash): void {
+    if (hash.digest('hex') !== m.digest) {
+      fail('corrupt', `blob ${this.name}: grouped file ${m.digest} does not match its digest`);
+    }
+  }
+}
+
+/**
+ * Verifies stored blobs (a store's files, or frames lent from packs): each must decode to its
+ * size and digest, and each grouped file's slice to its own. Content below STREAM_AT is decoded
+ * whole as restore does, larger content streamed in pieces, so memory stays bounded whatever
+ * sizes the caller (an entry's table) declares.
+ */
+export async function verifyBlobs({ blobs }: VerifyArgs): Promise<null> {
+  for (const b of blobs) {
+    const at: FrameAt = b.at ?? { file: blobPath(b.name), offset: 0, length: undefined };
+    const check = new ContentCheck(b.name, b.members);
+    if (b.size < STREAM_AT) check.update(decodeWhole(readBlobFile(b.name, at), b.size, b.name));
+    else await decodeStream(b.name, at, b.size, (piece) => check.update(piece));
+    check.finish();
+  }
+  return null;
 }
