@@ -56964,14 +56964,6 @@ function rawFrameParts(content) {
     }
     return parts;
 }
-/** `content` as a zstd frame of raw (uncompressed) blocks. */
-function rawFrame(content) {
-    return Buffer.concat(rawFrameParts(content));
-}
-/** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
-function isRawFrame(frame) {
-    return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
-}
 //# sourceMappingURL=codec-rules.js.map
 ;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
 /** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
@@ -57204,8 +57196,8 @@ function defaultWorkers() {
  * Content-addressed blobs. Every blob is one zstd frame named by the sha256 of its content:
  *
  *   <root>/blobs/<aa>/<sha256>        a compressed frame, or (incompressible content, "stored as
- *                                     it is") a frame of raw blocks: `isRawFrame` tells them
- *                                     apart, any zstd decoder reads both
+ *                                     it is") a frame of raw blocks (codec-rules.ts
+ *                                     `rawFrameParts`): any zstd decoder reads both
  *   <root>/blobs/<aa>/<sha256>        a group blob: the contents of several small files of one
  *                                     save back to back, compressed together (small files
  *                                     compress far worse alone); named by the digest of the

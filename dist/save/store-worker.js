@@ -117,14 +117,6 @@ function rawFrameParts(content) {
     }
     return parts;
 }
-/** `content` as a zstd frame of raw (uncompressed) blocks. */
-function rawFrame(content) {
-    return Buffer.concat(rawFrameParts(content));
-}
-/** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
-function isRawFrame(frame) {
-    return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
-}
 //# sourceMappingURL=codec-rules.js.map
 ;// CONCATENATED MODULE: ./build/src/store/blob-layout.js
 /**

@@ -2,8 +2,8 @@
  * Content-addressed blobs. Every blob is one zstd frame named by the sha256 of its content:
  *
  *   <root>/blobs/<aa>/<sha256>        a compressed frame, or (incompressible content, "stored as
- *                                     it is") a frame of raw blocks: `isRawFrame` tells them
- *                                     apart, any zstd decoder reads both
+ *                                     it is") a frame of raw blocks (codec-rules.ts
+ *                                     `rawFrameParts`): any zstd decoder reads both
  *   <root>/blobs/<aa>/<sha256>        a group blob: the contents of several small files of one
  *                                     save back to back, compressed together (small files
  *                                     compress far worse alone); named by the digest of the

@@ -37,7 +37,7 @@ export function keepsFrame(frameLength: number, length: number): boolean {
  * verification need no marker), and decoding it is a memory copy. Header: magic, a frame
  * descriptor with no content size, no checksum and no dictionary, and a 128 KiB window.
  */
-const RAW_FRAME_HEADER = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
+export const RAW_FRAME_HEADER = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]);
 export const RAW_BLOCK_MAX = 128 * 1024;
 
 function rawBlockHeader(size: number, last: boolean): Buffer {
@@ -54,14 +54,4 @@ export function rawFrameParts(content: Uint8Array): Uint8Array[] {
     parts.push(rawBlockHeader(end - off, end === content.length), content.subarray(off, end));
   }
   return parts;
-}
-
-/** `content` as a zstd frame of raw (uncompressed) blocks. */
-export function rawFrame(content: Uint8Array): Buffer {
-  return Buffer.concat(rawFrameParts(content));
-}
-
-/** True when `frame` is a raw-block frame written by `rawFrame` (stored as it is). */
-export function isRawFrame(frame: Uint8Array): boolean {
-  return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
 }

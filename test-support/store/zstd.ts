@@ -5,7 +5,13 @@
  */
 import { createRequire } from 'node:module';
 import * as zlib from 'node:zlib';
-import { CHAIN_LOG, HASH_LOG, LEVEL } from '../../src/store/codec-rules.js';
+import {
+  CHAIN_LOG,
+  HASH_LOG,
+  LEVEL,
+  RAW_FRAME_HEADER,
+  rawFrameParts,
+} from '../../src/store/codec-rules.js';
 
 export type FrameBackend = 'native' | 'node';
 
@@ -46,4 +52,14 @@ export function zstdFrame(content: string | Uint8Array, backend: FrameBackend = 
     hashLog: HASH_LOG,
     chainLog: CHAIN_LOG,
   });
+}
+
+/** `content` as a zstd frame of raw (uncompressed) blocks, as the store writes incompressible content. */
+export function rawFrame(content: Uint8Array): Buffer {
+  return Buffer.concat(rawFrameParts(content));
+}
+
+/** True when `frame` is a raw-block frame (content stored as it is). */
+export function isRawFrame(frame: Uint8Array): boolean {
+  return frame.length >= 6 && RAW_FRAME_HEADER.equals(frame.subarray(0, 6));
 }
