@@ -13,11 +13,14 @@ import {
   bytesFrom,
   checkHealthy,
   contentFor,
+  readContent,
   replaceFile,
   requestFor,
+  sameContent,
   writeContent,
 } from '../../test-support/store/fixtures.js';
 import { runChild } from '../../test-support/store/spawn.js';
+import { restoreAndAdopt } from '../../test-support/store/take-pack.js';
 import { withSandbox } from './helpers.js';
 import { zstdFrame } from '../../test-support/store/zstd.js';
 
@@ -174,4 +177,21 @@ describe('an ENOSPC injected where blobs are written (no root needed)', () => {
         expect(await fs.readdir(path.join(sb.store, 'tmp'))).toEqual([]);
       }));
   }
+
+  it('fails taking a downloaded pack with the store intact (the restore is done)', () =>
+    withSandbox(async (sb) => {
+      const other = path.join(sb.base, 'other');
+      await seed(other, sb.ws, ['remote']);
+      const pack = path.join(sb.base, 'remote.pack');
+      await (await LocalStore.open(other)).exportPack('remote', pack);
+      await seed(sb.store, sb.ws, ['fits']);
+      const full = await LocalStore.open(sb.store, { faults: { enospcAfter: 0 } });
+      const roots = [{ name: 'out', absPath: path.join(sb.base, 'restored', 'out') }];
+      await expect(restoreAndAdopt(full, pack, 'remote', { roots })).rejects.toThrow(/ENOSPC/);
+      expect(sameContent(await readContent(roots[0]!.absPath), contentFor('remote'))).toBe(true);
+      const health = await checkHealthy(sb.store, sb.base);
+      expect(health.problems).toEqual([]);
+      expect(health.keys).toEqual(['fits']);
+      expect(await fs.readdir(path.join(sb.store, 'tmp'))).toEqual([]);
+    }));
 });

@@ -57215,7 +57215,6 @@ function defaultWorkers() {
 
 
 
-
 /** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
 function contentBlobs(m, locs) {
     const out = new Set();
@@ -57416,23 +57415,26 @@ class BlobStore {
      * every file was verified as it was restored (adoptPacks). A blob that exists is left alone.
      */
     async adoptFrame(name, source) {
-        const dest = this.pathOf(name);
         if ((await this.ownSize(name)) !== undefined)
             return;
+        // blob-layout.ts writeOrAdopt's steps for a frame streamed to tmp/ first.
+        injectedFault(this.dirs);
         const tmp = fsx_tempName(this.tmpDir, 'adopt');
-        const out = await external_node_fs_.promises.open(tmp, 'wx');
         try {
-            for await (const piece of source)
-                await out.write(piece);
+            const out = await external_node_fs_.promises.open(tmp, 'wx', 0o444);
+            try {
+                for await (const piece of source)
+                    await out.write(piece);
+            }
+            finally {
+                await out.close();
+            }
+            renameInto(tmp, this.pathOf(name));
         }
         catch (err) {
-            await out.close();
             await external_node_fs_.promises.rm(tmp, { force: true });
             throw err;
         }
-        await out.close();
-        await external_node_fs_.promises.mkdir(external_node_path_.dirname(dest), { recursive: true });
-        await rename(tmp, dest);
     }
     async remove(digest) {
         this.lent.delete(digest);

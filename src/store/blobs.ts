@@ -17,10 +17,16 @@
  */
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import * as path from 'node:path';
 import { StoreError } from '../errors.js';
-import { rename, tempName } from '../util/fsx.js';
-import { BLOB_NAME, blobPath, fileSizeSync, writeOrAdopt } from './blob-layout.js';
+import { tempName } from '../util/fsx.js';
+import {
+  BLOB_NAME,
+  blobPath,
+  fileSizeSync,
+  injectedFault,
+  renameInto,
+  writeOrAdopt,
+} from './blob-layout.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { sharedPool, type Backend, type PoolDirs, type WorkerPool } from './pool.js';
 import type { BlobToVerify, GroupSlice } from './worker-protocol.js';
@@ -261,20 +267,22 @@ export class BlobStore {
    * every file was verified as it was restored (adoptPacks). A blob that exists is left alone.
    */
   async adoptFrame(name: string, source: AsyncIterable<Uint8Array>): Promise<void> {
-    const dest = this.pathOf(name);
     if ((await this.ownSize(name)) !== undefined) return;
+    // blob-layout.ts writeOrAdopt's steps for a frame streamed to tmp/ first.
+    injectedFault(this.dirs);
     const tmp = tempName(this.tmpDir, 'adopt');
-    const out = await fs.open(tmp, 'wx');
     try {
-      for await (const piece of source) await out.write(piece);
+      const out = await fs.open(tmp, 'wx', 0o444);
+      try {
+        for await (const piece of source) await out.write(piece);
+      } finally {
+        await out.close();
+      }
+      renameInto(tmp, this.pathOf(name));
     } catch (err) {
-      await out.close();
       await fs.rm(tmp, { force: true });
       throw err;
     }
-    await out.close();
-    await fs.mkdir(path.dirname(dest), { recursive: true });
-    await rename(tmp, dest);
   }
 
   async remove(digest: string): Promise<void> {
