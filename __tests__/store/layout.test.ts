@@ -42,6 +42,19 @@ const PRUNE: PruneConfig = {
  * A store as the earlier layout left it: an entry whose artifact is JSON, a locator file beside
  * the blobs, the JSON index of before index.bin, and no layout file. Returns the saved tree.
  */
+/** The entry restores as it was saved, the store verifies, and the next prune sweeps nothing. */
+async function expectIntactOnce(opened: LocalStore, sb: Sandbox, before: unknown): Promise<void> {
+  const dest = path.join(sb.base, 'back', 'out');
+  await opened.restore(KEY, [{ name: 'out', absPath: dest }]);
+  expect(await snapshotTree(dest)).toEqual(before);
+  expect((await opened.verify({ deep: true })).ok).toBe(true);
+  let report: Awaited<ReturnType<typeof prunePostStep>> | undefined;
+  await captureStdout(async () => {
+    report = await prunePostStep(opened, PRUNE, []);
+  });
+  expect(report?.oldLayout).toBeUndefined();
+}
+
 async function earlierStore(sb: Sandbox): Promise<{ out: string; before: unknown }> {
   const out = path.join(sb.ws, 'out');
   const tree: Record<string, string> = {};
@@ -100,15 +113,7 @@ describe('the store layout', () => {
       expect(pruneLog).toMatch(/file\(s\) of an older store layout removed/);
       expect(await fs.readdir(sb.store)).not.toContain('old-layout');
       expect(await fs.readFile(path.join(sb.store, 'notes.txt'), 'utf8')).toBe('mine');
-      const dest = path.join(sb.base, 'back', 'out');
-      await opened.restore(KEY, [{ name: 'out', absPath: dest }]);
-      expect(await snapshotTree(dest)).toEqual(before);
-      expect((await opened.verify({ deep: true })).ok).toBe(true);
-      // nothing left for the next prune
-      await captureStdout(async () => {
-        report = await prunePostStep(opened, PRUNE, []);
-      });
-      expect(report?.oldLayout).toBeUndefined();
+      await expectIntactOnce(opened, sb, before);
     }));
 
   it('the unpacked/ copies of earlier linked restores are left alone on open and go with the next prune', () =>
@@ -148,15 +153,7 @@ describe('the store layout', () => {
       expect(await fs.readdir(path.join(sb.store, 'tmp'))).toEqual([]);
       // The workspace's link keeps its file; the entry is as it was.
       expect(await fs.readFile(workspaceFile, 'utf8')).toBe('alpha\n');
-      const dest = path.join(sb.base, 'back', 'out');
-      await opened.restore(KEY, [{ name: 'out', absPath: dest }]);
-      expect(await snapshotTree(dest)).toEqual(before);
-      expect((await opened.verify({ deep: true })).ok).toBe(true);
-      // once: nothing left for the next prune
-      await captureStdout(async () => {
-        report = await prunePostStep(opened, PRUNE, []);
-      });
-      expect(report?.oldLayout).toBeUndefined();
+      await expectIntactOnce(opened, sb, before);
     }));
 
   it('a store of a newer layout is refused and left as it is', () =>
