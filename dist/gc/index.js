@@ -56984,9 +56984,10 @@ function claimSlot(key, mask) {
 ;// CONCATENATED MODULE: ./build/src/store/pool.js
 /**
  * The store's worker pool: it hashes, compresses, decompresses, verifies and writes files off
- * the main thread, which loads no zstd backend of its own. The workers run store-worker.js, started from the file beside this module's (beside
- * the bundle's index.js in dist/<entry>/, where scripts/bundle.ts puts it); every message is a
- * StoreRequest or StoreReply (worker-protocol.ts).
+ * the main thread, which loads no zstd backend of its own. The workers run store-worker.js,
+ * started from the file beside this module's (beside the bundle's index.js in dist/<entry>/,
+ * where scripts/bundle.ts puts it); every message is a StoreRequest or StoreReply
+ * (worker-protocol.ts).
  */
 
 

@@ -1,8 +1,9 @@
 /**
  * The store's worker pool: it hashes, compresses, decompresses, verifies and writes files off
- * the main thread, which loads no zstd backend of its own. The workers run store-worker.js, started from the file beside this module's (beside
- * the bundle's index.js in dist/<entry>/, where scripts/bundle.ts puts it); every message is a
- * StoreRequest or StoreReply (worker-protocol.ts).
+ * the main thread, which loads no zstd backend of its own. The workers run store-worker.js,
+ * started from the file beside this module's (beside the bundle's index.js in dist/<entry>/,
+ * where scripts/bundle.ts puts it); every message is a StoreRequest or StoreReply
+ * (worker-protocol.ts).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
