@@ -56911,8 +56911,6 @@ async function shardedNames(dir) {
     return out;
 }
 //# sourceMappingURL=blob-layout.js.map
-;// CONCATENATED MODULE: external "node:module"
-const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 ;// CONCATENATED MODULE: ./build/src/store/codec-rules.js
 /**
  * The compression rules every writer of blobs follows: the store's workers (store-worker.ts),
@@ -56936,6 +56934,13 @@ const STORED_AS_IS = /\.(gz|tgz|zip|jar|whl|zst|xz|txz|bz2|br|7z|rar|png|jpe?g|g
 /** Whether content of `length` bytes named `name` ('' for none) is worth compressing at all. */
 function worthCompressing(length, name) {
     return length >= MIN_COMPRESS_BYTES && !STORED_AS_IS.test(name);
+}
+/**
+ * Room for the frame of `length` bytes of content, compressed (zstd's bound) or in raw blocks,
+ * with margin: the output buffer `compressChunk` writes into.
+ */
+function frameRoom(length) {
+    return length + (length >> 7) + 1024;
 }
 /** Whether a compressed frame of `frameLength` bytes saves enough over `length` bytes of content. */
 function keepsFrame(frameLength, length) {
@@ -56965,6 +56970,8 @@ function rawFrameParts(content) {
     return parts;
 }
 //# sourceMappingURL=codec-rules.js.map
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 ;// CONCATENATED MODULE: ./build/src/store/worker-protocol.js
 /** Files at least this large are streamed in 4 MiB chunks, never read into one buffer. */
 const STREAM_AT = 16 * 1024 * 1024;
@@ -57216,6 +57223,7 @@ function defaultWorkers() {
 
 
 
+
 /** The blobs holding `m`'s content, once each: a grouped file's group, else its own digest. */
 function contentBlobs(m, locs) {
     const out = new Set();
@@ -57346,8 +57354,7 @@ class BlobStore {
         const existing = await this.ownSize(digest); // adopt (blob-layout.ts writeOrAdopt) first
         if (existing !== undefined)
             return { stored: existing, written: false };
-        // Room for zstd's bound or a raw-block frame, with margin (chunked.ts's buffers).
-        const out = new Uint8Array(content.length + (content.length >> 7) + 1024);
+        const out = new Uint8Array(frameRoom(content.length));
         const r = await this.pool().run('compressChunk', {
             dirs: this.dirs,
             data: content,
@@ -57373,7 +57380,7 @@ class BlobStore {
         const blob = {
             name,
             size: need.size,
-            members: need.members.map(({ digest, offset, size }) => ({ digest, offset, size })),
+            members: need.members,
             ...(lent === undefined ? {} : { at: lent }),
         };
         await this.pool().run('verifyBlobs', { dirs: this.dirs, blobs: [blob] });
@@ -60019,15 +60026,16 @@ async function loadBasis(storeRoot, blobs, req, get, indexed, manifestOf) {
 
 
 
+
 /** Content per frame. */
 const chunked_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Chunks out at once (two per worker keeps both busy while this thread reads and writes). */
 const IN_FLIGHT = 4;
-/** Room for a chunk's compressed frame (zstd's bound) or its raw-block frame, with margin. */
+/** A chunk's buffers: its content, and room for its frame. */
 function newBuffers() {
     return {
         data: new Uint8Array(chunked_CHUNK_BYTES),
-        out: new Uint8Array(chunked_CHUNK_BYTES + (chunked_CHUNK_BYTES >> 7) + 1024),
+        out: new Uint8Array(frameRoom(chunked_CHUNK_BYTES)),
     };
 }
 /** Stores the file `abs` (`size` bytes when walked) as a blob of independent frames. */

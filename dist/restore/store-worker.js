@@ -90,6 +90,13 @@ const STORED_AS_IS = /\.(gz|tgz|zip|jar|whl|zst|xz|txz|bz2|br|7z|rar|png|jpe?g|g
 function worthCompressing(length, name) {
     return length >= MIN_COMPRESS_BYTES && !STORED_AS_IS.test(name);
 }
+/**
+ * Room for the frame of `length` bytes of content, compressed (zstd's bound) or in raw blocks,
+ * with margin: the output buffer `compressChunk` writes into.
+ */
+function frameRoom(length) {
+    return length + (length >> 7) + 1024;
+}
 /** Whether a compressed frame of `frameLength` bytes saves enough over `length` bytes of content. */
 function keepsFrame(frameLength, length) {
     return frameLength <= length * (1 - MIN_SAVING);

@@ -27,6 +27,7 @@ import {
   renameInto,
   writeOrAdopt,
 } from './blob-layout.js';
+import { frameRoom } from './codec-rules.js';
 import { manifestFiles, type Manifest } from './manifest.js';
 import { sharedPool, type Backend, type PoolDirs, type WorkerPool } from './pool.js';
 import type { BlobToVerify, GroupSlice } from './worker-protocol.js';
@@ -195,8 +196,7 @@ export class BlobStore {
   async put(digest: string, content: Buffer): Promise<{ stored: number; written: boolean }> {
     const existing = await this.ownSize(digest); // adopt (blob-layout.ts writeOrAdopt) first
     if (existing !== undefined) return { stored: existing, written: false };
-    // Room for zstd's bound or a raw-block frame, with margin (chunked.ts's buffers).
-    const out = new Uint8Array(content.length + (content.length >> 7) + 1024);
+    const out = new Uint8Array(frameRoom(content.length));
     const r = await this.pool().run('compressChunk', {
       dirs: this.dirs,
       data: content,
@@ -222,7 +222,7 @@ export class BlobStore {
     const blob: BlobToVerify = {
       name,
       size: need.size,
-      members: need.members.map(({ digest, offset, size }) => ({ digest, offset, size })),
+      members: need.members,
       ...(lent === undefined ? {} : { at: lent }),
     };
     await this.pool().run('verifyBlobs', { dirs: this.dirs, blobs: [blob] });

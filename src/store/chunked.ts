@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tempName } from '../util/fsx.js';
 import { blobPath, fileSizeSync, injectedFault, renameInto } from './blob-layout.js';
+import { frameRoom } from './codec-rules.js';
 import { WorkerOpError, type PoolDirs, type WorkerPool } from './pool.js';
 import type { ChunkResult } from './worker-protocol.js';
 
@@ -37,11 +38,11 @@ interface Buffers {
   out: Uint8Array;
 }
 
-/** Room for a chunk's compressed frame (zstd's bound) or its raw-block frame, with margin. */
+/** A chunk's buffers: its content, and room for its frame. */
 function newBuffers(): Buffers {
   return {
     data: new Uint8Array(CHUNK_BYTES),
-    out: new Uint8Array(CHUNK_BYTES + (CHUNK_BYTES >> 7) + 1024),
+    out: new Uint8Array(frameRoom(CHUNK_BYTES)),
   };
 }
 

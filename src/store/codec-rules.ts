@@ -26,6 +26,14 @@ export function worthCompressing(length: number, name: string): boolean {
   return length >= MIN_COMPRESS_BYTES && !STORED_AS_IS.test(name);
 }
 
+/**
+ * Room for the frame of `length` bytes of content, compressed (zstd's bound) or in raw blocks,
+ * with margin: the output buffer `compressChunk` writes into.
+ */
+export function frameRoom(length: number): number {
+  return length + (length >> 7) + 1024;
+}
+
 /** Whether a compressed frame of `frameLength` bytes saves enough over `length` bytes of content. */
 export function keepsFrame(frameLength: number, length: number): boolean {
   return frameLength <= length * (1 - MIN_SAVING);
